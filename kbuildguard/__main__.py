@@ -1,0 +1,3 @@
+from kbuildguard.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,435 @@
+"""Command line: argparse, output, and the one place where errors become exit codes."""
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from kbuildguard import __version__
+from kbuildguard.console import Console, printable
+from kbuildguard.errors import (
+    ConfigError,
+    ForcedCompilerMismatch,
+    KbgError,
+    KernelNotFound,
+    ModuleRejected,
+    NoMatchingCompiler,
+    UsageError,
+    exit_code_table,
+)
+
+EPILOG_EXIT = "exit codes:\n" + exit_code_table()
+
+EXAMPLES = {
+    "detect": """examples:
+  kbuildguard detect                              the running kernel
+  kbuildguard detect --kernel 6.1.0-56-amd64      an installed build tree
+  kbuildguard detect --proc-version-file v.txt    plan for a machine you only have /proc/version from
+  kbuildguard detect --kernel 6.1.0-56-amd64 --json""",
+    "make": """examples:
+  kbuildguard make                                in a module repository, for the running kernel
+  kbuildguard make --kernel 6.1.0-56-amd64        for another installed kernel
+  kbuildguard make -C src/driver clean
+  kbuildguard make modules_install -- INSTALL_MOD_PATH=/tmp/root -j4
+  kbuildguard make --install --yes                install the kernel's compiler first if missing""",
+    "check": """examples:
+  kbuildguard check vendor/driver.ko --kernel 6.1.0-56-amd64
+  kbuildguard check /lib/modules/6.1.0-56-amd64/extra --json""",
+    "init": """examples:
+  kbuildguard init                                kbuildguard.toml and kdemo.c in this folder
+  kbuildguard init -C mydriver --name mydriver""",
+    "setup": """examples:
+  kbuildguard setup --dry-run                     what it would install for the running kernel
+  kbuildguard setup --kernel 6.1.0-56-amd64 --yes
+  kbuildguard setup --sysroot /var/lib/mock/root --dry-run --json""",
+}
+
+
+def _add_kernel_options(p: argparse.ArgumentParser, proc_version: bool = False) -> None:
+    g = p.add_argument_group("target kernel (default: the running kernel)")
+    g.add_argument("--kernel", metavar="RELEASE", help="an installed kernel release (/lib/modules/R/build, /usr/src/kernels/R, /usr/src/linux-headers-R)")
+    g.add_argument("--kernel-dir", metavar="DIR", help="a kernel build tree")
+    g.add_argument("--sysroot", metavar="DIR", help="a chroot, image or build root whose kernel is the target (never trusts this machine's /proc/version)")
+    if proc_version:
+        g.add_argument("--proc-version-file", metavar="FILE", help="a file holding the target's /proc/version line")
+    p.add_argument("--match", choices=["exact", "version", "minor", "major"],
+                   help="how closely the compiler must match the kernel's (default: version = family and X.Y.Z)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kbuildguard",
+        description="Build out-of-tree Linux kernel modules with the compiler that built the kernel, "
+                    "and refuse any module that does not match it.",
+        epilog=EPILOG_EXIT, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version="kbuildguard " + __version__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=0, help="show probe commands and detail")
+    common.add_argument("-q", "--quiet", action="store_true", help="only errors and the result")
+    common.add_argument("--debug", action="store_true", help="show a traceback for every error")
+    common.add_argument("--log-file", metavar="FILE", help="write the detailed log here")
+    common.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], help=help_text, description=help_text,
+                              epilog=EXAMPLES.get(name, "") + "\n\n" + EPILOG_EXIT,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = add("detect", "show the kernel's compiler, where each fact came from, and the local compiler that matches")
+    _add_kernel_options(p, proc_version=True)
+    p.add_argument("--cc", metavar="PATH", help="judge only this compiler")
+
+    p = add("make", "build the module with the kernel's compiler and refuse any .ko that does not match")
+    p.add_argument("-C", dest="directory", default=".", metavar="MODULE_DIR", help="the module repository (default: .)")
+    _add_kernel_options(p)
+    p.add_argument("--cc", metavar="PATH", help="use this compiler (refused if it does not match the kernel's)")
+    p.add_argument("--install", action="store_true", help="install the matching compiler if none is found (asks first)")
+    p.add_argument("--yes", action="store_true", help="consent to installs without asking (RPM %%build, CI)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (compiler, generated files, make command) and exit")
+    p.add_argument("--allow-mismatch", action="store_true",
+                   help="EMERGENCY ONLY: keep mismatched modules instead of quarantining them; recorded in the report")
+    p.add_argument("targets", nargs="*", metavar="TARGET", help="modules (default), clean or modules_install; make arguments go after --")
+
+    p = add("check", "verify modules built elsewhere against the target kernel")
+    p.add_argument("paths", nargs="+", metavar="FILE.ko|DIR")
+    _add_kernel_options(p)
+
+    p = add("init", "scaffold kbuildguard.toml and a module source from the templates")
+    p.add_argument("-C", dest="directory", default=".", metavar="DIR")
+    p.add_argument("--name", default="kdemo", help="module name (default: kdemo, the module from the original incident)")
+
+    p = add("setup", "install the target kernel's build tree and matching compiler (asks first)")
+    _add_kernel_options(p, proc_version=True)
+    p.add_argument("--yes", action="store_true", help="consent without asking")
+    p.add_argument("--dry-run", action="store_true", help="print the exact commands and exit")
+    return parser
+
+
+def split_make_args(argv: Sequence[str]) -> Tuple[List[str], List[str]]:
+    """Everything after the first ``--`` goes to make untouched."""
+    argv = list(argv)
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1:]
+    return argv, []
+
+
+class Context:
+    """What every command needs; built once in main(), never global."""
+
+    def __init__(self, args: argparse.Namespace, env: Dict[str, str], stdout=None):
+        from kbuildguard.run import Runner
+
+        verbosity = -1 if getattr(args, "quiet", False) else getattr(args, "verbose", 0)
+        log = getattr(args, "log_file", None) or env.get("KBUILDGUARD_LOG")
+        self.console = Console(sys.stderr, verbosity=verbosity, log_path=log)
+        self.runner = Runner(self.console)
+        self.env = env
+        self.args = args
+        self.stdout = stdout or sys.stdout
+
+    def out(self, text: str) -> None:
+        self.stdout.write(text + "\n")
+
+    def out_json(self, data) -> None:
+        self.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def _selector(args: argparse.Namespace, settings=None):
+    from kbuildguard.kernel import Selector
+
+    kernel = getattr(args, "kernel", None) or (settings.kernel if settings else None)
+    kernel_dir = getattr(args, "kernel_dir", None) or (settings.kernel_dir if settings else None)
+    if args.kernel and args.kernel_dir:
+        raise UsageError("--kernel and --kernel-dir name the target twice: give one")
+    return Selector(kernel=kernel, kernel_dir=kernel_dir, sysroot=getattr(args, "sysroot", None),
+                    proc_version_file=getattr(args, "proc_version_file", None))
+
+
+def _level(name: Optional[str]):
+    from kbuildguard.toolchain import MatchLevel
+
+    try:
+        return MatchLevel(name or "version")
+    except ValueError:
+        raise ConfigError("match level %r is not one of exact, version, minor, major" % name)
+
+
+def _describe_kernel(ctx: Context, target) -> None:
+    ctx.out("kernel %s (%s)%s" % (target.release, target.arch or "arch unknown", " - the running kernel" if target.running else ""))
+    ctx.out("  build tree: %s" % (target.build_dir or "none"))
+    ctx.out("  compiler:   %s" % printable(target.compiler.describe()))
+    ctx.out("      text:   %s" % printable(target.compiler.text))
+    ctx.out("      from:   %s" % target.compiler_source)
+    for fact in target.facts[1:]:
+        ctx.out("      also:   %s: %s" % (fact.source, printable(fact.compiler.describe())))
+    if target.linker:
+        ctx.out("  linker:     %s" % printable(target.linker.describe()))
+    for note in target.notes:
+        ctx.console.warn(printable(note))
+
+
+def _describe_selection(ctx: Context, selection) -> None:
+    ctx.out("local compilers (match level %s):" % selection.level)
+    if not selection.candidates:
+        ctx.out("  none found on PATH or under /opt/rh")
+    for c in selection.candidates:
+        mark = {"match": "ok  ", "mismatch": "no  ", "error": "err "}[c.verdict]
+        what = printable(c.compiler.identity.describe()) if c.compiler else "?"
+        ctx.out("  %s %-28s %-40s %s" % (mark, c.path, what, printable(c.reason)))
+    ctx.out("selected: %s" % (selection.selected.path if selection.selected else "none"))
+
+
+def _no_match_error(target, selection) -> NoMatchingCompiler:
+    from kbuildguard import provision
+
+    details = ["%s: %s" % (c.path, c.reason) for c in selection.candidates]
+    hint = provision.install_hint(target)
+    return NoMatchingCompiler(
+        "no local compiler matches the kernel's %s (%s, match level %s)" % (
+            target.compiler.describe(), target.compiler_source, selection.level),
+        hint=hint, details=details or ["no gcc or clang found on PATH or under /opt/rh"])
+
+
+def cmd_detect(ctx: Context) -> int:
+    from kbuildguard import kernel, report, toolchain
+
+    args = ctx.args
+    target = kernel.resolve(_selector(args))
+    level = _level(args.match or ctx.env.get("KBUILDGUARD_MATCH"))
+    forced = (args.cc, "--cc") if args.cc else None
+    selection = toolchain.select(ctx.runner, target, level, ctx.env, forced=forced)
+    if args.json:
+        ctx.out_json({"kernel": report.kernel_json(target), **report.selection_json(selection)})
+    else:
+        _describe_kernel(ctx, target)
+        _describe_selection(ctx, selection)
+    if selection.selected is None:
+        raise _no_match_error(target, selection)
+    return 0
+
+
+def _refuse_forced(target, selection) -> ForcedCompilerMismatch:
+    c = selection.candidates[0]
+    found = c.compiler.identity.describe() if c.compiler else "unidentified"
+    return ForcedCompilerMismatch(
+        "%s (%s) is %s, but kernel %s was built by %s: refused before building" % (
+            c.path, c.origin, found, target.release, target.compiler.describe()),
+        hint="drop %s and let kbuildguard choose, or use a compiler that is %s" % (c.origin, target.compiler.describe()),
+        details=[c.reason])
+
+
+def cmd_make(ctx: Context) -> int:
+    from kbuildguard import kbuild, kernel, project, provision, render, toolchain
+    from kbuildguard.verify import reference_layout, verify_path
+
+    args = ctx.args
+    module_dir = os.path.abspath(args.directory)
+    if not os.path.isdir(module_dir):
+        raise UsageError("-C %s: no such directory" % args.directory)
+    goals = args.targets or ["modules"]
+    if len(goals) != 1 or goals[0] not in kbuild.TARGETS:
+        raise UsageError("target must be one of %s (got %s); make arguments go after --" % (", ".join(kbuild.TARGETS), " ".join(goals)))
+    goal = goals[0]
+    proj = project.load(module_dir)
+    settings = project.settings({"match": args.match, "cc": args.cc, "kernel": args.kernel, "kernel_dir": args.kernel_dir},
+                                ctx.env, proj)
+    level = _level(settings.match)
+    if not args.log_file and not ctx.env.get("KBUILDGUARD_LOG") and not args.dry_run:
+        ctx.console.open_log(os.path.join(module_dir, kbuild.STATE_DIR, "build.log"))
+    with ctx.console.step("resolve target kernel"):
+        target = kernel.resolve(_selector(args, settings))
+    if target.build_dir is None:
+        raise KernelNotFound("kernel %s: no build tree to build against" % target.release,
+                             hint=kernel.missing_tree_hint(target.release, target.sysroot))
+    for note in target.notes:
+        ctx.console.warn(printable(note))
+    make_args = list(ctx.make_args)
+    forced = toolchain.forced_compiler(settings.cc, ctx.env, make_args)
+    with ctx.console.step("select compiler for %s" % target.compiler.describe()):
+        selection = toolchain.select(ctx.runner, target, level, ctx.env, forced=forced)
+    if forced is not None and selection.selected is None:
+        if not args.allow_mismatch:
+            raise _refuse_forced(target, selection)
+    if selection.selected is None and forced is None:
+        if args.install:
+            selection = provision.install_and_reselect(ctx, target, level, yes=args.yes, dry_run=args.dry_run)
+        else:
+            raise _no_match_error(target, selection)
+    if selection.selected is None:  # --allow-mismatch with a forced compiler
+        c = selection.candidates[0]
+        if c.compiler is None:
+            raise ForcedCompilerMismatch("%s: %s" % (c.path, c.reason))
+        ctx.console.warn("--allow-mismatch: building with %s although the kernel was built by %s" % (
+            c.compiler.describe(), target.compiler.describe()))
+        selection = selection._replace(selected=c.compiler)
+    files = render.render(proj)
+    missing = render.missing_sources(proj)
+    if missing:
+        raise ConfigError("%s names file(s) that do not exist: %s" % (proj.config_path, ", ".join(missing)))
+    if not proj.modules and not any(os.path.exists(os.path.join(module_dir, n)) for n in ("Kbuild", "Makefile")):
+        raise ConfigError("%s has no kbuildguard.toml, Kbuild or Makefile: nothing to build" % module_dir,
+                          hint="run `kbuildguard init` to create kbuildguard.toml and a module source")
+    command = kbuild.make_command(target, selection.selected, module_dir, "modules" if goal != "clean" else "clean", make_args, ctx.env)
+    if args.dry_run:
+        plan = {
+            "kernel": {"release": target.release, "build_dir": target.build_dir, "compiler": target.compiler.describe()},
+            "compiler": selection.selected.path,
+            "files": [{"path": f.path, "action": f.action} for f in files],
+            "make": command.argv,
+            "env": {k: v for k, v in command.env.items() if ctx.env.get(k) != v},
+        }
+        if args.json:
+            ctx.out_json(plan)
+        else:
+            ctx.out("kernel:   %s (%s)" % (target.release, printable(target.compiler.describe())))
+            ctx.out("compiler: %s" % printable(selection.selected.describe()))
+            for f in files:
+                ctx.out("file:     %s (%s)" % (f.path, f.action))
+            ctx.out("make:     %s" % " ".join(command.argv))
+            for k, v in plan["env"].items():
+                ctx.out("env:      %s=%s" % (k, v))
+        return 0
+    if args.allow_mismatch:
+        ctx.console.warn("--allow-mismatch is set: mismatched modules will NOT be quarantined. Emergency use only; "
+                         "it is recorded in the build report.")
+    with kbuild.build_lock(module_dir, ctx.console):
+        render.write(files)
+        for f in files:
+            if f.action in ("create", "update"):
+                ctx.console.info("%s %s" % ("generated" if f.action == "create" else "regenerated", f.path))
+        reference = reference_layout(target)
+        result = kbuild.build(
+            ctx.runner, ctx.console, target, selection, module_dir, goal, make_args, ctx.env,
+            verify=lambda p: verify_path(p, target, level, reference), reference=reference,
+            allow_mismatch=args.allow_mismatch, rendered=[{"path": f.path, "action": f.action} for f in files])
+    if goal == "clean":
+        return 0
+    if args.json:
+        with open(result.report_path, encoding="utf-8") as f:
+            ctx.out(f.read())
+    for rep in result.reports:
+        status = "ok" if not rep.failed() else ("KEPT (--allow-mismatch)" if args.allow_mismatch else "REJECTED")
+        if not args.json:
+            ctx.out("%s: %s" % (rep.path if not rep.failed() or args.allow_mismatch else os.path.basename(rep.path), status))
+    if not result.reports:
+        ctx.console.warn("make produced no .ko (no modules.order entry)")
+    if result.rejected:
+        details = []
+        for rep, dest in zip([r for r in result.reports if r.failed()], result.rejected):
+            for c in rep.failed():
+                details.append("%s: %s: %s" % (os.path.basename(rep.path), c.name, printable(c.message)))
+            details.append("moved to %s (report beside it)" % dest)
+        raise ModuleRejected(
+            "%d module(s) do not match kernel %s (built by %s)" % (len(result.rejected), target.release, target.compiler.describe()),
+            hint="%s. Fix: build with %s (kbuildguard chose %s; check what else went into the module, "
+                 "e.g. prebuilt *.o_shipped objects, and rebuild them with that compiler)" % (
+                     _why(), target.compiler.describe(), selection.selected.path),
+            details=details)
+    if not args.json:
+        ctx.console.info("report: %s" % result.report_path)
+    return 0
+
+
+def _why() -> str:
+    from kbuildguard.verify import WHY
+
+    return WHY[0].upper() + WHY[1:]
+
+
+def cmd_check(ctx: Context) -> int:
+    from kbuildguard import kernel, report
+    from kbuildguard.inspect import find_modules
+    from kbuildguard.verify import Verdict, reference_layout, verify_paths
+
+    args = ctx.args
+    level = _level(args.match or ctx.env.get("KBUILDGUARD_MATCH"))
+    target = kernel.resolve(_selector(args))
+    paths = find_modules(args.paths)
+    if not paths:
+        raise UsageError("no .ko, .ko.xz, .ko.gz or .ko.zst files under %s" % " ".join(args.paths))
+    reference = reference_layout(target)
+    reports = verify_paths(paths, target, level, reference)
+    if args.json:
+        ctx.out_json({"kernel": report.kernel_json(target),
+                      "reference_layout": None if reference is None else {
+                          "size": reference.layout.size, "init_offset": reference.layout.init_offset,
+                          "exit_offset": reference.layout.exit_offset, "source": reference.source},
+                      "modules": report.modules_json(reports)})
+    else:
+        ctx.out("kernel %s, built by %s (%s)" % (target.release, printable(target.compiler.describe()), target.compiler_source))
+        if reference is None:
+            ctx.out("  struct module layout: no reference (no in-tree modules installed for %s); layout not compared" % target.release)
+        for rep in reports:
+            ctx.out("%s: %s" % (rep.path, rep.verdict))
+            for c in rep.checks:
+                if not c.ok or ctx.console.verbosity > 0:
+                    ctx.out("  %s %s: %s" % ("ok " if c.ok else "BAD", c.name, printable(c.message)))
+                    if not c.ok:
+                        ctx.out("      expected: %s" % printable(c.expected))
+                        ctx.out("      found:    %s" % printable(c.found))
+    bad = [r for r in reports if r.verdict is Verdict.MISMATCH]
+    errors = [r for r in reports if r.verdict is Verdict.ERROR]
+    if bad:
+        raise ModuleRejected("%d of %d module(s) do not match kernel %s" % (len(bad), len(reports), target.release),
+                             hint=_why() + ". Rebuild them with %s" % target.compiler.describe())
+    if errors:
+        from kbuildguard.errors import BadInput
+
+        raise BadInput("%d of %d module(s) could not be read" % (len(errors), len(reports)),
+                       details=[r.checks[0].message for r in errors])
+    return 0
+
+
+def cmd_init(ctx: Context) -> int:
+    from kbuildguard import render
+
+    written = render.scaffold(os.path.abspath(ctx.args.directory), ctx.args.name)
+    for _, path in written:
+        ctx.out("created %s" % path)
+    ctx.out("next: kbuildguard make -C %s" % ctx.args.directory)
+    return 0
+
+
+def cmd_setup(ctx: Context) -> int:
+    from kbuildguard import provision
+
+    return provision.cmd_setup(ctx)
+
+
+COMMANDS = {"detect": cmd_detect, "make": cmd_make, "check": cmd_check, "init": cmd_init, "setup": cmd_setup}
+
+
+def main(argv: Optional[Sequence[str]] = None, env: Optional[Dict[str, str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    env = dict(os.environ if env is None else env)
+    own, make_args = split_make_args(argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(own)
+    except SystemExit as exc:  # argparse: --help/--version exit 0, bad usage exits 2
+        return int(exc.code or 0)
+    if not args.command:
+        parser.print_help(sys.stderr)
+        return UsageError.exit_code
+    if make_args and args.command != "make":
+        sys.stderr.write("kbuildguard: usage error: only `make` takes arguments after --\n")
+        return UsageError.exit_code
+    ctx = Context(args, env)
+    ctx.make_args = make_args
+    try:
+        return COMMANDS[args.command](ctx)
+    except KbgError as exc:
+        if args.debug:
+            traceback.print_exc()
+        ctx.console.fail(exc.title, printable(exc.message), [printable(d) for d in exc.details],
+                         printable(exc.hint) if exc.hint else None)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        ctx.console.error("interrupted", "stopped by Ctrl-C")
+        return 130
+    finally:
+        ctx.console.close()

@@ -1,0 +1,272 @@
+"""What a compiler *is*, parsed from every text that records it.
+
+The same compiler is written many ways: ``gcc version 8.3.1 20190311 (Red Hat 8.3.1-3) (GCC)`` in an
+old /proc/version, ``gcc (GCC) 8.3.1 20190311 (Red Hat 8.3.1-3)`` from ``gcc --version``,
+``GCC: (GNU) 8.3.1 20190311 (Red Hat 8.3.1-3)`` in a .ko's .comment. All three parse to one
+CompilerId, so that comparing them compares compilers, not spellings.
+"""
+
+import enum
+import re
+from typing import List, NamedTuple, Optional, Tuple
+
+from kbuildguard.errors import BadInput
+
+
+class Family(enum.Enum):
+    GCC = "gcc"
+    CLANG = "clang"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Linker(NamedTuple):
+    name: str  # "GNU ld", "LLD", "GNU gold"
+    version: str
+    text: str = ""
+
+    def describe(self) -> str:
+        return "%s %s" % (self.name, self.version)
+
+
+class CompilerId(NamedTuple):
+    family: Family
+    version: str  # X.Y.Z as the compiler reports it
+    vendor: str = ""  # vendor release: "Red Hat 8.3.1-3", "Debian 12.2.0-14+deb12u1"; "" if none
+    date: str = ""  # GCC's date stamp, "20190311"
+    program: str = ""  # "gcc-12", "x86_64-linux-gnu-gcc-12", "clang" when the text names it
+    text: str = ""  # the original text, for display only
+    linker: Optional[Linker] = None
+
+    def describe(self) -> str:
+        out = "%s %s" % (self.family, self.version)
+        if self.vendor:
+            out += " (%s)" % self.vendor
+        return out
+
+    @property
+    def version_tuple(self) -> Tuple[int, ...]:
+        from kbuildguard.versions import numeric_tuple
+
+        return numeric_tuple(self.version)
+
+
+class ProcVersion(NamedTuple):
+    release: str
+    builder: str
+    compiler: CompilerId
+    build: str  # "#1 SMP Wed Apr 15 18:13:44 UTC 2020"
+    text: str
+
+
+# A version as compilers print it: 12.2.0, 4.8.5, 4.9.x (Android's old prebuilt), 7.5 (rare).
+_VER = r"\d+\.\d+(?:\.(?:\d+|x))?"
+_LINKER_SPLIT = re.compile(r",\s+(?=(?:GNU ld|GNU gold|[\w.\- ]*\bLLD\b|ld\.lld|ld\b|mold\b))")
+_LINKER = re.compile(
+    r"^(?P<name>GNU ld|GNU gold|[\w.\- ]*?\bLLD|ld\.lld|mold)\b"
+    r"(?:\s+version)?(?:\s+\([^()]*\))?\s*(?P<version>\d+(?:\.\d+)+(?:-[\w.~+]+)?)?"
+)
+_CLANG = re.compile(r"^(?P<pre>.*?)\bclang version (?P<version>" + _VER + r")(?P<post>.*)$", re.IGNORECASE)
+_GCC_OLD = re.compile(r"\bgcc version (?P<version>" + _VER + r")(?P<post>.*)$")
+# "<program> (<paren>) X.Y.Z [date] [(<vendor>)]" -- gcc --version, CONFIG_CC_VERSION_TEXT,
+# /proc/version since 5.8, and .comment ("GCC: (<paren>) X.Y.Z ...").
+_GCC_NEW = re.compile(
+    r"^(?P<program>\S+?)?:?\s*\((?P<paren>[^()]*(?:\([^()]*\)[^()]*)*)\)\s+(?P<version>" + _VER + r")\b(?P<post>.*)$"
+)
+_GCC_BARE = re.compile(r"^(?P<program>\S*(?:gcc|cc)\S*)\s+(?P<version>" + _VER + r")\b(?P<post>.*)$")
+_DATE = re.compile(r"^\s*(?P<date>(?:19|20)\d{6})\b")
+# The paren after "gcc" that only repeats the project name carries no vendor release.
+_NO_VENDOR = {"GCC", "GNU", ""}
+
+
+def _parens(text: str) -> List[str]:
+    """Top-level balanced parenthesised groups of text, without the outer parentheses."""
+    groups = []
+    depth = 0
+    start = 0
+    for i, ch in enumerate(text):
+        if ch == "(":
+            if depth == 0:
+                start = i + 1
+            depth += 1
+        elif ch == ")" and depth > 0:
+            depth -= 1
+            if depth == 0:
+                groups.append(text[start:i])
+    return groups
+
+
+def _vendor_from_post(post: str) -> Tuple[str, str]:
+    """From what follows a GCC version ("20190311 (Red Hat 8.3.1-3) (GCC)"), the date and vendor."""
+    date = ""
+    m = _DATE.match(post)
+    if m:
+        date = m.group("date")
+        post = post[m.end():]
+    vendor = ""
+    for group in _parens(post):
+        group = group.strip()
+        if group in _NO_VENDOR or group in ("prerelease", "experimental"):
+            continue
+        vendor = group
+        break
+    return date, vendor
+
+
+def split_linker(text: str) -> Tuple[str, Optional[Linker]]:
+    """Split "gcc (GCC) 12.2.1 ..., GNU ld version 2.38-25.el9" into the compiler text and the linker."""
+    parts = _LINKER_SPLIT.split(text, maxsplit=1)
+    if len(parts) == 1:
+        return text.strip(), None
+    linker = parse_linker(parts[1])
+    return parts[0].strip(), linker
+
+
+def parse_linker(text: str) -> Optional[Linker]:
+    text = text.strip()
+    m = _LINKER.match(text)
+    if not m:
+        return None
+    name = m.group("name").strip()
+    if "LLD" in name:
+        name = "LLD"
+    version = m.group("version") or ""
+    if not version:
+        nums = re.findall(r"\d+\.\d+(?:\.\d+)?(?:[-.\w~+]*)?", text)
+        version = nums[-1] if nums else ""
+    return Linker(name, version, text)
+
+
+def parse_compiler(text: str) -> Optional[CompilerId]:
+    """Parse one compiler text; None when it names no compiler we know.
+
+    Accepts ``cc --version`` first lines, CONFIG_CC_VERSION_TEXT, LINUX_COMPILER, the compiler part
+    of /proc/version (both formats) and .comment entries.
+    """
+    raw = text.strip().strip('"').strip()
+    if not raw:
+        return None
+    body, linker = split_linker(raw)
+    if body.startswith("GCC:"):
+        body = body[4:].strip()
+    m = _CLANG.match(body)
+    if m:
+        pre = m.group("pre").strip()
+        groups = _parens(m.group("post"))
+        vendor_parts = [pre] if pre else []
+        if groups and not groups[0].strip().startswith(("http", "git@", "/")):
+            vendor_parts.append(groups[0].strip())
+        program = ""
+        return CompilerId(Family.CLANG, m.group("version"), " ".join(vendor_parts), "", program, raw, linker)
+    m = _GCC_OLD.search(body)
+    if m:
+        date, vendor = _vendor_from_post(m.group("post"))
+        return CompilerId(Family.GCC, m.group("version"), vendor, date, "", raw, linker)
+    m = _GCC_NEW.match(body)
+    if m:
+        program = (m.group("program") or "").rstrip(":")
+        if program and not re.search(r"gcc|cc", program, re.IGNORECASE):
+            return None  # "tool (something) 1.2.3" is not a compiler: refuse rather than guess
+        paren = m.group("paren").strip()
+        date, vendor = _vendor_from_post(m.group("post"))
+        if paren not in _NO_VENDOR:
+            vendor = paren
+        if program.upper() == "GCC":
+            program = ""
+        return CompilerId(Family.GCC, m.group("version"), vendor, date, program, raw, linker)
+    m = _GCC_BARE.match(body)
+    if m:
+        date, vendor = _vendor_from_post(m.group("post"))
+        return CompilerId(Family.GCC, m.group("version"), vendor, date, m.group("program"), raw, linker)
+    return None
+
+
+def parse_proc_version(text: str) -> ProcVersion:
+    """Parse a /proc/version line; raises BadInput when it is not one or names no compiler."""
+    line = text.strip()
+    if "\x00" in line:
+        raise BadInput("not a /proc/version line: it contains NUL bytes")
+    if not line:
+        raise BadInput("empty /proc/version text")
+    line = line.splitlines()[0]
+    m = re.match(r"^Linux version (?P<release>\S+)\s+(?P<rest>.*)$", line)
+    if not m:
+        raise BadInput("not a /proc/version line (it must start with 'Linux version RELEASE'): %.60s" % line)
+    rest = m.group("rest")
+    builder = ""
+    compiler = None
+    groups = _parens(rest)
+    for group in groups:
+        candidate = parse_compiler(group) if re.search(r"gcc|clang|GCC", group) else None
+        if candidate is not None:
+            compiler = candidate
+            break
+        if not builder and "@" in group:
+            builder = group
+    if compiler is None:
+        raise BadInput("the /proc/version line names no compiler we recognise: %.80s" % line)
+    build = rest[rest.find("#"):] if "#" in rest else ""
+    return ProcVersion(m.group("release"), builder, compiler, build.strip(), line)
+
+
+def parse_comment(data: bytes) -> Tuple[List[CompilerId], List[Linker], List[str]]:
+    """Parse an ELF .comment section: every compiler entry, every ``Linker:`` entry, all strings."""
+    strings = [s.decode("utf-8", errors="replace") for s in data.split(b"\x00")]
+    strings = [s.strip() for s in strings if s.strip()]
+    compilers = []  # type: List[CompilerId]
+    linkers = []  # type: List[Linker]
+    for s in strings:
+        if s.startswith("Linker:"):
+            linker = parse_linker(s[len("Linker:"):])
+            if linker is not None:
+                linkers.append(linker)
+            continue
+        cid = parse_compiler(s)
+        if cid is not None:
+            compilers.append(cid)
+    return compilers, linkers, strings
+
+
+def parse_version_integer(value: str, family: Family) -> Optional[str]:
+    """CONFIG_GCC_VERSION=80301 / CONFIG_CLANG_VERSION=140007 -> "8.3.1" / "14.0.7"; 0 -> None."""
+    try:
+        n = int(value.strip().strip('"'))
+    except ValueError:
+        return None
+    if n <= 0:
+        return None
+    major, rest = divmod(n, 10000)
+    minor, patch = divmod(rest, 100)
+    return "%d.%d.%d" % (major, minor, patch)
+
+
+def from_macros(macros: str) -> Optional[Tuple[Family, str, str]]:
+    """Family, version and target arch from ``cc -E -dM -`` output (what the compiler *is*)."""
+    defs = {}
+    for line in macros.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) >= 2 and parts[0] == "#define":
+            defs[parts[1]] = parts[2] if len(parts) == 3 else ""
+    arch = ""
+    for macro, name in (("__x86_64__", "x86_64"), ("__aarch64__", "aarch64"), ("__i386__", "i386"),
+                        ("__powerpc64__", "ppc64"), ("__s390x__", "s390x"), ("__arm__", "arm"),
+                        ("__riscv", "riscv"), ("__loongarch__", "loongarch"), ("__mips__", "mips")):
+        if macro in defs:
+            arch = name
+            break
+    if "__clang__" in defs:
+        try:
+            version = "%d.%d.%d" % (int(defs["__clang_major__"]), int(defs["__clang_minor__"]),
+                                    int(defs["__clang_patchlevel__"]))
+        except (KeyError, ValueError):
+            return None
+        return Family.CLANG, version, arch
+    if "__GNUC__" in defs:
+        try:
+            version = "%d.%d.%d" % (int(defs["__GNUC__"]), int(defs.get("__GNUC_MINOR__", "0")),
+                                    int(defs.get("__GNUC_PATCHLEVEL__", "0")))
+        except ValueError:
+            return None
+        return Family.GCC, version, arch
+    return None

@@ -1,0 +1,411 @@
+"""The target kernel: its release, build tree, architecture, and the compiler that built it.
+
+Where the compiler comes from, first source wins (every source found is kept and compared):
+
+  1. the build tree's ``include/config/auto.conf``  CONFIG_CC_VERSION_TEXT   (kernels >= 5.8)
+  2. the build tree's ``.config``                    CONFIG_CC_VERSION_TEXT / ``# Compiler:`` header
+  3. the build tree's ``include/generated/compile.h`` LINUX_COMPILER (also names the linker)
+  4. the in-tree modules shipped for that release    their ELF .comment (RHEL 7 trees record nothing)
+  5. ``/proc/version`` of the running kernel          only when the target *is* the running kernel
+                                                      and no sysroot is given (a chroot or mock
+                                                      build root runs another kernel)
+  6. the build tree's CONFIG_GCC_VERSION / CONFIG_CLANG_VERSION integer (version only, no vendor)
+
+A ``--proc-version-file`` replaces 5 for planning against a machine you only have that line from.
+"""
+
+import gzip
+import os
+import platform
+import re
+from typing import Dict, List, NamedTuple, Optional, Tuple
+
+from kbuildguard.errors import BadInput, KernelNotFound
+from kbuildguard.identity import (
+    CompilerId,
+    Family,
+    Linker,
+    ProcVersion,
+    parse_compiler,
+    parse_proc_version,
+    parse_version_integer,
+)
+from kbuildguard.versions import compare
+
+
+class Fact(NamedTuple):
+    """One record of the kernel's compiler, and where it was read."""
+
+    source: str
+    compiler: CompilerId
+
+
+class Selector(NamedTuple):
+    """How the user named the target kernel (at most one of kernel/kernel_dir; sysroot combines)."""
+
+    kernel: Optional[str] = None
+    kernel_dir: Optional[str] = None
+    sysroot: Optional[str] = None
+    proc_version_file: Optional[str] = None
+
+
+class KernelTarget(NamedTuple):
+    release: str
+    build_dir: Optional[str]
+    arch: str  # the kernel's machine as uname -m says it: x86_64, aarch64
+    compiler: CompilerId
+    compiler_source: str
+    linker: Optional[Linker]
+    facts: Tuple[Fact, ...]
+    notes: Tuple[str, ...]
+    config_path: Optional[str]
+    modules_dir: Optional[str]  # /lib/modules/R (under the sysroot), if it exists
+    sysroot: str
+    running: bool  # the target is the kernel this machine runs
+    program_hint: str  # the compiler program the tree's Makefile names (Debian: gcc-12)
+
+
+def read_kconfig(path: str) -> Dict[str, str]:
+    """CONFIG_ values of a .config/auto.conf, strings unquoted (quoted before 5.17, not after)."""
+    values = {}  # type: Dict[str, str]
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as f:  # type: ignore
+            for line in f:
+                line = line.rstrip("\n")
+                if line.startswith("CONFIG_") and "=" in line:
+                    key, _, value = line.partition("=")
+                    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+                        value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+                    values[key] = value
+                elif line.startswith("# CONFIG_") and line.endswith(" is not set"):
+                    values[line[2:-len(" is not set")]] = "n"
+    except OSError as exc:
+        raise BadInput("%s: cannot read: %s" % (path, exc.strerror or exc))
+    return values
+
+
+def config_compiler_header(path: str) -> Optional[str]:
+    """The ``# Compiler: gcc (GCC) 8.3.1 ...`` line that 4.19-5.7 wrote at the top of .config."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for _, line in zip(range(10), f):
+                if line.startswith("# Compiler:"):
+                    return line[len("# Compiler:"):].strip()
+    except OSError:
+        return None
+    return None
+
+
+def _c_define(path: str, name: str) -> Optional[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                m = re.match(r'\s*#\s*define\s+%s\s+"(.*)"\s*$' % re.escape(name), line)
+                if m:
+                    return m.group(1).replace('\\"', '"')
+    except OSError:
+        return None
+    return None
+
+
+def debian_program_hint(build_dir: str) -> str:
+    """Debian's header Makefile/.kernelvariables hard-code ``CC = ... $(CROSS_COMPILE)gcc-12``."""
+    for name in (".kernelvariables", "Makefile"):
+        try:
+            with open(os.path.join(build_dir, name), encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    m = re.match(r"^\s*CC\s*[:?]?=.*?\)?\s*(?:\$\(CROSS_COMPILE\))?((?:gcc|clang)(?:-[\d.]+)?)\s*$", line)
+                    if m:
+                        return m.group(1)
+        except OSError:
+            continue
+    return ""
+
+
+def tree_release(build_dir: str) -> Optional[str]:
+    release = _c_define(os.path.join(build_dir, "include/generated/utsrelease.h"), "UTS_RELEASE")
+    if release:
+        return release
+    release = _c_define(os.path.join(build_dir, "include/linux/utsrelease.h"), "UTS_RELEASE")  # < 2.6.33
+    if release:
+        return release
+    try:
+        with open(os.path.join(build_dir, "include/config/kernel.release"), encoding="utf-8") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+_ARCH_BY_CONFIG = (
+    ("CONFIG_X86_64", "x86_64"),
+    ("CONFIG_ARM64", "aarch64"),
+    ("CONFIG_PPC64", "ppc64le"),
+    ("CONFIG_S390", "s390x"),
+    ("CONFIG_RISCV", "riscv64"),
+    ("CONFIG_LOONGARCH", "loongarch64"),
+    ("CONFIG_X86_32", "i686"),
+    ("CONFIG_ARM", "armv7l"),
+)
+
+
+def tree_arch(config: Dict[str, str]) -> str:
+    for key, arch in _ARCH_BY_CONFIG:
+        if config.get(key) == "y":
+            if arch == "ppc64le" and config.get("CONFIG_CPU_BIG_ENDIAN") == "y":
+                return "ppc64"
+            return arch
+    return ""
+
+
+def tree_facts(build_dir: str, config: Dict[str, str], autoconf: Dict[str, str]) -> List[Fact]:
+    facts = []  # type: List[Fact]
+    text = autoconf.get("CONFIG_CC_VERSION_TEXT")
+    if text:
+        cid = parse_compiler(text)
+        if cid:
+            facts.append(Fact("include/config/auto.conf: CONFIG_CC_VERSION_TEXT", cid))
+    dot_config = os.path.join(build_dir, ".config")
+    text = config.get("CONFIG_CC_VERSION_TEXT")
+    if text:
+        cid = parse_compiler(text)
+        if cid:
+            facts.append(Fact(".config: CONFIG_CC_VERSION_TEXT", cid))
+    header = config_compiler_header(dot_config)
+    if header:
+        cid = parse_compiler(header)
+        if cid:
+            facts.append(Fact(".config: '# Compiler:' header", cid))
+    text = _c_define(os.path.join(build_dir, "include/generated/compile.h"), "LINUX_COMPILER")
+    if text:
+        cid = parse_compiler(text)
+        if cid:
+            facts.append(Fact("include/generated/compile.h: LINUX_COMPILER", cid))
+    return facts
+
+
+def tree_version_facts(autoconf: Dict[str, str]) -> List[Fact]:
+    facts = []
+    for key, family in (("CONFIG_GCC_VERSION", Family.GCC), ("CONFIG_CLANG_VERSION", Family.CLANG)):
+        version = parse_version_integer(autoconf.get(key, ""), family)
+        if version:
+            facts.append(Fact("include/config/auto.conf: %s (version only)" % key,
+                              CompilerId(family, version, text="%s=%s" % (key, autoconf[key]))))
+    return facts
+
+
+def in_tree_module_facts(modules_dir: str, limit: int = 3) -> List[Fact]:
+    """The .comment of a few modules shipped with the kernel: the kernel's own compiler wrote them."""
+    from kbuildguard.inspect import is_module_path, read_module
+
+    kernel_dir = os.path.join(modules_dir, "kernel")
+    facts = []  # type: List[Fact]
+    if not os.path.isdir(kernel_dir):
+        return facts
+    for root, dirs, files in os.walk(kernel_dir):
+        dirs.sort()
+        for name in sorted(files):
+            if not is_module_path(name):
+                continue
+            path = os.path.join(root, name)
+            try:
+                info = read_module(path)
+            except BadInput:
+                continue
+            if info.compilers:
+                facts.append(Fact("in-tree module %s: .comment" % os.path.relpath(path, modules_dir), info.compilers[0]))
+                if len(facts) >= limit:
+                    return facts
+    return facts
+
+
+def _in_root(sysroot: str, path: str) -> str:
+    return os.path.join(sysroot, path.lstrip("/")) if sysroot != "/" else path
+
+
+def _resolve_in_root(sysroot: str, path: str) -> str:
+    """Follow a symlink such as /lib/modules/R/build -> /usr/src/kernels/R inside the sysroot."""
+    if sysroot == "/" or not os.path.islink(path):
+        return path
+    target = os.readlink(path)
+    if os.path.isabs(target):
+        return _in_root(sysroot, target)
+    return os.path.normpath(os.path.join(os.path.dirname(path), target))
+
+
+def build_dir_candidates(sysroot: str, release: str) -> List[str]:
+    return [
+        _resolve_in_root(sysroot, _in_root(sysroot, "/lib/modules/%s/build" % release)),
+        _in_root(sysroot, "/usr/src/kernels/%s" % release),
+        _in_root(sysroot, "/usr/src/linux-headers-%s" % release),
+        _in_root(sysroot, "/usr/src/linux-%s" % release),
+    ]
+
+
+def installed_releases(sysroot: str = "/") -> List[str]:
+    """Kernel releases that have a build tree under the sysroot, newest first."""
+    releases = set()
+    for parent in ("/lib/modules", "/usr/src/kernels"):
+        try:
+            names = os.listdir(_in_root(sysroot, parent))
+        except OSError:
+            continue
+        releases.update(names)
+    try:
+        for name in os.listdir(_in_root(sysroot, "/usr/src")):
+            if name.startswith("linux-headers-"):
+                releases.add(name[len("linux-headers-"):])
+    except OSError:
+        pass
+    with_tree = [r for r in releases if any(_is_build_tree(d) for d in build_dir_candidates(sysroot, r))]
+    import functools
+
+    return sorted(with_tree, key=functools.cmp_to_key(compare), reverse=True)
+
+
+def _is_build_tree(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, "Makefile")) and (
+        os.path.isfile(os.path.join(path, ".config")) or os.path.isfile(os.path.join(path, "include/config/auto.conf"))
+    )
+
+
+def running_release() -> str:
+    return platform.release()
+
+
+def read_proc_version(path: str) -> ProcVersion:
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(64 * 1024)
+    except OSError as exc:
+        raise BadInput("%s: cannot read: %s" % (path, exc.strerror or exc))
+    if b"\x00" in raw:
+        raise BadInput("%s: binary data, not a /proc/version line" % path)
+    try:
+        return parse_proc_version(raw.decode("utf-8", errors="replace"))
+    except BadInput as exc:
+        raise BadInput("%s: %s" % (path, exc.message))
+
+
+def missing_tree_hint(release: str, sysroot: str) -> str:
+    others = installed_releases(sysroot)
+    lines = [
+        "install the build tree for %s: Debian/Ubuntu: apt-get install linux-headers-%s; "
+        "RHEL/CentOS/Rocky/Alma/Fedora: dnf install kernel-devel-%s (yum on EL7); "
+        "SUSE: zypper install kernel-default-devel" % (release, release, release),
+    ]
+    if others:
+        lines.append("or build for an installed tree: --kernel %s (installed: %s)" % (others[0], ", ".join(others)))
+    lines.append("or point at a tree: --kernel-dir DIR; `kbuildguard setup` installs the tree and compiler")
+    return "; ".join(lines)
+
+
+def resolve(selector: Selector) -> KernelTarget:
+    sysroot = os.path.abspath(selector.sysroot) if selector.sysroot else "/"
+    if selector.sysroot and not os.path.isdir(sysroot):
+        raise BadInput("--sysroot %s: not a directory" % selector.sysroot)
+    notes = []  # type: List[str]
+    proc = None  # type: Optional[ProcVersion]
+    proc_source = ""
+    if selector.proc_version_file:
+        proc = read_proc_version(selector.proc_version_file)
+        proc_source = selector.proc_version_file
+    elif selector.sysroot and os.path.isfile(_in_root(sysroot, "/proc/version")):
+        proc = read_proc_version(_in_root(sysroot, "/proc/version"))
+        proc_source = "%s/proc/version" % selector.sysroot
+
+    build_dir = None  # type: Optional[str]
+    if selector.kernel_dir:
+        build_dir = os.path.abspath(selector.kernel_dir)
+        if not os.path.isdir(build_dir):
+            raise KernelNotFound("--kernel-dir %s: no such directory" % selector.kernel_dir)
+        if not _is_build_tree(build_dir):
+            raise KernelNotFound("--kernel-dir %s: not a configured kernel build tree (no Makefile and .config)"
+                                 % selector.kernel_dir, hint="a build tree has Makefile, .config and include/config/auto.conf")
+        release = tree_release(build_dir) or selector.kernel or ""
+        if not release:
+            raise KernelNotFound("%s: cannot tell the kernel release (no include/generated/utsrelease.h)" % build_dir)
+    else:
+        if selector.kernel:
+            release = selector.kernel
+        elif proc is not None:
+            release = proc.release
+        elif selector.sysroot:
+            found = installed_releases(sysroot)
+            if not found:
+                raise KernelNotFound("--sysroot %s: no kernel build tree under lib/modules, usr/src/kernels or "
+                                     "usr/src/linux-headers-*, and no proc/version" % selector.sysroot,
+                                     hint="name the kernel with --kernel RELEASE, or install kernel-devel/linux-headers in the sysroot")
+            release = found[0]
+            if len(found) > 1:
+                notes.append("several kernels in the sysroot (%s); chose the newest, %s: use --kernel to pick" % (", ".join(found), release))
+        else:
+            release = running_release()
+        if "/" in release or release in ("", ".", ".."):
+            raise BadInput("--kernel %r: not a kernel release" % release)
+        for candidate in build_dir_candidates(sysroot, release):
+            if _is_build_tree(candidate):
+                build_dir = candidate
+                break
+    running = not selector.sysroot and not selector.proc_version_file and release == running_release()
+    if running and proc is None and os.path.isfile("/proc/version"):
+        try:
+            proc = read_proc_version("/proc/version")
+            proc_source = "/proc/version"
+        except BadInput as exc:
+            notes.append("could not use /proc/version: %s" % exc.message)
+
+    modules_dir = _in_root(sysroot, "/lib/modules/%s" % release)
+    if not os.path.isdir(modules_dir):
+        modules_dir = None
+
+    config = {}  # type: Dict[str, str]
+    autoconf = {}  # type: Dict[str, str]
+    config_path = None
+    facts = []  # type: List[Fact]
+    program_hint = ""
+    if build_dir is not None:
+        config_path = os.path.join(build_dir, ".config")
+        if os.path.isfile(config_path):
+            config = read_kconfig(config_path)
+        autoconf_path = os.path.join(build_dir, "include/config/auto.conf")
+        if os.path.isfile(autoconf_path):
+            autoconf = read_kconfig(autoconf_path)
+        facts.extend(tree_facts(build_dir, config, autoconf))
+        program_hint = debian_program_hint(build_dir)
+        tree_rel = tree_release(build_dir)
+        if tree_rel and tree_rel != release:
+            notes.append("the build tree %s is for %s, not %s" % (build_dir, tree_rel, release))
+    elif proc is None or not (selector.proc_version_file or selector.sysroot):
+        built_by = " (built by %s, says %s)" % (proc.compiler.describe(), proc_source) if proc else ""
+        raise KernelNotFound(
+            "no build tree for kernel %s%s%s: looked in %s" % (
+                release, " (the running kernel)" if running else "", built_by,
+                ", ".join(build_dir_candidates(sysroot, release))),
+            hint=missing_tree_hint(release, sysroot))
+    if modules_dir and not any(f.compiler.vendor or f.compiler.date for f in facts):
+        facts.extend(in_tree_module_facts(modules_dir))
+    if proc is not None and proc.release == release:
+        facts.append(Fact(proc_source, proc.compiler))
+    elif proc is not None:
+        notes.append("%s is for kernel %s, not the target %s: not used" % (proc_source, proc.release, release))
+    facts.extend(tree_version_facts(autoconf or config))
+    if not facts:
+        raise KernelNotFound(
+            "no record of the compiler that built kernel %s: %s has no CONFIG_CC_VERSION_TEXT, compile.h or "
+            "in-tree modules" % (release, build_dir or "(no build tree)"),
+            hint="give the kernel's /proc/version line with --proc-version-file, or install the kernel package "
+                 "whose modules record it")
+    chosen = facts[0]
+    for fact in facts[1:]:
+        c = fact.compiler
+        if c.family != chosen.compiler.family or c.version != chosen.compiler.version or (
+                c.vendor and chosen.compiler.vendor and c.vendor != chosen.compiler.vendor):
+            notes.append("sources disagree: %s says %s, but %s says %s" % (
+                chosen.source, chosen.compiler.describe(), fact.source, c.describe()))
+    linker = next((f.compiler.linker for f in facts if f.compiler.linker), None)
+    arch = tree_arch(autoconf or config)
+    if not arch and running:
+        arch = platform.machine()
+    return KernelTarget(release, build_dir, arch, chosen.compiler, chosen.source, linker, tuple(facts), tuple(notes),
+                        config_path if config else None, modules_dir, sysroot, running, program_hint)

@@ -1,0 +1,128 @@
+"""The only module that starts processes.
+
+Every command is an argv list (never a shell string), resolved with shutil.which, logged as
+``+ <shlex-quoted argv>`` with its cwd, and run with stdin from /dev/null. Probes capture output
+under LC_ALL=C; actions stream to the terminal.
+"""
+
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence
+
+from kbuildguard.console import Console
+from kbuildguard.errors import ToolNotFound
+
+
+class Completed(NamedTuple):
+    argv: List[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class CommandFailed(Exception):
+    """A command exited with a status outside ok_returncodes.
+
+    Not a KbgError: the caller knows what the failure means (build failed, install failed) and
+    converts it; an unconverted one is a bug and gets a traceback.
+    """
+
+    def __init__(self, argv: Sequence[str], cwd: Optional[str], returncode: int, stderr: str = ""):
+        self.argv = list(argv)
+        self.cwd = cwd
+        self.returncode = returncode
+        self.stderr = stderr
+        where = " in %s" % cwd if cwd else ""
+        msg = "command %s%s exited with status %d" % (quote(argv), where, returncode)
+        if stderr.strip():
+            msg += ": " + stderr.strip().splitlines()[-1]
+        super().__init__(msg)
+
+
+def quote(argv: Iterable[str]) -> str:
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def probe_env(env: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+    """Environment for probes: C locale, so that we never parse a translated banner."""
+    merged = dict(os.environ if env is None else env)
+    merged["LC_ALL"] = "C"
+    merged.pop("LANGUAGE", None)
+    return merged
+
+
+class Runner:
+    """Runs commands on this host. Tests replace it with a fake that maps argv to canned output."""
+
+    def __init__(self, console: Console):
+        self.console = console
+
+    def which(self, program: str, env: Optional[Mapping[str, str]] = None) -> str:
+        path = (env if env is not None else os.environ).get("PATH", os.defpath)
+        found = shutil.which(program, path=path)
+        if found is None:
+            raise ToolNotFound(
+                "%s not found on PATH" % program,
+                hint="searched PATH=%s" % path,
+            )
+        return found
+
+    def _resolve(self, argv: Sequence[str], env: Optional[Mapping[str, str]]) -> List[str]:
+        if not argv:
+            raise ValueError("empty argv")
+        first = argv[0]
+        resolved = first if os.sep in first else self.which(first, env)
+        return [resolved] + list(argv[1:])
+
+    def probe(self, argv: Sequence[str], cwd: Optional[str] = None, env: Optional[Mapping[str, str]] = None,
+              ok_returncodes: Sequence[int] = (0,), timeout: Optional[float] = 120) -> Completed:
+        """Run a query command and capture its output (gcc -E -dM -, dpkg-query, rpm -q)."""
+        full = self._resolve(argv, env)
+        self.console.debug("+ %s%s" % (quote(argv), "  (cwd %s)" % cwd if cwd else ""))
+        try:
+            proc = subprocess.Popen(full, cwd=cwd, env=probe_env(env), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as exc:
+            raise ToolNotFound("cannot run %s: %s" % (argv[0], exc.strerror or exc))
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise CommandFailed(argv, cwd, -9, "timed out after %ss" % timeout)
+        stdout = out.decode("utf-8", errors="replace")
+        stderr = err.decode("utf-8", errors="replace")
+        if stderr.strip():
+            self.console.debug(stderr.rstrip())
+        if proc.returncode not in ok_returncodes:
+            raise CommandFailed(argv, cwd, proc.returncode, stderr)
+        return Completed(list(argv), proc.returncode, stdout, stderr)
+
+    def action(self, argv: Sequence[str], cwd: Optional[str] = None, env: Optional[Mapping[str, str]] = None,
+               ok_returncodes: Sequence[int] = (0,)) -> int:
+        """Run a command whose output the user should see (make, apt-get install), streaming it."""
+        full = self._resolve(argv, env)
+        self.console.info("+ %s%s" % (quote(argv), "  (cwd %s)" % cwd if cwd else ""))
+        try:
+            proc = subprocess.Popen(full, cwd=cwd, env=dict(os.environ if env is None else env),
+                                    stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            raise ToolNotFound("cannot run %s: %s" % (argv[0], exc.strerror or exc))
+        try:
+            returncode = proc.wait()
+        except KeyboardInterrupt:
+            # make got the same SIGINT from the terminal; wait for it so that no compiler is left
+            # writing into the output folder while we move things aside.
+            try:
+                proc.send_signal(signal.SIGINT)
+                proc.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                proc.kill()
+                proc.wait()
+            raise
+        if returncode not in ok_returncodes:
+            raise CommandFailed(argv, cwd, returncode)
+        return returncode

@@ -1,0 +1,241 @@
+"""Local compilers: find them, identify them by what they are, and decide which matches the kernel.
+
+A compiler is identified by its predefined macros (``cc -E -dM -``: __GNUC__, __clang_major__ ...),
+as meson does; the ``--version`` banner only supplies the vendor release and the display text.
+gcc 4.8.5 (CentOS 7) has no ``-dumpfullversion``, and banners are translated in other locales.
+"""
+
+import enum
+import glob
+import os
+import re
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+
+from kbuildguard.errors import BadInput, ToolNotFound
+from kbuildguard.identity import CompilerId, Family, from_macros, parse_compiler
+from kbuildguard.kernel import KernelTarget
+from kbuildguard.run import CommandFailed, Runner
+
+
+class MatchLevel(enum.Enum):
+    """How closely a module's compiler must match the kernel's."""
+
+    EXACT = "exact"  # family, X.Y.Z and the vendor release ("Red Hat 8.3.1-3")
+    VERSION = "version"  # family and X.Y.Z (default)
+    MINOR = "minor"  # family and X.Y
+    MAJOR = "major"  # family and X
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_PARTS = {MatchLevel.EXACT: 3, MatchLevel.VERSION: 3, MatchLevel.MINOR: 2, MatchLevel.MAJOR: 1}
+
+# The kernel reports its machine the way uname -m does; compilers, through their macros.
+_ARCH_ALIASES = {"i686": "i386", "i586": "i386", "armv7l": "arm", "ppc64le": "ppc64", "riscv64": "riscv",
+                 "loongarch64": "loongarch", "arm64": "aarch64"}
+
+
+def same_arch(a: str, b: str) -> bool:
+    return not a or not b or _ARCH_ALIASES.get(a, a) == _ARCH_ALIASES.get(b, b)
+
+
+class Compiler(NamedTuple):
+    path: str
+    family: Family
+    version: str
+    vendor: str
+    banner: str
+    arch: str
+    program: str  # the name it was found under (basename of path)
+    toolset: str  # "devtoolset-8", "gcc-toolset-12", or ""
+
+    @property
+    def identity(self) -> CompilerId:
+        return CompilerId(self.family, self.version, self.vendor, "", self.program, self.banner)
+
+    def describe(self) -> str:
+        return "%s (%s)" % (self.path, self.identity.describe())
+
+
+class Candidate(NamedTuple):
+    path: str
+    origin: str  # "PATH", "/opt/rh", "--cc", "CC environment", "CC= make argument"
+    compiler: Optional[Compiler]
+    verdict: str  # "match", "mismatch", "error"
+    reason: str
+
+
+class Selection(NamedTuple):
+    selected: Optional[Compiler]
+    candidates: Tuple[Candidate, ...]
+    level: MatchLevel
+
+
+def mismatch_reason(kernel: CompilerId, other: CompilerId, level: MatchLevel) -> Optional[str]:
+    """None when ``other`` matches the kernel's compiler under ``level``; otherwise why not.
+
+    A program-name difference alone (x86_64-linux-gnu-gcc-12 vs gcc-12, cc vs gcc) is no mismatch:
+    only what the compiler is counts.
+    """
+    if other.family != kernel.family:
+        return "is %s, the kernel was built by %s" % (other.family, kernel.family)
+    kv, ov = kernel.version_tuple, other.version_tuple
+    n = min(_PARTS[level], len(kv))
+    if kv[:n] != ov[:n]:
+        return "is %s %s, the kernel needs %s %s (match level %s)" % (
+            other.family, other.version, kernel.family, ".".join(str(p) for p in kv[:n]), level)
+    if level is MatchLevel.EXACT and kernel.vendor != other.vendor:
+        return "vendor release %r differs from the kernel's %r (match level exact)" % (
+            other.vendor or "none", kernel.vendor or "none")
+    return None
+
+
+def _toolset_of(path: str) -> str:
+    m = re.match(r"^/opt/rh/([^/]+)/root/usr/bin/", path)
+    return m.group(1) if m else ""
+
+
+def toolset_env(compiler: Compiler, env: Mapping[str, str]) -> Dict[str, str]:
+    """The environment a build with this compiler needs, without an ``scl enable`` shell.
+
+    Red Hat's toolsets put gcc, as and ld under /opt/rh/NAME/root/usr/bin; kbuild calls $(LD) and
+    $(AS) by bare name, so the toolset's bin must come first on PATH, as its ``enable`` script does.
+    Other compilers' own folder goes first too, so that a clang-N finds its lld and llvm-ar.
+    """
+    out = dict(env)
+    bindir = os.path.dirname(compiler.path)
+    if compiler.family is Family.CLANG:
+        real = os.path.dirname(os.path.realpath(compiler.path))
+        if real != bindir and os.path.isfile(os.path.join(real, "ld.lld")):
+            bindir = real
+    path = out.get("PATH", os.defpath)
+    if bindir and bindir not in ("/usr/bin", "/bin") and bindir not in path.split(os.pathsep)[:1]:
+        out["PATH"] = bindir + os.pathsep + path
+    if compiler.toolset:
+        root = "/opt/rh/%s/root" % compiler.toolset
+        libs = [root + "/usr/lib64", root + "/usr/lib"]
+        if out.get("LD_LIBRARY_PATH"):
+            libs.append(out["LD_LIBRARY_PATH"])
+        out["LD_LIBRARY_PATH"] = os.pathsep.join(libs)
+        pkg = [root + "/usr/lib64/pkgconfig"]
+        if out.get("PKG_CONFIG_PATH"):
+            pkg.append(out["PKG_CONFIG_PATH"])
+        out["PKG_CONFIG_PATH"] = os.pathsep.join(pkg)
+    return out
+
+
+def discover(env: Mapping[str, str], opt_root: str = "/opt/rh") -> List[Tuple[str, str]]:
+    """Every compiler path worth probing, in preference order, with where it was found."""
+    names = ["gcc", "cc", "clang"]
+    cross = env.get("CROSS_COMPILE", "")
+    if cross:
+        names = [cross + "gcc", cross + "cc"] + names
+    found = []  # type: List[Tuple[str, str]]
+    for directory in env.get("PATH", os.defpath).split(os.pathsep):
+        if not directory or not os.path.isdir(directory):
+            continue
+        paths = [os.path.join(directory, n) for n in names]
+        for pattern in ("gcc-[0-9]*", "clang-[0-9]*") + ((cross + "gcc-[0-9]*",) if cross else ()):
+            paths.extend(sorted(p for p in glob.glob(os.path.join(directory, pattern))
+                                if re.search(r"-\d+(\.\d+)*$", p)))
+        for path in paths:
+            if os.path.isfile(path) and os.access(path, os.X_OK):
+                found.append((path, "PATH"))
+    for kind in ("gcc-toolset", "devtoolset"):
+        for root in sorted(glob.glob(os.path.join(opt_root, kind + "-*")), reverse=True):
+            path = os.path.join(root, "root/usr/bin/gcc")
+            if os.path.isfile(path) and os.access(path, os.X_OK):
+                found.append((path, opt_root))
+    return found
+
+
+def identify(runner: Runner, path: str, env: Optional[Mapping[str, str]] = None) -> Compiler:
+    """What the compiler at ``path`` is; raises BadInput if it does not behave like gcc or clang."""
+    try:
+        macros = runner.probe([path, "-E", "-dM", "-x", "c", "-"], env=env).stdout
+    except CommandFailed as exc:
+        raise BadInput("%s does not work as a C compiler: %s" % (path, exc))
+    ident = from_macros(macros)
+    if ident is None:
+        raise BadInput("%s predefines neither __GNUC__ nor __clang__: not gcc or clang" % path)
+    family, version, arch = ident
+    banner = ""
+    vendor = ""
+    try:
+        banner = runner.probe([path, "--version"], env=env).stdout.strip().splitlines()[0]
+    except (CommandFailed, IndexError):
+        pass
+    parsed = parse_compiler(banner) if banner else None
+    if parsed is not None and parsed.family is family and parsed.version_tuple[:2] == tuple(
+            int(p) for p in version.split(".")[:2]):
+        vendor = parsed.vendor
+    return Compiler(path, family, version, vendor, banner, arch, os.path.basename(path), _toolset_of(path))
+
+
+def _preferred_name(kernel: CompilerId, program_hint: str) -> str:
+    return program_hint or kernel.program
+
+
+def select(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping[str, str],
+           forced: Optional[Tuple[str, str]] = None, opt_root: str = "/opt/rh") -> Selection:
+    """Choose the local compiler that matches the kernel's; explain every candidate.
+
+    ``forced`` is (path-or-name, origin) when the user named a compiler: then it is the only
+    candidate, and the caller refuses a mismatch before anything is built.
+    """
+    if forced is not None:
+        name, origin = forced
+        try:
+            path = name if os.sep in name else runner.which(name, env)
+        except ToolNotFound:
+            raise ToolNotFound("the compiler %s (%s) is not on PATH" % (name, origin))
+        pairs = [(path, origin)]
+    else:
+        pairs = discover(env, opt_root)
+    prefer = _preferred_name(target.compiler, target.program_hint)
+    # One probe per real binary: /usr/bin/gcc, cc and gcc-12 are often the same file. Keep the
+    # name the kernel's build used (gcc-12) when it is among them.
+    groups = {}  # type: Dict[str, List[Tuple[str, str]]]
+    order = []  # type: List[str]
+    for path, origin in pairs:
+        real = os.path.realpath(path)
+        if real not in groups:
+            groups[real] = []
+            order.append(real)
+        groups[real].append((path, origin))
+    candidates = []  # type: List[Candidate]
+    matches = []  # type: List[Tuple[Tuple[int, int, int], Compiler]]
+    for index, real in enumerate(order):
+        members = groups[real]
+        path, origin = next((m for m in members if os.path.basename(m[0]) == prefer), members[0])
+        try:
+            compiler = identify(runner, path, env)
+        except (BadInput, ToolNotFound) as exc:
+            candidates.append(Candidate(path, origin, None, "error", exc.message))
+            continue
+        reason = mismatch_reason(target.compiler, compiler.identity, level)
+        if reason is None and not same_arch(target.arch, compiler.arch):
+            reason = "targets %s, the kernel is %s (set ARCH and CROSS_COMPILE for a cross build)" % (
+                compiler.arch, target.arch)
+        if reason is None:
+            candidates.append(Candidate(path, origin, compiler, "match", "matches %s" % target.compiler.describe()))
+            rank = (0 if compiler.vendor == target.compiler.vendor else 1,
+                    0 if compiler.program == prefer else 1, index)
+            matches.append((rank, compiler))
+        else:
+            candidates.append(Candidate(path, origin, compiler, "mismatch", reason))
+    selected = min(matches, key=lambda m: m[0])[1] if matches else None
+    return Selection(selected, tuple(candidates), level)
+
+
+def forced_compiler(cli_cc: Optional[str], env: Mapping[str, str], make_args: Sequence[str]) -> Optional[Tuple[str, str]]:
+    """The compiler the user forced, if any: --cc, then CC= among make's arguments, then $CC."""
+    if cli_cc:
+        return cli_cc, "--cc"
+    for arg in make_args:
+        if arg.startswith("CC="):
+            return arg[3:], "CC= make argument"
+    if env.get("CC"):
+        return env["CC"], "CC environment variable"
+    return None

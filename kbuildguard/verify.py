@@ -1,0 +1,163 @@
+"""The verdict on a module: does everything in it match the target kernel?
+
+Why it matters, for the messages: the kernel decides some #ifdefs from the compiler's features
+(asm goto -> CONFIG_JUMP_LABEL, ...), and those change ``struct module``. A module built by another
+compiler, or against a build tree configured differently, can put ``exit`` where the kernel does not
+look. kernel/module/main.c: delete_module() returns -EBUSY when ``mod->init && !mod->exit``, so
+such a module loads and then cannot be unloaded; v6.4+ rejects a differently sized
+.gnu.linkonce.this_module, x86_64 refuses some relocations, but a shift hidden by padding passes both.
+"""
+
+import enum
+import os
+from typing import List, NamedTuple, Optional, Sequence, Tuple
+
+from kbuildguard.errors import BadInput
+from kbuildguard.identity import CompilerId
+from kbuildguard.inspect import Layout, ModuleInfo, find_modules, read_module
+from kbuildguard.kernel import KernelTarget
+from kbuildguard.toolchain import MatchLevel, mismatch_reason, same_arch
+from kbuildguard.versions import numeric_tuple
+
+WHY = ("a module built by another compiler can see a different struct module layout than the kernel: "
+       "it may be refused at load, or load and then never unload (rmmod: Device or resource busy)")
+
+
+class Verdict(enum.Enum):
+    OK = "ok"
+    MISMATCH = "mismatch"
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Check(NamedTuple):
+    name: str
+    ok: bool
+    expected: str
+    found: str
+    message: str
+
+
+class ReferenceLayout(NamedTuple):
+    layout: Layout
+    source: str
+
+
+class ModuleReport(NamedTuple):
+    path: str
+    verdict: Verdict
+    checks: Tuple[Check, ...]
+    info: Optional[ModuleInfo]
+
+    def failed(self) -> List[Check]:
+        return [c for c in self.checks if not c.ok]
+
+
+def reference_layout(target: KernelTarget, limit: int = 50) -> Optional[ReferenceLayout]:
+    """The kernel's own struct module layout, read from a module it shipped (same build, same compiler).
+
+    None when no in-tree module is installed for the release (a headers-only machine).
+    """
+    if not target.modules_dir:
+        return None
+    kernel_dir = os.path.join(target.modules_dir, "kernel")
+    if not os.path.isdir(kernel_dir):
+        return None
+    tried = 0
+    for path in find_modules([kernel_dir]):
+        tried += 1
+        if tried > limit:
+            break
+        try:
+            info = read_module(path)
+        except BadInput:
+            continue
+        if info.layout and info.layout.init_offset is not None and info.layout.exit_offset is not None:
+            return ReferenceLayout(info.layout, "in-tree module %s" % os.path.relpath(path, target.modules_dir))
+    return None
+
+
+def _hex(value: Optional[int]) -> str:
+    return "absent" if value is None else "0x%x" % value
+
+
+def layout_effect(target: KernelTarget, size_differs: bool) -> str:
+    """What the target kernel will do with a module whose struct module layout differs."""
+    release = numeric_tuple(target.release.split("-")[0])
+    if size_differs and release >= (6, 4):
+        return "this kernel (>= 6.4) rejects it at load: its .gnu.linkonce.this_module size differs"
+    if target.arch == "x86_64":
+        return ("on x86_64 it is rejected at load if a relocation lands on a non-zero field "
+                "(\"Invalid module format\"); otherwise it loads and cannot be unloaded (rmmod: EBUSY), or worse")
+    return "it loads, and then cannot be unloaded (rmmod: Device or resource busy), or worse"
+
+
+def check_compilers(info: ModuleInfo, kernel: CompilerId, level: MatchLevel) -> Check:
+    if not info.compilers:
+        return Check("compiler", False, kernel.describe(), "no compiler entry in .comment",
+                     "the module's .comment names no compiler: cannot prove which compiler built it")
+    bad = []
+    for cid in info.compilers:
+        reason = mismatch_reason(kernel, cid, level)
+        if reason is not None and cid.describe() not in [b.describe() for b in bad]:
+            bad.append(cid)
+    found = "; ".join(sorted({c.describe() for c in info.compilers}))
+    if bad:
+        return Check("compiler", False, kernel.describe(), found,
+                     "built (at least in part) by %s; the kernel was built by %s" % (
+                         ", ".join(b.describe() for b in bad), kernel.describe()))
+    return Check("compiler", True, kernel.describe(), found, "every .comment entry matches (level %s)" % level)
+
+
+def verify_info(info: ModuleInfo, target: KernelTarget, level: MatchLevel,
+                reference: Optional[ReferenceLayout]) -> ModuleReport:
+    checks = []  # type: List[Check]
+    arch_ok = same_arch(target.arch, info.machine)
+    checks.append(Check("machine", arch_ok, target.arch or "any", info.machine,
+                        "ELF machine matches" if arch_ok else "the module is for %s, the kernel is %s" % (info.machine, target.arch)))
+    checks.append(check_compilers(info, target.compiler, level))
+    vermagic = info.vermagic
+    release = vermagic.split(" ", 1)[0] if vermagic else ""
+    checks.append(Check("vermagic", release == target.release, target.release, vermagic.strip() or "absent",
+                        "vermagic names the target release" if release == target.release else
+                        "vermagic is for %s, not %s: modprobe refuses it" % (release or "nothing", target.release)))
+    has_this = info.layout is not None
+    checks.append(Check("this_module", has_this, ".gnu.linkonce.this_module present",
+                        "present" if has_this else "absent",
+                        "struct module section present" if has_this else "no .gnu.linkonce.this_module: not a loadable module"))
+    if info.layout is not None and reference is not None:
+        ref = reference.layout
+        got = info.layout
+        differences = []
+        if got.size != ref.size:
+            differences.append("size 0x%x, kernel expects 0x%x" % (got.size, ref.size))
+        if got.init_offset is not None and got.init_offset != ref.init_offset:
+            differences.append("init at %s, kernel expects %s" % (_hex(got.init_offset), _hex(ref.init_offset)))
+        if got.exit_offset is not None and got.exit_offset != ref.exit_offset:
+            differences.append("exit at %s, kernel expects %s" % (_hex(got.exit_offset), _hex(ref.exit_offset)))
+        expected = "size 0x%x, init %s, exit %s (%s)" % (ref.size, _hex(ref.init_offset), _hex(ref.exit_offset), reference.source)
+        found = "size 0x%x, init %s, exit %s" % (got.size, _hex(got.init_offset), _hex(got.exit_offset))
+        if differences:
+            checks.append(Check("layout", False, expected, found,
+                                "struct module layout differs (%s): %s" % (
+                                    "; ".join(differences), layout_effect(target, got.size != ref.size))))
+        else:
+            checks.append(Check("layout", True, expected, found, "struct module layout matches the kernel's"))
+    verdict = Verdict.OK if all(c.ok for c in checks) else Verdict.MISMATCH
+    return ModuleReport(info.path, verdict, tuple(checks), info)
+
+
+def verify_path(path: str, target: KernelTarget, level: MatchLevel,
+                reference: Optional[ReferenceLayout]) -> ModuleReport:
+    try:
+        info = read_module(path)
+    except BadInput as exc:
+        return ModuleReport(path, Verdict.ERROR, (Check("read", False, "a readable kernel module", "unreadable", exc.message),), None)
+    return verify_info(info, target, level, reference)
+
+
+def verify_paths(paths: Sequence[str], target: KernelTarget, level: MatchLevel,
+                 reference: Optional[ReferenceLayout]) -> List[ModuleReport]:
+    return [verify_path(p, target, level, reference) for p in paths]

@@ -1,0 +1,59 @@
+"""Compare RPM, Debian and kernel version strings.
+
+packaging.Version cannot: ``4.8.5-44.el7`` is not PEP 440, and LegacyVersion is gone since
+packaging 22, so Python 3.6 (packaging 21) and 3.13 would disagree. This is rpmvercmp's algorithm
+with Debian's ``~`` (sorts before anything, even the end) added; tests pin it to a vector table.
+"""
+
+import re
+from typing import Tuple
+
+_SEGMENT = re.compile(r"~|\^|\d+|[A-Za-z]+")
+
+
+def compare(a: str, b: str) -> int:
+    """Return -1, 0 or 1 as a sorts before, with or after b."""
+    if a == b:
+        return 0
+    sa = _SEGMENT.findall(a)
+    sb = _SEGMENT.findall(b)
+    i = 0
+    while True:
+        xa = sa[i] if i < len(sa) else None
+        xb = sb[i] if i < len(sb) else None
+        if xa is None and xb is None:
+            return 0
+        if xa == "~" or xb == "~":
+            if xa != xb:
+                return -1 if xa == "~" else 1
+        elif xa == "^" or xb == "^":
+            if xa != xb:
+                if xa is None:
+                    return -1
+                if xb is None:
+                    return 1
+                return 1 if xa == "^" else -1
+        elif xa is None:
+            return -1
+        elif xb is None:
+            return 1
+        elif xa.isdigit() and xb.isdigit():
+            na, nb = int(xa), int(xb)
+            if na != nb:
+                return -1 if na < nb else 1
+        elif xa.isdigit() != xb.isdigit():
+            # rpmvercmp: a numeric segment is newer than an alphabetic one
+            return 1 if xa.isdigit() else -1
+        elif xa != xb:
+            return -1 if xa < xb else 1
+        i += 1
+
+
+def numeric_tuple(version: str) -> Tuple[int, ...]:
+    """``12.2.0`` -> (12, 2, 0); stops at the first non-numeric part (``4.9.x`` -> (4, 9))."""
+    parts = []
+    for part in version.split("."):
+        if not part.isdigit():
+            break
+        parts.append(int(part))
+    return tuple(parts)
