@@ -1,0 +1,157 @@
+"""Test harness: unit tests cannot touch the host; integration tests must find what .ci/run installed.
+
+- Every test runs in a scrubbed environment (no KBUILDGUARD_*, CC, CROSS_COMPILE, ARCH, and a
+  temporary HOME), as kas's monkeykas does.
+- Unless a test is marked ``integration``, starting a process raises (cibuildwheel's
+  mock_protection): unit tests use FakeRunner, which maps argv to canned output.
+- With KBG_TEST_INTEGRATION=1 (set by .ci/run) a missing prerequisite of an integration test is a
+  failure, not a skip: CI must not go green by skipping.
+"""
+
+import os
+import subprocess
+import sys
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from kbuildguard.console import Console  # noqa: E402
+from kbuildguard.errors import ToolNotFound  # noqa: E402
+from kbuildguard.run import CommandFailed, Completed  # noqa: E402
+
+INTEGRATION = os.environ.get("KBG_TEST_INTEGRATION") == "1"
+SCRUB = ("CC", "CROSS_COMPILE", "ARCH", "KERNELRELEASE", "LLVM", "MAKEFLAGS", "NO_COLOR")
+
+
+@pytest.fixture(autouse=True)
+def scrubbed_env(monkeypatch, tmp_path):
+    for key in list(os.environ):
+        if key.startswith("KBUILDGUARD_") or key in SCRUB:
+            monkeypatch.delenv(key, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+
+
+@pytest.fixture(autouse=True)
+def mock_protection(request, monkeypatch):
+    if request.node.get_closest_marker("integration"):
+        return
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("unit test tried to start a process: %r" % (args[0] if args else kwargs.get("args"),))
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+
+
+def require(condition: bool, what: str) -> None:
+    """Skip an integration test whose prerequisite is missing, or fail under .ci/run."""
+    if condition:
+        return
+    if INTEGRATION:
+        pytest.fail("integration prerequisite missing: %s (.ci/run should have installed it)" % what)
+    pytest.skip("needs %s (run .ci/run, or set KBG_TEST_INTEGRATION=1 on a prepared machine)" % what)
+
+
+class FakeRunner:
+    """Maps argv to canned output captured from real hosts; records every call."""
+
+    def __init__(self, outputs: Optional[Mapping[Tuple[str, ...], object]] = None, paths: Optional[Dict[str, str]] = None):
+        self.outputs = dict(outputs or {})
+        self.paths = dict(paths or {})
+        self.calls = []  # type: List[List[str]]
+        self.console = Console(verbosity=-1)
+
+    def which(self, program: str, env=None) -> str:
+        if program in self.paths:
+            return self.paths[program]
+        if os.sep in program:
+            return program
+        raise ToolNotFound("%s not found on PATH" % program)
+
+    def _lookup(self, argv: Sequence[str]):
+        self.calls.append(list(argv))
+        key = tuple(argv)
+        if key not in self.outputs:
+            raise AssertionError("FakeRunner has no output for %r" % (key,))
+        out = self.outputs[key]
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    def probe(self, argv, cwd=None, env=None, ok_returncodes=(0,), timeout=None) -> Completed:
+        out = self._lookup(argv)
+        if isinstance(out, tuple):  # (returncode, stdout)
+            code, text = out
+            if code not in ok_returncodes:
+                raise CommandFailed(argv, cwd, code, text)
+            return Completed(list(argv), code, text, "")
+        return Completed(list(argv), 0, out, "")
+
+    def action(self, argv, cwd=None, env=None, ok_returncodes=(0,)) -> int:
+        out = self._lookup(argv)
+        code = out if isinstance(out, int) else 0
+        if code not in ok_returncodes:
+            raise CommandFailed(argv, cwd, code)
+        return code
+
+
+GCC12_MACROS = "#define __GNUC__ 12\n#define __GNUC_MINOR__ 2\n#define __GNUC_PATCHLEVEL__ 0\n#define __x86_64__ 1\n#define __VERSION__ \"12.2.0\"\n"
+GCC11_MACROS = "#define __GNUC__ 11\n#define __GNUC_MINOR__ 3\n#define __GNUC_PATCHLEVEL__ 0\n#define __x86_64__ 1\n"
+CLANG16_MACROS = ("#define __GNUC__ 4\n#define __clang__ 1\n#define __clang_major__ 16\n#define __clang_minor__ 0\n"
+                  "#define __clang_patchlevel__ 6\n#define __x86_64__ 1\n")
+GCC485_MACROS = "#define __GNUC__ 4\n#define __GNUC_MINOR__ 8\n#define __GNUC_PATCHLEVEL__ 5\n#define __aarch64__ 1\n"
+GCC831_MACROS = "#define __GNUC__ 8\n#define __GNUC_MINOR__ 3\n#define __GNUC_PATCHLEVEL__ 1\n#define __aarch64__ 1\n"
+
+
+def compiler_outputs(path: str, macros: str, banner: str) -> Dict[Tuple[str, ...], object]:
+    return {
+        (path, "-E", "-dM", "-x", "c", "-"): macros,
+        (path, "--version"): banner + "\nCopyright (C) Free Software Foundation, Inc.\n",
+    }
+
+
+def make_exe(path) -> str:
+    path = str(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\nexit 0\n")
+    os.chmod(path, 0o755)
+    return path
+
+
+def make_tree(root, cc_text: Optional[str] = "gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0", release: str = "6.1.0-56-amd64",
+              arch_config: str = "CONFIG_X86_64", gcc_version: Optional[str] = "120200", compile_h: Optional[str] = None,
+              quote_autoconf: bool = False, config_header: Optional[str] = None) -> str:
+    """A minimal configured kernel build tree, as the kernel's own files lay it out."""
+    root = str(root)
+    os.makedirs(os.path.join(root, "include/config"), exist_ok=True)
+    os.makedirs(os.path.join(root, "include/generated"), exist_ok=True)
+    with open(os.path.join(root, "Makefile"), "w") as f:
+        f.write("# test tree\n")
+    lines = []
+    if cc_text is not None:
+        lines.append('CONFIG_CC_VERSION_TEXT="%s"' % cc_text)
+    if gcc_version is not None:
+        lines.append("CONFIG_CC_IS_GCC=y")
+        lines.append("CONFIG_GCC_VERSION=%s" % gcc_version)
+    lines.append("%s=y" % arch_config)
+    lines.append("CONFIG_MODULE_UNLOAD=y")
+    with open(os.path.join(root, ".config"), "w") as f:
+        if config_header:
+            f.write("#\n# Automatically generated file; DO NOT EDIT.\n# Linux/x86 4.19 Kernel Configuration\n")
+            f.write("# Compiler: %s\n#\n" % config_header)
+        f.write("\n".join(lines) + "\n")
+    with open(os.path.join(root, "include/config/auto.conf"), "w") as f:
+        for line in lines:
+            if not quote_autoconf and line.startswith("CONFIG_CC_VERSION_TEXT="):
+                line = line.replace('"', "")
+            f.write(line + "\n")
+    with open(os.path.join(root, "include/generated/utsrelease.h"), "w") as f:
+        f.write('#define UTS_RELEASE "%s"\n' % release)
+    if compile_h is not None:
+        with open(os.path.join(root, "include/generated/compile.h"), "w") as f:
+            f.write('#define LINUX_COMPILER "%s"\n' % compile_h)
+    return root

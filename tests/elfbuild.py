@@ -1,0 +1,79 @@
+"""Write small relocatable ELF files shaped like kernel modules, for tests that must not need a compiler.
+
+Only what kbuildguard reads: .comment, .modinfo, .gnu.linkonce.this_module with its RELA section
+placing init_module and cleanup_module, .symtab/.strtab and .shstrtab.
+"""
+
+import struct
+from typing import List, Optional, Sequence, Tuple
+
+EM_X86_64 = 62
+EM_AARCH64 = 183
+
+
+def _strtab(names: Sequence[str]) -> Tuple[bytes, List[int]]:
+    data = b"\x00"
+    offsets = []
+    for n in names:
+        offsets.append(len(data))
+        data += n.encode() + b"\x00"
+    return data, offsets
+
+
+def build_module(
+    comment: Sequence[str] = ("GCC: (Debian 12.2.0-14+deb12u1) 12.2.0",),
+    vermagic: str = "6.1.0-56-amd64 SMP preempt mod_unload modversions ",
+    name: str = "kdemo",
+    this_module_size: Optional[int] = 0x380,
+    init_offset: Optional[int] = 0x138,
+    exit_offset: Optional[int] = 0x350,
+    machine: int = EM_X86_64,
+    big_endian: bool = False,
+    e_type: int = 1,
+) -> bytes:
+    e = ">" if big_endian else "<"
+    sections = []  # (name, type, flags, data, link, info, entsize, align)
+    comment_data = b"\x00" + b"".join(c.encode() + b"\x00" for c in comment) if comment else b""
+    sections.append((".comment", 1, 0x30, comment_data, 0, 0, 1, 1))
+    modinfo = ("name=%s\x00vermagic=%s\x00license=GPL\x00" % (name, vermagic)).encode() if vermagic is not None else b"license=GPL\x00"
+    sections.append((".modinfo", 1, 0x2, modinfo, 0, 0, 0, 1))
+    if this_module_size is not None:
+        sections.append((".gnu.linkonce.this_module", 1, 0x3, b"\x00" * this_module_size, 0, 0, 0, 64))
+    strtab, stroffs = _strtab(["init_module", "cleanup_module"])
+    symtab = b"\x00" * 24
+    for off in stroffs:
+        symtab += struct.pack(e + "IBBHQQ", off, 0x12, 0, 0, 0, 0)  # GLOBAL FUNC, undefined
+    symtab_index = len(sections) + 1
+    sections.append((".symtab", 2, 0, symtab, symtab_index + 1, 1, 24, 8))
+    sections.append((".strtab", 3, 0, strtab, 0, 0, 0, 1))
+    if this_module_size is not None:
+        rela = b""
+        for sym, off in ((1, init_offset), (2, exit_offset)):
+            if off is not None:
+                rela += struct.pack(e + "QQq", off, (sym << 32) | 1, 0)
+        sections.append((".rela.gnu.linkonce.this_module", 4, 0x40, rela, symtab_index, 3, 24, 8))
+    names = [s[0] for s in sections] + [".shstrtab"]
+    shstrtab, name_offs = _strtab(names)
+    sections.append((".shstrtab", 3, 0, shstrtab, 0, 0, 0, 1))
+
+    body = b""
+    offsets = []
+    pos = 64
+    for s in sections:
+        pad = (-pos) % 8
+        body += b"\x00" * pad
+        pos += pad
+        offsets.append(pos)
+        body += s[3]
+        pos += len(s[3])
+    pad = (-pos) % 8
+    body += b"\x00" * pad
+    pos += pad
+    shoff = pos
+    shdrs = b"\x00" * 64
+    for i, s in enumerate(sections):
+        shdrs += struct.pack(e + "IIQQQQIIQQ", name_offs[i], s[1], s[2], 0, offsets[i], len(s[3]), s[4], s[5], s[7], s[6])
+    ident = b"\x7fELF" + bytes([2, 2 if big_endian else 1, 1, 0]) + b"\x00" * 8
+    header = ident + struct.pack(e + "HHIQQQIHHHHHH", e_type, machine, 1, 0, 0, shoff, 0, 64, 0, 0, 64,
+                                 len(sections) + 1, len(sections))
+    return header + body + shdrs
