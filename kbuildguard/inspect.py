@@ -179,6 +179,8 @@ def read_module(path: str) -> ModuleInfo:
     data = load_bytes(path)
     if len(data) < 16 or data[:4] != b"\x7fELF":
         raise BadInput("%s: not an ELF file" % path)
+    if len(data) < (64 if data[4] == 2 else 52):
+        raise BadInput("%s: truncated: shorter than an ELF header" % path)
     try:
         elf = ELFFile(io.BytesIO(data))
         if elf["e_type"] != "ET_REL":

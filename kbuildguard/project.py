@@ -102,6 +102,10 @@ def parse_config(text: str, path: str) -> Tuple[Tuple[ModuleSpec, ...], Settings
         for o in objects:
             if not o.endswith(".o"):
                 raise ConfigError("%s: object %r must be an .o file (shipped as %s_shipped)" % (where, o, o))
+        if len(sources) + len(objects) > 1 and name + ".o" in [s.rsplit(".", 1)[0] + ".o" for s in sources] + list(objects):
+            # kbuild links NAME.ko from NAME-y; an object of the module's own name would be circular.
+            raise ConfigError("%s: module %s is linked from several objects, so none may be named %s.o: "
+                              "rename %s.c (e.g. %s_main.c)" % (where, name, name, name, name))
         defines_raw = mod.get("defines", {})
         if not isinstance(defines_raw, dict):
             raise ConfigError("%s: defines must be a table, e.g. defines = { DEBUG = \"1\" }" % where)

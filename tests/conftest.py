@@ -9,6 +9,7 @@
 """
 
 import os
+import shutil
 import subprocess
 import sys
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
@@ -69,6 +70,9 @@ class FakeRunner:
             return self.paths[program]
         if os.sep in program:
             return program
+        found = shutil.which(program, path=(env or {}).get("PATH", ""))
+        if found:
+            return found
         raise ToolNotFound("%s not found on PATH" % program)
 
     def _lookup(self, argv: Sequence[str]):

@@ -1,0 +1,132 @@
+"""The command line's contract: one clean line per error, the documented exit code, never a traceback."""
+
+import json
+
+import pytest
+
+from conftest import make_tree
+from elfbuild import build_module
+from kbuildguard.cli import main
+from kbuildguard.errors import EXIT_CODES
+
+
+def run(capsys, *argv, env=None):
+    code = main(list(argv), env=env if env is not None else {"PATH": "/nonexistent"})
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def test_version_and_help(capsys):
+    assert run(capsys, "--version")[0] == 0
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    for number, _ in EXIT_CODES:
+        assert "%3d  " % number in out
+    code, out, _ = run(capsys, "make", "--help")
+    assert code == 0 and "examples:" in out
+
+
+def test_usage_errors(capsys):
+    assert run(capsys)[0] == 2
+    assert run(capsys, "frobnicate")[0] == 2
+    assert run(capsys, "detect", "--match", "sloppy")[0] == 2
+    assert run(capsys, "check", "x.ko", "--", "CC=gcc")[0] == 2
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\x01\x02\x03binary", b"Linux version", b"Linux version 6.1 (a@b) #1 SMP\n"])
+def test_detect_bad_proc_version_file(capsys, tmp_path, content):
+    f = tmp_path / "pv"
+    f.write_bytes(content)
+    code, _, err = run(capsys, "detect", "--proc-version-file", str(f))
+    assert code == 3
+    assert err.count("bad input:") == 1
+
+
+def test_detect_missing_kernel(capsys, tmp_path):
+    code, _, err = run(capsys, "detect", "--kernel-dir", str(tmp_path / "nope"))
+    assert code == 4 and "no such directory" in err
+
+
+def _target(tmp_path):
+    return make_tree(tmp_path / "tree")
+
+
+def test_check_passes_and_fails(capsys, tmp_path):
+    tree = _target(tmp_path)
+    good = tmp_path / "good.ko"
+    good.write_bytes(build_module())
+    assert run(capsys, "check", str(good), "--kernel-dir", tree)[0] == 0
+    bad = tmp_path / "bad.ko"
+    bad.write_bytes(build_module(comment=["GCC: (Debian 11.3.0-12) 11.3.0"]))
+    code, out, err = run(capsys, "check", str(good), str(bad), "--kernel-dir", tree)
+    assert code == 8
+    assert "gcc 11.3.0 (Debian 11.3.0-12)" in out and "module rejected" in err
+
+
+def test_check_json_contract(capsys, tmp_path):
+    tree = _target(tmp_path)
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    (mods / "a.ko").write_bytes(build_module())
+    (mods / "b.ko").write_bytes(build_module(vermagic="6.1.0-9-amd64 SMP "))
+    (mods / "c.ko").write_bytes(b"junk")
+    code, out, _ = run(capsys, "check", str(mods), "--kernel-dir", tree, "--json")
+    data = json.loads(out)
+    assert code == 8
+    verdicts = {m["path"].rsplit("/", 1)[1]: m["verdict"] for m in data["modules"]}
+    assert verdicts == {"a.ko": "ok", "b.ko": "mismatch", "c.ko": "error"}
+    check = data["modules"][1]["checks"][2]
+    assert set(check) == {"name", "ok", "expected", "found", "message"} and check["name"] == "vermagic"
+
+
+def test_check_only_unreadable_is_bad_input(capsys, tmp_path):
+    tree = _target(tmp_path)
+    junk = tmp_path / "junk.ko"
+    junk.write_bytes(b"\x7fELF" + b"\x00" * 10)
+    assert run(capsys, "check", str(junk), "--kernel-dir", tree)[0] == 3
+
+
+def test_check_escapes_terminal_sequences(capsys, tmp_path):
+    tree = _target(tmp_path)
+    evil = tmp_path / "evil.ko"
+    evil.write_bytes(build_module(comment=["GCC: (\x1b[2J\x1b]0;pwned\x07Evil 11.1.0-1) 11.1.0"]))
+    code, out, err = run(capsys, "check", str(evil), "--kernel-dir", tree)
+    assert code == 8
+    assert "\x1b" not in out + err and "\\x1b[2J" in out
+
+
+def test_check_no_modules(capsys, tmp_path):
+    tree = _target(tmp_path)
+    assert run(capsys, "check", str(tmp_path / "tree"), "--kernel-dir", tree)[0] == 2
+
+
+def test_check_layout_against_in_tree_reference(capsys, tmp_path):
+    root = tmp_path / "root"
+    release = "6.1.0-56-amd64"
+    make_tree(root / ("usr/src/linux-headers-" + release))
+    kdir = root / ("lib/modules/%s/kernel/fs" % release)
+    kdir.mkdir(parents=True)
+    (kdir / "intree.ko").write_bytes(build_module())
+    drifted = tmp_path / "drifted.ko"
+    drifted.write_bytes(build_module(exit_offset=0x340))
+    code, out, _ = run(capsys, "check", str(drifted), "--sysroot", str(root), "--kernel", release)
+    assert code == 8
+    assert "exit at 0x340, kernel expects 0x350" in out
+
+
+def test_init_refuses_to_overwrite(capsys, tmp_path):
+    assert run(capsys, "init", "-C", str(tmp_path))[0] == 0
+    code, _, err = run(capsys, "init", "-C", str(tmp_path))
+    assert code == 12 and "not overwriting" in err
+
+
+def test_make_bad_directory_and_target(capsys, tmp_path):
+    assert run(capsys, "make", "-C", str(tmp_path / "nope"))[0] == 2
+    assert run(capsys, "make", "-C", str(tmp_path), "install")[0] == 2
+
+
+def test_make_invalid_config(capsys, tmp_path):
+    (tmp_path / "kbuildguard.toml").write_text("[[module]]\nname = 3\n")
+    code, _, err = run(capsys, "make", "-C", str(tmp_path), "--kernel-dir", _target(tmp_path))
+    assert code == 12 and "configuration error" in err

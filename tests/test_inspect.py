@@ -1,0 +1,77 @@
+import gzip
+import lzma
+import os
+
+import pytest
+
+from elfbuild import EM_AARCH64, build_module
+from kbuildguard.errors import BadInput
+from kbuildguard.inspect import find_modules, read_module
+
+
+def _write(tmp_path, name, data):
+    p = tmp_path / name
+    p.write_bytes(data)
+    return str(p)
+
+
+def test_reads_layout_comment_vermagic(tmp_path):
+    info = read_module(_write(tmp_path, "kdemo.ko", build_module()))
+    assert info.machine == "x86_64"
+    assert info.vermagic.startswith("6.1.0-56-amd64 ")
+    assert (info.layout.size, info.layout.init_offset, info.layout.exit_offset) == (0x380, 0x138, 0x350)
+    assert info.compilers[0].vendor == "Debian 12.2.0-14+deb12u1"
+
+
+def test_big_endian_aarch64(tmp_path):
+    info = read_module(_write(tmp_path, "be.ko", build_module(machine=EM_AARCH64, big_endian=True, exit_offset=0x338)))
+    assert info.machine == "aarch64" and info.big_endian
+    assert info.layout.exit_offset == 0x338
+
+
+@pytest.mark.parametrize("suffix,compress", [(".ko.xz", lzma.compress), (".ko.gz", gzip.compress)])
+def test_compressed(tmp_path, suffix, compress):
+    info = read_module(_write(tmp_path, "kdemo" + suffix, compress(build_module())))
+    assert info.name == "kdemo" and info.layout.size == 0x380
+
+
+def test_no_this_module(tmp_path):
+    assert read_module(_write(tmp_path, "x.ko", build_module(this_module_size=None))).layout is None
+
+
+@pytest.mark.parametrize("data,message", [
+    (b"", "not an ELF"),
+    (b"hello world, not a module", "not an ELF"),
+    (build_module()[:40], "truncated"),
+    (build_module()[:900], "truncated"),
+    (build_module(e_type=2), "ET_REL"),
+    (lzma.compress(build_module())[:50], "corrupt compressed"),
+    (b"\x7fELF" + b"\xff" * 60, "corrupt ELF"),
+])
+def test_bad_input(tmp_path, data, message):
+    with pytest.raises(BadInput) as exc:
+        read_module(_write(tmp_path, "bad.ko", data))
+    assert message in exc.value.message
+
+
+def test_unreadable_and_directory(tmp_path):
+    with pytest.raises(BadInput):
+        read_module(str(tmp_path))
+    with pytest.raises(BadInput):
+        read_module(str(tmp_path / "missing.ko"))
+
+
+def test_decompression_bomb_is_bounded(tmp_path, monkeypatch):
+    monkeypatch.setattr("kbuildguard.inspect.MAX_MODULE_BYTES", 1 << 16)
+    bomb = _write(tmp_path, "bomb.ko.xz", lzma.compress(b"\x00" * (1 << 20)))
+    with pytest.raises(BadInput) as exc:
+        read_module(bomb)
+    assert "more than" in exc.value.message
+
+
+def test_find_modules_survives_symlink_loops(tmp_path):
+    (tmp_path / "a").mkdir()
+    os.symlink(str(tmp_path), str(tmp_path / "a" / "loop"))
+    _write(tmp_path / "a", "m.ko", build_module())
+    _write(tmp_path, "readme.txt", b"x")
+    assert [os.path.basename(p) for p in find_modules([str(tmp_path)])] == ["m.ko"]

@@ -1,0 +1,139 @@
+import os
+
+import pytest
+
+from conftest import CLANG16_MACROS, GCC11_MACROS, GCC12_MACROS, FakeRunner, compiler_outputs, make_exe, make_tree
+from kbuildguard.errors import ToolNotFound
+from kbuildguard.identity import CompilerId, Family, parse_compiler
+from kbuildguard.kernel import Selector, resolve
+from kbuildguard.toolchain import MatchLevel, discover, forced_compiler, mismatch_reason, select, toolset_env
+
+
+def cid(text):
+    return parse_compiler(text)
+
+
+KERNEL = cid("gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0")
+
+
+@pytest.mark.parametrize("other,level,ok", [
+    ("gcc (Debian 12.2.0-14+deb12u1) 12.2.0", MatchLevel.EXACT, True),
+    ("x86_64-linux-gnu-gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0", MatchLevel.EXACT, True),  # program name alone
+    ("gcc-12 (Debian 12.2.0-14) 12.2.0", MatchLevel.EXACT, False),
+    ("gcc-12 (Debian 12.2.0-14) 12.2.0", MatchLevel.VERSION, True),
+    ("gcc-12 (Debian 12.3.0-1) 12.3.0", MatchLevel.VERSION, False),
+    ("gcc-12 (Debian 12.3.0-1) 12.3.0", MatchLevel.MINOR, False),
+    ("gcc-12 (Debian 12.2.1-1) 12.2.1", MatchLevel.MINOR, True),
+    ("gcc-12 (Debian 12.3.0-1) 12.3.0", MatchLevel.MAJOR, True),
+    ("gcc-11 (Debian 11.3.0-12) 11.3.0", MatchLevel.MAJOR, False),
+    ("Debian clang version 12.2.0 (1)", MatchLevel.MAJOR, False),  # family differs even at the same number
+])
+def test_match_levels(other, level, ok):
+    assert (mismatch_reason(KERNEL, cid(other), level) is None) == ok
+
+
+def test_reason_names_both_versions():
+    reason = mismatch_reason(KERNEL, cid("gcc-11 (Debian 11.3.0-12) 11.3.0"), MatchLevel.VERSION)
+    assert "11.3.0" in reason and "12.2.0" in reason
+
+
+def _machine(tmp_path):
+    bindir = tmp_path / "bin"
+    for name in ("gcc-12", "gcc-11", "clang-16"):
+        make_exe(bindir / name)
+    os.symlink("gcc-12", str(bindir / "gcc"))
+    os.symlink("gcc-12", str(bindir / "cc"))
+    outputs = {}
+    outputs.update(compiler_outputs(str(bindir / "gcc-12"), GCC12_MACROS, "gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0"))
+    outputs.update(compiler_outputs(str(bindir / "gcc-11"), GCC11_MACROS, "gcc-11 (Debian 11.3.0-12) 11.3.0"))
+    outputs.update(compiler_outputs(str(bindir / "clang-16"), CLANG16_MACROS, "Debian clang version 16.0.6 (15~deb12u1)"))
+    tree = make_tree(tmp_path / "tree", compile_h="gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0, GNU ld (GNU Binutils for Debian) 2.40")
+    return str(bindir), FakeRunner(outputs), resolve(Selector(kernel_dir=tree))
+
+
+def test_selects_gcc12_by_name_over_gcc_and_cc(tmp_path):
+    bindir, runner, target = _machine(tmp_path)
+    env = {"PATH": bindir}
+    sel = select(runner, target, MatchLevel.VERSION, env, opt_root=str(tmp_path / "opt"))
+    assert sel.selected.path == os.path.join(bindir, "gcc-12")
+    verdicts = {os.path.basename(c.path): c.verdict for c in sel.candidates}
+    assert verdicts == {"gcc-12": "match", "gcc-11": "mismatch", "clang-16": "mismatch"}
+    # gcc, cc and gcc-12 are one binary: probed once
+    assert sum(1 for call in runner.calls if call[1] == "--version") == 3
+
+
+def test_no_match_explains_every_candidate(tmp_path):
+    bindir, runner, target = _machine(tmp_path)
+    os.unlink(os.path.join(bindir, "gcc"))
+    os.unlink(os.path.join(bindir, "cc"))
+    os.unlink(os.path.join(bindir, "gcc-12"))
+    sel = select(runner, target, MatchLevel.VERSION, {"PATH": bindir}, opt_root=str(tmp_path / "opt"))
+    assert sel.selected is None
+    assert {c.verdict for c in sel.candidates} == {"mismatch"}
+    assert all(c.reason for c in sel.candidates)
+
+
+def test_forced_mismatch_is_the_only_candidate(tmp_path):
+    bindir, runner, target = _machine(tmp_path)
+    sel = select(runner, target, MatchLevel.VERSION, {"PATH": bindir}, forced=("gcc-11", "--cc"))
+    assert sel.selected is None
+    assert [c.origin for c in sel.candidates] == ["--cc"]
+    with pytest.raises(ToolNotFound):
+        select(runner, target, MatchLevel.VERSION, {"PATH": bindir}, forced=("gcc-99", "--cc"))
+
+
+def test_broken_compiler_is_an_error_candidate(tmp_path):
+    bindir, runner, target = _machine(tmp_path)
+    path = make_exe(os.path.join(bindir, "gcc-13"))
+    runner.outputs[(path, "-E", "-dM", "-x", "c", "-")] = (1, "gcc-13: fatal error: cannot execute 'cc1'")
+    sel = select(runner, target, MatchLevel.VERSION, {"PATH": bindir}, opt_root=str(tmp_path / "opt"))
+    errors = [c for c in sel.candidates if c.verdict == "error"]
+    assert [os.path.basename(c.path) for c in errors] == ["gcc-13"]
+    assert sel.selected is not None
+
+
+def test_wrong_architecture_is_rejected(tmp_path):
+    bindir, runner, target = _machine(tmp_path)
+    target = target._replace(arch="aarch64")
+    sel = select(runner, target, MatchLevel.VERSION, {"PATH": bindir}, opt_root=str(tmp_path / "opt"))
+    assert sel.selected is None
+    assert "CROSS_COMPILE" in [c for c in sel.candidates if c.path.endswith("gcc-12")][0].reason
+
+
+def test_discovers_devtoolset_and_gcc_toolset(tmp_path):
+    opt = tmp_path / "opt"
+    make_exe(opt / "devtoolset-8/root/usr/bin/gcc")
+    make_exe(opt / "gcc-toolset-12/root/usr/bin/gcc")
+    found = discover({"PATH": ""}, opt_root=str(opt))
+    assert [p for p, _ in found] == [str(opt / "gcc-toolset-12/root/usr/bin/gcc"), str(opt / "devtoolset-8/root/usr/bin/gcc")]
+
+
+def test_cross_compile_prefix_is_searched(tmp_path):
+    bindir = tmp_path / "bin"
+    make_exe(bindir / "aarch64-linux-gnu-gcc-12")
+    make_exe(bindir / "aarch64-linux-gnu-gcc")
+    found = [os.path.basename(p) for p, _ in discover({"PATH": str(bindir), "CROSS_COMPILE": "aarch64-linux-gnu-"}, str(tmp_path))]
+    assert found[:2] == ["aarch64-linux-gnu-gcc", "aarch64-linux-gnu-gcc-12"]
+
+
+def test_toolset_env_without_scl_enable():
+    from kbuildguard.toolchain import Compiler
+
+    c = Compiler("/opt/rh/devtoolset-8/root/usr/bin/gcc", Family.GCC, "8.3.1", "Red Hat 8.3.1-3", "", "aarch64", "gcc", "devtoolset-8")
+    env = toolset_env(c, {"PATH": "/usr/bin:/bin"})
+    assert env["PATH"].split(":")[0] == "/opt/rh/devtoolset-8/root/usr/bin"
+    assert env["LD_LIBRARY_PATH"].startswith("/opt/rh/devtoolset-8/root/usr/lib64")
+
+
+@pytest.mark.parametrize("cli,env,args,expected", [
+    ("gcc-12", {"CC": "gcc-11"}, ["CC=clang"], ("gcc-12", "--cc")),
+    (None, {"CC": "gcc-11"}, ["CC=clang"], ("clang", "CC= make argument")),
+    (None, {"CC": "gcc-11"}, [], ("gcc-11", "CC environment variable")),
+    (None, {}, ["-j4"], None),
+])
+def test_forced_compiler_precedence(cli, env, args, expected):
+    assert forced_compiler(cli, env, args) == expected
+
+
+def test_identity_describe():
+    assert CompilerId(Family.GCC, "8.3.1", "Red Hat 8.3.1-3").describe() == "gcc 8.3.1 (Red Hat 8.3.1-3)"
