@@ -13,7 +13,6 @@ from kbuildguard.errors import (
     ConfigError,
     ForcedCompilerMismatch,
     KbgError,
-    KernelNotFound,
     ModuleRejected,
     NoMatchingCompiler,
     UsageError,
@@ -199,6 +198,9 @@ def cmd_detect(ctx: Context) -> int:
 
     args = ctx.args
     target = kernel.resolve(_selector(args))
+    if target.build_dir is None and not (args.proc_version_file or args.sysroot):
+        raise kernel.missing_tree_error(target.release, target.sysroot, target.running,
+                                        " (built by %s, says %s)" % (target.compiler.describe(), target.compiler_source))
     level = _level(args.match or ctx.env.get("KBUILDGUARD_MATCH"))
     forced = (args.cc, "--cc") if args.cc else None
     selection = toolchain.select(ctx.runner, target, level, ctx.env, forced=forced)
@@ -243,8 +245,7 @@ def cmd_make(ctx: Context) -> int:
     with ctx.console.step("resolve target kernel"):
         target = kernel.resolve(_selector(args, settings))
     if target.build_dir is None:
-        raise KernelNotFound("kernel %s: no build tree to build against" % target.release,
-                             hint=kernel.missing_tree_hint(target.release, target.sysroot))
+        raise kernel.missing_tree_error(target.release, target.sysroot, target.running)
     for note in target.notes:
         ctx.console.warn(printable(note))
     make_args = list(ctx.make_args)
@@ -317,11 +318,17 @@ def cmd_make(ctx: Context) -> int:
             ctx.out("%s: %s" % (rep.path if not rep.failed() or args.allow_mismatch else os.path.basename(rep.path), status))
     if not result.reports:
         ctx.console.warn("make produced no .ko (no modules.order entry)")
+    def foreign(compilers) -> str:
+        bad = sorted({c.describe() for c in compilers if toolchain.mismatch_reason(target.compiler, c, level)})
+        return ", ".join(bad)
+
     if result.rejected:
         details = []
         for rep, dest in zip([r for r in result.reports if r.failed()], result.rejected):
             for c in rep.failed():
                 details.append("%s: %s: %s" % (os.path.basename(rep.path), c.name, printable(c.message)))
+            for line in kbuild.offending_objects(rep.path, foreign):
+                details.append("offending object " + printable(line))
             details.append("moved to %s (report beside it)" % dest)
         raise ModuleRejected(
             "%d module(s) do not match kernel %s (built by %s)" % (len(result.rejected), target.release, target.compiler.describe()),

@@ -4,7 +4,7 @@ Only ``cli.main`` catches these. The table below is the single source of the exi
 and ``kbuildguard --help`` print it from here.
 """
 
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 
 class KbgError(Exception):

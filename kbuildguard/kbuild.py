@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import time
-from typing import IO, Iterator, List, Mapping, NamedTuple, Optional, Sequence
+from typing import Iterator, List, Mapping, NamedTuple, Optional, Sequence
 
 from kbuildguard import __version__
 from kbuildguard.console import Console
@@ -108,6 +108,40 @@ def set_aside(path: str, module_dir: str, folder: str, report: Optional[dict]) -
         with open(dest + ".report.json", "w", encoding="utf-8") as f:
             json.dump(report, f, indent=2)
     return dest
+
+
+def module_objects(ko_path: str) -> List[str]:
+    """The objects kbuild linked into a module: NAME.mod lists them (5.16+), else NAME.o's siblings."""
+    base = ko_path[: -len(".ko")]
+    try:
+        with open(base + ".mod", encoding="utf-8", errors="replace") as f:
+            objs = [w for w in f.read().split() if w.endswith(".o")]
+    except OSError:
+        objs = []
+    folder = os.path.dirname(ko_path)
+    return [o if os.path.isabs(o) else os.path.join(folder, o) for o in objs if os.path.exists(
+        o if os.path.isabs(o) else os.path.join(folder, o))]
+
+
+def offending_objects(ko_path: str, describe_mismatch) -> List[str]:
+    """Which of the module's objects carry a foreign compiler: "blob.o: gcc 11.3.0 (Debian 11.3.0-12)".
+
+    ``describe_mismatch`` maps an object's CompilerIds to a text, or "" when they all match.
+    """
+    from kbuildguard.errors import BadInput
+    from kbuildguard.inspect import read_module
+
+    found = []
+    for obj in module_objects(ko_path):
+        try:
+            info = read_module(obj)
+        except BadInput:
+            continue
+        text = describe_mismatch(info.compilers)
+        if text:
+            shipped = " (from %s_shipped)" % os.path.basename(obj) if os.path.exists(obj + "_shipped") else ""
+            found.append("%s%s: built by %s" % (os.path.basename(obj), shipped, text))
+    return found
 
 
 def run_make(runner: Runner, command: MakeCommand) -> None:

@@ -16,7 +16,6 @@ A ``--proc-version-file`` replaces 5 for planning against a machine you only hav
 
 import gzip
 import os
-import platform
 import re
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
@@ -270,7 +269,7 @@ def _is_build_tree(path: str) -> bool:
 
 
 def running_release() -> str:
-    return platform.release()
+    return os.uname().release  # not platform.release(): on 3.6 it runs `uname -p`
 
 
 def read_proc_version(path: str) -> ProcVersion:
@@ -285,6 +284,14 @@ def read_proc_version(path: str) -> ProcVersion:
         return parse_proc_version(raw.decode("utf-8", errors="replace"))
     except BadInput as exc:
         raise BadInput("%s: %s" % (path, exc.message))
+
+
+def missing_tree_error(release: str, sysroot: str, running: bool, built_by: str = "") -> KernelNotFound:
+    return KernelNotFound(
+        "no build tree for kernel %s%s%s: looked in %s" % (
+            release, " (the running kernel)" if running else "", built_by,
+            ", ".join(build_dir_candidates(sysroot, release))),
+        hint=missing_tree_hint(release, sysroot))
 
 
 def missing_tree_hint(release: str, sysroot: str) -> str:
@@ -376,13 +383,6 @@ def resolve(selector: Selector) -> KernelTarget:
         tree_rel = tree_release(build_dir)
         if tree_rel and tree_rel != release:
             notes.append("the build tree %s is for %s, not %s" % (build_dir, tree_rel, release))
-    elif proc is None or not (selector.proc_version_file or selector.sysroot):
-        built_by = " (built by %s, says %s)" % (proc.compiler.describe(), proc_source) if proc else ""
-        raise KernelNotFound(
-            "no build tree for kernel %s%s%s: looked in %s" % (
-                release, " (the running kernel)" if running else "", built_by,
-                ", ".join(build_dir_candidates(sysroot, release))),
-            hint=missing_tree_hint(release, sysroot))
     if modules_dir and not any(f.compiler.vendor or f.compiler.date for f in facts):
         facts.extend(in_tree_module_facts(modules_dir))
     if proc is not None and proc.release == release:
@@ -390,6 +390,8 @@ def resolve(selector: Selector) -> KernelTarget:
     elif proc is not None:
         notes.append("%s is for kernel %s, not the target %s: not used" % (proc_source, proc.release, release))
     facts.extend(tree_version_facts(autoconf or config))
+    if not facts and build_dir is None:
+        raise missing_tree_error(release, sysroot, running)
     if not facts:
         raise KernelNotFound(
             "no record of the compiler that built kernel %s: %s has no CONFIG_CC_VERSION_TEXT, compile.h or "
@@ -406,6 +408,6 @@ def resolve(selector: Selector) -> KernelTarget:
     linker = next((f.compiler.linker for f in facts if f.compiler.linker), None)
     arch = tree_arch(autoconf or config)
     if not arch and running:
-        arch = platform.machine()
+        arch = os.uname().machine
     return KernelTarget(release, build_dir, arch, chosen.compiler, chosen.source, linker, tuple(facts), tuple(notes),
                         config_path if config else None, modules_dir, sysroot, running, program_hint)

@@ -9,7 +9,7 @@ Unknown keys are errors, never ignored.
 
 import os
 import re
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
+from typing import Any, Mapping, NamedTuple, Optional, Tuple
 
 from kbuildguard.errors import ConfigError
 

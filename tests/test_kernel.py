@@ -72,6 +72,10 @@ def test_sysroot_proc_version_and_no_tree(tmp_path):
 def test_running_kernel_without_tree_says_what_is_missing(tmp_path, monkeypatch):
     monkeypatch.setattr("kbuildguard.kernel.running_release", lambda: "9.9.9-test")
     with pytest.raises(KernelNotFound) as exc:
+        resolve(Selector(sysroot=str(tmp_path), kernel="9.9.9-test"))
+    assert "/lib/modules/9.9.9-test/build" in exc.value.message
+    monkeypatch.setattr("kbuildguard.kernel.read_proc_version", lambda p: (_ for _ in ()).throw(BadInput("no")))
+    with pytest.raises(KernelNotFound) as exc:
         resolve(Selector())
     assert "9.9.9-test" in exc.value.message and "/lib/modules/9.9.9-test/build" in exc.value.message
     assert "linux-headers-9.9.9-test" in exc.value.hint and "kernel-devel-9.9.9-test" in exc.value.hint
