@@ -137,6 +137,11 @@ class Context:
         self.stdout.write(json.dumps(data, indent=2) + "\n")
 
 
+def scl_root(env) -> str:
+    """Where Software Collections (devtoolset, gcc-toolset) live: /opt/rh unless KBUILDGUARD_SCL_ROOT says otherwise."""
+    return env.get("KBUILDGUARD_SCL_ROOT") or "/opt/rh"
+
+
 def _selector(args: argparse.Namespace, settings=None):
     from kbuildguard.kernel import Selector
 
@@ -203,7 +208,7 @@ def cmd_detect(ctx: Context) -> int:
                                         " (built by %s, says %s)" % (target.compiler.describe(), target.compiler_source))
     level = _level(args.match or ctx.env.get("KBUILDGUARD_MATCH"))
     forced = (args.cc, "--cc") if args.cc else None
-    selection = toolchain.select(ctx.runner, target, level, ctx.env, forced=forced)
+    selection = toolchain.select(ctx.runner, target, level, ctx.env, forced=forced, opt_root=scl_root(ctx.env))
     if args.json:
         ctx.out_json({"kernel": report.kernel_json(target), **report.selection_json(selection)})
     else:
@@ -251,7 +256,7 @@ def cmd_make(ctx: Context) -> int:
     make_args = list(ctx.make_args)
     forced = toolchain.forced_compiler(settings.cc, ctx.env, make_args)
     with ctx.console.step("select compiler for %s" % target.compiler.describe()):
-        selection = toolchain.select(ctx.runner, target, level, ctx.env, forced=forced)
+        selection = toolchain.select(ctx.runner, target, level, ctx.env, forced=forced, opt_root=scl_root(ctx.env))
     if forced is not None and selection.selected is None:
         if not args.allow_mismatch:
             raise _refuse_forced(target, selection)

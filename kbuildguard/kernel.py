@@ -409,5 +409,10 @@ def resolve(selector: Selector) -> KernelTarget:
     arch = tree_arch(autoconf or config)
     if not arch and running:
         arch = os.uname().machine
+    if not arch:
+        # RPM-built kernels name their architecture at the end of the release (4.18.0-147.el7.aarch64)
+        for suffix in ("x86_64", "aarch64", "ppc64le", "s390x", "i686"):
+            if release.endswith("." + suffix):
+                arch = suffix
     return KernelTarget(release, build_dir, arch, chosen.compiler, chosen.source, linker, tuple(facts), tuple(notes),
                         config_path if config else None, modules_dir, sysroot, running, program_hint)

@@ -141,7 +141,7 @@ def load(root: str) -> Project:
 def settings(cli: Mapping[str, Optional[str]], env: Mapping[str, str], project: Project) -> Settings:
     """Resolve every setting once: CLI > KBUILDGUARD_* environment > kbuildguard.toml > defaults."""
     known_env = {"KBUILDGUARD_" + k.upper() for k in Settings._fields}
-    stray = sorted(k for k in env if k.startswith("KBUILDGUARD_") and k not in known_env | {"KBUILDGUARD_LOG"})
+    stray = sorted(k for k in env if k.startswith("KBUILDGUARD_") and k not in known_env | {"KBUILDGUARD_LOG", "KBUILDGUARD_SCL_ROOT"})
     if stray:
         raise ConfigError("unknown environment setting(s) %s (known: %s)" % (", ".join(stray), ", ".join(sorted(known_env))))
     values = {}  # type: Dict[str, Optional[str]]

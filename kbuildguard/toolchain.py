@@ -139,6 +139,8 @@ def discover(env: Mapping[str, str], opt_root: str = "/opt/rh") -> List[Tuple[st
         for pattern in ("gcc-[0-9]*", "clang-[0-9]*") + ((cross + "gcc-[0-9]*",) if cross else ()):
             paths.extend(sorted(p for p in glob.glob(os.path.join(directory, pattern))
                                 if re.search(r"-\d+(\.\d+)*$", p)))
+        # Amazon Linux's parallel compilers: gcc10-gcc, gcc14-gcc
+        paths.extend(sorted(glob.glob(os.path.join(directory, "gcc[0-9]*-gcc"))))
         for path in paths:
             if os.path.isfile(path) and os.access(path, os.X_OK):
                 found.append((path, "PATH"))

@@ -8,6 +8,9 @@ import pytest
 from conftest import require
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "examples")
+# Copy an example's sources only: a developer may have built it in place (scripts/demo does).
+COPY_SOURCES = shutil.ignore_patterns("*.o", "*.ko", "*.mod", "*.mod.c", "*.cmd", "modules.order", "Module.symvers",
+                                      ".kbuildguard", "Kbuild", "Makefile")
 TOOLS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")
 
 
@@ -60,7 +63,7 @@ def example(tmp_path):
     """A fresh copy of an example repository (never build inside the checkout)."""
     def copy(name):
         dest = tmp_path / name
-        shutil.copytree(os.path.join(EXAMPLES, name), str(dest))
+        shutil.copytree(os.path.join(EXAMPLES, name), str(dest), ignore=COPY_SOURCES)
         return str(dest)
     return copy
 

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 
 from conftest import INTEGRATION, require
-from integration.conftest import EXAMPLES, kbuildguard, plain_make
+from integration.conftest import COPY_SOURCES, EXAMPLES, kbuildguard, plain_make
 from kbuildguard.inspect import read_module
 
 
@@ -114,7 +114,7 @@ def test_check_refuses_gcc11_and_clang16_modules(debian_release, compilers, tmp_
     built = {}
     for cc in ("gcc-11", "clang-16", "gcc-12"):
         repo = str(tmp_path / ("kdemo-" + cc))
-        shutil.copytree(os.path.join(EXAMPLES, "kdemo"), repo)
+        shutil.copytree(os.path.join(EXAMPLES, "kdemo"), repo, ignore=COPY_SOURCES)
         with open(os.path.join(repo, "Kbuild"), "w") as f:
             f.write("obj-m += kdemo.o\n")
         plain_make(repo, debian_release, cc)

@@ -1,0 +1,113 @@
+"""Install plans per distribution (exact argv), and consent. Stand-in execution is in integration/."""
+
+import json
+import os
+
+import pytest
+
+from conftest import FakeRunner, make_tree
+from kbuildguard.cli import main
+from kbuildguard.errors import ConsentRequired, InstallFailed, NoMatchingCompiler
+from kbuildguard.kernel import Selector, resolve
+from kbuildguard.provision import Distro, detect_distro, execute, plan
+from kbuildguard.run import CommandFailed
+
+SYSROOTS = os.path.join(os.path.dirname(__file__), "data", "sysroots")
+
+PLANS = {
+    "centos-7.8-aarch64": [["yum", "install", "-y", "centos-release-scl"],
+                           ["yum", "install", "-y", "devtoolset-8-gcc", "kernel-devel-4.18.0-147.8.1.el7.aarch64"]],
+    "centos-7.9-x86_64": [["yum", "install", "-y", "gcc", "kernel-devel-3.10.0-1160.el7.x86_64"]],
+    "rocky-8": [["dnf", "install", "-y", "gcc", "kernel-devel-4.18.0-477.10.1.el8_8.x86_64"]],
+    "rhel-9": [["dnf", "install", "-y", "gcc", "kernel-devel-5.14.0-162.6.1.el9_1.x86_64"]],
+    "oracle-8-uek7": [["dnf", "install", "-y", "gcc-toolset-11-gcc", "kernel-uek-devel-5.15.0-206.153.7.1.el8uek.x86_64"]],
+    "amazon-2-5.10": [["yum", "install", "-y", "gcc10", "kernel-devel-5.10.147-133.644.amzn2.x86_64"]],
+    "ubuntu-22.04-hwe": [["apt-get", "update"],
+                         ["apt-get", "install", "-y", "--no-install-recommends", "gcc-12", "linux-headers-6.5.0-35-generic"]],
+    "debian-11": [["apt-get", "update"],
+                  ["apt-get", "install", "-y", "--no-install-recommends", "gcc-10", "linux-headers-5.10.0-19-amd64"]],
+    "opensuse-leap-15": [["zypper", "--non-interactive", "refresh"], ["zypper", "--non-interactive", "install", "gcc7", "kernel-default-devel"]],
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLANS))
+def test_setup_dry_run_json_plans(name, capsys):
+    code = main(["setup", "--dry-run", "--json", "--sysroot", os.path.join(SYSROOTS, name)], env={"PATH": "/nonexistent"})
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["commands"] == PLANS[name]
+    assert data["packages"] == PLANS[name][-1][len(PLANS[name][-1]) - len(data["packages"]):]
+    assert all(isinstance(n, str) for n in data["notes"])
+
+
+def test_centos7_notes_vault_and_vendor_release(capsys):
+    main(["setup", "--dry-run", "--json", "--sysroot", os.path.join(SYSROOTS, "centos-7.8-aarch64")], env={"PATH": ""})
+    data = json.loads(capsys.readouterr()[0])
+    notes = " ".join(data["notes"])
+    assert "vault.centos.org" in notes and "Red Hat 8.3.1-3" in notes
+    assert data["distribution"]["arch"] == "aarch64"
+
+
+def test_distro_from_sysroot_not_host():
+    d = detect_distro(os.path.join(SYSROOTS, "oracle-8-uek7"))
+    assert (d.id, d.major, d.like) == ("oracle", "8", ("fedora",))  # distro normalises ol
+
+
+def _target(tmp_path, text):
+    return resolve(Selector(kernel_dir=make_tree(tmp_path / "t", cc_text=text, gcc_version=None)))
+
+
+def test_no_package_provides_it(tmp_path):
+    target = _target(tmp_path, "gcc (GCC) 13.2.1 20231205 (Red Hat 13.2.1-6)")
+    with pytest.raises(NoMatchingCompiler):
+        plan(target, Distro("centos", ("rhel",), "7", "CentOS 7", "x86_64"))
+
+
+def test_unknown_distribution(tmp_path):
+    with pytest.raises(NoMatchingCompiler):
+        plan(_target(tmp_path, "gcc-12 (Debian 12.2.0-14) 12.2.0"), Distro("haiku", (), "1", "Haiku", "x86_64"))
+
+
+def test_clang_kernel_on_debian(tmp_path):
+    p = plan(_target(tmp_path, "Debian clang version 16.0.6 (15~deb12u1)"), Distro("debian", (), "12", "Debian 12", "x86_64"))
+    assert p.packages == ("clang-16", "lld-16")
+
+
+class Ctx:
+    def __init__(self, runner):
+        self.runner = runner
+        self.console = runner.console
+        self.env = {}
+
+
+def _plan(tmp_path):
+    return plan(_target(tmp_path, "gcc-11 (Debian 11.3.0-12) 11.3.0"), Distro("debian", (), "12", "Debian 12", "x86_64"))
+
+
+def test_no_terminal_and_no_yes_installs_nothing(tmp_path, monkeypatch):
+    runner = FakeRunner()
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    monkeypatch.setattr("sys.stdin", open(os.devnull))
+    with pytest.raises(ConsentRequired) as exc:
+        execute(Ctx(runner), _plan(tmp_path), yes=False, dry_run=False)
+    assert runner.calls == []
+    assert "apt-get install -y --no-install-recommends gcc-11" in exc.value.hint
+
+
+def test_non_root_gets_the_command_never_sudo(tmp_path, monkeypatch):
+    runner = FakeRunner()
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    with pytest.raises(ConsentRequired) as exc:
+        execute(Ctx(runner), _plan(tmp_path), yes=True, dry_run=False)
+    assert runner.calls == [] and "run as root" in exc.value.hint and "sudo" not in exc.value.hint
+
+
+def test_failing_package_manager_claims_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    p = _plan(tmp_path)
+    runner = FakeRunner({tuple(p.commands[0]): CommandFailed(list(p.commands[0]), None, 100, "E: Could not resolve host")})
+    with pytest.raises(InstallFailed) as exc:
+        execute(Ctx(runner), p, yes=True, dry_run=False)
+    assert "may not be installed" in exc.value.message
+    assert len(runner.calls) == 1  # stopped at the first failure
