@@ -23,7 +23,7 @@ ROWS = list(_rows())
 def test_corpus_is_broad():
     assert len(ROWS) >= 60
     text = open(DATA, encoding="utf-8").read()
-    for needle in ("el6", "el7", "el8", "el9", "el10", "aarch64", "uek", "amzn2", "fc3", "oe1", "ky10", "-amd64",
+    for needle in ("el6", "el7", "el8", "el9", "el10", "aarch64", "uek", "amzn2", "fc3", "oe1", "ky10", "an8", "-amd64",
                    "-generic", "-default", "arch1", "-lts", "-v8+", "android", "WSL2"):
         assert needle in text, needle
 

@@ -137,3 +137,20 @@ def test_forced_compiler_precedence(cli, env, args, expected):
 
 def test_identity_describe():
     assert CompilerId(Family.GCC, "8.3.1", "Red Hat 8.3.1-3").describe() == "gcc 8.3.1 (Red Hat 8.3.1-3)"
+
+
+def test_clang_kernel_builds_with_llvm_1_and_the_matching_lld(tmp_path):
+    from kbuildguard.kbuild import make_command
+    from kbuildguard.toolchain import Compiler
+
+    llvm = tmp_path / "usr/lib/llvm-16/bin"
+    make_exe(llvm / "clang")
+    make_exe(llvm / "ld.lld")
+    os.makedirs(str(tmp_path / "usr/bin"))
+    os.symlink(str(llvm / "clang"), str(tmp_path / "usr/bin/clang-16"))
+    tree = make_tree(tmp_path / "tree", cc_text="Debian clang version 16.0.6 (15~deb12u1)", gcc_version=None)
+    target = resolve(Selector(kernel_dir=tree))
+    c = Compiler(str(tmp_path / "usr/bin/clang-16"), Family.CLANG, "16.0.6", "Debian 15~deb12u1", "", "x86_64", "clang-16", "")
+    cmd = make_command(target, c, "/src/mod", "modules", ["-j4", "CC=gcc"], {"PATH": "/usr/bin:/bin"})
+    assert cmd.argv == ["make", "-C", tree, "M=/src/mod", "LLVM=1", "CC=" + c.path, "-j4", "modules"]
+    assert cmd.env["PATH"].split(":")[0] == str(llvm)

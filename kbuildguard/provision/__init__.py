@@ -201,7 +201,7 @@ def execute(ctx, p: InstallPlan, yes: bool, dry_run: bool) -> bool:
 
 def install_and_reselect(ctx, target: KernelTarget, level, yes: bool, dry_run: bool):
     """``make --install``: plan, install with consent, then detect again; the new compiler must match."""
-    from kbuildguard import cli, toolchain
+    from kbuildguard import cli
 
     p = plan(target, detect_distro(target.sysroot, target.arch), scl_root=cli.scl_root(ctx.env))
     if dry_run:
@@ -209,6 +209,13 @@ def install_and_reselect(ctx, target: KernelTarget, level, yes: bool, dry_run: b
         raise NoMatchingCompiler("no local compiler matches %s; --dry-run: nothing installed" % target.compiler.describe(),
                                  hint="run again without --dry-run to install: %s" % "; ".join(quote(c) for c in p.commands))
     execute(ctx, p, yes, dry_run)
+    return reselect(ctx, target, level, p)
+
+
+def reselect(ctx, target: KernelTarget, level, p: InstallPlan):
+    """After an install: detect again; the new compiler must resolve and match the kernel's."""
+    from kbuildguard import cli, toolchain
+
     selection = toolchain.select(ctx.runner, target, level, ctx.env, opt_root=cli.scl_root(ctx.env))
     if selection.selected is None:
         raise InstallFailed("installed %s, but still no compiler matches the kernel's %s" % (
@@ -250,12 +257,8 @@ def cmd_setup(ctx) -> int:
     if args.dry_run or not p.commands:
         return 0
     execute(ctx, p, args.yes, False)
-    target = kernel.resolve(cli._selector(args))
-    selection = toolchain.select(ctx.runner, target, level, ctx.env, opt_root=scl)
-    if selection.selected is None:
-        raise InstallFailed("installed %s, but still no compiler matches the kernel's %s" % (
-            ", ".join(p.packages), target.compiler.describe()),
-            details=["%s: %s" % (c.path, c.reason) for c in selection.candidates])
+    target = kernel.resolve(cli._selector(args))  # the build tree may be new
+    selection = reselect(ctx, target, level, p)
     ctx.console.info("ready: %s matches %s" % (selection.selected.describe(), target.compiler.describe()))
     return 0
 

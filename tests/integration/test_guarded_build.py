@@ -138,3 +138,16 @@ def test_check_passes_the_kernels_own_modules(debian_release):
     assert len(data["modules"]) > 50
     assert data["reference_layout"]["size"] == 0x380
     assert data["reference_layout"]["exit_offset"] == 0x350
+
+
+def test_detect_plans_from_a_proc_version_file(compilers, tmp_path):
+    pv = tmp_path / "proc-version"
+    pv.write_text("Linux version 5.10.0-19-amd64 (debian-kernel@lists.debian.org) (gcc-10 (Debian 10.2.1-6) 10.2.1 20210110, "
+                  "GNU ld (GNU Binutils for Debian) 2.35.2) #1 SMP Debian 5.10.149-2 (2022-10-21)\n")
+    res = kbuildguard("detect", "--proc-version-file", str(pv), "--json")
+    assert res.code == 5, res  # no gcc 10.2.1 on this machine
+    data = json.loads(res.out)
+    assert data["kernel"]["compiler"]["vendor"] == "Debian 10.2.1-6"
+    assert data["kernel"]["build_dir"] is None
+    assert data["selected"] is None
+    assert "gcc-10" in res.err  # how to get it
