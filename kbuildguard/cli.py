@@ -119,7 +119,7 @@ def split_make_args(argv: Sequence[str]) -> Tuple[List[str], List[str]]:
 class Context:
     """What every command needs; built once in main(), never global."""
 
-    def __init__(self, args: argparse.Namespace, env: Dict[str, str], stdout=None):
+    def __init__(self, args: argparse.Namespace, env: Dict[str, str], make_args: Sequence[str] = (), stdout=None):
         from kbuildguard.run import Runner
 
         verbosity = -1 if getattr(args, "quiet", False) else getattr(args, "verbose", 0)
@@ -128,6 +128,7 @@ class Context:
         self.runner = Runner(self.console)
         self.env = env
         self.args = args
+        self.make_args = list(make_args)  # everything after --, for make
         self.stdout = stdout or sys.stdout
 
     def out(self, text: str) -> None:
@@ -430,8 +431,7 @@ def main(argv: Optional[Sequence[str]] = None, env: Optional[Dict[str, str]] = N
     if make_args and args.command != "make":
         sys.stderr.write("kbuildguard: usage error: only `make` takes arguments after --\n")
         return UsageError.exit_code
-    ctx = Context(args, env)
-    ctx.make_args = make_args
+    ctx = Context(args, env, make_args)
     try:
         return COMMANDS[args.command](ctx)
     except KbgError as exc:
