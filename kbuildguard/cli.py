@@ -311,7 +311,7 @@ def cmd_make(ctx: Context) -> int:
         reference = reference_layout(target)
         result = kbuild.build(
             ctx.runner, ctx.console, target, selection, module_dir, goal, make_args, ctx.env,
-            verify=lambda p: verify_path(p, target, level, reference), reference=reference,
+            verify=lambda p: verify_path(p, target, level, reference),
             allow_mismatch=args.allow_mismatch, rendered=[{"path": f.path, "action": f.action} for f in files])
     if goal == "clean":
         return 0

@@ -22,7 +22,7 @@ from kbuildguard.kernel import KernelTarget
 from kbuildguard.report import kernel_json, module_json, selection_json
 from kbuildguard.run import CommandFailed, Runner, quote
 from kbuildguard.toolchain import Compiler, Selection, toolset_env
-from kbuildguard.verify import ModuleReport, ReferenceLayout, Verdict
+from kbuildguard.verify import ModuleReport, Verdict
 
 STATE_DIR = ".kbuildguard"
 TARGETS = ("modules", "clean", "modules_install")
@@ -153,7 +153,7 @@ def run_make(runner: Runner, command: MakeCommand) -> None:
 
 
 def build(runner: Runner, console: Console, target: KernelTarget, selection: Selection, module_dir: str,
-          goal: str, make_args: Sequence[str], env: Mapping[str, str], verify, reference: Optional[ReferenceLayout],
+          goal: str, make_args: Sequence[str], env: Mapping[str, str], verify,
           allow_mismatch: bool = False, rendered: Sequence[dict] = ()) -> BuildResult:
     """Run one goal; for modules and modules_install, verify and set aside what does not match.
 

@@ -14,6 +14,7 @@ Where the compiler comes from, first source wins (every source found is kept and
 A ``--proc-version-file`` replaces 5 for planning against a machine you only have that line from.
 """
 
+import functools
 import gzip
 import os
 import re
@@ -257,8 +258,6 @@ def installed_releases(sysroot: str = "/") -> List[str]:
     except OSError:
         pass
     with_tree = [r for r in releases if any(_is_build_tree(d) for d in build_dir_candidates(sysroot, r))]
-    import functools
-
     return sorted(with_tree, key=functools.cmp_to_key(compare), reverse=True)
 
 

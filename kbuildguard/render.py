@@ -6,7 +6,7 @@ hand-written Makefile or Kbuild is never touched: such a repository is built as 
 
 import os
 import pkgutil
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Sequence, Tuple
 
 import jinja2
 
@@ -124,10 +124,3 @@ def scaffold(root: str, name: str) -> List[Tuple[str, str]]:
         written.append((n, path))
     return written
 
-
-def first_line(path: str) -> Optional[str]:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.readline()
-    except OSError:
-        return None

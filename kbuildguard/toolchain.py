@@ -175,10 +175,6 @@ def identify(runner: Runner, path: str, env: Optional[Mapping[str, str]] = None)
     return Compiler(path, family, version, vendor, banner, arch, os.path.basename(path), _toolset_of(path))
 
 
-def _preferred_name(kernel: CompilerId, program_hint: str) -> str:
-    return program_hint or kernel.program
-
-
 def select(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping[str, str],
            forced: Optional[Tuple[str, str]] = None, opt_root: str = "/opt/rh") -> Selection:
     """Choose the local compiler that matches the kernel's; explain every candidate.
@@ -195,7 +191,7 @@ def select(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping
         pairs = [(path, origin)]
     else:
         pairs = discover(env, opt_root)
-    prefer = _preferred_name(target.compiler, target.program_hint)
+    prefer = target.program_hint or target.compiler.program
     # One probe per real binary: /usr/bin/gcc, cc and gcc-12 are often the same file. Keep the
     # name the kernel's build used (gcc-12) when it is among them.
     groups = {}  # type: Dict[str, List[Tuple[str, str]]]

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import INTEGRATION, require
+from conftest import require
 from integration.conftest import COPY_SOURCES, EXAMPLES, TOOLS, kbuildguard
 from test_provision import PLANS, SYSROOTS
 
@@ -94,9 +94,10 @@ def _gcc11_tree(tmp_path, release):
 
 def test_make_install_yes_really_installs_gcc11_with_apt(debian_release, tmp_path):
     """Destructive: removes gcc-11 first. Runs only where .ci/run allows it (KBG_TEST_DESTRUCTIVE=1)."""
-    require(os.environ.get("KBG_TEST_DESTRUCTIVE") == "1" or not INTEGRATION, "KBG_TEST_DESTRUCTIVE=1")
-    if os.environ.get("KBG_TEST_DESTRUCTIVE") != "1":
-        pytest.skip("removes and reinstalls gcc-11: set KBG_TEST_DESTRUCTIVE=1")
+    flag = os.environ.get("KBG_TEST_DESTRUCTIVE")
+    if flag == "0":
+        pytest.skip("KBG_TEST_DESTRUCTIVE=0: not removing gcc-11")
+    require(flag == "1", "KBG_TEST_DESTRUCTIVE=1 (this test removes and reinstalls gcc-11)")
     require(os.geteuid() == 0, "root")
     subprocess.run(["apt-get", "remove", "-y", "-q", "gcc-11"], check=True, stdout=subprocess.DEVNULL,
                    env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
