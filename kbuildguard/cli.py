@@ -11,10 +11,8 @@ from kbuildguard import __version__
 from kbuildguard.console import Console, printable
 from kbuildguard.errors import (
     ConfigError,
-    ForcedCompilerMismatch,
     KbgError,
     ModuleRejected,
-    NoMatchingCompiler,
     UsageError,
     exit_code_table,
 )
@@ -48,7 +46,9 @@ EXAMPLES = {
 
 def _add_kernel_options(p: argparse.ArgumentParser, proc_version: bool = False) -> None:
     g = p.add_argument_group("target kernel (default: the running kernel)")
-    g.add_argument("--kernel", metavar="RELEASE", help="an installed kernel release (/lib/modules/R/build, /usr/src/kernels/R, /usr/src/linux-headers-R)")
+    g.add_argument("--kernel", metavar="RELEASE",
+                   help="an installed kernel release (/lib/modules/R/build, /usr/src/kernels/R, /usr/src/linux-headers-R); "
+                        "for make also `all` or R1,R2: one build per kernel")
     g.add_argument("--kernel-dir", metavar="DIR", help="a kernel build tree")
     g.add_argument("--sysroot", metavar="DIR", help="a chroot, image or build root whose kernel is the target (never trusts this machine's /proc/version)")
     if proc_version:
@@ -188,17 +188,6 @@ def _describe_selection(ctx: Context, selection) -> None:
     ctx.out("selected: %s" % (selection.selected.path if selection.selected else "none"))
 
 
-def _no_match_error(target, selection) -> NoMatchingCompiler:
-    from kbuildguard import provision
-
-    details = ["%s: %s" % (c.path, c.reason) for c in selection.candidates]
-    hint = provision.install_hint(target)
-    return NoMatchingCompiler(
-        "no local compiler matches the kernel's %s (%s, match level %s)" % (
-            target.compiler.describe(), target.compiler_source, selection.level),
-        hint=hint, details=details or ["no gcc or clang found on PATH or under /opt/rh"])
-
-
 def cmd_detect(ctx: Context) -> int:
     from kbuildguard import kernel, report, toolchain
 
@@ -216,23 +205,14 @@ def cmd_detect(ctx: Context) -> int:
         _describe_kernel(ctx, target)
         _describe_selection(ctx, selection)
     if selection.selected is None:
-        raise _no_match_error(target, selection)
+        from kbuildguard.guard import no_match_error
+
+        raise no_match_error(target, selection)
     return 0
 
 
-def _refuse_forced(target, selection) -> ForcedCompilerMismatch:
-    c = selection.candidates[0]
-    found = c.compiler.identity.describe() if c.compiler else "unidentified"
-    return ForcedCompilerMismatch(
-        "%s (%s) is %s, but kernel %s was built by %s: refused before building" % (
-            c.path, c.origin, found, target.release, target.compiler.describe()),
-        hint="drop %s and let kbuildguard choose, or use a compiler that is %s" % (c.origin, target.compiler.describe()),
-        details=[c.reason])
-
-
 def cmd_make(ctx: Context) -> int:
-    from kbuildguard import kbuild, kernel, project, provision, render, toolchain
-    from kbuildguard.verify import reference_layout, verify_path
+    from kbuildguard import guard, kbuild, kernel, project
 
     args = ctx.args
     module_dir = os.path.abspath(args.directory)
@@ -241,120 +221,27 @@ def cmd_make(ctx: Context) -> int:
     goals = args.targets or ["modules"]
     if len(goals) != 1 or goals[0] not in kbuild.TARGETS:
         raise UsageError("target must be one of %s (got %s); make arguments go after --" % (", ".join(kbuild.TARGETS), " ".join(goals)))
-    goal = goals[0]
     proj = project.load(module_dir)
     settings = project.settings({"match": args.match, "cc": args.cc, "kernel": args.kernel, "kernel_dir": args.kernel_dir},
                                 ctx.env, proj)
-    level = _level(settings.match)
+    request = guard.Request(module_dir=module_dir, goal=goals[0], make_args=tuple(ctx.make_args), level=_level(settings.match),
+                            cc=settings.cc, install=args.install, yes=args.yes, dry_run=args.dry_run,
+                            allow_mismatch=args.allow_mismatch, json=args.json, scl_root=scl_root(ctx.env))
     if not args.log_file and not ctx.env.get("KBUILDGUARD_LOG") and not args.dry_run:
         ctx.console.open_log(os.path.join(module_dir, kbuild.STATE_DIR, "build.log"))
-    with ctx.console.step("resolve target kernel"):
-        target = kernel.resolve(_selector(args, settings))
-    if target.build_dir is None:
-        raise kernel.missing_tree_error(target.release, target.sysroot, target.running)
-    for note in target.notes:
-        ctx.console.warn(printable(note))
-    make_args = list(ctx.make_args)
-    forced = toolchain.forced_compiler(settings.cc, ctx.env, make_args)
-    with ctx.console.step("select compiler for %s" % target.compiler.describe()):
-        selection = toolchain.select(ctx.runner, target, level, ctx.env, forced=forced, opt_root=scl_root(ctx.env))
-    if forced is not None and selection.selected is None:
-        if not args.allow_mismatch:
-            raise _refuse_forced(target, selection)
-    if selection.selected is None and forced is None:
-        if args.install:
-            selection = provision.install_and_reselect(ctx, target, level, yes=args.yes, dry_run=args.dry_run)
-        else:
-            raise _no_match_error(target, selection)
-    if selection.selected is None:  # --allow-mismatch with a forced compiler
-        c = selection.candidates[0]
-        if c.compiler is None:
-            raise ForcedCompilerMismatch("%s: %s" % (c.path, c.reason))
-        ctx.console.warn("--allow-mismatch: building with %s although the kernel was built by %s" % (
-            c.compiler.describe(), target.compiler.describe()))
-        selection = selection._replace(selected=c.compiler)
-    files = render.render(proj)
-    missing = render.missing_sources(proj)
-    if missing:
-        raise ConfigError("%s names file(s) that do not exist: %s" % (proj.config_path, ", ".join(missing)))
-    if not proj.modules and not any(os.path.exists(os.path.join(module_dir, n)) for n in ("Kbuild", "Makefile")):
-        raise ConfigError("%s has no kbuildguard.toml, Kbuild or Makefile: nothing to build" % module_dir,
-                          hint="run `kbuildguard init` to create kbuildguard.toml and a module source")
-    command = kbuild.make_command(target, selection.selected, module_dir, "modules" if goal != "clean" else "clean", make_args, ctx.env)
-    if args.dry_run:
-        plan = {
-            "kernel": {"release": target.release, "build_dir": target.build_dir, "compiler": target.compiler.describe()},
-            "compiler": selection.selected.path,
-            "files": [{"path": f.path, "action": f.action} for f in files],
-            "make": command.argv,
-            "env": {k: v for k, v in command.env.items() if ctx.env.get(k) != v},
-        }
-        if args.json:
-            ctx.out_json(plan)
-        else:
-            ctx.out("kernel:   %s (%s)" % (target.release, printable(target.compiler.describe())))
-            ctx.out("compiler: %s" % printable(selection.selected.describe()))
-            for f in files:
-                ctx.out("file:     %s (%s)" % (f.path, f.action))
-            ctx.out("make:     %s" % " ".join(command.argv))
-            for k, v in plan["env"].items():
-                ctx.out("env:      %s=%s" % (k, v))
-        return 0
-    if args.allow_mismatch:
-        ctx.console.warn("--allow-mismatch is set: mismatched modules will NOT be quarantined. Emergency use only; "
-                         "it is recorded in the build report.")
-    with kbuild.build_lock(module_dir, ctx.console):
-        render.write(files)
-        for f in files:
-            if f.action in ("create", "update"):
-                ctx.console.info("%s %s" % ("generated" if f.action == "create" else "regenerated", f.path))
-        reference = reference_layout(target)
-        result = kbuild.build(
-            ctx.runner, ctx.console, target, selection, module_dir, goal, make_args, ctx.env,
-            verify=lambda p: verify_path(p, target, level, reference),
-            allow_mismatch=args.allow_mismatch, rendered=[{"path": f.path, "action": f.action} for f in files])
-    if goal == "clean":
-        return 0
-    if args.json:
-        with open(result.report_path, encoding="utf-8") as f:
-            ctx.out(f.read())
-    for rep in result.reports:
-        status = "ok" if not rep.failed() else ("KEPT (--allow-mismatch)" if args.allow_mismatch else "REJECTED")
-        if not args.json:
-            ctx.out("%s: %s" % (rep.path if not rep.failed() or args.allow_mismatch else os.path.basename(rep.path), status))
-    if not result.reports:
-        ctx.console.warn("make produced no .ko (no modules.order entry)")
-    def foreign(compilers) -> str:
-        bad = sorted({c.describe() for c in compilers if toolchain.mismatch_reason(target.compiler, c, level)})
-        return ", ".join(bad)
-
-    if result.rejected:
-        details = []
-        for rep, dest in zip([r for r in result.reports if r.failed()], result.rejected):
-            for c in rep.failed():
-                details.append("%s: %s: %s" % (os.path.basename(rep.path), c.name, printable(c.message)))
-            for line in kbuild.offending_objects(rep.path, foreign):
-                details.append("offending object " + printable(line))
-            details.append("moved to %s (report beside it)" % dest)
-        raise ModuleRejected(
-            "%d module(s) do not match kernel %s (built by %s)" % (len(result.rejected), target.release, target.compiler.describe()),
-            hint="%s. Fix: build with %s (kbuildguard chose %s; check what else went into the module, "
-                 "e.g. prebuilt *.o_shipped objects, and rebuild them with that compiler)" % (
-                     _why(), target.compiler.describe(), selection.selected.path),
-            details=details)
-    if not args.json:
-        ctx.console.info("report: %s" % result.report_path)
-    return 0
-
-
-def _why() -> str:
-    from kbuildguard.verify import WHY
-
-    return WHY[0].upper() + WHY[1:]
+    releases = guard.kernel_list(settings.kernel, args.sysroot)
+    if releases is None:
+        return guard.build_one(ctx, proj, request, _selector(args, settings)).exit_code
+    if settings.kernel_dir:
+        raise UsageError("--kernel all/LIST and --kernel-dir name the target twice: give one")
+    if not releases:
+        raise kernel.missing_tree_error("(any)", os.path.abspath(args.sysroot or "/"), False)
+    return guard.build_many(ctx, proj, request, [_selector(args, settings)._replace(kernel=r) for r in releases])
 
 
 def cmd_check(ctx: Context) -> int:
     from kbuildguard import kernel, report
+    from kbuildguard.guard import WHY_SENTENCE
     from kbuildguard.inspect import find_modules
     from kbuildguard.verify import Verdict, reference_layout, verify_paths
 
@@ -388,7 +275,7 @@ def cmd_check(ctx: Context) -> int:
     errors = [r for r in reports if r.verdict is Verdict.ERROR]
     if bad:
         raise ModuleRejected("%d of %d module(s) do not match kernel %s" % (len(bad), len(reports), target.release),
-                             hint=_why() + ". Rebuild them with %s" % target.compiler.describe())
+                             hint=WHY_SENTENCE + " Rebuild them with %s" % target.compiler.describe())
     if errors:
         from kbuildguard.errors import BadInput
 
@@ -443,5 +330,10 @@ def main(argv: Optional[Sequence[str]] = None, env: Optional[Dict[str, str]] = N
     except KeyboardInterrupt:
         ctx.console.error("interrupted", "stopped by Ctrl-C")
         return 130
+    except BrokenPipeError:
+        # `kbuildguard detect | head`: the reader left; say nothing more, and keep Python's own
+        # flush at exit from raising again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     finally:
         ctx.console.close()

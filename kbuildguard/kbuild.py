@@ -99,13 +99,19 @@ def build_lock(module_dir: str, console: Console) -> Iterator[None]:
 
 
 def set_aside(path: str, module_dir: str, folder: str, report: Optional[dict]) -> str:
-    """Move a .ko out of the build output into .kbuildguard/FOLDER/, with its report beside it."""
+    """Move a .ko out of the build output into .kbuildguard/FOLDER/, with its report beside it.
+
+    The file loses its .ko ending (NAME.ko.rejected): a packager's `find -name '*.ko'` or a %files
+    glob must not pick it up, and kbuild's `make clean` (which deletes every *.ko below M=) must not
+    delete the evidence.
+    """
     dest_dir = os.path.join(module_dir, STATE_DIR, folder)
     os.makedirs(dest_dir, exist_ok=True)
-    dest = os.path.join(dest_dir, os.path.basename(path))
+    base = os.path.join(dest_dir, os.path.basename(path))
+    dest = base + "." + folder.split(os.sep)[0]
     shutil.move(path, dest)
     if report is not None:
-        with open(dest + ".report.json", "w", encoding="utf-8") as f:
+        with open(base + ".report.json", "w", encoding="utf-8") as f:
             json.dump(report, f, indent=2)
     return dest
 
@@ -144,6 +150,34 @@ def offending_objects(ko_path: str, describe_mismatch) -> List[str]:
     return found
 
 
+def forget_outputs(module_dir: str) -> List[str]:
+    """Delete what the previous build made (per modules.order and NAME.mod), so the next kernel's
+    build starts from the sources.
+
+    Not `make clean`: kbuild's clean deletes every *.ko below M=, including the previous kernels'
+    verified modules under kbuildguard-out/. And not nothing: kbuild does not relink NAME.ko when
+    only the kernel tree changed (NAME.mod.c keeps the old vermagic).
+    """
+    removed = []
+    order = os.path.join(module_dir, "modules.order")
+    try:
+        with open(order, encoding="utf-8", errors="replace") as f:
+            entries = [line.strip() for line in f if line.strip()]
+    except OSError:
+        return removed
+    paths = [os.path.join(module_dir, "Module.symvers"), order]
+    for entry in entries:
+        entry = entry[len("kernel/"):] if entry.startswith("kernel/") else entry
+        base = os.path.join(module_dir, entry)[: -len(".ko") if entry.endswith(".ko") else -len(".o")]
+        paths.extend(module_objects(base + ".ko"))
+        paths.extend(base + ext for ext in (".ko", ".mod", ".mod.c", ".mod.o", ".o"))
+    for path in paths:
+        if os.path.isfile(path) and not path.endswith("_shipped"):
+            os.unlink(path)
+            removed.append(path)
+    return removed
+
+
 def run_make(runner: Runner, command: MakeCommand) -> None:
     try:
         runner.action(command.argv, cwd=command.cwd, env=command.env)
@@ -154,7 +188,8 @@ def run_make(runner: Runner, command: MakeCommand) -> None:
 
 def build(runner: Runner, console: Console, target: KernelTarget, selection: Selection, module_dir: str,
           goal: str, make_args: Sequence[str], env: Mapping[str, str], verify,
-          allow_mismatch: bool = False, rendered: Sequence[dict] = ()) -> BuildResult:
+          allow_mismatch: bool = False, rendered: Sequence[dict] = (), rejected_folder: str = "rejected",
+          report_name: str = "report.json") -> BuildResult:
     """Run one goal; for modules and modules_install, verify and set aside what does not match.
 
     ``verify`` is a callable path -> ModuleReport (kept as a parameter so that this module does not
@@ -163,7 +198,7 @@ def build(runner: Runner, console: Console, target: KernelTarget, selection: Sel
     compiler = selection.selected
     assert compiler is not None
     state = os.path.join(module_dir, STATE_DIR)
-    report_path = os.path.join(state, "report.json")
+    report_path = os.path.join(state, report_name)
     if goal == "clean":
         run_make(runner, make_command(target, compiler, module_dir, "clean", make_args, env))
         return BuildResult([], [], "")
@@ -186,7 +221,7 @@ def build(runner: Runner, console: Console, target: KernelTarget, selection: Sel
             reports.append(rep)
             entry = module_json(rep)
             if rep.verdict is not Verdict.OK and not allow_mismatch:
-                dest = set_aside(path, module_dir, "rejected", entry)
+                dest = set_aside(path, module_dir, rejected_folder, entry)
                 entry["quarantined_to"] = dest
                 rejected.append(dest)
             entries.append(entry)

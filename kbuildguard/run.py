@@ -10,6 +10,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence
 
 from kbuildguard.console import Console
@@ -107,8 +108,9 @@ class Runner:
         full = self._resolve(argv, env)
         self.console.info("+ %s%s" % (quote(argv), "  (cwd %s)" % cwd if cwd else ""))
         try:
+            # The child's output goes to our stderr: stdout carries only results (--json, reports).
             proc = subprocess.Popen(full, cwd=cwd, env=dict(os.environ if env is None else env),
-                                    stdin=subprocess.DEVNULL)
+                                    stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno())
         except OSError as exc:
             raise ToolNotFound("cannot run %s: %s" % (argv[0], exc.strerror or exc))
         try:

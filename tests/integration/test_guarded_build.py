@@ -70,7 +70,9 @@ def test_prebuilt_gcc11_object_is_quarantined(debian_release, compilers, example
     assert res.code == 8, res
     assert not [f for f in os.listdir(repo) if f.endswith(".ko")]
     rejected = os.path.join(repo, ".kbuildguard", "rejected")
-    assert sorted(os.listdir(rejected)) == ["blobdrv.ko", "blobdrv.ko.report.json"]
+    assert sorted(os.listdir(rejected)) == ["blobdrv.ko.rejected", "blobdrv.ko.report.json"]
+    found = subprocess.run(["find", repo, "-name", "*.ko"], stdout=subprocess.PIPE, check=True).stdout
+    assert found == b""  # nothing a packager's glob would pick up
     assert "blob.o (from blob.o_shipped): built by gcc 11.3.0" in res.err
     assert "rmmod" in res.err  # why it matters
     assert "gcc 12.2.0 (Debian 12.2.0-14+deb12u1)" in res.err  # the fix
@@ -151,3 +153,31 @@ def test_detect_plans_from_a_proc_version_file(compilers, tmp_path):
     assert data["kernel"]["build_dir"] is None
     assert data["selected"] is None
     assert "gcc-10" in res.err  # how to get it
+
+
+def test_kernel_all_builds_each_kernel_apart(debian_release, compilers, example):
+    cloud = debian_release.replace("-amd64", "-cloud-amd64")
+    require(os.path.isdir("/usr/src/linux-headers-" + cloud), "linux-headers-%s (a second kernel)" % cloud)
+    repo = example("kdemo")
+    res = kbuildguard("make", "--kernel", "all", "--json", cwd=repo)
+    assert res.code == 0, res
+    kernels = {k["release"]: k for k in json.loads(res.out)["kernels"]}
+    assert {debian_release, cloud} <= set(kernels)
+    for release in (debian_release, cloud):
+        ko = os.path.join(repo, "kbuildguard-out", release, "kdemo.ko")
+        assert kernels[release]["modules"] == [ko]
+        assert read_module(ko).vermagic.startswith(release + " ")
+    # one failing kernel does not hide the others, and the exit code says so
+    res = kbuildguard("make", "--kernel", "%s,9.9.9-missing" % debian_release, cwd=repo)
+    assert res.code == 4, res
+    assert "9.9.9-missing" in res.out and debian_release in res.out
+
+
+def test_switching_kernels_in_one_folder_rebuilds(debian_release, compilers, example):
+    cloud = debian_release.replace("-amd64", "-cloud-amd64")
+    require(os.path.isdir("/usr/src/linux-headers-" + cloud), "linux-headers-%s (a second kernel)" % cloud)
+    repo = example("kdemo")
+    assert kbuildguard("make", "--kernel", debian_release, cwd=repo).code == 0
+    res = kbuildguard("make", "--kernel", cloud, cwd=repo)
+    assert res.code == 0, res
+    assert read_module(os.path.join(repo, "kdemo.ko")).vermagic.startswith(cloud + " ")
