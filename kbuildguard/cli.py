@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-C", dest="directory", default=".", metavar="DIR")
     p.add_argument("--name", default="kdemo", help="module name (default: kdemo, the module from the original incident)")
 
+    add("rpm-macros", "print the RPM macros (%%kbuildguard_make) for /usr/lib/rpm/macros.d/macros.kbuildguard")
+
     p = add("setup", "install the target kernel's build tree and matching compiler (asks first)")
     _add_kernel_options(p, proc_version=True)
     p.add_argument("--yes", action="store_true", help="consent without asking")
@@ -300,7 +302,16 @@ def cmd_setup(ctx: Context) -> int:
     return provision.cmd_setup(ctx)
 
 
-COMMANDS = {"detect": cmd_detect, "make": cmd_make, "check": cmd_check, "init": cmd_init, "setup": cmd_setup}
+def cmd_rpm_macros(ctx: Context) -> int:
+    import pkgutil
+
+    data = pkgutil.get_data("kbuildguard", "data/macros.kbuildguard")
+    ctx.stdout.write(data.decode("utf-8"))
+    return 0
+
+
+COMMANDS = {"detect": cmd_detect, "make": cmd_make, "check": cmd_check, "init": cmd_init, "setup": cmd_setup,
+            "rpm-macros": cmd_rpm_macros}
 
 
 def main(argv: Optional[Sequence[str]] = None, env: Optional[Dict[str, str]] = None) -> int:

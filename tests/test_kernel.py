@@ -114,3 +114,12 @@ def test_read_kconfig_not_set_and_quotes(tmp_path):
     p = tmp_path / ".config"
     p.write_text('CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C="x \\"y\\""\n')
     assert read_kconfig(str(p)) == {"CONFIG_A": "y", "CONFIG_B": "n", "CONFIG_C": 'x "y"'}
+
+
+def test_build_root_never_uses_this_machines_proc_version(tmp_path, monkeypatch):
+    """In mock/chroot/containers uname -r and /proc/version describe the host, not the target."""
+    tree = make_tree(tmp_path / "t", release="4.18.0-477.10.1.el8_8.x86_64", cc_text="gcc (GCC) 8.5.0 20210514 (Red Hat 8.5.0-18)")
+    monkeypatch.setattr("kbuildguard.kernel.read_proc_version", lambda p: (_ for _ in ()).throw(AssertionError("read " + p)))
+    t = resolve(Selector(kernel_dir=tree))
+    assert not t.running
+    assert all("proc/version" not in f.source for f in t.facts)
