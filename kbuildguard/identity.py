@@ -7,10 +7,12 @@ CompilerId, so that comparing them compares compilers, not spellings.
 """
 
 import enum
+import functools
 import re
 from typing import List, NamedTuple, Optional, Tuple
 
 from kbuildguard.errors import BadInput
+from kbuildguard.versions import numeric_tuple
 
 
 class Family(enum.Enum):
@@ -47,8 +49,6 @@ class CompilerId(NamedTuple):
 
     @property
     def version_tuple(self) -> Tuple[int, ...]:
-        from kbuildguard.versions import numeric_tuple
-
         return numeric_tuple(self.version)
 
 
@@ -138,6 +138,7 @@ def parse_linker(text: str) -> Optional[Linker]:
     return Linker(name, version, text)
 
 
+@functools.lru_cache(maxsize=512)
 def parse_compiler(text: str) -> Optional[CompilerId]:
     """Parse one compiler text; None when it names no compiler we know.
 

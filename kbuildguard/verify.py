@@ -158,6 +158,31 @@ def verify_path(path: str, target: KernelTarget, level: MatchLevel,
     return verify_info(info, target, level, reference)
 
 
-def verify_paths(paths: Sequence[str], target: KernelTarget, level: MatchLevel,
-                 reference: Optional[ReferenceLayout]) -> List[ModuleReport]:
+# Below this many modules a worker pool costs more than it saves.
+PARALLEL_THRESHOLD = 256
+
+
+def _verify_chunk(job: Tuple[Sequence[str], KernelTarget, MatchLevel, Optional[ReferenceLayout]]) -> List[ModuleReport]:
+    paths, target, level, reference = job
     return [verify_path(p, target, level, reference) for p in paths]
+
+
+def verify_paths(paths: Sequence[str], target: KernelTarget, level: MatchLevel,
+                 reference: Optional[ReferenceLayout], workers: Optional[int] = None) -> List[ModuleReport]:
+    """Verify many modules; a whole kernel's worth (4000 .ko) is spread over the CPUs."""
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if workers < 2 or len(paths) < PARALLEL_THRESHOLD:
+        return _verify_chunk((paths, target, level, reference))
+    import multiprocessing
+
+    size = max(64, len(paths) // (workers * 4))
+    chunks = [(paths[i:i + size], target, level, reference) for i in range(0, len(paths), size)]
+    # fork: the workers need nothing but these records (Python 3.14 defaults to forkserver).
+    # multiprocessing.Pool rather than ProcessPoolExecutor: its mp_context needs Python 3.7.
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            results = pool.map(_verify_chunk, chunks)
+    except OSError:  # no fork here (seccomp, resource limits): do it in this process
+        return _verify_chunk((paths, target, level, reference))
+    return [report for chunk in results for report in chunk]

@@ -46,7 +46,8 @@ def test_no_this_module(tmp_path):
     (build_module()[:900], "truncated"),
     (build_module(e_type=2), "ET_REL"),
     (lzma.compress(build_module())[:50], "corrupt compressed"),
-    (b"\x7fELF" + b"\xff" * 60, "corrupt ELF"),
+    (b"\x7fELF" + b"\xff" * 60, "unknown ELF class"),
+    (b"\x7fELF\x02\x07" + b"\x00" * 60, "unknown ELF byte order"),
 ])
 def test_bad_input(tmp_path, data, message):
     with pytest.raises(BadInput) as exc:
@@ -75,3 +76,44 @@ def test_find_modules_survives_symlink_loops(tmp_path):
     _write(tmp_path / "a", "m.ko", build_module())
     _write(tmp_path, "readme.txt", b"x")
     assert [os.path.basename(p) for p in find_modules([str(tmp_path)])] == ["m.ko"]
+
+
+def _patched(**fields):
+    """build_module() with header or section-header fields overwritten (64-bit little-endian layout)."""
+    import struct
+
+    data = bytearray(build_module())
+    shoff = struct.unpack_from("<Q", data, 40)[0]
+    for key, value in fields.items():
+        if key == "e_shoff":
+            struct.pack_into("<Q", data, 40, value)
+        elif key == "e_shstrndx":
+            struct.pack_into("<H", data, 62, value)
+        elif key.startswith("sh_size_"):
+            struct.pack_into("<Q", data, shoff + 64 * int(key[8:]) + 32, value)
+        elif key == "symtab_link":
+            struct.pack_into("<I", data, shoff + 64 * 6 + 40, value)
+        elif key == "reloc_symbol":
+            rela_off = struct.unpack_from("<Q", data, shoff + 64 * 6 + 24)[0]
+            struct.pack_into("<Q", data, rela_off + 8, (value << 32) | 1)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("fields,message", [
+    ({"e_shoff": 1 << 40}, "section table lies beyond"),
+    ({"e_shoff": 0}, "no section table"),
+    ({"e_shstrndx": 200}, "section name table index"),
+    ({"sh_size_1": 1 << 40}, "section .comment lies beyond"),
+    ({"sh_size_3": 1 << 40}, "more than the file"),
+    ({"symtab_link": 99}, "symbol table index 99"),
+    ({"reloc_symbol": 999}, "symbol 999"),
+])
+def test_absurd_sizes_and_offsets(tmp_path, fields, message):
+    with pytest.raises(BadInput) as exc:
+        read_module(_write(tmp_path, "absurd.ko", _patched(**fields)))
+    assert message in exc.value.message
+
+
+def test_missing_sections_are_a_verdict_not_a_crash(tmp_path):
+    info = read_module(_write(tmp_path, "bare.ko", build_module(comment=[], vermagic=None, this_module_size=None)))
+    assert info.compilers == () and info.vermagic == "" and info.layout is None
