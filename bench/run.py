@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""kbuildguard's benchmarks: ratios measured side by side in one run, never timed tests.
+
+    python3 bench/run.py [--rounds N]        (after scripts/test, which makes .venvs/ and fetches the kernel image)
+
+1. wrapper overhead: `kbuildguard make` vs bare `make -C TREE M=DIR CC=gcc-12 modules` on examples/kdemo,
+   each after a clean, alternating (goal <= 1.10x)
+2. `kbuildguard check` over every in-tree module of Debian's kernel vs `depmod -b` on the same tree and vs a
+   `modinfo` loop (goal: faster than depmod)
+3. start-up: `kbuildguard --version` and `kbuildguard detect` on Python 3.6 and 3.13 (goal: detect < 0.3 s)
+
+Prints one line per measurement and the ratios; docs/performance.md records a run.
+"""
+
+import argparse
+import glob
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def timed(argv, cwd=None, env=None, quiet=True):
+    start = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, env=env, check=True, stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL if quiet else None, stderr=subprocess.DEVNULL if quiet else None)
+    return time.perf_counter() - start
+
+
+def median_of(rounds, argv):
+    return statistics.median(timed(argv) for _ in range(rounds))
+
+
+def venv_python(minor):
+    path = os.path.join(REPO, ".venvs", "py" + minor, "bin", "python")
+    if not os.path.exists(path):
+        sys.exit("no %s: run scripts/test first (it builds the venvs)" % path)
+    return path
+
+
+def debian_release():
+    found = sorted(d[len("linux-headers-"):] for d in os.listdir("/usr/src")
+                   if d.startswith("linux-headers-") and d.endswith("-amd64") and "cloud" not in d and "-rt-" not in d)
+    if not found:
+        sys.exit("no Debian linux-headers-*-amd64: run scripts/test first")
+    return found[-1]
+
+
+def bench_wrapper(rounds, release, py):
+    work = tempfile.mkdtemp()
+    try:
+        for name in ("kdemo.c", "kbuildguard.toml"):
+            shutil.copy(os.path.join(REPO, "examples", "kdemo", name), work)
+        tree = "/lib/modules/%s/build" % release
+        kbg = [py, "-m", "kbuildguard", "make", "-C", work, "--kernel", release, "-q"]
+        subprocess.run(kbg, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # generates Kbuild
+        clean = ["make", "-C", tree, "M=" + work, "clean"]
+        bare = ["make", "-C", tree, "M=" + work, "CC=gcc-12", "modules"]
+        bare_t, kbg_t = [], []
+        for _ in range(rounds):
+            timed(clean)
+            bare_t.append(timed(bare))
+            timed(clean)
+            kbg_t.append(timed(kbg))
+        b, k = statistics.median(bare_t), statistics.median(kbg_t)
+        print("wrapper   bare make %.3f s   kbuildguard make %.3f s   ratio %.2fx   (goal <= 1.10x)" % (b, k, k / b))
+        return k / b
+    finally:
+        shutil.rmtree(work)
+
+
+def bench_check(rounds, release, py):
+    image = "/var/cache/kbuildguard-ci/image-%s" % release
+    kernel_dir = os.path.join(image, "lib/modules", release, "kernel")
+    if not os.path.isdir(kernel_dir):
+        sys.exit("no %s: run scripts/test first (it unpacks linux-image-%s-unsigned)" % (kernel_dir, release))
+    modules = glob.glob(os.path.join(kernel_dir, "**", "*.ko*"), recursive=True)
+    check = [py, "-m", "kbuildguard", "check", "--kernel", release, "--sysroot", image, kernel_dir, "-q"]
+    depmod = ["depmod", "-b", image, release]
+    c = median_of(rounds, check)
+    d = median_of(rounds, depmod)
+    start = time.perf_counter()
+    for m in modules:
+        subprocess.run(["modinfo", "-F", "vermagic", m], stdout=subprocess.DEVNULL, check=True)
+    loop = time.perf_counter() - start
+    print("check     %d modules: kbuildguard check %.3f s   depmod -b %.3f s   modinfo loop %.3f s" % (len(modules), c, d, loop))
+    print("          check/depmod %.2fx (goal < 1.00x)   check/modinfo-loop %.3fx" % (c / d, c / loop))
+    return c / d
+
+
+def bench_startup(rounds, release):
+    results = {}
+    for minor in ("3.6", "3.13"):
+        py = venv_python(minor)
+        v = median_of(rounds, [py, "-m", "kbuildguard", "--version"])
+        det = median_of(rounds, [py, "-m", "kbuildguard", "detect", "--kernel", release])
+        bare = median_of(rounds, [py, "-c", "pass"])
+        print("startup   Python %-4s  python -c pass %.3f s   --version %.3f s   detect %.3f s   (goal: detect < 0.3 s)"
+              % (minor, bare, v, det))
+        results[minor] = det
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    release = debian_release()
+    py = venv_python("3.13")
+    print("kernel %s, %d rounds each, medians; %s" % (release, args.rounds, time.strftime("%Y-%m-%d")))
+    bench_wrapper(args.rounds, release, py)
+    bench_check(args.rounds, release, py)
+    bench_startup(args.rounds, release)
+
+
+if __name__ == "__main__":
+    main()
