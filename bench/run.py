@@ -25,7 +25,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def timed(argv, cwd=None, env=None, quiet=True):
+def timed(argv, cwd=REPO, env=None, quiet=True):
+    """Wall time of one run. cwd=REPO: `python -m kbuildguard` then runs this checkout's code."""
     start = time.perf_counter()
     subprocess.run(argv, cwd=cwd, env=env, check=True, stdin=subprocess.DEVNULL,
                    stdout=subprocess.DEVNULL if quiet else None, stderr=subprocess.DEVNULL if quiet else None)
@@ -58,7 +59,7 @@ def bench_wrapper(rounds, release, py):
             shutil.copy(os.path.join(REPO, "examples", "kdemo", name), work)
         tree = "/lib/modules/%s/build" % release
         kbg = [py, "-m", "kbuildguard", "make", "-C", work, "--kernel", release, "-q"]
-        subprocess.run(kbg, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # generates Kbuild
+        subprocess.run(kbg, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # generates Kbuild
         clean = ["make", "-C", tree, "M=" + work, "clean"]
         bare = ["make", "-C", tree, "M=" + work, "CC=gcc-12", "modules"]
         bare_t, kbg_t = [], []

@@ -75,7 +75,8 @@ def refuse_forced(target: KernelTarget, selection: Selection) -> ForcedCompilerM
 def _select(ctx, target: KernelTarget, req: Request) -> Selection:
     forced = toolchain.forced_compiler(req.cc, ctx.env, req.make_args)
     with ctx.console.step("select compiler for %s" % target.compiler.describe()):
-        selection = toolchain.select(ctx.runner, target, req.level, ctx.env, forced=forced, opt_root=req.scl_root)
+        selection = toolchain.select(ctx.runner, target, req.level, ctx.env, forced=forced, opt_root=req.scl_root,
+                                     first_match=True)
     if selection.selected is not None:
         return selection
     if forced is None:

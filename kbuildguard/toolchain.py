@@ -176,11 +176,13 @@ def identify(runner: Runner, path: str, env: Optional[Mapping[str, str]] = None)
 
 
 def select(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping[str, str],
-           forced: Optional[Tuple[str, str]] = None, opt_root: str = "/opt/rh") -> Selection:
+           forced: Optional[Tuple[str, str]] = None, opt_root: str = "/opt/rh", first_match: bool = False) -> Selection:
     """Choose the local compiler that matches the kernel's; explain every candidate.
 
     ``forced`` is (path-or-name, origin) when the user named a compiler: then it is the only
-    candidate, and the caller refuses a mismatch before anything is built.
+    candidate, and the caller refuses a mismatch before anything is built. ``first_match`` (make)
+    probes the compiler the kernel's tree names first and stops at the first match: each probe is
+    two process starts, and `detect` is where every candidate gets explained.
     """
     if forced is not None:
         name, origin = forced
@@ -202,9 +204,13 @@ def select(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping
             groups[real] = []
             order.append(real)
         groups[real].append((path, origin))
+    if first_match:
+        order.sort(key=lambda real: 0 if any(os.path.basename(p) == prefer for p, _ in groups[real]) else 1)
     candidates = []  # type: List[Candidate]
     matches = []  # type: List[Tuple[Tuple[int, int, int], Compiler]]
     for index, real in enumerate(order):
+        if first_match and matches:
+            break
         members = groups[real]
         path, origin = next((m for m in members if os.path.basename(m[0]) == prefer), members[0])
         try:

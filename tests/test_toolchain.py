@@ -154,3 +154,12 @@ def test_clang_kernel_builds_with_llvm_1_and_the_matching_lld(tmp_path):
     cmd = make_command(target, c, "/src/mod", "modules", ["-j4", "CC=gcc"], {"PATH": "/usr/bin:/bin"})
     assert cmd.argv == ["make", "-C", tree, "M=/src/mod", "LLVM=1", "CC=" + c.path, "-j4", "modules"]
     assert cmd.env["PATH"].split(":")[0] == str(llvm)
+
+
+def test_make_stops_at_the_kernels_own_compiler(tmp_path):
+    bindir, runner, target = _machine(tmp_path)
+    target = target._replace(program_hint="gcc-12")
+    sel = select(runner, target, MatchLevel.VERSION, {"PATH": bindir}, opt_root=str(tmp_path / "opt"), first_match=True)
+    assert sel.selected.path == os.path.join(bindir, "gcc-12")
+    assert [c.path for c in sel.candidates] == [os.path.join(bindir, "gcc-12")]
+    assert len(runner.calls) == 2
