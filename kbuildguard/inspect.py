@@ -11,6 +11,7 @@ import io
 import lzma
 import mmap
 import os
+import stat
 from typing import BinaryIO, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard.elf import ET_REL, Elf
@@ -114,6 +115,9 @@ def _decompress(raw, path: str) -> Optional[bytes]:
 def module_image(path: str) -> Iterator[object]:
     """The module's ELF image: an mmap of a plain file, or the decompressed bytes."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            # a FIFO or device would block open() or read forever
+            raise BadInput("%s: not a regular file" % path)
         f = open(path, "rb")
     except IsADirectoryError:
         raise BadInput("%s: is a directory, not a module" % path)

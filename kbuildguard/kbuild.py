@@ -204,27 +204,29 @@ def build(runner: Runner, console: Console, target: KernelTarget, selection: Sel
         return BuildResult([], [], "")
     command = make_command(target, compiler, module_dir, "modules", make_args, env)
     started = time.time()
-    with console.step("make modules with %s" % compiler.describe()):
-        try:
-            run_make(runner, command)
-        except KeyboardInterrupt:
-            moved = [set_aside(p, module_dir, "unverified", None) for p in produced_modules(module_dir)
-                     if os.path.getmtime(p) >= started - 1]
-            raise Interrupted("build interrupted; %d module(s) made by it were moved to %s/unverified/"
-                              % (len(moved), state))
     reports = []  # type: List[ModuleReport]
     rejected = []  # type: List[str]
     entries = []
-    with console.step("verify modules against %s %s" % (target.release, target.compiler.describe())):
-        for path in produced_modules(module_dir):
-            rep = verify(path)
-            reports.append(rep)
-            entry = module_json(rep)
-            if rep.verdict is not Verdict.OK and not allow_mismatch:
-                dest = set_aside(path, module_dir, rejected_folder, entry)
-                entry["quarantined_to"] = dest
-                rejected.append(dest)
-            entries.append(entry)
+    try:
+        with console.step("make modules with %s" % compiler.describe()):
+            run_make(runner, command)
+        with console.step("verify modules against %s %s" % (target.release, target.compiler.describe())):
+            for path in produced_modules(module_dir):
+                rep = verify(path)
+                reports.append(rep)
+                entry = module_json(rep)
+                if rep.verdict is not Verdict.OK and not allow_mismatch:
+                    dest = set_aside(path, module_dir, rejected_folder, entry)
+                    entry["quarantined_to"] = dest
+                    rejected.append(dest)
+                entries.append(entry)
+    except KeyboardInterrupt:
+        # Ctrl-C during make or during verification: nothing this run made may stay where a
+        # packager looks, verified or not.
+        moved = [set_aside(p, module_dir, "unverified", None) for p in produced_modules(module_dir)
+                 if os.path.getmtime(p) >= started - 1]
+        raise Interrupted("build interrupted; %d module(s) made by it were moved to %s/unverified/"
+                          % (len(moved), state))
     data = {
         "kbuildguard": __version__,
         "time": datetime.datetime.now(datetime.timezone.utc).isoformat(),

@@ -23,6 +23,11 @@ WHY = ("a module built by another compiler can see a different struct module lay
        "it may be refused at load, or load and then never unload (rmmod: Device or resource busy)")
 
 
+# Byte order of the kernels whose architecture fixes it (aarch64 and mips can be either).
+_ENDIAN = {"x86_64": "little-endian", "i686": "little-endian", "i386": "little-endian", "riscv64": "little-endian",
+           "loongarch64": "little-endian", "ppc64le": "little-endian", "ppc64": "big-endian", "s390x": "big-endian"}
+
+
 class Verdict(enum.Enum):
     OK = "ok"
     MISMATCH = "mismatch"
@@ -115,8 +120,13 @@ def verify_info(info: ModuleInfo, target: KernelTarget, level: MatchLevel,
                 reference: Optional[ReferenceLayout]) -> ModuleReport:
     checks = []  # type: List[Check]
     arch_ok = same_arch(target.arch, info.machine)
-    checks.append(Check("machine", arch_ok, target.arch or "any", info.machine,
-                        "ELF machine matches" if arch_ok else "the module is for %s, the kernel is %s" % (info.machine, target.arch)))
+    endian = "big-endian" if info.big_endian else "little-endian"
+    want_endian = _ENDIAN.get(target.arch)
+    if arch_ok and want_endian and want_endian != endian:
+        arch_ok = False
+    checks.append(Check("machine", arch_ok, "%s %s" % (target.arch or "any", want_endian or ""), "%s %s" % (info.machine, endian),
+                        "ELF machine matches" if arch_ok else "the module is for %s %s, the kernel is %s %s" % (
+                            info.machine, endian, target.arch, want_endian or "")))
     checks.append(check_compilers(info, target.compiler, level))
     vermagic = info.vermagic
     release = vermagic.split(" ", 1)[0] if vermagic else ""

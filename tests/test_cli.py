@@ -130,3 +130,15 @@ def test_make_invalid_config(capsys, tmp_path):
     (tmp_path / "kbuildguard.toml").write_text("[[module]]\nname = 3\n")
     code, _, err = run(capsys, "make", "-C", str(tmp_path), "--kernel-dir", _target(tmp_path))
     assert code == 12 and "configuration error" in err
+
+
+@pytest.mark.parametrize("kwargs,found", [
+    ({"big_endian": True}, "x86_64 big-endian"),
+    ({"machine": 183}, "aarch64 little-endian"),
+])
+def test_check_wrong_machine_or_byte_order(capsys, tmp_path, kwargs, found):
+    tree = _target(tmp_path)
+    ko = tmp_path / "odd.ko"
+    ko.write_bytes(build_module(**kwargs))
+    code, out, _ = run(capsys, "check", str(ko), "--kernel-dir", tree)
+    assert code == 8 and found in out

@@ -117,3 +117,26 @@ def test_absurd_sizes_and_offsets(tmp_path, fields, message):
 def test_missing_sections_are_a_verdict_not_a_crash(tmp_path):
     info = read_module(_write(tmp_path, "bare.ko", build_module(comment=[], vermagic=None, this_module_size=None)))
     assert info.compilers == () and info.vermagic == "" and info.layout is None
+
+
+def test_fifo_is_refused_not_waited_on(tmp_path):
+    fifo = str(tmp_path / "pipe.ko")
+    os.mkfifo(fifo)
+    with pytest.raises(BadInput) as exc:
+        read_module(fifo)
+    assert "not a regular file" in exc.value.message
+
+
+def test_permission_denied_is_one_line(tmp_path, monkeypatch):
+    path = _write(tmp_path, "secret.ko", build_module())
+    real_open = open
+
+    def deny(p, *a, **kw):
+        if str(p) == path:
+            raise PermissionError(13, "Permission denied", p)
+        return real_open(p, *a, **kw)
+
+    monkeypatch.setattr("builtins.open", deny)
+    with pytest.raises(BadInput) as exc:
+        read_module(path)
+    assert exc.value.message.endswith("cannot read: Permission denied")

@@ -1,0 +1,109 @@
+"""Property-based fuzzing of every parser and of the ELF reader (hypothesis).
+
+Each parser either returns its record or raises the one exception its callers turn into a clean
+message (BadInput, ConfigError) - never IndexError, struct.error, UnicodeDecodeError or a hang.
+CI runs a bounded number of examples (KBG_FUZZ_EXAMPLES, default 200); bench/fuzz.py runs long.
+"""
+
+import os
+import struct
+
+import pytest
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from elfbuild import EM_AARCH64, build_module  # noqa: E402
+from kbuildguard.elf import Elf  # noqa: E402
+from kbuildguard.errors import BadInput, ConfigError  # noqa: E402
+from kbuildguard.identity import parse_comment, parse_compiler, parse_proc_version  # noqa: E402
+from kbuildguard.project import parse_config  # noqa: E402
+from kbuildguard.versions import compare  # noqa: E402
+
+EXAMPLES = int(os.environ.get("KBG_FUZZ_EXAMPLES", "200"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize="CI" in os.environ)
+
+# Texts near the real thing: fragments of real lines, recombined and mutated.
+FRAGMENTS = ["Linux version ", "6.1.0-13-amd64 ", "(mockbuild@x86-01) ", "(gcc version ", "8.3.1 ", "20190311 ",
+             "(Red Hat 8.3.1-3) ", "(GCC)) ", "gcc-12 (Debian 12.2.0-14) 12.2.0", ", GNU ld version 2.38-25.el9)",
+             "clang version 14.0.7 (", "Android (8508608, based on r450784e) ", "LLD 14.0.7)", "#1 SMP", "(", ")",
+             "GCC: ", "[gcc-4_3-branch revision 152973]", "\x1b[2J", "\x00", "\u00e9", " "]
+near_text = st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=12)), max_size=14).map("".join)
+
+
+@FUZZ
+@given(near_text)
+def test_proc_version_parser(text):
+    try:
+        pv = parse_proc_version(text)
+    except BadInput:
+        return
+    assert pv.release and pv.compiler.version
+
+
+@FUZZ
+@given(near_text)
+def test_compiler_parser(text):
+    cid = parse_compiler(text)
+    assert cid is None or cid.version[0].isdigit()
+
+
+@FUZZ
+@given(st.binary(max_size=300))
+def test_comment_parser(data):
+    compilers, linkers, strings = parse_comment(data)
+    assert len(compilers) <= len(strings)
+
+
+@FUZZ
+@given(st.text(max_size=40), st.text(max_size=40))
+def test_version_compare_is_antisymmetric(a, b):
+    assert compare(a, b) == -compare(b, a)
+
+
+@FUZZ
+@given(st.text(max_size=300))
+def test_config_parser(text):
+    try:
+        parse_config(text, "kbuildguard.toml")
+    except ConfigError:
+        pass
+
+
+SEEDS = [build_module(), build_module(machine=EM_AARCH64, big_endian=True), build_module(comment=[], this_module_size=None)]
+
+
+@FUZZ
+@given(st.sampled_from(SEEDS), st.lists(st.tuples(st.integers(0, 2000), st.integers(0, 255)), max_size=12),
+       st.integers(0, 2000))
+def test_elf_reader_on_mutated_modules(seed, flips, cut):
+    data = bytearray(seed)
+    for pos, value in flips:
+        if pos < len(data):
+            data[pos] = value
+    data = bytes(data[:cut] if cut < len(data) and cut % 3 == 0 else data)
+    try:
+        elf = Elf(data, "fuzz.ko")
+        for name in (".comment", ".modinfo", ".gnu.linkonce.this_module", ".rela.gnu.linkonce.this_module"):
+            sec = elf.section(name)
+            if sec is not None:
+                elf.section_data(sec)
+                if name.startswith(".rela"):
+                    for r in elf.relocations(sec):
+                        elf.symbol_name(sec.link, r.symbol)
+    except BadInput:
+        pass
+
+
+@FUZZ
+@given(st.integers(0, 0xFFFF), st.integers(0, 1 << 64 - 1), st.integers(0, 0xFFFF))
+def test_elf_reader_on_absurd_header_fields(shnum, shoff, shstrndx):
+    data = bytearray(build_module())
+    struct.pack_into("<Q", data, 40, shoff)
+    struct.pack_into("<H", data, 60, shnum)
+    struct.pack_into("<H", data, 62, shstrndx)
+    try:
+        Elf(bytes(data), "fuzz.ko")
+    except BadInput:
+        pass
