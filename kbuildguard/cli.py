@@ -44,7 +44,7 @@ EXAMPLES = {
 }
 
 
-def _add_kernel_options(p: argparse.ArgumentParser, proc_version: bool = False) -> None:
+def _add_kernel_options(p: argparse.ArgumentParser, proc_version: bool = False, layout: bool = False) -> None:
     g = p.add_argument_group("target kernel (default: the running kernel)")
     g.add_argument("--kernel", metavar="RELEASE",
                    help="an installed kernel release (/lib/modules/R/build, /usr/src/kernels/R, /usr/src/linux-headers-R); "
@@ -53,6 +53,9 @@ def _add_kernel_options(p: argparse.ArgumentParser, proc_version: bool = False) 
     g.add_argument("--sysroot", metavar="DIR", help="a chroot, image or build root whose kernel is the target (never trusts this machine's /proc/version)")
     if proc_version:
         g.add_argument("--proc-version-file", metavar="FILE", help="a file holding the target's /proc/version line")
+    if layout:
+        g.add_argument("--vmlinux", metavar="FILE", help="the kernel's BTF, vmlinux or vmlinuz: the struct module layout to compare with")
+        g.add_argument("--kernel-config", metavar="FILE", help="the kernel's own .config (default: /boot/config-R, /proc/config.gz)")
     p.add_argument("--match", choices=["exact", "version", "minor", "major"],
                    help="how closely the compiler must match the kernel's (default: version = family and X.Y.Z)")
 
@@ -83,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("make", "build the module with the kernel's compiler and refuse any .ko that does not match")
     p.add_argument("-C", dest="directory", default=".", metavar="MODULE_DIR", help="the module repository (default: .)")
-    _add_kernel_options(p)
+    _add_kernel_options(p, layout=True)
     p.add_argument("--cc", metavar="PATH", help="use this compiler (refused if it does not match the kernel's)")
     p.add_argument("--install", action="store_true", help="install the matching compiler if none is found (asks first)")
     p.add_argument("--yes", action="store_true", help="consent to installs without asking (RPM %%build, CI)")
@@ -94,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("check", "verify modules built elsewhere against the target kernel")
     p.add_argument("paths", nargs="+", metavar="FILE.ko|DIR")
-    _add_kernel_options(p)
+    _add_kernel_options(p, layout=True)
 
     p = add("init", "scaffold kbuildguard.toml and a module source from the templates")
     p.add_argument("-C", dest="directory", default=".", metavar="DIR")
@@ -228,7 +231,8 @@ def cmd_make(ctx: Context) -> int:
                                 ctx.env, proj)
     request = guard.Request(module_dir=module_dir, goal=goals[0], make_args=tuple(ctx.make_args), level=_level(settings.match),
                             cc=settings.cc, install=args.install, yes=args.yes, dry_run=args.dry_run,
-                            allow_mismatch=args.allow_mismatch, json=args.json, scl_root=scl_root(ctx.env))
+                            allow_mismatch=args.allow_mismatch, json=args.json, scl_root=scl_root(ctx.env),
+                            vmlinux=args.vmlinux, kernel_config=args.kernel_config)
     if not args.log_file and not ctx.env.get("KBUILDGUARD_LOG") and not args.dry_run:
         ctx.console.open_log(os.path.join(module_dir, kbuild.STATE_DIR, "build.log"))
     releases = guard.kernel_list(settings.kernel, args.sysroot)
@@ -253,7 +257,7 @@ def cmd_check(ctx: Context) -> int:
     paths = find_modules(args.paths)
     if not paths:
         raise UsageError("no .ko, .ko.xz, .ko.gz or .ko.zst files under %s" % " ".join(args.paths))
-    reference = reference_layout(target)
+    reference = reference_layout(target, args.vmlinux)
     reports = verify_paths(paths, target, level, reference)
     if args.json:
         ctx.out_json({"kernel": report.kernel_json(target),

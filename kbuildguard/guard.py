@@ -11,9 +11,9 @@ import os
 import shutil
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
-from kbuildguard import kbuild, kernel, provision, render, toolchain
+from kbuildguard import drift, kbuild, kernel, provision, render, toolchain
 from kbuildguard.console import printable
-from kbuildguard.errors import ConfigError, ForcedCompilerMismatch, KbgError, ModuleRejected, NoMatchingCompiler
+from kbuildguard.errors import ConfigError, ForcedCompilerMismatch, HeaderDrift, KbgError, ModuleRejected, NoMatchingCompiler
 from kbuildguard.kernel import KernelTarget, Selector
 from kbuildguard.project import Project
 from kbuildguard.toolchain import MatchLevel, Selection
@@ -35,6 +35,8 @@ class Request(NamedTuple):
     allow_mismatch: bool
     json: bool
     scl_root: str
+    vmlinux: Optional[str] = None
+    kernel_config: Optional[str] = None
 
 
 class Outcome(NamedTuple):
@@ -130,6 +132,18 @@ def build_one(ctx, proj: Project, req: Request, selector: Selector, multi: bool 
         raise kernel.missing_tree_error(target.release, target.sysroot, target.running)
     for note in target.notes:
         ctx.console.warn(printable(note))
+    found = drift.compare(target, req.kernel_config)
+    if found is not None and found.abi:
+        message = "the build tree %s is configured differently from kernel %s in options that change struct module: %s" % (
+            target.build_dir, target.release, found.describe())
+        if not req.allow_mismatch:
+            raise HeaderDrift(message, hint="rebuild or reinstall the build tree from the kernel's own configuration (%s); "
+                                            "a module built against it would not match the kernel" % found.kernel_config,
+                              details=["%d other option(s) differ too" % found.other] if found.other else [])
+        ctx.console.warn(message)
+    elif found is not None and found.other:
+        ctx.console.warn("the build tree's .config differs from %s in %d option(s), none of them in struct module"
+                         % (found.kernel_config, found.other))
     selection = _select(ctx, target, req)
     files = render.render(proj)
     missing = render.missing_sources(proj)
@@ -155,7 +169,7 @@ def build_one(ctx, proj: Project, req: Request, selector: Selector, multi: bool 
                 ctx.console.info("%s %s" % ("generated" if f.action == "create" else "regenerated", f.path))
         if goal != "clean" and (multi or _previous_release(req.module_dir) not in (None, target.release)):
             kbuild.forget_outputs(req.module_dir)
-        reference = reference_layout(target)
+        reference = reference_layout(target, req.vmlinux)
         result = kbuild.build(
             ctx.runner, ctx.console, target, selection, req.module_dir, goal, req.make_args, ctx.env,
             verify=lambda p: verify_path(p, target, req.level, reference),

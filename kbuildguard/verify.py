@@ -60,11 +60,45 @@ class ModuleReport(NamedTuple):
         return [c for c in self.checks if not c.ok]
 
 
-def reference_layout(target: KernelTarget, limit: int = 50) -> Optional[ReferenceLayout]:
-    """The kernel's own struct module layout, read from a module it shipped (same build, same compiler).
+def _btf_reference(path: str, what: str) -> Optional[ReferenceLayout]:
+    from kbuildguard.btf import module_layout_from_file
 
-    None when no in-tree module is installed for the release (a headers-only machine).
+    found = module_layout_from_file(path)
+    if found is None:
+        return None
+    return ReferenceLayout(Layout(found.size, found.members.get("init"), found.members.get("exit")),
+                           "%s BTF (%s)" % (what, path))
+
+
+def reference_layout(target: KernelTarget, vmlinux: Optional[str] = None, limit: int = 50) -> Optional[ReferenceLayout]:
+    """The kernel's own struct module layout, from the best source available (first wins):
+
+    1. ``--vmlinux FILE``: raw BTF, a vmlinux, or a compressed vmlinuz
+    2. the running kernel's /sys/kernel/btf/vmlinux (only when the target is the running kernel)
+    3. the target's /boot/vmlinuz-R (under the sysroot): its vmlinux's .BTF section
+    4. a module the kernel shipped (/lib/modules/R/kernel): its .gnu.linkonce.this_module and relocations
+
+    None when none is there (a headers-only machine for a kernel it does not run).
     """
+    if vmlinux:
+        return _btf_reference(vmlinux, "the given kernel image's")
+    if target.running and os.path.exists("/sys/kernel/btf/vmlinux"):
+        try:
+            found = _btf_reference("/sys/kernel/btf/vmlinux", "the running kernel's")
+            if found:
+                return found
+        except BadInput:
+            pass
+    root = target.sysroot if target.sysroot != "/" else ""
+    for name in ("vmlinuz-%s" % target.release, "vmlinux-%s" % target.release):
+        image = os.path.join(root + "/boot", name)
+        if os.path.isfile(image):
+            try:
+                found = _btf_reference(image, "the kernel image's")
+                if found:
+                    return found
+            except BadInput:
+                pass
     if not target.modules_dir:
         return None
     kernel_dir = os.path.join(target.modules_dir, "kernel")
@@ -145,7 +179,7 @@ def verify_info(info: ModuleInfo, target: KernelTarget, level: MatchLevel,
             differences.append("size 0x%x, kernel expects 0x%x" % (got.size, ref.size))
         if got.init_offset is not None and got.init_offset != ref.init_offset:
             differences.append("init at %s, kernel expects %s" % (_hex(got.init_offset), _hex(ref.init_offset)))
-        if got.exit_offset is not None and got.exit_offset != ref.exit_offset:
+        if got.exit_offset is not None and ref.exit_offset is not None and got.exit_offset != ref.exit_offset:
             differences.append("exit at %s, kernel expects %s" % (_hex(got.exit_offset), _hex(ref.exit_offset)))
         expected = "size 0x%x, init %s, exit %s (%s)" % (ref.size, _hex(ref.init_offset), _hex(ref.exit_offset), reference.source)
         found = "size 0x%x, init %s, exit %s" % (got.size, _hex(got.init_offset), _hex(got.exit_offset))

@@ -68,9 +68,42 @@ def example(tmp_path):
     return copy
 
 
-def plain_make(module_dir, release, real_cc):
-    """Build without kbuildguard, as a vendor or another CI would, with another compiler."""
+def plain_make(module_dir, release, real_cc, kernel_dir=None):
+    """Build without kbuildguard, as a vendor or another CI would, with another compiler or tree."""
     env = dict(os.environ, KBG_REAL_CC=real_cc)
-    subprocess.run(["make", "-C", "/lib/modules/%s/build" % release, "M=" + module_dir,
+    subprocess.run(["make", "-C", kernel_dir or "/lib/modules/%s/build" % release, "M=" + module_dir,
                     "CC=" + os.path.join(TOOLS, "ccfilter.py"), "modules"],
                    env=env, check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+
+
+def drifted_tree(dest, release, changes):
+    """A copy of Debian's headers for RELEASE with CONFIG options changed ({"CONFIG_X": "y" or None}),
+    consistently in .config, include/config/auto.conf and include/generated/autoconf.h: a build tree
+    that no longer describes the kernel it claims to be."""
+    src = "/usr/src/linux-headers-%s" % release
+    shutil.copytree(src, dest, symlinks=True)
+    for link in ("scripts", "tools"):
+        target = os.path.realpath(os.path.join(src, link))
+        os.unlink(os.path.join(dest, link))
+        os.symlink(target, os.path.join(dest, link))
+    for rel in (".config", "include/config/auto.conf"):
+        path = os.path.join(dest, rel)
+        lines = open(path).read().splitlines()
+        for option, value in changes.items():
+            lines = [line for line in lines if not (line.startswith(option + "=") or line == "# %s is not set" % option)]
+            lines.append("%s=%s" % (option, value) if value else "# %s is not set" % option)
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+    path = os.path.join(dest, "include/generated/autoconf.h")
+    lines = open(path).read().splitlines()
+    for option, value in changes.items():
+        lines = [line for line in lines if not line.startswith("#define %s " % option)]
+        if value:
+            lines.append("#define %s 1" % option)
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return dest
+
+
+def image_root(release):
+    return os.environ.get("KBG_TEST_IMAGE_ROOT", "/var/cache/kbuildguard-ci/image-%s" % release)

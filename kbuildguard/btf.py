@@ -1,0 +1,134 @@
+"""A small BTF reader: the size of ``struct module`` and the offsets of its ``init`` and ``exit``.
+
+BTF is the kernel's own description of its types (Documentation/bpf/btf.rst): a header, a type
+section and a string section. The running kernel exposes it at /sys/kernel/btf/vmlinux; a vmlinux
+file carries it in its .BTF section, and a compressed vmlinuz holds such a vmlinux. The kernel's
+layout is the reference a module's .gnu.linkonce.this_module must agree with.
+"""
+
+import lzma
+import struct
+import zlib
+from typing import Dict, NamedTuple, Optional
+
+from kbuildguard.errors import BadInput
+
+BTF_MAGIC = 0xEB9F
+KIND_STRUCT = 4
+
+# Bytes that follow the 12-byte btf_type for each kind (vlen = number of members/params/values).
+_FIXED = {1: 4, 3: 12, 14: 4, 17: 4}  # INT, ARRAY, VAR, DECL_TAG
+_PER_VLEN = {4: 12, 5: 12, 6: 8, 13: 8, 15: 12, 19: 12}  # STRUCT, UNION, ENUM, FUNC_PROTO, DATASEC, ENUM64
+
+
+class StructLayout(NamedTuple):
+    name: str
+    size: int
+    members: Dict[str, int]  # member -> byte offset
+
+
+def struct_layout(data: bytes, name: str, source: str = "BTF") -> Optional[StructLayout]:
+    """Find ``struct NAME`` in raw BTF; None if the BTF has no such struct."""
+    if len(data) < 24:
+        raise BadInput("%s: too short for BTF" % source)
+    for order in ("<", ">"):
+        magic, version, flags, hdr_len = struct.unpack_from(order + "HBBI", data, 0)
+        if magic == BTF_MAGIC:
+            break
+    else:
+        raise BadInput("%s: not BTF (no 0xeB9F magic)" % source)
+    type_off, type_len, str_off, str_len = struct.unpack_from(order + "IIII", data, 8)
+    types_start = hdr_len + type_off
+    strings_start = hdr_len + str_off
+    if types_start + type_len > len(data) or strings_start + str_len > len(data):
+        raise BadInput("%s: BTF sections lie beyond its end" % source)
+    strings = data[strings_start:strings_start + str_len]
+    wanted = name.encode()
+
+    def string(off: int) -> bytes:
+        end = strings.find(b"\x00", off)
+        return strings[off:end if end >= 0 else len(strings)]
+
+    pos = types_start
+    end = types_start + type_len
+    while pos + 12 <= end:
+        name_off, info, size = struct.unpack_from(order + "III", data, pos)
+        kind = (info >> 24) & 0x1F
+        vlen = info & 0xFFFF
+        kind_flag = info >> 31
+        pos += 12
+        if kind == KIND_STRUCT and string(name_off) == wanted:
+            members = {}
+            for i in range(vlen):
+                m_name, _m_type, m_offset = struct.unpack_from(order + "III", data, pos + 12 * i)
+                bits = m_offset & 0xFFFFFF if kind_flag else m_offset
+                members[string(m_name).decode("utf-8", "replace")] = bits // 8
+            return StructLayout(name, size, members)
+        pos += _FIXED.get(kind, 0) + _PER_VLEN.get(kind, 0) * vlen
+        if kind > 19:
+            raise BadInput("%s: unknown BTF kind %d" % (source, kind))
+    return None
+
+
+def btf_from_vmlinux(data, source: str) -> bytes:
+    """The .BTF section of an uncompressed vmlinux (ELF)."""
+    from kbuildguard.elf import Elf
+
+    elf = Elf(data, source)
+    sec = elf.section(".BTF")
+    if sec is None:
+        raise BadInput("%s: no .BTF section (kernel built without CONFIG_DEBUG_INFO_BTF)" % source)
+    return elf.section_data(sec)
+
+
+def vmlinux_from_vmlinuz(data: bytes, source: str) -> bytes:
+    """The vmlinux inside a compressed kernel image (bzImage, arm64 Image.gz), as extract-vmlinux finds it."""
+    for magic, decompress in ((b"\xfd7zXZ\x00", _xz), (b"\x1f\x8b\x08", _gzip), (b"\x28\xb5\x2f\xfd", _zstd)):
+        start = data.find(magic)
+        while start >= 0:
+            out = decompress(data[start:])
+            if out and out[:4] == b"\x7fELF":
+                return out
+            start = data.find(magic, start + 1)
+    if data[:4] == b"\x7fELF":
+        return data
+    raise BadInput("%s: no compressed vmlinux found (xz, gzip and zstd tried)" % source)
+
+
+def _xz(blob: bytes) -> Optional[bytes]:
+    try:
+        return lzma.LZMADecompressor().decompress(blob, max_length=1 << 30)
+    except lzma.LZMAError:
+        return None
+
+
+def _gzip(blob: bytes) -> Optional[bytes]:
+    try:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(blob, 1 << 30)
+    except zlib.error:
+        return None
+
+
+def _zstd(blob: bytes) -> Optional[bytes]:
+    try:
+        import zstandard  # type: ignore
+    except ImportError:
+        return None
+    try:
+        return zstandard.ZstdDecompressor().decompressobj().decompress(blob)
+    except zstandard.ZstdError:
+        return None
+
+
+def module_layout_from_file(path: str) -> Optional[StructLayout]:
+    """``struct module`` from raw BTF (/sys/kernel/btf/vmlinux), a vmlinux, or a vmlinuz."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise BadInput("%s: cannot read: %s" % (path, exc.strerror or exc))
+    if data[:2] in (b"\x9f\xeb", b"\xeb\x9f"):
+        btf = data
+    else:
+        btf = btf_from_vmlinux(vmlinux_from_vmlinuz(data, path), path)
+    return struct_layout(btf, "module", path)

@@ -1,0 +1,89 @@
+"""Header drift: a build tree configured differently from the kernel it claims to be.
+
+A module compiled against such a tree sees a different ``struct module`` even with the right
+compiler (e.g. Kconfig silently dropping an option because a tool was missing when the tree was
+prepared). kbuildguard compares the tree's .config with the target kernel's own configuration
+before building, and names the options that change struct module.
+"""
+
+import gzip
+import os
+from typing import Dict, NamedTuple, Optional, Tuple
+
+from kbuildguard.kernel import KernelTarget, read_kconfig
+
+# The #ifdefs inside struct module (include/linux/module.h), collected from the 4.18-6.12 headers:
+# each one adds or removes members, and so moves `exit` or changes the struct's size.
+STRUCT_MODULE_OPTIONS = (
+    "CONFIG_ARCH_USES_CFI_TRAPS", "CONFIG_ARCH_WANTS_MODULES_DATA_IN_VMALLOC", "CONFIG_BPF_EVENTS",
+    "CONFIG_CFI_CLANG", "CONFIG_CONSTRUCTORS", "CONFIG_DEBUG_INFO_BTF_MODULES", "CONFIG_DYNAMIC_DEBUG_CORE",
+    "CONFIG_EVENT_TRACING", "CONFIG_FTRACE_MCOUNT_RECORD", "CONFIG_FUNCTION_ERROR_INJECTION", "CONFIG_GENERIC_BUG",
+    "CONFIG_HAVE_STATIC_CALL_INLINE", "CONFIG_JUMP_LABEL", "CONFIG_KALLSYMS", "CONFIG_KPROBES", "CONFIG_KUNIT",
+    "CONFIG_LIVEPATCH", "CONFIG_MITIGATION_ITS", "CONFIG_MODULES_TREE_LOOKUP", "CONFIG_MODULE_SIG",
+    "CONFIG_MODULE_UNLOAD", "CONFIG_PRINTK_INDEX", "CONFIG_RETPOLINE", "CONFIG_SMP", "CONFIG_STACKTRACE_BUILD_ID",
+    "CONFIG_STRICT_MODULE_RWX", "CONFIG_SYSFS", "CONFIG_TRACEPOINTS", "CONFIG_TRACING", "CONFIG_TREE_SRCU",
+    "CONFIG_SRCU", "CONFIG_MODVERSIONS", "CONFIG_MODULE_SRCVERSION_ALL",
+)
+
+
+class Drift(NamedTuple):
+    kernel_config: str  # where the kernel's configuration came from
+    tree_config: str
+    abi: Tuple[Tuple[str, str, str], ...]  # (option, kernel's value, tree's value) for struct module options
+    other: int  # how many other options differ
+
+    def describe(self) -> str:
+        return ", ".join("%s %s in the kernel, %s in the tree" % (opt, k or "unset", t or "unset") for opt, k, t in self.abi)
+
+
+def kernel_config_path(target: KernelTarget, explicit: Optional[str] = None) -> Optional[str]:
+    """The target kernel's own configuration: given, /boot/config-R (under the sysroot), or /proc/config.gz."""
+    if explicit:
+        return explicit
+    root = target.sysroot if target.sysroot != "/" else ""
+    boot = root + "/boot/config-%s" % target.release
+    if os.path.isfile(boot):
+        return boot
+    if target.running and os.path.isfile("/proc/config.gz"):
+        return "/proc/config.gz"
+    return None
+
+
+def _read(path: str) -> Dict[str, str]:
+    if path.endswith(".gz"):
+        with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        values = {}
+        for line in text.splitlines():
+            if line.startswith("CONFIG_") and "=" in line:
+                k, _, v = line.partition("=")
+                values[k] = v.strip('"')
+            elif line.startswith("# CONFIG_") and line.endswith(" is not set"):
+                values[line[2:-len(" is not set")]] = "n"
+        return values
+    return read_kconfig(path)
+
+
+def compare(target: KernelTarget, explicit: Optional[str] = None) -> Optional[Drift]:
+    """None when the kernel's own configuration is not at hand (nothing to compare with)."""
+    kpath = kernel_config_path(target, explicit)
+    if kpath is None or target.config_path is None:
+        return None
+    kernel = _read(kpath)
+    tree = _read(target.config_path)
+
+    def norm(v: Optional[str]) -> str:
+        return "" if v in (None, "n") else v
+
+    abi = []  # type: List[Tuple[str, str, str]]
+    other = 0
+    for key in sorted(set(kernel) | set(tree)):
+        k, t = norm(kernel.get(key)), norm(tree.get(key))
+        if k == t:
+            continue
+        if key in STRUCT_MODULE_OPTIONS:
+            abi.append((key, k, t))
+        elif not key.startswith(("CONFIG_CC_VERSION_TEXT", "CONFIG_GCC_VERSION", "CONFIG_CLANG_VERSION",
+                                 "CONFIG_AS_VERSION", "CONFIG_LD_VERSION")):
+            other += 1
+    return Drift(kpath, target.config_path, tuple(abi), other)
