@@ -103,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-C", dest="directory", default=".", metavar="DIR")
     p.add_argument("--name", default="kdemo", help="module name (default: kdemo, the module from the original incident)")
 
+    p = add("explain", "say why a loaded module will not unload (rmmod: Device or resource busy), branch by branch of delete_module()")
+    p.add_argument("module", metavar="MODULE")
+    p.add_argument("--ko", metavar="FILE", help="the module's .ko (default: found through modules.dep)")
+    p.add_argument("--root", default="/", metavar="DIR", help="read proc/, sys/, lib/modules and boot/ under DIR (a captured system)")
+    p.add_argument("--kernel", metavar="RELEASE", help="the loaded kernel's release (default: the running kernel's)")
+    p.add_argument("--match", choices=["exact", "version", "minor", "major"], help=argparse.SUPPRESS)
+
     add("rpm-macros", "print the RPM macros (%%kbuildguard_make) for /usr/lib/rpm/macros.d/macros.kbuildguard")
 
     p = add("setup", "install the target kernel's build tree and matching compiler (asks first)")
@@ -306,6 +313,71 @@ def cmd_setup(ctx: Context) -> int:
     return provision.cmd_setup(ctx)
 
 
+def cmd_explain(ctx: Context) -> int:
+    from kbuildguard import drift, explain, kernel
+    from kbuildguard.verify import reference_layout, verify_path
+
+    args = ctx.args
+    root = os.path.abspath(args.root)
+    mod = explain.read_loaded(root, args.module)
+    if mod is None:
+        raise UsageError("module %s is not loaded (no line in %s/proc/modules)" % (args.module, root.rstrip("/")))
+    release = args.kernel
+    if not release:
+        try:
+            with open(os.path.join(root, "proc/sys/kernel/osrelease"), encoding="utf-8") as f:
+                release = f.read().strip()
+        except OSError:
+            release = os.uname().release
+    unseen = []  # what we could not see, said plainly
+    config = None
+    target = None
+    try:
+        target = kernel.resolve(kernel.Selector(kernel=release, sysroot=root if root != "/" else None))
+    except KbgError as exc:
+        unseen.append("the kernel's build records (%s)" % exc.message)
+    if target is not None:
+        path = drift.kernel_config_path(target)
+        if path:
+            config = drift._read(path)
+    if config is None:
+        unseen.append("the kernel's configuration (/boot/config-%s, /proc/config.gz)" % release)
+    module_unload = None if config is None else config.get("CONFIG_MODULE_UNLOAD") == "y"
+    if module_unload is None and mod.refcnt is not None:
+        module_unload = True  # /sys/module/M/refcnt exists only with CONFIG_MODULE_UNLOAD
+    force = None if config is None else config.get("CONFIG_MODULE_FORCE_UNLOAD") == "y"
+    ko = args.ko or explain.find_ko(root, release, mod.name)
+    has_exit = None
+    layout_problem = None
+    report = None
+    if ko and target is not None:
+        report = verify_path(ko, target, _level(args.match), reference_layout(target))
+        if report.info is not None and report.info.layout is not None:
+            has_exit = report.info.layout.exit_offset is not None
+        for c in report.checks:
+            if not c.ok and c.name in ("layout", "compiler"):
+                layout_problem = (layout_problem + "; " if layout_problem else "") + c.message
+    elif not ko:
+        unseen.append("the module's .ko (not in modules.dep; give --ko FILE)")
+    findings = explain.diagnose(mod, module_unload, force, has_exit, layout_problem)
+    if args.json:
+        ctx.out_json({"module": mod._asdict(), "ko": ko, "findings": [f._asdict() for f in findings],
+                      "checks": [c._asdict() for c in report.checks] if report else None, "not_seen": unseen})
+    else:
+        ctx.out("%s: %s, refcnt %s, %s%s" % (mod.name, mod.state, "?" if mod.refcnt is None else mod.refcnt,
+                                            "used by " + ", ".join(mod.users) if mod.users else "no users",
+                                            ", [permanent]" if mod.permanent else ""))
+        if ko:
+            ctx.out("file: %s" % ko)
+        for f in findings:
+            ctx.out("  %s (%s): %s" % (f.errno, f.branch, printable(f.text)))
+        if not findings:
+            ctx.out("  nothing in delete_module() stops it: rmmod %s should work" % mod.name)
+        for u in unseen:
+            ctx.out("  could not see: %s" % u)
+    return 0
+
+
 def cmd_rpm_macros(ctx: Context) -> int:
     import pkgutil
 
@@ -315,7 +387,7 @@ def cmd_rpm_macros(ctx: Context) -> int:
 
 
 COMMANDS = {"detect": cmd_detect, "make": cmd_make, "check": cmd_check, "init": cmd_init, "setup": cmd_setup,
-            "rpm-macros": cmd_rpm_macros}
+            "rpm-macros": cmd_rpm_macros, "explain": cmd_explain}
 
 
 def main(argv: Optional[Sequence[str]] = None, env: Optional[Dict[str, str]] = None) -> int:

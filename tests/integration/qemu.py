@@ -1,0 +1,51 @@
+"""Boot a real Debian kernel in qemu-system-x86_64 (software emulation) with a busybox initramfs,
+run a shell script there, and return what it printed on the serial console."""
+
+import os
+import stat
+import subprocess
+
+BUSYBOX = "/bin/busybox"  # Debian's busybox-static
+
+
+def _newc(name, mode, data=b""):
+    """One entry of a newc cpio archive (what the kernel unpacks as initramfs)."""
+    name_b = name.encode() + b"\x00"
+    fields = [0, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name_b), 0]
+    head = b"070701" + b"".join(b"%08x" % f for f in fields)
+    out = head + name_b
+    out += b"\x00" * ((4 - len(out) % 4) % 4)
+    out += data
+    out += b"\x00" * ((4 - len(data) % 4) % 4)
+    return out
+
+
+def initramfs(path, script, files):
+    """A cpio with busybox, /init running ``script``, and ``files`` ({path in guest: host path})."""
+    archive = b""
+    for d in ("bin", "dev", "proc", "sys", "modules", "tmp"):
+        archive += _newc(d, stat.S_IFDIR | 0o755)
+    with open(BUSYBOX, "rb") as f:
+        archive += _newc("bin/busybox", stat.S_IFREG | 0o755, f.read())
+    init = "#!/bin/busybox sh\n/bin/busybox --install -s /bin\nmount -t proc proc /proc\nmount -t sysfs sys /sys\n" + script
+    init += "\necho KBG-DONE\npoweroff -f\n"
+    archive += _newc("init", stat.S_IFREG | 0o755, init.encode())
+    for guest, host in sorted(files.items()):
+        with open(host, "rb") as f:
+            archive += _newc(guest.lstrip("/"), stat.S_IFREG | 0o644, f.read())
+    archive += _newc("TRAILER!!!", 0)
+    with open(path, "wb") as f:
+        f.write(archive)
+    return path
+
+
+def boot(kernel, initrd, timeout=300):
+    """Serial output of one boot; the guest powers itself off when the script ends."""
+    argv = ["qemu-system-x86_64", "-m", "512", "-smp", "1", "-nographic", "-no-reboot", "-monitor", "none",
+            "-kernel", kernel, "-initrd", initrd, "-append", "console=ttyS0 panic=-1 loglevel=4"]
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+    return proc.stdout.decode("utf-8", "replace").replace("\r", "")
+
+
+def have_qemu():
+    return bool(os.path.exists(BUSYBOX) and subprocess.run(["which", "qemu-system-x86_64"], stdout=subprocess.DEVNULL).returncode == 0)
