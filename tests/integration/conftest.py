@@ -76,11 +76,11 @@ def plain_make(module_dir, release, real_cc, kernel_dir=None):
                    env=env, check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
 
 
-def drifted_tree(dest, release, changes):
-    """A copy of Debian's headers for RELEASE with CONFIG options changed ({"CONFIG_X": "y" or None}),
-    consistently in .config, include/config/auto.conf and include/generated/autoconf.h: a build tree
-    that no longer describes the kernel it claims to be."""
-    src = "/usr/src/linux-headers-%s" % release
+def drifted_tree(dest, release, changes, src=None):
+    """A copy of Debian's headers for RELEASE (or of the tree SRC) with CONFIG options changed
+    ({"CONFIG_X": "y" or None}), consistently in .config, include/config/auto.conf and
+    include/generated/autoconf.h: a build tree that no longer describes the kernel it claims to be."""
+    src = src or "/usr/src/linux-headers-%s" % release
     shutil.copytree(src, dest, symlinks=True)
     for link in ("scripts", "tools"):
         target = os.path.realpath(os.path.join(src, link))
