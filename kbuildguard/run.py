@@ -116,13 +116,21 @@ class Runner:
         try:
             returncode = proc.wait()
         except KeyboardInterrupt:
-            # make got the same SIGINT from the terminal; wait for it so that no compiler is left
-            # writing into the output folder while we move things aside.
+            # make got the same SIGINT from the terminal (or, if only we did, gets it now); wait for
+            # it so that no compiler is left writing into the output folder while we move things aside.
+            # It may already be gone: Python 3.6's send_signal does not check.
+            if proc.poll() is None:
+                try:
+                    proc.send_signal(signal.SIGINT)
+                except OSError:
+                    pass
             try:
-                proc.send_signal(signal.SIGINT)
                 proc.wait(timeout=30)
-            except (OSError, subprocess.TimeoutExpired):
-                proc.kill()
+            except subprocess.TimeoutExpired:
+                try:
+                    proc.kill()
+                except OSError:
+                    pass
                 proc.wait()
             raise
         if returncode not in ok_returncodes:
