@@ -61,3 +61,33 @@ make_venv() {
     "$venv/bin/python" -m pip install -q --disable-pip-version-check "$wheel" >&2
     echo "$venv"
 }
+
+# The system's Debian sources as one-line entries (from deb822 debian.sources, else sources.list),
+# so that a private apt state can reuse the same archive for another suite or architecture.
+system_sources() {
+    if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+        awk 'BEGIN { RS = "" } {
+            u = ""; s = ""; c = ""; k = ""
+            n = split($0, L, "\n")
+            for (i = 1; i <= n; i++) {
+                if (L[i] ~ /^URIs:/)       { sub(/^URIs: */, "", L[i]); u = L[i] }
+                if (L[i] ~ /^Suites:/)     { sub(/^Suites: */, "", L[i]); s = L[i] }
+                if (L[i] ~ /^Components:/) { sub(/^Components: */, "", L[i]); c = L[i] }
+                if (L[i] ~ /^Signed-By:/)  { sub(/^Signed-By: */, "", L[i]); k = L[i] }
+            }
+            m = split(s, S, " ")
+            for (j = 1; j <= m; j++) print "deb [signed-by=" k "] " u " " S[j] " " c
+        }' /etc/apt/sources.list.d/debian.sources
+    else
+        grep -E '^deb ' /etc/apt/sources.list
+    fi
+}
+
+# private_apt DIR ARGS...: apt-get with its own sources (DIR/sources.list), lists and cache, so that
+# fetching another suite or architecture never touches the system's apt configuration.
+private_apt_opts() {
+    local dir=$1
+    mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
+    printf '%s\n' -o "Dir::Etc::SourceList=$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null \
+        -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache"
+}

@@ -20,12 +20,12 @@ def _newc(name, mode, data=b""):
     return out
 
 
-def initramfs(path, script, files):
+def initramfs(path, script, files, busybox=BUSYBOX):
     """A cpio with busybox, /init running ``script``, and ``files`` ({path in guest: host path})."""
     archive = b""
     for d in ("bin", "dev", "proc", "sys", "modules", "tmp"):
         archive += _newc(d, stat.S_IFDIR | 0o755)
-    with open(BUSYBOX, "rb") as f:
+    with open(busybox, "rb") as f:
         archive += _newc("bin/busybox", stat.S_IFREG | 0o755, f.read())
     init = "#!/bin/busybox sh\n/bin/busybox --install -s /bin\nmount -t proc proc /proc\nmount -t sysfs sys /sys\n" + script
     init += "\necho KBG-DONE\npoweroff -f\n"
@@ -39,13 +39,21 @@ def initramfs(path, script, files):
     return path
 
 
-def boot(kernel, initrd, timeout=300):
+def boot(kernel, initrd, timeout=300, arch="x86_64"):
     """Serial output of one boot; the guest powers itself off when the script ends."""
-    argv = ["qemu-system-x86_64", "-m", "512", "-smp", "1", "-nographic", "-no-reboot", "-monitor", "none",
-            "-kernel", kernel, "-initrd", initrd, "-append", "console=ttyS0 panic=-1 loglevel=4"]
+    if arch == "aarch64":
+        machine = ["qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a57"]
+        console = "ttyAMA0"
+    else:
+        machine = ["qemu-system-x86_64"]
+        console = "ttyS0"
+    argv = machine + ["-m", "512", "-smp", "1", "-nographic", "-no-reboot", "-monitor", "none",
+                      "-kernel", kernel, "-initrd", initrd, "-append", "console=%s panic=-1 loglevel=4" % console]
     proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
     return proc.stdout.decode("utf-8", "replace").replace("\r", "")
 
 
-def have_qemu():
-    return bool(os.path.exists(BUSYBOX) and subprocess.run(["which", "qemu-system-x86_64"], stdout=subprocess.DEVNULL).returncode == 0)
+def have_qemu(arch="x86_64"):
+    import shutil
+
+    return bool(os.path.exists(BUSYBOX) and shutil.which("qemu-system-" + arch))
