@@ -199,3 +199,65 @@ def test_explain_names_the_cause_of_the_incident(guest):
     text = branch[0]["text"]
     assert "does have an exit function" in text and "kernel expects 0x350" in text
     assert "CONFIG_MODULE_FORCE_UNLOAD" in text
+
+
+# --- `kbuildguard explain` inside the guest: the host's root read-only over 9p, chroot, the real /proc and /sys
+
+def _with_dependencies(kernel_dir, names):
+    """Module files for NAMES and everything they depend on (.modinfo depends=), in load order."""
+    from kbuildguard.inspect import find_modules, module_name, read_module
+
+    by_name = {module_name(p): p for p in find_modules([kernel_dir])}
+    order = []
+
+    def visit(name):
+        if name in order:
+            return
+        for dep in filter(None, read_module(by_name[name]).info("depends").split(",")):
+            visit(dep)
+        order.append(name)
+
+    for n in names:
+        visit(n)
+    return [(n, by_name[n]) for n in order]
+
+
+def test_explain_runs_inside_the_guest(guest, tmp_path):
+    import subprocess
+    import sys
+
+    release = guest["release"]
+    kernel_dir = os.path.join(guest["image"], "lib/modules", release, "kernel")
+    stack = _with_dependencies(kernel_dir, ["virtio_pci", "9pnet_virtio", "9p"])
+    files = {"modules/%s.ko" % n: p for n, p in stack}
+    files.update({"modules/%s.ko" % n: guest["kos"][n] for n in ("kdemo_kallsyms", "kbg_noexit", "kbg_provider", "kbg_user")})
+    python = os.path.realpath(sys.executable)
+    venv_python = sys.executable
+    explain = "chroot /host /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root LC_ALL=C %s -m kbuildguard explain" % venv_python
+    lines = ["for m in %s; do insmod /modules/$m.ko || echo KBG-STACK-FAILED $m; done" % " ".join(n for n, _ in stack),
+             "mkdir -p /host && mount -t 9p -o trans=virtio,version=9p2000.L,ro hostroot /host || echo KBG-MOUNT-FAILED",
+             "mount -t proc proc /host/proc && mount -t sysfs sys /host/sys",
+             "for m in kdemo_kallsyms kbg_noexit kbg_provider kbg_user; do insmod /modules/$m.ko; done"]
+    for name in ("kdemo_kallsyms", "kbg_noexit", "kbg_provider"):
+        lines.append("echo KBG-EXPLAIN-BEGIN %s; %s %s --ko %s --json; echo KBG-EXPLAIN-END %s $?"
+                     % (name, explain, name, guest["kos"][name], name))
+    cpio = initramfs(str(tmp_path / "initramfs.cpio"), "\n".join(lines), files)
+    argv_extra = ["-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on"]
+    vmlinuz = os.path.join(guest["image"], "boot", "vmlinuz-" + release)
+    proc = subprocess.run(["qemu-system-x86_64", "-m", "1024", "-smp", "1", "-nographic", "-no-reboot", "-monitor", "none",
+                           "-kernel", vmlinuz, "-initrd", cpio, "-append", "console=ttyS0 panic=-1 loglevel=4"] + argv_extra,
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
+    out = proc.stdout.decode("utf-8", "replace").replace("\r", "")
+    with open(str(tmp_path / "serial.log"), "w") as f:
+        f.write(out)
+    assert python and "KBG-DONE" in out and "FAILED" not in out, out[-3000:]
+    results = {}
+    for m in re.finditer(r"KBG-EXPLAIN-BEGIN (\S+)\n(.*?)KBG-EXPLAIN-END \S+ (\d+)", out, re.S):
+        assert m.group(3) == "0", m.group(2)[-2000:]
+        text = m.group(2)
+        results[m.group(1)] = json.loads(text[text.index("{"):text.rindex("}") + 1])
+    incident = [f for f in results["kdemo_kallsyms"]["findings"] if f["branch"] == "init && !exit"][0]
+    assert "does have an exit function" in incident["text"] and "kernel expects 0x350" in incident["text"]
+    assert "running kernel's BTF" in " ".join(c["expected"] for c in results["kdemo_kallsyms"]["checks"] if c["name"] == "layout")
+    assert [f["branch"] for f in results["kbg_noexit"]["findings"]] == ["init && !exit"]
+    assert results["kbg_provider"]["findings"][0]["branch"] == "source_list"
