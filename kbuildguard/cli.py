@@ -287,8 +287,13 @@ def cmd_check(ctx: Context) -> int:
     bad = [r for r in reports if r.verdict is Verdict.MISMATCH]
     errors = [r for r in reports if r.verdict is Verdict.ERROR]
     if bad:
-        raise ModuleRejected("%d of %d module(s) do not match kernel %s" % (len(bad), len(reports), target.release),
-                             hint=WHY_SENTENCE + " Rebuild them with %s" % target.compiler.describe())
+        failed = {c.name for r in bad for c in r.failed()}
+        if failed == {"layout"}:
+            fix = ("Their compiler is right, their struct module is not: rebuild them against a build tree configured "
+                   "exactly like kernel %s (its kernel-devel/linux-headers package)" % target.release)
+        else:
+            fix = WHY_SENTENCE + " Rebuild them with %s" % target.compiler.describe()
+        raise ModuleRejected("%d of %d module(s) do not match kernel %s" % (len(bad), len(reports), target.release), hint=fix)
     if errors:
         from kbuildguard.errors import BadInput
 

@@ -413,5 +413,10 @@ def resolve(selector: Selector) -> KernelTarget:
         for suffix in ("x86_64", "aarch64", "ppc64le", "s390x", "i686"):
             if release.endswith("." + suffix):
                 arch = suffix
+        # and Debian's flavours do so too (6.1.0-13-amd64, 6.1.0-13-cloud-arm64)
+        for suffix, name in (("-amd64", "x86_64"), ("-arm64", "aarch64"), ("-686", "i686"), ("-686-pae", "i686"),
+                             ("-ppc64el", "ppc64le"), ("-s390x", "s390x"), ("-riscv64", "riscv64")):
+            if not arch and release.endswith(suffix):
+                arch = name
     return KernelTarget(release, build_dir, arch, chosen.compiler, chosen.source, linker, tuple(facts), tuple(notes),
                         config_path if config else None, modules_dir, sysroot, running, program_hint)

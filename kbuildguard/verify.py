@@ -48,6 +48,7 @@ class Check(NamedTuple):
 class ReferenceLayout(NamedTuple):
     layout: Layout
     source: str
+    cause: str = ""  # what a differing module most likely went through (drift between tree and kernel)
 
 
 class ModuleReport(NamedTuple):
@@ -70,7 +71,31 @@ def _btf_reference(path: str, what: str) -> Optional[ReferenceLayout]:
                            "%s BTF (%s)" % (what, path))
 
 
-def reference_layout(target: KernelTarget, vmlinux: Optional[str] = None, limit: int = 50) -> Optional[ReferenceLayout]:
+GENERIC_CAUSE = ("likely cause: a compiler with other features (they decide #ifdefs inside struct module), or a build "
+                 "tree configured differently from the kernel (kbuildguard make compares the two before building)")
+
+
+def reference_layout(target: KernelTarget, vmlinux: Optional[str] = None, limit: int = 50,
+                     kernel_config: Optional[str] = None) -> Optional[ReferenceLayout]:
+    """The kernel's layout (see _find_reference), with the likely cause of a difference attached."""
+    found = _find_reference(target, vmlinux, limit)
+    if found is None:
+        return None
+    from kbuildguard import drift
+
+    try:
+        differs = drift.compare(target, kernel_config)
+    except BadInput:
+        differs = None
+    if differs is not None and differs.abi:
+        cause = "likely cause: the build tree %s differs from the kernel's configuration (%s): %s" % (
+            target.build_dir, differs.kernel_config, differs.describe())
+    else:
+        cause = GENERIC_CAUSE
+    return found._replace(cause=cause)
+
+
+def _find_reference(target: KernelTarget, vmlinux: Optional[str] = None, limit: int = 50) -> Optional[ReferenceLayout]:
     """The kernel's own struct module layout, from the best source available (first wins):
 
     1. ``--vmlinux FILE``: raw BTF, a vmlinux, or a compressed vmlinuz
@@ -184,9 +209,12 @@ def verify_info(info: ModuleInfo, target: KernelTarget, level: MatchLevel,
         expected = "size 0x%x, init %s, exit %s (%s)" % (ref.size, _hex(ref.init_offset), _hex(ref.exit_offset), reference.source)
         found = "size 0x%x, init %s, exit %s" % (got.size, _hex(got.init_offset), _hex(got.exit_offset))
         if differences:
+            compiler_check = [c for c in checks if c.name == "compiler"][0]
+            cause = ("cause: built by %s, not the kernel's compiler; compiler features decide #ifdefs inside struct module"
+                     % compiler_check.found) if not compiler_check.ok else reference.cause
             checks.append(Check("layout", False, expected, found,
-                                "struct module layout differs (%s): %s" % (
-                                    "; ".join(differences), layout_effect(target, got.size != ref.size))))
+                                "struct module layout differs (%s): %s; %s" % (
+                                    "; ".join(differences), layout_effect(target, got.size != ref.size), cause or GENERIC_CAUSE)))
         else:
             checks.append(Check("layout", True, expected, found, "struct module layout matches the kernel's"))
     verdict = Verdict.OK if all(c.ok for c in checks) else Verdict.MISMATCH

@@ -142,3 +142,11 @@ def test_check_wrong_machine_or_byte_order(capsys, tmp_path, kwargs, found):
     ko.write_bytes(build_module(**kwargs))
     code, out, _ = run(capsys, "check", str(ko), "--kernel-dir", tree)
     assert code == 8 and found in out
+
+
+def test_proc_version_with_terminal_escapes_is_printed_escaped(capsys, tmp_path):
+    pv = tmp_path / "pv"
+    pv.write_text("Linux version 6.1.0-13-amd64 (x@y) (gcc-12 (Debian\x1b]0;owned\x07 12.2.0-14) 12.2.0, GNU ld 2.40) #1 SMP\n")
+    code, out, err = run(capsys, "detect", "--proc-version-file", str(pv))
+    assert code == 5  # no compiler here (PATH is empty), but the kernel's was shown
+    assert "\x1b" not in out + err and "\\x1b]0;owned\\x07" in out

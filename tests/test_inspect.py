@@ -140,3 +140,13 @@ def test_permission_denied_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(BadInput) as exc:
         read_module(path)
     assert exc.value.message.endswith("cannot read: Permission denied")
+
+
+def test_wrong_elf_class_is_a_clean_error_or_verdict(tmp_path):
+    data = bytearray(build_module())
+    data[4] = 1  # claims ELFCLASS32: every header field is now read at the wrong width
+    try:
+        info = read_module(_write(tmp_path, "class32.ko", bytes(data)))
+    except BadInput:
+        return
+    assert info.elf_class == 32

@@ -70,3 +70,21 @@ def test_check_refuses_modules_built_against_drifted_headers(name, debian_releas
         assert "exit at 0x%x, kernel expects 0x350" % layout.exit_offset in message
     if layout.size != 0x380:
         assert "size 0x%x, kernel expects 0x380" % layout.size in message
+
+
+def test_check_names_the_differing_options_when_both_configs_are_at_hand(debian_release, compilers, tmp_path):
+    import shutil
+
+    image = _image(debian_release)
+    tree = drifted_tree(str(tmp_path / "tree"), debian_release, DRIFTS["kallsyms-off"])
+    repo = str(tmp_path / "kdemo")
+    shutil.copytree(os.path.join(EXAMPLES, "kdemo"), repo, ignore=COPY_SOURCES)
+    with open(os.path.join(repo, "Kbuild"), "w") as f:
+        f.write("obj-m += kdemo.o\n")
+    plain_make(repo, debian_release, "gcc-12", kernel_dir=tree)
+    # the packager's situation: the module was checked against the (drifted) tree it was built with
+    res = kbuildguard("check", "--kernel-dir", tree, "--sysroot", image, os.path.join(repo, "kdemo.ko"), "--json")
+    assert res.code == 8, res
+    layout = {c["name"]: c for c in json.loads(res.out)["modules"][0]["checks"]}["layout"]
+    assert "CONFIG_KALLSYMS y in the kernel, unset in the tree" in layout["message"]
+    assert "exit at 0x318, kernel expects 0x350" in layout["message"]
