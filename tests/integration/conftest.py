@@ -107,3 +107,19 @@ def drifted_tree(dest, release, changes, src=None):
 
 def image_root(release):
     return os.environ.get("KBG_TEST_IMAGE_ROOT", "/var/cache/kbuildguard-ci/image-%s" % release)
+
+
+def named_kdemo(parent, name, kbuildguard_toml=True):
+    """examples/kdemo copied as module NAME: described by kbuildguard.toml, or by a bare Kbuild
+    (for builds without kbuildguard)."""
+    repo = os.path.join(str(parent), name)
+    shutil.copytree(os.path.join(EXAMPLES, "kdemo"), repo, ignore=COPY_SOURCES)
+    os.rename(os.path.join(repo, "kdemo.c"), os.path.join(repo, name + ".c"))
+    os.unlink(os.path.join(repo, "kbuildguard.toml"))
+    if kbuildguard_toml:
+        with open(os.path.join(repo, "kbuildguard.toml"), "w") as f:
+            f.write('[[module]]\nname = "%s"\n' % name)
+    else:
+        with open(os.path.join(repo, "Kbuild"), "w") as f:
+            f.write("obj-m += %s.o\n" % name)
+    return repo

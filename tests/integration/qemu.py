@@ -2,6 +2,7 @@
 run a shell script there, and return what it printed on the serial console."""
 
 import os
+import re
 import stat
 import subprocess
 
@@ -57,3 +58,22 @@ def have_qemu(arch="x86_64"):
     import shutil
 
     return bool(os.path.exists(BUSYBOX) and shutil.which("qemu-system-" + arch))
+
+
+# The guest script's report lines, as every qemu test prints them
+INSMOD_RMMOD = """
+for m in %s; do
+  insmod /modules/$m.ko 2>/tmp/err; echo "KBG-INSMOD $m $? $(tr '\\n' ' ' </tmp/err)"
+  rmmod $m 2>/tmp/err; echo "KBG-RMMOD $m $? $(tr '\\n' ' ' </tmp/err)"
+done
+"""
+
+
+def parse_report(out):
+    """{"insmod": {m: (status, message)}, "rmmod": {...}, "proc": [/proc/modules lines]} from the serial output.
+    (No ^ anchors: the console may put escape sequences before the first line.)"""
+    def results(tag):
+        return {m.group(1): (int(m.group(2)), m.group(3)) for m in re.finditer(r"KBG-%s (\S+) (\d+) ?(.*)$" % tag, out, re.M)}
+
+    return {"insmod": results("INSMOD"), "rmmod": results("RMMOD"),
+            "proc": [line[len("KBG-PROC "):] for line in out.splitlines() if line.startswith("KBG-PROC ")]}

@@ -14,8 +14,8 @@ import shutil
 import pytest
 
 from conftest import require
-from integration.conftest import COPY_SOURCES, EXAMPLES, drifted_tree, image_root, kbuildguard, plain_make
-from integration.qemu import boot, have_qemu, initramfs
+from integration.conftest import COPY_SOURCES, drifted_tree, image_root, kbuildguard, named_kdemo, plain_make
+from integration.qemu import INSMOD_RMMOD, boot, have_qemu, initramfs, parse_report
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DRIFTED = {
@@ -26,11 +26,7 @@ DRIFTED = {
 }
 SINGLE = ["kdemo_ok", "kdemo_gcc11", "kdemo_clang16"] + sorted(DRIFTED) + ["kbg_noexit"]
 
-SCRIPT = """
-for m in %(single)s; do
-  insmod /modules/$m.ko 2>/tmp/err; echo "KBG-INSMOD $m $? $(tr '\\n' ' ' </tmp/err)"
-  rmmod $m 2>/tmp/err; echo "KBG-RMMOD $m $? $(tr '\\n' ' ' </tmp/err)"
-done
+SCRIPT = INSMOD_RMMOD + """
 insmod /modules/kbg_provider.ko; insmod /modules/kbg_user.ko; echo "KBG-INSMOD kbg_user $?"
 rmmod kbg_provider 2>/tmp/err; echo "KBG-RMMOD kbg_provider $? $(tr '\\n' ' ' </tmp/err)"
 sed 's/^/KBG-PROC /' /proc/modules
@@ -44,12 +40,7 @@ dmesg | grep -i -E "invalid|relocation|kdemo|kbg_" | sed 's/^/KBG-DMESG /'
 
 
 def _variant(tmp, name, release, cc="gcc-12", tree=None):
-    repo = os.path.join(tmp, name)
-    shutil.copytree(os.path.join(EXAMPLES, "kdemo"), repo, ignore=COPY_SOURCES)
-    os.rename(os.path.join(repo, "kdemo.c"), os.path.join(repo, name + ".c"))
-    os.unlink(os.path.join(repo, "kbuildguard.toml"))
-    with open(os.path.join(repo, "Kbuild"), "w") as f:
-        f.write("obj-m += %s.o\n" % name)
+    repo = named_kdemo(tmp, name, kbuildguard_toml=False)
     plain_make(repo, release, cc, kernel_dir=tree)
     return os.path.join(repo, name + ".ko")
 
@@ -63,11 +54,7 @@ def guest(debian_release, compilers, tmp_path_factory):
     tmp = str(tmp_path_factory.mktemp("qemu"))
     kos = {}
     # built by kbuildguard itself
-    repo = os.path.join(tmp, "kdemo_ok")
-    shutil.copytree(os.path.join(EXAMPLES, "kdemo"), repo, ignore=COPY_SOURCES)
-    os.rename(os.path.join(repo, "kdemo.c"), os.path.join(repo, "kdemo_ok.c"))
-    with open(os.path.join(repo, "kbuildguard.toml"), "w") as f:
-        f.write('[[module]]\nname = "kdemo_ok"\n')
+    repo = named_kdemo(tmp, "kdemo_ok")
     assert kbuildguard("make", "--kernel", debian_release, cwd=repo).code == 0
     kos["kdemo_ok"] = os.path.join(repo, "kdemo_ok.ko")
     mods = os.path.join(tmp, "modules")
@@ -88,15 +75,14 @@ def guest(debian_release, compilers, tmp_path_factory):
         name = os.path.basename(m["path"])[:-3]
         verdicts[name] = {c["name"]: c for c in m["checks"]}
     # the kernel's
-    cpio = initramfs(os.path.join(tmp, "initramfs.cpio"), SCRIPT % {"single": " ".join(SINGLE)},
+    cpio = initramfs(os.path.join(tmp, "initramfs.cpio"), SCRIPT % " ".join(SINGLE),
                      {"modules/%s.ko" % n: p for n, p in kos.items()})
     out = boot(vmlinuz, cpio)
     with open(os.path.join(tmp, "serial.log"), "w") as f:
         f.write(out)
     assert "KBG-DONE" in out, out[-3000:]
-    insmod = {m.group(1): (int(m.group(2)), m.group(3)) for m in re.finditer(r"KBG-INSMOD (\S+) (\d+) ?(.*)$", out, re.M)}
-    rmmod = {m.group(1): (int(m.group(2)), m.group(3)) for m in re.finditer(r"KBG-RMMOD (\S+) (\d+) ?(.*)$", out, re.M)}
-    proc = [line[len("KBG-PROC "):] for line in out.splitlines() if line.startswith("KBG-PROC ")]
+    report = parse_report(out)
+    insmod, rmmod, proc = report["insmod"], report["rmmod"], report["proc"]
     sysattrs = [line.split(" ", 3)[1:] for line in out.splitlines() if line.startswith("KBG-SYS ")]
     return {"kos": kos, "verdicts": verdicts, "insmod": insmod, "rmmod": rmmod, "proc": proc, "sys": sysattrs,
             "out": out, "tmp": tmp, "image": image, "release": debian_release}

@@ -5,14 +5,12 @@ unloaded. kbuildguard refuses the tree before building and the module in `check`
 import glob
 import json
 import os
-import re
-import shutil
 
 import pytest
 
 from conftest import require
-from integration.conftest import COPY_SOURCES, EXAMPLES, drifted_tree, kbuildguard, plain_make
-from integration.qemu import boot, have_qemu, initramfs
+from integration.conftest import drifted_tree, kbuildguard, named_kdemo, plain_make
+from integration.qemu import INSMOD_RMMOD, boot, have_qemu, initramfs, parse_report
 from kbuildguard.inspect import read_module
 
 
@@ -28,43 +26,22 @@ def bullseye():
             "env": {"PATH": os.path.join(root, "usr/bin") + os.pathsep + os.environ.get("PATH", "")}}
 
 
-def _repo(tmp_path, name):
-    repo = str(tmp_path / name)
-    shutil.copytree(os.path.join(EXAMPLES, "kdemo"), repo, ignore=COPY_SOURCES)
-    os.rename(os.path.join(repo, "kdemo.c"), os.path.join(repo, name + ".c"))
-    with open(os.path.join(repo, "kbuildguard.toml"), "w") as f:
-        f.write('[[module]]\nname = "%s"\n' % name)
-    return repo
-
-
 @pytest.fixture(scope="module")
 def guest510(bullseye, tmp_path_factory):
     require(have_qemu(), "qemu-system-x86 and busybox-static")
     tmp = tmp_path_factory.mktemp("q510")
-    ok = _repo(tmp, "kdemo_ok")
+    ok = named_kdemo(tmp, "kdemo_ok")
     res = kbuildguard("make", "--kernel-dir", bullseye["tree"], cwd=ok, env=bullseye["env"])
     assert res.code == 0, res
     report = json.load(open(os.path.join(ok, ".kbuildguard", "report.json")))
     drifted = drifted_tree(str(tmp / "tree"), bullseye["release"], {"CONFIG_KALLSYMS": None}, src=bullseye["tree"])
-    bad = _repo(tmp, "kdemo_kallsyms")
-    os.unlink(os.path.join(bad, "kbuildguard.toml"))
-    with open(os.path.join(bad, "Kbuild"), "w") as f:
-        f.write("obj-m += kdemo_kallsyms.o\n")
+    bad = named_kdemo(tmp, "kdemo_kallsyms", kbuildguard_toml=False)
     plain_make(bad, bullseye["release"], bullseye["gcc10"], kernel_dir=drifted)
     kos = {"kdemo_ok": os.path.join(ok, "kdemo_ok.ko"), "kdemo_kallsyms": os.path.join(bad, "kdemo_kallsyms.ko")}
-    script = """
-for m in kdemo_ok kdemo_kallsyms; do
-  insmod /modules/$m.ko 2>/tmp/err; echo "KBG-INSMOD $m $? $(tr '\\n' ' ' </tmp/err)"
-  rmmod $m 2>/tmp/err; echo "KBG-RMMOD $m $? $(tr '\\n' ' ' </tmp/err)"
-done
-sed 's/^/KBG-PROC /' /proc/modules
-"""
+    script = INSMOD_RMMOD % "kdemo_ok kdemo_kallsyms" + "sed 's/^/KBG-PROC /' /proc/modules\n"
     out = boot(bullseye["vmlinuz"], initramfs(str(tmp / "initramfs.cpio"), script, {"modules/%s.ko" % n: p for n, p in kos.items()}))
     assert "KBG-DONE" in out, out[-3000:]
-    return {"kos": kos, "report": report, "drifted": drifted, "out": out, "ok_repo": ok,
-            "insmod": {m.group(1): int(m.group(2)) for m in re.finditer(r"KBG-INSMOD (\S+) (\d+)", out)},
-            "rmmod": {m.group(1): (int(m.group(2)), m.group(3)) for m in re.finditer(r"KBG-RMMOD (\S+) (\d+) ?(.*)$", out, re.M)},
-            "proc": [line[len("KBG-PROC "):] for line in out.splitlines() if line.startswith("KBG-PROC ")]}
+    return dict(parse_report(out), kos=kos, report=report, drifted=drifted, out=out, ok_repo=ok)
 
 
 def test_kbuildguard_picks_the_kernels_gcc10(bullseye, guest510):
@@ -73,11 +50,11 @@ def test_kbuildguard_picks_the_kernels_gcc10(bullseye, guest510):
 
 
 def test_good_module_loads_and_unloads_on_5_10(guest510):
-    assert guest510["insmod"]["kdemo_ok"] == 0 and guest510["rmmod"]["kdemo_ok"][0] == 0
+    assert guest510["insmod"]["kdemo_ok"][0] == 0 and guest510["rmmod"]["kdemo_ok"][0] == 0
 
 
 def test_incident_reproduced_on_5_10(guest510):
-    assert guest510["insmod"]["kdemo_kallsyms"] == 0
+    assert guest510["insmod"]["kdemo_kallsyms"][0] == 0
     code, message = guest510["rmmod"]["kdemo_kallsyms"]
     assert code != 0 and "busy" in message.lower()
     assert [line for line in guest510["proc"] if line.startswith("kdemo_kallsyms ") and "[permanent]" in line]

@@ -7,14 +7,13 @@ CONFIG_JUMP_LABEL turned off (the option behind the CentOS 7.8 aarch64 incident)
 import glob
 import json
 import os
-import re
 import shutil
 
 import pytest
 
 from conftest import require
-from integration.conftest import COPY_SOURCES, EXAMPLES, drifted_tree, kbuildguard
-from integration.qemu import boot, initramfs
+from integration.conftest import drifted_tree, kbuildguard, named_kdemo
+from integration.qemu import INSMOD_RMMOD, boot, initramfs, parse_report
 from kbuildguard.inspect import read_module
 
 CROSS = {"ARCH": "arm64", "CROSS_COMPILE": "aarch64-linux-gnu-"}
@@ -33,60 +32,39 @@ def arm64():
             "busybox": os.path.join(root, "bin", "busybox")}
 
 
-def _repo(tmp, name):
-    repo = str(tmp / name)
-    shutil.copytree(os.path.join(EXAMPLES, "kdemo"), repo, ignore=COPY_SOURCES)
-    os.rename(os.path.join(repo, "kdemo.c"), os.path.join(repo, name + ".c"))
-    with open(os.path.join(repo, "kbuildguard.toml"), "w") as f:
-        f.write('[[module]]\nname = "%s"\n' % name)
-    return repo
-
-
 @pytest.fixture(scope="module")
 def guest_arm64(arm64, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("arm64")
-    ok = _repo(tmp, "kdemo_ok")
+    ok = named_kdemo(tmp, "kdemo_ok")
     res = kbuildguard("make", "--kernel-dir", arm64["tree"], "--sysroot", arm64["root"], cwd=ok, env=CROSS)
     assert res.code == 0, res
     drifted = drifted_tree(str(tmp / "tree"), arm64["release"], {"CONFIG_JUMP_LABEL": None}, src=arm64["tree"])
-    bad = _repo(tmp, "kdemo_jumplabel")
     refused = kbuildguard("make", "--kernel-dir", drifted, "--sysroot", arm64["root"], "--kernel-config",
-                          os.path.join(arm64["tree"], ".config"), cwd=bad, env=CROSS)
+                          os.path.join(arm64["tree"], ".config"), cwd=named_kdemo(tmp / "refused", "kdemo_jumplabel"), env=CROSS)
     # the vendor's way: build it anyway, without kbuildguard
-    os.unlink(os.path.join(bad, "kbuildguard.toml"))
-    with open(os.path.join(bad, "Kbuild"), "w") as f:
-        f.write("obj-m += kdemo_jumplabel.o\n")
+    bad = named_kdemo(tmp, "kdemo_jumplabel", kbuildguard_toml=False)
     import subprocess
 
     subprocess.run(["make", "-C", drifted, "M=" + bad, "ARCH=arm64", "CROSS_COMPILE=aarch64-linux-gnu-",
                     "CC=aarch64-linux-gnu-gcc-12", "modules"], check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     kos = {"kdemo_ok": os.path.join(ok, "kdemo_ok.ko"), "kdemo_jumplabel": os.path.join(bad, "kdemo_jumplabel.ko")}
     check = kbuildguard("check", "--kernel-dir", arm64["tree"], "--sysroot", arm64["root"], "--json", *kos.values())
-    script = """
-for m in kdemo_ok kdemo_jumplabel; do
-  insmod /modules/$m.ko 2>/tmp/err; echo "KBG-INSMOD $m $? $(tr '\\n' ' ' </tmp/err)"
-  rmmod $m 2>/tmp/err; echo "KBG-RMMOD $m $? $(tr '\\n' ' ' </tmp/err)"
-done
-sed 's/^/KBG-PROC /' /proc/modules
-"""
+    script = INSMOD_RMMOD % "kdemo_ok kdemo_jumplabel" + "sed 's/^/KBG-PROC /' /proc/modules\n"
     cpio = initramfs(str(tmp / "initramfs.cpio"), script, {"modules/%s.ko" % n: p for n, p in kos.items()}, busybox=arm64["busybox"])
     out = boot(arm64["vmlinuz"], cpio, arch="aarch64")
     with open(str(tmp / "serial.log"), "w") as f:
         f.write(out)
     assert "KBG-DONE" in out, out[-3000:]
-    return {"kos": kos, "refused": refused, "check": check, "out": out,
-            "insmod": {m.group(1): int(m.group(2)) for m in re.finditer(r"KBG-INSMOD (\S+) (\d+)", out)},
-            "rmmod": {m.group(1): (int(m.group(2)), m.group(3)) for m in re.finditer(r"KBG-RMMOD (\S+) (\d+) ?(.*)$", out, re.M)},
-            "proc": [line[len("KBG-PROC "):] for line in out.splitlines() if line.startswith("KBG-PROC ")]}
+    return dict(parse_report(out), kos=kos, refused=refused, check=check, out=out)
 
 
 def test_cross_built_module_loads_and_unloads_on_arm64(guest_arm64):
     assert read_module(guest_arm64["kos"]["kdemo_ok"]).machine == "aarch64"
-    assert guest_arm64["insmod"]["kdemo_ok"] == 0 and guest_arm64["rmmod"]["kdemo_ok"][0] == 0
+    assert guest_arm64["insmod"]["kdemo_ok"][0] == 0 and guest_arm64["rmmod"]["kdemo_ok"][0] == 0
 
 
 def test_jump_label_drift_loads_then_cannot_be_unloaded_on_arm64(guest_arm64):
-    assert guest_arm64["insmod"]["kdemo_jumplabel"] == 0
+    assert guest_arm64["insmod"]["kdemo_jumplabel"][0] == 0
     code, message = guest_arm64["rmmod"]["kdemo_jumplabel"]
     assert code != 0 and "busy" in message.lower()
     assert [line for line in guest_arm64["proc"] if line.startswith("kdemo_jumplabel ") and "[permanent]" in line]
