@@ -4,12 +4,12 @@ A file is (re)written only if it does not exist or carries our marker on its fir
 hand-written Makefile or Kbuild is never touched: such a repository is built as it is.
 """
 
+import hashlib
 import os
 import pkgutil
 from typing import List, NamedTuple, Sequence, Tuple
 
-import jinja2
-
+from kbuildguard import __version__
 from kbuildguard.errors import ConfigError, UsageError
 from kbuildguard.project import CONFIG_NAME, ModuleSpec, Project
 
@@ -24,7 +24,11 @@ class RenderedFile(NamedTuple):
     action: str  # "create", "update", "unchanged", "kept (hand-written)"
 
 
-def _template(name: str) -> jinja2.Template:
+def _template(name: str):
+    # Imported here: Jinja2 is a fifth of kbuildguard's start-up, and most builds find their
+    # generated files current (see digest) and never render.
+    import jinja2
+
     # pkgutil reads package data from a wheel, a source tree or a zipapp alike.
     data = pkgutil.get_data("kbuildguard", "templates/" + name)
     if data is None:  # pragma: no cover - packaging error
@@ -56,17 +60,55 @@ def _module_context(m: ModuleSpec) -> dict:
     }
 
 
+def digest(project: Project) -> str:
+    """What the generated files were made from: kbuildguard.toml's text and kbuildguard's version."""
+    h = hashlib.sha256(__version__.encode())
+    if project.config_path:
+        with open(project.config_path, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()[:16]
+
+
+def _body_hash(lines: List[str]) -> str:
+    """Hash of a generated file without its digest line (line 2)."""
+    return hashlib.sha256("\n".join(lines[:1] + lines[2:]).encode()).hexdigest()[:16]
+
+
+def _current(path: str, want: str) -> bool:
+    """True when PATH was generated from this kbuildguard.toml and not edited since."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().split("\n")
+    except OSError:
+        return False
+    if len(lines) < 2 or lines[0] != MARKER:
+        return False
+    return lines[1] == "# digest: %s %s" % (want, _body_hash(lines))
+
+
+def _seal(text: str) -> str:
+    """Complete the digest line with the hash of the rest of the file."""
+    lines = text.split("\n")
+    lines[1] = "%s %s" % (lines[1], _body_hash(lines))
+    return "\n".join(lines)
+
+
 def render(project: Project) -> List[RenderedFile]:
     """What generation would write; nothing is written here."""
     if not project.modules:
         return []
-    context = {"marker": MARKER, "config_name": CONFIG_NAME, "modules": [_module_context(m) for m in project.modules]}
+    want = digest(project)
+    paths = [os.path.join(project.root, n) for n in GENERATED]
+    if all(_current(p, want) for p in paths):
+        return [RenderedFile(n, p, "", "unchanged") for n, p in zip(GENERATED, paths)]
+    context = {"marker": MARKER, "digest": want, "config_name": CONFIG_NAME,
+               "modules": [_module_context(m) for m in project.modules]}
     hand_written = [n for n in GENERATED if os.path.exists(os.path.join(project.root, n))
                     and not is_generated(os.path.join(project.root, n))]
     out = []
     for name in GENERATED:
         path = os.path.join(project.root, name)
-        text = _template(name + ".j2").render(**context)
+        text = _seal(_template(name + ".j2").render(**context))
         if hand_written:
             # Writing Kbuild beside a hand-written Makefile would change what it builds.
             action = "kept (hand-written)" if name in hand_written else "not generated (hand-written %s)" % hand_written[0]

@@ -77,3 +77,20 @@ def test_config_errors(tmp_path, config, message):
     with pytest.raises(ConfigError) as exc:
         _repo(tmp_path, config)
     assert message in exc.value.message
+
+
+def test_generated_files_are_not_rendered_again_while_current(tmp_path, monkeypatch):
+    proj = _repo(tmp_path, MULTI)
+    write(render(proj))
+    monkeypatch.setattr("kbuildguard.render._template", lambda name: (_ for _ in ()).throw(AssertionError("rendered")))
+    assert [f.action for f in render(proj)] == ["unchanged", "unchanged"]
+
+
+def test_an_edited_generated_file_is_rewritten(tmp_path):
+    proj = _repo(tmp_path, MULTI)
+    write(render(proj))
+    with open(str(tmp_path / "Kbuild"), "a") as f:
+        f.write("ccflags-y += -DHAND_EDIT\n")
+    assert [f.action for f in render(proj)] == ["update", "unchanged"]
+    (tmp_path / "kbuildguard.toml").write_text(MULTI + "\n# a comment\n")
+    assert [f.action for f in render(load(str(tmp_path)))] == ["update", "update"]
