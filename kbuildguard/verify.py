@@ -9,6 +9,8 @@ such a module loads and then cannot be unloaded; v6.4+ rejects a differently siz
 """
 
 import enum
+import hashlib
+import json
 import os
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
@@ -61,14 +63,41 @@ class ModuleReport(NamedTuple):
         return [c for c in self.checks if not c.ok]
 
 
+def _cache_file(path: str) -> Optional[str]:
+    """Where the layout read from a kernel image is remembered: decompressing a vmlinuz takes ~0.5 s."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    key = hashlib.sha256(("%s|%d|%d" % (os.path.abspath(path), st.st_size, int(st.st_mtime))).encode()).hexdigest()[:24]
+    return os.path.join(base, "kbuildguard", "layout-%s.json" % key)
+
+
 def _btf_reference(path: str, what: str) -> Optional[ReferenceLayout]:
     from kbuildguard.btf import module_layout_from_file
 
+    source = "%s BTF (%s)" % (what, path)
+    cache = _cache_file(path) if not path.startswith("/sys/") else None
+    if cache:
+        try:
+            with open(cache, encoding="utf-8") as f:
+                size, init, exit_ = json.load(f)
+            return ReferenceLayout(Layout(size, init, exit_), source)
+        except (OSError, ValueError, TypeError):
+            pass
     found = module_layout_from_file(path)
     if found is None:
         return None
-    return ReferenceLayout(Layout(found.size, found.members.get("init"), found.members.get("exit")),
-                           "%s BTF (%s)" % (what, path))
+    layout = Layout(found.size, found.members.get("init"), found.members.get("exit"))
+    if cache:
+        try:  # a cache that cannot be written is no error
+            os.makedirs(os.path.dirname(cache), exist_ok=True)
+            with open(cache, "w", encoding="utf-8") as f:
+                json.dump(list(layout), f)
+        except OSError:
+            pass
+    return ReferenceLayout(layout, source)
 
 
 GENERIC_CAUSE = ("likely cause: a compiler with other features (they decide #ifdefs inside struct module), or a build "
