@@ -264,7 +264,7 @@ def cmd_check(ctx: Context) -> int:
     paths = find_modules(args.paths)
     if not paths:
         raise UsageError("no .ko, .ko.xz, .ko.gz or .ko.zst files under %s" % " ".join(args.paths))
-    reference = reference_layout(target, args.vmlinux)
+    reference = reference_layout(target, args.vmlinux, kernel_config=args.kernel_config)
     reports = verify_paths(paths, target, level, reference)
     if args.json:
         ctx.out_json({"kernel": report.kernel_json(target),
@@ -344,7 +344,7 @@ def cmd_explain(ctx: Context) -> int:
     if target is not None:
         path = drift.kernel_config_path(target)
         if path:
-            config = drift._read(path)
+            config = drift.read_config(path)
     if config is None:
         unseen.append("the kernel's configuration (/boot/config-%s, /proc/config.gz)" % release)
     module_unload = None if config is None else config.get("CONFIG_MODULE_UNLOAD") == "y"

@@ -49,7 +49,8 @@ def kernel_config_path(target: KernelTarget, explicit: Optional[str] = None) -> 
     return None
 
 
-def _read(path: str) -> Dict[str, str]:
+def read_config(path: str) -> Dict[str, str]:
+    """A kernel configuration: .config, auto.conf or /proc/config.gz."""
     if path.endswith(".gz"):
         with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:
             text = f.read()
@@ -69,8 +70,8 @@ def compare(target: KernelTarget, explicit: Optional[str] = None) -> Optional[Dr
     kpath = kernel_config_path(target, explicit)
     if kpath is None or target.config_path is None:
         return None
-    kernel = _read(kpath)
-    tree = _read(target.config_path)
+    kernel = read_config(kpath)
+    tree = read_config(target.config_path)
 
     def norm(v: Optional[str]) -> str:
         return "" if v in (None, "n") else v

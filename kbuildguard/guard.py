@@ -169,7 +169,7 @@ def build_one(ctx, proj: Project, req: Request, selector: Selector, multi: bool 
                 ctx.console.info("%s %s" % ("generated" if f.action == "create" else "regenerated", f.path))
         if goal != "clean" and (multi or _previous_release(req.module_dir) not in (None, target.release)):
             kbuild.forget_outputs(req.module_dir)
-        reference = reference_layout(target, req.vmlinux)
+        reference = reference_layout(target, req.vmlinux, kernel_config=req.kernel_config)
         result = kbuild.build(
             ctx.runner, ctx.console, target, selection, req.module_dir, goal, req.make_args, ctx.env,
             verify=lambda p: verify_path(p, target, req.level, reference),
