@@ -15,9 +15,9 @@ from typing import Iterator, List, Mapping, NamedTuple, Optional, Sequence
 
 from kbuildguard import __version__
 from kbuildguard.console import Console
-from kbuildguard.errors import BuildFailed, Interrupted
+from kbuildguard.errors import BadInput, BuildFailed, Interrupted
 from kbuildguard.identity import Family
-from kbuildguard.inspect import find_modules
+from kbuildguard.inspect import find_modules, read_module
 from kbuildguard.kernel import KernelTarget
 from kbuildguard.report import kernel_json, module_json, selection_json
 from kbuildguard.run import CommandFailed, Runner, quote
@@ -59,26 +59,29 @@ def make_command(target: KernelTarget, compiler: Compiler, module_dir: str, goal
     return MakeCommand(argv, toolset_env(compiler, env), module_dir)
 
 
-def produced_modules(module_dir: str) -> List[str]:
-    """The .ko files this build made: kbuild lists them in modules.order (.o before 5.16, .ko after)."""
-    order = os.path.join(module_dir, "modules.order")
-    found = []  # type: List[str]
+def _ordered_modules(module_dir: str) -> Optional[List[str]]:
+    """The .ko paths kbuild lists in modules.order (.o before 5.16, .ko after); None without one."""
     try:
-        with open(order, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                entry = line.strip()
-                if entry.startswith("kernel/"):
-                    entry = entry[len("kernel/"):]
-                if not entry:
-                    continue
-                if entry.endswith(".o"):
-                    entry = entry[:-2] + ".ko"
-                path = entry if os.path.isabs(entry) else os.path.join(module_dir, entry)
-                if os.path.exists(path):
-                    found.append(path)
+        with open(os.path.join(module_dir, "modules.order"), encoding="utf-8", errors="replace") as f:
+            entries = [line.strip() for line in f if line.strip()]
     except OSError:
-        found = find_modules([module_dir])
-    return found
+        return None
+    paths = []
+    for entry in entries:
+        if entry.startswith("kernel/"):
+            entry = entry[len("kernel/"):]
+        if entry.endswith(".o"):
+            entry = entry[:-2] + ".ko"
+        paths.append(entry if os.path.isabs(entry) else os.path.join(module_dir, entry))
+    return paths
+
+
+def produced_modules(module_dir: str) -> List[str]:
+    """The .ko files this build made."""
+    listed = _ordered_modules(module_dir)
+    if listed is None:
+        return find_modules([module_dir])
+    return [p for p in listed if os.path.exists(p)]
 
 
 @contextlib.contextmanager
@@ -86,7 +89,7 @@ def build_lock(module_dir: str, console: Console) -> Iterator[None]:
     """One kbuildguard build per module folder at a time: kbuild shares .o files between them."""
     state = os.path.join(module_dir, STATE_DIR)
     os.makedirs(state, exist_ok=True)
-    handle = open(os.path.join(state, "lock"), "w")  # type: IO[str]
+    handle = open(os.path.join(state, "lock"), "w")
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -125,8 +128,8 @@ def module_objects(ko_path: str) -> List[str]:
     except OSError:
         objs = []
     folder = os.path.dirname(ko_path)
-    return [o if os.path.isabs(o) else os.path.join(folder, o) for o in objs if os.path.exists(
-        o if os.path.isabs(o) else os.path.join(folder, o))]
+    paths = [os.path.join(folder, o) for o in objs]  # join keeps an absolute o as it is
+    return [p for p in paths if os.path.exists(p)]
 
 
 def offending_objects(ko_path: str, describe_mismatch) -> List[str]:
@@ -134,9 +137,6 @@ def offending_objects(ko_path: str, describe_mismatch) -> List[str]:
 
     ``describe_mismatch`` maps an object's CompilerIds to a text, or "" when they all match.
     """
-    from kbuildguard.errors import BadInput
-    from kbuildguard.inspect import read_module
-
     found = []
     for obj in module_objects(ko_path):
         try:
@@ -158,18 +158,14 @@ def forget_outputs(module_dir: str) -> List[str]:
     verified modules under kbuildguard-out/. And not nothing: kbuild does not relink NAME.ko when
     only the kernel tree changed (NAME.mod.c keeps the old vermagic).
     """
-    removed = []
-    order = os.path.join(module_dir, "modules.order")
-    try:
-        with open(order, encoding="utf-8", errors="replace") as f:
-            entries = [line.strip() for line in f if line.strip()]
-    except OSError:
+    removed = []  # type: List[str]
+    listed = _ordered_modules(module_dir)
+    if listed is None:
         return removed
-    paths = [os.path.join(module_dir, "Module.symvers"), order]
-    for entry in entries:
-        entry = entry[len("kernel/"):] if entry.startswith("kernel/") else entry
-        base = os.path.join(module_dir, entry)[: -len(".ko") if entry.endswith(".ko") else -len(".o")]
-        paths.extend(module_objects(base + ".ko"))
+    paths = [os.path.join(module_dir, "Module.symvers"), os.path.join(module_dir, "modules.order")]
+    for ko in listed:
+        base = ko[: -len(".ko")]
+        paths.extend(module_objects(ko))
         paths.extend(base + ext for ext in (".ko", ".mod", ".mod.c", ".mod.o", ".o"))
     for path in paths:
         if os.path.isfile(path) and not path.endswith("_shipped"):
