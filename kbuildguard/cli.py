@@ -166,6 +166,15 @@ def _selector(args: argparse.Namespace, settings=None):
                     proc_version_file=getattr(args, "proc_version_file", None))
 
 
+def _match_level(ctx: "Context"):
+    """The match level outside a module repository: --match > KBUILDGUARD_MATCH > default, resolved by
+    project.settings like make's (which also reads kbuildguard.toml), unknown KBUILDGUARD_* included."""
+    from kbuildguard import project
+
+    empty = project.Project(os.getcwd(), None, (), project.Settings())
+    return _level(project.settings({"match": getattr(ctx.args, "match", None)}, ctx.env, empty).match)
+
+
 def _level(name: Optional[str]):
     from kbuildguard.toolchain import MatchLevel
 
@@ -208,7 +217,7 @@ def cmd_detect(ctx: Context) -> int:
     if target.build_dir is None and not (args.proc_version_file or args.sysroot):
         raise kernel.missing_tree_error(target.release, target.sysroot, target.running,
                                         " (built by %s, says %s)" % (target.compiler.describe(), target.compiler_source))
-    level = _level(args.match or ctx.env.get("KBUILDGUARD_MATCH"))
+    level = _match_level(ctx)
     forced = (args.cc, "--cc") if args.cc else None
     selection = toolchain.select(ctx.runner, target, level, ctx.env, forced=forced, opt_root=scl_root(ctx.env))
     if args.json:
@@ -259,7 +268,7 @@ def cmd_check(ctx: Context) -> int:
     from kbuildguard.verify import Verdict, reference_layout, verify_paths
 
     args = ctx.args
-    level = _level(args.match or ctx.env.get("KBUILDGUARD_MATCH"))
+    level = _match_level(ctx)
     target = kernel.resolve(_selector(args))
     paths = find_modules(args.paths)
     if not paths:
@@ -356,7 +365,7 @@ def cmd_explain(ctx: Context) -> int:
     layout_problem = None
     report = None
     if ko and target is not None:
-        report = verify_path(ko, target, _level(args.match), reference_layout(target))
+        report = verify_path(ko, target, _match_level(ctx), reference_layout(target))
         if report.info is not None and report.info.layout is not None:
             has_exit = report.info.layout.exit_offset is not None
         for c in report.checks:

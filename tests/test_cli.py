@@ -150,3 +150,13 @@ def test_proc_version_with_terminal_escapes_is_printed_escaped(capsys, tmp_path)
     code, out, err = run(capsys, "detect", "--proc-version-file", str(pv))
     assert code == 5  # no compiler here (PATH is empty), but the kernel's was shown
     assert "\x1b" not in out + err and "\\x1b]0;owned\\x07" in out
+
+
+def test_check_resolves_settings_like_make(capsys, tmp_path):
+    tree = _target(tmp_path)
+    good = tmp_path / "good.ko"
+    good.write_bytes(build_module())
+    code, _, err = run(capsys, "check", str(good), "--kernel-dir", tree, env={"PATH": "", "KBUILDGUARD_MATHC": "exact"})
+    assert code == 12 and "KBUILDGUARD_MATHC" in err
+    # exact: the module's vendor release must equal the kernel's (it does), via the environment
+    assert run(capsys, "check", str(good), "--kernel-dir", tree, env={"PATH": "", "KBUILDGUARD_MATCH": "exact"})[0] == 0

@@ -231,7 +231,7 @@ def cmd_setup(ctx) -> int:
 
     args = ctx.args
     target = kernel.resolve(cli._selector(args))
-    level = cli._level(args.match or ctx.env.get("KBUILDGUARD_MATCH"))
+    level = cli._match_level(ctx)
     scl = cli.scl_root(ctx.env)
     # In a sysroot the compilers that count are the sysroot's own, which we cannot run from here:
     # plan the compiler, and check what the package manager installed afterwards.
