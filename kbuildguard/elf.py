@@ -93,10 +93,6 @@ class Elf:
             end = names.find(b"\x00", off)
             self._index.setdefault(names[off:end] if end >= 0 else names[off:], i)
 
-    @property
-    def section_count(self) -> int:
-        return len(self._raw)
-
     def section_at(self, index: int) -> Section:
         if index >= len(self._raw):
             raise BadInput("%s: corrupt ELF: section index %d of %d" % (self.path, index, len(self._raw)))

@@ -137,12 +137,6 @@ def module_image(path: str) -> Iterator[object]:
                 data.close()
 
 
-def load_bytes(path: str) -> bytes:
-    """The ELF bytes of a module, decompressed and bounded (for callers that want a copy)."""
-    with module_image(path) as data:
-        return bytes(data)
-
-
 def _section_data(elf: Elf, name: str) -> Optional[bytes]:
     sec = elf.section(name)
     return None if sec is None else elf.section_data(sec)
