@@ -6,11 +6,10 @@ file carries it in its .BTF section, and a compressed vmlinuz holds such a vmlin
 layout is the reference a module's .gnu.linkonce.this_module must agree with.
 """
 
-import lzma
 import struct
-import zlib
 from typing import Dict, NamedTuple, Optional
 
+from kbuildguard import compression
 from kbuildguard.errors import BadInput
 
 BTF_MAGIC = 0xEB9F
@@ -81,43 +80,22 @@ def btf_from_vmlinux(data, source: str) -> bytes:
     return elf.section_data(sec)
 
 
+# A vmlinux larger than this is no kernel image we know: distribution kernels with BTF are ~60 MiB.
+MAX_VMLINUX_BYTES = 1 << 30
+
+
 def vmlinux_from_vmlinuz(data: bytes, source: str) -> bytes:
     """The vmlinux inside a compressed kernel image (bzImage, arm64 Image.gz), as extract-vmlinux finds it."""
-    for magic, decompress in ((b"\xfd7zXZ\x00", _xz), (b"\x1f\x8b\x08", _gzip), (b"\x28\xb5\x2f\xfd", _zstd)):
+    for magic in (compression.XZ_MAGIC, compression.GZIP_MAGIC + b"\x08", compression.ZSTD_MAGIC):
         start = data.find(magic)
         while start >= 0:
-            out = decompress(data[start:])
+            out = compression.decompress_prefix(data[start:], MAX_VMLINUX_BYTES)
             if out and out[:4] == b"\x7fELF":
                 return out
             start = data.find(magic, start + 1)
     if data[:4] == b"\x7fELF":
         return data
     raise BadInput("%s: no compressed vmlinux found (xz, gzip and zstd tried)" % source)
-
-
-def _xz(blob: bytes) -> Optional[bytes]:
-    try:
-        return lzma.LZMADecompressor().decompress(blob, max_length=1 << 30)
-    except lzma.LZMAError:
-        return None
-
-
-def _gzip(blob: bytes) -> Optional[bytes]:
-    try:
-        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(blob, 1 << 30)
-    except zlib.error:
-        return None
-
-
-def _zstd(blob: bytes) -> Optional[bytes]:
-    try:
-        import zstandard  # type: ignore
-    except ImportError:
-        return None
-    try:
-        return zstandard.ZstdDecompressor().decompressobj().decompress(blob)
-    except zstandard.ZstdError:
-        return None
 
 
 def module_layout_from_file(path: str) -> Optional[StructLayout]:

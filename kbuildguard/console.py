@@ -8,13 +8,18 @@ import time
 from typing import IO, Iterator, List, Optional
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# A file name that is not valid in the file system's encoding (caf\xe9 on a UTF-8 system, anything
+# non-ASCII under LC_ALL=C on Python 3.6) reaches us as lone surrogates (PEP 383).
+_SURROGATE = re.compile("[\udc80-\udcff]")
 
 
 def printable(text: str) -> str:
-    """Escape control characters in strings read from files (.comment, /proc/version, config).
+    """Escape control characters in strings read from files (.comment, /proc/version, config), and
+    undecodable bytes of file names, so that any stream can print them.
 
     A crafted .ko or /proc/version must not be able to move the cursor or recolour the terminal.
     """
+    text = _SURROGATE.sub(lambda m: "\\x%02x" % (ord(m.group()) - 0xDC00), text)
     return _CONTROL.sub(lambda m: "\\x%02x" % ord(m.group()), text)
 
 
@@ -28,26 +33,48 @@ class Console:
         if color is None:
             color = "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
         self.color = color
-        self.log_path = None  # type: Optional[str]
-        self._log = None  # type: Optional[IO[str]]
+        self.log_path: Optional[str] = None
+        self._log: Optional[IO[str]] = None
         if log_path:
             self.open_log(log_path)
 
     def open_log(self, path: str) -> None:
-        """Start (or move) the detailed log. Failing to log never fails the build."""
+        """Start (or move) the detailed log. Failing to log never fails the build, but is said."""
         self.close()
         try:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            self._log = open(path, "w", encoding="utf-8", errors="replace")
+            self._log = open(path, "w", encoding="utf-8", errors="backslashreplace")
             self.log_path = path
-        except OSError:
+        except OSError as exc:
             self._log = None
             self.log_path = None
+            self.warn("cannot write the log %s: %s; going on without it" % (printable(path), exc.strerror or exc))
+
+    def child_output(self, chunk: bytes) -> None:
+        """make's and the compiler's own output: to the terminal as it is, and complete into the log."""
+        buffer = getattr(self.stream, "buffer", None)
+        if buffer is not None:
+            self.stream.flush()
+            buffer.write(chunk)
+            buffer.flush()
+        else:
+            self._emit(chunk.decode("utf-8", errors="replace"))
+        if self._log is not None:
+            self._log.write(chunk.decode("utf-8", errors="replace"))
+            self._log.flush()
 
     def close(self) -> None:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def _emit(self, text: str) -> None:
+        """Write to the terminal; a text the stream cannot encode (LC_ALL=C, a non-UTF-8 file name) is
+        escaped rather than allowed to end the run."""
+        try:
+            self.stream.write(text)
+        except UnicodeEncodeError:
+            self.stream.write(printable(text).encode("ascii", "backslashreplace").decode("ascii"))
 
     def _paint(self, text: str, code: str) -> str:
         return "\x1b[%sm%s\x1b[0m" % (code, text) if self.color else text
@@ -61,32 +88,32 @@ class Console:
         """Probe detail: log file always, terminal only with -v."""
         self.log(text)
         if self.verbosity >= 1:
-            self.stream.write(text.rstrip("\n") + "\n")
+            self._emit(text.rstrip("\n") + "\n")
 
     def info(self, text: str) -> None:
         self.log(text)
         if self.verbosity >= 0:
-            self.stream.write(text.rstrip("\n") + "\n")
+            self._emit(text.rstrip("\n") + "\n")
 
     def warn(self, text: str) -> None:
         self.log("warning: " + text)
-        self.stream.write(self._paint("warning:", "33;1") + " " + text + "\n")
+        self._emit(self._paint("warning:", "33;1") + " " + text + "\n")
 
     def error(self, title: str, text: str) -> None:
         self.log("%s: %s" % (title, text))
-        self.stream.write(self._paint(title + ":", "31;1") + " " + text + "\n")
+        self._emit(self._paint(title + ":", "31;1") + " " + text + "\n")
 
     def fail(self, title: str, message: str, details: List[str], hint: Optional[str]) -> None:
         """The error footer: what, the per-item detail, the fix, and where the full log is (meson)."""
         self.error(title, message)
         for line in details:
             self.log("  - " + line)
-            self.stream.write("  - " + line + "\n")
+            self._emit("  - " + line + "\n")
         if hint:
             self.log("hint: " + hint)
-            self.stream.write(self._paint("hint:", "36;1") + " " + hint + "\n")
+            self._emit(self._paint("hint:", "36;1") + " " + hint + "\n")
         if self.log_path:
-            self.stream.write("full log: %s\n" % self.log_path)
+            self._emit("full log: %s\n" % self.log_path)
 
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[None]:
@@ -99,4 +126,4 @@ class Console:
             elapsed = time.monotonic() - start
             self.log("== %s (%.2fs)" % (name, elapsed))
             if self.verbosity >= 0:
-                self.stream.write("%s %s %s\n" % (self._paint("::", "34;1"), name, "(%.1fs)" % elapsed))
+                self._emit("%s %s %s\n" % (self._paint("::", "34;1"), name, "(%.1fs)" % elapsed))

@@ -6,11 +6,11 @@ prepared). kbuildguard compares the tree's .config with the target kernel's own 
 before building, and names the options that change struct module.
 """
 
-import gzip
 import os
-from typing import Dict, NamedTuple, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
-from kbuildguard.kernel import KernelTarget, read_kconfig
+from kbuildguard import kconfig
+from kbuildguard.kernel import KernelTarget
 
 # The #ifdefs inside struct module (include/linux/module.h), collected from the 4.18-6.12 headers:
 # each one adds or removes members, and so moves `exit` or changes the struct's size.
@@ -28,7 +28,6 @@ STRUCT_MODULE_OPTIONS = (
 
 class Drift(NamedTuple):
     kernel_config: str  # where the kernel's configuration came from
-    tree_config: str
     abi: Tuple[Tuple[str, str, str], ...]  # (option, kernel's value, tree's value) for struct module options
     other: int  # how many other options differ
 
@@ -50,33 +49,22 @@ def kernel_config_path(target: KernelTarget, explicit: Optional[str] = None) -> 
 
 
 def read_config(path: str) -> Dict[str, str]:
-    """A kernel configuration: .config, auto.conf or /proc/config.gz."""
-    if path.endswith(".gz"):
-        with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:
-            text = f.read()
-        values = {}
-        for line in text.splitlines():
-            if line.startswith("CONFIG_") and "=" in line:
-                k, _, v = line.partition("=")
-                values[k] = v.strip('"')
-            elif line.startswith("# CONFIG_") and line.endswith(" is not set"):
-                values[line[2:-len(" is not set")]] = "n"
-        return values
-    return read_kconfig(path)
+    """A kernel configuration: .config, auto.conf or /proc/config.gz (kconfig.py is the one reader)."""
+    return kconfig.read(path)
 
 
 def compare(target: KernelTarget, explicit: Optional[str] = None) -> Optional[Drift]:
     """None when the kernel's own configuration is not at hand (nothing to compare with)."""
     kpath = kernel_config_path(target, explicit)
-    if kpath is None or target.config_path is None:
+    if kpath is None or not target.tree_config:
         return None
     kernel = read_config(kpath)
-    tree = read_config(target.config_path)
+    tree = target.tree_config
 
     def norm(v: Optional[str]) -> str:
         return "" if v in (None, "n") else v
 
-    abi = []  # type: List[Tuple[str, str, str]]
+    abi: List[Tuple[str, str, str]] = []
     other = 0
     for key in sorted(set(kernel) | set(tree)):
         k, t = norm(kernel.get(key)), norm(tree.get(key))
@@ -87,4 +75,4 @@ def compare(target: KernelTarget, explicit: Optional[str] = None) -> Optional[Dr
         elif not key.startswith(("CONFIG_CC_VERSION_TEXT", "CONFIG_GCC_VERSION", "CONFIG_CLANG_VERSION",
                                  "CONFIG_AS_VERSION", "CONFIG_LD_VERSION")):
             other += 1
-    return Drift(kpath, target.config_path, tuple(abi), other)
+    return Drift(kpath, tuple(abi), other)

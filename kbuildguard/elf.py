@@ -12,8 +12,9 @@ truncated or hostile file raises BadInput, never IndexError or a huge allocation
 """
 
 import struct
-from typing import List, NamedTuple, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
+from kbuildguard import arch
 from kbuildguard.errors import BadInput
 
 SHT_SYMTAB = 2
@@ -22,12 +23,10 @@ SHT_NOBITS = 8
 SHT_REL = 9
 ET_REL = 1
 
-MACHINES = {62: "x86_64", 183: "aarch64", 3: "i386", 40: "arm", 21: "ppc64", 20: "ppc", 22: "s390x",
-            243: "riscv", 258: "loongarch", 8: "mips"}
 
 
 class Section(NamedTuple):
-    index: int
+    number: int  # not `index`: that would hide tuple.index
     name: str
     type: int
     flags: int
@@ -65,7 +64,8 @@ class Elf:
         if size < 16 + struct.calcsize(header):
             raise BadInput("%s: truncated: shorter than an ELF header" % path)
         (self.type, machine, _, _, _, shoff, _, _, _, _, shentsize, shnum, shstrndx) = struct.unpack_from(header, data, 16)
-        self.machine = MACHINES.get(machine, "EM_%d" % machine)
+        self.arch = arch.from_elf(machine, self.big_endian)
+        self.machine = str(self.arch) if self.arch else "EM_%d" % machine
         self._e = e
         self._shdr = e + ("IIQQQQIIQQ" if self.bits == 64 else "IIIIIIIIII")
         if shoff == 0:
@@ -86,12 +86,12 @@ class Elf:
         self._names = self._slice(names_hdr[4], names_hdr[5], "the section name table")
         self._raw = raw
         # name -> index, on undecoded bytes; Section records are made only for what is looked up
-        self._index = {}
+        self._index: Dict[bytes, int] = {}
         names = self._names
-        for i, header in enumerate(raw):
-            off = header[0]
-            end = names.find(b"\x00", off)
-            self._index.setdefault(names[off:end] if end >= 0 else names[off:], i)
+        for i, entry in enumerate(raw):
+            name_off = entry[0]
+            end = names.find(b"\x00", name_off)
+            self._index.setdefault(names[name_off:end] if end >= 0 else names[name_off:], i)
 
     def section_at(self, index: int) -> Section:
         if index >= len(self._raw):

@@ -4,7 +4,8 @@ Only ``cli.main`` catches these. The table below is the single source of the exi
 and ``kbuildguard --help`` print it from here.
 """
 
-from typing import List, Optional
+import signal
+from typing import List, Optional, Tuple
 
 
 class KbgError(Exception):
@@ -94,12 +95,44 @@ class HeaderDrift(KbgError):
     title = "header drift"
 
 
+class CannotWrite(KbgError):
+    """A folder kbuildguard must write to (the module folder, its state or staging folder) is not writable."""
+
+    exit_code = 14
+    title = "cannot write"
+
+
 class Interrupted(KbgError):
+    """A signal ended the run (Ctrl-C, a CI timeout's SIGTERM, a closed ssh session's SIGHUP).
+
+    The exit code is the shell's convention, 128 + the signal number, so that a wrapper script sees
+    the same status as if make itself had been killed.
+    """
+
     exit_code = 130
     title = "interrupted"
 
+    def __init__(self, message: str, signum: int = signal.SIGINT, hint: Optional[str] = None,
+                 details: Optional[List[str]] = None):
+        super().__init__(message, hint=hint, details=details)
+        self.signum = signum
+        self.exit_code = 128 + int(signum)
 
-EXIT_CODES = (
+
+class Stopped(BaseException):
+    """Raised by kbuildguard's handler for SIGTERM, SIGHUP and SIGQUIT, as Python raises KeyboardInterrupt
+    for SIGINT: a BaseException, so that no ``except Exception`` swallows it on the way to the build's cleanup."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+# The signals that end a build: each stops make's whole process group and exits 128 + N.
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+EXIT_CODES: Tuple[Tuple[int, str], ...] = (
     (0, "success: every module matches the kernel"),
     (1, "internal error (a bug: please report it with the traceback)"),
     (UsageError.exit_code, "usage error: bad command line"),
@@ -114,8 +147,12 @@ EXIT_CODES = (
     (ToolNotFound.exit_code, "a required program (make, a package manager, ...) is not on PATH"),
     (ConfigError.exit_code, "invalid kbuildguard.toml or KBUILDGUARD_* setting"),
     (HeaderDrift.exit_code, "the build tree's config differs from the target kernel's in ABI options"),
-    (Interrupted.exit_code, "interrupted (Ctrl-C): unverified modules moved aside"),
-)  # type: Tuple[Tuple[int, str], ...]
+    (CannotWrite.exit_code, "a folder kbuildguard must write to (module folder, .kbuildguard/, staging) is not writable"),
+    (128 + signal.SIGHUP, "SIGHUP (a closed terminal or ssh session): make stopped, nothing unverified placed"),
+    (130, "SIGINT (Ctrl-C): make stopped, nothing unverified placed"),
+    (128 + signal.SIGQUIT, "SIGQUIT: make stopped, nothing unverified placed"),
+    (128 + signal.SIGTERM, "SIGTERM (a CI timeout, kill): make stopped, nothing unverified placed"),
+)
 
 
 def exit_code_table() -> str:

@@ -11,9 +11,11 @@ Without CONFIG_MODULE_UNLOAD there is no unloading at all.
 """
 
 import os
-from typing import List, NamedTuple, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
-from kbuildguard.errors import BadInput
+from kbuildguard.errors import BadInput, KbgError, UsageError
+from kbuildguard.toolchain import MatchLevel
+from kbuildguard.verify import STRUCT_MODULE_GATES, Check, Expectation, find_reference, verify_path
 
 
 class LoadedModule(NamedTuple):
@@ -83,7 +85,7 @@ def find_ko(root: str, release: str, name: str) -> Optional[str]:
 def diagnose(mod: LoadedModule, module_unload: Optional[bool], force_unload: Optional[bool],
              ko_has_exit: Optional[bool], layout_problem: Optional[str]) -> List[Finding]:
     """Every delete_module() branch that stops this module, first branch first."""
-    out = []  # type: List[Finding]
+    out: List[Finding] = []
     if module_unload is False:
         return [Finding("CONFIG_MODULE_UNLOAD", "ENOSYS", "this kernel is built without CONFIG_MODULE_UNLOAD: no module can be unloaded")]
     if mod.users:
@@ -109,3 +111,83 @@ def diagnose(mod: LoadedModule, module_unload: Optional[bool], force_unload: Opt
         out.append(Finding("try_stop_module", "EWOULDBLOCK", "reference count is %d: something holds it open "
                            "(a device node, a socket, a filesystem mount)" % mod.refcnt))
     return out
+
+
+class Explanation(NamedTuple):
+    module: LoadedModule
+    ko: Optional[str]
+    findings: Tuple[Finding, ...]
+    checks: Optional[Tuple[Check, ...]]
+    not_seen: Tuple[str, ...]  # what could not be looked at, said plainly
+
+
+def loaded_release(root: str, given: Optional[str]) -> str:
+    """The release of the kernel the module is loaded in: given, ROOT/proc/sys/kernel/osrelease,
+    ROOT/proc/version, or (only for the live root) this machine's."""
+    if given:
+        return given
+    try:
+        with open(os.path.join(root, "proc/sys/kernel/osrelease"), encoding="utf-8", errors="replace") as f:
+            release = f.read().strip()
+            if release:
+                return release
+    except OSError:
+        pass
+    try:
+        with open(os.path.join(root, "proc/version"), encoding="utf-8", errors="replace") as f:
+            words = f.read().split()
+            if len(words) >= 3 and words[:2] == ["Linux", "version"]:
+                return words[2]
+    except OSError:
+        pass
+    if root == "/":
+        return os.uname().release
+    raise BadInput("%s: no proc/sys/kernel/osrelease or proc/version to tell the kernel release" % root,
+                   hint="name it: --kernel RELEASE")
+
+
+def gather(root: str, name: str, release: Optional[str], ko: Optional[str], level: MatchLevel) -> Explanation:
+    """Everything explain looks at, read from ROOT (a captured system, or /)."""
+    from kbuildguard import drift, kernel
+
+    mod = read_loaded(root, name)
+    if mod is None:
+        raise UsageError("module %s is not loaded (no line in %s/proc/modules)" % (name, root.rstrip("/")))
+    release = loaded_release(root, release)
+    unseen: List[str] = []
+    config: Optional[Dict[str, str]] = None
+    target = None
+    try:
+        target = kernel.resolve(kernel.Selector(kernel=release, sysroot=root if root != "/" else None))
+    except KbgError as exc:
+        unseen.append("the kernel's build records (%s)" % exc.message)
+    if target is not None:
+        path = drift.kernel_config_path(target)
+        if path:
+            try:
+                config = drift.read_config(path)
+            except BadInput as exc:
+                unseen.append(exc.message)
+    if config is None:
+        unseen.append("the kernel's configuration (/boot/config-%s, /proc/config.gz)" % release)
+    module_unload = None if config is None else config.get("CONFIG_MODULE_UNLOAD") == "y"
+    if module_unload is None and mod.refcnt is not None:
+        module_unload = True  # /sys/module/M/refcnt exists only with CONFIG_MODULE_UNLOAD
+    force = None if config is None else config.get("CONFIG_MODULE_FORCE_UNLOAD") == "y"
+    ko = ko or find_ko(root, release, mod.name)
+    has_exit = None
+    layout_problem: Optional[str] = None
+    checks = None
+    if ko and target is not None:
+        reference, why_not = find_reference(target)
+        rep = verify_path(ko, Expectation(target, level, reference, why_not))
+        checks = rep.checks
+        if rep.info is not None and rep.info.layout is not None:
+            has_exit = rep.info.layout.exit_offset is not None
+        for c in rep.checks:
+            if not c.ok and c.name in STRUCT_MODULE_GATES:
+                layout_problem = (layout_problem + "; " if layout_problem else "") + c.message
+    elif not ko:
+        unseen.append("the module's .ko (not in modules.dep; give --ko FILE)")
+    findings = diagnose(mod, module_unload, force, has_exit, layout_problem)
+    return Explanation(mod, ko, tuple(findings), checks, tuple(unseen))

@@ -11,8 +11,10 @@ import functools
 import re
 from typing import List, NamedTuple, Optional, Tuple
 
+from kbuildguard.arch import Arch
+from kbuildguard.arch import from_macros as arch_from_macros
 from kbuildguard.errors import BadInput
-from kbuildguard.versions import numeric_tuple
+from kbuildguard.versions import release_tuple
 
 
 class Family(enum.Enum):
@@ -49,7 +51,7 @@ class CompilerId(NamedTuple):
 
     @property
     def version_tuple(self) -> Tuple[int, ...]:
-        return numeric_tuple(self.version)
+        return release_tuple(self.version)
 
 
 class ProcVersion(NamedTuple):
@@ -215,8 +217,8 @@ def parse_comment(data: bytes) -> Tuple[List[CompilerId], List[Linker], List[str
     """Parse an ELF .comment section: every compiler entry, every ``Linker:`` entry, all strings."""
     strings = [s.decode("utf-8", errors="replace") for s in data.split(b"\x00")]
     strings = [s.strip() for s in strings if s.strip()]
-    compilers = []  # type: List[CompilerId]
-    linkers = []  # type: List[Linker]
+    compilers: List[CompilerId] = []
+    linkers: List[Linker] = []
     for s in strings:
         if s.startswith("Linker:"):
             linker = parse_linker(s[len("Linker:"):])
@@ -242,20 +244,14 @@ def parse_version_integer(value: str, family: Family) -> Optional[str]:
     return "%d.%d.%d" % (major, minor, patch)
 
 
-def from_macros(macros: str) -> Optional[Tuple[Family, str, str]]:
+def from_macros(macros: str) -> Optional[Tuple[Family, str, Optional[Arch]]]:
     """Family, version and target arch from ``cc -E -dM -`` output (what the compiler *is*)."""
     defs = {}
     for line in macros.splitlines():
         parts = line.split(None, 2)
         if len(parts) >= 2 and parts[0] == "#define":
             defs[parts[1]] = parts[2] if len(parts) == 3 else ""
-    arch = ""
-    for macro, name in (("__x86_64__", "x86_64"), ("__aarch64__", "aarch64"), ("__i386__", "i386"),
-                        ("__powerpc64__", "ppc64"), ("__s390x__", "s390x"), ("__arm__", "arm"),
-                        ("__riscv", "riscv"), ("__loongarch__", "loongarch"), ("__mips__", "mips")):
-        if macro in defs:
-            arch = name
-            break
+    arch = arch_from_macros(defs)
     if "__clang__" in defs:
         try:
             version = "%d.%d.%d" % (int(defs["__clang_major__"]), int(defs["__clang_minor__"]),

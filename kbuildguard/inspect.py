@@ -4,16 +4,14 @@ ELF parsing is kbuildguard.elf (see there why not pyelftools). Plain modules are
 `check` over a kernel's 4000 modules touches only their section tables and four small sections.
 """
 
-import bz2
 import contextlib
-import gzip
-import io
-import lzma
 import mmap
 import os
 import stat
-from typing import BinaryIO, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
+from kbuildguard import compression
+from kbuildguard.arch import Arch
 from kbuildguard.elf import ET_REL, Elf
 from kbuildguard.errors import BadInput
 from kbuildguard.identity import CompilerId, Linker, parse_comment
@@ -23,6 +21,7 @@ from kbuildguard.identity import CompilerId, Linker, parse_comment
 MAX_MODULE_BYTES = 512 * 1024 * 1024
 
 MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.gz", ".ko.zst", ".ko.bz2")
+
 
 class Layout(NamedTuple):
     """Where this module's struct module puts things (.gnu.linkonce.this_module and its relocations)."""
@@ -34,7 +33,8 @@ class Layout(NamedTuple):
 
 class ModuleInfo(NamedTuple):
     path: str
-    machine: str
+    machine: str  # as the ELF header names it, for display ("x86_64", "EM_99")
+    arch: Optional[Arch]
     elf_class: int
     big_endian: bool
     compilers: Tuple[CompilerId, ...]
@@ -70,45 +70,8 @@ def module_name(path: str) -> str:
     return base
 
 
-def _bounded_read(stream: BinaryIO, path: str) -> bytes:
-    data = stream.read(MAX_MODULE_BYTES + 1)
-    if len(data) > MAX_MODULE_BYTES:
-        raise BadInput("%s: decompresses to more than %d MiB; refusing to read it" % (path, MAX_MODULE_BYTES >> 20))
-    return data
-
-
-def _zstd_decompress(raw: bytes, path: str) -> bytes:
-    try:
-        import zstandard  # type: ignore  # optional: Python < 3.14 has no zstd in the standard library
-    except ImportError:
-        zstandard = None
-    if zstandard is not None:
-        reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw))
-        return _bounded_read(reader, path)
-    try:
-        from compression import zstd  # type: ignore  # Python 3.14+
-    except ImportError:
-        raise BadInput("%s: zstd-compressed, and neither Python 3.14's compression.zstd nor the "
-                       "'zstandard' package is available" % path,
-                       hint="pip install zstandard, or decompress it first: zstd -d %s" % path)
-    return _bounded_read(zstd.ZstdFile(io.BytesIO(raw)), path)  # pragma: no cover - 3.14 only
-
-
 def _decompress(raw, path: str) -> Optional[bytes]:
-    """The ELF bytes of a compressed module (by content, not by name), bounded; None if not compressed."""
-    head = bytes(raw[:6])
-    try:
-        if head[:6] == b"\xfd7zXZ\x00":
-            return _bounded_read(lzma.LZMAFile(io.BytesIO(raw)), path)
-        if head[:2] == b"\x1f\x8b":
-            return _bounded_read(gzip.GzipFile(fileobj=io.BytesIO(raw)), path)
-        if head[:4] == b"\x28\xb5\x2f\xfd":
-            return _zstd_decompress(bytes(raw), path)
-        if head[:3] == b"BZh":
-            return _bounded_read(bz2.BZ2File(io.BytesIO(raw)), path)
-    except (lzma.LZMAError, OSError, EOFError, ValueError) as exc:
-        raise BadInput("%s: corrupt compressed module: %s" % (path, exc))
-    return None
+    return compression.decompress(raw, path, MAX_MODULE_BYTES)
 
 
 @contextlib.contextmanager
@@ -128,7 +91,7 @@ def module_image(path: str) -> Iterator[object]:
             size = os.fstat(f.fileno()).st_size
             data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
         except (OSError, ValueError):  # not mappable (a pipe, /proc): read it, bounded
-            data = _bounded_read(f, path)
+            data = compression.bounded_read(f, path, MAX_MODULE_BYTES)
         try:
             unpacked = _decompress(data, path)
             yield unpacked if unpacked is not None else data
@@ -171,19 +134,19 @@ def read_module(path: str) -> ModuleInfo:
         if elf.type != ET_REL:
             raise BadInput("%s: ELF type %d, but a kernel module is ET_REL (relocatable)" % (path, elf.type))
         compilers, linkers, strings = parse_comment(_section_data(elf, ".comment") or b"")
-        modinfo = []  # type: List[Tuple[str, str]]
+        modinfo: List[Tuple[str, str]] = []
         for entry in (_section_data(elf, ".modinfo") or b"").split(b"\x00"):
             if b"=" in entry:
                 key, _, value = entry.decode("utf-8", errors="replace").partition("=")
                 modinfo.append((key, value))
         layout = _layout(elf)
-        return ModuleInfo(path, elf.machine, elf.bits, elf.big_endian, tuple(compilers), tuple(linkers),
+        return ModuleInfo(path, elf.machine, elf.arch, elf.bits, elf.big_endian, tuple(compilers), tuple(linkers),
                           tuple(strings), tuple(modinfo), layout)
 
 
 def find_modules(paths: Sequence[str], skip_dirs: Sequence[str] = (".kbuildguard",)) -> List[str]:
     """Every module file under the given files and folders, sorted, without following symlink loops."""
-    found = []  # type: List[str]
+    found: List[str] = []
     for path in paths:
         if os.path.isdir(path):
             seen = set()

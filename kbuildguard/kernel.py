@@ -1,5 +1,9 @@
 """The target kernel: its release, build tree, architecture, and the compiler that built it.
 
+``resolve()`` runs four stages a reader can follow top-down: ``resolve_release`` (which kernel was
+asked for), ``find_tree`` (its build tree, which must *be* that release), ``read_records`` (what the
+tree and the kernel's own files say) and ``choose`` (which record of the compiler wins).
+
 Where the compiler comes from, first source wins (every source found is kept and compared):
 
   1. the build tree's ``include/config/auto.conf``  CONFIG_CC_VERSION_TEXT   (kernels >= 5.8)
@@ -15,11 +19,13 @@ A ``--proc-version-file`` replaces 5 for planning against a machine you only hav
 """
 
 import functools
-import gzip
 import os
 import re
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
+from kbuildguard import arch as arches
+from kbuildguard import kconfig
+from kbuildguard.arch import Arch
 from kbuildguard.errors import BadInput, KernelNotFound
 from kbuildguard.identity import (
     CompilerId,
@@ -41,18 +47,20 @@ class Fact(NamedTuple):
 
 
 class Selector(NamedTuple):
-    """How the user named the target kernel (at most one of kernel/kernel_dir; sysroot combines)."""
+    """How the user named the target kernel (settings.py decides which layer names it)."""
 
     kernel: Optional[str] = None
     kernel_dir: Optional[str] = None
     sysroot: Optional[str] = None
     proc_version_file: Optional[str] = None
+    kernel_named_by: str = "--kernel"  # for messages: "--kernel-dir /x", "KBUILDGUARD_KERNEL_DIR=/x"
+    kernel_dir_named_by: str = "--kernel-dir"
 
 
 class KernelTarget(NamedTuple):
     release: str
     build_dir: Optional[str]
-    arch: str  # the kernel's machine as uname -m says it: x86_64, aarch64
+    arch: Optional[Arch]
     compiler: CompilerId
     compiler_source: str
     linker: Optional[Linker]
@@ -63,38 +71,20 @@ class KernelTarget(NamedTuple):
     sysroot: str
     running: bool  # the target is the kernel this machine runs
     program_hint: str  # the compiler program the tree's Makefile names (Debian: gcc-12)
+    tree_config: Mapping[str, str]  # the build tree's configuration, read once (auto.conf, else .config)
+
+
+class TreeRecords(NamedTuple):
+    """What a build tree says about itself, read once."""
+
+    config: Mapping[str, str]
+    config_path: Optional[str]
+    facts: Tuple[Fact, ...]
+    program_hint: str
 
 
 def read_kconfig(path: str) -> Dict[str, str]:
-    """CONFIG_ values of a .config/auto.conf, strings unquoted (quoted before 5.17, not after)."""
-    values = {}  # type: Dict[str, str]
-    opener = gzip.open if path.endswith(".gz") else open
-    try:
-        with opener(path, "rt", encoding="utf-8", errors="replace") as f:  # type: ignore
-            for line in f:
-                line = line.rstrip("\n")
-                if line.startswith("CONFIG_") and "=" in line:
-                    key, _, value = line.partition("=")
-                    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
-                        value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-                    values[key] = value
-                elif line.startswith("# CONFIG_") and line.endswith(" is not set"):
-                    values[line[2:-len(" is not set")]] = "n"
-    except OSError as exc:
-        raise BadInput("%s: cannot read: %s" % (path, exc.strerror or exc))
-    return values
-
-
-def config_compiler_header(path: str) -> Optional[str]:
-    """The ``# Compiler: gcc (GCC) 8.3.1 ...`` line that 4.19-5.7 wrote at the top of .config."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for _, line in zip(range(10), f):
-                if line.startswith("# Compiler:"):
-                    return line[len("# Compiler:"):].strip()
-    except OSError:
-        return None
-    return None
+    return kconfig.read(path)
 
 
 def _c_define(path: str, name: str) -> Optional[str]:
@@ -137,41 +127,19 @@ def tree_release(build_dir: str) -> Optional[str]:
         return None
 
 
-_ARCH_BY_CONFIG = (
-    ("CONFIG_X86_64", "x86_64"),
-    ("CONFIG_ARM64", "aarch64"),
-    ("CONFIG_PPC64", "ppc64le"),
-    ("CONFIG_S390", "s390x"),
-    ("CONFIG_RISCV", "riscv64"),
-    ("CONFIG_LOONGARCH", "loongarch64"),
-    ("CONFIG_X86_32", "i686"),
-    ("CONFIG_ARM", "armv7l"),
-)
-
-
-def tree_arch(config: Dict[str, str]) -> str:
-    for key, arch in _ARCH_BY_CONFIG:
-        if config.get(key) == "y":
-            if arch == "ppc64le" and config.get("CONFIG_CPU_BIG_ENDIAN") == "y":
-                return "ppc64"
-            return arch
-    return ""
-
-
-def tree_facts(build_dir: str, config: Dict[str, str], autoconf: Dict[str, str]) -> List[Fact]:
-    facts = []  # type: List[Fact]
+def tree_facts(build_dir: str, config: Mapping[str, str], autoconf: Mapping[str, str]) -> List[Fact]:
+    facts: List[Fact] = []
     text = autoconf.get("CONFIG_CC_VERSION_TEXT")
     if text:
         cid = parse_compiler(text)
         if cid:
             facts.append(Fact("include/config/auto.conf: CONFIG_CC_VERSION_TEXT", cid))
-    dot_config = os.path.join(build_dir, ".config")
     text = config.get("CONFIG_CC_VERSION_TEXT")
     if text:
         cid = parse_compiler(text)
         if cid:
             facts.append(Fact(".config: CONFIG_CC_VERSION_TEXT", cid))
-    header = config_compiler_header(dot_config)
+    header = kconfig.compiler_header(os.path.join(build_dir, ".config"))
     if header:
         cid = parse_compiler(header)
         if cid:
@@ -184,7 +152,7 @@ def tree_facts(build_dir: str, config: Dict[str, str], autoconf: Dict[str, str])
     return facts
 
 
-def tree_version_facts(autoconf: Dict[str, str]) -> List[Fact]:
+def tree_version_facts(autoconf: Mapping[str, str]) -> List[Fact]:
     facts = []
     for key, family in (("CONFIG_GCC_VERSION", Family.GCC), ("CONFIG_CLANG_VERSION", Family.CLANG)):
         version = parse_version_integer(autoconf.get(key, ""), family)
@@ -199,7 +167,7 @@ def in_tree_module_facts(modules_dir: str, limit: int = 3) -> List[Fact]:
     from kbuildguard.inspect import is_module_path, read_module
 
     kernel_dir = os.path.join(modules_dir, "kernel")
-    facts = []  # type: List[Fact]
+    facts: List[Fact] = []
     if not os.path.isdir(kernel_dir):
         return facts
     for root, dirs, files in os.walk(kernel_dir):
@@ -306,97 +274,85 @@ def missing_tree_hint(release: str, sysroot: str) -> str:
     return "; ".join(lines)
 
 
-def resolve(selector: Selector) -> KernelTarget:
-    sysroot = os.path.abspath(selector.sysroot) if selector.sysroot else "/"
-    if selector.sysroot and not os.path.isdir(sysroot):
-        raise BadInput("--sysroot %s: not a directory" % selector.sysroot)
-    notes = []  # type: List[str]
-    proc = None  # type: Optional[ProcVersion]
-    proc_source = ""
+def _proc_version(selector: Selector, sysroot: str) -> Tuple[Optional[ProcVersion], str]:
+    """The target's /proc/version line when the user gave one, or the sysroot has one."""
     if selector.proc_version_file:
-        proc = read_proc_version(selector.proc_version_file)
-        proc_source = selector.proc_version_file
-    elif selector.sysroot and os.path.isfile(_in_root(sysroot, "/proc/version")):
-        proc = read_proc_version(_in_root(sysroot, "/proc/version"))
-        proc_source = "%s/proc/version" % selector.sysroot
+        return read_proc_version(selector.proc_version_file), selector.proc_version_file
+    if selector.sysroot and os.path.isfile(_in_root(sysroot, "/proc/version")):
+        return read_proc_version(_in_root(sysroot, "/proc/version")), "%s/proc/version" % selector.sysroot
+    return None, ""
 
-    build_dir = None  # type: Optional[str]
+
+def resolve_release(selector: Selector, sysroot: str, proc: Optional[ProcVersion], notes: List[str]) -> str:
+    """The release that was asked for: named, from a build tree named, from /proc/version, the
+    sysroot's newest, or the running kernel's."""
+    if selector.kernel:
+        release = selector.kernel
+    elif selector.kernel_dir:
+        return ""  # the tree names it (find_tree)
+    elif proc is not None:
+        release = proc.release
+    elif selector.sysroot:
+        found = installed_releases(sysroot)
+        if not found:
+            raise KernelNotFound("--sysroot %s: no kernel build tree under lib/modules, usr/src/kernels or "
+                                 "usr/src/linux-headers-*, and no proc/version" % selector.sysroot,
+                                 hint="name the kernel with --kernel RELEASE, or install kernel-devel/linux-headers in the sysroot")
+        release = found[0]
+        if len(found) > 1:
+            notes.append("several kernels in the sysroot (%s); chose the newest, %s: use --kernel to pick" % (", ".join(found), release))
+    else:
+        release = running_release()
+    if "/" in release or release in ("", ".", "..") or "\n" in release:
+        raise BadInput("%s %r: not a kernel release" % (selector.kernel_named_by, release))
+    return release
+
+
+def find_tree(selector: Selector, sysroot: str, release: str) -> Tuple[str, Optional[str]]:
+    """(release, build tree or None). A tree must be the release asked for: its utsrelease.h decides."""
     if selector.kernel_dir:
         build_dir = os.path.abspath(selector.kernel_dir)
+        named = selector.kernel_dir_named_by
         if not os.path.isdir(build_dir):
-            raise KernelNotFound("--kernel-dir %s: no such directory" % selector.kernel_dir)
+            raise KernelNotFound("%s: no such directory" % named)
         if not _is_build_tree(build_dir):
-            raise KernelNotFound("--kernel-dir %s: not a configured kernel build tree (no Makefile and .config)"
-                                 % selector.kernel_dir, hint="a build tree has Makefile, .config and include/config/auto.conf")
-        release = tree_release(build_dir) or selector.kernel or ""
-        if not release:
-            raise KernelNotFound("%s: cannot tell the kernel release (no include/generated/utsrelease.h)" % build_dir)
-    else:
-        if selector.kernel:
-            release = selector.kernel
-        elif proc is not None:
-            release = proc.release
-        elif selector.sysroot:
-            found = installed_releases(sysroot)
-            if not found:
-                raise KernelNotFound("--sysroot %s: no kernel build tree under lib/modules, usr/src/kernels or "
-                                     "usr/src/linux-headers-*, and no proc/version" % selector.sysroot,
-                                     hint="name the kernel with --kernel RELEASE, or install kernel-devel/linux-headers in the sysroot")
-            release = found[0]
-            if len(found) > 1:
-                notes.append("several kernels in the sysroot (%s); chose the newest, %s: use --kernel to pick" % (", ".join(found), release))
-        else:
-            release = running_release()
-        if "/" in release or release in ("", ".", ".."):
-            raise BadInput("--kernel %r: not a kernel release" % release)
-        for candidate in build_dir_candidates(sysroot, release):
-            if _is_build_tree(candidate):
-                build_dir = candidate
-                break
-    running = not selector.sysroot and not selector.proc_version_file and release == running_release()
-    if running and proc is None and os.path.isfile("/proc/version"):
-        try:
-            proc = read_proc_version("/proc/version")
-            proc_source = "/proc/version"
-        except BadInput as exc:
-            notes.append("could not use /proc/version: %s" % exc.message)
-
-    modules_dir = _in_root(sysroot, "/lib/modules/%s" % release)
-    if not os.path.isdir(modules_dir):
-        modules_dir = None
-
-    config = {}  # type: Dict[str, str]
-    autoconf = {}  # type: Dict[str, str]
-    config_path = None
-    facts = []  # type: List[Fact]
-    program_hint = ""
-    if build_dir is not None:
-        config_path = os.path.join(build_dir, ".config")
-        if os.path.isfile(config_path):
-            config = read_kconfig(config_path)
-        autoconf_path = os.path.join(build_dir, "include/config/auto.conf")
-        if os.path.isfile(autoconf_path):
-            autoconf = read_kconfig(autoconf_path)
-        facts.extend(tree_facts(build_dir, config, autoconf))
-        program_hint = debian_program_hint(build_dir)
+            raise KernelNotFound("%s: not a configured kernel build tree (no Makefile and .config)" % named,
+                                 hint="a build tree has Makefile, .config and include/config/auto.conf")
         tree_rel = tree_release(build_dir)
-        if tree_rel and tree_rel != release:
-            notes.append("the build tree %s is for %s, not %s" % (build_dir, tree_rel, release))
-    if modules_dir and not any(f.compiler.vendor or f.compiler.date for f in facts):
-        facts.extend(in_tree_module_facts(modules_dir))
-    if proc is not None and proc.release == release:
-        facts.append(Fact(proc_source, proc.compiler))
-    elif proc is not None:
-        notes.append("%s is for kernel %s, not the target %s: not used" % (proc_source, proc.release, release))
-    facts.extend(tree_version_facts(autoconf or config))
-    if not facts and build_dir is None:
-        raise missing_tree_error(release, sysroot, running)
-    if not facts:
+        if not tree_rel and not release:
+            raise KernelNotFound("%s: cannot tell the kernel release (no include/generated/utsrelease.h)" % named,
+                                 hint="name the release too: --kernel RELEASE --kernel-dir DIR")
+        _same_release(release, tree_rel, build_dir, named)
+        return release or tree_rel or "", build_dir
+    for candidate in build_dir_candidates(sysroot, release):
+        if _is_build_tree(candidate):
+            _same_release(release, tree_release(candidate), candidate, "the build tree")
+            return release, candidate
+    return release, None
+
+
+def _same_release(asked: str, tree_rel: Optional[str], build_dir: str, named: str) -> None:
+    if asked and tree_rel and tree_rel != asked:
         raise KernelNotFound(
-            "no record of the compiler that built kernel %s: %s has no CONFIG_CC_VERSION_TEXT, compile.h or "
-            "in-tree modules" % (release, build_dir or "(no build tree)"),
-            hint="give the kernel's /proc/version line with --proc-version-file, or install the kernel package "
-                 "whose modules record it")
+            "%s %s is kernel %s (include/generated/utsrelease.h), but kernel %s was asked for" % (named, build_dir, tree_rel, asked),
+            hint="build for the kernel the tree is (--kernel %s), or point at the tree of %s; a module built against "
+                 "another release's tree would not be verified for %s" % (tree_rel, asked, asked))
+
+
+def read_records(build_dir: str) -> TreeRecords:
+    """The tree's configuration and every record of its compiler, read once."""
+    config_path = os.path.join(build_dir, ".config")
+    config = kconfig.read(config_path) if os.path.isfile(config_path) else {}
+    autoconf_path = os.path.join(build_dir, "include/config/auto.conf")
+    autoconf = kconfig.read(autoconf_path) if os.path.isfile(autoconf_path) else {}
+    facts = tree_facts(build_dir, config, autoconf)
+    merged = dict(config)
+    merged.update(autoconf)
+    return TreeRecords(merged, config_path if config else None, tuple(facts), debian_program_hint(build_dir))
+
+
+def choose(facts: List[Fact], notes: List[str]) -> Fact:
+    """The first record wins; a later one that disagrees is reported, not hidden."""
     chosen = facts[0]
     for fact in facts[1:]:
         c = fact.compiler
@@ -404,19 +360,46 @@ def resolve(selector: Selector) -> KernelTarget:
                 c.vendor and chosen.compiler.vendor and c.vendor != chosen.compiler.vendor):
             notes.append("sources disagree: %s says %s, but %s says %s" % (
                 chosen.source, chosen.compiler.describe(), fact.source, c.describe()))
+    return chosen
+
+
+def resolve(selector: Selector) -> KernelTarget:
+    sysroot = os.path.abspath(selector.sysroot) if selector.sysroot else "/"
+    if selector.sysroot and not os.path.isdir(sysroot):
+        raise BadInput("--sysroot %s: not a directory" % selector.sysroot)
+    notes: List[str] = []
+    proc, proc_source = _proc_version(selector, sysroot)
+    release = resolve_release(selector, sysroot, proc, notes)
+    release, build_dir = find_tree(selector, sysroot, release)
+    running = not selector.sysroot and not selector.proc_version_file and release == running_release()
+    if running and proc is None and os.path.isfile("/proc/version"):
+        try:
+            proc, proc_source = read_proc_version("/proc/version"), "/proc/version"
+        except BadInput as exc:
+            notes.append("could not use /proc/version: %s" % exc.message)
+    modules_dir: Optional[str] = _in_root(sysroot, "/lib/modules/%s" % release)
+    if modules_dir and not os.path.isdir(modules_dir):
+        modules_dir = None
+    records = read_records(build_dir) if build_dir else TreeRecords({}, None, (), "")
+    facts = list(records.facts)
+    if modules_dir and not any(f.compiler.vendor or f.compiler.date for f in facts):
+        facts.extend(in_tree_module_facts(modules_dir))
+    if proc is not None and proc.release == release:
+        facts.append(Fact(proc_source, proc.compiler))
+    elif proc is not None:
+        notes.append("%s is for kernel %s, not the target %s: not used" % (proc_source, proc.release, release))
+    facts.extend(tree_version_facts(records.config))
+    if not facts and build_dir is None:
+        raise missing_tree_error(release, sysroot, running)
+    if not facts:
+        raise KernelNotFound(
+            "no record of the compiler that built kernel %s: %s has no CONFIG_CC_VERSION_TEXT, compile.h or "
+            "in-tree modules" % (release, build_dir),
+            hint="give the kernel's /proc/version line with --proc-version-file, or install the kernel package "
+                 "whose modules record it")
+    chosen = choose(facts, notes)
     linker = next((f.compiler.linker for f in facts if f.compiler.linker), None)
-    arch = tree_arch(autoconf or config)
-    if not arch and running:
-        arch = os.uname().machine
-    if not arch:
-        # RPM-built kernels name their architecture at the end of the release (4.18.0-147.el7.aarch64)
-        for suffix in ("x86_64", "aarch64", "ppc64le", "s390x", "i686"):
-            if release.endswith("." + suffix):
-                arch = suffix
-        # and Debian's flavours do so too (6.1.0-13-amd64, 6.1.0-13-cloud-arm64)
-        for suffix, name in (("-amd64", "x86_64"), ("-arm64", "aarch64"), ("-686", "i686"), ("-686-pae", "i686"),
-                             ("-ppc64el", "ppc64le"), ("-s390x", "s390x"), ("-riscv64", "riscv64")):
-            if not arch and release.endswith(suffix):
-                arch = name
+    arch = arches.from_kconfig(records.config) or (arches.parse(os.uname().machine) if running else None) \
+        or arches.from_release(release)
     return KernelTarget(release, build_dir, arch, chosen.compiler, chosen.source, linker, tuple(facts), tuple(notes),
-                        config_path if config else None, modules_dir, sysroot, running, program_hint)
+                        records.config_path, modules_dir, sysroot, running, records.program_hint, records.config)

@@ -1,17 +1,18 @@
-"""A module repository's declaration (``kbuildguard.toml``) and kbuildguard's settings.
+"""A module repository's declaration, ``kbuildguard.toml``: its modules and its ``[kbuildguard]`` table.
 
-Precedence, resolved once in ``settings()``: command line > ``KBUILDGUARD_*`` environment >
-``[kbuildguard]`` in the repository's kbuildguard.toml > packaged defaults. For example, with
-``match = "minor"`` in kbuildguard.toml and ``KBUILDGUARD_MATCH=exact`` in the environment,
-``kbuildguard make`` uses exact, and ``kbuildguard make --match version`` uses version.
+The file is data, never code: nothing in it can make make, the shell or the compiler run a
+program. Paths stay inside the repository, flags that load or run code (``-fplugin``, ``-wrapper``,
+``-B``, ``-specs``, ``@file``) are refused, and render.py quotes every value for make and the shell.
+How its ``[kbuildguard]`` table ranks against the command line and the environment: settings.py.
 Unknown keys are errors, never ignored.
 """
 
 import os
 import re
-from typing import Any, Mapping, NamedTuple, Optional, Tuple
+from typing import Any, List, NamedTuple, Optional, Tuple
 
 from kbuildguard.errors import ConfigError
+from kbuildguard.settings import FILE_FORBIDDEN, FileSettings
 
 CONFIG_NAME = "kbuildguard.toml"
 
@@ -30,23 +31,41 @@ class ModuleSpec(NamedTuple):
     objects: Tuple[str, ...]  # prebuilt objects linked in (vendor blobs shipped as NAME.o_shipped)
 
 
-class Settings(NamedTuple):
-    match: str = "version"
-    cc: Optional[str] = None
-    kernel: Optional[str] = None
-    kernel_dir: Optional[str] = None
-
-
 class Project(NamedTuple):
     root: str
     config_path: Optional[str]
     modules: Tuple[ModuleSpec, ...]
-    settings: Settings  # only what the file says; see settings() for the resolved values
+    settings: FileSettings  # only what the file says; settings.resolve() ranks it
 
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _MODULE_KEYS = {"name", "sources", "include_dirs", "ccflags", "defines", "objects"}
-_SETTING_KEYS = set(Settings._fields)
+_SETTING_KEYS = set(FileSettings._fields)
+# Compiler options that load or run code of the repository's choosing, or read more options from a file.
+_CODE_FLAGS = ("-fplugin", "-wrapper", "-B", "-specs", "--specs", "-fuse-ld", "-iplugindir", "--sysroot", "-isysroot",
+               "-no-integrated-cpp", "-save-temps", "-x", "--param=", "-Xclang", "-Xlinker", "-Wl,", "-Wa,", "-Wp,")
+
+
+def _ccflag(flag: str, where: str) -> str:
+    if not flag or flag != flag.strip() or "\n" in flag or "\x00" in flag:
+        raise ConfigError("%s: ccflags entry %r is empty, padded or multi-line" % (where, flag))
+    if flag.startswith("@") or flag.startswith(_CODE_FLAGS) or not flag.startswith("-"):
+        raise ConfigError("%s: ccflags entry %r is not allowed: kbuildguard.toml may not pass options that load or run "
+                          "programs, read files of options, or anything that is not an option" % (where, flag))
+    return flag
+
+
+def _define_value(key: str, value: Any, where: str) -> str:
+    """A define's value as the C preprocessor should see it: strings as written, booleans 1/0, integers."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        if "\n" in value or "\x00" in value or "\\" in value:
+            raise ConfigError("%s: define %s: newlines, NUL and backslashes are not allowed in a value" % (where, key))
+        return value
+    raise ConfigError("%s: define %s must be a string, an integer or a boolean, not %s" % (where, key, type(value).__name__))
 
 
 def _str_list(value: Any, where: str) -> Tuple[str, ...]:
@@ -55,13 +74,18 @@ def _str_list(value: Any, where: str) -> Tuple[str, ...]:
     return tuple(value)
 
 
+# What kbuild can take in a file name: make splits words at spaces and expands $ and #.
+_PATH = re.compile(r"^[A-Za-z0-9_.+-]+(?:/[A-Za-z0-9_.+-]+)*$")
+
+
 def _relative(path: str, where: str) -> str:
-    if os.path.isabs(path) or ".." in path.split("/") or "\n" in path or " " in path:
-        raise ConfigError("%s: %r must be a relative path inside the repository, without spaces" % (where, path))
+    if os.path.isabs(path) or ".." in path.split("/") or not _PATH.match(path):
+        raise ConfigError("%s: %r must be a relative path inside the repository, of letters, digits and . _ + - / "
+                          "(make cannot take spaces, $ or # in a file name)" % (where, path))
     return path
 
 
-def parse_config(text: str, path: str) -> Tuple[Tuple[ModuleSpec, ...], Settings]:
+def parse_config(text: str, path: str) -> Tuple[Tuple[ModuleSpec, ...], FileSettings]:
     try:
         data = _toml.loads(text)
     except Exception as exc:  # tomllib.TOMLDecodeError, tomli's: both subclass ValueError
@@ -72,6 +96,8 @@ def parse_config(text: str, path: str) -> Tuple[Tuple[ModuleSpec, ...], Settings
     raw_settings = data.get("kbuildguard", {})
     if not isinstance(raw_settings, dict):
         raise ConfigError("%s: [kbuildguard] must be a table" % path)
+    for key in sorted(set(raw_settings) & set(FILE_FORBIDDEN)):
+        raise ConfigError("%s: [kbuildguard] %s is not allowed: %s" % (path, key, FILE_FORBIDDEN[key]))
     bad = set(raw_settings) - _SETTING_KEYS
     if bad:
         raise ConfigError("%s: unknown key(s) in [kbuildguard]: %s (known: %s)" % (
@@ -79,13 +105,15 @@ def parse_config(text: str, path: str) -> Tuple[Tuple[ModuleSpec, ...], Settings
     for key, value in raw_settings.items():
         if not isinstance(value, str):
             raise ConfigError("%s: [kbuildguard] %s must be a string" % (path, key))
-    settings = Settings(**raw_settings)
-    modules = []  # type: List[ModuleSpec]
+    settings = FileSettings(**raw_settings)
+    modules: List[ModuleSpec] = []
     raw_modules = data.get("module", [])
     if not isinstance(raw_modules, list):
         raise ConfigError("%s: modules are declared as [[module]] tables" % path)
     for i, mod in enumerate(raw_modules):
         where = "%s: [[module]] #%d" % (path, i + 1)
+        if not isinstance(mod, dict):
+            raise ConfigError("%s: must be a table" % where)
         bad = set(mod) - _MODULE_KEYS
         if bad:
             raise ConfigError("%s: unknown key(s) %s (known: %s)" % (where, ", ".join(sorted(bad)), ", ".join(sorted(_MODULE_KEYS))))
@@ -113,11 +141,11 @@ def parse_config(text: str, path: str) -> Tuple[Tuple[ModuleSpec, ...], Settings
         for key, value in defines_raw.items():
             if not _NAME.match(key) or "-" in key:
                 raise ConfigError("%s: define %r is not a C identifier" % (where, key))
-            defines.append((key, str(value)))
+            defines.append((key, _define_value(key, value, where)))
         modules.append(ModuleSpec(
             name, sources,
             tuple(_relative(d, where) for d in _str_list(mod.get("include_dirs", []), where + " include_dirs")),
-            _str_list(mod.get("ccflags", []), where + " ccflags"),
+            tuple(_ccflag(f, where) for f in _str_list(mod.get("ccflags", []), where + " ccflags")),
             tuple(defines), objects))
     names = [m.name for m in modules]
     if len(set(names)) != len(names):
@@ -128,7 +156,7 @@ def parse_config(text: str, path: str) -> Tuple[Tuple[ModuleSpec, ...], Settings
 def load(root: str) -> Project:
     path = os.path.join(root, CONFIG_NAME)
     if not os.path.isfile(path):
-        return Project(root, None, (), Settings())
+        return Project(root, None, (), FileSettings())
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -136,18 +164,3 @@ def load(root: str) -> Project:
         raise ConfigError("%s: cannot read: %s" % (path, exc))
     modules, settings = parse_config(text, path)
     return Project(root, path, modules, settings)
-
-
-def settings(cli: Mapping[str, Optional[str]], env: Mapping[str, str], project: Project) -> Settings:
-    """Resolve every setting once: CLI > KBUILDGUARD_* environment > kbuildguard.toml > defaults."""
-    known_env = {"KBUILDGUARD_" + k.upper() for k in Settings._fields}
-    stray = sorted(k for k in env if k.startswith("KBUILDGUARD_") and k not in known_env | {"KBUILDGUARD_LOG", "KBUILDGUARD_SCL_ROOT"})
-    if stray:
-        raise ConfigError("unknown environment setting(s) %s (known: %s)" % (", ".join(stray), ", ".join(sorted(known_env))))
-    values = {}  # type: Dict[str, Optional[str]]
-    for field in Settings._fields:
-        for layer in (cli.get(field), env.get("KBUILDGUARD_" + field.upper()), getattr(project.settings, field)):
-            if layer:
-                values[field] = layer
-                break
-    return Settings(**values)  # type: ignore

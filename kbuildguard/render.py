@@ -7,6 +7,7 @@ hand-written Makefile or Kbuild is never touched: such a repository is built as 
 import hashlib
 import os
 import pkgutil
+import shlex
 from typing import List, NamedTuple, Sequence, Tuple
 
 from kbuildguard import __version__
@@ -45,12 +46,23 @@ def is_generated(path: str) -> bool:
         return False
 
 
+def make_word(argument: str) -> str:
+    """One compiler argument, exactly as written, through make and then kbuild's shell.
+
+    Shell-quoted (kbuild runs the compile command through sh), then ``$`` doubled and ``#`` escaped
+    for make, so that ``-DMSG="hello world"`` arrives as one argument and ``$(shell ...)`` is text,
+    never a make function. kbuild's own ``.cmd`` files escape the same characters again.
+    """
+    return shlex.quote(argument).replace("$", "$$").replace("#", "\\#")
+
+
 def _module_context(m: ModuleSpec) -> dict:
     objs = [s.rsplit(".", 1)[0] + ".o" for s in m.sources]
     # Per-object CFLAGS_, not ccflags-y: ccflags-y applies to every module of the folder.
+    # $(src) is make's, on purpose; include_dirs are plain relative paths (project.py checks).
     cflags = ["-I$(src)/%s" % d for d in m.include_dirs]
-    cflags += ["-D%s=%s" % kv for kv in m.defines]
-    cflags += list(m.ccflags)
+    cflags += [make_word("-D%s=%s" % kv) for kv in m.defines]
+    cflags += [make_word(f) for f in m.ccflags]
     return {
         "cflags": cflags,
         "compiled_basenames": [os.path.basename(o) for o in objs],

@@ -3,10 +3,12 @@
 import json
 from typing import Any, Dict, List, Optional, Sequence
 
+from kbuildguard.explain import Explanation
 from kbuildguard.identity import CompilerId, Linker
 from kbuildguard.kernel import KernelTarget
+from kbuildguard.provision.plan import InstallPlan
 from kbuildguard.toolchain import Selection
-from kbuildguard.verify import ModuleReport
+from kbuildguard.verify import Expectation, ModuleReport, ReferenceLayout
 
 
 def compiler_json(cid: CompilerId, source: str = "") -> Dict[str, Any]:
@@ -24,7 +26,7 @@ def kernel_json(target: KernelTarget) -> Dict[str, Any]:
     return {
         "release": target.release,
         "build_dir": target.build_dir,
-        "arch": target.arch,
+        "arch": str(target.arch) if target.arch else None,
         "running": target.running,
         "compiler": compiler_json(target.compiler, target.compiler_source),
         "linker": linker_json(target.linker),
@@ -43,7 +45,7 @@ def selection_json(selection: Selection) -> Dict[str, Any]:
                 "family": str(c.compiler.family) if c.compiler else None,
                 "version": c.compiler.version if c.compiler else None,
                 "vendor": c.compiler.vendor if c.compiler else None,
-                "verdict": c.verdict,
+                "verdict": str(c.verdict),
                 "reason": c.reason,
             }
             for c in selection.candidates
@@ -53,11 +55,11 @@ def selection_json(selection: Selection) -> Dict[str, Any]:
 
 
 def module_json(report: ModuleReport, quarantined_to: Optional[str] = None) -> Dict[str, Any]:
-    out = {
+    out: Dict[str, Any] = {
         "path": report.path,
         "verdict": str(report.verdict),
         "checks": [c._asdict() for c in report.checks],
-    }  # type: Dict[str, Any]
+    }
     if quarantined_to:
         out["quarantined_to"] = quarantined_to
     return out
@@ -65,6 +67,43 @@ def module_json(report: ModuleReport, quarantined_to: Optional[str] = None) -> D
 
 def modules_json(reports: Sequence[ModuleReport]) -> List[Dict[str, Any]]:
     return [module_json(r) for r in reports]
+
+
+def reference_json(reference: Optional[ReferenceLayout]) -> Optional[Dict[str, Any]]:
+    if reference is None:
+        return None
+    return {"size": reference.layout.size, "init_offset": reference.layout.init_offset,
+            "exit_offset": reference.layout.exit_offset, "source": reference.source}
+
+
+def expectation_json(expect: Expectation) -> Dict[str, Any]:
+    """What the modules were checked against: `check --json` and every make report carry it."""
+    return {"kernel": kernel_json(expect.target), "match": str(expect.level),
+            "reference_layout": reference_json(expect.reference),
+            "layout_not_compared": expect.not_compared or None}
+
+
+def explanation_json(found: Explanation) -> Dict[str, Any]:
+    return {"module": found.module._asdict(), "ko": found.ko, "findings": [f._asdict() for f in found.findings],
+            "checks": [c._asdict() for c in found.checks] if found.checks else None, "not_seen": list(found.not_seen)}
+
+
+def kernel_summary_json(target: KernelTarget) -> Dict[str, Any]:
+    """The short form of a kernel, for plans (setup, make --dry-run)."""
+    return {"release": target.release, "build_dir": target.build_dir, "compiler": target.compiler.describe(),
+            "source": target.compiler_source}
+
+
+def plan_json(p: InstallPlan) -> Dict[str, Any]:
+    return {
+        "distribution": {"id": p.distro.id, "version_id": p.distro.version_id, "name": p.distro.name,
+                         "arch": p.distro.arch},
+        "manager": p.manager,
+        "packages": list(p.packages),
+        "commands": [list(c) for c in p.commands],
+        "notes": list(p.notes),
+        "compiler_path": p.compiler_path or None,
+    }
 
 
 def dumps(data: Any) -> str:

@@ -10,11 +10,10 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence
 
 from kbuildguard.console import Console
-from kbuildguard.errors import ToolNotFound
+from kbuildguard.errors import Stopped, ToolNotFound
 
 
 class Completed(NamedTuple):
@@ -103,36 +102,65 @@ class Runner:
         return Completed(list(argv), proc.returncode, stdout, stderr)
 
     def action(self, argv: Sequence[str], cwd: Optional[str] = None, env: Optional[Mapping[str, str]] = None,
-               ok_returncodes: Sequence[int] = (0,)) -> int:
-        """Run a command whose output the user should see (make, apt-get install), streaming it."""
+               ok_returncodes: Sequence[int] = (0,), pass_fds: Sequence[int] = ()) -> int:
+        """Run a command whose output the user should see (make, apt-get install).
+
+        Its output (stdout and stderr, interleaved as the user would see them) goes to our stderr --
+        stdout carries only results -- and, complete, into the log file. The child runs in a process
+        group of its own, so that a signal that ends kbuildguard ends it and every compiler it
+        started (``stop_group``); it also gets SIGTERM if kbuildguard dies without a word (SIGKILL).
+        ``pass_fds`` lets it inherit a lock, which it then holds as long as it runs.
+        """
         full = self._resolve(argv, env)
         self.console.info("+ %s%s" % (quote(argv), "  (cwd %s)" % cwd if cwd else ""))
         try:
-            # The child's output goes to our stderr: stdout carries only results (--json, reports).
             proc = subprocess.Popen(full, cwd=cwd, env=dict(os.environ if env is None else env),
-                                    stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno())
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    start_new_session=True, pass_fds=tuple(pass_fds), preexec_fn=_die_with_parent)
         except OSError as exc:
             raise ToolNotFound("cannot run %s: %s" % (argv[0], exc.strerror or exc))
         try:
+            assert proc.stdout is not None
+            fd = proc.stdout.fileno()
+            while True:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                self.console.child_output(chunk)
             returncode = proc.wait()
-        except KeyboardInterrupt:
-            # make got the same SIGINT from the terminal (or, if only we did, gets it now); wait for
-            # it so that no compiler is left writing into the output folder while we move things aside.
-            # It may already be gone: Python 3.6's send_signal does not check.
-            if proc.poll() is None:
-                try:
-                    proc.send_signal(signal.SIGINT)
-                except OSError:
-                    pass
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                try:
-                    proc.kill()
-                except OSError:
-                    pass
-                proc.wait()
+        except (KeyboardInterrupt, Stopped) as exc:
+            stop_group(proc, exc.signum if isinstance(exc, Stopped) else signal.SIGINT)
             raise
+        finally:
+            if proc.stdout is not None:
+                proc.stdout.close()
         if returncode not in ok_returncodes:
             raise CommandFailed(argv, cwd, returncode)
         return returncode
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
+    """Linux prctl(PR_SET_PDEATHSIG, SIGTERM): the child hears of our death even when it is a SIGKILL."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def stop_group(proc: "subprocess.Popen[bytes]", signum: int, grace: float = 30) -> None:
+    """Pass the signal to the child's whole process group and wait for it: no compiler may be left
+    writing while kbuildguard reports. SIGKILL after ``grace`` seconds. The child may already be
+    gone (Python 3.6's send_signal does not check, and the group may be empty)."""
+    for sig in (signum, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+    proc.wait()

@@ -9,8 +9,9 @@ import enum
 import glob
 import os
 import re
-from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
+from kbuildguard.arch import Arch, same_machine
 from kbuildguard.errors import BadInput, ToolNotFound
 from kbuildguard.identity import CompilerId, Family, from_macros, parse_compiler
 from kbuildguard.kernel import KernelTarget
@@ -31,13 +32,22 @@ class MatchLevel(enum.Enum):
 
 _PARTS = {MatchLevel.EXACT: 3, MatchLevel.VERSION: 3, MatchLevel.MINOR: 2, MatchLevel.MAJOR: 1}
 
-# The kernel reports its machine the way uname -m does; compilers, through their macros.
-_ARCH_ALIASES = {"i686": "i386", "i586": "i386", "armv7l": "arm", "ppc64le": "ppc64", "riscv64": "riscv",
-                 "loongarch64": "loongarch", "arm64": "aarch64"}
+class Verdict(str, enum.Enum):
+    """What became of one candidate compiler (a str too, so that JSON and tests read it as the word)."""
+
+    MATCH = "match"
+    MISMATCH = "mismatch"
+    ERROR = "error"  # it could not be run or identified
+
+    def __str__(self) -> str:
+        return self.value
 
 
-def same_arch(a: str, b: str) -> bool:
-    return not a or not b or _ARCH_ALIASES.get(a, a) == _ARCH_ALIASES.get(b, b)
+class Forced(NamedTuple):
+    """A compiler the user named (--cc, CC=, KBUILDGUARD_CC, $CC): the only candidate, refused if it does not match."""
+
+    name: str  # a path or a program name on PATH
+    origin: str  # how it was named, for messages: "--cc", "KBUILDGUARD_CC", "CC environment variable"
 
 
 class Compiler(NamedTuple):
@@ -46,7 +56,7 @@ class Compiler(NamedTuple):
     version: str
     vendor: str
     banner: str
-    arch: str
+    arch: Optional[Arch]
     program: str  # the name it was found under (basename of path)
     toolset: str  # "devtoolset-8", "gcc-toolset-12", or ""
 
@@ -62,7 +72,7 @@ class Candidate(NamedTuple):
     path: str
     origin: str  # "PATH", "/opt/rh", "--cc", "CC environment", "CC= make argument"
     compiler: Optional[Compiler]
-    verdict: str  # "match", "mismatch", "error"
+    verdict: Verdict
     reason: str
 
 
@@ -131,7 +141,7 @@ def discover(env: Mapping[str, str], opt_root: str = "/opt/rh") -> List[Tuple[st
     cross = env.get("CROSS_COMPILE", "")
     if cross:
         names = [cross + "gcc", cross + "cc"] + names
-    found = []  # type: List[Tuple[str, str]]
+    found: List[Tuple[str, str]] = []
     for directory in env.get("PATH", os.defpath).split(os.pathsep):
         if not directory or not os.path.isdir(directory):
             continue
@@ -176,10 +186,10 @@ def identify(runner: Runner, path: str, env: Optional[Mapping[str, str]] = None)
 
 
 def select(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping[str, str],
-           forced: Optional[Tuple[str, str]] = None, opt_root: str = "/opt/rh", first_match: bool = False) -> Selection:
+           forced: Optional[Forced] = None, opt_root: str = "/opt/rh", first_match: bool = False) -> Selection:
     """Choose the local compiler that matches the kernel's; explain every candidate.
 
-    ``forced`` is (path-or-name, origin) when the user named a compiler: then it is the only
+    ``forced`` is set when the user named a compiler: then it is the only
     candidate, and the caller refuses a mismatch before anything is built. ``first_match`` (make)
     probes the compiler the kernel's tree names first and stops at the first match: each probe is
     two process starts, and `detect` is where every candidate gets explained.
@@ -196,8 +206,8 @@ def select(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping
     prefer = target.program_hint or target.compiler.program
     # One probe per real binary: /usr/bin/gcc, cc and gcc-12 are often the same file. Keep the
     # name the kernel's build used (gcc-12) when it is among them.
-    groups = {}  # type: Dict[str, List[Tuple[str, str]]]
-    order = []  # type: List[str]
+    groups: Dict[str, List[Tuple[str, str]]] = {}
+    order: List[str] = []
     for path, origin in pairs:
         real = os.path.realpath(path)
         if real not in groups:
@@ -206,8 +216,8 @@ def select(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping
         groups[real].append((path, origin))
     if first_match:
         order.sort(key=lambda real: 0 if any(os.path.basename(p) == prefer for p, _ in groups[real]) else 1)
-    candidates = []  # type: List[Candidate]
-    matches = []  # type: List[Tuple[Tuple[int, int, int], Compiler]]
+    candidates: List[Candidate] = []
+    matches: List[Tuple[Tuple[int, int, int], Compiler]] = []
     for index, real in enumerate(order):
         if first_match and matches:
             break
@@ -216,30 +226,18 @@ def select(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping
         try:
             compiler = identify(runner, path, env)
         except (BadInput, ToolNotFound) as exc:
-            candidates.append(Candidate(path, origin, None, "error", exc.message))
+            candidates.append(Candidate(path, origin, None, Verdict.ERROR, exc.message))
             continue
         reason = mismatch_reason(target.compiler, compiler.identity, level)
-        if reason is None and not same_arch(target.arch, compiler.arch):
+        if reason is None and not same_machine(target.arch, compiler.arch):
             reason = "targets %s, the kernel is %s (set ARCH and CROSS_COMPILE for a cross build)" % (
                 compiler.arch, target.arch)
         if reason is None:
-            candidates.append(Candidate(path, origin, compiler, "match", "matches %s" % target.compiler.describe()))
+            candidates.append(Candidate(path, origin, compiler, Verdict.MATCH, "matches %s" % target.compiler.describe()))
             rank = (0 if compiler.vendor == target.compiler.vendor else 1,
                     0 if compiler.program == prefer else 1, index)
             matches.append((rank, compiler))
         else:
-            candidates.append(Candidate(path, origin, compiler, "mismatch", reason))
+            candidates.append(Candidate(path, origin, compiler, Verdict.MISMATCH, reason))
     selected = min(matches, key=lambda m: m[0])[1] if matches else None
     return Selection(selected, tuple(candidates), level)
-
-
-def forced_compiler(cli_cc: Optional[str], env: Mapping[str, str], make_args: Sequence[str]) -> Optional[Tuple[str, str]]:
-    """The compiler the user forced, if any: --cc, then CC= among make's arguments, then $CC."""
-    if cli_cc:
-        return cli_cc, "--cc"
-    for arg in make_args:
-        if arg.startswith("CC="):
-            return arg[3:], "CC= make argument"
-    if env.get("CC"):
-        return env["CC"], "CC environment variable"
-    return None

@@ -14,20 +14,18 @@ import json
 import os
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
+from kbuildguard.arch import same_machine
+from kbuildguard.drift import Drift
 from kbuildguard.errors import BadInput
 from kbuildguard.identity import CompilerId
 from kbuildguard.inspect import Layout, ModuleInfo, find_modules, read_module
 from kbuildguard.kernel import KernelTarget
-from kbuildguard.toolchain import MatchLevel, mismatch_reason, same_arch
-from kbuildguard.versions import numeric_tuple
+from kbuildguard.toolchain import MatchLevel, mismatch_reason
+from kbuildguard.versions import release_tuple
 
 WHY = ("a module built by another compiler can see a different struct module layout than the kernel: "
        "it may be refused at load, or load and then never unload (rmmod: Device or resource busy)")
-
-
-# Byte order of the kernels whose architecture fixes it (aarch64 and mips can be either).
-_ENDIAN = {"x86_64": "little-endian", "i686": "little-endian", "i386": "little-endian", "riscv64": "little-endian",
-           "loongarch64": "little-endian", "ppc64le": "little-endian", "ppc64": "big-endian", "s390x": "big-endian"}
+WHY_SENTENCE = WHY[0].upper() + WHY[1:] + "."
 
 
 class Verdict(enum.Enum):
@@ -39,12 +37,41 @@ class Verdict(enum.Enum):
         return self.value
 
 
+class Gate(str, enum.Enum):
+    """What one check compares (a str too: JSON and text output read the name)."""
+
+    READ = "read"
+    MACHINE = "machine"
+    COMPILER = "compiler"
+    VERMAGIC = "vermagic"
+    THIS_MODULE = "this_module"
+    LAYOUT = "layout"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# The gates whose failure means "another compiler or configuration": they get the WHY explanation.
+STRUCT_MODULE_GATES = frozenset({Gate.COMPILER, Gate.LAYOUT})
+
+
 class Check(NamedTuple):
-    name: str
+    name: Gate
     ok: bool
     expected: str
     found: str
     message: str
+    fix: str = ""  # what to do about this check in particular (a vermagic mismatch is not a compiler's fault)
+    checked: bool = True  # False: kbuildguard could not check it; ``message`` says why
+
+
+class Expectation(NamedTuple):
+    """What every module of one run is held to: the kernel, the match level, and its layout if known."""
+
+    target: KernelTarget
+    level: MatchLevel
+    reference: Optional["ReferenceLayout"]
+    not_compared: str = ""  # why there is no reference layout
 
 
 class ReferenceLayout(NamedTuple):
@@ -104,28 +131,16 @@ GENERIC_CAUSE = ("likely cause: a compiler with other features (they decide #ifd
                  "tree configured differently from the kernel (kbuildguard make compares the two before building)")
 
 
-def reference_layout(target: KernelTarget, vmlinux: Optional[str] = None, limit: int = 50,
-                     kernel_config: Optional[str] = None) -> Optional[ReferenceLayout]:
-    """The kernel's layout (see _find_reference), with the likely cause of a difference attached."""
-    found = _find_reference(target, vmlinux, limit)
-    if found is None:
-        return None
-    from kbuildguard import drift
-
-    try:
-        differs = drift.compare(target, kernel_config)
-    except BadInput:
-        differs = None
-    if differs is not None and differs.abi:
-        cause = "likely cause: the build tree %s differs from the kernel's configuration (%s): %s" % (
-            target.build_dir, differs.kernel_config, differs.describe())
-    else:
-        cause = GENERIC_CAUSE
-    return found._replace(cause=cause)
+def with_cause(found: ReferenceLayout, drift: Optional[Drift]) -> ReferenceLayout:
+    """Attach what a differing module most likely went through, from the drift computed before building."""
+    if drift is not None and drift.abi:
+        return found._replace(cause="likely cause: the build tree differs from the kernel's configuration (%s): %s" % (
+            drift.kernel_config, drift.describe()))
+    return found._replace(cause=GENERIC_CAUSE)
 
 
-def _find_reference(target: KernelTarget, vmlinux: Optional[str] = None, limit: int = 50) -> Optional[ReferenceLayout]:
-    """The kernel's own struct module layout, from the best source available (first wins):
+def find_reference(target: KernelTarget, vmlinux: Optional[str] = None, limit: int = 50) -> Tuple[Optional[ReferenceLayout], str]:
+    """The kernel's own struct module layout, from the best source available (first wins), or why there is none:
 
     1. ``--vmlinux FILE``: raw BTF, a vmlinux, or a compressed vmlinuz
     2. the running kernel's /sys/kernel/btf/vmlinux (only when the target is the running kernel)
@@ -135,12 +150,13 @@ def _find_reference(target: KernelTarget, vmlinux: Optional[str] = None, limit: 
     None when none is there (a headers-only machine for a kernel it does not run).
     """
     if vmlinux:
-        return _btf_reference(vmlinux, "the given kernel image's")
+        found = _btf_reference(vmlinux, "the given kernel image's")
+        return found, "" if found else "%s has no struct module in its BTF" % vmlinux
     if target.running and os.path.exists("/sys/kernel/btf/vmlinux"):
         try:
             found = _btf_reference("/sys/kernel/btf/vmlinux", "the running kernel's")
             if found:
-                return found
+                return found, ""
         except BadInput:
             pass
     root = target.sysroot if target.sysroot != "/" else ""
@@ -150,26 +166,24 @@ def _find_reference(target: KernelTarget, vmlinux: Optional[str] = None, limit: 
             try:
                 found = _btf_reference(image, "the kernel image's")
                 if found:
-                    return found
+                    return found, ""
             except BadInput:
                 pass
-    if not target.modules_dir:
-        return None
-    kernel_dir = os.path.join(target.modules_dir, "kernel")
-    if not os.path.isdir(kernel_dir):
-        return None
-    tried = 0
-    for path in find_modules([kernel_dir]):
-        tried += 1
-        if tried > limit:
-            break
-        try:
-            info = read_module(path)
-        except BadInput:
-            continue
-        if info.layout and info.layout.init_offset is not None and info.layout.exit_offset is not None:
-            return ReferenceLayout(info.layout, "in-tree module %s" % os.path.relpath(path, target.modules_dir))
-    return None
+    kernel_dir = os.path.join(target.modules_dir, "kernel") if target.modules_dir else None
+    if kernel_dir and os.path.isdir(kernel_dir):
+        for tried, path in enumerate(find_modules([kernel_dir])):
+            if tried >= limit:
+                break
+            try:
+                info = read_module(path)
+            except BadInput:
+                continue
+            if info.layout and info.layout.init_offset is not None and info.layout.exit_offset is not None:
+                return ReferenceLayout(info.layout, "in-tree module %s" % os.path.relpath(path, target.modules_dir)), ""
+    return None, ("no reference for kernel %s: %sno %s/boot/vmlinuz-%s, no in-tree modules under %s/lib/modules/%s/kernel; "
+                  "give the kernel image with --vmlinux" % (
+                      target.release, "" if target.running else "not the running kernel, ", root, target.release,
+                      root, target.release))
 
 
 def _hex(value: Optional[int]) -> str:
@@ -178,7 +192,7 @@ def _hex(value: Optional[int]) -> str:
 
 def layout_effect(target: KernelTarget, size_differs: bool) -> str:
     """What the target kernel will do with a module whose struct module layout differs."""
-    release = numeric_tuple(target.release.split("-")[0])
+    release = release_tuple(target.release.split("-")[0])
     if size_differs and release >= (6, 4):
         return "this kernel (>= 6.4) rejects it at load: its .gnu.linkonce.this_module size differs"
     if target.arch == "x86_64":
@@ -188,102 +202,125 @@ def layout_effect(target: KernelTarget, size_differs: bool) -> str:
 
 
 def check_compilers(info: ModuleInfo, kernel: CompilerId, level: MatchLevel) -> Check:
+    fix = "rebuild it with %s: `kbuildguard make` selects it, `kbuildguard setup` installs it" % kernel.describe()
     if not info.compilers:
-        return Check("compiler", False, kernel.describe(), "no compiler entry in .comment",
-                     "the module's .comment names no compiler: cannot prove which compiler built it")
-    bad = []
+        return Check(Gate.COMPILER, False, kernel.describe(), "no compiler entry in .comment",
+                     "the module's .comment names no compiler: cannot prove which compiler built it", fix)
+    bad: List[CompilerId] = []
     for cid in info.compilers:
         reason = mismatch_reason(kernel, cid, level)
         if reason is not None and cid.describe() not in [b.describe() for b in bad]:
             bad.append(cid)
     found = "; ".join(sorted({c.describe() for c in info.compilers}))
     if bad:
-        return Check("compiler", False, kernel.describe(), found,
+        return Check(Gate.COMPILER, False, kernel.describe(), found,
                      "built (at least in part) by %s; the kernel was built by %s" % (
-                         ", ".join(b.describe() for b in bad), kernel.describe()))
-    return Check("compiler", True, kernel.describe(), found, "every .comment entry matches (level %s)" % level)
+                         ", ".join(b.describe() for b in bad), kernel.describe()),
+                     fix + "; prebuilt objects (*.o_shipped) too")
+    return Check(Gate.COMPILER, True, kernel.describe(), found, "every .comment entry matches (level %s)" % level)
 
 
-def verify_info(info: ModuleInfo, target: KernelTarget, level: MatchLevel,
-                reference: Optional[ReferenceLayout]) -> ModuleReport:
-    checks = []  # type: List[Check]
-    arch_ok = same_arch(target.arch, info.machine)
+def check_machine(info: ModuleInfo, target: KernelTarget) -> Check:
+    want_endian = target.arch.endian if target.arch else None
     endian = "big-endian" if info.big_endian else "little-endian"
-    want_endian = _ENDIAN.get(target.arch)
-    if arch_ok and want_endian and want_endian != endian:
-        arch_ok = False
-    checks.append(Check("machine", arch_ok, "%s %s" % (target.arch or "any", want_endian or ""), "%s %s" % (info.machine, endian),
-                        "ELF machine matches" if arch_ok else "the module is for %s %s, the kernel is %s %s" % (
-                            info.machine, endian, target.arch, want_endian or "")))
-    checks.append(check_compilers(info, target.compiler, level))
+    ok = same_machine(target.arch, info.arch) and (want_endian is None or str(want_endian) == endian)
+    expected = "%s %s" % (target.arch or "any", want_endian or "")
+    return Check(Gate.MACHINE, ok, expected.strip(), "%s %s" % (info.machine, endian),
+                 "ELF machine matches" if ok else "the module is for %s %s, the kernel is %s" % (info.machine, endian, expected.strip()),
+                 "" if ok else "build it for %s: kbuild with ARCH= and CROSS_COMPILE= for that architecture, against "
+                               "the %s build tree" % (target.arch, target.release))
+
+
+def check_vermagic(info: ModuleInfo, target: KernelTarget) -> Check:
     vermagic = info.vermagic
     release = vermagic.split(" ", 1)[0] if vermagic else ""
-    checks.append(Check("vermagic", release == target.release, target.release, vermagic.strip() or "absent",
-                        "vermagic names the target release" if release == target.release else
-                        "vermagic is for %s, not %s: modprobe refuses it" % (release or "nothing", target.release)))
+    ok = release == target.release
+    return Check(Gate.VERMAGIC, ok, target.release, vermagic.strip() or "absent",
+                 "vermagic names the target release" if ok else
+                 "vermagic is for %s, not %s: modprobe refuses it" % (release or "nothing", target.release),
+                 "" if ok else "rebuild it against the build tree of %s (its kernel-devel / linux-headers package); the "
+                               "compiler is not the problem here" % target.release)
+
+
+def check_layout(info: ModuleInfo, target: KernelTarget, reference: Optional[ReferenceLayout], not_compared: str,
+                 compiler: Check) -> Optional[Check]:
+    if info.layout is None:
+        return None
+    if reference is None:
+        return Check(Gate.LAYOUT, True, "the kernel's struct module", "not compared", "layout not compared: %s" % (
+            not_compared or "no reference layout"), "", checked=False)
+    ref, got = reference.layout, info.layout
+    differences = []
+    if got.size != ref.size:
+        differences.append("size 0x%x, kernel expects 0x%x" % (got.size, ref.size))
+    if got.init_offset is not None and got.init_offset != ref.init_offset:
+        differences.append("init at %s, kernel expects %s" % (_hex(got.init_offset), _hex(ref.init_offset)))
+    if got.exit_offset is not None and ref.exit_offset is not None and got.exit_offset != ref.exit_offset:
+        differences.append("exit at %s, kernel expects %s" % (_hex(got.exit_offset), _hex(ref.exit_offset)))
+    expected = "size 0x%x, init %s, exit %s (%s)" % (ref.size, _hex(ref.init_offset), _hex(ref.exit_offset), reference.source)
+    found = "size 0x%x, init %s, exit %s" % (got.size, _hex(got.init_offset), _hex(got.exit_offset))
+    if not differences:
+        return Check(Gate.LAYOUT, True, expected, found, "struct module layout matches the kernel's")
+    if not compiler.ok:
+        cause = ("cause: built by %s, not the kernel's compiler; compiler features decide #ifdefs inside struct module"
+                 % compiler.found)
+        fix = compiler.fix
+    else:
+        cause = reference.cause or GENERIC_CAUSE
+        fix = ("rebuild it against a build tree configured exactly like kernel %s (its own kernel-devel / linux-headers "
+               "package, or a tree made from /boot/config-%s)" % (target.release, target.release))
+    return Check(Gate.LAYOUT, False, expected, found, "struct module layout differs (%s): %s; %s" % (
+        "; ".join(differences), layout_effect(target, got.size != ref.size), cause), fix)
+
+
+def verify_info(info: ModuleInfo, expect: Expectation) -> ModuleReport:
+    target = expect.target
+    compiler = check_compilers(info, target.compiler, expect.level)
     has_this = info.layout is not None
-    checks.append(Check("this_module", has_this, ".gnu.linkonce.this_module present",
-                        "present" if has_this else "absent",
-                        "struct module section present" if has_this else "no .gnu.linkonce.this_module: not a loadable module"))
-    if info.layout is not None and reference is not None:
-        ref = reference.layout
-        got = info.layout
-        differences = []
-        if got.size != ref.size:
-            differences.append("size 0x%x, kernel expects 0x%x" % (got.size, ref.size))
-        if got.init_offset is not None and got.init_offset != ref.init_offset:
-            differences.append("init at %s, kernel expects %s" % (_hex(got.init_offset), _hex(ref.init_offset)))
-        if got.exit_offset is not None and ref.exit_offset is not None and got.exit_offset != ref.exit_offset:
-            differences.append("exit at %s, kernel expects %s" % (_hex(got.exit_offset), _hex(ref.exit_offset)))
-        expected = "size 0x%x, init %s, exit %s (%s)" % (ref.size, _hex(ref.init_offset), _hex(ref.exit_offset), reference.source)
-        found = "size 0x%x, init %s, exit %s" % (got.size, _hex(got.init_offset), _hex(got.exit_offset))
-        if differences:
-            compiler_check = [c for c in checks if c.name == "compiler"][0]
-            cause = ("cause: built by %s, not the kernel's compiler; compiler features decide #ifdefs inside struct module"
-                     % compiler_check.found) if not compiler_check.ok else reference.cause
-            checks.append(Check("layout", False, expected, found,
-                                "struct module layout differs (%s): %s; %s" % (
-                                    "; ".join(differences), layout_effect(target, got.size != ref.size), cause or GENERIC_CAUSE)))
-        else:
-            checks.append(Check("layout", True, expected, found, "struct module layout matches the kernel's"))
+    checks = [check_machine(info, target), compiler, check_vermagic(info, target),
+              Check(Gate.THIS_MODULE, has_this, ".gnu.linkonce.this_module present", "present" if has_this else "absent",
+                    "struct module section present" if has_this else "no .gnu.linkonce.this_module: not a loadable module",
+                    "" if has_this else "build it as a module with kbuild (obj-m), not as a plain object")]
+    layout = check_layout(info, target, expect.reference, expect.not_compared, compiler)
+    if layout is not None:
+        checks.append(layout)
     verdict = Verdict.OK if all(c.ok for c in checks) else Verdict.MISMATCH
     return ModuleReport(info.path, verdict, tuple(checks), info)
 
 
-def verify_path(path: str, target: KernelTarget, level: MatchLevel,
-                reference: Optional[ReferenceLayout]) -> ModuleReport:
+def verify_path(path: str, expect: Expectation) -> ModuleReport:
     try:
         info = read_module(path)
     except BadInput as exc:
-        return ModuleReport(path, Verdict.ERROR, (Check("read", False, "a readable kernel module", "unreadable", exc.message),), None)
-    return verify_info(info, target, level, reference)
+        return ModuleReport(path, Verdict.ERROR, (Check(Gate.READ, False, "a readable kernel module", "unreadable", exc.message,
+                                                        "give the .ko itself (plain, .xz, .gz, .zst or .bz2)"),), None)
+    return verify_info(info, expect)
 
 
 # Below this many modules a worker pool costs more than it saves.
 PARALLEL_THRESHOLD = 256
 
 
-def _verify_chunk(job: Tuple[Sequence[str], KernelTarget, MatchLevel, Optional[ReferenceLayout]]) -> List[ModuleReport]:
-    paths, target, level, reference = job
-    return [verify_path(p, target, level, reference) for p in paths]
+def _verify_chunk(job: Tuple[Sequence[str], Expectation]) -> List[ModuleReport]:
+    paths, expect = job
+    return [verify_path(p, expect) for p in paths]
 
 
-def verify_paths(paths: Sequence[str], target: KernelTarget, level: MatchLevel,
-                 reference: Optional[ReferenceLayout], workers: Optional[int] = None) -> List[ModuleReport]:
+def verify_paths(paths: Sequence[str], expect: Expectation, workers: Optional[int] = None) -> List[ModuleReport]:
     """Verify many modules; a whole kernel's worth (4000 .ko) is spread over the CPUs."""
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if workers < 2 or len(paths) < PARALLEL_THRESHOLD:
-        return _verify_chunk((paths, target, level, reference))
+        return _verify_chunk((paths, expect))
     import multiprocessing
 
     size = max(64, len(paths) // (workers * 4))
-    chunks = [(paths[i:i + size], target, level, reference) for i in range(0, len(paths), size)]
+    chunks = [(paths[i:i + size], expect) for i in range(0, len(paths), size)]
     # fork: the workers need nothing but these records (Python 3.14 defaults to forkserver).
     # multiprocessing.Pool rather than ProcessPoolExecutor: its mp_context needs Python 3.7.
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             results = pool.map(_verify_chunk, chunks)
     except OSError:  # no fork here (seccomp, resource limits): do it in this process
-        return _verify_chunk((paths, target, level, reference))
+        return _verify_chunk((paths, expect))
     return [report for chunk in results for report in chunk]

@@ -8,6 +8,8 @@ with Debian's ``~`` (sorts before anything, even the end) added; tests pin it to
 import re
 from typing import Tuple
 
+from packaging.version import InvalidVersion, Version
+
 _SEGMENT = re.compile(r"~|\^|\d+|[A-Za-z]+")
 
 
@@ -47,6 +49,18 @@ def compare(a: str, b: str) -> int:
         elif xa != xb:
             return -1 if xa < xb else 1
         i += 1
+
+
+def release_tuple(version: str) -> Tuple[int, ...]:
+    """The X.Y.Z of a compiler version (``12.2.0``, ``16.0.6``) or a kernel's base version (``6.1.0``).
+
+    These are plain releases, which is what packaging's Version is for; Android's ``4.9.x`` is not
+    one, and falls back to the numeric prefix.
+    """
+    try:
+        return Version(version).release
+    except InvalidVersion:
+        return numeric_tuple(version)
 
 
 def numeric_tuple(version: str) -> Tuple[int, ...]:

@@ -4,8 +4,9 @@
   temporary HOME), as kas's monkeykas does.
 - Unless a test is marked ``integration``, starting a process raises (cibuildwheel's
   mock_protection): unit tests use FakeRunner, which maps argv to canned output.
-- With KBG_TEST_INTEGRATION=1 (set by .ci/run) a missing prerequisite of an integration test is a
-  failure, not a skip: CI must not go green by skipping.
+- A plain `pytest` in a checkout runs the unit suite only. tests/integration/ is collected with
+  KBG_TEST_INTEGRATION=1 (set by scripts/test, so by CI), where a missing prerequisite is a failure,
+  not a skip -- CI must not go green by skipping -- or with KBG_TEST_INTEGRATION=local, where it skips.
 """
 
 import os
@@ -23,6 +24,7 @@ from kbuildguard.errors import ToolNotFound  # noqa: E402
 from kbuildguard.run import CommandFailed, Completed  # noqa: E402
 
 INTEGRATION = os.environ.get("KBG_TEST_INTEGRATION") == "1"
+collect_ignore = [] if os.environ.get("KBG_TEST_INTEGRATION") in ("1", "local") else ["integration"]
 SCRUB = ("CC", "CROSS_COMPILE", "ARCH", "KERNELRELEASE", "LLVM", "MAKEFLAGS", "NO_COLOR")
 
 
@@ -94,12 +96,23 @@ class FakeRunner:
             return Completed(list(argv), code, text, "")
         return Completed(list(argv), 0, out, "")
 
-    def action(self, argv, cwd=None, env=None, ok_returncodes=(0,)) -> int:
+    def action(self, argv, cwd=None, env=None, ok_returncodes=(0,), pass_fds=()) -> int:
         out = self._lookup(argv)
         code = out if isinstance(out, int) else 0
         if code not in ok_returncodes:
             raise CommandFailed(argv, cwd, code)
         return code
+
+
+def context(runner=None, euid=0, interactive=False, stdin_text="", env=None, cwd="/", json=False):
+    """A Context built from fakes, as cli.main builds the real one."""
+    import io
+
+    from kbuildguard.context import Context
+
+    runner = runner or FakeRunner()
+    return Context(runner=runner, console=runner.console, stdout=io.StringIO(), stdin=io.StringIO(stdin_text),
+                   interactive=interactive, euid=euid, env=dict(env or {}), cwd=cwd, json=json)
 
 
 GCC12_MACROS = "#define __GNUC__ 12\n#define __GNUC_MINOR__ 2\n#define __GNUC_PATCHLEVEL__ 0\n#define __x86_64__ 1\n#define __VERSION__ \"12.2.0\"\n"

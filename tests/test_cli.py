@@ -77,7 +77,7 @@ def test_check_json_contract(capsys, tmp_path):
     verdicts = {m["path"].rsplit("/", 1)[1]: m["verdict"] for m in data["modules"]}
     assert verdicts == {"a.ko": "ok", "b.ko": "mismatch", "c.ko": "error"}
     check = data["modules"][1]["checks"][2]
-    assert set(check) == {"name", "ok", "expected", "found", "message"} and check["name"] == "vermagic"
+    assert {"name", "ok", "expected", "found", "message", "fix", "checked"} == set(check) and check["name"] == "vermagic"
 
 
 def test_check_only_unreadable_is_bad_input(capsys, tmp_path):

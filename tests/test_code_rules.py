@@ -53,3 +53,59 @@ def test_no_syntax_newer_than_3_6():
             assert not type(node).__name__ == "NamedExpr", "%s: walrus needs 3.8" % rel
         assert "from __future__ import annotations" not in text, rel
         assert not re.search(r"^\s*def .*\(.*\b/\s*[,)]", text, re.M), "%s: positional-only parameters need 3.8" % rel
+
+
+def _imports():
+    """(importer, imported module, names) for every kbuildguard import, module-level or inside functions."""
+    for rel, text in _sources():
+        me = "kbuildguard." + rel[:-3].replace(os.sep, ".").replace(".__init__", "")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("kbuildguard"):
+                yield me, node.module, [a.name for a in node.names]
+            elif isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.name.startswith("kbuildguard"):
+                        yield me, a.name, []
+
+
+def test_no_module_imports_another_modules_private_names():
+    offenders = [(me, mod, n) for me, mod, names in _imports() for n in names
+                 if n.startswith("_") and not n.endswith("__") and mod != me]
+    assert offenders == []
+
+
+def test_import_graph_has_no_cycle():
+    """Data flows one way: settings -> kernel -> toolchain/provision -> render -> kbuild -> verify -> report/outputs."""
+    modules = {me for me, _, _ in _imports()}
+    graph = {}
+    for me, mod, names in _imports():
+        targets = {mod + "." + n for n in names if mod + "." + n in modules} or {mod}
+        graph.setdefault(me, set()).update(t for t in targets if t != me and t in modules | {mod})
+    state = {}
+
+    def visit(node, path):
+        if state.get(node) == "done":
+            return
+        assert state.get(node) != "open", "import cycle: " + " -> ".join(path + [node])
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            visit(nxt, path + [node])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        visit(node, [])
+
+
+def test_cli_is_only_argparse_dispatch_and_exit_codes():
+    with open(os.path.join(PACKAGE, "cli.py"), encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    domain = {"kbuildguard.kernel", "kbuildguard.toolchain", "kbuildguard.build", "kbuildguard.verify", "kbuildguard.kbuild",
+              "kbuildguard.provision", "kbuildguard.outputs", "kbuildguard.render", "kbuildguard.explain"}
+    assert imported & domain == set()
+
+
+def test_nothing_below_the_cli_reads_kbuildguard_environment():
+    for rel, text in _sources():
+        if rel != "settings.py":
+            assert not re.search(r"""(\.get\(|\[)\s*["']KBUILDGUARD_[A-Z]""", text), rel

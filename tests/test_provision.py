@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from conftest import FakeRunner, make_tree
+from conftest import FakeRunner, context, make_tree
 from kbuildguard.cli import main
 from kbuildguard.errors import ConsentRequired, InstallFailed, NoMatchingCompiler
 from kbuildguard.kernel import Selector, resolve
@@ -74,40 +74,29 @@ def test_clang_kernel_on_debian(tmp_path):
     assert p.packages == ("clang-16", "lld-16")
 
 
-class Ctx:
-    def __init__(self, runner):
-        self.runner = runner
-        self.console = runner.console
-        self.env = {}
-
-
 def _plan(tmp_path):
     return plan(_target(tmp_path, "gcc-11 (Debian 11.3.0-12) 11.3.0"), Distro("debian", (), "12", "Debian 12", "x86_64"))
 
 
 def test_no_terminal_and_no_yes_installs_nothing(tmp_path, monkeypatch):
     runner = FakeRunner()
-    monkeypatch.setattr("os.geteuid", lambda: 0)
-    monkeypatch.setattr("sys.stdin", open(os.devnull))
     with pytest.raises(ConsentRequired) as exc:
-        execute(Ctx(runner), _plan(tmp_path), yes=False, dry_run=False)
+        execute(context(runner, euid=0, interactive=False), _plan(tmp_path), yes=False, dry_run=False)
     assert runner.calls == []
     assert "apt-get install -y --no-install-recommends gcc-11" in exc.value.hint
 
 
 def test_non_root_gets_the_command_never_sudo(tmp_path, monkeypatch):
     runner = FakeRunner()
-    monkeypatch.setattr("os.geteuid", lambda: 1000)
     with pytest.raises(ConsentRequired) as exc:
-        execute(Ctx(runner), _plan(tmp_path), yes=True, dry_run=False)
+        execute(context(runner, euid=1000), _plan(tmp_path), yes=True, dry_run=False)
     assert runner.calls == [] and "run as root" in exc.value.hint and "sudo" not in exc.value.hint
 
 
 def test_failing_package_manager_claims_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr("os.geteuid", lambda: 0)
     p = _plan(tmp_path)
     runner = FakeRunner({tuple(p.commands[0]): CommandFailed(list(p.commands[0]), None, 100, "E: Could not resolve host")})
     with pytest.raises(InstallFailed) as exc:
-        execute(Ctx(runner), p, yes=True, dry_run=False)
+        execute(context(runner, euid=0), p, yes=True, dry_run=False)
     assert "may not be installed" in exc.value.message
     assert len(runner.calls) == 1  # stopped at the first failure

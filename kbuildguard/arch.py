@@ -1,0 +1,122 @@
+"""The one table of architectures: how the kernel's config, its release name, a compiler's macros and
+an ELF header each spell the same machine.
+
+Every other module asks this one; before, seven tables (kernel twice, toolchain, identity, elf,
+verify) could disagree about what "arm64", "aarch64" and EM_AARCH64 have in common.
+"""
+
+import enum
+from typing import Mapping, NamedTuple, Optional, Tuple
+
+
+class Endian(str, enum.Enum):
+    LITTLE = "little-endian"
+    BIG = "big-endian"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class _Traits(NamedTuple):
+    kconfig: str  # the CONFIG_ symbol that selects it
+    elf_machine: int  # e_machine of its modules
+    macro: str  # what its compilers predefine
+    release_suffixes: Tuple[str, ...]  # how distributions end a kernel release for it
+    endian: Optional[Endian]  # None where the architecture allows both
+
+
+class Arch(str, enum.Enum):
+    """A kernel architecture, named as ``uname -m`` names it (a str too: JSON and comparisons read the name)."""
+
+    X86_64 = "x86_64"
+    I686 = "i686"
+    AARCH64 = "aarch64"
+    ARM = "armv7l"
+    PPC64LE = "ppc64le"
+    PPC64 = "ppc64"
+    S390X = "s390x"
+    RISCV64 = "riscv64"
+    LOONGARCH64 = "loongarch64"
+    MIPS = "mips"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def traits(self) -> _Traits:
+        return _TRAITS[self]
+
+    @property
+    def endian(self) -> Optional[Endian]:
+        return _TRAITS[self].endian
+
+
+# Order matters where one CONFIG symbol or macro serves two members: PPC64LE before PPC64 (the
+# endianness decides), X86_64 before I686 (CONFIG_X86_64 kernels also set CONFIG_X86).
+_TRAITS: Mapping[Arch, _Traits] = {
+    Arch.X86_64: _Traits("CONFIG_X86_64", 62, "__x86_64__", (".x86_64", "-amd64"), Endian.LITTLE),
+    Arch.AARCH64: _Traits("CONFIG_ARM64", 183, "__aarch64__", (".aarch64", "-arm64"), None),
+    Arch.PPC64LE: _Traits("CONFIG_PPC64", 21, "__powerpc64__", (".ppc64le", "-ppc64el"), Endian.LITTLE),
+    Arch.PPC64: _Traits("CONFIG_PPC64", 21, "__powerpc64__", (".ppc64", "-powerpc64"), Endian.BIG),
+    Arch.S390X: _Traits("CONFIG_S390", 22, "__s390x__", (".s390x", "-s390x"), Endian.BIG),
+    Arch.RISCV64: _Traits("CONFIG_RISCV", 243, "__riscv", (".riscv64", "-riscv64"), Endian.LITTLE),
+    Arch.LOONGARCH64: _Traits("CONFIG_LOONGARCH", 258, "__loongarch__", (".loongarch64", "-loong64"), Endian.LITTLE),
+    Arch.I686: _Traits("CONFIG_X86_32", 3, "__i386__", (".i686", "-686", "-686-pae"), Endian.LITTLE),
+    Arch.ARM: _Traits("CONFIG_ARM", 40, "__arm__", (".armv7hl", "-armmp", "-armmp-lpae"), None),
+    Arch.MIPS: _Traits("CONFIG_MIPS", 8, "__mips__", (), None),
+}
+
+# `uname -m` and package names that are the same machine under another name.
+_ALIASES = {"amd64": Arch.X86_64, "arm64": Arch.AARCH64, "i386": Arch.I686, "i586": Arch.I686, "arm": Arch.ARM,
+            "armv7hl": Arch.ARM, "ppc64el": Arch.PPC64LE, "riscv": Arch.RISCV64, "loongarch": Arch.LOONGARCH64}
+
+
+def parse(name: str) -> Optional[Arch]:
+    """``uname -m`` (or a package architecture) to Arch; None for one we do not know."""
+    try:
+        return Arch(name)
+    except ValueError:
+        return _ALIASES.get(name)
+
+
+def from_kconfig(config: Mapping[str, str]) -> Optional[Arch]:
+    for arch, traits in _TRAITS.items():
+        if config.get(traits.kconfig) == "y":
+            if traits.kconfig == "CONFIG_PPC64":
+                big = config.get("CONFIG_CPU_BIG_ENDIAN") == "y"
+                return Arch.PPC64 if big else Arch.PPC64LE
+            return arch
+    return None
+
+
+def from_release(release: str) -> Optional[Arch]:
+    """RPM kernels end their release with the architecture (4.18.0-147.el7.aarch64), Debian's with
+    the flavour (6.1.0-13-amd64, 6.1.0-13-cloud-arm64)."""
+    for arch, traits in _TRAITS.items():
+        if release.endswith(traits.release_suffixes):
+            return arch
+    return None
+
+
+def from_macros(defined: Mapping[str, str]) -> Optional[Arch]:
+    """The machine a compiler targets, from its predefined macros (``cc -E -dM -``)."""
+    for arch, traits in _TRAITS.items():
+        if traits.macro in defined:
+            if traits.macro == "__powerpc64__":
+                return Arch.PPC64 if "__BIG_ENDIAN__" in defined else Arch.PPC64LE
+            return arch
+    return None
+
+
+def from_elf(machine: int, big_endian: bool) -> Optional[Arch]:
+    for arch, traits in _TRAITS.items():
+        if traits.elf_machine == machine:
+            if machine == 21:
+                return Arch.PPC64 if big_endian else Arch.PPC64LE
+            return arch
+    return None
+
+
+def same_machine(a: Optional[Arch], b: Optional[Arch]) -> bool:
+    """True unless both are known and are different machines (ppc64 and ppc64le are one machine, two byte orders)."""
+    return a is None or b is None or _TRAITS[a].elf_machine == _TRAITS[b].elf_machine

@@ -1,0 +1,443 @@
+"""``kbuildguard make``: the guarded build, for one kernel or many, as named stages.
+
+    prepare   resolve the target kernel, compare its tree's configuration (drift), choose the
+              compiler (or install it), find the kernel's struct module layout -- each once
+    plan      render Kbuild/Makefile, the staging folder, the make command (all a dry run prints)
+    build     mirror the sources into staging, run kbuild there
+    verify    hold every produced .ko to the Expectation
+    settle    place verified modules in the folder, quarantine the rest, write the report
+
+For ``--kernel all`` (or R1,R2) each kernel is built on its own, with its own compiler and staging
+folder; verified modules go to ``MODULE_DIR/kbuildguard-out/RELEASE/``; one failing kernel does not
+stop the others, a signal does; a summary table closes the run.
+"""
+
+import datetime
+import os
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+from kbuildguard import __version__, kbuild, kernel, outputs, render, report, toolchain
+from kbuildguard.console import printable
+from kbuildguard.context import Context
+from kbuildguard.drift import Drift, compare
+from kbuildguard.errors import (
+    BuildFailed,
+    CannotWrite,
+    ConfigError,
+    ForcedCompilerMismatch,
+    HeaderDrift,
+    Interrupted,
+    KbgError,
+    ModuleRejected,
+    NoMatchingCompiler,
+    Stopped,
+    UsageError,
+)
+from kbuildguard.kernel import KernelTarget, Selector
+from kbuildguard.project import Project
+from kbuildguard.provision import install_and_reselect, install_hint
+from kbuildguard.settings import Settings
+from kbuildguard.toolchain import Forced, MatchLevel, Selection
+from kbuildguard.verify import (
+    STRUCT_MODULE_GATES,
+    WHY_SENTENCE,
+    Expectation,
+    Gate,
+    ModuleReport,
+    Verdict,
+    find_reference,
+    verify_path,
+    with_cause,
+)
+
+# make arguments after -- that would send kbuild's outputs somewhere kbuildguard does not watch.
+OUTPUT_REDIRECTS = ("M=", "KBUILD_EXTMOD=", "MO=", "KBUILD_EXTMOD_OUTPUT=", "O=", "KBUILD_OUTPUT=", "SUBDIRS=")
+
+
+class Request(NamedTuple):
+    module_dir: str
+    goal: str  # modules, clean, modules_install
+    make_args: Tuple[str, ...]
+    level: MatchLevel
+    forced: Optional[Forced]
+    install: bool
+    yes: bool
+    dry_run: bool
+    allow_mismatch: bool
+    vmlinux: Optional[str]
+    kernel_config: Optional[str]
+    scl_root: str
+    settings: Settings  # every value with its origin, for the plan and the report
+    log_path: str  # the complete log: kbuildguard's steps, make's and the compiler's output
+
+
+class Outcome(NamedTuple):
+    release: str
+    compiler: str  # the chosen compiler, described, or ""
+    modules: Tuple[str, ...]  # where the verified modules are
+    exit_code: int
+    message: str  # "ok", or the error's one line
+
+
+class Prepared(NamedTuple):
+    target: KernelTarget
+    drift: Optional[Drift]
+    selection: Selection
+    expect: Expectation
+
+
+class Plan(NamedTuple):
+    files: Tuple[render.RenderedFile, ...]
+    stage: str
+    command: kbuild.MakeCommand
+
+
+def check_make_args(make_args: Sequence[str]) -> None:
+    for arg in make_args:
+        if arg.startswith(OUTPUT_REDIRECTS):
+            raise UsageError("%s= after --: kbuildguard decides where kbuild builds (its staging folder), so that no "
+                             "unverified module can land where a packager looks" % arg.split("=", 1)[0])
+
+
+# -- prepare ----------------------------------------------------------------------------------
+
+def resolve_target(ctx: Context, selector: Selector) -> KernelTarget:
+    with ctx.console.step("resolve target kernel"):
+        target = kernel.resolve(selector)
+    if target.build_dir is None:
+        raise kernel.missing_tree_error(target.release, target.sysroot, target.running)
+    for note in target.notes:
+        ctx.console.warn(printable(note))
+    return target
+
+
+def check_drift(ctx: Context, target: KernelTarget, req: Request) -> Optional[Drift]:
+    found = compare(target, req.kernel_config)
+    if found is not None and found.abi:
+        message = "the build tree %s is configured differently from kernel %s in options that change struct module: %s" % (
+            target.build_dir, target.release, found.describe())
+        if not req.allow_mismatch:
+            raise HeaderDrift(message, hint="rebuild or reinstall the build tree from the kernel's own configuration (%s); "
+                                            "a module built against it would not match the kernel" % found.kernel_config,
+                              details=["%d other option(s) differ too" % found.other] if found.other else [])
+        ctx.console.warn(message)
+    elif found is not None and found.other:
+        ctx.console.warn("the build tree's .config differs from %s in %d option(s), none of them in struct module"
+                         % (found.kernel_config, found.other))
+    return found
+
+
+def no_match_error(target: KernelTarget, selection: Selection) -> NoMatchingCompiler:
+    details = ["%s: %s" % (c.path, c.reason) for c in selection.candidates]
+    return NoMatchingCompiler(
+        "no local compiler matches the kernel's %s (%s, match level %s)" % (
+            target.compiler.describe(), target.compiler_source, selection.level),
+        hint=install_hint(target), details=details or ["no gcc or clang found on PATH or under /opt/rh"])
+
+
+def refuse_forced(target: KernelTarget, selection: Selection) -> ForcedCompilerMismatch:
+    c = selection.candidates[0]
+    found = c.compiler.identity.describe() if c.compiler else "unidentified"
+    return ForcedCompilerMismatch(
+        "%s (%s) is %s, but kernel %s was built by %s: refused before building" % (
+            c.path, c.origin, found, target.release, target.compiler.describe()),
+        hint="drop %s and let kbuildguard choose, or use a compiler that is %s" % (c.origin, target.compiler.describe()),
+        details=[c.reason])
+
+
+def choose_compiler(ctx: Context, target: KernelTarget, req: Request) -> Selection:
+    with ctx.console.step("select compiler for %s" % target.compiler.describe()):
+        selection = toolchain.select(ctx.runner, target, req.level, ctx.env, forced=req.forced, opt_root=req.scl_root,
+                                     first_match=True)
+    if selection.selected is not None:
+        return selection
+    if req.forced is None:
+        if req.install:
+            return install_and_reselect(ctx, target, req.level, yes=req.yes, dry_run=req.dry_run, scl_root=req.scl_root)
+        raise no_match_error(target, selection)
+    if not req.allow_mismatch:
+        raise refuse_forced(target, selection)
+    c = selection.candidates[0]
+    if c.compiler is None:
+        raise ForcedCompilerMismatch("%s: %s" % (c.path, c.reason))
+    ctx.console.warn("--allow-mismatch: building with %s although the kernel was built by %s" % (
+        c.compiler.describe(), target.compiler.describe()))
+    return selection._replace(selected=c.compiler)
+
+
+def expectation(ctx: Context, target: KernelTarget, level: MatchLevel, vmlinux: Optional[str],
+                drift: Optional[Drift]) -> Expectation:
+    """What the modules will be held to; says plainly when the layout cannot be compared."""
+    reference, why_not = find_reference(target, vmlinux)
+    if reference is None:
+        ctx.console.warn("layout not compared: %s" % why_not)
+        return Expectation(target, level, None, why_not)
+    return Expectation(target, level, with_cause(reference, drift))
+
+
+def prepare(ctx: Context, req: Request, selector: Selector) -> Prepared:
+    target = resolve_target(ctx, selector)
+    drift = check_drift(ctx, target, req)
+    selection = choose_compiler(ctx, target, req)
+    return Prepared(target, drift, selection, expectation(ctx, target, req.level, req.vmlinux, drift))
+
+
+# -- plan -------------------------------------------------------------------------------------
+
+def plan(ctx: Context, proj: Project, req: Request, prepared: Prepared) -> Plan:
+    files = render.render(proj)
+    missing = render.missing_sources(proj)
+    if missing:
+        raise ConfigError("%s names file(s) that do not exist: %s" % (proj.config_path, ", ".join(missing)))
+    if not proj.modules and not any(os.path.exists(os.path.join(req.module_dir, n)) for n in ("Kbuild", "Makefile")):
+        raise ConfigError("%s has no kbuildguard.toml, Kbuild or Makefile: nothing to build" % printable(req.module_dir),
+                          hint="run `kbuildguard init` to create kbuildguard.toml and a module source")
+    target = prepared.target
+    assert target.build_dir is not None and prepared.selection.selected is not None
+    root = outputs.stage_root(ctx.env, ctx.euid) if not req.dry_run else "STAGE_ROOT"
+    stage = (outputs.stage_dir(root, req.module_dir, target.release, target.build_dir) if not req.dry_run
+             else os.path.join(root, "(per module folder and kernel)"))
+    command = kbuild.make_command(target, prepared.selection.selected, stage, "clean" if req.goal == "clean" else "modules",
+                                  req.make_args, ctx.env)
+    return Plan(tuple(files), stage, command)
+
+
+def print_plan(ctx: Context, req: Request, prepared: Prepared, p: Plan) -> None:
+    target, selection = prepared.target, prepared.selection
+    assert selection.selected is not None
+    data: Dict[str, Any] = {
+        "kernel": report.kernel_summary_json(target),
+        "compiler": selection.selected.path,
+        "settings": req.settings.as_json(),
+        "files": [{"path": f.path, "action": f.action} for f in p.files],
+        "make": p.command.argv,
+        "env": {k: v for k, v in p.command.env.items() if ctx.env.get(k) != v and k != "PWD"},
+        "layout_not_compared": prepared.expect.not_compared or None,
+    }
+    if ctx.json:
+        ctx.out_json(data)
+        return
+    ctx.out("kernel:   %s (%s)" % (target.release, printable(target.compiler.describe())))
+    ctx.out("compiler: %s" % printable(selection.selected.describe()))
+    for name, value in zip(req.settings._fields, req.settings):
+        if value.value is not None and value.origin != "default":
+            ctx.out("setting:  %s = %s (from %s)" % (name, printable(value.value), value.origin))
+    for f in p.files:
+        ctx.out("file:     %s (%s)" % (printable(f.path), f.action))
+    ctx.out("make:     %s" % printable(" ".join(p.command.argv)))
+    for k, v in data["env"].items():
+        ctx.out("env:      %s=%s" % (k, printable(v)))
+    if prepared.expect.not_compared:
+        ctx.out("layout:   not compared: %s" % prepared.expect.not_compared)
+
+
+# -- build, verify, settle ----------------------------------------------------------------------
+
+def _log_hint(ctx: Context) -> str:
+    return " and complete in %s" % printable(ctx.console.log_path) if ctx.console.log_path else ""
+
+
+def _verify(ctx: Context, p: Plan, expect: Expectation) -> List[ModuleReport]:
+    listed = kbuild.ordered_modules(p.stage) or []
+    produced = [path for path in listed if os.path.exists(path)]
+    if not produced:
+        raise BuildFailed("make succeeded but produced no module (modules.order lists %d, none exists)" % len(listed),
+                          hint="does the Kbuild/Makefile declare obj-m? nothing was placed in the folder")
+    with ctx.console.step("verify modules against %s %s" % (expect.target.release, expect.target.compiler.describe())):
+        return [verify_path(path, expect) for path in produced]
+
+
+def _destination(req: Request, p: Plan, staged: str, release: str, multi: bool) -> str:
+    if multi:
+        return os.path.join(req.module_dir, outputs.OUT_DIR, release, os.path.basename(staged))
+    return os.path.join(req.module_dir, os.path.relpath(staged, p.stage))
+
+
+def _settle(ctx: Context, req: Request, p: Plan, reports: List[ModuleReport], release: str,
+            multi: bool) -> Tuple[List[Dict[str, Any]], List[str], List[str]]:
+    """Place what passed, quarantine what did not. Returns (report entries, placed, quarantined)."""
+    entries: List[Dict[str, Any]] = []
+    placed: List[str] = []
+    rejected: List[str] = []
+    folder = os.path.join("rejected", release) if multi else "rejected"
+    for rep in reports:
+        entry = report.module_json(rep)
+        if rep.verdict is Verdict.OK or req.allow_mismatch:
+            dest = outputs.place(rep.path, _destination(req, p, rep.path, release, multi), release, req.module_dir)
+            entry["path"] = dest
+            entry["staged"] = rep.path
+            placed.append(dest)
+        else:
+            dest = outputs.quarantine(rep.path, req.module_dir, folder, entry)
+            entry["quarantined_to"] = dest
+            rejected.append(dest)
+        entries.append(entry)
+    symvers = os.path.join(p.stage, "Module.symvers")
+    if placed and not rejected and not multi and os.path.isfile(symvers):
+        # other out-of-tree modules link against these exports (KBUILD_EXTRA_SYMBOLS)
+        outputs.place(symvers, os.path.join(req.module_dir, "Module.symvers"), release, req.module_dir)
+    return entries, placed, rejected
+
+
+def _rejected(prepared: Prepared, reports: List[ModuleReport], quarantined: List[str]) -> ModuleRejected:
+    target = prepared.target
+    details: List[str] = []
+    fixes: List[str] = []
+    for rep, dest in zip([r for r in reports if r.failed()], quarantined):
+        for c in rep.failed():
+            details.append("%s: %s: %s" % (printable(os.path.basename(rep.path)), c.name, printable(c.message)))
+            if c.fix and c.fix not in fixes:
+                fixes.append(c.fix)
+        details.append("moved to %s (report beside it)" % printable(dest))
+    names = {c.name for r in reports for c in r.failed()}
+    why = WHY_SENTENCE + " " if names & STRUCT_MODULE_GATES else ""
+    return ModuleRejected(
+        "%d module(s) do not match kernel %s (built by %s)" % (len(quarantined), target.release, target.compiler.describe()),
+        hint="%sFix: %s" % (why, "; ".join(fixes)), details=details)
+
+
+def _offenders(prepared: Prepared, reports: List[ModuleReport]) -> List[str]:
+    """Name the objects that brought a foreign compiler in (a vendor's *.o_shipped), read before quarantine."""
+    target, level = prepared.target, prepared.expect.level
+
+    def foreign(compilers) -> str:
+        return ", ".join(sorted({c.describe() for c in compilers if toolchain.mismatch_reason(target.compiler, c, level)}))
+
+    lines: List[str] = []
+    for rep in reports:
+        if any(c.name is Gate.COMPILER for c in rep.failed()):
+            lines.extend("%s: offending object %s" % (printable(os.path.basename(rep.path)), printable(line))
+                         for line in kbuild.offending_objects(rep.path, foreign))
+    return lines
+
+
+def _report_data(req: Request, prepared: Prepared, p: Plan, entries: List[Dict[str, Any]]) -> Dict[str, Any]:
+    return {
+        "kbuildguard": __version__,
+        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "settings": req.settings.as_json(),
+        "kernel": report.kernel_json(prepared.target),
+        "toolchain": dict(report.selection_json(prepared.selection),
+                          why="matches the kernel's compiler at level %s" % prepared.selection.level),
+        "make": p.command.argv,
+        "staging": p.stage,
+        "generated_files": [{"path": f.path, "action": f.action} for f in p.files],
+        "override": {"allow_mismatch": req.allow_mismatch},
+        "reference_layout": report.reference_json(prepared.expect.reference),
+        "layout_not_compared": prepared.expect.not_compared or None,
+        "modules": entries,
+    }
+
+
+def build_one(ctx: Context, proj: Project, req: Request, selector: Selector, lock_fd: int, multi: bool = False) -> Outcome:
+    """One kernel. Raises KbgError on failure (build_many catches it per kernel)."""
+    prepared = prepare(ctx, req, selector)
+    target, compiler = prepared.target, prepared.selection.selected
+    assert compiler is not None
+    p = plan(ctx, proj, req, prepared)
+    if req.dry_run:
+        print_plan(ctx, req, prepared, p)
+        return Outcome(target.release, compiler.describe(), (), 0, "dry run")
+    render.write(p.files)
+    for f in p.files:
+        if f.action in ("create", "update"):
+            ctx.console.info("%s %s" % ("generated" if f.action == "create" else "regenerated", printable(f.path)))
+    outputs.mirror(req.module_dir, p.stage)
+    if req.goal == "clean":
+        kbuild.run_make(ctx.runner, p.command, _log_hint(ctx), pass_fds=(lock_fd,))
+        return Outcome(target.release, compiler.describe(), (), 0, "cleaned")
+    if req.allow_mismatch:
+        ctx.console.warn("--allow-mismatch is set: mismatched modules will NOT be quarantined. Emergency use only; "
+                         "it is recorded in the build report.")
+    with ctx.console.step("make modules with %s" % compiler.describe()):
+        kbuild.run_make(ctx.runner, p.command, _log_hint(ctx), pass_fds=(lock_fd,))
+    reports = _verify(ctx, p, prepared.expect)
+    offenders = _offenders(prepared, reports)
+    entries, placed, rejected = _settle(ctx, req, p, reports, target.release, multi)
+    report_path = os.path.join(outputs.state_dir(req.module_dir), "report-%s.json" % target.release if multi else "report.json")
+    outputs.write_json(report_path, _report_data(req, prepared, p, entries))
+    if not ctx.json and not multi:
+        for entry, rep in zip(entries, reports):
+            status = "ok" if not rep.failed() else ("KEPT (--allow-mismatch)" if req.allow_mismatch else "REJECTED")
+            ctx.out("%s: %s" % (printable(entry.get("quarantined_to") or entry["path"]), status))
+    elif ctx.json and not multi:
+        ctx.out_json(_report_data(req, prepared, p, entries))
+    if rejected:
+        exc = _rejected(prepared, reports, rejected)
+        exc.details[:0] = offenders
+        raise exc
+    ctx.console.info("report: %s" % printable(report_path))
+    if req.goal == "modules_install":
+        install = p.command._replace(argv=p.command.argv[:-1] + ["modules_install"])
+        kbuild.run_make(ctx.runner, install, _log_hint(ctx), pass_fds=(lock_fd,))
+    return Outcome(target.release, compiler.describe(), tuple(placed), 0, "ok")
+
+
+def _summary(ctx: Context, req: Request, outcomes: List[Outcome]) -> None:
+    summary = [o._asdict() for o in outcomes]
+    if not req.dry_run:
+        outputs.write_json(os.path.join(outputs.state_dir(req.module_dir), "summary.json"), {"kernels": summary})
+    if ctx.json:
+        ctx.out_json({"kernels": summary})
+        return
+    width = max([len(o.release) for o in outcomes] + [6])
+    ctx.out("%-*s  %-4s  %-48s  %s" % (width, "kernel", "exit", "compiler", "result"))
+    for o in outcomes:
+        where = ", ".join(os.path.relpath(m, req.module_dir) for m in o.modules)
+        ctx.out("%-*s  %-4d  %-48s  %s" % (width, o.release, o.exit_code, printable(o.compiler) or "-",
+                                         printable(o.message) + (" (%s)" % printable(where) if where else "")))
+
+
+def build_many(ctx: Context, proj: Project, req: Request, selectors: Sequence[Selector], lock_fd: int) -> int:
+    """Every kernel in turn; a failure is recorded, not fatal (a signal is). Returns the first failure's exit code."""
+    outcomes: List[Outcome] = []
+    for selector in selectors:
+        ctx.console.info("\n== kernel %s" % selector.kernel)
+        try:
+            outcomes.append(build_one(ctx, proj, req, selector, lock_fd, multi=True))
+        except Interrupted:
+            raise
+        except KbgError as exc:
+            ctx.console.fail(exc.title, printable(exc.message), [printable(d) for d in exc.details],
+                             printable(exc.hint) if exc.hint else None)
+            outcomes.append(Outcome(selector.kernel or "?", "", (), exc.exit_code, "%s: %s" % (exc.title, exc.message)))
+    _summary(ctx, req, outcomes)
+    failed = [o for o in outcomes if o.exit_code != 0]
+    return failed[0].exit_code if failed else 0
+
+
+def run(ctx: Context, proj: Project, req: Request, selectors: Sequence[Selector], many: bool) -> int:
+    """The whole ``make``: lock the folder, take back what earlier runs placed, build each kernel."""
+    check_make_args(req.make_args)
+    if req.dry_run:
+        if many:
+            return build_many(ctx, proj, req, selectors, -1)
+        return build_one(ctx, proj, req, selectors[0], -1).exit_code
+    outputs.ensure_writable(req.module_dir)
+    ctx.console.open_log(req.log_path)
+    try:
+        with outputs.build_lock(req.module_dir, ctx.console) as lock:
+            outputs.withdraw(req.module_dir, ctx.console)
+            outputs.set_aside_strays(req.module_dir, ctx.console)
+            if many:
+                return build_many(ctx, proj, req, selectors, lock.fileno())
+            return build_one(ctx, proj, req, selectors[0], lock.fileno()).exit_code
+    except (KeyboardInterrupt, Stopped) as exc:
+        signum = exc.signum if isinstance(exc, Stopped) else 2
+        # make and its compilers were stopped (run.stop_group) and only ever wrote to staging:
+        # nothing unverified is in the folder, whatever moment the signal came at.
+        raise Interrupted("build stopped by signal %d; make was stopped too, and nothing unverified was placed in %s"
+                          % (signum, printable(req.module_dir)), signum=signum)
+    except OSError as exc:
+        raise CannotWrite("%s: %s" % (printable(getattr(exc, "filename", None) or req.module_dir), exc.strerror or exc),
+                          hint="kbuildguard writes its state under MODULE_DIR/.kbuildguard, stages builds under "
+                               "~/.cache/kbuildguard and places verified modules in MODULE_DIR")
+
+
+def kernel_list(kernel_setting: Optional[str], sysroot: Optional[str]) -> Optional[List[str]]:
+    """None for a single kernel; the releases for ``all`` or a comma-separated list."""
+    if not kernel_setting or (kernel_setting != "all" and "," not in kernel_setting):
+        return None
+    if kernel_setting == "all":
+        return kernel.installed_releases(os.path.abspath(sysroot) if sysroot else "/")
+    return [r.strip() for r in kernel_setting.split(",") if r.strip()]

@@ -1,0 +1,69 @@
+"""``kbuildguard check``: verify modules built elsewhere against the target kernel."""
+
+from typing import NamedTuple, Optional, Tuple
+
+from kbuildguard import kernel, report
+from kbuildguard.commands.common import Common, absolute, level_of, selector_for, settings_for, single_kernel
+from kbuildguard.console import printable
+from kbuildguard.context import Context
+from kbuildguard.drift import compare
+from kbuildguard.errors import BadInput, ModuleRejected, UsageError
+from kbuildguard.inspect import find_modules
+from kbuildguard.verify import STRUCT_MODULE_GATES, WHY_SENTENCE, Expectation, Verdict, find_reference, verify_paths, with_cause
+
+
+class CheckOptions(NamedTuple):
+    common: Common
+    paths: Tuple[str, ...]
+    vmlinux: Optional[str] = None
+    kernel_config: Optional[str] = None
+
+
+def run(ctx: Context, opts: CheckOptions) -> int:
+    settings = settings_for(ctx, opts.common.cli)
+    single_kernel(settings, "check")
+    target = kernel.resolve(selector_for(settings))
+    paths = find_modules(absolute(ctx, opts.paths))
+    if not paths:
+        raise UsageError("no .ko, .ko.xz, .ko.gz or .ko.zst files under %s" % printable(" ".join(opts.paths)))
+    reference, not_compared = find_reference(target, ctx.path(opts.vmlinux) if opts.vmlinux else None)
+    if reference is not None:
+        try:
+            drift = compare(target, ctx.path(opts.kernel_config) if opts.kernel_config else None)
+        except BadInput:
+            drift = None
+        reference = with_cause(reference, drift)
+    expect = Expectation(target, level_of(settings), reference, not_compared)
+    reports = verify_paths(paths, expect)
+    if ctx.json:
+        ctx.out_json(dict(report.expectation_json(expect), settings=settings.as_json(), modules=report.modules_json(reports)))
+    else:
+        ctx.out("kernel %s, built by %s (%s)" % (target.release, printable(target.compiler.describe()), target.compiler_source))
+        if reference is None:
+            ctx.out("  layout not compared: %s" % not_compared)
+        for rep in reports:
+            ctx.out("%s: %s" % (printable(rep.path), rep.verdict))
+            for c in rep.checks:
+                if not c.ok or ctx.console.verbosity > 0:
+                    ctx.out("  %s %s: %s" % ("ok " if c.ok else "BAD", c.name, printable(c.message)))
+                    if not c.ok:
+                        ctx.out("      expected: %s" % printable(c.expected))
+                        ctx.out("      found:    %s" % printable(c.found))
+                        if c.fix:
+                            ctx.out("      fix:      %s" % printable(c.fix))
+    bad = [r for r in reports if r.verdict is Verdict.MISMATCH]
+    errors = [r for r in reports if r.verdict is Verdict.ERROR]
+    if bad:
+        fixes = []
+        for r in bad:
+            for c in r.failed():
+                if c.fix and c.fix not in fixes:
+                    fixes.append(c.fix)
+        names = {c.name for r in bad for c in r.failed()}
+        why = WHY_SENTENCE + " " if names & STRUCT_MODULE_GATES else ""
+        raise ModuleRejected("%d of %d module(s) do not match kernel %s" % (len(bad), len(reports), target.release),
+                             hint="%sFix: %s" % (why, "; ".join(fixes)))
+    if errors:
+        raise BadInput("%d of %d module(s) could not be read" % (len(errors), len(reports)),
+                       details=[r.checks[0].message for r in errors])
+    return 0

@@ -1,0 +1,53 @@
+"""What every command does first: resolve the settings once, and name the target kernel from them."""
+
+import os
+from typing import NamedTuple, Optional, Sequence
+
+from kbuildguard import project
+from kbuildguard.context import Context
+from kbuildguard.errors import ConfigError
+from kbuildguard.kernel import Selector
+from kbuildguard.settings import CommandLine, Settings, resolve
+from kbuildguard.toolchain import Forced, MatchLevel
+
+
+class Common(NamedTuple):
+    """The options every command shares, as the command line gave them."""
+
+    cli: CommandLine
+    proc_version_file: Optional[str] = None
+
+
+def settings_for(ctx: Context, cli: CommandLine, folder: Optional[str] = None) -> Settings:
+    """The cascade for this invocation; kbuildguard.toml of the module folder (make -C) or of the
+    folder kbuildguard was started in."""
+    proj = project.load(folder or ctx.cwd)
+    return resolve(cli, ctx.env, proj.settings)
+
+
+def selector_for(settings: Settings, proc_version_file: Optional[str] = None, kernel: Optional[str] = None) -> Selector:
+    return Selector(kernel=kernel if kernel is not None else settings.kernel.value,
+                    kernel_dir=settings.kernel_dir.value, sysroot=settings.sysroot.value,
+                    proc_version_file=proc_version_file, kernel_named_by=settings.kernel.origin,
+                    kernel_dir_named_by=settings.kernel_dir.describe())
+
+
+def level_of(settings: Settings) -> MatchLevel:
+    try:
+        return MatchLevel(settings.match.value or "version")
+    except ValueError:  # settings.resolve checks it; a bug if we get here
+        raise ConfigError("match level %r is not one of exact, version, minor, major" % settings.match.value)
+
+
+def forced_of(settings: Settings) -> Optional[Forced]:
+    return Forced(settings.cc.value, settings.cc.origin) if settings.cc.value else None
+
+
+def single_kernel(settings: Settings, what: str) -> None:
+    value = settings.kernel.value
+    if value and (value == "all" or "," in value):
+        raise ConfigError("%s: %s builds for one kernel; `all` and lists are for make" % (settings.kernel.describe(), what))
+
+
+def absolute(ctx: Context, paths: Sequence[str]) -> Sequence[str]:
+    return [os.path.join(ctx.cwd, p) for p in paths]

@@ -1,0 +1,53 @@
+"""``kbuildguard detect``: the kernel's compiler, where each fact came from, and the local compiler that matches."""
+
+from kbuildguard import kernel, report, toolchain
+from kbuildguard.build import no_match_error
+from kbuildguard.commands.common import Common, forced_of, level_of, selector_for, settings_for, single_kernel
+from kbuildguard.console import printable
+from kbuildguard.context import Context
+from kbuildguard.kernel import KernelTarget
+from kbuildguard.toolchain import Selection, Verdict
+
+
+def describe_kernel(ctx: Context, target: KernelTarget) -> None:
+    ctx.out("kernel %s (%s)%s" % (target.release, target.arch or "arch unknown", " - the running kernel" if target.running else ""))
+    ctx.out("  build tree: %s" % printable(target.build_dir or "none"))
+    ctx.out("  compiler:   %s" % printable(target.compiler.describe()))
+    ctx.out("      text:   %s" % printable(target.compiler.text))
+    ctx.out("      from:   %s" % printable(target.compiler_source))
+    for fact in target.facts[1:]:
+        ctx.out("      also:   %s: %s" % (printable(fact.source), printable(fact.compiler.describe())))
+    if target.linker:
+        ctx.out("  linker:     %s" % printable(target.linker.describe()))
+    for note in target.notes:
+        ctx.console.warn(printable(note))
+
+
+def describe_selection(ctx: Context, selection: Selection) -> None:
+    ctx.out("local compilers (match level %s):" % selection.level)
+    if not selection.candidates:
+        ctx.out("  none found on PATH or under /opt/rh")
+    marks = {Verdict.MATCH: "ok  ", Verdict.MISMATCH: "no  ", Verdict.ERROR: "err "}
+    for c in selection.candidates:
+        what = printable(c.compiler.identity.describe()) if c.compiler else "?"
+        ctx.out("  %s %-28s %-40s %s" % (marks[c.verdict], printable(c.path), what, printable(c.reason)))
+    ctx.out("selected: %s" % (printable(selection.selected.path) if selection.selected else "none"))
+
+
+def run(ctx: Context, common: Common) -> int:
+    settings = settings_for(ctx, common.cli)
+    single_kernel(settings, "detect")
+    target = kernel.resolve(selector_for(settings, common.proc_version_file))
+    if target.build_dir is None and not (common.proc_version_file or settings.sysroot.value):
+        raise kernel.missing_tree_error(target.release, target.sysroot, target.running,
+                                        " (built by %s, says %s)" % (target.compiler.describe(), target.compiler_source))
+    selection = toolchain.select(ctx.runner, target, level_of(settings), ctx.env, forced=forced_of(settings),
+                                 opt_root=settings.scl_root.value or "/opt/rh")
+    if ctx.json:
+        ctx.out_json({"kernel": report.kernel_json(target), "settings": settings.as_json(), **report.selection_json(selection)})
+    else:
+        describe_kernel(ctx, target)
+        describe_selection(ctx, selection)
+    if selection.selected is None:
+        raise no_match_error(target, selection)
+    return 0

@@ -1,0 +1,51 @@
+"""``kbuildguard make``: options to a build Request; the pipeline itself is build.py."""
+
+import os
+from typing import NamedTuple, Optional, Tuple
+
+from kbuildguard import build, kbuild, kernel, project
+from kbuildguard.commands.common import Common, forced_of, level_of, selector_for
+from kbuildguard.console import printable
+from kbuildguard.context import Context
+from kbuildguard.errors import ConfigError, UsageError
+from kbuildguard.settings import resolve
+
+
+class MakeOptions(NamedTuple):
+    common: Common
+    directory: str
+    targets: Tuple[str, ...]
+    install: bool = False
+    yes: bool = False
+    dry_run: bool = False
+    allow_mismatch: bool = False
+    vmlinux: Optional[str] = None
+    kernel_config: Optional[str] = None
+
+
+def run(ctx: Context, opts: MakeOptions) -> int:
+    module_dir = ctx.path(opts.directory)
+    if not os.path.isdir(module_dir):
+        raise UsageError("-C %s: no such directory" % printable(opts.directory))
+    goals = list(opts.targets) or ["modules"]
+    if len(goals) != 1 or goals[0] not in kbuild.TARGETS:
+        raise UsageError("target must be one of %s (got %s); make arguments go after --" % (
+            ", ".join(kbuild.TARGETS), printable(" ".join(goals))))
+    proj = project.load(module_dir)
+    settings = resolve(opts.common.cli, ctx.env, proj.settings)
+    log = settings.log.value
+    req = build.Request(
+        module_dir=module_dir, goal=goals[0], make_args=tuple(opts.common.cli.make_args), level=level_of(settings),
+        forced=forced_of(settings), install=opts.install, yes=opts.yes, dry_run=opts.dry_run,
+        allow_mismatch=opts.allow_mismatch, vmlinux=ctx.path(opts.vmlinux) if opts.vmlinux else None,
+        kernel_config=ctx.path(opts.kernel_config) if opts.kernel_config else None,
+        scl_root=settings.scl_root.value or "/opt/rh", settings=settings,
+        log_path=ctx.path(log) if log else os.path.join(module_dir, ".kbuildguard", "build.log"))
+    releases = build.kernel_list(settings.kernel.value, settings.sysroot.value)
+    if releases is None:
+        return build.run(ctx, proj, req, [selector_for(settings)], many=False)
+    if settings.kernel_dir.value:
+        raise ConfigError("%s and %s name the target twice: give one" % (settings.kernel.describe(), settings.kernel_dir.describe()))
+    if not releases:
+        raise kernel.missing_tree_error("(any)", os.path.abspath(settings.sysroot.value or "/"), False)
+    return build.run(ctx, proj, req, [selector_for(settings, kernel=r) for r in releases], many=True)

@@ -1,0 +1,92 @@
+"""The one bounded decompressor: modules (.ko.xz/.gz/.zst/.bz2) and kernel images (vmlinuz) alike.
+
+A hostile or corrupt file must end in BadInput, never in an exception of the codec or an unbounded
+allocation: every path stops reading past ``limit`` bytes of output.
+"""
+
+import bz2
+import gzip
+import io
+import lzma
+import zlib
+from typing import BinaryIO, Optional
+
+from kbuildguard.errors import BadInput
+
+XZ_MAGIC = b"\xfd7zXZ\x00"
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+BZIP2_MAGIC = b"BZh"
+
+
+def bounded_read(stream: BinaryIO, source: str, limit: int) -> bytes:
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise BadInput("%s: decompresses to more than %d MiB; refusing to read it" % (source, limit >> 20))
+    return data
+
+
+def _zstd_reader(raw: bytes, source: str) -> BinaryIO:
+    try:
+        import zstandard  # type: ignore  # optional: Python < 3.14 has no zstd in the standard library
+    except ImportError:
+        zstandard = None
+    if zstandard is not None:
+        return zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw))  # type: ignore[no-any-return]
+    try:
+        from compression import zstd  # type: ignore  # Python 3.14+
+    except ImportError:
+        raise BadInput("%s: zstd-compressed, and neither Python 3.14's compression.zstd nor the "
+                       "'zstandard' package is available" % source,
+                       hint="pip install zstandard, or decompress it first: zstd -d %s" % source)
+    return zstd.ZstdFile(io.BytesIO(raw))  # type: ignore[no-any-return]  # pragma: no cover - 3.14 only
+
+
+def decompress(raw: bytes, source: str, limit: int) -> Optional[bytes]:
+    """The whole content of a compressed file (recognised by content, not by name), at most ``limit``
+    bytes; None when ``raw`` is not compressed."""
+    head = bytes(raw[:6])
+    try:
+        if head == XZ_MAGIC:
+            return bounded_read(lzma.LZMAFile(io.BytesIO(raw)), source, limit)  # type: ignore[arg-type]
+        if head[:2] == GZIP_MAGIC:
+            return bounded_read(gzip.GzipFile(fileobj=io.BytesIO(raw)), source, limit)  # type: ignore[arg-type]
+        if head[:4] == ZSTD_MAGIC:
+            return bounded_read(_zstd_reader(bytes(raw), source), source, limit)
+        if head[:3] == BZIP2_MAGIC:
+            return bounded_read(bz2.BZ2File(io.BytesIO(raw)), source, limit)  # type: ignore[arg-type]
+    except BadInput:
+        raise
+    except (lzma.LZMAError, OSError, EOFError, ValueError, zlib.error) as exc:
+        raise BadInput("%s: corrupt compressed data: %s" % (source, exc))
+    except Exception as exc:  # zstandard.ZstdError derives from Exception only
+        if type(exc).__name__ == "ZstdError":
+            raise BadInput("%s: corrupt compressed data: %s" % (source, exc))
+        raise
+    return None
+
+
+def decompress_prefix(blob: bytes, limit: int) -> Optional[bytes]:
+    """Decompress the stream that starts ``blob`` and may be followed by other data (the payload of a
+    vmlinuz sits between the boot code and trailing bytes); None when it does not decompress."""
+    head = bytes(blob[:6])
+    try:
+        if head == XZ_MAGIC:
+            return lzma.LZMADecompressor().decompress(blob, max_length=limit)
+        if head[:2] == GZIP_MAGIC:
+            return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(blob, limit)
+        if head[:4] == ZSTD_MAGIC:
+            try:
+                import zstandard  # type: ignore
+            except ImportError:
+                return None
+            return bounded_read(zstandard.ZstdDecompressor().stream_reader(io.BytesIO(blob)), "vmlinuz", limit)
+    except BadInput:
+        return None
+    except (lzma.LZMAError, zlib.error, EOFError, ValueError):
+        return None
+    except Exception as exc:  # zstandard.ZstdError
+        if type(exc).__name__ == "ZstdError":
+            return None
+        raise
+    return None

@@ -1,0 +1,59 @@
+"""The one reader of kernel configurations: ``.config``, ``include/config/auto.conf``, ``/boot/config-R``
+and ``/proc/config.gz``.
+
+Strings are unquoted (auto.conf quotes them before 5.17, not after); ``# CONFIG_X is not set`` reads
+as ``n``. A file that cannot be read or decompressed is BadInput, one line, never a codec traceback.
+"""
+
+import gzip
+import zlib
+from typing import Dict, Optional
+
+from kbuildguard.errors import BadInput
+
+# /proc/config.gz of a distribution kernel is ~60 KiB compressed, ~250 KiB plain.
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+
+
+def _text(path: str) -> str:
+    try:
+        if path.endswith(".gz"):
+            with gzip.open(path, "rb") as f:
+                raw = f.read(MAX_CONFIG_BYTES + 1)
+        else:
+            with open(path, "rb") as f:
+                raw = f.read(MAX_CONFIG_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        # gzip's BadGzipFile is an OSError (3.8+); 3.6 raises OSError("Not a gzipped file") too
+        raise BadInput("%s: cannot read: %s" % (path, getattr(exc, "strerror", None) or exc))
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise BadInput("%s: larger than %d MiB: not a kernel configuration" % (path, MAX_CONFIG_BYTES >> 20))
+    if b"\x00" in raw:
+        raise BadInput("%s: binary data, not a kernel configuration" % path)
+    return raw.decode("utf-8", errors="replace")
+
+
+def read(path: str) -> Dict[str, str]:
+    """CONFIG_ values of a kernel configuration file."""
+    values: Dict[str, str] = {}
+    for line in _text(path).splitlines():
+        if line.startswith("CONFIG_") and "=" in line:
+            key, _, value = line.partition("=")
+            if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+                value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+            values[key] = value
+        elif line.startswith("# CONFIG_") and line.endswith(" is not set"):
+            values[line[2:-len(" is not set")]] = "n"
+    return values
+
+
+def compiler_header(path: str) -> Optional[str]:
+    """The ``# Compiler: gcc (GCC) 8.3.1 ...`` line that 4.19-5.7 wrote at the top of .config."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for _, line in zip(range(10), f):
+                if line.startswith("# Compiler:"):
+                    return line[len("# Compiler:"):].strip()
+    except OSError:
+        return None
+    return None

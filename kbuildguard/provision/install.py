@@ -1,0 +1,76 @@
+"""Installing a plan, with consent, and checking afterwards that the new compiler matches.
+
+Nothing is installed without consent: ``--yes``, or a "y" typed on a terminal. kbuildguard never
+runs sudo: a non-root user is given the exact commands to run as root.
+"""
+
+from kbuildguard.context import Context
+from kbuildguard.errors import ConsentRequired, InstallFailed, NoMatchingCompiler
+from kbuildguard.kernel import KernelTarget
+from kbuildguard.provision.plan import InstallPlan, plan_for
+from kbuildguard.run import CommandFailed, quote
+from kbuildguard.toolchain import MatchLevel, Selection, select
+
+
+def _ask(ctx: Context, prompt: str) -> bool:
+    ctx.console.stream.write(prompt)
+    ctx.console.stream.flush()
+    answer = ctx.stdin.readline().strip().lower()
+    return answer in ("y", "yes")
+
+
+def print_plan(ctx: Context, p: InstallPlan) -> None:
+    ctx.console.info("install plan for %s (%s):" % (p.distro.name, p.manager))
+    for cmd in p.commands:
+        ctx.console.info("  " + quote(cmd))
+    for note in p.notes:
+        ctx.console.info("  note: " + note)
+
+
+def execute(ctx: Context, p: InstallPlan, yes: bool, dry_run: bool) -> bool:
+    """Run the plan with consent. True if it ran; False for a dry run."""
+    if dry_run or not p.commands:
+        return False
+    print_plan(ctx, p)
+    commands = "; ".join(quote(c) for c in p.commands)
+    if ctx.euid != 0:
+        raise ConsentRequired("installing needs root, and kbuildguard never runs sudo by itself",
+                              hint="run as root: %s" % commands)
+    if not yes:
+        if not ctx.interactive:
+            raise ConsentRequired("an install is needed, but there is no terminal to ask and no --yes: nothing was installed",
+                                  hint="review the plan above, then run again with --yes, or run: %s" % commands)
+        if not _ask(ctx, "install these packages? [y/N] "):
+            raise ConsentRequired("install declined: nothing was installed", hint="run: %s" % commands)
+    for cmd in p.commands:
+        try:
+            ctx.runner.action(list(cmd), env=ctx.env)
+        except CommandFailed as exc:
+            raise InstallFailed("%s failed with status %d: %s may not be installed" % (
+                quote(cmd), exc.returncode, ", ".join(p.packages)),
+                hint="check the repositories of %s (network, mirrors, subscriptions); nothing else was changed by kbuildguard"
+                     % p.distro.name)
+    return True
+
+
+def install_and_reselect(ctx: Context, target: KernelTarget, level: MatchLevel, yes: bool, dry_run: bool,
+                         scl_root: str) -> Selection:
+    """``make --install``: plan, install with consent, then detect again; the new compiler must match."""
+    p = plan_for(target, scl_root=scl_root)
+    if dry_run:
+        print_plan(ctx, p)
+        raise NoMatchingCompiler("no local compiler matches %s; --dry-run: nothing installed" % target.compiler.describe(),
+                                 hint="run again without --dry-run to install: %s" % "; ".join(quote(c) for c in p.commands))
+    execute(ctx, p, yes, dry_run)
+    return reselect(ctx, target, level, p, scl_root)
+
+
+def reselect(ctx: Context, target: KernelTarget, level: MatchLevel, p: InstallPlan, scl_root: str) -> Selection:
+    """After an install: detect again; the new compiler must resolve and match the kernel's."""
+    selection = select(ctx.runner, target, level, ctx.env, opt_root=scl_root)
+    if selection.selected is None:
+        raise InstallFailed("installed %s, but still no compiler matches the kernel's %s" % (
+            ", ".join(p.packages), target.compiler.describe()),
+            details=["%s: %s" % (c.path, c.reason) for c in selection.candidates],
+            hint="the repository's %s may be another release than the kernel's; see --match" % target.compiler.family)
+    return selection

@@ -1,0 +1,151 @@
+"""What to install for a kernel's compiler (and build tree): a pure plan from the catalogue.
+
+Which package provides which compiler is data (kbuildguard/data/catalogue.json), not code; a plan
+is the exact argv lists, computed without running anything, so that tests can assert them.
+"""
+
+import json
+import os
+import pkgutil
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+
+from kbuildguard.errors import NoMatchingCompiler
+from kbuildguard.identity import Family
+from kbuildguard.kernel import KernelTarget
+from kbuildguard.run import quote
+
+
+class Distro(NamedTuple):
+    id: str
+    like: Tuple[str, ...]
+    version_id: str
+    name: str
+    arch: str
+
+    @property
+    def major(self) -> str:
+        return self.version_id.split(".")[0]
+
+
+class InstallPlan(NamedTuple):
+    distro: Distro
+    manager: str
+    packages: Tuple[str, ...]
+    commands: Tuple[Tuple[str, ...], ...]
+    notes: Tuple[str, ...]
+    compiler_path: str  # where the planned compiler lands (informational: re-detection decides)
+
+
+def load_catalogue() -> Dict[str, Any]:
+    data = pkgutil.get_data("kbuildguard", "data/catalogue.json")
+    assert data is not None
+    return json.loads(data.decode("utf-8"))
+
+
+def detect_distro(sysroot: str = "/", arch: str = "") -> Distro:
+    """The distribution of this machine, or of a sysroot (its etc/os-release, never ours).
+
+    distro reads the files we name; lsb_release and uname are turned off because they would
+    describe the host, not the sysroot (and would start processes).
+    """
+    import distro as distro_lib
+
+    root = sysroot if sysroot else "/"
+    os_release = os.path.join(root, "etc/os-release")
+    if not os.path.isfile(os_release):
+        os_release = os.path.join(root, "usr/lib/os-release")
+    kwargs: Dict[str, Any] = {"include_lsb": False, "os_release_file": os_release,
+              "distro_release_file": os.path.join(root, "etc/nonexistent-release")}
+    try:
+        info = distro_lib.LinuxDistribution(include_uname=False, **kwargs)
+    except TypeError:  # distro < 1.6 (Python 3.6 pins) has no include_uname and never runs uname
+        info = distro_lib.LinuxDistribution(**kwargs)
+    return Distro(info.id().lower(), tuple(info.like().lower().split()), info.version(),
+                  info.name(pretty=True) or info.id() or "unknown", arch or os.uname().machine)
+
+
+def plan_for(target: KernelTarget, need_compiler: bool = True, need_tree: bool = False,
+             scl_root: str = "/opt/rh") -> InstallPlan:
+    """The plan for the target's own distribution (its sysroot's os-release, or this machine's)."""
+    return plan(target, detect_distro(target.sysroot, str(target.arch or "")), need_compiler, need_tree, scl_root)
+
+
+def _entry_for(distro: Distro, catalogue: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    for ids in ((distro.id,), distro.like):
+        for entry in catalogue["distributions"]:
+            match = entry["match"]
+            if any(i in match["ids"] for i in ids) and (not match["versions"] or distro.major in match["versions"]):
+                return entry
+    return None
+
+
+def _fmt(items, **values) -> List[str]:
+    return [i.format(**values) for i in items]
+
+
+def plan(target: KernelTarget, distro: Distro, need_compiler: bool = True, need_tree: bool = False,
+         scl_root: str = "/opt/rh") -> InstallPlan:
+    """What to install on ``distro`` for ``target``; raises NoMatchingCompiler when nothing provides it."""
+    catalogue = load_catalogue()
+    entry = _entry_for(distro, catalogue)
+    if entry is None:
+        raise NoMatchingCompiler("kbuildguard does not know how to install compilers on %s (ID=%s)" % (distro.name, distro.id),
+                                 hint="install %s yourself and run kbuildguard again" % target.compiler.describe())
+    manager = entry["manager"]
+    kernel = target.compiler
+    major = kernel.version_tuple[0] if kernel.version_tuple else 0
+    packages: List[str] = []
+    pre: List[Tuple[str, ...]] = []
+    notes: List[str] = []
+    path = ""
+    if need_compiler:
+        rule = entry["gcc"] if kernel.family is Family.GCC else entry["clang"]
+        system = entry.get("system_gcc") if kernel.family is Family.GCC else None
+        lo_hi = rule.get("range") or []
+        if system and system["major"] == major:
+            packages += system["packages"]
+            path = system["path"]
+        elif lo_hi and lo_hi[0] <= major <= lo_hi[1]:
+            packages += _fmt(rule["packages"], N=major)
+            path = rule["path"].format(N=major).replace("/opt/rh", scl_root, 1)
+            for cmd in rule.get("repo_setup", {}).get(distro.id, []):
+                pre.append(tuple(cmd))
+        elif rule.get("packages") and not lo_hi and kernel.family is Family.CLANG:
+            packages += rule["packages"]
+            path = rule["path"]
+            notes.append("%s ships one clang; the kernel needs clang %s" % (entry["name"], kernel.version))
+        else:
+            for text in rule.get("notes", {}).values():
+                notes.append(text.format(N=major))
+            raise NoMatchingCompiler(
+                "no package of %s provides %s %d (the kernel's %s)" % (entry["name"], kernel.family, major, kernel.describe()),
+                hint=" ".join(notes) or "build on a machine of the distribution that built the kernel", details=notes)
+        for key, text in rule.get("notes", {}).items():
+            if key == distro.id or key in distro.like:
+                notes.append(text.format(N=major))
+        if kernel.vendor:
+            notes.append("the kernel was built by %s; %s installs the repository's current build of %s %d, whose exact "
+                         "release may differ: kbuildguard checks it again after installing (match level decides)"
+                         % (kernel.describe(), " ".join(packages), kernel.family, major))
+    if need_tree:
+        tree = entry.get("tree_uek") if "uek" in target.release and entry.get("tree_uek") else entry["tree"]
+        packages += _fmt(tree, release=target.release)
+    if not packages:
+        return InstallPlan(distro, manager, (), (), tuple(notes), path)
+    commands: List[Tuple[str, ...]] = []
+    manager_argv = catalogue["managers"][manager]
+    if manager_argv["update"]:
+        commands.append(tuple(manager_argv["update"]))
+    commands.extend(pre)
+    commands.append(tuple(manager_argv["install"]) + tuple(packages))
+    return InstallPlan(distro, manager, tuple(packages), tuple(commands), tuple(notes), path)
+
+
+def install_hint(target: KernelTarget, distro: Optional[Distro] = None) -> str:
+    """One line for error messages: the command that installs the kernel's compiler here."""
+    try:
+        p = plan(target, distro or detect_distro(target.sysroot))
+    except NoMatchingCompiler as exc:
+        return "install %s (%s)" % (target.compiler.describe(), exc.message)
+    cmds = " && ".join(quote(c) for c in p.commands)
+    return "install it: %s (or let kbuildguard do it: kbuildguard make --install)" % cmds

@@ -1,0 +1,166 @@
+"""kbuildguard's settings, resolved once per invocation, each value remembering where it came from.
+
+The cascade, first layer that sets a value wins:
+
+    command line  >  KBUILDGUARD_* environment  >  [kbuildguard] in kbuildguard.toml  >  default
+
+For example, with ``match = "minor"`` in kbuildguard.toml and ``KBUILDGUARD_MATCH=exact`` in the
+environment, ``kbuildguard make`` uses exact (origin ``KBUILDGUARD_MATCH``), and
+``kbuildguard make --match version`` uses version (origin ``--match``).
+
+Two rules keep a setting from pointing somewhere the user did not ask for:
+
+- The target kernel is one setting with two spellings, a release (``kernel``) and a build tree
+  (``kernel_dir``): the highest layer that names either decides both. ``--kernel R`` is never
+  combined with a ``KBUILDGUARD_KERNEL_DIR`` from the environment; a layer that names both asks
+  for that tree *and* checks that it is release R.
+- The compiler: ``--cc`` > ``CC=`` after ``--`` > ``KBUILDGUARD_CC`` > ``$CC``. kbuildguard.toml
+  cannot name a compiler or a build tree: a repository someone cloned must not choose which
+  programs run (``make -C TREE`` runs TREE's Makefile).
+
+Every command (make, detect, check, setup, explain) resolves through ``resolve()``; nothing below
+the CLI reads ``KBUILDGUARD_*`` or argparse objects. Unknown ``KBUILDGUARD_*`` variables are errors.
+"""
+
+import enum
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence
+
+from kbuildguard.errors import ConfigError
+
+DEFAULT_SCL_ROOT = "/opt/rh"
+MATCH_LEVELS = ("exact", "version", "minor", "major")
+
+
+class Layer(enum.Enum):
+    COMMAND_LINE = "command line"
+    ENVIRONMENT = "environment"
+    FILE = "kbuildguard.toml"
+    DEFAULT = "default"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Value(NamedTuple):
+    value: Optional[str]
+    origin: str  # "--kernel", "KBUILDGUARD_KERNEL", "kbuildguard.toml [kbuildguard] kernel", "default"
+    layer: Layer
+
+    def describe(self) -> str:
+        """How the user named it, for messages: ``--kernel-dir /x``, ``KBUILDGUARD_KERNEL_DIR=/x``."""
+        if self.layer is Layer.ENVIRONMENT:
+            return "%s=%s" % (self.origin, self.value)
+        if self.layer is Layer.FILE:
+            return "%s = %r" % (self.origin, self.value)
+        return "%s %s" % (self.origin, self.value) if self.value is not None else self.origin
+
+
+class CommandLine(NamedTuple):
+    """What the command line says; None for an option that was not given."""
+
+    match: Optional[str] = None
+    cc: Optional[str] = None
+    kernel: Optional[str] = None
+    kernel_dir: Optional[str] = None
+    sysroot: Optional[str] = None
+    log_file: Optional[str] = None
+    make_args: Sequence[str] = ()  # after --: a CC= there is a command-line compiler
+
+
+class FileSettings(NamedTuple):
+    """The ``[kbuildguard]`` table of kbuildguard.toml: only what a repository may decide."""
+
+    match: Optional[str] = None
+    kernel: Optional[str] = None
+
+
+# Keys a repository's kbuildguard.toml may not set, and why (the error says so).
+FILE_FORBIDDEN = {
+    "cc": "a repository cannot choose the compiler (it would run a program of its choosing): use --cc or KBUILDGUARD_CC",
+    "kernel_dir": "a repository cannot choose the build tree (make runs the tree's Makefile): use --kernel-dir or KBUILDGUARD_KERNEL_DIR",
+}
+
+ENVIRONMENT = ("KBUILDGUARD_MATCH", "KBUILDGUARD_CC", "KBUILDGUARD_KERNEL", "KBUILDGUARD_KERNEL_DIR",
+               "KBUILDGUARD_SYSROOT", "KBUILDGUARD_LOG", "KBUILDGUARD_SCL_ROOT")
+
+
+class Settings(NamedTuple):
+    match: Value
+    cc: Value
+    kernel: Value
+    kernel_dir: Value
+    sysroot: Value
+    log: Value
+    scl_root: Value
+
+    def as_json(self) -> Dict[str, Any]:
+        return {name: {"value": v.value, "origin": v.origin} for name, v in zip(self._fields, self)}
+
+
+def _default(value: Optional[str] = None) -> Value:
+    return Value(value, "default", Layer.DEFAULT)
+
+
+def _env(env: Mapping[str, str], name: str) -> Optional[Value]:
+    value = env.get(name)
+    return Value(value, name, Layer.ENVIRONMENT) if value else None
+
+
+def _cli(value: Optional[str], option: str) -> Optional[Value]:
+    return Value(value, option, Layer.COMMAND_LINE) if value else None
+
+
+def _file(value: Optional[str], key: str) -> Optional[Value]:
+    return Value(value, "kbuildguard.toml [kbuildguard] %s" % key, Layer.FILE) if value else None
+
+
+def _first(*layers: Optional[Value]) -> Optional[Value]:
+    for layer in layers:
+        if layer is not None:
+            return layer
+    return None
+
+
+def make_arg_cc(make_args: Sequence[str]) -> Optional[str]:
+    for arg in make_args:
+        if arg.startswith("CC="):
+            return arg[3:]
+    return None
+
+
+def _target(cli: CommandLine, env: Mapping[str, str], file: FileSettings) -> List[Value]:
+    """kernel and kernel_dir, both from the highest layer that names either."""
+    layers = [
+        (_cli(cli.kernel, "--kernel"), _cli(cli.kernel_dir, "--kernel-dir")),
+        (_env(env, "KBUILDGUARD_KERNEL"), _env(env, "KBUILDGUARD_KERNEL_DIR")),
+        (_file(file.kernel, "kernel"), None),
+    ]
+    for kernel, kernel_dir in layers:
+        if kernel is not None or kernel_dir is not None:
+            return [kernel or _default(), kernel_dir or _default()]
+    return [_default(), _default()]
+
+
+def resolve(cli: CommandLine, env: Mapping[str, str], file: FileSettings = FileSettings()) -> Settings:
+    """Every setting, once, for every command."""
+    stray = sorted(k for k in env if k.startswith("KBUILDGUARD_") and k not in ENVIRONMENT)
+    if stray:
+        raise ConfigError("unknown environment setting(s) %s (known: %s)" % (", ".join(stray), ", ".join(ENVIRONMENT)),
+                          hint="unset it; a misspelt setting is an error rather than silently ignored")
+    match = _first(_cli(cli.match, "--match"), _env(env, "KBUILDGUARD_MATCH"), _file(file.match, "match")) or _default("version")
+    if match.value not in MATCH_LEVELS:
+        raise ConfigError("%s: match level %r is not one of %s" % (match.origin, match.value, ", ".join(MATCH_LEVELS)))
+    cc = _first(_cli(cli.cc, "--cc"), _cli(make_arg_cc(cli.make_args), "CC= make argument"),
+                _env(env, "KBUILDGUARD_CC"), _env(env, "CC")) or _default()
+    if cc.layer is Layer.ENVIRONMENT and cc.origin == "CC":
+        cc = cc._replace(origin="CC environment variable")
+    kernel, kernel_dir = _target(cli, env, file)
+    for value in (kernel, kernel_dir):
+        if value.value is not None and (not value.value.strip() or "\n" in value.value):
+            raise ConfigError("%s: empty or multi-line value" % value.origin)
+    if kernel.value is not None and kernel.value != "all" and ("/" in kernel.value or kernel.value in (".", "..")):
+        raise ConfigError("%s: %r is not a kernel release (a build tree is named with --kernel-dir)" % (kernel.origin, kernel.value))
+    sysroot = _first(_cli(cli.sysroot, "--sysroot"), _env(env, "KBUILDGUARD_SYSROOT")) or _default()
+    log = _first(_cli(cli.log_file, "--log-file"), _env(env, "KBUILDGUARD_LOG")) or _default()
+    scl_root = _env(env, "KBUILDGUARD_SCL_ROOT") or _default(DEFAULT_SCL_ROOT)
+    return Settings(match, cc, kernel, kernel_dir, sysroot, log, scl_root)

@@ -1,0 +1,233 @@
+"""The whole `make` pipeline without this host: cli.main with a fake runner that plays kbuild.
+
+The fake `make` writes what kbuild would (a .ko built by tests/elfbuild.py, modules.order,
+Module.symvers) into the folder kbuildguard told it to use (M=), so placement, quarantine, the
+report, --kernel all, provisioning and signals are all exercised for real, only faster.
+"""
+
+import io
+import json
+import os
+import signal
+
+import pytest
+
+from conftest import GCC11_MACROS, GCC12_MACROS, FakeRunner, compiler_outputs, make_exe, make_tree
+from elfbuild import build_module
+from kbuildguard.cli import main
+from kbuildguard.errors import Stopped
+
+RELEASE = "6.1.0-56-amd64"
+GCC12_BANNER = "gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0"
+GCC11_COMMENT = "GCC: (Debian 11.3.0-12) 11.3.0"
+
+
+class KbuildRunner(FakeRunner):
+    """FakeRunner whose `make` acts like kbuild in M=; `ko` says what the module is made of."""
+
+    def __init__(self, outputs, comment="GCC: (Debian 12.2.0-14+deb12u1) 12.2.0", returncode=0, on_make=None):
+        super().__init__(outputs)
+        self.comment = comment
+        self.returncode = returncode
+        self.on_make = on_make
+        self.makes = []
+
+    def action(self, argv, cwd=None, env=None, ok_returncodes=(0,), pass_fds=()):
+        if argv[0] != "make":
+            return super().action(argv, cwd, env, ok_returncodes, pass_fds)
+        self.makes.append(list(argv))
+        stage = [a for a in argv if a.startswith("M=")][0][2:]
+        tree = argv[argv.index("-C") + 1]
+        release = open(os.path.join(tree, "include/generated/utsrelease.h")).read().split('"')[1]
+        if self.on_make:
+            self.on_make(stage)
+        if argv[-1] == "modules" and self.returncode == 0:
+            with open(os.path.join(stage, "kdemo.ko"), "wb") as f:
+                f.write(build_module(comment=(self.comment,), vermagic=release + " SMP preempt mod_unload modversions "))
+            with open(os.path.join(stage, "modules.order"), "w") as f:
+                f.write("kdemo.ko\n")
+            with open(os.path.join(stage, "Module.symvers"), "w") as f:
+                f.write("")
+        if self.returncode not in ok_returncodes:
+            from kbuildguard.run import CommandFailed
+
+            raise CommandFailed(argv, cwd, self.returncode)
+        return self.returncode
+
+
+@pytest.fixture
+def machine(tmp_path):
+    """A module repository, a build tree recording gcc-12, and a PATH with gcc-12 and gcc-11."""
+    bindir = tmp_path / "bin"
+    gcc12 = make_exe(bindir / "gcc-12")
+    gcc11 = make_exe(bindir / "gcc-11")
+    outputs = dict(compiler_outputs(gcc12, GCC12_MACROS, GCC12_BANNER))
+    outputs.update(compiler_outputs(gcc11, GCC11_MACROS, "gcc-11 (Debian 11.3.0-12) 11.3.0"))
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "kbuildguard.toml").write_text('[[module]]\nname = "kdemo"\n')
+    (repo / "kdemo.c").write_text("/* module */\n")
+    tree = make_tree(tmp_path / "tree", release=RELEASE)
+    env = {"PATH": str(bindir), "HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    return {"repo": str(repo), "tree": tree, "env": env, "outputs": outputs, "tmp": tmp_path, "bindir": str(bindir)}
+
+
+def run(m, *argv, runner=None, env=None, euid=0):
+    out, err = io.StringIO(), io.StringIO()
+    runner = runner or KbuildRunner(m["outputs"])
+    code = main(list(argv), env=dict(m["env"], **(env or {})), stdout=out, stderr=err, runner=lambda console: runner,
+                euid=euid, cwd=m["repo"], stdin=io.StringIO())
+    assert "Traceback" not in err.getvalue()
+    return code, out.getvalue(), err.getvalue(), runner
+
+
+def listing(folder):
+    return sorted(os.path.relpath(os.path.join(r, f), folder) for r, _, fs in os.walk(folder) for f in fs)
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(machine):
+    code, out, err, runner = run(machine, "make", "--kernel-dir", machine["tree"], "--dry-run", "--json")
+    assert code == 0, err
+    plan = json.loads(out)
+    assert plan["compiler"].endswith("/gcc-12")
+    assert plan["settings"]["kernel_dir"]["origin"] == "--kernel-dir"
+    assert plan["make"][:3] == ["make", "-C", machine["tree"]] and plan["make"][-1] == "modules"
+    assert plan["layout_not_compared"]
+    assert runner.makes == [] and listing(machine["repo"]) == ["kbuildguard.toml", "kdemo.c"]
+
+
+def test_verified_module_is_placed_with_its_report(machine):
+    code, out, err, runner = run(machine, "make", "--kernel-dir", machine["tree"], "--", "-j4")
+    assert code == 0, err
+    stage = [a for a in runner.makes[0] if a.startswith("M=")][0][2:]
+    assert not stage.startswith(machine["repo"])  # kbuild never writes in the module folder
+    assert "-j4" in runner.makes[0]
+    files = listing(machine["repo"])
+    assert "kdemo.ko" in files and "Module.symvers" in files
+    report = json.load(open(os.path.join(machine["repo"], ".kbuildguard", "report.json")))
+    assert report["modules"][0]["verdict"] == "ok" and report["modules"][0]["path"].endswith("/repo/kdemo.ko")
+    assert report["settings"]["kernel_dir"]["origin"] == "--kernel-dir"
+    assert report["layout_not_compared"] and "layout not compared:" in err
+    assert "kdemo.ko: ok" in out
+
+
+def test_mismatched_module_is_quarantined_and_nothing_placed(machine):
+    runner = KbuildRunner(machine["outputs"], comment=GCC11_COMMENT)
+    code, out, err, _ = run(machine, "make", "--kernel-dir", machine["tree"], runner=runner)
+    assert code == 8, err
+    files = listing(machine["repo"])
+    assert not [f for f in files if f.endswith(".ko")]
+    assert ".kbuildguard/rejected/kdemo.ko-rejected" in files and ".kbuildguard/rejected/kdemo.report.json" in files
+    assert "rmmod" in err and "gcc 12.2.0" in err  # why, and the fix
+
+
+def test_a_second_build_withdraws_the_first_and_sets_strays_aside(machine):
+    assert run(machine, "make", "--kernel-dir", machine["tree"])[0] == 0
+    with open(os.path.join(machine["repo"], "other.ko"), "wb") as f:
+        f.write(b"not ours")
+    runner = KbuildRunner(machine["outputs"], returncode=2)  # this time the compile fails
+    code, _, err, _ = run(machine, "make", "--kernel-dir", machine["tree"], runner=runner)
+    assert code == 7, err
+    assert "kbuildguard chose" in err and "gcc-12" in err
+    files = listing(machine["repo"])
+    assert not [f for f in files if f.endswith(".ko")]  # the earlier verified module is no longer offered
+    assert ".kbuildguard/unverified/other.ko-unverified" in files
+
+
+def test_a_changed_placed_module_is_left_alone(machine):
+    assert run(machine, "make", "--kernel-dir", machine["tree"])[0] == 0
+    with open(os.path.join(machine["repo"], "kdemo.ko"), "ab") as f:
+        f.write(b"edited")
+    code, _, err, _ = run(machine, "make", "--kernel-dir", machine["tree"])
+    assert code == 0 and "changed since kbuildguard placed it" in err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_signal_during_make_places_nothing(machine, signum):
+    def interrupted(stage):
+        raise Stopped(signum)
+
+    runner = KbuildRunner(machine["outputs"], on_make=interrupted)
+    code, _, err, _ = run(machine, "make", "--kernel-dir", machine["tree"], runner=runner)
+    assert code == 128 + signum and "interrupted" in err
+    assert not [f for f in listing(machine["repo"]) if f.endswith(".ko")]
+
+
+def test_clean_keeps_the_quarantine(machine):
+    runner = KbuildRunner(machine["outputs"], comment=GCC11_COMMENT)
+    assert run(machine, "make", "--kernel-dir", machine["tree"], runner=runner)[0] == 8
+    code, _, err, runner = run(machine, "make", "--kernel-dir", machine["tree"], "clean")
+    assert code == 0, err and runner.makes[0][-1] == "clean"
+    assert ".kbuildguard/rejected/kdemo.ko-rejected" in listing(machine["repo"])
+
+
+def test_kernel_all_builds_each_kernel_apart(machine):
+    root = machine["tmp"] / "sysroot"
+    for release in ("6.1.0-56-amd64", "6.1.0-57-amd64"):
+        make_tree(root / "usr/src" / ("linux-headers-" + release), release=release)
+    code, out, err, runner = run(machine, "make", "--sysroot", str(root), "--kernel", "all", "--json")
+    assert code == 0, err
+    kernels = {k["release"]: k for k in json.loads(out)["kernels"]}
+    assert set(kernels) == {"6.1.0-56-amd64", "6.1.0-57-amd64"}
+    for release, k in kernels.items():
+        assert k["modules"] == [os.path.join(machine["repo"], "kbuildguard-out", release, "kdemo.ko")]
+    stages = {[a for a in argv if a.startswith("M=")][0] for argv in runner.makes}
+    assert len(stages) == 2  # one staging folder per kernel: never the other's stale objects
+    code, out, err, _ = run(machine, "make", "--sysroot", str(root), "--kernel", "6.1.0-56-amd64,9.9.9-missing")
+    assert code == 4 and "9.9.9-missing" in out
+
+
+def test_forced_compiler_origins_are_named(machine):
+    code, _, err, runner = run(machine, "make", "--kernel-dir", machine["tree"], env={"KBUILDGUARD_CC": "gcc-11"})
+    assert code == 6 and "drop KBUILDGUARD_CC" in err and runner.makes == []
+    code, _, err, _ = run(machine, "make", "--kernel-dir", machine["tree"], "--", "CC=gcc-11")
+    assert code == 6 and "drop CC= make argument" in err
+
+
+def test_output_redirects_after_dashes_are_refused(machine):
+    code, _, err, runner = run(machine, "make", "--kernel-dir", machine["tree"], "--", "M=/tmp/elsewhere")
+    assert code == 2 and "M=" in err and runner.makes == []
+
+
+def test_make_install_provisions_then_builds(machine):
+    """make --install --yes: the plan from the sysroot's os-release, apt-get run, the new gcc-12 found and used."""
+    root = machine["tmp"] / "deb"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n')
+    make_tree(root / "usr/src" / ("linux-headers-" + RELEASE), release=RELEASE)
+    os.unlink(os.path.join(machine["bindir"], "gcc-12"))
+    runner = KbuildRunner(machine["outputs"])
+    gcc12 = os.path.join(machine["bindir"], "gcc-12")
+
+    def apt_get(argv):
+        if argv[1] == "install":
+            make_exe(gcc12)
+        return 0
+
+    runner.outputs[("apt-get", "update")] = 0
+    runner.outputs[("apt-get", "install", "-y", "--no-install-recommends", "gcc-12")] = 0
+    original = runner.action
+
+    def action(argv, cwd=None, env=None, ok_returncodes=(0,), pass_fds=()):
+        if argv[0] == "apt-get":
+            runner.calls.append(list(argv))
+            return apt_get(argv)
+        return original(argv, cwd, env, ok_returncodes, pass_fds)
+
+    runner.action = action
+    code, _, err, _ = run(machine, "make", "--sysroot", str(root), "--install", "--yes", runner=runner)
+    assert code == 0, err
+    assert ["apt-get", "install", "-y", "--no-install-recommends", "gcc-12"] in runner.calls
+    assert "kdemo.ko" in listing(machine["repo"])
+    os.unlink(gcc12)
+    code, _, err, _ = run(machine, "make", "--sysroot", str(root), "--install", runner=KbuildRunner(machine["outputs"]))
+    assert code == 9  # no terminal and no --yes: nothing installed
+
+
+def test_unwritable_state_is_one_line(machine, monkeypatch):
+    def refuse(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("kbuildguard.outputs.tempfile.NamedTemporaryFile", refuse)
+    code, _, err, _ = run(machine, "make", "--kernel-dir", machine["tree"])
+    assert code == 14 and err.count("cannot write:") == 1
