@@ -5,16 +5,15 @@ Every other module asks this one; before, seven tables (kernel twice, toolchain,
 verify) could disagree about what "arm64", "aarch64" and EM_AARCH64 have in common.
 """
 
-import enum
 from typing import Mapping, NamedTuple, Optional, Tuple
 
+from kbuildguard.strenum import StrEnum
 
-class Endian(str, enum.Enum):
+
+class Endian(StrEnum):
     LITTLE = "little-endian"
     BIG = "big-endian"
 
-    def __str__(self) -> str:
-        return self.value
 
 
 class _Traits(NamedTuple):
@@ -25,7 +24,7 @@ class _Traits(NamedTuple):
     endian: Optional[Endian]  # None where the architecture allows both
 
 
-class Arch(str, enum.Enum):
+class Arch(StrEnum):
     """A kernel architecture, named as ``uname -m`` names it (a str too: JSON and comparisons read the name)."""
 
     X86_64 = "x86_64"
@@ -39,8 +38,6 @@ class Arch(str, enum.Enum):
     LOONGARCH64 = "loongarch64"
     MIPS = "mips"
 
-    def __str__(self) -> str:
-        return self.value
 
     @property
     def traits(self) -> _Traits:

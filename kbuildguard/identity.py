@@ -6,7 +6,6 @@ old /proc/version, ``gcc (GCC) 8.3.1 20190311 (Red Hat 8.3.1-3)`` from ``gcc --v
 CompilerId, so that comparing them compares compilers, not spellings.
 """
 
-import enum
 import functools
 import re
 from typing import List, NamedTuple, Optional, Tuple
@@ -14,15 +13,14 @@ from typing import List, NamedTuple, Optional, Tuple
 from kbuildguard.arch import Arch
 from kbuildguard.arch import from_macros as arch_from_macros
 from kbuildguard.errors import BadInput
+from kbuildguard.strenum import StrEnum
 from kbuildguard.versions import release_tuple
 
 
-class Family(enum.Enum):
+class Family(StrEnum):
     GCC = "gcc"
     CLANG = "clang"
 
-    def __str__(self) -> str:
-        return self.value
 
 
 class Linker(NamedTuple):

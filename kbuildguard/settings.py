@@ -22,23 +22,21 @@ Every command (make, detect, check, setup, explain) resolves through ``resolve()
 the CLI reads ``KBUILDGUARD_*`` or argparse objects. Unknown ``KBUILDGUARD_*`` variables are errors.
 """
 
-import enum
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence
 
 from kbuildguard.errors import ConfigError
+from kbuildguard.strenum import StrEnum
 
 DEFAULT_SCL_ROOT = "/opt/rh"
 MATCH_LEVELS = ("exact", "version", "minor", "major")
 
 
-class Layer(enum.Enum):
+class Layer(StrEnum):
     COMMAND_LINE = "command line"
     ENVIRONMENT = "environment"
     FILE = "kbuildguard.toml"
     DEFAULT = "default"
 
-    def __str__(self) -> str:
-        return self.value
 
 
 class Value(NamedTuple):

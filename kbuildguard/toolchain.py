@@ -5,7 +5,6 @@ as meson does; the ``--version`` banner only supplies the vendor release and the
 gcc 4.8.5 (CentOS 7) has no ``-dumpfullversion``, and banners are translated in other locales.
 """
 
-import enum
 import glob
 import os
 import re
@@ -16,9 +15,10 @@ from kbuildguard.errors import BadInput, ToolNotFound
 from kbuildguard.identity import CompilerId, Family, from_macros, parse_compiler
 from kbuildguard.kernel import KernelTarget
 from kbuildguard.run import CommandFailed, Runner
+from kbuildguard.strenum import StrEnum
 
 
-class MatchLevel(enum.Enum):
+class MatchLevel(StrEnum):
     """How closely a module's compiler must match the kernel's."""
 
     EXACT = "exact"  # family, X.Y.Z and the vendor release ("Red Hat 8.3.1-3")
@@ -26,21 +26,17 @@ class MatchLevel(enum.Enum):
     MINOR = "minor"  # family and X.Y
     MAJOR = "major"  # family and X
 
-    def __str__(self) -> str:
-        return self.value
 
 
 _PARTS = {MatchLevel.EXACT: 3, MatchLevel.VERSION: 3, MatchLevel.MINOR: 2, MatchLevel.MAJOR: 1}
 
-class Verdict(str, enum.Enum):
+class Verdict(StrEnum):
     """What became of one candidate compiler (a str too, so that JSON and tests read it as the word)."""
 
     MATCH = "match"
     MISMATCH = "mismatch"
     ERROR = "error"  # it could not be run or identified
 
-    def __str__(self) -> str:
-        return self.value
 
 
 class Forced(NamedTuple):

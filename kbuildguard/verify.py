@@ -8,7 +8,6 @@ such a module loads and then cannot be unloaded; v6.4+ rejects a differently siz
 .gnu.linkonce.this_module, x86_64 refuses some relocations, but a shift hidden by padding passes both.
 """
 
-import enum
 import hashlib
 import json
 import os
@@ -20,6 +19,7 @@ from kbuildguard.errors import BadInput
 from kbuildguard.identity import CompilerId
 from kbuildguard.inspect import Layout, ModuleInfo, find_modules, read_module
 from kbuildguard.kernel import KernelTarget
+from kbuildguard.strenum import StrEnum
 from kbuildguard.toolchain import MatchLevel, mismatch_reason
 from kbuildguard.versions import release_tuple
 
@@ -28,16 +28,14 @@ WHY = ("a module built by another compiler can see a different struct module lay
 WHY_SENTENCE = WHY[0].upper() + WHY[1:] + "."
 
 
-class Verdict(enum.Enum):
+class Verdict(StrEnum):
     OK = "ok"
     MISMATCH = "mismatch"
     ERROR = "error"
 
-    def __str__(self) -> str:
-        return self.value
 
 
-class Gate(str, enum.Enum):
+class Gate(StrEnum):
     """What one check compares (a str too: JSON and text output read the name)."""
 
     READ = "read"
@@ -47,8 +45,6 @@ class Gate(str, enum.Enum):
     THIS_MODULE = "this_module"
     LAYOUT = "layout"
 
-    def __str__(self) -> str:
-        return self.value
 
 
 # The gates whose failure means "another compiler or configuration": they get the WHY explanation.
