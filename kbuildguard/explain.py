@@ -133,13 +133,10 @@ def loaded_release(root: str, given: Optional[str]) -> str:
                 return release
     except OSError:
         pass
-    try:
-        with open(os.path.join(root, "proc/version"), encoding="utf-8", errors="replace") as f:
-            words = f.read().split()
-            if len(words) >= 3 and words[:2] == ["Linux", "version"]:
-                return words[2]
-    except OSError:
-        pass
+    if os.path.isfile(os.path.join(root, "proc/version")):
+        from kbuildguard.kernel import read_proc_version
+
+        return read_proc_version(os.path.join(root, "proc/version")).release
     if root == "/":
         return os.uname().release
     raise BadInput("%s: no proc/sys/kernel/osrelease or proc/version to tell the kernel release" % root,

@@ -56,8 +56,11 @@ class ProcVersion(NamedTuple):
     release: str
     builder: str
     compiler: CompilerId
-    build: str  # "#1 SMP Wed Apr 15 18:13:44 UTC 2020"
+    build: str  # "#1 SMP Wed Apr 15 18:13:44 UTC 2020"; "" when the line was cut off before it
     text: str
+    # What kbuildguard.pasted repaired to find this line in what a user pasted ("removed a dmesg
+    # timestamp", ...); () for a clean line.
+    repairs: Tuple[str, ...] = ()
 
 
 # A version as compilers print it: 12.2.0, 4.8.5, 4.9.x (Android's old prebuilt), 7.5 (rare).
@@ -76,6 +79,11 @@ _GCC_NEW = re.compile(
 )
 _GCC_BARE = re.compile(r"^(?P<program>\S*(?:gcc|cc)\S*)\s+(?P<version>" + _VER + r")\b(?P<post>.*)$")
 _DATE = re.compile(r"^\s*(?P<date>(?:19|20)\d{6})\b")
+# "gcc 14": a compiler named by its major version only (seen in Arch Linux reports). The version is
+# then "14", and a match can check no more than the major (toolchain.mismatch_reason compares as
+# many parts as the kernel's version has).
+_SHORT = re.compile(r"^(?P<family>gcc|clang)\s+(?:version\s+)?(?P<major>\d{1,3})$", re.IGNORECASE)
+_PROC_START = re.compile(r"^Linux version:?\s+(?P<release>\S+)\s+(?P<rest>.*)$")
 # The paren after "gcc" that only repeats the project name carries no vendor release.
 _NO_VENDOR = {"GCC", "GNU", ""}
 
@@ -183,28 +191,75 @@ def parse_compiler(text: str) -> Optional[CompilerId]:
     return None
 
 
+def _open_tail(text: str) -> str:
+    """What follows the first top-level "(" that is never closed: the cut-off end of a line, or ""."""
+    depth = 0
+    start = -1
+    for i, ch in enumerate(text):
+        if ch == "(":
+            if depth == 0:
+                start = i + 1
+            depth += 1
+        elif ch == ")" and depth > 0:
+            depth -= 1
+    return text[start:] if depth > 0 else ""
+
+
+def _short_compiler(group: str) -> Optional[CompilerId]:
+    """``gcc 14`` (optionally ``, GNU ld 2.43``): the family and the major version only."""
+    body, linker = split_linker(group)
+    m = _SHORT.match(body)
+    if not m:
+        return None
+    return CompilerId(Family(m.group("family").lower()), m.group("major"), "", "", "", group.strip(), linker)
+
+
+def _proc_compiler(rest: str) -> Tuple[Optional[CompilerId], str]:
+    """The compiler named in what follows the release of a /proc/version line, and the builder."""
+    builder = ""
+    groups = _parens(rest)
+    for group in groups:
+        candidate = parse_compiler(group) if re.search(r"gcc|clang|GCC", group) else None
+        if candidate is not None:
+            return candidate, builder
+        if not builder and "@" in group:
+            builder = group
+    # Refused before, so no line parsed today is read differently by what follows: a line cut off
+    # after the compiler ("(gcc (Ubuntu 11.4.0-1ubuntu1~22.04.3) 11.4.0, ...") and the short
+    # "(gcc 14)".
+    tail = _open_tail(rest).rstrip(" \t,.\u2026")
+    if tail and re.search(r"gcc|clang|GCC", tail):
+        candidate = parse_compiler(tail) or _short_compiler(tail)
+        if candidate is not None:
+            if candidate.linker is not None and not candidate.linker.version:
+                candidate = candidate._replace(linker=None)  # cut inside the linker's name
+            return candidate, builder
+    for group in groups:
+        candidate = _short_compiler(group)
+        if candidate is not None:
+            return candidate, builder
+    return None, builder
+
+
 def parse_proc_version(text: str) -> ProcVersion:
-    """Parse a /proc/version line; raises BadInput when it is not one or names no compiler."""
+    """Parse a /proc/version line; raises BadInput when it is not one or names no compiler.
+
+    Also accepts ``Linux version: R ...`` and a line cut off after its compiler. Finding the line in
+    dmesg, journal or mail text is kbuildguard.pasted's job.
+    """
     line = text.strip()
     if "\x00" in line:
         raise BadInput("not a /proc/version line: it contains NUL bytes")
     if not line:
         raise BadInput("empty /proc/version text")
     line = line.splitlines()[0]
-    m = re.match(r"^Linux version (?P<release>\S+)\s+(?P<rest>.*)$", line)
+    m = _PROC_START.match(line)
+    if not m and re.match(r"^Linux version:?\s+\S+$", line):
+        raise BadInput("the /proc/version line names no compiler: it ends after the release: %.80s" % line)
     if not m:
         raise BadInput("not a /proc/version line (it must start with 'Linux version RELEASE'): %.60s" % line)
     rest = m.group("rest")
-    builder = ""
-    compiler = None
-    groups = _parens(rest)
-    for group in groups:
-        candidate = parse_compiler(group) if re.search(r"gcc|clang|GCC", group) else None
-        if candidate is not None:
-            compiler = candidate
-            break
-        if not builder and "@" in group:
-            builder = group
+    compiler, builder = _proc_compiler(rest)
     if compiler is None:
         raise BadInput("the /proc/version line names no compiler we recognise: %.80s" % line)
     build = rest[rest.find("#"):] if "#" in rest else ""

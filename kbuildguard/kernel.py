@@ -36,6 +36,7 @@ from kbuildguard.identity import (
     parse_proc_version,
     parse_version_integer,
 )
+from kbuildguard.pasted import find_kernel_line
 from kbuildguard.versions import compare
 
 
@@ -240,17 +241,19 @@ def running_release() -> str:
 
 
 def read_proc_version(path: str) -> ProcVersion:
+    """The /proc/version line in a file: /proc/version itself, or whatever a user pasted (pasted.py)."""
     try:
         with open(path, "rb") as f:
-            raw = f.read(64 * 1024)
+            raw = f.read(16 * 1024 * 1024)  # a whole dmesg, journal or syslog: pasted.py finds the line
     except OSError as exc:
         raise BadInput("%s: cannot read: %s" % (path, exc.strerror or exc))
     if b"\x00" in raw:
         raise BadInput("%s: binary data, not a /proc/version line" % path)
     try:
-        return parse_proc_version(raw.decode("utf-8", errors="replace"))
+        found = find_kernel_line(raw.decode("utf-8", errors="replace"))
+        return parse_proc_version(found.line)._replace(repairs=found.repairs)
     except BadInput as exc:
-        raise BadInput("%s: %s" % (path, exc.message))
+        raise BadInput("%s: %s" % (path, exc.message), hint=exc.hint)
 
 
 def missing_tree_error(release: str, sysroot: str, running: bool, built_by: str = "") -> KernelNotFound:
@@ -369,6 +372,8 @@ def resolve(selector: Selector) -> KernelTarget:
         raise BadInput("--sysroot %s: not a directory" % selector.sysroot)
     notes: List[str] = []
     proc, proc_source = _proc_version(selector, sysroot)
+    if proc is not None and proc.repairs:
+        notes.append("%s: read the kernel line after repairing it: %s" % (proc_source, "; ".join(proc.repairs)))
     release = resolve_release(selector, sysroot, proc, notes)
     release, build_dir = find_tree(selector, sysroot, release)
     running = not selector.sysroot and not selector.proc_version_file and release == running_release()

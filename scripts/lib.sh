@@ -91,3 +91,54 @@ private_apt_opts() {
     printf '%s\n' -o "Dir::Etc::SourceList=$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null \
         -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache"
 }
+
+# A copy of the checkout as git would give it, without .venvs, .git and build output: pip before
+# 21.3 copies the whole folder it installs from, and later ones build in it (build/, *.egg-info).
+copy_checkout() {
+    local dest=$1
+    rm -rf "$dest" && mkdir -p "$dest"
+    tar -C "$repo" --exclude=./.git --exclude=./.venvs --exclude=./build --exclude=./dist --exclude='*.egg-info' \
+        --exclude=__pycache__ --exclude=.hypothesis --exclude=.mypy_cache --exclude=.ruff_cache --exclude=.kbuildguard \
+        -cf - . | tar -C "$dest" -xf -
+}
+
+# The installed CLI runs, from outside the source tree, and finds its templates.
+smoke_installed() {
+    local venv=$1 out
+    out=$(mktemp -d)
+    (cd / && "$venv/bin/kbuildguard" --version && "$venv/bin/kbuildguard" detect --help >/dev/null &&
+        "$venv/bin/kbuildguard" init -C "$out/mod" >/dev/null) >&2 || return 1
+    [ -s "$out/mod/kbuildguard.toml" ] || { echo "kbuildguard init wrote no kbuildguard.toml" >&2; return 1; }
+    rm -rf "$out"
+}
+
+# check_source_install VERSION: what a user does on that Python without a wheel from elsewhere, in a
+# fresh venv: `pip install CHECKOUT` with the venv's own pip (18.1 on 3.6.15: no PEP 517, it runs
+# setup.py), then with pip upgraded as far as that Python goes, `pip wheel CHECKOUT` and
+# `pip install kbuildguard-X.tar.gz` (an sdist made by the build venv); the CLI is run after each
+# install. Prints the wheel it built, for tests/integration/test_source_install.py. Every step
+# returns on failure: `set -e` does not apply inside a function called from $( ) or before ||.
+check_source_install() {
+    local version=$1 py dir venv pip_max sdist
+    local pip=(-m pip -q --disable-pip-version-check)
+    py=$(find_python "$version") || return 1
+    dir=$state/source-$version
+    rm -rf "$dir" && mkdir -p "$dir" && copy_checkout "$dir/src" || return 1
+    venv=$dir/venv
+    "$py" -m venv "$venv" || return 1
+    say "Python $version: pip install a source checkout ($("$venv/bin/python" -m pip --version | cut -d' ' -f1,2))"
+    "$venv/bin/python" "${pip[@]}" install "$dir/src" >&2 && smoke_installed "$venv" || return 1
+    pip_max=pip
+    [ "$version" = 3.6 ] && pip_max="pip<22"  # 21.3.1 is the last pip for 3.6
+    "$venv/bin/python" "${pip[@]}" install -U "$pip_max" >&2 || return 1
+    say "Python $version: pip wheel a source checkout, pip install an sdist ($("$venv/bin/python" -m pip --version | cut -d' ' -f1,2))"
+    "$venv/bin/python" "${pip[@]}" wheel --no-deps -w "$dir/wheel" "$dir/src" >&2 || return 1
+    # the sdist as a release would make it: once, by the newest Python
+    [ -x "$state/build/bin/python" ] || "$(find_python 3.13)" -m venv "$state/build" || return 1
+    "$state/build/bin/python" "${pip[@]}" install "setuptools>=61" wheel build >&2 &&
+        copy_checkout "$dir/sdist-src" &&
+        "$state/build/bin/python" -m build -q --sdist --no-isolation --outdir "$dir/sdist" "$dir/sdist-src" >&2 || return 1
+    sdist=$(ls "$dir"/sdist/kbuildguard-*.tar.gz) || return 1
+    "$venv/bin/python" "${pip[@]}" install --force-reinstall --no-deps "$sdist" >&2 && smoke_installed "$venv" || return 1
+    ls "$dir"/wheel/kbuildguard-*.whl
+}

@@ -160,3 +160,23 @@ def test_check_resolves_settings_like_make(capsys, tmp_path):
     assert code == 12 and "KBUILDGUARD_MATHC" in err
     # exact: the module's vendor release must equal the kernel's (it does), via the environment
     assert run(capsys, "check", str(good), "--kernel-dir", tree, env={"PATH": "", "KBUILDGUARD_MATCH": "exact"})[0] == 0
+
+
+def test_detect_says_when_it_repaired_pasted_text(capsys, tmp_path):
+    f = tmp_path / "dmesg.txt"
+    f.write_text("[    0.000000] Linux version 5.10.0-19-amd64 (debian-kernel@lists.debian.org) (gcc-10 (Debian 10.2.1-6) "
+                 "10.2.1 20210110, GNU ld (GNU Binutils for Debian) 2.35.2) #1 SMP Debian 5.10.149-2 (2022-10-21)\n")
+    code, out, err = run(capsys, "detect", "--proc-version-file", str(f))
+    assert code == 5  # no gcc 10.2.1 here: but the line was read
+    assert "kernel 5.10.0-19-amd64" in out and "read the kernel line after repairing it" in err
+
+
+def test_explain_root_reads_the_release_from_its_proc_version(capsys, tmp_path):
+    root = tmp_path / "root"
+    (root / "proc").mkdir(parents=True)
+    (root / "proc/modules").write_text("kdemo 16384 0 - Live 0xffffffffc0000000 (O)\n")
+    (root / "proc/version").write_text("Linux version 4.18.0-147.8.1.el7.aarch64 (mockbuild@aarch64-01.bsys.centos.org) "
+                                       "(gcc version 8.3.1 20190311 (Red Hat 8.3.1-3) (GCC)) #1 SMP Thu Apr 9 13:49:54 UTC 2020\n")
+    code, out, _ = run(capsys, "explain", "kdemo", "--root", str(root), "--json")
+    assert code == 0
+    assert any("4.18.0-147.8.1.el7.aarch64" in u for u in json.loads(out)["not_seen"])

@@ -2,7 +2,6 @@
 
 import io
 import json
-import os
 
 from conftest import make_tree
 from elfbuild import build_module

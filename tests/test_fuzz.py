@@ -18,6 +18,7 @@ from elfbuild import EM_AARCH64, build_module  # noqa: E402
 from kbuildguard.elf import Elf  # noqa: E402
 from kbuildguard.errors import BadInput, ConfigError  # noqa: E402
 from kbuildguard.identity import parse_comment, parse_compiler, parse_proc_version  # noqa: E402
+from kbuildguard.pasted import find_kernel_line  # noqa: E402
 from kbuildguard.project import parse_config  # noqa: E402
 from kbuildguard.versions import compare  # noqa: E402
 
@@ -40,6 +41,41 @@ def test_proc_version_parser(text):
     except BadInput:
         return
     assert pv.release and pv.compiler.version
+
+
+# What surrounds a kernel line when it is pasted: log prefixes, quotes, wraps, quoted-printable.
+PASTE_FRAGMENTS = ["[    0.000000] ", "Dec  1 10:00:00 host kernel: ", "> ", ">> ", "\n", "\n> ", "=\n", "=3D", "`",
+                   "...", "\u2026", "\u00a0", "\x1b[32m", "\x1b[0m", "\r\n", "kern  :notice: ", "<5>", "proc/version:",
+                   "#1 SMP Tue Nov 14 13:30:08 UTC 2023", "Linux version: ", "(gcc 14)", "Linux host 5.1 #1 SMP x GNU/Linux"]
+pasted_text = st.lists(st.one_of(st.sampled_from(FRAGMENTS + PASTE_FRAGMENTS), st.text(max_size=12)), max_size=24).map("".join)
+
+
+@FUZZ
+@given(pasted_text)
+def test_pasted_finder(text):
+    """BadInput or a line that parses; never another exception."""
+    try:
+        found = find_kernel_line(text)
+    except BadInput as exc:
+        assert "\n" not in exc.message
+        return
+    assert parse_proc_version(found.line).release
+
+
+@FUZZ
+@given(near_text)
+def test_pasted_finder_keeps_what_parses_today(text):
+    """A one-line text parse_proc_version accepts comes back as it is, with no repair (unless it holds
+    what never belongs to a kernel banner: colour codes, non-breaking spaces, a trailing backquote)."""
+    if "\x00" in text or len(text.strip().splitlines()) != 1 or "\u00a0" in text or "\x1b[" in text \
+            or text.strip().endswith("`") or "=" in text:
+        return
+    try:
+        expected = parse_proc_version(text)
+    except BadInput:
+        return
+    found = find_kernel_line(text)
+    assert found.line == expected.text and found.repairs == ()
 
 
 @FUZZ

@@ -1,0 +1,332 @@
+"""Find the /proc/version line in whatever a user pasted, and say what had to be repaired.
+
+A support ticket rarely carries a clean ``Linux version ...`` line. It carries dmesg
+(``[    0.000000] Linux version ...``), ``journalctl -k`` or syslog (``Dec 01 10:00:00 host kernel:
+Linux version ...``), a quoted mail (``> Linux version ...``) wrapped by the mailer or soft-broken by
+quoted-printable (``=`` at the end of a line, ``=3D``), a line cut off after the compiler, or a whole
+log, sosreport or supportconfig file in which the line is one among thousands.
+
+:func:`find_kernel_line` returns the clean line and the repairs it made, in words a user can check
+("removed a dmesg timestamp", "joined 2 lines wrapped by a mailer"). It only removes what a known
+layout puts in front of the line and joins what a mailer broke: "Linux version" inside a sentence is
+not a kernel line, and a line that parses as it is comes back unchanged. Pure functions, no I/O.
+"""
+
+import re
+from typing import List, NamedTuple, Optional, Pattern, Tuple
+
+from kbuildguard.errors import BadInput
+from kbuildguard.identity import ProcVersion, parse_proc_version
+
+
+class Found(NamedTuple):
+    line: str  # the clean "Linux version ..." line
+    repairs: Tuple[str, ...]  # what was done to the pasted text to get it; () when nothing was
+    number: int  # 1-based number of the (first) line it was found on, in the text as decoded
+
+
+# Where "Linux version" starts a kernel line. The colon is the "Linux version: R" some tools print.
+_ANCHOR = re.compile(r"Linux version(?::)?(?=\s|$)")
+_MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+_WEEKDAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+_ISO = r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"
+# A syslog or journal record's time: RFC 3164 / journalctl's default "short" (optionally with
+# microseconds: short-precise), ISO 8601 (short-iso, rsyslog's high-precision format), short-full,
+# short-unix, and short-monotonic's "[    0.000000]".
+_LOG_TIME = (r"(?:" + _MONTH + r"\s+\d{1,2}\s+\d\d:\d\d:\d\d(?:\.\d+)?"
+             r"|" + _ISO +
+             r"|" + _WEEKDAY + r"\s+\d{4}-\d\d-\d\d\s+\d\d:\d\d:\d\d(?:\s+[A-Z][A-Za-z]{1,4})?"
+             r"|\d{9,10}\.\d+"
+             r"|\[\s*\d+\.\d+\])")
+_DMESG_TIME = (r"(?:\[\s*\d+\.\d+\]"  # dmesg, a serial console, sosreport's sos_commands/kernel/dmesg
+               r"|\[" + _WEEKDAY + r" " + _MONTH + r"\s+\d{1,2} \d\d:\d\d:\d\d \d{4}\]"  # dmesg -T
+               r"|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[,.]\d+[+-]\d\d:?\d\d)")  # dmesg --time-format iso
+
+# What a known layout puts in front of the kernel line, tried in turn until the line starts with
+# "Linux version". Each removal is reported, except indentation.
+_PREFIXES: List[Tuple[Pattern[str], str]] = [
+    (re.compile(r"\s+"), ""),
+    (re.compile(r"\ufeff"), ""),
+    (re.compile(r"(?:>[ \t]?)+"), "removed mail quote markers ('>')"),
+    (re.compile(r"\x1b\[[0-9;]*m"), "removed terminal colour codes"),
+    # grep -r / grep -H output: "proc/version:", "sos_commands/kernel/dmesg:12:"
+    (re.compile(r"(?:[\w.+-]*/)+[\w.+-]+:(?:\d+:)?"), "removed a file name (grep output)"),
+    # BusyBox syslogd writes the facility.level before the tag: "Dec  1 10:00:00 nas kern.notice kernel:"
+    (re.compile(r"(?:<\d{1,3}>)?" + _LOG_TIME + r"\s+[\w.:-]+\s+(?:[a-z]+\.[a-z]+\s+)?kernel(?:\[\d+\])?:"),
+     "removed a syslog/journal prefix (time, host, 'kernel:')"),
+    (re.compile(r"<\d{1,3}>1 " + _ISO + r"\s+[\w.:-]+\s+kernel\s+\S+\s+\S+\s+(?:-|\[[^\]]*\])"),
+     "removed a syslog/journal prefix (time, host, 'kernel:')"),  # RFC 5424
+    (re.compile(_DMESG_TIME), "removed a dmesg timestamp"),
+    (re.compile(r"\[\s*[TC]\d+\]"), "removed a printk caller id ('[T0]')"),
+    (re.compile(r"<\d{1,3}>"), "removed a kernel log level ('<5>')"),
+    (re.compile(r"(?:kern|user|daemon|syslog)\s*:\s*(?:emerg|alert|crit|err|warn|notice|info|debug)\s*:"),
+     "removed a dmesg facility and level (dmesg -x)"),
+    (re.compile(r"`+"), "removed Markdown backquotes"),
+    (re.compile(r"[-*+][ \t]"), "removed a list bullet"),
+]
+# A line that starts a new record (TIME HOST TAG:, a dmesg time, a log level): it can't continue a
+# wrapped kernel line. The host and tag are needed: "Nov 14 13:30:08 UTC 2023" may well continue one.
+_RECORD_START = re.compile(r"^(?:(?:<\d{1,3}>)?" + _LOG_TIME + r"\s+[\w.:-]+\s+[\w./-]+(?:\[\d+\])?:|" + _DMESG_TIME + r"|<\d{1,3}>)")
+# The end of a complete /proc/version line: a year (optionally with a zone after it, as Arch's
+# "+0000"), Debian's "(2023-12-30)", or SUSE's source hash "(8ded7a2)".
+_BUILD_DONE = re.compile(r"(?:\b(?:19|20)\d\d(?:\s+[+-]\d{4}|\s+[A-Z]{2,5})?|\(\d{4}-\d\d-\d\d\)|\([0-9a-f]{7,}\))\s*$")
+# A line made only of what the build part of /proc/version is made of ("Nov 14 13:30:08 UTC 2023").
+_BUILD_WORDS = re.compile(
+    r"^(?:(?:" + _WEEKDAY + r",?|" + _MONTH + r"|\d{1,2}|\d\d:\d\d:\d\d|(?:19|20)\d\d|[A-Z]{2,5}|[+-]\d{4}"
+    r"|SMP|PREEMPT\w*|Debian|Ubuntu|\d[\w.+~-]*|\(\d{4}-\d\d-\d\d\)|\([0-9a-f]{7,}\))(?:\s+|$))+$")
+_SGR = re.compile(r"\x1b\[[0-9;]*m")
+_QP_ESCAPE = re.compile(r"=([0-9A-F]{2})")
+_QP_SOFT_BREAK = re.compile(r"=[ \t]*\r?\n")
+_QP_SOFT_END = re.compile(r"=[ \t]*$")
+_QUOTE_MARKS = re.compile(r"[ \t]*(?:>[ \t]?)*")
+_UNAME_A = re.compile(r"^\s*Linux \S+ (\d+\.\d+\S*) #\S+ .*$", re.MULTILINE)
+_MAX_CONTINUATION = 12
+_MAX_SHOWN = 60
+
+
+def find_kernel_line(text: str) -> Found:
+    """The /proc/version line in ``text`` and the repairs made to find it; BadInput when there is none.
+
+    When several kernel lines are found (a syslog of many boots) the last one is used: the most
+    recent boot. The repairs say so when they name different kernels.
+    """
+    if "\x00" in text:
+        raise BadInput("binary data (NUL bytes), not text with a /proc/version line")
+    if not text.strip():
+        raise BadInput("no kernel line: the text is empty")
+    found, error = _search(text)
+    # Quoted-printable: soft line breaks ("=" ending a line) are a strong sign and win over what the
+    # raw text gave ("2.3=" / "8)" would read as linker 2.3); "=3D" escapes alone only when the raw
+    # text gave nothing.
+    soft = bool(_QP_SOFT_BREAK.search(text.rstrip()))
+    if soft or (found is None and _QP_ESCAPE.search(text)):
+        found_qp, error_qp = _search(_decode_quoted_printable(text))
+        if found_qp is not None and (found is None or found_qp.line != found.line):
+            return found_qp._replace(repairs=("decoded quoted-printable mail text ('=' line breaks, '=3D')",) + found_qp.repairs)
+        error = error or error_qp
+    if found is not None:
+        return found
+    assert error is not None
+    raise error
+
+
+def _search(text: str) -> Tuple[Optional[Found], Optional[BadInput]]:
+    lines = text.splitlines()
+    found: List[Tuple[Found, ProcVersion]] = []
+    refused: Optional[BadInput] = None
+    in_prose: Optional[Tuple[int, str]] = None
+    for i, raw in enumerate(lines):
+        if "Linux version" not in raw:
+            continue
+        start = _kernel_line_start(raw)
+        if start is None:
+            if in_prose is None:
+                in_prose = (i + 1, raw.strip())
+            continue
+        offset, quoted, repairs = start
+        line, more = _join_wrapped(raw[offset:], lines[i + 1:i + 1 + _MAX_CONTINUATION], quoted)
+        if more:
+            repairs.append("joined %d lines wrapped by a mailer" % (more + 1))
+        candidate, cleanups = _clean(line)
+        try:
+            parsed = parse_proc_version(candidate)
+        except BadInput as exc:
+            refused = BadInput("line %d: %s" % (i + 1, exc.message),
+                               hint="give the line /proc/version prints, whole (cat /proc/version)")
+            continue
+        repairs.extend(r for r in cleanups if r not in repairs)
+        if not parsed.build and _unbalanced(candidate):
+            repairs.append("read a line cut off after the compiler (its build date is missing)")
+        found.append((Found(candidate, tuple(repairs), i + 1), parsed))
+    if found:
+        chosen, parsed = found[-1]
+        others = sorted({p.release for _, p in found if p.release != parsed.release})
+        if others:
+            chosen = chosen._replace(repairs=chosen.repairs + (
+                "found %d kernel lines (also %s); used the last, line %d (the most recent boot)" % (
+                    len(found), ", ".join(others), chosen.number),))
+        return chosen, None
+    if refused is not None:
+        return None, refused
+    return None, _nothing_found(lines, in_prose)
+
+
+def _kernel_line_start(raw: str) -> Optional[Tuple[int, bool, List[str]]]:
+    """Where the kernel line starts in ``raw`` (after a known prefix), whether it was mail-quoted,
+    and the prefixes removed; None when "Linux version" follows something else (a sentence)."""
+    for anchor in _ANCHOR.finditer(raw):
+        pos = 0
+        repairs: List[str] = []
+        quoted = False
+        while pos < anchor.start():
+            for pattern, repair in _PREFIXES:
+                m = pattern.match(raw, pos, anchor.start())
+                if m and m.end() > pos:
+                    pos = m.end()
+                    if repair and repair not in repairs:
+                        repairs.append(repair)
+                    quoted = quoted or raw[m.start():m.end()].lstrip().startswith(">")
+                    break
+            else:
+                break
+        if pos == anchor.start():
+            return pos, quoted, repairs
+    return None
+
+
+def _join_wrapped(first: str, following: List[str], quoted: bool) -> Tuple[str, int]:
+    """The kernel line with the lines a mailer wrapped it onto joined back, and how many were.
+
+    Inside the builder's or the compiler's parentheses any line may follow, so there the lines
+    are taken only if they close them: a line cut off inside them and followed by prose stays as
+    it is.
+    """
+    pieces = [_continuation(raw, quoted) for raw in following]
+    line = first.rstrip()
+    used = 0
+    while used < len(pieces) and not line.endswith(("...", "\u2026")):  # "..." is cut off on purpose
+        if _unbalanced(line):
+            closed: Optional[Tuple[str, int]] = None
+            ahead = line
+            for n, piece in enumerate(pieces[used:], start=1):
+                if piece is None:
+                    break
+                ahead = ahead + " " + piece
+                if not _unbalanced(ahead):
+                    closed = (ahead, n)
+                    break
+            if closed is None:
+                break
+            line, used = closed[0], used + closed[1]
+            continue
+        piece = pieces[used]
+        if piece is None or not _continues(line, piece):
+            break
+        line = line + " " + piece
+        used += 1
+    return line, used
+
+
+def _continuation(raw: str, quoted: bool) -> Optional[str]:
+    """A following line as it may continue the kernel line (quote markers off), or None if it can't."""
+    if quoted:
+        m = re.match(r"[ \t]*(?:>[ \t]?)+", raw)
+        if not m:
+            return None
+        raw = raw[m.end():]
+    text = raw.strip()
+    if not text or "Linux version" in text or _RECORD_START.match(text):
+        return None
+    return text
+
+
+def _continues(line: str, nxt: str) -> bool:
+    """Whether ``nxt`` is the rest of a wrapped kernel line that so far reads ``line`` (balanced)."""
+    if not _ANCHOR.sub("", line, count=1).strip():
+        return nxt[:1].isdigit()  # "Linux version" then the release
+    if not _names_compiler(line):
+        return nxt.startswith("(")  # the builder or the compiler
+    if not re.search(r"#\d", line):
+        return bool(re.match(r"#\d", nxt))  # the build: "#1 SMP ..."
+    return not _BUILD_DONE.search(line) and bool(_BUILD_WORDS.match(nxt))
+
+
+def _names_compiler(line: str) -> bool:
+    try:
+        parse_proc_version(line)
+    except BadInput:
+        return False
+    return True
+
+
+def _unbalanced(text: str) -> bool:
+    depth = 0
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")" and depth > 0:
+            depth -= 1
+    return depth > 0
+
+
+def _clean(line: str) -> Tuple[str, List[str]]:
+    """Clean what may follow or sit inside the line.
+
+    Colour codes and non-breaking spaces never belong to a kernel banner (it is ASCII) and would
+    end up in the compiler's vendor text: always removed. Trailing "..." and quotes only when the
+    line does not parse with them.
+    """
+    repairs: List[str] = []
+    if _SGR.search(line):
+        line = _SGR.sub("", line)
+        repairs.append("removed terminal colour codes")
+    if line.endswith("`"):  # the end of Markdown inline code (the start is a prefix)
+        line = line.rstrip("`").rstrip()
+        repairs.append("removed Markdown backquotes")
+    if "\u00a0" in line:
+        line = line.replace("\u00a0", " ")
+        repairs.append("replaced non-breaking spaces")
+    line = _drop_colon(line, repairs)
+    try:
+        parse_proc_version(line)
+        return line, repairs
+    except BadInput:
+        pass
+    stripped = re.sub(r"(?:\s*(?:\.\.\.|\u2026|\[\.\.\.\]|\"))+$", "", line)
+    if stripped != line:
+        line = stripped
+        repairs.append("removed what follows the line ('...', quotes)")
+    return line, repairs
+
+
+def _drop_colon(line: str, repairs: List[str]) -> str:
+    if line.startswith("Linux version:"):
+        repairs.append("removed the colon after 'Linux version'")
+        return "Linux version " + line[len("Linux version:"):].lstrip()
+    return line
+
+
+def _decode_quoted_printable(text: str) -> str:
+    """RFC 2045 section 6.7 on text that is otherwise already decoded: soft breaks and =XX escapes.
+
+    A soft-broken line that was quoted afterwards carries the quote markers on its continuation
+    too ("> ...2.3=" then "> 8) #101-Ubuntu ..."): they are removed with the break.
+    """
+    lines = text.splitlines()
+    joined: List[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        while _QP_SOFT_END.search(line) and i + 1 < len(lines):
+            m = _QUOTE_MARKS.match(line)
+            marks = m.group() if m else ""
+            nxt = lines[i + 1]
+            if marks.strip() and nxt.startswith(marks):
+                nxt = nxt[len(marks):]
+            line = _QP_SOFT_END.sub("", line) + nxt
+            i += 1
+        joined.append(line)
+        i += 1
+    text = "\n".join(joined)
+    out = bytearray()
+    pos = 0
+    for m in _QP_ESCAPE.finditer(text):
+        out += text[pos:m.start()].encode("utf-8")
+        out.append(int(m.group(1), 16))
+        pos = m.end()
+    out += text[pos:].encode("utf-8")
+    return out.decode("utf-8", errors="replace")
+
+
+def _nothing_found(lines: List[str], in_prose: Optional[Tuple[int, str]]) -> BadInput:
+    count = sum(1 for line in lines if line.strip())
+    if in_prose is not None:
+        number, text = in_prose
+        return BadInput("no kernel line: 'Linux version' appears only inside other text (line %d: %.*s)" % (number, _MAX_SHOWN, text),
+                        hint="give the line /proc/version prints, whole (cat /proc/version)")
+    m = _UNAME_A.search("\n".join(lines))
+    if m:
+        return BadInput("no kernel line: this is `uname -a` output (kernel %s), which does not name the compiler" % m.group(1),
+                        hint="give the contents of /proc/version (in a sosreport: proc/version; in a supportconfig: basic-environment.txt)")
+    return BadInput("no kernel line in %d line%s of text: none says 'Linux version'" % (count, "" if count == 1 else "s"),
+                    hint="give the contents of /proc/version, or dmesg or journalctl -k output that contains it")

@@ -1,0 +1,233 @@
+"""kbuildguard.pasted: the kernel line in whatever a user pastes (issue 13).
+
+Three tables: tests/data/pasted/accepted.txt and refused.txt (pasted texts written in documented
+layouts), and the /proc/version corpus (tests/data/proc_version.tsv) put through every layout by
+code, which must read each of its lines exactly as parse_proc_version reads the clean line.
+"""
+
+import os
+import quopri
+import random
+import textwrap
+from typing import Dict, List
+
+import pytest
+
+from kbuildguard.errors import BadInput
+from kbuildguard.identity import parse_proc_version
+from kbuildguard.kernel import read_proc_version
+from kbuildguard.pasted import find_kernel_line
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(HERE, "data", "pasted")
+
+
+def _cases(name: str) -> List[Dict[str, str]]:
+    """The cases of a table: "@@ key: value" headers, then the pasted text up to the next case."""
+    cases = []  # type: List[Dict[str, str]]
+    body = []  # type: List[str]
+    with open(os.path.join(DATA, name), encoding="utf-8", newline="\n") as f:
+        lines = f.read().split("\n")
+    for line in lines + ["@@ name: END"]:
+        if line.startswith("@@ "):
+            key, _, value = line[3:].partition(":")
+            if key == "name":
+                if cases:
+                    cases[-1]["text"] = "\n".join(body).strip("\n") + "\n"
+                body = []
+                cases.append({})
+            cases[-1][key.strip()] = value.strip()
+        elif cases:
+            body.append(line)
+    return cases[:-1]
+
+
+ACCEPTED = _cases("accepted.txt")
+REFUSED = _cases("refused.txt")
+
+
+def _corpus() -> List[str]:
+    with open(os.path.join(HERE, "data", "proc_version.tsv"), encoding="utf-8") as f:
+        return [line.rstrip("\n").split("\t")[-1] for line in f if line.strip() and not line.startswith("#")]
+
+
+CORPUS = _corpus()
+
+
+def _identity(pv):
+    linker = None if pv.compiler.linker is None else (pv.compiler.linker.name, pv.compiler.linker.version)
+    return (pv.release, pv.builder, pv.compiler.family, pv.compiler.version, pv.compiler.vendor, pv.compiler.date,
+            pv.compiler.program, linker)
+
+
+def _check(case, found):
+    pv = parse_proc_version(found.line)
+    assert pv.release == case["release"]
+    assert pv.compiler.describe() == case["compiler"]
+    linker = pv.compiler.linker
+    assert ("-" if linker is None else "%s %s" % (linker.name, linker.version)) == case["linker"]
+    expected = [] if case["repairs"] == "none" else case["repairs"].split(" | ")
+    assert len(found.repairs) == len(expected), found.repairs
+    for want, got in zip(expected, found.repairs):
+        assert want in got, found.repairs
+
+
+def test_tables_are_broad():
+    assert len(ACCEPTED) >= 50 and len(REFUSED) >= 20
+    assert len({c["name"] for c in ACCEPTED + REFUSED}) == len(ACCEPTED) + len(REFUSED)
+
+
+@pytest.mark.parametrize("case", ACCEPTED, ids=[c["name"][:60] for c in ACCEPTED])
+def test_accepted(case):
+    _check(case, find_kernel_line(case["text"]))
+
+
+@pytest.mark.parametrize("case", ACCEPTED[:12], ids=[c["name"][:60] for c in ACCEPTED[:12]])
+def test_accepted_through_read_proc_version(case, tmp_path):
+    """--proc-version-file: the repairs travel with the parsed line, so a caller can say so."""
+    path = tmp_path / "pasted.txt"
+    path.write_bytes(case["text"].encode("utf-8"))
+    pv = read_proc_version(str(path))
+    assert pv.release == case["release"]
+    assert pv.repairs == find_kernel_line(case["text"]).repairs
+
+
+@pytest.mark.parametrize("case", REFUSED, ids=[c["name"][:60] for c in REFUSED])
+def test_refused(case):
+    with pytest.raises(BadInput) as exc:
+        find_kernel_line(case["text"])
+    assert case["error"] in exc.value.message
+    assert "\n" not in exc.value.message
+
+
+def test_refused_file_names_the_file(tmp_path):
+    path = tmp_path / "uname.txt"
+    path.write_text(REFUSED[3]["text"])
+    with pytest.raises(BadInput) as exc:
+        read_proc_version(str(path))
+    assert exc.value.message.startswith(str(path) + ": no kernel line: this is `uname -a` output")
+    assert "proc/version" in exc.value.hint
+
+
+# --- the corpus of real lines, clean and in every layout ------------------------------------------
+
+def test_corpus_lines_come_back_unchanged():
+    """A clean line that parses today is returned as it is, with no repair, and reads the same."""
+    for line in CORPUS:
+        found = find_kernel_line(line + "\n")
+        assert found == (line, (), 1)
+        assert parse_proc_version(found.line) == parse_proc_version(line)
+
+
+def test_proc_version_record_defaults_to_no_repairs():
+    assert parse_proc_version(CORPUS[0]).repairs == ()
+
+
+LAYOUTS = {
+    "dmesg": lambda line: "[    0.000000] Command line: ro\n[    0.000000] %s\n[    0.000001] x86/fpu: ok\n" % line,
+    "dmesg -T": lambda line: "[Tue Dec  1 10:00:00 2026] %s\n" % line,
+    "dmesg coloured": lambda line: "\x1b[32m[    0.000000] \x1b[0m%s\n\x1b[32m[    0.000000] \x1b[0mCommand line: ro\n" % line,
+    "journalctl -k": lambda line: "-- Boot 0123 --\nDec 01 10:00:00 host kernel: %s\nDec 01 10:00:00 host kernel: Command line: ro\n" % line,
+    "journalctl -o short-iso": lambda line: "2026-12-01T10:00:00+0100 host kernel: %s\n" % line,
+    "syslog with dmesg times": lambda line: "Dec  1 10:00:00 host kernel: [    0.000000] %s\n" % line,
+    "mail quote": lambda line: "Kim wrote:\n> %s\n> \n> thanks\n" % line,
+    "mail quote twice": lambda line: ">> %s\n" % line,
+    "grep -r": lambda line: "sosreport-host/proc/version:%s\n" % line,
+    "CRLF": lambda line: "Hello\r\n\r\n%s\r\n\r\nBye\r\n" % line,
+    "byte-order mark": lambda line: "\ufeff%s\n" % line,
+    "Markdown block": lambda line: "```\n$ cat /proc/version\n%s\n```\n" % line,
+    "after uname -a": lambda line: "Linux host 5.14.0-1.el9.x86_64 #1 SMP Thu Nov 2 16:07:11 EDT 2023 x86_64 GNU/Linux\n%s\n" % line,
+}
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_corpus_in_layout(layout):
+    for line in CORPUS:
+        found = find_kernel_line(LAYOUTS[layout](line))
+        assert found.line == line, (layout, line, found)
+
+
+def _wrap(line: str, width: int) -> List[str]:
+    return textwrap.wrap(line, width=width, break_long_words=False, break_on_hyphens=False)
+
+
+@pytest.mark.parametrize("width,quote", [(72, ""), (72, "> "), (60, ">> "), (40, ""), (30, "> ")])
+def test_corpus_wrapped_by_a_mailer(width, quote):
+    """A hard-wrapped line reads as the whole one. The build part after a complete date may be lost
+    (nothing tells "(Ubuntu 5.15.0-40.43-generic 5.15.35)" on a line of its own from prose), never
+    the release, the builder or the compiler."""
+    for line in CORPUS:
+        lines = _wrap(line, width)
+        text = "Here it is:\n\n" + "".join(quote + part + "\n" for part in lines) + "\nThanks\n"
+        found = find_kernel_line(text)
+        assert _identity(parse_proc_version(found.line)) == _identity(parse_proc_version(line)), (line, found)
+        if len(lines) > 1:
+            assert any("wrapped by a mailer" in r for r in found.repairs)
+
+
+def test_corpus_wrapped_format_flowed():
+    """RFC 3676 format=flowed keeps a trailing space on each wrapped line."""
+    for line in CORPUS:
+        text = "".join("> " + part + " \n" for part in _wrap(line, 66)).rstrip(" \n") + "\n>\n> Sam\n"
+        found = find_kernel_line(text)
+        assert _identity(parse_proc_version(found.line)) == _identity(parse_proc_version(line)), (line, found)
+
+
+@pytest.mark.parametrize("layout", ["", "[    0.000000] ", "Dec  1 10:00:00 host kernel: "])
+def test_corpus_quoted_printable(layout):
+    for line in CORPUS:
+        body = "Command line: BOOT_IMAGE=/vmlinuz root=UUID=1234 ro\n%s%s\nbye\n" % (layout, line)
+        encoded = quopri.encodestring(body.encode("utf-8")).decode("ascii")
+        found = find_kernel_line(encoded)
+        assert found.line == line, (line, encoded, found)
+        if "=\n" in encoded:
+            assert found.repairs[0].startswith("decoded quoted-printable")
+
+
+def test_corpus_with_non_breaking_spaces():
+    """HTML mail turns spaces into NBSP; they must not end up in the compiler's vendor text."""
+    for line in CORPUS:
+        text = line.replace(" (", "\u00a0(", 2).replace(") ", ")\u00a0")
+        found = find_kernel_line(text)
+        assert found.line == line.replace(" (", " (").replace(") ", ") ")
+        assert "replaced non-breaking spaces" in found.repairs
+
+
+# --- what must be refused, never crash --------------------------------------------------------------
+
+def test_nul_bytes_are_refused():
+    with pytest.raises(BadInput) as exc:
+        find_kernel_line("[    0.000000] " + CORPUS[0] + "\n\x00\x00\x00")
+    assert "NUL" in exc.value.message
+
+
+def test_binary_junk_is_refused_cleanly():
+    rng = random.Random(13)
+    for _ in range(200):
+        data = bytes(rng.randrange(1, 256) for _ in range(rng.randrange(0, 400)))
+        try:
+            found = find_kernel_line(data.decode("utf-8", errors="replace"))
+        except BadInput as exc:
+            assert "\n" not in exc.message
+        else:  # pragma: no cover - random bytes that spell a kernel line
+            parse_proc_version(found.line)
+
+
+def test_junk_around_a_real_line_and_an_elf_file(tmp_path):
+    rng = random.Random(6)
+    junk = "".join(chr(rng.randrange(0x20, 0x2500)) for _ in range(3000))
+    assert find_kernel_line(junk + "\n" + CORPUS[5] + "\n" + junk).line == CORPUS[5]
+    elf = tmp_path / "vmlinux"
+    elf.write_bytes(b"\x7fELF\x02\x01\x01\x00" + CORPUS[5].encode() + b"\x00")
+    with pytest.raises(BadInput):
+        read_proc_version(str(elf))
+
+
+def test_a_whole_syslog_is_searched(tmp_path):
+    """--proc-version-file reads up to 16 MiB: the line of the last boot, deep in /var/log/messages."""
+    noise = "".join("Dec  1 10:%02d:%02d host systemd[1]: Started Session %d of user root.\n" % (i // 60 % 60, i % 60, i)
+                    for i in range(60000))
+    path = tmp_path / "messages"
+    path.write_text(noise + "Dec  1 11:00:00 host kernel: " + CORPUS[1] + "\n" + noise)
+    pv = read_proc_version(str(path))
+    assert pv.text == CORPUS[1] and pv.repairs == ("removed a syslog/journal prefix (time, host, 'kernel:')",)
