@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import traceback
-from typing import IO, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import IO, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard import __version__
 from kbuildguard.commands.check import CheckOptions
@@ -142,7 +142,44 @@ def _common(args: argparse.Namespace, make_args: Sequence[str]) -> Common:
     return Common(cli, getattr(args, "proc_version_file", None))
 
 
-def _rpm_macros(ctx: Context) -> int:
+def _detect(ctx: Context, args: argparse.Namespace, common: Common) -> int:
+    from kbuildguard.commands import detect
+
+    return detect.run(ctx, common)
+
+
+def _make(ctx: Context, args: argparse.Namespace, common: Common) -> int:
+    from kbuildguard.commands import make
+
+    return make.run(ctx, MakeOptions(common, args.directory, tuple(args.targets), args.install, args.yes,
+                                     args.dry_run, args.allow_mismatch, args.vmlinux, args.kernel_config))
+
+
+def _check(ctx: Context, args: argparse.Namespace, common: Common) -> int:
+    from kbuildguard.commands import check
+
+    return check.run(ctx, CheckOptions(common, tuple(args.paths), args.vmlinux, args.kernel_config))
+
+
+def _setup(ctx: Context, args: argparse.Namespace, common: Common) -> int:
+    from kbuildguard.commands import setup
+
+    return setup.run(ctx, common, args.yes, args.dry_run)
+
+
+def _explain(ctx: Context, args: argparse.Namespace, common: Common) -> int:
+    from kbuildguard.commands import explain
+
+    return explain.run(ctx, ExplainOptions(common, args.module, args.root, args.ko))
+
+
+def _init(ctx: Context, args: argparse.Namespace, common: Common) -> int:
+    from kbuildguard.commands import init
+
+    return init.run(ctx, args.directory, args.name)
+
+
+def _rpm_macros(ctx: Context, args: argparse.Namespace, common: Common) -> int:
     import pkgutil
 
     data = pkgutil.get_data("kbuildguard", "data/macros.kbuildguard")
@@ -151,35 +188,15 @@ def _rpm_macros(ctx: Context) -> int:
     return 0
 
 
+# Commands are imported when dispatched: `kbuildguard detect` need not import the build pipeline.
+COMMANDS: Dict[str, Callable[[Context, argparse.Namespace, Common], int]] = {
+    "detect": _detect, "make": _make, "check": _check, "setup": _setup, "explain": _explain, "init": _init,
+    "rpm-macros": _rpm_macros}
+
+
 def main_inner(ctx: Context, args: argparse.Namespace, make_args: Sequence[str]) -> int:
     """Dispatch: every command's logic is in kbuildguard/commands/<command>.py."""
-    common = _common(args, make_args)
-    if args.command == "detect":
-        from kbuildguard.commands import detect
-
-        return detect.run(ctx, common)
-    if args.command == "make":
-        from kbuildguard.commands import make
-
-        return make.run(ctx, MakeOptions(common, args.directory, tuple(args.targets), args.install, args.yes,
-                                         args.dry_run, args.allow_mismatch, args.vmlinux, args.kernel_config))
-    if args.command == "check":
-        from kbuildguard.commands import check
-
-        return check.run(ctx, CheckOptions(common, tuple(args.paths), args.vmlinux, args.kernel_config))
-    if args.command == "setup":
-        from kbuildguard.commands import setup
-
-        return setup.run(ctx, common, args.yes, args.dry_run)
-    if args.command == "explain":
-        from kbuildguard.commands import explain
-
-        return explain.run(ctx, ExplainOptions(common, args.module, args.root, args.ko))
-    if args.command == "init":
-        from kbuildguard.commands import init
-
-        return init.run(ctx, args.directory, args.name)
-    return _rpm_macros(ctx)
+    return COMMANDS[args.command](ctx, args, _common(args, make_args))
 
 
 def _raise_stopped(signum: int, frame: object) -> None:
@@ -198,42 +215,64 @@ def _install_signal_handlers() -> Dict[int, object]:
     return previous
 
 
-def main(argv: Optional[Sequence[str]] = None, env: Optional[Mapping[str, str]] = None,
-         stdout: Optional[IO[str]] = None, stderr: Optional[IO[str]] = None, stdin: Optional[IO[str]] = None,
-         runner: Optional[Callable[[Console], Runner]] = None, euid: Optional[int] = None, cwd: Optional[str] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    env = dict(os.environ if env is None else env)
+class Parsed(NamedTuple):
+    args: argparse.Namespace
+    make_args: List[str]
+
+
+class ParseExit(Exception):
+    """argparse is done before any command runs: --help, --version (0) or bad usage (2)."""
+
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
+
+
+def parse(argv: Sequence[str], err: IO[str]) -> Parsed:
     own, make_args = split_make_args(argv)
     parser = build_parser()
     try:
         args = parser.parse_args(own)
-    except SystemExit as exc:  # argparse: --help/--version exit 0, bad usage exits 2
-        return int(exc.code or 0)
-    err = stderr or sys.stderr
+    except SystemExit as exc:
+        raise ParseExit(int(exc.code or 0))
     if not args.command:
         parser.print_help(err)
-        return UsageError.exit_code
+        raise ParseExit(UsageError.exit_code)
     if make_args and args.command != "make":
         err.write("kbuildguard: usage error: only `make` takes arguments after --\n")
-        return UsageError.exit_code
-    verbosity = -1 if args.quiet else args.verbose
-    console = Console(err, verbosity=verbosity, log_path=args.log_file if args.command != "make" else None)
-    stdin = stdin if stdin is not None else sys.stdin
-    ctx = Context(runner=(runner or Runner)(console), console=console, stdout=stdout or sys.stdout, stdin=stdin,
-                  interactive=bool(stdin is not None and hasattr(stdin, "isatty") and stdin.isatty()),
-                  euid=os.geteuid() if euid is None else euid, env=env, cwd=cwd or os.getcwd(), json=args.json)
+        raise ParseExit(UsageError.exit_code)
+    return Parsed(args, make_args)
+
+
+def make_context(args: argparse.Namespace, env: Mapping[str, str], stdout: IO[str], stderr: IO[str], stdin: IO[str],
+                 runner: Callable[[Console], Runner], euid: int, cwd: str) -> Context:
+    """The Context from its parts; make opens its own log once it knows the module folder."""
+    console = Console(stderr, verbosity=-1 if args.quiet else args.verbose,
+                      log_path=args.log_file if args.command != "make" else None)
+    interactive = hasattr(stdin, "isatty") and stdin.isatty()
+    return Context(runner=runner(console), console=console, stdout=stdout, stdin=stdin, interactive=interactive,
+                   euid=euid, env=env, cwd=cwd, json=args.json)
+
+
+def fail(ctx: Context, exc: KbgError, debug: bool) -> int:
+    """The one place a failure becomes a message and an exit code."""
+    if debug:
+        traceback.print_exc()
+    ctx.console.fail(exc.title, printable(exc.message), [printable(d) for d in exc.details],
+                     printable(exc.hint) if exc.hint else None)
+    return exc.exit_code
+
+
+def guarded(ctx: Context, parsed: Parsed) -> int:
+    """Run the command; map every way it can end to an exit code (signals: 128 + N)."""
     previous = _install_signal_handlers()
     try:
-        return main_inner(ctx, args, make_args)
+        return main_inner(ctx, parsed.args, parsed.make_args)
     except KbgError as exc:
-        if args.debug:
-            traceback.print_exc()
-        console.fail(exc.title, printable(exc.message), [printable(d) for d in exc.details],
-                     printable(exc.hint) if exc.hint else None)
-        return exc.exit_code
+        return fail(ctx, exc, parsed.args.debug)
     except (KeyboardInterrupt, Stopped) as exc:
         signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
-        console.error("interrupted", "stopped by signal %d" % signum)
+        ctx.console.error("interrupted", "stopped by signal %d" % signum)
         return 128 + int(signum)
     except BrokenPipeError:
         # `kbuildguard detect | head`: the reader left; say nothing more, and keep Python's own
@@ -243,4 +282,19 @@ def main(argv: Optional[Sequence[str]] = None, env: Optional[Mapping[str, str]] 
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
-        console.close()
+        ctx.console.close()
+
+
+def main(argv: Optional[Sequence[str]] = None, env: Optional[Mapping[str, str]] = None,
+         stdout: Optional[IO[str]] = None, stderr: Optional[IO[str]] = None, stdin: Optional[IO[str]] = None,
+         runner: Optional[Callable[[Console], Runner]] = None, euid: Optional[int] = None, cwd: Optional[str] = None) -> int:
+    """The entry point; every part of the world can be passed in (tests), else it is this process's."""
+    err = stderr or sys.stderr
+    try:
+        parsed = parse(list(sys.argv[1:] if argv is None else argv), err)
+    except ParseExit as exc:
+        return exc.code
+    ctx = make_context(parsed.args, dict(os.environ if env is None else env), stdout or sys.stdout, err,
+                       stdin if stdin is not None else sys.stdin, runner or Runner,
+                       os.geteuid() if euid is None else euid, cwd or os.getcwd())
+    return guarded(ctx, parsed)

@@ -13,7 +13,9 @@ Without CONFIG_MODULE_UNLOAD there is no unloading at all.
 import os
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
+from kbuildguard import drift, kernel
 from kbuildguard.errors import BadInput, KbgError, UsageError
+from kbuildguard.kernel import KernelTarget
 from kbuildguard.toolchain import MatchLevel
 from kbuildguard.verify import STRUCT_MODULE_GATES, Check, Expectation, find_reference, verify_path
 
@@ -143,47 +145,49 @@ def loaded_release(root: str, given: Optional[str]) -> str:
                    hint="name it: --kernel RELEASE")
 
 
+def _kernel(root: str, release: str, unseen: List[str]) -> Tuple[Optional[KernelTarget], Optional[Dict[str, str]]]:
+    """The loaded kernel's build records and configuration, as far as ROOT shows them."""
+    target, config = None, None
+    try:
+        target = kernel.resolve(kernel.Selector(kernel=release, sysroot=root if root != "/" else None))
+    except KbgError as exc:
+        unseen.append("the kernel's build records (%s)" % exc.message)
+    path = drift.kernel_config_path(target) if target is not None else None
+    if path:
+        try:
+            config = drift.read_config(path)
+        except BadInput as exc:
+            unseen.append(exc.message)
+    if config is None:
+        unseen.append("the kernel's configuration (/boot/config-%s, /proc/config.gz)" % release)
+    return target, config
+
+
+def _ko_evidence(ko: str, target: KernelTarget, level: MatchLevel) -> Tuple[Tuple[Check, ...], Optional[bool], Optional[str]]:
+    """(checks, does the file have an exit function, what is wrong with its struct module) of the .ko on disk."""
+    reference, why_not = find_reference(target)
+    rep = verify_path(ko, Expectation(target, level, reference, why_not))
+    has_exit = rep.info.layout.exit_offset is not None if rep.info is not None and rep.info.layout is not None else None
+    problems = [c.message for c in rep.checks if not c.ok and c.name in STRUCT_MODULE_GATES]
+    return rep.checks, has_exit, "; ".join(problems) or None
+
+
 def gather(root: str, name: str, release: Optional[str], ko: Optional[str], level: MatchLevel) -> Explanation:
     """Everything explain looks at, read from ROOT (a captured system, or /)."""
-    from kbuildguard import drift, kernel
-
     mod = read_loaded(root, name)
     if mod is None:
         raise UsageError("module %s is not loaded (no line in %s/proc/modules)" % (name, root.rstrip("/")))
     release = loaded_release(root, release)
     unseen: List[str] = []
-    config: Optional[Dict[str, str]] = None
-    target = None
-    try:
-        target = kernel.resolve(kernel.Selector(kernel=release, sysroot=root if root != "/" else None))
-    except KbgError as exc:
-        unseen.append("the kernel's build records (%s)" % exc.message)
-    if target is not None:
-        path = drift.kernel_config_path(target)
-        if path:
-            try:
-                config = drift.read_config(path)
-            except BadInput as exc:
-                unseen.append(exc.message)
-    if config is None:
-        unseen.append("the kernel's configuration (/boot/config-%s, /proc/config.gz)" % release)
+    target, config = _kernel(root, release, unseen)
     module_unload = None if config is None else config.get("CONFIG_MODULE_UNLOAD") == "y"
     if module_unload is None and mod.refcnt is not None:
         module_unload = True  # /sys/module/M/refcnt exists only with CONFIG_MODULE_UNLOAD
     force = None if config is None else config.get("CONFIG_MODULE_FORCE_UNLOAD") == "y"
     ko = ko or find_ko(root, release, mod.name)
-    has_exit = None
-    layout_problem: Optional[str] = None
-    checks = None
+    checks, has_exit, layout_problem = None, None, None
     if ko and target is not None:
-        reference, why_not = find_reference(target)
-        rep = verify_path(ko, Expectation(target, level, reference, why_not))
-        checks = rep.checks
-        if rep.info is not None and rep.info.layout is not None:
-            has_exit = rep.info.layout.exit_offset is not None
-        for c in rep.checks:
-            if not c.ok and c.name in STRUCT_MODULE_GATES:
-                layout_problem = (layout_problem + "; " if layout_problem else "") + c.message
+        checks, has_exit, layout_problem = _ko_evidence(ko, target, level)
     elif not ko:
         unseen.append("the module's .ko (not in modules.dep; give --ko FILE)")
     findings = diagnose(mod, module_unload, force, has_exit, layout_problem)

@@ -354,6 +354,28 @@ def read_records(build_dir: str) -> TreeRecords:
     return TreeRecords(merged, config_path if config else None, tuple(facts), debian_program_hint(build_dir))
 
 
+def gather_facts(records: TreeRecords, modules_dir: Optional[str], proc: Optional[ProcVersion], proc_source: str,
+                 release: str, notes: List[str]) -> List[Fact]:
+    """Every record of the compiler, in the order of the module docstring."""
+    facts = list(records.facts)
+    if modules_dir and not any(f.compiler.vendor or f.compiler.date for f in facts):
+        facts.extend(in_tree_module_facts(modules_dir))
+    if proc is not None and proc.release == release:
+        facts.append(Fact(proc_source, proc.compiler))
+    elif proc is not None:
+        notes.append("%s is for kernel %s, not the target %s: not used" % (proc_source, proc.release, release))
+    facts.extend(tree_version_facts(records.config))
+    return facts
+
+
+def target_arch(config: Mapping[str, str], release: str, running: bool) -> Optional[Arch]:
+    """The tree's configuration says; else this machine, when it runs the target; else the release's suffix."""
+    found = arches.from_kconfig(config)
+    if found is None and running:
+        found = arches.parse(os.uname().machine)
+    return found or arches.from_release(release)
+
+
 def choose(facts: List[Fact], notes: List[str]) -> Fact:
     """The first record wins; a later one that disagrees is reported, not hidden."""
     chosen = facts[0]
@@ -386,14 +408,7 @@ def resolve(selector: Selector) -> KernelTarget:
     if modules_dir and not os.path.isdir(modules_dir):
         modules_dir = None
     records = read_records(build_dir) if build_dir else TreeRecords({}, None, (), "")
-    facts = list(records.facts)
-    if modules_dir and not any(f.compiler.vendor or f.compiler.date for f in facts):
-        facts.extend(in_tree_module_facts(modules_dir))
-    if proc is not None and proc.release == release:
-        facts.append(Fact(proc_source, proc.compiler))
-    elif proc is not None:
-        notes.append("%s is for kernel %s, not the target %s: not used" % (proc_source, proc.release, release))
-    facts.extend(tree_version_facts(records.config))
+    facts = gather_facts(records, modules_dir, proc, proc_source, release, notes)
     if not facts and build_dir is None:
         raise missing_tree_error(release, sysroot, running)
     if not facts:
@@ -404,7 +419,5 @@ def resolve(selector: Selector) -> KernelTarget:
                  "whose modules record it")
     chosen = choose(facts, notes)
     linker = next((f.compiler.linker for f in facts if f.compiler.linker), None)
-    arch = arches.from_kconfig(records.config) or (arches.parse(os.uname().machine) if running else None) \
-        or arches.from_release(release)
-    return KernelTarget(release, build_dir, arch, chosen.compiler, chosen.source, linker, tuple(facts), tuple(notes),
+    return KernelTarget(release, build_dir, target_arch(records.config, release, running), chosen.compiler, chosen.source, linker, tuple(facts), tuple(notes),
                         records.config_path, modules_dir, sysroot, running, records.program_hint, records.config)

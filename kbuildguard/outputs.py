@@ -115,31 +115,40 @@ def _is_output(name: str, siblings: Sequence[str]) -> bool:
     return False
 
 
-def mirror(module_dir: str, stage: str) -> int:
-    """Make STAGE a mirror of the module's sources: folders as folders, files as symbolic links.
+def _link(source: str, link: str) -> None:
+    if os.path.islink(link) and os.readlink(link) == source:
+        return
+    if os.path.lexists(link):
+        os.unlink(link)
+    os.symlink(source, link)
 
-    kbuild's outputs are regular files in STAGE and stay between builds (incremental builds); links
-    whose source is gone are removed. Returns the number of links."""
+
+def _mirror_folder(module_dir: str, root: str, dirs: List[str], files: List[str], stage: str) -> List[str]:
+    """Mirror one folder of the walk; returns the links it wants, and leaves in ``dirs`` what to descend into."""
+    dirs[:] = sorted(d for d in dirs if not (root == module_dir and d in _SKIP_DIRS) and d != ".git")
+    rel_root = os.path.relpath(root, module_dir)
+    target_root = stage if rel_root == "." else os.path.join(stage, rel_root)
+    os.makedirs(target_root, exist_ok=True)
+    names = files + dirs
+    linked_dirs = [d for d in dirs if os.path.islink(os.path.join(root, d))]
+    dirs[:] = [d for d in dirs if d not in linked_dirs]
+    wanted = []
+    for name in files + linked_dirs:
+        if name in files and _is_output(name, names):
+            continue
+        link = os.path.join(target_root, name)
+        _link(os.path.join(root, name), link)
+        wanted.append(link)
+    return wanted
+
+
+def mirror(module_dir: str, stage: str) -> int:
+    """Make STAGE a mirror of the module's sources: folders as folders, files (and linked folders) as
+    symbolic links. kbuild's outputs are regular files in STAGE and stay between builds (incremental
+    builds); links whose source is gone are removed. Returns the number of links."""
     wanted = set()
     for root, dirs, files in os.walk(module_dir):
-        dirs[:] = sorted(d for d in dirs if not (root == module_dir and d in _SKIP_DIRS) and d not in (".git",))
-        rel_root = os.path.relpath(root, module_dir)
-        target_root = stage if rel_root == "." else os.path.join(stage, rel_root)
-        os.makedirs(target_root, exist_ok=True)
-        names = files + dirs
-        linked_dirs = [d for d in dirs if os.path.islink(os.path.join(root, d))]
-        dirs[:] = [d for d in dirs if d not in linked_dirs]
-        for name in files + linked_dirs:
-            if _is_output(name, names):
-                continue
-            source = os.path.join(root, name)
-            link = os.path.join(target_root, name)
-            wanted.add(link)
-            if os.path.islink(link) and os.readlink(link) == source:
-                continue
-            if os.path.lexists(link):
-                os.unlink(link)
-            os.symlink(source, link)
+        wanted.update(_mirror_folder(module_dir, root, dirs, files, stage))
     for root, dirs, files in os.walk(stage):
         for name in files + dirs:
             path = os.path.join(root, name)

@@ -9,7 +9,7 @@ Unknown keys are errors, never ignored.
 
 import os
 import re
-from typing import Any, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 from kbuildguard.errors import ConfigError
 from kbuildguard.settings import FILE_FORBIDDEN, FileSettings
@@ -85,6 +85,67 @@ def _relative(path: str, where: str) -> str:
     return path
 
 
+def _parse_settings(raw: Any, path: str) -> FileSettings:
+    if not isinstance(raw, dict):
+        raise ConfigError("%s: [kbuildguard] must be a table" % path)
+    for key in sorted(set(raw) & set(FILE_FORBIDDEN)):
+        raise ConfigError("%s: [kbuildguard] %s is not allowed: %s" % (path, key, FILE_FORBIDDEN[key]))
+    bad = set(raw) - _SETTING_KEYS
+    if bad:
+        raise ConfigError("%s: unknown key(s) in [kbuildguard]: %s (known: %s)" % (
+            path, ", ".join(sorted(bad)), ", ".join(sorted(_SETTING_KEYS))))
+    for key, value in raw.items():
+        if not isinstance(value, str):
+            raise ConfigError("%s: [kbuildguard] %s must be a string" % (path, key))
+    return FileSettings(**raw)
+
+
+def _sources_and_objects(mod: Dict[str, Any], name: str, where: str) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+    sources = tuple(_relative(s, where) for s in _str_list(mod.get("sources", [name + ".c"]), where + " sources"))
+    if not sources:
+        raise ConfigError("%s: sources must name at least one .c file" % where)
+    for s in sources:
+        if not s.endswith((".c", ".S")):
+            raise ConfigError("%s: source %r must be a .c or .S file" % (where, s))
+    objects = tuple(_relative(o, where) for o in _str_list(mod.get("objects", []), where + " objects"))
+    for o in objects:
+        if not o.endswith(".o"):
+            raise ConfigError("%s: object %r must be an .o file (shipped as %s_shipped)" % (where, o, o))
+    if len(sources) + len(objects) > 1 and name + ".o" in [s.rsplit(".", 1)[0] + ".o" for s in sources] + list(objects):
+        # kbuild links NAME.ko from NAME-y; an object of the module's own name would be circular.
+        raise ConfigError("%s: module %s is linked from several objects, so none may be named %s.o: "
+                          "rename %s.c (e.g. %s_main.c)" % (where, name, name, name, name))
+    return sources, objects
+
+
+def _defines(raw: Any, where: str) -> Tuple[Tuple[str, str], ...]:
+    if not isinstance(raw, dict):
+        raise ConfigError("%s: defines must be a table, e.g. defines = { DEBUG = \"1\" }" % where)
+    defines = []
+    for key, value in raw.items():
+        if not _NAME.match(key) or "-" in key:
+            raise ConfigError("%s: define %r is not a C identifier" % (where, key))
+        defines.append((key, _define_value(key, value, where)))
+    return tuple(defines)
+
+
+def _parse_module(mod: Any, where: str) -> ModuleSpec:
+    if not isinstance(mod, dict):
+        raise ConfigError("%s: must be a table" % where)
+    bad = set(mod) - _MODULE_KEYS
+    if bad:
+        raise ConfigError("%s: unknown key(s) %s (known: %s)" % (where, ", ".join(sorted(bad)), ", ".join(sorted(_MODULE_KEYS))))
+    name = mod.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError("%s: name must be a module name such as kdemo" % where)
+    sources, objects = _sources_and_objects(mod, name, where)
+    return ModuleSpec(
+        name, sources,
+        tuple(_relative(d, where) for d in _str_list(mod.get("include_dirs", []), where + " include_dirs")),
+        tuple(_ccflag(f, where) for f in _str_list(mod.get("ccflags", []), where + " ccflags")),
+        _defines(mod.get("defines", {}), where), objects)
+
+
 def parse_config(text: str, path: str) -> Tuple[Tuple[ModuleSpec, ...], FileSettings]:
     try:
         data = _toml.loads(text)
@@ -93,64 +154,15 @@ def parse_config(text: str, path: str) -> Tuple[Tuple[ModuleSpec, ...], FileSett
     unknown = set(data) - {"module", "kbuildguard"}
     if unknown:
         raise ConfigError("%s: unknown table(s) %s (known: [kbuildguard], [[module]])" % (path, ", ".join(sorted(unknown))))
-    raw_settings = data.get("kbuildguard", {})
-    if not isinstance(raw_settings, dict):
-        raise ConfigError("%s: [kbuildguard] must be a table" % path)
-    for key in sorted(set(raw_settings) & set(FILE_FORBIDDEN)):
-        raise ConfigError("%s: [kbuildguard] %s is not allowed: %s" % (path, key, FILE_FORBIDDEN[key]))
-    bad = set(raw_settings) - _SETTING_KEYS
-    if bad:
-        raise ConfigError("%s: unknown key(s) in [kbuildguard]: %s (known: %s)" % (
-            path, ", ".join(sorted(bad)), ", ".join(sorted(_SETTING_KEYS))))
-    for key, value in raw_settings.items():
-        if not isinstance(value, str):
-            raise ConfigError("%s: [kbuildguard] %s must be a string" % (path, key))
-    settings = FileSettings(**raw_settings)
-    modules: List[ModuleSpec] = []
+    settings = _parse_settings(data.get("kbuildguard", {}), path)
     raw_modules = data.get("module", [])
     if not isinstance(raw_modules, list):
         raise ConfigError("%s: modules are declared as [[module]] tables" % path)
-    for i, mod in enumerate(raw_modules):
-        where = "%s: [[module]] #%d" % (path, i + 1)
-        if not isinstance(mod, dict):
-            raise ConfigError("%s: must be a table" % where)
-        bad = set(mod) - _MODULE_KEYS
-        if bad:
-            raise ConfigError("%s: unknown key(s) %s (known: %s)" % (where, ", ".join(sorted(bad)), ", ".join(sorted(_MODULE_KEYS))))
-        name = mod.get("name")
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise ConfigError("%s: name must be a module name such as kdemo" % where)
-        sources = tuple(_relative(s, where) for s in _str_list(mod.get("sources", [name + ".c"]), where + " sources"))
-        if not sources:
-            raise ConfigError("%s: sources must name at least one .c file" % where)
-        for s in sources:
-            if not s.endswith((".c", ".S")):
-                raise ConfigError("%s: source %r must be a .c or .S file" % (where, s))
-        objects = tuple(_relative(o, where) for o in _str_list(mod.get("objects", []), where + " objects"))
-        for o in objects:
-            if not o.endswith(".o"):
-                raise ConfigError("%s: object %r must be an .o file (shipped as %s_shipped)" % (where, o, o))
-        if len(sources) + len(objects) > 1 and name + ".o" in [s.rsplit(".", 1)[0] + ".o" for s in sources] + list(objects):
-            # kbuild links NAME.ko from NAME-y; an object of the module's own name would be circular.
-            raise ConfigError("%s: module %s is linked from several objects, so none may be named %s.o: "
-                              "rename %s.c (e.g. %s_main.c)" % (where, name, name, name, name))
-        defines_raw = mod.get("defines", {})
-        if not isinstance(defines_raw, dict):
-            raise ConfigError("%s: defines must be a table, e.g. defines = { DEBUG = \"1\" }" % where)
-        defines = []
-        for key, value in defines_raw.items():
-            if not _NAME.match(key) or "-" in key:
-                raise ConfigError("%s: define %r is not a C identifier" % (where, key))
-            defines.append((key, _define_value(key, value, where)))
-        modules.append(ModuleSpec(
-            name, sources,
-            tuple(_relative(d, where) for d in _str_list(mod.get("include_dirs", []), where + " include_dirs")),
-            tuple(_ccflag(f, where) for f in _str_list(mod.get("ccflags", []), where + " ccflags")),
-            tuple(defines), objects))
+    modules = tuple(_parse_module(mod, "%s: [[module]] #%d" % (path, i + 1)) for i, mod in enumerate(raw_modules))
     names = [m.name for m in modules]
     if len(set(names)) != len(names):
         raise ConfigError("%s: module names must be unique" % path)
-    return tuple(modules), settings
+    return modules, settings
 
 
 def load(root: str) -> Project:

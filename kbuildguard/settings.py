@@ -139,6 +139,15 @@ def _target(cli: CommandLine, env: Mapping[str, str], file: FileSettings) -> Lis
     return [_default(), _default()]
 
 
+def _check_target(kernel: Value, kernel_dir: Value) -> None:
+    for value in (kernel, kernel_dir):
+        if value.value is not None and (not value.value.strip() or "\n" in value.value):
+            raise ConfigError("%s: empty or multi-line value" % value.origin)
+    release = kernel.value
+    if release is not None and release != "all" and ("/" in release or release in (".", "..")):
+        raise ConfigError("%s: %r is not a kernel release (a build tree is named with --kernel-dir)" % (kernel.origin, release))
+
+
 def resolve(cli: CommandLine, env: Mapping[str, str], file: FileSettings = FileSettings()) -> Settings:
     """Every setting, once, for every command."""
     stray = sorted(k for k in env if k.startswith("KBUILDGUARD_") and k not in ENVIRONMENT)
@@ -153,11 +162,7 @@ def resolve(cli: CommandLine, env: Mapping[str, str], file: FileSettings = FileS
     if cc.layer is Layer.ENVIRONMENT and cc.origin == "CC":
         cc = cc._replace(origin="CC environment variable")
     kernel, kernel_dir = _target(cli, env, file)
-    for value in (kernel, kernel_dir):
-        if value.value is not None and (not value.value.strip() or "\n" in value.value):
-            raise ConfigError("%s: empty or multi-line value" % value.origin)
-    if kernel.value is not None and kernel.value != "all" and ("/" in kernel.value or kernel.value in (".", "..")):
-        raise ConfigError("%s: %r is not a kernel release (a build tree is named with --kernel-dir)" % (kernel.origin, kernel.value))
+    _check_target(kernel, kernel_dir)
     sysroot = _first(_cli(cli.sysroot, "--sysroot"), _env(env, "KBUILDGUARD_SYSROOT")) or _default()
     log = _first(_cli(cli.log_file, "--log-file"), _env(env, "KBUILDGUARD_LOG")) or _default()
     scl_root = _env(env, "KBUILDGUARD_SCL_ROOT") or _default(DEFAULT_SCL_ROOT)

@@ -148,38 +148,47 @@ def find_reference(target: KernelTarget, vmlinux: Optional[str] = None, limit: i
     if vmlinux:
         found = _btf_reference(vmlinux, "the given kernel image's")
         return found, "" if found else "%s has no struct module in its BTF" % vmlinux
-    if target.running and os.path.exists("/sys/kernel/btf/vmlinux"):
-        try:
-            found = _btf_reference("/sys/kernel/btf/vmlinux", "the running kernel's")
-            if found:
-                return found, ""
-        except BadInput:
-            pass
+    found = _image_reference(target) or _in_tree_reference(target, limit)
+    if found is not None:
+        return found, ""
     root = target.sysroot if target.sysroot != "/" else ""
-    for name in ("vmlinuz-%s" % target.release, "vmlinux-%s" % target.release):
-        image = os.path.join(root + "/boot", name)
-        if os.path.isfile(image):
-            try:
-                found = _btf_reference(image, "the kernel image's")
-                if found:
-                    return found, ""
-            except BadInput:
-                pass
-    kernel_dir = os.path.join(target.modules_dir, "kernel") if target.modules_dir else None
-    if kernel_dir and os.path.isdir(kernel_dir):
-        for tried, path in enumerate(find_modules([kernel_dir])):
-            if tried >= limit:
-                break
-            try:
-                info = read_module(path)
-            except BadInput:
-                continue
-            if info.layout and info.layout.init_offset is not None and info.layout.exit_offset is not None:
-                return ReferenceLayout(info.layout, "in-tree module %s" % os.path.relpath(path, target.modules_dir)), ""
     return None, ("no reference for kernel %s: %sno %s/boot/vmlinuz-%s, no in-tree modules under %s/lib/modules/%s/kernel; "
                   "give the kernel image with --vmlinux" % (
                       target.release, "" if target.running else "not the running kernel, ", root, target.release,
                       root, target.release))
+
+
+def _image_reference(target: KernelTarget) -> Optional[ReferenceLayout]:
+    """From BTF: the running kernel's own, else the target's /boot/vmlinuz-R (under the sysroot)."""
+    root = target.sysroot if target.sysroot != "/" else ""
+    images = [("/sys/kernel/btf/vmlinux", "the running kernel's")] if target.running else []
+    images += [(os.path.join(root + "/boot", name % target.release), "the kernel image's")
+               for name in ("vmlinuz-%s", "vmlinux-%s")]
+    for path, what in images:
+        if os.path.isfile(path):
+            try:
+                found = _btf_reference(path, what)
+            except BadInput:
+                continue
+            if found:
+                return found
+    return None
+
+
+def _in_tree_reference(target: KernelTarget, limit: int) -> Optional[ReferenceLayout]:
+    """From a module the kernel shipped: its .gnu.linkonce.this_module and relocations."""
+    if not target.modules_dir or not os.path.isdir(os.path.join(target.modules_dir, "kernel")):
+        return None
+    for tried, path in enumerate(find_modules([os.path.join(target.modules_dir, "kernel")])):
+        if tried >= limit:
+            break
+        try:
+            info = read_module(path)
+        except BadInput:
+            continue
+        if info.layout and info.layout.init_offset is not None and info.layout.exit_offset is not None:
+            return ReferenceLayout(info.layout, "in-tree module %s" % os.path.relpath(path, target.modules_dir))
+    return None
 
 
 def _hex(value: Optional[int]) -> str:

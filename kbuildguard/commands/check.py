@@ -1,6 +1,6 @@
 """``kbuildguard check``: verify modules built elsewhere against the target kernel."""
 
-from typing import NamedTuple, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 from kbuildguard import kernel, report
 from kbuildguard.commands.common import Common, absolute, level_of, selector_for, settings_for, single_kernel
@@ -9,7 +9,18 @@ from kbuildguard.context import Context
 from kbuildguard.drift import compare
 from kbuildguard.errors import BadInput, ModuleRejected, UsageError
 from kbuildguard.inspect import find_modules
-from kbuildguard.verify import STRUCT_MODULE_GATES, WHY_SENTENCE, Expectation, Verdict, find_reference, verify_paths, with_cause
+from kbuildguard.kernel import KernelTarget
+from kbuildguard.toolchain import MatchLevel
+from kbuildguard.verify import (
+    STRUCT_MODULE_GATES,
+    WHY_SENTENCE,
+    Expectation,
+    ModuleReport,
+    Verdict,
+    find_reference,
+    verify_paths,
+    with_cause,
+)
 
 
 class CheckOptions(NamedTuple):
@@ -19,13 +30,7 @@ class CheckOptions(NamedTuple):
     kernel_config: Optional[str] = None
 
 
-def run(ctx: Context, opts: CheckOptions) -> int:
-    settings = settings_for(ctx, opts.common.cli)
-    single_kernel(settings, "check")
-    target = kernel.resolve(selector_for(settings))
-    paths = find_modules(absolute(ctx, opts.paths))
-    if not paths:
-        raise UsageError("no .ko, .ko.xz, .ko.gz or .ko.zst files under %s" % printable(" ".join(opts.paths)))
+def expectation(ctx: Context, target: KernelTarget, level: MatchLevel, opts: CheckOptions) -> Expectation:
     reference, not_compared = find_reference(target, ctx.path(opts.vmlinux) if opts.vmlinux else None)
     if reference is not None:
         try:
@@ -33,37 +38,54 @@ def run(ctx: Context, opts: CheckOptions) -> int:
         except BadInput:
             drift = None
         reference = with_cause(reference, drift)
-    expect = Expectation(target, level_of(settings), reference, not_compared)
-    reports = verify_paths(paths, expect)
-    if ctx.json:
-        ctx.out_json(dict(report.expectation_json(expect), settings=settings.as_json(), modules=report.modules_json(reports)))
-    else:
-        ctx.out("kernel %s, built by %s (%s)" % (target.release, printable(target.compiler.describe()), target.compiler_source))
-        if reference is None:
-            ctx.out("  layout not compared: %s" % not_compared)
-        for rep in reports:
-            ctx.out("%s: %s" % (printable(rep.path), rep.verdict))
-            for c in rep.checks:
-                if not c.ok or ctx.console.verbosity > 0:
-                    ctx.out("  %s %s: %s" % ("ok " if c.ok else "BAD", c.name, printable(c.message)))
-                    if not c.ok:
-                        ctx.out("      expected: %s" % printable(c.expected))
-                        ctx.out("      found:    %s" % printable(c.found))
-                        if c.fix:
-                            ctx.out("      fix:      %s" % printable(c.fix))
+    return Expectation(target, level, reference, not_compared)
+
+
+def print_reports(ctx: Context, expect: Expectation, reports: List[ModuleReport]) -> None:
+    target = expect.target
+    ctx.out("kernel %s, built by %s (%s)" % (target.release, printable(target.compiler.describe()), target.compiler_source))
+    if expect.reference is None:
+        ctx.out("  layout not compared: %s" % expect.not_compared)
+    for rep in reports:
+        ctx.out("%s: %s" % (printable(rep.path), rep.verdict))
+        for c in rep.checks:
+            if c.ok and ctx.console.verbosity <= 0:
+                continue
+            ctx.out("  %s %s: %s" % ("ok " if c.ok else "BAD", c.name, printable(c.message)))
+            if not c.ok:
+                ctx.out("      expected: %s" % printable(c.expected))
+                ctx.out("      found:    %s" % printable(c.found))
+                if c.fix:
+                    ctx.out("      fix:      %s" % printable(c.fix))
+
+
+def verdict(target: KernelTarget, reports: List[ModuleReport]) -> int:
+    """0, or the error for the worst module: a mismatch (8) before an unreadable file (3)."""
     bad = [r for r in reports if r.verdict is Verdict.MISMATCH]
-    errors = [r for r in reports if r.verdict is Verdict.ERROR]
     if bad:
-        fixes = []
-        for r in bad:
-            for c in r.failed():
-                if c.fix and c.fix not in fixes:
-                    fixes.append(c.fix)
-        names = {c.name for r in bad for c in r.failed()}
-        why = WHY_SENTENCE + " " if names & STRUCT_MODULE_GATES else ""
+        failed = [c for r in bad for c in r.failed()]
+        fixes = sorted({c.fix for c in failed if c.fix}, key=[c.fix for c in failed].index)
+        why = WHY_SENTENCE + " " if {c.name for c in failed} & STRUCT_MODULE_GATES else ""
         raise ModuleRejected("%d of %d module(s) do not match kernel %s" % (len(bad), len(reports), target.release),
                              hint="%sFix: %s" % (why, "; ".join(fixes)))
+    errors = [r for r in reports if r.verdict is Verdict.ERROR]
     if errors:
         raise BadInput("%d of %d module(s) could not be read" % (len(errors), len(reports)),
                        details=[r.checks[0].message for r in errors])
     return 0
+
+
+def run(ctx: Context, opts: CheckOptions) -> int:
+    settings = settings_for(ctx, opts.common.cli)
+    single_kernel(settings, "check")
+    target = kernel.resolve(selector_for(settings))
+    paths = find_modules(absolute(ctx, opts.paths))
+    if not paths:
+        raise UsageError("no .ko, .ko.xz, .ko.gz or .ko.zst files under %s" % printable(" ".join(opts.paths)))
+    expect = expectation(ctx, target, level_of(settings), opts)
+    reports = verify_paths(paths, expect)
+    if ctx.json:
+        ctx.out_json(dict(report.expectation_json(expect), settings=settings.as_json(), modules=report.modules_json(reports)))
+    else:
+        print_reports(ctx, expect, reports)
+    return verdict(target, reports)
