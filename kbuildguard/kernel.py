@@ -54,8 +54,14 @@ class Selector(NamedTuple):
     kernel_dir: Optional[str] = None
     sysroot: Optional[str] = None
     proc_version_file: Optional[str] = None
-    kernel_named_by: str = "--kernel"  # for messages: "--kernel-dir /x", "KBUILDGUARD_KERNEL_DIR=/x"
-    kernel_dir_named_by: str = "--kernel-dir"
+    # How each was named, for messages ("KBUILDGUARD_KERNEL_DIR=/x"); "" means the option itself.
+    kernel_named_by: str = ""
+    kernel_dir_named_by: str = ""
+    sysroot_named_by: str = ""
+
+    def named(self, field: str) -> str:
+        given = getattr(self, field + "_named_by")
+        return given or "--%s %s" % (field.replace("_", "-"), getattr(self, field))
 
 
 class KernelTarget(NamedTuple):
@@ -298,8 +304,8 @@ def resolve_release(selector: Selector, sysroot: str, proc: Optional[ProcVersion
     elif selector.sysroot:
         found = installed_releases(sysroot)
         if not found:
-            raise KernelNotFound("--sysroot %s: no kernel build tree under lib/modules, usr/src/kernels or "
-                                 "usr/src/linux-headers-*, and no proc/version" % selector.sysroot,
+            raise KernelNotFound("%s: no kernel build tree under lib/modules, usr/src/kernels or "
+                                 "usr/src/linux-headers-*, and no proc/version" % selector.named("sysroot"),
                                  hint="name the kernel with --kernel RELEASE, or install kernel-devel/linux-headers in the sysroot")
         release = found[0]
         if len(found) > 1:
@@ -307,7 +313,7 @@ def resolve_release(selector: Selector, sysroot: str, proc: Optional[ProcVersion
     else:
         release = running_release()
     if "/" in release or release in ("", ".", "..") or "\n" in release:
-        raise BadInput("%s %r: not a kernel release" % (selector.kernel_named_by, release))
+        raise BadInput("%r: not a kernel release" % release)
     return release
 
 
@@ -315,7 +321,7 @@ def find_tree(selector: Selector, sysroot: str, release: str) -> Tuple[str, Opti
     """(release, build tree or None). A tree must be the release asked for: its utsrelease.h decides."""
     if selector.kernel_dir:
         build_dir = os.path.abspath(selector.kernel_dir)
-        named = selector.kernel_dir_named_by
+        named = selector.named("kernel_dir")
         if not os.path.isdir(build_dir):
             raise KernelNotFound("%s: no such directory" % named)
         if not _is_build_tree(build_dir):
@@ -391,7 +397,7 @@ def choose(facts: List[Fact], notes: List[str]) -> Fact:
 def resolve(selector: Selector) -> KernelTarget:
     sysroot = os.path.abspath(selector.sysroot) if selector.sysroot else "/"
     if selector.sysroot and not os.path.isdir(sysroot):
-        raise BadInput("--sysroot %s: not a directory" % selector.sysroot)
+        raise BadInput("%s: not a directory" % selector.named("sysroot"))
     notes: List[str] = []
     proc, proc_source = _proc_version(selector, sysroot)
     if proc is not None and proc.repairs:

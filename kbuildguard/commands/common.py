@@ -28,8 +28,8 @@ def settings_for(ctx: Context, cli: CommandLine, folder: Optional[str] = None) -
 def selector_for(settings: Settings, proc_version_file: Optional[str] = None, kernel: Optional[str] = None) -> Selector:
     return Selector(kernel=kernel if kernel is not None else settings.kernel.value,
                     kernel_dir=settings.kernel_dir.value, sysroot=settings.sysroot.value,
-                    proc_version_file=proc_version_file, kernel_named_by=settings.kernel.origin,
-                    kernel_dir_named_by=settings.kernel_dir.describe())
+                    proc_version_file=proc_version_file, kernel_named_by=settings.kernel.describe(),
+                    kernel_dir_named_by=settings.kernel_dir.describe(), sysroot_named_by=settings.sysroot.describe())
 
 
 def level_of(settings: Settings) -> MatchLevel:
