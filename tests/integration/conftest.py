@@ -31,11 +31,17 @@ class Result:
         return "exit %d\n--- stdout\n%s\n--- stderr\n%s" % (self.code, self.out[-3000:], self.err[-3000:])
 
 
+NEUTRAL_CWD = "/"
+
+
 def kbuildguard(*argv, cwd=None, env=None):
-    """The real CLI in a real process, as a user or a spec file runs it."""
+    """The real CLI in a real process, as a user or a spec file runs it.
+
+    Never in the checkout: `python -m` puts the folder it starts in first on sys.path, and the suite
+    must run the installed kbuildguard (the wheel, in CI), not the source tree beside it."""
     full_env = dict(os.environ)
     full_env.update(env or {})
-    proc = subprocess.run([sys.executable, "-m", "kbuildguard"] + list(argv), cwd=cwd, env=full_env,
+    proc = subprocess.run([sys.executable, "-m", "kbuildguard"] + list(argv), cwd=cwd or NEUTRAL_CWD, env=full_env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     res = Result(proc)
     assert "Traceback" not in res.err, res
