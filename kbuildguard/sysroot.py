@@ -95,15 +95,11 @@ def kernel_texts(root: str, layout: Layout) -> List[KernelText]:
     """Where the kernel line may be, best first: the /proc/version copy, then dmesg (the boot line)."""
     found: List[KernelText] = []
     if layout is Layout.SUPPORTCONFIG:
+        # the kernel line is in a dmesg section (boot.txt) or a /proc/version one: pasted.py finds it in the file
         for name in ("basic-environment.txt", "boot.txt"):
             text = _read(root, name)
-            if text is None:
-                continue
-            sects = sections(text)
-            for command in ("/proc/version", "cat /proc/version", "dmesg", "/var/log/boot.msg"):
-                body = _section(sects, command)
-                if body and "Linux version" in body:
-                    found.append(KernelText(body, "%s: %s" % (name, command)))
+            if text and "Linux version" in text:
+                found.append(KernelText(text, name))
         return found
     candidates = ["proc/version"]
     if layout is Layout.SOSREPORT:
