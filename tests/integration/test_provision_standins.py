@@ -1,4 +1,5 @@
-"""`kbuildguard setup` against recording stand-ins of yum, dnf and zypper (they cannot run on Debian),
+"""`kbuildguard setup` against recording stand-ins of yum, dnf and zypper (EL7 yum cannot run here; real dnf
+and zypper are in test_provision_real.py),
 and `kbuildguard make --install --yes` really installing gcc-11 with apt-get."""
 
 import json
