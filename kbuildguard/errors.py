@@ -102,6 +102,13 @@ class CannotWrite(KbgError):
     title = "cannot write"
 
 
+class PackageUnavailable(KbgError):
+    """A package the plan needs is not offered by the repositories of the system it is for."""
+
+    exit_code = 15
+    title = "package unavailable"
+
+
 class Interrupted(KbgError):
     """A signal ended the run (Ctrl-C, a CI timeout's SIGTERM, a closed ssh session's SIGHUP).
 
@@ -148,6 +155,7 @@ EXIT_CODES: Tuple[Tuple[int, str], ...] = (
     (ConfigError.exit_code, "invalid kbuildguard.toml or KBUILDGUARD_* setting"),
     (HeaderDrift.exit_code, "the build tree's config differs from the target kernel's in ABI options"),
     (CannotWrite.exit_code, "a folder kbuildguard must write to (module folder, .kbuildguard/, staging) is not writable"),
+    (PackageUnavailable.exit_code, "a package the install plan needs is not in the system's repositories (the plan says where it is)"),
     (128 + signal.SIGHUP, "SIGHUP (a closed terminal or ssh session): make stopped, nothing unverified placed"),
     (130, "SIGINT (Ctrl-C): make stopped, nothing unverified placed"),
     (128 + signal.SIGQUIT, "SIGQUIT: make stopped, nothing unverified placed"),
