@@ -150,8 +150,8 @@ def _comment(ko):
 def _build(tmp_path, root, env=None):
     repo_dir = str(tmp_path / "kdemo")
     shutil.copytree(os.path.join(EXAMPLES, "kdemo"), repo_dir, ignore=COPY_SOURCES)
-    # exact: the vendor release decides, so this machine's own gcc-12 (12.2.0 too) does not match
-    res = kbuildguard("make", "--sysroot", root, "--match", "exact", cwd=repo_dir, env=env)
+    # the default level: the vendor release decides between this machine's gcc-12 and the toolset's (both 12.2.0)
+    res = kbuildguard("make", "--sysroot", root, cwd=repo_dir, env=env)
     assert res.code == 0, res
     report = json.load(open(os.path.join(repo_dir, ".kbuildguard", "report.json")))
     return res, report, os.path.join(repo_dir, "kdemo.ko")
