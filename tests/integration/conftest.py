@@ -111,6 +111,32 @@ def drifted_tree(dest, release, changes, src=None):
     return dest
 
 
+DEBIAN_CC_TEXT = "gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0"
+
+
+def renamed_compiler_tree(dest, release, text, gcc_version, extra=()):
+    """A copy of Debian's headers whose records say the kernel was built by TEXT (CONFIG_GCC_VERSION
+    GCC_VERSION), with compile.h removed so that no record disagrees; EXTRA: more (old, new) replacements."""
+    src = "/usr/src/linux-headers-%s" % release
+    shutil.copytree(src, dest, symlinks=True)
+    for link in ("scripts", "tools"):  # relative links into linux-kbuild: point them at the real folders
+        target = os.path.realpath(os.path.join(src, link))
+        os.unlink(os.path.join(dest, link))
+        os.symlink(target, os.path.join(dest, link))
+    for rel in ("include/config/auto.conf", ".config"):
+        path = os.path.join(dest, rel)
+        with open(path) as f:
+            content = f.read()
+        assert DEBIAN_CC_TEXT in content
+        content = content.replace(DEBIAN_CC_TEXT, text).replace("CONFIG_GCC_VERSION=120200", "CONFIG_GCC_VERSION=%s" % gcc_version)
+        for old, new in extra:
+            content = content.replace(old, new)
+        with open(path, "w") as f:
+            f.write(content)
+    os.unlink(os.path.join(dest, "include/generated/compile.h"))
+    return dest
+
+
 def image_root(release):
     return os.environ.get("KBG_TEST_IMAGE_ROOT", "/var/cache/kbuildguard-ci/image-%s" % release)
 

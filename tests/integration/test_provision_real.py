@@ -18,7 +18,7 @@ import subprocess
 import pytest
 
 from conftest import require
-from integration.conftest import COPY_SOURCES, EXAMPLES, kbuildguard
+from integration.conftest import COPY_SOURCES, EXAMPLES, kbuildguard, renamed_compiler_tree
 from kbuildguard.inspect import read_module
 
 GCC_DRIVER = "/usr/bin/x86_64-linux-gnu-gcc-12"
@@ -119,24 +119,7 @@ ZYPP_REPO = "[kbg-local]\nname=kbuildguard test toolsets\nbaseurl=file://%s\ngpg
 
 def _tree(root, release, text=TOOLSET_TEXT, gcc_version="120200"):
     """A copy of Debian's headers at ROOT/usr/src/kernels/R whose records name ``text``."""
-    src = "/usr/src/linux-headers-%s" % release
-    dst = os.path.join(root, "usr/src/kernels", release)
-    shutil.copytree(src, dst, symlinks=True)
-    for link in ("scripts", "tools"):  # relative links into linux-kbuild: point them at the real folders
-        target = os.path.realpath(os.path.join(src, link))
-        os.unlink(os.path.join(dst, link))
-        os.symlink(target, os.path.join(dst, link))
-    for rel in ("include/config/auto.conf", ".config"):
-        path = os.path.join(dst, rel)
-        with open(path) as f:
-            content = f.read()
-        assert "gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0" in content
-        content = content.replace("gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0", text)
-        content = content.replace("CONFIG_GCC_VERSION=120200", "CONFIG_GCC_VERSION=%s" % gcc_version)
-        with open(path, "w") as f:
-            f.write(content)
-    os.unlink(os.path.join(dst, "include/generated/compile.h"))
-    return dst
+    return renamed_compiler_tree(os.path.join(root, "usr/src/kernels", release), release, text, gcc_version)
 
 
 def _files(root):

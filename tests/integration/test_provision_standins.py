@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from conftest import require
-from integration.conftest import COPY_SOURCES, EXAMPLES, TOOLS, kbuildguard
+from integration.conftest import COPY_SOURCES, EXAMPLES, TOOLS, kbuildguard, renamed_compiler_tree
 from test_provision import SYSROOTS, plan_in
 
 STANDIN = {
@@ -72,25 +72,9 @@ def test_install_without_consent_installs_nothing(tmp_path):
 
 def _gcc11_tree(tmp_path, release):
     """A copy of Debian's headers whose records say the kernel was built by gcc-11."""
-    src = "/usr/src/linux-headers-%s" % release
-    dst = str(tmp_path / ("linux-headers-" + release))
-    shutil.copytree(src, dst, symlinks=True)
-    for link in ("scripts", "tools"):  # relative links into linux-kbuild: point them at the real folders
-        target = os.path.realpath(os.path.join(src, link))
-        os.unlink(os.path.join(dst, link))
-        os.symlink(target, os.path.join(dst, link))
-    for rel in ("include/config/auto.conf", ".config"):
-        path = os.path.join(dst, rel)
-        with open(path) as f:
-            text = f.read()
-        text = text.replace("gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0", "gcc-11 (Debian 11.3.0-12) 11.3.0")
-        text = text.replace("CONFIG_GCC_VERSION=120200", "CONFIG_GCC_VERSION=110300")
-        # gcc-11 has no -ftrivial-auto-var-init=zero: a kernel built by gcc-11 would not have this on
-        text = text.replace("CONFIG_INIT_STACK_ALL_ZERO=y", "# CONFIG_INIT_STACK_ALL_ZERO is not set")
-        with open(path, "w") as f:
-            f.write(text)
-    os.unlink(os.path.join(dst, "include/generated/compile.h"))
-    return dst
+    # gcc-11 has no -ftrivial-auto-var-init=zero: a kernel built by gcc-11 would not have this on
+    return renamed_compiler_tree(str(tmp_path / ("linux-headers-" + release)), release, "gcc-11 (Debian 11.3.0-12) 11.3.0",
+                                 "110300", extra=[("CONFIG_INIT_STACK_ALL_ZERO=y", "# CONFIG_INIT_STACK_ALL_ZERO is not set")])
 
 
 def test_make_install_yes_really_installs_gcc11_with_apt(debian_release, tmp_path):
