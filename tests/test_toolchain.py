@@ -164,3 +164,13 @@ def test_make_keeps_looking_for_the_kernels_vendor_release(tmp_path):
     runner.outputs.update(compiler_outputs(toolset, GCC12_MACROS, "gcc (kbg toolset 12.2.0-1) 12.2.0"))
     sel = select(runner, target, MatchLevel.VERSION, {"PATH": bindir}, opt_root=str(tmp_path / "opt"), first_match=True)
     assert sel.selected.path == toolset
+
+
+@pytest.mark.parametrize("given, kept", [
+    ("-n", ""), ("n", ""), ("ns", "s"), ("-ik", "-k"), ("--just-print", ""), ("-W foo.c", ""),
+    ("-j4 --jobserver-auth=3,4", "-j4 --jobserver-auth=3,4"), ("w -- CC=gcc-11 M=/x", "w"),
+])
+def test_makeflags_keep_only_scheduling(given, kept):
+    from kbuildguard.kbuild import scheduling_flags
+
+    assert scheduling_flags(given) == kept
