@@ -205,4 +205,6 @@ def install_hint(target: KernelTarget, distro: Optional[Distro] = None) -> str:
     except NoMatchingCompiler as exc:
         return "install %s (%s)" % (target.compiler.describe(), exc.message)
     cmds = " && ".join(quote(c) for c in p.commands)
-    return "install it: %s (or let kbuildguard do it: kbuildguard make --install)" % cmds
+    # An error path asks no package manager: the plan is named as the catalogue's, unchecked.
+    return ("the catalogue's plan: %s -- not yet checked against the repositories: `kbuildguard setup --dry-run` "
+            "asks them, `kbuildguard make --install` asks and then installs" % cmds)
