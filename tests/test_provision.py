@@ -120,3 +120,27 @@ def test_failing_package_manager_claims_nothing(tmp_path, monkeypatch):
         execute(context(runner, euid=0), p, yes=True, dry_run=False)
     assert "may not be installed" in exc.value.message
     assert len(runner.calls) == 1  # stopped at the first failure
+
+
+def test_consent_asked_on_a_terminal(tmp_path):
+    p = _plan(tmp_path)
+    declined = FakeRunner()
+    with pytest.raises(ConsentRequired) as exc:
+        execute(context(declined, euid=0, interactive=True, stdin_text="n\n"), p, yes=False, dry_run=False)
+    assert "declined" in exc.value.message and declined.calls == []
+    accepted = FakeRunner({tuple(c): 0 for c in p.commands})
+    assert execute(context(accepted, euid=0, interactive=True, stdin_text="y\n"), p, yes=False, dry_run=False)
+    assert accepted.calls == [list(c) for c in p.commands]
+    assert execute(context(FakeRunner(), euid=0), p, yes=True, dry_run=True) is False  # a dry run runs nothing
+
+
+def test_install_that_still_does_not_match(tmp_path):
+    from kbuildguard.errors import InstallFailed as Failed
+    from kbuildguard.provision import reselect
+    from kbuildguard.toolchain import MatchLevel
+
+    target = _target(tmp_path, "gcc-11 (Debian 11.3.0-12) 11.3.0")
+    with pytest.raises(Failed) as exc:
+        reselect(context(FakeRunner(), env={"PATH": "/nonexistent"}), target, MatchLevel.VERSION, _plan(tmp_path),
+                 str(tmp_path / "opt"), root=str(tmp_path / "root"))
+    assert "still no compiler matches" in exc.value.message
