@@ -149,3 +149,8 @@ def install_hint(target: KernelTarget, distro: Optional[Distro] = None) -> str:
         return "install %s (%s)" % (target.compiler.describe(), exc.message)
     cmds = " && ".join(quote(c) for c in p.commands)
     return "install it: %s (or let kbuildguard do it: kbuildguard make --install)" % cmds
+
+
+def distribution_entry(distro: Distro, catalogue: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:
+    """The catalogue's entry for ``distro`` (its manager, packages), or None; for the toolchain preflight."""
+    return _entry_for(distro, catalogue if catalogue is not None else load_catalogue())
