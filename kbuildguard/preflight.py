@@ -147,7 +147,7 @@ def check_linker(runner: Runner, target: KernelTarget, compiler: Compiler, llvm:
                         "kernel's toolchain (%s)" % (found.describe(), expected.describe(),
                                                      "clang and LLVM=" if _linker_family(expected) == "LLD" else "gcc and GNU ld"),
                         _packages(target, "lld" if _linker_family(expected) == "LLD" else "gnu_ld",
-                                  compiler.version.split(".")[0]))]
+                                  expected.version.split(".")[0]))]
     if not _same(expected.version, found.version, parts):
         return [Finding(Check.LINKER, program, Status.FAIL, "is %s, the kernel was linked by %s (compared to %s)" % (
             found.describe(), expected.describe(), "X.Y" if parts == 2 else "X"), _packages(target, tool, major))]
