@@ -182,12 +182,15 @@ def prepare(ctx: Context, req: Request, selector: Selector) -> Prepared:
     drift = check_drift(ctx, target, req)
     selection = choose_compiler(ctx, target, req)
     # -- issue 14: the toolchain preflight, once the compiler is chosen and before the first compile
+    # (kbuild's clean runs none of the tools it checks)
     assert selection.selected is not None
-    with ctx.console.step("toolchain preflight"):
-        checked = preflight.run(ctx, target, selection.selected, btf=req.btf, vmlinux=req.vmlinux,
-                                module_dir=req.module_dir, parts=1 if req.level is MatchLevel.MAJOR else 2)
-    preflight.say(ctx, checked)
-    preflight.enforce(checked)
+    checked = None
+    if req.goal != "clean":
+        with ctx.console.step("toolchain preflight"):
+            checked = preflight.run(ctx, target, selection.selected, btf=req.btf, vmlinux=req.vmlinux,
+                                    module_dir=req.module_dir, parts=1 if req.level is MatchLevel.MAJOR else 2)
+        preflight.say(ctx, checked)
+        preflight.enforce(checked)
     # -- end of issue 14
     return Prepared(target, drift, selection, expectation(ctx, target, req.level, req.vmlinux, drift), checked)
 

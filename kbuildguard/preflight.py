@@ -11,7 +11,7 @@ kernel's BTF was made with. Each is visible before make starts, so `make` stops 
 Checks, in order:
 
   linker        the kernel's linker (compile.h, CONFIG_LD_VERSION / CONFIG_LLD_VERSION) vs the one
-                $(LD) will be: family (GNU ld, LLD) and X.Y
+                $(LD) will be: family (GNU ld, LLD), and X.Y: older stops, newer is a warning
   llvm-tools    clang builds: ld.lld, llvm-objcopy, llvm-strip of the selected clang's LLVM major
   host-program  scripts/basic/fixdep, scripts/mod/modpost, tools/objtool/objtool (CONFIG_OBJTOOL /
                 CONFIG_STACK_VALIDATION): present and runnable on this machine
@@ -149,8 +149,15 @@ def check_linker(runner: Runner, target: KernelTarget, compiler: Compiler, llvm:
                         _packages(target, "lld" if _linker_family(expected) == "LLD" else "gnu_ld",
                                   expected.version.split(".")[0]))]
     if not _same(expected.version, found.version, parts):
-        return [Finding(Check.LINKER, program, Status.FAIL, "is %s, the kernel was linked by %s (compared to %s)" % (
-            found.describe(), expected.describe(), "X.Y" if parts == 2 else "X"), _packages(target, tool, major))]
+        # An older linker may lack what the kernel's module.lds and flags rely on: stop. A newer GNU ld
+        # links what an older one did (Debian 11's 5.10 with bookworm's binutils 2.40): say it, go on.
+        # LLD is clang's own: another major is another LLVM, which the LLVM tools check refuses anyway.
+        older = release_tuple(found.version) < release_tuple(expected.version)
+        same_major = _same(expected.version, found.version, 1)
+        status = Status.WARN if not older and (tool == "gnu_ld" or same_major) else Status.FAIL
+        return [Finding(Check.LINKER, program, status, "is %s, the kernel was linked by %s (%s X.Y%s)" % (
+            found.describe(), expected.describe(), "an older" if older else "a newer",
+            "" if status is Status.FAIL else ": a newer linker links what the older did"), _packages(target, tool, major))]
     return [Finding(Check.LINKER, program, Status.OK, "%s, as the kernel's %s" % (found.describe(), expected.describe()), ())]
 
 
