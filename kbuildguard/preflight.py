@@ -71,7 +71,7 @@ class Finding(NamedTuple):
     packages: Tuple[str, ...]  # what fixes it here, from the catalogue ("" when unknown or not needed)
 
     def line(self) -> str:
-        fix = " (fix: install %s)" % " ".join(self.packages) if self.packages and self.status is not Status.OK else ""
+        fix = " (fix: install %s)" % " ".join(self.packages) if self.packages and self.status is Status.FAIL else ""
         return "%s: %s%s" % (self.subject, self.message, fix)
 
 
