@@ -304,3 +304,9 @@ def test_doctor_json_and_exit_code(tmp_path):
     objtool = [c for c in data["checks"] if c["subject"] == "objtool"][0]
     assert objtool["status"] == "fail" and objtool["packages"] == ["linux-kbuild-6.1"]
     assert len([line for line in err.getvalue().splitlines() if line.startswith("toolchain preflight:")]) == 1
+
+
+def test_kconfig_names_the_linker_when_compile_h_does_not(tmp_path):
+    root, tree = _debian(tmp_path, CLANG_TREE, cc_text="Debian clang version 16.0.6 (15~deb12u1)", gcc_version=None)
+    target = resolve(Selector(kernel=RELEASE, sysroot=root))
+    assert (target.linker.name, target.linker.version) == ("LLD", "16.0.6")
