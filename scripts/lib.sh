@@ -178,3 +178,18 @@ clang_kernel() {
     touch "$dir/.done"
     echo "$dir/linux"
 }
+
+# gcc_plugins: the test plugin (tests/data/gcc-plugin/kbg_plugin.c) built with gcc-11's and gcc-12's
+# plugin headers, into /var/cache/kbuildguard-ci/gcc-plugins/kbg_plugin_gcc-N.so. Built here, before the
+# tests, because the apt test removes gcc-11 (and with it gcc-11-plugin-dev). Prints the folder.
+gcc_plugins() {
+    local dir=/var/cache/kbuildguard-ci/gcc-plugins src=$repo/tests/data/gcc-plugin/kbg_plugin.c cc inc
+    apt_install g++-12 gcc-11-plugin-dev gcc-12-plugin-dev >&2
+    mkdir -p "$dir"
+    for cc in gcc-11 gcc-12; do
+        inc=$("$cc" -print-file-name=plugin)/include
+        g++-12 -shared -fPIC -fno-rtti -I"$inc" -o "$dir/kbg_plugin_$cc.so.tmp" "$src" &&
+            mv "$dir/kbg_plugin_$cc.so.tmp" "$dir/kbg_plugin_$cc.so" || return 1
+    done
+    echo "$dir"
+}
