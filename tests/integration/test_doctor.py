@@ -119,3 +119,24 @@ def test_btf_base_for_a_target_that_is_not_running(debian_release, compilers, tm
         pytest.skip("this machine has /boot/vmlinuz-%s" % debian_release)
     assert res.code == 16, res
     assert "/sys/kernel/btf/vmlinux" in res.err or "not the running kernel" in res.err
+
+
+def test_btf_base_for_the_running_kernel(debian_release, compilers, tmp_path):
+    """A tree that *is* the running kernel (a copy of the headers whose utsrelease.h says `uname -r`):
+    module BTF's base is this machine's /sys/kernel/btf/vmlinux, laid into a private objtree."""
+    from kbuildguard.modbtf import BtfBase, materialize
+
+    require(os.path.isfile("/sys/kernel/btf/vmlinux"), "the running kernel's /sys/kernel/btf/vmlinux")
+    running = os.uname().release
+    tree = drifted_tree(str(tmp_path / "tree"), debian_release, {})
+    with open(os.path.join(tree, "include/generated/utsrelease.h"), "w") as f:
+        f.write('#define UTS_RELEASE "%s"\n' % running)
+    res = kbuildguard("doctor", "--kernel", running, "--kernel-dir", tree, "--btf", "--json")
+    data = json.loads(res.out)
+    assert data["btf_base"]["path"] == "/sys/kernel/btf/vmlinux", res
+    assert "the target is the running kernel" in data["btf_base"]["source"]
+    objtree = str(tmp_path / "stage.objtree")
+    materialize(BtfBase("/sys/kernel/btf/vmlinux", "", False), tree, objtree)
+    with open(os.path.join(objtree, "vmlinux"), "rb") as f, open("/sys/kernel/btf/vmlinux", "rb") as g:
+        assert f.read() == g.read()
+    assert not os.path.exists(os.path.join(tree, "vmlinux"))
