@@ -14,6 +14,7 @@ stop the others, a signal does; a summary table closes the run.
 
 import datetime
 import os
+import re
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard import __version__, kbuild, kernel, outputs, preflight, render, report, toolchain
@@ -52,6 +53,10 @@ from kbuildguard.verify import (
 
 # make arguments after -- that would send kbuild's outputs somewhere kbuildguard does not watch.
 OUTPUT_REDIRECTS = ("M=", "KBUILD_EXTMOD=", "MO=", "KBUILD_EXTMOD_OUTPUT=", "O=", "KBUILD_OUTPUT=", "SUBDIRS=")
+# make options that only change how make schedules and prints: anything else (-n, -t, -q, -W, -o,
+# -f, -C, -e, --eval ...) could leave a .ko that this run did not build, or build something else.
+MAKE_OPTIONS = re.compile(r"^(-j\d*|--jobs(=\d+)?|-l[\d.]*|--load-average(=[\d.]+)?|-k|--keep-going|-s|--silent|--quiet|"
+                          r"-w|--print-directory|--no-print-directory|-O\w*|--output-sync(=\w+)?)$")
 
 
 class Request(NamedTuple):
@@ -95,10 +100,18 @@ class Plan(NamedTuple):
 
 
 def check_make_args(make_args: Sequence[str]) -> None:
+    """After --: variables (V=1, INSTALL_MOD_PATH=, KCFLAGS=) and make's scheduling options; never a
+    goal (modules_install would install before verification) nor an output folder."""
     for arg in make_args:
         if arg.startswith(OUTPUT_REDIRECTS):
             raise UsageError("%s= after --: kbuildguard decides where kbuild builds (its staging folder), so that no "
                              "unverified module can land where a packager looks" % arg.split("=", 1)[0])
+        if arg.startswith("-") and not MAKE_OPTIONS.match(arg):
+            raise UsageError("%s after --: only make's -j, -l, -k, -s, -w and -O options are passed on; others could leave "
+                             "a module this run did not build" % arg)
+        if not arg.startswith("-") and "=" not in arg:
+            raise UsageError("%r after --: make goals go before -- (kbuildguard make %s), so that nothing is installed "
+                             "before it is verified" % (arg, arg))
 
 
 # -- prepare ----------------------------------------------------------------------------------
@@ -338,8 +351,20 @@ def _report_data(req: Request, prepared: Prepared, p: Plan, entries: List[Dict[s
         "override": {"allow_mismatch": req.allow_mismatch},
         "reference_layout": report.reference_json(prepared.expect.reference),
         "layout_not_compared": prepared.expect.not_compared or None,
+        "result": {"exit_code": ModuleRejected.exit_code if any("quarantined_to" in e for e in entries) else 0},
         "modules": entries,
     }
+
+
+def _failure_report(req: Request, exc: KbgError) -> None:
+    """A run that ended before verification says so in report.json: no module, and why."""
+    outputs.write_json(os.path.join(outputs.state_dir(req.module_dir), "report.json"), {
+        "kbuildguard": __version__,
+        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "settings": req.settings.as_json(),
+        "result": {"exit_code": exc.exit_code, "error": exc.title, "message": exc.message},
+        "modules": [],
+    })
 
 
 def build_one(ctx: Context, proj: Project, req: Request, selector: Selector, lock_fd: int, multi: bool = False) -> Outcome:
@@ -362,6 +387,9 @@ def build_one(ctx: Context, proj: Project, req: Request, selector: Selector, loc
     if req.allow_mismatch:
         ctx.console.warn("--allow-mismatch is set: mismatched modules will NOT be quarantined. Emergency use only; "
                          "it is recorded in the build report.")
+    # Only what this make links can be verified and placed: a .ko left from an earlier run (make -n
+    # in MAKEFLAGS, a touched file) must not pass for this run's. kbuild relinks from the objects.
+    outputs.forget_modules(p.stage)
     with ctx.console.step("make modules with %s" % compiler.describe()):
         kbuild.run_make(ctx.runner, p.command, _log_hint(ctx), pass_fds=(lock_fd,))
     reports = _verify(ctx, p, prepared.expect)
@@ -434,7 +462,12 @@ def run(ctx: Context, proj: Project, req: Request, selectors: Sequence[Selector]
             outputs.set_aside_strays(req.module_dir, ctx.console)
             if many:
                 return build_many(ctx, proj, req, selectors, lock.fileno())
-            return build_one(ctx, proj, req, selectors[0], lock.fileno()).exit_code
+            try:
+                return build_one(ctx, proj, req, selectors[0], lock.fileno()).exit_code
+            except KbgError as exc:
+                if not isinstance(exc, ModuleRejected):  # a rejection wrote its full report already
+                    _failure_report(req, exc)
+                raise
     except (KeyboardInterrupt, Stopped) as exc:
         signum = exc.signum if isinstance(exc, Stopped) else 2
         # make and its compilers were stopped (run.stop_group) and only ever wrote to staging:

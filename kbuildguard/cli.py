@@ -229,6 +229,8 @@ def _install_signal_handlers() -> Dict[int, object]:
     previous: Dict[int, object] = {}
     try:
         for sig in HANDLED_SIGNALS:
+            if signal.getsignal(sig) is signal.SIG_IGN:
+                continue  # nohup, or a script's background job: what the caller ignores, we ignore too
             previous[sig] = signal.signal(sig, _raise_stopped)
     except ValueError:  # not the main thread (an embedding program): leave its handlers alone
         pass
@@ -267,8 +269,7 @@ def parse(argv: Sequence[str], err: IO[str]) -> Parsed:
 def make_context(args: argparse.Namespace, env: Mapping[str, str], stdout: IO[str], stderr: IO[str], stdin: IO[str],
                  runner: Callable[[Console], Runner], euid: int, cwd: str) -> Context:
     """The Context from its parts; make opens its own log once it knows the module folder."""
-    console = Console(stderr, verbosity=-1 if args.quiet else args.verbose,
-                      log_path=args.log_file if args.command != "make" else None)
+    console = Console(stderr, verbosity=-1 if args.quiet else args.verbose)
     interactive = hasattr(stdin, "isatty") and stdin.isatty()
     return Context(runner=runner(console), console=console, stdout=stdout, stdin=stdin, interactive=interactive,
                    euid=euid, env=env, cwd=cwd, json=args.json)
@@ -287,6 +288,8 @@ def guarded(ctx: Context, parsed: Parsed) -> int:
     """Run the command; map every way it can end to an exit code (signals: 128 + N)."""
     previous = _install_signal_handlers()
     try:
+        if parsed.args.log_file and parsed.args.command != "make":  # make opens its own, in the module folder
+            ctx.console.open_log(ctx.path(parsed.args.log_file))
         return main_inner(ctx, parsed.args, parsed.make_args)
     except KbgError as exc:
         return fail(ctx, exc, parsed.args.debug)

@@ -1,11 +1,28 @@
 """Console short, log complete: one line per step on the terminal, every detail in the log file."""
 
+import collections
 import contextlib
 import os
 import re
 import sys
 import time
-from typing import IO, Iterator, List, Optional
+from typing import IO, Deque, Iterator, List, Optional
+
+from kbuildguard.errors import UsageError
+
+LOG_HEADER = "# kbuildguard log"
+
+
+def is_log_or_absent(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(LOG_HEADER))
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return True  # unreadable: opening it for writing will fail and say so
+    return head in (b"", LOG_HEADER.encode())
+
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # A file name that is not valid in the file system's encoding (caf\xe9 on a UTF-8 system, anything
@@ -34,16 +51,22 @@ class Console:
             color = "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
         self.color = color
         self.log_path: Optional[str] = None
+        self._tail: Deque[str] = collections.deque(maxlen=30)
         self._log: Optional[IO[str]] = None
         if log_path:
             self.open_log(log_path)
 
     def open_log(self, path: str) -> None:
-        """Start (or move) the detailed log. Failing to log never fails the build, but is said."""
+        """Start (or move) the detailed log. Failing to log never fails the build, but is said; a file
+        that is not a kbuildguard log (``--log-file kdemo.c``) is never overwritten."""
         self.close()
+        if not is_log_or_absent(path):
+            raise UsageError("log file %s exists and is not a kbuildguard log: not overwriting it" % printable(path),
+                             hint="name a new file, or one kbuildguard wrote before")
         try:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             self._log = open(path, "w", encoding="utf-8", errors="backslashreplace")
+            self._log.write(LOG_HEADER + "\n")
             self.log_path = path
         except OSError as exc:
             self._log = None
@@ -51,7 +74,14 @@ class Console:
             self.warn("cannot write the log %s: %s; going on without it" % (printable(path), exc.strerror or exc))
 
     def child_output(self, chunk: bytes) -> None:
-        """make's and the compiler's own output: to the terminal as it is, and complete into the log."""
+        """make's and the compiler's own output: to the terminal as it is (with -q only its last lines,
+        when it fails: see tail), and complete into the log."""
+        if self._log is not None:
+            self._log.write(chunk.decode("utf-8", errors="replace"))
+            self._log.flush()
+        if self.verbosity < 0:
+            self._tail.extend(chunk.decode("utf-8", errors="replace").splitlines())
+            return
         buffer = getattr(self.stream, "buffer", None)
         if buffer is not None:
             self.stream.flush()
@@ -59,9 +89,12 @@ class Console:
             buffer.flush()
         else:
             self._emit(chunk.decode("utf-8", errors="replace"))
-        if self._log is not None:
-            self._log.write(chunk.decode("utf-8", errors="replace"))
-            self._log.flush()
+
+    def tail(self) -> List[str]:
+        """The last lines of a child's output that -q kept off the terminal (for a failure's message)."""
+        lines = list(self._tail)
+        self._tail.clear()
+        return lines
 
     def close(self) -> None:
         if self._log is not None:
@@ -74,7 +107,8 @@ class Console:
         try:
             self.stream.write(text)
         except UnicodeEncodeError:
-            self.stream.write(printable(text).encode("ascii", "backslashreplace").decode("ascii"))
+            text = _SURROGATE.sub(lambda m: "\\x%02x" % (ord(m.group()) - 0xDC00), text)
+            self.stream.write(text.encode("ascii", "backslashreplace").decode("ascii"))
 
     def _paint(self, text: str, code: str) -> str:
         return "\x1b[%sm%s\x1b[0m" % (code, text) if self.color else text

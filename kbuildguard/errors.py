@@ -102,18 +102,25 @@ class CannotWrite(KbgError):
     title = "cannot write"
 
 
+class PackageUnavailable(KbgError):
+    """A package the plan needs is not offered by the repositories of the system it is for."""
+
+    exit_code = 15
+    title = "package unavailable"
+
+
 class ToolchainUnfit(KbgError):
     """The toolchain preflight found a tool kbuild will run that does not fit the kernel (linker, objtool,
     modpost, gcc plugins, pahole, LLVM binutils, rustc): stopped before the first compile."""
 
-    exit_code = 15
+    exit_code = 16
     title = "toolchain preflight"
 
 
 class NoBtfBase(KbgError):
     """``--btf`` was asked for, but no BTF of the target kernel is at hand to split module BTF against."""
 
-    exit_code = 16
+    exit_code = 17
     title = "no BTF base"
 
 
@@ -163,6 +170,7 @@ EXIT_CODES: Tuple[Tuple[int, str], ...] = (
     (ConfigError.exit_code, "invalid kbuildguard.toml or KBUILDGUARD_* setting"),
     (HeaderDrift.exit_code, "the build tree's config differs from the target kernel's in ABI options"),
     (CannotWrite.exit_code, "a folder kbuildguard must write to (module folder, .kbuildguard/, staging) is not writable"),
+    (PackageUnavailable.exit_code, "a package the install plan needs is not in the system's repositories (the plan says where it is)"),
     (ToolchainUnfit.exit_code, "toolchain preflight: a tool kbuild runs (linker, objtool, plugins, pahole ...) does not fit the kernel"),
     (NoBtfBase.exit_code, "--btf: no BTF of the target kernel to build module BTF against"),
     (128 + signal.SIGHUP, "SIGHUP (a closed terminal or ssh session): make stopped, nothing unverified placed"),

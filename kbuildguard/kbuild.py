@@ -5,6 +5,7 @@ folder: this module does not decide what is kept, moved or reported.
 """
 
 import os
+import re
 from typing import List, Mapping, NamedTuple, Optional, Sequence
 
 from kbuildguard.errors import BadInput, BuildFailed
@@ -49,7 +50,40 @@ def make_command(target: KernelTarget, compiler: Compiler, stage_dir: str, goal:
     argv.append(goal)
     build_env = toolset_env(compiler, env)
     build_env["PWD"] = stage_dir  # $(PWD) in a hand-written Makefile means the folder kbuild builds in
+    for name in ("MAKEFLAGS", "MFLAGS", "GNUMAKEFLAGS"):
+        if name in build_env:
+            kept = scheduling_flags(build_env[name])
+            if kept:
+                build_env[name] = kept
+            else:
+                del build_env[name]
     return MakeCommand(argv, build_env, stage_dir, compiler, btf_base, objtree, target.build_dir)
+
+
+# What an outer make (DKMS, rpmbuild's make -j, a CI wrapper) may hand kbuild through MAKEFLAGS: its
+# job server and -j, -k, -s, -w. Not -n/-t/-q/-i (kbuild's "+" recipes still link a .ko from stale
+# objects under -n; -i links after a failed compile), -W/-o, nor variables (CC=, M=) that would
+# bypass what kbuildguard decided.
+_KEEP_FLAG = re.compile(r"^(-j\d*|--jobs(=\d+)?|--jobserver-(auth|fds)=\S+|-l[\d.]*|--load-average(=[\d.]+)?)$")
+
+
+def scheduling_flags(makeflags: str) -> str:
+    words = makeflags.split()
+    kept = []
+    for i, word in enumerate(words):
+        if word == "--":
+            break  # variable definitions follow
+        if i == 0 and not word.startswith("-") and "=" not in word:
+            letters = "".join(c for c in word if c in "ksw")  # the first word: single-letter flags without a dash
+            if letters:
+                kept.append(letters)
+        elif _KEEP_FLAG.match(word):
+            kept.append(word)
+        elif re.match(r"^-[a-zA-Z]+$", word) and not word.startswith("--"):
+            letters = "".join(c for c in word[1:] if c in "ksw")
+            if letters:
+                kept.append("-" + letters)
+    return " ".join(kept)
 
 
 def run_make(runner: Runner, command: MakeCommand, log_hint: str = "", pass_fds: Sequence[int] = ()) -> None:
@@ -58,9 +92,11 @@ def run_make(runner: Runner, command: MakeCommand, log_hint: str = "", pass_fds:
     try:
         runner.action(command.argv, cwd=command.cwd, env=command.env, pass_fds=pass_fds)
     except CommandFailed as exc:
+        tail = runner.console.tail()  # -q kept make's output off the terminal: its last lines, here
         raise BuildFailed("make exited with status %d (command: %s, in %s)" % (exc.returncode, quote(command.argv), command.cwd),
-                          hint="make's and the compiler's errors are above%s; kbuildguard chose %s" % (
-                              log_hint, command.compiler.describe()))
+                          hint="make's and the compiler's errors are %s%s; kbuildguard chose %s" % (
+                              "the last lines above" if tail else "above", log_hint, command.compiler.describe()),
+                          details=tail)
 
 
 def ordered_modules(stage_dir: str) -> Optional[List[str]]:

@@ -25,6 +25,7 @@ from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 from kbuildguard import arch as arches
 from kbuildguard import kconfig
+from kbuildguard import sysroot as sysroots
 from kbuildguard.arch import Arch
 from kbuildguard.errors import BadInput, KernelNotFound
 from kbuildguard.identity import (
@@ -349,8 +350,18 @@ def _proc_version(selector: Selector, sysroot: str) -> Tuple[Optional[ProcVersio
     """The target's /proc/version line when the user gave one, or the sysroot has one."""
     if selector.proc_version_file:
         return read_proc_version(selector.proc_version_file), selector.proc_version_file
-    if selector.sysroot and os.path.isfile(_in_root(sysroot, "/proc/version")):
-        return read_proc_version(_in_root(sysroot, "/proc/version")), "%s/proc/version" % selector.sysroot
+    if not selector.sysroot:
+        return None, ""
+    layout = sysroots.layout_of(sysroot)
+    texts = sysroots.kernel_texts(sysroot, layout)
+    for found in texts:
+        try:
+            line = find_kernel_line(found.text)
+            return (parse_proc_version(line.line)._replace(repairs=line.repairs),
+                    "%s/%s" % (selector.sysroot.rstrip("/"), found.source))
+        except BadInput as exc:
+            if layout is sysroots.Layout.BUILD_ROOT:  # its one file, proc/version, is unreadable: say so
+                raise BadInput("%s/%s: %s" % (selector.sysroot.rstrip("/"), found.source, exc.message), hint=exc.hint)
     return None, ""
 
 
@@ -363,6 +374,13 @@ def resolve_release(selector: Selector, sysroot: str, proc: Optional[ProcVersion
         return ""  # the tree names it (find_tree)
     elif proc is not None:
         release = proc.release
+    elif selector.sysroot and sysroots.uname_release(sysroot, sysroots.layout_of(sysroot)) is not None:
+        # a captured system without its kernel line: uname names the release, not the compiler
+        captured = sysroots.uname_release(sysroot, sysroots.layout_of(sysroot))
+        assert captured is not None
+        release = captured.text
+        notes.append("%s/%s names kernel %s but not its compiler (no proc/version or dmesg captured)"
+                     % (selector.sysroot.rstrip("/"), captured.source, release))
     elif selector.sysroot:
         found = installed_releases(sysroot)
         if not found:

@@ -38,6 +38,10 @@ from kbuildguard.inspect import is_module_path
 STATE_DIR = ".kbuildguard"
 OUT_DIR = "kbuildguard-out"
 PLACED = "placed.json"
+PARTIAL = "-kbuildguard-partial"
+# What the previous run reported: withdrawn with its modules, so that no report speaks of a module
+# that is no longer there, or of a kernel other than the one last asked for.
+REPORTS = re.compile(r"^(report(-.+)?|summary)\.json$")
 # Never mirrored into staging: kbuild's own outputs (a plain in-place build leaves them behind) and ours.
 _OUTPUT_NAMES = re.compile(r"^(?:.*\.ko|.*\.ko\..*|.*\.mod|.*\.mod\.[co]|\..*\.cmd|\..*\.d|\.tmp_.*|modules\.order|"
                            r"Module\.symvers|\.cache\.mk|.*\.o\.ur-safe)$")
@@ -123,38 +127,64 @@ def _link(source: str, link: str) -> None:
     os.symlink(source, link)
 
 
-def _mirror_folder(module_dir: str, root: str, dirs: List[str], files: List[str], stage: str) -> List[str]:
+def _mirror_folder(module_dir: str, root: str, dirs: List[str], files: List[str], stage_root: str) -> List[str]:
     """Mirror one folder of the walk; returns the links it wants, and leaves in ``dirs`` what to descend into."""
     dirs[:] = sorted(d for d in dirs if not (root == module_dir and d in _SKIP_DIRS) and d != ".git")
-    rel_root = os.path.relpath(root, module_dir)
-    target_root = stage if rel_root == "." else os.path.join(stage, rel_root)
-    os.makedirs(target_root, exist_ok=True)
-    names = files + dirs
-    linked_dirs = [d for d in dirs if os.path.islink(os.path.join(root, d))]
-    dirs[:] = [d for d in dirs if d not in linked_dirs]
+    os.makedirs(stage_root, exist_ok=True)
     wanted = []
-    for name in files + linked_dirs:
-        if name in files and _is_output(name, names):
+    for name in files:
+        if _is_output(name, files + dirs):
             continue
-        link = os.path.join(target_root, name)
+        link = os.path.join(stage_root, name)
         _link(os.path.join(root, name), link)
         wanted.append(link)
     return wanted
 
 
+def _in_a_loop(module_dir: str, rel_root: str) -> bool:
+    """True when ROOT is a folder it is already inside of (a link to an ancestor): walking on never ends."""
+    if rel_root == ".":
+        return False
+    parts = rel_root.split(os.sep)
+    real = os.path.realpath(os.path.join(module_dir, rel_root))
+    ancestors = [os.path.realpath(os.path.join(module_dir, *parts[:i])) for i in range(len(parts))]
+    return real in ancestors
+
+
 def mirror(module_dir: str, stage: str) -> int:
-    """Make STAGE a mirror of the module's sources: folders as folders, files (and linked folders) as
-    symbolic links. kbuild's outputs are regular files in STAGE and stay between builds (incremental
-    builds); links whose source is gone are removed. Returns the number of links."""
+    """Make STAGE a mirror of the module's sources: folders as real folders (also those reached
+    through a symbolic link: kbuild writes its objects beside the sources, and must not write through a
+    link into the module folder or anywhere else), files as symbolic links.
+
+    kbuild's outputs are regular files in STAGE and stay between builds (incremental builds); links
+    whose source is gone are removed. Returns the number of links."""
     wanted = set()
-    for root, dirs, files in os.walk(module_dir):
-        wanted.update(_mirror_folder(module_dir, root, dirs, files, stage))
+    for root, dirs, files in os.walk(module_dir, followlinks=True):
+        rel_root = os.path.relpath(root, module_dir)
+        if _in_a_loop(module_dir, rel_root):
+            dirs[:] = []
+            continue
+        stage_root = stage if rel_root == "." else os.path.join(stage, rel_root)
+        if os.path.islink(stage_root):  # an older kbuildguard mirrored linked folders as links
+            os.unlink(stage_root)
+        wanted.update(_mirror_folder(module_dir, root, dirs, files, stage_root))
     for root, dirs, files in os.walk(stage):
         for name in files + dirs:
             path = os.path.join(root, name)
-            if os.path.islink(path) and path not in wanted and os.readlink(path).startswith(module_dir + os.sep):
+            if os.path.islink(path) and path not in wanted:
                 os.unlink(path)
     return len(wanted)
+
+
+def forget_modules(stage: str) -> int:
+    """Delete every module file in STAGE before make runs."""
+    removed = 0
+    for root, _dirs, files in os.walk(stage):
+        for name in files:
+            if is_module_path(name):
+                os.unlink(os.path.join(root, name))
+                removed += 1
+    return removed
 
 
 @contextlib.contextmanager
@@ -205,8 +235,12 @@ def withdraw(module_dir: str, console: Console) -> List[str]:
             os.unlink(p.path)
             removed.append(p.path)
         else:
-            console.warn("%s changed since kbuildguard placed it: left as it is" % printable(p.path))
+            console.warn("%s changed since kbuildguard placed it: it is no longer the module kbuildguard verified"
+                         % printable(p.path))
     _write_placed(module_dir, [])
+    for name in os.listdir(state_dir(module_dir)):
+        if REPORTS.match(name):
+            os.unlink(os.path.join(state_dir(module_dir), name))
     out = os.path.join(module_dir, OUT_DIR)
     if os.path.isdir(out):
         for root, dirs, _files in os.walk(out, topdown=False):
@@ -216,18 +250,32 @@ def withdraw(module_dir: str, console: Console) -> List[str]:
     return removed
 
 
+def _unused_name(path: str) -> str:
+    """PATH, or PATH.1, PATH.2 ...: set-aside files never overwrite one another."""
+    candidate, n = path, 0
+    while os.path.lexists(candidate):
+        n += 1
+        candidate = "%s.%d" % (path, n)
+    return candidate
+
+
 def set_aside_strays(module_dir: str, console: Console) -> List[Tuple[str, str]]:
     """Modules in the folder that kbuildguard did not place (a plain in-place `make`, a copied file):
-    unverified, so moved to .kbuildguard/unverified/ -- never deleted -- before a build."""
+    unverified, so moved to .kbuildguard/unverified/ -- never deleted, never overwriting another --
+    before a build. A nested folder with a .kbuildguard/ of its own is another project's: left alone.
+    Half-copied files of an interrupted placement are removed."""
     moved = []
     for root, dirs, files in os.walk(module_dir):
-        dirs[:] = sorted(d for d in dirs if not (root == module_dir and d in (STATE_DIR,)) and d != ".git")
+        dirs[:] = sorted(d for d in dirs if d not in (STATE_DIR, ".git") and not os.path.isdir(os.path.join(root, d, STATE_DIR)))
         for name in sorted(files):
+            path = os.path.join(root, name)
+            if name.endswith(PARTIAL):
+                os.unlink(path)
+                continue
             if not is_module_path(name):
                 continue
-            path = os.path.join(root, name)
             rel = os.path.relpath(path, module_dir)
-            dest = os.path.join(state_dir(module_dir), "unverified", rel.replace(os.sep, "__") + "-unverified")
+            dest = _unused_name(os.path.join(state_dir(module_dir), "unverified", rel.replace(os.sep, "__") + "-unverified"))
             os.makedirs(os.path.dirname(dest), exist_ok=True)
             shutil.move(path, dest)
             moved.append((path, dest))
@@ -237,10 +285,16 @@ def set_aside_strays(module_dir: str, console: Console) -> List[Tuple[str, str]]
 
 def place(staged: str, dest: str, release: str, module_dir: str) -> str:
     """Copy a verified module into the folder: under a name no glob picks up, then renamed in one step."""
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
-    partial = os.path.join(os.path.dirname(dest), "." + os.path.basename(dest) + "-kbuildguard-partial")
-    shutil.copyfile(staged, partial)
-    os.replace(partial, dest)
+    partial = os.path.join(os.path.dirname(dest), "." + os.path.basename(dest) + PARTIAL)
+    try:
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        shutil.copyfile(staged, partial)
+        os.replace(partial, dest)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise CannotWrite("%s: cannot place the verified module: %s" % (printable(dest), exc.strerror or exc),
+                          hint="free space or fix permissions in the module folder; nothing unverified was placed")
     placed = _read_placed(module_dir)
     placed = [p for p in placed if p.path != dest] + [Placed(dest, _sha256(dest), release)]
     _write_placed(module_dir, placed)

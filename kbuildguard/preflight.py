@@ -5,7 +5,7 @@ object, modpost on the module, objtool where the kernel validates stacks), loads
 plugins into every compile, links with $(LD), and with module BTF runs pahole against the kernel's
 BTF. Each of those fails halfway through a build, or worse at load, when it does not fit: objtool
 missing from a headers package, "incompatible gcc/plugin versions", a pahole newer than the one the
-kernel's BTF was made with. Each is visible before make starts, so `make` stops here (exit 15) and
+kernel's BTF was made with. Each is visible before make starts, so `make` stops here (exit 16) and
 `kbuildguard doctor` lists them, one line each, with the package that fixes it (catalogue.json "tools").
 
 Checks, in order:

@@ -12,7 +12,7 @@ import re
 from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 from kbuildguard.errors import ConfigError
-from kbuildguard.settings import FILE_FORBIDDEN, FileSettings
+from kbuildguard.settings import FILE_FORBIDDEN, MATCH_LEVELS, FileSettings
 
 CONFIG_NAME = "kbuildguard.toml"
 
@@ -41,17 +41,25 @@ class Project(NamedTuple):
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _MODULE_KEYS = {"name", "sources", "include_dirs", "ccflags", "defines", "objects"}
 _SETTING_KEYS = set(FileSettings._fields)
-# Compiler options that load or run code of the repository's choosing, or read more options from a file.
-_CODE_FLAGS = ("-fplugin", "-wrapper", "-B", "-specs", "--specs", "-fuse-ld", "-iplugindir", "--sysroot", "-isysroot",
-               "-no-integrated-cpp", "-save-temps", "-x", "--param=", "-Xclang", "-Xlinker", "-Wl,", "-Wa,", "-Wp,")
+# What ccflags may hold: warnings, macros, optimisation and debug levels, -std, and -f/-m options
+# whose value is no path. Anything else could load or run a program (-fplugin, -wrapper, -B,
+# -specs), read or write files of the repository's choosing (-fdump-*=FILE, -fopt-info=FILE,
+# -include, -I/etc, @file), or change what is built (-E, -o).
+_CCFLAG = re.compile(r"^(?:-W(?:no-)?[a-z][a-z0-9+-]*(?:=[A-Za-z0-9_+-]+)?"
+                     r"|-[DU][A-Za-z_][A-Za-z0-9_]*(?:=[^\n]*)?"
+                     r"|-O[0-3sgz]?|-g[a-z0-9-]*|-std=[a-z0-9+]+"
+                     r"|-m[a-z0-9][a-z0-9_+-]*(?:=[A-Za-z0-9_,+-]+)?"
+                     r"|-f(?:no-)?[a-z0-9][a-z0-9_+-]*(?:=[A-Za-z0-9_,+-]+)?)$")
+_FILE_WRITING = re.compile(r"^-f(?:no-)?(?:dump|opt-info|profile|auto-profile|plugin|save-optimization-record|"
+                           r"callgraph-info|record-gcc-switches|stack-usage|debug-prefix-map|coverage|test-coverage)")
 
 
 def _ccflag(flag: str, where: str) -> str:
-    if not flag or flag != flag.strip() or "\n" in flag or "\x00" in flag:
-        raise ConfigError("%s: ccflags entry %r is empty, padded or multi-line" % (where, flag))
-    if flag.startswith("@") or flag.startswith(_CODE_FLAGS) or not flag.startswith("-"):
-        raise ConfigError("%s: ccflags entry %r is not allowed: kbuildguard.toml may not pass options that load or run "
-                          "programs, read files of options, or anything that is not an option" % (where, flag))
+    if not _CCFLAG.match(flag) or _FILE_WRITING.match(flag):
+        raise ConfigError("%s: ccflags entry %r is not allowed: kbuildguard.toml takes warnings (-W...), macros (-D/-U), "
+                          "-O and -g levels, -std= and -f/-m options without paths; include folders go in include_dirs "
+                          "(a repository must not make the compiler run programs or read or write files of its choosing)"
+                          % (where, flag))
     return flag
 
 
@@ -97,6 +105,10 @@ def _parse_settings(raw: Any, path: str) -> FileSettings:
     for key, value in raw.items():
         if not isinstance(value, str):
             raise ConfigError("%s: [kbuildguard] %s must be a string" % (path, key))
+    if "match" in raw and raw["match"] not in MATCH_LEVELS:
+        raise ConfigError("%s: [kbuildguard] match %r is not one of %s" % (path, raw["match"], ", ".join(MATCH_LEVELS)))
+    if "/" in raw.get("kernel", "") or raw.get("kernel") in ("", ".", ".."):
+        raise ConfigError("%s: [kbuildguard] kernel %r is not a kernel release" % (path, raw["kernel"]))
     return FileSettings(**raw)
 
 

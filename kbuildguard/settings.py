@@ -22,6 +22,7 @@ Every command (make, detect, check, setup, explain) resolves through ``resolve()
 the CLI reads ``KBUILDGUARD_*`` or argparse objects. Unknown ``KBUILDGUARD_*`` variables are errors.
 """
 
+import os
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence
 
 from kbuildguard.errors import ConfigError
@@ -165,5 +166,8 @@ def resolve(cli: CommandLine, env: Mapping[str, str], file: FileSettings = FileS
     _check_target(kernel, kernel_dir)
     sysroot = _first(_cli(cli.sysroot, "--sysroot"), _env(env, "KBUILDGUARD_SYSROOT")) or _default()
     log = _first(_cli(cli.log_file, "--log-file"), _env(env, "KBUILDGUARD_LOG")) or _default()
-    scl_root = _env(env, "KBUILDGUARD_SCL_ROOT") or _default(DEFAULT_SCL_ROOT)
+    # A build root's toolsets are its own: SYSROOT/opt/rh unless KBUILDGUARD_SCL_ROOT names another place.
+    scl_root = _env(env, "KBUILDGUARD_SCL_ROOT") or (
+        Value(os.path.join(os.path.abspath(sysroot.value), DEFAULT_SCL_ROOT.lstrip("/")), sysroot.origin, sysroot.layer)
+        if sysroot.value else _default(DEFAULT_SCL_ROOT))
     return Settings(match, cc, kernel, kernel_dir, sysroot, log, scl_root)

@@ -187,8 +187,10 @@ def select(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping
 
     ``forced`` is set when the user named a compiler: then it is the only
     candidate, and the caller refuses a mismatch before anything is built. ``first_match`` (make)
-    probes the compiler the kernel's tree names first and stops at the first match: each probe is
-    two process starts, and `detect` is where every candidate gets explained.
+    probes the compiler the kernel's tree names first and stops at the first match of the kernel's
+    own vendor release: each probe is two process starts, and `detect` is where every candidate gets
+    explained. (A toolset's gcc 12.2.0 "Red Hat 12.2.1-7" beats the distribution's plain 12.2.0
+    even when the tree's Makefile names "gcc".)
     """
     if forced is not None:
         name, origin = forced
@@ -215,8 +217,8 @@ def select(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping
     candidates: List[Candidate] = []
     matches: List[Tuple[Tuple[int, int, int], Compiler]] = []
     for index, real in enumerate(order):
-        if first_match and matches:
-            break
+        if first_match and any(rank[0] == 0 for rank, _ in matches):
+            break  # a match with the kernel's own vendor release: nothing later can beat it
         members = groups[real]
         path, origin = next((m for m in members if os.path.basename(m[0]) == prefer), members[0])
         try:

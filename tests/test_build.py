@@ -232,3 +232,94 @@ def test_unwritable_state_is_one_line(machine, monkeypatch):
     monkeypatch.setattr("kbuildguard.outputs.tempfile.NamedTemporaryFile", refuse)
     code, _, err, _ = run(machine, "make", "--kernel-dir", machine["tree"])
     assert code == 14 and err.count("cannot write:") == 1
+
+
+@pytest.mark.parametrize("args", [["--", "modules_install"], ["--", "-n"], ["--", "-t"], ["--", "--eval=CC=gcc-11"],
+                                  ["--", "-f", "Other.mk"]])
+def test_goals_and_options_that_skip_or_redirect_the_build_are_refused(machine, args):
+    code, _, err, runner = run(machine, "make", "--kernel-dir", machine["tree"], *args)
+    assert code == 2 and runner.makes == [], err
+
+
+def test_a_module_left_in_staging_is_never_placed_again(machine):
+    """make -n in MAKEFLAGS, a touched file: only what this make links is verified."""
+    assert run(machine, "make", "--kernel-dir", machine["tree"])[0] == 0
+    stale = KbuildRunner(machine["outputs"], on_make=lambda stage: None)
+    stale.returncode = 0
+
+    def dry_make(argv, cwd=None, env=None, ok_returncodes=(0,), pass_fds=()):
+        stale.makes.append(list(argv))  # make -n: runs, builds nothing
+        return 0
+
+    stale.action = dry_make
+    code, _, err, _ = run(machine, "make", "--kernel-dir", machine["tree"], runner=stale)
+    assert code == 7 and "produced no module" in err
+    assert not [f for f in listing(machine["repo"]) if f.endswith(".ko")]
+
+
+def test_set_aside_files_never_overwrite_each_other(machine):
+    repo = machine["repo"]
+    for content in (b"first", b"second"):
+        with open(os.path.join(repo, "other.ko"), "wb") as f:
+            f.write(content)
+        assert run(machine, "make", "--kernel-dir", machine["tree"])[0] == 0
+    folder = os.path.join(repo, ".kbuildguard", "unverified")
+    assert sorted(open(os.path.join(folder, n), "rb").read() for n in os.listdir(folder)) == [b"first", b"second"]
+
+
+def test_a_nested_project_is_left_alone(machine):
+    inner = os.path.join(machine["repo"], "inner")
+    os.makedirs(os.path.join(inner, ".kbuildguard"))
+    with open(os.path.join(inner, "kdemo.ko"), "wb") as f:
+        f.write(b"the inner project's verified module")
+    assert run(machine, "make", "--kernel-dir", machine["tree"])[0] == 0
+    assert os.path.exists(os.path.join(inner, "kdemo.ko"))
+
+
+def test_a_failed_run_replaces_the_report(machine):
+    assert run(machine, "make", "--kernel-dir", machine["tree"])[0] == 0
+    code, _, _, _ = run(machine, "make", "--kernel-dir", machine["tree"], env={"KBUILDGUARD_CC": "gcc-11"})
+    assert code == 6
+    report = json.load(open(os.path.join(machine["repo"], ".kbuildguard", "report.json")))
+    assert report["modules"] == [] and report["result"]["exit_code"] == 6
+
+
+def test_a_full_disk_while_placing_leaves_no_partial_file(machine, monkeypatch):
+    import shutil
+
+    def full(src, dst):
+        with open(dst, "wb") as f:
+            f.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copyfile", full)
+    code, _, err, _ = run(machine, "make", "--kernel-dir", machine["tree"])
+    assert code == 14 and "No space left on device" in err and "kdemo.ko" in err
+    assert [f for f in listing(machine["repo"]) if "partial" in f or f.endswith(".ko")] == []
+
+
+def test_log_file_never_overwrites_a_users_file(machine):
+    source = os.path.join(machine["repo"], "kdemo.c")
+    code, _, err, _ = run(machine, "make", "--kernel-dir", machine["tree"], "--log-file", source)
+    assert code == 2 and "not a kbuildguard log" in err
+    assert open(source).read() == "/* module */\n"
+    log = os.path.join(machine["repo"], "my.log")
+    assert run(machine, "make", "--kernel-dir", machine["tree"], "--log-file", log)[0] == 0
+    assert run(machine, "make", "--kernel-dir", machine["tree"], "--log-file", log)[0] == 0  # our own: rewritten
+
+
+def test_symlinked_folders_are_mirrored_as_folders(machine):
+    repo = machine["repo"]
+    os.makedirs(os.path.join(repo, "realsub"))
+    with open(os.path.join(repo, "realsub", "part.c"), "w") as f:
+        f.write("/* part */\n")
+    os.symlink("realsub", os.path.join(repo, "sub"))
+    seen = {}
+
+    def look(stage):
+        seen["sub_is_link"] = os.path.islink(os.path.join(stage, "sub"))
+        seen["part"] = os.path.islink(os.path.join(stage, "sub", "part.c"))
+
+    runner = KbuildRunner(machine["outputs"], on_make=look)
+    assert run(machine, "make", "--kernel-dir", machine["tree"], runner=runner)[0] == 0
+    assert seen == {"sub_is_link": False, "part": True}  # kbuild's objects for sub/ land in staging, not in realsub/

@@ -86,7 +86,7 @@ def test_objtool_missing_names_the_package(tmp_path):
     assert "is missing (the kernel has CONFIG_OBJTOOL" in f.message
     with pytest.raises(ToolchainUnfit) as exc:
         enforce(result)
-    assert exc.value.exit_code == 15 and "objtool" in exc.value.message and "linux-kbuild-6.1" in exc.value.hint
+    assert exc.value.exit_code == 16 and "objtool" in exc.value.message and "linux-kbuild-6.1" in exc.value.hint
     assert "\n" not in exc.value.message
 
 
@@ -239,7 +239,7 @@ def test_btf_base_other_target_never_uses_the_running_kernels(tmp_path):
     assert choose_base(target, "/given/vmlinux", sys_btf=str(sys_btf)).path == "/given/vmlinux"
     with pytest.raises(NoBtfBase) as exc:
         choose_base(_target(tmp_path / "x", running=False, with_image=False), None, sys_btf=str(sys_btf))
-    assert exc.value.exit_code == 16 and "harmless" in exc.value.hint
+    assert exc.value.exit_code == 17 and "harmless" in exc.value.hint
 
 
 def test_btf_base_the_trees_own_vmlinux(tmp_path):
@@ -298,7 +298,7 @@ def test_doctor_json_and_exit_code(tmp_path):
     out, err = io.StringIO(), io.StringIO()
     code = main(["doctor", "--sysroot", root, "--kernel", RELEASE, "--json"], env={"PATH": str(bindir)}, stdout=out,
                 stderr=err, runner=lambda console: runner, euid=0, cwd=str(tmp_path), stdin=io.StringIO())
-    assert code == 15, err.getvalue()
+    assert code == 16, err.getvalue()
     data = json.loads(out.getvalue())
     assert not data["ok"] and data["compiler"] == gcc12
     objtool = [c for c in data["checks"] if c["subject"] == "objtool"][0]

@@ -14,20 +14,36 @@ from kbuildguard.run import CommandFailed
 
 SYSROOTS = os.path.join(os.path.dirname(__file__), "data", "sysroots")
 
+# What `setup --sysroot ROOT` runs: into the build root, from the repositories configured in it.
 PLANS = {
-    "centos-7.8-aarch64": [["yum", "install", "-y", "centos-release-scl"],
-                           ["yum", "install", "-y", "devtoolset-8-gcc", "kernel-devel-4.18.0-147.8.1.el7.aarch64"]],
-    "centos-7.9-x86_64": [["yum", "install", "-y", "gcc", "kernel-devel-3.10.0-1160.el7.x86_64"]],
-    "rocky-8": [["dnf", "install", "-y", "gcc", "kernel-devel-4.18.0-477.10.1.el8_8.x86_64"]],
-    "rhel-9": [["dnf", "install", "-y", "gcc", "kernel-devel-5.14.0-162.6.1.el9_1.x86_64"]],
-    "oracle-8-uek7": [["dnf", "install", "-y", "gcc-toolset-11-gcc", "kernel-uek-devel-5.15.0-206.153.7.1.el8uek.x86_64"]],
-    "amazon-2-5.10": [["yum", "install", "-y", "gcc10", "kernel-devel-5.10.147-133.644.amzn2.x86_64"]],
-    "ubuntu-22.04-hwe": [["apt-get", "update"],
-                         ["apt-get", "install", "-y", "--no-install-recommends", "gcc-12", "linux-headers-6.5.0-35-generic"]],
-    "debian-11": [["apt-get", "update"],
-                  ["apt-get", "install", "-y", "--no-install-recommends", "gcc-10", "linux-headers-5.10.0-19-amd64"]],
-    "opensuse-leap-15": [["zypper", "--non-interactive", "refresh"], ["zypper", "--non-interactive", "install", "gcc7", "kernel-default-devel"]],
+    "centos-7.8-aarch64": [["yum", "--installroot", "ROOT", "--releasever", "7", "install", "-y", "centos-release-scl"],
+                           ["yum", "--installroot", "ROOT", "--releasever", "7", "install", "-y", "devtoolset-8-gcc",
+                            "kernel-devel-4.18.0-147.8.1.el7.aarch64"]],
+    "centos-7.9-x86_64": [["yum", "--installroot", "ROOT", "--releasever", "7", "install", "-y", "gcc",
+                           "kernel-devel-3.10.0-1160.el7.x86_64"]],
+    "rocky-8": [["dnf", "--installroot", "ROOT", "--releasever", "8", "install", "-y", "gcc",
+                 "kernel-devel-4.18.0-477.10.1.el8_8.x86_64"]],
+    "rhel-9": [["dnf", "--installroot", "ROOT", "--releasever", "9", "install", "-y", "gcc",
+                "kernel-devel-5.14.0-162.6.1.el9_1.x86_64"]],
+    "oracle-8-uek7": [["dnf", "--installroot", "ROOT", "--releasever", "8", "install", "-y", "gcc-toolset-11-gcc",
+                       "kernel-uek-devel-5.15.0-206.153.7.1.el8uek.x86_64"]],
+    "amazon-2-5.10": [["yum", "--installroot", "ROOT", "--releasever", "2", "install", "-y", "gcc10",
+                       "kernel-devel-5.10.147-133.644.amzn2.x86_64"]],
+    "ubuntu-22.04-hwe": [["chroot", "ROOT", "apt-get", "update"],
+                         ["chroot", "ROOT", "apt-get", "install", "-y", "--no-install-recommends", "gcc-12",
+                          "linux-headers-6.5.0-35-generic"]],
+    "debian-11": [["chroot", "ROOT", "apt-get", "update"],
+                  ["chroot", "ROOT", "apt-get", "install", "-y", "--no-install-recommends", "gcc-10",
+                   "linux-headers-5.10.0-19-amd64"]],
+    "opensuse-leap-15": [["zypper", "--root", "ROOT", "--non-interactive", "refresh"],
+                         ["zypper", "--root", "ROOT", "--non-interactive", "install", "gcc7", "kernel-default-devel"]],
 }
+
+
+def plan_in(name, root=None):
+    """PLANS[name] with ROOT replaced by the sysroot's path."""
+    root = root or os.path.join(SYSROOTS, name)
+    return [[root if a == "ROOT" else a for a in cmd] for cmd in PLANS[name]]
 
 
 @pytest.mark.parametrize("name", sorted(PLANS))
@@ -36,8 +52,12 @@ def test_setup_dry_run_json_plans(name, capsys):
     out, err = capsys.readouterr()
     assert code == 0, err
     data = json.loads(out)
-    assert data["commands"] == PLANS[name]
-    assert data["packages"] == PLANS[name][-1][len(PLANS[name][-1]) - len(data["packages"]):]
+    assert data["commands"] == plan_in(name)
+    names = [p["name"] for p in data["packages"]]
+    assert names == PLANS[name][-1][len(PLANS[name][-1]) - len(names):]
+    # no package manager on PATH: nothing could be asked, and the plan says so
+    assert all(p["available"] is None for p in data["packages"]) and data["unavailable"] == []
+    assert data["unverified"] and data["verified_by"] is None
     assert all(isinstance(n, str) for n in data["notes"])
 
 

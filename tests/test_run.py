@@ -93,3 +93,15 @@ def test_probe_decodes_and_fails_with_stderr(monkeypatch, console):
     assert "oops" in str(exc.value)
     monkeypatch.setattr(subprocess, "Popen", lambda argv, **kw: P(returncode=0))
     assert Runner(console).probe(["/bin/gcc", "--version"]).stdout == "ok \ufffd\n"
+
+
+def test_quiet_keeps_makes_output_for_the_failure(monkeypatch, tmp_path):
+    import io
+
+    stream = io.StringIO()
+    console = Console(stream, verbosity=-1)
+    monkeypatch.setattr(subprocess, "Popen", lambda argv, **kw: FakeProc(b"line 1\nkdemo.c:3: error: boom\n", 2))
+    with pytest.raises(CommandFailed):
+        Runner(console).action(["/bin/make"])
+    assert stream.getvalue() == ""
+    assert console.tail() == ["line 1", "kdemo.c:3: error: boom"]

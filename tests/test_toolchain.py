@@ -165,3 +165,23 @@ def test_make_stops_at_the_kernels_own_compiler(tmp_path):
     assert sel.selected.path == os.path.join(bindir, "gcc-12")
     assert [c.path for c in sel.candidates] == [os.path.join(bindir, "gcc-12")]
     assert len(runner.calls) == 2
+
+
+def test_make_keeps_looking_for_the_kernels_vendor_release(tmp_path):
+    """first_match stops early only on a match of the kernel's own vendor release."""
+    bindir, runner, target = _machine(tmp_path)
+    target = target._replace(program_hint="gcc-12", compiler=target.compiler._replace(vendor="kbg toolset 12.2.0-1"))
+    toolset = make_exe(tmp_path / "opt/gcc-toolset-12/root/usr/bin/gcc")
+    runner.outputs.update(compiler_outputs(toolset, GCC12_MACROS, "gcc (kbg toolset 12.2.0-1) 12.2.0"))
+    sel = select(runner, target, MatchLevel.VERSION, {"PATH": bindir}, opt_root=str(tmp_path / "opt"), first_match=True)
+    assert sel.selected.path == toolset
+
+
+@pytest.mark.parametrize("given, kept", [
+    ("-n", ""), ("n", ""), ("ns", "s"), ("-ik", "-k"), ("--just-print", ""), ("-W foo.c", ""),
+    ("-j4 --jobserver-auth=3,4", "-j4 --jobserver-auth=3,4"), ("w -- CC=gcc-11 M=/x", "w"),
+])
+def test_makeflags_keep_only_scheduling(given, kept):
+    from kbuildguard.kbuild import scheduling_flags
+
+    assert scheduling_flags(given) == kept

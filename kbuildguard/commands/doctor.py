@@ -1,7 +1,7 @@
 """``kbuildguard doctor``: the toolchain preflight on its own, every check shown (preflight.py).
 
 The target kernel and the compiler are resolved as `detect` and `make` resolve them; then every tool
-kbuild will run is checked. Exit 0 when all fit, 15 (toolchain preflight) when one does not, one
+kbuild will run is checked. Exit 0 when all fit, 16 (toolchain preflight) when one does not, one
 line each with the package that fixes it.
 """
 

@@ -22,7 +22,7 @@ def run(ctx: Context, opts: ExplainOptions) -> int:
                            level_of(settings))
     mod = found.module
     if ctx.json:
-        ctx.out_json(report.explanation_json(found))
+        ctx.out_json(dict(report.explanation_json(found), settings=settings.as_json()))
         return 0
     ctx.out("%s: %s, refcnt %s, %s%s" % (mod.name, mod.state, "?" if mod.refcnt is None else mod.refcnt,
                                         "used by " + ", ".join(mod.users) if mod.users else "no users",

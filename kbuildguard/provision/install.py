@@ -4,10 +4,13 @@ Nothing is installed without consent: ``--yes``, or a "y" typed on a terminal. k
 runs sudo: a non-root user is given the exact commands to run as root.
 """
 
+import os
+
 from kbuildguard.context import Context
-from kbuildguard.errors import ConsentRequired, InstallFailed, NoMatchingCompiler
+from kbuildguard.errors import ConsentRequired, InstallFailed, NoMatchingCompiler, PackageUnavailable
 from kbuildguard.kernel import KernelTarget
-from kbuildguard.provision.plan import InstallPlan, plan_for
+from kbuildguard.provision.plan import InstallPlan, plan
+from kbuildguard.provision.system import check, system_for
 from kbuildguard.run import CommandFailed, quote
 from kbuildguard.toolchain import MatchLevel, Selection, select
 
@@ -20,9 +23,11 @@ def _ask(ctx: Context, prompt: str) -> bool:
 
 
 def print_plan(ctx: Context, p: InstallPlan) -> None:
-    ctx.console.info("install plan for %s (%s):" % (p.distro.name, p.manager))
+    ctx.console.info("install plan for %s, %s (%s):" % (p.system, p.distro.name, p.manager))
     for cmd in p.commands:
         ctx.console.info("  " + quote(cmd))
+    if p.unverified:
+        ctx.console.info("  unverified: " + p.unverified)
     for note in p.notes:
         ctx.console.info("  note: " + note)
 
@@ -56,7 +61,15 @@ def execute(ctx: Context, p: InstallPlan, yes: bool, dry_run: bool) -> bool:
 def install_and_reselect(ctx: Context, target: KernelTarget, level: MatchLevel, yes: bool, dry_run: bool,
                          scl_root: str) -> Selection:
     """``make --install``: plan, install with consent, then detect again; the new compiler must match."""
-    p = plan_for(target, scl_root=scl_root)
+    machine = system_for(target, None, None)
+    p = check(ctx.runner, plan(target, machine.distro, scl_root=scl_root)._replace(system=machine.describe), machine, ctx.env)
+    missing = [pkg for pkg in p.checked if pkg.available is False]
+    if missing:
+        print_plan(ctx, p)
+        raise PackageUnavailable("no local compiler matches %s, and %s says %s not in the repositories" % (
+            target.compiler.describe(), p.asked, ", ".join(m.name for m in missing)),
+            details=["%s: %s" % (m.name, m.elsewhere) for m in missing if m.elsewhere],
+            hint="add the repository that has %s, then run again" % " and ".join(m.name for m in missing))
     if dry_run:
         print_plan(ctx, p)
         raise NoMatchingCompiler("no local compiler matches %s; --dry-run: nothing installed" % target.compiler.describe(),
@@ -65,9 +78,14 @@ def install_and_reselect(ctx: Context, target: KernelTarget, level: MatchLevel, 
     return reselect(ctx, target, level, p, scl_root)
 
 
-def reselect(ctx: Context, target: KernelTarget, level: MatchLevel, p: InstallPlan, scl_root: str) -> Selection:
-    """After an install: detect again; the new compiler must resolve and match the kernel's."""
-    selection = select(ctx.runner, target, level, ctx.env, opt_root=scl_root)
+def reselect(ctx: Context, target: KernelTarget, level: MatchLevel, p: InstallPlan, scl_root: str,
+             root: str = "/") -> Selection:
+    """After an install: detect again; the new compiler must resolve and match the kernel's.
+    In a build root, its bin folders are searched first (SUSE's gcc12 lands in ROOT/usr/bin/gcc-12)."""
+    env = dict(ctx.env)
+    if root != "/":
+        env["PATH"] = os.pathsep.join([os.path.join(root, "usr/bin"), os.path.join(root, "bin"), env.get("PATH", os.defpath)])
+    selection = select(ctx.runner, target, level, env, opt_root=scl_root)
     if selection.selected is None:
         raise InstallFailed("installed %s, but still no compiler matches the kernel's %s" % (
             ", ".join(p.packages), target.compiler.describe()),

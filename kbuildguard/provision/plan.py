@@ -7,12 +7,15 @@ is the exact argv lists, computed without running anything, so that tests can as
 import json
 import os
 import pkgutil
+import tempfile
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
+from kbuildguard import sysroot as sysroots
 from kbuildguard.errors import NoMatchingCompiler
 from kbuildguard.identity import Family
 from kbuildguard.kernel import KernelTarget
 from kbuildguard.run import quote
+from kbuildguard.strenum import StrEnum
 
 
 class Distro(NamedTuple):
@@ -27,6 +30,20 @@ class Distro(NamedTuple):
         return self.version_id.split(".")[0]
 
 
+class Role(StrEnum):
+    COMPILER = "compiler"
+    TREE = "tree"
+
+
+class Package(NamedTuple):
+    """One package of a plan, and what the package manager said of it."""
+
+    name: str
+    role: Role
+    available: Optional[bool] = None  # None: not asked (or could not be asked)
+    elsewhere: str = ""  # where to find it when this system's repositories do not offer it
+
+
 class InstallPlan(NamedTuple):
     distro: Distro
     manager: str
@@ -34,6 +51,14 @@ class InstallPlan(NamedTuple):
     commands: Tuple[Tuple[str, ...], ...]
     notes: Tuple[str, ...]
     compiler_path: str  # where the planned compiler lands (informational: re-detection decides)
+    checked: Tuple[Package, ...] = ()  # the packages again, with availability (provision.availability)
+    system: str = "this machine"  # what the plan is for: "the build root /x", "the sosreport /y"
+    asked: str = ""  # the query that answered ("apt-cache policy"), "" when none did
+    unverified: str = ""  # why the packages were not checked; "" when they were
+
+    @property
+    def unavailable(self) -> Tuple[str, ...]:
+        return tuple(p.name for p in self.checked if p.available is False)
 
 
 def load_catalogue() -> Dict[str, Any]:
@@ -43,17 +68,27 @@ def load_catalogue() -> Dict[str, Any]:
 
 
 def detect_distro(sysroot: str = "/", arch: str = "") -> Distro:
-    """The distribution of this machine, or of a sysroot (its etc/os-release, never ours).
-
-    distro reads the files we name; lsb_release and uname are turned off because they would
-    describe the host, not the sysroot (and would start processes).
-    """
-    import distro as distro_lib
-
+    """The distribution of this machine, or of a sysroot (its etc/os-release, never ours), or of a
+    captured system (a supportconfig keeps os-release inside basic-environment.txt)."""
     root = sysroot if sysroot else "/"
+    layout = sysroots.layout_of(root) if root != "/" else sysroots.Layout.BUILD_ROOT
+    if layout is sysroots.Layout.SUPPORTCONFIG:
+        with tempfile.TemporaryDirectory(prefix="kbuildguard-os-release-") as tmp:
+            path = os.path.join(tmp, "os-release")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(sysroots.os_release_text(root, layout) or "")
+            return _read_distro(path, tmp, arch)
     os_release = os.path.join(root, "etc/os-release")
     if not os.path.isfile(os_release):
         os_release = os.path.join(root, "usr/lib/os-release")
+    return _read_distro(os_release, root, arch)
+
+
+def _read_distro(os_release: str, root: str, arch: str) -> Distro:
+    """distro reads the files we name; lsb_release and uname are turned off because they would
+    describe the host, not the sysroot (and would start processes)."""
+    import distro as distro_lib
+
     kwargs: Dict[str, Any] = {"include_lsb": False, "os_release_file": os_release,
               "distro_release_file": os.path.join(root, "etc/nonexistent-release")}
     try:
@@ -83,6 +118,23 @@ def _fmt(items, **values) -> List[str]:
     return [i.format(**values) for i in items]
 
 
+def _legacy(rule: Dict[str, Any], major: int) -> Dict[str, Any]:
+    """Before gcc 5 (clang 7) a release series was X.Y: Debian's gcc-4.9, SUSE's gcc48, never gcc-4."""
+    legacy = rule.get("legacy")
+    if legacy and major < legacy["below"]:
+        return dict(rule, packages=legacy["packages"], path=legacy["path"])
+    return rule
+
+
+def elsewhere(entry: Dict[str, Any], distro: Distro, role: Role, **values: Any) -> str:
+    """Where a package this system's repositories do not offer can be found (the catalogue says)."""
+    texts = entry.get("elsewhere", {}).get(str(role), {})
+    for key in (distro.id,) + distro.like + ("*",):
+        if key in texts:
+            return texts[key].format(**values)
+    return ""
+
+
 def plan(target: KernelTarget, distro: Distro, need_compiler: bool = True, need_tree: bool = False,
          scl_root: str = "/opt/rh") -> InstallPlan:
     """What to install on ``distro`` for ``target``; raises NoMatchingCompiler when nothing provides it."""
@@ -94,20 +146,21 @@ def plan(target: KernelTarget, distro: Distro, need_compiler: bool = True, need_
     manager = entry["manager"]
     kernel = target.compiler
     major = kernel.version_tuple[0] if kernel.version_tuple else 0
+    minor = kernel.version_tuple[1] if len(kernel.version_tuple) > 1 else 0
     packages: List[str] = []
     pre: List[Tuple[str, ...]] = []
     notes: List[str] = []
     path = ""
     if need_compiler:
-        rule = entry["gcc"] if kernel.family is Family.GCC else entry["clang"]
+        rule = _legacy(entry["gcc"] if kernel.family is Family.GCC else entry["clang"], major)
         system = entry.get("system_gcc") if kernel.family is Family.GCC else None
         lo_hi = rule.get("range") or []
         if system and system["major"] == major:
             packages += system["packages"]
             path = system["path"]
         elif lo_hi and lo_hi[0] <= major <= lo_hi[1]:
-            packages += _fmt(rule["packages"], N=major)
-            path = rule["path"].format(N=major).replace("/opt/rh", scl_root, 1)
+            packages += _fmt(rule["packages"], N=major, M=minor)
+            path = rule["path"].format(N=major, M=minor).replace("/opt/rh", scl_root, 1)
             for cmd in rule.get("repo_setup", {}).get(distro.id, []):
                 pre.append(tuple(cmd))
         elif rule.get("packages") and not lo_hi and kernel.family is Family.CLANG:
@@ -127,9 +180,13 @@ def plan(target: KernelTarget, distro: Distro, need_compiler: bool = True, need_
             notes.append("the kernel was built by %s; %s installs the repository's current build of %s %d, whose exact "
                          "release may differ: kbuildguard checks it again after installing (match level decides)"
                          % (kernel.describe(), " ".join(packages), kernel.family, major))
+    compilers = len(packages)
     if need_tree:
         tree = entry.get("tree_uek") if "uek" in target.release and entry.get("tree_uek") else entry["tree"]
         packages += _fmt(tree, release=target.release)
+    checked = tuple(
+        Package(name, role, None, elsewhere(entry, distro, role, package=name, release=target.release, N=major))
+        for role, name in [(Role.COMPILER if i < compilers else Role.TREE, n) for i, n in enumerate(packages)])
     if not packages:
         return InstallPlan(distro, manager, (), (), tuple(notes), path)
     commands: List[Tuple[str, ...]] = []
@@ -138,7 +195,7 @@ def plan(target: KernelTarget, distro: Distro, need_compiler: bool = True, need_
         commands.append(tuple(manager_argv["update"]))
     commands.extend(pre)
     commands.append(tuple(manager_argv["install"]) + tuple(packages))
-    return InstallPlan(distro, manager, tuple(packages), tuple(commands), tuple(notes), path)
+    return InstallPlan(distro, manager, tuple(packages), tuple(commands), tuple(notes), path, checked)
 
 
 def install_hint(target: KernelTarget, distro: Optional[Distro] = None) -> str:

@@ -31,11 +31,17 @@ class Result:
         return "exit %d\n--- stdout\n%s\n--- stderr\n%s" % (self.code, self.out[-3000:], self.err[-3000:])
 
 
+NEUTRAL_CWD = "/"
+
+
 def kbuildguard(*argv, cwd=None, env=None):
-    """The real CLI in a real process, as a user or a spec file runs it."""
+    """The real CLI in a real process, as a user or a spec file runs it.
+
+    Never in the checkout: `python -m` puts the folder it starts in first on sys.path, and the suite
+    must run the installed kbuildguard (the wheel, in CI), not the source tree beside it."""
     full_env = dict(os.environ)
     full_env.update(env or {})
-    proc = subprocess.run([sys.executable, "-m", "kbuildguard"] + list(argv), cwd=cwd, env=full_env,
+    proc = subprocess.run([sys.executable, "-m", "kbuildguard"] + list(argv), cwd=cwd or NEUTRAL_CWD, env=full_env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     res = Result(proc)
     assert "Traceback" not in res.err, res
@@ -102,6 +108,32 @@ def drifted_tree(dest, release, changes, src=None):
             lines.append("#define %s 1" % option)
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
+    return dest
+
+
+DEBIAN_CC_TEXT = "gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0"
+
+
+def renamed_compiler_tree(dest, release, text, gcc_version, extra=()):
+    """A copy of Debian's headers whose records say the kernel was built by TEXT (CONFIG_GCC_VERSION
+    GCC_VERSION), with compile.h removed so that no record disagrees; EXTRA: more (old, new) replacements."""
+    src = "/usr/src/linux-headers-%s" % release
+    shutil.copytree(src, dest, symlinks=True)
+    for link in ("scripts", "tools"):  # relative links into linux-kbuild: point them at the real folders
+        target = os.path.realpath(os.path.join(src, link))
+        os.unlink(os.path.join(dest, link))
+        os.symlink(target, os.path.join(dest, link))
+    for rel in ("include/config/auto.conf", ".config"):
+        path = os.path.join(dest, rel)
+        with open(path) as f:
+            content = f.read()
+        assert DEBIAN_CC_TEXT in content
+        content = content.replace(DEBIAN_CC_TEXT, text).replace("CONFIG_GCC_VERSION=120200", "CONFIG_GCC_VERSION=%s" % gcc_version)
+        for old, new in extra:
+            content = content.replace(old, new)
+        with open(path, "w") as f:
+            f.write(content)
+    os.unlink(os.path.join(dest, "include/generated/compile.h"))
     return dest
 
 

@@ -46,13 +46,13 @@ def test_objtool_deleted(debian_release, compilers, tmp_path):
     tree = drifted_tree(str(tmp_path / "tree"), debian_release, {})
     _own_tools(tree, os.path.realpath("/usr/src/linux-headers-%s/tools" % debian_release), drop=("objtool",))
     res, checks = _doctor("--kernel", debian_release, "--kernel-dir", tree)
-    assert res.code == 15, res
+    assert res.code == 16, res
     assert checks["objtool"]["status"] == "fail" and checks["objtool"]["packages"] == ["linux-kbuild-6.1"]
     assert "toolchain preflight: objtool: " in res.err and "linux-kbuild-6.1" in res.err
     # and make stops before the first compile, with the same line
     repo = named_kdemo(tmp_path, "kdemo_noobjtool")
     made = kbuildguard("make", "--kernel", debian_release, "--kernel-dir", tree, cwd=repo)
-    assert made.code == 15, made
+    assert made.code == 16, made
     assert "make -C" not in made.err and not os.path.exists(os.path.join(repo, "kdemo_noobjtool.ko"))
 
 
@@ -88,7 +88,7 @@ def test_gcc_plugin_built_by_another_gcc(debian_release, compilers, tmp_path, bu
     if ok:
         assert res.code == 0 and found["status"] == "ok", res
     else:
-        assert res.code == 15 and found["status"] == "fail", res
+        assert res.code == 16 and found["status"] == "fail", res
         assert "incompatible gcc/plugin versions" in found["message"] and found["packages"] == ["gcc-12-plugin-dev"]
         assert len(_fail_lines(res)) == 1
 
@@ -100,7 +100,7 @@ def test_pahole_version_mismatch(debian_release, compilers, tmp_path):
     require(os.path.isfile(image), "the unpacked linux-image-%s-unsigned" % debian_release)
     tree = drifted_tree(str(tmp_path / "tree"), debian_release, {"CONFIG_PAHOLE_VERSION": "125"})
     res, checks = _doctor("--kernel", debian_release, "--kernel-dir", tree, "--btf", "--vmlinux", image)
-    assert res.code == 15, res
+    assert res.code == 16, res
     assert checks["pahole"]["status"] == "fail" and checks["pahole"]["packages"] == ["dwarves"]
     assert "is 1.24, the kernel's BTF was made by pahole 1.25" in checks["pahole"]["message"]
     # Debian's headers ship no resolve_btfids: module BTF cannot be made from them at all
@@ -112,12 +112,12 @@ def test_pahole_version_mismatch(debian_release, compilers, tmp_path):
 
 
 def test_btf_base_for_a_target_that_is_not_running(debian_release, compilers, tmp_path):
-    """Not the running kernel, no image given, none under /boot: no base, one line (exit 16) -- never
+    """Not the running kernel, no image given, none under /boot: no base, one line (exit 17) -- never
     this machine's /sys/kernel/btf/vmlinux."""
     res = kbuildguard("doctor", "--kernel", debian_release, "--btf")
     if os.path.isfile("/boot/vmlinuz-" + debian_release):
         pytest.skip("this machine has /boot/vmlinuz-%s" % debian_release)
-    assert res.code == 16, res
+    assert res.code == 17, res
     assert "/sys/kernel/btf/vmlinux" in res.err or "not the running kernel" in res.err
 
 

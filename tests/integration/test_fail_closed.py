@@ -201,11 +201,13 @@ def test_row7_quarantine_survives_clean(debian_release, compilers, tmp_path):
     assert kbuildguard("make", "--kernel", debian_release, cwd=repo).code == 8
     state = os.path.join(repo, ".kbuildguard")
     before = sorted(os.listdir(os.path.join(state, "rejected")))
-    assert kbuildguard("make", "--kernel", debian_release, "clean", cwd=repo).code == 0
+    assert before == ["blobdrv.ko-rejected", "blobdrv.report.json"]
     subprocess.run(["make", "-C", "/lib/modules/%s/build" % debian_release, "M=" + repo, "clean"], check=True,
                    stdout=subprocess.DEVNULL)  # kbuild's own clean, run by hand in the folder
     assert sorted(os.listdir(os.path.join(state, "rejected"))) == before
     assert os.path.isfile(os.path.join(state, "report.json"))
+    assert kbuildguard("make", "--kernel", debian_release, "clean", cwd=repo).code == 0
+    assert sorted(os.listdir(os.path.join(state, "rejected"))) == before  # the run's report goes with its modules
 
 
 # rows 8, 9: folders kbuild or we cannot use as they are -------------------------------------------
@@ -283,7 +285,8 @@ def test_row12_defines_reach_the_compiler_as_written(debian_release, compilers, 
 
 def test_row12_flags_that_run_programs_are_refused(debian_release, compilers, tmp_path):
     repo = copy_example("kdemo", str(tmp_path / "kdemo"))
-    for flag in ("-wrapper", "-fplugin=/tmp/x.so", "-B/tmp", "@/tmp/opts", "$(shell id)"):
+    for flag in ("-wrapper", "-fplugin=/tmp/x.so", "-B/tmp", "@/tmp/opts", "$(shell id)", "-fdump-tree-original=/tmp/kbg-x",
+                 "-fopt-info-all=evil.ko", "-include", "-I/etc", "-E", "-dumpdir"):
         with open(os.path.join(repo, "kbuildguard.toml"), "w") as f:
             f.write('[[module]]\nname = "kdemo"\nccflags = ["%s"]\n' % flag)
         res = kbuildguard("make", "--kernel", debian_release, cwd=repo)
@@ -329,3 +332,56 @@ def test_stray_modules_are_set_aside_not_lost(debian_release, compilers, tmp_pat
     assert "was not built and verified by kbuildguard" in res.err
     assert read_module(os.path.join(repo, "kdemo.ko")).compilers[0].version == "12.2.0"
     assert os.listdir(os.path.join(repo, ".kbuildguard", "unverified")) == ["kdemo.ko-unverified"]
+
+
+# found by the independent tester -----------------------------------------------------------------
+
+def test_goals_after_dashes_never_install_before_verification(debian_release, compilers, tmp_path):
+    repo = blob_repo(str(tmp_path / "blob"))
+    root = tmp_path / "root"
+    res = kbuildguard("make", "--kernel", debian_release, "--", "modules", "modules_install", "INSTALL_MOD_PATH=%s" % root, cwd=repo)
+    assert res.code == 2, res
+    assert not root.exists()
+
+
+def test_makeflags_dry_run_places_no_stale_module(debian_release, compilers, tmp_path):
+    repo = copy_example("kdemo", str(tmp_path / "kdemo"))
+    assert kbuildguard("make", "--kernel", debian_release, cwd=repo).code == 0
+    with open(os.path.join(repo, "kdemo.c"), "a") as f:
+        f.write('\nMODULE_DESCRIPTION("changed");\n')
+    for makeflags in ("-n", "n", "t", "-t"):  # dry run, touch: make itself decides whether the env form applies
+        res = kbuildguard("make", "--kernel", debian_release, cwd=repo, env={"MAKEFLAGS": makeflags})
+        if res.code == 0:  # then this run really built it: from the current sources
+            assert read_module(os.path.join(repo, "kdemo.ko")).info("description") == "changed", makeflags
+        else:
+            assert res.code in (7, 8) and modules_outside_state(repo) == [], (makeflags, res)
+
+
+def test_a_caller_that_ignores_sighup_keeps_the_build(debian_release, compilers, tmp_path):
+    """nohup kbuildguard make &: a closed session must not end it."""
+    repo = copy_example("kdemo", str(tmp_path / "kdemo"))
+    full = dict(os.environ, **slow_gcc12(tmp_path, seconds=3))
+    proc = subprocess.Popen([sys.executable, "-m", "kbuildguard", "make", "--kernel", debian_release], cwd=repo, env=full,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    wait_for_make(repo)
+    proc.send_signal(signal.SIGHUP)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert modules_outside_state(repo) == [os.fsencode(os.path.join(repo, "kdemo.ko"))]
+
+
+def test_kbuild_never_writes_through_a_linked_folder(debian_release, compilers, tmp_path):
+    repo = str(tmp_path / "linked")
+    blob_repo(os.path.join(repo, "realsub"))
+    os.unlink(os.path.join(repo, "realsub", "kbuildguard.toml"))
+    with open(os.path.join(repo, "realsub", "Kbuild"), "w") as f:
+        f.write("obj-m += blobdrv.o\nblobdrv-y := blobdrv_main.o blob.o\n$(shell touch $(obj)/.blob.o.cmd)\n")
+    os.symlink("realsub", os.path.join(repo, "sub"))
+    with open(os.path.join(repo, "Kbuild"), "w") as f:
+        f.write("obj-m += sub/\n")
+    before = sorted(os.listdir(os.path.join(repo, "realsub")))
+    res = kbuildguard("make", "--kernel", debian_release, cwd=repo)
+    assert res.code == 8, res  # the gcc-11 blob, reached through the link, is refused
+    assert sorted(os.listdir(os.path.join(repo, "realsub"))) == before  # and nothing was written there
+    assert modules_outside_state(repo) == []

@@ -1,4 +1,5 @@
-"""`kbuildguard setup` against recording stand-ins of yum, dnf and zypper (they cannot run on Debian),
+"""`kbuildguard setup` against recording stand-ins of yum, dnf and zypper (EL7 yum cannot run here; real dnf
+and zypper are in test_provision_real.py),
 and `kbuildguard make --install --yes` really installing gcc-11 with apt-get."""
 
 import json
@@ -10,8 +11,8 @@ import sys
 import pytest
 
 from conftest import require
-from integration.conftest import COPY_SOURCES, EXAMPLES, TOOLS, kbuildguard
-from test_provision import PLANS, SYSROOTS
+from integration.conftest import COPY_SOURCES, EXAMPLES, TOOLS, kbuildguard, renamed_compiler_tree
+from test_provision import SYSROOTS, plan_in
 
 STANDIN = {
     # sysroot: (full version, banner, arch) of the compiler the stand-in installs
@@ -45,7 +46,7 @@ def test_setup_runs_exactly_the_plan_and_finds_the_compiler(name, tmp_path):
     assert res.code == 0, res
     with open(str(tmp_path / "log")) as f:
         ran = [json.loads(line) for line in f]
-    assert ran == PLANS[name]
+    assert ran == plan_in(name)
     assert "ready:" in res.err
 
 
@@ -71,25 +72,9 @@ def test_install_without_consent_installs_nothing(tmp_path):
 
 def _gcc11_tree(tmp_path, release):
     """A copy of Debian's headers whose records say the kernel was built by gcc-11."""
-    src = "/usr/src/linux-headers-%s" % release
-    dst = str(tmp_path / ("linux-headers-" + release))
-    shutil.copytree(src, dst, symlinks=True)
-    for link in ("scripts", "tools"):  # relative links into linux-kbuild: point them at the real folders
-        target = os.path.realpath(os.path.join(src, link))
-        os.unlink(os.path.join(dst, link))
-        os.symlink(target, os.path.join(dst, link))
-    for rel in ("include/config/auto.conf", ".config"):
-        path = os.path.join(dst, rel)
-        with open(path) as f:
-            text = f.read()
-        text = text.replace("gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0", "gcc-11 (Debian 11.3.0-12) 11.3.0")
-        text = text.replace("CONFIG_GCC_VERSION=120200", "CONFIG_GCC_VERSION=110300")
-        # gcc-11 has no -ftrivial-auto-var-init=zero: a kernel built by gcc-11 would not have this on
-        text = text.replace("CONFIG_INIT_STACK_ALL_ZERO=y", "# CONFIG_INIT_STACK_ALL_ZERO is not set")
-        with open(path, "w") as f:
-            f.write(text)
-    os.unlink(os.path.join(dst, "include/generated/compile.h"))
-    return dst
+    # gcc-11 has no -ftrivial-auto-var-init=zero: a kernel built by gcc-11 would not have this on
+    return renamed_compiler_tree(str(tmp_path / ("linux-headers-" + release)), release, "gcc-11 (Debian 11.3.0-12) 11.3.0",
+                                 "110300", extra=[("CONFIG_INIT_STACK_ALL_ZERO=y", "# CONFIG_INIT_STACK_ALL_ZERO is not set")])
 
 
 def test_make_install_yes_really_installs_gcc11_with_apt(debian_release, tmp_path):

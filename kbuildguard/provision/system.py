@@ -1,0 +1,106 @@
+"""Which system a plan is for, whether kbuildguard may install there, and what its repositories offer.
+
+- this machine (no --sysroot): its package manager installs, and answers the queries;
+- a build root (--sysroot DIR that is a mock root, chroot or image): its manager installs *into* it
+  (``dnf --installroot DIR``, ``zypper --root DIR``, ``chroot DIR apt-get``) from the repositories
+  configured *in* it, and the same repositories answer the queries;
+- a captured system (--sysroot of a sosreport or supportconfig) or a kernel line
+  (--proc-version-file): planned for, never installed into; its repositories are not reachable
+  from here, so its plan is unverified.
+"""
+
+import re
+from typing import Dict, Mapping, NamedTuple, Optional
+
+from kbuildguard import sysroot as sysroots
+from kbuildguard.errors import NoMatchingCompiler
+from kbuildguard.kernel import KernelTarget
+from kbuildguard.provision.apt import Apt
+from kbuildguard.provision.dnf import Dnf, Yum
+from kbuildguard.provision.manager import Manager
+from kbuildguard.provision.plan import Distro, InstallPlan, detect_distro
+from kbuildguard.provision.zypper import Zypper
+from kbuildguard.run import Runner
+from kbuildguard.strenum import StrEnum
+
+MANAGERS: Dict[str, Manager] = {m.name: m for m in (Apt(), Dnf(), Yum(), Zypper())}
+
+
+class Kind(StrEnum):
+    MACHINE = "this machine"
+    BUILD_ROOT = "build root"
+    CAPTURED = "captured system"
+    KERNEL_LINE = "kernel line"
+
+
+class System(NamedTuple):
+    kind: Kind
+    root: str  # "/" for this machine; the folder otherwise ("" for a kernel line)
+    distro: Distro
+    describe: str  # for messages: "this machine", "the build root /x", "the sosreport /y"
+
+    @property
+    def installable(self) -> bool:
+        return self.kind in (Kind.MACHINE, Kind.BUILD_ROOT)
+
+
+def system_for(target: KernelTarget, sysroot: Optional[str], proc_version_file: Optional[str]) -> System:
+    arch = str(target.arch or "")
+    if sysroot:
+        layout = sysroots.layout_of(target.sysroot)
+        kind = Kind.CAPTURED if layout.captured else Kind.BUILD_ROOT
+        return System(kind, target.sysroot, detect_distro(target.sysroot, arch), "the %s %s" % (layout, sysroot))
+    if proc_version_file:
+        distro = distro_of_kernel(target)
+        if distro is None:
+            raise NoMatchingCompiler(
+                "cannot tell which distribution built kernel %s (%s): no plan for it" % (target.release, proc_version_file),
+                hint="plan from a captured system instead: --sysroot SOSREPORT or SUPPORTCONFIG (its os-release says)")
+        return System(Kind.KERNEL_LINE, "", distro, "the machine of %s" % proc_version_file)
+    return System(Kind.MACHINE, "/", detect_distro("/", arch), "this machine")
+
+
+def distro_of_kernel(target: KernelTarget) -> Optional[Distro]:
+    """The distribution a kernel line names by its release suffix or its compiler's vendor."""
+    release, vendor, arch = target.release, target.compiler.vendor, str(target.arch or "")
+    guessed = "(guessed from kernel %s)" % release
+    m = re.search(r"\.el(\d+)", release)
+    if m:
+        return Distro("rhel", ("rhel", "fedora"), m.group(1), "Enterprise Linux %s %s" % (m.group(1), guessed), arch)
+    m = re.search(r"\.amzn(2023|2)\b", release)
+    if m:
+        return Distro("amzn", ("fedora",), m.group(1), "Amazon Linux %s %s" % (m.group(1), guessed), arch)
+    m = re.search(r"\.fc(\d+)\b", release)
+    if m:
+        return Distro("fedora", (), m.group(1), "Fedora %s %s" % (m.group(1), guessed), arch)
+    if "SUSE" in vendor or "SUSE" in target.compiler.text:
+        return Distro("sles", ("suse",), "", "SUSE %s" % guessed, arch)
+    for word, distro_id in (("Ubuntu", "ubuntu"), ("Debian", "debian")):
+        if word in vendor:
+            return Distro(distro_id, (), "", "%s %s" % (word, guessed), arch)
+    return None
+
+
+def for_system(p: InstallPlan, system: System) -> InstallPlan:
+    """The plan's commands as they must run for ``system``: pointed into a build root, unchanged
+    otherwise (a captured system's are to be run on that machine)."""
+    if system.kind is not Kind.BUILD_ROOT or not p.commands:
+        return p._replace(system=system.describe)
+    manager = MANAGERS[p.manager]
+    release = p.distro.major
+    return p._replace(commands=tuple(manager.in_root(c, system.root, release) for c in p.commands), system=system.describe)
+
+
+def check(runner: Runner, p: InstallPlan, system: System, env: Mapping[str, str]) -> InstallPlan:
+    """Ask the system's package manager which of the plan's packages it can install."""
+    if not p.checked:
+        return p
+    if not system.installable:
+        why = "%s cannot be asked from here: check that its repositories offer %s" % (
+            system.describe, ", ".join(p.packages))
+        return p._replace(unverified=why)
+    answer = MANAGERS[p.manager].query(runner, p.packages, system.root, p.distro.major, env)
+    if answer.unverified:
+        return p._replace(unverified="%s: %s" % (answer.asked, answer.unverified), asked=answer.asked)
+    checked = tuple(pkg._replace(available=answer.available.get(pkg.name, False)) for pkg in p.checked)
+    return p._replace(checked=checked, asked=answer.asked)
