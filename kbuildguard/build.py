@@ -17,7 +17,7 @@ import os
 import re
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from kbuildguard import __version__, kbuild, kernel, outputs, render, report, toolchain
+from kbuildguard import __version__, kbuild, kernel, outputs, preflight, render, report, toolchain
 from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.drift import Drift, compare
@@ -74,6 +74,7 @@ class Request(NamedTuple):
     scl_root: str
     settings: Settings  # every value with its origin, for the plan and the report
     log_path: str  # the complete log: kbuildguard's steps, make's and the compiler's output
+    btf: bool = False  # --btf: module BTF against the target's own BTF (modbtf.py)
 
 
 class Outcome(NamedTuple):
@@ -89,6 +90,7 @@ class Prepared(NamedTuple):
     drift: Optional[Drift]
     selection: Selection
     expect: Expectation
+    checked: Optional[preflight.Preflight] = None  # the toolchain preflight (issue 14)
 
 
 class Plan(NamedTuple):
@@ -192,7 +194,18 @@ def prepare(ctx: Context, req: Request, selector: Selector) -> Prepared:
     target = resolve_target(ctx, selector)
     drift = check_drift(ctx, target, req)
     selection = choose_compiler(ctx, target, req)
-    return Prepared(target, drift, selection, expectation(ctx, target, req.level, req.vmlinux, drift))
+    # -- issue 14: the toolchain preflight, once the compiler is chosen and before the first compile
+    # (kbuild's clean runs none of the tools it checks)
+    assert selection.selected is not None
+    checked = None
+    if req.goal != "clean":
+        with ctx.console.step("toolchain preflight"):
+            checked = preflight.run(ctx, target, selection.selected, btf=req.btf, vmlinux=req.vmlinux,
+                                    module_dir=req.module_dir, parts=1 if req.level is MatchLevel.MAJOR else 2)
+        preflight.say(ctx, checked)
+        preflight.enforce(checked)
+    # -- end of issue 14
+    return Prepared(target, drift, selection, expectation(ctx, target, req.level, req.vmlinux, drift), checked)
 
 
 # -- plan -------------------------------------------------------------------------------------
@@ -211,7 +224,7 @@ def plan(ctx: Context, proj: Project, req: Request, prepared: Prepared) -> Plan:
     stage = (outputs.stage_dir(root, req.module_dir, target.release, target.build_dir) if not req.dry_run
              else os.path.join(root, "(per module folder and kernel)"))
     command = kbuild.make_command(target, prepared.selection.selected, stage, "clean" if req.goal == "clean" else "modules",
-                                  req.make_args, ctx.env)
+                                  req.make_args, ctx.env, btf_base=prepared.checked.btf_base if prepared.checked else None)
     return Plan(tuple(files), stage, command)
 
 

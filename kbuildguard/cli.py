@@ -15,6 +15,7 @@ from typing import IO, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequ
 from kbuildguard import __version__
 from kbuildguard.commands.check import CheckOptions
 from kbuildguard.commands.common import Common
+from kbuildguard.commands.doctor import DoctorOptions
 from kbuildguard.commands.explain import ExplainOptions
 from kbuildguard.commands.make import MakeOptions
 from kbuildguard.console import Console, printable
@@ -47,6 +48,10 @@ EXAMPLES = {
   kbuildguard setup --dry-run                     what it would install for the running kernel
   kbuildguard setup --kernel 6.1.0-56-amd64 --yes
   kbuildguard setup --sysroot /var/lib/mock/root --dry-run --json""",
+    "doctor": """examples:
+  kbuildguard doctor                              the toolchain for the running kernel
+  kbuildguard doctor --kernel-dir /usr/src/linux --json
+  kbuildguard doctor --kernel 6.1.0-56-amd64 --btf --vmlinux /boot/vmlinuz-6.1.0-56-amd64""",
 }
 
 
@@ -99,7 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the plan (compiler, generated files, make command) and exit")
     p.add_argument("--allow-mismatch", action="store_true",
                    help="EMERGENCY ONLY: keep mismatched modules instead of quarantining them; recorded in the report")
+    p.add_argument("--btf", action="store_true",
+                   help="generate module BTF against the target kernel's own BTF (running kernel's, --vmlinux, /boot/vmlinuz-R)")
     p.add_argument("targets", nargs="*", metavar="TARGET", help="modules (default), clean or modules_install; make arguments go after --")
+
+    p = add("doctor", "check every tool kbuild will run (linker, objtool, modpost, gcc plugins, pahole, LLVM, rustc) "
+                      "against the kernel, before building")
+    _add_kernel_options(p, proc_version=True)
+    p.add_argument("--cc", metavar="PATH", help="judge the toolchain of this compiler")
+    p.add_argument("--btf", action="store_true", help="as make --btf: module BTF will be generated")
+    p.add_argument("--vmlinux", metavar="FILE", help="the kernel's BTF, vmlinux or vmlinuz (module BTF's base)")
 
     p = add("check", "verify modules built elsewhere against the target kernel")
     p.add_argument("paths", nargs="+", metavar="FILE.ko|DIR")
@@ -152,13 +166,19 @@ def _make(ctx: Context, args: argparse.Namespace, common: Common) -> int:
     from kbuildguard.commands import make
 
     return make.run(ctx, MakeOptions(common, args.directory, tuple(args.targets), args.install, args.yes,
-                                     args.dry_run, args.allow_mismatch, args.vmlinux, args.kernel_config))
+                                     args.dry_run, args.allow_mismatch, args.vmlinux, args.kernel_config, args.btf))
 
 
 def _check(ctx: Context, args: argparse.Namespace, common: Common) -> int:
     from kbuildguard.commands import check
 
     return check.run(ctx, CheckOptions(common, tuple(args.paths), args.vmlinux, args.kernel_config))
+
+
+def _doctor(ctx: Context, args: argparse.Namespace, common: Common) -> int:
+    from kbuildguard.commands import doctor
+
+    return doctor.run(ctx, DoctorOptions(common, args.btf, args.vmlinux))
 
 
 def _setup(ctx: Context, args: argparse.Namespace, common: Common) -> int:
@@ -190,7 +210,7 @@ def _rpm_macros(ctx: Context, args: argparse.Namespace, common: Common) -> int:
 
 # Commands are imported when dispatched: `kbuildguard detect` need not import the build pipeline.
 COMMANDS: Dict[str, Callable[[Context, argparse.Namespace, Common], int]] = {
-    "detect": _detect, "make": _make, "check": _check, "setup": _setup, "explain": _explain, "init": _init,
+    "detect": _detect, "doctor": _doctor, "make": _make, "check": _check, "setup": _setup, "explain": _explain, "init": _init,
     "rpm-macros": _rpm_macros}
 
 

@@ -109,6 +109,21 @@ class PackageUnavailable(KbgError):
     title = "package unavailable"
 
 
+class ToolchainUnfit(KbgError):
+    """The toolchain preflight found a tool kbuild will run that does not fit the kernel (linker, objtool,
+    modpost, gcc plugins, pahole, LLVM binutils, rustc): stopped before the first compile."""
+
+    exit_code = 16
+    title = "toolchain preflight"
+
+
+class NoBtfBase(KbgError):
+    """``--btf`` was asked for, but no BTF of the target kernel is at hand to split module BTF against."""
+
+    exit_code = 17
+    title = "no BTF base"
+
+
 class Interrupted(KbgError):
     """A signal ended the run (Ctrl-C, a CI timeout's SIGTERM, a closed ssh session's SIGHUP).
 
@@ -156,6 +171,8 @@ EXIT_CODES: Tuple[Tuple[int, str], ...] = (
     (HeaderDrift.exit_code, "the build tree's config differs from the target kernel's in ABI options"),
     (CannotWrite.exit_code, "a folder kbuildguard must write to (module folder, .kbuildguard/, staging) is not writable"),
     (PackageUnavailable.exit_code, "a package the install plan needs is not in the system's repositories (the plan says where it is)"),
+    (ToolchainUnfit.exit_code, "toolchain preflight: a tool kbuild runs (linker, objtool, plugins, pahole ...) does not fit the kernel"),
+    (NoBtfBase.exit_code, "--btf: no BTF of the target kernel to build module BTF against"),
     (128 + signal.SIGHUP, "SIGHUP (a closed terminal or ssh session): make stopped, nothing unverified placed"),
     (130, "SIGINT (Ctrl-C): make stopped, nothing unverified placed"),
     (128 + signal.SIGQUIT, "SIGQUIT: make stopped, nothing unverified placed"),

@@ -11,9 +11,10 @@ from typing import List, Mapping, NamedTuple, Optional, Sequence
 from kbuildguard.errors import BadInput, BuildFailed
 from kbuildguard.identity import Family
 from kbuildguard.inspect import read_module
-from kbuildguard.kernel import KernelTarget
+from kbuildguard.kernel import KernelTarget, tool_records
+from kbuildguard.modbtf import BtfBase, materialize, objtree_for
 from kbuildguard.run import CommandFailed, Runner, quote
-from kbuildguard.toolchain import Compiler, toolset_env
+from kbuildguard.toolchain import Compiler, llvm_settings, toolset_env
 
 TARGETS = ("modules", "clean", "modules_install")
 
@@ -23,23 +24,29 @@ class MakeCommand(NamedTuple):
     env: Mapping[str, str]
     cwd: str
     compiler: Compiler  # the compiler kbuildguard chose, for messages
+    btf_base: Optional[BtfBase] = None  # module BTF's base, laid into a private objtree before make (modbtf.py)
+    objtree: str = ""  # that private objtree (make -C), "" when make runs in the tree itself
+    tree: str = ""  # the kernel's build tree
 
 
 def make_command(target: KernelTarget, compiler: Compiler, stage_dir: str, goal: str,
-                 make_args: Sequence[str], env: Mapping[str, str]) -> MakeCommand:
-    """``make -C BUILD_DIR M=STAGE CC=<the matching compiler> [LLVM=1] ARGS GOAL``.
+                 make_args: Sequence[str], env: Mapping[str, str], btf_base: Optional[BtfBase] = None) -> MakeCommand:
+    """``make -C BUILD_DIR M=STAGE [LLVM=-16 LLVM_IAS=1] CC=<the matching compiler> ARGS GOAL``.
 
     CC on make's command line overrides the tree's own (Debian's headers hard-code ``CC = gcc-12``
-    and set DEBIAN_KERNEL_NO_CC_VERSION_CHECK, so kbuild itself would not even warn).
+    and set DEBIAN_KERNEL_NO_CC_VERSION_CHECK, so kbuild itself would not even warn). LLVM= and
+    LLVM_IAS= are kbuildguard's too (toolchain.llvm_settings): a clang build needs ld.lld and the
+    LLVM binutils of clang's release, and the kernel's assembler. With a module BTF base that is
+    not the tree's own vmlinux, make runs in a private objtree (modbtf.py), never in the tree.
     """
     assert target.build_dir is not None
-    argv = ["make", "-C", target.build_dir, "M=" + stage_dir]
+    objtree = objtree_for(stage_dir) if btf_base is not None and not btf_base.in_tree else ""
+    argv = ["make", "-C", objtree or target.build_dir, "M=" + stage_dir]
     if compiler.family is Family.CLANG:
-        # LLVM=1 makes kbuild use clang's flags and ld.lld/llvm-ar; toolset_env puts the matching
-        # LLVM bin folder first on PATH so that the unversioned tools are the same release as clang.
-        argv.append("LLVM=1")
+        # toolset_env also puts clang's own LLVM bin folder first on PATH, for LLVM=1
+        argv.extend(llvm_settings(target, compiler, tool_records(target.tree_config).assembler).make_vars)
     argv.append("CC=" + compiler.path)
-    argv.extend(a for a in make_args if not a.startswith(("CC=", "M=")))
+    argv.extend(a for a in make_args if not a.startswith(("CC=", "M=", "LLVM=", "LLVM_IAS=")))
     argv.append(goal)
     build_env = toolset_env(compiler, env)
     build_env["PWD"] = stage_dir  # $(PWD) in a hand-written Makefile means the folder kbuild builds in
@@ -50,7 +57,7 @@ def make_command(target: KernelTarget, compiler: Compiler, stage_dir: str, goal:
                 build_env[name] = kept
             else:
                 del build_env[name]
-    return MakeCommand(argv, build_env, stage_dir, compiler)
+    return MakeCommand(argv, build_env, stage_dir, compiler, btf_base, objtree, target.build_dir)
 
 
 # What an outer make (DKMS, rpmbuild's make -j, a CI wrapper) may hand kbuild through MAKEFLAGS: its
@@ -80,6 +87,8 @@ def scheduling_flags(makeflags: str) -> str:
 
 
 def run_make(runner: Runner, command: MakeCommand, log_hint: str = "", pass_fds: Sequence[int] = ()) -> None:
+    if command.objtree and command.btf_base is not None:
+        materialize(command.btf_base, command.tree, command.objtree)
     try:
         runner.action(command.argv, cwd=command.cwd, env=command.env, pass_fds=pass_fds)
     except CommandFailed as exc:

@@ -82,6 +82,68 @@ class KernelTarget(NamedTuple):
     tree_config: Mapping[str, str]  # the build tree's configuration, read once (auto.conf, else .config)
 
 
+class ToolRecords(NamedTuple):
+    """What a tree's configuration records about the tools beside the compiler (kernels >= 5.x),
+    for the toolchain preflight (preflight.py)."""
+
+    linker: Optional[Linker]  # CONFIG_LD_IS_BFD + CONFIG_LD_VERSION, CONFIG_LD_IS_LLD + CONFIG_LLD_VERSION
+    linker_source: str
+    assembler: str  # "llvm" (CONFIG_AS_IS_LLVM: clang's integrated assembler), "gnu" (CONFIG_AS_IS_GNU), "" unrecorded
+    pahole: Optional[Tuple[int, int]]  # CONFIG_PAHOLE_VERSION=124 -> (1, 24); None when unrecorded or 0 (none found)
+    rustc_text: str  # CONFIG_RUSTC_VERSION_TEXT ("rustc 1.62.0 (a8314ef7d 2022-06-27)") when CONFIG_RUST=y
+    objtool: bool  # CONFIG_OBJTOOL (6.0+) or CONFIG_STACK_VALIDATION (older): kbuild runs tools/objtool/objtool
+    gcc_plugins: bool  # CONFIG_GCC_PLUGINS: kbuild passes -fplugin=scripts/gcc-plugins/*.so to every compile
+    module_btf: bool  # CONFIG_DEBUG_INFO_BTF_MODULES: kbuild runs pahole on each .ko when vmlinux is in the tree
+
+
+def decode_ld_version(value: str) -> Optional[Tuple[int, int, int]]:
+    """CONFIG_LD_VERSION / CONFIG_LLD_VERSION as (major, minor, patch); None for 0 or garbage.
+
+    scripts/ld-version.sh prints 10000 * major + 100 * minor + patch since 5.12 (24000 = 2.40.0,
+    160006 = 16.0.6); before, 100000000 * major + 1000000 * minor + 10000 * patch (235000000 = 2.35).
+    """
+    try:
+        v = int(value)
+    except ValueError:
+        return None
+    if v <= 0:
+        return None
+    if v >= 10 ** 7:
+        return v // 10 ** 8, v // 10 ** 6 % 100, v // 10 ** 4 % 100
+    return v // 10000, v // 100 % 100, v % 100
+
+
+def config_linker(config: Mapping[str, str]) -> Tuple[Optional[Linker], str]:
+    """The linker the kernel was configured with, from Kconfig's own records."""
+    lld = config.get("CONFIG_LD_IS_LLD") == "y" or (
+        config.get("CONFIG_LD_IS_BFD") != "y" and decode_ld_version(config.get("CONFIG_LLD_VERSION", "0")) is not None)
+    key, name = ("CONFIG_LLD_VERSION", "LLD") if lld else ("CONFIG_LD_VERSION", "GNU ld")
+    version = decode_ld_version(config.get(key, "0"))
+    if version is None:
+        return None, ""
+    major, minor, patch = version
+    text = "%d.%d.%d" % version if lld or patch else "%d.%d" % (major, minor)
+    return Linker(name, text, "%s=%s" % (key, config[key])), "include/config/auto.conf: %s" % key
+
+
+def tool_records(config: Mapping[str, str]) -> ToolRecords:
+    linker, source = config_linker(config)
+    assembler = "llvm" if config.get("CONFIG_AS_IS_LLVM") == "y" else "gnu" if config.get("CONFIG_AS_IS_GNU") == "y" else ""
+    pahole = None
+    try:
+        p = int(config.get("CONFIG_PAHOLE_VERSION", "0"))
+    except ValueError:
+        p = 0
+    if p > 0:
+        pahole = (p // 100, p % 100)
+    return ToolRecords(
+        linker, source, assembler, pahole,
+        config.get("CONFIG_RUSTC_VERSION_TEXT", "") if config.get("CONFIG_RUST") == "y" else "",
+        config.get("CONFIG_OBJTOOL") == "y" or config.get("CONFIG_STACK_VALIDATION") == "y",
+        config.get("CONFIG_GCC_PLUGINS") == "y",
+        config.get("CONFIG_DEBUG_INFO_BTF_MODULES") == "y")
+
+
 class TreeRecords(NamedTuple):
     """What a build tree says about itself, read once."""
 
@@ -442,6 +504,7 @@ def resolve(selector: Selector) -> KernelTarget:
             hint="give the kernel's /proc/version line with --proc-version-file, or install the kernel package "
                  "whose modules record it")
     chosen = choose(facts, notes)
-    linker = next((f.compiler.linker for f in facts if f.compiler.linker), None)
+    # compile.h names the linker with its vendor text; Kconfig's LD_VERSION/LLD_VERSION (5.8+) otherwise
+    linker = next((f.compiler.linker for f in facts if f.compiler.linker), None) or config_linker(records.config)[0]
     return KernelTarget(release, build_dir, target_arch(records.config, release, running), chosen.compiler, chosen.source, linker, tuple(facts), tuple(notes),
                         records.config_path, modules_dir, sysroot, running, records.program_hint, records.config)

@@ -12,7 +12,7 @@ from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 from kbuildguard.arch import Arch, same_machine
 from kbuildguard.errors import BadInput, ToolNotFound
-from kbuildguard.identity import CompilerId, Family, from_macros, parse_compiler
+from kbuildguard.identity import CompilerId, Family, Linker, from_macros, parse_compiler, parse_linker
 from kbuildguard.kernel import KernelTarget
 from kbuildguard.run import CommandFailed, Runner
 from kbuildguard.strenum import StrEnum
@@ -239,3 +239,71 @@ def select(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping
             candidates.append(Candidate(path, origin, compiler, Verdict.MISMATCH, reason))
     selected = min(matches, key=lambda m: m[0])[1] if matches else None
     return Selection(selected, tuple(candidates), level)
+
+
+# Kernels that take LLVM=-N (a suffix) and LLVM=DIR/ (a prefix): Makefile since 5.18
+# (Documentation/kbuild/llvm.rst: "make LLVM=-14"); before, only LLVM=1 with the tools on PATH.
+LLVM_SUFFIX_SINCE = (5, 18)
+
+
+class LlvmSettings(NamedTuple):
+    """What kbuild must be told to build with an LLVM toolchain the way the kernel was built."""
+
+    make_vars: Tuple[str, ...]  # ("LLVM=-16", "LLVM_IAS=1"), or () for a gcc build
+    suffix: str  # "-16" when kbuild will call ld.lld-16, llvm-objcopy-16 ...; "" for unversioned names
+    why: str
+
+
+def _kernel_version(release: str) -> Tuple[int, ...]:
+    m = re.match(r"(\d+)\.(\d+)", release)
+    return (int(m.group(1)), int(m.group(2))) if m else ()
+
+
+def llvm_settings(target: KernelTarget, compiler: Compiler, assembler: str) -> LlvmSettings:
+    """LLVM= and LLVM_IAS= for a clang build of an external module.
+
+    kbuild keeps no record of the LLVM= a tree was configured with (its auto.conf.cmd lists the
+    programs Kconfig ran, e.g. `ifneq "$(LD)" "ld.lld-16"`, and only in full trees): what matters is
+    that the module's ld.lld, llvm-objcopy and llvm-ar are the selected clang's release. A versioned
+    program (clang-16) gets LLVM=-16 where kbuild knows suffixes (5.18+), so the tools are named
+    exactly; otherwise LLVM=1 with that clang's own bin folder first on PATH (toolset_env).
+    LLVM_IAS follows the kernel's assembler record (CONFIG_AS_IS_LLVM / CONFIG_AS_IS_GNU, 5.13+):
+    its default flipped from 0 to 1 in 5.15, so it is always spelled out when the tree says.
+    """
+    if compiler.family is not Family.CLANG:
+        return LlvmSettings((), "", "gcc build: kbuild's GNU binutils")
+    m = re.match(r"^clang(-\d+)$", compiler.program)
+    version = _kernel_version(target.release)
+    if m and version and version >= LLVM_SUFFIX_SINCE:
+        make_vars = ["LLVM=" + m.group(1)]
+        suffix = m.group(1)
+        why = "%s: kbuild calls ld.lld%s, llvm-objcopy%s ... (LLVM=-N, kernel 5.18+)" % (compiler.program, suffix, suffix)
+    else:
+        make_vars = ["LLVM=1"]
+        suffix = ""
+        why = "LLVM=1 with %s's folder first on PATH" % compiler.program
+    if assembler == "llvm":
+        make_vars.append("LLVM_IAS=1")
+    elif assembler == "gnu":
+        make_vars.append("LLVM_IAS=0")
+    return LlvmSettings(tuple(make_vars), suffix, why)
+
+
+def linker_program(compiler: Compiler, llvm: LlvmSettings, env: Mapping[str, str]) -> str:
+    """The program kbuild's $(LD) will be: ld.lld[-N] for LLVM=, else $(CROSS_COMPILE)ld."""
+    if llvm.make_vars:
+        return "ld.lld" + llvm.suffix
+    return env.get("CROSS_COMPILE", "") + "ld"
+
+
+def identify_linker(runner: Runner, program: str, env: Optional[Mapping[str, str]] = None) -> Linker:
+    """What a linker is, from the first line of ``--version`` (GNU ld and LLD print their name and release)."""
+    try:
+        out = runner.probe([program, "--version"], env=env).stdout
+    except CommandFailed as exc:
+        raise BadInput("%s --version failed: %s" % (program, exc))
+    first = out.strip().splitlines()[0] if out.strip() else ""
+    found = parse_linker(first)
+    if found is None:
+        raise BadInput("%s --version printed %r: neither GNU ld nor LLD" % (program, first[:80]))
+    return found

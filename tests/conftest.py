@@ -171,4 +171,14 @@ def make_tree(root, cc_text: Optional[str] = "gcc-12 (Debian 12.2.0-14+deb12u1) 
     if compile_h is not None:
         with open(os.path.join(root, "include/generated/compile.h"), "w") as f:
             f.write('#define LINUX_COMPILER "%s"\n' % compile_h)
+    for program in HOST_PROGRAMS:  # what the toolchain preflight asks of every tree
+        make_exe(os.path.join(root, program))
     return root
+
+
+HOST_PROGRAMS = ("scripts/basic/fixdep", "scripts/mod/modpost")
+
+
+def tree_outputs(tree: str) -> Dict[Tuple[str, ...], object]:
+    """The preflight's trial runs of a make_tree's host programs: usage and status 1, as fixdep answers."""
+    return {(os.path.join(tree, p),): (1, "usage") for p in HOST_PROGRAMS}

@@ -12,7 +12,7 @@ import signal
 
 import pytest
 
-from conftest import GCC11_MACROS, GCC12_MACROS, FakeRunner, compiler_outputs, make_exe, make_tree
+from conftest import GCC11_MACROS, GCC12_MACROS, FakeRunner, compiler_outputs, make_exe, make_tree, tree_outputs
 from elfbuild import build_module
 from kbuildguard.cli import main
 from kbuildguard.errors import Stopped
@@ -68,6 +68,7 @@ def machine(tmp_path):
     (repo / "kbuildguard.toml").write_text('[[module]]\nname = "kdemo"\n')
     (repo / "kdemo.c").write_text("/* module */\n")
     tree = make_tree(tmp_path / "tree", release=RELEASE)
+    outputs.update(tree_outputs(tree))
     env = {"PATH": str(bindir), "HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
     return {"repo": str(repo), "tree": tree, "env": env, "outputs": outputs, "tmp": tmp_path, "bindir": str(bindir)}
 
@@ -164,7 +165,7 @@ def test_clean_keeps_the_quarantine(machine):
 def test_kernel_all_builds_each_kernel_apart(machine):
     root = machine["tmp"] / "sysroot"
     for release in ("6.1.0-56-amd64", "6.1.0-57-amd64"):
-        make_tree(root / "usr/src" / ("linux-headers-" + release), release=release)
+        machine["outputs"].update(tree_outputs(make_tree(root / "usr/src" / ("linux-headers-" + release), release=release)))
     code, out, err, runner = run(machine, "make", "--sysroot", str(root), "--kernel", "all", "--json")
     assert code == 0, err
     kernels = {k["release"]: k for k in json.loads(out)["kernels"]}
@@ -194,7 +195,7 @@ def test_make_install_provisions_then_builds(machine):
     root = machine["tmp"] / "deb"
     (root / "etc").mkdir(parents=True)
     (root / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n')
-    make_tree(root / "usr/src" / ("linux-headers-" + RELEASE), release=RELEASE)
+    machine["outputs"].update(tree_outputs(make_tree(root / "usr/src" / ("linux-headers-" + RELEASE), release=RELEASE)))
     os.unlink(os.path.join(machine["bindir"], "gcc-12"))
     runner = KbuildRunner(machine["outputs"])
     gcc12 = os.path.join(machine["bindir"], "gcc-12")

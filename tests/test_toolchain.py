@@ -130,7 +130,7 @@ def test_identity_describe():
     assert CompilerId(Family.GCC, "8.3.1", "Red Hat 8.3.1-3").describe() == "gcc 8.3.1 (Red Hat 8.3.1-3)"
 
 
-def test_clang_kernel_builds_with_llvm_1_and_the_matching_lld(tmp_path):
+def test_clang_kernel_builds_with_llvm_suffix_and_the_matching_lld(tmp_path):
     from kbuildguard.kbuild import make_command
     from kbuildguard.toolchain import Compiler
 
@@ -142,9 +142,20 @@ def test_clang_kernel_builds_with_llvm_1_and_the_matching_lld(tmp_path):
     tree = make_tree(tmp_path / "tree", cc_text="Debian clang version 16.0.6 (15~deb12u1)", gcc_version=None)
     target = resolve(Selector(kernel_dir=tree))
     c = Compiler(str(tmp_path / "usr/bin/clang-16"), Family.CLANG, "16.0.6", "Debian 15~deb12u1", "", Arch.X86_64, "clang-16", "")
-    cmd = make_command(target, c, "/stage/mod", "modules", ["-j4", "CC=gcc"], {"PATH": "/usr/bin:/bin"})
-    assert cmd.argv == ["make", "-C", tree, "M=/stage/mod", "LLVM=1", "CC=" + c.path, "-j4", "modules"]
+    cmd = make_command(target, c, "/stage/mod", "modules", ["-j4", "CC=gcc", "LLVM=1"], {"PATH": "/usr/bin:/bin"})
+    # 6.1 knows LLVM=-N (5.18+): kbuild calls ld.lld-16, llvm-objcopy-16 ... by name
+    assert cmd.argv == ["make", "-C", tree, "M=/stage/mod", "LLVM=-16", "CC=" + c.path, "-j4", "modules"]
     assert cmd.env["PATH"].split(":")[0] == str(llvm)
+    # the kernel's assembler record decides LLVM_IAS (its default flipped in 5.15)
+    ias = target._replace(tree_config=dict(target.tree_config, CONFIG_AS_IS_LLVM="y"))
+    assert make_command(ias, c, "/s", "modules", [], {}).argv[4:6] == ["LLVM=-16", "LLVM_IAS=1"]
+    gnu_as = target._replace(tree_config=dict(target.tree_config, CONFIG_AS_IS_GNU="y"))
+    assert make_command(gnu_as, c, "/s", "modules", [], {}).argv[4:6] == ["LLVM=-16", "LLVM_IAS=0"]
+    # before 5.18 only LLVM=1, with clang's own folder first on PATH; so for an unversioned clang
+    old = target._replace(release="5.15.0-1-amd64")
+    assert make_command(old, c, "/s", "modules", [], {"PATH": "/usr/bin"}).argv[4] == "LLVM=1"
+    plain = c._replace(program="clang")
+    assert make_command(target, plain, "/s", "modules", [], {"PATH": "/usr/bin"}).argv[4] == "LLVM=1"
 
 
 def test_make_stops_at_the_kernels_own_compiler(tmp_path):

@@ -21,6 +21,7 @@ class MakeOptions(NamedTuple):
     allow_mismatch: bool = False
     vmlinux: Optional[str] = None
     kernel_config: Optional[str] = None
+    btf: bool = False
 
 
 def run(ctx: Context, opts: MakeOptions) -> int:
@@ -40,7 +41,7 @@ def run(ctx: Context, opts: MakeOptions) -> int:
         allow_mismatch=opts.allow_mismatch, vmlinux=ctx.path(opts.vmlinux) if opts.vmlinux else None,
         kernel_config=ctx.path(opts.kernel_config) if opts.kernel_config else None,
         scl_root=settings.scl_root.value or "/opt/rh", settings=settings,
-        log_path=ctx.path(log) if log else os.path.join(module_dir, ".kbuildguard", "build.log"))
+        log_path=ctx.path(log) if log else os.path.join(module_dir, ".kbuildguard", "build.log"), btf=opts.btf)
     releases = build.kernel_list(settings.kernel.value, settings.sysroot.value)
     if releases is None:
         return build.run(ctx, proj, req, [selector_for(settings)], many=False)

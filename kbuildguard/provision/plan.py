@@ -208,3 +208,8 @@ def install_hint(target: KernelTarget, distro: Optional[Distro] = None) -> str:
     # An error path asks no package manager: the plan is named as the catalogue's, unchecked.
     return ("the catalogue's plan: %s -- not yet checked against the repositories: `kbuildguard setup --dry-run` "
             "asks them, `kbuildguard make --install` asks and then installs" % cmds)
+
+
+def distribution_entry(distro: Distro, catalogue: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:
+    """The catalogue's entry for ``distro`` (its manager, packages), or None; for the toolchain preflight."""
+    return _entry_for(distro, catalogue if catalogue is not None else load_catalogue())

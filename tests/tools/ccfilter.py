@@ -15,9 +15,15 @@ DROP_CLANG = DROP_GCC | {
     "-fno-var-tracking-assignments", "-mpreferred-stack-boundary=3",
 }
 
+# A clang-built kernel's flags that gcc rejects (issue 14: a gcc module for the clang-16 kernel)
+DROP_FOR_GCC_PREFIXES = ("--target=", "-Qunused-arguments", "-fintegrated-as", "-Werror=unknown-warning-option",
+                         "-Werror=ignored-optimization-argument", "-mstack-alignment=", "-fno-delete-null-pointer-checks=")
+
 real = os.environ["KBG_REAL_CC"]
 clang = "clang" in os.path.basename(real)
 args = [a for a in sys.argv[1:] if a not in (DROP_CLANG if clang else DROP_GCC)]
+if not clang:
+    args = [a for a in args if not a.startswith(DROP_FOR_GCC_PREFIXES)]
 if clang:
     args = [a for a in args if not a.startswith("-Werror")] + ["-Wno-unknown-warning-option"]
 os.execvp(real, [real] + args)

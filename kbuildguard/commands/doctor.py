@@ -1,0 +1,55 @@
+"""``kbuildguard doctor``: the toolchain preflight on its own, every check shown (preflight.py).
+
+The target kernel and the compiler are resolved as `detect` and `make` resolve them; then every tool
+kbuild will run is checked. Exit 0 when all fit, 16 (toolchain preflight) when one does not, one
+line each with the package that fixes it.
+"""
+
+from typing import NamedTuple, Optional
+
+from kbuildguard import kernel, preflight, report, toolchain
+from kbuildguard.build import no_match_error, refuse_forced
+from kbuildguard.commands.common import Common, forced_of, level_of, selector_for, settings_for, single_kernel
+from kbuildguard.console import printable
+from kbuildguard.context import Context
+from kbuildguard.toolchain import MatchLevel
+
+
+class DoctorOptions(NamedTuple):
+    common: Common
+    btf: bool = False
+    vmlinux: Optional[str] = None
+
+
+MARKS = {preflight.Status.OK: "ok  ", preflight.Status.FAIL: "FAIL", preflight.Status.WARN: "warn",
+         preflight.Status.NOTE: "note"}
+
+
+def run(ctx: Context, opts: DoctorOptions) -> int:
+    settings = settings_for(ctx, opts.common.cli)
+    single_kernel(settings, "doctor")
+    target = kernel.resolve(selector_for(settings, opts.common.proc_version_file))
+    if target.build_dir is None:
+        raise kernel.missing_tree_error(target.release, target.sysroot, target.running)
+    level = level_of(settings)
+    forced = forced_of(settings)
+    selection = toolchain.select(ctx.runner, target, level, ctx.env, forced=forced,
+                                 opt_root=settings.scl_root.value or "/opt/rh", first_match=True)
+    if selection.selected is None:
+        raise refuse_forced(target, selection) if forced is not None else no_match_error(target, selection)
+    result = preflight.run(ctx, target, selection.selected, btf=opts.btf,
+                           vmlinux=ctx.path(opts.vmlinux) if opts.vmlinux else None, module_dir=ctx.cwd,
+                           parts=1 if level is MatchLevel.MAJOR else 2)
+    if ctx.json:
+        ctx.out_json(dict(preflight.as_json(result), kernel=report.kernel_json(target),
+                          compiler=selection.selected.path, settings=settings.as_json(),
+                          ok=not result.failures()))
+    else:
+        ctx.out("kernel %s: %s, linked by %s" % (target.release, printable(target.compiler.describe()),
+                                                 printable(target.linker.describe()) if target.linker else "an unrecorded linker"))
+        ctx.out("compiler: %s%s" % (printable(selection.selected.describe()),
+                                    "  (make: %s)" % " ".join(result.llvm.make_vars) if result.llvm.make_vars else ""))
+        for f in result.findings:
+            ctx.out("  %s %-13s %s" % (MARKS[f.status], f.check, printable(f.line())))
+    preflight.enforce(result)
+    return 0
