@@ -75,7 +75,9 @@ def test_pasted_finder_keeps_what_parses_today(text):
     except BadInput:
         return
     found = find_kernel_line(text)
-    assert found.line == expected.text and found.repairs == ()
+    # the line comes back as it is; a line cut off after the compiler is read as it is, and said so
+    notes = {"read a line cut off after the compiler (its build date is missing)"}
+    assert found.line == expected.text and set(found.repairs) <= notes
 
 
 @FUZZ
