@@ -159,11 +159,14 @@ def find_reference(target: KernelTarget, vmlinux: Optional[str] = None, limit: i
 
 
 def _image_reference(target: KernelTarget) -> Optional[ReferenceLayout]:
-    """From BTF: the running kernel's own, else the target's /boot/vmlinuz-R (under the sysroot)."""
+    """From BTF: the running kernel's own, else the target's /boot/vmlinuz-R (under the sysroot), else
+    the vmlinux of the tree it was built in."""
     root = target.sysroot if target.sysroot != "/" else ""
     images = [("/sys/kernel/btf/vmlinux", "the running kernel's")] if target.running else []
     images += [(os.path.join(root + "/boot", name % target.release), "the kernel image's")
                for name in ("vmlinuz-%s", "vmlinux-%s")]
+    if target.build_dir:  # a tree the kernel was built in (not a headers package) holds the kernel itself
+        images.append((os.path.join(target.build_dir, "vmlinux"), "the build tree's vmlinux"))
     for path, what in images:
         if os.path.isfile(path):
             try:
