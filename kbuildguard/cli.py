@@ -13,16 +13,11 @@ import traceback
 from typing import IO, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard import __version__
-from kbuildguard.commands.check import CheckOptions
-from kbuildguard.commands.common import Common
-from kbuildguard.commands.doctor import DoctorOptions
-from kbuildguard.commands.explain import ExplainOptions
-from kbuildguard.commands.make import MakeOptions
 from kbuildguard.console import Console, printable
 from kbuildguard.context import Context
 from kbuildguard.errors import HANDLED_SIGNALS, KbgError, Stopped, UsageError, exit_code_table
 from kbuildguard.run import Runner
-from kbuildguard.settings import CommandLine
+from kbuildguard.settings import CommandLine, Common
 
 EPILOG_EXIT = "exit codes:\n" + exit_code_table()
 
@@ -164,6 +159,7 @@ def _detect(ctx: Context, args: argparse.Namespace, common: Common) -> int:
 
 def _make(ctx: Context, args: argparse.Namespace, common: Common) -> int:
     from kbuildguard.commands import make
+    from kbuildguard.commands.make import MakeOptions
 
     return make.run(ctx, MakeOptions(common, args.directory, tuple(args.targets), args.install, args.yes,
                                      args.dry_run, args.allow_mismatch, args.vmlinux, args.kernel_config, args.btf))
@@ -171,12 +167,14 @@ def _make(ctx: Context, args: argparse.Namespace, common: Common) -> int:
 
 def _check(ctx: Context, args: argparse.Namespace, common: Common) -> int:
     from kbuildguard.commands import check
+    from kbuildguard.commands.check import CheckOptions
 
     return check.run(ctx, CheckOptions(common, tuple(args.paths), args.vmlinux, args.kernel_config))
 
 
 def _doctor(ctx: Context, args: argparse.Namespace, common: Common) -> int:
     from kbuildguard.commands import doctor
+    from kbuildguard.commands.doctor import DoctorOptions
 
     return doctor.run(ctx, DoctorOptions(common, args.btf, args.vmlinux))
 
@@ -189,6 +187,7 @@ def _setup(ctx: Context, args: argparse.Namespace, common: Common) -> int:
 
 def _explain(ctx: Context, args: argparse.Namespace, common: Common) -> int:
     from kbuildguard.commands import explain
+    from kbuildguard.commands.explain import ExplainOptions
 
     return explain.run(ctx, ExplainOptions(common, args.module, args.root, args.ko))
 
@@ -208,7 +207,8 @@ def _rpm_macros(ctx: Context, args: argparse.Namespace, common: Common) -> int:
     return 0
 
 
-# Commands are imported when dispatched: `kbuildguard detect` need not import the build pipeline.
+# Commands are imported when dispatched: `kbuildguard --version` imports none of them, and
+# `kbuildguard detect` not the build pipeline.
 COMMANDS: Dict[str, Callable[[Context, argparse.Namespace, Common], int]] = {
     "detect": _detect, "doctor": _doctor, "make": _make, "check": _check, "setup": _setup, "explain": _explain, "init": _init,
     "rpm-macros": _rpm_macros}

@@ -66,6 +66,13 @@ class CommandLine(NamedTuple):
     make_args: Sequence[str] = ()  # after --: a CC= there is a command-line compiler
 
 
+class Common(NamedTuple):
+    """The options every command shares, as the command line gave them."""
+
+    cli: CommandLine
+    proc_version_file: Optional[str] = None
+
+
 class FileSettings(NamedTuple):
     """The ``[kbuildguard]`` table of kbuildguard.toml: only what a repository may decide."""
 

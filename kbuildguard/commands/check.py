@@ -3,13 +3,14 @@
 from typing import List, NamedTuple, Optional, Tuple
 
 from kbuildguard import kernel, report
-from kbuildguard.commands.common import Common, absolute, level_of, selector_for, settings_for, single_kernel
+from kbuildguard.commands.common import absolute, level_of, selector_for, settings_for, single_kernel
 from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.drift import compare
 from kbuildguard.errors import BadInput, ModuleRejected, UsageError
 from kbuildguard.inspect import find_modules
 from kbuildguard.kernel import KernelTarget
+from kbuildguard.settings import Common
 from kbuildguard.toolchain import MatchLevel
 from kbuildguard.verify import (
     STRUCT_MODULE_GATES,

@@ -1,7 +1,7 @@
 """What every command does first: resolve the settings once, and name the target kernel from them."""
 
 import os
-from typing import NamedTuple, Optional, Sequence
+from typing import Optional, Sequence
 
 from kbuildguard import project
 from kbuildguard.context import Context
@@ -9,13 +9,6 @@ from kbuildguard.errors import ConfigError
 from kbuildguard.kernel import Selector
 from kbuildguard.settings import CommandLine, Settings, resolve
 from kbuildguard.toolchain import Forced, MatchLevel
-
-
-class Common(NamedTuple):
-    """The options every command shares, as the command line gave them."""
-
-    cli: CommandLine
-    proc_version_file: Optional[str] = None
 
 
 def settings_for(ctx: Context, cli: CommandLine, folder: Optional[str] = None) -> Settings:

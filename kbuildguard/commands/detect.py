@@ -2,10 +2,11 @@
 
 from kbuildguard import kernel, report, toolchain
 from kbuildguard.build import no_match_error
-from kbuildguard.commands.common import Common, forced_of, level_of, selector_for, settings_for, single_kernel
+from kbuildguard.commands.common import forced_of, level_of, selector_for, settings_for, single_kernel
 from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.kernel import KernelTarget
+from kbuildguard.settings import Common
 from kbuildguard.toolchain import Selection, Verdict
 
 

@@ -3,9 +3,10 @@
 from typing import NamedTuple, Optional
 
 from kbuildguard import explain, report
-from kbuildguard.commands.common import Common, level_of, settings_for
+from kbuildguard.commands.common import level_of, settings_for
 from kbuildguard.console import printable
 from kbuildguard.context import Context
+from kbuildguard.settings import Common
 
 
 class ExplainOptions(NamedTuple):

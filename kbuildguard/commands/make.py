@@ -4,11 +4,11 @@ import os
 from typing import NamedTuple, Optional, Tuple
 
 from kbuildguard import build, kbuild, kernel, project
-from kbuildguard.commands.common import Common, forced_of, level_of, selector_for
+from kbuildguard.commands.common import forced_of, level_of, selector_for
 from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.errors import ConfigError, UsageError
-from kbuildguard.settings import resolve
+from kbuildguard.settings import Common, resolve
 
 
 class MakeOptions(NamedTuple):
