@@ -36,7 +36,6 @@ from kbuildguard.errors import (
 )
 from kbuildguard.kernel import KernelTarget, Selector
 from kbuildguard.project import Project
-from kbuildguard.provision import install_and_reselect, install_hint
 from kbuildguard.settings import Settings
 from kbuildguard.toolchain import Forced, MatchLevel, Selection
 from kbuildguard.verify import (
@@ -142,12 +141,18 @@ def check_drift(ctx: Context, target: KernelTarget, req: Request) -> Optional[Dr
     return found
 
 
+def _install_hint(target: KernelTarget) -> str:
+    from kbuildguard.provision import install_hint  # the catalogue is read only on this error path
+
+    return install_hint(target)
+
+
 def no_match_error(target: KernelTarget, selection: Selection) -> NoMatchingCompiler:
     details = ["%s: %s" % (c.path, c.reason) for c in selection.candidates]
     return NoMatchingCompiler(
         "no local compiler matches the kernel's %s (%s, match level %s)" % (
             target.compiler.describe(), target.compiler_source, selection.level),
-        hint=install_hint(target), details=details or ["no gcc or clang found on PATH or under /opt/rh"])
+        hint=_install_hint(target), details=details or ["no gcc or clang found on PATH or under /opt/rh"])
 
 
 def refuse_forced(target: KernelTarget, selection: Selection) -> ForcedCompilerMismatch:
@@ -168,6 +173,8 @@ def choose_compiler(ctx: Context, target: KernelTarget, req: Request) -> Selecti
         return selection
     if req.forced is None:
         if req.install:
+            from kbuildguard.provision import install_and_reselect  # only when installing
+
             return install_and_reselect(ctx, target, req.level, yes=req.yes, dry_run=req.dry_run, scl_root=req.scl_root)
         raise no_match_error(target, selection)
     if not req.allow_mismatch:

@@ -16,6 +16,7 @@ from kbuildguard import __version__
 from kbuildguard.console import Console, printable
 from kbuildguard.context import Context
 from kbuildguard.errors import HANDLED_SIGNALS, KbgError, Stopped, UsageError, exit_code_table
+from kbuildguard.probecache import ProbeCache
 from kbuildguard.run import Runner
 from kbuildguard.settings import CommandLine, Common
 
@@ -305,6 +306,7 @@ def guarded(ctx: Context, parsed: Parsed) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
+        ctx.runner.close()
         ctx.console.close()
 
 
@@ -317,7 +319,9 @@ def main(argv: Optional[Sequence[str]] = None, env: Optional[Mapping[str, str]] 
         parsed = parse(list(sys.argv[1:] if argv is None else argv), err)
     except ParseExit as exc:
         return exc.code
-    ctx = make_context(parsed.args, dict(os.environ if env is None else env), stdout or sys.stdout, err,
-                       stdin if stdin is not None else sys.stdin, runner or Runner,
+    environment = dict(os.environ if env is None else env)
+    ctx = make_context(parsed.args, environment, stdout or sys.stdout, err,
+                       stdin if stdin is not None else sys.stdin,
+                       runner or (lambda console: Runner(console, ProbeCache.at(environment))),
                        os.geteuid() if euid is None else euid, cwd or os.getcwd())
     return guarded(ctx, parsed)

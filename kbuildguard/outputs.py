@@ -28,7 +28,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from typing import IO, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard.console import Console, printable
@@ -73,8 +72,9 @@ def ensure_writable(module_dir: str) -> str:
     state = state_dir(module_dir)
     try:
         os.makedirs(state, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=module_dir, prefix=".kbuildguard-probe-", delete=True)
-        probe.close()
+        probe = os.path.join(state, "write-probe-%d" % os.getpid())
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        os.unlink(probe)
     except OSError as exc:
         raise CannotWrite("%s: cannot write in the module folder: %s" % (printable(module_dir), exc.strerror or exc),
                           hint="kbuildguard keeps its state in MODULE_DIR/.kbuildguard and places verified modules in the "
@@ -86,7 +86,7 @@ def stage_root(env: Mapping[str, str], uid: int) -> str:
     """Where staging folders live: the user's cache, else the temporary folder; a path make can take."""
     cache = env.get("XDG_CACHE_HOME") or os.path.join(env.get("HOME") or "/nonexistent", ".cache")
     for base in (os.path.join(cache, "kbuildguard", "stage"),
-                 os.path.join(env.get("TMPDIR") or tempfile.gettempdir(), "kbuildguard-%d" % uid, "stage"),
+                 os.path.join(env.get("TMPDIR") or "/tmp", "kbuildguard-%d" % uid, "stage"),
                  "/tmp/kbuildguard-%d/stage" % uid):
         if not _MAKE_SAFE.match(base):
             continue

@@ -175,7 +175,7 @@ def check_llvm_tools(runner: Runner, target: KernelTarget, compiler: Compiler, l
     for base, tool in (("ld.lld", "lld"), ("llvm-objcopy", "llvm_binutils"), ("llvm-strip", "llvm_binutils")):
         program = base + llvm.suffix
         try:
-            text = runner.probe([program, "--version"], env=env).stdout
+            text = runner.probe([program, "--version"], env=env, remember=True).stdout
         except ToolNotFound:
             out.append(Finding(Check.LLVM_TOOLS, program, Status.FAIL, "not on PATH: kbuild's LLVM= calls it for clang %s"
                                % compiler.version, _packages(target, tool, major)))
@@ -221,7 +221,7 @@ def check_host_programs(runner: Runner, target: KernelTarget, records: ToolRecor
                                _packages(target, tool)))
             continue
         try:
-            runner.probe([path], ok_returncodes=STARTED, timeout=30)
+            runner.probe([path], ok_returncodes=STARTED, timeout=30, remember=True)
         except (ToolNotFound, CommandFailed) as exc:
             detail = exc.message if isinstance(exc, ToolNotFound) else (
                 exc.stderr.strip().splitlines()[-1] if exc.stderr.strip() else "status %d" % exc.returncode)
@@ -269,7 +269,7 @@ def check_pahole(runner: Runner, target: KernelTarget, records: ToolRecords, btf
         return []
     packages = _packages(target, "pahole")
     try:
-        text = runner.probe(["pahole", "--version"], env=env).stdout.strip()
+        text = runner.probe(["pahole", "--version"], env=env, remember=True).stdout.strip()
     except ToolNotFound:
         return [Finding(Check.PAHOLE, "pahole", Status.FAIL, "not on PATH: kbuild runs it on every module for module BTF "
                         "(CONFIG_DEBUG_INFO_BTF_MODULES, base %s)" % btf_base.source, packages)]

@@ -1,14 +1,16 @@
 """JSON forms of our records: the contract that CI and other tools read (documented in the README)."""
 
 import json
-from typing import Any, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
-from kbuildguard.explain import Explanation
 from kbuildguard.identity import CompilerId, Linker
 from kbuildguard.kernel import KernelTarget
 from kbuildguard.provision.plan import InstallPlan
 from kbuildguard.toolchain import Selection
 from kbuildguard.verify import Expectation, ModuleReport, ReferenceLayout
+
+if TYPE_CHECKING:  # explain is imported only by the command that explains
+    from kbuildguard.explain import Explanation
 
 
 def compiler_json(cid: CompilerId, source: str = "") -> Dict[str, Any]:
@@ -83,7 +85,7 @@ def expectation_json(expect: Expectation) -> Dict[str, Any]:
             "layout_not_compared": expect.not_compared or None}
 
 
-def explanation_json(found: Explanation) -> Dict[str, Any]:
+def explanation_json(found: "Explanation") -> Dict[str, Any]:
     return {"module": found.module._asdict(), "ko": found.ko, "findings": [f._asdict() for f in found.findings],
             "checks": [c._asdict() for c in found.checks] if found.checks else None, "not_seen": list(found.not_seen)}
 

@@ -14,6 +14,7 @@ from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence
 
 from kbuildguard.console import Console
 from kbuildguard.errors import Stopped, ToolNotFound
+from kbuildguard.probecache import ProbeCache
 
 
 class Completed(NamedTuple):
@@ -57,8 +58,13 @@ def probe_env(env: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
 class Runner:
     """Runs commands on this host. Tests replace it with a fake that maps argv to canned output."""
 
-    def __init__(self, console: Console):
+    def __init__(self, console: Console, cache: Optional[ProbeCache] = None):
         self.console = console
+        self.cache = cache
+
+    def close(self) -> None:
+        if self.cache is not None:
+            self.cache.save()
 
     def which(self, program: str, env: Optional[Mapping[str, str]] = None) -> str:
         path = (env if env is not None else os.environ).get("PATH", os.defpath)
@@ -78,9 +84,18 @@ class Runner:
         return [resolved] + list(argv[1:])
 
     def probe(self, argv: Sequence[str], cwd: Optional[str] = None, env: Optional[Mapping[str, str]] = None,
-              ok_returncodes: Sequence[int] = (0,), timeout: Optional[float] = 120) -> Completed:
-        """Run a query command and capture its output (gcc -E -dM -, dpkg-query, rpm -q)."""
+              ok_returncodes: Sequence[int] = (0,), timeout: Optional[float] = 120, remember: bool = False) -> Completed:
+        """Run a query command and capture its output (gcc -E -dM -, dpkg-query, rpm -q).
+
+        ``remember``: the answer depends only on the program file (a compiler's macros, a tool's
+        --version), so a successful one is kept in the probe cache for the next run."""
         full = self._resolve(argv, env)
+        key = ProbeCache.key(full, cwd) if remember and self.cache is not None else None
+        if key is not None and self.cache is not None:
+            known = self.cache.get(key)
+            if known is not None and known[0] in ok_returncodes:
+                self.console.debug("+ %s  (remembered)" % quote(argv))
+                return Completed(list(argv), known[0], known[1], known[2])
         self.console.debug("+ %s%s" % (quote(argv), "  (cwd %s)" % cwd if cwd else ""))
         try:
             proc = subprocess.Popen(full, cwd=cwd, env=probe_env(env), stdin=subprocess.DEVNULL,
@@ -99,6 +114,8 @@ class Runner:
             self.console.debug(stderr.rstrip())
         if proc.returncode not in ok_returncodes:
             raise CommandFailed(argv, cwd, proc.returncode, stderr)
+        if key is not None and self.cache is not None:
+            self.cache.put(key, proc.returncode, stdout, stderr)
         return Completed(list(argv), proc.returncode, stdout, stderr)
 
     def action(self, argv: Sequence[str], cwd: Optional[str] = None, env: Optional[Mapping[str, str]] = None,

@@ -161,7 +161,7 @@ def discover(env: Mapping[str, str], opt_root: str = "/opt/rh") -> List[Tuple[st
 def identify(runner: Runner, path: str, env: Optional[Mapping[str, str]] = None) -> Compiler:
     """What the compiler at ``path`` is; raises BadInput if it does not behave like gcc or clang."""
     try:
-        macros = runner.probe([path, "-E", "-dM", "-x", "c", "-"], env=env).stdout
+        macros = runner.probe([path, "-E", "-dM", "-x", "c", "-"], env=env, remember=True).stdout
     except CommandFailed as exc:
         raise BadInput("%s does not work as a C compiler: %s" % (path, exc))
     ident = from_macros(macros)
@@ -171,7 +171,7 @@ def identify(runner: Runner, path: str, env: Optional[Mapping[str, str]] = None)
     banner = ""
     vendor = ""
     try:
-        banner = runner.probe([path, "--version"], env=env).stdout.strip().splitlines()[0]
+        banner = runner.probe([path, "--version"], env=env, remember=True).stdout.strip().splitlines()[0]
     except (CommandFailed, IndexError):
         pass
     parsed = parse_compiler(banner) if banner else None
@@ -299,7 +299,7 @@ def linker_program(compiler: Compiler, llvm: LlvmSettings, env: Mapping[str, str
 def identify_linker(runner: Runner, program: str, env: Optional[Mapping[str, str]] = None) -> Linker:
     """What a linker is, from the first line of ``--version`` (GNU ld and LLD print their name and release)."""
     try:
-        out = runner.probe([program, "--version"], env=env).stdout
+        out = runner.probe([program, "--version"], env=env, remember=True).stdout
     except CommandFailed as exc:
         raise BadInput("%s --version failed: %s" % (program, exc))
     first = out.strip().splitlines()[0] if out.strip() else ""

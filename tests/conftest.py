@@ -87,7 +87,10 @@ class FakeRunner:
             raise out
         return out
 
-    def probe(self, argv, cwd=None, env=None, ok_returncodes=(0,), timeout=None) -> Completed:
+    def close(self) -> None:
+        pass
+
+    def probe(self, argv, cwd=None, env=None, ok_returncodes=(0,), timeout=None, remember=False) -> Completed:
         out = self._lookup(argv)
         if isinstance(out, tuple):  # (returncode, stdout)
             code, text = out

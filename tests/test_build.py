@@ -225,11 +225,9 @@ def test_make_install_provisions_then_builds(machine):
     assert code == 9  # no terminal and no --yes: nothing installed
 
 
-def test_unwritable_state_is_one_line(machine, monkeypatch):
-    def refuse(*a, **k):
-        raise PermissionError(13, "Permission denied")
-
-    monkeypatch.setattr("kbuildguard.outputs.tempfile.NamedTemporaryFile", refuse)
+def test_unwritable_state_is_one_line(machine):
+    with open(os.path.join(machine["repo"], ".kbuildguard"), "w") as f:  # where the state folder must go
+        f.write("a file of the user's")
     code, _, err, _ = run(machine, "make", "--kernel-dir", machine["tree"])
     assert code == 14 and err.count("cannot write:") == 1
 

@@ -105,3 +105,29 @@ def test_quiet_keeps_makes_output_for_the_failure(monkeypatch, tmp_path):
         Runner(console).action(["/bin/make"])
     assert stream.getvalue() == ""
     assert console.tail() == ["line 1", "kdemo.c:3: error: boom"]
+
+
+def test_probe_answers_are_remembered_per_program_file(monkeypatch, console, tmp_path):
+    from kbuildguard.probecache import ProbeCache
+
+    compiler = tmp_path / "gcc-12"
+    compiler.write_text("#!/bin/sh\n")
+    compiler.chmod(0o755)
+    started = []
+
+    def popen(argv, **kw):
+        started.append(argv)
+        return FakeProc(b"#define __GNUC__ 12\n")
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    cache = ProbeCache(str(tmp_path / "probes.json"))
+    argv = [str(compiler), "-E", "-dM", "-x", "c", "-"]
+    assert Runner(console, cache).probe(argv, remember=True).stdout == "#define __GNUC__ 12\n"
+    cache.save()
+    again = Runner(console, ProbeCache(str(tmp_path / "probes.json")))
+    assert again.probe(argv, remember=True).stdout == "#define __GNUC__ 12\n" and len(started) == 1
+    os.utime(str(compiler), (1, 1))  # another file now: asked again
+    again.probe(argv, remember=True)
+    assert len(started) == 2
+    Runner(console, cache).probe([str(compiler), "--version"])  # not remembered unless asked
+    assert len(started) == 3
