@@ -37,7 +37,6 @@ from kbuildguard.identity import (
     parse_proc_version,
     parse_version_integer,
 )
-from kbuildguard.pasted import find_kernel_line
 from kbuildguard.versions import compare
 
 
@@ -319,6 +318,8 @@ def read_proc_version(path: str) -> ProcVersion:
     if b"\x00" in raw:
         raise BadInput("%s: binary data, not a /proc/version line" % path)
     try:
+        from kbuildguard.pasted import find_kernel_line  # 23 patterns: compiled only where a line is read
+
         found = find_kernel_line(raw.decode("utf-8", errors="replace"))
         return parse_proc_version(found.line)._replace(repairs=found.repairs)
     except BadInput as exc:
@@ -352,6 +353,8 @@ def _proc_version(selector: Selector, sysroot: str) -> Tuple[Optional[ProcVersio
         return read_proc_version(selector.proc_version_file), selector.proc_version_file
     if not selector.sysroot:
         return None, ""
+    from kbuildguard.pasted import find_kernel_line
+
     layout = sysroots.layout_of(sysroot)
     texts = sysroots.kernel_texts(sysroot, layout)
     for found in texts:
