@@ -6,8 +6,9 @@ as ``n``. A file that cannot be read or decompressed is BadInput, one line, neve
 """
 
 import gzip
+import re
 import zlib
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 from kbuildguard.errors import BadInput
 
@@ -44,6 +45,20 @@ def read(path: str) -> Dict[str, str]:
             values[key] = value
         elif line.startswith("# CONFIG_") and line.endswith(" is not set"):
             values[line[2:-len(" is not set")]] = "n"
+    return values
+
+
+def read_keys(path: str, keys: Sequence[str]) -> Dict[str, str]:
+    """Only KEYS of a configuration file, found without parsing every line."""
+    text = _text(path)
+    values: Dict[str, str] = {}
+    for key in keys:
+        m = re.search(r"^%s=(.*)$" % re.escape(key), text, re.M)
+        if m:
+            value = m.group(1)
+            if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+                value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+            values[key] = value
     return values
 
 

@@ -434,13 +434,19 @@ def _same_release(asked: str, tree_rel: Optional[str], build_dir: str, named: st
 def read_records(build_dir: str) -> TreeRecords:
     """The tree's configuration and every record of its compiler, read once."""
     config_path = os.path.join(build_dir, ".config")
-    config = kconfig.read(config_path) if os.path.isfile(config_path) else {}
     autoconf_path = os.path.join(build_dir, "include/config/auto.conf")
     autoconf = kconfig.read(autoconf_path) if os.path.isfile(autoconf_path) else {}
+    if autoconf and os.path.isfile(config_path):
+        # auto.conf holds every option that is set, which is all that drift, the architecture and
+        # the preflight ask; of .config (five times longer) only its compiler record is read.
+        config = kconfig.read_keys(config_path, ("CONFIG_CC_VERSION_TEXT",))
+        merged: Mapping[str, str] = autoconf
+    else:
+        config = kconfig.read(config_path) if os.path.isfile(config_path) else {}
+        merged = dict(config, **autoconf)
     facts = tree_facts(build_dir, config, autoconf)
-    merged = dict(config)
-    merged.update(autoconf)
-    return TreeRecords(merged, config_path if config else None, tuple(facts), debian_program_hint(build_dir))
+    has_config = bool(config) or os.path.isfile(config_path)
+    return TreeRecords(merged, config_path if has_config else None, tuple(facts), debian_program_hint(build_dir))
 
 
 def gather_facts(records: TreeRecords, modules_dir: Optional[str], proc: Optional[ProcVersion], proc_source: str,

@@ -181,6 +181,21 @@ def identify(runner: Runner, path: str, env: Optional[Mapping[str, str]] = None)
     return Compiler(path, family, version, vendor, banner, arch, os.path.basename(path), _toolset_of(path))
 
 
+def _hinted_match(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping[str, str],
+                  prefer: str) -> Optional[Selection]:
+    """make's short way: the program the kernel's tree names (gcc-12), when it is on PATH and is the
+    kernel's very compiler (vendor release too). Saves walking every PATH folder for gcc-N and clang-N."""
+    try:
+        path = runner.which(prefer, env)
+        compiler = identify(runner, path, env)
+    except (ToolNotFound, BadInput):
+        return None
+    if mismatch_reason(target.compiler, compiler.identity, level) is not None or compiler.vendor != target.compiler.vendor \
+            or not same_machine(target.arch, compiler.arch):
+        return None
+    return Selection(compiler, (Candidate(path, "PATH", compiler, Verdict.MATCH, "matches %s" % target.compiler.describe()),), level)
+
+
 def select(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping[str, str],
            forced: Optional[Forced] = None, opt_root: str = "/opt/rh", first_match: bool = False) -> Selection:
     """Choose the local compiler that matches the kernel's; explain every candidate.
@@ -192,6 +207,7 @@ def select(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping
     explained. (A toolset's gcc 12.2.0 "Red Hat 12.2.1-7" beats the distribution's plain 12.2.0
     even when the tree's Makefile names "gcc".)
     """
+    prefer = target.program_hint or target.compiler.program
     if forced is not None:
         name, origin = forced
         try:
@@ -200,8 +216,10 @@ def select(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping
             raise ToolNotFound("the compiler %s (%s) is not on PATH" % (name, origin))
         pairs = [(path, origin)]
     else:
+        quick = _hinted_match(runner, target, level, env, prefer) if first_match and prefer else None
+        if quick is not None:
+            return quick
         pairs = discover(env, opt_root)
-    prefer = target.program_hint or target.compiler.program
     # One probe per real binary: /usr/bin/gcc, cc and gcc-12 are often the same file. Keep the
     # name the kernel's build used (gcc-12) when it is among them.
     groups: Dict[str, List[Tuple[str, str]]] = {}
