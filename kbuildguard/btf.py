@@ -98,15 +98,18 @@ def vmlinux_from_vmlinuz(data: bytes, source: str) -> bytes:
     raise BadInput("%s: no compressed vmlinux found (xz, gzip and zstd tried)" % source)
 
 
-def module_layout_from_file(path: str) -> Optional[StructLayout]:
-    """``struct module`` from raw BTF (/sys/kernel/btf/vmlinux), a vmlinux, or a vmlinuz."""
+def raw_btf(path: str) -> bytes:
+    """The raw BTF in a file: /sys/kernel/btf/vmlinux as it is, a vmlinux's or vmlinuz's .BTF section."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as exc:
         raise BadInput("%s: cannot read: %s" % (path, exc.strerror or exc))
     if data[:2] in (b"\x9f\xeb", b"\xeb\x9f"):
-        btf = data
-    else:
-        btf = btf_from_vmlinux(vmlinux_from_vmlinuz(data, path), path)
-    return struct_layout(btf, "module", path)
+        return data
+    return btf_from_vmlinux(vmlinux_from_vmlinuz(data, path), path)
+
+
+def module_layout_from_file(path: str) -> Optional[StructLayout]:
+    """``struct module`` from raw BTF (/sys/kernel/btf/vmlinux), a vmlinux, or a vmlinuz."""
+    return struct_layout(raw_btf(path), "module", path)

@@ -23,8 +23,8 @@ import hashlib
 import os
 from typing import NamedTuple, Optional
 
-from kbuildguard.btf import btf_from_vmlinux, vmlinux_from_vmlinuz
-from kbuildguard.errors import BadInput, NoBtfBase
+from kbuildguard.btf import raw_btf
+from kbuildguard.errors import NoBtfBase
 from kbuildguard.kernel import KernelTarget
 
 SYS_BTF = "/sys/kernel/btf/vmlinux"
@@ -64,18 +64,6 @@ def choose_base(target: KernelTarget, vmlinux: Optional[str], sys_btf: str = SYS
             target.release, "" if not target.running else "no %s, " % sys_btf, target.build_dir, root, target.release),
         hint="give the target's image with --vmlinux FILE (vmlinuz, vmlinux or raw BTF), or build without --btf: "
              "kbuild's 'Skipping BTF generation' is harmless, the module loads without BTF")
-
-
-def raw_btf(path: str) -> bytes:
-    """The raw BTF in a file: /sys/kernel/btf/vmlinux as it is, a vmlinux's or vmlinuz's .BTF section."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise BadInput("%s: cannot read: %s" % (path, exc.strerror or exc))
-    if data[:2] in (b"\x9f\xeb", b"\xeb\x9f"):
-        return data
-    return btf_from_vmlinux(vmlinux_from_vmlinuz(data, path), path)
 
 
 def objtree_for(stage_dir: str) -> str:
