@@ -88,8 +88,9 @@ _PROC_START = re.compile(r"^Linux version:?\s+(?P<release>\S+)\s+(?P<rest>.*)$")
 _NO_VENDOR = {"GCC", "GNU", ""}
 
 
-def _parens(text: str) -> List[str]:
-    """Top-level balanced parenthesised groups of text, without the outer parentheses."""
+def _scan_parens(text: str) -> Tuple[List[str], int]:
+    """Top-level balanced parenthesised groups of text (without the outer parentheses), and where the
+    first top-level "(" that is never closed starts its content (-1 when every one is closed)."""
     groups = []
     depth = 0
     start = 0
@@ -102,7 +103,11 @@ def _parens(text: str) -> List[str]:
             depth -= 1
             if depth == 0:
                 groups.append(text[start:i])
-    return groups
+    return groups, start if depth > 0 else -1
+
+
+def _parens(text: str) -> List[str]:
+    return _scan_parens(text)[0]
 
 
 def _vendor_from_post(post: str) -> Tuple[str, str]:
@@ -193,16 +198,8 @@ def parse_compiler(text: str) -> Optional[CompilerId]:
 
 def _open_tail(text: str) -> str:
     """What follows the first top-level "(" that is never closed: the cut-off end of a line, or ""."""
-    depth = 0
-    start = -1
-    for i, ch in enumerate(text):
-        if ch == "(":
-            if depth == 0:
-                start = i + 1
-            depth += 1
-        elif ch == ")" and depth > 0:
-            depth -= 1
-    return text[start:] if depth > 0 else ""
+    start = _scan_parens(text)[1]
+    return text[start:] if start >= 0 else ""
 
 
 def _short_compiler(group: str) -> Optional[CompilerId]:
