@@ -39,13 +39,12 @@ from kbuildguard.project import Project
 from kbuildguard.settings import Settings
 from kbuildguard.toolchain import Forced, MatchLevel, Selection
 from kbuildguard.verify import (
-    STRUCT_MODULE_GATES,
-    WHY_SENTENCE,
     Expectation,
     Gate,
     ModuleReport,
     Verdict,
     find_reference,
+    fix_hint,
     verify_path,
     with_cause,
 )
@@ -315,18 +314,13 @@ def _settle(ctx: Context, req: Request, p: Plan, reports: List[ModuleReport], re
 def _rejected(prepared: Prepared, reports: List[ModuleReport], quarantined: List[str]) -> ModuleRejected:
     target = prepared.target
     details: List[str] = []
-    fixes: List[str] = []
     for rep, dest in zip([r for r in reports if r.failed()], quarantined):
-        for c in rep.failed():
-            details.append("%s: %s: %s" % (printable(os.path.basename(rep.path)), c.name, printable(c.message)))
-            if c.fix and c.fix not in fixes:
-                fixes.append(c.fix)
+        details.extend("%s: %s: %s" % (printable(os.path.basename(rep.path)), c.name, printable(c.message))
+                       for c in rep.failed())
         details.append("moved to %s (report beside it)" % printable(dest))
-    names = {c.name for r in reports for c in r.failed()}
-    why = WHY_SENTENCE + " " if names & STRUCT_MODULE_GATES else ""
     return ModuleRejected(
         "%d module(s) do not match kernel %s (built by %s)" % (len(quarantined), target.release, target.compiler.describe()),
-        hint="%sFix: %s" % (why, "; ".join(fixes)), details=details)
+        hint=fix_hint([c for r in reports for c in r.failed()]), details=details)
 
 
 def _offenders(prepared: Prepared, reports: List[ModuleReport]) -> List[str]:

@@ -70,6 +70,17 @@ class Expectation(NamedTuple):
     not_compared: str = ""  # why there is no reference layout
 
 
+def fix_hint(failed: Sequence[Check]) -> str:
+    """The hint for refused modules: each failing check's own fix, once, in order; the "another
+    compiler" explanation only when the compiler or the layout is what failed."""
+    fixes: List[str] = []
+    for c in failed:
+        if c.fix and c.fix not in fixes:
+            fixes.append(c.fix)
+    why = WHY_SENTENCE + " " if {c.name for c in failed} & STRUCT_MODULE_GATES else ""
+    return "%sFix: %s" % (why, "; ".join(fixes))
+
+
 class ReferenceLayout(NamedTuple):
     layout: Layout
     source: str

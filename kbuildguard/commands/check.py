@@ -13,12 +13,11 @@ from kbuildguard.kernel import KernelTarget
 from kbuildguard.settings import Common
 from kbuildguard.toolchain import MatchLevel
 from kbuildguard.verify import (
-    STRUCT_MODULE_GATES,
-    WHY_SENTENCE,
     Expectation,
     ModuleReport,
     Verdict,
     find_reference,
+    fix_hint,
     verify_paths,
     with_cause,
 )
@@ -64,11 +63,8 @@ def verdict(target: KernelTarget, reports: List[ModuleReport]) -> int:
     """0, or the error for the worst module: a mismatch (8) before an unreadable file (3)."""
     bad = [r for r in reports if r.verdict is Verdict.MISMATCH]
     if bad:
-        failed = [c for r in bad for c in r.failed()]
-        fixes = sorted({c.fix for c in failed if c.fix}, key=[c.fix for c in failed].index)
-        why = WHY_SENTENCE + " " if {c.name for c in failed} & STRUCT_MODULE_GATES else ""
         raise ModuleRejected("%d of %d module(s) do not match kernel %s" % (len(bad), len(reports), target.release),
-                             hint="%sFix: %s" % (why, "; ".join(fixes)))
+                             hint=fix_hint([c for r in bad for c in r.failed()]))
     errors = [r for r in reports if r.verdict is Verdict.ERROR]
     if errors:
         raise BadInput("%d of %d module(s) could not be read" % (len(errors), len(reports)),
