@@ -33,6 +33,7 @@ from typing import IO, Iterator, List, Mapping, NamedTuple, Optional, Sequence, 
 from kbuildguard.console import Console, printable
 from kbuildguard.errors import CannotWrite
 from kbuildguard.inspect import is_module_path
+from kbuildguard.probecache import cache_home
 
 STATE_DIR = ".kbuildguard"
 OUT_DIR = "kbuildguard-out"
@@ -84,8 +85,7 @@ def ensure_writable(module_dir: str) -> str:
 
 def stage_root(env: Mapping[str, str], uid: int) -> str:
     """Where staging folders live: the user's cache, else the temporary folder; a path make can take."""
-    cache = env.get("XDG_CACHE_HOME") or os.path.join(env.get("HOME") or "/nonexistent", ".cache")
-    for base in (os.path.join(cache, "kbuildguard", "stage"),
+    for base in (os.path.join(cache_home(env), "stage"),
                  os.path.join(env.get("TMPDIR") or "/tmp", "kbuildguard-%d" % uid, "stage"),
                  "/tmp/kbuildguard-%d/stage" % uid):
         if not _MAKE_SAFE.match(base):
@@ -214,11 +214,8 @@ def _read_placed(module_dir: str) -> List[Placed]:
 
 
 def _write_placed(module_dir: str, placed: Sequence[Placed]) -> None:
-    path = os.path.join(state_dir(module_dir), PLACED)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"placed": [p._asdict() for p in placed]}, f, indent=2)  # ensure_ascii: any file name round-trips
-    os.replace(tmp, path)
+    # json's ensure_ascii: any file name, UTF-8 or not, round-trips
+    write_json(os.path.join(state_dir(module_dir), PLACED), {"placed": [p._asdict() for p in placed]})
 
 
 def withdraw(module_dir: str, console: Console) -> List[str]:
@@ -310,8 +307,7 @@ def quarantine(staged: str, module_dir: str, folder: str, report: Optional[dict]
     shutil.move(staged, dest)
     if report is not None:
         stem = base[: -len(".ko")] if base.endswith(".ko") else base
-        with open(os.path.join(dest_dir, stem + ".report.json"), "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2)
+        write_json(os.path.join(dest_dir, stem + ".report.json"), report)
     return dest
 
 

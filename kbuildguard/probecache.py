@@ -13,6 +13,12 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 VERSION = 1
 
 
+def cache_home(env: Mapping[str, str]) -> str:
+    """kbuildguard's folder in the user's cache: probe answers, layouts read from kernel images, staging."""
+    base = env.get("XDG_CACHE_HOME") or os.path.join(env.get("HOME") or "/nonexistent", ".cache")
+    return os.path.join(base, "kbuildguard")
+
+
 class ProbeCache:
     def __init__(self, path: Optional[str]):
         self.path = path
@@ -21,8 +27,7 @@ class ProbeCache:
 
     @classmethod
     def at(cls, env: Mapping[str, str]) -> "ProbeCache":
-        base = env.get("XDG_CACHE_HOME") or os.path.join(env.get("HOME") or "/nonexistent", ".cache")
-        return cls(os.path.join(base, "kbuildguard", "probes-v%d.json" % VERSION))
+        return cls(os.path.join(cache_home(env), "probes-v%d.json" % VERSION))
 
     @staticmethod
     def key(argv: Sequence[str], cwd: Optional[str]) -> Optional[str]:

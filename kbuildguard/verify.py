@@ -19,6 +19,7 @@ from kbuildguard.errors import BadInput
 from kbuildguard.identity import CompilerId
 from kbuildguard.inspect import Layout, ModuleInfo, find_modules, read_module
 from kbuildguard.kernel import KernelTarget
+from kbuildguard.probecache import cache_home
 from kbuildguard.strenum import StrEnum
 from kbuildguard.toolchain import MatchLevel, mismatch_reason
 from kbuildguard.versions import release_tuple
@@ -103,9 +104,8 @@ def _cache_file(path: str) -> Optional[str]:
         st = os.stat(path)
     except OSError:
         return None
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     key = hashlib.sha256(("%s|%d|%d" % (os.path.abspath(path), st.st_size, int(st.st_mtime))).encode()).hexdigest()[:24]
-    return os.path.join(base, "kbuildguard", "layout-%s.json" % key)
+    return os.path.join(cache_home(os.environ), "layout-%s.json" % key)
 
 
 def _btf_reference(path: str, what: str) -> Optional[ReferenceLayout]:
