@@ -10,7 +10,7 @@ import os
 import re
 from typing import Dict, Mapping, Sequence, Tuple
 
-from kbuildguard.provision.manager import Answer, Manager, find_program
+from kbuildguard.provision.manager import Answer, Manager
 from kbuildguard.run import CommandFailed, Runner
 
 
@@ -33,16 +33,15 @@ def parse_policy(text: str) -> Dict[str, bool]:
 
 class Apt(Manager):
     name = "apt-get"
+    query_program = "apt-cache"
+    query_words = "apt-cache policy"
+    root_words = "the build root's lists"
 
     def in_root(self, argv: Sequence[str], root: str, release: str) -> Tuple[str, ...]:
         return ("chroot", root) + tuple(argv)
 
-    def query(self, runner: Runner, packages: Sequence[str], root: str, release: str,
-              env: Mapping[str, str]) -> Answer:
-        asked = "apt-cache policy" + ("" if root == "/" else " (the build root's lists)")
-        program = find_program(runner, ["apt-cache"], env)
-        if program is None:
-            return Answer({}, asked, "apt-cache is not on PATH here")
+    def ask(self, runner: Runner, program: str, packages: Sequence[str], root: str, release: str,
+            env: Mapping[str, str], asked: str) -> Answer:
         lists = os.path.join(root, "var/lib/apt/lists")
         if not glob.glob(os.path.join(lists, "*_Packages*")):
             return Answer({}, asked, "%s holds no package lists (apt-get update has not run)" % lists)

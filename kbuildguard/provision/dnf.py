@@ -13,7 +13,7 @@ answers for yum where it is installed, and the plan is unverified where it is no
 import os
 from typing import Dict, Mapping, Sequence, Tuple
 
-from kbuildguard.provision.manager import Answer, Manager, Scratch, existing, find_program, insert_after_program, lines
+from kbuildguard.provision.manager import Answer, Manager, Scratch, existing, insert_after_program, lines
 from kbuildguard.run import CommandFailed, Runner
 
 REPO_DIRS = ("/etc/yum.repos.d", "/etc/yum/repos.d", "/etc/distro.repos.d")
@@ -34,18 +34,19 @@ def parse_repoquery(text: str, packages: Sequence[str]) -> Dict[str, bool]:
 
 class Dnf(Manager):
     name = "dnf"
+    query_program = "dnf"  # EL7's yum too: yum itself has no repoquery
+    query_words = "dnf repoquery"
 
     def in_root(self, argv: Sequence[str], root: str, release: str) -> Tuple[str, ...]:
         if argv[0] in ("dnf", "yum") and release:
             return insert_after_program(argv, "--installroot", root, "--releasever", release)
         return insert_after_program(argv, "--installroot", root)  # yum-config-manager
 
-    def query(self, runner: Runner, packages: Sequence[str], root: str, release: str,
-              env: Mapping[str, str]) -> Answer:
-        asked = "dnf repoquery" + ("" if root == "/" else " (the build root's repositories)")
-        program = find_program(runner, ["dnf"], env)
-        if program is None:
-            return Answer({}, asked, "dnf is not on PATH here%s" % (" (yum has no repoquery)" if self.name == "yum" else ""))
+    def missing_note(self) -> str:
+        return " (yum has no repoquery)" if self.name == "yum" else ""
+
+    def ask(self, runner: Runner, program: str, packages: Sequence[str], root: str, release: str,
+            env: Mapping[str, str], asked: str) -> Answer:
         with Scratch() as scratch:
             argv = [program, "-q", "-y", "--setopt=cachedir=%s" % os.path.join(scratch, "cache"),
                     "--setopt=logdir=%s" % scratch, "--setopt=persistdir=%s" % os.path.join(scratch, "persist")]

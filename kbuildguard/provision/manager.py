@@ -27,6 +27,9 @@ class Manager:
     """The strategy interface; ``name`` is the catalogue's key ("apt-get", "dnf", "yum", "zypper")."""
 
     name = ""
+    query_program = ""  # what answers the question: "apt-cache", "dnf", "zypper"
+    query_words = ""  # the question, for messages: "apt-cache policy"
+    root_words = "the build root's repositories"
 
     def in_root(self, argv: Sequence[str], root: str, release: str) -> Tuple[str, ...]:
         """The command as it must run to act on the build root ``root`` instead of this machine."""
@@ -35,6 +38,18 @@ class Manager:
     def query(self, runner: Runner, packages: Sequence[str], root: str, release: str,
               env: Mapping[str, str]) -> Answer:
         """Which of ``packages`` the repositories of this machine (root "/") or of ``root`` offer."""
+        asked = self.query_words + ("" if root == "/" else " (%s)" % self.root_words)
+        program = find_program(runner, [self.query_program], env)
+        if program is None:
+            return Answer({}, asked, "%s is not on PATH here%s" % (self.query_program, self.missing_note()))
+        return self.ask(runner, program, packages, root, release, env, asked)
+
+    def missing_note(self) -> str:
+        return ""
+
+    def ask(self, runner: Runner, program: str, packages: Sequence[str], root: str, release: str,
+            env: Mapping[str, str], asked: str) -> Answer:
+        """The manager's own query, with its program found."""
         raise NotImplementedError
 
 

@@ -9,7 +9,7 @@ import os
 import xml.etree.ElementTree as ElementTree
 from typing import Dict, Mapping, Sequence, Tuple
 
-from kbuildguard.provision.manager import Answer, Manager, Scratch, find_program, insert_after_program
+from kbuildguard.provision.manager import Answer, Manager, Scratch, insert_after_program
 from kbuildguard.run import CommandFailed, Runner
 
 NOT_FOUND = 104  # ZYPPER_EXIT_INF_CAP_NOT_FOUND: the search matched nothing
@@ -28,16 +28,14 @@ def parse_search(xml: str, packages: Sequence[str]) -> Dict[str, bool]:
 
 class Zypper(Manager):
     name = "zypper"
+    query_program = "zypper"
+    query_words = "zypper search"
 
     def in_root(self, argv: Sequence[str], root: str, release: str) -> Tuple[str, ...]:
         return insert_after_program(argv, "--root", root)
 
-    def query(self, runner: Runner, packages: Sequence[str], root: str, release: str,
-              env: Mapping[str, str]) -> Answer:
-        asked = "zypper search" + ("" if root == "/" else " (the build root's repositories)")
-        program = find_program(runner, ["zypper"], env)
-        if program is None:
-            return Answer({}, asked, "zypper is not on PATH here")
+    def ask(self, runner: Runner, program: str, packages: Sequence[str], root: str, release: str,
+            env: Mapping[str, str], asked: str) -> Answer:
         repos = os.path.join(root, "etc/zypp/repos.d")
         if not os.path.isdir(repos):
             return Answer({}, asked, "%s does not exist" % repos)
