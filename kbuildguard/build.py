@@ -397,13 +397,14 @@ def build_one(ctx: Context, proj: Project, req: Request, selector: Selector, loc
     offenders = _offenders(prepared, reports)
     entries, placed, rejected = _settle(ctx, req, p, reports, target.release, multi)
     report_path = os.path.join(outputs.state_dir(req.module_dir), "report-%s.json" % target.release if multi else "report.json")
-    outputs.write_json(report_path, _report_data(req, prepared, p, entries))
+    data = _report_data(req, prepared, p, entries)
+    outputs.write_json(report_path, data)
     if not ctx.json and not multi:
         for entry, rep in zip(entries, reports):
             status = "ok" if not rep.failed() else ("KEPT (--allow-mismatch)" if req.allow_mismatch else "REJECTED")
             ctx.out("%s: %s" % (printable(entry.get("quarantined_to") or entry["path"]), status))
     elif ctx.json and not multi:
-        ctx.out_json(_report_data(req, prepared, p, entries))
+        ctx.out_json(data)  # the report itself: --json prints what report.json holds
     if rejected:
         exc = _rejected(prepared, reports, rejected)
         exc.details[:0] = offenders
