@@ -7,7 +7,7 @@ before building, and names the options that change struct module.
 """
 
 import os
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 from kbuildguard import kconfig
 from kbuildguard.kernel import KernelTarget
@@ -48,17 +48,12 @@ def kernel_config_path(target: KernelTarget, explicit: Optional[str] = None) -> 
     return None
 
 
-def read_config(path: str) -> Dict[str, str]:
-    """A kernel configuration: .config, auto.conf or /proc/config.gz (kconfig.py is the one reader)."""
-    return kconfig.read(path)
-
-
 def compare(target: KernelTarget, explicit: Optional[str] = None) -> Optional[Drift]:
     """None when the kernel's own configuration is not at hand (nothing to compare with)."""
     kpath = kernel_config_path(target, explicit)
     if kpath is None or not target.tree_config:
         return None
-    kernel = read_config(kpath)
+    kernel = kconfig.read(kpath)
     tree = target.tree_config
 
     def norm(v: Optional[str]) -> str:

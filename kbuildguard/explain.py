@@ -13,7 +13,7 @@ Without CONFIG_MODULE_UNLOAD there is no unloading at all.
 import os
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
-from kbuildguard import drift, kernel
+from kbuildguard import drift, kconfig, kernel
 from kbuildguard.errors import BadInput, KbgError, UsageError
 from kbuildguard.kernel import KernelTarget
 from kbuildguard.toolchain import MatchLevel
@@ -155,7 +155,7 @@ def _kernel(root: str, release: str, unseen: List[str]) -> Tuple[Optional[Kernel
     path = drift.kernel_config_path(target) if target is not None else None
     if path:
         try:
-            config = drift.read_config(path)
+            config = kconfig.read(path)
         except BadInput as exc:
             unseen.append(exc.message)
     if config is None:

@@ -21,7 +21,7 @@ A ``--proc-version-file`` replaces 5 for planning against a machine you only hav
 import functools
 import os
 import re
-from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
+from typing import List, Mapping, NamedTuple, Optional, Tuple
 
 from kbuildguard import arch as arches
 from kbuildguard import kconfig
@@ -150,10 +150,6 @@ class TreeRecords(NamedTuple):
     config_path: Optional[str]
     facts: Tuple[Fact, ...]
     program_hint: str
-
-
-def read_kconfig(path: str) -> Dict[str, str]:
-    return kconfig.read(path)
 
 
 def _c_define(path: str, name: str) -> Optional[str]:

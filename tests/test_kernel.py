@@ -5,7 +5,8 @@ import pytest
 from conftest import make_tree
 from elfbuild import build_module
 from kbuildguard.errors import BadInput, KernelNotFound
-from kbuildguard.kernel import Selector, installed_releases, read_kconfig, resolve
+from kbuildguard.kconfig import read as read_kconfig
+from kbuildguard.kernel import Selector, installed_releases, resolve
 
 
 def test_tree_sources_in_priority_order(tmp_path):
