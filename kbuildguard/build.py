@@ -17,7 +17,7 @@ import os
 import re
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from kbuildguard import __version__, kbuild, kernel, outputs, preflight, render, report, toolchain
+from kbuildguard import __version__, kbuild, kernel, loader, outputs, preflight, render, report, symvers, toolchain
 from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.drift import Drift, compare
@@ -186,14 +186,14 @@ def choose_compiler(ctx: Context, target: KernelTarget, req: Request) -> Selecti
     return selection._replace(selected=c.compiler)
 
 
-def expectation(ctx: Context, target: KernelTarget, level: MatchLevel, vmlinux: Optional[str],
-                drift: Optional[Drift]) -> Expectation:
+def expectation(ctx: Context, target: KernelTarget, req: Request, drift: Optional[Drift]) -> Expectation:
     """What the modules will be held to; says plainly when the layout cannot be compared."""
-    reference, why_not = find_reference(target, vmlinux)
+    reference, why_not = find_reference(target, req.vmlinux)
+    facts = loader.gather(target, symvers.extra_from_make_args(req.make_args, ctx.env))
     if reference is None:
         ctx.console.warn("layout not compared: %s" % why_not)
-        return Expectation(target, level, None, why_not)
-    return Expectation(target, level, with_cause(reference, drift))
+        return Expectation(target, req.level, None, why_not, facts, sign_later=True)
+    return Expectation(target, req.level, with_cause(reference, drift), "", facts, sign_later=True)
 
 
 def prepare(ctx: Context, req: Request, selector: Selector) -> Prepared:
@@ -211,7 +211,7 @@ def prepare(ctx: Context, req: Request, selector: Selector) -> Prepared:
         preflight.say(ctx, checked)
         preflight.enforce(checked)
     # -- end of issue 14
-    return Prepared(target, drift, selection, expectation(ctx, target, req.level, req.vmlinux, drift), checked)
+    return Prepared(target, drift, selection, expectation(ctx, target, req, drift), checked)
 
 
 # -- plan -------------------------------------------------------------------------------------

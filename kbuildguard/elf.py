@@ -43,6 +43,12 @@ class Relocation(NamedTuple):
     type: int
 
 
+class Needed(NamedTuple):
+    name: str
+    weak: bool
+    common: bool  # SHN_COMMON: the loader refuses it ("please compile with -fno-common")
+
+
 class Elf:
     """A parsed ELF image over ``data`` (bytes or an mmap); ``path`` only names it in errors."""
 
@@ -137,6 +143,33 @@ class Elf:
                 out.append(Relocation(values[0], info >> 32, info & 0xFFFFFFFF))
             else:
                 out.append(Relocation(values[0], info >> 8, info & 0xFF))
+        return out
+
+    def undefined_symbols(self) -> List["Needed"]:
+        """Every symbol the module needs from elsewhere, and its common symbols: what the loader's
+        simplify_symbols() resolves (and refuses: SHN_COMMON)."""
+        sec = self.section(".symtab")
+        if sec is None or sec.type != SHT_SYMTAB:
+            return []
+        data = self.section_data(sec)
+        if sec.link >= len(self._raw):
+            raise BadInput("%s: corrupt ELF: string table index %d" % (self.path, sec.link))
+        strings = self.section_data(self.section_at(sec.link))
+        if self.bits == 64:
+            fmt, name_at, info_at, shndx_at = self._e + "IBBHQQ", 0, 1, 3
+        else:
+            fmt, name_at, info_at, shndx_at = self._e + "IIIBBH", 0, 3, 5
+        step = struct.calcsize(fmt)
+        out: List[Needed] = []
+        usable = len(data) - len(data) % step
+        for entry in struct.iter_unpack(fmt, data[step:usable]):  # symbol 0 is the null symbol
+            shndx = entry[shndx_at]
+            if shndx not in (0, 0xFFF2):  # SHN_UNDEF, SHN_COMMON
+                continue
+            name = _cstring(strings, entry[name_at])
+            if not name:
+                continue
+            out.append(Needed(name, entry[info_at] >> 4 == 2, shndx == 0xFFF2))  # STB_WEAK
         return out
 
     def symbol_name(self, symtab_index: int, symbol: int) -> str:

@@ -8,13 +8,16 @@ import contextlib
 import mmap
 import os
 import stat
+import struct
 from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard import compression
 from kbuildguard.arch import Arch
-from kbuildguard.elf import ET_REL, Elf
+from kbuildguard.elf import ET_REL, Elf, Needed
 from kbuildguard.errors import BadInput
 from kbuildguard.identity import CompilerId, Linker, parse_comment
+from kbuildguard.signature import ModuleSignature, read_signature
+from kbuildguard.strenum import StrEnum
 
 # A decompressed module larger than this is refused rather than read: the largest in-tree module of
 # a distribution kernel (amdgpu with debug info) is well below it, a decompression bomb is not.
@@ -31,6 +34,20 @@ class Layout(NamedTuple):
     exit_offset: Optional[int]
 
 
+class SymbolVersion(NamedTuple):
+    name: str
+    crc: int
+
+
+class VersionsFormat(StrEnum):
+    """How the module carries the CRCs of the symbols it uses (what modpost wrote)."""
+
+    NONE = "none"
+    FIXED_64 = "__versions: 64-byte entries, 8-byte CRC"  # struct modversion_info on 64-bit kernels
+    FIXED_32 = "__versions: 64-byte entries, 4-byte CRC"  # 32-bit kernels
+    EXTENDED = "__version_ext_crcs/__version_ext_names"  # CONFIG_EXTENDED_MODVERSIONS (6.13+): any name length
+
+
 class ModuleInfo(NamedTuple):
     path: str
     machine: str  # as the ELF header names it, for display ("x86_64", "EM_99")
@@ -42,6 +59,12 @@ class ModuleInfo(NamedTuple):
     comment: Tuple[str, ...]
     modinfo: Tuple[Tuple[str, str], ...]
     layout: Optional[Layout]
+    versions: Tuple[SymbolVersion, ...] = ()
+    versions_format: VersionsFormat = VersionsFormat.NONE
+    needed: Tuple[Needed, ...] = ()  # undefined (and common) symbols
+    exports: Tuple[str, ...] = ()  # the names it exports itself (__ksymtab_strings)
+    btf_size: int = 0  # its .BTF section, 0 when it has none
+    signature: Optional[ModuleSignature] = None
 
     def info(self, key: str) -> str:
         for k, v in self.modinfo:
@@ -127,6 +150,35 @@ def _layout(elf: Elf) -> Optional[Layout]:
     return Layout(sec.size, init, exit_)
 
 
+def _versions(elf: Elf) -> Tuple[Tuple[SymbolVersion, ...], VersionsFormat]:
+    """__versions in the form the kernel reads: version.c check_version() (6.1) walks fixed
+    ``struct modversion_info {unsigned long crc; char name[64 - sizeof(unsigned long)];}``; 6.13's
+    extended modversions add parallel __version_ext_crcs (s32) and __version_ext_names (NUL-separated),
+    which the kernel then prefers."""
+    e = ">" if elf.big_endian else "<"
+    crcs, names = elf.section("__version_ext_crcs"), elf.section("__version_ext_names")
+    if crcs is not None and names is not None:
+        values = [v[0] for v in struct.iter_unpack(e + "I", elf.section_data(crcs)[: crcs.size - crcs.size % 4])]
+        words = elf.section_data(names).split(b"\x00")
+        return (tuple(SymbolVersion(w.decode("utf-8", "replace"), c) for w, c in zip(words, values)),
+                VersionsFormat.EXTENDED)
+    sec = elf.section("__versions")
+    if sec is None:
+        return (), VersionsFormat.NONE
+    data = elf.section_data(sec)
+    crc_size = 8 if elf.bits == 64 else 4
+    fmt = e + ("Q" if crc_size == 8 else "I") + "%ds" % (64 - crc_size)
+    out = []
+    for crc, raw in struct.iter_unpack(fmt, data[: len(data) - len(data) % 64]):
+        out.append(SymbolVersion(raw.split(b"\x00", 1)[0].decode("utf-8", "replace"), crc))
+    return tuple(out), VersionsFormat.FIXED_64 if crc_size == 8 else VersionsFormat.FIXED_32
+
+
+def _exports(elf: Elf) -> Tuple[str, ...]:
+    data = _section_data(elf, "__ksymtab_strings")
+    return tuple(w.decode("utf-8", "replace") for w in data.split(b"\x00") if w) if data else ()
+
+
 def read_module(path: str) -> ModuleInfo:
     """Inspect one module; raises BadInput for anything that is not a readable relocatable ELF."""
     with module_image(path) as data:
@@ -140,8 +192,12 @@ def read_module(path: str) -> ModuleInfo:
                 key, _, value = entry.decode("utf-8", errors="replace").partition("=")
                 modinfo.append((key, value))
         layout = _layout(elf)
+        versions, versions_format = _versions(elf)
+        btf = elf.section(".BTF")
         return ModuleInfo(path, elf.machine, elf.arch, elf.bits, elf.big_endian, tuple(compilers), tuple(linkers),
-                          tuple(strings), tuple(modinfo), layout)
+                          tuple(strings), tuple(modinfo), layout, versions, versions_format,
+                          tuple(elf.undefined_symbols()), _exports(elf), btf.size if btf is not None else 0,
+                          read_signature(data))
 
 
 def find_modules(paths: Sequence[str], skip_dirs: Sequence[str] = (".kbuildguard",)) -> List[str]:

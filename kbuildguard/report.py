@@ -7,7 +7,7 @@ from kbuildguard.identity import CompilerId, Linker
 from kbuildguard.kernel import KernelTarget
 from kbuildguard.provision.plan import InstallPlan
 from kbuildguard.toolchain import Selection
-from kbuildguard.verify import Expectation, ModuleReport, ReferenceLayout
+from kbuildguard.verify import Check, Expectation, ModuleReport, ReferenceLayout
 
 if TYPE_CHECKING:  # explain is imported only by the command that explains
     from kbuildguard.explain import Explanation
@@ -56,11 +56,16 @@ def selection_json(selection: Selection) -> Dict[str, Any]:
     }
 
 
+def check_json(c: Check) -> Dict[str, Any]:
+    return dict(c._asdict(), checked=c.checked)
+
+
 def module_json(report: ModuleReport, quarantined_to: Optional[str] = None) -> Dict[str, Any]:
     out: Dict[str, Any] = {
         "path": report.path,
         "verdict": str(report.verdict),
-        "checks": [c._asdict() for c in report.checks],
+        "effect": str(report.effect),
+        "checks": [check_json(c) for c in report.checks],
     }
     if quarantined_to:
         out["quarantined_to"] = quarantined_to
@@ -87,7 +92,7 @@ def expectation_json(expect: Expectation) -> Dict[str, Any]:
 
 def explanation_json(found: "Explanation") -> Dict[str, Any]:
     return {"module": found.module._asdict(), "ko": found.ko, "findings": [f._asdict() for f in found.findings],
-            "checks": [c._asdict() for c in found.checks] if found.checks else None, "not_seen": list(found.not_seen)}
+            "checks": [check_json(c) for c in found.checks] if found.checks else None, "not_seen": list(found.not_seen)}
 
 
 def kernel_summary_json(target: KernelTarget) -> Dict[str, Any]:

@@ -11,14 +11,17 @@ such a module loads and then cannot be unloaded; v6.4+ rejects a differently siz
 import hashlib
 import json
 import os
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import FrozenSet, List, NamedTuple, Optional, Sequence, Tuple
 
+from kbuildguard import loader, signature
 from kbuildguard.arch import same_machine
 from kbuildguard.drift import Drift
 from kbuildguard.errors import BadInput
+from kbuildguard.gates import Check, Effect, Gate, worst
 from kbuildguard.identity import CompilerId
 from kbuildguard.inspect import Layout, ModuleInfo, find_modules, read_module
 from kbuildguard.kernel import KernelTarget
+from kbuildguard.loader import LoaderFacts
 from kbuildguard.probecache import cache_home
 from kbuildguard.strenum import StrEnum
 from kbuildguard.toolchain import MatchLevel, mismatch_reason
@@ -36,30 +39,8 @@ class Verdict(StrEnum):
 
 
 
-class Gate(StrEnum):
-    """What one check compares (a str too: JSON and text output read the name)."""
-
-    READ = "read"
-    MACHINE = "machine"
-    COMPILER = "compiler"
-    VERMAGIC = "vermagic"
-    THIS_MODULE = "this_module"
-    LAYOUT = "layout"
-
-
-
 # The gates whose failure means "another compiler or configuration": they get the WHY explanation.
 STRUCT_MODULE_GATES = frozenset({Gate.COMPILER, Gate.LAYOUT})
-
-
-class Check(NamedTuple):
-    name: Gate
-    ok: bool
-    expected: str
-    found: str
-    message: str
-    fix: str = ""  # what to do about this check in particular (a vermagic mismatch is not a compiler's fault)
-    checked: bool = True  # False: kbuildguard could not check it; ``message`` says why
 
 
 class Expectation(NamedTuple):
@@ -69,6 +50,8 @@ class Expectation(NamedTuple):
     level: MatchLevel
     reference: Optional["ReferenceLayout"]
     not_compared: str = ""  # why there is no reference layout
+    loader: Optional[LoaderFacts] = None  # the kernel's side of the other gates (loader.gather)
+    sign_later: bool = False  # make without --sign: signing is packaging's step, an unsigned module is not refused
 
 
 def fix_hint(failed: Sequence[Check]) -> str:
@@ -96,6 +79,13 @@ class ModuleReport(NamedTuple):
 
     def failed(self) -> List[Check]:
         return [c for c in self.checks if not c.ok]
+
+    @property
+    def effect(self) -> Effect:
+        """What the kernel will do with the module: the worst of its checks' effects."""
+        if self.verdict is Verdict.ERROR:
+            return Effect.NOT_CHECKED
+        return worst(c.effect for c in self.checks)
 
 
 def _cache_file(path: str) -> Optional[str]:
@@ -209,15 +199,17 @@ def _hex(value: Optional[int]) -> str:
     return "absent" if value is None else "0x%x" % value
 
 
-def layout_effect(target: KernelTarget, size_differs: bool) -> str:
+def layout_effect(target: KernelTarget, size_differs: bool) -> Tuple[Effect, str]:
     """What the target kernel will do with a module whose struct module layout differs."""
     release = release_tuple(target.release.split("-")[0])
     if size_differs and release >= (6, 4):
-        return "this kernel (>= 6.4) rejects it at load: its .gnu.linkonce.this_module size differs"
+        return Effect.REJECTED, "this kernel (>= 6.4) rejects it at load: its .gnu.linkonce.this_module size differs"
     if target.arch == "x86_64":
-        return ("on x86_64 it is rejected at load if a relocation lands on a non-zero field "
-                "(\"Invalid module format\"); otherwise it loads and cannot be unloaded (rmmod: EBUSY), or worse")
-    return "it loads, and then cannot be unloaded (rmmod: Device or resource busy), or worse"
+        # the module's own struct module image is zero where init/exit land, so the x86_64 check
+        # ("Invalid relocation target, existing value is nonzero") rarely fires: it loads.
+        return Effect.CANNOT_UNLOAD, ("on x86_64 it is rejected at load if a relocation lands on a non-zero field "
+                                      "(\"Invalid module format\"); otherwise it loads and cannot be unloaded (rmmod: EBUSY), or worse")
+    return Effect.CANNOT_UNLOAD, "it loads, and then cannot be unloaded (rmmod: Device or resource busy), or worse"
 
 
 def check_compilers(info: ModuleInfo, kernel: CompilerId, level: MatchLevel) -> Check:
@@ -247,18 +239,8 @@ def check_machine(info: ModuleInfo, target: KernelTarget) -> Check:
     return Check(Gate.MACHINE, ok, expected.strip(), "%s %s" % (info.machine, endian),
                  "ELF machine matches" if ok else "the module is for %s %s, the kernel is %s" % (info.machine, endian, expected.strip()),
                  "" if ok else "build it for %s: kbuild with ARCH= and CROSS_COMPILE= for that architecture, against "
-                               "the %s build tree" % (target.arch, target.release))
-
-
-def check_vermagic(info: ModuleInfo, target: KernelTarget) -> Check:
-    vermagic = info.vermagic
-    release = vermagic.split(" ", 1)[0] if vermagic else ""
-    ok = release == target.release
-    return Check(Gate.VERMAGIC, ok, target.release, vermagic.strip() or "absent",
-                 "vermagic names the target release" if ok else
-                 "vermagic is for %s, not %s: modprobe refuses it" % (release or "nothing", target.release),
-                 "" if ok else "rebuild it against the build tree of %s (its kernel-devel / linux-headers package); the "
-                               "compiler is not the problem here" % target.release)
+                               "the %s build tree" % (target.arch, target.release),
+                 Effect.OK if ok else Effect.REJECTED)
 
 
 def check_layout(info: ModuleInfo, target: KernelTarget, reference: Optional[ReferenceLayout], not_compared: str,
@@ -267,7 +249,7 @@ def check_layout(info: ModuleInfo, target: KernelTarget, reference: Optional[Ref
         return None
     if reference is None:
         return Check(Gate.LAYOUT, True, "the kernel's struct module", "not compared", "layout not compared: %s" % (
-            not_compared or "no reference layout"), "", checked=False)
+            not_compared or "no reference layout"), "", Effect.NOT_CHECKED)
     ref, got = reference.layout, info.layout
     differences = []
     if got.size != ref.size:
@@ -288,21 +270,44 @@ def check_layout(info: ModuleInfo, target: KernelTarget, reference: Optional[Ref
         cause = reference.cause or GENERIC_CAUSE
         fix = ("rebuild it against a build tree configured exactly like kernel %s (its own kernel-devel / linux-headers "
                "package, or a tree made from /boot/config-%s)" % (target.release, target.release))
+    effect, what = layout_effect(target, got.size != ref.size)
     return Check(Gate.LAYOUT, False, expected, found, "struct module layout differs (%s): %s; %s" % (
-        "; ".join(differences), layout_effect(target, got.size != ref.size), cause), fix)
+        "; ".join(differences), what, cause), fix, effect)
 
 
-def verify_info(info: ModuleInfo, expect: Expectation) -> ModuleReport:
+def with_compiler_effect(compiler: Check, layout: Optional[Check]) -> Check:
+    """The loader never reads .comment: what a foreign compiler does is what the layout says, and
+    where the layout could not be compared, the incident's outcome."""
+    if compiler.ok:
+        return compiler
+    if layout is not None and layout.checked and layout.ok:
+        return compiler._replace(message=compiler.message + "; the kernel would load it (struct module matches), but other "
+                                 "structures follow the compiler's features too: refused")
+    if layout is not None and not layout.ok:
+        return compiler._replace(effect=layout.effect)
+    return compiler._replace(effect=Effect.CANNOT_UNLOAD,
+                             message=compiler.message + "; the layout could not be compared: it may load and never unload")
+
+
+def verify_info(info: ModuleInfo, expect: Expectation, siblings: FrozenSet[str] = frozenset()) -> ModuleReport:
+    """Every gate, in the loader's order; the verdict is kbuildguard's (refuse any failed gate), the
+    effect what the kernel will do."""
     target = expect.target
-    compiler = check_compilers(info, target.compiler, expect.level)
+    facts = expect.loader or loader.bare(target)
     has_this = info.layout is not None
-    checks = [check_machine(info, target), compiler, check_vermagic(info, target),
+    compiler = check_compilers(info, target.compiler, expect.level)
+    layout = check_layout(info, target, expect.reference, expect.not_compared, compiler)
+    checks = [signature.check(info.signature, facts.signing, expect.sign_later),
+              check_machine(info, target),
               Check(Gate.THIS_MODULE, has_this, ".gnu.linkonce.this_module present", "present" if has_this else "absent",
                     "struct module section present" if has_this else "no .gnu.linkonce.this_module: not a loadable module",
-                    "" if has_this else "build it as a module with kbuild (obj-m), not as a plain object")]
-    layout = check_layout(info, target, expect.reference, expect.not_compared, compiler)
+                    "" if has_this else "build it as a module with kbuild (obj-m), not as a plain object",
+                    Effect.OK if has_this else Effect.REJECTED)]
     if layout is not None:
         checks.append(layout)
+    checks += [loader.check_vermagic(info, facts, target.release), loader.check_symbol_versions(info, facts),
+               loader.check_symbols(info, facts, siblings), loader.check_license(info, facts),
+               loader.check_btf(info, facts), with_compiler_effect(compiler, layout)]
     verdict = Verdict.OK if all(c.ok for c in checks) else Verdict.MISMATCH
     return ModuleReport(info.path, verdict, tuple(checks), info)
 
@@ -325,8 +330,26 @@ def _verify_chunk(job: Tuple[Sequence[str], Expectation]) -> List[ModuleReport]:
     return [verify_path(p, expect) for p in paths]
 
 
+def with_siblings(reports: List[ModuleReport], expect: Expectation) -> List[ModuleReport]:
+    """Modules checked together may use each other's exports (modprobe loads the exporter first):
+    check the symbols again of a module that needs what a sibling exports."""
+    exported = frozenset(name for r in reports if r.info is not None for name in r.info.exports)
+    if not exported:
+        return reports
+    out = []
+    for rep in reports:
+        if rep.info is not None and any(c.name is Gate.SYMBOLS and not c.ok for c in rep.checks):
+            rep = verify_info(rep.info, expect, exported)
+        out.append(rep)
+    return out
+
+
 def verify_paths(paths: Sequence[str], expect: Expectation, workers: Optional[int] = None) -> List[ModuleReport]:
     """Verify many modules; a whole kernel's worth (4000 .ko) is spread over the CPUs."""
+    return with_siblings(_verify_all(paths, expect, workers), expect)
+
+
+def _verify_all(paths: Sequence[str], expect: Expectation, workers: Optional[int]) -> List[ModuleReport]:
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if workers < 2 or len(paths) < PARALLEL_THRESHOLD:

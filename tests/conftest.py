@@ -158,7 +158,8 @@ def make_tree(root, cc_text: Optional[str] = "gcc-12 (Debian 12.2.0-14+deb12u1) 
         lines.append("CONFIG_CC_IS_GCC=y")
         lines.append("CONFIG_GCC_VERSION=%s" % gcc_version)
     lines.append("%s=y" % arch_config)
-    lines.append("CONFIG_MODULE_UNLOAD=y")
+    # what the vermagic of tests/elfbuild.py's modules says: SMP preempt mod_unload modversions
+    lines += ["CONFIG_SMP=y", "CONFIG_PREEMPT_BUILD=y", "CONFIG_MODULE_UNLOAD=y", "CONFIG_MODVERSIONS=y"]
     with open(os.path.join(root, ".config"), "w") as f:
         if config_header:
             f.write("#\n# Automatically generated file; DO NOT EDIT.\n# Linux/x86 4.19 Kernel Configuration\n")
@@ -171,6 +172,9 @@ def make_tree(root, cc_text: Optional[str] = "gcc-12 (Debian 12.2.0-14+deb12u1) 
             f.write(line + "\n")
     with open(os.path.join(root, "include/generated/utsrelease.h"), "w") as f:
         f.write('#define UTS_RELEASE "%s"\n' % release)
+    with open(os.path.join(root, "Module.symvers"), "w") as f:  # the CRCs tests/elfbuild.py's modules carry
+        f.write("0x9060323f\tmodule_layout\tvmlinux\tEXPORT_SYMBOL\t\n0x92997ed8\t_printk\tvmlinux\tEXPORT_SYMBOL\t\n"
+                "0x039823de\tinit_uts_ns\tvmlinux\tEXPORT_SYMBOL_GPL\t\n")
     if compile_h is not None:
         with open(os.path.join(root, "include/generated/compile.h"), "w") as f:
             f.write('#define LINUX_COMPILER "%s"\n' % compile_h)

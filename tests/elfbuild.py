@@ -30,19 +30,34 @@ def build_module(
     machine: int = EM_X86_64,
     big_endian: bool = False,
     e_type: int = 1,
+    versions: Optional[Sequence[Tuple[str, int]]] = (("module_layout", 0x9060323F), ("_printk", 0x92997ED8)),
+    undefined: Sequence[str] = ("_printk",),
+    license: Optional[str] = "GPL",
+    exports: Sequence[str] = (),
+    trailer: bytes = b"",
 ) -> bytes:
     e = ">" if big_endian else "<"
     sections = []  # (name, type, flags, data, link, info, entsize, align)
     comment_data = b"\x00" + b"".join(c.encode() + b"\x00" for c in comment) if comment else b""
     sections.append((".comment", 1, 0x30, comment_data, 0, 0, 1, 1))
-    modinfo = ("name=%s\x00vermagic=%s\x00license=GPL\x00" % (name, vermagic)).encode() if vermagic is not None else b"license=GPL\x00"
+    modinfo = ("name=%s\x00" % name).encode()
+    if vermagic is not None:
+        modinfo += ("vermagic=%s\x00" % vermagic).encode()
+    if license is not None:
+        modinfo += ("license=%s\x00" % license).encode()
     sections.append((".modinfo", 1, 0x2, modinfo, 0, 0, 0, 1))
+    if versions is not None:
+        sections.append(("__versions", 1, 0x2, b"".join(struct.pack(e + "Q56s", crc, n.encode()) for n, crc in versions),
+                         0, 0, 0, 8))
+    if exports:
+        sections.append(("__ksymtab_strings", 1, 0x32, b"".join(n.encode() + b"\x00" for n in exports), 0, 0, 1, 1))
     if this_module_size is not None:
         sections.append((".gnu.linkonce.this_module", 1, 0x3, b"\x00" * this_module_size, 0, 0, 0, 64))
-    strtab, stroffs = _strtab(["init_module", "cleanup_module"])
+    strtab, stroffs = _strtab(["init_module", "cleanup_module"] + list(undefined))
     symtab = b"\x00" * 24
-    for off in stroffs:
-        symtab += struct.pack(e + "IBBHQQ", off, 0x12, 0, 0, 0, 0)  # GLOBAL FUNC, undefined
+    for i, off in enumerate(stroffs):
+        # init_module/cleanup_module are defined (section 1 stands in for .text), the rest undefined
+        symtab += struct.pack(e + "IBBHQQ", off, 0x12 if i < 2 else 0x10, 0, 1 if i < 2 else 0, 0, 0)
     symtab_index = len(sections) + 1
     sections.append((".symtab", 2, 0, symtab, symtab_index + 1, 1, 24, 8))
     sections.append((".strtab", 3, 0, strtab, 0, 0, 0, 1))
@@ -76,4 +91,4 @@ def build_module(
     ident = b"\x7fELF" + bytes([2, 2 if big_endian else 1, 1, 0]) + b"\x00" * 8
     header = ident + struct.pack(e + "HHIQQQIHHHHHH", e_type, machine, 1, 0, 0, shoff, 0, 64, 0, 0, 64,
                                  len(sections) + 1, len(sections))
-    return header + body + shdrs
+    return header + body + shdrs + trailer

@@ -76,8 +76,9 @@ def test_check_json_contract(capsys, tmp_path):
     assert code == 8
     verdicts = {m["path"].rsplit("/", 1)[1]: m["verdict"] for m in data["modules"]}
     assert verdicts == {"a.ko": "ok", "b.ko": "mismatch", "c.ko": "error"}
-    check = data["modules"][1]["checks"][2]
-    assert {"name", "ok", "expected", "found", "message", "fix", "checked"} == set(check) and check["name"] == "vermagic"
+    check = [c for c in data["modules"][1]["checks"] if c["name"] == "vermagic"][0]
+    assert {"name", "ok", "expected", "found", "message", "fix", "effect", "checked"} == set(check)
+    assert check["effect"] == "rejected-at-load" and data["modules"][1]["effect"] == "rejected-at-load"
 
 
 def test_check_only_unreadable_is_bad_input(capsys, tmp_path):

@@ -82,7 +82,7 @@ def _patched(**fields):
     """build_module() with header or section-header fields overwritten (64-bit little-endian layout)."""
     import struct
 
-    data = bytearray(build_module())
+    data = bytearray(build_module(versions=None))  # the section numbers below are those without __versions
     shoff = struct.unpack_from("<Q", data, 40)[0]
     for key, value in fields.items():
         if key == "e_shoff":

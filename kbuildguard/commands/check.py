@@ -2,7 +2,7 @@
 
 from typing import List, NamedTuple, Optional, Tuple
 
-from kbuildguard import kernel, report
+from kbuildguard import kernel, loader, report
 from kbuildguard.commands.common import absolute, level_of, selector_for, settings_for, single_kernel
 from kbuildguard.console import printable
 from kbuildguard.context import Context
@@ -38,7 +38,7 @@ def expectation(ctx: Context, target: KernelTarget, level: MatchLevel, opts: Che
         except BadInput:
             drift = None
         reference = with_cause(reference, drift)
-    return Expectation(target, level, reference, not_compared)
+    return Expectation(target, level, reference, not_compared, loader.gather(target))
 
 
 def print_reports(ctx: Context, expect: Expectation, reports: List[ModuleReport]) -> None:

@@ -1,0 +1,287 @@
+"""What the target kernel's module loader will do with a module, gate by gate (beside the struct
+module layout and compiler, which verify.py owns).
+
+Read from kernel/module/main.c, version.c (6.1, and 6.13 for extended modversions):
+
+* vermagic -- check_modinfo(): ``same_magic(modmagic, vermagic, info->index.vers)``; when the module
+  carries symbol versions the first word (the release) is skipped, the rest (SMP, preempt,
+  mod_unload, modversions, arch words) must be equal. No vermagic at all goes through
+  try_to_force_load(): a taint where CONFIG_MODULE_FORCE_LOAD=y, -ENOEXEC elsewhere.
+* symbol_versions -- check_version() for every symbol resolved: the module's CRC must equal the
+  exporter's ("disagrees about version of symbol X", -EINVAL); a symbol without a version entry
+  only warns; a module without __versions goes through try_to_force_load() as above.
+* symbols -- simplify_symbols() -> resolve_symbol(): an undefined, non-weak symbol nobody exports is
+  "Unknown symbol X (err -2)"; a symbol from a namespace the module does not import (MODULE_IMPORT_NS)
+  is refused since 5.? (verify_namespace_is_imported); SHN_COMMON symbols are refused.
+* license -- set_license(): a licence that is not GPL-compatible taints (P); find_symbol() hides
+  EXPORT_SYMBOL_GPL symbols from such a module, so using one is "Unknown symbol X (err -2)".
+* btf -- btf_module_notify() (CONFIG_DEBUG_INFO_BTF_MODULES): module BTF that does not parse against
+  the kernel's own is "failed to validate module [M] BTF", fatal unless CONFIG_MODULE_ALLOW_BTF_MISMATCH.
+"""
+
+import os
+from typing import AbstractSet, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+
+from kbuildguard import signature, symvers
+from kbuildguard.gates import Check, Effect, Gate
+from kbuildguard.inspect import ModuleInfo, VersionsFormat
+from kbuildguard.kernel import KernelTarget
+from kbuildguard.signature import SigningFacts
+from kbuildguard.symvers import Exports
+
+# include/linux/license.h license_is_gpl_compatible()
+GPL_COMPATIBLE = frozenset({"GPL", "GPL v2", "GPL and additional rights", "Dual BSD/GPL", "Dual MIT/GPL", "Dual MPL/GPL"})
+# kernel/module/main.c ignore_undef_symbol(): undefined symbols the loader lets pass
+IGNORED_UNDEFINED = {"x86_64": {"_GLOBAL_OFFSET_TABLE_"}, "i386": {"_GLOBAL_OFFSET_TABLE_"}, "ppc64": {".TOC."},
+                     "ppc64le": {".TOC."}}
+# arch/*/include/asm/module.h MODULE_ARCH_VERMAGIC, for the architectures we build for
+ARCH_VERMAGIC = {"x86_64": "", "aarch64": "aarch64 "}
+
+
+class BtfFacts(NamedTuple):
+    validates: Optional[bool]  # CONFIG_DEBUG_INFO_BTF_MODULES
+    allow_mismatch: bool  # CONFIG_MODULE_ALLOW_BTF_MISMATCH
+    base: Optional[str]  # the file holding the kernel's own BTF, when at hand
+    same_base: Optional[bool]  # the build tree's vmlinux BTF is the kernel's own (None: unknown)
+
+
+class LoaderFacts(NamedTuple):
+    """Everything about the target kernel the gates need, read once per run."""
+
+    config: Mapping[str, str]
+    vermagic: Optional[str]  # the kernel's own, as its modules carry it
+    vermagic_source: str
+    exports: Optional[Exports]
+    exports_missing: str  # why there are none
+    signing: SigningFacts
+    btf: BtfFacts
+    in_tree: str  # the kernel's own module folder: its modules were built with it
+
+    @property
+    def modversions(self) -> bool:
+        return self.config.get("CONFIG_MODVERSIONS") == "y"
+
+    @property
+    def force_load(self) -> bool:
+        return self.config.get("CONFIG_MODULE_FORCE_LOAD") == "y"
+
+
+def kernel_vermagic(target: KernelTarget, config: Mapping[str, str]) -> Tuple[Optional[str], str]:
+    """include/linux/vermagic.h's VERMAGIC_STRING for this kernel, from its configuration."""
+    if not config:
+        return None, "no configuration for %s" % target.release
+    arch = str(target.arch) if target.arch else ""
+    if arch not in ARCH_VERMAGIC:
+        return None, "the arch words of %s vermagic are not known to kbuildguard" % (arch or "this")
+    words = [target.release + " "]
+    if config.get("CONFIG_SMP") == "y":
+        words.append("SMP ")
+    if config.get("CONFIG_PREEMPT_BUILD") == "y" or (config.get("CONFIG_PREEMPT") == "y" and
+                                                     "CONFIG_PREEMPT_BUILD" not in config):
+        words.append("preempt ")
+    elif config.get("CONFIG_PREEMPT_RT") == "y":
+        words.append("preempt_rt ")
+    if config.get("CONFIG_MODULE_UNLOAD") == "y":
+        words.append("mod_unload ")
+    if config.get("CONFIG_MODVERSIONS") == "y":
+        words.append("modversions ")
+    randstruct = _randstruct_seed(target)
+    if randstruct:
+        words.append("RANDSTRUCT_%s " % randstruct)
+    words.append(ARCH_VERMAGIC[arch])
+    return "".join(words), "computed from the configuration of %s" % target.release
+
+
+def _randstruct_seed(target: KernelTarget) -> str:
+    if not target.build_dir:
+        return ""
+    for rel in ("include/generated/randstruct_hash.h", "include/generated/randomize_layout_hash.h"):
+        try:
+            with open(os.path.join(target.build_dir, rel), encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    if "HASHED_SEED" in line and '"' in line:
+                        return line.split('"')[1]
+        except OSError:
+            continue
+    return ""
+
+
+def gather(target: KernelTarget, extra_symvers: Sequence[str] = (), sig_enforce: Optional[bool] = None,
+           kernel_config: Optional[Mapping[str, str]] = None) -> LoaderFacts:
+    config = kernel_config if kernel_config else target.tree_config
+    vermagic, vermagic_source = kernel_vermagic(target, config)
+    exports, missing = symvers.gather(target, extra_symvers)
+    validates = None if not config else config.get("CONFIG_DEBUG_INFO_BTF_MODULES") == "y"
+    btf = BtfFacts(validates, config.get("CONFIG_MODULE_ALLOW_BTF_MISMATCH") == "y", None, None)
+    return LoaderFacts(config, vermagic, vermagic_source, exports, missing, signature.gather(config, sig_enforce), btf,
+                       target.modules_dir or "")
+
+
+def bare(target: KernelTarget) -> LoaderFacts:
+    """The facts from the build tree's configuration alone (no file read): for callers that hold a
+    module to a kernel without a full run (a test, an explain of a foreign tree)."""
+    config = target.tree_config
+    vermagic, source = kernel_vermagic(target, config)
+    return LoaderFacts(config, vermagic, source, None, "the kernel's exports were not read", signature.gather(config),
+                       BtfFacts(None, False, None, None), target.modules_dir or "")
+
+
+def check_vermagic(info: ModuleInfo, facts: LoaderFacts, release: str) -> Check:
+    has_crcs = info.versions_format is not VersionsFormat.NONE
+    mine = info.vermagic
+    fix = ("rebuild it against the build tree of %s (its kernel-devel / linux-headers package); the compiler is not "
+           "the problem here" % release)
+    if not mine:
+        effect = Effect.TAINTS if facts.force_load else Effect.REJECTED
+        return Check(Gate.VERMAGIC, effect is not Effect.REJECTED, facts.vermagic or release, "absent",
+                     "no vermagic: %s" % ("loaded by force and the kernel tainted (CONFIG_MODULE_FORCE_LOAD=y)"
+                                          if facts.force_load else "\"Exec format error\" (no version magic)"),
+                     fix, effect)
+    if facts.vermagic is None:
+        ok = mine.split(" ", 1)[0] == release
+        return Check(Gate.VERMAGIC, ok, release, mine.strip(),
+                     "vermagic names the target release (flags not compared: %s)" % facts.vermagic_source if ok else
+                     "vermagic is for %s, not %s" % (mine.split(" ", 1)[0], release), "" if ok else fix,
+                     Effect.NOT_CHECKED if ok else Effect.REJECTED)
+    want = facts.vermagic
+    m_release, _, m_flags = mine.partition(" ")
+    k_release, _, k_flags = want.partition(" ")
+    differs: List[str] = []
+    mine_words, want_words = m_flags.split(), k_flags.split()
+    for word in mine_words:
+        if word not in want_words:
+            differs.append("'%s' in the module, not in the kernel" % word)
+    for word in want_words:
+        if word not in mine_words:
+            differs.append("'%s' in the kernel, not in the module" % word)
+    if not differs and mine_words != want_words:
+        differs.append("the same words in another order (%s)" % m_flags.strip())
+    release_note = ""
+    if m_release != k_release:
+        if has_crcs:
+            release_note = ("; release %s is not %s, which the kernel does not compare when the module has symbol "
+                            "versions: symbol_versions decides" % (m_release, k_release))
+        else:
+            differs.insert(0, "release %s, the kernel is %s (compared: the module has no symbol versions)" % (m_release, k_release))
+    if differs:
+        return Check(Gate.VERMAGIC, False, want.strip(), mine.strip(),
+                     "version magic '%s' should be '%s': %s" % (mine.strip(), want.strip(), "; ".join(differs)),
+                     fix, Effect.REJECTED)
+    return Check(Gate.VERMAGIC, True, want.strip(), mine.strip(), "vermagic matches (the kernel's same_magic() rule)" + release_note)
+
+
+def check_symbol_versions(info: ModuleInfo, facts: LoaderFacts) -> Check:
+    expected = "CRCs of %s" % (", ".join(facts.exports.sources) if facts.exports else "the kernel's Module.symvers")
+    if not facts.modversions:
+        return Check(Gate.SYMBOL_VERSIONS, True, "nothing (CONFIG_MODVERSIONS is not set)", str(info.versions_format),
+                     "the kernel does not compare symbol versions")
+    if info.versions_format is VersionsFormat.NONE:
+        effect = Effect.TAINTS if facts.force_load else Effect.REJECTED
+        return Check(Gate.SYMBOL_VERSIONS, effect is Effect.TAINTS, expected, "no __versions",
+                     "the module carries no symbol versions: %s" % (
+                         "loaded by force, kernel tainted (CONFIG_MODULE_FORCE_LOAD=y)" if facts.force_load else
+                         "refused (\"disagrees about version of symbol module_layout\")"),
+                     "rebuild it with kbuild against the kernel's build tree (modpost writes __versions)", effect)
+    if facts.exports is None:
+        return Check(Gate.SYMBOL_VERSIONS, True, expected, "%d versions (%s)" % (len(info.versions), info.versions_format),
+                     "not compared: %s" % facts.exports_missing, "", Effect.NOT_CHECKED)
+    bad: List[str] = []
+    for v in info.versions:
+        export = facts.exports.symbols.get(v.name)
+        if export is None or export.crc is None:
+            continue
+        if v.crc != export.crc:
+            bad.append("%s (module 0x%08x, %s 0x%08x)" % (v.name, v.crc, "kernel" if export.module == "vmlinux" or
+                                                           export.source == facts.exports.sources[0] else export.module,
+                                                           export.crc))
+    found = "%d versions (%s)" % (len(info.versions), info.versions_format)
+    if bad:
+        extra = [s for s in facts.exports.sources[1:]]
+        return Check(Gate.SYMBOL_VERSIONS, False, expected, found,
+                     "disagrees about version of symbol %s" % ", ".join(bad),
+                     "rebuild against the kernel's own Module.symvers (%s)%s" % (
+                         facts.exports.sources[0], ", and the current Module.symvers of %s" % ", ".join(extra) if extra else ""),
+                     Effect.REJECTED)
+    return Check(Gate.SYMBOL_VERSIONS, True, expected, found, "every symbol version matches the exporter's")
+
+
+def check_symbols(info: ModuleInfo, facts: LoaderFacts, siblings: AbstractSet[str]) -> Check:
+    ignored = IGNORED_UNDEFINED.get(str(info.arch) if info.arch else "", set())
+    commons = [n.name for n in info.needed if n.common and not n.name.startswith("__gnu_lto")]
+    needed = [n.name for n in info.needed if not n.common and not n.weak and n.name not in ignored]
+    expected = "exported by %s" % (", ".join(facts.exports.sources) if facts.exports else "the kernel")
+    if commons:
+        return Check(Gate.SYMBOLS, False, expected, "common symbols %s" % ", ".join(commons),
+                     "common symbols %s: the kernel refuses them (\"please compile with -fno-common\")" % ", ".join(commons),
+                     "compile with -fno-common (kbuild does), or define them once", Effect.REJECTED)
+    if facts.exports is None:
+        return Check(Gate.SYMBOLS, True, expected, "%d undefined" % len(needed), "not compared: %s" % facts.exports_missing,
+                     "", Effect.NOT_CHECKED)
+    unknown: List[str] = []
+    not_imported: List[str] = []
+    imported = {v for k, v in info.modinfo if k == "import_ns"}
+    for name in needed:
+        export = facts.exports.symbols.get(name)
+        if export is None:
+            if name not in siblings:
+                unknown.append(name)
+        elif export.namespace and export.namespace not in imported:
+            not_imported.append("%s (namespace %s)" % (name, export.namespace))
+    found = "%d undefined symbol(s)" % len(needed)
+    if unknown:
+        return Check(Gate.SYMBOLS, False, expected, found, "Unknown symbol %s: nothing the kernel or a named module "
+                     "exports" % ", ".join(unknown),
+                     "name the module that exports it (--symvers ITS/Module.symvers, or KBUILD_EXTRA_SYMBOLS), or stop "
+                     "using it: it may be gone from this kernel", Effect.REJECTED)
+    if not_imported:
+        return Check(Gate.SYMBOLS, False, expected, found, "uses %s without importing the namespace" % ", ".join(not_imported),
+                     "add MODULE_IMPORT_NS(...) for each namespace named", Effect.REJECTED)
+    return Check(Gate.SYMBOLS, True, expected, found, "every undefined symbol is exported")
+
+
+def check_license(info: ModuleInfo, facts: LoaderFacts) -> Check:
+    licence = info.info("license")
+    gpl = licence in GPL_COMPATIBLE
+    if gpl:
+        return Check(Gate.LICENSE, True, "any", licence, "GPL-compatible licence")
+    if facts.exports is None:
+        return Check(Gate.LICENSE, True, "a GPL-compatible licence for GPL-only exports", licence or "none",
+                     "licence %r taints the kernel; GPL-only use not compared: %s" % (licence or "unspecified",
+                                                                                  facts.exports_missing),
+                     "", Effect.NOT_CHECKED)
+    gpl_only = sorted(n.name for n in info.needed if not n.common and
+                      (facts.exports.symbols.get(n.name) is not None and facts.exports.symbols[n.name].gpl_only))
+    if gpl_only:
+        return Check(Gate.LICENSE, False, "a GPL-compatible licence (it uses EXPORT_SYMBOL_GPL symbols)", licence or "none",
+                     "licence %r is not GPL-compatible and the module uses GPL-only %s: the kernel hides them from it "
+                     "(\"Unknown symbol %s (err -2)\")" % (licence or "unspecified", ", ".join(gpl_only), gpl_only[0]),
+                     "stop using the GPL-only symbols, or license the module GPL-compatibly (MODULE_LICENSE(\"GPL\"))",
+                     Effect.REJECTED)
+    return Check(Gate.LICENSE, True, "any", licence or "none",
+                 "licence %r is not GPL-compatible: the kernel loads it and taints itself (P)" % (licence or "unspecified"),
+                 "MODULE_LICENSE(\"GPL\") (or a dual licence) if the code allows", Effect.TAINTS)
+
+
+def check_btf(info: ModuleInfo, facts: LoaderFacts) -> Check:
+    btf = facts.btf
+    found = "%d bytes of .BTF" % info.btf_size if info.btf_size else "no .BTF"
+    if not info.btf_size:
+        return Check(Gate.BTF, True, "any", found, "no module BTF: nothing for the kernel to validate")
+    if btf.validates is None:
+        return Check(Gate.BTF, True, "BTF split against the kernel's own", found,
+                     "not checked: the kernel's configuration is unknown", "", Effect.NOT_CHECKED)
+    if not btf.validates:
+        return Check(Gate.BTF, True, "any", found, "the kernel does not read module BTF (no CONFIG_DEBUG_INFO_BTF_MODULES)")
+    if facts.in_tree and info.path.startswith(facts.in_tree.rstrip("/") + "/"):
+        return Check(Gate.BTF, True, "BTF split against the kernel's own", found, "the kernel's own module")
+    if btf.same_base is True:
+        return Check(Gate.BTF, True, "BTF split against the kernel's own", found, "generated against the kernel's own BTF")
+    if btf.allow_mismatch:
+        return Check(Gate.BTF, True, "BTF split against the kernel's own", found,
+                     "a mismatched .BTF would be dropped with a warning (CONFIG_MODULE_ALLOW_BTF_MISMATCH=y): it loads")
+    if btf.same_base is False:
+        return Check(Gate.BTF, False, "BTF split against the kernel's own", found,
+                     "generated against another kernel's BTF: \"failed to validate module BTF\", refused",
+                     "rebuild with kbuildguard make --btf (the target's own BTF as base)", Effect.REJECTED)
+    return Check(Gate.BTF, True, "BTF split against the kernel's own", found,
+                 "not checked: the file does not say which kernel BTF it was split against", "", Effect.NOT_CHECKED)
