@@ -45,7 +45,8 @@ from kbuildguard.verify import (
     Verdict,
     find_reference,
     fix_hint,
-    verify_path,
+    headline,
+    verify_paths,
     with_cause,
 )
 
@@ -276,7 +277,7 @@ def _verify(ctx: Context, p: Plan, expect: Expectation) -> List[ModuleReport]:
         raise BuildFailed("make succeeded but produced no module (modules.order lists %d, none exists)" % len(listed),
                           hint="does the Kbuild/Makefile declare obj-m? nothing was placed in the folder")
     with ctx.console.step("verify modules against %s %s" % (expect.target.release, expect.target.compiler.describe())):
-        return [verify_path(path, expect) for path in produced]
+        return verify_paths(produced, expect)
 
 
 def _destination(req: Request, p: Plan, staged: str, release: str, multi: bool) -> str:
@@ -401,8 +402,9 @@ def build_one(ctx: Context, proj: Project, req: Request, selector: Selector, loc
     outputs.write_json(report_path, data)
     if not ctx.json and not multi:
         for entry, rep in zip(entries, reports):
-            status = "ok" if not rep.failed() else ("KEPT (--allow-mismatch)" if req.allow_mismatch else "REJECTED")
-            ctx.out("%s: %s" % (printable(entry.get("quarantined_to") or entry["path"]), status))
+            status = headline(rep) if not rep.failed() else "%s: %s" % (
+                "KEPT (--allow-mismatch)" if req.allow_mismatch else "REJECTED", headline(rep))
+            ctx.out("%s: %s" % (printable(entry.get("quarantined_to") or entry["path"]), printable(status)))
     elif ctx.json and not multi:
         ctx.out_json(data)  # the report itself: --json prints what report.json holds
     if rejected:

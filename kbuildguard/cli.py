@@ -63,6 +63,9 @@ def _add_kernel_options(p: argparse.ArgumentParser, proc_version: bool = False, 
     if layout:
         g.add_argument("--vmlinux", metavar="FILE", help="the kernel's BTF, vmlinux or vmlinuz: the struct module layout to compare with")
         g.add_argument("--kernel-config", metavar="FILE", help="the kernel's own .config (default: /boot/config-R, /proc/config.gz)")
+        g.add_argument("--symvers", metavar="FILE", action="append", default=[],
+                       help="the Module.symvers of another out-of-tree module this one uses (repeatable); make passes "
+                            "it to kbuild as KBUILD_EXTRA_SYMBOLS")
     p.add_argument("--match", choices=["exact", "version", "minor", "major"],
                    help="how closely the compiler must match the kernel's (default: version = family and X.Y.Z)")
 
@@ -163,14 +166,15 @@ def _make(ctx: Context, args: argparse.Namespace, common: Common) -> int:
     from kbuildguard.commands.make import MakeOptions
 
     return make.run(ctx, MakeOptions(common, args.directory, tuple(args.targets), args.install, args.yes,
-                                     args.dry_run, args.allow_mismatch, args.vmlinux, args.kernel_config, args.btf))
+                                     args.dry_run, args.allow_mismatch, args.vmlinux, args.kernel_config, args.btf,
+                                     tuple(args.symvers)))
 
 
 def _check(ctx: Context, args: argparse.Namespace, common: Common) -> int:
     from kbuildguard.commands import check
     from kbuildguard.commands.check import CheckOptions
 
-    return check.run(ctx, CheckOptions(common, tuple(args.paths), args.vmlinux, args.kernel_config))
+    return check.run(ctx, CheckOptions(common, tuple(args.paths), args.vmlinux, args.kernel_config, tuple(args.symvers)))
 
 
 def _doctor(ctx: Context, args: argparse.Namespace, common: Common) -> int:

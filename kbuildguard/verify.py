@@ -17,7 +17,7 @@ from kbuildguard import loader, signature
 from kbuildguard.arch import same_machine
 from kbuildguard.drift import Drift
 from kbuildguard.errors import BadInput
-from kbuildguard.gates import Check, Effect, Gate, worst
+from kbuildguard.gates import Check, Effect, Gate, effect_words, worst
 from kbuildguard.identity import CompilerId
 from kbuildguard.inspect import Layout, ModuleInfo, find_modules, read_module
 from kbuildguard.kernel import KernelTarget
@@ -310,6 +310,24 @@ def verify_info(info: ModuleInfo, expect: Expectation, siblings: FrozenSet[str] 
                loader.check_btf(info, facts), with_compiler_effect(compiler, layout)]
     verdict = Verdict.OK if all(c.ok for c in checks) else Verdict.MISMATCH
     return ModuleReport(info.path, verdict, tuple(checks), info)
+
+
+def headline(rep: ModuleReport) -> str:
+    """The one line a user needs about a module: what the kernel will do, why, and the fix."""
+    if rep.verdict is Verdict.ERROR:
+        return "cannot be checked: %s" % rep.checks[0].message
+    effect = rep.effect
+    lead = effect_words(effect)
+    # the gate that decides: the first (loader order) with the worst effect; refused gates first
+    deciding = [c for c in rep.checks if not c.ok and c.effect is effect] or [c for c in rep.checks if not c.ok] or \
+               [c for c in rep.checks if c.effect is effect]
+    if rep.verdict is Verdict.OK and effect is Effect.OK:
+        return "ok"
+    c = deciding[0]
+    what = "%s: %s" % (lead, c.message) if effect is not Effect.OK else "refused: %s" % c.message
+    if rep.verdict is Verdict.OK:
+        return "ok, but %s" % what
+    return "%s%s" % (what, ": " + c.fix if c.fix else "")
 
 
 def verify_path(path: str, expect: Expectation) -> ModuleReport:

@@ -35,6 +35,9 @@ def build_module(
     license: Optional[str] = "GPL",
     exports: Sequence[str] = (),
     trailer: bytes = b"",
+    ext_versions: Optional[Sequence[Tuple[str, int]]] = None,  # CONFIG_EXTENDED_MODVERSIONS's two sections
+    import_ns: Sequence[str] = (),
+    btf: bytes = b"",
 ) -> bytes:
     e = ">" if big_endian else "<"
     sections = []  # (name, type, flags, data, link, info, entsize, align)
@@ -45,10 +48,19 @@ def build_module(
         modinfo += ("vermagic=%s\x00" % vermagic).encode()
     if license is not None:
         modinfo += ("license=%s\x00" % license).encode()
+    for ns in import_ns:
+        modinfo += ("import_ns=%s\x00" % ns).encode()
     sections.append((".modinfo", 1, 0x2, modinfo, 0, 0, 0, 1))
     if versions is not None:
         sections.append(("__versions", 1, 0x2, b"".join(struct.pack(e + "Q56s", crc, n.encode()) for n, crc in versions),
                          0, 0, 0, 8))
+    if ext_versions is not None:
+        sections.append(("__version_ext_crcs", 1, 0x2, b"".join(struct.pack(e + "I", crc) for _, crc in ext_versions),
+                         0, 0, 0, 4))
+        sections.append(("__version_ext_names", 1, 0x2, b"".join(n.encode() + b"\x00" for n, _ in ext_versions),
+                         0, 0, 0, 1))
+    if btf:
+        sections.append((".BTF", 1, 0x2, btf, 0, 0, 0, 4))
     if exports:
         sections.append(("__ksymtab_strings", 1, 0x32, b"".join(n.encode() + b"\x00" for n in exports), 0, 0, 1, 1))
     if this_module_size is not None:

@@ -8,6 +8,7 @@ from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.drift import compare
 from kbuildguard.errors import BadInput, ModuleRejected, UsageError
+from kbuildguard.gates import Effect
 from kbuildguard.inspect import find_modules
 from kbuildguard.kernel import KernelTarget
 from kbuildguard.settings import Common
@@ -18,6 +19,7 @@ from kbuildguard.verify import (
     Verdict,
     find_reference,
     fix_hint,
+    headline,
     verify_paths,
     with_cause,
 )
@@ -28,6 +30,7 @@ class CheckOptions(NamedTuple):
     paths: Tuple[str, ...]
     vmlinux: Optional[str] = None
     kernel_config: Optional[str] = None
+    symvers: Tuple[str, ...] = ()
 
 
 def expectation(ctx: Context, target: KernelTarget, level: MatchLevel, opts: CheckOptions) -> Expectation:
@@ -38,7 +41,7 @@ def expectation(ctx: Context, target: KernelTarget, level: MatchLevel, opts: Che
         except BadInput:
             drift = None
         reference = with_cause(reference, drift)
-    return Expectation(target, level, reference, not_compared, loader.gather(target))
+    return Expectation(target, level, reference, not_compared, loader.gather(target, [ctx.path(p) for p in opts.symvers]))
 
 
 def print_reports(ctx: Context, expect: Expectation, reports: List[ModuleReport]) -> None:
@@ -47,11 +50,12 @@ def print_reports(ctx: Context, expect: Expectation, reports: List[ModuleReport]
     if expect.reference is None:
         ctx.out("  layout not compared: %s" % expect.not_compared)
     for rep in reports:
-        ctx.out("%s: %s" % (printable(rep.path), rep.verdict))
+        ctx.out("%s: %s" % (printable(rep.path), printable(headline(rep))))
         for c in rep.checks:
-            if c.ok and ctx.console.verbosity <= 0:
+            if c.ok and c.effect is Effect.OK and ctx.console.verbosity <= 0:
                 continue
-            ctx.out("  %s %s: %s" % ("ok " if c.ok else "BAD", c.name, printable(c.message)))
+            mark = "BAD " if not c.ok else "ok  " if c.effect is Effect.OK else "note"
+            ctx.out("  %s %s [%s]: %s" % (mark, c.name, c.effect, printable(c.message)))
             if not c.ok:
                 ctx.out("      expected: %s" % printable(c.expected))
                 ctx.out("      found:    %s" % printable(c.found))

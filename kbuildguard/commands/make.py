@@ -22,6 +22,22 @@ class MakeOptions(NamedTuple):
     vmlinux: Optional[str] = None
     kernel_config: Optional[str] = None
     btf: bool = False
+    symvers: Tuple[str, ...] = ()  # --symvers: other modules' Module.symvers
+
+
+def with_extra_symbols(ctx: Context, make_args: Tuple[str, ...], symvers: Tuple[str, ...]) -> Tuple[str, ...]:
+    """--symvers FILE joins KBUILD_EXTRA_SYMBOLS (kbuild's own list, space-separated: no spaces in a path)."""
+    if not symvers:
+        return make_args
+    paths = [ctx.path(p) for p in symvers]
+    for path in paths:
+        if any(ch.isspace() for ch in path):
+            raise UsageError("--symvers %s: kbuild's KBUILD_EXTRA_SYMBOLS cannot hold a path with spaces" % printable(path))
+        if not os.path.isfile(path):
+            raise UsageError("--symvers %s: no such file" % printable(path))
+    given = [a.split("=", 1)[1] for a in make_args if a.startswith("KBUILD_EXTRA_SYMBOLS=")]
+    rest = tuple(a for a in make_args if not a.startswith("KBUILD_EXTRA_SYMBOLS="))
+    return rest + ("KBUILD_EXTRA_SYMBOLS=" + " ".join((given[-1].split() if given else []) + paths),)
 
 
 def run(ctx: Context, opts: MakeOptions) -> int:
@@ -36,7 +52,8 @@ def run(ctx: Context, opts: MakeOptions) -> int:
     settings = resolve(opts.common.cli, ctx.env, proj.settings)
     log = settings.log.value
     req = build.Request(
-        module_dir=module_dir, goal=goals[0], make_args=tuple(opts.common.cli.make_args), level=level_of(settings),
+        module_dir=module_dir, goal=goals[0],
+        make_args=with_extra_symbols(ctx, tuple(opts.common.cli.make_args), opts.symvers), level=level_of(settings),
         forced=forced_of(settings), install=opts.install, yes=opts.yes, dry_run=opts.dry_run,
         allow_mismatch=opts.allow_mismatch, vmlinux=ctx.path(opts.vmlinux) if opts.vmlinux else None,
         kernel_config=ctx.path(opts.kernel_config) if opts.kernel_config else None,

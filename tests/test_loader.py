@@ -1,0 +1,208 @@
+"""The loader's gates beside layout and compiler, each against what kernel/module/*.c does."""
+
+import gzip
+from types import SimpleNamespace
+
+import pytest
+
+from conftest import make_tree
+from elfbuild import build_module
+from kbuildguard import inspect, loader, symvers
+from kbuildguard.errors import BadInput
+from kbuildguard.gates import Effect, Gate
+from kbuildguard.inspect import VersionsFormat, read_module
+from kbuildguard.kernel import Selector, resolve
+from kbuildguard.toolchain import MatchLevel
+from kbuildguard.verify import Expectation, headline, verify_info, verify_paths
+
+KERNEL_MAGIC = "6.1.0-56-amd64 SMP preempt mod_unload modversions "
+
+
+def _target(tmp_path, extra_config=()):
+    tree = make_tree(tmp_path / "tree")
+    if extra_config:
+        with open(tree + "/include/config/auto.conf", "a") as f:
+            f.write("\n".join(extra_config) + "\n")
+    return resolve(Selector(kernel_dir=tree))
+
+
+def _info(tmp_path, name="m.ko", **kw):
+    path = tmp_path / name
+    path.write_bytes(build_module(**kw))
+    return read_module(str(path))
+
+
+def _check(tmp_path, gate, extra_config=(), symvers_files=(), **kw):
+    target = _target(tmp_path, extra_config)
+    facts = loader.gather(target, symvers_files)
+    report = verify_info(_info(tmp_path, **kw), Expectation(target, MatchLevel.VERSION, None, "", facts))
+    return [c for c in report.checks if c.name is gate][0], report
+
+
+def test_every_gate_in_the_loaders_order(tmp_path):
+    _, report = _check(tmp_path, Gate.SYMBOLS)
+    assert [str(c.name) for c in report.checks] == [
+        "signature", "machine", "this_module", "layout", "vermagic", "symbol_versions", "symbols", "license", "btf",
+        "compiler"]
+    assert report.effect is Effect.NOT_CHECKED and headline(report).startswith("ok, but not fully checked")
+
+
+def test_the_kernels_vermagic_from_its_configuration(tmp_path):
+    target = _target(tmp_path)
+    assert loader.kernel_vermagic(target, target.tree_config)[0] == KERNEL_MAGIC
+    arm = resolve(Selector(kernel_dir=make_tree(tmp_path / "arm", arch_config="CONFIG_ARM64")))
+    assert loader.kernel_vermagic(arm, arm.tree_config)[0] == KERNEL_MAGIC + "aarch64 "
+
+
+def test_vermagic_release_word_is_skipped_with_symbol_versions(tmp_path):
+    c, _ = _check(tmp_path, Gate.VERMAGIC, vermagic="6.1.0-9-amd64 SMP preempt mod_unload modversions ")
+    assert c.ok and c.effect is Effect.OK and "does not compare" in c.message
+
+
+def test_vermagic_release_word_counts_without_symbol_versions(tmp_path):
+    c, _ = _check(tmp_path, Gate.VERMAGIC, vermagic="6.1.0-9-amd64 SMP preempt mod_unload modversions ", versions=None)
+    assert not c.ok and c.effect is Effect.REJECTED and "release 6.1.0-9-amd64" in c.message
+
+
+def test_vermagic_names_the_flag_that_differs(tmp_path):
+    c, report = _check(tmp_path, Gate.VERMAGIC, vermagic="6.1.0-56-amd64 SMP mod_unload modversions ")
+    assert not c.ok and c.effect is Effect.REJECTED
+    assert "'preempt' in the kernel, not in the module" in c.message
+    assert c.message.startswith("version magic '6.1.0-56-amd64 SMP mod_unload modversions' should be")
+    assert headline(report).startswith("will be rejected at load: version magic")
+
+
+@pytest.mark.parametrize("force,effect", [(False, Effect.REJECTED), (True, Effect.TAINTS)])
+def test_no_vermagic_goes_through_try_to_force_load(tmp_path, force, effect):
+    c, _ = _check(tmp_path, Gate.VERMAGIC, extra_config=["CONFIG_MODULE_FORCE_LOAD=y"] if force else (), vermagic=None)
+    assert c.effect is effect and c.ok is force
+
+
+def test_a_crc_that_differs_is_named_with_both_values(tmp_path):
+    c, report = _check(tmp_path, Gate.SYMBOL_VERSIONS, versions=[("module_layout", 0x9060323F), ("_printk", 0x1234ABCD)])
+    assert not c.ok and c.effect is Effect.REJECTED
+    assert "disagrees about version of symbol _printk (module 0x1234abcd, kernel 0x92997ed8)" in c.message
+    assert "Module.symvers" in c.fix
+    assert headline(report).startswith("will be rejected at load: disagrees about version of symbol _printk")
+
+
+def test_extended_modversions_are_read_and_compared(tmp_path):
+    info = _info(tmp_path, versions=None, ext_versions=[("module_layout", 0x9060323F), ("_printk", 0x92997ED8)])
+    assert info.versions_format is VersionsFormat.EXTENDED and [v.name for v in info.versions] == ["module_layout", "_printk"]
+    c, _ = _check(tmp_path, Gate.SYMBOL_VERSIONS, versions=None, ext_versions=[("_printk", 0x1)])
+    assert c.effect is Effect.REJECTED and "_printk (module 0x00000001" in c.message
+
+
+def test_fixed_entries_of_a_32_bit_kernel():
+    import struct
+
+    data = struct.pack(">I60s", 0xDEADBEEF, b"_printk") + struct.pack(">I60s", 0x1, b"module_layout")
+    sec = SimpleNamespace(size=len(data))
+    fake = SimpleNamespace(bits=32, big_endian=True, section=lambda n: sec if n == "__versions" else None,
+                           section_data=lambda s: data)
+    versions, fmt = inspect._versions(fake)  # noqa: SLF001 - the reader itself, without a 32-bit ELF writer
+    assert fmt is VersionsFormat.FIXED_32 and versions[0] == ("_printk", 0xDEADBEEF) and versions[1].crc == 1
+
+
+@pytest.mark.parametrize("force,effect", [(False, Effect.REJECTED), (True, Effect.TAINTS)])
+def test_no_versions_at_all(tmp_path, force, effect):
+    c, _ = _check(tmp_path, Gate.SYMBOL_VERSIONS, extra_config=["CONFIG_MODULE_FORCE_LOAD=y"] if force else (),
+                  versions=None)
+    assert c.effect is effect
+
+
+def test_an_unknown_symbol_and_a_named_module_that_exports_it(tmp_path):
+    c, _ = _check(tmp_path, Gate.SYMBOLS, undefined=["_printk", "kbg_nowhere"])
+    assert not c.ok and c.effect is Effect.REJECTED and c.message.startswith("Unknown symbol kbg_nowhere")
+    other = tmp_path / "other.symvers"
+    other.write_text("0x11111111\tkbg_nowhere\t/src/provider/kbg_provider\tEXPORT_SYMBOL\t\n")
+    c, _ = _check(tmp_path, Gate.SYMBOLS, symvers_files=[str(other)], undefined=["_printk", "kbg_nowhere"])
+    assert c.ok and c.effect is Effect.OK
+
+
+def test_a_sibling_checked_with_it_exports_the_symbol(tmp_path):
+    target = _target(tmp_path)
+    (tmp_path / "user.ko").write_bytes(build_module(name="user", undefined=["_printk", "kbg_provided"]))
+    (tmp_path / "provider.ko").write_bytes(build_module(name="provider", exports=["kbg_provided"]))
+    expect = Expectation(target, MatchLevel.VERSION, None, "", loader.gather(target))
+    reports = verify_paths([str(tmp_path / "user.ko"), str(tmp_path / "provider.ko")], expect)
+    assert all(c.ok for r in reports for c in r.checks if c.name is Gate.SYMBOLS)
+    alone = verify_paths([str(tmp_path / "user.ko")], expect)
+    assert not [c for c in alone[0].checks if c.name is Gate.SYMBOLS][0].ok
+
+
+def test_weak_and_ignored_undefined_symbols_pass(tmp_path):
+    c, _ = _check(tmp_path, Gate.SYMBOLS, undefined=["_printk", "_GLOBAL_OFFSET_TABLE_"])
+    assert c.ok
+
+
+def test_namespace_must_be_imported(tmp_path):
+    tree = make_tree(tmp_path / "tree")
+    with open(tree + "/Module.symvers", "a") as f:
+        f.write("0x22222222\tcxl_thing\tvmlinux\tEXPORT_SYMBOL_GPL\tCXL\n")
+    target = resolve(Selector(kernel_dir=tree))
+    expect = Expectation(target, MatchLevel.VERSION, None, "", loader.gather(target))
+    c = [c for c in verify_info(_info(tmp_path, undefined=["cxl_thing"]), expect).checks if c.name is Gate.SYMBOLS][0]
+    assert c.effect is Effect.REJECTED and "namespace CXL" in c.message
+    ok = verify_info(_info(tmp_path, "n.ko", undefined=["cxl_thing"], import_ns=["CXL"]), expect)
+    assert [c for c in ok.checks if c.name is Gate.SYMBOLS][0].ok
+
+
+@pytest.mark.parametrize("licence,undefined,effect,ok", [
+    ("GPL", ["_printk", "init_uts_ns"], Effect.OK, True),
+    ("Dual MIT/GPL", ["init_uts_ns"], Effect.OK, True),
+    ("Proprietary", ["_printk"], Effect.TAINTS, True),
+    (None, ["_printk"], Effect.TAINTS, True),
+    ("Proprietary", ["_printk", "init_uts_ns"], Effect.REJECTED, False),
+])
+def test_licence_and_gpl_only_exports(tmp_path, licence, undefined, effect, ok):
+    c, _ = _check(tmp_path, Gate.LICENSE, license=licence, undefined=undefined)
+    assert (c.effect, c.ok) == (effect, ok)
+    if not ok:
+        assert "init_uts_ns" in c.message and "err -2" in c.message
+
+
+@pytest.mark.parametrize("config,btf,effect", [
+    ((), b"", Effect.OK),
+    (["CONFIG_DEBUG_INFO_BTF_MODULES=y"], b"", Effect.OK),
+    ((), b"\x9f\xeb\x01\x00", Effect.OK),  # the kernel does not read module BTF
+    (["CONFIG_DEBUG_INFO_BTF_MODULES=y", "CONFIG_MODULE_ALLOW_BTF_MISMATCH=y"], b"\x9f\xeb\x01\x00", Effect.OK),
+    (["CONFIG_DEBUG_INFO_BTF_MODULES=y"], b"\x9f\xeb\x01\x00", Effect.NOT_CHECKED),
+])
+def test_btf(tmp_path, config, btf, effect):
+    c, _ = _check(tmp_path, Gate.BTF, extra_config=config, btf=btf)
+    assert c.effect is effect and c.ok
+
+
+def test_module_symvers_in_its_three_layouts(tmp_path):
+    old = symvers.parse("0x1\ta\tvmlinux\tEXPORT_SYMBOL\n", "old")
+    mid = symvers.parse("0x2\tb\tNS\tdrivers/x\tEXPORT_SYMBOL_GPL\n", "5.4")
+    new = symvers.parse("0x3\tc\tvmlinux\tEXPORT_SYMBOL_GPL\tCXL\n", "5.9")
+    assert old["a"].crc == 1 and not old["a"].gpl_only and old["a"].namespace == ""
+    assert (mid["b"].module, mid["b"].namespace, mid["b"].gpl_only) == ("drivers/x", "NS", True)
+    assert (new["c"].namespace, new["c"].gpl_only) == ("CXL", True)
+    boot = tmp_path / "symvers-6.1.gz"
+    with gzip.open(str(boot), "wb") as f:
+        f.write(b"0x9\tz\tvmlinux\tEXPORT_SYMBOL\t\n")
+    assert symvers.read(str(boot))["z"].crc == 9
+
+
+@pytest.mark.parametrize("text", ["0x1\ta\n", "nothex\ta\tvmlinux\tEXPORT_SYMBOL\n", "0x1\ta\tb\tc\td\n"])
+def test_a_broken_module_symvers_is_one_line_of_bad_input(text):
+    with pytest.raises(BadInput) as exc:
+        symvers.parse(text, "Module.symvers")
+    assert exc.value.message.startswith("Module.symvers:1:")
+
+
+def test_el_boot_symvers_when_the_tree_has_none(tmp_path):
+    root = tmp_path / "root"
+    tree = make_tree(root / "usr/src/kernels/6.1.0-56-amd64", release="6.1.0-56-amd64")
+    import os
+
+    os.remove(tree + "/Module.symvers")
+    (root / "boot").mkdir()
+    with gzip.open(str(root / "boot/symvers-6.1.0-56-amd64.gz"), "wb") as f:
+        f.write(b"0x92997ed8\t_printk\tvmlinux\tEXPORT_SYMBOL\t\n")
+    target = resolve(Selector(kernel="6.1.0-56-amd64", sysroot=str(root)))
+    exports, _ = symvers.gather(target, ())
+    assert exports is not None and exports.sources[0].endswith("/boot/symvers-6.1.0-56-amd64.gz")
