@@ -190,7 +190,7 @@ def choose_compiler(ctx: Context, target: KernelTarget, req: Request) -> Selecti
 def expectation(ctx: Context, target: KernelTarget, req: Request, drift: Optional[Drift]) -> Expectation:
     """What the modules will be held to; says plainly when the layout cannot be compared."""
     reference, why_not = find_reference(target, req.vmlinux)
-    facts = loader.gather(target, symvers.extra_from_make_args(req.make_args, ctx.env))
+    facts = loader.gather(target, symvers.extra_from_make_args(req.make_args, ctx.env), config_file=req.kernel_config)
     if reference is None:
         ctx.console.warn("layout not compared: %s" % why_not)
         return Expectation(target, req.level, None, why_not, facts, sign_later=True)

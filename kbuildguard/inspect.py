@@ -167,10 +167,14 @@ def _versions(elf: Elf) -> Tuple[Tuple[SymbolVersion, ...], VersionsFormat]:
         return (), VersionsFormat.NONE
     data = elf.section_data(sec)
     crc_size = 8 if elf.bits == 64 else 4
-    fmt = e + ("Q" if crc_size == 8 else "I") + "%ds" % (64 - crc_size)
+    count = len(data) // 64
+    crcs = struct.unpack_from(e + ("Q56x" if crc_size == 8 else "I60x") * count, data)
+    text = data.decode("latin-1")  # symbol names are ASCII; latin-1 cannot fail
     out = []
-    for crc, raw in struct.iter_unpack(fmt, data[: len(data) - len(data) % 64]):
-        out.append(SymbolVersion(raw.split(b"\x00", 1)[0].decode("utf-8", "replace"), crc))
+    for i, crc in enumerate(crcs):
+        start = i * 64 + crc_size
+        end = text.find("\x00", start, start + 64 - crc_size)
+        out.append(SymbolVersion(text[start:end if end >= 0 else start + 64 - crc_size], crc))
     return tuple(out), VersionsFormat.FIXED_64 if crc_size == 8 else VersionsFormat.FIXED_32
 
 

@@ -22,7 +22,8 @@ Read from kernel/module/main.c, version.c (6.1, and 6.13 for extended modversion
 import os
 from typing import AbstractSet, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
-from kbuildguard import signature, symvers
+from kbuildguard import drift, kconfig, signature, symvers
+from kbuildguard.errors import BadInput
 from kbuildguard.gates import Check, Effect, Gate
 from kbuildguard.inspect import ModuleInfo, VersionsFormat
 from kbuildguard.kernel import KernelTarget
@@ -58,8 +59,8 @@ class LoaderFacts(NamedTuple):
     in_tree: str  # the kernel's own module folder: its modules were built with it
 
     @property
-    def modversions(self) -> bool:
-        return self.config.get("CONFIG_MODVERSIONS") == "y"
+    def modversions(self) -> Optional[bool]:
+        return self.config.get("CONFIG_MODVERSIONS") == "y" if self.config else None
 
     @property
     def force_load(self) -> bool:
@@ -106,9 +107,22 @@ def _randstruct_seed(target: KernelTarget) -> str:
     return ""
 
 
+def kernel_config(target: KernelTarget, explicit: Optional[str] = None) -> Mapping[str, str]:
+    """The configuration the kernel itself was built with (its behaviour is what the gates predict):
+    given, /boot/config-R, /proc/config.gz; else its build tree's (the drift check holds them equal
+    where it matters for struct module)."""
+    path = drift.kernel_config_path(target, explicit)
+    if path:
+        try:
+            return kconfig.read(path)
+        except BadInput:
+            pass
+    return target.tree_config
+
+
 def gather(target: KernelTarget, extra_symvers: Sequence[str] = (), sig_enforce: Optional[bool] = None,
-           kernel_config: Optional[Mapping[str, str]] = None) -> LoaderFacts:
-    config = kernel_config if kernel_config else target.tree_config
+           config_file: Optional[str] = None) -> LoaderFacts:
+    config = kernel_config(target, config_file)
     vermagic, vermagic_source = kernel_vermagic(target, config)
     exports, missing = symvers.gather(target, extra_symvers)
     validates = None if not config else config.get("CONFIG_DEBUG_INFO_BTF_MODULES") == "y"
@@ -172,6 +186,10 @@ def check_vermagic(info: ModuleInfo, facts: LoaderFacts, release: str) -> Check:
 
 def check_symbol_versions(info: ModuleInfo, facts: LoaderFacts) -> Check:
     expected = "CRCs of %s" % (", ".join(facts.exports.sources) if facts.exports else "the kernel's Module.symvers")
+    if facts.modversions is None:
+        return Check(Gate.SYMBOL_VERSIONS, True, expected, str(info.versions_format),
+                     "not compared: the kernel's configuration is unknown (is CONFIG_MODVERSIONS set?)", "",
+                     Effect.NOT_CHECKED)
     if not facts.modversions:
         return Check(Gate.SYMBOL_VERSIONS, True, "nothing (CONFIG_MODVERSIONS is not set)", str(info.versions_format),
                      "the kernel does not compare symbol versions")

@@ -367,6 +367,16 @@ def verify_paths(paths: Sequence[str], expect: Expectation, workers: Optional[in
     return with_siblings(_verify_all(paths, expect, workers), expect)
 
 
+def _worker_signals() -> None:
+    """A worker dies quietly on the SIGTERM of Pool.terminate() and leaves Ctrl-C to the parent (it
+    inherited the parent's handlers, which unwind with a traceback in a worker)."""
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _verify_all(paths: Sequence[str], expect: Expectation, workers: Optional[int]) -> List[ModuleReport]:
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -379,7 +389,7 @@ def _verify_all(paths: Sequence[str], expect: Expectation, workers: Optional[int
     # fork: the workers need nothing but these records (Python 3.14 defaults to forkserver).
     # multiprocessing.Pool rather than ProcessPoolExecutor: its mp_context needs Python 3.7.
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        with multiprocessing.get_context("fork").Pool(workers, initializer=_worker_signals) as pool:
             results = pool.map(_verify_chunk, chunks)
     except OSError:  # no fork here (seccomp, resource limits): do it in this process
         return _verify_chunk((paths, expect))

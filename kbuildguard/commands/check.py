@@ -41,7 +41,8 @@ def expectation(ctx: Context, target: KernelTarget, level: MatchLevel, opts: Che
         except BadInput:
             drift = None
         reference = with_cause(reference, drift)
-    return Expectation(target, level, reference, not_compared, loader.gather(target, [ctx.path(p) for p in opts.symvers]))
+    return Expectation(target, level, reference, not_compared, loader.gather(target, [ctx.path(p) for p in opts.symvers],
+                                                                           config_file=ctx.path(opts.kernel_config) if opts.kernel_config else None))
 
 
 def print_reports(ctx: Context, expect: Expectation, reports: List[ModuleReport]) -> None:
