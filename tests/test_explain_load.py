@@ -244,6 +244,9 @@ def test_without_a_target_kernel_the_log_is_still_explained(tmp_path):
     ko = tmp_path / "kdemo.ko"
     ko.write_bytes(build_module())
     code, out, _ = run(tmp_path, ["explain", "kdemo.ko", "--dmesg", "-", "--kernel-dir", str(tmp_path / "nope")],
-                       stdin="[ 1.0] kdemo: please compile with -fno-common\n")
+                       stdin="[ 1.0] kdemo: loading out-of-tree module taints kernel.\n"
+                             "[ 1.0] kdemo: please compile with -fno-common\n")
     assert code == 0 and out.startswith("rejected at load: please compile with -fno-common")
+    assert "taints: loading out-of-tree" not in out  # expected of every out-of-tree module: evidence, not a failure
+    assert "line 1 [-]: kdemo: loading out-of-tree module taints kernel." in out
     assert "could not see: the file's own check: no target kernel" in out

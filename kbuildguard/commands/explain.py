@@ -126,11 +126,12 @@ EFFECT_LABEL = {Effect.REJECTED: "rejected at load", Effect.TAINTS: "taints", Ef
 
 
 def print_load(ctx: Context, found: "explain.LoadExplanation") -> None:
-    """One line per failure first (effect: the kernel's words: cause; fix), then the evidence."""
+    """One line per failure first (effect: the kernel's words: cause; fix), worst first, then the evidence."""
     if not found.findings:
         ctx.out("the log has no loader message for %s (%s, %d lines)" % (found.module, printable(found.log_source),
                                                                          found.log_lines))
-    for f in sorted(found.findings, key=lambda f: (-EFFECT_ORDER.index(f.effect), f.gate is None)):
+    failures = [f for f in found.findings if f.fix or f.effect is Effect.REJECTED]  # not the expected out-of-tree taint
+    for f in sorted(failures, key=lambda f: -EFFECT_ORDER.index(f.effect)):
         fix = "; fix: %s" % f.fix if f.fix else ""
         ctx.out(printable("%s: %s: %s%s" % (EFFECT_LABEL[f.effect], f.summary, f.cause, fix)))
     if found.findings:
