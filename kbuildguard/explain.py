@@ -291,46 +291,47 @@ def _mentions(check: Check, symbol: Optional[str]) -> bool:
     return bool(symbol) and re.search(r"(?<![\w.])%s(?![\w.])" % re.escape(symbol or ""), check.message) is not None
 
 
-def _file_verdict(hit: Hit, checks: Optional[Sequence[Check]]) -> Tuple[str, str]:
-    """(confirmed | contradicted | not-checked | no-file | n/a, the check's message) for one log line."""
+def _file_verdict(hit: Hit, checks: Optional[Sequence[Check]]) -> Tuple[str, str, Optional[Check]]:
+    """(confirmed | contradicted | not-checked | no-file | n/a, what the file's check says, the check that
+    confirms the line) for one log line."""
     if checks is None:
-        return "no-file", ""
+        return "no-file", "", None
     gate = hit.gate
     if gate is None:
-        return "n/a", ""
+        return "n/a", "", None
     by_gate = {c.name: c for c in checks}
     if gate is Gate.SIGNATURE and gate in by_gate:
         c = by_gate[gate]
         if c.found == "unsigned":
-            return "confirmed", "the file is unsigned; " + c.message
-        return "not-checked", "the file is signed; whether the kernel trusts its signer is not checked"
+            return "confirmed", "the file is unsigned; " + c.message, c
+        return "not-checked", "the file is signed; whether the kernel trusts its signer is not checked", None
+    # "Unknown symbol" is also what a GPL-only export hidden from a non-GPL module looks like
     related = [gate] + ([Gate.LICENSE, Gate.SYMBOLS] if hit.message.kind == "unknown_symbol" else [])
     candidates = [by_gate[g] for g in related if g in by_gate]
     symbol = hit.value("sym") or None
     failing = [c for c in candidates if not c.ok or c.effect in (Effect.TAINTS, Effect.REJECTED, Effect.CANNOT_UNLOAD)]
     for c in failing:
         if _mentions(c, symbol):
-            return "confirmed", c.message
+            return "confirmed", c.message, c
     if failing and not symbol:
-        return "confirmed", failing[0].message
+        return "confirmed", failing[0].message, failing[0]
     if failing:
-        return "contradicted", "the file's check fails here for other symbols: " + failing[0].message
+        return "contradicted", "the file's check fails here for other symbols: " + failing[0].message, None
     unchecked = [c for c in candidates if not c.checked]
     if unchecked:
-        return "not-checked", unchecked[0].message
+        return "not-checked", unchecked[0].message, None
     if candidates:
         return "contradicted", "the file passes this gate (%s): the log is about another build of the module, or " \
-                               "another kernel" % candidates[0].message
-    return "n/a", ""
+                               "another kernel" % candidates[0].message, None
+    return "n/a", "", None
 
 
 def _finding(hit: Hit, numbers: List[int], hits: Sequence[Hit], checks: Optional[Sequence[Check]]) -> LoadFinding:
     msg = hit.message
-    verdict, says = _file_verdict(hit, checks)
+    verdict, says, confirming = _file_verdict(hit, checks)
     fix = hit.fill(msg.fix)
-    if checks is not None and verdict == "confirmed":
-        own = [c.fix for c in checks if c.name is hit.gate and not c.ok and c.fix]
-        fix = own[0] if own else fix  # the check's own fix names the release and the symvers file
+    if confirming is not None and confirming.fix:
+        fix = confirming.fix  # the check's own fix names the release, the symvers file, the GPL-only symbols
     return LoadFinding(msg.kind, hit.gate, loadlog.effect_of(hit, hits), hit.fill(msg.summary), hit.fill(msg.cause), fix,
                        msg.source, tuple(numbers), hit.text, hit.module is not None, hit.context,
                        hit.value("sym") or None, verdict, says)
@@ -379,11 +380,9 @@ def gather_load(text: str, source: str, module: str, ko: Optional[str], expect: 
     findings = [_finding(h, numbers, hits, checks) for h, numbers in _group(hits)]
     predicted = _predicted(findings, checks) if checks is not None else []
     if expect is not None and checks is not None:
-        for f in findings:
-            if f.kind == "vermagic":
-                logged_release = f.summary.split("should be '", 1)[-1].split(" ", 1)[0]
-                if logged_release and logged_release != expect.target.release:
-                    unseen.append("the log is from kernel %s, the file was checked against %s (give --kernel %s)" % (
-                        logged_release, expect.target.release, logged_release))
+        for release in sorted({h.words()["release"] for h in hits if h.message.kind == "vermagic"}):
+            if release != expect.target.release:
+                unseen.append("the log is from kernel %s, the file was checked against %s (give --kernel %s)" % (
+                    release, expect.target.release, release))
     return LoadExplanation(loadlog.module_name(module), ko, source, len(text.splitlines()), tuple(repairs),
                            tuple(findings), checks, tuple(predicted), tuple(unseen))

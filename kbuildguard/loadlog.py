@@ -271,10 +271,14 @@ def module_name(name: str) -> str:
 
 def decode(data: bytes, what: str) -> str:
     """Log bytes as text; BadInput for what is not a log (NUL bytes: a binary file, a .ko given as --dmesg)."""
-    if b"\x00" in data[:65536]:
+    return text_of(data.decode("utf-8", errors="replace"), what)
+
+
+def text_of(text: str, what: str) -> str:
+    if "\x00" in text:
         raise BadInput("%s is binary data (NUL bytes), not a kernel log" % what,
                        hint="give the text dmesg or journalctl -k prints: --dmesg FILE")
-    return data.decode("utf-8", errors="replace")
+    return text
 
 
 class Line(NamedTuple):

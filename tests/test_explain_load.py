@@ -189,6 +189,27 @@ def test_cli_json_and_predicted_failures_the_log_does_not_show(tmp_path):
     assert data["checks"] and data["settings"]
 
 
+def test_a_gpl_only_symbol_hidden_from_a_proprietary_module_gets_the_licence_fix(tmp_path):
+    log = ("Dec  2 01:23:45 debian kernel: [   63.1] kdemo: module license 'Proprietary' taints kernel.\n"
+           "Dec  2 01:23:45 debian kernel: [   63.1] kdemo: Unknown symbol init_uts_ns (err -2)\n")
+    tree, ko, path = setup_files(tmp_path, log, license="Proprietary", undefined=("_printk", "init_uts_ns"))
+    code, out, _ = run(tmp_path, ["explain", ko, "--dmesg", path, "--kernel-dir", tree, "--json"])
+    found = {f["kind"]: f for f in json.loads(out)["findings"]}
+    assert found["unknown_symbol"]["file"] == "confirmed"
+    assert "GPL-only init_uts_ns" in found["unknown_symbol"]["file_says"]
+    assert found["unknown_symbol"]["fix"].startswith("stop using the GPL-only symbols, or license the module")
+    assert found["license"]["effect"] == "taints" and found["license"]["file"] == "confirmed"
+
+
+def test_the_log_of_another_kernel_is_said(tmp_path):
+    log = "[ 1.0] kdemo: version magic '%s' should be '6.1.0-99-amd64 SMP preempt mod_unload modversions '\n" % MAGIC
+    tree, ko, path = setup_files(tmp_path, log)
+    code, out, _ = run(tmp_path, ["explain", ko, "--dmesg", path, "--kernel-dir", tree])
+    assert code == 0
+    assert "the file: contradicted: the file passes this gate" in out
+    assert "could not see: the log is from kernel 6.1.0-99-amd64, the file was checked against 6.1.0-56-amd64" in out
+
+
 def test_the_log_is_read_from_stdin_in_journalctl_form(tmp_path):
     journal = ("Dec 02 01:20:00 debian kernel: kdemo: loading out-of-tree module taints kernel.\n"
                "Dec 02 01:20:00 debian kernel: kdemo: no symbol version for _printk\n"

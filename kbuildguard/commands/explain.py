@@ -11,7 +11,7 @@ from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.errors import BadInput, KbgError, ToolNotFound
 from kbuildguard.gates import EFFECT_ORDER, Effect
-from kbuildguard.loadlog import decode, module_name
+from kbuildguard.loadlog import decode, module_name, text_of
 from kbuildguard.run import CommandFailed
 from kbuildguard.settings import Common, Settings
 from kbuildguard.verify import Expectation
@@ -60,7 +60,7 @@ def run(ctx: Context, opts: ExplainOptions) -> int:
 def read_log(ctx: Context, dmesg: Optional[str]) -> Tuple[str, str]:
     """(text, where it came from): the file, stdin, or the running kernel's buffer through `dmesg`."""
     if dmesg == "-":
-        return _checked(ctx.stdin.read(), "stdin"), "stdin"
+        return text_of(ctx.stdin.read(), "stdin"), "stdin"
     if dmesg is not None:
         path = ctx.path(dmesg)
         try:
@@ -80,13 +80,6 @@ def read_log(ctx: Context, dmesg: Optional[str]) -> Tuple[str, str]:
     except ToolNotFound as exc:
         raise ToolNotFound(exc.message, hint="give the log: --dmesg FILE (journalctl -k > FILE; '-' reads stdin)")
     return done.stdout, "dmesg"
-
-
-def _checked(text: str, what: str) -> str:
-    if "\x00" in text:
-        raise BadInput("%s is binary data (NUL bytes), not a kernel log" % what,
-                       hint="give the text dmesg or journalctl -k prints")
-    return text
 
 
 def target_expectation(ctx: Context, settings: Settings, opts: ExplainOptions) -> Tuple[Optional[Expectation], str]:
