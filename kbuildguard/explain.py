@@ -355,6 +355,8 @@ def _predicted(findings: Sequence[LoadFinding], checks: Sequence[Check]) -> List
             why = "not reached: the kernel stopped at an earlier gate"
         elif c.effect is Effect.TAINTS:
             why = "the kernel says it once per boot (or not at all once tainted): an earlier module may have said it"
+        elif not findings:
+            why = "the log has no loader line for the module at all: was it loaded while this log was recorded?"
         elif stop is not None and rank == stop:
             why = "the kernel checks this in the same pass: it should be in the log"
         else:

@@ -231,6 +231,15 @@ def test_without_dmesg_the_running_kernels_log_is_read(tmp_path):
     assert fake.calls == [["dmesg"]]
 
 
+def test_a_log_without_the_module_still_shows_what_the_file_predicts(tmp_path):
+    tree, ko, log = setup_files(tmp_path, DMESG.replace("kdemo", "other"),
+                                versions=(("module_layout", 0x9060323F), ("_printk", 0x12345678)))
+    code, out, _ = run(tmp_path, ["explain", "kdemo.ko", "--dmesg", "dmesg.txt", "--kernel-dir", tree])
+    assert code == 0 and out.startswith("the log has no loader message for kdemo (%s, 11 lines)" % log)
+    assert "rejected at load (symbol_versions): disagrees about version of symbol _printk" in out
+    assert "was it loaded while this log was recorded?" in out
+
+
 def test_dmesg_refused_is_one_line_and_points_at_dmesg_file(tmp_path):
     tree, ko, _ = setup_files(tmp_path, "")
     fake = FakeRunner({("dmesg",): (1, "dmesg: read kernel buffer failed: Operation not permitted")})
