@@ -281,6 +281,13 @@ def text_of(text: str, what: str) -> str:
     return text
 
 
+# A fragment of every message above (and the "BPF:" detail lines): a line without one is not
+# cleaned or matched at all -- a months-long journal is mostly other lines.
+_WORTH = re.compile(r"symbol|version magic|taints kernel|tainting kernel|kernel tainted|is rejected|is restricted|relocation|"
+                    r"validate module|BTF mismatch|BPF:|this_module|fno-common|blacklisted|ELF header|No module found|"
+                    r"insert|mcmodel")
+
+
 class Line(NamedTuple):
     number: int
     text: str
@@ -290,6 +297,8 @@ class Line(NamedTuple):
 def clean_lines(text: str) -> List[Line]:
     out = []
     for i, raw in enumerate(text.splitlines(), start=1):
+        if not _WORTH.search(raw):
+            continue
         clean, repairs = strip_log_prefixes(raw)
         if clean:
             out.append(Line(i, clean, tuple(repairs)))
@@ -309,7 +318,7 @@ def match(line: Line) -> Optional[Hit]:
     return None
 
 
-# An unnamed line belongs to the module named by the nearest named loader line this close to it.
+# An unnamed line belongs to the module named by the nearest named loader line this many log lines away.
 NEIGHBOURHOOD = 6
 
 
@@ -319,7 +328,7 @@ def find(text: str, module: str) -> Tuple[List[Hit], List[str]]:
     neighbour (within NEIGHBOURHOOD lines) is another module's."""
     want = module_name(module)
     lines = clean_lines(text)
-    hits: List[Tuple[int, Hit]] = []
+    hits: List[Hit] = []
     repairs: List[str] = []
     for index, line in enumerate(lines):
         hit = match(line)
@@ -327,11 +336,11 @@ def find(text: str, module: str) -> Tuple[List[Hit], List[str]]:
             continue
         if hit.message.kind == "btf":
             hit = hit._replace(context=_bpf_context(lines, index))
-        hits.append((index, hit))
+        hits.append(hit)
         repairs.extend(r for r in line.repairs if r not in repairs)
     out = []
-    for index, hit in hits:
-        owner = hit.module if hit.module is not None else _neighbour(hits, index)
+    for hit in hits:
+        owner = hit.module if hit.module is not None else _neighbour(hits, hit.number)
         if owner is None or owner == want:
             out.append(hit)
     return out, repairs
@@ -341,18 +350,20 @@ def _bpf_context(lines: Sequence[Line], index: int) -> Tuple[str, ...]:
     """btf_verifier_log()'s "BPF: ..." lines just before a BTF failure: the reason."""
     context: List[str] = []
     i = index - 1
-    while i >= 0 and lines[i].text.startswith("BPF:") and len(context) < 12:
+    number = lines[index].number
+    while i >= 0 and lines[i].number == number - 1 and lines[i].text.startswith("BPF:") and len(context) < 12:
         context.insert(0, lines[i].text)
+        number = lines[i].number
         i -= 1
     return tuple(context)
 
 
-def _neighbour(hits: Sequence[Tuple[int, Hit]], index: int) -> Optional[str]:
+def _neighbour(hits: Sequence[Hit], number: int) -> Optional[str]:
     best: Optional[Tuple[int, str]] = None
-    for other_index, other in hits:
+    for other in hits:
         if other.module is None:
             continue
-        distance = abs(other_index - index)
+        distance = abs(other.number - number)
         if distance <= NEIGHBOURHOOD and (best is None or distance < best[0]):
             best = (distance, other.module)
     return best[1] if best else None
