@@ -34,6 +34,11 @@ EXAMPLES = {
   kbuildguard make -C src/driver clean
   kbuildguard make modules_install -- INSTALL_MOD_PATH=/tmp/root -j4
   kbuildguard make --install --yes                install the kernel's compiler first if missing""",
+    "explain": """examples:
+  kbuildguard explain kdemo.ko                    why it would not load: the running kernel's dmesg, and the file's check
+  kbuildguard explain kdemo.ko --dmesg boot.log --kernel 6.1.0-56-amd64
+  journalctl -k | kbuildguard explain kdemo --dmesg -
+  kbuildguard explain kdemo                       why the loaded module kdemo will not unload""",
     "check": """examples:
   kbuildguard check vendor/driver.ko --kernel 6.1.0-56-amd64
   kbuildguard check /lib/modules/6.1.0-56-amd64/extra --json""",
@@ -122,13 +127,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-C", dest="directory", default=".", metavar="DIR")
     p.add_argument("--name", default="kdemo", help="module name (default: kdemo, the module from the original incident)")
 
-    p = add("explain", "say why a loaded module will not unload (rmmod: Device or resource busy), branch by branch of delete_module()")
-    p.add_argument("module", metavar="MODULE")
+    p = add("explain", "say why a module would not load (MODULE.ko, or --dmesg FILE): each kernel log line mapped to "
+                       "its gate, cause and fix; or why a loaded MODULE will not unload (rmmod: Device or resource "
+                       "busy), branch by branch of delete_module()")
+    p.add_argument("module", metavar="MODULE|MODULE.ko")
+    p.add_argument("--dmesg", metavar="FILE", help="the kernel log to explain (dmesg, journalctl -k, syslog, pasted; "
+                                                    "'-': stdin; default: run dmesg): load-failure mode")
     p.add_argument("--ko", metavar="FILE", help="the module's .ko (default: found through modules.dep)")
     p.add_argument("--root", default="/", metavar="DIR", help="read proc/, sys/, lib/modules and boot/ under DIR (a captured system)")
-    p.add_argument("--kernel", metavar="RELEASE", help="the loaded kernel's release (default: the running kernel's)")
+    p.add_argument("--kernel", metavar="RELEASE", help="the kernel's release (default: the running kernel's)")
+    p.add_argument("--kernel-dir", metavar="DIR", help="load-failure mode: the build tree the .ko is checked against")
+    p.add_argument("--sysroot", metavar="DIR", help="load-failure mode: a root whose kernel the .ko is checked against")
     p.add_argument("--match", choices=["exact", "version", "minor", "major"], help=argparse.SUPPRESS)
-    p.add_argument("--sysroot", help=argparse.SUPPRESS)
 
     add("rpm-macros", "print the RPM macros (%%kbuildguard_make) for /usr/lib/rpm/macros.d/macros.kbuildguard")
 
@@ -194,7 +204,7 @@ def _explain(ctx: Context, args: argparse.Namespace, common: Common) -> int:
     from kbuildguard.commands import explain
     from kbuildguard.commands.explain import ExplainOptions
 
-    return explain.run(ctx, ExplainOptions(common, args.module, args.root, args.ko))
+    return explain.run(ctx, ExplainOptions(common, args.module, args.root, args.ko, args.dmesg))
 
 
 def _init(ctx: Context, args: argparse.Namespace, common: Common) -> int:

@@ -151,6 +151,25 @@ def _search(text: str) -> Tuple[Optional[Found], Optional[BadInput]]:
     return None, _nothing_found(lines, in_prose)
 
 
+def strip_log_prefixes(raw: str) -> Tuple[str, List[str]]:
+    """One pasted log line without what a known layout puts in front of the kernel's own text
+    (indentation, quote markers, a syslog/journal prefix, a dmesg timestamp, a log level, ...),
+    and the repairs made; the line itself when nothing is in front of it."""
+    pos = 0
+    repairs: List[str] = []
+    while pos < len(raw):
+        for pattern, repair in _PREFIXES:
+            m = pattern.match(raw, pos)
+            if m and m.end() > pos:
+                pos = m.end()
+                if repair and repair not in repairs:
+                    repairs.append(repair)
+                break
+        else:
+            break
+    return _SGR.sub("", raw[pos:]).rstrip(), repairs
+
+
 def _kernel_line_start(raw: str) -> Optional[Tuple[int, bool, List[str]]]:
     """Where the kernel line starts in ``raw`` (after a known prefix), whether it was mail-quoted,
     and the prefixes removed; None when "Linux version" follows something else (a sentence)."""

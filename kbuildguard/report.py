@@ -10,7 +10,7 @@ from kbuildguard.toolchain import Selection
 from kbuildguard.verify import Check, Expectation, ModuleReport, ReferenceLayout
 
 if TYPE_CHECKING:  # explain is imported only by the command that explains
-    from kbuildguard.explain import Explanation
+    from kbuildguard.explain import Explanation, LoadExplanation
 
 
 def compiler_json(cid: CompilerId, source: str = "") -> Dict[str, Any]:
@@ -93,6 +93,25 @@ def expectation_json(expect: Expectation) -> Dict[str, Any]:
 def explanation_json(found: "Explanation") -> Dict[str, Any]:
     return {"module": found.module._asdict(), "ko": found.ko, "findings": [f._asdict() for f in found.findings],
             "checks": [check_json(c) for c in found.checks] if found.checks else None, "not_seen": list(found.not_seen)}
+
+
+def load_explanation_json(found: "LoadExplanation") -> Dict[str, Any]:
+    """`explain MODULE.ko --json` / `explain --dmesg FILE --json` (README: "explain: load failures")."""
+    return {
+        "mode": "load",
+        "module": found.module,
+        "ko": found.ko,
+        "log": {"source": found.log_source, "lines": found.log_lines, "repairs": list(found.repairs)},
+        "effect": str(found.effect),
+        "findings": [{"kind": f.kind, "gate": str(f.gate) if f.gate is not None else None, "effect": str(f.effect),
+                      "summary": f.summary, "cause": f.cause, "fix": f.fix or None, "source": f.source,
+                      "lines": list(f.lines), "text": f.text, "names_module": f.names_module,
+                      "context": list(f.context), "symbol": f.symbol, "file": f.file, "file_says": f.file_says or None}
+                     for f in found.findings],
+        "predicted_not_logged": [dict(check_json(p.check), why=p.why) for p in found.predicted],
+        "checks": [check_json(c) for c in found.checks] if found.checks is not None else None,
+        "not_seen": list(found.not_seen),
+    }
 
 
 def kernel_summary_json(target: KernelTarget) -> Dict[str, Any]:
