@@ -59,9 +59,10 @@ class ModuleInfo(NamedTuple):
     comment: Tuple[str, ...]
     modinfo: Tuple[Tuple[str, str], ...]
     layout: Optional[Layout]
-    versions: Tuple[SymbolVersion, ...] = ()
+    version_names: Tuple[str, ...] = ()  # __versions, as two columns
+    version_crcs: Tuple[int, ...] = ()
     versions_format: VersionsFormat = VersionsFormat.NONE
-    needed: Tuple[Needed, ...] = ()  # undefined (and common) symbols
+    needed: Needed = Needed((), (), ())  # undefined (and common) symbols
     exports: Tuple[str, ...] = ()  # the names it exports itself (__ksymtab_strings)
     btf_size: int = 0  # its .BTF section, 0 when it has none
     signature: Optional[ModuleSignature] = None
@@ -71,6 +72,10 @@ class ModuleInfo(NamedTuple):
             if k == key:
                 return v
         return ""
+
+    @property
+    def versions(self) -> List[SymbolVersion]:
+        return [SymbolVersion(n, c) for n, c in zip(self.version_names, self.version_crcs)]
 
     @property
     def vermagic(self) -> str:
@@ -150,32 +155,28 @@ def _layout(elf: Elf) -> Optional[Layout]:
     return Layout(sec.size, init, exit_)
 
 
-def _versions(elf: Elf) -> Tuple[Tuple[SymbolVersion, ...], VersionsFormat]:
+def _versions(elf: Elf) -> Tuple[Tuple[str, ...], Tuple[int, ...], VersionsFormat]:
     """__versions in the form the kernel reads: version.c check_version() (6.1) walks fixed
     ``struct modversion_info {unsigned long crc; char name[64 - sizeof(unsigned long)];}``; 6.13's
     extended modversions add parallel __version_ext_crcs (s32) and __version_ext_names (NUL-separated),
     which the kernel then prefers."""
     e = ">" if elf.big_endian else "<"
-    crcs, names = elf.section("__version_ext_crcs"), elf.section("__version_ext_names")
-    if crcs is not None and names is not None:
-        values = [v[0] for v in struct.iter_unpack(e + "I", elf.section_data(crcs)[: crcs.size - crcs.size % 4])]
-        words = elf.section_data(names).split(b"\x00")
-        return (tuple(SymbolVersion(w.decode("utf-8", "replace"), c) for w, c in zip(words, values)),
-                VersionsFormat.EXTENDED)
+    ext_crcs, ext_names = elf.section("__version_ext_crcs"), elf.section("__version_ext_names")
+    if ext_crcs is not None and ext_names is not None:
+        values = struct.unpack_from(e + "I" * (ext_crcs.size // 4), elf.section_data(ext_crcs))
+        names = elf.section_data(ext_names).decode("latin-1").split("\x00")[: len(values)]
+        return tuple(names), values[: len(names)], VersionsFormat.EXTENDED
     sec = elf.section("__versions")
     if sec is None:
-        return (), VersionsFormat.NONE
+        return (), (), VersionsFormat.NONE
     data = elf.section_data(sec)
     crc_size = 8 if elf.bits == 64 else 4
     count = len(data) // 64
     crcs = struct.unpack_from(e + ("Q56x" if crc_size == 8 else "I60x") * count, data)
     text = data.decode("latin-1")  # symbol names are ASCII; latin-1 cannot fail
-    out = []
-    for i, crc in enumerate(crcs):
-        start = i * 64 + crc_size
-        end = text.find("\x00", start, start + 64 - crc_size)
-        out.append(SymbolVersion(text[start:end if end >= 0 else start + 64 - crc_size], crc))
-    return tuple(out), VersionsFormat.FIXED_64 if crc_size == 8 else VersionsFormat.FIXED_32
+    width = 64 - crc_size
+    words = tuple(text[start:start + width].partition("\x00")[0] for start in range(crc_size, count * 64, 64))
+    return words, crcs, VersionsFormat.FIXED_64 if crc_size == 8 else VersionsFormat.FIXED_32
 
 
 def _exports(elf: Elf) -> Tuple[str, ...]:
@@ -196,11 +197,11 @@ def read_module(path: str) -> ModuleInfo:
                 key, _, value = entry.decode("utf-8", errors="replace").partition("=")
                 modinfo.append((key, value))
         layout = _layout(elf)
-        versions, versions_format = _versions(elf)
+        version_names, version_crcs, versions_format = _versions(elf)
         btf = elf.section(".BTF")
         return ModuleInfo(path, elf.machine, elf.arch, elf.bits, elf.big_endian, tuple(compilers), tuple(linkers),
-                          tuple(strings), tuple(modinfo), layout, versions, versions_format,
-                          tuple(elf.undefined_symbols()), _exports(elf), btf.size if btf is not None else 0,
+                          tuple(strings), tuple(modinfo), layout, version_names, version_crcs, versions_format,
+                          elf.undefined_symbols(), _exports(elf), btf.size if btf is not None else 0,
                           read_signature(data))
 
 

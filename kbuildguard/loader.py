@@ -197,22 +197,21 @@ def check_symbol_versions(info: ModuleInfo, facts: LoaderFacts) -> Check:
         effect = Effect.TAINTS if facts.force_load else Effect.REJECTED
         return Check(Gate.SYMBOL_VERSIONS, effect is Effect.TAINTS, expected, "no __versions",
                      "the module carries no symbol versions: %s" % (
-                         "loaded by force, kernel tainted (CONFIG_MODULE_FORCE_LOAD=y)" if facts.force_load else
-                         "refused (\"disagrees about version of symbol module_layout\")"),
+                         "loaded by force, kernel tainted (\"M: module_layout: kernel tainted.\", CONFIG_MODULE_FORCE_LOAD=y)"
+                         if facts.force_load else "refused without a log line (insmod: Exec format error): "
+                         "check_modstruct_version() fails"),
                      "rebuild it with kbuild against the kernel's build tree (modpost writes __versions)", effect)
     if facts.exports is None:
-        return Check(Gate.SYMBOL_VERSIONS, True, expected, "%d versions (%s)" % (len(info.versions), info.versions_format),
+        return Check(Gate.SYMBOL_VERSIONS, True, expected, "%d versions (%s)" % (len(info.version_names), info.versions_format),
                      "not compared: %s" % facts.exports_missing, "", Effect.NOT_CHECKED)
+    symbols = facts.exports.symbols
     bad: List[str] = []
-    for v in info.versions:
-        export = facts.exports.symbols.get(v.name)
-        if export is None or export.crc is None:
-            continue
-        if v.crc != export.crc:
-            bad.append("%s (module 0x%08x, %s 0x%08x)" % (v.name, v.crc, "kernel" if export.module == "vmlinux" or
-                                                           export.source == facts.exports.sources[0] else export.module,
-                                                           export.crc))
-    found = "%d versions (%s)" % (len(info.versions), info.versions_format)
+    for name, crc in zip(info.version_names, info.version_crcs):
+        export = symbols.get(name)
+        if export is not None and export.crc is not None and export.crc != crc:
+            who = "kernel" if export.module == "vmlinux" or export.source == facts.exports.sources[0] else export.module
+            bad.append("%s (module 0x%08x, %s 0x%08x)" % (name, crc, who, export.crc))
+    found = "%d versions (%s)" % (len(info.version_names), info.versions_format)
     if bad:
         extra = [s for s in facts.exports.sources[1:]]
         return Check(Gate.SYMBOL_VERSIONS, False, expected, found,
@@ -225,8 +224,8 @@ def check_symbol_versions(info: ModuleInfo, facts: LoaderFacts) -> Check:
 
 def check_symbols(info: ModuleInfo, facts: LoaderFacts, siblings: AbstractSet[str]) -> Check:
     ignored = IGNORED_UNDEFINED.get(str(info.arch) if info.arch else "", set())
-    commons = [n.name for n in info.needed if n.common and not n.name.startswith("__gnu_lto")]
-    needed = [n.name for n in info.needed if not n.common and not n.weak and n.name not in ignored]
+    commons = [n for n in info.needed.common if not n.startswith("__gnu_lto")]
+    needed = [n for n in info.needed.strong if n not in ignored]
     expected = "exported by %s" % (", ".join(facts.exports.sources) if facts.exports else "the kernel")
     if commons:
         return Check(Gate.SYMBOLS, False, expected, "common symbols %s" % ", ".join(commons),
@@ -267,8 +266,8 @@ def check_license(info: ModuleInfo, facts: LoaderFacts) -> Check:
                      "licence %r taints the kernel; GPL-only use not compared: %s" % (licence or "unspecified",
                                                                                   facts.exports_missing),
                      "", Effect.NOT_CHECKED)
-    gpl_only = sorted(n.name for n in info.needed if not n.common and
-                      (facts.exports.symbols.get(n.name) is not None and facts.exports.symbols[n.name].gpl_only))
+    symbols = facts.exports.symbols
+    gpl_only = sorted(n for n in info.needed.strong + info.needed.weak if n in symbols and symbols[n].gpl_only)
     if gpl_only:
         return Check(Gate.LICENSE, False, "a GPL-compatible licence (it uses EXPORT_SYMBOL_GPL symbols)", licence or "none",
                      "licence %r is not GPL-compatible and the module uses GPL-only %s: the kernel hides them from it "
