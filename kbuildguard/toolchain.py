@@ -5,6 +5,7 @@ as meson does; the ``--version`` banner only supplies the vendor release and the
 gcc 4.8.5 (CentOS 7) has no ``-dumpfullversion``, and banners are translated in other locales.
 """
 
+import functools
 import glob
 import os
 import re
@@ -78,6 +79,7 @@ class Selection(NamedTuple):
     level: MatchLevel
 
 
+@functools.lru_cache(maxsize=64)  # a pure answer; `check` asks it for the same few pairs 30,000 times
 def mismatch_reason(kernel: CompilerId, other: CompilerId, level: MatchLevel) -> Optional[str]:
     """None when ``other`` matches the kernel's compiler under ``level``; otherwise why not.
 

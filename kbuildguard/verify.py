@@ -16,6 +16,7 @@ from typing import FrozenSet, List, NamedTuple, Optional, Sequence, Tuple
 from kbuildguard import loader, signature
 from kbuildguard.arch import same_machine
 from kbuildguard.drift import Drift
+from kbuildguard.elf import Needed
 from kbuildguard.errors import BadInput
 from kbuildguard.gates import Check, Effect, Gate, effect_words, worst
 from kbuildguard.identity import CompilerId
@@ -348,6 +349,19 @@ def _verify_chunk(job: Tuple[Sequence[str], Expectation]) -> List[ModuleReport]:
     return [verify_path(p, expect) for p in paths]
 
 
+def _lean(report: ModuleReport) -> ModuleReport:
+    """What a worker sends back: the symbol columns only where a sibling may still resolve them
+    (they are most of a report's pickled size, and 4000 reports cross the pipe)."""
+    info = report.info
+    if info is None or any(c.name is Gate.SYMBOLS and not c.ok for c in report.checks):
+        return report
+    return report._replace(info=info._replace(needed=Needed((), (), ()), version_names=(), version_crcs=(), comment=()))
+
+
+def _verify_chunk_lean(job: Tuple[Sequence[str], Expectation]) -> List[ModuleReport]:
+    return [_lean(r) for r in _verify_chunk(job)]
+
+
 def with_siblings(reports: List[ModuleReport], expect: Expectation) -> List[ModuleReport]:
     """Modules checked together may use each other's exports (modprobe loads the exporter first):
     check the symbols again of a module that needs what a sibling exports."""
@@ -390,7 +404,7 @@ def _verify_all(paths: Sequence[str], expect: Expectation, workers: Optional[int
     # multiprocessing.Pool rather than ProcessPoolExecutor: its mp_context needs Python 3.7.
     try:
         with multiprocessing.get_context("fork").Pool(workers, initializer=_worker_signals) as pool:
-            results = pool.map(_verify_chunk, chunks)
+            results = pool.map(_verify_chunk_lean, chunks)
     except OSError:  # no fork here (seccomp, resource limits): do it in this process
         return _verify_chunk((paths, expect))
     return [report for chunk in results for report in chunk]
