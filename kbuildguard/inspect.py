@@ -5,6 +5,7 @@ ELF parsing is kbuildguard.elf (see there why not pyelftools). Plain modules are
 """
 
 import contextlib
+import functools
 import mmap
 import os
 import stat
@@ -155,6 +156,13 @@ def _layout(elf: Elf) -> Optional[Layout]:
     return Layout(sec.size, init, exit_)
 
 
+@functools.lru_cache(maxsize=256)
+def _comment(data: bytes) -> Tuple[Tuple[CompilerId, ...], Tuple[Linker, ...], Tuple[str, ...]]:
+    """A kernel's 4000 modules carry a handful of distinct .comment sections: parse each once."""
+    compilers, linkers, strings = parse_comment(data)
+    return tuple(compilers), tuple(linkers), tuple(strings)
+
+
 def _versions(elf: Elf) -> Tuple[Tuple[str, ...], Tuple[int, ...], VersionsFormat]:
     """__versions in the form the kernel reads: version.c check_version() (6.1) walks fixed
     ``struct modversion_info {unsigned long crc; char name[64 - sizeof(unsigned long)];}``; 6.13's
@@ -190,17 +198,14 @@ def read_module(path: str) -> ModuleInfo:
         elf = Elf(data, path)
         if elf.type != ET_REL:
             raise BadInput("%s: ELF type %d, but a kernel module is ET_REL (relocatable)" % (path, elf.type))
-        compilers, linkers, strings = parse_comment(_section_data(elf, ".comment") or b"")
-        modinfo: List[Tuple[str, str]] = []
-        for entry in (_section_data(elf, ".modinfo") or b"").split(b"\x00"):
-            if b"=" in entry:
-                key, _, value = entry.decode("utf-8", errors="replace").partition("=")
-                modinfo.append((key, value))
+        compilers, linkers, strings = _comment(_section_data(elf, ".comment") or b"")
+        text = (_section_data(elf, ".modinfo") or b"").decode("utf-8", errors="replace")
+        modinfo = [(key, value) for key, eq, value in (e.partition("=") for e in text.split("\x00")) if eq]
         layout = _layout(elf)
         version_names, version_crcs, versions_format = _versions(elf)
         btf = elf.section(".BTF")
-        return ModuleInfo(path, elf.machine, elf.arch, elf.bits, elf.big_endian, tuple(compilers), tuple(linkers),
-                          tuple(strings), tuple(modinfo), layout, version_names, version_crcs, versions_format,
+        return ModuleInfo(path, elf.machine, elf.arch, elf.bits, elf.big_endian, compilers, linkers,
+                          strings, tuple(modinfo), layout, version_names, version_crcs, versions_format,
                           elf.undefined_symbols(), _exports(elf), btf.size if btf is not None else 0,
                           read_signature(data))
 
