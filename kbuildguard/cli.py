@@ -67,6 +67,16 @@ def _add_kernel_options(p: argparse.ArgumentParser, proc_version: bool = False, 
                    help="how closely the compiler must match the kernel's (default: version = family and X.Y.Z)")
 
 
+def _add_signature_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sig-enforce", choices=["yes", "no"],
+                   help="whether the target kernel enforces module signatures (module.sig_enforce=1, lockdown), for a "
+                        "target kbuildguard cannot see (default: read from the running kernel, the sysroot, the config)")
+
+
+def _sig_enforce(args: argparse.Namespace) -> Optional[bool]:
+    return None if args.sig_enforce is None else args.sig_enforce == "yes"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kbuildguard",
@@ -114,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("check", "verify modules built elsewhere against the target kernel")
     p.add_argument("paths", nargs="+", metavar="FILE.ko|DIR")
     _add_kernel_options(p, layout=True)
+    _add_signature_options(p)
+    p.add_argument("--trusted-cert", action="append", default=[], metavar="FILE",
+                   help="a certificate (PEM or DER) the kernel trusts (its MOK or builtin keys); repeatable: a module "
+                        "signed by it is trusted, and its signature verified with openssl")
 
     p = add("init", "scaffold kbuildguard.toml and a module source from the templates")
     p.add_argument("-C", dest="directory", default=".", metavar="DIR")
@@ -170,7 +184,8 @@ def _check(ctx: Context, args: argparse.Namespace, common: Common) -> int:
     from kbuildguard.commands import check
     from kbuildguard.commands.check import CheckOptions
 
-    return check.run(ctx, CheckOptions(common, tuple(args.paths), args.vmlinux, args.kernel_config))
+    return check.run(ctx, CheckOptions(common, tuple(args.paths), args.vmlinux, args.kernel_config,
+                                       tuple(args.trusted_cert), _sig_enforce(args)))
 
 
 def _doctor(ctx: Context, args: argparse.Namespace, common: Common) -> int:
