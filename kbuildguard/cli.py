@@ -112,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="EMERGENCY ONLY: keep mismatched modules instead of quarantining them; recorded in the report")
     p.add_argument("--btf", action="store_true",
                    help="generate module BTF against the target kernel's own BTF (running kernel's, --vmlinux, /boot/vmlinuz-R)")
+    p.add_argument("--sign", action="store_true",
+                   help="sign the verified modules with the tree's scripts/sign-file and CONFIG_MODULE_SIG_HASH, then verify "
+                        "them again (key: --sign-key/--sign-cert, KBUILDGUARD_SIGN_*, [sign] in kbuildguard.toml, else "
+                        "DKMS's /var/lib/dkms/mok.key or akmods' key)")
+    p.add_argument("--sign-key", metavar="KEY", help="the private key for --sign (a file, or a pkcs11: URI)")
+    p.add_argument("--sign-cert", metavar="CERT", help="the certificate of --sign-key (PEM or DER)")
+    _add_signature_options(p)
     p.add_argument("targets", nargs="*", metavar="TARGET", help="modules (default), clean or modules_install; make arguments go after --")
 
     p = add("doctor", "check every tool kbuild will run (linker, objtool, modpost, gcc plugins, pahole, LLVM, rustc) "
@@ -162,7 +169,8 @@ def split_make_args(argv: Sequence[str]) -> Tuple[List[str], List[str]]:
 def _common(args: argparse.Namespace, make_args: Sequence[str]) -> Common:
     cli = CommandLine(match=args.match if "match" in args else None, cc=getattr(args, "cc", None),
                       kernel=getattr(args, "kernel", None), kernel_dir=getattr(args, "kernel_dir", None),
-                      sysroot=getattr(args, "sysroot", None), log_file=args.log_file, make_args=tuple(make_args))
+                      sysroot=getattr(args, "sysroot", None), log_file=args.log_file, make_args=tuple(make_args),
+                      sign_key=getattr(args, "sign_key", None), sign_cert=getattr(args, "sign_cert", None))
     return Common(cli, getattr(args, "proc_version_file", None))
 
 
@@ -177,7 +185,8 @@ def _make(ctx: Context, args: argparse.Namespace, common: Common) -> int:
     from kbuildguard.commands.make import MakeOptions
 
     return make.run(ctx, MakeOptions(common, args.directory, tuple(args.targets), args.install, args.yes,
-                                     args.dry_run, args.allow_mismatch, args.vmlinux, args.kernel_config, args.btf))
+                                     args.dry_run, args.allow_mismatch, args.vmlinux, args.kernel_config, args.btf,
+                                     args.sign, _sig_enforce(args)))
 
 
 def _check(ctx: Context, args: argparse.Namespace, common: Common) -> int:

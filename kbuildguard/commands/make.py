@@ -22,6 +22,8 @@ class MakeOptions(NamedTuple):
     vmlinux: Optional[str] = None
     kernel_config: Optional[str] = None
     btf: bool = False
+    sign: bool = False
+    sig_enforce: Optional[bool] = None
 
 
 def run(ctx: Context, opts: MakeOptions) -> int:
@@ -41,7 +43,10 @@ def run(ctx: Context, opts: MakeOptions) -> int:
         allow_mismatch=opts.allow_mismatch, vmlinux=ctx.path(opts.vmlinux) if opts.vmlinux else None,
         kernel_config=ctx.path(opts.kernel_config) if opts.kernel_config else None,
         scl_root=settings.scl_root.value or "/opt/rh", settings=settings,
-        log_path=ctx.path(log) if log else os.path.join(module_dir, ".kbuildguard", "build.log"), btf=opts.btf)
+        log_path=ctx.path(log) if log else os.path.join(module_dir, ".kbuildguard", "build.log"), btf=opts.btf,
+        sign=opts.sign, sig_enforce=opts.sig_enforce)
+    if (opts.common.cli.sign_key or opts.common.cli.sign_cert) and not opts.sign:
+        raise UsageError("--sign-key and --sign-cert are for --sign: add --sign")
     releases = build.kernel_list(settings.kernel.value, settings.sysroot.value)
     if releases is None:
         return build.run(ctx, proj, req, [selector_for(settings)], many=False)
