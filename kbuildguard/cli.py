@@ -136,6 +136,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a certificate (PEM or DER) the kernel trusts (its MOK or builtin keys); repeatable: a module "
                         "signed by it is trusted, and its signature verified with openssl")
 
+    p = add("sign", "sign built modules with the kernel tree's scripts/sign-file (as make --sign), then verify them; "
+                    "for an RPM's buildroot after rpm's strip step")
+    p.add_argument("paths", nargs="+", metavar="FILE.ko|DIR")
+    _add_kernel_options(p)
+    p.add_argument("--sign-key", metavar="KEY", help="the private key (a file, or a pkcs11: URI); default as make --sign")
+    p.add_argument("--sign-cert", metavar="CERT", help="the certificate of --sign-key (PEM or DER)")
+    p.add_argument("--trusted-cert", action="append", default=[], metavar="FILE",
+                   help="a certificate the kernel trusts (repeatable), as for check")
+    _add_signature_options(p)
+
     p = add("init", "scaffold kbuildguard.toml and a module source from the templates")
     p.add_argument("-C", dest="directory", default=".", metavar="DIR")
     p.add_argument("--name", default="kdemo", help="module name (default: kdemo, the module from the original incident)")
@@ -197,6 +207,13 @@ def _check(ctx: Context, args: argparse.Namespace, common: Common) -> int:
                                        tuple(args.trusted_cert), _sig_enforce(args)))
 
 
+def _sign(ctx: Context, args: argparse.Namespace, common: Common) -> int:
+    from kbuildguard.commands import sign
+    from kbuildguard.commands.sign import SignOptions
+
+    return sign.run(ctx, SignOptions(common, tuple(args.paths), _sig_enforce(args), tuple(args.trusted_cert)))
+
+
 def _doctor(ctx: Context, args: argparse.Namespace, common: Common) -> int:
     from kbuildguard.commands import doctor
     from kbuildguard.commands.doctor import DoctorOptions
@@ -235,7 +252,7 @@ def _rpm_macros(ctx: Context, args: argparse.Namespace, common: Common) -> int:
 # Commands are imported when dispatched: `kbuildguard --version` imports none of them, and
 # `kbuildguard detect` not the build pipeline.
 COMMANDS: Dict[str, Callable[[Context, argparse.Namespace, Common], int]] = {
-    "detect": _detect, "doctor": _doctor, "make": _make, "check": _check, "setup": _setup, "explain": _explain, "init": _init,
+    "detect": _detect, "doctor": _doctor, "make": _make, "check": _check, "sign": _sign, "setup": _setup, "explain": _explain, "init": _init,
     "rpm-macros": _rpm_macros}
 
 

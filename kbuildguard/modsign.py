@@ -22,6 +22,7 @@ from kbuildguard.errors import SigningFailed, ToolNotFound
 from kbuildguard.kernel import KernelTarget
 from kbuildguard.run import CommandFailed, Runner
 from kbuildguard.settings import Settings
+from kbuildguard.signature import read_signature
 
 # (key, certificate, who made them): the conventional machine-owner keys, first found wins
 CONVENTIONAL_KEYS = (
@@ -100,9 +101,25 @@ def prepare(target: KernelTarget, config: Mapping[str, str], settings: Settings,
     return Signer(program, digest, source, key)
 
 
+def unsign(path: str) -> bool:
+    """Drop a signature the module carries already: sign-file would append a second one after it."""
+    with open(path, "rb") as f:
+        data = f.read()
+    sig = read_signature(data)
+    if sig is None:
+        return False
+    with open(path, "r+b") as f:
+        f.truncate(sig.signed_length)
+    return True
+
+
 def sign(runner: Runner, signer: Signer, paths: Sequence[str]) -> None:
-    """sign-file HASH KEY CERT MODULE, in place, for each staged module."""
+    """sign-file HASH KEY CERT MODULE, in place, for each module (plain .ko: the kernel checks the
+    signature of the decompressed image, so compressed modules are signed before compression)."""
     for path in paths:
+        if not path.endswith(".ko"):
+            raise SigningFailed("%s: only plain .ko files are signed (sign, then compress)" % printable(path))
+        unsign(path)
         argv = [signer.program, signer.hash, signer.key.key, signer.key.cert, path]
         try:
             runner.probe(argv, timeout=60)
