@@ -254,7 +254,7 @@ def plan(ctx: Context, proj: Project, req: Request, prepared: Prepared) -> Plan:
     return Plan(tuple(files), stage, command)
 
 
-def print_plan(ctx: Context, req: Request, prepared: Prepared, p: Plan) -> None:
+def print_plan(ctx: Context, req: Request, prepared: Prepared, p: Plan, signer: Optional[modsign.Signer] = None) -> None:
     target, selection = prepared.target, prepared.selection
     assert selection.selected is not None
     data: Dict[str, Any] = {
@@ -265,6 +265,7 @@ def print_plan(ctx: Context, req: Request, prepared: Prepared, p: Plan) -> None:
         "make": p.command.argv,
         "env": {k: v for k, v in p.command.env.items() if ctx.env.get(k) != v and k != "PWD"},
         "layout_not_compared": prepared.expect.not_compared or None,
+        "sign": modsign.describe(signer) if signer is not None else None,
     }
     if ctx.json:
         ctx.out_json(data)
@@ -281,6 +282,8 @@ def print_plan(ctx: Context, req: Request, prepared: Prepared, p: Plan) -> None:
         ctx.out("env:      %s=%s" % (k, printable(v)))
     if prepared.expect.not_compared:
         ctx.out("layout:   not compared: %s" % prepared.expect.not_compared)
+    if signer is not None:
+        ctx.out("sign:     %s" % printable(modsign.describe(signer)))
 
 
 # -- build, verify, settle ----------------------------------------------------------------------
@@ -321,7 +324,7 @@ def _sign(ctx: Context, signer: modsign.Signer, expect: Expectation, reports: Li
     if not verified:
         return reports
     with ctx.console.step("sign %d module(s) with %s" % (len(verified), signer.hash)):
-        modsign.sign(ctx.runner, signer, verified)
+        modsign.sign(ctx.runner, signer, verified, ctx.env)
     try:
         known = trust.load_certificates([signer.key.cert]) if not signer.key.cert.startswith("pkcs11:") else ()
     except BadInput as exc:
@@ -334,7 +337,7 @@ def _sign(ctx: Context, signer: modsign.Signer, expect: Expectation, reports: Li
     trusted = signed.loader.signing.trust
     with ctx.console.step("verify the signed modules"):
         again = with_confirmed_signatures([verify_path(path, signed) for path in verified],
-                                          lambda info, found: trust.confirm(ctx.runner, info, found, trusted))
+                                          lambda info, found: trust.confirm(ctx.runner, info, found, trusted, ctx.env))
     by_path = {r.path: r for r in again}
     return [by_path.get(r.path, r) for r in reports]
 
@@ -398,7 +401,8 @@ def _offenders(prepared: Prepared, reports: List[ModuleReport]) -> List[str]:
     return lines
 
 
-def _report_data(req: Request, prepared: Prepared, p: Plan, entries: List[Dict[str, Any]]) -> Dict[str, Any]:
+def _report_data(req: Request, prepared: Prepared, p: Plan, entries: List[Dict[str, Any]],
+                 signer: Optional[modsign.Signer] = None) -> Dict[str, Any]:
     return {
         "kbuildguard": __version__,
         "time": datetime.datetime.now(datetime.timezone.utc).isoformat(),
@@ -412,6 +416,7 @@ def _report_data(req: Request, prepared: Prepared, p: Plan, entries: List[Dict[s
         "override": {"allow_mismatch": req.allow_mismatch},
         "reference_layout": report.reference_json(prepared.expect.reference),
         "layout_not_compared": prepared.expect.not_compared or None,
+        "signed_with": modsign.describe(signer) if signer is not None else None,
         "result": {"exit_code": ModuleRejected.exit_code if any("quarantined_to" in e for e in entries) else 0},
         "modules": entries,
     }
@@ -436,7 +441,7 @@ def build_one(ctx: Context, proj: Project, req: Request, selector: Selector, loc
     p = plan(ctx, proj, req, prepared)
     signer = _signer(ctx, req, prepared)
     if req.dry_run:
-        print_plan(ctx, req, prepared, p)
+        print_plan(ctx, req, prepared, p, signer)
         return Outcome(target.release, compiler.describe(), (), 0, "dry run")
     render.write(p.files)
     for f in p.files:
@@ -460,7 +465,7 @@ def build_one(ctx: Context, proj: Project, req: Request, selector: Selector, loc
     offenders = _offenders(prepared, reports)
     entries, placed, rejected = _settle(ctx, req, p, reports, target.release, multi)
     report_path = os.path.join(outputs.state_dir(req.module_dir), "report-%s.json" % target.release if multi else "report.json")
-    data = _report_data(req, prepared, p, entries)
+    data = _report_data(req, prepared, p, entries, signer)
     outputs.write_json(report_path, data)
     if not ctx.json and not multi:
         for entry, rep in zip(entries, reports):

@@ -113,7 +113,7 @@ def unsign(path: str) -> bool:
     return True
 
 
-def sign(runner: Runner, signer: Signer, paths: Sequence[str]) -> None:
+def sign(runner: Runner, signer: Signer, paths: Sequence[str], env: Optional[Mapping[str, str]] = None) -> None:
     """sign-file HASH KEY CERT MODULE, in place, for each module (plain .ko: the kernel checks the
     signature of the decompressed image, so compressed modules are signed before compression)."""
     for path in paths:
@@ -122,7 +122,7 @@ def sign(runner: Runner, signer: Signer, paths: Sequence[str]) -> None:
         unsign(path)
         argv = [signer.program, signer.hash, signer.key.key, signer.key.cert, path]
         try:
-            runner.probe(argv, timeout=60)
+            runner.probe(argv, env=env, timeout=60)
         except (CommandFailed, ToolNotFound) as exc:
             raise SigningFailed("sign-file failed on %s: %s" % (printable(os.path.basename(path)), exc),
                                 hint="is %s the private key of %s? (sign-file needs both, and the OpenSSL it was built "

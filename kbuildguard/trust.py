@@ -19,7 +19,7 @@ import base64
 import os
 import re
 import tempfile
-from typing import List, Optional, Sequence, Tuple, cast
+from typing import List, Mapping, Optional, Sequence, Tuple, cast
 
 from kbuildguard import signature
 from kbuildguard.errors import BadInput, ToolNotFound
@@ -107,7 +107,7 @@ def gather(modules_dir: Optional[str], live: bool, cert_paths: Sequence[str] = (
     return Trust(certs, in_tree, keyring or (), keyring is not None, (), tuple(sources))
 
 
-def confirm(runner: Runner, info: ModuleInfo, found: Check, trust: Trust) -> Check:
+def confirm(runner: Runner, info: ModuleInfo, found: Check, trust: Trust, env: Optional[Mapping[str, str]] = None) -> Check:
     """The signature gate's answer, with openssl's verdict on the signature when the signer's
     certificate is at hand; unchanged otherwise."""
     sig = info.signature
@@ -120,7 +120,7 @@ def confirm(runner: Runner, info: ModuleInfo, found: Check, trust: Trust) -> Che
     _why, cert = signature.trusted_by(signer.id, trust)
     if cert is None:
         return found
-    verified, why_not = verify_with_openssl(runner, info.path, sig, cert)
+    verified, why_not = verify_with_openssl(runner, info.path, sig, cert, env)
     return signature.with_verification(found, verified, cert, why_not)
 
 
@@ -130,10 +130,11 @@ def pem_of(der: bytes) -> bytes:
     return ("-----BEGIN CERTIFICATE-----\n%s\n-----END CERTIFICATE-----\n" % "\n".join(lines)).encode("ascii")
 
 
-def verify_with_openssl(runner: Runner, path: str, sig: signature.ModuleSignature, cert: Certificate) -> Tuple[Optional[bool], str]:
+def verify_with_openssl(runner: Runner, path: str, sig: signature.ModuleSignature, cert: Certificate,
+                        env: Optional[Mapping[str, str]] = None) -> Tuple[Optional[bool], str]:
     """openssl cms -verify over the signed bytes: True, False, or None with why it could not."""
     try:
-        openssl = runner.which("openssl")
+        openssl = runner.which("openssl", env)
     except ToolNotFound:
         return None, "openssl not found on PATH"
     with tempfile.TemporaryDirectory(prefix="kbuildguard-sig-") as tmp:
@@ -152,7 +153,7 @@ def verify_with_openssl(runner: Runner, path: str, sig: signature.ModuleSignatur
         argv = [openssl, "cms", "-verify", "-binary", "-inform", "DER", "-in", blob, "-content", content,
                 "-certfile", pem, "-nointern", "-noverify", "-out", os.devnull]
         try:
-            runner.probe(argv)
+            runner.probe(argv, env=env)
         except CommandFailed as exc:
             if exc.returncode == 4:  # openssl cms: "an error occurred verifying the signature"
                 return False, ""

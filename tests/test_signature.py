@@ -192,3 +192,79 @@ def test_keyring_lines(tmp_path):
     (key,) = trust.read_keyring(str(keys))
     assert key.name == "Debian Secure Boot CA" and key.skid.hex() == "6ccece7e4c6c0d1f6149f3dd27dfcc5cbb419ea1"
     assert trust.read_keyring(str(tmp_path / "none")) is None
+
+
+class OpensslStub:
+    """openssl cms -verify answering ``returncode``; no process is started."""
+
+    def __init__(self, returncode):
+        self.returncode = returncode
+        self.calls = []
+
+    def which(self, program, env=None):
+        return "/usr/bin/" + program
+
+    def probe(self, argv, **kwargs):
+        from kbuildguard.run import CommandFailed, Completed
+
+        self.calls.append(argv)
+        assert argv[1:3] == ["cms", "-verify"] and "-nointern" in argv
+        if self.returncode:
+            raise CommandFailed(argv, None, self.returncode, "bad signature")
+        return Completed(list(argv), 0, "", "")
+
+
+def signed_module(tmp_path, name="kdemo.ko", p7="issuer-serial-sha256.p7"):
+    from elfbuild import build_module
+
+    path = tmp_path / name
+    path.write_bytes(signed(build_module(), blob(p7)))
+    return str(path)
+
+
+@pytest.mark.parametrize("returncode,ok,effect", [(0, True, Effect.OK), (4, False, Effect.REJECTED), (2, True, Effect.OK)])
+def test_confirm_with_openssl(tmp_path, returncode, ok, effect):
+    from kbuildguard.inspect import read_module
+
+    info = read_module(signed_module(tmp_path))
+    certs = trust.load_certificates([os.path.join(DATA, "test-key.pem")])
+    found = signature.check(info.signature, facts(False, Trust(certs=certs)))
+    runner = OpensslStub(returncode)
+    confirmed = trust.confirm(runner, info, found, Trust(certs=certs))
+    assert (confirmed.ok, confirmed.effect) == (ok, effect) and len(runner.calls) == 1
+    if returncode == 2:
+        assert "not verified" in confirmed.message
+    # no certificate at hand: openssl is not asked
+    runner = OpensslStub(0)
+    assert trust.confirm(runner, info, found, Trust()) == found and runner.calls == []
+
+
+def test_check_command_signature_options(capsys, tmp_path):
+    from conftest import make_tree
+    from elfbuild import build_module
+    from kbuildguard.cli import main
+
+    tree = make_tree(tmp_path / "tree")
+    with open(os.path.join(tree, "include/config/auto.conf"), "a") as f:
+        f.write("CONFIG_MODULE_SIG=y\nCONFIG_MODULE_SIG_HASH=\"sha256\"\n")
+    unsigned = tmp_path / "unsigned.ko"
+    unsigned.write_bytes(build_module())
+    module = signed_module(tmp_path)
+    env = {"PATH": "/nonexistent"}
+
+    def run(*argv):
+        code = main(["check", "-v", "--kernel-dir", tree] + list(argv), env=env)
+        out, err = capsys.readouterr()
+        assert "Traceback" not in err
+        return code, out
+
+    code, out = run(str(unsigned))
+    assert code == 0 and "taints itself" in out
+    code, out = run("--sig-enforce", "yes", str(unsigned))
+    assert code == 8 and "Loading of unsigned module is rejected" in out
+    code, out = run("--sig-enforce", "yes", module)
+    assert code == 8 and "unavailable key is rejected" in out
+    code, out = run("--sig-enforce", "yes", "--trusted-cert", os.path.join(DATA, "test-key.der"), module)
+    assert code == 0 and "trusted: --trusted-cert" in out and "not verified: openssl not found" in out
+    code, out = run("--trusted-cert", str(unsigned), module)
+    assert code == 3

@@ -87,7 +87,7 @@ def run(ctx: Context, opts: CheckOptions) -> int:
     reports = verify_paths(paths, expect)
     assert expect.loader is not None
     known = expect.loader.signing.trust
-    reports = with_confirmed_signatures(reports, lambda info, found: trust.confirm(ctx.runner, info, found, known))
+    reports = with_confirmed_signatures(reports, lambda info, found: trust.confirm(ctx.runner, info, found, known, ctx.env))
     if ctx.json:
         ctx.out_json(dict(report.expectation_json(expect), settings=settings.as_json(), modules=report.modules_json(reports)))
     else:

@@ -33,7 +33,7 @@ def run(ctx: Context, opts: SignOptions) -> int:
     signer = modsign.prepare(target, target.tree_config, settings, root, ctx.cwd)
     ctx.console.info("signing with %s" % printable(modsign.describe(signer)))
     with ctx.console.step("sign %d module(s) with %s" % (len(paths), signer.hash)):
-        modsign.sign(ctx.runner, signer, paths)
+        modsign.sign(ctx.runner, signer, paths, ctx.env)
     try:
         known = trust.load_certificates([signer.key.cert]) if not signer.key.cert.startswith("pkcs11:") else ()
     except BadInput as exc:
@@ -47,6 +47,6 @@ def run(ctx: Context, opts: SignOptions) -> int:
     assert expect.loader is not None
     trusted = expect.loader.signing.trust
     reports = with_confirmed_signatures(verify_paths(paths, expect),
-                                        lambda info, found: trust.confirm(ctx.runner, info, found, trusted))
+                                        lambda info, found: trust.confirm(ctx.runner, info, found, trusted, ctx.env))
     check.print_reports(ctx, expect, reports)
     return check.verdict(target, reports)
