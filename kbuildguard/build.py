@@ -91,6 +91,7 @@ class Request(NamedTuple):
     btf: bool = False  # --btf: module BTF against the target's own BTF (modbtf.py)
     sign: bool = False  # --sign: sign the verified modules (modsign.py), then verify them again
     sig_enforce: Optional[bool] = None  # --sig-enforce: the target's signature enforcement, stated
+    trusted_certs: Tuple[str, ...] = ()  # --trusted-cert: certificates the kernel trusts (an enrolled MOK)
 
 
 class Outcome(NamedTuple):
@@ -207,7 +208,8 @@ def choose_compiler(ctx: Context, target: KernelTarget, req: Request) -> Selecti
 def expectation(ctx: Context, target: KernelTarget, req: Request, drift: Optional[Drift]) -> Expectation:
     """What the modules will be held to; says plainly when the layout cannot be compared."""
     reference, why_not = find_reference(target, req.vmlinux)
-    facts = loader.gather(target, symvers.extra_from_make_args(req.make_args, ctx.env), sig_enforce=req.sig_enforce)
+    facts = loader.gather(target, symvers.extra_from_make_args(req.make_args, ctx.env), sig_enforce=req.sig_enforce,
+                          trusted_certs=req.trusted_certs)
     # sign_later: unsigned modules pass this first verification; with --sign the signed copies are
     # held to the signature gate afterwards (_sign)
     if reference is None:

@@ -119,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sign-key", metavar="KEY", help="the private key for --sign (a file, or a pkcs11: URI)")
     p.add_argument("--sign-cert", metavar="CERT", help="the certificate of --sign-key (PEM or DER)")
     _add_signature_options(p)
+    p.add_argument("--trusted-cert", action="append", default=[], metavar="FILE",
+                   help="a certificate the kernel trusts (repeatable), as for check: say the --sign key is enrolled")
     p.add_argument("targets", nargs="*", metavar="TARGET", help="modules (default), clean or modules_install; make arguments go after --")
 
     p = add("doctor", "check every tool kbuild will run (linker, objtool, modpost, gcc plugins, pahole, LLVM, rustc) "
@@ -196,7 +198,7 @@ def _make(ctx: Context, args: argparse.Namespace, common: Common) -> int:
 
     return make.run(ctx, MakeOptions(common, args.directory, tuple(args.targets), args.install, args.yes,
                                      args.dry_run, args.allow_mismatch, args.vmlinux, args.kernel_config, args.btf,
-                                     args.sign, _sig_enforce(args)))
+                                     args.sign, _sig_enforce(args), tuple(args.trusted_cert)))
 
 
 def _check(ctx: Context, args: argparse.Namespace, common: Common) -> int:

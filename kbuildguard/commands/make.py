@@ -24,6 +24,7 @@ class MakeOptions(NamedTuple):
     btf: bool = False
     sign: bool = False
     sig_enforce: Optional[bool] = None
+    trusted_certs: Tuple[str, ...] = ()
 
 
 def run(ctx: Context, opts: MakeOptions) -> int:
@@ -44,7 +45,7 @@ def run(ctx: Context, opts: MakeOptions) -> int:
         kernel_config=ctx.path(opts.kernel_config) if opts.kernel_config else None,
         scl_root=settings.scl_root.value or "/opt/rh", settings=settings,
         log_path=ctx.path(log) if log else os.path.join(module_dir, ".kbuildguard", "build.log"), btf=opts.btf,
-        sign=opts.sign, sig_enforce=opts.sig_enforce)
+        sign=opts.sign, sig_enforce=opts.sig_enforce, trusted_certs=tuple(ctx.path(c) for c in opts.trusted_certs))
     if (opts.common.cli.sign_key or opts.common.cli.sign_cert) and not opts.sign:
         raise UsageError("--sign-key and --sign-cert are for --sign: add --sign")
     releases = build.kernel_list(settings.kernel.value, settings.sysroot.value)
