@@ -17,11 +17,25 @@ import os
 import re
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from kbuildguard import __version__, kbuild, kernel, loader, outputs, preflight, render, report, symvers, toolchain
+from kbuildguard import (
+    __version__,
+    kbuild,
+    kernel,
+    loader,
+    modsign,
+    outputs,
+    preflight,
+    render,
+    report,
+    symvers,
+    toolchain,
+    trust,
+)
 from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.drift import Drift, compare
 from kbuildguard.errors import (
+    BadInput,
     BuildFailed,
     CannotWrite,
     ConfigError,
@@ -31,6 +45,7 @@ from kbuildguard.errors import (
     KbgError,
     ModuleRejected,
     NoMatchingCompiler,
+    SigningFailed,
     Stopped,
     UsageError,
 )
@@ -48,6 +63,7 @@ from kbuildguard.verify import (
     headline,
     verify_paths,
     with_cause,
+    with_confirmed_signatures,
 )
 
 # make arguments after -- that would send kbuild's outputs somewhere kbuildguard does not watch.
@@ -74,6 +90,9 @@ class Request(NamedTuple):
     settings: Settings  # every value with its origin, for the plan and the report
     log_path: str  # the complete log: kbuildguard's steps, make's and the compiler's output
     btf: bool = False  # --btf: module BTF against the target's own BTF (modbtf.py)
+    sign: bool = False  # --sign: sign the verified modules (modsign.py), then verify them again
+    sig_enforce: Optional[bool] = None  # --sig-enforce: the target's signature enforcement, stated
+    trusted_certs: Tuple[str, ...] = ()  # --trusted-cert: certificates the kernel trusts (an enrolled MOK)
 
 
 class Outcome(NamedTuple):
@@ -190,7 +209,10 @@ def choose_compiler(ctx: Context, target: KernelTarget, req: Request) -> Selecti
 def expectation(ctx: Context, target: KernelTarget, req: Request, drift: Optional[Drift]) -> Expectation:
     """What the modules will be held to; says plainly when the layout cannot be compared."""
     reference, why_not = find_reference(target, req.vmlinux)
-    facts = loader.gather(target, symvers.extra_from_make_args(req.make_args, ctx.env), config_file=req.kernel_config)
+    facts = loader.gather(target, symvers.extra_from_make_args(req.make_args, ctx.env), sig_enforce=req.sig_enforce,
+                          trusted_certs=req.trusted_certs, config_file=req.kernel_config)
+    # sign_later: unsigned modules pass this first verification; with --sign the signed copies are
+    # held to the signature gate afterwards (_sign)
     if reference is None:
         ctx.console.warn("layout not compared: %s" % why_not)
         return Expectation(target, req.level, None, why_not, facts, sign_later=True)
@@ -235,7 +257,7 @@ def plan(ctx: Context, proj: Project, req: Request, prepared: Prepared) -> Plan:
     return Plan(tuple(files), stage, command)
 
 
-def print_plan(ctx: Context, req: Request, prepared: Prepared, p: Plan) -> None:
+def print_plan(ctx: Context, req: Request, prepared: Prepared, p: Plan, signer: Optional[modsign.Signer] = None) -> None:
     target, selection = prepared.target, prepared.selection
     assert selection.selected is not None
     data: Dict[str, Any] = {
@@ -246,6 +268,7 @@ def print_plan(ctx: Context, req: Request, prepared: Prepared, p: Plan) -> None:
         "make": p.command.argv,
         "env": {k: v for k, v in p.command.env.items() if ctx.env.get(k) != v and k != "PWD"},
         "layout_not_compared": prepared.expect.not_compared or None,
+        "sign": modsign.describe(signer) if signer is not None else None,
     }
     if ctx.json:
         ctx.out_json(data)
@@ -262,6 +285,8 @@ def print_plan(ctx: Context, req: Request, prepared: Prepared, p: Plan) -> None:
         ctx.out("env:      %s=%s" % (k, printable(v)))
     if prepared.expect.not_compared:
         ctx.out("layout:   not compared: %s" % prepared.expect.not_compared)
+    if signer is not None:
+        ctx.out("sign:     %s" % printable(modsign.describe(signer)))
 
 
 # -- build, verify, settle ----------------------------------------------------------------------
@@ -278,6 +303,46 @@ def _verify(ctx: Context, p: Plan, expect: Expectation) -> List[ModuleReport]:
                           hint="does the Kbuild/Makefile declare obj-m? nothing was placed in the folder")
     with ctx.console.step("verify modules against %s %s" % (expect.target.release, expect.target.compiler.describe())):
         return verify_paths(produced, expect)
+
+
+def _signer(ctx: Context, req: Request, prepared: Prepared) -> Optional[modsign.Signer]:
+    """make --sign's key, sign-file and hash, found before building: a missing key fails fast."""
+    if not req.sign or req.goal == "clean":
+        return None
+    target = prepared.target
+    root = target.sysroot.rstrip("/") if target.sysroot not in ("", "/") else ""
+    config = prepared.expect.loader.config if prepared.expect.loader else target.tree_config
+    signer = modsign.prepare(target, config, req.settings, root, ctx.cwd)
+    if prepared.expect.loader is not None and prepared.expect.loader.signing.module_sig is False:
+        ctx.console.warn("kernel %s does not check module signatures (CONFIG_MODULE_SIG is not set): signing anyway"
+                         % target.release)
+    ctx.console.info("signing with %s" % printable(modsign.describe(signer)))
+    return signer
+
+
+def _sign(ctx: Context, signer: modsign.Signer, expect: Expectation, reports: List[ModuleReport]) -> List[ModuleReport]:
+    """Sign the staged copies of the verified modules (only those), then verify them again: the
+    signature gate must now find the signature and its signer, and openssl that it verifies."""
+    verified = [r.path for r in reports if r.verdict is Verdict.OK]
+    if not verified:
+        return reports
+    with ctx.console.step("sign %d module(s) with %s" % (len(verified), signer.hash)):
+        modsign.sign(ctx.runner, signer, verified, ctx.env)
+    try:
+        known = trust.load_certificates([signer.key.cert]) if not signer.key.cert.startswith("pkcs11:") else ()
+    except BadInput as exc:
+        raise SigningFailed("the signing certificate cannot be read: %s" % exc.message)
+    assert expect.loader is not None
+    signing = expect.loader.signing
+    signed = expect._replace(sign_later=False, loader=expect.loader._replace(signing=signing._replace(
+        trust=signing.trust._replace(known=signing.trust.known + known))))
+    assert signed.loader is not None
+    trusted = signed.loader.signing.trust
+    with ctx.console.step("verify the signed modules"):
+        again = with_confirmed_signatures(verify_paths(verified, signed),
+                                          lambda info, found: trust.confirm(ctx.runner, info, found, trusted, ctx.env))
+    by_path = {r.path: r for r in again}
+    return [by_path.get(r.path, r) for r in reports]
 
 
 def _destination(req: Request, p: Plan, staged: str, release: str, multi: bool) -> str:
@@ -339,7 +404,8 @@ def _offenders(prepared: Prepared, reports: List[ModuleReport]) -> List[str]:
     return lines
 
 
-def _report_data(req: Request, prepared: Prepared, p: Plan, entries: List[Dict[str, Any]]) -> Dict[str, Any]:
+def _report_data(req: Request, prepared: Prepared, p: Plan, entries: List[Dict[str, Any]],
+                 signer: Optional[modsign.Signer] = None) -> Dict[str, Any]:
     return {
         "kbuildguard": __version__,
         "time": datetime.datetime.now(datetime.timezone.utc).isoformat(),
@@ -353,6 +419,7 @@ def _report_data(req: Request, prepared: Prepared, p: Plan, entries: List[Dict[s
         "override": {"allow_mismatch": req.allow_mismatch},
         "reference_layout": report.reference_json(prepared.expect.reference),
         "layout_not_compared": prepared.expect.not_compared or None,
+        "signed_with": modsign.describe(signer) if signer is not None else None,
         "result": {"exit_code": ModuleRejected.exit_code if any("quarantined_to" in e for e in entries) else 0},
         "modules": entries,
     }
@@ -375,8 +442,9 @@ def build_one(ctx: Context, proj: Project, req: Request, selector: Selector, loc
     target, compiler = prepared.target, prepared.selection.selected
     assert compiler is not None
     p = plan(ctx, proj, req, prepared)
+    signer = _signer(ctx, req, prepared)
     if req.dry_run:
-        print_plan(ctx, req, prepared, p)
+        print_plan(ctx, req, prepared, p, signer)
         return Outcome(target.release, compiler.describe(), (), 0, "dry run")
     render.write(p.files)
     for f in p.files:
@@ -395,10 +463,12 @@ def build_one(ctx: Context, proj: Project, req: Request, selector: Selector, loc
     with ctx.console.step("make modules with %s" % compiler.describe()):
         kbuild.run_make(ctx.runner, p.command, _log_hint(ctx), pass_fds=(lock_fd,))
     reports = _verify(ctx, p, prepared.expect)
+    if signer is not None:
+        reports = _sign(ctx, signer, prepared.expect, reports)
     offenders = _offenders(prepared, reports)
     entries, placed, rejected = _settle(ctx, req, p, reports, target.release, multi)
     report_path = os.path.join(outputs.state_dir(req.module_dir), "report-%s.json" % target.release if multi else "report.json")
-    data = _report_data(req, prepared, p, entries)
+    data = _report_data(req, prepared, p, entries, signer)
     outputs.write_json(report_path, data)
     if not ctx.json and not multi:
         for entry, rep in zip(entries, reports):

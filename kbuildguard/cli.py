@@ -75,6 +75,16 @@ def _add_kernel_options(p: argparse.ArgumentParser, proc_version: bool = False, 
                    help="how closely the compiler must match the kernel's (default: version = family and X.Y.Z)")
 
 
+def _add_signature_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sig-enforce", choices=["yes", "no"],
+                   help="whether the target kernel enforces module signatures (module.sig_enforce=1, lockdown), for a "
+                        "target kbuildguard cannot see (default: read from the running kernel, the sysroot, the config)")
+
+
+def _sig_enforce(args: argparse.Namespace) -> Optional[bool]:
+    return None if args.sig_enforce is None else args.sig_enforce == "yes"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kbuildguard",
@@ -110,6 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="EMERGENCY ONLY: keep mismatched modules instead of quarantining them; recorded in the report")
     p.add_argument("--btf", action="store_true",
                    help="generate module BTF against the target kernel's own BTF (running kernel's, --vmlinux, /boot/vmlinuz-R)")
+    p.add_argument("--sign", action="store_true",
+                   help="sign the verified modules with the tree's scripts/sign-file and CONFIG_MODULE_SIG_HASH, then verify "
+                        "them again (key: --sign-key/--sign-cert, KBUILDGUARD_SIGN_*, [sign] in kbuildguard.toml, else "
+                        "DKMS's /var/lib/dkms/mok.key or akmods' key)")
+    p.add_argument("--sign-key", metavar="KEY", help="the private key for --sign (a file, or a pkcs11: URI)")
+    p.add_argument("--sign-cert", metavar="CERT", help="the certificate of --sign-key (PEM or DER)")
+    _add_signature_options(p)
+    p.add_argument("--trusted-cert", action="append", default=[], metavar="FILE",
+                   help="a certificate the kernel trusts (repeatable), as for check: say the --sign key is enrolled")
     p.add_argument("targets", nargs="*", metavar="TARGET", help="modules (default), clean or modules_install; make arguments go after --")
 
     p = add("doctor", "check every tool kbuild will run (linker, objtool, modpost, gcc plugins, pahole, LLVM, rustc) "
@@ -122,6 +141,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("check", "verify modules built elsewhere against the target kernel")
     p.add_argument("paths", nargs="+", metavar="FILE.ko|DIR")
     _add_kernel_options(p, layout=True)
+    _add_signature_options(p)
+    p.add_argument("--trusted-cert", action="append", default=[], metavar="FILE",
+                   help="a certificate (PEM or DER) the kernel trusts (its MOK or builtin keys); repeatable: a module "
+                        "signed by it is trusted, and its signature verified with openssl")
+
+    p = add("sign", "sign built modules with the kernel tree's scripts/sign-file (as make --sign), then verify them; "
+                    "for an RPM's buildroot after rpm's strip step")
+    p.add_argument("paths", nargs="+", metavar="FILE.ko|DIR")
+    _add_kernel_options(p)
+    p.add_argument("--sign-key", metavar="KEY", help="the private key (a file, or a pkcs11: URI); default as make --sign")
+    p.add_argument("--sign-cert", metavar="CERT", help="the certificate of --sign-key (PEM or DER)")
+    p.add_argument("--trusted-cert", action="append", default=[], metavar="FILE",
+                   help="a certificate the kernel trusts (repeatable), as for check")
+    _add_signature_options(p)
 
     p = add("init", "scaffold kbuildguard.toml and a module source from the templates")
     p.add_argument("-C", dest="directory", default=".", metavar="DIR")
@@ -161,7 +194,8 @@ def split_make_args(argv: Sequence[str]) -> Tuple[List[str], List[str]]:
 def _common(args: argparse.Namespace, make_args: Sequence[str]) -> Common:
     cli = CommandLine(match=args.match if "match" in args else None, cc=getattr(args, "cc", None),
                       kernel=getattr(args, "kernel", None), kernel_dir=getattr(args, "kernel_dir", None),
-                      sysroot=getattr(args, "sysroot", None), log_file=args.log_file, make_args=tuple(make_args))
+                      sysroot=getattr(args, "sysroot", None), log_file=args.log_file, make_args=tuple(make_args),
+                      sign_key=getattr(args, "sign_key", None), sign_cert=getattr(args, "sign_cert", None))
     return Common(cli, getattr(args, "proc_version_file", None))
 
 
@@ -177,14 +211,22 @@ def _make(ctx: Context, args: argparse.Namespace, common: Common) -> int:
 
     return make.run(ctx, MakeOptions(common, args.directory, tuple(args.targets), args.install, args.yes,
                                      args.dry_run, args.allow_mismatch, args.vmlinux, args.kernel_config, args.btf,
-                                     tuple(args.symvers)))
+                                     tuple(args.symvers), args.sign, _sig_enforce(args), tuple(args.trusted_cert)))
 
 
 def _check(ctx: Context, args: argparse.Namespace, common: Common) -> int:
     from kbuildguard.commands import check
     from kbuildguard.commands.check import CheckOptions
 
-    return check.run(ctx, CheckOptions(common, tuple(args.paths), args.vmlinux, args.kernel_config, tuple(args.symvers)))
+    return check.run(ctx, CheckOptions(common, tuple(args.paths), args.vmlinux, args.kernel_config, tuple(args.symvers),
+                                       tuple(args.trusted_cert), _sig_enforce(args)))
+
+
+def _sign(ctx: Context, args: argparse.Namespace, common: Common) -> int:
+    from kbuildguard.commands import sign
+    from kbuildguard.commands.sign import SignOptions
+
+    return sign.run(ctx, SignOptions(common, tuple(args.paths), _sig_enforce(args), tuple(args.trusted_cert)))
 
 
 def _doctor(ctx: Context, args: argparse.Namespace, common: Common) -> int:
@@ -225,7 +267,7 @@ def _rpm_macros(ctx: Context, args: argparse.Namespace, common: Common) -> int:
 # Commands are imported when dispatched: `kbuildguard --version` imports none of them, and
 # `kbuildguard detect` not the build pipeline.
 COMMANDS: Dict[str, Callable[[Context, argparse.Namespace, Common], int]] = {
-    "detect": _detect, "doctor": _doctor, "make": _make, "check": _check, "setup": _setup, "explain": _explain, "init": _init,
+    "detect": _detect, "doctor": _doctor, "make": _make, "check": _check, "sign": _sign, "setup": _setup, "explain": _explain, "init": _init,
     "rpm-macros": _rpm_macros}
 
 

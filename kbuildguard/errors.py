@@ -124,6 +124,14 @@ class NoBtfBase(KbgError):
     title = "no BTF base"
 
 
+class SigningFailed(KbgError):
+    """``make --sign`` cannot sign: no key named and no machine-owner key found, the target tree has no
+    runnable scripts/sign-file, or sign-file failed. Nothing was placed."""
+
+    exit_code = 18
+    title = "signing failed"
+
+
 class Interrupted(KbgError):
     """A signal ended the run (Ctrl-C, a CI timeout's SIGTERM, a closed ssh session's SIGHUP).
 
@@ -173,6 +181,7 @@ EXIT_CODES: Tuple[Tuple[int, str], ...] = (
     (PackageUnavailable.exit_code, "a package the install plan needs is not in the system's repositories (the plan says where it is)"),
     (ToolchainUnfit.exit_code, "toolchain preflight: a tool kbuild runs (linker, objtool, plugins, pahole ...) does not fit the kernel"),
     (NoBtfBase.exit_code, "--btf: no BTF of the target kernel to build module BTF against"),
+    (SigningFailed.exit_code, "make --sign: no signing key, no runnable scripts/sign-file in the tree, or sign-file failed"),
     (128 + signal.SIGHUP, "SIGHUP (a closed terminal or ssh session): make stopped, nothing unverified placed"),
     (130, "SIGINT (Ctrl-C): make stopped, nothing unverified placed"),
     (128 + signal.SIGQUIT, "SIGQUIT: make stopped, nothing unverified placed"),

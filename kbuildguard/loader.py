@@ -22,7 +22,7 @@ Read from kernel/module/main.c, version.c (6.1, and 6.13 for extended modversion
 import os
 from typing import AbstractSet, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
-from kbuildguard import drift, kconfig, signature, symvers
+from kbuildguard import drift, kconfig, signature, symvers, trust
 from kbuildguard.errors import BadInput
 from kbuildguard.gates import Check, Effect, Gate
 from kbuildguard.inspect import ModuleInfo, VersionsFormat
@@ -121,14 +121,23 @@ def kernel_config(target: KernelTarget, explicit: Optional[str] = None) -> Mappi
 
 
 def gather(target: KernelTarget, extra_symvers: Sequence[str] = (), sig_enforce: Optional[bool] = None,
-           config_file: Optional[str] = None) -> LoaderFacts:
+           config_file: Optional[str] = None, trusted_certs: Sequence[str] = ()) -> LoaderFacts:
     config = kernel_config(target, config_file)
     vermagic, vermagic_source = kernel_vermagic(target, config)
     exports, missing = symvers.gather(target, extra_symvers)
     validates = None if not config else config.get("CONFIG_DEBUG_INFO_BTF_MODULES") == "y"
     btf = BtfFacts(validates, config.get("CONFIG_MODULE_ALLOW_BTF_MISMATCH") == "y", None, None)
-    return LoaderFacts(config, vermagic, vermagic_source, exports, missing, signature.gather(config, sig_enforce), btf,
+    return LoaderFacts(config, vermagic, vermagic_source, exports, missing, signing_facts(target, config, sig_enforce,
+                                                                                          trusted_certs), btf,
                        target.modules_dir or "")
+
+
+def signing_facts(target: KernelTarget, config: Mapping[str, str], sig_enforce: Optional[bool],
+                  trusted_certs: Sequence[str] = ()) -> SigningFacts:
+    """Enforcement read from the running kernel (/sys, /proc) or the sysroot's captured files, and the trust."""
+    root = target.sysroot.rstrip("/") if target.sysroot not in ("", "/") else ""
+    live = target.running and not root
+    return signature.gather(config, sig_enforce, root, live, trust.gather(target.modules_dir, live, trusted_certs))
 
 
 def bare(target: KernelTarget) -> LoaderFacts:

@@ -40,7 +40,8 @@ class Project(NamedTuple):
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _MODULE_KEYS = {"name", "sources", "include_dirs", "ccflags", "defines", "objects"}
-_SETTING_KEYS = set(FileSettings._fields)
+_SETTING_KEYS = set(FileSettings._fields) - {"sign_key", "sign_cert"}  # those come from [sign]
+_SIGN_KEYS = {"key", "cert"}
 # What ccflags may hold: warnings, macros, optimisation and debug levels, -std, and -f/-m options
 # whose value is no path. Anything else could load or run a program (-fplugin, -wrapper, -B,
 # -specs), read or write files of the repository's choosing (-fdump-*=FILE, -fopt-info=FILE,
@@ -112,6 +113,25 @@ def _parse_settings(raw: Any, path: str) -> FileSettings:
     return FileSettings(**raw)
 
 
+def _parse_sign(raw: Any, path: str, settings: FileSettings) -> FileSettings:
+    """[sign] key and cert for make --sign: paths (relative ones from the repository's folder), never
+    options or programs -- sign-file is always the target tree's own."""
+    if not isinstance(raw, dict):
+        raise ConfigError("%s: [sign] must be a table" % path)
+    bad = set(raw) - _SIGN_KEYS
+    if bad:
+        raise ConfigError("%s: unknown key(s) in [sign]: %s (known: cert, key)" % (path, ", ".join(sorted(bad))))
+    values = {}
+    for key, value in raw.items():
+        if not isinstance(value, str) or not value.strip() or "\n" in value or "\0" in value:
+            raise ConfigError("%s: [sign] %s must be a file path" % (path, key))
+        if ":" in value.split("/", 1)[0]:
+            raise ConfigError("%s: [sign] %s %r: a file path, not a URI (a PKCS#11 key is named on the command line or "
+                              "in KBUILDGUARD_SIGN_KEY)" % (path, key, value))
+        values["sign_" + key] = os.path.join(os.path.dirname(os.path.abspath(path)), value)
+    return settings._replace(**values)
+
+
 def _sources_and_objects(mod: Dict[str, Any], name: str, where: str) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
     sources = tuple(_relative(s, where) for s in _str_list(mod.get("sources", [name + ".c"]), where + " sources"))
     if not sources:
@@ -163,10 +183,11 @@ def parse_config(text: str, path: str) -> Tuple[Tuple[ModuleSpec, ...], FileSett
         data = _toml.loads(text)
     except Exception as exc:  # tomllib.TOMLDecodeError, tomli's: both subclass ValueError
         raise ConfigError("%s: invalid TOML: %s" % (path, exc))
-    unknown = set(data) - {"module", "kbuildguard"}
+    unknown = set(data) - {"module", "kbuildguard", "sign"}
     if unknown:
-        raise ConfigError("%s: unknown table(s) %s (known: [kbuildguard], [[module]])" % (path, ", ".join(sorted(unknown))))
+        raise ConfigError("%s: unknown table(s) %s (known: [kbuildguard], [sign], [[module]])" % (path, ", ".join(sorted(unknown))))
     settings = _parse_settings(data.get("kbuildguard", {}), path)
+    settings = _parse_sign(data.get("sign", {}), path, settings)
     raw_modules = data.get("module", [])
     if not isinstance(raw_modules, list):
         raise ConfigError("%s: modules are declared as [[module]] tables" % path)

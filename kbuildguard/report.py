@@ -87,9 +87,12 @@ def reference_json(reference: Optional[ReferenceLayout]) -> Optional[Dict[str, A
 
 def expectation_json(expect: Expectation) -> Dict[str, Any]:
     """What the modules were checked against: `check --json` and every make report carry it."""
+    signing = expect.loader.signing if expect.loader is not None else None
     return {"kernel": kernel_json(expect.target), "match": str(expect.level),
             "reference_layout": reference_json(expect.reference),
-            "layout_not_compared": expect.not_compared or None}
+            "layout_not_compared": expect.not_compared or None,
+            "signing": {"module_sig": signing.module_sig, "enforced": signing.enforced, "why": signing.why,
+                        "hash": signing.hash or None, "trusted": list(signing.trust.sources)} if signing else None}
 
 
 def explanation_json(found: "Explanation") -> Dict[str, Any]:

@@ -64,6 +64,8 @@ class CommandLine(NamedTuple):
     sysroot: Optional[str] = None
     log_file: Optional[str] = None
     make_args: Sequence[str] = ()  # after --: a CC= there is a command-line compiler
+    sign_key: Optional[str] = None  # make --sign-key
+    sign_cert: Optional[str] = None  # make --sign-cert
 
 
 class Common(NamedTuple):
@@ -78,6 +80,8 @@ class FileSettings(NamedTuple):
 
     match: Optional[str] = None
     kernel: Optional[str] = None
+    sign_key: Optional[str] = None  # the [sign] table's key and cert: paths, data (never a program)
+    sign_cert: Optional[str] = None
 
 
 # Keys a repository's kbuildguard.toml may not set, and why (the error says so).
@@ -87,7 +91,8 @@ FILE_FORBIDDEN = {
 }
 
 ENVIRONMENT = ("KBUILDGUARD_MATCH", "KBUILDGUARD_CC", "KBUILDGUARD_KERNEL", "KBUILDGUARD_KERNEL_DIR",
-               "KBUILDGUARD_SYSROOT", "KBUILDGUARD_LOG", "KBUILDGUARD_SCL_ROOT")
+               "KBUILDGUARD_SYSROOT", "KBUILDGUARD_LOG", "KBUILDGUARD_SCL_ROOT", "KBUILDGUARD_SIGN_KEY",
+               "KBUILDGUARD_SIGN_CERT")
 
 
 class Settings(NamedTuple):
@@ -98,6 +103,8 @@ class Settings(NamedTuple):
     sysroot: Value
     log: Value
     scl_root: Value
+    sign_key: Value
+    sign_cert: Value
 
     def as_json(self) -> Dict[str, Any]:
         return {name: {"value": v.value, "origin": v.origin} for name, v in zip(self._fields, self)}
@@ -177,4 +184,27 @@ def resolve(cli: CommandLine, env: Mapping[str, str], file: FileSettings = FileS
     scl_root = _env(env, "KBUILDGUARD_SCL_ROOT") or (
         Value(os.path.join(os.path.abspath(sysroot.value), DEFAULT_SCL_ROOT.lstrip("/")), sysroot.origin, sysroot.layer)
         if sysroot.value else _default(DEFAULT_SCL_ROOT))
-    return Settings(match, cc, kernel, kernel_dir, sysroot, log, scl_root)
+    sign_key, sign_cert = _signing_key(cli, env, file)
+    return Settings(match, cc, kernel, kernel_dir, sysroot, log, scl_root, sign_key, sign_cert)
+
+
+def _signing_key(cli: CommandLine, env: Mapping[str, str], file: FileSettings) -> List[Value]:
+    """make --sign's key and certificate: a pair, both from the highest layer that names either (a key
+    from the environment is never paired with a certificate from the repository). The file's paths
+    are data: sign-file reads them; the program is always the target tree's scripts/sign-file."""
+    layers = [
+        (_cli(cli.sign_key, "--sign-key"), _cli(cli.sign_cert, "--sign-cert")),
+        (_env(env, "KBUILDGUARD_SIGN_KEY"), _env(env, "KBUILDGUARD_SIGN_CERT")),
+        (Value(file.sign_key, "kbuildguard.toml [sign] key", Layer.FILE) if file.sign_key else None,
+         Value(file.sign_cert, "kbuildguard.toml [sign] cert", Layer.FILE) if file.sign_cert else None),
+    ]
+    for key, cert in layers:
+        if key is not None or cert is not None:
+            if key is None or cert is None:
+                named = key or cert
+                assert named is not None
+                raise ConfigError("%s names only half of the signing key: give the key and its certificate together "
+                                  "(--sign-key and --sign-cert, KBUILDGUARD_SIGN_KEY and KBUILDGUARD_SIGN_CERT, or [sign] "
+                                  "key and cert)" % named.describe())
+            return [key, cert]
+    return [_default(), _default()]

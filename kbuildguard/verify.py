@@ -11,7 +11,7 @@ such a module loads and then cannot be unloaded; v6.4+ rejects a differently siz
 import hashlib
 import json
 import os
-from typing import FrozenSet, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, FrozenSet, List, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard import loader, signature
 from kbuildguard.arch import same_machine
@@ -329,6 +329,19 @@ def headline(rep: ModuleReport) -> str:
     if rep.verdict is Verdict.OK:
         return "ok, but %s" % what
     return "%s%s" % (what, ": " + c.fix if c.fix else "")
+
+
+def with_confirmed_signatures(reports: List[ModuleReport], confirm: Callable[[ModuleInfo, Check], Check]) -> List[ModuleReport]:
+    """The signature gate once more, with what only a program can tell (openssl: does the signature
+    verify?); run in the caller's process, after the pure gates, which may run in worker processes."""
+    out = []
+    for rep in reports:
+        if rep.info is not None and rep.info.signature is not None:
+            checks = tuple(confirm(rep.info, c) if c.name is Gate.SIGNATURE else c for c in rep.checks)
+            if checks != rep.checks:
+                rep = rep._replace(checks=checks, verdict=Verdict.OK if all(c.ok for c in checks) else Verdict.MISMATCH)
+        out.append(rep)
+    return out
 
 
 def verify_path(path: str, expect: Expectation) -> ModuleReport:

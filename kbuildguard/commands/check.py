@@ -2,7 +2,7 @@
 
 from typing import List, NamedTuple, Optional, Tuple
 
-from kbuildguard import kernel, loader, report
+from kbuildguard import kernel, loader, report, trust
 from kbuildguard.commands.common import absolute, level_of, selector_for, settings_for, single_kernel
 from kbuildguard.console import printable
 from kbuildguard.context import Context
@@ -22,6 +22,7 @@ from kbuildguard.verify import (
     headline,
     verify_paths,
     with_cause,
+    with_confirmed_signatures,
 )
 
 
@@ -31,6 +32,8 @@ class CheckOptions(NamedTuple):
     vmlinux: Optional[str] = None
     kernel_config: Optional[str] = None
     symvers: Tuple[str, ...] = ()
+    trusted_certs: Tuple[str, ...] = ()  # --trusted-cert: certificates the kernel trusts
+    sig_enforce: Optional[bool] = None  # --sig-enforce yes|no: the target's enforcement, stated
 
 
 def expectation(ctx: Context, target: KernelTarget, level: MatchLevel, opts: CheckOptions) -> Expectation:
@@ -41,8 +44,10 @@ def expectation(ctx: Context, target: KernelTarget, level: MatchLevel, opts: Che
         except BadInput:
             drift = None
         reference = with_cause(reference, drift)
-    return Expectation(target, level, reference, not_compared, loader.gather(target, [ctx.path(p) for p in opts.symvers],
-                                                                           config_file=ctx.path(opts.kernel_config) if opts.kernel_config else None))
+    facts = loader.gather(target, [ctx.path(p) for p in opts.symvers], sig_enforce=opts.sig_enforce,
+                          trusted_certs=[ctx.path(c) for c in opts.trusted_certs],
+                          config_file=ctx.path(opts.kernel_config) if opts.kernel_config else None)
+    return Expectation(target, level, reference, not_compared, facts)
 
 
 def print_reports(ctx: Context, expect: Expectation, reports: List[ModuleReport]) -> None:
@@ -86,6 +91,9 @@ def run(ctx: Context, opts: CheckOptions) -> int:
         raise UsageError("no .ko, .ko.xz, .ko.gz or .ko.zst files under %s" % printable(" ".join(opts.paths)))
     expect = expectation(ctx, target, level_of(settings), opts)
     reports = verify_paths(paths, expect)
+    assert expect.loader is not None
+    known = expect.loader.signing.trust
+    reports = with_confirmed_signatures(reports, lambda info, found: trust.confirm(ctx.runner, info, found, known, ctx.env))
     if ctx.json:
         ctx.out_json(dict(report.expectation_json(expect), settings=settings.as_json(), modules=report.modules_json(reports)))
     else:

@@ -23,6 +23,9 @@ class MakeOptions(NamedTuple):
     kernel_config: Optional[str] = None
     btf: bool = False
     symvers: Tuple[str, ...] = ()  # --symvers: other modules' Module.symvers
+    sign: bool = False
+    sig_enforce: Optional[bool] = None
+    trusted_certs: Tuple[str, ...] = ()
 
 
 def with_extra_symbols(ctx: Context, make_args: Tuple[str, ...], symvers: Tuple[str, ...]) -> Tuple[str, ...]:
@@ -58,7 +61,10 @@ def run(ctx: Context, opts: MakeOptions) -> int:
         allow_mismatch=opts.allow_mismatch, vmlinux=ctx.path(opts.vmlinux) if opts.vmlinux else None,
         kernel_config=ctx.path(opts.kernel_config) if opts.kernel_config else None,
         scl_root=settings.scl_root.value or "/opt/rh", settings=settings,
-        log_path=ctx.path(log) if log else os.path.join(module_dir, ".kbuildguard", "build.log"), btf=opts.btf)
+        log_path=ctx.path(log) if log else os.path.join(module_dir, ".kbuildguard", "build.log"), btf=opts.btf,
+        sign=opts.sign, sig_enforce=opts.sig_enforce, trusted_certs=tuple(ctx.path(c) for c in opts.trusted_certs))
+    if (opts.common.cli.sign_key or opts.common.cli.sign_cert) and not opts.sign:
+        raise UsageError("--sign-key and --sign-cert are for --sign: add --sign")
     releases = build.kernel_list(settings.kernel.value, settings.sysroot.value)
     if releases is None:
         return build.run(ctx, proj, req, [selector_for(settings)], many=False)

@@ -1,0 +1,52 @@
+"""``kbuildguard sign``: sign modules already built (an RPM's buildroot after rpm's strip step) as
+make --sign does, then verify them as check does. rpm strips after %install, and a stripped module
+loses its signature (rpm #1824): the RPM macros run this from %__spec_install_post."""
+
+from typing import NamedTuple, Optional, Tuple
+
+from kbuildguard import kernel, modsign, trust
+from kbuildguard.commands import check
+from kbuildguard.commands.common import absolute, level_of, selector_for, settings_for, single_kernel
+from kbuildguard.console import printable
+from kbuildguard.context import Context
+from kbuildguard.errors import BadInput, SigningFailed, UsageError
+from kbuildguard.inspect import find_modules
+from kbuildguard.settings import Common
+from kbuildguard.verify import verify_paths, with_confirmed_signatures
+
+
+class SignOptions(NamedTuple):
+    common: Common
+    paths: Tuple[str, ...]
+    sig_enforce: Optional[bool] = None
+    trusted_certs: Tuple[str, ...] = ()
+
+
+def run(ctx: Context, opts: SignOptions) -> int:
+    settings = settings_for(ctx, opts.common.cli)
+    single_kernel(settings, "sign")
+    target = kernel.resolve(selector_for(settings))
+    paths = find_modules(absolute(ctx, opts.paths))
+    if not paths:
+        raise UsageError("no .ko files under %s" % printable(" ".join(opts.paths)))
+    root = target.sysroot.rstrip("/") if target.sysroot not in ("", "/") else ""
+    signer = modsign.prepare(target, target.tree_config, settings, root, ctx.cwd)
+    ctx.console.info("signing with %s" % printable(modsign.describe(signer)))
+    with ctx.console.step("sign %d module(s) with %s" % (len(paths), signer.hash)):
+        modsign.sign(ctx.runner, signer, paths, ctx.env)
+    try:
+        known = trust.load_certificates([signer.key.cert]) if not signer.key.cert.startswith("pkcs11:") else ()
+    except BadInput as exc:
+        raise SigningFailed("the signing certificate cannot be read: %s" % exc.message)
+    opts_check = check.CheckOptions(opts.common, opts.paths, trusted_certs=opts.trusted_certs, sig_enforce=opts.sig_enforce)
+    expect = check.expectation(ctx, target, level_of(settings), opts_check)
+    assert expect.loader is not None
+    signing = expect.loader.signing
+    expect = expect._replace(loader=expect.loader._replace(signing=signing._replace(
+        trust=signing.trust._replace(known=signing.trust.known + known))))
+    assert expect.loader is not None
+    trusted = expect.loader.signing.trust
+    reports = with_confirmed_signatures(verify_paths(paths, expect),
+                                        lambda info, found: trust.confirm(ctx.runner, info, found, trusted, ctx.env))
+    check.print_reports(ctx, expect, reports)
+    return check.verdict(target, reports)
