@@ -102,18 +102,21 @@ CHECK_ARGS = {NORMAL: (), ENFORCING: ("--sig-enforce", "yes")}
 # The variants each guest loads, in this order. Lines the kernel prints once per boot (out-of-tree,
 # "module verification failed", a licence taint once P is set) go to the first module that earns them.
 LOADS = {
-    NORMAL: ["kbg_good", "kbg_selfsigned", "kbg_crc", "kbg_nowhere", "kbg_prop", "kbg_gplonly", "kbg_vermagic"],
-    ENFORCING: ["kbg_good", "kbg_selfsigned"],
+    NORMAL: ["crc7", "kbg_good", "kbg_selfsigned", "kbg_crc", "kbg_nowhere", "kbg_prop", "kbg_gplonly", "kbg_vermagic"],
+    ENFORCING: ["crc7", "kbg_good", "kbg_selfsigned"],
 }
-# The gate each variant was built to fail. None: only the signature, which no variant passes (Debian's
-# kernel holds no key of ours), so even the good module taints (E) in a normal guest.
-FAILS = {"kbg_good": None, "kbg_selfsigned": None, "kbg_crc": "symbol_versions", "kbg_nowhere": "symbols",
+# The gate each variant was built to fail. None: only the signature, which no variant of ours passes
+# (Debian's kernel holds no key of ours), so even the good module taints (E) in a normal guest. The
+# one module that passes every gate is the kernel's own crc7.ko, signed by its build-time key.
+FAILS = {"crc7": None, "kbg_good": None, "kbg_selfsigned": None, "kbg_crc": "symbol_versions", "kbg_nowhere": "symbols",
          "kbg_gplonly": "license", "kbg_prop": "license", "kbg_vermagic": "vermagic"}
 
 # What the real kernel did (6.1.0-57-amd64 in qemu, 2026-12), recorded from the guests' serial logs:
 # the effect, insmod's message (the errno), and the kernel's own lines (time stamps removed; busybox
 # insmod tries finit_module then init_module, so a refusal is logged twice).
 KERNEL_DID = {
+    (NORMAL, "crc7"): ("ok", "", []),  # in tree (no O), signed by the build-time key (no E): taint empty
+    (ENFORCING, "crc7"): ("ok", "", []),
     (NORMAL, "kbg_good"): ("taints", "", [  # /sys/module/kbg_good/taint: OE
         "kbg_good: loading out-of-tree module taints kernel.",
         "kbg_good: module verification failed: signature and/or required key missing - tainting kernel"]),
@@ -140,6 +143,9 @@ KERNEL_DID = {
 }
 # Predictions kbuildguard cannot make yet in this tree (strict: they fail the day they start to pass).
 NOT_YET = {
+    (NORMAL, "crc7"): "signature gate says not-checked for any signed module: needs the signer's trust from the "
+                      "signing work",
+    (ENFORCING, "crc7"): "needs --sig-enforce from the signing work",
     (ENFORCING, "kbg_good"): "needs --sig-enforce from the signing work",
     (ENFORCING, "kbg_selfsigned"): "needs --sig-enforce from the signing work",
     (NORMAL, "kbg_selfsigned"): "signature gate says not-checked for any signed module: needs the signer's trust "
@@ -268,6 +274,7 @@ def gates(debian_release, compilers, tmp_path_factory):
                            exports={"init_uts_ns": "EXPORT_SYMBOL"})
     preempt = drifted_tree(os.path.join(tmp, "tree-nopreempt"), release, {"CONFIG_PREEMPT_BUILD": None})
     kos = {
+        "crc7": os.path.join(image, "lib/modules", release, "kernel/lib/crc7.ko"),
         "kbg_good": _kdemo(tmp, "kbg_good", release),
         "kbg_selfsigned": self_sign(_kdemo(tmp, "kbg_selfsigned", release), tmp, release),
         "kbg_crc": _kdemo(tmp, "kbg_crc", release, tree=symvers),
