@@ -2,6 +2,14 @@
 test_qemu.py boots it) is given, for each gate, a module built with plain kbuild to fail only that
 gate, and the `effect` `kbuildguard check --json` predicted must be what the kernel did.
 
+The variants: symbol_versions (built against a copy of the headers whose Module.symvers gives
+_printk another CRC), symbols (calls a function nothing exports), license (proprietary using a
+GPL-only export; proprietary using none), vermagic (a copy of the headers without
+CONFIG_PREEMPT_BUILD), layout (copies without CONFIG_JUMP_LABEL, without CONFIG_KALLSYMS), no
+module_exit(), compiler (gcc-11), signature (unsigned, self-signed), and the kernel's own crc7.ko
+(every gate passes). check is always asked about the real kernel: the image's vmlinuz and Debian's
+own headers, never the tree a variant was built with -- that mismatch is what it must catch.
+
 Two boots: a normal guest, and one with ``module.sig_enforce=1`` for the signature gate. In each,
 every variant is insmod-ed and rmmod-ed in turn; the guest prints the exit statuses, the module's
 own taint letters (/sys/module/M/taint, read while it is loaded) and the kernel log lines the
@@ -95,6 +103,20 @@ module_exit(kbg_exit);
 MODULE_LICENSE("Proprietary");
 """
 
+NOEXIT_C = """\
+// SPDX-License-Identifier: GPL-2.0
+/* No module_exit(): the kernel marks it [permanent] and delete_module() answers EBUSY. */
+#include <linux/module.h>
+
+static int __init kbg_init(void)
+{
+	return 0;
+}
+
+module_init(kbg_init);
+MODULE_LICENSE("GPL");
+"""
+
 NORMAL, ENFORCING = "normal", "sig_enforce"
 CMDLINE = {NORMAL: (), ENFORCING: ("module.sig_enforce=1",)}
 # What check is told about each guest: the facts it cannot read from the kernel's files.
@@ -102,18 +124,22 @@ CHECK_ARGS = {NORMAL: (), ENFORCING: ("--sig-enforce", "yes")}
 # The variants each guest loads, in this order. Lines the kernel prints once per boot (out-of-tree,
 # "module verification failed", a licence taint once P is set) go to the first module that earns them.
 LOADS = {
-    NORMAL: ["crc7", "kbg_good", "kbg_selfsigned", "kbg_crc", "kbg_nowhere", "kbg_prop", "kbg_gplonly", "kbg_vermagic"],
+    NORMAL: ["crc7", "kbg_good", "kbg_selfsigned", "kbg_crc", "kbg_nowhere", "kbg_prop", "kbg_gplonly", "kbg_vermagic",
+             "kbg_gcc11", "kbg_jumplabel", "kbg_noexit", "kbg_kallsyms"],  # the last two stay loaded
     ENFORCING: ["crc7", "kbg_good", "kbg_selfsigned"],
 }
 # The gate each variant was built to fail. None: only the signature, which no variant of ours passes
 # (Debian's kernel holds no key of ours), so even the good module taints (E) in a normal guest. The
 # one module that passes every gate is the kernel's own crc7.ko, signed by its build-time key.
 FAILS = {"crc7": None, "kbg_good": None, "kbg_selfsigned": None, "kbg_crc": "symbol_versions", "kbg_nowhere": "symbols",
-         "kbg_gplonly": "license", "kbg_prop": "license", "kbg_vermagic": "vermagic"}
+         "kbg_gplonly": "license", "kbg_prop": "license", "kbg_vermagic": "vermagic", "kbg_gcc11": "compiler",
+         "kbg_jumplabel": "layout", "kbg_kallsyms": "layout",
+         "kbg_noexit": "layout"}  # the gate that reads .gnu.linkonce.this_module's init/exit relocations
 
 # What the real kernel did (6.1.0-57-amd64 in qemu, 2026-12), recorded from the guests' serial logs:
-# the effect, insmod's message (the errno), and the kernel's own lines (time stamps removed; busybox
-# insmod tries finit_module then init_module, so a refusal is logged twice).
+# the effect, insmod's message (the errno), and the kernel's own lines, each the start of a line the
+# guest printed (time stamps removed; busybox insmod tries finit_module then init_module, so a refusal
+# is logged twice).
 KERNEL_DID = {
     (NORMAL, "crc7"): ("ok", "", []),  # in tree (no O), signed by the build-time key (no E): taint empty
     (ENFORCING, "crc7"): ("ok", "", []),
@@ -136,6 +162,17 @@ KERNEL_DID = {
     (NORMAL, "kbg_vermagic"): ("rejected-at-load", "invalid module format", [
         "kbg_vermagic: version magic '6.1.0-57-amd64 SMP mod_unload modversions ' should be "
         "'6.1.0-57-amd64 SMP preempt mod_unload modversions '"]),
+    # the loader never reads .comment: another compiler, same struct module, loads (kbuildguard refuses it)
+    (NORMAL, "kbg_gcc11"): ("taints", "", ["[kbg_gcc11]: loaded", "[kbg_gcc11]: unloaded"]),
+    # CONFIG_JUMP_LABEL drift: struct module is smaller, exit at 0x348 where the kernel wants 0x350, and
+    # the kernel has already written a field there when it applies the module's relocations
+    (NORMAL, "kbg_jumplabel"): ("rejected-at-load", "invalid module format", [
+        "module: x86/modules: Skipping invalid relocation target, existing value is nonzero for type 1, "
+        "loc (____ptrval____), val "]),  # then the address of the module's exit function
+    # no module_exit(): [permanent]; rmmod's "Device or resource busy" is the only witness
+    (NORMAL, "kbg_noexit"): ("cannot-unload", "", []),
+    # CONFIG_KALLSYMS drift (the original incident): exit at 0x318, the kernel reads NULL at 0x350
+    (NORMAL, "kbg_kallsyms"): ("cannot-unload", "", ["[kbg_kallsyms]: loaded"]),
     (ENFORCING, "kbg_good"): ("rejected-at-load", "Key was rejected by service", [
         "Loading of unsigned module is rejected"]),
     (ENFORCING, "kbg_selfsigned"): ("rejected-at-load", "Key was rejected by service", [
@@ -143,6 +180,8 @@ KERNEL_DID = {
 }
 # Predictions kbuildguard cannot make yet in this tree (strict: they fail the day they start to pass).
 NOT_YET = {
+    (NORMAL, "kbg_jumplabel"): "FINDING: the layout gate says cannot-unload for every x86_64 layout mismatch "
+                               "(verify.layout_effect); the kernel refused this one at relocation",
     (NORMAL, "crc7"): "signature gate says not-checked for any signed module: needs the signer's trust from the "
                       "signing work",
     (ENFORCING, "crc7"): "needs --sig-enforce from the signing work",
@@ -196,9 +235,9 @@ def parse(out):
     return found
 
 
-def _kdemo(tmp, name, release, tree=None):
+def _kdemo(tmp, name, release, tree=None, cc="gcc-12"):
     repo = named_kdemo(tmp, name, kbuildguard_toml=False)
-    plain_make(repo, release, "gcc-12", kernel_dir=tree)
+    plain_make(repo, release, cc, kernel_dir=tree)
     return os.path.join(repo, name + ".ko")
 
 
@@ -282,7 +321,11 @@ def gates(debian_release, compilers, tmp_path_factory):
         "kbg_gplonly": _source(tmp, "kbg_gplonly", GPLONLY_C, release, tree=symvers, variables=warn),
         "kbg_prop": _source(tmp, "kbg_prop", PROPRIETARY_C, release),
         "kbg_vermagic": _kdemo(tmp, "kbg_vermagic", release, tree=preempt),
+        "kbg_gcc11": _kdemo(tmp, "kbg_gcc11", release, cc="gcc-11"),
+        "kbg_noexit": _source(tmp, "kbg_noexit", NOEXIT_C, release),
     }
+    for name, option in (("kbg_jumplabel", "CONFIG_JUMP_LABEL"), ("kbg_kallsyms", "CONFIG_KALLSYMS")):
+        kos[name] = _kdemo(tmp, name, release, tree=drifted_tree(os.path.join(tmp, "tree-" + name), release, {option: None}))
     # kbuildguard's predictions, against the real kernel (never the trees the modules were built with)
     predicted = {guest: predictions(image, release, {n: kos[n] for n in names}, CHECK_ARGS[guest])
                  for guest, names in LOADS.items()}
@@ -318,8 +361,10 @@ def test_the_kernel_did_what_is_recorded(gates, guest, name):
     effect, insmod_says, lines = KERNEL_DID[(guest, name)]
     assert _did(seen) == effect, seen
     assert insmod_says in seen["insmod"][1], seen
+    if effect == "cannot-unload":
+        assert "Device or resource busy" in seen["rmmod"][1], seen
     for line in lines:
-        assert line in seen["dmesg"], seen["dmesg"]
+        assert [got for got in seen["dmesg"] if got.startswith(line)], seen["dmesg"]
 
 
 @pytest.mark.parametrize("guest,name", [_case(g, n) for g, n in CASES])
@@ -340,5 +385,6 @@ def test_each_variant_fails_only_its_gate(gates, name):
     _effect, checks = gates["predicted"][NORMAL][name]
     others = {c["name"]: c["effect"] for c in checks.values() if c["name"] not in ("signature", FAILS[name])}
     assert set(others.values()) == {"ok"}, others
-    if FAILS[name]:
-        assert checks[FAILS[name]]["effect"] != "ok", checks[FAILS[name]]
+    if FAILS[name]:  # refused, or ok with an effect (a proprietary licence taints; a module without exit stays)
+        gate = checks[FAILS[name]]
+        assert not gate["ok"] or gate["effect"] != "ok", gate
