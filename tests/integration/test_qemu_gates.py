@@ -156,7 +156,8 @@ KERNEL_DID = {
     (NORMAL, "kbg_prop"): ("taints", "", [  # taint: POE
         "kbg_prop: module license 'Proprietary' taints kernel.",
         "Disabling lock debugging due to kernel taint"]),
-    # set_license() runs before the symbols are resolved: the refused module has tainted the kernel (P)
+    # set_license() runs before the symbols are resolved: the refused module taints the kernel all the same
+    # (P; seen when it was loaded before kbg_prop: /proc/sys/kernel/tainted 12288 -> 12289)
     (NORMAL, "kbg_gplonly"): ("rejected-at-load", "unknown symbol in module", [
         "kbg_gplonly: Unknown symbol init_uts_ns (err -2)"]),
     (NORMAL, "kbg_vermagic"): ("rejected-at-load", "invalid module format", [
@@ -164,14 +165,15 @@ KERNEL_DID = {
         "'6.1.0-57-amd64 SMP preempt mod_unload modversions '"]),
     # the loader never reads .comment: another compiler, same struct module, loads (kbuildguard refuses it)
     (NORMAL, "kbg_gcc11"): ("taints", "", ["[kbg_gcc11]: loaded", "[kbg_gcc11]: unloaded"]),
-    # CONFIG_JUMP_LABEL drift: struct module is smaller, exit at 0x348 where the kernel wants 0x350, and
-    # the kernel has already written a field there when it applies the module's relocations
+    # CONFIG_JUMP_LABEL drift: same size, exit at 0x348 where the kernel wants 0x350. 0x348 is the kernel's
+    # target_list.prev, which module_unload_init() has set when apply_relocate_add() finds it non-zero
     (NORMAL, "kbg_jumplabel"): ("rejected-at-load", "invalid module format", [
         "module: x86/modules: Skipping invalid relocation target, existing value is nonzero for type 1, "
         "loc (____ptrval____), val "]),  # then the address of the module's exit function
     # no module_exit(): [permanent]; rmmod's "Device or resource busy" is the only witness
     (NORMAL, "kbg_noexit"): ("cannot-unload", "", []),
-    # CONFIG_KALLSYMS drift (the original incident): exit at 0x318, the kernel reads NULL at 0x350
+    # CONFIG_KALLSYMS drift (the original incident): exit at 0x318 (the kernel's static_call_sites, still
+    # NULL at relocation time), and the kernel reads NULL at 0x350
     (NORMAL, "kbg_kallsyms"): ("cannot-unload", "", ["[kbg_kallsyms]: loaded"]),
     (ENFORCING, "kbg_good"): ("rejected-at-load", "Key was rejected by service", [
         "Loading of unsigned module is rejected"]),
@@ -181,7 +183,8 @@ KERNEL_DID = {
 # Predictions kbuildguard cannot make yet in this tree (strict: they fail the day they start to pass).
 NOT_YET = {
     (NORMAL, "kbg_jumplabel"): "FINDING: the layout gate says cannot-unload for every x86_64 layout mismatch "
-                               "(verify.layout_effect); the kernel refused this one at relocation",
+                               "(verify.layout_effect); the kernel refused this one at relocation: the module's "
+                               "exit lands on target_list, which the loader has already initialised",
     (NORMAL, "crc7"): "signature gate says not-checked for any signed module: needs the signer's trust from the "
                       "signing work",
     (ENFORCING, "crc7"): "needs --sig-enforce from the signing work",
