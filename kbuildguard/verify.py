@@ -262,6 +262,12 @@ def check_layout(info: ModuleInfo, target: KernelTarget, reference: Optional[Ref
     expected = "size 0x%x, init %s, exit %s (%s)" % (ref.size, _hex(ref.init_offset), _hex(ref.exit_offset), reference.source)
     found = "size 0x%x, init %s, exit %s" % (got.size, _hex(got.init_offset), _hex(got.exit_offset))
     if not differences:
+        if got.init_offset is not None and got.exit_offset is None and target.tree_config.get("CONFIG_MODULE_UNLOAD") == "y":
+            # kernel/module/main.c delete_module(): "if (mod->init && !mod->exit)" -> -EBUSY unless forced
+            return Check(Gate.LAYOUT, True, expected, found,
+                         "struct module layout matches the kernel's; no module_exit(): the kernel marks it [permanent] "
+                         "and rmmod answers EBUSY", "add a module_exit() function if it should unload",
+                         Effect.CANNOT_UNLOAD)
         return Check(Gate.LAYOUT, True, expected, found, "struct module layout matches the kernel's")
     if not compiler.ok:
         cause = ("cause: built by %s, not the kernel's compiler; compiler features decide #ifdefs inside struct module"

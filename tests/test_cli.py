@@ -116,6 +116,23 @@ def test_check_layout_against_in_tree_reference(capsys, tmp_path):
     assert "exit at 0x340, kernel expects 0x350" in out
 
 
+def test_check_no_exit_function_loads_and_never_unloads(capsys, tmp_path):
+    """Not refused (a permanent module can be meant), but the effect says what rmmod will answer."""
+    root = tmp_path / "root"
+    release = "6.1.0-56-amd64"
+    make_tree(root / ("usr/src/linux-headers-" + release))
+    kdir = root / ("lib/modules/%s/kernel/fs" % release)
+    kdir.mkdir(parents=True)
+    (kdir / "intree.ko").write_bytes(build_module())
+    permanent = tmp_path / "permanent.ko"
+    permanent.write_bytes(build_module(exit_offset=None))
+    code, out, _ = run(capsys, "check", "--json", str(permanent), "--sysroot", str(root), "--kernel", release)
+    assert code == 0
+    layout = [c for c in json.loads(out)["modules"][0]["checks"] if c["name"] == "layout"][0]
+    assert layout["ok"] and layout["effect"] == "cannot-unload" and "no module_exit()" in layout["message"]
+    assert json.loads(out)["modules"][0]["effect"] == "cannot-unload"
+
+
 def test_init_refuses_to_overwrite(capsys, tmp_path):
     assert run(capsys, "init", "-C", str(tmp_path))[0] == 0
     code, _, err = run(capsys, "init", "-C", str(tmp_path))

@@ -74,11 +74,12 @@ def example(tmp_path):
     return copy
 
 
-def plain_make(module_dir, release, real_cc, kernel_dir=None):
-    """Build without kbuildguard, as a vendor or another CI would, with another compiler or tree."""
+def plain_make(module_dir, release, real_cc, kernel_dir=None, variables=()):
+    """Build without kbuildguard, as a vendor or another CI would, with another compiler or tree;
+    VARIABLES: more make variables ("KBUILD_MODPOST_WARN=1")."""
     env = dict(os.environ, KBG_REAL_CC=real_cc)
     subprocess.run(["make", "-C", kernel_dir or "/lib/modules/%s/build" % release, "M=" + module_dir,
-                    "CC=" + os.path.join(TOOLS, "ccfilter.py"), "modules"],
+                    "CC=" + os.path.join(TOOLS, "ccfilter.py")] + list(variables) + ["modules"],
                    env=env, check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
 
 

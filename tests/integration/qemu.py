@@ -40,8 +40,9 @@ def initramfs(path, script, files, busybox=BUSYBOX):
     return path
 
 
-def boot(kernel, initrd, timeout=300, arch="x86_64"):
-    """Serial output of one boot; the guest powers itself off when the script ends."""
+def boot(kernel, initrd, timeout=300, arch="x86_64", cmdline=()):
+    """Serial output of one boot; the guest powers itself off when the script ends. CMDLINE: more
+    kernel parameters (module.sig_enforce=1)."""
     if arch == "aarch64":
         machine = ["qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a57"]
         console = "ttyAMA0"
@@ -49,7 +50,7 @@ def boot(kernel, initrd, timeout=300, arch="x86_64"):
         machine = ["qemu-system-x86_64"]
         console = "ttyS0"
     argv = machine + ["-m", "512", "-smp", "1", "-nographic", "-no-reboot", "-monitor", "none",
-                      "-kernel", kernel, "-initrd", initrd, "-append", "console=%s panic=-1 loglevel=4" % console]
+                      "-kernel", kernel, "-initrd", initrd, "-append", " ".join(["console=%s panic=-1 loglevel=4" % console] + list(cmdline))]
     proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
     return proc.stdout.decode("utf-8", "replace").replace("\r", "")
 
