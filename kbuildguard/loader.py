@@ -193,7 +193,7 @@ def check_vermagic(info: ModuleInfo, facts: LoaderFacts, release: str) -> Check:
     return Check(Gate.VERMAGIC, True, want.strip(), mine.strip(), "vermagic matches (the kernel's same_magic() rule)" + release_note)
 
 
-def check_symbol_versions(info: ModuleInfo, facts: LoaderFacts) -> Check:
+def check_symbol_versions(info: ModuleInfo, facts: LoaderFacts, release: str) -> Check:
     expected = "CRCs of %s" % (", ".join(facts.exports.sources) if facts.exports else "the kernel's Module.symvers")
     if facts.modversions is None:
         return Check(Gate.SYMBOL_VERSIONS, True, expected, str(info.versions_format),
@@ -223,11 +223,16 @@ def check_symbol_versions(info: ModuleInfo, facts: LoaderFacts) -> Check:
     found = "%d versions (%s)" % (len(info.version_names), info.versions_format)
     if bad:
         extra = [s for s in facts.exports.sources[1:]]
+        built_for = info.vermagic.split(" ", 1)[0]
+        if built_for and built_for != release:
+            # dkms #554: built against another kernel's tree; the CRCs are only the symptom
+            fix = ("it was built for %s: rebuild it against the build tree of %s (its kernel-devel / linux-headers "
+                   "package)" % (built_for, release))
+        else:
+            fix = "rebuild against the kernel's own Module.symvers (%s)%s" % (
+                facts.exports.sources[0], ", and the current Module.symvers of %s" % ", ".join(extra) if extra else "")
         return Check(Gate.SYMBOL_VERSIONS, False, expected, found,
-                     "disagrees about version of symbol %s" % ", ".join(bad),
-                     "rebuild against the kernel's own Module.symvers (%s)%s" % (
-                         facts.exports.sources[0], ", and the current Module.symvers of %s" % ", ".join(extra) if extra else ""),
-                     Effect.REJECTED)
+                     "disagrees about version of symbol %s" % ", ".join(bad), fix, Effect.REJECTED)
     return Check(Gate.SYMBOL_VERSIONS, True, expected, found, "every symbol version matches the exporter's")
 
 

@@ -70,6 +70,26 @@ class ReferenceLayout(NamedTuple):
     layout: Layout
     source: str
     cause: str = ""  # what a differing module most likely went through (drift between tree and kernel)
+    members: Tuple[Tuple[str, int], ...] = ()  # the kernel's struct module members and byte offsets (BTF only)
+
+    def member_at(self, offset: int) -> str:
+        """The kernel's member that holds byte ``offset`` ("" when unknown)."""
+        found = ""
+        for name, start in self.members:
+            if start <= offset:
+                found = name
+        return found
+
+
+# Members of struct module the loader has written (non-zero) before apply_relocations() in 6.1's
+# load_module(): add_unformed_module (state, list), module_unload_init (source_list, target_list,
+# refcnt), init_param_lock (param_lock), layout_and_allocate/move_module (core_layout, init_layout,
+# mem in 6.4+). x86_64's apply_relocate_add() refuses a relocation whose target is not zero ("Skipping
+# invalid relocation target, existing value is nonzero"), so a module whose init or exit lands on one
+# of them is rejected at load; elsewhere it loads (and cannot be unloaded). Seen in qemu on Debian's
+# 6.1: exit on target_list is refused, exit on static_call_sites loads and never unloads.
+WRITTEN_BEFORE_RELOCATION = frozenset({"state", "list", "source_list", "target_list", "refcnt", "param_lock",
+                                       "core_layout", "init_layout", "mem", "name"})
 
 
 class ModuleReport(NamedTuple):
@@ -107,22 +127,23 @@ def _btf_reference(path: str, what: str) -> Optional[ReferenceLayout]:
     if cache:
         try:
             with open(cache, encoding="utf-8") as f:
-                size, init, exit_ = json.load(f)
-            return ReferenceLayout(Layout(size, init, exit_), source)
+                size, init, exit_, members = json.load(f)
+            return ReferenceLayout(Layout(size, init, exit_), source, members=tuple((str(n), int(o)) for n, o in members))
         except (OSError, ValueError, TypeError):
             pass
     found = module_layout_from_file(path)
     if found is None:
         return None
     layout = Layout(found.size, found.members.get("init"), found.members.get("exit"))
+    members = tuple(sorted(found.members.items(), key=lambda m: m[1]))
     if cache:
         try:  # a cache that cannot be written is no error
             os.makedirs(os.path.dirname(cache), exist_ok=True)
             with open(cache, "w", encoding="utf-8") as f:
-                json.dump(list(layout), f)
+                json.dump(list(layout) + [members], f)
         except OSError:
             pass
-    return ReferenceLayout(layout, source)
+    return ReferenceLayout(layout, source, members=members)
 
 
 GENERIC_CAUSE = ("likely cause: a compiler with other features (they decide #ifdefs inside struct module), or a build "
@@ -200,11 +221,20 @@ def _hex(value: Optional[int]) -> str:
     return "absent" if value is None else "0x%x" % value
 
 
-def layout_effect(target: KernelTarget, size_differs: bool) -> Tuple[Effect, str]:
-    """What the target kernel will do with a module whose struct module layout differs."""
+def layout_effect(target: KernelTarget, size_differs: bool, landed: Sequence[str] = ()) -> Tuple[Effect, str]:
+    """What the target kernel will do with a module whose struct module layout differs; ``landed``:
+    the kernel's members where the module's init/exit relocations land (from BTF), when known."""
     release = release_tuple(target.release.split("-")[0])
     if size_differs and release >= (6, 4):
         return Effect.REJECTED, "this kernel (>= 6.4) rejects it at load: its .gnu.linkonce.this_module size differs"
+    written = [m for m in landed if m in WRITTEN_BEFORE_RELOCATION]
+    if target.arch == "x86_64" and written:
+        return Effect.REJECTED, ("on x86_64 it is rejected at load: a relocation lands on %s, which the loader has "
+                                 "already set (\"Skipping invalid relocation target, existing value is nonzero\", "
+                                 "insmod: Invalid module format)" % ", ".join(written))
+    if target.arch == "x86_64" and landed:
+        return Effect.CANNOT_UNLOAD, ("it loads (its init/exit land on %s, still zero when relocated), and then "
+                                      "cannot be unloaded (rmmod: Device or resource busy), or worse" % ", ".join(landed))
     if target.arch == "x86_64":
         # the module's own struct module image is zero where init/exit land, so the x86_64 check
         # ("Invalid relocation target, existing value is nonzero") rarely fires: it loads.
@@ -277,7 +307,9 @@ def check_layout(info: ModuleInfo, target: KernelTarget, reference: Optional[Ref
         cause = reference.cause or GENERIC_CAUSE
         fix = ("rebuild it against a build tree configured exactly like kernel %s (its own kernel-devel / linux-headers "
                "package, or a tree made from /boot/config-%s)" % (target.release, target.release))
-    effect, what = layout_effect(target, got.size != ref.size)
+    landed = [reference.member_at(off) for off in (got.init_offset, got.exit_offset)
+              if off is not None and reference.members and off not in (ref.init_offset, ref.exit_offset)]
+    effect, what = layout_effect(target, got.size != ref.size, [m for m in landed if m])
     return Check(Gate.LAYOUT, False, expected, found, "struct module layout differs (%s): %s; %s" % (
         "; ".join(differences), what, cause), fix, effect)
 
@@ -312,7 +344,7 @@ def verify_info(info: ModuleInfo, expect: Expectation, siblings: FrozenSet[str] 
                     Effect.OK if has_this else Effect.REJECTED)]
     if layout is not None:
         checks.append(layout)
-    checks += [loader.check_vermagic(info, facts, target.release), loader.check_symbol_versions(info, facts),
+    checks += [loader.check_vermagic(info, facts, target.release), loader.check_symbol_versions(info, facts, target.release),
                loader.check_symbols(info, facts, siblings), loader.check_license(info, facts),
                loader.check_btf(info, facts), with_compiler_effect(compiler, layout)]
     verdict = Verdict.OK if all(c.ok for c in checks) else Verdict.MISMATCH

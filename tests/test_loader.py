@@ -206,3 +206,28 @@ def test_el_boot_symvers_when_the_tree_has_none(tmp_path):
     target = resolve(Selector(kernel="6.1.0-56-amd64", sysroot=str(root)))
     exports, _ = symvers.gather(target, ())
     assert exports is not None and exports.sources[0].endswith("/boot/symvers-6.1.0-56-amd64.gz")
+
+
+def test_x86_relocation_onto_a_field_the_loader_already_set_is_rejected(tmp_path):
+    """Seen in qemu on Debian's 6.1 (test_qemu_gates.py): exit on target_list is refused at load, exit
+    on static_call_sites (still zero when relocated) loads and never unloads."""
+    from kbuildguard.inspect import Layout
+    from kbuildguard.verify import ReferenceLayout, check_layout
+
+    target = _target(tmp_path)
+    members = (("state", 0), ("list", 8), ("name", 24), ("static_call_sites", 0x330), ("target_list", 0x340),
+               ("exit", 0x350), ("init", 0x138))
+    ref = ReferenceLayout(Layout(0x380, 0x138, 0x350), "BTF", members=tuple(sorted(members, key=lambda m: m[1])))
+    compiler_ok = verify_info(_info(tmp_path), Expectation(target, MatchLevel.VERSION, None, "")).checks[-1]
+    onto_list = _info(tmp_path, "a.ko", exit_offset=0x348)
+    c = check_layout(onto_list, target, ref, "", compiler_ok)
+    assert c.effect is Effect.REJECTED and "target_list" in c.message
+    onto_zero = _info(tmp_path, "b.ko", exit_offset=0x338)
+    c = check_layout(onto_zero, target, ref, "", compiler_ok)
+    assert c.effect is Effect.CANNOT_UNLOAD and "static_call_sites" in c.message
+
+
+def test_a_crc_mismatch_of_a_module_built_for_another_release_says_so(tmp_path):
+    c, _ = _check(tmp_path, Gate.SYMBOL_VERSIONS, vermagic="6.1.0-57-cloud-amd64 SMP preempt mod_unload modversions ",
+                  versions=[("module_layout", 0xA351F379)])
+    assert c.effect is Effect.REJECTED and "built for 6.1.0-57-cloud-amd64" in c.fix and "build tree of 6.1.0-56-amd64" in c.fix
