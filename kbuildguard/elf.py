@@ -129,6 +129,12 @@ class Elf:
             return b""
         return self._slice(sec.offset, sec.size, "section " + sec.name)
 
+    def section_prefix(self, sec: Section, size: int) -> bytes:
+        """The first ``size`` bytes of a section (a header), without copying the rest."""
+        if sec.type == SHT_NOBITS:
+            return b""
+        return self._slice(sec.offset, min(size, sec.size), "section " + sec.name)
+
     def relocations(self, sec: Section) -> List[Relocation]:
         if sec.type == SHT_RELA:
             fmt = self._e + ("QQq" if self.bits == 64 else "IIi")

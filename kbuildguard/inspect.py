@@ -67,6 +67,7 @@ class ModuleInfo(NamedTuple):
     exports: Tuple[str, ...] = ()  # the names it exports itself (__ksymtab_strings)
     btf_size: int = 0  # its .BTF section, 0 when it has none
     signature: Optional[ModuleSignature] = None
+    btf_problem: str = ""  # why the kernel's btf_parse_hdr() would refuse its .BTF ("" when it would not)
 
     def info(self, key: str) -> str:
         for k, v in self.modinfo:
@@ -187,6 +188,27 @@ def _versions(elf: Elf) -> Tuple[Tuple[str, ...], Tuple[int, ...], VersionsForma
     return words, crcs, VersionsFormat.FIXED_64 if crc_size == 8 else VersionsFormat.FIXED_32
 
 
+BTF_HEADER = "HBBIIIII"  # magic, version, flags, hdr_len, type_off, type_len, str_off, str_len
+
+
+def _btf_problem(elf: Elf, sec) -> str:
+    """kernel/bpf/btf.c btf_parse_hdr(), for a module's split BTF: what makes the kernel refuse it
+    ("failed to validate module [M] BTF: -22") before anything depends on which BTF it was split from."""
+    head = elf.section_prefix(sec, 24)
+    if len(head) < 24:
+        return "shorter than a BTF header (%d bytes)" % len(head)
+    magic, version, flags, hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from(
+        (">" if elf.big_endian else "<") + BTF_HEADER, head)
+    if magic != 0xEB9F:
+        return "no BTF magic (0x%04x)" % magic
+    if version != 1 or flags:
+        return "BTF version %d, flags %d (the kernel reads version 1, flags 0)" % (version, flags)
+    data = sec.size - hdr_len
+    if hdr_len < 24 or hdr_len > sec.size or type_off + type_len > data or str_off + str_len > data or type_off % 4:
+        return "its header's sections lie outside it"
+    return ""
+
+
 def _exports(elf: Elf) -> Tuple[str, ...]:
     data = _section_data(elf, "__ksymtab_strings")
     return tuple(w.decode("utf-8", "replace") for w in data.split(b"\x00") if w) if data else ()
@@ -207,7 +229,7 @@ def read_module(path: str) -> ModuleInfo:
         return ModuleInfo(path, elf.machine, elf.arch, elf.bits, elf.big_endian, compilers, linkers,
                           strings, tuple(modinfo), layout, version_names, version_crcs, versions_format,
                           elf.undefined_symbols(), _exports(elf), btf.size if btf is not None else 0,
-                          read_signature(data))
+                          read_signature(data), _btf_problem(elf, btf) if btf is not None else "")
 
 
 def find_modules(paths: Sequence[str], skip_dirs: Sequence[str] = (".kbuildguard",)) -> List[str]:

@@ -8,11 +8,12 @@ Read from kernel/module/main.c, version.c (6.1, and 6.13 for extended modversion
   mod_unload, modversions, arch words) must be equal. No vermagic at all goes through
   try_to_force_load(): a taint where CONFIG_MODULE_FORCE_LOAD=y, -ENOEXEC elsewhere.
 * symbol_versions -- check_version() for every symbol resolved: the module's CRC must equal the
-  exporter's ("disagrees about version of symbol X", -EINVAL); a symbol without a version entry
-  only warns; a module without __versions goes through try_to_force_load() as above.
+  exporter's ("disagrees about version of symbol X", -EINVAL); a resolved symbol without a version
+  entry is refused too in 6.x ("no symbol version for X"; older kernels only warned once); a module
+  without __versions goes through try_to_force_load() as above.
 * symbols -- simplify_symbols() -> resolve_symbol(): an undefined, non-weak symbol nobody exports is
   "Unknown symbol X (err -2)"; a symbol from a namespace the module does not import (MODULE_IMPORT_NS)
-  is refused since 5.? (verify_namespace_is_imported); SHN_COMMON symbols are refused.
+  is refused (verify_namespace_is_imported(), an error in 6.1); SHN_COMMON symbols are refused.
 * license -- set_license(): a licence that is not GPL-compatible taints (P); find_symbol() hides
   EXPORT_SYMBOL_GPL symbols from such a module, so using one is "Unknown symbol X (err -2)".
 * btf -- btf_module_notify() (CONFIG_DEBUG_INFO_BTF_MODULES): module BTF that does not parse against
@@ -29,6 +30,7 @@ from kbuildguard.inspect import ModuleInfo, VersionsFormat
 from kbuildguard.kernel import KernelTarget
 from kbuildguard.signature import SigningFacts
 from kbuildguard.symvers import Exports
+from kbuildguard.versions import release_tuple
 
 # include/linux/license.h license_is_gpl_compatible()
 GPL_COMPATIBLE = frozenset({"GPL", "GPL v2", "GPL and additional rights", "Dual BSD/GPL", "Dual MIT/GPL", "Dual MPL/GPL"})
@@ -214,25 +216,51 @@ def check_symbol_versions(info: ModuleInfo, facts: LoaderFacts, release: str) ->
         return Check(Gate.SYMBOL_VERSIONS, True, expected, "%d versions (%s)" % (len(info.version_names), info.versions_format),
                      "not compared: %s" % facts.exports_missing, "", Effect.NOT_CHECKED)
     symbols = facts.exports.symbols
+    kernel_file = facts.exports.sources[0]
     bad: List[str] = []
+    kernel_differs = False
+    others: List[str] = []  # the other modules' Module.symvers whose CRCs differ
     for name, crc in zip(info.version_names, info.version_crcs):
         export = symbols.get(name)
         if export is not None and export.crc is not None and export.crc != crc:
-            who = "kernel" if export.module == "vmlinux" or export.source == facts.exports.sources[0] else export.module
+            from_kernel = export.source == kernel_file
+            kernel_differs = kernel_differs or from_kernel
+            # another module's Module.symvers names it by where modpost built it: its file name says enough
+            who = "kernel" if from_kernel else os.path.basename(export.module)
             bad.append("%s (module 0x%08x, %s 0x%08x)" % (name, crc, who, export.crc))
+            if not from_kernel and export.source not in others:
+                others.append(export.source)
     found = "%d versions (%s)" % (len(info.version_names), info.versions_format)
     if bad:
-        extra = [s for s in facts.exports.sources[1:]]
         built_for = info.vermagic.split(" ", 1)[0]
         if built_for and built_for != release:
             # dkms #554: built against another kernel's tree; the CRCs are only the symptom
             fix = ("it was built for %s: rebuild it against the build tree of %s (its kernel-devel / linux-headers "
                    "package)" % (built_for, release))
+        elif not kernel_differs:
+            fix = "rebuild it against the current Module.symvers of %s (--symvers FILE, KBUILD_EXTRA_SYMBOLS)" % ", ".join(others)
         else:
             fix = "rebuild against the kernel's own Module.symvers (%s)%s" % (
-                facts.exports.sources[0], ", and the current Module.symvers of %s" % ", ".join(extra) if extra else "")
+                kernel_file, ", and the current Module.symvers of %s" % ", ".join(others) if others else "")
         return Check(Gate.SYMBOL_VERSIONS, False, expected, found,
                      "disagrees about version of symbol %s" % ", ".join(bad), fix, Effect.REJECTED)
+    # check_version(): a resolved symbol whose exporter has a CRC but the module lists none
+    listed = set(info.version_names)
+    wanted = [n for n in ("module_layout",) + info.needed.strong + info.needed.weak
+              if n not in listed and n in symbols and symbols[n].crc is not None
+              and (n != "module_layout" or symbols[n].module == "vmlinux")]
+    if wanted:
+        if release_tuple(release.split("-")[0]) >= (6, 0):
+            return Check(Gate.SYMBOL_VERSIONS, False, expected, found,
+                         "no symbol version for %s: the module lists no CRC for it, and this kernel refuses that "
+                         "(\"no symbol version for %s\", then \"Unknown symbol %s (err -22)\")" % (
+                             ", ".join(wanted), wanted[0], wanted[0]),
+                         "rebuild it with the exporter's Module.symvers at hand (--symvers FILE / KBUILD_EXTRA_SYMBOLS), "
+                         "so that modpost records the CRC", Effect.REJECTED)
+        return Check(Gate.SYMBOL_VERSIONS, True, expected, found,
+                     "no symbol version for %s: kernels before 6.0 only warned (\"no symbol version for\"); newer ones "
+                     "refuse it" % ", ".join(wanted), "rebuild it with the exporter's Module.symvers at hand",
+                     Effect.NOT_CHECKED)
     return Check(Gate.SYMBOL_VERSIONS, True, expected, found, "every symbol version matches the exporter's")
 
 
@@ -303,6 +331,16 @@ def check_btf(info: ModuleInfo, facts: LoaderFacts) -> Check:
                      "not checked: the kernel's configuration is unknown", "", Effect.NOT_CHECKED)
     if not btf.validates:
         return Check(Gate.BTF, True, "any", found, "the kernel does not read module BTF (no CONFIG_DEBUG_INFO_BTF_MODULES)")
+    if info.btf_problem:
+        if btf.allow_mismatch:
+            return Check(Gate.BTF, True, "BTF the kernel can parse", found,
+                         "its .BTF is malformed (%s): the kernel drops it with a warning and loads the module "
+                         "(CONFIG_MODULE_ALLOW_BTF_MISMATCH=y)" % info.btf_problem)
+        return Check(Gate.BTF, False, "BTF the kernel can parse", found,
+                     "its .BTF is malformed (%s): \"failed to validate module [%s] BTF: -22\", refused" % (
+                         info.btf_problem, info.name),
+                     "rebuild it (kbuild's pahole writes module BTF; kbuildguard make --btf splits it against the "
+                     "kernel's own)", Effect.REJECTED)
     if facts.in_tree and info.path.startswith(facts.in_tree.rstrip("/") + "/"):
         return Check(Gate.BTF, True, "BTF split against the kernel's own", found, "the kernel's own module")
     if btf.same_base is True:

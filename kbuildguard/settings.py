@@ -25,7 +25,7 @@ the CLI reads ``KBUILDGUARD_*`` or argparse objects. Unknown ``KBUILDGUARD_*`` v
 import os
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence
 
-from kbuildguard.errors import ConfigError
+from kbuildguard.errors import ConfigError, UsageError
 from kbuildguard.strenum import StrEnum
 
 DEFAULT_SCL_ROOT = "/opt/rh"
@@ -203,8 +203,10 @@ def _signing_key(cli: CommandLine, env: Mapping[str, str], file: FileSettings) -
             if key is None or cert is None:
                 named = key or cert
                 assert named is not None
-                raise ConfigError("%s names only half of the signing key: give the key and its certificate together "
-                                  "(--sign-key and --sign-cert, KBUILDGUARD_SIGN_KEY and KBUILDGUARD_SIGN_CERT, or [sign] "
-                                  "key and cert)" % named.describe())
+                # a command-line mistake is a usage error (2); a setting's, a configuration error (12)
+                error = UsageError if named.layer is Layer.COMMAND_LINE else ConfigError
+                raise error("%s names only half of the signing key: give the key and its certificate together "
+                            "(--sign-key and --sign-cert, KBUILDGUARD_SIGN_KEY and KBUILDGUARD_SIGN_CERT, or [sign] "
+                            "key and cert)" % named.describe())
             return [key, cert]
     return [_default(), _default()]

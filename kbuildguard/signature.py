@@ -38,6 +38,10 @@ from kbuildguard.gates import Check, Effect, Gate
 MAGIC = b"~Module signature appended~\n"
 TRAILER = struct.Struct(">BBBBB3xI")  # algo, hash, id_type, signer_len, key_id_len, pad, sig_len
 PKEY_ID_PKCS7 = 2
+# what insmod and the log say (kernel/module/signing.c, security/lockdown/lockdown.c)
+ENFORCED_REFUSAL = "\"Loading of unsigned module is rejected\" (Key was rejected by service)"
+LOCKDOWN_REFUSAL = ("\"Lockdown: insmod: unsigned module loading is restricted; see man kernel_lockdown.7\" "
+                    "(Operation not permitted)")
 MAX_SIGNATURE_BYTES = 64 * 1024  # a module's PKCS#7 message is well under 2 KiB; a certificate too
 
 OID_SIGNED_DATA = "1.2.840.113549.1.7.2"
@@ -58,6 +62,7 @@ class ModuleSignature(NamedTuple):
     signed_length: int  # the bytes the signature covers (the module without signature and trailer)
     id_type: int
     blob: bytes  # the PKCS#7 message
+    malformed: str = ""  # why kernel/module_signature.c mod_check_sig() returns -EBADMSG, fatal enforced or not
 
 
 class SignerId(NamedTuple):
@@ -127,6 +132,13 @@ class SigningFacts(NamedTuple):
     hash: str = ""  # CONFIG_MODULE_SIG_HASH
     trust: Trust = Trust()
 
+    @property
+    def by_lockdown(self) -> bool:
+        """Enforced by lockdown alone (enforcement() names it so): the kernel then answers -EPERM
+        (security_locked_down(LOCKDOWN_MODULE_SIGNATURE)), not -EKEYREJECTED."""
+        return bool(self.enforced) and "lockdown" in self.why and "sig_enforce" not in self.why \
+            and "MODULE_SIG_FORCE=y" not in self.why
+
 
 def read_signature(data) -> Optional[ModuleSignature]:
     """The appended signature of a module image (bytes or mmap), or None when unsigned."""
@@ -134,11 +146,16 @@ def read_signature(data) -> Optional[ModuleSignature]:
     if size < len(MAGIC) + TRAILER.size or data[size - len(MAGIC):] != MAGIC:
         return None
     end = size - len(MAGIC)
-    _algo, _hash, id_type, signer_len, key_id_len, sig_len = TRAILER.unpack_from(data, end - TRAILER.size)
-    start = end - TRAILER.size - sig_len - signer_len - key_id_len
-    if start < 0:
-        return None
-    blob = bytes(data[end - TRAILER.size - sig_len:end - TRAILER.size])
+    algo, hash_, id_type, signer_len, key_id_len, sig_len = TRAILER.unpack_from(data, end - TRAILER.size)
+    # mod_check_sig(): the length must leave room in the file, and a PKCS#7 trailer names nothing else
+    if sig_len >= end - TRAILER.size:
+        return ModuleSignature(0, id_type, b"", "its length field (%d bytes) is longer than the module" % sig_len)
+    if id_type == PKEY_ID_PKCS7 and (algo or hash_ or signer_len or key_id_len or bytes(data[end - 7:end - 4]) != b"\0\0\0"):
+        return ModuleSignature(end - TRAILER.size - sig_len, id_type, b"",
+                               "its trailer has unexpected non-zero fields (\"PKCS#7 signature info has unexpected "
+                               "non-zero params\")")
+    start = end - TRAILER.size - sig_len
+    blob = bytes(data[start:end - TRAILER.size])
     return ModuleSignature(start, id_type, blob)
 
 
@@ -324,8 +341,9 @@ def check(sig: Optional[ModuleSignature], facts: Optional[SigningFacts], sign_la
     if sig is None:
         if facts.enforced:
             return Check(Gate.SIGNATURE, sign_later, "a signature by a key the kernel trusts (enforced: %s)" % facts.why,
-                         "unsigned", "unsigned, and the kernel enforces signatures (%s): \"Loading of unsigned module is "
-                         "rejected\" (Key was rejected by service)" % facts.why,
+                         "unsigned", "unsigned, and the kernel enforces signatures (%s): %s" % (facts.why, LOCKDOWN_REFUSAL
+                                                                                         if facts.by_lockdown else
+                                                                                         ENFORCED_REFUSAL),
                          "sign it: kbuildguard make --sign (or your packaging's signing step) with a key the kernel trusts",
                          Effect.REJECTED)
         return Check(Gate.SIGNATURE, True, "a signature (not enforced: %s)" % facts.why, "unsigned",
@@ -337,6 +355,10 @@ def check(sig: Optional[ModuleSignature], facts: Optional[SigningFacts], sign_la
 def check_signed(sig: ModuleSignature, facts: SigningFacts) -> Check:
     expected = "a signature by a key the kernel trusts (%s)" % ("enforced: " + facts.why if facts.enforced else
                                                                  "not enforced: " + facts.why)
+    if sig.malformed:
+        return Check(Gate.SIGNATURE, False, expected, "a malformed signature",
+                     "the appended signature is malformed: %s; the kernel refuses it (-EBADMSG), enforced or not"
+                     % sig.malformed, "sign it again: kbuildguard make --sign, or scripts/sign-file", Effect.REJECTED)
     if sig.id_type != PKEY_ID_PKCS7:
         found = "signature of id type %d" % sig.id_type
         signer = None

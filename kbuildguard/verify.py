@@ -387,7 +387,8 @@ def verify_path(path: str, expect: Expectation) -> ModuleReport:
         info = read_module(path)
     except BadInput as exc:
         return ModuleReport(path, Verdict.ERROR, (Check(Gate.READ, False, "a readable kernel module", "unreadable", exc.message,
-                                                        "give the .ko itself (plain, .xz, .gz, .zst or .bz2)"),), None)
+                                                        "give the .ko itself (plain, .xz, .gz, .zst or .bz2)",
+                                                        Effect.NOT_CHECKED),), None)
     return verify_info(info, expect)
 
 

@@ -1,6 +1,7 @@
 """The loader's gates beside layout and compiler, each against what kernel/module/*.c does."""
 
 import gzip
+import struct
 from types import SimpleNamespace
 
 import pytest
@@ -162,16 +163,32 @@ def test_licence_and_gpl_only_exports(tmp_path, licence, undefined, effect, ok):
         assert "init_uts_ns" in c.message and "err -2" in c.message
 
 
+GOOD_BTF = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, 0, 0, 1) + b"\x00"
+VALIDATES = ["CONFIG_DEBUG_INFO_BTF_MODULES=y"]
+
+
 @pytest.mark.parametrize("config,btf,effect", [
     ((), b"", Effect.OK),
-    (["CONFIG_DEBUG_INFO_BTF_MODULES=y"], b"", Effect.OK),
-    ((), b"\x9f\xeb\x01\x00", Effect.OK),  # the kernel does not read module BTF
-    (["CONFIG_DEBUG_INFO_BTF_MODULES=y", "CONFIG_MODULE_ALLOW_BTF_MISMATCH=y"], b"\x9f\xeb\x01\x00", Effect.OK),
-    (["CONFIG_DEBUG_INFO_BTF_MODULES=y"], b"\x9f\xeb\x01\x00", Effect.NOT_CHECKED),
+    (VALIDATES, b"", Effect.OK),
+    ((), GOOD_BTF, Effect.OK),  # the kernel does not read module BTF
+    (VALIDATES + ["CONFIG_MODULE_ALLOW_BTF_MISMATCH=y"], GOOD_BTF, Effect.OK),
+    (VALIDATES, GOOD_BTF, Effect.NOT_CHECKED),
+    (VALIDATES + ["CONFIG_MODULE_ALLOW_BTF_MISMATCH=y"], b"\x9f\xeb\x01\x00", Effect.OK),  # dropped, loads
 ])
 def test_btf(tmp_path, config, btf, effect):
     c, _ = _check(tmp_path, Gate.BTF, extra_config=config, btf=btf)
     assert c.effect is effect and c.ok
+
+
+@pytest.mark.parametrize("btf,why", [
+    (b"\x9f\xeb\x01\x00", "shorter than a BTF header"),
+    (b"random bytes, no magic at all...", "no BTF magic"),
+    (struct.pack("<HBBIIIII", 0xEB9F, 2, 0, 24, 0, 0, 0, 1) + b"\x00", "version 2"),
+    (struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, 4096, 0, 1) + b"\x00", "outside"),
+])
+def test_btf_the_kernel_cannot_parse_is_refused(tmp_path, btf, why):
+    c, _ = _check(tmp_path, Gate.BTF, extra_config=VALIDATES, btf=btf)
+    assert c.effect is Effect.REJECTED and not c.ok and why in c.message and "failed to validate module" in c.message
 
 
 def test_module_symvers_in_its_three_layouts(tmp_path):
@@ -231,3 +248,41 @@ def test_a_crc_mismatch_of_a_module_built_for_another_release_says_so(tmp_path):
     c, _ = _check(tmp_path, Gate.SYMBOL_VERSIONS, vermagic="6.1.0-57-cloud-amd64 SMP preempt mod_unload modversions ",
                   versions=[("module_layout", 0xA351F379)])
     assert c.effect is Effect.REJECTED and "built for 6.1.0-57-cloud-amd64" in c.fix and "build tree of 6.1.0-56-amd64" in c.fix
+
+
+def test_a_resolved_symbol_without_a_version_entry_is_refused_by_6_x(tmp_path):
+    """Debian's 6.1 kernel/module/version.c check_version(): "no symbol version for S", return 0."""
+    c, report = _check(tmp_path, Gate.SYMBOL_VERSIONS, versions=[("module_layout", 0x9060323F)])
+    assert c.effect is Effect.REJECTED and c.message.startswith("no symbol version for _printk")
+    assert "--symvers" in c.fix
+
+
+def test_a_signature_trailer_the_kernel_cannot_read_is_refused_enforced_or_not(tmp_path):
+    from kbuildguard import signature
+
+    huge = b"\x00" * 8 + struct.pack(">I", 0xFFFFFFFF) + signature.MAGIC
+    params = b"\x01\x00\x02\x00\x00\x00\x00\x00" + struct.pack(">I", 4) + signature.MAGIC
+    for trailer, why in ((huge, "longer than the module"), (b"junk" + params, "non-zero")):
+        info = _info(tmp_path, trailer=trailer)
+        assert info.signature is not None and why in info.signature.malformed
+        c = signature.check(info.signature, signature.SigningFacts(True, False, "test"))
+        assert c.effect is Effect.REJECTED and not c.ok and "-EBADMSG" in c.message
+
+
+def test_lockdown_alone_is_named_as_the_kernel_says_it(tmp_path):
+    from kbuildguard import signature
+
+    facts = signature.SigningFacts(True, True, "/proc/cmdline has lockdown=integrity (unsigned modules get -EPERM)")
+    c = signature.check(None, facts)
+    assert c.effect is Effect.REJECTED and "Lockdown: insmod: unsigned module loading is restricted" in c.message
+    c = signature.check(None, signature.SigningFacts(True, True, "/proc/cmdline has module.sig_enforce=1"))
+    assert "Loading of unsigned module is rejected" in c.message
+
+
+def test_an_unreadable_module_is_not_checked(tmp_path):
+    from kbuildguard.verify import verify_path
+
+    (tmp_path / "junk.ko").write_bytes(b"junk")
+    target = _target(tmp_path)
+    report = verify_path(str(tmp_path / "junk.ko"), Expectation(target, MatchLevel.VERSION, None, ""))
+    assert report.checks[0].effect is Effect.NOT_CHECKED and not report.checks[0].checked

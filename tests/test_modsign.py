@@ -5,7 +5,7 @@ import os
 import pytest
 
 from kbuildguard import modsign
-from kbuildguard.errors import ConfigError, SigningFailed
+from kbuildguard.errors import ConfigError, SigningFailed, UsageError
 from kbuildguard.project import parse_config
 from kbuildguard.settings import CommandLine, FileSettings, resolve
 
@@ -42,8 +42,10 @@ def test_named_key_wins_and_must_exist(tmp_path):
 
 
 def test_key_and_cert_come_from_one_layer():
-    with pytest.raises(ConfigError):
+    with pytest.raises(UsageError):  # the half on the command line: a usage error (exit 2)
         resolve(CommandLine(sign_key="/k"), {"KBUILDGUARD_SIGN_CERT": "/c"})
+    with pytest.raises(ConfigError):  # the half in the environment: a setting's error (exit 12)
+        resolve(CommandLine(), {"KBUILDGUARD_SIGN_CERT": "/c"})
     s = resolve(CommandLine(), {"KBUILDGUARD_SIGN_KEY": "/k", "KBUILDGUARD_SIGN_CERT": "/c"},
                 FileSettings(sign_key="/repo/k", sign_cert="/repo/c"))
     assert (s.sign_key.value, s.sign_cert.origin) == ("/k", "KBUILDGUARD_SIGN_CERT")

@@ -52,11 +52,18 @@ def expectation(ctx: Context, target: KernelTarget, level: MatchLevel, opts: Che
 
 def print_reports(ctx: Context, expect: Expectation, reports: List[ModuleReport]) -> None:
     target = expect.target
-    ctx.out("kernel %s, built by %s (%s)" % (target.release, printable(target.compiler.describe()), target.compiler_source))
-    if expect.reference is None:
-        ctx.out("  layout not compared: %s" % expect.not_compared)
+    quiet = ctx.console.verbosity < 0  # -q: one line per module that is not plainly ok, and the result
+    if not quiet:
+        ctx.out("kernel %s, built by %s (%s)" % (target.release, printable(target.compiler.describe()), target.compiler_source))
+        if expect.reference is None:
+            ctx.out("  layout not compared: %s" % expect.not_compared)
     for rep in reports:
-        ctx.out("%s: %s" % (printable(rep.path), printable(headline(rep))))
+        line = headline(rep)
+        if quiet:
+            if line != "ok":
+                ctx.out("%s: %s" % (printable(rep.path), printable(line)))
+            continue
+        ctx.out("%s: %s" % (printable(rep.path), printable(line)))
         for c in rep.checks:
             if c.ok and c.effect is Effect.OK and ctx.console.verbosity <= 0:
                 continue

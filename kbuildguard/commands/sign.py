@@ -31,6 +31,15 @@ def run(ctx: Context, opts: SignOptions) -> int:
         raise UsageError("no .ko files under %s" % printable(" ".join(opts.paths)))
     root = target.sysroot.rstrip("/") if target.sysroot not in ("", "/") else ""
     signer = modsign.prepare(target, target.tree_config, settings, root, ctx.cwd)
+    opts_check = check.CheckOptions(opts.common, opts.paths, trusted_certs=opts.trusted_certs, sig_enforce=opts.sig_enforce)
+    expect = check.expectation(ctx, target, level_of(settings), opts_check)
+    # only what passes every other gate is signed (make --sign's rule): a module the kernel would
+    # refuse anyway must not leave here carrying a good signature
+    before = verify_paths(paths, expect._replace(sign_later=True))
+    refused = [r for r in before if r.failed()]
+    if refused:
+        check.print_reports(ctx, expect, refused)
+        check.verdict(target, refused)  # raises: nothing was signed
     ctx.console.info("signing with %s" % printable(modsign.describe(signer)))
     with ctx.console.step("sign %d module(s) with %s" % (len(paths), signer.hash)):
         modsign.sign(ctx.runner, signer, paths, ctx.env)
@@ -38,8 +47,6 @@ def run(ctx: Context, opts: SignOptions) -> int:
         known = trust.load_certificates([signer.key.cert]) if not signer.key.cert.startswith("pkcs11:") else ()
     except BadInput as exc:
         raise SigningFailed("the signing certificate cannot be read: %s" % exc.message)
-    opts_check = check.CheckOptions(opts.common, opts.paths, trusted_certs=opts.trusted_certs, sig_enforce=opts.sig_enforce)
-    expect = check.expectation(ctx, target, level_of(settings), opts_check)
     assert expect.loader is not None
     signing = expect.loader.signing
     expect = expect._replace(loader=expect.loader._replace(signing=signing._replace(

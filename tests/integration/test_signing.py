@@ -113,3 +113,25 @@ def test_rpm_built_with_the_macros_carries_the_signature(debian_release, compile
     assert read_module(ko).signature is not None
     res = kbuildguard("check", "-v", "--kernel", debian_release, "--trusted-cert", key[1], ko)
     assert res.code == 0 and "signature verified with" in res.out, res
+
+
+def test_sign_command_signs_nothing_that_fails_a_gate(debian_release, compilers, example, key, tmp_path):
+    """`kbuildguard sign DIR` (the RPM macros' step) holds every module to the other gates first: a
+    module the kernel would refuse must not leave carrying a good signature (the tester's finding)."""
+    repo = example("kdemo")
+    assert kbuildguard("make", "-C", repo, "--kernel", debian_release).code == 0
+    folder = tmp_path / "payload"
+    folder.mkdir()
+    good, bad = str(folder / "kdemo.ko"), str(folder / "other.ko")
+    shutil.copy(os.path.join(repo, "kdemo.ko"), good)
+    data = open(good, "rb").read()
+    with open(bad, "wb") as f:  # the same module, its vermagic made to differ in a flag (same length)
+        f.write(data.replace(b" preempt mod_unload", b" preemPT mod_unload", 1))
+    before = {p: open(p, "rb").read() for p in (good, bad)}
+    res = kbuildguard("sign", str(folder), "--kernel", debian_release, "--sign-key", key[0], "--sign-cert", key[1])
+    assert res.code == 8 and "vermagic" in res.out + res.err, res
+    assert {p: open(p, "rb").read() for p in (good, bad)} == before  # nothing signed, not even the good one
+    os.unlink(bad)
+    res = kbuildguard("sign", str(folder), "--kernel", debian_release, "--sign-key", key[0], "--sign-cert", key[1])
+    assert res.code == 0, res
+    assert read_module(good).signature is not None
