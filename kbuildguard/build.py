@@ -211,6 +211,8 @@ def expectation(ctx: Context, target: KernelTarget, req: Request, drift: Optiona
     reference, why_not = find_reference(target, req.vmlinux)
     facts = loader.gather(target, symvers.extra_from_make_args(req.make_args, ctx.env), sig_enforce=req.sig_enforce,
                           trusted_certs=req.trusted_certs, config_file=req.kernel_config)
+    if req.btf:  # modbtf gives kbuild's pahole the target's own BTF as base: what the kernel validates against
+        facts = facts._replace(btf=facts.btf._replace(same_base=True))
     # sign_later: unsigned modules pass this first verification; with --sign the signed copies are
     # held to the signature gate afterwards (_sign)
     if reference is None:

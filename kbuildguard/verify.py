@@ -11,6 +11,7 @@ such a module loads and then cannot be unloaded; v6.4+ rejects a differently siz
 import hashlib
 import json
 import os
+import sys
 from typing import Callable, FrozenSet, List, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard import loader, signature
@@ -449,14 +450,22 @@ def _verify_all(paths: Sequence[str], expect: Expectation, workers: Optional[int
     if workers < 2 or len(paths) < PARALLEL_THRESHOLD:
         return _verify_chunk((paths, expect))
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     size = max(64, len(paths) // (workers * 4))
     chunks = [(paths[i:i + size], expect) for i in range(0, len(paths), size)]
-    # fork: the workers need nothing but these records (Python 3.14 defaults to forkserver).
-    # multiprocessing.Pool rather than ProcessPoolExecutor: its mp_context needs Python 3.7.
+    # ProcessPoolExecutor, not multiprocessing.Pool: a worker that dies (OOM killer, a signal while it
+    # holds the task queue's lock) hangs Pool.map for ever, where the executor says BrokenProcessPool.
+    # fork: the workers need nothing but these records (Python 3.14 defaults to forkserver); the
+    # executor takes a context and an initializer from Python 3.7 (3.6 forks by default on Linux).
     try:
-        with multiprocessing.get_context("fork").Pool(workers, initializer=_worker_signals) as pool:
-            results = pool.map(_verify_chunk_lean, chunks)
-    except OSError:  # no fork here (seccomp, resource limits): do it in this process
+        if sys.version_info >= (3, 7):
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_signals)
+        else:  # pragma: no cover - Python 3.6
+            pool = ProcessPoolExecutor(workers)
+        with pool:
+            results = list(pool.map(_verify_chunk_lean, chunks))
+    except (OSError, BrokenProcessPool):  # no fork here (seccomp, limits), or a worker died: do it here
         return _verify_chunk((paths, expect))
     return [report for chunk in results for report in chunk]

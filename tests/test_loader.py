@@ -286,3 +286,28 @@ def test_an_unreadable_module_is_not_checked(tmp_path):
     target = _target(tmp_path)
     report = verify_path(str(tmp_path / "junk.ko"), Expectation(target, MatchLevel.VERSION, None, ""))
     assert report.checks[0].effect is Effect.NOT_CHECKED and not report.checks[0].checked
+
+
+def _dies_in_a_worker(job):
+    import os as _os
+
+    _os._exit(9)  # as the OOM killer would end it
+
+
+def test_many_modules_over_workers_and_a_worker_that_dies(tmp_path, monkeypatch):
+    from kbuildguard import verify
+
+    target = _target(tmp_path)
+    paths = []
+    for i in range(8):
+        path = tmp_path / ("m%d.ko" % i)
+        path.write_bytes(build_module(name="m%d" % i, vermagic=None if i == 3 else KERNEL_MAGIC))
+        paths.append(str(path))
+    expect = Expectation(target, MatchLevel.VERSION, None, "", loader.gather(target))
+    monkeypatch.setattr(verify, "PARALLEL_THRESHOLD", 2)
+    serial = [(r.path, r.verdict, r.effect) for r in verify_paths(paths, expect, workers=1)]
+    assert [(r.path, r.verdict, r.effect) for r in verify_paths(paths, expect, workers=2)] == serial
+    assert serial[3][1] == "mismatch"
+    # a worker that dies does not hang the run: BrokenProcessPool, and the work is done here instead
+    monkeypatch.setattr(verify, "_verify_chunk_lean", _dies_in_a_worker)
+    assert [(r.path, r.verdict, r.effect) for r in verify_paths(paths, expect, workers=2)] == serial
