@@ -13,7 +13,7 @@ own Module.symvers (KBUILD_EXTRA_SYMBOLS, --symvers FILE).
 
 import os
 import re
-from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard import compression
 from kbuildguard.errors import BadInput
@@ -30,35 +30,72 @@ class Export(NamedTuple):
     source: str  # the file it was read from
 
 
+Row = Tuple[str, str, str, str, str]  # the regex's groups: crc, name, and three more fields
+
+
+class Table(Mapping[str, Export]):
+    """Symbol -> Export over the matched rows, each made into an Export when first asked for:
+    `make` asks for tens of the 25,000 a kernel exports, and building them all cost 0.15 s a run."""
+
+    def __init__(self, rows: Dict[str, Tuple[Row, str]]):
+        self._rows = rows
+        self._made: Dict[str, Export] = {}
+
+    def __getitem__(self, name: str) -> Export:
+        made = self._made.get(name)
+        if made is None:
+            row, source = self._rows[name]
+            made = self._made[name] = _export(row, source)
+        return made
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._rows
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
 class Exports(NamedTuple):
-    symbols: Dict[str, Export]
+    symbols: Table
     sources: Tuple[str, ...]  # every file read, kernel's first
 
 
 LINE = re.compile(r"^0x([0-9A-Fa-f]+)\t([^\t\n]+)\t([^\t\n]*)\t([^\t\n]*)(?:\t([^\t\n]*))?[ \t\r]*$", re.M)
 
 
-def parse(text: str, source: str) -> Dict[str, Export]:
-    """Every line, or BadInput naming the first that is not a Module.symvers line. One regex pass in
-    C: a distribution kernel's list has 25,000 lines and `check` reads it on every run."""
-    out: Dict[str, Export] = {}
+def _export(row: Row, source: str) -> Export:
+    crc, _name, third, fourth, fifth = row
+    if fourth.startswith("EXPORT_"):
+        module, kind, namespace = third, fourth, fifth
+    else:  # 5.4 - 5.8: the namespace third, the export type last (rows(): one of the two holds it)
+        namespace, module, kind = third, fourth, fifth
+    return Export(int(crc, 16), module, kind.endswith(("_GPL", "_GPL_FUTURE")), namespace.strip(), source)
+
+
+def rows(text: str, source: str) -> Dict[str, Row]:
+    """Every line's fields, or BadInput naming the first that is not a Module.symvers line. One regex
+    pass in C and counts, no Python work per line: a distribution kernel's list has 25,000 lines."""
     found = LINE.findall(text)
-    if len(found) != sum(1 for line in text.splitlines() if line.strip()):
+    lines = sum(1 for line in text.splitlines() if line.strip())
+    if len(found) != lines or sum(1 for row in found if row[3].startswith("EXPORT_") or row[4].startswith("EXPORT_")) != lines:
         for number, line in enumerate(text.splitlines(), 1):
-            if line.strip() and not LINE.match(line):
+            match = LINE.match(line)
+            if line.strip() and not match:
                 raise BadInput("%s:%d: not a Module.symvers line (want 0xCRC, symbol, module, export type)" % (source, number))
-    for number, (crc, name, third, fourth, fifth) in enumerate(found, 1):
-        if fourth.startswith("EXPORT_"):
-            module, kind, namespace = third, fourth, fifth
-        elif fifth.startswith("EXPORT_"):
-            namespace, module, kind = third, fourth, fifth
-        else:
-            raise BadInput("%s:%d: no EXPORT_SYMBOL type in this line" % (source, number))
-        out[name] = Export(int(crc, 16), module, kind.endswith(("_GPL", "_GPL_FUTURE")), namespace.strip(), source)
-    return out
+            if match and not (match.group(4).startswith("EXPORT_") or (match.group(5) or "").startswith("EXPORT_")):
+                raise BadInput("%s:%d: no EXPORT_SYMBOL type in this line" % (source, number))
+    return {row[1]: row for row in found}
 
 
-def read(path: str) -> Dict[str, Export]:
+def parse(text: str, source: str) -> Dict[str, Export]:
+    """Every export of one file, made (tests and small files; the gates use a Table)."""
+    return {name: _export(row, source) for name, row in rows(text, source).items()}
+
+
+def _text(path: str) -> str:
     try:
         with open(path, "rb") as f:
             raw = compression.bounded_read(f, path, MAX_SYMVERS_BYTES)
@@ -67,7 +104,11 @@ def read(path: str) -> Dict[str, Export]:
     text = compression.decompress(raw, path, MAX_SYMVERS_BYTES) or raw
     if b"\x00" in text:
         raise BadInput("%s: binary data, not a Module.symvers" % path)
-    return parse(text.decode("utf-8", errors="replace"), path)
+    return text.decode("utf-8", errors="replace")
+
+
+def read(path: str) -> Dict[str, Export]:
+    return parse(_text(path), path)
 
 
 def kernel_symvers(target: KernelTarget) -> Optional[str]:
@@ -100,10 +141,10 @@ def gather(target: KernelTarget, extra: Sequence[str]) -> Tuple[Optional[Exports
     if path is None:
         return None, ("no Module.symvers for %s (not in its build tree, no /boot/symvers-%s.gz)"
                       % (target.release, target.release))
-    symbols = read(path)
+    table = {name: (row, path) for name, row in rows(_text(path), path).items()}
     sources = [path]
     for more in extra:
-        for name, export in read(more).items():
-            symbols.setdefault(name, export)
+        for name, row in rows(_text(more), more).items():
+            table.setdefault(name, (row, more))
         sources.append(more)
-    return Exports(symbols, tuple(sources)), ""
+    return Exports(Table(table), tuple(sources)), ""
