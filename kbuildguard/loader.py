@@ -9,8 +9,8 @@ Read from kernel/module/main.c, version.c (6.1, and 6.13 for extended modversion
   try_to_force_load(): a taint where CONFIG_MODULE_FORCE_LOAD=y, -ENOEXEC elsewhere.
 * symbol_versions -- check_version() for every symbol resolved: the module's CRC must equal the
   exporter's ("disagrees about version of symbol X", -EINVAL); a resolved symbol without a version
-  entry is refused too in 6.x ("no symbol version for X"; older kernels only warned once); a module
-  without __versions goes through try_to_force_load() as above.
+  entry only warns upstream, and is refused by Debian's kernels (their patch "module: Disable
+  matching missing version CRC"); a module without __versions goes through try_to_force_load().
 * symbols -- simplify_symbols() -> resolve_symbol(): an undefined, non-weak symbol nobody exports is
   "Unknown symbol X (err -2)"; a symbol from a namespace the module does not import (MODULE_IMPORT_NS)
   is refused (verify_namespace_is_imported(), an error in 6.1); SHN_COMMON symbols are refused.
@@ -30,7 +30,6 @@ from kbuildguard.inspect import ModuleInfo, VersionsFormat
 from kbuildguard.kernel import KernelTarget
 from kbuildguard.signature import SigningFacts
 from kbuildguard.symvers import Exports
-from kbuildguard.versions import release_tuple
 
 # include/linux/license.h license_is_gpl_compatible()
 GPL_COMPATIBLE = frozenset({"GPL", "GPL v2", "GPL and additional rights", "Dual BSD/GPL", "Dual MIT/GPL", "Dual MPL/GPL"})
@@ -59,6 +58,9 @@ class LoaderFacts(NamedTuple):
     signing: SigningFacts
     btf: BtfFacts
     in_tree: str  # the kernel's own module folder: its modules were built with it
+    # Debian's kernels carry "module: Disable matching missing version CRC": a resolved symbol the
+    # module lists no CRC for is refused ("no symbol version for S"); upstream warns once and loads.
+    refuses_missing_versions: bool = False
 
     @property
     def modversions(self) -> Optional[bool]:
@@ -131,7 +133,12 @@ def gather(target: KernelTarget, extra_symvers: Sequence[str] = (), sig_enforce:
     btf = BtfFacts(validates, config.get("CONFIG_MODULE_ALLOW_BTF_MISMATCH") == "y", None, None)
     return LoaderFacts(config, vermagic, vermagic_source, exports, missing, signing_facts(target, config, sig_enforce,
                                                                                           trusted_certs), btf,
-                       target.modules_dir or "")
+                       target.modules_dir or "", debian_kernel(target))
+
+
+def debian_kernel(target: KernelTarget) -> bool:
+    """Built by Debian (its compiler's vendor string says so: "Debian 12.2.0-14+deb12u1")."""
+    return target.compiler.vendor.startswith("Debian")
 
 
 def signing_facts(target: KernelTarget, config: Mapping[str, str], sig_enforce: Optional[bool],
@@ -148,7 +155,7 @@ def bare(target: KernelTarget) -> LoaderFacts:
     config = target.tree_config
     vermagic, source = kernel_vermagic(target, config)
     return LoaderFacts(config, vermagic, source, None, "the kernel's exports were not read", signature.gather(config),
-                       BtfFacts(None, False, None, None), target.modules_dir or "")
+                       BtfFacts(None, False, None, None), target.modules_dir or "", debian_kernel(target))
 
 
 def check_vermagic(info: ModuleInfo, facts: LoaderFacts, release: str) -> Check:
@@ -250,16 +257,17 @@ def check_symbol_versions(info: ModuleInfo, facts: LoaderFacts, release: str) ->
               if n not in listed and n in symbols and symbols[n].crc is not None
               and (n != "module_layout" or symbols[n].module == "vmlinux")]
     if wanted:
-        if release_tuple(release.split("-")[0]) >= (6, 0):
+        if facts.refuses_missing_versions:
             return Check(Gate.SYMBOL_VERSIONS, False, expected, found,
-                         "no symbol version for %s: the module lists no CRC for it, and this kernel refuses that "
-                         "(\"no symbol version for %s\", then \"Unknown symbol %s (err -22)\")" % (
+                         "no symbol version for %s: the module lists no CRC for it, and this (Debian) kernel refuses "
+                         "that (\"no symbol version for %s\", then \"Unknown symbol %s (err -22)\")" % (
                              ", ".join(wanted), wanted[0], wanted[0]),
                          "rebuild it with the exporter's Module.symvers at hand (--symvers FILE / KBUILD_EXTRA_SYMBOLS), "
                          "so that modpost records the CRC", Effect.REJECTED)
         return Check(Gate.SYMBOL_VERSIONS, True, expected, found,
-                     "no symbol version for %s: kernels before 6.0 only warned (\"no symbol version for\"); newer ones "
-                     "refuse it" % ", ".join(wanted), "rebuild it with the exporter's Module.symvers at hand",
+                     "no symbol version for %s: the kernel warns once and loads it, so its CRC is never compared "
+                     "(Debian's kernels refuse it)" % ", ".join(wanted),
+                     "rebuild it with the exporter's Module.symvers at hand (--symvers FILE / KBUILD_EXTRA_SYMBOLS)",
                      Effect.NOT_CHECKED)
     return Check(Gate.SYMBOL_VERSIONS, True, expected, found, "every symbol version matches the exporter's")
 

@@ -250,11 +250,18 @@ def test_a_crc_mismatch_of_a_module_built_for_another_release_says_so(tmp_path):
     assert c.effect is Effect.REJECTED and "built for 6.1.0-57-cloud-amd64" in c.fix and "build tree of 6.1.0-56-amd64" in c.fix
 
 
-def test_a_resolved_symbol_without_a_version_entry_is_refused_by_6_x(tmp_path):
-    """Debian's 6.1 kernel/module/version.c check_version(): "no symbol version for S", return 0."""
+def test_a_resolved_symbol_without_a_version_entry_is_refused_by_debian(tmp_path):
+    """Debian's 6.1 kernel/module/version.c check_version() (its patch "module: Disable matching
+    missing version CRC"): "no symbol version for S", return 0; upstream warns once and loads."""
     c, report = _check(tmp_path, Gate.SYMBOL_VERSIONS, versions=[("module_layout", 0x9060323F)])
     assert c.effect is Effect.REJECTED and c.message.startswith("no symbol version for _printk")
     assert "--symvers" in c.fix
+    upstream = make_tree(tmp_path / "upstream", cc_text="gcc (GCC) 12.2.0")
+    target = resolve(Selector(kernel_dir=upstream))
+    info = _info(tmp_path, "up.ko", versions=[("module_layout", 0x9060323F)])
+    c = [c for c in verify_info(info, Expectation(target, MatchLevel.VERSION, None, "", loader.gather(target))).checks
+         if c.name is Gate.SYMBOL_VERSIONS][0]
+    assert c.ok and c.effect is Effect.NOT_CHECKED and "warns once" in c.message
 
 
 def test_a_signature_trailer_the_kernel_cannot_read_is_refused_enforced_or_not(tmp_path):
