@@ -176,8 +176,32 @@ def _integer(node: der.Node, what: str) -> bytes:
     return der.expect(node, der.INTEGER, what).content
 
 
+# parse_signer's answers by the message without its trailing signature value: sign-file writes no
+# signed attributes (CMS_NOATTR), so all of a kernel's modules signed by one key share that prefix and
+# only the RSA value differs. `check` over 4000 signed modules then walks the DER once, not 4000 times.
+_SIGNERS: Dict[bytes, "Signer"] = {}
+
+
+def _signer_key(blob: bytes) -> Optional[bytes]:
+    """The message up to its signature value when that value is an RSA one (256, 384, 512 bytes) last."""
+    for size in (256, 384, 512):
+        if len(blob) > size + 4 and blob[-size - 4:-size] == b"\x04\x82" + size.to_bytes(2, "big"):
+            return blob[:-size]
+    return None
+
+
 def parse_signer(blob: bytes) -> Signer:
     """The digest algorithm and signer of a module's PKCS#7 (or CMS) SignedData message."""
+    key = _signer_key(blob)
+    found = _SIGNERS.get(key) if key is not None else None
+    if found is None:
+        found = _parse_signer(blob)
+        if key is not None and len(_SIGNERS) < 64:
+            _SIGNERS[key] = found
+    return found
+
+
+def _parse_signer(blob: bytes) -> Signer:
     if len(blob) > MAX_SIGNATURE_BYTES:
         raise BadInput("signature of %d bytes: larger than any module signature" % len(blob))
     top = der.expect(der.read(blob), der.SEQUENCE, "PKCS#7 message")

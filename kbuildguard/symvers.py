@@ -57,10 +57,21 @@ class Table(Mapping[str, Export]):
     def __len__(self) -> int:
         return len(self._rows)
 
+    def complete(self) -> Dict[str, Export]:
+        """Every export made, as a plain dict: for `check` over thousands of modules, whose lookups
+        (400,000 for a kernel) then cost a dict's, not a Python method's."""
+        return {name: self[name] for name in self._rows}
+
 
 class Exports(NamedTuple):
-    symbols: Table
+    symbols: Mapping[str, Export]  # a Table; a plain dict once completed (complete_exports)
     sources: Tuple[str, ...]  # every file read, kernel's first
+
+
+def complete_exports(exports: Optional[Exports]) -> Optional[Exports]:
+    if exports is None or not isinstance(exports.symbols, Table):
+        return exports
+    return exports._replace(symbols=exports.symbols.complete())
 
 
 LINE = re.compile(r"^0x([0-9A-Fa-f]+)\t([^\t\n]+)\t([^\t\n]*)\t([^\t\n]*)(?:\t([^\t\n]*))?[ \t\r]*$", re.M)

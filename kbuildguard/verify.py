@@ -26,6 +26,7 @@ from kbuildguard.kernel import KernelTarget
 from kbuildguard.loader import LoaderFacts
 from kbuildguard.probecache import cache_home
 from kbuildguard.strenum import StrEnum
+from kbuildguard.symvers import complete_exports
 from kbuildguard.toolchain import MatchLevel, mismatch_reason
 from kbuildguard.versions import release_tuple
 
@@ -402,17 +403,28 @@ def _verify_chunk(job: Tuple[Sequence[str], Expectation]) -> List[ModuleReport]:
     return [verify_path(p, expect) for p in paths]
 
 
-def _lean(report: ModuleReport) -> ModuleReport:
-    """What a worker sends back: the symbol columns only where a sibling may still resolve them
-    (they are most of a report's pickled size, and 4000 reports cross the pipe)."""
+def _lean(report: ModuleReport, keep_signature: bool) -> ModuleReport:
+    """What a worker sends back for a module that passed its symbols gate: what the parent still
+    reads (exports, for siblings; layout; the signature only when a certificate may verify it). The
+    rest -- symbol columns, .modinfo with its aliases -- was half of 13 MB pickled for a kernel."""
     info = report.info
     if info is None or any(c.name is Gate.SYMBOLS and not c.ok for c in report.checks):
         return report
-    return report._replace(info=info._replace(needed=Needed((), (), ()), version_names=(), version_crcs=(), comment=()))
+    return report._replace(info=info._replace(needed=Needed((), (), ()), version_names=(), version_crcs=(), comment=(),
+                                              modinfo=(), signature=info.signature if keep_signature else None))
 
 
-def _verify_chunk_lean(job: Tuple[Sequence[str], Expectation]) -> List[ModuleReport]:
-    return [_lean(r) for r in _verify_chunk(job)]
+# The Expectation the forked workers inherit. Sent with each task it was pickled once per chunk
+# (the kernel's 25,000 exports each time), which made the pool slower than one process. Set only
+# by _verify_all around the pool's life; a forked worker reads its copy.
+_INHERITED: List[Expectation] = []
+
+
+def _verify_chunk_lean(paths: Sequence[str]) -> List[ModuleReport]:
+    expect = _INHERITED[0]
+    trust = expect.loader.signing.trust if expect.loader is not None else None
+    keep = trust is not None and bool(trust.certs or trust.known)
+    return [_lean(r, keep) for r in _verify_chunk((paths, expect))]
 
 
 def with_siblings(reports: List[ModuleReport], expect: Expectation) -> List[ModuleReport]:
@@ -447,6 +459,8 @@ def _worker_signals() -> None:
 def _verify_all(paths: Sequence[str], expect: Expectation, workers: Optional[int]) -> List[ModuleReport]:
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if len(paths) >= PARALLEL_THRESHOLD and expect.loader is not None:  # made once here, shared by forked workers
+        expect = expect._replace(loader=expect.loader._replace(exports=complete_exports(expect.loader.exports)))
     if workers < 2 or len(paths) < PARALLEL_THRESHOLD:
         return _verify_chunk((paths, expect))
     import multiprocessing
@@ -454,11 +468,12 @@ def _verify_all(paths: Sequence[str], expect: Expectation, workers: Optional[int
     from concurrent.futures.process import BrokenProcessPool
 
     size = max(64, len(paths) // (workers * 4))
-    chunks = [(paths[i:i + size], expect) for i in range(0, len(paths), size)]
+    chunks = [paths[i:i + size] for i in range(0, len(paths), size)]
     # ProcessPoolExecutor, not multiprocessing.Pool: a worker that dies (OOM killer, a signal while it
     # holds the task queue's lock) hangs Pool.map for ever, where the executor says BrokenProcessPool.
     # fork: the workers need nothing but these records (Python 3.14 defaults to forkserver); the
     # executor takes a context and an initializer from Python 3.7 (3.6 forks by default on Linux).
+    _INHERITED[:] = [expect]
     try:
         if sys.version_info >= (3, 7):
             pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_signals)
@@ -468,4 +483,6 @@ def _verify_all(paths: Sequence[str], expect: Expectation, workers: Optional[int
             results = list(pool.map(_verify_chunk_lean, chunks))
     except (OSError, BrokenProcessPool):  # no fork here (seccomp, limits), or a worker died: do it here
         return _verify_chunk((paths, expect))
+    finally:
+        _INHERITED[:] = []
     return [report for chunk in results for report in chunk]
