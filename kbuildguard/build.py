@@ -29,13 +29,11 @@ from kbuildguard import (
     report,
     symvers,
     toolchain,
-    trust,
 )
 from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.drift import Drift, compare
 from kbuildguard.errors import (
-    BadInput,
     BuildFailed,
     CannotWrite,
     ConfigError,
@@ -45,7 +43,6 @@ from kbuildguard.errors import (
     KbgError,
     ModuleRejected,
     NoMatchingCompiler,
-    SigningFailed,
     Stopped,
     UsageError,
 )
@@ -63,7 +60,6 @@ from kbuildguard.verify import (
     headline,
     verify_paths,
     with_cause,
-    with_confirmed_signatures,
 )
 
 # make arguments after -- that would send kbuild's outputs somewhere kbuildguard does not watch.
@@ -330,19 +326,8 @@ def _sign(ctx: Context, signer: modsign.Signer, expect: Expectation, reports: Li
         return reports
     with ctx.console.step("sign %d module(s) with %s" % (len(verified), signer.hash)):
         modsign.sign(ctx.runner, signer, verified, ctx.env)
-    try:
-        known = trust.load_certificates([signer.key.cert]) if not signer.key.cert.startswith("pkcs11:") else ()
-    except BadInput as exc:
-        raise SigningFailed("the signing certificate cannot be read: %s" % exc.message)
-    assert expect.loader is not None
-    signing = expect.loader.signing
-    signed = expect._replace(sign_later=False, loader=expect.loader._replace(signing=signing._replace(
-        trust=signing.trust._replace(known=signing.trust.known + known))))
-    assert signed.loader is not None
-    trusted = signed.loader.signing.trust
     with ctx.console.step("verify the signed modules"):
-        again = with_confirmed_signatures(verify_paths(verified, signed),
-                                          lambda info, found: trust.confirm(ctx.runner, info, found, trusted, ctx.env))
+        again = modsign.verify_signed(ctx.runner, signer, verified, expect, ctx.env)
     by_path = {r.path: r for r in again}
     return [by_path.get(r.path, r) for r in reports]
 

@@ -15,14 +15,16 @@ its signer, and (openssl) that it verifies over the module, before anything is p
 """
 
 import os
-from typing import Mapping, NamedTuple, Optional, Sequence
+from typing import List, Mapping, NamedTuple, Optional, Sequence
 
+from kbuildguard import trust
 from kbuildguard.console import printable
-from kbuildguard.errors import SigningFailed, ToolNotFound
+from kbuildguard.errors import BadInput, SigningFailed, ToolNotFound
 from kbuildguard.kernel import KernelTarget
 from kbuildguard.run import CommandFailed, Runner
 from kbuildguard.settings import Settings
 from kbuildguard.signature import read_signature
+from kbuildguard.verify import Expectation, ModuleReport, verify_paths, with_confirmed_signatures
 
 # (key, certificate, who made them): the conventional machine-owner keys, first found wins
 CONVENTIONAL_KEYS = (
@@ -133,3 +135,20 @@ def describe(signer: Optional[Signer]) -> str:
     if signer is None:
         return "not signed"
     return "%s with %s, %s (%s)" % (signer.program, signer.key.describe(), signer.hash, signer.hash_source)
+
+
+def verify_signed(runner: Runner, signer: Signer, paths: Sequence[str], expect: Expectation,
+                  env: Optional[Mapping[str, str]] = None) -> List[ModuleReport]:
+    """The modules just signed, held to every gate again: the signature gate now requires their
+    signature (sign_later off), knows the signing certificate (it verifies, without being trusted
+    by the kernel for that), and openssl checks each signature with it."""
+    try:
+        known = trust.load_certificates([signer.key.cert]) if not signer.key.cert.startswith("pkcs11:") else ()
+    except BadInput as exc:
+        raise SigningFailed("the signing certificate cannot be read: %s" % exc.message)
+    assert expect.loader is not None
+    signing = expect.loader.signing
+    trusted = signing.trust._replace(known=signing.trust.known + known)
+    signed = expect._replace(sign_later=False, loader=expect.loader._replace(signing=signing._replace(trust=trusted)))
+    return with_confirmed_signatures(verify_paths(paths, signed),
+                                     lambda info, found: trust.confirm(runner, info, found, trusted, env))

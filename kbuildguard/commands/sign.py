@@ -4,15 +4,15 @@ loses its signature (rpm #1824): the RPM macros run this from %__spec_install_po
 
 from typing import NamedTuple, Optional, Tuple
 
-from kbuildguard import kernel, modsign, trust
+from kbuildguard import kernel, modsign
 from kbuildguard.commands import check
 from kbuildguard.commands.common import absolute, level_of, selector_for, settings_for, single_kernel
 from kbuildguard.console import printable
 from kbuildguard.context import Context
-from kbuildguard.errors import BadInput, SigningFailed, UsageError
+from kbuildguard.errors import UsageError
 from kbuildguard.inspect import find_modules
 from kbuildguard.settings import Common
-from kbuildguard.verify import verify_paths, with_confirmed_signatures
+from kbuildguard.verify import verify_paths
 
 
 class SignOptions(NamedTuple):
@@ -43,17 +43,6 @@ def run(ctx: Context, opts: SignOptions) -> int:
     ctx.console.info("signing with %s" % printable(modsign.describe(signer)))
     with ctx.console.step("sign %d module(s) with %s" % (len(paths), signer.hash)):
         modsign.sign(ctx.runner, signer, paths, ctx.env)
-    try:
-        known = trust.load_certificates([signer.key.cert]) if not signer.key.cert.startswith("pkcs11:") else ()
-    except BadInput as exc:
-        raise SigningFailed("the signing certificate cannot be read: %s" % exc.message)
-    assert expect.loader is not None
-    signing = expect.loader.signing
-    expect = expect._replace(loader=expect.loader._replace(signing=signing._replace(
-        trust=signing.trust._replace(known=signing.trust.known + known))))
-    assert expect.loader is not None
-    trusted = expect.loader.signing.trust
-    reports = with_confirmed_signatures(verify_paths(paths, expect),
-                                        lambda info, found: trust.confirm(ctx.runner, info, found, trusted, ctx.env))
+    reports = modsign.verify_signed(ctx.runner, signer, paths, expect, ctx.env)
     check.print_reports(ctx, expect, reports)
     return check.verdict(target, reports)
