@@ -2,14 +2,13 @@
 
 from typing import List, NamedTuple, Optional, Tuple
 
-from kbuildguard import kernel, loader, report, trust
-from kbuildguard.commands.common import absolute, level_of, selector_for, settings_for, single_kernel
+from kbuildguard import loader, report, trust
+from kbuildguard.commands.common import level_of, target_and_modules
 from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.drift import compare
-from kbuildguard.errors import BadInput, ModuleRejected, UsageError
+from kbuildguard.errors import BadInput, ModuleRejected
 from kbuildguard.gates import Effect
-from kbuildguard.inspect import find_modules
 from kbuildguard.kernel import KernelTarget
 from kbuildguard.settings import Common
 from kbuildguard.toolchain import MatchLevel
@@ -90,12 +89,7 @@ def verdict(target: KernelTarget, reports: List[ModuleReport]) -> int:
 
 
 def run(ctx: Context, opts: CheckOptions) -> int:
-    settings = settings_for(ctx, opts.common.cli)
-    single_kernel(settings, "check")
-    target = kernel.resolve(selector_for(settings))
-    paths = find_modules(absolute(ctx, opts.paths))
-    if not paths:
-        raise UsageError("no .ko, .ko.xz, .ko.gz or .ko.zst files under %s" % printable(" ".join(opts.paths)))
+    settings, target, paths = target_and_modules(ctx, opts.common, opts.paths, "check")
     expect = expectation(ctx, target, level_of(settings), opts)
     reports = verify_paths(paths, expect)
     assert expect.loader is not None

@@ -1,13 +1,15 @@
 """What every command does first: resolve the settings once, and name the target kernel from them."""
 
 import os
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
-from kbuildguard import project
+from kbuildguard import kernel, project
+from kbuildguard.console import printable
 from kbuildguard.context import Context
-from kbuildguard.errors import ConfigError
-from kbuildguard.kernel import Selector
-from kbuildguard.settings import CommandLine, Settings, resolve
+from kbuildguard.errors import ConfigError, UsageError
+from kbuildguard.inspect import find_modules
+from kbuildguard.kernel import KernelTarget, Selector
+from kbuildguard.settings import CommandLine, Common, Settings, resolve
 from kbuildguard.toolchain import Forced, MatchLevel
 
 
@@ -44,3 +46,14 @@ def single_kernel(settings: Settings, what: str) -> None:
 
 def absolute(ctx: Context, paths: Sequence[str]) -> Sequence[str]:
     return [os.path.join(ctx.cwd, p) for p in paths]
+
+
+def target_and_modules(ctx: Context, common: Common, paths: Sequence[str], verb: str) -> Tuple[Settings, KernelTarget, List[str]]:
+    """What `check` and `sign` start from: the settings, the one target kernel, the module files."""
+    settings = settings_for(ctx, common.cli)
+    single_kernel(settings, verb)
+    target = kernel.resolve(selector_for(settings))
+    found = find_modules(absolute(ctx, paths))
+    if not found:
+        raise UsageError("no .ko, .ko.xz, .ko.gz, .ko.zst or .ko.bz2 files under %s" % printable(" ".join(paths)))
+    return settings, target, found

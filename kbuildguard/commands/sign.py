@@ -4,13 +4,11 @@ loses its signature (rpm #1824): the RPM macros run this from %__spec_install_po
 
 from typing import NamedTuple, Optional, Tuple
 
-from kbuildguard import kernel, modsign
+from kbuildguard import modsign
 from kbuildguard.commands import check
-from kbuildguard.commands.common import absolute, level_of, selector_for, settings_for, single_kernel
+from kbuildguard.commands.common import level_of, target_and_modules
 from kbuildguard.console import printable
 from kbuildguard.context import Context
-from kbuildguard.errors import UsageError
-from kbuildguard.inspect import find_modules
 from kbuildguard.settings import Common
 from kbuildguard.verify import verify_paths
 
@@ -23,12 +21,7 @@ class SignOptions(NamedTuple):
 
 
 def run(ctx: Context, opts: SignOptions) -> int:
-    settings = settings_for(ctx, opts.common.cli)
-    single_kernel(settings, "sign")
-    target = kernel.resolve(selector_for(settings))
-    paths = find_modules(absolute(ctx, opts.paths))
-    if not paths:
-        raise UsageError("no .ko files under %s" % printable(" ".join(opts.paths)))
+    settings, target, paths = target_and_modules(ctx, opts.common, opts.paths, "sign")
     root = target.sysroot.rstrip("/") if target.sysroot not in ("", "/") else ""
     signer = modsign.prepare(target, target.tree_config, settings, root, ctx.cwd)
     opts_check = check.CheckOptions(opts.common, opts.paths, trusted_certs=opts.trusted_certs, sig_enforce=opts.sig_enforce)
