@@ -206,7 +206,8 @@ def expectation(ctx: Context, target: KernelTarget, req: Request, drift: Optiona
     """What the modules will be held to; says plainly when the layout cannot be compared."""
     reference, why_not = find_reference(target, req.vmlinux)
     facts = loader.gather(target, symvers.extra_from_make_args(req.make_args, ctx.env), sig_enforce=req.sig_enforce,
-                          trusted_certs=req.trusted_certs, config_file=req.kernel_config)
+                          trusted_certs=req.trusted_certs, config_file=req.kernel_config,
+                          read=drift.kernel if drift is not None else None)
     if req.btf:  # modbtf gives kbuild's pahole the target's own BTF as base: what the kernel validates against
         facts = facts._replace(btf=facts.btf._replace(same_base=True))
     # sign_later: unsigned modules pass this first verification; with --sign the signed copies are

@@ -7,7 +7,7 @@ before building, and names the options that change struct module.
 """
 
 import os
-from typing import List, NamedTuple, Optional, Tuple
+from typing import List, Mapping, NamedTuple, Optional, Tuple
 
 from kbuildguard import kconfig
 from kbuildguard.kernel import KernelTarget
@@ -30,6 +30,7 @@ class Drift(NamedTuple):
     kernel_config: str  # where the kernel's configuration came from
     abi: Tuple[Tuple[str, str, str], ...]  # (option, kernel's value, tree's value) for struct module options
     other: int  # how many other options differ
+    kernel: Mapping[str, str] = {}  # the kernel's configuration as read: the loader's gates read it too
 
     def describe(self) -> str:
         return ", ".join("%s %s in the kernel, %s in the tree" % (opt, k or "unset", t or "unset") for opt, k, t in self.abi)
@@ -70,4 +71,4 @@ def compare(target: KernelTarget, explicit: Optional[str] = None) -> Optional[Dr
         elif not key.startswith(("CONFIG_CC_VERSION_TEXT", "CONFIG_GCC_VERSION", "CONFIG_CLANG_VERSION",
                                  "CONFIG_AS_VERSION", "CONFIG_LD_VERSION")):
             other += 1
-    return Drift(kpath, tuple(abi), other)
+    return Drift(kpath, tuple(abi), other, kernel)

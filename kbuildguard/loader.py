@@ -125,8 +125,10 @@ def kernel_config(target: KernelTarget, explicit: Optional[str] = None) -> Mappi
 
 
 def gather(target: KernelTarget, extra_symvers: Sequence[str] = (), sig_enforce: Optional[bool] = None,
-           config_file: Optional[str] = None, trusted_certs: Sequence[str] = ()) -> LoaderFacts:
-    config = kernel_config(target, config_file)
+           config_file: Optional[str] = None, trusted_certs: Sequence[str] = (),
+           read: Optional[Mapping[str, str]] = None) -> LoaderFacts:
+    """``read``: the kernel's configuration when the caller has read it already (drift.compare)."""
+    config = read if read else kernel_config(target, config_file)
     vermagic, vermagic_source = kernel_vermagic(target, config)
     exports, missing = symvers.gather(target, extra_symvers)
     validates = None if not config else config.get("CONFIG_DEBUG_INFO_BTF_MODULES") == "y"

@@ -37,15 +37,16 @@ class CheckOptions(NamedTuple):
 
 def expectation(ctx: Context, target: KernelTarget, level: MatchLevel, opts: CheckOptions) -> Expectation:
     reference, not_compared = find_reference(target, ctx.path(opts.vmlinux) if opts.vmlinux else None)
+    config_file = ctx.path(opts.kernel_config) if opts.kernel_config else None
+    try:
+        drift = compare(target, config_file)
+    except BadInput:  # the loader's gates read it again and say what they could not see
+        drift = None
     if reference is not None:
-        try:
-            drift = compare(target, ctx.path(opts.kernel_config) if opts.kernel_config else None)
-        except BadInput:
-            drift = None
         reference = with_cause(reference, drift)
     facts = loader.gather(target, [ctx.path(p) for p in opts.symvers], sig_enforce=opts.sig_enforce,
-                          trusted_certs=[ctx.path(c) for c in opts.trusted_certs],
-                          config_file=ctx.path(opts.kernel_config) if opts.kernel_config else None)
+                          trusted_certs=[ctx.path(c) for c in opts.trusted_certs], config_file=config_file,
+                          read=drift.kernel if drift is not None else None)
     return Expectation(target, level, reference, not_compared, facts)
 
 
