@@ -102,13 +102,19 @@ def test_check_no_modules(capsys, tmp_path):
     assert run(capsys, "check", str(tmp_path / "tree"), "--kernel-dir", tree)[0] == 2
 
 
-def test_check_layout_against_in_tree_reference(capsys, tmp_path):
+def _sysroot_with_in_tree_module(tmp_path):
+    """A sysroot whose kernel shipped one module: the layout's reference. Returns (root, release)."""
     root = tmp_path / "root"
     release = "6.1.0-56-amd64"
     make_tree(root / ("usr/src/linux-headers-" + release))
     kdir = root / ("lib/modules/%s/kernel/fs" % release)
     kdir.mkdir(parents=True)
     (kdir / "intree.ko").write_bytes(build_module())
+    return root, release
+
+
+def test_check_layout_against_in_tree_reference(capsys, tmp_path):
+    root, release = _sysroot_with_in_tree_module(tmp_path)
     drifted = tmp_path / "drifted.ko"
     drifted.write_bytes(build_module(exit_offset=0x340))
     code, out, _ = run(capsys, "check", str(drifted), "--sysroot", str(root), "--kernel", release)
@@ -118,12 +124,7 @@ def test_check_layout_against_in_tree_reference(capsys, tmp_path):
 
 def test_check_no_exit_function_loads_and_never_unloads(capsys, tmp_path):
     """Not refused (a permanent module can be meant), but the effect says what rmmod will answer."""
-    root = tmp_path / "root"
-    release = "6.1.0-56-amd64"
-    make_tree(root / ("usr/src/linux-headers-" + release))
-    kdir = root / ("lib/modules/%s/kernel/fs" % release)
-    kdir.mkdir(parents=True)
-    (kdir / "intree.ko").write_bytes(build_module())
+    root, release = _sysroot_with_in_tree_module(tmp_path)
     permanent = tmp_path / "permanent.ko"
     permanent.write_bytes(build_module(exit_offset=None))
     code, out, _ = run(capsys, "check", "--json", str(permanent), "--sysroot", str(root), "--kernel", release)
