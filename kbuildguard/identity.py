@@ -58,7 +58,7 @@ class ProcVersion(NamedTuple):
     compiler: CompilerId
     build: str  # "#1 SMP Wed Apr 15 18:13:44 UTC 2020"; "" when the line was cut off before it
     text: str
-    # What kbuildguard.pasted repaired to find this line in what a user pasted ("removed a dmesg
+    # What kbuildguard.target.pasted repaired to find this line in what a user pasted ("removed a dmesg
     # timestamp", ...); () for a clean line.
     repairs: Tuple[str, ...] = ()
 
@@ -242,7 +242,7 @@ def parse_proc_version(text: str) -> ProcVersion:
     """Parse a /proc/version line; raises BadInput when it is not one or names no compiler.
 
     Also accepts ``Linux version: R ...`` and a line cut off after its compiler. Finding the line in
-    dmesg, journal or mail text is kbuildguard.pasted's job.
+    dmesg, journal or mail text is kbuildguard.target.pasted's job.
     """
     line = text.strip()
     if "\x00" in line:

@@ -3,14 +3,15 @@
 import json
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
+from kbuildguard.gates.verify import Check, Expectation, ModuleReport, ReferenceLayout
 from kbuildguard.identity import CompilerId, Linker
-from kbuildguard.kernel import KernelTarget
 from kbuildguard.provision.plan import InstallPlan
+from kbuildguard.target.kernel import KernelTarget
 from kbuildguard.toolchain import Selection
-from kbuildguard.verify import Check, Expectation, ModuleReport, ReferenceLayout
 
 if TYPE_CHECKING:  # explain is imported only by the command that explains
-    from kbuildguard.explain import Explanation, LoadExplanation
+    from kbuildguard.explain.load import LoadExplanation
+    from kbuildguard.explain.unload import Explanation
 
 
 def compiler_json(cid: CompilerId, source: str = "") -> Dict[str, Any]:

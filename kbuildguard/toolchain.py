@@ -14,9 +14,9 @@ from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 from kbuildguard.arch import Arch, same_machine
 from kbuildguard.errors import BadInput, ToolNotFound
 from kbuildguard.identity import CompilerId, Family, Linker, from_macros, parse_compiler, parse_linker
-from kbuildguard.kernel import KernelTarget
 from kbuildguard.run import CommandFailed, Runner
 from kbuildguard.strenum import StrEnum
+from kbuildguard.target.kernel import KernelTarget
 
 
 class MatchLevel(StrEnum):

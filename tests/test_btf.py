@@ -2,8 +2,8 @@ import struct
 
 import pytest
 
-from kbuildguard.btf import struct_layout, vmlinux_from_vmlinuz
 from kbuildguard.errors import BadInput
+from kbuildguard.formats.btf import struct_layout, vmlinux_from_vmlinuz
 
 
 def _btf(members, kind_flag=False, order="<"):

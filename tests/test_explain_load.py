@@ -13,8 +13,8 @@ import pytest
 from conftest import FakeRunner, make_tree
 from elfbuild import build_module
 from kbuildguard.cli import main
-from kbuildguard.gates import Effect, Gate
-from kbuildguard.loadlog import find
+from kbuildguard.explain.loadlog import find
+from kbuildguard.gates.model import Effect, Gate
 
 RELEASE = "6.1.0-56-amd64"
 MAGIC = RELEASE + " SMP preempt mod_unload modversions "

@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from elfbuild import EM_AARCH64, build_module  # noqa: E402
-from kbuildguard.elf import Elf  # noqa: E402
 from kbuildguard.errors import BadInput, ConfigError  # noqa: E402
+from kbuildguard.formats.elf import Elf  # noqa: E402
 from kbuildguard.identity import parse_comment, parse_compiler, parse_proc_version  # noqa: E402
-from kbuildguard.pasted import find_kernel_line  # noqa: E402
 from kbuildguard.project import parse_config  # noqa: E402
+from kbuildguard.target.pasted import find_kernel_line  # noqa: E402
 from kbuildguard.versions import compare  # noqa: E402
 
 EXAMPLES = int(os.environ.get("KBG_FUZZ_EXAMPLES", "200"))

@@ -6,7 +6,7 @@ import pytest
 
 from elfbuild import EM_AARCH64, build_module
 from kbuildguard.errors import BadInput
-from kbuildguard.inspect import find_modules, read_module
+from kbuildguard.formats.module import find_modules, read_module
 
 
 def _write(tmp_path, name, data):
@@ -63,7 +63,7 @@ def test_unreadable_and_directory(tmp_path):
 
 
 def test_decompression_bomb_is_bounded(tmp_path, monkeypatch):
-    monkeypatch.setattr("kbuildguard.inspect.MAX_MODULE_BYTES", 1 << 16)
+    monkeypatch.setattr("kbuildguard.formats.module.MAX_MODULE_BYTES", 1 << 16)
     bomb = _write(tmp_path, "bomb.ko.xz", lzma.compress(b"\x00" * (1 << 20)))
     with pytest.raises(BadInput) as exc:
         read_module(bomb)

@@ -5,8 +5,8 @@ import pytest
 from conftest import make_tree
 from elfbuild import build_module
 from kbuildguard.errors import BadInput, KernelNotFound
-from kbuildguard.kconfig import read as read_kconfig
-from kbuildguard.kernel import Selector, installed_releases, resolve
+from kbuildguard.target.kconfig import read as read_kconfig
+from kbuildguard.target.kernel import Selector, installed_releases, resolve
 
 
 def test_tree_sources_in_priority_order(tmp_path):
@@ -71,11 +71,11 @@ def test_sysroot_proc_version_and_no_tree(tmp_path):
 
 
 def test_running_kernel_without_tree_says_what_is_missing(tmp_path, monkeypatch):
-    monkeypatch.setattr("kbuildguard.kernel.running_release", lambda: "9.9.9-test")
+    monkeypatch.setattr("kbuildguard.target.kernel.running_release", lambda: "9.9.9-test")
     with pytest.raises(KernelNotFound) as exc:
         resolve(Selector(sysroot=str(tmp_path), kernel="9.9.9-test"))
     assert "/lib/modules/9.9.9-test/build" in exc.value.message
-    monkeypatch.setattr("kbuildguard.kernel.read_proc_version", lambda p: (_ for _ in ()).throw(BadInput("no")))
+    monkeypatch.setattr("kbuildguard.target.kernel.read_proc_version", lambda p: (_ for _ in ()).throw(BadInput("no")))
     with pytest.raises(KernelNotFound) as exc:
         resolve(Selector())
     assert "9.9.9-test" in exc.value.message and "/lib/modules/9.9.9-test/build" in exc.value.message
@@ -120,7 +120,7 @@ def test_read_kconfig_not_set_and_quotes(tmp_path):
 def test_build_root_never_uses_this_machines_proc_version(tmp_path, monkeypatch):
     """In mock/chroot/containers uname -r and /proc/version describe the host, not the target."""
     tree = make_tree(tmp_path / "t", release="4.18.0-477.10.1.el8_8.x86_64", cc_text="gcc (GCC) 8.5.0 20210514 (Red Hat 8.5.0-18)")
-    monkeypatch.setattr("kbuildguard.kernel.read_proc_version", lambda p: (_ for _ in ()).throw(AssertionError("read " + p)))
+    monkeypatch.setattr("kbuildguard.target.kernel.read_proc_version", lambda p: (_ for _ in ()).throw(AssertionError("read " + p)))
     t = resolve(Selector(kernel_dir=tree))
     assert not t.running
     assert all("proc/version" not in f.source for f in t.facts)

@@ -8,13 +8,16 @@ import pytest
 
 from conftest import make_tree
 from elfbuild import build_module
-from kbuildguard import inspect, loader, symvers
 from kbuildguard.errors import BadInput
-from kbuildguard.gates import Effect, Gate
-from kbuildguard.inspect import VersionsFormat, read_module
-from kbuildguard.kernel import Selector, resolve
+from kbuildguard.formats import module as inspect
+from kbuildguard.formats import symvers
+from kbuildguard.formats.module import VersionsFormat, read_module
+from kbuildguard.gates import loader
+from kbuildguard.gates.model import Effect, Gate
+from kbuildguard.gates.verify import Expectation, headline, verify_info, verify_paths
+from kbuildguard.target import exports as kernel_exports
+from kbuildguard.target.kernel import Selector, resolve
 from kbuildguard.toolchain import MatchLevel
-from kbuildguard.verify import Expectation, headline, verify_info, verify_paths
 
 KERNEL_MAGIC = "6.1.0-56-amd64 SMP preempt mod_unload modversions "
 
@@ -221,15 +224,15 @@ def test_el_boot_symvers_when_the_tree_has_none(tmp_path):
     with gzip.open(str(root / "boot/symvers-6.1.0-56-amd64.gz"), "wb") as f:
         f.write(b"0x92997ed8\t_printk\tvmlinux\tEXPORT_SYMBOL\t\n")
     target = resolve(Selector(kernel="6.1.0-56-amd64", sysroot=str(root)))
-    exports, _ = symvers.gather(target, ())
+    exports, _ = kernel_exports.gather(target, ())
     assert exports is not None and exports.sources[0].endswith("/boot/symvers-6.1.0-56-amd64.gz")
 
 
 def test_x86_relocation_onto_a_field_the_loader_already_set_is_rejected(tmp_path):
     """Seen in qemu on Debian's 6.1 (test_qemu_gates.py): exit on target_list is refused at load, exit
     on static_call_sites (still zero when relocated) loads and never unloads."""
-    from kbuildguard.inspect import Layout
-    from kbuildguard.verify import ReferenceLayout, check_layout
+    from kbuildguard.formats.module import Layout
+    from kbuildguard.gates.verify import ReferenceLayout, check_layout
 
     target = _target(tmp_path)
     members = (("state", 0), ("list", 8), ("name", 24), ("static_call_sites", 0x330), ("target_list", 0x340),
@@ -265,10 +268,11 @@ def test_a_resolved_symbol_without_a_version_entry_is_refused_by_debian(tmp_path
 
 
 def test_a_signature_trailer_the_kernel_cannot_read_is_refused_enforced_or_not(tmp_path):
-    from kbuildguard import signature
+    from kbuildguard.formats import pkcs7
+    from kbuildguard.gates import signature
 
-    huge = b"\x00" * 8 + struct.pack(">I", 0xFFFFFFFF) + signature.MAGIC
-    params = b"\x01\x00\x02\x00\x00\x00\x00\x00" + struct.pack(">I", 4) + signature.MAGIC
+    huge = b"\x00" * 8 + struct.pack(">I", 0xFFFFFFFF) + pkcs7.MAGIC
+    params = b"\x01\x00\x02\x00\x00\x00\x00\x00" + struct.pack(">I", 4) + pkcs7.MAGIC
     for trailer, why in ((huge, "longer than the module"), (b"junk" + params, "non-zero")):
         info = _info(tmp_path, trailer=trailer)
         assert info.signature is not None and why in info.signature.malformed
@@ -277,7 +281,7 @@ def test_a_signature_trailer_the_kernel_cannot_read_is_refused_enforced_or_not(t
 
 
 def test_lockdown_alone_is_named_as_the_kernel_says_it(tmp_path):
-    from kbuildguard import signature
+    from kbuildguard.gates import signature
 
     facts = signature.SigningFacts(True, True, "/proc/cmdline has lockdown=integrity (unsigned modules get -EPERM)")
     c = signature.check(None, facts)
@@ -287,7 +291,7 @@ def test_lockdown_alone_is_named_as_the_kernel_says_it(tmp_path):
 
 
 def test_an_unreadable_module_is_not_checked(tmp_path):
-    from kbuildguard.verify import verify_path
+    from kbuildguard.gates.verify import verify_path
 
     (tmp_path / "junk.ko").write_bytes(b"junk")
     target = _target(tmp_path)
@@ -302,7 +306,7 @@ def _dies_in_a_worker(job):
 
 
 def test_many_modules_over_workers_and_a_worker_that_dies(tmp_path, monkeypatch):
-    from kbuildguard import verify
+    from kbuildguard.gates import verify
 
     target = _target(tmp_path)
     paths = []

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from kbuildguard import modsign
+from kbuildguard.build import modsign
 from kbuildguard.errors import ConfigError, SigningFailed, UsageError
 from kbuildguard.project import parse_config
 from kbuildguard.settings import CommandLine, FileSettings, resolve

@@ -1,4 +1,4 @@
-"""kbuildguard.pasted: the kernel line in whatever a user pastes (issue 13).
+"""kbuildguard.target.pasted: the kernel line in whatever a user pastes (issue 13).
 
 Three tables: tests/data/pasted/accepted.txt and refused.txt (pasted texts written in documented
 layouts), and the /proc/version corpus (tests/data/proc_version.tsv) put through every layout by
@@ -15,8 +15,8 @@ import pytest
 
 from kbuildguard.errors import BadInput
 from kbuildguard.identity import parse_proc_version
-from kbuildguard.kernel import read_proc_version
-from kbuildguard.pasted import find_kernel_line
+from kbuildguard.target.kernel import read_proc_version
+from kbuildguard.target.pasted import find_kernel_line
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data", "pasted")

@@ -8,12 +8,12 @@ import pytest
 
 from conftest import FakeRunner, context, make_exe, make_tree, tree_outputs
 from kbuildguard.arch import Arch
+from kbuildguard.build.modbtf import choose_base, materialize, objtree_for
+from kbuildguard.build.preflight import Check, Status, enforce, run
 from kbuildguard.errors import NoBtfBase, ToolchainUnfit, ToolNotFound
 from kbuildguard.identity import Family
-from kbuildguard.kernel import Selector, config_linker, decode_ld_version, resolve, tool_records
-from kbuildguard.modbtf import choose_base, materialize, objtree_for
-from kbuildguard.preflight import Check, Status, enforce, run
 from kbuildguard.run import CommandFailed
+from kbuildguard.target.kernel import Selector, config_linker, decode_ld_version, resolve, tool_records
 from kbuildguard.toolchain import Compiler
 
 RELEASE = "6.1.0-57-amd64"
@@ -265,7 +265,7 @@ def test_private_objtree_leaves_the_tree_alone(tmp_path):
 
 
 def test_make_with_btf_runs_make_in_the_private_objtree(tmp_path):
-    from kbuildguard.kbuild import make_command
+    from kbuildguard.build.kbuild import make_command
 
     target = _target(tmp_path, running=False)
     base = choose_base(target, None, sys_btf=str(tmp_path / "none"))

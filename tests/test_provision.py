@@ -8,9 +8,9 @@ import pytest
 from conftest import FakeRunner, context, make_tree
 from kbuildguard.cli import main
 from kbuildguard.errors import ConsentRequired, InstallFailed, NoMatchingCompiler
-from kbuildguard.kernel import Selector, resolve
 from kbuildguard.provision import Distro, detect_distro, execute, plan
 from kbuildguard.run import CommandFailed
+from kbuildguard.target.kernel import Selector, resolve
 
 SYSROOTS = os.path.join(os.path.dirname(__file__), "data", "sysroots")
 

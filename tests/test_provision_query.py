@@ -7,15 +7,15 @@ import os
 import pytest
 
 from conftest import FakeRunner, make_tree
-from kbuildguard import sysroot as sysroots
 from kbuildguard.cli import main
-from kbuildguard.kernel import Selector, resolve
 from kbuildguard.provision import Distro, check, for_system, plan, system_for
 from kbuildguard.provision.apt import Apt, parse_policy
 from kbuildguard.provision.dnf import Dnf, parse_repoquery, spec_matches
 from kbuildguard.provision.system import Kind, System, distro_of_kernel
 from kbuildguard.provision.zypper import Zypper, parse_search
 from kbuildguard.run import Completed
+from kbuildguard.target import sysroot as sysroots
+from kbuildguard.target.kernel import Selector, resolve
 
 CAPTURED = os.path.join(os.path.dirname(__file__), "data", "captured")
 

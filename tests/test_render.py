@@ -2,9 +2,9 @@ import os
 
 import pytest
 
+from kbuildguard.build.render import MARKER, render, scaffold, write
 from kbuildguard.errors import ConfigError
 from kbuildguard.project import load
-from kbuildguard.render import MARKER, render, scaffold, write
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden")
 
@@ -82,7 +82,7 @@ def test_config_errors(tmp_path, config, message):
 def test_generated_files_are_not_rendered_again_while_current(tmp_path, monkeypatch):
     proj = _repo(tmp_path, MULTI)
     write(render(proj))
-    monkeypatch.setattr("kbuildguard.render._template", lambda name: (_ for _ in ()).throw(AssertionError("rendered")))
+    monkeypatch.setattr("kbuildguard.build.render._template", lambda name: (_ for _ in ()).throw(AssertionError("rendered")))
     assert [f.action for f in render(proj)] == ["unchanged", "unchanged"]
 
 

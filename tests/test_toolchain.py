@@ -6,7 +6,7 @@ from conftest import CLANG16_MACROS, GCC11_MACROS, GCC12_MACROS, FakeRunner, com
 from kbuildguard.arch import Arch
 from kbuildguard.errors import ToolNotFound
 from kbuildguard.identity import CompilerId, Family, parse_compiler
-from kbuildguard.kernel import Selector, resolve
+from kbuildguard.target.kernel import Selector, resolve
 from kbuildguard.toolchain import MatchLevel, discover, mismatch_reason, select, toolset_env
 
 
@@ -131,7 +131,7 @@ def test_identity_describe():
 
 
 def test_clang_kernel_builds_with_llvm_suffix_and_the_matching_lld(tmp_path):
-    from kbuildguard.kbuild import make_command
+    from kbuildguard.build.kbuild import make_command
     from kbuildguard.toolchain import Compiler
 
     llvm = tmp_path / "usr/lib/llvm-16/bin"
@@ -182,6 +182,6 @@ def test_make_keeps_looking_for_the_kernels_vendor_release(tmp_path):
     ("-j4 --jobserver-auth=3,4", "-j4 --jobserver-auth=3,4"), ("w -- CC=gcc-11 M=/x", "w"),
 ])
 def test_makeflags_keep_only_scheduling(given, kept):
-    from kbuildguard.kbuild import scheduling_flags
+    from kbuildguard.build.kbuild import scheduling_flags
 
     assert scheduling_flags(given) == kept

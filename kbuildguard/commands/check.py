@@ -2,17 +2,14 @@
 
 from typing import List, NamedTuple, Optional, Tuple
 
-from kbuildguard import loader, report, trust
+from kbuildguard import report
 from kbuildguard.commands.common import level_of, target_and_modules
 from kbuildguard.console import printable
 from kbuildguard.context import Context
-from kbuildguard.drift import compare
 from kbuildguard.errors import BadInput, ModuleRejected
-from kbuildguard.gates import Effect
-from kbuildguard.kernel import KernelTarget
-from kbuildguard.settings import Common
-from kbuildguard.toolchain import MatchLevel
-from kbuildguard.verify import (
+from kbuildguard.gates import loader, trust
+from kbuildguard.gates.model import Effect
+from kbuildguard.gates.verify import (
     Expectation,
     ModuleReport,
     Verdict,
@@ -23,6 +20,10 @@ from kbuildguard.verify import (
     with_cause,
     with_confirmed_signatures,
 )
+from kbuildguard.settings import Common
+from kbuildguard.target.drift import compare
+from kbuildguard.target.kernel import KernelTarget
+from kbuildguard.toolchain import MatchLevel
 
 
 class CheckOptions(NamedTuple):

@@ -3,13 +3,14 @@
 import os
 from typing import List, Optional, Sequence, Tuple
 
-from kbuildguard import kernel, project
+from kbuildguard import project
 from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.errors import ConfigError, UsageError
-from kbuildguard.inspect import find_modules
-from kbuildguard.kernel import KernelTarget, Selector
+from kbuildguard.formats.module import find_modules
 from kbuildguard.settings import CommandLine, Common, Settings, resolve
+from kbuildguard.target import kernel
+from kbuildguard.target.kernel import KernelTarget, Selector
 from kbuildguard.toolchain import Forced, MatchLevel
 
 

@@ -1,12 +1,13 @@
 """``kbuildguard detect``: the kernel's compiler, where each fact came from, and the local compiler that matches."""
 
-from kbuildguard import kernel, report, toolchain
-from kbuildguard.build import no_match_error
+from kbuildguard import report, toolchain
+from kbuildguard.build.pipeline import no_match_error
 from kbuildguard.commands.common import forced_of, level_of, selector_for, settings_for, single_kernel
 from kbuildguard.console import printable
 from kbuildguard.context import Context
-from kbuildguard.kernel import KernelTarget
 from kbuildguard.settings import Common
+from kbuildguard.target import kernel
+from kbuildguard.target.kernel import KernelTarget
 from kbuildguard.toolchain import Selection, Verdict
 
 

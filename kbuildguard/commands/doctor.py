@@ -7,12 +7,14 @@ line each with the package that fixes it.
 
 from typing import NamedTuple, Optional
 
-from kbuildguard import kernel, preflight, report, toolchain
-from kbuildguard.build import no_match_error, refuse_forced
+from kbuildguard import report, toolchain
+from kbuildguard.build import preflight
+from kbuildguard.build.pipeline import no_match_error, refuse_forced
 from kbuildguard.commands.common import forced_of, level_of, selector_for, settings_for, single_kernel
 from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.settings import Common
+from kbuildguard.target import kernel
 from kbuildguard.toolchain import MatchLevel
 
 

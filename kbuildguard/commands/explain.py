@@ -1,20 +1,22 @@
-"""``kbuildguard explain``: why a loaded module will not unload (explain.gather), or, given a .ko or
-``--dmesg FILE``, why a module would not load (explain.gather_load)."""
+"""``kbuildguard explain``: why a loaded module will not unload (explain/unload.py), or, given a .ko or
+``--dmesg FILE``, why a module would not load (explain/load.py)."""
 
 import os
 from typing import NamedTuple, Optional, Tuple
 
-from kbuildguard import explain, kernel, report
+from kbuildguard import report
 from kbuildguard.commands.check import CheckOptions, expectation
 from kbuildguard.commands.common import level_of, selector_for, settings_for
 from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.errors import BadInput, KbgError, ToolNotFound
-from kbuildguard.gates import EFFECT_ORDER, Effect
-from kbuildguard.loadlog import decode, module_name, text_of
+from kbuildguard.explain import load, unload
+from kbuildguard.explain.loadlog import decode, module_name, text_of
+from kbuildguard.gates.model import EFFECT_ORDER, Effect
+from kbuildguard.gates.verify import Expectation
 from kbuildguard.run import CommandFailed
 from kbuildguard.settings import Common, Settings
-from kbuildguard.verify import Expectation
+from kbuildguard.target import kernel
 
 KO_SUFFIXES = (".ko", ".ko.xz", ".ko.gz", ".ko.zst", ".ko.bz2")
 
@@ -37,7 +39,7 @@ def run(ctx: Context, opts: ExplainOptions) -> int:
         return run_load(ctx, opts)
     settings = settings_for(ctx, opts.common.cli)
     root = ctx.path(opts.root)
-    found = explain.gather(root, opts.module, settings.kernel.value, ctx.path(opts.ko) if opts.ko else None,
+    found = unload.gather(root, opts.module, settings.kernel.value, ctx.path(opts.ko) if opts.ko else None,
                            level_of(settings))
     mod = found.module
     if ctx.json:
@@ -106,7 +108,7 @@ def run_load(ctx: Context, opts: ExplainOptions) -> int:
         raise BadInput("%s: no such file" % ko, hint="give the module's .ko (plain, .xz, .gz, .zst or .bz2)")
     text, source = read_log(ctx, opts.dmesg)
     expect, why_not = target_expectation(ctx, settings, opts) if ko is not None else (None, "")
-    found = explain.gather_load(text, source, name, ko, expect, [why_not] if why_not else [])
+    found = load.gather_load(text, source, name, ko, expect, [why_not] if why_not else [])
     if ctx.json:
         ctx.out_json(dict(report.load_explanation_json(found), settings=settings.as_json()))
         return 0
@@ -118,7 +120,7 @@ EFFECT_LABEL = {Effect.REJECTED: "rejected at load", Effect.TAINTS: "taints", Ef
                 Effect.OK: "warning", Effect.NOT_CHECKED: "note"}
 
 
-def print_load(ctx: Context, found: "explain.LoadExplanation") -> None:
+def print_load(ctx: Context, found: "load.LoadExplanation") -> None:
     """One line per failure first (effect: the kernel's words: cause; fix), worst first, then the evidence."""
     if not found.findings:
         ctx.out("the log has no loader message for %s (%s, %d lines)" % (found.module, printable(found.log_source),

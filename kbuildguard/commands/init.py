@@ -1,6 +1,6 @@
 """``kbuildguard init``: kbuildguard.toml and a module source from the templates; never overwrites."""
 
-from kbuildguard import render
+from kbuildguard.build import render
 from kbuildguard.console import printable
 from kbuildguard.context import Context
 

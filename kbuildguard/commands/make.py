@@ -3,12 +3,15 @@
 import os
 from typing import NamedTuple, Optional, Tuple
 
-from kbuildguard import build, kbuild, kernel, project
+from kbuildguard import project
+from kbuildguard.build import kbuild
+from kbuildguard.build import pipeline as build
 from kbuildguard.commands.common import forced_of, level_of, selector_for
 from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.errors import ConfigError, UsageError
 from kbuildguard.settings import Common, resolve
+from kbuildguard.target import kernel
 
 
 class MakeOptions(NamedTuple):

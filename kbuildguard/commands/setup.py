@@ -6,15 +6,16 @@ packages exist, show the plan; then -- only for this machine or a build root, wi
 install, and check that the new compiler matches.
 """
 
-from kbuildguard import kernel, report, toolchain
+from kbuildguard import report, toolchain
 from kbuildguard.commands.common import level_of, selector_for, settings_for, single_kernel
 from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.errors import PackageUnavailable, UsageError
-from kbuildguard.kernel import KernelTarget
 from kbuildguard.provision import InstallPlan, Kind, System, check, execute, for_system, plan, reselect, system_for
 from kbuildguard.run import quote
 from kbuildguard.settings import Common
+from kbuildguard.target import kernel
+from kbuildguard.target.kernel import KernelTarget
 
 
 def run(ctx: Context, common: Common, yes: bool, dry_run: bool) -> int:

@@ -4,13 +4,13 @@ loses its signature (rpm #1824): the RPM macros run this from %__spec_install_po
 
 from typing import NamedTuple, Optional, Tuple
 
-from kbuildguard import modsign
+from kbuildguard.build import modsign
 from kbuildguard.commands import check
 from kbuildguard.commands.common import level_of, target_and_modules
 from kbuildguard.console import printable
 from kbuildguard.context import Context
+from kbuildguard.gates.verify import verify_paths
 from kbuildguard.settings import Common
-from kbuildguard.verify import verify_paths
 
 
 class SignOptions(NamedTuple):

@@ -8,10 +8,10 @@ import os
 
 from kbuildguard.context import Context
 from kbuildguard.errors import ConsentRequired, InstallFailed, NoMatchingCompiler, PackageUnavailable
-from kbuildguard.kernel import KernelTarget
 from kbuildguard.provision.plan import InstallPlan, plan
 from kbuildguard.provision.system import check, system_for
 from kbuildguard.run import CommandFailed, quote
+from kbuildguard.target.kernel import KernelTarget
 from kbuildguard.toolchain import MatchLevel, Selection, select
 
 

@@ -10,12 +10,12 @@ import pkgutil
 import tempfile
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
-from kbuildguard import sysroot as sysroots
 from kbuildguard.errors import NoMatchingCompiler
 from kbuildguard.identity import Family
-from kbuildguard.kernel import KernelTarget
 from kbuildguard.run import quote
 from kbuildguard.strenum import StrEnum
+from kbuildguard.target import sysroot as sysroots
+from kbuildguard.target.kernel import KernelTarget
 
 
 class Distro(NamedTuple):

@@ -12,9 +12,7 @@
 import re
 from typing import Dict, Mapping, NamedTuple, Optional
 
-from kbuildguard import sysroot as sysroots
 from kbuildguard.errors import NoMatchingCompiler
-from kbuildguard.kernel import KernelTarget
 from kbuildguard.provision.apt import Apt
 from kbuildguard.provision.dnf import Dnf, Yum
 from kbuildguard.provision.manager import Manager
@@ -22,6 +20,8 @@ from kbuildguard.provision.plan import Distro, InstallPlan, detect_distro
 from kbuildguard.provision.zypper import Zypper
 from kbuildguard.run import Runner
 from kbuildguard.strenum import StrEnum
+from kbuildguard.target import sysroot as sysroots
+from kbuildguard.target.kernel import KernelTarget
 
 MANAGERS: Dict[str, Manager] = {m.name: m for m in (Apt(), Dnf(), Yum(), Zypper())}
 

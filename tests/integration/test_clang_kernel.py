@@ -44,7 +44,7 @@ def _listing(path):
 
 
 def _has_section(ko, name):
-    from kbuildguard.elf import Elf
+    from kbuildguard.formats.elf import Elf
 
     with open(ko, "rb") as f:
         return Elf(f.read(), ko).section(name) is not None

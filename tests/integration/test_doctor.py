@@ -124,7 +124,7 @@ def test_btf_base_for_a_target_that_is_not_running(debian_release, compilers, tm
 def test_btf_base_for_the_running_kernel(debian_release, compilers, tmp_path):
     """A tree that *is* the running kernel (a copy of the headers whose utsrelease.h says `uname -r`):
     module BTF's base is this machine's /sys/kernel/btf/vmlinux, laid into a private objtree."""
-    from kbuildguard.modbtf import BtfBase, materialize
+    from kbuildguard.build.modbtf import BtfBase, materialize
 
     require(os.path.isfile("/sys/kernel/btf/vmlinux"), "the running kernel's /sys/kernel/btf/vmlinux")
     running = os.uname().release

@@ -3,7 +3,7 @@
 import os
 
 from conftest import require
-from kbuildguard.inspect import find_modules, read_module
+from kbuildguard.formats.module import find_modules, read_module
 
 
 def test_same_answers_as_pyelftools(debian_release):

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import require
 from integration.conftest import COPY_SOURCES, EXAMPLES, kbuildguard
-from kbuildguard.inspect import read_module
+from kbuildguard.formats.module import read_module
 
 
 def modules_outside_state(folder):

@@ -9,7 +9,7 @@ import sys
 
 from conftest import INTEGRATION, require
 from integration.conftest import COPY_SOURCES, EXAMPLES, kbuildguard, plain_make
-from kbuildguard.inspect import read_module
+from kbuildguard.formats.module import read_module
 
 
 def test_detect_selects_gcc12_over_gcc11_and_clang16(debian_release, compilers):

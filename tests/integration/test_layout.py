@@ -8,8 +8,8 @@ import pytest
 
 from conftest import require
 from integration.conftest import COPY_SOURCES, EXAMPLES, drifted_tree, image_root, kbuildguard, plain_make
-from kbuildguard.btf import module_layout_from_file
-from kbuildguard.inspect import read_module
+from kbuildguard.formats.btf import module_layout_from_file
+from kbuildguard.formats.module import read_module
 
 DRIFTS = {
     "kallsyms-off": {"CONFIG_KALLSYMS": None},

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import require
 from integration.conftest import COPY_SOURCES, EXAMPLES, kbuildguard
-from kbuildguard.inspect import read_module
+from kbuildguard.formats.module import read_module
 
 REPO = os.path.dirname(EXAMPLES)
 

@@ -19,7 +19,7 @@ import pytest
 
 from conftest import require
 from integration.conftest import COPY_SOURCES, EXAMPLES, kbuildguard, renamed_compiler_tree
-from kbuildguard.inspect import read_module
+from kbuildguard.formats.module import read_module
 
 GCC_DRIVER = "/usr/bin/x86_64-linux-gnu-gcc-12"
 GCC_LIBDIR = "/usr/lib/gcc/x86_64-linux-gnu/12"

@@ -191,7 +191,7 @@ def test_explain_names_the_cause_of_the_incident(guest):
 
 def _with_dependencies(kernel_dir, names):
     """Module files for NAMES and everything they depend on (.modinfo depends=), in load order."""
-    from kbuildguard.inspect import find_modules, module_name, read_module
+    from kbuildguard.formats.module import find_modules, module_name, read_module
 
     by_name = {module_name(p): p for p in find_modules([kernel_dir])}
     order = []

@@ -11,7 +11,7 @@ import pytest
 from conftest import require
 from integration.conftest import drifted_tree, kbuildguard, named_kdemo, plain_make
 from integration.qemu import INSMOD_RMMOD, boot, have_qemu, initramfs, parse_report
-from kbuildguard.inspect import read_module
+from kbuildguard.formats.module import read_module
 
 
 @pytest.fixture(scope="module")

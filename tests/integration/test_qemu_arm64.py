@@ -14,7 +14,7 @@ import pytest
 from conftest import require
 from integration.conftest import drifted_tree, kbuildguard, named_kdemo
 from integration.qemu import INSMOD_RMMOD, boot, initramfs, parse_report
-from kbuildguard.inspect import read_module
+from kbuildguard.formats.module import read_module
 
 CROSS = {"ARCH": "arm64", "CROSS_COMPILE": "aarch64-linux-gnu-"}
 

@@ -15,7 +15,7 @@ every variant is insmod-ed and rmmod-ed in turn; the guest prints the exit statu
 own taint letters (/sys/module/M/taint, read while it is loaded) and the kernel log lines the
 attempt produced (``dmesg -c`` after each module, so a line belongs to one variant).
 
-What the kernel did, as an effect (kbuildguard.gates.Effect):
+What the kernel did, as an effect (kbuildguard.gates.model.Effect):
   insmod fails -> rejected-at-load; loaded and rmmod fails -> cannot-unload; loaded with a taint
   letter other than O -> taints; otherwise ok.
 Every module built outside the kernel's tree is tainted O ("loading out-of-tree module taints

@@ -10,8 +10,8 @@ import pytest
 from conftest import require
 from integration.conftest import image_root, kbuildguard
 from integration.test_packagers import _rpmbuild
-from kbuildguard.inspect import read_module
-from kbuildguard.signature import parse_signer
+from kbuildguard.formats.module import read_module
+from kbuildguard.formats.pkcs7 import parse_signer
 
 GENKEY = """[ req ]
 default_bits = 2048

@@ -21,12 +21,14 @@ import re
 import tempfile
 from typing import List, Mapping, Optional, Sequence, Tuple, cast
 
-from kbuildguard import signature
 from kbuildguard.errors import BadInput, ToolNotFound
-from kbuildguard.gates import Check, Gate
-from kbuildguard.inspect import ModuleInfo, is_module_path, module_image, read_module
+from kbuildguard.formats import pkcs7
+from kbuildguard.formats.module import ModuleInfo, is_module_path, module_image, read_module
+from kbuildguard.formats.pkcs7 import Certificate, SignerId
+from kbuildguard.gates import signature
+from kbuildguard.gates.model import Check, Gate
+from kbuildguard.gates.signature import KeyringKey, Trust
 from kbuildguard.run import CommandFailed, Runner
-from kbuildguard.signature import Certificate, KeyringKey, SignerId, Trust
 
 MAX_CERT_BYTES = 1024 * 1024
 KEYRING_LINE = re.compile(r"^(.*): ([0-9a-f]{8,}): X509\.")
@@ -43,7 +45,7 @@ def load_certificates(paths: Sequence[str]) -> Tuple[Certificate, ...]:
         if len(data) > MAX_CERT_BYTES:
             raise BadInput("%s: larger than any certificate file" % path)
         try:
-            out.extend(signature.read_certificates(data, path))
+            out.extend(pkcs7.read_certificates(data, path))
         except BadInput as exc:
             raise BadInput("%s: not an X.509 certificate (PEM or DER): %s" % (path, exc.message))
     return tuple(out)
@@ -63,7 +65,7 @@ def in_tree_signers(modules_dir: Optional[str], wanted: int = 3, tries: int = 40
             tried += 1
             try:
                 sig = read_module(os.path.join(root, name)).signature
-                signer = signature.parse_signer(sig.blob).id if sig is not None else None
+                signer = pkcs7.parse_signer(sig.blob).id if sig is not None else None
             except BadInput:
                 signer = None
             if signer is not None and signer not in found:
@@ -111,12 +113,12 @@ def confirm(runner: Runner, info: ModuleInfo, found: Check, trust: Trust, env: O
     """The signature gate's answer, with openssl's verdict on the signature when the signer's
     certificate is at hand; unchanged otherwise."""
     sig = info.signature
-    if found.name is not Gate.SIGNATURE or sig is None or sig.id_type != signature.PKEY_ID_PKCS7:
+    if found.name is not Gate.SIGNATURE or sig is None or sig.id_type != pkcs7.PKEY_ID_PKCS7:
         return found
     if not trust.certs and not trust.known:  # no certificate to verify with: nothing to parse again
         return found
     try:
-        signer = signature.parse_signer(sig.blob)
+        signer = pkcs7.parse_signer(sig.blob)
     except BadInput:
         return found
     _why, cert = signature.trusted_by(signer.id, trust)
@@ -132,7 +134,7 @@ def pem_of(der: bytes) -> bytes:
     return ("-----BEGIN CERTIFICATE-----\n%s\n-----END CERTIFICATE-----\n" % "\n".join(lines)).encode("ascii")
 
 
-def verify_with_openssl(runner: Runner, path: str, sig: signature.ModuleSignature, cert: Certificate,
+def verify_with_openssl(runner: Runner, path: str, sig: pkcs7.ModuleSignature, cert: Certificate,
                         env: Optional[Mapping[str, str]] = None) -> Tuple[Optional[bool], str]:
     """openssl cms -verify over the signed bytes: True, False, or None with why it could not."""
     try:

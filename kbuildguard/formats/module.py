@@ -1,6 +1,6 @@
 """Read what a .ko says about how it was built: .comment, .modinfo, and the struct module layout.
 
-ELF parsing is kbuildguard.elf (see there why not pyelftools). Plain modules are mapped, not read:
+ELF parsing is kbuildguard.formats.elf (see there why not pyelftools). Plain modules are mapped, not read:
 `check` over a kernel's 4000 modules touches only their section tables and four small sections.
 """
 
@@ -12,12 +12,12 @@ import stat
 import struct
 from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
-from kbuildguard import compression
 from kbuildguard.arch import Arch
-from kbuildguard.elf import ET_REL, Elf, Needed
 from kbuildguard.errors import BadInput
+from kbuildguard.formats import compression
+from kbuildguard.formats.elf import ET_REL, Elf, Needed
+from kbuildguard.formats.pkcs7 import ModuleSignature, read_signature
 from kbuildguard.identity import CompilerId, Linker, parse_comment
-from kbuildguard.signature import ModuleSignature, read_signature
 from kbuildguard.strenum import StrEnum
 
 # A decompressed module larger than this is refused rather than read: the largest in-tree module of

@@ -8,12 +8,12 @@ import os
 import re
 from typing import List, Mapping, NamedTuple, Optional, Sequence
 
+from kbuildguard.build.modbtf import BtfBase, materialize, objtree_for
 from kbuildguard.errors import BadInput, BuildFailed
+from kbuildguard.formats.module import read_module
 from kbuildguard.identity import Family
-from kbuildguard.inspect import read_module
-from kbuildguard.kernel import KernelTarget, tool_records
-from kbuildguard.modbtf import BtfBase, materialize, objtree_for
 from kbuildguard.run import CommandFailed, Runner, quote
+from kbuildguard.target.kernel import KernelTarget, tool_records
 from kbuildguard.toolchain import Compiler, llvm_settings, toolset_env
 
 TARGETS = ("modules", "clean", "modules_install")

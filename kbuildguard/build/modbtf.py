@@ -23,9 +23,9 @@ import hashlib
 import os
 from typing import NamedTuple, Optional
 
-from kbuildguard.btf import raw_btf
 from kbuildguard.errors import NoBtfBase
-from kbuildguard.kernel import KernelTarget
+from kbuildguard.formats.btf import raw_btf
+from kbuildguard.target.kernel import KernelTarget
 
 SYS_BTF = "/sys/kernel/btf/vmlinux"
 

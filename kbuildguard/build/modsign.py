@@ -17,14 +17,14 @@ its signer, and (openssl) that it verifies over the module, before anything is p
 import os
 from typing import List, Mapping, NamedTuple, Optional, Sequence
 
-from kbuildguard import trust
 from kbuildguard.console import printable
 from kbuildguard.errors import BadInput, SigningFailed, ToolNotFound
-from kbuildguard.kernel import KernelTarget
+from kbuildguard.formats.pkcs7 import read_signature
+from kbuildguard.gates import trust
+from kbuildguard.gates.verify import Expectation, ModuleReport, verify_paths, with_confirmed_signatures
 from kbuildguard.run import CommandFailed, Runner
 from kbuildguard.settings import Settings
-from kbuildguard.signature import read_signature
-from kbuildguard.verify import Expectation, ModuleReport, verify_paths, with_confirmed_signatures
+from kbuildguard.target.kernel import KernelTarget
 
 # (key, certificate, who made them): the conventional machine-owner keys, first found wins
 CONVENTIONAL_KEYS = (

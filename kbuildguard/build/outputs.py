@@ -32,7 +32,7 @@ from typing import IO, Iterator, List, Mapping, NamedTuple, Optional, Sequence, 
 
 from kbuildguard.console import Console, printable
 from kbuildguard.errors import CannotWrite
-from kbuildguard.inspect import is_module_path
+from kbuildguard.formats.module import is_module_path
 from kbuildguard.probecache import cache_home
 
 STATE_DIR = ".kbuildguard"

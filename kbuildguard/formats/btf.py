@@ -9,8 +9,8 @@ layout is the reference a module's .gnu.linkonce.this_module must agree with.
 import struct
 from typing import Dict, NamedTuple, Optional
 
-from kbuildguard import compression
 from kbuildguard.errors import BadInput
+from kbuildguard.formats import compression
 
 BTF_MAGIC = 0xEB9F
 KIND_STRUCT = 4
@@ -71,7 +71,7 @@ def struct_layout(data: bytes, name: str, source: str = "BTF") -> Optional[Struc
 
 def btf_from_vmlinux(data, source: str) -> bytes:
     """The .BTF section of an uncompressed vmlinux (ELF)."""
-    from kbuildguard.elf import Elf
+    from kbuildguard.formats.elf import Elf
 
     elf = Elf(data, source)
     sec = elf.section(".BTF")

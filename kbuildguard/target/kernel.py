@@ -24,8 +24,6 @@ import re
 from typing import List, Mapping, NamedTuple, Optional, Tuple
 
 from kbuildguard import arch as arches
-from kbuildguard import kconfig
-from kbuildguard import sysroot as sysroots
 from kbuildguard.arch import Arch
 from kbuildguard.errors import BadInput, KernelNotFound
 from kbuildguard.identity import (
@@ -37,6 +35,8 @@ from kbuildguard.identity import (
     parse_proc_version,
     parse_version_integer,
 )
+from kbuildguard.target import kconfig
+from kbuildguard.target import sysroot as sysroots
 from kbuildguard.versions import compare
 
 
@@ -229,7 +229,7 @@ def tree_version_facts(autoconf: Mapping[str, str]) -> List[Fact]:
 
 def in_tree_module_facts(modules_dir: str, limit: int = 3) -> List[Fact]:
     """The .comment of a few modules shipped with the kernel: the kernel's own compiler wrote them."""
-    from kbuildguard.inspect import is_module_path, read_module
+    from kbuildguard.formats.module import is_module_path, read_module
 
     kernel_dir = os.path.join(modules_dir, "kernel")
     facts: List[Fact] = []
@@ -314,7 +314,7 @@ def read_proc_version(path: str) -> ProcVersion:
     if b"\x00" in raw:
         raise BadInput("%s: binary data, not a /proc/version line" % path)
     try:
-        from kbuildguard.pasted import find_kernel_line  # 23 patterns: compiled only where a line is read
+        from kbuildguard.target.pasted import find_kernel_line  # 23 patterns: compiled only where a line is read
 
         found = find_kernel_line(raw.decode("utf-8", errors="replace"))
         return parse_proc_version(found.line)._replace(repairs=found.repairs)
@@ -349,7 +349,7 @@ def _proc_version(selector: Selector, sysroot: str) -> Tuple[Optional[ProcVersio
         return read_proc_version(selector.proc_version_file), selector.proc_version_file
     if not selector.sysroot:
         return None, ""
-    from kbuildguard.pasted import find_kernel_line
+    from kbuildguard.target.pasted import find_kernel_line
 
     layout = sysroots.layout_of(sysroot)
     texts = sysroots.kernel_texts(sysroot, layout)

@@ -27,14 +27,14 @@ import os
 import re
 from typing import List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
+from kbuildguard.build.modbtf import BtfBase, choose_base
 from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.errors import BadInput, ToolchainUnfit, ToolNotFound
 from kbuildguard.identity import Family, Linker
-from kbuildguard.kernel import KernelTarget, ToolRecords, tool_records
-from kbuildguard.modbtf import BtfBase, choose_base
 from kbuildguard.run import CommandFailed, Runner, quote
 from kbuildguard.strenum import StrEnum
+from kbuildguard.target.kernel import KernelTarget, ToolRecords, tool_records
 from kbuildguard.toolchain import (
     Compiler,
     LlvmSettings,

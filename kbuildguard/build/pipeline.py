@@ -17,22 +17,10 @@ import os
 import re
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from kbuildguard import (
-    __version__,
-    kbuild,
-    kernel,
-    loader,
-    modsign,
-    outputs,
-    preflight,
-    render,
-    report,
-    symvers,
-    toolchain,
-)
+from kbuildguard import __version__, report, toolchain
+from kbuildguard.build import kbuild, modsign, outputs, preflight, render
 from kbuildguard.console import printable
 from kbuildguard.context import Context
-from kbuildguard.drift import Drift, compare
 from kbuildguard.errors import (
     BuildFailed,
     CannotWrite,
@@ -46,11 +34,8 @@ from kbuildguard.errors import (
     Stopped,
     UsageError,
 )
-from kbuildguard.kernel import KernelTarget, Selector
-from kbuildguard.project import Project
-from kbuildguard.settings import Settings
-from kbuildguard.toolchain import Forced, MatchLevel, Selection
-from kbuildguard.verify import (
+from kbuildguard.gates import loader
+from kbuildguard.gates.verify import (
     Expectation,
     Gate,
     ModuleReport,
@@ -61,6 +46,12 @@ from kbuildguard.verify import (
     verify_paths,
     with_cause,
 )
+from kbuildguard.project import Project
+from kbuildguard.settings import Settings
+from kbuildguard.target import exports, kernel
+from kbuildguard.target.drift import Drift, compare
+from kbuildguard.target.kernel import KernelTarget, Selector
+from kbuildguard.toolchain import Forced, MatchLevel, Selection
 
 # make arguments after -- that would send kbuild's outputs somewhere kbuildguard does not watch.
 OUTPUT_REDIRECTS = ("M=", "KBUILD_EXTMOD=", "MO=", "KBUILD_EXTMOD_OUTPUT=", "O=", "KBUILD_OUTPUT=", "SUBDIRS=")
@@ -205,7 +196,7 @@ def choose_compiler(ctx: Context, target: KernelTarget, req: Request) -> Selecti
 def expectation(ctx: Context, target: KernelTarget, req: Request, drift: Optional[Drift]) -> Expectation:
     """What the modules will be held to; says plainly when the layout cannot be compared."""
     reference, why_not = find_reference(target, req.vmlinux)
-    facts = loader.gather(target, symvers.extra_from_make_args(req.make_args, ctx.env), sig_enforce=req.sig_enforce,
+    facts = loader.gather(target, exports.extra_from_make_args(req.make_args, ctx.env), sig_enforce=req.sig_enforce,
                           trusted_certs=req.trusted_certs, config_file=req.kernel_config,
                           read=drift.kernel if drift is not None else None)
     if req.btf:  # modbtf gives kbuild's pahole the target's own BTF as base: what the kernel validates against

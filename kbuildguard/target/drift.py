@@ -9,8 +9,8 @@ before building, and names the options that change struct module.
 import os
 from typing import List, Mapping, NamedTuple, Optional, Tuple
 
-from kbuildguard import kconfig
-from kbuildguard.kernel import KernelTarget
+from kbuildguard.target import kconfig
+from kbuildguard.target.kernel import KernelTarget
 
 # The #ifdefs inside struct module (include/linux/module.h), collected from the 4.18-6.12 headers:
 # each one adds or removes members, and so moves `exit` or changes the struct's size.

@@ -23,13 +23,15 @@ Read from kernel/module/main.c, version.c (6.1, and 6.13 for extended modversion
 import os
 from typing import AbstractSet, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
-from kbuildguard import drift, kconfig, signature, symvers, trust
 from kbuildguard.errors import BadInput
-from kbuildguard.gates import Check, Effect, Gate
-from kbuildguard.inspect import ModuleInfo, VersionsFormat
-from kbuildguard.kernel import KernelTarget
-from kbuildguard.signature import SigningFacts
-from kbuildguard.symvers import Exports
+from kbuildguard.formats.module import ModuleInfo, VersionsFormat
+from kbuildguard.formats.symvers import Exports
+from kbuildguard.gates import signature, trust
+from kbuildguard.gates.model import Check, Effect, Gate
+from kbuildguard.gates.signature import SigningFacts
+from kbuildguard.target import drift, kconfig
+from kbuildguard.target import exports as kernel_exports
+from kbuildguard.target.kernel import KernelTarget
 
 # include/linux/license.h license_is_gpl_compatible()
 GPL_COMPATIBLE = frozenset({"GPL", "GPL v2", "GPL and additional rights", "Dual BSD/GPL", "Dual MIT/GPL", "Dual MPL/GPL"})
@@ -130,7 +132,7 @@ def gather(target: KernelTarget, extra_symvers: Sequence[str] = (), sig_enforce:
     """``read``: the kernel's configuration when the caller has read it already (drift.compare)."""
     config = read if read else kernel_config(target, config_file)
     vermagic, vermagic_source = kernel_vermagic(target, config)
-    exports, missing = symvers.gather(target, extra_symvers)
+    exports, missing = kernel_exports.gather(target, extra_symvers)
     validates = None if not config else config.get("CONFIG_DEBUG_INFO_BTF_MODULES") == "y"
     btf = BtfFacts(validates, config.get("CONFIG_MODULE_ALLOW_BTF_MISMATCH") == "y", None, None)
     return LoaderFacts(config, vermagic, vermagic_source, exports, missing, signing_facts(target, config, sig_enforce,

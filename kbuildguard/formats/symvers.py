@@ -6,18 +6,14 @@ One line per export, tab-separated, in three layouts modpost has written:
     0xCRC  symbol  namespace  module  EXPORT_SYMBOL[_GPL]       (5.4 - 5.8)
     0xCRC  symbol  module  EXPORT_SYMBOL[_GPL]  namespace       (5.9+)
 
-Where a kernel's list lives: its build tree's Module.symvers (Debian's linux-headers, EL's
-kernel-devel), /boot/symvers-R.gz (EL's kernel package), and for other out-of-tree modules their
-own Module.symvers (KBUILD_EXTRA_SYMBOLS, --symvers FILE).
+Where a kernel's list lives is target/exports.py's: this module only reads the bytes.
 """
 
-import os
 import re
-from typing import Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, Iterator, Mapping, NamedTuple, Optional, Tuple
 
-from kbuildguard import compression
 from kbuildguard.errors import BadInput
-from kbuildguard.kernel import KernelTarget
+from kbuildguard.formats import compression
 
 MAX_SYMVERS_BYTES = 64 * 1024 * 1024  # an allmodconfig Module.symvers is ~3 MiB
 
@@ -106,7 +102,7 @@ def parse(text: str, source: str) -> Dict[str, Export]:
     return {name: _export(row, source) for name, row in rows(text, source).items()}
 
 
-def _text(path: str) -> str:
+def text_of(path: str) -> str:
     try:
         with open(path, "rb") as f:
             raw = compression.bounded_read(f, path, MAX_SYMVERS_BYTES)
@@ -119,43 +115,4 @@ def _text(path: str) -> str:
 
 
 def read(path: str) -> Dict[str, Export]:
-    return parse(_text(path), path)
-
-
-def kernel_symvers(target: KernelTarget) -> Optional[str]:
-    """The kernel's own list: its build tree's, else /boot/symvers-R.gz (under the sysroot)."""
-    root = target.sysroot if target.sysroot != "/" else ""
-    candidates: List[str] = []
-    if target.build_dir:
-        candidates.append(os.path.join(target.build_dir, "Module.symvers"))
-    candidates += [root + "/boot/symvers-%s.gz" % target.release, root + "/boot/symvers-%s" % target.release]
-    for path in candidates:
-        if os.path.isfile(path) and os.path.getsize(path) > 0:
-            return path
-    return None
-
-
-def extra_from_make_args(args: Iterable[str], env: Mapping[str, str]) -> List[str]:
-    """The files KBUILD_EXTRA_SYMBOLS names (after --, else in the environment): kbuild takes a
-    space-separated list."""
-    value = env.get("KBUILD_EXTRA_SYMBOLS", "")
-    for arg in args:
-        if arg.startswith("KBUILD_EXTRA_SYMBOLS="):
-            value = arg.split("=", 1)[1]
-    return value.split()
-
-
-def gather(target: KernelTarget, extra: Sequence[str]) -> Tuple[Optional[Exports], str]:
-    """The kernel's exports plus the extra files' (later files do not replace the kernel's), or
-    why there are none."""
-    path = kernel_symvers(target)
-    if path is None:
-        return None, ("no Module.symvers for %s (not in its build tree, no /boot/symvers-%s.gz)"
-                      % (target.release, target.release))
-    table = {name: (row, path) for name, row in rows(_text(path), path).items()}
-    sources = [path]
-    for more in extra:
-        for name, row in rows(_text(more), more).items():
-            table.setdefault(name, (row, more))
-        sources.append(more)
-    return Exports(Table(table), tuple(sources)), ""
+    return parse(text_of(path), path)

@@ -12,8 +12,8 @@ import re
 from typing import Dict, List, NamedTuple, Optional, Pattern, Sequence, Tuple
 
 from kbuildguard.errors import BadInput
-from kbuildguard.gates import Effect, Gate
-from kbuildguard.pasted import strip_log_prefixes
+from kbuildguard.gates.model import Effect, Gate
+from kbuildguard.target.pasted import strip_log_prefixes
 
 # A module name where the kernel prints one: not inside a longer word.
 _MOD = r"(?<![\w-])(?P<mod>[\w-]+)"

@@ -14,19 +14,19 @@ import os
 import sys
 from typing import Callable, FrozenSet, List, NamedTuple, Optional, Sequence, Tuple
 
-from kbuildguard import loader, signature
 from kbuildguard.arch import same_machine
-from kbuildguard.drift import Drift
-from kbuildguard.elf import Needed
 from kbuildguard.errors import BadInput
-from kbuildguard.gates import Check, Effect, Gate, effect_words, worst
+from kbuildguard.formats.elf import Needed
+from kbuildguard.formats.module import Layout, ModuleInfo, find_modules, read_module
+from kbuildguard.formats.symvers import complete_exports
+from kbuildguard.gates import loader, signature
+from kbuildguard.gates.loader import LoaderFacts
+from kbuildguard.gates.model import Check, Effect, Gate, effect_words, worst
 from kbuildguard.identity import CompilerId
-from kbuildguard.inspect import Layout, ModuleInfo, find_modules, read_module
-from kbuildguard.kernel import KernelTarget
-from kbuildguard.loader import LoaderFacts
 from kbuildguard.probecache import cache_home
 from kbuildguard.strenum import StrEnum
-from kbuildguard.symvers import complete_exports
+from kbuildguard.target.drift import Drift
+from kbuildguard.target.kernel import KernelTarget
 from kbuildguard.toolchain import MatchLevel, mismatch_reason
 from kbuildguard.versions import release_tuple
 
@@ -122,7 +122,7 @@ def _cache_file(path: str) -> Optional[str]:
 
 
 def _btf_reference(path: str, what: str) -> Optional[ReferenceLayout]:
-    from kbuildguard.btf import module_layout_from_file
+    from kbuildguard.formats.btf import module_layout_from_file
 
     source = "%s BTF (%s)" % (what, path)
     cache = _cache_file(path) if not path.startswith("/sys/") else None

@@ -1,0 +1,194 @@
+"""``kbuildguard explain MODULE``: why a loaded module will not unload, in terms of delete_module().
+
+kernel/module/main.c (6.1), SYSCALL_DEFINE2(delete_module):
+  1. other modules use it (mod->source_list not empty)        -> -EWOULDBLOCK  "in use by ..."
+  2. mod->state != MODULE_STATE_LIVE (loading or going)       -> -EBUSY
+  3. mod->init && !mod->exit, and no forced unload            -> -EBUSY        /proc/modules: [permanent]
+  4. try_stop_module(): reference count not zero              -> -EWOULDBLOCK  "in use"
+Branch 3 is the original incident: the module *has* an exit function, but it was built against a
+different struct module layout, so the kernel reads `exit` where the module did not put it.
+Without CONFIG_MODULE_UNLOAD there is no unloading at all.
+"""
+
+import os
+from typing import Dict, List, NamedTuple, Optional, Tuple
+
+from kbuildguard.errors import BadInput, KbgError, UsageError
+from kbuildguard.gates.verify import STRUCT_MODULE_GATES, Check, Expectation, find_reference, verify_path
+from kbuildguard.target import drift, kconfig, kernel
+from kbuildguard.target.kernel import KernelTarget
+from kbuildguard.toolchain import MatchLevel
+
+
+class LoadedModule(NamedTuple):
+    name: str
+    size: int
+    refcnt: Optional[int]
+    users: Tuple[str, ...]
+    permanent: bool
+    state: str  # Live, Loading, Unloading
+    initstate: str
+    taint: str
+
+
+class Finding(NamedTuple):
+    branch: str  # the delete_module() branch that answers
+    errno: str
+    text: str
+
+
+def read_loaded(root: str, name: str) -> Optional[LoadedModule]:
+    """The module's line in /proc/modules and its /sys/module entries (under ``root``)."""
+    name = name.replace("-", "_")
+    try:
+        with open(os.path.join(root, "proc/modules"), encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError as exc:
+        raise BadInput("cannot read %s: %s" % (os.path.join(root, "proc/modules"), exc.strerror or exc))
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 5 or fields[0] != name:
+            continue
+        deps = fields[3]
+        users = tuple(d for d in deps.strip(",").split(",") if d and d not in ("-", "[permanent]", "[unsafe]"))
+        sysdir = os.path.join(root, "sys/module", name)
+        refcnt = _attr(sysdir, "refcnt")
+        holders = tuple(sorted(os.listdir(os.path.join(sysdir, "holders")))) if os.path.isdir(os.path.join(sysdir, "holders")) else ()
+        return LoadedModule(name, int(fields[1]) if fields[1].isdigit() else 0,
+                            int(refcnt) if refcnt.lstrip("-").isdigit() else (int(fields[2]) if fields[2].isdigit() else None),
+                            tuple(sorted(set(users) | set(holders))), "[permanent]" in deps, fields[4],
+                            _attr(sysdir, "initstate"), _attr(sysdir, "taint"))
+    return None
+
+
+def _attr(sysdir: str, rel: str) -> str:
+    try:
+        with open(os.path.join(sysdir, rel), encoding="utf-8", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def find_ko(root: str, release: str, name: str) -> Optional[str]:
+    """The module's file, through modules.dep of the release (under ``root``)."""
+    base = os.path.join(root, "lib/modules", release)
+    try:
+        with open(os.path.join(base, "modules.dep"), encoding="utf-8", errors="replace") as f:
+            for line in f:
+                path = line.split(":", 1)[0]
+                stem = os.path.basename(path).split(".ko")[0].replace("-", "_")
+                if stem == name:
+                    return os.path.join(base, path) if not os.path.isabs(path) else os.path.join(root, path.lstrip("/"))
+    except OSError:
+        return None
+    return None
+
+
+def diagnose(mod: LoadedModule, module_unload: Optional[bool], force_unload: Optional[bool],
+             ko_has_exit: Optional[bool], layout_problem: Optional[str]) -> List[Finding]:
+    """Every delete_module() branch that stops this module, first branch first."""
+    out: List[Finding] = []
+    if module_unload is False:
+        return [Finding("CONFIG_MODULE_UNLOAD", "ENOSYS", "this kernel is built without CONFIG_MODULE_UNLOAD: no module can be unloaded")]
+    if mod.users:
+        out.append(Finding("source_list", "EWOULDBLOCK", "in use by %s: unload them first (rmmod %s)" % (
+            ", ".join(mod.users), " ".join(mod.users))))
+    if mod.state != "Live":
+        out.append(Finding("state", "EBUSY", "state is %s, not Live: it is still initialising or already going away" % mod.state))
+    if mod.permanent:
+        if ko_has_exit is False:
+            why = "the module has no module_exit(): it was written to stay loaded"
+        elif layout_problem:
+            why = ("its .ko does have an exit function, but %s: the kernel reads `exit` where the module did not put it "
+                   "(the original incident: a module built by another compiler or against another configuration)" % layout_problem)
+        elif ko_has_exit:
+            why = ("its .ko has an exit function, yet the kernel sees none: the loaded module does not match the file "
+                   "(rebuilt since loading?) or was built against another struct module layout")
+        else:
+            why = "the kernel sees an init function but no exit function"
+        force = ("; `rmmod -f` would force it (CONFIG_MODULE_FORCE_UNLOAD=y here) and taints the kernel"
+                 if force_unload else "; CONFIG_MODULE_FORCE_UNLOAD is not set, so not even `rmmod -f` can" if force_unload is False else "")
+        out.append(Finding("init && !exit", "EBUSY", "/proc/modules shows [permanent]: " + why + force))
+    if mod.refcnt and not mod.users:
+        out.append(Finding("try_stop_module", "EWOULDBLOCK", "reference count is %d: something holds it open "
+                           "(a device node, a socket, a filesystem mount)" % mod.refcnt))
+    return out
+
+
+class Explanation(NamedTuple):
+    module: LoadedModule
+    ko: Optional[str]
+    findings: Tuple[Finding, ...]
+    checks: Optional[Tuple[Check, ...]]
+    not_seen: Tuple[str, ...]  # what could not be looked at, said plainly
+
+
+def loaded_release(root: str, given: Optional[str]) -> str:
+    """The release of the kernel the module is loaded in: given, ROOT/proc/sys/kernel/osrelease,
+    ROOT/proc/version, or (only for the live root) this machine's."""
+    if given:
+        return given
+    try:
+        with open(os.path.join(root, "proc/sys/kernel/osrelease"), encoding="utf-8", errors="replace") as f:
+            release = f.read().strip()
+            if release:
+                return release
+    except OSError:
+        pass
+    if os.path.isfile(os.path.join(root, "proc/version")):
+        from kbuildguard.target.kernel import read_proc_version
+
+        return read_proc_version(os.path.join(root, "proc/version")).release
+    if root == "/":
+        return os.uname().release
+    raise BadInput("%s: no proc/sys/kernel/osrelease or proc/version to tell the kernel release" % root,
+                   hint="name it: --kernel RELEASE")
+
+
+def _kernel(root: str, release: str, unseen: List[str]) -> Tuple[Optional[KernelTarget], Optional[Dict[str, str]]]:
+    """The loaded kernel's build records and configuration, as far as ROOT shows them."""
+    target, config = None, None
+    try:
+        target = kernel.resolve(kernel.Selector(kernel=release, sysroot=root if root != "/" else None))
+    except KbgError as exc:
+        unseen.append("the kernel's build records (%s)" % exc.message)
+    path = drift.kernel_config_path(target) if target is not None else None
+    if path:
+        try:
+            config = kconfig.read(path)
+        except BadInput as exc:
+            unseen.append(exc.message)
+    if config is None:
+        unseen.append("the kernel's configuration (/boot/config-%s, /proc/config.gz)" % release)
+    return target, config
+
+
+def _ko_evidence(ko: str, target: KernelTarget, level: MatchLevel) -> Tuple[Tuple[Check, ...], Optional[bool], Optional[str]]:
+    """(checks, does the file have an exit function, what is wrong with its struct module) of the .ko on disk."""
+    reference, why_not = find_reference(target)
+    rep = verify_path(ko, Expectation(target, level, reference, why_not))
+    has_exit = rep.info.layout.exit_offset is not None if rep.info is not None and rep.info.layout is not None else None
+    problems = [c.message for c in rep.checks if not c.ok and c.name in STRUCT_MODULE_GATES]
+    return rep.checks, has_exit, "; ".join(problems) or None
+
+
+def gather(root: str, name: str, release: Optional[str], ko: Optional[str], level: MatchLevel) -> Explanation:
+    """Everything explain looks at, read from ROOT (a captured system, or /)."""
+    mod = read_loaded(root, name)
+    if mod is None:
+        raise UsageError("module %s is not loaded (no line in %s/proc/modules)" % (name, root.rstrip("/")))
+    release = loaded_release(root, release)
+    unseen: List[str] = []
+    target, config = _kernel(root, release, unseen)
+    module_unload = None if config is None else config.get("CONFIG_MODULE_UNLOAD") == "y"
+    if module_unload is None and mod.refcnt is not None:
+        module_unload = True  # /sys/module/M/refcnt exists only with CONFIG_MODULE_UNLOAD
+    force = None if config is None else config.get("CONFIG_MODULE_FORCE_UNLOAD") == "y"
+    ko = ko or find_ko(root, release, mod.name)
+    checks, has_exit, layout_problem = None, None, None
+    if ko and target is not None:
+        checks, has_exit, layout_problem = _ko_evidence(ko, target, level)
+    elif not ko:
+        unseen.append("the module's .ko (not in modules.dep; give --ko FILE)")
+    findings = diagnose(mod, module_unload, force, has_exit, layout_problem)
+    return Explanation(mod, ko, tuple(findings), checks, tuple(unseen))
