@@ -19,6 +19,20 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 BZIP2_MAGIC = b"BZh"
 
 
+def format_of(head: bytes) -> str:
+    """The compression a file's first bytes name: "xz", "gzip", "zstd", "bzip2", or "" for none."""
+    head = bytes(head[:6])
+    if head == XZ_MAGIC:
+        return "xz"
+    if head[:2] == GZIP_MAGIC:
+        return "gzip"
+    if head[:4] == ZSTD_MAGIC:
+        return "zstd"
+    if head[:3] == BZIP2_MAGIC:
+        return "bzip2"
+    return ""
+
+
 def bounded_read(stream: BinaryIO, source: str, limit: int) -> bytes:
     data = stream.read(limit + 1)
     if len(data) > limit:

@@ -12,16 +12,27 @@ truncated or hostile file raises BadInput, never IndexError or a huge allocation
 """
 
 import struct
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import AbstractSet, Dict, List, NamedTuple, Optional, Tuple
 
 from kbuildguard import arch
 from kbuildguard.errors import BadInput
+from kbuildguard.strenum import StrEnum
 
+SHT_NULL = 0
 SHT_SYMTAB = 2
+SHT_STRTAB = 3
 SHT_RELA = 4
 SHT_NOBITS = 8
 SHT_REL = 9
 ET_REL = 1
+SHF_ALLOC = 0x2
+SHF_RELA_LIVEPATCH = 0x00100000
+SHN_UNDEF = 0
+SHN_LORESERVE = 0xFF00
+SHN_ABS = 0xFFF1
+SHN_COMMON = 0xFFF2
+STB_WEAK = 2
+R_X86_64_32 = 10  # arch/x86/include/asm/elf.h
 
 
 
@@ -50,6 +61,38 @@ class Needed(NamedTuple):
     strong: Tuple[str, ...]  # undefined: the loader must resolve each
     weak: Tuple[str, ...]  # undefined and weak: unresolved is fine
     common: Tuple[str, ...]  # SHN_COMMON: the loader refuses them ("please compile with -fno-common")
+
+
+class SymbolKind(StrEnum):
+    """Where a relocation's symbol lies, which decides the value the loader computes for it
+    (kernel/module/main.c simplify_symbols())."""
+
+    DEFINED = "defined"  # in one of the module's own sections: st_value + that section's address
+    PERCPU = "percpu"  # in its .data..percpu: an offset into the per-cpu area
+    ABSOLUTE = "absolute"  # SHN_ABS: st_value itself
+    UNDEFINED = "undefined"  # resolved to an exporter's address
+    WEAK_UNDEFINED = "weak-undefined"  # resolved, or 0 when nobody exports it
+
+
+class TypedRelocation(NamedTuple):
+    """One relocation of a type a gate asked about, with what decides its value."""
+
+    section: str  # the section it patches
+    offset: int
+    symbol: str
+    kind: SymbolKind
+    value: int  # st_value (the final value for ABSOLUTE)
+    addend: int
+
+
+class RelocationFacts(NamedTuple):
+    """The relocations kernel/module/main.c apply_relocations() applies: those whose target section
+    is allocated (the loader skips the rest) and is not one whose SHF_ALLOC it cleared first
+    (.modinfo and __versions in rewrite_section_headers(), .data..percpu in layout_and_allocate())."""
+
+    rel_sections: Tuple[str, ...]  # SHT_REL sections applied (x86_64 and arm64 take RELA only)
+    types: Tuple[int, ...]  # the distinct RELA types applied, sorted
+    picked: Tuple[TypedRelocation, ...]  # each applied relocation of the types asked for
 
 
 class Elf:
@@ -97,10 +140,14 @@ class Elf:
         # name -> index, on undecoded bytes; Section records are made only for what is looked up
         self._index: Dict[bytes, int] = {}
         names = self._names
+        self._alloc_index: Dict[bytes, int] = {}  # what the kernel's find_sec() finds: allocated sections only
         for i, entry in enumerate(raw):
             name_off = entry[0]
             end = names.find(b"\x00", name_off)
-            self._index.setdefault(names[name_off:end] if end >= 0 else names[name_off:], i)
+            key = names[name_off:end] if end >= 0 else names[name_off:]
+            self._index.setdefault(key, i)
+            if i and entry[2] & SHF_ALLOC:
+                self._alloc_index.setdefault(key, i)
 
     def section_at(self, index: int) -> Section:
         if index >= len(self._raw):
@@ -194,6 +241,96 @@ class Elf:
                 at = low.find(marker, at + 1)
         return Needed(tuple(strong), tuple(weak), tuple(common))
 
+    def relocation_facts(self, pick: AbstractSet[int] = frozenset()) -> RelocationFacts:
+        """What apply_relocations() would apply; ``pick``: the types whose every relocation is
+        returned with its symbol (R_X86_64_32 on x86_64), the others are only counted by type.
+
+        `check` meets millions of relocations in a kernel's modules (129 MiB in Debian's 6.1), of five
+        types: the applied sections are joined once and their types taken as strided byte columns,
+        at C speed, never an int per relocation."""
+        raw = self._raw
+        count = len(raw)
+        cleared = {self.find_alloc(n) for n in (".modinfo", "__versions", ".data..percpu")}
+        rel: List[str] = []
+        applied: List[int] = []
+        step = 24 if self.bits == 64 else 12
+        for i in range(1, count):
+            typ, flags, offset, size, target = raw[i][1], raw[i][2], raw[i][4], raw[i][5], raw[i][7]
+            if typ not in (SHT_REL, SHT_RELA) or target >= count or target in cleared:
+                continue
+            if not raw[target][2] & SHF_ALLOC or flags & SHF_RELA_LIVEPATCH:
+                continue
+            if offset + size > len(self.data):
+                raise BadInput("%s: section %s lies beyond the end of the file (truncated or corrupt)" % (
+                    self.path, self.section_at(i).name))
+            if typ == SHT_REL:
+                rel.append(self.section_at(i).name)
+            else:
+                applied.append(i)
+        data = self.data
+        joined = b"".join(data[raw[i][4]:raw[i][4] + raw[i][5] - raw[i][5] % step] for i in applied)
+        types = self._types(joined, step)
+        picked: List[TypedRelocation] = []
+        if pick & set(types):
+            for i in applied:
+                picked.extend(self._picked(self.section_at(i), pick))
+        return RelocationFacts(tuple(rel), types, tuple(picked))
+
+    def find_alloc(self, name: str) -> int:
+        """kernel/module/main.c find_sec(): the first allocated section of that name (0: none)."""
+        return self._alloc_index.get(name.encode(), 0)
+
+    def _types(self, entries: bytes, step: int) -> Tuple[int, ...]:
+        """The distinct ELF64_R_TYPE (r_info's low word: entry bytes 8..11, 12..15 big-endian) or
+        ELF32_R_TYPE (r_info's low byte: entry byte 4, 7 big-endian) of a run of RELA entries."""
+        at = (12 if self.big_endian else 8) if self.bits == 64 else (7 if self.big_endian else 4)
+        low = entries[at::step]
+        if self.bits == 64:
+            high = b"".join(entries[at + k::step] for k in ((-1, -2, -3) if self.big_endian else (1, 2, 3)))
+            if high.strip(b"\x00"):  # a type above 255 (arm64's are 256..1027)
+                return tuple(sorted(set(struct.unpack_from(self._e + "I", entries, k + at)[0]
+                                        for k in range(0, len(entries), step))))
+        return _distinct(low)
+
+    def _picked(self, sec: Section, pick: AbstractSet[int]) -> List[TypedRelocation]:
+        target = self.section_at(sec.info)
+        symtab = next((i for i in range(1, len(self._raw)) if self._raw[i][1] == SHT_SYMTAB), 0)
+        percpu = self.find_alloc(".data..percpu")
+        out: List[TypedRelocation] = []
+        fmt = self._e + ("QQq" if self.bits == 64 else "IIi")
+        step = struct.calcsize(fmt)
+        data = self.section_data(sec)
+        sym_fmt = self._e + ("IBBHQQ" if self.bits == 64 else "IIIBBH")
+        for start in range(0, len(data) - step + 1, step):
+            r_offset, info, addend = struct.unpack_from(fmt, data, start)
+            typ, index = (info & 0xFFFFFFFF, info >> 32) if self.bits == 64 else (info & 0xFF, info >> 8)
+            if typ not in pick:
+                continue
+            if not symtab:
+                raise BadInput("%s: relocations in %s but no symbol table" % (self.path, sec.name))
+            table = self.section_at(symtab)
+            entsize = struct.calcsize(sym_fmt)
+            if index * entsize + entsize > table.size:
+                raise BadInput("%s: corrupt ELF: symbol %d outside %s" % (self.path, index, table.name))
+            entry = self._slice(table.offset + index * entsize, entsize, "a symbol of " + table.name)
+            if self.bits == 64:
+                _n, st_info, _o, shndx, value, _s = struct.unpack(sym_fmt, entry)
+            else:
+                _n, value, _s, st_info, _o, shndx = struct.unpack(sym_fmt, entry)
+            if shndx == SHN_UNDEF:
+                kind = SymbolKind.WEAK_UNDEFINED if st_info >> 4 == STB_WEAK else SymbolKind.UNDEFINED
+            elif shndx == SHN_ABS:
+                kind = SymbolKind.ABSOLUTE
+            elif percpu and shndx == percpu:
+                kind = SymbolKind.PERCPU
+            else:
+                kind = SymbolKind.DEFINED
+            name = self.symbol_name(symtab, index) if index else ""
+            if not name and kind is SymbolKind.DEFINED and shndx < len(self._raw):
+                name = self.section_at(shndx).name  # a section symbol: the assembler's .rodata.str1.1+N
+            out.append(TypedRelocation(target.name, r_offset, name, kind, value, addend))
+        return out
+
     def symbol_name(self, symtab_index: int, symbol: int) -> str:
         """The name of symbol number ``symbol`` in the symbol table at section ``symtab_index``."""
         if symtab_index >= len(self._raw):
@@ -215,8 +352,100 @@ class Elf:
         return _cstring(chunk, 0)
 
 
+def _distinct(column: bytes) -> Tuple[int, ...]:
+    """The distinct byte values of a column: a handful of C-speed passes where set() would make an
+    int per byte (a kernel's modules carry millions of relocations, of five types)."""
+    found = []
+    while column:
+        found.append(column[0])
+        column = column.replace(column[:1], b"")
+    return tuple(sorted(found))
+
+
 def _cstring(table: bytes, offset: int) -> str:
     if offset >= len(table):
         return ""
     end = table.find(b"\x00", offset)
     return table[offset:end if end >= 0 else len(table)].decode("utf-8", errors="replace")
+
+
+class RawSection(NamedTuple):
+    """One section header as the kernel's loader reads it: raw, nothing validated."""
+
+    number: int
+    name_offset: int  # sh_name
+    type: int
+    flags: int
+    addr: int
+    offset: int
+    size: int
+    link: int
+    info: int
+
+
+class ElfShape(NamedTuple):
+    """What kernel/module/main.c elf_validity_check() and setup_load_info() read, raw, so that the
+    gate can apply the kernel's rules (kbuildguard's own reader refuses less, or more, than it)."""
+
+    length: int  # the bytes the kernel checks against: the file without its signature (module_sig_check())
+    header_complete: bool  # len >= sizeof(Elf_Ehdr)
+    magic: bool  # e_ident starts with \177ELF
+    elf_class: int  # e_ident[EI_CLASS]
+    e_type: int
+    machine: int
+    shentsize: int
+    shoff: int
+    shnum: int  # e_shnum as the kernel reads it (it knows no extended numbering)
+    shstrndx: int
+    table_inside: bool  # e_shoff < len and e_shnum headers of this class fit after it
+    table: Tuple[Tuple[int, ...], ...]  # the raw section headers (empty when not inside the file)
+    names: bytes  # the section name table (b"" when empty or outside the file)
+
+    def section(self, index: int) -> RawSection:
+        return RawSection(index, *self.table[index][:8])
+
+    def sections(self) -> List[RawSection]:
+        return [RawSection(i, *entry[:8]) for i, entry in enumerate(self.table)]
+
+    def name(self, section: RawSection) -> str:
+        """Its name; "" when sh_name lies outside the name table."""
+        return _cstring(self.names, section.name_offset)
+
+    def sections_named(self, name: str) -> List[RawSection]:
+        return [s for s in self.sections()[1:] if self.name(s) == name]
+
+    def find_sec(self, name: str) -> Optional[RawSection]:
+        """kernel/module/main.c find_sec(): the first section (from 1) with SHF_ALLOC and that name."""
+        for s in self.sections()[1:]:
+            if s.flags & SHF_ALLOC and self.name(s) == name:
+                return s
+        return None
+
+
+def read_shape(data, length: int) -> ElfShape:
+    """The raw header and section table of an ELF image (bytes or mmap), as far as they lie inside
+    its first ``length`` bytes; never raises: what is outside is recorded as such."""
+    length = min(length, len(data))
+    bits64 = length > 4 and data[4] == 2
+    big = length > 5 and data[5] == 2
+    e = ">" if big else "<"
+    header = e + ("HHIQQQIHHHHHH" if bits64 else "HHIIIIIHHHHHH")
+    ehdr_size = 16 + struct.calcsize(header)
+    magic = length >= 4 and bytes(data[:4]) == b"\x7fELF"
+    elf_class = data[4] if length > 4 else 0
+    if length < ehdr_size:
+        return ElfShape(length, False, magic, elf_class, 0, 0, 0, 0, 0, 0, False, (), b"")
+    (e_type, machine, _, _, _, shoff, _, _, _, _, shentsize, shnum, shstrndx) = struct.unpack_from(header, data, 16)
+    shdr = e + ("IIQQQQIIQQ" if bits64 else "IIIIIIIIII")
+    step = struct.calcsize(shdr)
+    inside = shoff < length and shnum * step <= length - shoff and shentsize == step
+    raw: Tuple[Tuple[int, ...], ...] = ()
+    names = b""
+    if inside:
+        raw = tuple(struct.iter_unpack(shdr, bytes(data[shoff:shoff + shnum * step])))
+        if 0 < shstrndx < shnum:
+            _, _, _, _, n_off, n_size, _, _, _, _ = raw[shstrndx]
+            if n_off + n_size <= length:
+                names = bytes(data[n_off:n_off + n_size])
+    return ElfShape(length, True, magic, elf_class, e_type, machine, shentsize, shoff, shnum, shstrndx, inside,
+                    raw, names)

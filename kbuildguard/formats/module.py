@@ -15,7 +15,7 @@ from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple
 from kbuildguard.arch import Arch
 from kbuildguard.errors import BadInput
 from kbuildguard.formats import compression
-from kbuildguard.formats.elf import ET_REL, Elf, Needed
+from kbuildguard.formats.elf import ET_REL, R_X86_64_32, Elf, ElfShape, Needed, RelocationFacts, read_shape
 from kbuildguard.formats.pkcs7 import ModuleSignature, read_signature
 from kbuildguard.identity import CompilerId, Linker, parse_comment
 from kbuildguard.strenum import StrEnum
@@ -68,6 +68,9 @@ class ModuleInfo(NamedTuple):
     btf_size: int = 0  # its .BTF section, 0 when it has none
     signature: Optional[ModuleSignature] = None
     btf_problem: str = ""  # why the kernel's btf_parse_hdr() would refuse its .BTF ("" when it would not)
+    shape: Optional[ElfShape] = None  # the raw header and section table, for the kernel's elf_validity_check()
+    relocations: Optional[RelocationFacts] = None  # what apply_relocations() applies
+    compression: str = ""  # the file's compression ("xz", "gzip", "zstd", "bzip2"; "" for a plain .ko)
 
     def info(self, key: str) -> str:
         for k, v in self.modinfo:
@@ -130,9 +133,25 @@ def module_image(path: str) -> Iterator[object]:
                 data.close()
 
 
+def _compression_of(path: str) -> str:
+    """The file's compression, by its first bytes (module_image() has checked it is a regular file)."""
+    try:
+        with open(path, "rb") as f:
+            return compression.format_of(f.read(6))
+    except OSError:
+        return ""
+
+
 def _section_data(elf: Elf, name: str) -> Optional[bytes]:
     sec = elf.section(name)
     return None if sec is None else elf.section_data(sec)
+
+
+def _loader_section(elf: Elf, name: str) -> Optional[bytes]:
+    """A section as kernel/module/main.c find_sec() finds it (6.1): the first *allocated* one of that
+    name; the loader ignores a .modinfo or __versions without SHF_ALLOC."""
+    index = elf.find_alloc(name)
+    return elf.section_data(elf.section_at(index)) if index else None
 
 
 def _layout(elf: Elf) -> Optional[Layout]:
@@ -175,10 +194,9 @@ def _versions(elf: Elf) -> Tuple[Tuple[str, ...], Tuple[int, ...], VersionsForma
         values = struct.unpack_from(e + "I" * (ext_crcs.size // 4), elf.section_data(ext_crcs))
         names = elf.section_data(ext_names).decode("latin-1").split("\x00")[: len(values)]
         return tuple(names), values[: len(names)], VersionsFormat.EXTENDED
-    sec = elf.section("__versions")
-    if sec is None:
+    data = _loader_section(elf, "__versions")
+    if data is None:
         return (), (), VersionsFormat.NONE
-    data = elf.section_data(sec)
     crc_size = 8 if elf.bits == 64 else 4
     count = len(data) // 64
     crcs = struct.unpack_from(e + ("Q56x" if crc_size == 8 else "I60x") * count, data)
@@ -217,11 +235,17 @@ def _exports(elf: Elf) -> Tuple[str, ...]:
 def read_module(path: str) -> ModuleInfo:
     """Inspect one module; raises BadInput for anything that is not a readable relocatable ELF."""
     with module_image(path) as data:
+        # a mapped image is the plain file itself; only a decompressed (or unmappable) one is looked at again
+        compressed = "" if isinstance(data, mmap.mmap) else _compression_of(path)
+        signature = read_signature(data)
+        # module_sig_check() strips a well-formed signature before elf_validity_check() measures the file
+        length = signature.signed_length if signature is not None and not signature.malformed else len(data)
+        shape = read_shape(data, length)
         elf = Elf(data, path)
         if elf.type != ET_REL:
             raise BadInput("%s: ELF type %d, but a kernel module is ET_REL (relocatable)" % (path, elf.type))
         compilers, linkers, strings = _comment(_section_data(elf, ".comment") or b"")
-        text = (_section_data(elf, ".modinfo") or b"").decode("utf-8", errors="replace")
+        text = (_loader_section(elf, ".modinfo") or b"").decode("utf-8", errors="replace")
         modinfo = [(key, value) for key, eq, value in (e.partition("=") for e in text.split("\x00")) if eq]
         layout = _layout(elf)
         version_names, version_crcs, versions_format = _versions(elf)
@@ -229,7 +253,8 @@ def read_module(path: str) -> ModuleInfo:
         return ModuleInfo(path, elf.machine, elf.arch, elf.bits, elf.big_endian, compilers, linkers,
                           strings, tuple(modinfo), layout, version_names, version_crcs, versions_format,
                           elf.undefined_symbols(), _exports(elf), btf.size if btf is not None else 0,
-                          read_signature(data), _btf_problem(elf, btf) if btf is not None else "")
+                          signature, _btf_problem(elf, btf) if btf is not None else "", shape,
+                          elf.relocation_facts({R_X86_64_32} if elf.machine == "x86_64" else frozenset()), compressed)
 
 
 def find_modules(paths: Sequence[str], skip_dirs: Sequence[str] = (".kbuildguard",)) -> List[str]:
