@@ -129,9 +129,23 @@ def test_check_no_exit_function_loads_and_never_unloads(capsys, tmp_path):
     permanent.write_bytes(build_module(exit_offset=None))
     code, out, _ = run(capsys, "check", "--json", str(permanent), "--sysroot", str(root), "--kernel", release)
     assert code == 0
-    layout = [c for c in json.loads(out)["modules"][0]["checks"] if c["name"] == "layout"][0]
-    assert layout["ok"] and layout["effect"] == "cannot-unload" and "no module_exit()" in layout["message"]
+    checks = {c["name"]: c for c in json.loads(out)["modules"][0]["checks"]}
+    assert checks["layout"]["ok"] and checks["layout"]["effect"] == "ok"
+    unload = checks["unload"]
+    assert unload["ok"] and unload["effect"] == "cannot-unload" and "no module_exit()" in unload["message"]
     assert json.loads(out)["modules"][0]["effect"] == "cannot-unload"
+
+
+def test_check_no_exit_function_never_unloads_against_headers_alone(capsys, tmp_path):
+    """Issue 18 case 9: the file shows init without exit; no reference layout is needed to say so,
+    and the gates that could not be checked are named beside it."""
+    tree = make_tree(tmp_path / "tree")
+    permanent = tmp_path / "permanent.ko"
+    permanent.write_bytes(build_module(exit_offset=None))
+    code, out, _ = run(capsys, "check", str(permanent), "--kernel-dir", tree)
+    assert code == 0
+    assert "will load and never unload: no module_exit()" in out and "not fully checked: layout" in out
+    assert ": ok" not in out
 
 
 def test_init_refuses_to_overwrite(capsys, tmp_path):

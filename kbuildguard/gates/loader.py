@@ -21,8 +21,9 @@ Read from kernel/module/main.c, version.c (6.1, and 6.13 for extended modversion
 """
 
 import os
-from typing import AbstractSet, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import AbstractSet, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
+from kbuildguard.arch import Arch
 from kbuildguard.errors import BadInput
 from kbuildguard.formats.module import ModuleInfo, VersionsFormat
 from kbuildguard.formats.symvers import Exports
@@ -30,14 +31,17 @@ from kbuildguard.gates import signature, trust
 from kbuildguard.gates.model import Check, Effect, Gate
 from kbuildguard.gates.signature import SigningFacts
 from kbuildguard.target import drift, kconfig
+from kbuildguard.target import kmod as kmods
 from kbuildguard.target import exports as kernel_exports
 from kbuildguard.target.kernel import KernelTarget
 
 # include/linux/license.h license_is_gpl_compatible()
 GPL_COMPATIBLE = frozenset({"GPL", "GPL v2", "GPL and additional rights", "Dual BSD/GPL", "Dual MIT/GPL", "Dual MPL/GPL"})
 # kernel/module/main.c ignore_undef_symbol(): undefined symbols the loader lets pass
-IGNORED_UNDEFINED = {"x86_64": {"_GLOBAL_OFFSET_TABLE_"}, "i386": {"_GLOBAL_OFFSET_TABLE_"}, "ppc64": {".TOC."},
-                     "ppc64le": {".TOC."}}
+# (arch/x86 and arch/powerpc). Keyed by Arch, the one spelling of each machine (arch.py: "i686", not "i386").
+IGNORED_UNDEFINED: Mapping[Arch, FrozenSet[str]] = {
+    Arch.X86_64: frozenset({"_GLOBAL_OFFSET_TABLE_"}), Arch.I686: frozenset({"_GLOBAL_OFFSET_TABLE_"}),
+    Arch.PPC64: frozenset({".TOC."}), Arch.PPC64LE: frozenset({".TOC."})}
 # arch/*/include/asm/module.h MODULE_ARCH_VERMAGIC, for the architectures we build for
 ARCH_VERMAGIC = {"x86_64": "", "aarch64": "aarch64 "}
 
@@ -63,6 +67,8 @@ class LoaderFacts(NamedTuple):
     # Debian's kernels carry "module: Disable matching missing version CRC": a resolved symbol the
     # module lists no CRC for is refused ("no symbol version for S"); upstream warns once and loads.
     refuses_missing_versions: bool = False
+    # the target's kmod and what it decompresses, or (None, why it is not known)
+    kmod: Tuple[Optional[kmods.KmodFeatures], str] = (None, "the target's kmod was not looked for")
 
     @property
     def modversions(self) -> Optional[bool]:
@@ -137,7 +143,7 @@ def gather(target: KernelTarget, extra_symvers: Sequence[str] = (), sig_enforce:
     btf = BtfFacts(validates, config.get("CONFIG_MODULE_ALLOW_BTF_MISMATCH") == "y", None, None)
     return LoaderFacts(config, vermagic, vermagic_source, exports, missing, signing_facts(target, config, sig_enforce,
                                                                                           trusted_certs), btf,
-                       target.modules_dir or "", debian_kernel(target))
+                       target.modules_dir or "", debian_kernel(target), kmods.gather(target))
 
 
 def debian_kernel(target: KernelTarget) -> bool:
@@ -223,6 +229,22 @@ def check_symbol_versions(info: ModuleInfo, facts: LoaderFacts, release: str) ->
                          if facts.force_load else "refused without a log line (insmod: Exec format error): "
                          "check_modstruct_version() fails"),
                      "rebuild it with kbuild against the kernel's build tree (modpost writes __versions)", effect)
+    if "module_layout" not in info.version_names and facts.refuses_missing_versions:
+        # check_modstruct_version() (kernel/module/version.c; main.c load_module() calls it right after
+        # setup_load_info()) looks module_layout up in __versions; vmlinux always exports it with a CRC,
+        # so no Module.symvers is needed to decide. An empty __versions is what modpost writes when the
+        # tree has no Module.symvers (`make modules_prepare`: "WARNING: Module.symvers is missing").
+        # Debian's patch "module: Disable matching missing version CRC" makes check_version() return 0
+        # there (upstream warns once and loads).
+        empty = not info.version_names
+        return Check(Gate.SYMBOL_VERSIONS, False, expected,
+                     "an empty __versions" if empty else "%d versions, none for module_layout" % len(info.version_names),
+                     "no symbol version for module_layout%s: this (Debian) kernel refuses it in "
+                     "check_modstruct_version() (\"%s: no symbol version for module_layout\", insmod: Exec format "
+                     "error)" % (" (__versions is empty: the build tree had no Module.symvers)" if empty else "",
+                                 info.name),
+                     "build against a tree that has the kernel's Module.symvers (the linux-headers / kernel-devel "
+                     "package has it; a tree after `make modules_prepare` does not)", Effect.REJECTED)
     if facts.exports is None:
         return Check(Gate.SYMBOL_VERSIONS, True, expected, "%d versions (%s)" % (len(info.version_names), info.versions_format),
                      "not compared: %s" % facts.exports_missing, "", Effect.NOT_CHECKED)
@@ -277,7 +299,7 @@ def check_symbol_versions(info: ModuleInfo, facts: LoaderFacts, release: str) ->
 
 
 def check_symbols(info: ModuleInfo, facts: LoaderFacts, siblings: AbstractSet[str]) -> Check:
-    ignored = IGNORED_UNDEFINED.get(str(info.arch) if info.arch else "", set())
+    ignored = IGNORED_UNDEFINED.get(info.arch, frozenset()) if info.arch is not None else frozenset()
     commons = [n for n in info.needed.common if not n.startswith("__gnu_lto")]
     needed = [n for n in info.needed.strong if n not in ignored]
     expected = "exported by %s" % (", ".join(facts.exports.sources) if facts.exports else "the kernel")

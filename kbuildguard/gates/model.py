@@ -7,13 +7,17 @@ from kbuildguard.strenum import StrEnum
 
 class Gate(StrEnum):
     """What one check compares (a str too: JSON and text output read the name), in the order the
-    kernel's loader meets them (kernel/module/main.c load_module(): module_sig_check, then
-    elf_validity_check, check_modstruct_version, check_modinfo, the this_module size check,
-    simplify_symbols -> resolve_symbol (versions, exports, GPL-only), apply_relocations, and the
-    BTF notifier at MODULE_STATE_COMING). The compiler comes last: the loader never looks at it."""
+    target meets them: kmod (or the kernel) decompresses the file, then kernel/module/main.c
+    load_module(): module_sig_check, elf_validity_check (the ELF gate, then the machine),
+    setup_load_info (this_module), check_modstruct_version and check_modinfo (vermagic), simplify_symbols
+    -> resolve_symbol (versions, exports, GPL-only), apply_relocations, the BTF notifier at
+    MODULE_STATE_COMING, and delete_module() at unload. The struct module layout shows at relocation
+    and unload; the compiler comes last: the loader never looks at it."""
 
     READ = "read"
+    COMPRESSION = "compression"
     SIGNATURE = "signature"
+    ELF = "elf"
     MACHINE = "machine"
     THIS_MODULE = "this_module"
     LAYOUT = "layout"
@@ -21,7 +25,9 @@ class Gate(StrEnum):
     SYMBOL_VERSIONS = "symbol_versions"
     SYMBOLS = "symbols"
     LICENSE = "license"
+    RELOCATIONS = "relocations"
     BTF = "btf"
+    UNLOAD = "unload"
     COMPILER = "compiler"
 
 

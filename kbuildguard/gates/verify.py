@@ -12,14 +12,14 @@ import hashlib
 import json
 import os
 import sys
-from typing import Callable, FrozenSet, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard.arch import same_machine
 from kbuildguard.errors import BadInput
 from kbuildguard.formats.elf import Needed
 from kbuildguard.formats.module import Layout, ModuleInfo, find_modules, read_module
 from kbuildguard.formats.symvers import complete_exports
-from kbuildguard.gates import loader, signature
+from kbuildguard.gates import decompress, elfcheck, loader, relocations, signature
 from kbuildguard.gates.loader import LoaderFacts
 from kbuildguard.gates.model import Check, Effect, Gate, effect_words, worst
 from kbuildguard.identity import CompilerId
@@ -238,10 +238,14 @@ def layout_effect(target: KernelTarget, size_differs: bool, landed: Sequence[str
         return Effect.CANNOT_UNLOAD, ("it loads (its init/exit land on %s, still zero when relocated), and then "
                                       "cannot be unloaded (rmmod: Device or resource busy), or worse" % ", ".join(landed))
     if target.arch == "x86_64":
-        # the module's own struct module image is zero where init/exit land, so the x86_64 check
-        # ("Invalid relocation target, existing value is nonzero") rarely fires: it loads.
-        return Effect.CANNOT_UNLOAD, ("on x86_64 it is rejected at load if a relocation lands on a non-zero field "
-                                      "(\"Invalid module format\"); otherwise it loads and cannot be unloaded (rmmod: EBUSY), or worse")
+        # Without the kernel's struct module members (BTF) kbuildguard cannot tell where init/exit land:
+        # on a field the loader has already set (refused, see WRITTEN_BEFORE_RELOCATION; five of Debian's
+        # 6.1 drift modules were, in qemu) or on one still zero (loads, never unloads). Judged by the worse.
+        return Effect.REJECTED, ("on x86_64 it is rejected at load if its init/exit relocation lands on a field the "
+                                 "loader has already set (\"Skipping invalid relocation target, existing value is "
+                                 "nonzero\", insmod: Invalid module format), or else loads and cannot be unloaded "
+                                 "(rmmod: EBUSY), or worse; which one needs the kernel's BTF (--vmlinux): judged as "
+                                 "rejected")
     return Effect.CANNOT_UNLOAD, "it loads, and then cannot be unloaded (rmmod: Device or resource busy), or worse"
 
 
@@ -294,12 +298,6 @@ def check_layout(info: ModuleInfo, target: KernelTarget, reference: Optional[Ref
     expected = "size 0x%x, init %s, exit %s (%s)" % (ref.size, _hex(ref.init_offset), _hex(ref.exit_offset), reference.source)
     found = "size 0x%x, init %s, exit %s" % (got.size, _hex(got.init_offset), _hex(got.exit_offset))
     if not differences:
-        if got.init_offset is not None and got.exit_offset is None and target.tree_config.get("CONFIG_MODULE_UNLOAD") == "y":
-            # kernel/module/main.c delete_module(): "if (mod->init && !mod->exit)" -> -EBUSY unless forced
-            return Check(Gate.LAYOUT, True, expected, found,
-                         "struct module layout matches the kernel's; no module_exit(): the kernel marks it [permanent] "
-                         "and rmmod answers EBUSY", "add a module_exit() function if it should unload",
-                         Effect.CANNOT_UNLOAD)
         return Check(Gate.LAYOUT, True, expected, found, "struct module layout matches the kernel's")
     if not compiler.ok:
         cause = ("cause: built by %s, not the kernel's compiler; compiler features decide #ifdefs inside struct module"
@@ -316,6 +314,24 @@ def check_layout(info: ModuleInfo, target: KernelTarget, reference: Optional[Ref
         "; ".join(differences), what, cause), fix, effect)
 
 
+def check_unload(info: ModuleInfo, config: Mapping[str, str]) -> Optional[Check]:
+    """kernel/module/main.c delete_module() (6.1): "if (mod->init && !mod->exit)" -> -EBUSY unless
+    forced, and /proc/modules shows it [permanent]. The module's own relocations into
+    .gnu.linkonce.this_module say whether it has init and exit, whatever else was checked."""
+    if info.layout is None:
+        return None
+    expected = "module_exit() beside module_init()"
+    if config and config.get("CONFIG_MODULE_UNLOAD") != "y":
+        return Check(Gate.UNLOAD, True, "any", "-", "the kernel cannot unload any module (no CONFIG_MODULE_UNLOAD)")
+    if info.layout.init_offset is not None and info.layout.exit_offset is None:
+        return Check(Gate.UNLOAD, True, expected, "module_init() without module_exit()",
+                     "no module_exit(): the kernel marks it [permanent] and rmmod answers EBUSY (delete_module())",
+                     "add a module_exit() function if it should unload", Effect.CANNOT_UNLOAD)
+    return Check(Gate.UNLOAD, True, expected, "init %s, exit %s" % (
+        "present" if info.layout.init_offset is not None else "absent",
+        "present" if info.layout.exit_offset is not None else "absent"), "rmmod can unload it")
+
+
 def with_compiler_effect(compiler: Check, layout: Optional[Check]) -> Check:
     """The loader never reads .comment: what a foreign compiler does is what the layout says, and
     where the layout could not be compared, the incident's outcome."""
@@ -330,6 +346,17 @@ def with_compiler_effect(compiler: Check, layout: Optional[Check]) -> Check:
                              message=compiler.message + "; the layout could not be compared: it may load and never unload")
 
 
+def check_this_module(info: ModuleInfo, present: bool, allocated: bool) -> Check:
+    """setup_load_info(): find_sec(".gnu.linkonce.this_module") -- allocated sections only."""
+    if present and allocated:
+        return Check(Gate.THIS_MODULE, True, ".gnu.linkonce.this_module present", "present", "struct module section present")
+    why = ("no .gnu.linkonce.this_module" if not present else
+           ".gnu.linkonce.this_module is not SHF_ALLOC, so find_sec() does not see it")
+    return Check(Gate.THIS_MODULE, False, ".gnu.linkonce.this_module present", "absent" if not present else "not allocated",
+                 "%s: not a loadable module (\"%s: No module found in object\")" % (why, info.name),
+                 "build it as a module with kbuild (obj-m), not as a plain object", Effect.REJECTED)
+
+
 def verify_info(info: ModuleInfo, expect: Expectation, siblings: FrozenSet[str] = frozenset()) -> ModuleReport:
     """Every gate, in the loader's order; the verdict is kbuildguard's (refuse any failed gate), the
     effect what the kernel will do."""
@@ -338,36 +365,47 @@ def verify_info(info: ModuleInfo, expect: Expectation, siblings: FrozenSet[str] 
     has_this = info.layout is not None
     compiler = check_compilers(info, target.compiler, expect.level)
     layout = check_layout(info, target, expect.reference, expect.not_compared, compiler)
-    checks = [signature.check(info.signature, facts.signing, expect.sign_later),
+    this_alloc = info.shape is None or info.shape.find_sec(".gnu.linkonce.this_module") is not None
+    found: List[Optional[Check]] = [decompress.check(info, facts.config, target.release, facts.kmod),
+              signature.check(info.signature, facts.signing, expect.sign_later),
+              elfcheck.check(info, target.release, target.arch),
               check_machine(info, target),
-              Check(Gate.THIS_MODULE, has_this, ".gnu.linkonce.this_module present", "present" if has_this else "absent",
-                    "struct module section present" if has_this else "no .gnu.linkonce.this_module: not a loadable module",
-                    "" if has_this else "build it as a module with kbuild (obj-m), not as a plain object",
-                    Effect.OK if has_this else Effect.REJECTED)]
-    if layout is not None:
-        checks.append(layout)
-    checks += [loader.check_vermagic(info, facts, target.release), loader.check_symbol_versions(info, facts, target.release),
-               loader.check_symbols(info, facts, siblings), loader.check_license(info, facts),
-               loader.check_btf(info, facts), with_compiler_effect(compiler, layout)]
+              check_this_module(info, has_this, this_alloc), layout,
+              loader.check_vermagic(info, facts, target.release), loader.check_symbol_versions(info, facts, target.release),
+              loader.check_symbols(info, facts, siblings), loader.check_license(info, facts),
+              relocations.check(info, target.arch), loader.check_btf(info, facts),
+              check_unload(info, facts.config or target.tree_config), with_compiler_effect(compiler, layout)]
+    checks = [c for c in found if c is not None]
     verdict = Verdict.OK if all(c.ok for c in checks) else Verdict.MISMATCH
     return ModuleReport(info.path, verdict, tuple(checks), info)
 
 
 def headline(rep: ModuleReport) -> str:
-    """The one line a user needs about a module: what the kernel will do, why, and the fix."""
+    """The one line a user needs about a module: what the kernel will do, why, and the fix.
+
+    "ok" leads only when every gate that can refuse was checked; any gate not checked is named
+    ("not fully checked: symbols, btf"), whatever else the module does."""
     if rep.verdict is Verdict.ERROR:
         return "cannot be checked: %s" % rep.checks[0].message
     effect = rep.effect
-    lead = effect_words(effect)
+    unchecked = [str(c.name) for c in rep.checks if c.effect is Effect.NOT_CHECKED]
+    note = "not fully checked: %s" % ", ".join(unchecked) if unchecked else ""
+    if rep.verdict is Verdict.OK and effect is Effect.OK:
+        return "ok"
     # the gate that decides: the first (loader order) with the worst effect; refused gates first
     deciding = [c for c in rep.checks if not c.ok and c.effect is effect] or [c for c in rep.checks if not c.ok] or \
                [c for c in rep.checks if c.effect is effect]
-    if rep.verdict is Verdict.OK and effect is Effect.OK:
-        return "ok"
     c = deciding[0]
-    what = "%s: %s" % (lead, c.message) if effect is not Effect.OK else "refused: %s" % c.message
+    if effect is Effect.NOT_CHECKED:
+        text = "%s (%s)" % (note, c.message)
+        if rep.verdict is Verdict.OK:
+            return text
+        return "refused, and %s%s" % (text, ": " + c.fix if c.fix else "")
+    what = "%s: %s" % (effect_words(effect), c.message) if effect is not Effect.OK else "refused: %s" % c.message
+    if note:
+        what += "; " + note
     if rep.verdict is Verdict.OK:
-        return "ok, but %s" % what
+        return what if note else "ok, but %s" % what
     return "%s%s" % (what, ": " + c.fix if c.fix else "")
 
 
@@ -411,7 +449,8 @@ def _lean(report: ModuleReport, keep_signature: bool) -> ModuleReport:
     if info is None or any(c.name is Gate.SYMBOLS and not c.ok for c in report.checks):
         return report
     return report._replace(info=info._replace(needed=Needed((), (), ()), version_names=(), version_crcs=(), comment=(),
-                                              modinfo=(), signature=info.signature if keep_signature else None))
+                                              modinfo=(), signature=info.signature if keep_signature else None,
+                                              shape=None, relocations=None))
 
 
 # The Expectation the forked workers inherit. Sent with each task it was pickled once per chunk

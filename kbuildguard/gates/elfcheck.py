@@ -1,0 +1,173 @@
+"""The ELF gate: what kernel/module/main.c elf_validity_check() and setup_load_info() refuse before
+anything else of the module is read (after the signature check, which strips the signature first).
+
+6.1 (kernel/module/main.c 1644-1789, Debian's linux-source-6.1 6.1.192): validate_section_offset()
+and elf_validity_check() check, in this order, and each failure is -ENOEXEC ("Exec format error",
+insmod: "Invalid module format"):
+
+1. the file holds an ELF header ("Invalid ELF header len %lu"), its magic ("Invalid ELF header
+   magic: != \\177ELF"), e_type ET_REL ("Invalid ELF header type: %u != 1"), the machine (the machine
+   gate), e_shentsize == sizeof(Elf_Shdr) ("Invalid ELF section header size");
+2. the section table inside the file: e_shoff < len, e_shnum * sizeof(Elf_Shdr) <= len - e_shoff
+   ("Invalid ELF section header overflow");
+3. e_shstrndx neither 0 nor >= e_shnum ("Invalid ELF section name index: ..."), the name table inside
+   the file ("Invalid ELF section hdr(type %u)"), not empty ("empty section name table"), its last byte
+   NUL ("ELF Spec violation: section name table isn't null terminated");
+4. section 0 is SHT_NULL with size 0 and address 0 ("ELF Spec violation: section 0 type(%d)!=SH_NULL
+   or non-zero len or addr");
+5. every section from 1 that is neither SHT_NULL nor SHT_NOBITS lies inside the file, offset + size
+   not overflowing ("Invalid ELF section in module (section %u type %u)"); a SHT_SYMTAB's sh_link is
+   neither 0 nor >= e_shnum ("Invalid ELF sh_link!=SHN_UNDEF(%d) or ..."); an SHF_ALLOC section's
+   sh_name lies inside the name table ("Invalid ELF section name in module (section %u type %u)").
+
+Then setup_load_info() (main.c 1916-1966): no SHT_SYMTAB is "module has no symbols (stripped?)";
+no allocated .gnu.linkonce.this_module (find_sec() skips sections without SHF_ALLOC) is "No module
+found in object" -- the this_module gate says that one.
+
+5.10 (Debian 11's 5.10.223, kernel/module.c 2971-3082): the same checks, silent but for the two
+"Invalid ELF section ..." lines, then "Module has invalid ELF structures"; no empty-name-table check
+(it reads the byte before the table). They came with "module: harden ELF info handling" (5.14,
+backported to 5.10 stable); older kernels (RHEL 8's 4.18 unless Red Hat backported it) check the
+header, the table and, in rewrite_section_headers(), each section's end ("Module len %lu truncated"):
+kbuildguard says not-checked for the rest there.
+
+6.12 (kernel/module/main.c 1689-2120, elf_validity_cache_copy()): the same, reordered (section 0
+and every section's bounds before the name table), plus: the name table is SHT_STRTAB ("Invalid ELF
+section name table type: %u"), *every* non-null section's sh_name lies inside it, at most one
+.modinfo ("Only one .modinfo section must exist."), exactly one .gnu.linkonce.this_module, not
+SHT_NOBITS, allocated, of the kernel's struct module size (the layout gate: since 6.4), exactly one
+SHT_SYMTAB, whose sh_link is a SHT_STRTAB ("Invalid ELF symbol string table type: %u"). Those
+additions are applied from 6.12; between 6.4 and 6.11 they are not-checked (kbuildguard has not read
+those sources).
+"""
+
+from typing import List, Optional, Tuple
+
+from kbuildguard.arch import Arch
+from kbuildguard.formats.elf import ET_REL, SHF_ALLOC, SHT_NOBITS, SHT_NULL, SHT_STRTAB, SHT_SYMTAB, ElfShape
+from kbuildguard.formats.module import ModuleInfo
+from kbuildguard.gates.model import Check, Effect, Gate
+from kbuildguard.versions import release_tuple
+
+# sizeof(Elf_Ehdr) / sizeof(Elf_Shdr) of the kernel, by its word size
+EHDR_SIZE = {64: 64, 32: 52}
+SHDR_SIZE = {64: 64, 32: 40}
+THIRTY_TWO_BIT = frozenset({Arch.I686, Arch.ARM})
+
+FIX = ("rebuild it with kbuild and install the file kbuild wrote: this one is corrupt, truncated, or was changed "
+       "after linking (strip, objcopy, a copy cut short)")
+
+
+def kernel_bits(arch: Optional[Arch], module_class: int) -> int:
+    if arch is None:
+        return module_class
+    return 32 if arch in THIRTY_TWO_BIT else 64
+
+
+def findings(shape: ElfShape, bits: int) -> List[Tuple[str, str]]:
+    """Every refusal of the kernel's ELF checks, in its order, each with the rule set that has it;
+    the first one is what the kernel says."""
+    out: List[Tuple[str, str]] = []
+    if not shape.header_complete or shape.length < EHDR_SIZE[bits]:
+        return [("Invalid ELF header len %d" % shape.length, "all")]
+    if not shape.magic:
+        return [("Invalid ELF header magic: != \\177ELF", "all")]
+    if shape.e_type != ET_REL:
+        return [("Invalid ELF header type: %d != %d" % (shape.e_type, ET_REL), "all")]
+    if shape.shentsize != SHDR_SIZE[bits]:
+        return [("Invalid ELF section header size (%d, the kernel's is %d)" % (shape.shentsize, SHDR_SIZE[bits]), "all")]
+    if shape.shoff >= shape.length or shape.shnum * SHDR_SIZE[bits] > shape.length - shape.shoff:
+        return [("Invalid ELF section header overflow (%d section headers at offset %d, %d bytes%s)" % (
+            shape.shnum, shape.shoff, shape.length, " before the signature" if shape.length else ""), "all")]
+    sections = shape.sections()
+    # 5.10 and 6.1: the name table first
+    if shape.shstrndx == 0 or shape.shstrndx >= shape.shnum:
+        out.append(("Invalid ELF section name index: %d || e_shstrndx (%d) >= e_shnum (%d)" % (
+            shape.shstrndx, shape.shstrndx, shape.shnum), "hardened"))
+        return out
+    strhdr = sections[shape.shstrndx]
+    if _outside(strhdr.offset, strhdr.size, shape.length):
+        return out + [("Invalid ELF section hdr(type %d): the section name table lies outside the file" % strhdr.type,
+                       "hardened")]
+    if strhdr.size == 0:
+        return out + [("empty section name table", "hardened")]
+    if not shape.names or shape.names[-1] != 0:
+        return out + [("ELF Spec violation: section name table isn't null terminated", "hardened")]
+    zero = sections[0]
+    if zero.type != SHT_NULL or zero.size != 0 or zero.addr != 0:
+        return out + [("ELF Spec violation: section 0 type(%d)!=SH_NULL or non-zero len or addr" % zero.type,
+                       "hardened")]
+    for s in sections[1:]:
+        if s.type in (SHT_NULL, SHT_NOBITS):
+            continue
+        if s.type == SHT_SYMTAB and (s.link == 0 or s.link >= shape.shnum):
+            return out + [("Invalid ELF sh_link!=SHN_UNDEF(%d) or (sh_link(%d) >= hdr->e_shnum(%d)" % (
+                s.link, s.link, shape.shnum), "hardened")]
+        if _outside(s.offset, s.size, shape.length):
+            # the one check old kernels make too (rewrite_section_headers(): "Module len %lu truncated")
+            return out + [("Invalid ELF section in module (section %d type %d): %s ends at %d, the module at %d" % (
+                s.number, s.type, shape.name(s) or "it", s.offset + s.size, shape.length), "all")]
+        if s.flags & SHF_ALLOC and s.name_offset >= strhdr.size:
+            return out + [("Invalid ELF section in module (section %d type %d): its name lies outside the section "
+                           "name table" % (s.number, s.type), "hardened")]
+    # 6.12's additions (elf_validity_cache_secstrings(), _index_info(), _index_mod(), _index_sym(), _index_str())
+    if strhdr.type != SHT_STRTAB:
+        out.append(("Invalid ELF section name table type: %d" % strhdr.type, "6.12"))
+    for s in sections:
+        if s.type != SHT_NULL and s.name_offset >= strhdr.size:
+            out.append(("Invalid ELF section name in module (section %d type %d)" % (s.number, s.type), "6.12"))
+            break
+    if len(shape.sections_named(".modinfo")) > 1:
+        out.append(("Only one .modinfo section must exist.", "6.12"))
+    mods = shape.sections_named(".gnu.linkonce.this_module")
+    if len(mods) > 1:
+        out.append(("Exactly one .gnu.linkonce.this_module section must exist.", "6.12"))
+    elif mods and mods[0].type == SHT_NOBITS:
+        out.append((".gnu.linkonce.this_module section must have a size set", "6.12"))
+    symtabs = [s for s in sections[1:] if s.type == SHT_SYMTAB]
+    if not symtabs:
+        # setup_load_info() in every version
+        out.append(("module has no symbols (stripped?)", "all"))
+    elif len(symtabs) > 1:
+        out.append(("module has no symbols (stripped?): %d symbol tables" % len(symtabs), "6.12"))
+    elif symtabs[0].link < shape.shnum and sections[symtabs[0].link].type != SHT_STRTAB:
+        out.append(("Invalid ELF symbol string table type: %d" % sections[symtabs[0].link].type, "6.12"))
+    return out
+
+
+def _outside(offset: int, size: int, length: int) -> bool:
+    """validate_section_offset(): offset + size overflowing 64 bits, or past the end."""
+    end = offset + size
+    return end >= 1 << 64 or end > length
+
+
+def _applies(rule: str, release: Tuple[int, ...]) -> Optional[bool]:
+    """Does a kernel of this release refuse by this rule set? None: kbuildguard does not know."""
+    if rule == "all":
+        return True
+    if rule == "hardened":
+        return True if release >= (5, 10) else None
+    return True if release >= (6, 12) else (False if release < (6, 4) else None)
+
+
+def check(info: ModuleInfo, release: str, arch: Optional[Arch]) -> Optional[Check]:
+    shape = info.shape
+    if shape is None:
+        return None
+    version = release_tuple(release.split("-")[0]) if release else ()
+    found = findings(shape, kernel_bits(arch, info.elf_class))
+    expected = "an ELF file elf_validity_check() accepts"
+    refused = [line for line, rule in found if _applies(rule, version)]
+    unknown = [line for line, rule in found if _applies(rule, version) is None]
+    if refused:
+        line = refused[0]
+        suffix = "; then \"Module has invalid ELF structures\"" if (5, 10) <= version < (6, 1) else ""
+        return Check(Gate.ELF, False, expected, line,
+                     "the kernel refuses the file before reading it: \"%s\"%s (-ENOEXEC, insmod: Invalid module format)" % (
+                         line, suffix), FIX, Effect.REJECTED)
+    if unknown:
+        return Check(Gate.ELF, False, expected, unknown[0],
+                     "newer kernels refuse this file (\"%s\"); whether %s does is not known to kbuildguard" % (
+                         unknown[0], release), FIX, Effect.NOT_CHECKED)
+    return Check(Gate.ELF, True, expected, "%d sections inside %d bytes" % (shape.shnum, shape.length),
+                 "the ELF header and every section pass elf_validity_check()")
