@@ -38,6 +38,8 @@ def build_module(
     ext_versions: Optional[Sequence[Tuple[str, int]]] = None,  # CONFIG_EXTENDED_MODVERSIONS's two sections
     import_ns: Sequence[str] = (),
     btf: bytes = b"",
+    text_relocations: Sequence[Tuple[int, str]] = (),  # (type, symbol) in a .rela.text patching an allocated .text
+    rel_text: bool = False,  # that section as SHT_REL instead
 ) -> bytes:
     e = ">" if big_endian else "<"
     sections = []  # (name, type, flags, data, link, info, entsize, align)
@@ -63,9 +65,16 @@ def build_module(
         sections.append((".BTF", 1, 0x2, btf, 0, 0, 0, 4))
     if exports:
         sections.append(("__ksymtab_strings", 1, 0x32, b"".join(n.encode() + b"\x00" for n in exports), 0, 0, 1, 1))
+    text_index = 0
+    if text_relocations:
+        sections.append((".text", 1, 0x6, b"\x00" * (8 * len(text_relocations)), 0, 0, 0, 16))
+        text_index = len(sections)
+    this_index = 0
     if this_module_size is not None:
         sections.append((".gnu.linkonce.this_module", 1, 0x3, b"\x00" * this_module_size, 0, 0, 0, 64))
-    strtab, stroffs = _strtab(["init_module", "cleanup_module"] + list(undefined))
+        this_index = len(sections)
+    symbol_names = ["init_module", "cleanup_module"] + list(undefined)
+    strtab, stroffs = _strtab(symbol_names)
     symtab = b"\x00" * 24
     for i, off in enumerate(stroffs):
         # init_module/cleanup_module are defined (section 1 stands in for .text), the rest undefined
@@ -77,8 +86,15 @@ def build_module(
         rela = b""
         for sym, off in ((1, init_offset), (2, exit_offset)):
             if off is not None:
-                rela += struct.pack(e + "QQq", off, (sym << 32) | 1, 0)
-        sections.append((".rela.gnu.linkonce.this_module", 4, 0x40, rela, symtab_index, 3, 24, 8))
+                # R_X86_64_64, R_AARCH64_ABS64: what modpost's struct module initialiser gets
+                rela += struct.pack(e + "QQq", off, (sym << 32) | (257 if machine == EM_AARCH64 else 1), 0)
+        sections.append((".rela.gnu.linkonce.this_module", 4, 0x40, rela, symtab_index, this_index, 24, 8))
+    if text_relocations:
+        rela = b""
+        for i, (typ, sym) in enumerate(text_relocations):
+            rela += struct.pack(e + "QQq", 8 * i, ((symbol_names.index(sym) + 1) << 32) | typ, 0)[:16 if rel_text else 24]
+        sections.append((".rel.text" if rel_text else ".rela.text", 9 if rel_text else 4, 0x40, rela, symtab_index,
+                         text_index, 16 if rel_text else 24, 8))
     names = [s[0] for s in sections] + [".shstrtab"]
     shstrtab, name_offs = _strtab(names)
     sections.append((".shstrtab", 3, 0, shstrtab, 0, 0, 0, 1))

@@ -239,7 +239,7 @@ def read_module(path: str) -> ModuleInfo:
         compressed = "" if isinstance(data, mmap.mmap) else _compression_of(path)
         signature = read_signature(data)
         # module_sig_check() strips a well-formed signature before elf_validity_check() measures the file
-        length = signature.signed_length if signature is not None and not signature.malformed else len(data)
+        length = signature.signed_length if signature is not None and not signature.malformed else len(data)  # type: ignore[arg-type]
         shape = read_shape(data, length)
         elf = Elf(data, path)
         if elf.type != ET_REL:
@@ -255,6 +255,18 @@ def read_module(path: str) -> ModuleInfo:
                           elf.undefined_symbols(), _exports(elf), btf.size if btf is not None else 0,
                           signature, _btf_problem(elf, btf) if btf is not None else "", shape,
                           elf.relocation_facts({R_X86_64_32} if elf.machine == "x86_64" else frozenset()), compressed)
+
+
+def read_raw_shape(path: str) -> Optional[ElfShape]:
+    """The raw ELF shape of a file kbuildguard's reader refused (the kernel's own checks may name why
+    the kernel refuses it too); None when even that cannot be read."""
+    try:
+        with module_image(path) as data:
+            signature = read_signature(data)
+            length = signature.signed_length if signature is not None and not signature.malformed else len(data)  # type: ignore[arg-type]
+            return read_shape(data, length)
+    except BadInput:
+        return None
 
 
 def find_modules(paths: Sequence[str], skip_dirs: Sequence[str] = (".kbuildguard",)) -> List[str]:

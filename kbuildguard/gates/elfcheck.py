@@ -151,11 +151,14 @@ def _applies(rule: str, release: Tuple[int, ...]) -> Optional[bool]:
 
 
 def check(info: ModuleInfo, release: str, arch: Optional[Arch]) -> Optional[Check]:
-    shape = info.shape
-    if shape is None:
+    if info.shape is None:
         return None
+    return check_shape(info.shape, release, arch, info.name)
+
+
+def check_shape(shape: ElfShape, release: str, arch: Optional[Arch], name: str) -> Check:
     version = release_tuple(release.split("-")[0]) if release else ()
-    found = findings(shape, kernel_bits(arch, info.elf_class))
+    found = findings(shape, kernel_bits(arch, 64 if shape.elf_class == 2 else 32))
     expected = "an ELF file elf_validity_check() accepts"
     refused = [line for line, rule in found if _applies(rule, version)]
     unknown = [line for line, rule in found if _applies(rule, version) is None]
@@ -163,8 +166,8 @@ def check(info: ModuleInfo, release: str, arch: Optional[Arch]) -> Optional[Chec
         line = refused[0]
         suffix = "; then \"Module has invalid ELF structures\"" if (5, 10) <= version < (6, 1) else ""
         return Check(Gate.ELF, False, expected, line,
-                     "the kernel refuses the file before reading it: \"%s\"%s (-ENOEXEC, insmod: Invalid module format)" % (
-                         line, suffix), FIX, Effect.REJECTED)
+                     "the kernel refuses %s before reading it: \"%s\"%s (-ENOEXEC, insmod: Invalid module format)" % (
+                         name, line, suffix), FIX, Effect.REJECTED)
     if unknown:
         return Check(Gate.ELF, False, expected, unknown[0],
                      "newer kernels refuse this file (\"%s\"); whether %s does is not known to kbuildguard" % (

@@ -31,8 +31,8 @@ from kbuildguard.gates import signature, trust
 from kbuildguard.gates.model import Check, Effect, Gate
 from kbuildguard.gates.signature import SigningFacts
 from kbuildguard.target import drift, kconfig
-from kbuildguard.target import kmod as kmods
 from kbuildguard.target import exports as kernel_exports
+from kbuildguard.target import kmod as kmods
 from kbuildguard.target.kernel import KernelTarget
 
 # include/linux/license.h license_is_gpl_compatible()

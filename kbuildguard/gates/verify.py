@@ -17,7 +17,7 @@ from typing import Callable, FrozenSet, List, Mapping, NamedTuple, Optional, Seq
 from kbuildguard.arch import same_machine
 from kbuildguard.errors import BadInput
 from kbuildguard.formats.elf import Needed
-from kbuildguard.formats.module import Layout, ModuleInfo, find_modules, read_module
+from kbuildguard.formats.module import Layout, ModuleInfo, find_modules, module_name, read_module, read_raw_shape
 from kbuildguard.formats.symvers import complete_exports
 from kbuildguard.gates import decompress, elfcheck, loader, relocations, signature
 from kbuildguard.gates.loader import LoaderFacts
@@ -426,6 +426,12 @@ def verify_path(path: str, expect: Expectation) -> ModuleReport:
     try:
         info = read_module(path)
     except BadInput as exc:
+        # what kbuildguard cannot read, the kernel may refuse by its own ELF checks: say so when it does
+        shape = read_raw_shape(path)
+        target = expect.target
+        refused = elfcheck.check_shape(shape, target.release, target.arch, module_name(path)) if shape else None
+        if refused is not None and refused.effect is Effect.REJECTED:
+            return ModuleReport(path, Verdict.MISMATCH, (refused,), None)
         return ModuleReport(path, Verdict.ERROR, (Check(Gate.READ, False, "a readable kernel module", "unreadable", exc.message,
                                                         "give the .ko itself (plain, .xz, .gz, .zst or .bz2)",
                                                         Effect.NOT_CHECKED),), None)

@@ -1,0 +1,320 @@
+"""Issue 18: load_module() as a whole -- what the kernel refuses must never be "ok".
+
+Each test names the numbered case of the issue it proves; each failed on c3031e8 (the module was "ok").
+"""
+
+import bz2
+import gzip
+import lzma
+import os
+import struct
+
+import pytest
+
+from conftest import make_tree
+from elfbuild import EM_AARCH64, build_module
+from kbuildguard.formats.elf import Elf
+from kbuildguard.formats.module import read_module
+from kbuildguard.gates import loader
+from kbuildguard.gates.model import Check, Effect, Gate
+from kbuildguard.gates.verify import Expectation, ModuleReport, Verdict, headline, layout_effect, verify_path
+from kbuildguard.target import kmod
+from kbuildguard.target.kernel import Selector, resolve
+from kbuildguard.toolchain import MatchLevel
+
+# field offsets in an Elf64_Shdr
+FIELDS = {"name": (0, "I"), "type": (4, "I"), "flags": (8, "Q"), "addr": (16, "Q"), "offset": (24, "Q"),
+          "size": (32, "Q"), "link": (40, "I"), "info": (44, "I")}
+
+
+def _index(data: bytes, name: str) -> int:
+    sec = Elf(data, "m.ko").section(name)
+    assert sec is not None
+    return sec.number
+
+
+def _set(data: bytes, index: int, field: str, value: int) -> bytes:
+    shoff = struct.unpack_from("<Q", data, 0x28)[0]
+    at, fmt = FIELDS[field]
+    out = bytearray(data)
+    struct.pack_into("<" + fmt, out, shoff + 64 * index + at, value)
+    return bytes(out)
+
+
+def _get(data: bytes, index: int, field: str) -> int:
+    shoff = struct.unpack_from("<Q", data, 0x28)[0]
+    at, fmt = FIELDS[field]
+    return struct.unpack_from("<" + fmt, data, shoff + 64 * index + at)[0]
+
+
+def _target(tmp_path, extra_config=(), symvers=True, **kw):
+    tree = make_tree(tmp_path / "tree", **kw)
+    if extra_config:
+        with open(tree + "/include/config/auto.conf", "a") as f:
+            f.write("\n".join(extra_config) + "\n")
+    if not symvers:
+        os.unlink(os.path.join(tree, "Module.symvers"))
+    return resolve(Selector(kernel_dir=tree))
+
+
+def _report(tmp_path, data: bytes, name="m.ko", target=None, facts=None, **kw) -> ModuleReport:
+    os.makedirs(str(tmp_path), exist_ok=True)
+    target = target or _target(tmp_path, **kw)
+    facts = facts or loader.gather(target)
+    path = tmp_path / name
+    path.write_bytes(data)
+    return verify_path(str(path), Expectation(target, MatchLevel.VERSION, None, "", facts))
+
+
+def _gate(report: ModuleReport, gate: Gate) -> Check:
+    return [c for c in report.checks if c.name is gate][0]
+
+
+# -- case 3: elf_validity_check() -------------------------------------------------------------
+
+def test_a_section_past_the_end_of_the_file_is_rejected(tmp_path):
+    data = build_module()
+    index = _index(data, ".comment")
+    rep = _report(tmp_path, _set(data, index, "size", len(data)))
+    c = _gate(rep, Gate.ELF)
+    assert c.effect is Effect.REJECTED and not c.ok
+    assert "Invalid ELF section in module (section %d type 1)" % index in c.message
+    assert headline(rep).startswith("will be rejected at load: the kernel refuses")
+
+
+def test_a_section_whose_end_overflows_is_rejected_though_kbuildguard_cannot_read_it(tmp_path):
+    """offset + size wraps around 64 bits: validate_section_offset()'s "secend < sh_offset"."""
+    data = build_module()
+    index = _index(data, ".comment")
+    rep = _report(tmp_path, _set(_set(data, index, "offset", (1 << 64) - 8), index, "size", 16))
+    assert rep.verdict is Verdict.MISMATCH and rep.effect is Effect.REJECTED
+    assert "Invalid ELF section in module" in _gate(rep, Gate.ELF).message
+
+
+@pytest.mark.parametrize("mutate,line", [
+    (lambda d: _set(d, 0, "type", 1), "section 0 type(1)!=SH_NULL"),
+    (lambda d: _set(d, 0, "size", 4), "section 0 type(0)!=SH_NULL or non-zero len"),
+    (lambda d: _set(d, _index(d, ".modinfo"), "name", 0xFFFF), "Invalid ELF section in module"),
+    (lambda d: _set(d, _index(d, ".symtab"), "link", 0), "Invalid ELF sh_link!=SHN_UNDEF(0)"),
+    (lambda d: struct.pack("<H", 0).join((d[:0x3E], d[0x40:])), "Invalid ELF section name index: 0"),
+])
+def test_what_elf_validity_check_refuses(tmp_path, mutate, line):
+    rep = _report(tmp_path, mutate(build_module()))
+    assert rep.effect is Effect.REJECTED
+    assert line in (_gate(rep, Gate.ELF).message if rep.checks[0].name is not Gate.ELF else rep.checks[0].message)
+
+
+def test_a_section_name_table_without_its_terminating_nul(tmp_path):
+    data = build_module()
+    names = _index(data, ".shstrtab")
+    end = _get(data, names, "offset") + _get(data, names, "size") - 1
+    rep = _report(tmp_path, data[:end] + b"x" + data[end + 1:])
+    assert rep.effect is Effect.REJECTED
+    assert "section name table isn't null terminated" in [c for c in rep.checks if c.name is Gate.ELF][0].message
+
+
+def test_a_section_reaching_into_the_signature_is_outside_the_module(tmp_path):
+    """module_sig_check() strips the signature before elf_validity_check() measures the file."""
+    blob = b"\x30" * 16
+    trailer = blob + struct.pack(">BBBBB3xI", 0, 0, 2, 0, 0, len(blob)) + b"~Module signature appended~\n"
+    data = build_module(trailer=trailer)
+    index = _index(data, ".comment")
+    reaching = _set(data, index, "size", len(data) - 30 - _get(data, index, "offset"))
+    rep = _report(tmp_path, reaching)
+    assert _gate(rep, Gate.ELF).effect is Effect.REJECTED
+    assert _gate(_report(tmp_path, data, name="fine.ko"), Gate.ELF).ok
+
+
+def test_a_non_allocated_section_name_out_of_range_by_kernel_version(tmp_path):
+    """6.1 checks the names of SHF_ALLOC sections only; 6.12 every non-null section's."""
+    data = build_module()
+    mutated = _set(data, _index(data, ".comment"), "name", 0xFFFF)
+    assert _gate(_report(tmp_path, mutated), Gate.ELF).ok
+    newer = _report(tmp_path / "x", mutated, target=_target(tmp_path / "new", release="6.12.57+deb13-amd64"))
+    assert _gate(newer, Gate.ELF).effect is Effect.REJECTED
+    between = _report(tmp_path / "y", mutated, target=_target(tmp_path / "mid", release="6.8.0-40-generic"))
+    assert _gate(between, Gate.ELF).effect is Effect.NOT_CHECKED
+
+
+def test_an_old_kernel_checks_truncation_but_maybe_not_the_rest(tmp_path):
+    old = _target(tmp_path / "old", release="4.18.0-553.el8_10.x86_64")
+    data = build_module()
+    hardened = _report(tmp_path, _set(data, 0, "type", 1), target=old)
+    assert _gate(hardened, Gate.ELF).effect is Effect.NOT_CHECKED
+    truncated = _report(tmp_path, _set(data, _index(data, ".comment"), "size", len(data)), target=old, name="t.ko")
+    assert _gate(truncated, Gate.ELF).effect is Effect.REJECTED
+
+
+def test_this_module_without_shf_alloc_is_not_found(tmp_path):
+    data = build_module()
+    rep = _report(tmp_path, _set(data, _index(data, ".gnu.linkonce.this_module"), "flags", 0))
+    c = _gate(rep, Gate.THIS_MODULE)
+    assert c.effect is Effect.REJECTED and "No module found in object" in c.message
+
+
+def test_modinfo_without_shf_alloc_is_ignored_by_the_loader(tmp_path):
+    """find_sec() skips it: no vermagic, as far as the kernel is concerned."""
+    data = build_module()
+    info_path = tmp_path / "m.ko"
+    info_path.write_bytes(_set(data, _index(data, ".modinfo"), "flags", 0))
+    assert read_module(str(info_path)).vermagic == ""
+
+
+# -- case 4: apply_relocations() --------------------------------------------------------------
+
+def test_r_x86_64_32_against_the_modules_own_symbol_is_an_overflow(tmp_path):
+    """What -mcmodel=small leaves in .text: the kernel says "overflow in relocation type 10"."""
+    rep = _report(tmp_path, build_module(text_relocations=[(10, "init_module"), (2, "_printk")]))
+    c = _gate(rep, Gate.RELOCATIONS)
+    assert c.effect is Effect.REJECTED and "overflow in relocation type 10" in c.message
+    assert "-mcmodel=kernel" in c.message and "-mcmodel" in c.fix
+
+
+def test_r_x86_64_32_against_an_exported_symbol_is_judged_by_the_worse(tmp_path):
+    c = _gate(_report(tmp_path, build_module(text_relocations=[(10, "_printk")])), Gate.RELOCATIONS)
+    assert c.effect is Effect.REJECTED and "per-cpu" in c.message
+
+
+def test_the_types_x86_64_applies_are_accepted(tmp_path):
+    rep = _report(tmp_path, build_module(text_relocations=[(t, "_printk") for t in (1, 2, 4, 11, 24)]))
+    assert _gate(rep, Gate.RELOCATIONS).ok and _gate(rep, Gate.RELOCATIONS).effect is Effect.OK
+
+
+def test_an_unknown_x86_64_relocation_type(tmp_path):
+    c = _gate(_report(tmp_path, build_module(text_relocations=[(3, "_printk")])), Gate.RELOCATIONS)
+    assert c.effect is Effect.REJECTED and "Unknown rela relocation: 3" in c.message
+
+
+def test_a_type_above_255_is_read_whole(tmp_path):
+    """ELF64_R_TYPE is 32 bits: 0x10002 is not R_X86_64_PC32 to the kernel."""
+    c = _gate(_report(tmp_path, build_module(text_relocations=[(0x10002, "_printk")])), Gate.RELOCATIONS)
+    assert c.effect is Effect.REJECTED and "Unknown rela relocation: 65538" in c.message
+
+
+def test_rel_sections_are_unsupported_on_x86_64(tmp_path):
+    c = _gate(_report(tmp_path, build_module(text_relocations=[(2, "_printk")], rel_text=True)), Gate.RELOCATIONS)
+    assert c.effect is Effect.REJECTED and "REL relocation unsupported" in c.message
+
+
+def test_relocations_of_a_section_that_is_not_allocated_are_skipped(tmp_path):
+    data = build_module(text_relocations=[(3, "_printk")])
+    rep = _report(tmp_path, _set(data, _index(data, ".text"), "flags", 0))
+    assert _gate(rep, Gate.RELOCATIONS).ok
+
+
+@pytest.mark.parametrize("typ,ok", [(283, True), (275, True), (299, True), (281, False), (1027, False)])
+def test_arm64_relocation_types(tmp_path, typ, ok):
+    target = _target(tmp_path, arch_config="CONFIG_ARM64", release="6.1.0-57-arm64")
+    rep = _report(tmp_path, build_module(machine=EM_AARCH64, text_relocations=[(typ, "_printk")],
+                                         vermagic="6.1.0-57-arm64 SMP preempt mod_unload modversions aarch64 "),
+                  target=target)
+    c = _gate(rep, Gate.RELOCATIONS)
+    assert c.ok is ok
+    if not ok:
+        assert "unsupported RELA relocation: %d" % typ in c.message
+
+
+# -- case 5: symbol versions ------------------------------------------------------------------
+
+def test_an_empty_versions_section_is_refused_by_debian_without_module_symvers(tmp_path):
+    target = _target(tmp_path, symvers=False)
+    rep = _report(tmp_path, build_module(versions=[]), target=target)
+    c = _gate(rep, Gate.SYMBOL_VERSIONS)
+    assert c.effect is Effect.REJECTED and "no symbol version for module_layout" in c.message
+    assert "Module.symvers" in c.fix
+
+
+def test_an_empty_versions_section_upstream_only_warns(tmp_path):
+    target = _target(tmp_path, symvers=False, cc_text="gcc (GCC) 12.2.0")
+    c = _gate(_report(tmp_path, build_module(versions=[], comment=("GCC: (GCC) 12.2.0",)), target=target),
+              Gate.SYMBOL_VERSIONS)
+    assert c.effect is not Effect.REJECTED
+
+
+@pytest.mark.parametrize("force,effect", [(True, Effect.TAINTS), (False, Effect.REJECTED)])
+def test_no_versions_section_at_all_goes_through_try_to_force_load(tmp_path, force, effect):
+    extra = ["CONFIG_MODULE_FORCE_LOAD=y"] if force else []
+    c = _gate(_report(tmp_path, build_module(versions=None), extra_config=extra, symvers=False), Gate.SYMBOL_VERSIONS)
+    assert c.effect is effect
+
+
+# -- case 6: compression ----------------------------------------------------------------------
+
+DEBIAN_KMOD = kmod.KmodFeatures("/usr/bin/kmod", "+ZSTD +XZ -ZLIB +LIBCRYPTO -EXPERIMENTAL", True, True, False)
+
+
+def _compressed(tmp_path, fmt, features, extra_config=()):
+    target = _target(tmp_path, extra_config=extra_config)
+    facts = loader.gather(target)._replace(kmod=(features, "" if features else "not known here"))
+    pack = {"gz": gzip.compress, "xz": lzma.compress, "bz2": bz2.compress}[fmt]
+    return _gate(_report(tmp_path, pack(build_module()), name="m.ko." + fmt, target=target, facts=facts),
+                 Gate.COMPRESSION)
+
+
+def test_bzip2_is_never_loadable(tmp_path):
+    c = _compressed(tmp_path, "bz2", DEBIAN_KMOD)
+    assert c.effect is Effect.REJECTED and "bzip2" in c.message
+
+
+def test_gzip_on_debian_12_is_refused_and_xz_loads(tmp_path):
+    gz = _compressed(tmp_path / "g", "gz", DEBIAN_KMOD)
+    assert gz.effect is Effect.REJECTED and "Invalid ELF header magic" in gz.message and "-ZLIB" in gz.message
+    assert _compressed(tmp_path / "x", "xz", DEBIAN_KMOD).effect is Effect.OK
+
+
+def test_gzip_the_kernel_decompresses_itself_needs_kmod_31(tmp_path):
+    c = _compressed(tmp_path, "gz", DEBIAN_KMOD, ["CONFIG_MODULE_DECOMPRESS=y", "CONFIG_MODULE_COMPRESS_GZIP=y"])
+    assert c.effect is Effect.REJECTED and "kmod 31" in c.message
+
+
+def test_compression_with_an_unknown_kmod_is_not_checked(tmp_path):
+    c = _compressed(tmp_path, "xz", None)
+    assert c.effect is Effect.NOT_CHECKED and "not known here" in c.message
+
+
+def test_kmod_features_read_from_the_binary_of_a_sysroot(tmp_path):
+    blob = b"\x00\x7fELF junk\x00kmod version %s\x00+ZSTD +XZ -ZLIB +LIBCRYPTO -EXPERIMENTAL\x00more"
+    assert kmod.parse("k", blob) == DEBIAN_KMOD._replace(path="k")
+    assert kmod.parse("k", b"no features here") is None
+    (tmp_path / "usr/bin").mkdir(parents=True)
+    (tmp_path / "usr/bin/kmod").write_bytes(blob)
+    target = _target(tmp_path)._replace(sysroot=str(tmp_path))
+    found, why = kmod.gather(target)
+    assert found is not None and found.path == str(tmp_path / "usr/bin/kmod") and not found.zlib and why == ""
+
+
+# -- case 9 and 10: the headline, and two possible outcomes -------------------------------------
+
+def _rep(*checks: Check) -> ModuleReport:
+    return ModuleReport("m.ko", Verdict.OK if all(c.ok for c in checks) else Verdict.MISMATCH, checks, None)
+
+
+def test_the_headline_names_gates_not_checked_beside_a_taint():
+    rep = _rep(Check(Gate.SIGNATURE, True, "", "", "unsigned: the kernel taints", "", Effect.TAINTS),
+               Check(Gate.SYMBOL_VERSIONS, True, "", "", "not compared", "", Effect.NOT_CHECKED))
+    line = headline(rep)
+    assert line.startswith("will load and taint the kernel") and "not fully checked: symbol_versions" in line
+    assert not line.startswith("ok")
+
+
+def test_ok_only_when_every_gate_was_checked():
+    assert headline(_rep(Check(Gate.SYMBOLS, True, "", "", "fine"))) == "ok"
+    line = headline(_rep(Check(Gate.SYMBOLS, True, "", "", "fine"), Check(Gate.BTF, True, "", "", "?", "", Effect.NOT_CHECKED)))
+    assert line.startswith("not fully checked: btf")
+
+
+def test_a_layout_that_differs_without_btf_on_x86_64_is_judged_rejected(tmp_path):
+    effect, why = layout_effect(_target(tmp_path), False, ())
+    assert effect is Effect.REJECTED and "or else loads and cannot be unloaded" in why
+
+
+# -- case 12 (loader half) --------------------------------------------------------------------
+
+def test_global_offset_table_is_ignored_on_i686_as_the_kernel_does(tmp_path):
+    target = _target(tmp_path)
+    info_path = tmp_path / "m32.ko"
+    info_path.write_bytes(build_module(machine=3, undefined=["_printk", "_GLOBAL_OFFSET_TABLE_"]))
+    info = read_module(str(info_path))
+    assert str(info.arch) == "i686"
+    c = loader.check_symbols(info, loader.gather(target), frozenset())
+    assert c.ok, c.message
