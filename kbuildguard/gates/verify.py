@@ -426,10 +426,12 @@ def verify_path(path: str, expect: Expectation) -> ModuleReport:
     try:
         info = read_module(path)
     except BadInput as exc:
-        # what kbuildguard cannot read, the kernel may refuse by its own ELF checks: say so when it does
+        # an ELF file kbuildguard cannot read, the kernel may refuse by its own checks: say so when it
+        # does (a file that is not ELF at all, or shorter than its header, stays unreadable input)
         shape = read_raw_shape(path)
         target = expect.target
-        refused = elfcheck.check_shape(shape, target.release, target.arch, module_name(path)) if shape else None
+        refused = (elfcheck.check_shape(shape, target.release, target.arch, module_name(path))
+                   if shape is not None and shape.magic and shape.header_complete else None)
         if refused is not None and refused.effect is Effect.REJECTED:
             return ModuleReport(path, Verdict.MISMATCH, (refused,), None)
         return ModuleReport(path, Verdict.ERROR, (Check(Gate.READ, False, "a readable kernel module", "unreadable", exc.message,
