@@ -73,7 +73,7 @@ def _x86_64_abs32(info: ModuleInfo, expected: str, found: str) -> Check:
     certain = []
     maybe = []
     for r in info.relocations.picked:
-        what = "%s+0x%x in %s" % (r.symbol or "?", r.offset, r.section)
+        what = "%s+0x%x against %s" % (r.section, r.offset, r.symbol or "?")
         if r.kind in (SymbolKind.DEFINED,):
             certain.append(what)
         elif r.kind is SymbolKind.ABSOLUTE:
@@ -83,14 +83,14 @@ def _x86_64_abs32(info: ModuleInfo, expected: str, found: str) -> Check:
             maybe.append(what)
         # PERCPU: an offset into the per-cpu area, small; WEAK_UNDEFINED: 0 when nobody exports it
     if certain or maybe:
-        line = ("overflow in relocation type %d val ...\", then \"`%s' likely not compiled with -mcmodel=kernel" % (
-            R_X86_64_32, info.name))
+        line = ("module: overflow in relocation type %d val ffffffff...\", then \"module: `%s' likely not compiled with "
+                "-mcmodel=kernel" % (R_X86_64_32, info.name))
         if certain:
-            message = ("R_X86_64_32 against %s: the module's own addresses lie above 0xffffffff80000000 and do "
+            message = ("R_X86_64_32 at %s: the module's own addresses lie above 0xffffffff80000000 and do "
                        "not fit 32 bits zero-extended: \"%s\" (-ENOEXEC)" % (_few(certain), line))
         else:
-            message = ("R_X86_64_32 against %s, exported by the kernel or a module: it fits 32 bits only if that "
-                       "is one of the kernel's per-cpu variables (Module.symvers does not say); any other address lies "
+            message = ("R_X86_64_32 at %s, a symbol the kernel or a module exports: it fits 32 bits only if "
+                       "it is one of the kernel's per-cpu variables (Module.symvers does not say); any other address lies "
                        "above 0xffffffff80000000: \"%s\" (-ENOEXEC), judged by that" % (_few(maybe), line))
         return Check(Gate.RELOCATIONS, False, expected, "%s; %d R_X86_64_32" % (found, len(certain) + len(maybe)),
                      message, MCMODEL_FIX, Effect.REJECTED)

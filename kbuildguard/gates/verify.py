@@ -402,11 +402,9 @@ def headline(rep: ModuleReport) -> str:
             return text
         return "refused, and %s%s" % (text, ": " + c.fix if c.fix else "")
     what = "%s: %s" % (effect_words(effect), c.message) if effect is not Effect.OK else "refused: %s" % c.message
-    if note:
-        what += "; " + note
     if rep.verdict is Verdict.OK:
-        return what if note else "ok, but %s" % what
-    return "%s%s" % (what, ": " + c.fix if c.fix else "")
+        return "%s; %s" % (what, note) if note else "ok, but %s" % what
+    return "%s%s%s" % (what, ": " + c.fix if c.fix else "", "; " + note if note else "")
 
 
 def with_confirmed_signatures(reports: List[ModuleReport], confirm: Callable[[ModuleInfo, Check], Check]) -> List[ModuleReport]:

@@ -135,7 +135,7 @@ LOADS = {
 FAILS = {"crc7": None, "kbg_good": None, "kbg_selfsigned": None, "kbg_crc": "symbol_versions", "kbg_nowhere": "symbols",
          "kbg_gplonly": "license", "kbg_prop": "license", "kbg_vermagic": "vermagic", "kbg_gcc11": "compiler",
          "kbg_jumplabel": "layout", "kbg_kallsyms": "layout",
-         "kbg_noexit": "layout"}  # the gate that reads .gnu.linkonce.this_module's init/exit relocations
+         "kbg_noexit": "unload"}  # delete_module(): init without exit (read from .gnu.linkonce.this_module's relocations)
 
 # What the real kernel did (6.1.0-57-amd64 in qemu, 2026-12), recorded from the guests' serial logs:
 # the effect, insmod's message (the errno), and the kernel's own lines, each the start of a line the
