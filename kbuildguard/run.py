@@ -156,6 +156,37 @@ class Runner:
         return returncode
 
 
+def decompress_file(program: Sequence[str], path: str, limit: int, timeout: float = 120) -> Optional[bytes]:
+    """A decompressor program's output for ``path`` (``zstd -d -c -q FILE``), at most ``limit`` bytes:
+    for formats the Python at hand has no library for. No console: the formats layer calls it, in
+    worker processes too. None when the program is not installed or fails; raises ValueError when
+    the output passes ``limit``."""
+    found = shutil.which(program[0])
+    if found is None:
+        return None
+    try:
+        proc = subprocess.Popen([found] + list(program[1:]) + [path], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=probe_env())
+    except OSError:
+        return None
+    assert proc.stdout is not None
+    out = b""
+    try:
+        out = proc.stdout.read(limit + 1)
+        if len(out) <= limit:  # it ended its output: let it end
+            proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        if proc.poll() is None:  # past the limit, timed out, or interrupted
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    if len(out) > limit:
+        raise ValueError("more than %d bytes" % limit)
+    return out if proc.returncode == 0 else None
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
     """Linux prctl(PR_SET_PDEATHSIG, SIGTERM): the child hears of our death even when it is a SIGKILL."""
     try:

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import make_tree
 from elfbuild import EM_AARCH64, build_module
+from kbuildguard.errors import BadInput
 from kbuildguard.formats.elf import Elf
 from kbuildguard.formats.module import read_module
 from kbuildguard.gates import loader
@@ -318,3 +319,31 @@ def test_global_offset_table_is_ignored_on_i686_as_the_kernel_does(tmp_path):
     assert str(info.arch) == "i686"
     c = loader.check_symbols(info, loader.gather(target), frozenset())
     assert c.ok, c.message
+
+
+# -- case 6, the other way round: a .ko.zst without a zstd library --------------------------------
+
+def test_zstd_without_a_library_is_read_with_the_system_zstd(tmp_path, monkeypatch):
+    """Python < 3.14 without `zstandard`: the system's zstd program, through run.py, decompresses it."""
+    import sys
+
+    from kbuildguard import run
+
+    monkeypatch.setitem(sys.modules, "zstandard", None)
+    plain = build_module()
+    asked = []
+
+    def fake(program, path, limit, timeout=120):
+        asked.append((list(program), open(path, "rb").read()))
+        return plain
+
+    monkeypatch.setattr(run, "decompress_file", fake)
+    frame = b"\x28\xb5\x2f\xfd" + b"compressed"
+    (tmp_path / "m.ko.zst").write_bytes(frame)
+    info = read_module(str(tmp_path / "m.ko.zst"))
+    assert info.compression == "zstd" and info.vermagic.startswith("6.1.0-56-amd64")
+    assert asked == [(["zstd", "-d", "-c", "-q"], frame)]
+    monkeypatch.setattr(run, "decompress_file", lambda *a, **k: None)
+    with pytest.raises(BadInput) as err:
+        read_module(str(tmp_path / "m.ko.zst"))
+    assert "zstd program" in str(err.value)

@@ -8,9 +8,11 @@ import bz2
 import gzip
 import io
 import lzma
+import tempfile
 import zlib
 from typing import BinaryIO, Optional
 
+from kbuildguard import run
 from kbuildguard.errors import BadInput
 
 XZ_MAGIC = b"\xfd7zXZ\x00"
@@ -40,7 +42,7 @@ def bounded_read(stream: BinaryIO, source: str, limit: int) -> bytes:
     return data
 
 
-def _zstd_reader(raw: bytes, source: str) -> BinaryIO:
+def _zstd_reader(raw: bytes, source: str, limit: int) -> BinaryIO:
     try:
         import zstandard  # type: ignore  # optional: Python < 3.14 has no zstd in the standard library
     except ImportError:
@@ -50,10 +52,26 @@ def _zstd_reader(raw: bytes, source: str) -> BinaryIO:
     try:
         from compression import zstd  # type: ignore  # Python 3.14+
     except ImportError:
-        raise BadInput("%s: zstd-compressed, and neither Python 3.14's compression.zstd nor the "
-                       "'zstandard' package is available" % source,
-                       hint="pip install zstandard, or decompress it first: zstd -d %s" % source)
+        return io.BytesIO(_zstd_program(raw, source, limit))
     return zstd.ZstdFile(io.BytesIO(raw))  # type: ignore[no-any-return]  # pragma: no cover - 3.14 only
+
+
+def _zstd_program(raw: bytes, source: str, limit: int) -> bytes:
+    """The system's zstd (Debian's kmod reads .ko.zst, and zstd comes with it): a .ko.zst the kernel
+    loads is not "unreadable" on a Python without a zstd library. The bytes are written to a private
+    temporary file first: the named file may change under us."""
+    with tempfile.NamedTemporaryFile(prefix="kbuildguard-", suffix=".zst") as f:
+        f.write(raw)
+        f.flush()
+        try:
+            out = run.decompress_file(["zstd", "-d", "-c", "-q"], f.name, limit)
+        except ValueError:
+            raise BadInput("%s: decompresses to more than %d MiB; refusing to read it" % (source, limit >> 20))
+    if out is None:
+        raise BadInput("%s: zstd-compressed, and neither Python 3.14's compression.zstd, the 'zstandard' package nor "
+                       "a working zstd program is available" % source,
+                       hint="pip install zstandard, or install zstd, or decompress it first: zstd -d %s" % source)
+    return out
 
 
 def decompress(raw: bytes, source: str, limit: int) -> Optional[bytes]:
@@ -66,7 +84,7 @@ def decompress(raw: bytes, source: str, limit: int) -> Optional[bytes]:
         if head[:2] == GZIP_MAGIC:
             return bounded_read(gzip.GzipFile(fileobj=io.BytesIO(raw)), source, limit)  # type: ignore[arg-type]
         if head[:4] == ZSTD_MAGIC:
-            return bounded_read(_zstd_reader(bytes(raw), source), source, limit)
+            return bounded_read(_zstd_reader(bytes(raw), source, limit), source, limit)
         if head[:3] == BZIP2_MAGIC:
             return bounded_read(bz2.BZ2File(io.BytesIO(raw)), source, limit)  # type: ignore[arg-type]
     except BadInput:

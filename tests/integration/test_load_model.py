@@ -14,6 +14,7 @@ tests/integration/test_qemu_gates.py does. The kernel's own lines are recorded i
 
 import json
 import os
+import shutil
 import struct
 import subprocess
 
@@ -170,3 +171,16 @@ def test_prediction_is_what_the_kernel_did(guest, name):
     assert effect == observed_effect(seen["insmod"][0], seen["rmmod"][0], seen["taint"]), (
         seen, {n: (c["effect"], c["message"]) for n, c in checks.items()})
 
+
+
+def test_a_zstd_module_is_read_with_the_system_zstd(debian_release, compilers, tmp_path):
+    """Issue 18 case 6: Debian 12's kmod loads .ko.zst; on a Python without a zstd library kbuildguard
+    reads it with the system's zstd program instead of calling it unreadable."""
+    require(shutil.which("zstd") is not None, "zstd")
+    ko = _build(str(tmp_path), "kbg_zst", debian_release)
+    subprocess.run(["zstd", "-q", "--rm", ko], check=True, stdin=subprocess.DEVNULL)
+    env = {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    res = kbuildguard("check", "--kernel", debian_release, "--json", ko + ".zst", env=env)
+    module = json.loads(res.out)["modules"][0]
+    assert module["verdict"] != "error", module
+    assert [c for c in module["checks"] if c["name"] == "compression"], module
