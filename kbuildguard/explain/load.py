@@ -57,8 +57,9 @@ class LoadExplanation(NamedTuple):
 _LEADS_TO_EINVAL = ("symbol_version", "no_symbol_version", "namespace")
 # Where in load_module() the kernel meets each gate: a refusal stops it, later gates are never reached.
 # simplify_symbols() reports every symbol before failing, so versions, exports and GPL-only share a rank.
-_RANK = {Gate.SIGNATURE: 0, Gate.MACHINE: 1, Gate.THIS_MODULE: 2, Gate.VERMAGIC: 4, Gate.SYMBOL_VERSIONS: 5,
-         Gate.SYMBOLS: 5, Gate.LICENSE: 5, Gate.LAYOUT: 6, Gate.COMPILER: 6, Gate.BTF: 7}
+_RANK = {Gate.COMPRESSION: 0, Gate.SIGNATURE: 0, Gate.ELF: 1, Gate.MACHINE: 1, Gate.THIS_MODULE: 2, Gate.VERMAGIC: 4,
+         Gate.SYMBOL_VERSIONS: 5, Gate.SYMBOLS: 5, Gate.LICENSE: 5, Gate.LAYOUT: 6, Gate.RELOCATIONS: 6, Gate.COMPILER: 6,
+         Gate.BTF: 7, Gate.UNLOAD: 8}
 
 
 def _rank(gate: Optional[Gate], kind: str = "") -> int:

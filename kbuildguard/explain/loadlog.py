@@ -156,11 +156,11 @@ MESSAGES: Tuple[Message, ...] = (
     # compiled with -mcmodel=kernel\n", me->name) (pasted.py may take its backquote for Markdown); arm64
     # module.c: pr_err("module %s: overflow in relocation type %d val %Lx\n", me->name, ...)
     _m("relocation_overflow", r"(?:module " + _MOD + r": )?overflow in relocation type (?P<type>\d+) val "
-       r"(?P<val>[0-9a-fA-F]+)(?: sec \d+ idx \d+)?$", Gate.COMPILER, Effect.REJECTED,
+       r"(?P<val>[0-9a-fA-F]+)(?: sec \d+ idx \d+)?$", Gate.RELOCATIONS, Effect.REJECTED,
        "overflow in relocation type %(type)s",
        "the module's code does not fit the kernel's code model (-mcmodel=kernel): it was not compiled with the "
        "kernel's flags", FIX_KBUILD, "arch/x86/kernel/module.c __apply_relocate_add(), arch/arm64/kernel/module.c"),
-    _m("mcmodel", r"`?" + _MOD + r"' likely not compiled with -mcmodel=kernel$", Gate.COMPILER, Effect.REJECTED,
+    _m("mcmodel", r"`?" + _MOD + r"' likely not compiled with -mcmodel=kernel$", Gate.RELOCATIONS, Effect.REJECTED,
        "likely not compiled with -mcmodel=kernel",
        "the module's code does not fit the kernel's code model: it was not compiled with the kernel's flags",
        FIX_KBUILD, "arch/x86/kernel/module.c __apply_relocate_add()"),
