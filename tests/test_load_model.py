@@ -347,3 +347,30 @@ def test_zstd_without_a_library_is_read_with_the_system_zstd(tmp_path, monkeypat
     with pytest.raises(BadInput) as err:
         read_module(str(tmp_path / "m.ko.zst"))
     assert "zstd program" in str(err.value)
+
+
+# -- every gate on mutated files: a verdict or BadInput, never a traceback ------------------------
+
+try:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+except ImportError:  # pragma: no cover - hypothesis is in tests/requirements*.txt
+    given = None
+
+if given is not None:
+    SEED = build_module(text_relocations=[(10, "init_module"), (2, "_printk")])
+    FUZZ_TARGET: list = []  # one tree for every example (a session's tmp_path_factory outlives them)
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(st.tuples(st.integers(0, len(SEED) - 1), st.integers(0, 255)), min_size=1, max_size=8))
+    def test_mutated_modules_get_a_verdict(tmp_path_factory, edits):
+        data = bytearray(SEED)
+        for at, value in edits:
+            data[at] = value
+        if not FUZZ_TARGET:
+            FUZZ_TARGET.append(_target(tmp_path_factory.mktemp("fuzz-tree")))
+        target = FUZZ_TARGET[0]
+        tmp = tmp_path_factory.getbasetemp()
+        (tmp / "m.ko").write_bytes(bytes(data))
+        rep = verify_path(str(tmp / "m.ko"), Expectation(target, MatchLevel.VERSION, None, "", loader.bare(target)))
+        assert rep.checks and (rep.verdict is not Verdict.OK or rep.effect is not Effect.REJECTED)

@@ -80,6 +80,8 @@ def findings(shape: ElfShape, bits: int) -> List[Tuple[str, str]]:
         return [("Invalid ELF section header overflow (%d section headers at offset %d, %d bytes%s)" % (
             shape.shnum, shape.shoff, shape.length, " before the signature" if shape.length else ""), "all")]
     sections = shape.sections()
+    if not sections:  # the header fields agree with the kernel's sizes, read in another ELF class than its own
+        return [("Invalid ELF header: class %d, the kernel reads %d-bit headers" % (shape.elf_class, bits), "all")]
     # 5.10 and 6.1: the name table first
     if shape.shstrndx == 0 or shape.shstrndx >= shape.shnum:
         out.append(("Invalid ELF section name index: %d || e_shstrndx (%d) >= e_shnum (%d)" % (
