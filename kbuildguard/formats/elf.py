@@ -411,15 +411,21 @@ class ElfShape(NamedTuple):
         """Its name; "" when sh_name lies outside the name table."""
         return _cstring(self.names, section.name_offset)
 
+    def numbers_named(self, name: str, allocated: bool = False) -> List[int]:
+        """The sections (from 1) of that name, as strcmp() on the name table finds them; ``allocated``:
+        SHF_ALLOC ones only (find_sec()). `check` asks this of every module: no record per section."""
+        wanted = name.encode() + b"\x00"
+        names = self.names
+        return [i for i, entry in enumerate(self.table) if i and names.startswith(wanted, entry[0])
+                and (not allocated or entry[2] & SHF_ALLOC)]
+
     def sections_named(self, name: str) -> List[RawSection]:
-        return [s for s in self.sections()[1:] if self.name(s) == name]
+        return [self.section(i) for i in self.numbers_named(name)]
 
     def find_sec(self, name: str) -> Optional[RawSection]:
         """kernel/module/main.c find_sec(): the first section (from 1) with SHF_ALLOC and that name."""
-        for s in self.sections()[1:]:
-            if s.flags & SHF_ALLOC and self.name(s) == name:
-                return s
-        return None
+        found = self.numbers_named(name, allocated=True)
+        return self.section(found[0]) if found else None
 
 
 def read_shape(data, length: int) -> ElfShape:

@@ -79,15 +79,15 @@ def findings(shape: ElfShape, bits: int) -> List[Tuple[str, str]]:
     if shape.shoff >= shape.length or shape.shnum * SHDR_SIZE[bits] > shape.length - shape.shoff:
         return [("Invalid ELF section header overflow (%d section headers at offset %d, %d bytes%s)" % (
             shape.shnum, shape.shoff, shape.length, " before the signature" if shape.length else ""), "all")]
-    sections = shape.sections()
-    if not sections:  # the header fields agree with the kernel's sizes, read in another ELF class than its own
+    table = shape.table
+    if not table:  # the header fields agree with the kernel's sizes, read in another ELF class than its own
         return [("Invalid ELF header: class %d, the kernel reads %d-bit headers" % (shape.elf_class, bits), "all")]
     # 5.10 and 6.1: the name table first
     if shape.shstrndx == 0 or shape.shstrndx >= shape.shnum:
         out.append(("Invalid ELF section name index: %d || e_shstrndx (%d) >= e_shnum (%d)" % (
             shape.shstrndx, shape.shstrndx, shape.shnum), "hardened"))
         return out
-    strhdr = sections[shape.shstrndx]
+    strhdr = shape.section(shape.shstrndx)
     if _outside(strhdr.offset, strhdr.size, shape.length):
         return out + [("Invalid ELF section hdr(type %d): the section name table lies outside the file" % strhdr.type,
                        "hardened")]
@@ -95,45 +95,52 @@ def findings(shape: ElfShape, bits: int) -> List[Tuple[str, str]]:
         return out + [("empty section name table", "hardened")]
     if not shape.names or shape.names[-1] != 0:
         return out + [("ELF Spec violation: section name table isn't null terminated", "hardened")]
-    zero = sections[0]
+    zero = shape.section(0)
     if zero.type != SHT_NULL or zero.size != 0 or zero.addr != 0:
         return out + [("ELF Spec violation: section 0 type(%d)!=SH_NULL or non-zero len or addr" % zero.type,
                        "hardened")]
-    for s in sections[1:]:
-        if s.type in (SHT_NULL, SHT_NOBITS):
+    # raw Elf_Shdr fields: name, type, flags, addr, offset, size, link, info, addralign, entsize
+    length, shnum, names_size = shape.length, shape.shnum, strhdr.size
+    symtabs = []
+    for i in range(1, len(table)):
+        name_off, typ, flags, _addr, offset, size, link = table[i][:7]
+        if typ == SHT_SYMTAB:
+            symtabs.append(i)
+        if typ in (SHT_NULL, SHT_NOBITS):
             continue
-        if s.type == SHT_SYMTAB and (s.link == 0 or s.link >= shape.shnum):
+        if typ == SHT_SYMTAB and (link == 0 or link >= shnum):
             return out + [("Invalid ELF sh_link!=SHN_UNDEF(%d) or (sh_link(%d) >= hdr->e_shnum(%d)" % (
-                s.link, s.link, shape.shnum), "hardened")]
-        if _outside(s.offset, s.size, shape.length):
+                link, link, shnum), "hardened")]
+        if _outside(offset, size, length):
             # the one check old kernels make too (rewrite_section_headers(): "Module len %lu truncated")
             return out + [("Invalid ELF section in module (section %d type %d): %s ends at %d, the module at %d" % (
-                s.number, s.type, shape.name(s) or "it", s.offset + s.size, shape.length), "all")]
-        if s.flags & SHF_ALLOC and s.name_offset >= strhdr.size:
+                i, typ, shape.name(shape.section(i)) or "it", offset + size, length), "all")]
+        if flags & SHF_ALLOC and name_off >= names_size:
             return out + [("Invalid ELF section in module (section %d type %d): its name lies outside the section "
-                           "name table" % (s.number, s.type), "hardened")]
+                           "name table" % (i, typ), "hardened")]
     # 6.12's additions (elf_validity_cache_secstrings(), _index_info(), _index_mod(), _index_sym(), _index_str())
     if strhdr.type != SHT_STRTAB:
         out.append(("Invalid ELF section name table type: %d" % strhdr.type, "6.12"))
-    for s in sections:
-        if s.type != SHT_NULL and s.name_offset >= strhdr.size:
-            out.append(("Invalid ELF section name in module (section %d type %d)" % (s.number, s.type), "6.12"))
+    for i, entry in enumerate(table):
+        if entry[1] != SHT_NULL and entry[0] >= names_size:
+            out.append(("Invalid ELF section name in module (section %d type %d)" % (i, entry[1]), "6.12"))
             break
-    if len(shape.sections_named(".modinfo")) > 1:
+    if len(shape.numbers_named(".modinfo")) > 1:
         out.append(("Only one .modinfo section must exist.", "6.12"))
-    mods = shape.sections_named(".gnu.linkonce.this_module")
+    mods = shape.numbers_named(".gnu.linkonce.this_module")
     if len(mods) > 1:
         out.append(("Exactly one .gnu.linkonce.this_module section must exist.", "6.12"))
-    elif mods and mods[0].type == SHT_NOBITS:
+    elif mods and table[mods[0]][1] == SHT_NOBITS:
         out.append((".gnu.linkonce.this_module section must have a size set", "6.12"))
-    symtabs = [s for s in sections[1:] if s.type == SHT_SYMTAB]
     if not symtabs:
         # setup_load_info() in every version
         out.append(("module has no symbols (stripped?)", "all"))
     elif len(symtabs) > 1:
         out.append(("module has no symbols (stripped?): %d symbol tables" % len(symtabs), "6.12"))
-    elif symtabs[0].link < shape.shnum and sections[symtabs[0].link].type != SHT_STRTAB:
-        out.append(("Invalid ELF symbol string table type: %d" % sections[symtabs[0].link].type, "6.12"))
+    else:
+        link = table[symtabs[0]][6]
+        if link < shnum and table[link][1] != SHT_STRTAB:
+            out.append(("Invalid ELF symbol string table type: %d" % table[link][1], "6.12"))
     return out
 
 
