@@ -64,6 +64,12 @@ def kinds(hits):
     ("systemd-modules-load[450]: Failed to insert module 'kdemo': Key was rejected by service", "modules_load",
      Gate.SIGNATURE, Effect.REJECTED),
     ("kdemo: no symbol version for _printk", "no_symbol_version", Gate.SYMBOL_VERSIONS, Effect.OK),
+    # what Debian's 6.1 printed in qemu for issue 18's ELF variants (tests/integration/test_load_model.py)
+    ("Invalid ELF section in module (section 37 type 1)", "elf_invalid", Gate.ELF, Effect.REJECTED),
+    ("Invalid ELF section name in module (section 11 type 1)", "elf_invalid", Gate.ELF, Effect.REJECTED),
+    ("ELF Spec violation: section 0 type(1)!=SH_NULL or non-zero len or addr", "elf_invalid", Gate.ELF, Effect.REJECTED),
+    ("ELF Spec violation: section name table isn't null terminated", "elf_invalid", Gate.ELF, Effect.REJECTED),
+    ("Module has invalid ELF structures", "elf_invalid", Gate.ELF, Effect.REJECTED),
     ("Lockdown: modprobe: unsigned module loading is restricted; see man kernel_lockdown.7", "lockdown",
      Gate.SIGNATURE, Effect.REJECTED),
     ("Loading of module with unavailable key is rejected", "signature_rejected", Gate.SIGNATURE, Effect.REJECTED),

@@ -187,6 +187,15 @@ MESSAGES: Tuple[Message, ...] = (
     _m("no_this_module", _MOD + r": No module found in object$", Gate.THIS_MODULE, Effect.REJECTED,
        "No module found in object", "the file has no .gnu.linkonce.this_module: it is an object, not a module",
        "build it as a module with kbuild (obj-m), not as a plain object", "kernel/module/main.c setup_load_info()"),
+    # kernel/module/main.c elf_validity_check() (6.1; 6.12: elf_validity_cache_*(); 5.10 adds "Module has invalid
+    # ELF structures"): the file is malformed before anything of it is read (gates/elfcheck.py has each rule)
+    _m("elf_invalid", r"(?:Invalid ELF (?:header len \d+|header magic: .*|header type: \d+ != 1|section header size|"
+       r"section header overflow|section name index: .*|section hdr\(type \d+\)|section (?:name )?in module "
+       r"\(section \d+ type \d+\)|sh_link!=.*|section name table type: \d+|symbol string table type: \d+)|"
+       r"ELF Spec violation: .*|empty section name table|Module has invalid ELF structures)$", Gate.ELF, Effect.REJECTED,
+       "the kernel's ELF checks refused the file",
+       "the .ko is corrupt, truncated, or was changed after linking (strip, objcopy, a copy cut short)",
+       "rebuild it with kbuild and install the file kbuild wrote", "kernel/module/main.c elf_validity_check()"),
     # kernel/module/main.c elf_validity_check(): pr_err("Invalid architecture in ELF header: %u\n", e_machine)
     _m("machine", r"Invalid architecture in ELF header: (?P<machine>\d+)$", Gate.MACHINE, Effect.REJECTED,
        "Invalid architecture in ELF header: %(machine)s", "the module is built for another architecture",
@@ -285,7 +294,7 @@ def text_of(text: str, what: str) -> str:
 # cleaned or matched at all -- a months-long journal is mostly other lines.
 _WORTH = re.compile(r"symbol|version magic|taints kernel|tainting kernel|kernel tainted|is rejected|is restricted|relocation|"
                     r"validate module|BTF mismatch|BPF:|this_module|fno-common|blacklisted|ELF header|No module found|"
-                    r"insert|mcmodel")
+                    r"insert|mcmodel|Invalid ELF|ELF Spec violation|section name table|invalid ELF structures")
 
 
 class Line(NamedTuple):
