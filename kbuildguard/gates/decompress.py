@@ -6,7 +6,8 @@ Two readers can decompress a module before load_module() sees it:
   reads xz and zstd, not gzip ("+ZSTD +XZ -ZLIB");
 * the kernel, with CONFIG_MODULE_DECOMPRESS (5.17+): kernel/module/decompress.c decompresses the one
   format CONFIG_MODULE_COMPRESS_* names -- gzip or xz in 6.1 (kernel/module/Kconfig 223-234:
-  "depends on MODULE_COMPRESS_GZIP || MODULE_COMPRESS_XZ"), zstd too from 6.2 (6.12's Kconfig 335-340)
+  "depends on MODULE_COMPRESS_GZIP || MODULE_COMPRESS_XZ"), zstd too from 6.2 (6.12's Kconfig 335-340,
+  decompress.c 202: "#elif defined(CONFIG_MODULE_COMPRESS_ZSTD)")
   -- when kmod 31+ passes MODULE_INIT_COMPRESSED_FILE. Debian 12's 6.1 sets MODULE_COMPRESS_NONE: none.
 
 A format neither reads is handed to finit_module() as it is: "Invalid ELF header magic: != \\177ELF",

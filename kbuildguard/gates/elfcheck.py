@@ -1,7 +1,7 @@
 """The ELF gate: what kernel/module/main.c elf_validity_check() and setup_load_info() refuse before
 anything else of the module is read (after the signature check, which strips the signature first).
 
-6.1 (kernel/module/main.c 1644-1789, Debian's linux-source-6.1 6.1.192): validate_section_offset()
+6.1 (kernel/module/main.c 1644-1796, Debian's linux-source-6.1 6.1.192): validate_section_offset()
 and elf_validity_check() check, in this order, and each failure is -ENOEXEC ("Exec format error",
 insmod: "Invalid module format"):
 
@@ -24,14 +24,14 @@ Then setup_load_info() (main.c 1916-1966): no SHT_SYMTAB is "module has no symbo
 no allocated .gnu.linkonce.this_module (find_sec() skips sections without SHF_ALLOC) is "No module
 found in object" -- the this_module gate says that one.
 
-5.10 (Debian 11's 5.10.223, kernel/module.c 2971-3082): the same checks, silent but for the two
+X: the same checks, silent but for the two
 "Invalid ELF section ..." lines, then "Module has invalid ELF structures"; no empty-name-table check
 (it reads the byte before the table). They came with "module: harden ELF info handling" (5.14,
 backported to 5.10 stable); older kernels (RHEL 8's 4.18 unless Red Hat backported it) check the
 header, the table and, in rewrite_section_headers(), each section's end ("Module len %lu truncated"):
 kbuildguard says not-checked for the rest there.
 
-6.12 (kernel/module/main.c 1689-2120, elf_validity_cache_copy()): the same, reordered (section 0
+6.12 (kernel/module/main.c 1689-2127, elf_validity_cache_copy()): the same, reordered (section 0
 and every section's bounds before the name table), plus: the name table is SHT_STRTAB ("Invalid ELF
 section name table type: %u"), *every* non-null section's sh_name lies inside it, at most one
 .modinfo ("Only one .modinfo section must exist."), exactly one .gnu.linkonce.this_module, not
