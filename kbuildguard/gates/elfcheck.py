@@ -24,7 +24,7 @@ Then setup_load_info() (main.c 1916-1966): no SHT_SYMTAB is "module has no symbo
 no allocated .gnu.linkonce.this_module (find_sec() skips sections without SHF_ALLOC) is "No module
 found in object" -- the this_module gate says that one.
 
-X: the same checks, silent but for the two
+5.10 (Debian 11's 5.10.223, kernel/module.c 2971-3080): the same checks, silent but for the two
 "Invalid ELF section ..." lines, then "Module has invalid ELF structures"; no empty-name-table check
 (it reads the byte before the table). They came with "module: harden ELF info handling" (5.14,
 backported to 5.10 stable); older kernels (RHEL 8's 4.18 unless Red Hat backported it) check the
