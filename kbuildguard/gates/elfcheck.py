@@ -92,7 +92,7 @@ def findings(shape: ElfShape, bits: int) -> List[Tuple[str, str]]:
         return out + [("Invalid ELF section hdr(type %d): the section name table lies outside the file" % strhdr.type,
                        "hardened")]
     if strhdr.size == 0:
-        return out + [("empty section name table", "hardened")]
+        return out + [("empty section name table", "6.1")]  # 5.10 reads the byte before the table instead
     if not shape.names or shape.names[-1] != 0:
         return out + [("ELF Spec violation: section name table isn't null terminated", "hardened")]
     zero = shape.section(0)
@@ -156,6 +156,8 @@ def _applies(rule: str, release: Tuple[int, ...]) -> Optional[bool]:
         return True
     if rule == "hardened":
         return True if release >= (5, 10) else None
+    if rule == "6.1":
+        return True if release >= (6, 1) else None
     return True if release >= (6, 12) else (False if release < (6, 4) else None)
 
 
