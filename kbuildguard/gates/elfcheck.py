@@ -27,8 +27,9 @@ found in object" -- the this_module gate says that one.
 5.10 (Debian 11's 5.10.223, kernel/module.c 2971-3080): the same checks, silent but for the two
 "Invalid ELF section ..." lines, then "Module has invalid ELF structures"; no empty-name-table check
 (it reads the byte before the table). They came with "module: harden ELF info handling" (upstream
-in 5.14 to our knowledge, not verified here; Debian's 5.10.223 has them, seen in its source); older kernels (RHEL 8's 4.18 unless Red Hat backported it) check the
-header, the table and, in rewrite_section_headers(), each section's end ("Module len %lu truncated"):
+in 5.14 to our knowledge, not verified here; Debian's 5.10.223 has them, seen in its source); older
+kernels (RHEL 8's 4.18 unless Red Hat backported it) check the header, the table and, in
+rewrite_section_headers(), each section's end ("Module len %lu truncated"):
 kbuildguard says not-checked for the rest there.
 
 6.12 (kernel/module/main.c 1689-2127, elf_validity_cache_copy()): the same, reordered (section 0
