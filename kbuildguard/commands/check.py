@@ -47,7 +47,8 @@ def expectation(ctx: Context, target: KernelTarget, level: MatchLevel, opts: Che
         reference = with_cause(reference, drift)
     facts = loader.gather(target, [ctx.path(p) for p in opts.symvers], sig_enforce=opts.sig_enforce,
                           trusted_certs=[ctx.path(c) for c in opts.trusted_certs], config_file=config_file,
-                          read=drift.kernel if drift is not None else None)
+                          read=drift.kernel if drift is not None else None,
+                          image=ctx.path(opts.vmlinux) if opts.vmlinux else None)
     return Expectation(target, level, reference, not_compared, facts)
 
 

@@ -123,3 +123,33 @@ def system_certificates(image: bytes, source: str) -> CertList:
     if not lists:
         return CertList((), "no system certificate list found in %s" % source)
     return CertList(lists[0], "")
+
+
+# -- UEFI signature lists (db, MokListRT) -------------------------------------------------------
+
+EFI_CERT_X509_GUID = bytes.fromhex("a159c0a5e494a74a87b5ab155c2bf072")  # a5c059a1-94e4-4aa7-87b5-ab155c2bf072, mixed-endian
+ESL_HEADER = struct.Struct("<16sIII")  # SignatureType, SignatureListSize, SignatureHeaderSize, SignatureSize
+MAX_ESL_BYTES = 4 * 1024 * 1024
+
+
+def efi_signature_lists(data: bytes, source: str) -> Tuple[Certificate, ...]:
+    """The X.509 certificates of UEFI EFI_SIGNATURE_LISTs (UEFI spec 32.4.1; the kernel's
+    security/integrity/platform_certs/efi_parser.c parse_efi_signature_list() reads them the same
+    way): a db variable's or MokListRT's contents. Hashes and other entry types are skipped."""
+    out: List[Certificate] = []
+    pos = 0
+    while pos + ESL_HEADER.size <= min(len(data), MAX_ESL_BYTES):
+        kind, list_size, header_size, sig_size = ESL_HEADER.unpack_from(data, pos)
+        if list_size < ESL_HEADER.size + header_size or pos + list_size > len(data) or sig_size < 16 or \
+                (list_size - ESL_HEADER.size - header_size) % sig_size:
+            raise BadInput("%s: malformed EFI signature list at byte %d" % (source, pos))
+        if kind == EFI_CERT_X509_GUID:
+            at = pos + ESL_HEADER.size + header_size
+            while at + sig_size <= pos + list_size:
+                try:  # 16 bytes of owner GUID, then the DER certificate
+                    out.append(parse_certificate(data[at + 16:at + sig_size], source))
+                except BadInput:
+                    pass
+                at += sig_size
+        pos += list_size
+    return tuple(out)
