@@ -335,9 +335,10 @@ def _untrusted(sig: ModuleSignature, message: Message, key: Found, facts: Signin
                 "; it does not even verify with %s (%s)" % (key.cert.describe(), why) if verified is False else "")
     what = "%s, a key kbuildguard does not find among what the kernel trusts (%s)%s" % (found, trust.describe(), note)
     if not trust.complete:
-        outcome = ("it is rejected (%s) unless that key is there" % UNAVAILABLE_KEY if facts.enforced else
-                   "it loads and taints the kernel unless that key is there")
-        return Check(Gate.SIGNATURE, True, expected, found, "%s; %s: the keys the kernel trusts are not all known: %s" % (
+        outcome = ("it is rejected (%s) unless a keyring kbuildguard cannot see holds that key" % UNAVAILABLE_KEY
+                   if facts.enforced else "it loads and taints the kernel unless a keyring kbuildguard cannot see holds "
+                   "that key")
+        return Check(Gate.SIGNATURE, True, expected, found, "%s; %s: not checked: %s" % (
             what, outcome, trust.not_seen()), TRUSTED_FIX, Effect.NOT_CHECKED)
     return _soft_failure(facts, expected, found, what, UNAVAILABLE_KEY, TRUSTED_FIX)
 

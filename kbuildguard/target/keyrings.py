@@ -149,7 +149,7 @@ def builtin_certificates(path: str, env: Mapping[str, str]) -> CertList:
         try:
             with open(cache, encoding="utf-8") as f:
                 ders, found = json.load(f)
-            return CertList(tuple(parse_certificate(bytes.fromhex(d), "%s (built in)" % path) for d in ders), str(found))
+            return CertList(tuple(parse_certificate(bytes.fromhex(d), "built into %s" % path) for d in ders), str(found))
         except (OSError, ValueError, TypeError, BadInput):
             pass
     try:
@@ -163,7 +163,7 @@ def builtin_certificates(path: str, env: Mapping[str, str]) -> CertList:
         found = certlist.system_certificates(data, path)
     except BadInput as exc:
         return CertList((), exc.message)
-    found = found._replace(certificates=tuple(c._replace(source="%s (built in)" % path) for c in found.certificates))
+    found = found._replace(certificates=tuple(c._replace(source="built into %s" % path) for c in found.certificates))
     if cache:
         try:  # a cache that cannot be written is no error
             os.makedirs(os.path.dirname(cache), exist_ok=True)
