@@ -213,3 +213,24 @@ def test_gather_from_a_sosreport(tmp_path):
     assert keys.listed == () and keys.unseen == (".machine (MOK keys, when shim sets MokListTrustedRT)",)
     keys = keyrings.gather(target("6.6.30", ""), {}, False, image=str(tmp_path / "missing"), env=env)
     assert keys.builtin_missing and keys.unseen == ()
+
+
+def test_mokutil_files_given_to_check(tmp_path):
+    """check --mokutil FILE: a BIOS machine has no db and no MOK keys, so a Debian target's keyrings
+    are all seen once the image is read."""
+    bios = tmp_path / "mokutil_--sb-state"
+    bios.write_text("EFI variables are not supported on this system\n")
+    firmware = keyrings.captured_firmware("", [str(bios)])
+    assert (firmware.secure_boot, firmware.efi) == (False, False)
+    root = sosreport(tmp_path, "6.1.0-57-amd64", image_payload=cert_list(DEBIAN_KEY))
+    keys = keyrings.gather(target(sysroot=root), CONFIG, False, env={"XDG_CACHE_HOME": str(tmp_path)}, mokutil=[str(bios)])
+    assert keys.unseen == () and keys.builtin_missing == ""
+    db = tmp_path / "mokutil --db"
+    with open(os.path.join(DATA, "mokutil-list-enrolled.txt"), encoding="utf-8") as f:
+        db.write_text(f.read())
+    on = tmp_path / "sb"
+    on.write_text("SecureBoot enabled\n")
+    firmware = keyrings.captured_firmware("", [str(on), str(db)])
+    assert firmware.secure_boot is True and len(firmware.db_listed) == 1 and firmware.mok_listed is None
+    with pytest.raises(BadInput):
+        keyrings.captured_firmware("", [str(tmp_path / "missing")])

@@ -356,5 +356,17 @@ def test_check_command_signature_options(capsys, tmp_path):
     assert code == 0 and "--trusted-cert" in out and "signature verified" in out
     code, out = run("--sig-enforce", "yes", "--trusted-cert", os.path.join(DATA, "test-key.der"), module)
     assert code == 8 and "does not verify" in out  # the module is not what that key signed
+    # the kernel image given: its built-in keys are all this tree's configuration counts (no
+    # secondary, machine or platform keyring), so an unknown signer is -ENOKEY
+    from test_keyrings import cert_list, image
+
+    (tmp_path / "root" / "boot").mkdir(parents=True)
+    with open(os.path.join(DATA, "debian-6.1.0-57-build-key.der"), "rb") as f:
+        (tmp_path / "root" / "boot" / "vmlinuz-6.1.0-56-amd64").write_bytes(image(cert_list(f.read())))
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    code, out = run("--sig-enforce", "yes", "--sysroot", str(tmp_path / "root"), fixture_module)
+    assert code == 8 and "[rejected-at-load]" in out and "unavailable key is rejected" in out
+    code, out = run("--mokutil", str(tmp_path / "missing"), fixture_module)
+    assert code == 3
     code, out = run("--trusted-cert", str(unsigned), module)
     assert code == 3

@@ -97,9 +97,9 @@ def read_keyring(path: str = "/proc/keys") -> Optional[Tuple[KeyringKey, ...]]:
 
 
 def gather(target: KernelTarget, config: Mapping[str, str], live: bool, cert_paths: Sequence[str] = (),
-           image: Optional[str] = None, keys_path: str = "/proc/keys") -> Trust:
+           image: Optional[str] = None, keys_path: str = "/proc/keys", mokutil: Sequence[str] = ()) -> Trust:
     certs = load_certificates(cert_paths)
-    keys = keyrings.gather(target, config, live, image)
+    keys = keyrings.gather(target, config, live, image, mokutil=mokutil)
     sources = ["keyrings that count for modules on %s kernels: %s" % (keys.distribution, ", ".join(keys.counted))]
     sources += list(keys.sources)
     sources += ["--trusted-cert %s" % c.describe() for c in certs]

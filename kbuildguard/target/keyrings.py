@@ -293,26 +293,52 @@ def live_firmware() -> Firmware:
                     mok, None, db, None, True, os.path.exists(os.path.join(MOK_VARIABLES, "MokListTrustedRT")))
 
 
-def captured_firmware(root: str) -> Firmware:
-    """A sosreport's sos_commands/boot/mokutil_--sb-state and mokutil_--list-enrolled (sos names a
-    command's output file after the command, spaces as underscores)."""
-    def text(name: str) -> Optional[str]:
-        raw = _read_bytes(os.path.join(root, SOS_BOOT, name))
-        return raw.decode("utf-8", "replace") if raw is not None else None
+def captured_firmware(root: str, files: Sequence[str] = ()) -> Firmware:
+    """mokutil's output: a sosreport's sos_commands/boot/mokutil_--sb-state, mokutil_--list-enrolled
+    and mokutil_--db (sos names a command's output file after the command, spaces as underscores),
+    and the files given with ``check --mokutil`` (a name with "db" in it holds ``--db``'s list)."""
+    texts: List[Tuple[str, str]] = []
+    paths = [os.path.join(root, SOS_BOOT, name) for name in ("mokutil_--sb-state", "mokutil_--list-enrolled",
+                                                              "mokutil_--db")] if root else []
+    for path in paths + list(files):
+        raw = _read_bytes(path)
+        if raw is None and path in files:
+            raise BadInput("%s: cannot read the mokutil output" % path)
+        if raw is not None:
+            texts.append((path, raw.decode("utf-8", "replace")))
+    return firmware_from_texts(texts)
 
-    state = text("mokutil_--sb-state")
-    enrolled = text("mokutil_--list-enrolled")
-    db = text("mokutil_--db")
-    secure_boot = parse_sb_state(state) if state is not None else None
-    return Firmware(secure_boot, "%s/mokutil_--sb-state" % SOS_BOOT if secure_boot is not None else "not captured", None,
-                    parse_mokutil_list(enrolled, "mokutil --list-enrolled") if enrolled is not None else None,
-                    None, parse_mokutil_list(db, "mokutil --db") if db is not None else None, None)
+
+def firmware_from_texts(texts: Sequence[Tuple[str, str]]) -> Firmware:
+    secure_boot: Optional[bool] = None
+    efi: Optional[bool] = None
+    state_source = "not captured"
+    mok: Optional[List[ListedKey]] = None
+    db: Optional[List[ListedKey]] = None
+    for path, text in texts:
+        name = os.path.basename(path)
+        if "EFI variables are not supported on this system" in text:  # mokutil on a machine booted by BIOS
+            secure_boot, efi, state_source = False, False, "%s: EFI variables are not supported" % path
+            continue
+        state = parse_sb_state(text)
+        if state is not None:
+            secure_boot, state_source = state, path
+            efi = True
+        if re.search(r"^\[key \d+\]", text, re.M) or "MokListRT is empty" in text or "is empty" in text:
+            keys = list(parse_mokutil_list(text, "mokutil output %s" % path))
+            if "db" in name.replace("dbx", ""):
+                db = (db or []) + keys
+            else:
+                mok = (mok or []) + keys
+            efi = True if efi is None else efi
+    return Firmware(secure_boot, state_source, None, tuple(mok) if mok is not None else None, None,
+                    tuple(db) if db is not None else None, efi)
 
 
 # -- all together -----------------------------------------------------------------------------
 
 def gather(target: KernelTarget, config: Mapping[str, str], live: bool, image: Optional[str] = None,
-           env: Optional[Mapping[str, str]] = None) -> Keys:
+           env: Optional[Mapping[str, str]] = None, mokutil: Sequence[str] = ()) -> Keys:
     dist = distribution(target)
     counted = counted_keyrings(dist, config)
     certificates: List[Certificate] = []
@@ -333,7 +359,7 @@ def gather(target: KernelTarget, config: Mapping[str, str], live: bool, image: O
             c.subject_cn for c in found.certificates)))
         break
     root = target.sysroot.rstrip("/") if target.sysroot not in ("", "/") else ""
-    firmware = live_firmware() if live else captured_firmware(root) if root else \
+    firmware = live_firmware() if live and not mokutil else captured_firmware(root, mokutil) if root or mokutil else \
         Firmware(None, "not visible here", None, None, None, None, None)
     listed: List[ListedKey] = []
     unseen: List[str] = []
