@@ -370,3 +370,19 @@ def test_check_command_signature_options(capsys, tmp_path):
     assert code == 3
     code, out = run("--trusted-cert", str(unsigned), module)
     assert code == 3
+
+
+def test_json_says_which_keys_were_not_seen(capsys, tmp_path):
+    import json
+
+    from conftest import make_tree
+    from kbuildguard.cli import main
+
+    tree = make_tree(tmp_path / "tree")
+    with open(os.path.join(tree, "include/config/auto.conf"), "a") as f:
+        f.write("CONFIG_MODULE_SIG=y\n")
+    assert main(["check", "--json", "--kernel-dir", tree, os.path.join(DATA, "fixture-sha256.ko")],
+                env={"PATH": "/nonexistent"}) == 0
+    signing = json.loads(capsys.readouterr().out)["signing"]
+    assert "no kernel image at hand" in signing["keys_not_seen"]
+    assert any(".builtin_trusted_keys" in s for s in signing["trusted"])

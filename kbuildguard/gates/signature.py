@@ -177,13 +177,6 @@ class Found(NamedTuple):
     listed: Optional[ListedKey] = None  # or mokutil's text of it
 
 
-def trusted_by(signer: SignerId, trust: Trust) -> Tuple[str, Optional[Certificate]]:
-    """Why the kernel trusts this signer ("" when kbuildguard does not know that it does), and the
-    certificate that can verify the signature, if one is at hand."""
-    found = find_key(signer, trust)
-    return found.why, found.cert
-
-
 def find_key(signer: SignerId, trust: Trust) -> Found:
     """pkcs7_trust.c looks the key up by the signer's issuer+serial (or key id) and nothing else."""
     for certs, why in ((trust.kernel_keys, "the kernel's keyrings hold it"), (trust.certs, "--trusted-cert")):
