@@ -42,10 +42,10 @@ from kbuildguard.target.kernel import KernelTarget
 
 MAX_IMAGE_BYTES = 256 * 1024 * 1024  # a compressed kernel image; vmlinux files with debug info are larger
 MAX_TEXT_BYTES = 4 * 1024 * 1024
-EFIVARS = "/sys/firmware/efi/efivars"
+EFI = "/sys/firmware/efi"
 GLOBAL_GUID = "8be4df61-93ca-11d2-aa0d-00e098032b8c"  # EFI_GLOBAL_VARIABLE: SecureBoot
 DB_GUID = "d719b2cb-3d3a-4596-a3bc-dad00e67656f"  # EFI_IMAGE_SECURITY_DATABASE_GUID: db
-MOK_VARIABLES = "/sys/firmware/efi/mok-variables"  # drivers/firmware/efi/mokvar-table.c
+SHIM_LOCK_GUID = "605dab50-e046-4300-abb6-3dd810dd8b23"  # EFI_SHIM_LOCK_GUID: MokListRT
 SOS_BOOT = "sos_commands/boot"
 
 
@@ -252,9 +252,9 @@ def parse_test_key(text: str) -> Optional[bool]:
     return None
 
 
-def _efivar(name: str, guid: str) -> Optional[bytes]:
+def _efivar(efi: str, name: str, guid: str) -> Optional[bytes]:
     """A UEFI variable from efivarfs: 4 bytes of attributes, then the value."""
-    data = _read_bytes(os.path.join(EFIVARS, "%s-%s" % (name, guid)))
+    data = _read_bytes(os.path.join(efi, "efivars", "%s-%s" % (name, guid)))
     return data[4:] if data is not None and len(data) >= 4 else None
 
 
@@ -273,24 +273,31 @@ class Firmware(NamedTuple):
     mok_trusted: Optional[bool] = None
 
 
-def live_firmware() -> Firmware:
-    if not os.path.isdir("/sys/firmware/efi"):
-        return Firmware(False, "no /sys/firmware/efi: not booted by UEFI", (), None, (), None, False, False)
-    value = _efivar("SecureBoot", GLOBAL_GUID)
+def live_firmware(efi: str = EFI) -> Firmware:
+    """This machine's firmware: efivarfs (SecureBoot, db, MokListRT) and the MOKvar table
+    (drivers/firmware/efi/mokvar-table.c: ``mok-variables/``, where shim leaves MokListRT and
+    MokListTrustedRT)."""
+    if not os.path.isdir(efi):
+        return Firmware(False, "no %s: not booted by UEFI" % efi, (), None, (), None, False, False)
+    value = _efivar(efi, "SecureBoot", GLOBAL_GUID)
     secure_boot = bool(value[0]) if value else None
     mok: Optional[Tuple[Certificate, ...]] = None
     db: Optional[Tuple[Certificate, ...]] = None
-    raw = _read_bytes(os.path.join(MOK_VARIABLES, "MokListRT"))
+    raw = _read_bytes(os.path.join(efi, "mok-variables", "MokListRT"))
     if raw is None:
-        raw = _efivar("MokListRT", "605dab50-e046-4300-abb6-3dd810dd8b23")  # EFI_SHIM_LOCK_GUID
+        raw = _efivar(efi, "MokListRT", SHIM_LOCK_GUID)
     try:
         mok = certlist.efi_signature_lists(raw, "MokListRT") if raw is not None else None
-        raw = _efivar("db", DB_GUID)
+    except BadInput:
+        pass
+    raw = _efivar(efi, "db", DB_GUID)
+    try:
         db = certlist.efi_signature_lists(raw, "UEFI db") if raw is not None else None
     except BadInput:
         pass
-    return Firmware(secure_boot, "%s/SecureBoot-%s" % (EFIVARS, GLOBAL_GUID) if value else "SecureBoot variable not readable",
-                    mok, None, db, None, True, os.path.exists(os.path.join(MOK_VARIABLES, "MokListTrustedRT")))
+    return Firmware(secure_boot, "%s/efivars/SecureBoot-%s" % (efi, GLOBAL_GUID) if value else
+                    "SecureBoot variable not readable", mok, None, db, None, True,
+                    os.path.exists(os.path.join(efi, "mok-variables", "MokListTrustedRT")))
 
 
 def captured_firmware(root: str, files: Sequence[str] = ()) -> Firmware:
