@@ -69,6 +69,9 @@ class Trust(NamedTuple):
     listed: Tuple[ListedKey, ...] = ()  # keys mokutil listed (text, not DER)
     builtin_missing: str = "the kernel's built-in keys were not read"  # "" when they were
     unseen: Tuple[str, ...] = ()  # keyrings that count whose keys kbuildguard cannot see
+    # every asymmetric key /proc/keys shows sits in a keyring that counts for modules (Debian: all
+    # four system keyrings count); elsewhere a key there may be in .platform, which does not
+    keyring_counts: bool = False
 
     def describe(self) -> str:
         return "; ".join(self.sources) if self.sources else "no trusted certificate or keyring at hand"
@@ -192,7 +195,10 @@ def find_key(signer: SignerId, trust: Trust) -> Found:
     skid = signer.skid or (known.skid if known is not None else b"")
     key = next((k for k in trust.keyring if skid and k.skid == skid), None)
     if key is not None:
-        return Found("the kernel's keyring holds \"%s: %s\" (/proc/keys)" % (key.name, key.skid.hex()), known)
+        why = "the kernel's keyring holds \"%s: %s\" (/proc/keys)" % (key.name, key.skid.hex())
+        if not trust.keyring_counts:  # /proc/keys does not say which keyring: maybe one modules do not use
+            return Found(why + ", in a keyring /proc/keys does not name (.platform does not count here)", None)
+        return Found(why, known)
     return Found("", known)
 
 

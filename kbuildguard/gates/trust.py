@@ -113,7 +113,7 @@ def gather(target: KernelTarget, config: Mapping[str, str], live: bool, cert_pat
     elif live:
         sources.append("%s shows no keys to this user" % keys_path)
     return Trust(certs, in_tree, keyring or (), keyring is not None, (), tuple(sources), keys.certificates, keys.listed,
-                 keys.builtin_missing, keys.unseen)
+                 keys.builtin_missing, keys.unseen, keys.distribution is keyrings.Distribution.DEBIAN)
 
 
 def confirm(runner: Runner, info: ModuleInfo, found: Check, trust: Trust, env: Optional[Mapping[str, str]] = None) -> Check:
