@@ -147,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "signed by it is trusted, and its signature verified")
     p.add_argument("--mokutil", action="append", default=[], metavar="FILE",
                    help="the target machine's mokutil output saved to a file (repeatable): --sb-state (Secure Boot "
-                        "on?), --list-enrolled (MOK keys), --db (UEFI db keys: name the file with 'db' in it)")
+                        "on?), --list-enrolled (MOK keys), --db (UEFI db keys: name the file with 'db' in it), "
+                        "--test-key FILE (that key enrolled)")
 
     p = add("sign", "sign built modules with the kernel tree's scripts/sign-file (as make --sign), then verify them; "
                     "for an RPM's buildroot after rpm's strip step")

@@ -118,17 +118,32 @@ def test_sb_state(text, state):
     assert keyrings.parse_sb_state(text) is state
 
 
-@pytest.mark.parametrize("text,enrolled", [
-    ("MOK.der is already enrolled\n", True),
-    ("MOK.der is already in db\n", True),
-    ("MOK.der is not enrolled\n", False),
-    ("MOK.der is already in the enrollment request\n", False),  # pending until the next boot
-    ("MOK.der is blocked in dbx\n", False),
-    ("MOK.der is blocked in MokListXRT\n", False),
-    ("Failed to read MOK.der\n", None),
+@pytest.mark.parametrize("text,where", [
+    ("MOK.der is already enrolled\n", "mok"),
+    ("MOK.der is already in db\n", "db"),
+    ("MOK.der is not enrolled\n", ""),
+    ("MOK.der is already in the enrollment request\n", ""),  # pending until the next boot
+    ("MOK.der is blocked in dbx\n", ""),
+    ("MOK.der is blocked in MokListXRT\n", ""),
 ])
-def test_test_key_words_not_its_exit_status(text, enrolled):
-    assert keyrings.parse_test_key(text) is enrolled
+def test_test_key_words_not_its_exit_status(text, where):
+    assert keyrings.parse_test_key(text) == [("MOK.der", where)]
+    assert keyrings.parse_test_key("Failed to read MOK.der\n") == []
+
+
+def test_a_tested_key_counts_and_the_list_stays_unseen(tmp_path):
+    """mokutil --test-key /var/lib/dkms/mok.pub: that key is enrolled, the others are not known."""
+    sb, tested = tmp_path / "sb", tmp_path / "test-key"
+    sb.write_text("SecureBoot enabled\n")
+    tested.write_text("%s is already enrolled\n" % os.path.join(DATA, "fixture-key.der"))
+    keys = keyrings.gather(target(), CONFIG, False, image=str(tmp_path / "none"), env={"XDG_CACHE_HOME": str(tmp_path)},
+                           mokutil=[str(sb), str(tested)])
+    assert [c.subject_cn for c in keys.certificates] == ["kbuildguard fixture signing key"]
+    assert ".machine (MOK keys; Secure Boot on)" in keys.unseen
+    info = read_module(os.path.join(DATA, "fixture-sha256.ko"))
+    trust = Trust(kernel_keys=keys.certificates, builtin_missing="", unseen=keys.unseen)
+    c = signature.check(info.signature, facts(True, trust))
+    assert c.effect is Effect.OK and "mokutil --test-key" in c.message
 
 
 def test_list_enrolled_text_names_and_keys():

@@ -29,12 +29,12 @@ import hashlib
 import json
 import os
 import re
-from typing import List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard.errors import BadInput
 from kbuildguard.formats import certlist
 from kbuildguard.formats.certlist import CertList
-from kbuildguard.formats.pkcs7 import Certificate, SignerId, parse_certificate
+from kbuildguard.formats.pkcs7 import Certificate, SignerId, parse_certificate, read_certificates
 from kbuildguard.formats.rsa import PublicKey
 from kbuildguard.probecache import cache_home
 from kbuildguard.strenum import StrEnum
@@ -239,17 +239,21 @@ def parse_mokutil_list(text: str, source: str) -> Tuple[ListedKey, ...]:
     return tuple(keys)
 
 
-def parse_test_key(text: str) -> Optional[bool]:
+_TEST_KEY = re.compile(r"^(?:CA of )?(.+?) is (already enrolled|already in db|not enrolled|blocked in \w+|"
+                       r"already in the (?:MokX )?(?:enrollment|deletion) request)\s*$", re.M)
+
+
+def parse_test_key(text: str) -> List[Tuple[str, str]]:
     """``mokutil --test-key FILE``: exit status 0 whether the key is enrolled, pending, in db or
-    blocked, so the words decide (mokutil 0.6.0 test_key(), its strings): "FILE is already enrolled"
-    (MokList) or "FILE is already in db" -- True; "FILE is not enrolled", "... is blocked in dbx",
-    "... is blocked in MokListXRT", "... is already in the enrollment request" (pending until the
-    next boot) -- False; anything else None."""
-    if re.search(r" is already enrolled$| is already in db$", text, re.M):
-        return True
-    if re.search(r" is not enrolled$| is blocked in | is already in the (MokX )?(enrollment|deletion) request$", text, re.M):
-        return False
-    return None
+    blocked, so the words decide (mokutil 0.6.0 test_key(); the strings of Debian's mokutil binary):
+    "FILE is already enrolled" (MokList: "mok"), "FILE is already in db" ("db"); "FILE is not
+    enrolled", "FILE is blocked in dbx" / "in MokListXRT", "FILE is already in the enrollment
+    request" (pending until the next boot) are no enrolment (""). [(FILE, "mok" | "db" | "")]."""
+    out: List[Tuple[str, str]] = []
+    for m in _TEST_KEY.finditer(text):
+        words = m.group(2)
+        out.append((m.group(1), "mok" if words == "already enrolled" else "db" if words == "already in db" else ""))
+    return out
 
 
 def _efivar(efi: str, name: str, guid: str) -> Optional[bytes]:
@@ -271,6 +275,9 @@ class Firmware(NamedTuple):
     # upstream machine_keyring.c uefi_check_trust_mok_keys(): the MOKvar table holds
     # MokListTrustedRT (/sys/firmware/efi/mok-variables); None: unknown
     mok_trusted: Optional[bool] = None
+    # keys mokutil --test-key says are enrolled (MOK) or in db: known present, the list not complete
+    tested_mok: Tuple[Certificate, ...] = ()
+    tested_db: Tuple[Certificate, ...] = ()
 
 
 def live_firmware(efi: str = EFI) -> Firmware:
@@ -322,8 +329,17 @@ def firmware_from_texts(texts: Sequence[Tuple[str, str]]) -> Firmware:
     state_source = "not captured"
     mok: Optional[List[ListedKey]] = None
     db: Optional[List[ListedKey]] = None
+    tested: Dict[str, List[Certificate]] = {"mok": [], "db": []}
     for path, text in texts:
         name = os.path.basename(path)
+        for tested_file, where in parse_test_key(text):
+            raw = _read_bytes(tested_file, 1024 * 1024) if where else None
+            if raw is not None:  # the key file named, when it is here too (DKMS's /var/lib/dkms/mok.pub)
+                try:
+                    tested[where].extend(c._replace(source="%s (mokutil --test-key: %s)" % (tested_file, where))
+                                         for c in read_certificates(raw, tested_file))
+                except BadInput:
+                    pass
         if "EFI variables are not supported on this system" in text:  # mokutil on a machine booted by BIOS
             secure_boot, efi, state_source = False, False, "%s: EFI variables are not supported" % path
             continue
@@ -339,7 +355,7 @@ def firmware_from_texts(texts: Sequence[Tuple[str, str]]) -> Firmware:
                 mok = (mok or []) + keys
             efi = True if efi is None else efi
     return Firmware(secure_boot, state_source, None, tuple(mok) if mok is not None else None, None,
-                    tuple(db) if db is not None else None, efi)
+                    tuple(db) if db is not None else None, efi, None, tuple(tested["mok"]), tuple(tested["db"]))
 
 
 # -- all together -----------------------------------------------------------------------------
@@ -386,6 +402,8 @@ def gather(target: KernelTarget, config: Mapping[str, str], live: bool, image: O
             listed.extend(firmware.mok_listed)
             sources.append("%d MOK key(s) (%s/mokutil_--list-enrolled)" % (len(firmware.mok_listed), SOS_BOOT))
         else:
+            certificates.extend(firmware.tested_mok)
+            sources.extend("enrolled MOK key %s" % c.describe() for c in firmware.tested_mok)
             unseen.append(".machine (MOK keys; Secure Boot %s)" % ("on" if firmware.secure_boot else "state unknown"))
     if Keyring.PLATFORM in counted:
         if firmware.efi is False:
@@ -397,6 +415,8 @@ def gather(target: KernelTarget, config: Mapping[str, str], live: bool, image: O
             listed.extend(firmware.db_listed)
             sources.append("%d UEFI db key(s) (%s/mokutil_--db)" % (len(firmware.db_listed), SOS_BOOT))
         else:
+            certificates.extend(firmware.tested_db)
+            sources.extend("UEFI db key %s" % c.describe() for c in firmware.tested_db)
             unseen.append(".platform (UEFI db keys)")
     return Keys(dist, counted, tuple(certificates), tuple(listed), builtin_missing, tuple(unseen), tuple(sources))
 
