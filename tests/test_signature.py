@@ -389,3 +389,16 @@ def test_json_says_which_keys_were_not_seen(capsys, tmp_path):
     signing = json.loads(capsys.readouterr().out)["signing"]
     assert "no kernel image at hand" in signing["keys_not_seen"]
     assert any(".builtin_trusted_keys" in s for s in signing["trusted"])
+
+
+@pytest.mark.parametrize("version,message", [(b"\x02", "Unsupported SignedData version"),
+                                             (b"\x03", "version mismatch")])
+def test_signed_data_version_as_the_kernel_parser_takes_it(version, message):
+    """pkcs7_note_signeddata_version(): 1 or 3; pkcs7_note_signerinfo_version(): SignerInfo 1 goes
+    with SignedData 1 -- else -EINVAL / -EBADMSG, fatal enforced or not."""
+    info = fixture("fixture-sha256.ko")
+    blob_ = info.signature.blob
+    at = blob_.index(b"\x02\x01\x01")  # SignedData's version, the first INTEGER
+    sig = info.signature._replace(blob=blob_[:at + 2] + version + blob_[at + 3:])
+    c = signature.check(sig, facts(False, trusted(FIXTURE_KEY)))
+    assert c.effect is Effect.REJECTED and message in c.message

@@ -197,7 +197,7 @@ def _attributes(node: der.Node) -> Tuple[bytes, Optional[bytes]]:
     """The DER the signature is over (RFC 5652 5.4: the [0] IMPLICIT SET OF re-tagged as a SET OF)
     and the messageDigest attribute."""
     digest: Optional[bytes] = None
-    types = set()
+    types = set()  # pkcs7_sig_note_set_of_authattrs(): "Missing required AuthAttr" without these two
     for attr in node.children():
         parts = der.expect(attr, der.SEQUENCE, "signed attribute").children()
         if len(parts) != 2:
@@ -211,6 +211,8 @@ def _attributes(node: der.Node) -> Tuple[bytes, Optional[bytes]]:
             digest = der.expect(values[0], der.OCTET_STRING, "messageDigest").content
         elif name == OID_CONTENT_TYPE and der.oid(values[0]) != OID_DATA:
             raise BadInput("signed contentType is not data")
+    if OID_CONTENT_TYPE not in types:
+        raise BadInput("signed attributes without a contentType (\"Missing required AuthAttr\")")
     return b"\x31" + node.raw[1:], digest
 
 
@@ -227,6 +229,10 @@ def _parse_message(blob: bytes) -> Message:
     parts = signed.children()
     if len(parts) < 4:
         raise BadInput("malformed SignedData: %d fields" % len(parts))
+    # pkcs7_parser.c pkcs7_note_signeddata_version(): one byte, 1 (PKCS#7) or 3 (CMS), else -EINVAL
+    version = der.expect(parts[0], der.INTEGER, "SignedData version").content
+    if version not in (b"\x01", b"\x03"):
+        raise BadInput("Unsupported SignedData version")
     encap = der.expect(parts[2], der.SEQUENCE, "encapsulated content").children()
     if not encap or der.oid(encap[0]) != OID_DATA:
         raise BadInput("SignedData does not sign data")
@@ -240,7 +246,17 @@ def _parse_message(blob: bytes) -> Message:
     info = der.expect(infos[0], der.SEQUENCE, "SignerInfo").children()
     if len(info) < 5:
         raise BadInput("malformed SignerInfo: %d fields" % len(info))
+    # pkcs7_note_signerinfo_version(): 1 goes with SignedData 1 and an issuer+serial, 3 with
+    # SignedData 3 and a key id (expect_skid); anything else is -EINVAL or -EBADMSG
+    info_version = der.expect(info[0], der.INTEGER, "SignerInfo version").content
+    if info_version not in (b"\x01", b"\x03"):
+        raise BadInput("Unsupported SignerInfo version")
+    if (info_version == b"\x01") != (version == b"\x01"):
+        raise BadInput("SignedData-SignerInfo version mismatch")
     sid = info[1]
+    if (sid.tag == der.SEQUENCE) != (info_version == b"\x01"):
+        raise BadInput("SignerInfo version %d names its signer by %s" % (info_version[0], "issuer and serial" if
+                                                                            sid.tag == der.SEQUENCE else "key id"))
     if sid.tag == der.SEQUENCE:  # IssuerAndSerialNumber
         issuer = der.expect(der.child(sid, 0, "issuerAndSerialNumber"), der.SEQUENCE, "issuer")
         signer_id = SignerId(issuer.raw, _name_cn(issuer), _integer(der.child(sid, 1, "issuerAndSerialNumber"), "serial"), b"")
