@@ -109,9 +109,11 @@ class Certificate(NamedTuple):
         return "%s (%s)" % (self.subject_cn or "unnamed", self.source)
 
     def matches(self, signer: SignerId) -> bool:
+        """As the kernel finds a key (asymmetric_key_generate_id(): the raw serial and issuer bytes,
+        or the key id), byte for byte: a serial with another leading zero is another key."""
         if signer.skid:
             return signer.skid == self.skid
-        return signer.issuer == self.issuer and signer.serial.lstrip(b"\0") == self.serial.lstrip(b"\0")
+        return signer.issuer == self.issuer and signer.serial == self.serial
 
 
 def read_signature(data) -> Optional[ModuleSignature]:
