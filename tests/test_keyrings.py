@@ -267,3 +267,12 @@ def test_live_firmware_from_efivarfs_and_the_mokvar_table(tmp_path):
     (efi / "efivars" / ("SecureBoot-" + keyrings.GLOBAL_GUID)).write_bytes(b"\x06\0\0\0\x00")
     found = keyrings.live_firmware(str(efi))
     assert found.secure_boot is False and found.mok_trusted is True
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=400), st.sampled_from(["[key 1]\n", "Serial Number:\n", "Modulus:\n    ab:c\n", "Exponent: x\n",
+                                               "X509v3 Subject Key Identifier: \n", ""]))
+def test_hostile_mokutil_text_never_raises(text, seed):
+    keyrings.parse_mokutil_list(seed + text + "\n" + seed, "x")
+    keyrings.parse_test_key(text)
+    keyrings.parse_sb_state(text)

@@ -402,3 +402,18 @@ def test_signed_data_version_as_the_kernel_parser_takes_it(version, message):
     sig = info.signature._replace(blob=blob_[:at + 2] + version + blob_[at + 3:])
     c = signature.check(sig, facts(False, trusted(FIXTURE_KEY)))
     assert c.effect is Effect.REJECTED and message in c.message
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_any_changed_byte_of_a_verified_module_is_refused(data):
+    """Property: with the signer's key trusted and every keyring seen, one changed byte anywhere in
+    the signed content or the RSA value is rejected-at-load, never ok."""
+    raw = blob("fixture-sha256.ko")
+    sig = pkcs7.read_signature(raw)
+    value_start = sig.signed_length + len(sig.blob) - 256
+    at = data.draw(st.one_of(st.integers(0, sig.signed_length - 1), st.integers(value_start, value_start + 255)))
+    new = data.draw(st.integers(0, 255).filter(lambda b: b != raw[at]))
+    changed = pkcs7.read_signature(raw[:at] + bytes([new]) + raw[at + 1:])
+    c = signature.check(changed, facts(False, trusted(FIXTURE_KEY)))
+    assert (c.ok, c.effect) == (False, Effect.REJECTED), (at, c.message)
