@@ -400,7 +400,7 @@ def gather(target: KernelTarget, config: Mapping[str, str], live: bool, image: O
             sources.append("%d MOK key(s) (MokListRT)" % len(firmware.mok))
         elif firmware.mok_listed is not None:
             listed.extend(firmware.mok_listed)
-            sources.append("%d MOK key(s) (%s/mokutil_--list-enrolled)" % (len(firmware.mok_listed), SOS_BOOT))
+            sources.append("%d MOK key(s) (mokutil --list-enrolled)" % len(firmware.mok_listed))
         else:
             certificates.extend(firmware.tested_mok)
             sources.extend("enrolled MOK key %s" % c.describe() for c in firmware.tested_mok)
@@ -413,13 +413,10 @@ def gather(target: KernelTarget, config: Mapping[str, str], live: bool, image: O
             sources.append("%d UEFI db key(s)" % len(firmware.db))
         elif firmware.db_listed is not None:
             listed.extend(firmware.db_listed)
-            sources.append("%d UEFI db key(s) (%s/mokutil_--db)" % (len(firmware.db_listed), SOS_BOOT))
+            sources.append("%d UEFI db key(s) (mokutil --db)" % len(firmware.db_listed))
         else:
             certificates.extend(firmware.tested_db)
             sources.extend("UEFI db key %s" % c.describe() for c in firmware.tested_db)
             unseen.append(".platform (UEFI db keys)")
     return Keys(dist, counted, tuple(certificates), tuple(listed), builtin_missing, tuple(unseen), tuple(sources))
 
-
-def signer_in(keys: Sequence[Certificate], signer: SignerId) -> Optional[Certificate]:
-    return next((c for c in keys if c.matches(signer)), None)
