@@ -144,7 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_signature_options(p)
     p.add_argument("--trusted-cert", action="append", default=[], metavar="FILE",
                    help="a certificate (PEM or DER) the kernel trusts (its MOK or builtin keys); repeatable: a module "
-                        "signed by it is trusted, and its signature verified with openssl")
+                        "signed by it is trusted, and its signature verified")
+    p.add_argument("--mokutil", action="append", default=[], metavar="FILE",
+                   help="the target machine's mokutil output saved to a file (repeatable): --sb-state (Secure Boot "
+                        "on?), --list-enrolled (MOK keys), --db (UEFI db keys: name the file with 'db' in it), "
+                        "--test-key FILE (that key enrolled)")
 
     p = add("sign", "sign built modules with the kernel tree's scripts/sign-file (as make --sign), then verify them; "
                     "for an RPM's buildroot after rpm's strip step")
@@ -219,7 +223,7 @@ def _check(ctx: Context, args: argparse.Namespace, common: Common) -> int:
     from kbuildguard.commands.check import CheckOptions
 
     return check.run(ctx, CheckOptions(common, tuple(args.paths), args.vmlinux, args.kernel_config, tuple(args.symvers),
-                                       tuple(args.trusted_cert), _sig_enforce(args)))
+                                       tuple(args.trusted_cert), _sig_enforce(args), tuple(args.mokutil)))
 
 
 def _sign(ctx: Context, args: argparse.Namespace, common: Common) -> int:

@@ -93,7 +93,8 @@ def expectation_json(expect: Expectation) -> Dict[str, Any]:
             "reference_layout": reference_json(expect.reference),
             "layout_not_compared": expect.not_compared or None,
             "signing": {"module_sig": signing.module_sig, "enforced": signing.enforced, "why": signing.why,
-                        "hash": signing.hash or None, "trusted": list(signing.trust.sources)} if signing else None}
+                        "hash": signing.hash or None, "trusted": list(signing.trust.sources),
+                        "keys_not_seen": signing.trust.not_seen() or None} if signing else None}
 
 
 def explanation_json(found: "Explanation") -> Dict[str, Any]:

@@ -34,6 +34,7 @@ class CheckOptions(NamedTuple):
     symvers: Tuple[str, ...] = ()
     trusted_certs: Tuple[str, ...] = ()  # --trusted-cert: certificates the kernel trusts
     sig_enforce: Optional[bool] = None  # --sig-enforce yes|no: the target's enforcement, stated
+    mokutil: Tuple[str, ...] = ()  # --mokutil: the target's mokutil output (Secure Boot, MOK and db keys)
 
 
 def expectation(ctx: Context, target: KernelTarget, level: MatchLevel, opts: CheckOptions) -> Expectation:
@@ -47,7 +48,9 @@ def expectation(ctx: Context, target: KernelTarget, level: MatchLevel, opts: Che
         reference = with_cause(reference, drift)
     facts = loader.gather(target, [ctx.path(p) for p in opts.symvers], sig_enforce=opts.sig_enforce,
                           trusted_certs=[ctx.path(c) for c in opts.trusted_certs], config_file=config_file,
-                          read=drift.kernel if drift is not None else None)
+                          read=drift.kernel if drift is not None else None,
+                          image=ctx.path(opts.vmlinux) if opts.vmlinux else None,
+                          mokutil=[ctx.path(m) for m in opts.mokutil])
     return Expectation(target, level, reference, not_compared, facts)
 
 

@@ -1,7 +1,6 @@
 """A small, bounded DER reader: just enough ASN.1 for a module's PKCS#7 signature and an X.509
-certificate (signature.py). Not the ``cryptography`` package: it has no wheels for Python 3.6 here,
-and reading who signed a module needs no cryptography at all (openssl checks the signature itself,
-trust.py).
+certificate (pkcs7.py). Not the ``cryptography`` package: it has no wheels for Python 3.6 here; the
+RSA check that needs the numbers read here is rsa.py's.
 
 Every read stays inside its parent's bytes; lengths are definite (DER), at most 4 length bytes,
 nesting at most MAX_DEPTH deep. Anything else is ``BadInput`` with one line, never an IndexError.
@@ -17,6 +16,7 @@ SEQUENCE = 0x30
 SET = 0x31
 INTEGER = 0x02
 OCTET_STRING = 0x04
+BIT_STRING = 0x03
 OID = 0x06
 BOOLEAN = 0x01
 NULL = 0x05

@@ -1,21 +1,22 @@
-"""The bytes of a module signature: the trailer kernel/module/signing.c reads, the PKCS#7 message
-and the X.509 certificates that may have signed it.
+"""The bytes of a module signature: the trailer kernel/module/signing.c reads, the PKCS#7 message,
+the X.509 certificates that may have signed it, and whether the signature verifies.
 
 kernel/module/signing.c (6.1) module_sig_check(): a module ends in ``~Module signature appended~\\n``
 preceded by ``struct module_signature`` (12 bytes, sig_len big-endian) and a PKCS#7 blob;
 kernel/module_signature.c mod_check_sig() refuses a trailer whose length leaves no room or whose
-PKCS#7 form names anything else (-EBADMSG). The structures are read by der.py; only names, serials,
-key ids and the digest algorithm are taken from them. What the kernel makes of them is
-gates/signature.py's.
+PKCS#7 form names anything else (-EBADMSG). The structures are read by der.py and checked as
+crypto/asymmetric_keys/pkcs7_parser.c and pkcs7_verify.c check them; the RSA arithmetic is rsa.py's.
+What the kernel makes of the outcome (which keys it trusts, enforced or not) is gates/signature.py's.
 """
 
 import base64
+import hashlib
 import re
 import struct
-from typing import Dict, List, NamedTuple, Optional
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from kbuildguard.errors import BadInput
-from kbuildguard.formats import der
+from kbuildguard.formats import der, rsa
 
 MAGIC = b"~Module signature appended~\n"
 TRAILER = struct.Struct(">BBBBB3xI")  # algo, hash, id_type, signer_len, key_id_len, pad, sig_len
@@ -23,23 +24,43 @@ PKEY_ID_PKCS7 = 2
 MAX_SIGNATURE_BYTES = 64 * 1024  # a module's PKCS#7 message is well under 2 KiB; a certificate too
 
 OID_SIGNED_DATA = "1.2.840.113549.1.7.2"
+OID_DATA = "1.2.840.113549.1.7.1"
 OID_CN = "2.5.4.3"
 OID_O = "2.5.4.10"
 OID_EMAIL = "1.2.840.113549.1.9.1"
 OID_SKI = "2.5.29.14"
+OID_CONTENT_TYPE = "1.2.840.113549.1.9.3"
+OID_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
+OID_RSA = "1.2.840.113549.1.1.1"
+OID_EC_PUBLIC_KEY = "1.2.840.10045.2.1"
 DIGESTS = {
     "1.3.14.3.2.26": "sha1", "2.16.840.1.101.3.4.2.4": "sha224", "2.16.840.1.101.3.4.2.1": "sha256",
     "2.16.840.1.101.3.4.2.2": "sha384", "2.16.840.1.101.3.4.2.3": "sha512", "2.16.840.1.101.3.4.2.8": "sha3-256",
     "2.16.840.1.101.3.4.2.9": "sha3-384", "2.16.840.1.101.3.4.2.10": "sha3-512", "1.2.156.10197.1.401": "sm3",
+    "1.2.840.113549.2.4": "md4", "1.2.840.113549.2.5": "md5", "1.2.643.7.1.1.2.2": "streebog256",
+    "1.2.643.7.1.1.2.3": "streebog512",
 }
-
-
+# crypto/asymmetric_keys/pkcs7_parser.c pkcs7_sig_note_digest_algo() (6.1): any other digest is -ENOPKG
+KERNEL_DIGESTS = frozenset({"md4", "md5", "sha1", "sha256", "sha384", "sha512", "sha224", "sm3", "streebog256",
+                            "streebog512"})
+# pkcs7_sig_note_pkey_algo() (6.1): the signature algorithms a SignerInfo may name; any other is -ENOPKG.
+# Note rsaEncryption only: sha256WithRSAEncryption there is -ENOPKG.
+SIGNATURE_ALGORITHMS = {
+    OID_RSA: "rsa",
+    "1.2.840.10045.4.1": "ecdsa", "1.2.840.10045.4.3.1": "ecdsa", "1.2.840.10045.4.3.2": "ecdsa",
+    "1.2.840.10045.4.3.3": "ecdsa", "1.2.840.10045.4.3.4": "ecdsa",
+    "1.2.156.10197.1.501": "sm2", "1.2.643.7.1.1.1.1": "gost2012", "1.2.643.7.1.1.1.2": "gost2012",
+}
 
 class ModuleSignature(NamedTuple):
     signed_length: int  # the bytes the signature covers (the module without signature and trailer)
     id_type: int
     blob: bytes  # the PKCS#7 message
     malformed: str = ""  # why kernel/module_signature.c mod_check_sig() returns -EBADMSG, fatal enforced or not
+    # the digest of the signed bytes with the message's digest algorithm (b"": the message does not
+    # parse, or names a digest hashlib lacks): made where the module's bytes are, so the gate needs
+    # only this record (it runs in worker processes that do not keep the bytes)
+    digest: bytes = b""
 
 
 class SignerId(NamedTuple):
@@ -61,6 +82,18 @@ class Signer(NamedTuple):
     id: SignerId
 
 
+class Message(NamedTuple):
+    """A module's PKCS#7 SignedData message with its one SignerInfo, as pkcs7_parser.c reads it."""
+
+    signer: Signer
+    algorithm: str  # the SignerInfo's signature algorithm: rsa, ecdsa, sm2, gost2012, or the OID
+    signature: bytes  # the signature value
+    signed_attrs: bytes  # b"", or the DER of the SET OF attributes the signature is over (tag 0x31)
+    message_digest: Optional[bytes]  # the messageDigest attribute, when there are attributes
+    certificates: Tuple[bytes, ...]  # certificates the message carries (sign-file writes none)
+    has_content: bool  # the message carries its content (a module signature is detached)
+
+
 class Certificate(NamedTuple):
     subject_cn: str
     issuer_cn: str
@@ -69,14 +102,18 @@ class Certificate(NamedTuple):
     skid: bytes  # b"" when the certificate has no subjectKeyIdentifier
     der: bytes
     source: str  # the file it came from
+    key_algorithm: str = ""  # rsa, ec, or the OID of another SubjectPublicKeyInfo algorithm
+    key: Optional[rsa.PublicKey] = None  # the RSA public key
 
     def describe(self) -> str:
         return "%s (%s)" % (self.subject_cn or "unnamed", self.source)
 
     def matches(self, signer: SignerId) -> bool:
+        """As the kernel finds a key (asymmetric_key_generate_id(): the raw serial and issuer bytes,
+        or the key id), byte for byte: a serial with another leading zero is another key."""
         if signer.skid:
             return signer.skid == self.skid
-        return signer.issuer == self.issuer and signer.serial.lstrip(b"\0") == self.serial.lstrip(b"\0")
+        return signer.issuer == self.issuer and signer.serial == self.serial
 
 
 def read_signature(data) -> Optional[ModuleSignature]:
@@ -95,7 +132,19 @@ def read_signature(data) -> Optional[ModuleSignature]:
                                "non-zero params\")")
     start = end - TRAILER.size - sig_len
     blob = bytes(data[start:end - TRAILER.size])
-    return ModuleSignature(start, id_type, blob)
+    return ModuleSignature(start, id_type, blob, "", content_digest(blob, data, start))
+
+
+def content_digest(blob: bytes, data, length: int) -> bytes:
+    """The digest of data[:length] with the algorithm the message names; b"" when it does not parse."""
+    try:
+        name = parse_signer(blob).digest
+        hasher = hashlib.new(name)
+    except (BadInput, ValueError):
+        return b""
+    with memoryview(data) as view:  # bytes or mmap; no copy of the module
+        hasher.update(view[:length])
+    return hasher.digest()
 
 
 # -- PKCS#7 and X.509 -------------------------------------------------------------------------
@@ -115,45 +164,101 @@ def _integer(node: der.Node, what: str) -> bytes:
     return der.expect(node, der.INTEGER, what).content
 
 
-# parse_signer's answers by the message without its trailing signature value: sign-file writes no
+# parse_message's answers by the message without its trailing signature value: sign-file writes no
 # signed attributes (CMS_NOATTR), so all of a kernel's modules signed by one key share that prefix and
 # only the RSA value differs. `check` over 4000 signed modules then walks the DER once, not 4000 times.
-_SIGNERS: Dict[bytes, "Signer"] = {}
+_MESSAGES: Dict[bytes, "Message"] = {}
 
 
-def _signer_key(blob: bytes) -> Optional[bytes]:
+def _signature_split(blob: bytes) -> Tuple[Optional[bytes], int]:
     """The message up to its signature value when that value is an RSA one (256, 384, 512 bytes) last."""
     for size in (256, 384, 512):
         if len(blob) > size + 4 and blob[-size - 4:-size] == b"\x04\x82" + size.to_bytes(2, "big"):
-            return blob[:-size]
-    return None
+            return blob[:-size], size
+    return None, 0
+
+
+def parse_message(blob: bytes) -> Message:
+    """A module's PKCS#7 (or CMS) SignedData message: signer, digest, attributes, signature value."""
+    key, size = _signature_split(blob)
+    found = _MESSAGES.get(key) if key is not None else None
+    if found is not None:
+        return found._replace(signature=blob[-size:])
+    found = _parse_message(blob)
+    if key is not None and found.signature == blob[-size:] and len(_MESSAGES) < 64:
+        _MESSAGES[key] = found
+    return found
 
 
 def parse_signer(blob: bytes) -> Signer:
     """The digest algorithm and signer of a module's PKCS#7 (or CMS) SignedData message."""
-    key = _signer_key(blob)
-    found = _SIGNERS.get(key) if key is not None else None
-    if found is None:
-        found = _parse_signer(blob)
-        if key is not None and len(_SIGNERS) < 64:
-            _SIGNERS[key] = found
-    return found
+    return parse_message(blob).signer
 
 
-def _parse_signer(blob: bytes) -> Signer:
+def _attributes(node: der.Node) -> Tuple[bytes, Optional[bytes]]:
+    """The DER the signature is over (RFC 5652 5.4: the [0] IMPLICIT SET OF re-tagged as a SET OF)
+    and the messageDigest attribute."""
+    digest: Optional[bytes] = None
+    types = set()  # pkcs7_sig_note_set_of_authattrs(): "Missing required AuthAttr" without these two
+    for attr in node.children():
+        parts = der.expect(attr, der.SEQUENCE, "signed attribute").children()
+        if len(parts) != 2:
+            raise BadInput("malformed signed attribute")
+        name = der.oid(parts[0])
+        values = der.expect(parts[1], der.SET, "signed attribute values").children()
+        if name in types or len(values) != 1:  # pkcs7_sig_note_set_of_authattrs(): each once, one value
+            raise BadInput("signed attribute %s given twice or with %d values" % (name, len(values)))
+        types.add(name)
+        if name == OID_MESSAGE_DIGEST:
+            digest = der.expect(values[0], der.OCTET_STRING, "messageDigest").content
+        elif name == OID_CONTENT_TYPE and der.oid(values[0]) != OID_DATA:
+            raise BadInput("signed contentType is not data")
+    if OID_CONTENT_TYPE not in types:
+        raise BadInput("signed attributes without a contentType (\"Missing required AuthAttr\")")
+    return b"\x31" + node.raw[1:], digest
+
+
+def _parse_message(blob: bytes) -> Message:
     if len(blob) > MAX_SIGNATURE_BYTES:
         raise BadInput("signature of %d bytes: larger than any module signature" % len(blob))
     top = der.expect(der.read(blob), der.SEQUENCE, "PKCS#7 message")
+    # bytes after the message are no error: lib/asn1_decoder.c stops at ASN1_OP_COMPLETE
     content_type, explicit = der.child(top, 0, "PKCS#7 message"), der.child(top, 1, "PKCS#7 message")
     if der.oid(content_type) != OID_SIGNED_DATA:
         raise BadInput("PKCS#7 message is not SignedData (%s)" % der.oid(content_type))
     signed = der.expect(der.child(der.expect(explicit, 0xA0, "PKCS#7 content"), 0, "PKCS#7 content"), der.SEQUENCE,
                         "SignedData")
-    infos = der.expect(signed.children()[-1], der.SET, "SignedData signerInfos").children()
+    parts = signed.children()
+    if len(parts) < 4:
+        raise BadInput("malformed SignedData: %d fields" % len(parts))
+    # pkcs7_parser.c pkcs7_note_signeddata_version(): one byte, 1 (PKCS#7) or 3 (CMS), else -EINVAL
+    version = der.expect(parts[0], der.INTEGER, "SignedData version").content
+    if version not in (b"\x01", b"\x03"):
+        raise BadInput("Unsupported SignedData version")
+    encap = der.expect(parts[2], der.SEQUENCE, "encapsulated content").children()
+    if not encap or der.oid(encap[0]) != OID_DATA:
+        raise BadInput("SignedData does not sign data")
+    certificates: List[bytes] = []
+    for extra in parts[3:-1]:
+        if extra.tag == 0xA0:  # [0] IMPLICIT certificates
+            certificates.extend(c.raw for c in extra.children())
+    infos = der.expect(parts[-1], der.SET, "SignedData signerInfos").children()
     if len(infos) != 1:
         raise BadInput("SignedData holds %d signers; a module signature has one" % len(infos))
-    info = der.expect(infos[0], der.SEQUENCE, "SignerInfo")
-    sid = der.child(info, 1, "SignerInfo")
+    info = der.expect(infos[0], der.SEQUENCE, "SignerInfo").children()
+    if len(info) < 5:
+        raise BadInput("malformed SignerInfo: %d fields" % len(info))
+    # pkcs7_note_signerinfo_version(): 1 goes with SignedData 1 and an issuer+serial, 3 with
+    # SignedData 3 and a key id (expect_skid); anything else is -EINVAL or -EBADMSG
+    info_version = der.expect(info[0], der.INTEGER, "SignerInfo version").content
+    if info_version not in (b"\x01", b"\x03"):
+        raise BadInput("Unsupported SignerInfo version")
+    if (info_version == b"\x01") != (version == b"\x01"):
+        raise BadInput("SignedData-SignerInfo version mismatch")
+    sid = info[1]
+    if (sid.tag == der.SEQUENCE) != (info_version == b"\x01"):
+        raise BadInput("SignerInfo version %d names its signer by %s" % (info_version[0], "issuer and serial" if
+                                                                            sid.tag == der.SEQUENCE else "key id"))
     if sid.tag == der.SEQUENCE:  # IssuerAndSerialNumber
         issuer = der.expect(der.child(sid, 0, "issuerAndSerialNumber"), der.SEQUENCE, "issuer")
         signer_id = SignerId(issuer.raw, _name_cn(issuer), _integer(der.child(sid, 1, "issuerAndSerialNumber"), "serial"), b"")
@@ -161,9 +266,59 @@ def _parse_signer(blob: bytes) -> Signer:
         signer_id = SignerId(b"", "", b"", sid.content)
     else:
         raise BadInput("SignerInfo identifies its signer by tag 0x%02x" % sid.tag)
-    algorithm = der.expect(der.child(info, 2, "SignerInfo"), der.SEQUENCE, "digestAlgorithm")
+    algorithm = der.expect(info[2], der.SEQUENCE, "digestAlgorithm")
     digest_oid = der.oid(der.child(algorithm, 0, "digestAlgorithm"))
-    return Signer(DIGESTS.get(digest_oid, digest_oid), signer_id)
+    at = 3
+    signed_attrs, message_digest = b"", None
+    if info[at].tag == 0xA0:  # [0] IMPLICIT signedAttrs
+        signed_attrs, message_digest = _attributes(info[at])
+        if message_digest is None:  # pkcs7_verify.c pkcs7_digest(): "Sig %u: No messageDigest"
+            raise BadInput("signed attributes without a messageDigest")
+        at += 1
+    if at + 1 >= len(info):
+        raise BadInput("malformed SignerInfo: no signature")
+    sig_algorithm = der.oid(der.child(der.expect(info[at], der.SEQUENCE, "signatureAlgorithm"), 0, "signatureAlgorithm"))
+    value = der.expect(info[at + 1], der.OCTET_STRING, "signature value").content
+    return Message(Signer(DIGESTS.get(digest_oid, digest_oid), signer_id),
+                   SIGNATURE_ALGORITHMS.get(sig_algorithm, sig_algorithm), value, signed_attrs, message_digest,
+                   tuple(certificates), len(encap) > 1)
+
+
+def verify(message: Message, content_digest_: bytes, cert: Certificate) -> str:
+    """"" when ``cert``'s key made ``message``'s signature over content whose digest is given, else why
+    not (pkcs7_verify.c pkcs7_digest() and public_key_verify_signature()). The caller knows the
+    digest is the message's algorithm's (ModuleSignature.digest)."""
+    digest_name = message.signer.digest
+    if not content_digest_:
+        return "the digest of the module could not be made (%s)" % digest_name
+    digest = content_digest_
+    if message.signed_attrs:
+        if message.message_digest != digest:  # pkcs7_digest(): "Sig %u: Message digest doesn't match"
+            return "its messageDigest attribute is not the digest of the module"
+        digest = hashlib.new(digest_name, message.signed_attrs).digest()
+    if cert.key is None:
+        return "the certificate's key is %s, not RSA" % (cert.key_algorithm or "unknown")
+    return rsa.verify(cert.key, digest_name, digest, message.signature)
+
+
+def _public_key(spki: der.Node) -> Tuple[str, Optional[rsa.PublicKey]]:
+    parts = der.expect(spki, der.SEQUENCE, "subjectPublicKeyInfo").children()
+    if len(parts) != 2:
+        raise BadInput("malformed subjectPublicKeyInfo")
+    algorithm = der.oid(der.child(der.expect(parts[0], der.SEQUENCE, "key algorithm"), 0, "key algorithm"))
+    if algorithm == OID_EC_PUBLIC_KEY:
+        return "ec", None
+    if algorithm != OID_RSA:
+        return algorithm, None
+    bits = der.expect(parts[1], der.BIT_STRING, "subjectPublicKey").content
+    if not bits or bits[0] != 0:
+        raise BadInput("malformed RSA public key")
+    numbers = der.expect(der.read(bits, 1), der.SEQUENCE, "RSA public key").children()
+    if len(numbers) != 2:
+        raise BadInput("malformed RSA public key")
+    n = int.from_bytes(_integer(numbers[0], "RSA modulus"), "big")
+    e = int.from_bytes(_integer(numbers[1], "RSA exponent"), "big")
+    return "rsa", rsa.PublicKey(n, e)
 
 
 PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
@@ -178,6 +333,7 @@ def parse_certificate(data: bytes, source: str) -> Certificate:
         raise BadInput("%s: certificate lacks fields" % source)
     serial = _integer(tbs[0], "certificate serial")
     issuer, subject = der.expect(tbs[2], der.SEQUENCE, "issuer"), der.expect(tbs[4], der.SEQUENCE, "subject")
+    key_algorithm, key = _public_key(tbs[5])
     skid = b""
     for extra in tbs[6:]:
         if extra.tag != 0xA3:  # [3] extensions
@@ -187,7 +343,7 @@ def parse_certificate(data: bytes, source: str) -> Certificate:
             if parts and der.oid(parts[0]) == OID_SKI:
                 value = der.expect(parts[-1], der.OCTET_STRING, "extension value")
                 skid = der.expect(der.read(value.content), der.OCTET_STRING, "subjectKeyIdentifier").content
-    return Certificate(_name_cn(subject), _name_cn(issuer), issuer.raw, serial, skid, top.raw, source)
+    return Certificate(_name_cn(subject), _name_cn(issuer), issuer.raw, serial, skid, top.raw, source, key_algorithm, key)
 
 
 def read_certificates(data: bytes, source: str) -> List[Certificate]:
@@ -205,5 +361,3 @@ def read_certificates(data: bytes, source: str) -> List[Certificate]:
             out.append(parse_certificate(raw, source))
         return out
     return [parse_certificate(data, source)]
-
-

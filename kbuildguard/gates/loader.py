@@ -134,15 +134,18 @@ def kernel_config(target: KernelTarget, explicit: Optional[str] = None) -> Mappi
 
 def gather(target: KernelTarget, extra_symvers: Sequence[str] = (), sig_enforce: Optional[bool] = None,
            config_file: Optional[str] = None, trusted_certs: Sequence[str] = (),
-           read: Optional[Mapping[str, str]] = None) -> LoaderFacts:
-    """``read``: the kernel's configuration when the caller has read it already (drift.compare)."""
+           read: Optional[Mapping[str, str]] = None, image: Optional[str] = None,
+           mokutil: Sequence[str] = ()) -> LoaderFacts:
+    """``read``: the kernel's configuration when the caller has read it already (drift.compare);
+    ``image``: the kernel image given (--vmlinux), whose built-in keys the signature gate trusts;
+    ``mokutil``: files of the target's mokutil output (check --mokutil)."""
     config = read if read else kernel_config(target, config_file)
     vermagic, vermagic_source = kernel_vermagic(target, config)
     exports, missing = kernel_exports.gather(target, extra_symvers)
     validates = None if not config else config.get("CONFIG_DEBUG_INFO_BTF_MODULES") == "y"
     btf = BtfFacts(validates, config.get("CONFIG_MODULE_ALLOW_BTF_MISMATCH") == "y", None, None)
     return LoaderFacts(config, vermagic, vermagic_source, exports, missing, signing_facts(target, config, sig_enforce,
-                                                                                          trusted_certs), btf,
+                                                                                          trusted_certs, image, mokutil), btf,
                        target.modules_dir or "", debian_kernel(target), kmods.gather(target))
 
 
@@ -152,11 +155,13 @@ def debian_kernel(target: KernelTarget) -> bool:
 
 
 def signing_facts(target: KernelTarget, config: Mapping[str, str], sig_enforce: Optional[bool],
-                  trusted_certs: Sequence[str] = ()) -> SigningFacts:
+                  trusted_certs: Sequence[str] = (), image: Optional[str] = None,
+                  mokutil: Sequence[str] = ()) -> SigningFacts:
     """Enforcement read from the running kernel (/sys, /proc) or the sysroot's captured files, and the trust."""
     root = target.sysroot.rstrip("/") if target.sysroot not in ("", "/") else ""
     live = target.running and not root
-    return signature.gather(config, sig_enforce, root, live, trust.gather(target.modules_dir, live, trusted_certs))
+    return signature.gather(config, sig_enforce, root, live, trust.gather(target, config, live, trusted_certs, image,
+                                                                    mokutil=mokutil))
 
 
 def bare(target: KernelTarget) -> LoaderFacts:

@@ -3,41 +3,50 @@
 kernel/module/signing.c (6.1) module_sig_check(): a module ends in ``~Module signature appended~\\n``
 preceded by ``struct module_signature`` (12 bytes, sig_len big-endian) and a PKCS#7 blob.
 mod_verify_sig() errors -ENODATA (unsigned), -ENOPKG (unsupported crypto, or not PKCS#7) and -ENOKEY
-(signer not in the kernel's keyrings) are fatal only where signatures are enforced: with
+(signer not in the keyrings that count) are fatal only where signatures are enforced: with
 ``module.sig_enforce=1`` or CONFIG_MODULE_SIG_FORCE "Loading of unsigned module is rejected" /
 "... of module with unavailable key is rejected" (-EKEYREJECTED, insmod: "Key was rejected by
 service"); under lockdown (integrity or confidentiality) security_locked_down() returns -EPERM.
 Elsewhere the module loads and kernel/module/main.c taints ("module verification failed: signature
-and/or required key missing - tainting kernel"). Every other error -- a signature that does not
-verify, because the module changed after signing, or a malformed blob -- is fatal even where
-nothing is enforced.
+and/or required key missing - tainting kernel"). Every other error is fatal even where nothing is
+enforced, and silent in the log: a malformed blob (-EBADMSG), and a signature the key it names does
+not verify -- crypto/asymmetric_keys/pkcs7_trust.c pkcs7_validate_trust_one() finds the key by
+issuer+serial (or key id) and returns -EKEYREJECTED when verify_signature() fails, so a key that
+merely copies a trusted key's name is refused, and so is a module changed after signing.
 
-How kbuildguard decides (the gate below; trust.py gathers the trust, openssl checks the signature):
+How kbuildguard decides (the gate below; target/keyrings.py says which keys count and what is seen):
 
 * unsigned: rejected where enforced (refused, unless make signs it later), else taints;
-* signed by a key kbuildguard knows the kernel trusts -- a certificate given with ``--trusted-cert``,
-  the signer of the kernel's own in-tree modules, or a key in the running kernel's keyrings
-  (/proc/keys) -- ok;
-* signed by anyone else: rejected where enforced (refused), else taints;
-* whenever the signer's certificate is at hand (``--trusted-cert``, or the certificate make --sign
-  used), openssl verifies the signature over the module: a mismatch is rejected even unenforced.
-
-The PKCS#7 and X.509 structures are read by der.py; only names, serials, key ids and the digest
-algorithm are taken from them.
+* malformed, or not SignedData over detached data: rejected, enforced or not;
+* a digest or signature algorithm the kernel lacks (-ENOPKG): rejected where enforced, else taints;
+* the signer names a key kbuildguard holds the certificate of -- built into the kernel image, the
+  UEFI db or MOK list where they count, ``--trusted-cert`` -- the signature is verified (formats/
+  pkcs7.py, rsa.py): ok, or rejected enforced or not; ECDSA and other key types: not checked;
+* the signer names a key the kernel trusts without its certificate at hand (its own modules' signer,
+  /proc/keys): not checked (the signature could not be verified);
+* the signer is none of those: where every keyring that counts is seen, as -ENOKEY (rejected where
+  enforced, else taints); otherwise not checked, naming what was not seen.
 """
 
 import re
 from typing import List, Mapping, NamedTuple, Optional, Tuple
 
 from kbuildguard.errors import BadInput
-from kbuildguard.formats.pkcs7 import PKEY_ID_PKCS7, Certificate, ModuleSignature, SignerId, parse_signer
+from kbuildguard.formats import pkcs7
+from kbuildguard.formats.pkcs7 import PKEY_ID_PKCS7, Certificate, Message, ModuleSignature, SignerId
 from kbuildguard.gates.model import Check, Effect, Gate
+from kbuildguard.target.keyrings import ListedKey
 
 # what insmod and the log say (kernel/module/signing.c, security/lockdown/lockdown.c)
 ENFORCED_REFUSAL = "\"Loading of unsigned module is rejected\" (Key was rejected by service)"
 LOCKDOWN_REFUSAL = ("\"Lockdown: insmod: unsigned module loading is restricted; see man kernel_lockdown.7\" "
                     "(Operation not permitted)")
 UNSIGNED_TAINT = "\"module verification failed: signature and/or required key missing - tainting kernel\""
+BAD_SIGNATURE = "insmod: Key was rejected by service (-EKEYREJECTED; the kernel logs nothing)"
+UNAVAILABLE_KEY = "\"Loading of module with unavailable key is rejected\" (Key was rejected by service)"
+UNSUPPORTED = "\"Loading of module with unsupported crypto is rejected\" (Key was rejected by service)"
+# crypto/asymmetric_keys/pkcs7_parser.c pkcs7_sig_note_pkey_algo() (6.1): what a SignerInfo may use
+KERNEL_SIGNATURE_ALGORITHMS = ("rsa", "ecdsa", "sm2", "gost2012")
 
 
 class KeyringKey(NamedTuple):
@@ -56,9 +65,24 @@ class Trust(NamedTuple):
     keyring_read: bool = False
     known: Tuple[Certificate, ...] = ()  # certificates that verify a signature without being trusted (make --sign's)
     sources: Tuple[str, ...] = ()  # what was consulted, for messages
+    kernel_keys: Tuple[Certificate, ...] = ()  # the keyrings' certificates: built in, UEFI db, MokListRT
+    listed: Tuple[ListedKey, ...] = ()  # keys mokutil listed (text, not DER)
+    builtin_missing: str = "the kernel's built-in keys were not read"  # "" when they were
+    unseen: Tuple[str, ...] = ()  # keyrings that count whose keys kbuildguard cannot see
+    # every asymmetric key /proc/keys shows sits in a keyring that counts for modules (Debian: all
+    # four system keyrings count); elsewhere a key there may be in .platform, which does not
+    keyring_counts: bool = False
 
     def describe(self) -> str:
         return "; ".join(self.sources) if self.sources else "no trusted certificate or keyring at hand"
+
+    @property
+    def complete(self) -> bool:
+        """Every key of every keyring that counts for modules is known to kbuildguard."""
+        return not self.builtin_missing and not self.unseen
+
+    def not_seen(self) -> str:
+        return "; ".join(([self.builtin_missing] if self.builtin_missing else []) + ["not seen: %s" % u for u in self.unseen])
 
 
 class SigningFacts(NamedTuple):
@@ -148,19 +172,34 @@ def gather(config: Mapping[str, str], sig_enforce: Optional[bool] = None, root: 
 
 # -- the gate ---------------------------------------------------------------------------------
 
-def trusted_by(signer: SignerId, trust: Trust) -> Tuple[str, Optional[Certificate]]:
-    """Why the kernel trusts this signer ("" when kbuildguard does not know that it does), and the
-    certificate that can verify the signature, if one is at hand."""
-    cert = next((c for c in trust.certs + trust.known if c.matches(signer)), None)
-    if cert is not None and cert in trust.certs:
-        return "--trusted-cert %s" % cert.source, cert
+class Found(NamedTuple):
+    """The key a signer names, among what kbuildguard knows the kernel trusts."""
+
+    why: str  # why the kernel trusts it ("" when kbuildguard does not find it)
+    cert: Optional[Certificate]  # its certificate, to verify with
+    listed: Optional[ListedKey] = None  # or mokutil's text of it
+
+
+def find_key(signer: SignerId, trust: Trust) -> Found:
+    """pkcs7_trust.c looks the key up by the signer's issuer+serial (or key id) and nothing else."""
+    for certs, why in ((trust.kernel_keys, "the kernel's keyrings hold it"), (trust.certs, "--trusted-cert")):
+        cert = next((c for c in certs if c.matches(signer)), None)
+        if cert is not None:
+            return Found("%s: %s" % (why, cert.describe()), cert)
+    listed = next((k for k in trust.listed if k.matches(signer)), None)
+    if listed is not None:
+        return Found("enrolled: %s" % listed.describe(), None, listed)
+    known = next((c for c in trust.known if c.matches(signer)), None)
     if signer in trust.in_tree:
-        return "the signer of the kernel's own modules", cert
-    skid = signer.skid or (cert.skid if cert is not None else b"")
+        return Found("the signer of the kernel's own modules", known)
+    skid = signer.skid or (known.skid if known is not None else b"")
     key = next((k for k in trust.keyring if skid and k.skid == skid), None)
     if key is not None:
-        return "the kernel's keyring holds \"%s: %s\" (/proc/keys)" % (key.name, key.skid.hex()), cert
-    return "", cert
+        why = "the kernel's keyring holds \"%s: %s\" (/proc/keys)" % (key.name, key.skid.hex())
+        if not trust.keyring_counts:  # /proc/keys does not say which keyring: maybe one modules do not use
+            return Found(why + ", in a keyring /proc/keys does not name (.platform does not count here)", None)
+        return Found(why, known)
+    return Found("", known)
 
 
 def check(sig: Optional[ModuleSignature], facts: Optional[SigningFacts], sign_later: bool = False) -> Check:
@@ -186,43 +225,126 @@ def check(sig: Optional[ModuleSignature], facts: Optional[SigningFacts], sign_la
     return check_signed(sig, facts)
 
 
+RESIGN = "sign it again: kbuildguard make --sign, or scripts/sign-file"
+TRUSTED_FIX = ("sign it with a key the kernel trusts (its build key, an enrolled MOK key), or name the enrolled "
+               "certificate with --trusted-cert CERT")
+
+
+def _soft_failure(facts: SigningFacts, expected: str, found: str, what: str, refusal: str, fix: str) -> Check:
+    """-ENODATA, -ENOPKG, -ENOKEY: refused where enforced, a taint elsewhere (module_sig_check())."""
+    if facts.enforced:
+        return Check(Gate.SIGNATURE, False, expected, found, "%s; the kernel enforces signatures (%s): %s" % (
+            what, facts.why, LOCKDOWN_REFUSAL if facts.by_lockdown else refusal), fix, Effect.REJECTED)
+    return Check(Gate.SIGNATURE, True, expected, found, "%s: the kernel loads it and taints itself (%s)" % (
+        what, UNSIGNED_TAINT), fix, Effect.TAINTS)
+
+
 def check_signed(sig: ModuleSignature, facts: SigningFacts) -> Check:
     expected = "a signature by a key the kernel trusts (%s)" % ("enforced: " + facts.why if facts.enforced else
                                                                  "not enforced: " + facts.why)
     if sig.malformed:
         return Check(Gate.SIGNATURE, False, expected, "a malformed signature",
                      "the appended signature is malformed: %s; the kernel refuses it (-EBADMSG), enforced or not"
-                     % sig.malformed, "sign it again: kbuildguard make --sign, or scripts/sign-file", Effect.REJECTED)
-    if sig.id_type != PKEY_ID_PKCS7:
-        found = "signature of id type %d" % sig.id_type
-        signer = None
-    else:
-        try:
-            signer = parse_signer(sig.blob)
-        except BadInput as exc:
-            return Check(Gate.SIGNATURE, False, expected, "a malformed signature",
-                         "the appended signature cannot be read (%s): the kernel refuses it (-EBADMSG), enforced or not"
-                         % exc.message, "sign it again: kbuildguard make --sign, or scripts/sign-file", Effect.REJECTED)
-        found = "signed by %s (%s)" % (signer.id.describe(), signer.digest)
-    if signer is not None:
-        why, _cert = trusted_by(signer.id, facts.trust)
-        if why:
-            return Check(Gate.SIGNATURE, True, expected, found, "%s, trusted: %s" % (found, why))
-    fix = ("sign it with a key the kernel trusts (its MOK or builtin keys), or name the enrolled certificate with "
-           "--trusted-cert CERT")
-    if facts.enforced:
-        return Check(Gate.SIGNATURE, False, expected, found,
-                     "%s, a key kbuildguard does not find among what the kernel trusts (%s); it enforces signatures: "
-                     "\"Loading of module with unavailable key is rejected\" (Key was rejected by service)" % (
-                         found, facts.trust.describe()), fix, Effect.REJECTED)
-    return Check(Gate.SIGNATURE, True, expected, found,
-                 "%s, a key kbuildguard does not find among what the kernel trusts (%s): unless its keyrings hold it, the "
-                 "kernel loads it and taints itself (%s)" % (found, facts.trust.describe(), UNSIGNED_TAINT), fix,
-                 Effect.TAINTS)
+                     % sig.malformed, RESIGN, Effect.REJECTED)
+    if sig.id_type != PKEY_ID_PKCS7:  # kernel/module_signature.c mod_check_sig(): -ENOPKG
+        return _soft_failure(facts, expected, "signature of id type %d" % sig.id_type,
+                             "the signature is not a PKCS#7 message (id type %d: \"not signed with expected PKCS#7 "
+                             "message\")" % sig.id_type, UNSUPPORTED, RESIGN)
+    try:
+        message = pkcs7.parse_message(sig.blob)
+    except BadInput as exc:
+        return Check(Gate.SIGNATURE, False, expected, "a malformed signature",
+                     "the appended signature cannot be read (%s): the kernel refuses it (-EBADMSG), enforced or not"
+                     % exc.message, RESIGN, Effect.REJECTED)
+    signer = message.signer
+    found = "signed by %s (%s)" % (signer.id.describe(), signer.digest)
+    if message.has_content:  # pkcs7_supply_detached_data(): "Data already supplied", -EINVAL
+        return Check(Gate.SIGNATURE, False, expected, found, "%s, but the PKCS#7 message carries its own content "
+                     "instead of signing the module: the kernel refuses it (-EINVAL), enforced or not" % found, RESIGN,
+                     Effect.REJECTED)
+    if signer.digest not in pkcs7.KERNEL_DIGESTS or message.algorithm not in KERNEL_SIGNATURE_ALGORITHMS:
+        return _soft_failure(facts, expected, found, "%s, with %s, which this kernel's PKCS#7 parser does not know "
+                             "(-ENOPKG)" % (found, signer.digest if signer.digest not in pkcs7.KERNEL_DIGESTS else
+                                            "signature algorithm " + message.algorithm), UNSUPPORTED, RESIGN)
+    if message.signed_attrs and sig.digest and message.message_digest != sig.digest:
+        # pkcs7_verify.c pkcs7_digest(), before any key is looked up
+        return Check(Gate.SIGNATURE, False, expected, found, "%s, but its messageDigest attribute is not the digest of "
+                     "the module (\"PKCS7: Sig 0: Message digest doesn't match\"): the module changed after signing; "
+                     "the kernel refuses it, enforced or not (%s)" % (found, BAD_SIGNATURE),
+                     "sign it again after the last change", Effect.REJECTED)
+    key = find_key(signer.id, facts.trust)
+    if key.why:
+        return _trusted(sig, message, key, facts, expected, found)
+    return _untrusted(sig, message, key, facts, expected, found)
+
+
+def _verify(sig: ModuleSignature, message: Message, cert: Certificate) -> Tuple[Optional[bool], str]:
+    """True, False, or None (and why) when kbuildguard cannot verify this kind of signature."""
+    if message.algorithm != "rsa":
+        return None, "a %s signature: kbuildguard verifies RSA signatures only" % message.algorithm.upper()
+    if cert.key is None:
+        return None, "the certificate's key is %s: kbuildguard verifies RSA keys only" % (cert.key_algorithm or "unknown")
+    if not sig.digest:
+        return None, "hashlib here cannot make a %s digest" % message.signer.digest
+    why = pkcs7.verify(message, sig.digest, cert)
+    if why.startswith("kbuildguard does not verify"):
+        return None, why
+    return not why, why
+
+
+def _trusted(sig: ModuleSignature, message: Message, key: Found, facts: SigningFacts, expected: str,
+             found: str) -> Check:
+    cert = key.cert
+    if cert is None and key.listed is not None and key.listed.key is not None:
+        cert = Certificate("", key.listed.issuer_cn, b"", key.listed.serial, key.listed.skid, b"", key.listed.source,
+                           "rsa", key.listed.key)
+    if cert is None:
+        return Check(Gate.SIGNATURE, True, expected, found,
+                     "%s, trusted (%s), but its certificate is not at hand, so the signature was not verified: a module "
+                     "changed after signing would be refused" % (found, key.why),
+                     "give the kernel image (--vmlinux) or the certificate (--trusted-cert) to verify it",
+                     Effect.NOT_CHECKED)
+    verified, why = _verify(sig, message, cert)
+    if verified is None:
+        return Check(Gate.SIGNATURE, True, expected, found, "%s, trusted (%s); signature not verified: %s" % (
+            found, key.why, why), "", Effect.NOT_CHECKED)
+    if verified:
+        return Check(Gate.SIGNATURE, True, expected, found, "%s, trusted (%s); signature verified" % (found, key.why))
+    if key.listed is not None and key.cert is None:  # matched by issuer CN and serial only: maybe another key
+        return Check(Gate.SIGNATURE, True, expected, found, "%s; the enrolled key of that name (%s) does not verify "
+                     "it (%s): unless another key of the same issuer and serial is enrolled, the kernel refuses it" % (
+                         found, key.why, why), RESIGN, Effect.NOT_CHECKED)
+    return Check(Gate.SIGNATURE, False, expected, found,
+                 "%s, but the signature does not verify with the certificate of that key (%s): %s; the module changed "
+                 "after signing, or was signed by another key under that key's name; the kernel refuses it, enforced or "
+                 "not (%s)" % (found, key.why, why, BAD_SIGNATURE),
+                 "sign it again after the last change with the real key (strip before signing: a stripped module loses "
+                 "or breaks its signature)", Effect.REJECTED)
+
+
+def _untrusted(sig: ModuleSignature, message: Message, key: Found, facts: SigningFacts, expected: str,
+               found: str) -> Check:
+    """No key the kernel trusts has this signer's name: pkcs7_validate_trust() answers -ENOKEY, unless
+    a keyring kbuildguard cannot see holds it."""
+    trust = facts.trust
+    note = ""
+    if key.cert is not None:  # make --sign's own certificate: says whether the bytes are intact
+        verified, why = _verify(sig, message, key.cert)
+        note = ("; the signature is intact (verified with %s)" % key.cert.describe() if verified else
+                "; it does not even verify with %s (%s)" % (key.cert.describe(), why) if verified is False else "")
+    what = "%s, a key kbuildguard does not find among what the kernel trusts (%s)%s" % (found, trust.describe(), note)
+    if not trust.complete:
+        outcome = ("it is rejected (%s) unless a keyring kbuildguard cannot see holds that key" % UNAVAILABLE_KEY
+                   if facts.enforced else "it loads and taints the kernel unless a keyring kbuildguard cannot see holds "
+                   "that key")
+        return Check(Gate.SIGNATURE, True, expected, found, "%s; %s: not checked: %s" % (
+            what, outcome, trust.not_seen()), TRUSTED_FIX, Effect.NOT_CHECKED)
+    return _soft_failure(facts, expected, found, what, UNAVAILABLE_KEY, TRUSTED_FIX)
 
 
 def with_verification(found: Check, verified: Optional[bool], cert: Certificate, why_not: str = "") -> Check:
-    """The gate's answer once openssl has checked the signature against the signer's certificate."""
+    """The gate's answer once the signature has been checked against a certificate the gate did not
+    have (make --sign's own)."""
     if verified is None:
         return found._replace(message=found.message + "; signature not verified: %s" % why_not)
     if verified:
@@ -233,4 +355,3 @@ def with_verification(found: Check, verified: Optional[bool], cert: Certificate,
                                       found.found, cert.describe()),
                           fix="sign it again after the last change (strip before signing: a stripped module loses "
                               "or breaks its signature)")
-

@@ -1,34 +1,37 @@
-"""Which signers the target kernel trusts, and whether a signature really verifies.
+"""Which signers the target kernel trusts, gathered for the signature gate (signature.py).
 
-Three sources, each named in the messages (signature.py's gate reads them):
+Sources, each named in the messages:
 
+* the keyrings that count for module signatures, per distribution (target/keyrings.py): the
+  certificates built into the kernel image, and where they count and can be seen the UEFI db and
+  MOK keys (the running machine's firmware, a sosreport's mokutil output);
 * certificates given with ``--trusted-cert FILE`` (PEM or DER, repeatable): the user says the kernel
   trusts them (its MOK list, a .platform key, a vendor key built in);
 * the signers of the target kernel's own in-tree modules (a few are read): trusted by construction,
-  the kernel's build key is in its .builtin_trusted_keys;
+  the kernel's build key is in its .builtin_trusted_keys -- but only a certificate verifies;
 * for the running kernel, /proc/keys where readable (root, usually): asymmetric keys are described
   "CN: SKIhex" (crypto/asymmetric_keys/x509_public_key.c x509_key_preparse()), so a signer named by
   key id, or one whose certificate is at hand, is found there. A signer named by issuer and serial
   (sign-file's default) cannot be matched against /proc/keys without its certificate.
 
-When the signer's certificate is at hand, ``confirm`` has openssl verify the PKCS#7 signature over
-the module's bytes (through run.py's runner): that catches a module changed after signing.
+``confirm`` verifies a signature with a certificate the gate did not have (make --sign's own), in
+pure Python like the gate (formats/pkcs7.py): that catches a module changed after signing.
 """
 
-import base64
 import os
 import re
-import tempfile
-from typing import List, Mapping, Optional, Sequence, Tuple, cast
+from typing import List, Mapping, Optional, Sequence, Tuple
 
-from kbuildguard.errors import BadInput, ToolNotFound
+from kbuildguard.errors import BadInput
 from kbuildguard.formats import pkcs7
-from kbuildguard.formats.module import ModuleInfo, is_module_path, module_image, read_module
+from kbuildguard.formats.module import ModuleInfo, is_module_path, read_module
 from kbuildguard.formats.pkcs7 import Certificate, SignerId
 from kbuildguard.gates import signature
 from kbuildguard.gates.model import Check, Gate
 from kbuildguard.gates.signature import KeyringKey, Trust
-from kbuildguard.run import CommandFailed, Runner
+from kbuildguard.run import Runner
+from kbuildguard.target import keyrings
+from kbuildguard.target.kernel import KernelTarget
 
 MAX_CERT_BYTES = 1024 * 1024
 KEYRING_LINE = re.compile(r"^(.*): ([0-9a-f]{8,}): X509\.")
@@ -93,11 +96,14 @@ def read_keyring(path: str = "/proc/keys") -> Optional[Tuple[KeyringKey, ...]]:
     return tuple(keys) or None
 
 
-def gather(modules_dir: Optional[str], live: bool, cert_paths: Sequence[str] = (),
-           keys_path: str = "/proc/keys") -> Trust:
+def gather(target: KernelTarget, config: Mapping[str, str], live: bool, cert_paths: Sequence[str] = (),
+           image: Optional[str] = None, keys_path: str = "/proc/keys", mokutil: Sequence[str] = ()) -> Trust:
     certs = load_certificates(cert_paths)
-    sources = ["--trusted-cert %s" % c.describe() for c in certs]
-    in_tree = in_tree_signers(modules_dir)
+    keys = keyrings.gather(target, config, live, image, mokutil=mokutil)
+    sources = ["keyrings that count for modules on %s kernels: %s" % (keys.distribution, ", ".join(keys.counted))]
+    sources += list(keys.sources)
+    sources += ["--trusted-cert %s" % c.describe() for c in certs]
+    in_tree = in_tree_signers(target.modules_dir)
     if in_tree:
         sources.append("the kernel's own modules' signer%s (%s)" % ("s" if len(in_tree) > 1 else "",
                                                                     ", ".join(s.describe() for s in in_tree)))
@@ -106,62 +112,29 @@ def gather(modules_dir: Optional[str], live: bool, cert_paths: Sequence[str] = (
         sources.append("%d asymmetric key(s) in %s" % (len(keyring), keys_path))
     elif live:
         sources.append("%s shows no keys to this user" % keys_path)
-    return Trust(certs, in_tree, keyring or (), keyring is not None, (), tuple(sources))
+    return Trust(certs, in_tree, keyring or (), keyring is not None, (), tuple(sources), keys.certificates, keys.listed,
+                 keys.builtin_missing, keys.unseen, keys.distribution is keyrings.Distribution.DEBIAN)
 
 
 def confirm(runner: Runner, info: ModuleInfo, found: Check, trust: Trust, env: Optional[Mapping[str, str]] = None) -> Check:
-    """The signature gate's answer, with openssl's verdict on the signature when the signer's
-    certificate is at hand; unchanged otherwise."""
+    """The signature gate's answer, with the signature verified by a certificate of ``trust.known``
+    (make --sign's own) when the gate had no certificate of the signer; unchanged otherwise. Pure:
+    ``runner`` and ``env`` stay for the callers' sake (openssl did this before)."""
     sig = info.signature
-    if found.name is not Gate.SIGNATURE or sig is None or sig.id_type != pkcs7.PKEY_ID_PKCS7:
-        return found
-    if not trust.certs and not trust.known:  # no certificate to verify with: nothing to parse again
+    if found.name is not Gate.SIGNATURE or sig is None or sig.id_type != pkcs7.PKEY_ID_PKCS7 or not trust.known:
         return found
     try:
-        signer = pkcs7.parse_signer(sig.blob)
+        message = pkcs7.parse_message(sig.blob)
     except BadInput:
         return found
-    _why, cert = signature.trusted_by(signer.id, trust)
+    held = signature.find_key(message.signer.id, trust._replace(known=()))
+    if held.cert is not None:  # the gate verified with it already
+        return found
+    cert = next((c for c in trust.known if c.matches(message.signer.id)), None)
     if cert is None:
         return found
-    verified, why_not = verify_with_openssl(runner, info.path, sig, cert, env)
-    return signature.with_verification(found, verified, cert, why_not)
+    why = pkcs7.verify(message, sig.digest, cert) if message.algorithm == "rsa" else "not an RSA signature"
+    if why and (why.startswith("kbuildguard does not verify") or message.algorithm != "rsa" or cert.key is None):
+        return signature.with_verification(found, None, cert, why)
+    return signature.with_verification(found, not why, cert, why)
 
-
-def pem_of(der: bytes) -> bytes:
-    body = base64.encodebytes(der).decode("ascii").replace("\n", "")
-    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
-    return ("-----BEGIN CERTIFICATE-----\n%s\n-----END CERTIFICATE-----\n" % "\n".join(lines)).encode("ascii")
-
-
-def verify_with_openssl(runner: Runner, path: str, sig: pkcs7.ModuleSignature, cert: Certificate,
-                        env: Optional[Mapping[str, str]] = None) -> Tuple[Optional[bool], str]:
-    """openssl cms -verify over the signed bytes: True, False, or None with why it could not."""
-    try:
-        openssl = runner.which("openssl", env)
-    except ToolNotFound:
-        return None, "openssl not found on PATH"
-    with tempfile.TemporaryDirectory(prefix="kbuildguard-sig-") as tmp:
-        content, blob, pem = (os.path.join(tmp, n) for n in ("module", "signature.p7", "signer.pem"))
-        try:
-            with module_image(path) as data, open(content, "wb") as f:
-                f.write(cast(bytes, data)[:sig.signed_length])  # bytes or mmap: both slice
-        except BadInput as exc:
-            return None, exc.message
-        with open(blob, "wb") as f:
-            f.write(sig.blob)
-        with open(pem, "wb") as f:
-            f.write(pem_of(cert.der))
-        # -noverify: the certificate is trusted (or known) by the user's word; only the signature
-        # over these bytes is in question. -nointern: verify with this certificate, no other.
-        argv = [openssl, "cms", "-verify", "-binary", "-inform", "DER", "-in", blob, "-content", content,
-                "-certfile", pem, "-nointern", "-noverify", "-out", os.devnull]
-        try:
-            runner.probe(argv, env=env)
-        except CommandFailed as exc:
-            if exc.returncode == 4:  # openssl cms: "an error occurred verifying the signature"
-                return False, ""
-            return None, "openssl cms failed: %s" % (exc.stderr.strip().splitlines() or ["?"])[-1]
-        except ToolNotFound as exc:
-            return None, exc.message
-        return True, ""
