@@ -132,11 +132,11 @@ class SigningFailed(KbgError):
     title = "signing failed"
 
 
-class FetchFailed(KbgError):
+class FetchFailed(PackageUnavailable):
     """``--fetch``: a kernel's packages could not be downloaded or unpacked (offline, a mirror gone);
-    the message names the files and the cache folder to put them in by hand."""
+    the message names the files and the cache folder to put them in by hand. Exit 15, as a package
+    the repositories do not offer: to the caller both mean "that kernel's packages are not at hand"."""
 
-    exit_code = 19
     title = "fetch failed"
 
 
@@ -190,7 +190,6 @@ EXIT_CODES: Tuple[Tuple[int, str], ...] = (
     (ToolchainUnfit.exit_code, "toolchain preflight: a tool kbuild runs (linker, objtool, plugins, pahole ...) does not fit the kernel"),
     (NoBtfBase.exit_code, "--btf: no BTF of the target kernel to build module BTF against"),
     (SigningFailed.exit_code, "make --sign: no signing key, no runnable scripts/sign-file in the tree, or sign-file failed"),
-    (FetchFailed.exit_code, "--fetch: a kernel's packages could not be downloaded or unpacked (offline: the message names the files and the folder)"),
     (128 + signal.SIGHUP, "SIGHUP (a closed terminal or ssh session): make stopped, nothing unverified placed"),
     (130, "SIGINT (Ctrl-C): make stopped, nothing unverified placed"),
     (128 + signal.SIGQUIT, "SIGQUIT: make stopped, nothing unverified placed"),

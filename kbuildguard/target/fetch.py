@@ -112,6 +112,17 @@ def parse_source(text: str) -> Source:
     return Source(family, root=root, releasever=releasever)
 
 
+def family_of(os_id: str, like: Sequence[str]) -> Optional[Family]:
+    """This machine's way of fetching, from its os-release ID and ID_LIKE."""
+    names = [os_id] + list(like)
+    for name, family in (("ubuntu", Family.UBUNTU), ("debian", Family.DEBIAN), ("suse", Family.ZYPPER),
+                         ("opensuse", Family.ZYPPER), ("sles", Family.ZYPPER), ("fedora", Family.DNF),
+                         ("rhel", Family.DNF), ("centos", Family.DNF)):
+        if name in names:
+            return family
+    return None
+
+
 def debian_suite_of(release: str) -> Optional[str]:
     """bullseye for 5.10.0-35-amd64, trixie for 6.12.48+deb13-amd64."""
     m = re.match(r"^(\d+)\.(\d+)", release)
