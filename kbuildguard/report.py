@@ -11,6 +11,7 @@ from kbuildguard.identity import CompilerId, Linker
 from kbuildguard.provision.plan import InstallPlan
 from kbuildguard.target.kernel import KernelTarget
 from kbuildguard.toolchain import Selection
+from kbuildguard.versions import release_tuple
 
 if TYPE_CHECKING:  # explain is imported only by the command that explains
     from kbuildguard.explain.load import LoadExplanation
@@ -199,9 +200,18 @@ def crc_differences(info: Optional[ModuleInfo], symbols: Optional[Mapping[str, E
     return tuple(out), compared
 
 
-def deciding_gate(rep: ModuleReport, layout_crc_differs: bool) -> Optional[Check]:
+def size_differs(c: Check) -> bool:
+    """The layout check found another struct module size ("size 0x380, ..." against "size 0x500, ...")."""
+    return c.name is Gate.LAYOUT and not c.ok and c.expected.split(",")[0] != c.found.split(",")[0]
+
+
+def deciding_gate(rep: ModuleReport, layout_crc_differs: bool, kernel_6_4: bool = False) -> Optional[Check]:
     """The check the kernel stops at: refused gates in the kernel's order (module_layout's CRC first
-    of all, check_modstruct_version()); for a module that loads, the worst effect's first check."""
+    of all, check_modstruct_version()); for a module that loads, the worst effect's first check.
+
+    From 6.4 elf_validity_check() compares the size of .gnu.linkonce.this_module with sizeof(struct
+    module) before check_modstruct_version() runs (kernel/module/main.c, "section size must match the
+    kernel's built struct module size at run time"): a size that differs decides there."""
     failed = [c for c in rep.checks if not c.ok]
     if not failed:
         effect = rep.effect
@@ -211,8 +221,10 @@ def deciding_gate(rep: ModuleReport, layout_crc_differs: bool) -> Optional[Check
 
     def rank(c: Check) -> Tuple[int, int]:
         refused = 0 if c.effect is Effect.REJECTED else 1
+        if kernel_6_4 and size_differs(c):
+            return refused, KERNEL_ORDER.index(Gate.THIS_MODULE)
         if layout_crc_differs and c.name is Gate.SYMBOL_VERSIONS:
-            return refused, KERNEL_ORDER.index(Gate.SIGNATURE) + 1  # after the signature, before vermagic
+            return refused, KERNEL_ORDER.index(Gate.THIS_MODULE) + 1  # after elf_validity_check(), before vermagic
         return refused, KERNEL_ORDER.index(c.name) if c.name in KERNEL_ORDER else len(KERNEL_ORDER)
 
     return sorted(failed, key=rank)[0]
@@ -228,6 +240,13 @@ def _crc_list(diffs: Sequence[CrcDifference], limit: int = 3) -> str:
 def rebuild_reason(c: Check, diffs: Sequence[CrcDifference], compared: int) -> Tuple[str, str]:
     """("rebuild needed because ...", the line the kernel prints) for the deciding check."""
     layout = [d for d in diffs if d.symbol == "module_layout"]
+    if size_differs(c) and "6.4" in c.message:
+        prints = ".gnu.linkonce.this_module section size must match the kernel's built struct module size at run time"
+        more = (" (module_layout's CRC differs too, %d of %d CRCs: the size check comes first)" % (len(diffs), compared)
+                if layout else "")
+        return ("rebuild needed because struct module size differs: %s; from 6.4 the kernel prints \"%s\" (-ENOEXEC, insmod: "
+                "Invalid module format) before it compares any CRC%s" % (c.found.split(",")[0] + " vs " + c.expected.split(",")[0],
+                                                                prints, more), prints)
     if c.name is Gate.SYMBOL_VERSIONS and layout:
         d = layout[0]
         prints = ("disagrees about version of symbol module_layout" if d.kernel_crc is not None
@@ -253,15 +272,28 @@ def rebuild_reason(c: Check, diffs: Sequence[CrcDifference], compared: int) -> T
     return "rebuild needed because %s: %s" % (because, c.message), ""
 
 
+def across_abi(kernel: str, info: Optional[ModuleInfo], diffs: Sequence[CrcDifference], compared: int) -> str:
+    """A module built for another release that loads: say why (the ABI number is not the distance)."""
+    built_for = info.vermagic.split(" ", 1)[0] if info is not None and info.vermagic else ""
+    if not built_for or built_for == kernel or diffs or not compared:
+        return ""
+    return ("; built for %s, and all %d of its symbol CRCs are equal here (kernels that share one Module.symvers, as "
+            "Debian's 6.1.0-55, -56 and -57 do, load each other's modules: the vermagic release is not compared when "
+            "a module has symbol versions)" % (built_for, compared))
+
+
 def forecast_row(kernel: str, rep: ModuleReport, info: Optional[ModuleInfo], symbols: Optional[Mapping[str, Export]]) -> ForecastRow:
     diffs, compared = crc_differences(info, symbols)
-    c = deciding_gate(rep, any(d.symbol == "module_layout" for d in diffs))
+    c = deciding_gate(rep, any(d.symbol == "module_layout" for d in diffs), release_tuple(kernel.split("-")[0]) >= (6, 4))
     passed = {x.name for x in rep.checks if x.ok}
     weak = Gate.SYMBOLS in passed and Gate.SYMBOL_VERSIONS in passed and rep.verdict is not Verdict.ERROR
+    across = across_abi(kernel, info, diffs, compared)
     if c is None:
-        return ForecastRow(kernel, rep.path, rep.verdict, rep.effect, None, "loads: every gate passes", weak, diffs, compared, "")
+        return ForecastRow(kernel, rep.path, rep.verdict, rep.effect, None, "loads: every gate passes" + across, weak, diffs,
+                           compared, "")
     if c.ok:
-        return ForecastRow(kernel, rep.path, rep.verdict, rep.effect, c.name, "loads; %s" % c.message, weak, diffs, compared, "")
+        return ForecastRow(kernel, rep.path, rep.verdict, rep.effect, c.name, "loads; %s%s" % (c.message, across), weak, diffs,
+                           compared, "")
     reason, prints = rebuild_reason(c, diffs, compared)
     if weak:
         reason += ("; weak-modules (depmod -e -E: every symbol resolves, every CRC equal) would link it into this "

@@ -123,8 +123,15 @@ def family_of(os_id: str, like: Sequence[str]) -> Optional[Family]:
     return None
 
 
+DEBIAN_NUMBERS = {"10": "buster", "11": "bullseye", "12": "bookworm", "13": "trixie", "14": "forky"}
+
+
 def debian_suite_of(release: str) -> Optional[str]:
-    """bullseye for 5.10.0-35-amd64, trixie for 6.12.48+deb13-amd64."""
+    """bullseye for 5.10.0-35-amd64; trixie for 6.12.48+deb13-amd64 (since 6.12 the ABI names the
+    release it was built for: bookworm-security's 6.12 is 6.12.x+deb12)."""
+    numbered = re.search(r"\+deb(\d+)", release)
+    if numbered:
+        return DEBIAN_NUMBERS.get(numbered.group(1))
     m = re.match(r"^(\d+)\.(\d+)", release)
     if not m:
         return None
@@ -258,20 +265,25 @@ class Apt(NamedTuple):
     options: Tuple[str, ...]
     describe: str  # "the system's apt", "a private apt state for bullseye (DIR)"
 
-    def show(self, name: str, version: str = "") -> Optional[Package]:
-        spec = "%s=%s" % (name, version) if version else name
+    def show(self, specs: Sequence[str]) -> Dict[str, Tuple[Package, str]]:
+        """``apt-cache show`` of NAME or NAME=VERSION, all in one call (each call costs seconds on a busy
+        machine): name -> (package, its Depends). A name apt does not know is absent."""
+        found: Dict[str, Tuple[Package, str]] = {}
         try:
-            out = self.runner.probe(["apt-cache"] + list(self.options) + ["show", "--no-all-versions", spec]).stdout
+            out = self.runner.probe(["apt-cache"] + list(self.options) + ["show", "--no-all-versions"] + list(specs)).stdout
         except CommandFailed:
-            return None
-        fields = parse_stanza(out)
-        if fields.get("Package") != name or not fields.get("SHA256") or not fields.get("Filename"):
-            return None
-        return Package(name, fields.get("Version", ""), fields["SHA256"], fields["Filename"])
-
-    def depends(self, name: str, version: str) -> str:
-        out = self.runner.probe(["apt-cache"] + list(self.options) + ["show", "--no-all-versions", "%s=%s" % (name, version)]).stdout
-        return parse_stanza(out).get("Depends", "")
+            if len(specs) == 1:
+                return found
+            for spec in specs:
+                found.update(self.show([spec]))
+            return found
+        for block in re.split(r"\n\s*\n", out):
+            fields = parse_stanza(block)
+            name = fields.get("Package", "")
+            if name and fields.get("SHA256") and fields.get("Filename") and name not in found:
+                found[name] = (Package(name, fields.get("Version", ""), fields["SHA256"], fields["Filename"]),
+                               fields.get("Depends", ""))
+        return found
 
     def search(self, pattern: str) -> List[str]:
         out = self.runner.probe(["apt-cache"] + list(self.options) + ["search", "--names-only", pattern]).stdout
@@ -325,42 +337,45 @@ class Request(NamedTuple):
     refresh: bool = False
 
 
-def apt_for(runner: Runner, source: Source, cache: str, release: str, refresh: bool) -> Apt:
-    """The system's apt when it knows the release's headers; else the suite named, or the one
-    DEBIAN_SUITES gives for the release, through a private apt state."""
-    system = Apt(runner, (), "the system's apt")
+def resolved_debian(runner: Runner, source: Source, cache: str, release: str, refresh: bool) -> Tuple[Apt, List[Package]]:
+    """The packages, from the system's apt when it offers the release; else from the suite named, or
+    the one DEBIAN_SUITES gives for the release, through a private apt state."""
     suite = source.suite
     if not suite:
-        if system.show("linux-headers-%s" % release) is not None or source.family is not Family.DEBIAN:
-            return system
-        suite = debian_suite_of(release) or ""
-        if not suite:
-            return system
+        system = Apt(runner, (), "the system's apt")
+        try:
+            return system, resolve_debian(system, source.family, release)
+        except PackageUnavailable:
+            suite = debian_suite_of(release) or "" if source.family is Family.DEBIAN else ""
+            if not suite:
+                raise
     apt = private_apt(runner, cache, suite, read_system_sources())
     update_private(apt, refresh)
-    return apt
+    return apt, resolve_debian(apt, source.family, release)
 
 
 def resolve_debian(apt: Apt, family: Family, release: str) -> List[Package]:
+    """The headers package first (its Depends name the rest), then the others in one apt-cache call."""
     names = asked_packages(family, release)
-    headers = apt.show(names[0])
-    if headers is None:
+    shown = apt.show([names[0]])
+    if names[0] not in shown:
         raise PackageUnavailable(
             "kernel %s: %s does not offer %s" % (release, apt.describe, names[0]),
-            hint="list what it offers: kbuildguard fetch 'available:%s'; another suite: --fetch-from debian:SUITE "
+            hint="list what it offers: kbuildguard fetch --list 'available:%s'; another suite: --fetch-from debian:SUITE "
                  "(%s); after an apt-get update" % (_glob_near(release), ", ".join(s for _, s in DEBIAN_SUITES)))
+    headers, depends = shown[names[0]]
+    deps = followed_dependencies(family, depends)
+    wanted = [Dependency(d.name, d.version) for d in deps] + [Dependency(n, headers.version) for n in names[1:]]
+    shown = apt.show(["%s=%s" % (d.name, d.version) if d.version else d.name for d in wanted])
+    missing = [d for d in wanted if d.name not in shown]
+    if missing:  # the image at the headers' version may be gone while the headers stay: the candidate then
+        shown.update(apt.show([d.name for d in missing]))
     found = [headers]
-    for dep in followed_dependencies(family, apt.depends(headers.name, headers.version)):
-        pkg = apt.show(dep.name, dep.version) or apt.show(dep.name)
-        if pkg is None:
-            raise PackageUnavailable("kernel %s: %s depends on %s%s, which %s does not offer" % (
-                release, headers.name, dep.name, " = " + dep.version if dep.version else "", apt.describe))
-        found.append(pkg)
-    for name in names[1:]:
-        pkg = apt.show(name, headers.version) or apt.show(name)
-        if pkg is None:
-            raise PackageUnavailable("kernel %s: %s does not offer %s" % (release, apt.describe, name))
-        found.append(pkg)
+    for d in wanted:
+        if d.name not in shown:
+            raise PackageUnavailable("kernel %s: %s does not offer %s%s (%s needs it)" % (
+                release, apt.describe, d.name, " = " + d.version if d.version else "", headers.name))
+        found.append(shown[d.name][0])
     return found
 
 
@@ -422,6 +437,12 @@ def fix_absolute_includes(root: str, final_root: str) -> List[str]:
     return fixed
 
 
+def merge_usr(root: str) -> None:
+    """trixie's packages ship usr/lib/modules (merged /usr): lib -> usr/lib, as on the installed system."""
+    if os.path.isdir(os.path.join(root, "usr/lib/modules")) and not os.path.lexists(os.path.join(root, "lib")):
+        os.symlink("usr/lib", os.path.join(root, "lib"))
+
+
 def link_boot_files(root: str, release: str) -> None:
     """EL's kernel-core keeps vmlinuz and config in /lib/modules/R/ (its %posttrans copies them to
     /boot): link them where an installed kernel has them."""
@@ -464,6 +485,7 @@ def _untar(archive: str, root: str) -> None:
 def finish(staging: str, final: str, release: str, family: Family, packages: Sequence[Package], source: Source) -> None:
     root = os.path.join(staging, "root")
     fix_absolute_includes(root, os.path.join(final, "root"))
+    merge_usr(root)
     link_boot_files(root, release)
     with open(os.path.join(staging, "manifest.json"), "w", encoding="utf-8") as f:
         json.dump({"release": release, "from": source.describe(),
@@ -474,8 +496,7 @@ def finish(staging: str, final: str, release: str, family: Family, packages: Seq
 
 
 def fetch_debian(runner: Runner, release: str, source: Source, cache: str, refresh: bool = False) -> Fetched:
-    apt = apt_for(runner, source, cache, release, refresh)
-    packages = resolve_debian(apt, source.family, release)
+    apt, packages = resolved_debian(runner, source, cache, release, refresh)
     folder = os.path.join(cache, "%s-%s" % (release, cache_key(packages)))
     done = os.path.join(folder, "root")
     if os.path.isdir(done) and os.path.isfile(os.path.join(folder, "manifest.json")):
