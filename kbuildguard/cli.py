@@ -306,7 +306,8 @@ def _rpm_macros(ctx: Context, args: argparse.Namespace, common: Common) -> int:
 # Commands are imported when dispatched: `kbuildguard --version` imports none of them, and
 # `kbuildguard detect` not the build pipeline.
 COMMANDS: Dict[str, Callable[[Context, argparse.Namespace, Common], int]] = {
-    "detect": _detect, "doctor": _doctor, "make": _make, "check": _check, "sign": _sign, "fetch": _fetch_command, "setup": _setup, "explain": _explain, "init": _init,
+    "detect": _detect, "doctor": _doctor, "make": _make, "check": _check, "sign": _sign, "fetch": _fetch_command, "setup": _setup,
+    "explain": _explain, "init": _init,
     "rpm-macros": _rpm_macros}
 
 

@@ -219,12 +219,12 @@ def deciding_gate(rep: ModuleReport, layout_crc_differs: bool, kernel_6_4: bool 
             return None
         return next((c for c in rep.checks if c.effect is effect), None)
 
-    def rank(c: Check) -> Tuple[int, int]:
+    def rank(c: Check) -> Tuple[int, float]:
         refused = 0 if c.effect is Effect.REJECTED else 1
         if kernel_6_4 and size_differs(c):
             return refused, KERNEL_ORDER.index(Gate.THIS_MODULE)
         if layout_crc_differs and c.name is Gate.SYMBOL_VERSIONS:
-            return refused, KERNEL_ORDER.index(Gate.THIS_MODULE) + 1  # after elf_validity_check(), before vermagic
+            return refused, KERNEL_ORDER.index(Gate.THIS_MODULE) + 0.5  # after elf_validity_check(), before vermagic
         return refused, KERNEL_ORDER.index(c.name) if c.name in KERNEL_ORDER else len(KERNEL_ORDER)
 
     return sorted(failed, key=rank)[0]

@@ -417,7 +417,7 @@ def fix_absolute_includes(root: str, final_root: str) -> List[str]:
     """Debian's flavour headers say ``include /usr/src/linux-headers-ABI-common/Makefile``: an absolute
     path outside the root. Rewritten to the unpacked common tree (what scripts/test did for bullseye)
     at ``final_root``, where the root is renamed to once complete."""
-    fixed = []
+    fixed: List[str] = []
     src = os.path.join(root, "usr/src")
     try:
         names = sorted(os.listdir(src))
