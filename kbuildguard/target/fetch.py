@@ -307,15 +307,25 @@ def private_apt(runner: Runner, cache: str, suite: str, system_sources: Sequence
     return Apt(runner, options, "a private apt state for %s (%s)" % (suite, folder))
 
 
+def _has_lists(lists: str) -> bool:
+    return any("_Packages" in n for n in os.listdir(lists))
+
+
 def update_private(apt: Apt, refresh: bool = False) -> None:
+    """apt-get update of a private state: once, or again with --refresh. apt-get update exits 0 when
+    it could not reach the archive (it only warns): the lists it left decide."""
     lists = [o.split("=", 1)[1] for o in apt.options if o.startswith("Dir::State::Lists=")][0]
-    if not refresh and any(n.endswith("_Packages") or n.endswith("_Packages.lz4") for n in os.listdir(lists)):
+    if not refresh and _has_lists(lists):
         return
+    hint = "run again when the archive is reachable, or copy the lists of a machine that reached it into %s" % lists
     try:
         apt.runner.action(["apt-get"] + list(apt.options) + ["update", "-q"])
     except CommandFailed as exc:
         raise FetchFailed("apt-get update for %s failed (exit %d): no network, or the archive is unreachable"
-                          % (apt.describe, exc.returncode), hint="run again when the archive is reachable")
+                          % (apt.describe, exc.returncode), hint=hint)
+    if not _has_lists(lists):
+        raise FetchFailed("apt-get update for %s fetched no package lists: no network, or the archive is unreachable"
+                          % apt.describe, hint=hint)
 
 
 def read_system_sources() -> List[Tuple[str, str, str]]:
