@@ -242,13 +242,29 @@ def test_available_globs_the_headers_packages(tmp_path):
         "6.1.0-57-amd64", "6.1.0-54-amd64"]
 
 
-def test_dnf_and_zypper_download_argv(tmp_path):
-    runner = FakeRunner({("dnf", "--installroot", "/r", "--releasever", "9", "download", "-q", "--destdir",
-                          str(tmp_path / "5.14.0-503.el9.x86_64-download.partial" / "rpms"),
-                          "kernel-devel-5.14.0-503.el9.x86_64", "kernel-core-5.14.0-503.el9.x86_64"): 1})
+def test_dnf_asks_repoquery_where_the_packages_are(tmp_path):
+    runner = FakeRunner({("dnf", "--installroot", "/r", "--releasever", "9", "repoquery", "-q", "--location",
+                          "kernel-devel-5.14.0-503.el9.x86_64", "kernel-core-5.14.0-503.el9.x86_64"):
+                         "file:///repo/kernel-devel-5.14.0-503.el9.x86_64.rpm\n"})
     with pytest.raises(FetchFailed) as err:
         fetch.fetch(runner, "5.14.0-503.el9.x86_64", Source(Family.DNF, root="/r", releasever="9"), str(tmp_path))
+    assert "dnf knows 1 of them (kernel-devel-5.14.0-503.el9.x86_64.rpm)" in err.value.message
     assert "createrepo_c" in err.value.hint
+
+
+def test_zypper_download_argv(tmp_path):
+    runner = FakeRunner({("zypper", "--non-interactive", "--pkg-cache-dir",
+                          str(tmp_path / "5.14.21-150500.55.39-default-download.partial" / "rpms"), "--root", "/r",
+                          "download", "kernel-default-devel-5.14.21-150500.55.39", "kernel-devel-5.14.21-150500.55.39",
+                          "kernel-default-5.14.21-150500.55.39"): 104})
+    with pytest.raises(FetchFailed) as err:
+        fetch.fetch(runner, "5.14.21-150500.55.39-default", Source(Family.ZYPPER, root="/r"), str(tmp_path))
+    assert "with zypper (exit 104)" in err.value.message
+
+
+def test_download_url_refuses_other_schemes(tmp_path):
+    with pytest.raises(FetchFailed):
+        fetch.download_url("ftp://x/y.rpm", str(tmp_path / "y.rpm"), "")
 
 
 def test_available_without_fetch_is_a_usage_error(tmp_path):

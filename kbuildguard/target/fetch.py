@@ -543,18 +543,32 @@ def fetch_rpm(runner: Runner, release: str, source: Source, cache: str) -> Fetch
         shutil.rmtree(staging)
     rpms = os.path.join(staging, "rpms")
     os.makedirs(rpms)
+    hint = ("offline, or the repositories do not offer them: put the .rpm files into a folder, `createrepo_c` it "
+            "and pass a root whose repository points there with --fetch-from %s:ROOT" % source.family)
     if source.family is Family.DNF:
-        argv = ["dnf"] + rpm_options(source) + ["download", "-q", "--destdir", rpms] + list(names)
+        # `dnf download` is a plugin (dnf-plugins-core; on Debian it Breaks zypper), and `dnf install
+        # --downloadonly` needs root: dnf says where the packages are, and they are read from there.
+        argv = ["dnf"] + rpm_options(source) + ["repoquery", "-q", "--location"] + list(names)
+        try:
+            urls = [u.strip() for u in runner.probe(argv, timeout=600).stdout.splitlines() if u.strip()]
+        except CommandFailed as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise FetchFailed("dnf repoquery for %s failed (exit %d)" % (", ".join(names), exc.returncode), hint=hint)
+        if len(urls) < len(names):
+            shutil.rmtree(staging, ignore_errors=True)
+            raise FetchFailed("could not download %s: dnf knows %d of them (%s)" % (
+                ", ".join(names), len(urls), ", ".join(os.path.basename(u) for u in urls) or "none"), hint=hint)
+        for url in urls:
+            download_url(url, os.path.join(rpms, os.path.basename(url)), hint)
     else:
         # zypper download keeps its files in its package cache: --pkg-cache-dir points it at ours
         argv = ["zypper", "--non-interactive", "--pkg-cache-dir", rpms] + rpm_options(source) + ["download"] + list(names)
-    try:
-        runner.action(argv)
-    except CommandFailed as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise FetchFailed("could not download %s with %s (exit %d)" % (", ".join(names), argv[0], exc.returncode),
-                          hint="offline, or the repositories do not offer them: put the .rpm files into a folder, "
-                               "`createrepo_c` it and pass that root with --fetch-from %s:ROOT" % source.family)
+        try:
+            runner.action(argv)
+        except CommandFailed as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise FetchFailed("could not download %s with %s (exit %d)" % (", ".join(names), argv[0], exc.returncode),
+                              hint=hint)
     files = sorted(os.path.join(d, n) for d, _, ns in os.walk(rpms) for n in ns if n.endswith(".rpm"))
     packages = []
     for path in files:
@@ -575,6 +589,27 @@ def fetch_rpm(runner: Runner, release: str, source: Source, cache: str) -> Fetch
     shutil.rmtree(rpms)
     finish(staging, folder, release, source.family, packages, source)
     return Fetched(release, os.path.join(folder, "root"), source, tuple(packages), False)
+
+
+def download_url(url: str, dest: str, hint: str, limit: int = 2 << 30) -> None:
+    """A package file from the URL its repository gives (http, https, file), bounded in size."""
+    import urllib.request
+
+    if not re.match(r"^(https?|file)://", url):
+        raise FetchFailed("%s: not a package URL" % url, hint=hint)
+    try:
+        with urllib.request.urlopen(url, timeout=120) as response, open(dest, "wb") as out:  # noqa: S310 - scheme checked
+            total = 0
+            while True:
+                chunk = response.read(1 << 20)
+                if not chunk:
+                    break
+                total += len(chunk)
+                if total > limit:
+                    raise FetchFailed("%s: larger than %d bytes" % (url, limit))
+                out.write(chunk)
+    except (OSError, ValueError) as exc:
+        raise FetchFailed("could not download %s: %s" % (url, exc), hint=hint)
 
 
 def fetch(runner: Runner, release: str, source: Source, cache: str, refresh: bool = False) -> Fetched:
