@@ -189,6 +189,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--refresh", action="store_true", help="read a private suite's package lists again (apt-get update)")
     g.add_argument("--list", action="store_true", help="only list the releases an available:GLOB matches; download nothing")
 
+    p = add("reboot-check", "before rebooting into a new kernel: which modules under /lib/modules/R/{extra,updates,"
+                            "weak-updates} will it refuse, and why (run by the kernel hooks; exit 0 unless --blocking)")
+    p.add_argument("release", nargs="?", metavar="RELEASE", help="the new kernel's release (the hook's first argument)")
+    p.add_argument("--root", metavar="DIR", help="the system the kernel is installed into (Debian's $DPKG_ROOT; default /)")
+    p.add_argument("--blocking", action="store_true", help="exit 8 when a module will not load (the hook then fails)")
+    p.add_argument("--match", choices=["exact", "version", "minor", "major"], help=argparse.SUPPRESS)
+    p.add_argument("--print-hook", choices=["postinst", "kernel-install"],
+                   help="print the hook script: /etc/kernel/postinst.d/zz-kbuildguard (Debian, Ubuntu) or "
+                        "/etc/kernel/install.d/95-kbuildguard.install (systemd kernel-install)")
+
     p = add("init", "scaffold kbuildguard.toml and a module source from the templates")
     p.add_argument("-C", dest="directory", default=".", metavar="DIR")
     p.add_argument("--name", default="kdemo", help="module name (default: kdemo, the module from the original incident)")
@@ -269,6 +279,20 @@ def _doctor(ctx: Context, args: argparse.Namespace, common: Common) -> int:
     return doctor.run(ctx, DoctorOptions(common, args.btf, args.vmlinux, _fetch(args)))
 
 
+def _reboot_check(ctx: Context, args: argparse.Namespace, common: Common) -> int:
+    if args.print_hook:
+        import pkgutil
+
+        name = {"postinst": "zz-kbuildguard", "kernel-install": "95-kbuildguard.install"}[args.print_hook]
+        data = pkgutil.get_data("kbuildguard", "data/hooks/" + name)
+        assert data is not None
+        ctx.stdout.write(data.decode("utf-8"))
+        return 0
+    from kbuildguard.commands import rebootcheck
+
+    return rebootcheck.run(ctx, common, args.release or "", args.root, args.blocking)
+
+
 def _fetch_command(ctx: Context, args: argparse.Namespace, common: Common) -> int:
     from kbuildguard.commands import fetch
 
@@ -307,7 +331,7 @@ def _rpm_macros(ctx: Context, args: argparse.Namespace, common: Common) -> int:
 # `kbuildguard detect` not the build pipeline.
 COMMANDS: Dict[str, Callable[[Context, argparse.Namespace, Common], int]] = {
     "detect": _detect, "doctor": _doctor, "make": _make, "check": _check, "sign": _sign, "fetch": _fetch_command, "setup": _setup,
-    "explain": _explain, "init": _init,
+    "explain": _explain, "init": _init, "reboot-check": _reboot_check,
     "rpm-macros": _rpm_macros}
 
 

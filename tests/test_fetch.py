@@ -365,3 +365,19 @@ def test_check_forecast_over_installed_kernels_with_all(tmp_path):
     code = cli.main(["check", str(tmp_path), "--kernel", "all", "--sysroot", str(tmp_path)], env={"HOME": str(tmp_path)},
                     stdout=io.StringIO(), stderr=err, runner=lambda c: FakeRunner(), euid=1000, cwd=str(tmp_path))
     assert code == 4 and "no build tree for kernel (any)" in err.getvalue(), err.getvalue()
+
+
+def test_reboot_check_without_out_of_tree_modules_says_so(tmp_path):
+    err, out = io.StringIO(), io.StringIO()
+    code = cli.main(["reboot-check", "6.1.0-57-amd64", "--root", str(tmp_path)], env={"HOME": str(tmp_path)},
+                    stdout=out, stderr=err, runner=lambda c: FakeRunner(), euid=0, cwd=str(tmp_path))
+    assert code == 0 and "nothing to check" in err.getvalue()
+
+
+@pytest.mark.parametrize("hook,first", [("postinst", "run-parts --exit-on-error"), ("kernel-install", "40-dkms.install")])
+def test_reboot_check_prints_its_hooks(hook, first):
+    out = io.StringIO()
+    assert cli.main(["reboot-check", "--print-hook", hook], env={}, stdout=out, stderr=io.StringIO(),
+                    runner=lambda c: FakeRunner(), euid=0, cwd="/") == 0
+    text = out.getvalue()
+    assert text.startswith("#!/bin/sh") and first in text and "unset KBUILDGUARD_HOOK" in text

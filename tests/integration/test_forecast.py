@@ -36,13 +36,17 @@ def _fetch_json(*releases, extra=()):
     return {k["release"]: k for k in json.loads(res.out)["kernels"]}
 
 
+_FETCHED = {}  # the qemu and hook tests import the fixture: asked once per run, not once per module
+
+
 @pytest.fixture(scope="module")
 def kernels():
     require(shutil.which("apt-get") is not None and shutil.which("dpkg-deb") is not None, "apt-get and dpkg-deb (Debian)")
-    found = _fetch_json(BUILT, SAME, OTHER, BULLSEYE, TRIXIE)
-    for k in found.values():
+    if not _FETCHED:
+        _FETCHED.update(_fetch_json(BUILT, SAME, OTHER, BULLSEYE, TRIXIE))
+    for k in _FETCHED.values():
         assert os.path.isdir(k["root"]), k
-    return found
+    return dict(_FETCHED)
 
 
 @pytest.fixture(scope="module")
