@@ -50,7 +50,8 @@ def absolute(ctx: Context, paths: Sequence[str]) -> Sequence[str]:
 
 
 def target_and_modules(ctx: Context, common: Common, paths: Sequence[str], verb: str) -> Tuple[Settings, KernelTarget, List[str]]:
-    """What `check` and `sign` start from: the settings, the one target kernel, the module files."""
+    """What `sign` starts from: the settings, the one target kernel, the module files (`check` takes
+    several kernels: kernel_selectors)."""
     settings = settings_for(ctx, common.cli)
     single_kernel(settings, verb)
     target = kernel.resolve(selector_for(settings))

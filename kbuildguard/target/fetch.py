@@ -616,9 +616,15 @@ def fetch(runner: Runner, release: str, source: Source, cache: str, refresh: boo
     if "/" in release or not release or release.startswith("-") or not re.match(r"^[A-Za-z0-9][A-Za-z0-9._+~-]*$", release):
         raise BadInput("%r: not a kernel release" % release)
     os.makedirs(cache, exist_ok=True)
-    if source.family.rpm:
-        return fetch_rpm(runner, release, source, cache)
-    return fetch_debian(runner, release, source, cache, refresh)
+    # one fetch at a time per cache: a hook and a user's check may fetch the same release at once,
+    # and they share the staging folders and the downloaded files
+    import fcntl
+
+    with open(os.path.join(cache, ".lock"), "w") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        if source.family.rpm:
+            return fetch_rpm(runner, release, source, cache)
+        return fetch_debian(runner, release, source, cache, refresh)
 
 
 def available(runner: Runner, pattern: str, source: Source, cache: str, refresh: bool = False) -> List[str]:
