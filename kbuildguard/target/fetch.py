@@ -489,7 +489,11 @@ def _untar(archive: str, root: str) -> None:
             if m.islnk() and os.path.normpath(m.linkname.lstrip("./").lstrip("/")).startswith(".."):
                 continue
             members.append(m)
-        tar.extractall(root, members=members)  # noqa: S202 - members filtered above
+        if hasattr(tarfile, "tar_filter"):  # 3.12+ (and security updates of older ones); 3.14 defaults to "data",
+            # which refuses the absolute symlinks kernel packages ship (lib/modules/R/build -> /usr/src/...)
+            tar.extractall(root, members=members, filter="tar")  # noqa: S202 - members filtered above
+        else:
+            tar.extractall(root, members=members)  # noqa: S202 - members filtered above
 
 
 def finish(staging: str, final: str, release: str, family: Family, packages: Sequence[Package], source: Source) -> None:
