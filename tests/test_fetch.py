@@ -381,3 +381,15 @@ def test_reboot_check_prints_its_hooks(hook, first):
                     runner=lambda c: FakeRunner(), euid=0, cwd="/") == 0
     text = out.getvalue()
     assert text.startswith("#!/bin/sh") and first in text and "unset KBUILDGUARD_HOOK" in text
+
+
+def test_forecast_refuses_one_vmlinux_for_several_kernels(tmp_path):
+    from conftest import make_tree
+
+    make_tree(str(tmp_path / "usr/src/linux-headers-6.1.0-56-amd64"))
+    (tmp_path / "m.ko").write_bytes(b"\x7fELF")
+    err = io.StringIO()
+    code = cli.main(["check", str(tmp_path / "m.ko"), "--sysroot", str(tmp_path), "--kernel", "6.1.0-56-amd64,6.1.0-57-amd64",
+                     "--vmlinux", "/boot/vmlinuz"], env={"HOME": str(tmp_path)}, stdout=io.StringIO(), stderr=err,
+                    runner=lambda c: FakeRunner(), euid=1000, cwd=str(tmp_path))
+    assert code == 2 and "name one kernel's files" in err.getvalue(), err.getvalue()

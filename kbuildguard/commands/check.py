@@ -135,6 +135,10 @@ def read_infos(paths: List[str]) -> Dict[str, Optional[ModuleInfo]]:
 
 def forecast(ctx: Context, opts: CheckOptions, level: MatchLevel, selectors: List[Selector], paths: List[str]) -> int:
     """One row per kernel x module: the effect, the deciding gate, and why a rebuild is needed."""
+    if opts.vmlinux or opts.kernel_config:
+        # one file cannot be every kernel's: each kernel's own /boot/vmlinuz-R and config-R are read
+        raise UsageError("--vmlinux and --kernel-config name one kernel's files: give them with one --kernel, not %d"
+                         % len(selectors))
     infos = read_infos(paths)
     rows: List[ForecastRow] = []
     kernels = []
