@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import traceback
-from typing import IO, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import IO, TYPE_CHECKING, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard import __version__
 from kbuildguard.console import Console, printable
@@ -19,6 +19,9 @@ from kbuildguard.errors import HANDLED_SIGNALS, KbgError, Stopped, UsageError, e
 from kbuildguard.probecache import ProbeCache
 from kbuildguard.run import Runner
 from kbuildguard.settings import CommandLine, Common
+
+if TYPE_CHECKING:  # the commands are imported when dispatched, not at start
+    from kbuildguard.commands.common import FetchOptions
 
 EPILOG_EXIT = "exit codes:\n" + exit_code_table()
 
@@ -75,6 +78,23 @@ def _add_kernel_options(p: argparse.ArgumentParser, proc_version: bool = False, 
                    help="how closely the compiler must match the kernel's (default: version = family and X.Y.Z)")
 
 
+def _add_fetch_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("kernels that are not installed (downloaded into a cache, never installed; docs/forecast.md)")
+    g.add_argument("--fetch", action="store_true",
+                   help="download the packages of --kernel R (or R1,R2, or 'available:GLOB') and unpack them into the "
+                        "cache (~/.cache/kbuildguard/kernels, /var/cache/kbuildguard/kernels for root): the target")
+    g.add_argument("--fetch-from", metavar="SOURCE",
+                   help="debian[:SUITE], ubuntu[:SUITE], dnf[:ROOT[:RELEASEVER]], zypper[:ROOT] (default: this machine's "
+                        "distribution; Debian picks the suite from the release when its own lists lack it)")
+    g.add_argument("--refresh", action="store_true", help="read a private suite's package lists again (apt-get update)")
+
+
+def _fetch(args: argparse.Namespace) -> "FetchOptions":
+    from kbuildguard.commands.common import FetchOptions
+
+    return FetchOptions(bool(getattr(args, "fetch", False)), getattr(args, "fetch_from", None), bool(getattr(args, "refresh", False)))
+
+
 def _add_signature_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sig-enforce", choices=["yes", "no"],
                    help="whether the target kernel enforces module signatures (module.sig_enforce=1, lockdown), for a "
@@ -107,11 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("detect", "show the kernel's compiler, where each fact came from, and the local compiler that matches")
     _add_kernel_options(p, proc_version=True)
+    _add_fetch_options(p)
     p.add_argument("--cc", metavar="PATH", help="judge only this compiler")
 
     p = add("make", "build the module with the kernel's compiler and refuse any .ko that does not match")
     p.add_argument("-C", dest="directory", default=".", metavar="MODULE_DIR", help="the module repository (default: .)")
     _add_kernel_options(p, layout=True)
+    _add_fetch_options(p)
     p.add_argument("--cc", metavar="PATH", help="use this compiler (refused if it does not match the kernel's)")
     p.add_argument("--install", action="store_true", help="install the matching compiler if none is found (asks first)")
     p.add_argument("--yes", action="store_true", help="consent to installs without asking (RPM %%build, CI)")
@@ -134,13 +156,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("doctor", "check every tool kbuild will run (linker, objtool, modpost, gcc plugins, pahole, LLVM, rustc) "
                       "against the kernel, before building")
     _add_kernel_options(p, proc_version=True)
+    _add_fetch_options(p)
     p.add_argument("--cc", metavar="PATH", help="judge the toolchain of this compiler")
     p.add_argument("--btf", action="store_true", help="as make --btf: module BTF will be generated")
     p.add_argument("--vmlinux", metavar="FILE", help="the kernel's BTF, vmlinux or vmlinuz (module BTF's base)")
 
-    p = add("check", "verify modules built elsewhere against the target kernel")
+    p = add("check", "verify modules built elsewhere against the target kernel; with several kernels (--kernel all, "
+                     "R1,R2, 'available:GLOB' --fetch) a forecast: one row per kernel and module")
     p.add_argument("paths", nargs="+", metavar="FILE.ko|DIR")
     _add_kernel_options(p, layout=True)
+    _add_fetch_options(p)
     _add_signature_options(p)
     p.add_argument("--trusted-cert", action="append", default=[], metavar="FILE",
                    help="a certificate (PEM or DER) the kernel trusts (its MOK or builtin keys); repeatable: a module "
@@ -159,6 +184,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trusted-cert", action="append", default=[], metavar="FILE",
                    help="a certificate the kernel trusts (repeatable), as for check")
     _add_signature_options(p)
+
+    p = add("fetch", "download kernels that are not installed (headers, kbuild, image) into the cache without "
+                     "installing them, and print where each is unpacked")
+    p.add_argument("releases", nargs="+", metavar="RELEASE|available:GLOB")
+    g = p.add_argument_group("where from")
+    g.add_argument("--fetch-from", metavar="SOURCE", help="as for check --fetch-from")
+    g.add_argument("--refresh", action="store_true", help="read a private suite's package lists again (apt-get update)")
+    g.add_argument("--list", action="store_true", help="only list the releases an available:GLOB matches; download nothing")
+
+    p = add("reboot-check", "before rebooting into a new kernel: which modules under /lib/modules/R/{extra,updates,"
+                            "weak-updates} will it refuse, and why (run by the kernel hooks; exit 0 unless --blocking)")
+    p.add_argument("release", nargs="?", metavar="RELEASE", help="the new kernel's release (the hook's first argument)")
+    p.add_argument("--root", metavar="DIR", help="the system the kernel is installed into (Debian's $DPKG_ROOT; default /)")
+    p.add_argument("--blocking", action="store_true", help="exit 8 when a module will not load (the hook then fails)")
+    p.add_argument("--match", choices=["exact", "version", "minor", "major"], help=argparse.SUPPRESS)
+    p.add_argument("--print-hook", choices=["postinst", "kernel-install"],
+                   help="print the hook script: /etc/kernel/postinst.d/zz-kbuildguard (Debian, Ubuntu) or "
+                        "/etc/kernel/install.d/95-kbuildguard.install (systemd kernel-install)")
 
     p = add("init", "scaffold kbuildguard.toml and a module source from the templates")
     p.add_argument("-C", dest="directory", default=".", metavar="DIR")
@@ -206,7 +249,7 @@ def _common(args: argparse.Namespace, make_args: Sequence[str]) -> Common:
 def _detect(ctx: Context, args: argparse.Namespace, common: Common) -> int:
     from kbuildguard.commands import detect
 
-    return detect.run(ctx, common)
+    return detect.run(ctx, common, _fetch(args))
 
 
 def _make(ctx: Context, args: argparse.Namespace, common: Common) -> int:
@@ -215,7 +258,7 @@ def _make(ctx: Context, args: argparse.Namespace, common: Common) -> int:
 
     return make.run(ctx, MakeOptions(common, args.directory, tuple(args.targets), args.install, args.yes,
                                      args.dry_run, args.allow_mismatch, args.vmlinux, args.kernel_config, args.btf,
-                                     tuple(args.symvers), args.sign, _sig_enforce(args), tuple(args.trusted_cert)))
+                                     tuple(args.symvers), args.sign, _sig_enforce(args), tuple(args.trusted_cert), _fetch(args)))
 
 
 def _check(ctx: Context, args: argparse.Namespace, common: Common) -> int:
@@ -223,7 +266,7 @@ def _check(ctx: Context, args: argparse.Namespace, common: Common) -> int:
     from kbuildguard.commands.check import CheckOptions
 
     return check.run(ctx, CheckOptions(common, tuple(args.paths), args.vmlinux, args.kernel_config, tuple(args.symvers),
-                                       tuple(args.trusted_cert), _sig_enforce(args), tuple(args.mokutil)))
+                                       tuple(args.trusted_cert), _sig_enforce(args), tuple(args.mokutil), _fetch(args)))
 
 
 def _sign(ctx: Context, args: argparse.Namespace, common: Common) -> int:
@@ -237,7 +280,27 @@ def _doctor(ctx: Context, args: argparse.Namespace, common: Common) -> int:
     from kbuildguard.commands import doctor
     from kbuildguard.commands.doctor import DoctorOptions
 
-    return doctor.run(ctx, DoctorOptions(common, args.btf, args.vmlinux))
+    return doctor.run(ctx, DoctorOptions(common, args.btf, args.vmlinux, _fetch(args)))
+
+
+def _reboot_check(ctx: Context, args: argparse.Namespace, common: Common) -> int:
+    if args.print_hook:
+        import pkgutil
+
+        name = {"postinst": "zz-kbuildguard", "kernel-install": "95-kbuildguard.install"}[args.print_hook]
+        data = pkgutil.get_data("kbuildguard", "data/hooks/" + name)
+        assert data is not None
+        ctx.stdout.write(data.decode("utf-8"))
+        return 0
+    from kbuildguard.commands import rebootcheck
+
+    return rebootcheck.run(ctx, common, args.release or "", args.root, args.blocking)
+
+
+def _fetch_command(ctx: Context, args: argparse.Namespace, common: Common) -> int:
+    from kbuildguard.commands import fetch
+
+    return fetch.run(ctx, tuple(args.releases), _fetch(args)._replace(enabled=True), args.list)
 
 
 def _setup(ctx: Context, args: argparse.Namespace, common: Common) -> int:
@@ -271,7 +334,8 @@ def _rpm_macros(ctx: Context, args: argparse.Namespace, common: Common) -> int:
 # Commands are imported when dispatched: `kbuildguard --version` imports none of them, and
 # `kbuildguard detect` not the build pipeline.
 COMMANDS: Dict[str, Callable[[Context, argparse.Namespace, Common], int]] = {
-    "detect": _detect, "doctor": _doctor, "make": _make, "check": _check, "sign": _sign, "setup": _setup, "explain": _explain, "init": _init,
+    "detect": _detect, "doctor": _doctor, "make": _make, "check": _check, "sign": _sign, "fetch": _fetch_command, "setup": _setup,
+    "explain": _explain, "init": _init, "reboot-check": _reboot_check,
     "rpm-macros": _rpm_macros}
 
 

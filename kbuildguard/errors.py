@@ -132,6 +132,14 @@ class SigningFailed(KbgError):
     title = "signing failed"
 
 
+class FetchFailed(PackageUnavailable):
+    """``--fetch``: a kernel's packages could not be downloaded or unpacked (offline, a mirror gone);
+    the message names the files and the cache folder to put them in by hand. Exit 15, as a package
+    the repositories do not offer: to the caller both mean "that kernel's packages are not at hand"."""
+
+    title = "fetch failed"
+
+
 class Interrupted(KbgError):
     """A signal ended the run (Ctrl-C, a CI timeout's SIGTERM, a closed ssh session's SIGHUP).
 

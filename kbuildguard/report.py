@@ -1,13 +1,17 @@
 """JSON forms of our records: the contract that CI and other tools read (documented in the README)."""
 
 import json
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
-from kbuildguard.gates.verify import Check, Expectation, ModuleReport, ReferenceLayout
+from kbuildguard.formats.module import ModuleInfo
+from kbuildguard.formats.symvers import Export
+from kbuildguard.gates.model import Effect, Gate
+from kbuildguard.gates.verify import Check, Expectation, ModuleReport, ReferenceLayout, Verdict
 from kbuildguard.identity import CompilerId, Linker
 from kbuildguard.provision.plan import InstallPlan
 from kbuildguard.target.kernel import KernelTarget
 from kbuildguard.toolchain import Selection
+from kbuildguard.versions import release_tuple
 
 if TYPE_CHECKING:  # explain is imported only by the command that explains
     from kbuildguard.explain.load import LoadExplanation
@@ -146,3 +150,161 @@ def plan_json(p: InstallPlan) -> Dict[str, Any]:
 
 def dumps(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=False)
+
+
+# The order in which the kernel meets the gates, as far as it decides which one refuses first:
+# kernel/module/main.c (6.1) load_module(): module_sig_check(), elf_validity_check() (machine,
+# .gnu.linkonce.this_module), then check_modstruct_version() -- the CRC of module_layout, before any
+# other symbol and before check_modinfo()'s vermagic -- then layout_and_allocate(), simplify_symbols()
+# (each symbol's CRC, unknown symbols), and the BTF notifier. The compiler is never read by the kernel.
+KERNEL_ORDER = (Gate.READ, Gate.SIGNATURE, Gate.MACHINE, Gate.THIS_MODULE, Gate.VERMAGIC, Gate.LAYOUT,
+                Gate.SYMBOL_VERSIONS, Gate.SYMBOLS, Gate.LICENSE, Gate.BTF, Gate.COMPILER)
+
+
+class CrcDifference(NamedTuple):
+    symbol: str
+    module_crc: int
+    kernel_crc: Optional[int]  # None: the kernel does not export it at all
+
+
+class ForecastRow(NamedTuple):
+    """One kernel x one module: what that kernel will do with it, the gate that decides, and why a
+    rebuild is needed (empty when it loads)."""
+
+    kernel: str
+    module: str
+    verdict: Verdict
+    effect: Effect
+    gate: Optional[Gate]  # the gate that decides (None: every gate passes)
+    reason: str  # "rebuild needed because ...", or what the kernel does when it loads
+    weak_modules: bool  # RHEL's weak-modules / SUSE's weak-modules2 would link it (depmod -e -E: symbols and CRCs)
+    crc_differences: Tuple[CrcDifference, ...]
+    crcs_compared: int
+    kernel_prints: str  # the kernel's one log line for the refusal, when kbuildguard knows it
+
+
+def crc_differences(info: Optional[ModuleInfo], symbols: Optional[Mapping[str, Export]]) -> Tuple[Tuple[CrcDifference, ...], int]:
+    """Every __versions entry whose CRC the kernel's exports give differently (or not at all)."""
+    if info is None or symbols is None:
+        return (), 0
+    out = []
+    compared = 0
+    for name, crc in zip(info.version_names, info.version_crcs):
+        export = symbols.get(name)
+        if export is None or export.crc is None:
+            if export is None and name == "module_layout":
+                out.append(CrcDifference(name, crc, None))
+            continue
+        compared += 1
+        if export.crc != crc:
+            out.append(CrcDifference(name, crc, export.crc))
+    return tuple(out), compared
+
+
+def size_differs(c: Check) -> bool:
+    """The layout check found another struct module size ("size 0x380, ..." against "size 0x500, ...")."""
+    return c.name is Gate.LAYOUT and not c.ok and c.expected.split(",")[0] != c.found.split(",")[0]
+
+
+def deciding_gate(rep: ModuleReport, layout_crc_differs: bool, kernel_6_4: bool = False) -> Optional[Check]:
+    """The check the kernel stops at: refused gates in the kernel's order (module_layout's CRC first
+    of all, check_modstruct_version()); for a module that loads, the worst effect's first check.
+
+    From 6.4 elf_validity_check() compares the size of .gnu.linkonce.this_module with sizeof(struct
+    module) before check_modstruct_version() runs (kernel/module/main.c, "section size must match the
+    kernel's built struct module size at run time"): a size that differs decides there."""
+    failed = [c for c in rep.checks if not c.ok]
+    if not failed:
+        effect = rep.effect
+        if effect is Effect.OK:
+            return None
+        return next((c for c in rep.checks if c.effect is effect), None)
+
+    def rank(c: Check) -> Tuple[int, float]:
+        refused = 0 if c.effect is Effect.REJECTED else 1
+        if kernel_6_4 and size_differs(c):
+            return refused, KERNEL_ORDER.index(Gate.THIS_MODULE)
+        if layout_crc_differs and c.name is Gate.SYMBOL_VERSIONS:
+            return refused, KERNEL_ORDER.index(Gate.THIS_MODULE) + 0.5  # after elf_validity_check(), before vermagic
+        return refused, KERNEL_ORDER.index(c.name) if c.name in KERNEL_ORDER else len(KERNEL_ORDER)
+
+    return sorted(failed, key=rank)[0]
+
+
+def _crc_list(diffs: Sequence[CrcDifference], limit: int = 3) -> str:
+    shown = ["%s (module 0x%08x, kernel %s)" % (d.symbol, d.module_crc, "0x%08x" % d.kernel_crc if d.kernel_crc is not None
+                                                else "does not export it") for d in diffs[:limit]]
+    more = " and %d more" % (len(diffs) - limit) if len(diffs) > limit else ""
+    return ", ".join(shown) + more
+
+
+def rebuild_reason(c: Check, diffs: Sequence[CrcDifference], compared: int) -> Tuple[str, str]:
+    """("rebuild needed because ...", the line the kernel prints) for the deciding check."""
+    layout = [d for d in diffs if d.symbol == "module_layout"]
+    if size_differs(c) and "6.4" in c.message:
+        prints = ".gnu.linkonce.this_module section size must match the kernel's built struct module size at run time"
+        more = (" (module_layout's CRC differs too, %d of %d CRCs: the size check comes first)" % (len(diffs), compared)
+                if layout else "")
+        return ("rebuild needed because struct module size differs: %s; from 6.4 the kernel prints \"%s\" (-ENOEXEC, insmod: "
+                "Invalid module format) before it compares any CRC%s" % (c.found.split(",")[0] + " vs " + c.expected.split(",")[0],
+                                                                prints, more), prints)
+    if c.name is Gate.SYMBOL_VERSIONS and layout:
+        d = layout[0]
+        prints = ("disagrees about version of symbol module_layout" if d.kernel_crc is not None
+                  else "no symbol version for module_layout")
+        return ("rebuild needed because the CRC of module_layout changed (module 0x%08x, kernel %s): the kernel prints "
+                "only \"%s\" (insmod: Invalid module format), because check_modstruct_version() runs before every "
+                "other check of the symbols, however many differ (%d of %d CRCs differ here: %s)" % (
+                    d.module_crc, "0x%08x" % d.kernel_crc if d.kernel_crc is not None else "has none",
+                    prints, len(diffs), compared, _crc_list(diffs)), prints)
+    if c.name is Gate.SYMBOL_VERSIONS and diffs:
+        return ("rebuild needed because the CRC of %s changed (%d of %d CRCs differ): the kernel prints "
+                "\"disagrees about version of symbol %s\"" % (_crc_list(diffs), len(diffs), compared, diffs[0].symbol),
+                "disagrees about version of symbol %s" % diffs[0].symbol)
+    because = {
+        Gate.SIGNATURE: "the signer is not trusted there",
+        Gate.LAYOUT: "struct module differs",
+        Gate.COMPILER: "the compiler differs",
+        Gate.VERMAGIC: "the vermagic differs",
+        Gate.SYMBOLS: "a symbol it uses is not exported there",
+        Gate.MACHINE: "it is for another machine",
+        Gate.BTF: "its BTF does not fit that kernel's",
+    }.get(c.name, "the %s gate refuses it" % c.name)
+    return "rebuild needed because %s: %s" % (because, c.message), ""
+
+
+def across_abi(kernel: str, info: Optional[ModuleInfo], diffs: Sequence[CrcDifference], compared: int) -> str:
+    """A module built for another release that loads: say why (the ABI number is not the distance)."""
+    built_for = info.vermagic.split(" ", 1)[0] if info is not None and info.vermagic else ""
+    if not built_for or built_for == kernel or diffs or not compared:
+        return ""
+    return ("; built for %s, and all %d of its symbol CRCs are equal here (kernels that share one Module.symvers, as "
+            "Debian's 6.1.0-55, -56 and -57 do, load each other's modules: the vermagic release is not compared when "
+            "a module has symbol versions)" % (built_for, compared))
+
+
+def forecast_row(kernel: str, rep: ModuleReport, info: Optional[ModuleInfo], symbols: Optional[Mapping[str, Export]]) -> ForecastRow:
+    diffs, compared = crc_differences(info, symbols)
+    c = deciding_gate(rep, any(d.symbol == "module_layout" for d in diffs), release_tuple(kernel.split("-")[0]) >= (6, 4))
+    passed = {x.name for x in rep.checks if x.ok}
+    weak = Gate.SYMBOLS in passed and Gate.SYMBOL_VERSIONS in passed and rep.verdict is not Verdict.ERROR
+    across = across_abi(kernel, info, diffs, compared)
+    if c is None:
+        return ForecastRow(kernel, rep.path, rep.verdict, rep.effect, None, "loads: every gate passes" + across, weak, diffs,
+                           compared, "")
+    if c.ok:
+        return ForecastRow(kernel, rep.path, rep.verdict, rep.effect, c.name, "loads; %s%s" % (c.message, across), weak, diffs,
+                           compared, "")
+    reason, prints = rebuild_reason(c, diffs, compared)
+    if weak:
+        reason += ("; weak-modules (depmod -e -E: every symbol resolves, every CRC equal) would link it into this "
+                   "kernel, which refuses it")
+    return ForecastRow(kernel, rep.path, rep.verdict, rep.effect, c.name, reason, weak, diffs, compared, prints)
+
+
+def forecast_json(rows: Sequence[ForecastRow]) -> List[Dict[str, Any]]:
+    return [{"kernel": r.kernel, "module": r.module, "verdict": str(r.verdict), "effect": str(r.effect),
+             "gate": str(r.gate) if r.gate else None, "reason": r.reason, "rebuild_needed": r.verdict is Verdict.MISMATCH,
+             "weak_modules_would_link": r.weak_modules, "crcs_compared": r.crcs_compared,
+             "crc_differences": [{"symbol": d.symbol, "module": d.module_crc, "kernel": d.kernel_crc} for d in r.crc_differences],
+             "kernel_prints": r.kernel_prints or None} for r in rows]

@@ -1,12 +1,13 @@
 """``kbuildguard check``: verify modules built elsewhere against the target kernel."""
 
-from typing import List, NamedTuple, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from kbuildguard import report
-from kbuildguard.commands.common import level_of, target_and_modules
+from kbuildguard.commands.common import FetchOptions, absolute, kernel_selectors, level_of, settings_for
 from kbuildguard.console import printable
 from kbuildguard.context import Context
-from kbuildguard.errors import BadInput, ModuleRejected
+from kbuildguard.errors import BadInput, ModuleRejected, UsageError
+from kbuildguard.formats.module import ModuleInfo, find_modules, read_module
 from kbuildguard.gates import loader, trust
 from kbuildguard.gates.model import Effect
 from kbuildguard.gates.verify import (
@@ -20,9 +21,11 @@ from kbuildguard.gates.verify import (
     with_cause,
     with_confirmed_signatures,
 )
+from kbuildguard.report import ForecastRow, forecast_row
 from kbuildguard.settings import Common
+from kbuildguard.target import kernel
 from kbuildguard.target.drift import compare
-from kbuildguard.target.kernel import KernelTarget
+from kbuildguard.target.kernel import KernelTarget, Selector
 from kbuildguard.toolchain import MatchLevel
 
 
@@ -35,6 +38,7 @@ class CheckOptions(NamedTuple):
     trusted_certs: Tuple[str, ...] = ()  # --trusted-cert: certificates the kernel trusts
     sig_enforce: Optional[bool] = None  # --sig-enforce yes|no: the target's enforcement, stated
     mokutil: Tuple[str, ...] = ()  # --mokutil: the target's mokutil output (Secure Boot, MOK and db keys)
+    fetch: FetchOptions = FetchOptions()
 
 
 def expectation(ctx: Context, target: KernelTarget, level: MatchLevel, opts: CheckOptions) -> Expectation:
@@ -93,15 +97,79 @@ def verdict(target: KernelTarget, reports: List[ModuleReport]) -> int:
     return 0
 
 
-def run(ctx: Context, opts: CheckOptions) -> int:
-    settings, target, paths = target_and_modules(ctx, opts.common, opts.paths, "check")
-    expect = expectation(ctx, target, level_of(settings), opts)
+def checked(ctx: Context, target: KernelTarget, level: MatchLevel, opts: CheckOptions,
+            paths: List[str]) -> Tuple[Expectation, List[ModuleReport]]:
+    """Every gate for every module against one kernel, signatures confirmed with openssl."""
+    expect = expectation(ctx, target, level, opts)
     reports = verify_paths(paths, expect)
     assert expect.loader is not None
     known = expect.loader.signing.trust
-    reports = with_confirmed_signatures(reports, lambda info, found: trust.confirm(ctx.runner, info, found, known, ctx.env))
+    return expect, with_confirmed_signatures(
+        reports, lambda info, found: trust.confirm(ctx.runner, info, found, known, ctx.env))
+
+
+def run(ctx: Context, opts: CheckOptions) -> int:
+    settings = settings_for(ctx, opts.common.cli)
+    selectors, many = kernel_selectors(ctx, settings, opts.fetch, "check", many=True)
+    paths = find_modules(absolute(ctx, opts.paths))
+    if not paths:
+        raise UsageError("no .ko, .ko.xz, .ko.gz, .ko.zst or .ko.bz2 files under %s" % printable(" ".join(opts.paths)))
+    if many:
+        return forecast(ctx, opts, level_of(settings), selectors, paths)
+    target = kernel.resolve(selectors[0])
+    expect, reports = checked(ctx, target, level_of(settings), opts, paths)
     if ctx.json:
         ctx.out_json(dict(report.expectation_json(expect), settings=settings.as_json(), modules=report.modules_json(reports)))
     else:
         print_reports(ctx, expect, reports)
     return verdict(target, reports)
+
+
+def read_infos(paths: List[str]) -> Dict[str, Optional[ModuleInfo]]:
+    """Each module read once, for the forecast's CRC comparison (the gates read their own copy)."""
+    infos: Dict[str, Optional[ModuleInfo]] = {}
+    for path in paths:
+        try:
+            infos[path] = read_module(path)
+        except BadInput:
+            infos[path] = None
+    return infos
+
+
+def forecast(ctx: Context, opts: CheckOptions, level: MatchLevel, selectors: List[Selector], paths: List[str]) -> int:
+    """One row per kernel x module: the effect, the deciding gate, and why a rebuild is needed."""
+    if opts.vmlinux or opts.kernel_config:
+        # one file cannot be every kernel's: each kernel's own /boot/vmlinuz-R and config-R are read
+        raise UsageError("--vmlinux and --kernel-config name one kernel's files: give them with one --kernel, not %d"
+                         % len(selectors))
+    infos = read_infos(paths)
+    rows: List[ForecastRow] = []
+    kernels = []
+    for selector in selectors:
+        target = kernel.resolve(selector)
+        expect, reports = checked(ctx, target, level, opts, paths)
+        assert expect.loader is not None
+        exports = expect.loader.exports
+        kernels.append(dict(report.kernel_summary_json(target), root=target.sysroot,
+                            module_symvers=list(exports.sources) if exports else []))
+        for rep in reports:
+            rows.append(forecast_row(target.release, rep, infos.get(rep.path), exports.symbols if exports else None))
+    if ctx.json:
+        ctx.out_json({"kernels": kernels, "forecast": report.forecast_json(rows)})
+    else:
+        print_forecast(ctx, rows)
+    refused = [r for r in rows if r.verdict is not Verdict.OK]
+    if refused:
+        raise ModuleRejected("%d of %d kernel x module pair(s) need a rebuild: %s" % (
+            len(refused), len(rows), ", ".join(sorted({r.kernel for r in refused}, key=lambda k: [x.kernel for x in rows].index(k)))))
+    return 0
+
+
+def print_forecast(ctx: Context, rows: List[ForecastRow]) -> None:
+    width = max([len(r.kernel) for r in rows] + [6])
+    names = {r.module: r.module.rsplit("/", 1)[-1] for r in rows}
+    mwidth = max([len(n) for n in names.values()] + [6])
+    ctx.out("%-*s  %-*s  %-16s  %-15s  %s" % (width, "KERNEL", mwidth, "MODULE", "EFFECT", "GATE", "WHY"))
+    for r in rows:
+        ctx.out("%-*s  %-*s  %-16s  %-15s  %s" % (width, printable(r.kernel), mwidth, printable(names[r.module]),
+                                                 r.effect, r.gate or "-", printable(r.reason)))

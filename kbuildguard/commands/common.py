@@ -1,15 +1,15 @@
 """What every command does first: resolve the settings once, and name the target kernel from them."""
 
 import os
-from typing import List, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard import project
 from kbuildguard.console import printable
 from kbuildguard.context import Context
-from kbuildguard.errors import ConfigError, UsageError
+from kbuildguard.errors import ConfigError, PackageUnavailable, UsageError
 from kbuildguard.formats.module import find_modules
 from kbuildguard.settings import CommandLine, Common, Settings, resolve
-from kbuildguard.target import kernel
+from kbuildguard.target import fetch, kernel
 from kbuildguard.target.kernel import KernelTarget, Selector
 from kbuildguard.toolchain import Forced, MatchLevel
 
@@ -50,7 +50,8 @@ def absolute(ctx: Context, paths: Sequence[str]) -> Sequence[str]:
 
 
 def target_and_modules(ctx: Context, common: Common, paths: Sequence[str], verb: str) -> Tuple[Settings, KernelTarget, List[str]]:
-    """What `check` and `sign` start from: the settings, the one target kernel, the module files."""
+    """What `sign` starts from: the settings, the one target kernel, the module files (`check` takes
+    several kernels: kernel_selectors)."""
     settings = settings_for(ctx, common.cli)
     single_kernel(settings, verb)
     target = kernel.resolve(selector_for(settings))
@@ -58,3 +59,90 @@ def target_and_modules(ctx: Context, common: Common, paths: Sequence[str], verb:
     if not found:
         raise UsageError("no .ko, .ko.xz, .ko.gz, .ko.zst or .ko.bz2 files under %s" % printable(" ".join(paths)))
     return settings, target, found
+
+
+class FetchOptions(NamedTuple):
+    """``--fetch``, ``--fetch-from SOURCE``, ``--refresh``: kernels that are not installed, downloaded
+    into the cache (target/fetch.py). The flag is the consent: nothing is installed, no root needed."""
+
+    enabled: bool = False
+    source: Optional[str] = None
+    refresh: bool = False
+
+
+AVAILABLE = "available:"
+
+
+def fetch_source(ctx: Context, opts: FetchOptions) -> fetch.Source:
+    """--fetch-from, else this machine's distribution (its os-release)."""
+    if opts.source:
+        return fetch.parse_source(opts.source)
+    from kbuildguard.provision.plan import detect_distro
+
+    found = detect_distro("/")
+    family = fetch.family_of(found.id, found.like)
+    if family is None:
+        raise UsageError("cannot tell how to fetch kernels on %s (os-release ID %s): name it with --fetch-from %s"
+                         % (printable(found.name or found.id), printable(found.id), "|".join(str(f) for f in fetch.Family)))
+    return fetch.Source(family)
+
+
+def fetched_releases(ctx: Context, settings: Settings, opts: FetchOptions, many: bool) -> List[fetch.Fetched]:
+    """The releases --kernel names (R, R1,R2, available:GLOB), each fetched (or found in the cache)."""
+    value = settings.kernel.value
+    if settings.sysroot.value or settings.kernel_dir.value:
+        raise UsageError("--fetch makes its own root: it is not combined with %s" % (
+            settings.sysroot.describe() if settings.sysroot.value else settings.kernel_dir.describe()))
+    if not value or value == "all":
+        raise UsageError("--fetch needs the kernel named: --kernel RELEASE%s" % (
+            ", R1,R2 or 'available:GLOB' (`all` means the installed kernels)" if many else ""))
+    source = fetch_source(ctx, opts)
+    cache = fetch.cache_root(ctx.env, ctx.euid)
+    if value.startswith(AVAILABLE):
+        pattern = value[len(AVAILABLE):]
+        releases = fetch.available(ctx.runner, pattern, source, cache, opts.refresh)
+        if not releases:
+            raise PackageUnavailable("no kernel offered by %s matches %r" % (source.describe(), pattern),
+                                           hint="the headers packages are named linux-headers-RELEASE (Debian, Ubuntu) "
+                                                "or kernel-devel-RELEASE (dnf); try a wider glob")
+    else:
+        releases = [r.strip() for r in value.split(",") if r.strip()]
+    if len(releases) > 1 and not many:
+        raise ConfigError("%s: names %d kernels; this command works on one" % (settings.kernel.describe(), len(releases)))
+    found = []
+    for release in releases:
+        with ctx.console.step("fetch kernel %s from %s" % (release, source.describe())):
+            got = fetch.fetch(ctx.runner, release, source, cache, opts.refresh)
+        ctx.console.info("kernel %s: %s%s" % (release, got.root, " (cached)" if got.cached else ""))
+        found.append(got)
+    return found
+
+
+def fetched_selector(settings: Settings, got: fetch.Fetched) -> Selector:
+    return selector_for(settings, kernel=got.release)._replace(
+        sysroot=got.root, sysroot_named_by="the fetched kernel %s (%s)" % (got.release, got.root), kernel_dir=None)
+
+
+def kernel_selectors(ctx: Context, settings: Settings, opts: FetchOptions, verb: str, many: bool,
+                     proc_version_file: Optional[str] = None) -> Tuple[List[Selector], bool]:
+    """The target kernel(s) of a command, and whether the user named several (a list, `all`, available:)."""
+    value = settings.kernel.value or ""
+    if opts.enabled:
+        got = fetched_releases(ctx, settings, opts, many)
+        return [fetched_selector(settings, g) for g in got], len(got) > 1 or "," in value or value.startswith(AVAILABLE)
+    if value.startswith(AVAILABLE):
+        raise UsageError("%s: kernels that are not installed are fetched: add --fetch" % settings.kernel.describe())
+    if not many:
+        single_kernel(settings, verb)
+        return [selector_for(settings, proc_version_file)], False
+    if value == "all" or "," in value:
+        if settings.kernel_dir.value:
+            raise ConfigError("%s and %s name the target twice: give one" % (settings.kernel.describe(), settings.kernel_dir.describe()))
+        if value == "all":
+            releases = kernel.installed_releases(os.path.abspath(settings.sysroot.value) if settings.sysroot.value else "/")
+            if not releases:
+                raise kernel.missing_tree_error("(any)", os.path.abspath(settings.sysroot.value or "/"), False)
+        else:
+            releases = [r.strip() for r in value.split(",") if r.strip()]
+        return [selector_for(settings, kernel=r) for r in releases], True
+    return [selector_for(settings, proc_version_file)], False

@@ -2,7 +2,7 @@
 
 from kbuildguard import report, toolchain
 from kbuildguard.build.pipeline import no_match_error
-from kbuildguard.commands.common import forced_of, level_of, selector_for, settings_for, single_kernel
+from kbuildguard.commands.common import FetchOptions, forced_of, kernel_selectors, level_of, settings_for
 from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.settings import Common
@@ -36,10 +36,10 @@ def describe_selection(ctx: Context, selection: Selection) -> None:
     ctx.out("selected: %s" % (printable(selection.selected.path) if selection.selected else "none"))
 
 
-def run(ctx: Context, common: Common) -> int:
+def run(ctx: Context, common: Common, fetch: FetchOptions = FetchOptions()) -> int:
     settings = settings_for(ctx, common.cli)
-    single_kernel(settings, "detect")
-    target = kernel.resolve(selector_for(settings, common.proc_version_file))
+    selectors, _ = kernel_selectors(ctx, settings, fetch, "detect", many=False, proc_version_file=common.proc_version_file)
+    target = kernel.resolve(selectors[0])
     if target.build_dir is None and not (common.proc_version_file or settings.sysroot.value):
         raise kernel.missing_tree_error(target.release, target.sysroot, target.running,
                                         " (built by %s, says %s)" % (target.compiler.describe(), target.compiler_source))

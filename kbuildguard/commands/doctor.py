@@ -10,7 +10,7 @@ from typing import NamedTuple, Optional
 from kbuildguard import report, toolchain
 from kbuildguard.build import preflight
 from kbuildguard.build.pipeline import no_match_error, refuse_forced
-from kbuildguard.commands.common import forced_of, level_of, selector_for, settings_for, single_kernel
+from kbuildguard.commands.common import FetchOptions, forced_of, kernel_selectors, level_of, settings_for
 from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.settings import Common
@@ -22,6 +22,7 @@ class DoctorOptions(NamedTuple):
     common: Common
     btf: bool = False
     vmlinux: Optional[str] = None
+    fetch: FetchOptions = FetchOptions()
 
 
 MARKS = {preflight.Status.OK: "ok  ", preflight.Status.FAIL: "FAIL", preflight.Status.WARN: "warn",
@@ -30,8 +31,9 @@ MARKS = {preflight.Status.OK: "ok  ", preflight.Status.FAIL: "FAIL", preflight.S
 
 def run(ctx: Context, opts: DoctorOptions) -> int:
     settings = settings_for(ctx, opts.common.cli)
-    single_kernel(settings, "doctor")
-    target = kernel.resolve(selector_for(settings, opts.common.proc_version_file))
+    selectors, _ = kernel_selectors(ctx, settings, opts.fetch, "doctor", many=False,
+                                    proc_version_file=opts.common.proc_version_file)
+    target = kernel.resolve(selectors[0])
     if target.build_dir is None:
         raise kernel.missing_tree_error(target.release, target.sysroot, target.running)
     level = level_of(settings)

@@ -6,7 +6,7 @@ from typing import NamedTuple, Optional, Tuple
 from kbuildguard import project
 from kbuildguard.build import kbuild
 from kbuildguard.build import pipeline as build
-from kbuildguard.commands.common import forced_of, level_of, selector_for
+from kbuildguard.commands.common import FetchOptions, fetched_releases, fetched_selector, forced_of, level_of, selector_for
 from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.errors import ConfigError, UsageError
@@ -29,6 +29,7 @@ class MakeOptions(NamedTuple):
     sign: bool = False
     sig_enforce: Optional[bool] = None
     trusted_certs: Tuple[str, ...] = ()
+    fetch: FetchOptions = FetchOptions()
 
 
 def with_extra_symbols(ctx: Context, make_args: Tuple[str, ...], symvers: Tuple[str, ...]) -> Tuple[str, ...]:
@@ -68,6 +69,10 @@ def run(ctx: Context, opts: MakeOptions) -> int:
         sign=opts.sign, sig_enforce=opts.sig_enforce, trusted_certs=tuple(ctx.path(c) for c in opts.trusted_certs))
     if (opts.common.cli.sign_key or opts.common.cli.sign_cert) and not opts.sign:
         raise UsageError("--sign-key and --sign-cert are for --sign: add --sign")
+    if opts.fetch.enabled:
+        got = fetched_releases(ctx, settings, opts.fetch, many=True)
+        many = len(got) > 1 or "," in (settings.kernel.value or "") or (settings.kernel.value or "").startswith("available:")
+        return build.run(ctx, proj, req, [fetched_selector(settings, g) for g in got], many=many)
     releases = build.kernel_list(settings.kernel.value, settings.sysroot.value)
     if releases is None:
         return build.run(ctx, proj, req, [selector_for(settings)], many=False)

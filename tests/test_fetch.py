@@ -1,0 +1,395 @@
+"""Kernels on demand (target/fetch.py) and the forecast's rows (report.forecast_row), without the network.
+
+The apt-cache answers are Debian's own, captured on bookworm (2026-12) for linux-headers-6.1.0-56-amd64.
+"""
+
+import io
+import json
+import os
+
+import pytest
+
+from conftest import FakeRunner
+from kbuildguard import cli
+from kbuildguard.errors import FetchFailed, PackageUnavailable, UsageError
+from kbuildguard.formats.module import ModuleInfo
+from kbuildguard.formats.symvers import Export
+from kbuildguard.gates.model import Check, Effect, Gate
+from kbuildguard.gates.verify import ModuleReport, Verdict
+from kbuildguard.report import forecast_json, forecast_row
+from kbuildguard.run import CommandFailed
+from kbuildguard.target import fetch
+from kbuildguard.target.fetch import Dependency, Family, Source
+
+HEADERS_56 = """Package: linux-headers-6.1.0-56-amd64
+Source: linux
+Version: 6.1.192-2
+Installed-Size: 8040
+Depends: linux-headers-6.1.0-56-common (= 6.1.192-2), linux-kbuild-6.1 (>= 6.1.192-2), linux-compiler-gcc-12-x86
+Filename: pool/updates/main/l/linux/linux-headers-6.1.0-56-amd64_6.1.192-2_amd64.deb
+SHA256: 796a7b4584d7a57f97913e34e80a2fcce96b6c5016fa9d4fc2212a93e4868677
+
+"""
+REST_56 = """Package: linux-headers-6.1.0-56-common
+Version: 6.1.192-2
+Filename: pool/updates/main/l/linux/linux-headers-6.1.0-56-common_6.1.192-2_all.deb
+SHA256: 509e776de8353799a53f4b14d29e87863aac2b7ee9264544bc2821461a853930
+
+Package: linux-kbuild-6.1
+Version: 6.1.192-3
+Filename: pool/updates/main/l/linux/linux-kbuild-6.1_6.1.192-3_amd64.deb
+SHA256: 98a1baa42a21088e25bcc91c4d8e8134cf1e9d6e978b8c4584f6c7d05e6cc9d6
+
+Package: linux-image-6.1.0-56-amd64-unsigned
+Version: 6.1.192-2
+Filename: pool/updates/main/l/linux/linux-image-6.1.0-56-amd64-unsigned_6.1.192-2_amd64.deb
+SHA256: 530631662c9ad84758eca2d7609cf40623309afd4bccbeb563f33e9c7f220bdf
+
+"""
+SHOW = ("apt-cache", "show", "--no-all-versions")
+REST_SPECS = ("linux-headers-6.1.0-56-common=6.1.192-2", "linux-kbuild-6.1", "linux-image-6.1.0-56-amd64-unsigned=6.1.192-2")
+
+
+def test_package_names_per_distribution():
+    """Debian fetches the unsigned image (same config, vmlinuz contents and built-in keys as the signed one);
+    Ubuntu splits vmlinuz (linux-image) from config and modules (linux-modules) and has no linux-kbuild."""
+    assert fetch.asked_packages(Family.DEBIAN, "6.1.0-56-amd64") == ("linux-headers-6.1.0-56-amd64",
+                                                                    "linux-image-6.1.0-56-amd64-unsigned")
+    assert fetch.asked_packages(Family.UBUNTU, "6.8.0-45-generic") == (
+        "linux-headers-6.8.0-45-generic", "linux-image-6.8.0-45-generic", "linux-modules-6.8.0-45-generic")
+    assert fetch.asked_packages(Family.DNF, "5.14.0-503.11.1.el9_5.x86_64") == (
+        "kernel-devel-5.14.0-503.11.1.el9_5.x86_64", "kernel-core-5.14.0-503.11.1.el9_5.x86_64")
+    assert fetch.asked_packages(Family.ZYPPER, "5.14.21-150500.55.39-default") == (
+        "kernel-default-devel-5.14.21-150500.55.39", "kernel-devel-5.14.21-150500.55.39", "kernel-default-5.14.21-150500.55.39")
+
+
+def test_dependencies_followed_debian_and_ubuntu():
+    depends = "linux-headers-6.1.0-56-common (= 6.1.192-2), linux-kbuild-6.1 (>= 6.1.192-2), linux-compiler-gcc-12-x86"
+    assert fetch.followed_dependencies(Family.DEBIAN, depends) == [
+        Dependency("linux-headers-6.1.0-56-common", "6.1.192-2"), Dependency("linux-kbuild-6.1", "")]
+    trixie = ("linux-headers-6.12.117+deb13-common (= 6.12.117-1), linux-kbuild-6.12.117+deb13 (= 6.12.117-1), "
+              "linux-compiler-gcc-14-x86")
+    assert [d.name for d in fetch.followed_dependencies(Family.DEBIAN, trixie)] == [
+        "linux-headers-6.12.117+deb13-common", "linux-kbuild-6.12.117+deb13"]
+    ubuntu = "linux-headers-6.8.0-45, libc6 (>= 2.34), libelf1t64 (>= 0.144), libssl3t64 (>= 3.0.0), zlib1g (>= 1:1.2.3.3)"
+    assert fetch.followed_dependencies(Family.UBUNTU, ubuntu) == [Dependency("linux-headers-6.8.0-45", "")]
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("debian", Source(Family.DEBIAN)),
+    ("debian:bullseye", Source(Family.DEBIAN, suite="bullseye")),
+    ("ubuntu:noble", Source(Family.UBUNTU, suite="noble")),
+    ("dnf", Source(Family.DNF)),
+    ("dnf:/var/lib/mock/root:9", Source(Family.DNF, root="/var/lib/mock/root", releasever="9")),
+    ("zypper:/srv/root", Source(Family.ZYPPER, root="/srv/root")),
+])
+def test_parse_source(text, expected):
+    assert fetch.parse_source(text) == expected
+
+
+@pytest.mark.parametrize("text", ["arch", "debian:../x", "dnf:relative/root", ""])
+def test_parse_source_refuses(text):
+    with pytest.raises(UsageError):
+        fetch.parse_source(text)
+
+
+@pytest.mark.parametrize("release,suite", [
+    ("5.10.0-32-amd64", "bullseye"), ("6.1.0-57-amd64", "bookworm"), ("6.12.117+deb13-amd64", "trixie"),
+    ("6.12.113+deb12-amd64", "bookworm"), ("4.19.0-27-amd64", "buster"), ("3.16.0-6-amd64", None)])
+def test_debian_suite_of(release, suite):
+    assert fetch.debian_suite_of(release) == suite
+
+
+def test_system_sources_to_a_private_suite():
+    deb822 = ("Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\nComponents: main\n"
+              "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\nTypes: deb\n"
+              "URIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\nComponents: main\n")
+    entries = fetch.parse_sources(deb822, deb822=True)
+    assert fetch.sources_list(entries, "bullseye") == (
+        "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bullseye main\n")
+    one_line = "deb http://security.debian.org/ bookworm-security main\ndeb http://ftp.de.debian.org/debian bookworm main contrib\n"
+    assert fetch.parse_sources(one_line, deb822=False) == [("", "http://ftp.de.debian.org/debian", "main contrib")]
+
+
+def test_cache_root_is_the_users_or_var_cache_for_root():
+    assert fetch.cache_root({"HOME": "/home/u"}, 1000) == "/home/u/.cache/kbuildguard/kernels"
+    assert fetch.cache_root({"HOME": "/root"}, 0) == "/var/cache/kbuildguard/kernels"
+    assert fetch.cache_root({"HOME": "/root", "XDG_CACHE_HOME": "/ci"}, 0) == "/ci/kbuildguard/kernels"
+
+
+def test_family_of_os_release():
+    assert fetch.family_of("rocky", ("rhel", "centos", "fedora")) is Family.DNF
+    assert fetch.family_of("linuxmint", ("ubuntu", "debian")) is Family.UBUNTU
+    assert fetch.family_of("opensuse-leap", ("suse", "opensuse")) is Family.ZYPPER
+    assert fetch.family_of("alpine", ()) is None
+
+
+class DebRunner(FakeRunner):
+    """apt-get download writes the .deb files; dpkg-deb -x unpacks a Debian-like headers tree."""
+
+    def __init__(self, outputs, download_code=0):
+        super().__init__(outputs)
+        self.download_code = download_code
+
+    def action(self, argv, cwd=None, env=None, ok_returncodes=(0,), pass_fds=()):
+        self.calls.append(list(argv))
+        if argv[:2] == ["apt-get", "download"] or "download" in argv:
+            if self.download_code:
+                raise CommandFailed(argv, cwd, self.download_code)
+            for spec in argv[3:]:
+                name = spec.split("=")[0]
+                with open(os.path.join(cwd, fake_deb(name)), "wb") as f:
+                    f.write(b"deb")
+            return 0
+        return super().action(argv, cwd, env, ok_returncodes, pass_fds)
+
+    def probe(self, argv, cwd=None, env=None, ok_returncodes=(0,), timeout=None, remember=False):
+        if argv[:2] == ["dpkg-deb", "-x"]:
+            self.calls.append(list(argv))
+            root = argv[3]
+            if "amd64_" in argv[2] and "headers" in argv[2]:
+                tree = os.path.join(root, "usr/src/linux-headers-6.1.0-56-amd64")
+                os.makedirs(tree, exist_ok=True)
+                with open(os.path.join(tree, "Makefile"), "w") as f:
+                    f.write("include /usr/src/linux-headers-6.1.0-56-common/Makefile\n")
+            return super().probe(["true"]) if ("true",) in self.outputs else _done(argv)
+        return super().probe(argv, cwd, env, ok_returncodes, timeout, remember)
+
+
+def _done(argv):
+    from kbuildguard.run import Completed
+
+    return Completed(list(argv), 0, "", "")
+
+
+def fake_deb(name):
+    return {"linux-headers-6.1.0-56-amd64": "linux-headers-6.1.0-56-amd64_6.1.192-2_amd64.deb",
+            "linux-headers-6.1.0-56-common": "linux-headers-6.1.0-56-common_6.1.192-2_all.deb",
+            "linux-kbuild-6.1": "linux-kbuild-6.1_6.1.192-3_amd64.deb",
+            "linux-image-6.1.0-56-amd64-unsigned": "linux-image-6.1.0-56-amd64-unsigned_6.1.192-2_amd64.deb"}[name]
+
+
+def _outputs():
+    return {SHOW + ("linux-headers-6.1.0-56-amd64",): HEADERS_56, SHOW + REST_SPECS: REST_56}
+
+
+def test_offline_download_names_the_files_and_the_folder(tmp_path):
+    runner = DebRunner(_outputs(), download_code=100)
+    with pytest.raises(FetchFailed) as err:
+        fetch.fetch(runner, "6.1.0-56-amd64", Source(Family.DEBIAN), str(tmp_path / "kernels"))
+    assert err.value.exit_code == 15
+    assert "linux-image-6.1.0-56-amd64-unsigned_6.1.192-2_amd64.deb" in err.value.message
+    assert "put these files into %s" % (tmp_path / "kernels" / "debs") in err.value.hint
+    assert "pool/updates/main/l/linux/linux-kbuild-6.1_6.1.192-3_amd64.deb" in err.value.hint
+
+
+def test_a_downloaded_file_must_have_the_archives_checksum(tmp_path):
+    """apt-get download verifies; a file put there by hand is held to the same SHA256 (here: b'deb' is not it)."""
+    runner = DebRunner(_outputs())
+    with pytest.raises(FetchFailed) as err:
+        fetch.fetch(runner, "6.1.0-56-amd64", Source(Family.DEBIAN), str(tmp_path / "kernels"))
+    assert "left no file with SHA256" in err.value.message
+
+
+def test_unpacked_root_is_fixed_and_reused(tmp_path, monkeypatch):
+    monkeypatch.setattr(fetch, "_has_file", lambda path, sha: os.path.isfile(path))
+    cache = str(tmp_path / "kernels")
+    runner = DebRunner(_outputs())
+    got = fetch.fetch(runner, "6.1.0-56-amd64", Source(Family.DEBIAN), cache)
+    assert not got.cached and got.root.startswith(os.path.join(cache, "6.1.0-56-amd64-"))
+    with open(os.path.join(got.root, "usr/src/linux-headers-6.1.0-56-amd64/Makefile")) as f:
+        assert f.read() == "include %s/usr/src/linux-headers-6.1.0-56-common/Makefile\n" % got.root
+    assert [c[:2] for c in runner.calls].count(["dpkg-deb", "-x"]) == 4
+    assert os.listdir(os.path.join(cache, "debs")) == []  # the root is kept, the .debs are not
+    again = DebRunner(_outputs())
+    second = fetch.fetch(again, "6.1.0-56-amd64", Source(Family.DEBIAN), cache)
+    assert second.cached and second.root == got.root
+    assert not any("download" in c for c in again.calls)
+
+
+def test_a_changed_package_is_another_cache_folder(tmp_path, monkeypatch):
+    """The key is the packages' checksums: a rebuilt kbuild package (a stale ok is a wrong ok) is fetched again."""
+    monkeypatch.setattr(fetch, "_has_file", lambda path, sha: os.path.isfile(path))
+    cache = str(tmp_path / "kernels")
+    first = fetch.fetch(DebRunner(_outputs()), "6.1.0-56-amd64", Source(Family.DEBIAN), cache)
+    outputs = _outputs()
+    outputs[SHOW + REST_SPECS] = REST_56.replace("98a1baa4", "00000000")
+    second = fetch.fetch(DebRunner(outputs), "6.1.0-56-amd64", Source(Family.DEBIAN), cache)
+    assert not second.cached and second.root != first.root
+
+
+def test_unknown_release_says_where_to_look(tmp_path):
+    runner = FakeRunner({SHOW + ("linux-headers-9.9.9-1-amd64",): (100, "E: No packages found")})
+    with pytest.raises(PackageUnavailable) as err:
+        fetch.fetch(runner, "9.9.9-1-amd64", Source(Family.DEBIAN), str(tmp_path))
+    assert "the system's apt does not offer linux-headers-9.9.9-1-amd64" in err.value.message
+    assert "available:9.9.9-*-amd64" in err.value.hint
+
+
+def test_bad_release_is_refused_before_any_command(tmp_path):
+    with pytest.raises(Exception) as err:
+        fetch.fetch(FakeRunner(), "../etc", Source(Family.DEBIAN), str(tmp_path))
+    assert "not a kernel release" in str(err.value)
+
+
+def test_available_globs_the_headers_packages(tmp_path):
+    search = ("linux-headers-6.1.0-54-amd64 - Header files\nlinux-headers-6.1.0-57-amd64 - Header files\n"
+              "linux-headers-6.1.0-57-cloud-amd64 - Header files\nlinux-headers-6.1.0-57-common - Common\n")
+    runner = FakeRunner({("apt-cache", "search", "--names-only", "^linux\\-headers\\-"): search})
+    assert fetch.available(runner, "6.1.0-*-amd64", Source(Family.DEBIAN), str(tmp_path)) == [
+        "6.1.0-57-cloud-amd64", "6.1.0-57-amd64", "6.1.0-54-amd64"]
+    assert fetch.available(runner, "6.1.0-[0-9][0-9]-amd64", Source(Family.DEBIAN), str(tmp_path)) == [
+        "6.1.0-57-amd64", "6.1.0-54-amd64"]
+
+
+def test_dnf_asks_repoquery_where_the_packages_are(tmp_path):
+    runner = FakeRunner({("dnf", "--installroot", "/r", "--releasever", "9", "repoquery", "-q", "--location",
+                          "kernel-devel-5.14.0-503.el9.x86_64", "kernel-core-5.14.0-503.el9.x86_64"):
+                         "file:///repo/kernel-devel-5.14.0-503.el9.x86_64.rpm\n"})
+    with pytest.raises(FetchFailed) as err:
+        fetch.fetch(runner, "5.14.0-503.el9.x86_64", Source(Family.DNF, root="/r", releasever="9"), str(tmp_path))
+    assert "dnf knows 1 of them (kernel-devel-5.14.0-503.el9.x86_64.rpm)" in err.value.message
+    assert "createrepo_c" in err.value.hint
+
+
+def test_zypper_download_argv(tmp_path):
+    runner = FakeRunner({("zypper", "--non-interactive", "--pkg-cache-dir",
+                          str(tmp_path / "5.14.21-150500.55.39-default-download.partial" / "rpms"), "--root", "/r",
+                          "download", "kernel-default-devel-5.14.21-150500.55.39", "kernel-devel-5.14.21-150500.55.39",
+                          "kernel-default-5.14.21-150500.55.39"): 104})
+    with pytest.raises(FetchFailed) as err:
+        fetch.fetch(runner, "5.14.21-150500.55.39-default", Source(Family.ZYPPER, root="/r"), str(tmp_path))
+    assert "with zypper (exit 104)" in err.value.message
+
+
+def test_download_url_refuses_other_schemes(tmp_path):
+    with pytest.raises(FetchFailed):
+        fetch.download_url("ftp://x/y.rpm", str(tmp_path / "y.rpm"), "")
+
+
+def test_available_without_fetch_is_a_usage_error(tmp_path):
+    err = io.StringIO()
+    code = cli.main(["check", str(tmp_path), "--kernel", "available:6.1.0-*-amd64"], env={"HOME": str(tmp_path)},
+                    stdout=io.StringIO(), stderr=err, runner=lambda c: FakeRunner(), euid=1000, cwd=str(tmp_path))
+    assert code == 2 and "add --fetch" in err.getvalue()
+
+
+def test_fetch_is_not_combined_with_a_sysroot(tmp_path):
+    err = io.StringIO()
+    code = cli.main(["detect", "--fetch", "--kernel", "6.1.0-57-amd64", "--sysroot", str(tmp_path)],
+                    env={"HOME": str(tmp_path)}, stdout=io.StringIO(), stderr=err, runner=lambda c: FakeRunner(),
+                    euid=1000, cwd=str(tmp_path))
+    assert code == 2 and "not combined with --sysroot" in err.getvalue()
+
+
+def test_fetch_list_prints_the_matching_releases(tmp_path):
+    out = io.StringIO()
+    search = "linux-headers-6.1.0-54-amd64 - x\nlinux-headers-6.1.0-57-amd64 - x\n"
+    runner = FakeRunner({("apt-cache", "search", "--names-only", "^linux\\-headers\\-"): search})
+    code = cli.main(["fetch", "--list", "--json", "--fetch-from", "debian", "available:6.1.0-*-amd64"],
+                    env={"HOME": str(tmp_path)}, stdout=out, stderr=io.StringIO(), runner=lambda c: runner,
+                    euid=1000, cwd=str(tmp_path))
+    assert code == 0 and json.loads(out.getvalue()) == {"from": "debian", "releases": ["6.1.0-57-amd64", "6.1.0-54-amd64"]}
+
+
+# --- the forecast's rows -----------------------------------------------------------------------------
+
+def _info(crcs, vermagic="6.1.0-56-amd64 SMP preempt mod_unload modversions "):
+    return ModuleInfo("/m/kdemo.ko", "x86_64", None, 64, False, (), (), (), (("vermagic", vermagic),), None,
+                      tuple(n for n, _ in crcs), tuple(c for _, c in crcs))
+
+
+def _exports(crcs):
+    return {n: Export(c, "vmlinux", False, "", "/k/Module.symvers") for n, c in crcs}
+
+
+def _report(*failed):
+    checks = [Check(Gate.SIGNATURE, True, "", "", "signed by a trusted key")]
+    checks += list(failed) or [Check(Gate.SYMBOL_VERSIONS, True, "", "", "every symbol version matches")]
+    checks += [Check(Gate.SYMBOLS, True, "", "", "every undefined symbol is exported")]
+    return ModuleReport("/m/kdemo.ko", Verdict.MISMATCH if failed else Verdict.OK, tuple(checks), None)
+
+
+MODULE_CRCS = [("module_layout", 0x9060323F), ("_printk", 0x92997ED8), ("__fentry__", 0xBDFB6DBB)]
+
+
+def test_same_module_symvers_loads_across_abis():
+    row = forecast_row("6.1.0-57-amd64", _report(), _info(MODULE_CRCS), _exports(MODULE_CRCS))
+    assert row.effect is Effect.OK and row.gate is None and row.weak_modules
+    assert "built for 6.1.0-56-amd64, and all 3 of its symbol CRCs are equal here" in row.reason
+    assert "6.1.0-55, -56 and -57" in row.reason
+
+
+def test_cross_abi_refusal_is_module_layout_first():
+    kernel = [("module_layout", 0xBCE1A965), ("_printk", 0x11111111), ("__fentry__", 0xBDFB6DBB)]
+    bad = Check(Gate.SYMBOL_VERSIONS, False, "", "", "disagrees about version of symbol module_layout", "rebuild",
+                Effect.REJECTED)
+    vermagic = Check(Gate.VERMAGIC, False, "", "", "vermagic flags differ", "rebuild", Effect.REJECTED)
+    row = forecast_row("6.1.0-54-amd64", _report(vermagic, bad), _info(MODULE_CRCS), _exports(kernel))
+    assert row.gate is Gate.SYMBOL_VERSIONS  # check_modstruct_version() comes before check_modinfo()'s vermagic
+    assert row.kernel_prints == "disagrees about version of symbol module_layout"
+    assert "rebuild needed because the CRC of module_layout changed (module 0x9060323f, kernel 0xbce1a965)" in row.reason
+    assert "2 of 3 CRCs differ" in row.reason and not row.weak_modules
+    data = forecast_json([row])[0]
+    assert data["gate"] == "symbol_versions" and data["rebuild_needed"] and len(data["crc_differences"]) == 2
+
+
+def test_from_6_4_the_size_check_decides_before_module_layout():
+    size = Check(Gate.LAYOUT, False, "size 0x500, init 0x138, exit 0x4b0 (BTF)", "size 0x380, init 0x138, exit 0x350",
+                 "struct module layout differs: this kernel (>= 6.4) rejects it", "rebuild", Effect.REJECTED)
+    bad = Check(Gate.SYMBOL_VERSIONS, False, "", "", "disagrees", "rebuild", Effect.REJECTED)
+    kernel = [("module_layout", 0x2F9B2B9A), ("_printk", 0x92997ED8), ("__fentry__", 0xBDFB6DBB)]
+    row = forecast_row("6.12.117+deb13-amd64", _report(size, bad), _info(MODULE_CRCS), _exports(kernel))
+    assert row.gate is Gate.LAYOUT
+    assert "section size must match" in row.kernel_prints and "size 0x380 vs size 0x500" in row.reason
+    older = forecast_row("6.1.0-54-amd64", _report(size, bad), _info(MODULE_CRCS), _exports(kernel))
+    assert older.gate is Gate.SYMBOL_VERSIONS
+
+
+def test_weak_modules_would_link_what_the_kernel_refuses():
+    """Every symbol resolves with an equal CRC (depmod -e -E is silent, weak-modules links it), and the
+    kernel refuses it for a gate weak-modules never looks at."""
+    unsigned = Check(Gate.SIGNATURE, False, "signed by a trusted key", "unsigned",
+                     "unsigned: the kernel enforces signatures (module.sig_enforce=1)", "sign it", Effect.REJECTED)
+    rep = _report()._replace(verdict=Verdict.MISMATCH, checks=(unsigned,) + _report().checks[1:])
+    row = forecast_row("6.1.0-57-amd64", rep, _info(MODULE_CRCS), _exports(MODULE_CRCS))
+    assert row.weak_modules and row.gate is Gate.SIGNATURE
+    assert row.reason.startswith("rebuild needed because the signer is not trusted there")
+    assert "weak-modules (depmod -e -E: every symbol resolves, every CRC equal) would link it" in row.reason
+    assert forecast_json([row])[0]["weak_modules_would_link"] is True
+
+
+def test_check_forecast_over_installed_kernels_with_all(tmp_path):
+    """`check --kernel all` is a forecast now (it used to be refused): with no kernel installed, exit 4."""
+    err = io.StringIO()
+    code = cli.main(["check", str(tmp_path), "--kernel", "all", "--sysroot", str(tmp_path)], env={"HOME": str(tmp_path)},
+                    stdout=io.StringIO(), stderr=err, runner=lambda c: FakeRunner(), euid=1000, cwd=str(tmp_path))
+    assert code == 4 and "no build tree for kernel (any)" in err.getvalue(), err.getvalue()
+
+
+def test_reboot_check_without_out_of_tree_modules_says_so(tmp_path):
+    err, out = io.StringIO(), io.StringIO()
+    code = cli.main(["reboot-check", "6.1.0-57-amd64", "--root", str(tmp_path)], env={"HOME": str(tmp_path)},
+                    stdout=out, stderr=err, runner=lambda c: FakeRunner(), euid=0, cwd=str(tmp_path))
+    assert code == 0 and "nothing to check" in err.getvalue()
+
+
+@pytest.mark.parametrize("hook,first", [("postinst", "run-parts --exit-on-error"), ("kernel-install", "40-dkms.install")])
+def test_reboot_check_prints_its_hooks(hook, first):
+    out = io.StringIO()
+    assert cli.main(["reboot-check", "--print-hook", hook], env={}, stdout=out, stderr=io.StringIO(),
+                    runner=lambda c: FakeRunner(), euid=0, cwd="/") == 0
+    text = out.getvalue()
+    assert text.startswith("#!/bin/sh") and first in text and "unset KBUILDGUARD_HOOK" in text
+
+
+def test_forecast_refuses_one_vmlinux_for_several_kernels(tmp_path):
+    from conftest import make_tree
+
+    make_tree(str(tmp_path / "usr/src/linux-headers-6.1.0-56-amd64"))
+    (tmp_path / "m.ko").write_bytes(b"\x7fELF")
+    err = io.StringIO()
+    code = cli.main(["check", str(tmp_path / "m.ko"), "--sysroot", str(tmp_path), "--kernel", "6.1.0-56-amd64,6.1.0-57-amd64",
+                     "--vmlinux", "/boot/vmlinuz"], env={"HOME": str(tmp_path)}, stdout=io.StringIO(), stderr=err,
+                    runner=lambda c: FakeRunner(), euid=1000, cwd=str(tmp_path))
+    assert code == 2 and "name one kernel's files" in err.getvalue(), err.getvalue()
