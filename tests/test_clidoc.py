@@ -19,8 +19,14 @@ def _subcommands():
 
 
 def _flags_of(parser, name):
+    """The flags in the left column of the subcommand's --help (not those named in help prose)."""
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices[name]
-    return set(FLAG.findall(sub.format_help().split("examples:")[0].split("exit codes:")[0]))
+    flags = set()
+    for line in sub.format_help().split("examples:")[0].split("\n"):
+        column = re.match(r"^  (-\S.*?)(?:  |$)", line)
+        if column:
+            flags |= set(FLAG.findall(column.group(1)))
+    return flags
 
 
 def test_man_page_lists_every_subcommand_and_flag():
