@@ -49,11 +49,12 @@ build_wheel() {
     ls "$state"/dist/kbuildguard-*.whl
 }
 
-# venv VERSION REQUIREMENTS: a fresh venv with the wheel and the test tools.
+# venv VERSION REQUIREMENTS [NAME]: a fresh venv with the wheel and the test tools ($state/NAME,
+# default pyVERSION).
 make_venv() {
     local version=$1 reqs=$2 py venv wheel
     py=$(find_python "$version")
-    venv="$state/py$version"
+    venv="$state/${3:-py$version}"
     rm -rf "$venv"
     "$py" -m venv "$venv"
     wheel=$(ls "$state"/dist/kbuildguard-*.whl)
