@@ -44,7 +44,7 @@ def _one(dist, pattern):
 
 
 def test_rpm_requires_only_distribution_packages(dist):
-    rpm = _one(dist, "kbuildguard-%s-1*.noarch.rpm" % __version__)
+    rpm = _one(dist, "kbuildguard-%s-1.noarch.rpm" % __version__)
     requires = sorted(_out(["rpm", "-qp", "--requires", rpm]).splitlines())
     ours = [r for r in requires if not r.startswith("rpmlib(")]
     assert ours == ["/usr/bin/python3", "make", "python3-distro >= 1.4.0", "python3-jinja2 >= 2.10.1",
@@ -64,7 +64,7 @@ def test_rpm_requires_only_distribution_packages(dist):
 
 
 def test_srpm_build_requires(dist):
-    srpm = _one(dist, "kbuildguard-%s-1*.src.rpm" % __version__)
+    srpm = _one(dist, "kbuildguard-%s-1.src.rpm" % __version__)
     requires = _out(["rpm", "-qp", "--requires", srpm]).splitlines()
     for name in ("python3-devel", "python3-setuptools", "python3-jinja2", "python3-distro", "python3-packaging"):
         assert name in requires, name
@@ -86,7 +86,7 @@ def test_spec_el7_variant_names_epel_python36_packages():
 def test_rpm_payload_runs(dist, debian_release, tmp_path):
     """The payload, unpacked, run by the interpreter its script names with Debian's own libraries."""
     require(shutil.which("rpm2cpio") is not None and shutil.which("cpio") is not None, "rpm2cpio, cpio")
-    rpm = _one(dist, "kbuildguard-%s-1*.noarch.rpm" % __version__)
+    rpm = _one(dist, "kbuildguard-%s-1.noarch.rpm" % __version__)
     root = tmp_path / "root"
     root.mkdir()
     subprocess.run("rpm2cpio %s | cpio -idm --quiet" % rpm, shell=True, cwd=str(root), check=True)
@@ -203,3 +203,30 @@ def test_module_package_builds_in_a_clean_bookworm_chroot_offline(dist, tmp_path
     assert "override_dh_auto_build" in out and "dpkg-buildpackage: error" in out
     assert glob.glob(str(ov / "upper" / "build" / "bad" / "*.deb")) == []
     print("bookworm chroot times: %s" % ", ".join("%s %.1f s" % kv for kv in times.items()))
+
+
+def test_el7_rpm_built_by_python_3_6(dist, debian_release, tmp_path):
+    """The EL7 variant scripts/build-packages built with --define "rhel 7", Python 3.6 and setuptools
+    < 59.7 (setup.py's own translation of pyproject.toml): EPEL 7's names, Python 3.6's paths, and
+    a payload that runs on 3.6 with the oldest libraries."""
+    rpm = _one(dist, "kbuildguard-%s-1.el7.noarch.rpm" % __version__)
+    requires = _out(["rpm", "-qp", "--requires", rpm]).splitlines()
+    assert {"python36-jinja2 >= 2.10.1", "python36-distro >= 1.4.0", "python36-packaging >= 16.8", "python36-tomli",
+            "python(abi) = 3.6", "make"} <= set(requires)
+    # Debian's rpm ran the Python dependency generator on /usr/lib/python3.6/site-packages, as EL's
+    # does: the same floors, and no setuptools (the spec drops entry_points.txt with its own script)
+    assert "(python3.6dist(jinja2) < 3.1 with python3.6dist(jinja2) >= 2.10.1)" in requires
+    assert not [r for r in requires if "setuptools" in r or r.startswith("python3-")]
+    root = tmp_path / "root"
+    root.mkdir()
+    subprocess.run("rpm2cpio %s | cpio -idm --quiet" % rpm, shell=True, cwd=str(root), check=True)
+    sitelib = root / "usr" / "lib" / "python3.6" / "site-packages"
+    assert (sitelib / "kbuildguard" / "templates" / "Makefile.j2").is_file()
+    script = str(root / "usr" / "bin" / "kbuildguard")
+    interpreter = open(script).readline()[2:].strip()  # the Python 3.6 it was built with
+    env = dict(os.environ, PYTHONPATH=str(sitelib), PATH="/usr/sbin:/usr/bin:/sbin:/bin")
+    versions = _out([interpreter, "-c", "import sys, jinja2, packaging; print(sys.version_info[:2], jinja2.__version__, packaging.__version__)"],
+                    env=env)
+    assert versions.split() == ["(3,", "6)", "2.10.1", "16.8"], versions
+    assert _out([interpreter, script, "--version"], env=env, cwd="/").strip() == "kbuildguard %s" % __version__
+    assert "gcc 12.2.0" in _out([interpreter, script, "detect", "--kernel", debian_release], env=env, cwd="/")
