@@ -100,3 +100,26 @@ def test_a_hook_defined_after_the_macros_replaces_ours(debian_release, compilers
                                 extra=["--define", "__brp_kmod_post_sign_process echo LATER-HOOK %{kbuildguard_kmod_check}",
                                        "--define", "__brp_kmod_post_compress_process echo LATER-HOOK2"])
     assert "LATER-HOOK" in out and code != 0 and rpms == []
+
+
+def test_hook_chaining_by_expansion_and_the_fallback_without_rpm_undefine(tmp_path):
+    """rpm --eval, no build: theirs first then ours; with a Lua lacking rpm.undefine (older rpm),
+    ours alone and a warning naming the one line to add."""
+    require(shutil.which("rpm") is not None, "rpm")
+    macros = tmp_path / "macros.kbuildguard"
+    macros.write_text(kbuildguard("rpm-macros").out)
+    theirs = tmp_path / "macros.theirs"
+    theirs.write_text("%__brp_kmod_post_sign_process echo THEIRS\n")
+    base = ["rpm", "--load", str(theirs), "--load", str(macros), "--define", "buildroot /BR"]
+    hook = "%{?__brp_kmod_post_sign_process}"
+    out = subprocess.run(base + ["--eval", hook], stdout=subprocess.PIPE, check=True).stdout.decode()
+    assert out.index("echo THEIRS") < out.index("kbuildguard check --kernel")
+    # no earlier definition: ours alone
+    alone = subprocess.run(["rpm", "--load", str(macros), "--define", "buildroot /BR", "--eval", hook],
+                           stdout=subprocess.PIPE, check=True).stdout.decode()
+    assert "THEIRS" not in alone and "kbuildguard check --kernel" in alone
+    proc = subprocess.run(base + ["--eval", "%{lua: rpm.undefine = nil}", "--eval", hook],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True)
+    assert "THEIRS" not in proc.stdout.decode() and "kbuildguard check --kernel" in proc.stdout.decode()
+    assert "no rpm.undefine: an earlier %__brp_kmod_post_sign_process, if any, does not run; add %{kbuildguard_kmod_check}" \
+        in proc.stderr.decode()
