@@ -58,9 +58,12 @@ def release_tuple(version: str) -> Tuple[int, ...]:
     one, and falls back to the numeric prefix.
     """
     try:
-        return Version(version).release
+        # base_version, not Version.release: packaging added .release in 17.1, and EPEL 7's
+        # python36-packaging is 16.8. base_version drops pre/post/dev/local parts and keeps the epoch.
+        base = Version(version).base_version
     except InvalidVersion:
         return numeric_tuple(version)
+    return numeric_tuple(base.rpartition("!")[2])
 
 
 def numeric_tuple(version: str) -> Tuple[int, ...]:

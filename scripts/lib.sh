@@ -49,11 +49,12 @@ build_wheel() {
     ls "$state"/dist/kbuildguard-*.whl
 }
 
-# venv VERSION REQUIREMENTS: a fresh venv with the wheel and the test tools.
+# venv VERSION REQUIREMENTS [NAME]: a fresh venv with the wheel and the test tools ($state/NAME,
+# default pyVERSION).
 make_venv() {
     local version=$1 reqs=$2 py venv wheel
     py=$(find_python "$version")
-    venv="$state/py$version"
+    venv="$state/${3:-py$version}"
     rm -rf "$venv"
     "$py" -m venv "$venv"
     wheel=$(ls "$state"/dist/kbuildguard-*.whl)
@@ -192,4 +193,44 @@ gcc_plugins() {
             mv "$dir/kbg_plugin_$cc.so.tmp" "$dir/kbg_plugin_$cc.so" || return 1
     done
     echo "$dir"
+}
+
+# bookworm_chroot: a clean Debian 12 build chroot, as sbuild would make it, for the kbuildguard .deb
+# and a module package built in it with the network cut (tests/integration/test_debian_package.py).
+# debootstrap --variant=minbase from the archive this machine uses, then apt inside it installs
+# what a module package's Build-Depends and sbuild's build-essential bring (gcc-12, make,
+# debhelper, linux-headers-amd64), gcc-11 for the mismatch, and python3; Debian's python3-jinja2,
+# python3-distro and python3-packaging are only downloaded (into the chroot's apt cache), so that the
+# test installs them, offline, through the .deb's Depends. Made once per package list into
+# /var/cache/kbuildguard-ci/chroot-bookworm-KEY (the test mounts it as an overlay's read-only lower
+# layer, so it stays clean); older keys are removed. Prints the folder.
+bookworm_chroot() {
+    local cache=/var/cache/kbuildguard-ci key dir mirror start
+    local install=(build-essential gcc-12 gcc-11 make debhelper fakeroot linux-headers-amd64 python3 kmod)
+    local download=(python3-jinja2 python3-distro python3-packaging)
+    apt_install debootstrap >&2
+    mirror=$(system_sources | awk '$0 !~ /security/ { print ($2 ~ /^\[/) ? $3 : $2; exit }')
+    key=$( { echo "bookworm $mirror"; printf '%s\n' "${install[@]}" -- "${download[@]}"; } | sha256sum | cut -c1-16)
+    dir=$cache/chroot-bookworm-$key
+    if [ -f "$dir/.done" ]; then echo "$dir/root"; return 0; fi
+    need_root
+    say "debootstrap a Debian 12 build chroot into $dir (once; a few minutes)"
+    for old in "$cache"/chroot-bookworm-*; do [ -e "$old" ] && [ "$old" != "$dir" ] && rm -rf "$old"; done
+    rm -rf "$dir" && mkdir -p "$dir"
+    start=$(date +%s)
+    debootstrap --variant=minbase bookworm "$dir/root" "$mirror" >"$dir/debootstrap.log" 2>&1 || {
+        tail -20 "$dir/debootstrap.log" >&2; echo "debootstrap failed: $dir/debootstrap.log" >&2; return 1; }
+    # the same suites as this machine (bookworm-updates, security: the kernel headers' newest ABI)
+    system_sources > "$dir/root/etc/apt/sources.list"
+    cp /usr/share/keyrings/debian-archive-keyring.gpg "$dir/root/usr/share/keyrings/" 2>/dev/null || true
+    unshare -m sh -c '
+        mount -t proc proc "$1/proc" && mount --rbind /dev "$1/dev" &&
+        chroot "$1" apt-get update -q &&
+        DEBIAN_FRONTEND=noninteractive chroot "$1" apt-get install -y -q --no-install-recommends $2 &&
+        DEBIAN_FRONTEND=noninteractive chroot "$1" apt-get install -y -q --no-install-recommends --download-only $3' \
+        sh "$dir/root" "${install[*]}" "${download[*]}" >>"$dir/debootstrap.log" 2>&1 || {
+        tail -20 "$dir/debootstrap.log" >&2; echo "the chroot's apt-get failed: $dir/debootstrap.log" >&2; return 1; }
+    echo "$(( $(date +%s) - start ))" > "$dir/seconds"
+    touch "$dir/.done"
+    echo "$dir/root"
 }

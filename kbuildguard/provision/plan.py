@@ -89,12 +89,19 @@ def _read_distro(os_release: str, root: str, arch: str) -> Distro:
     describe the host, not the sysroot (and would start processes)."""
     import distro as distro_lib
 
+    class _NoUname(distro_lib.LinuxDistribution):  # type: ignore[misc,valid-type]
+        # distro 1.4 and 1.5 (EL8's python36 module, Debian 11: the floors in pyproject.toml) take
+        # include_uname but ignore it: version() runs `uname -rs` -- the host's, not the sysroot's,
+        # and a process outside run.py. This class attribute shadows the cached property in every
+        # distro release, so no release runs it.
+        _uname_info: Dict[str, str] = {}
+
     kwargs: Dict[str, Any] = {"include_lsb": False, "os_release_file": os_release,
               "distro_release_file": os.path.join(root, "etc/nonexistent-release")}
     try:
-        info = distro_lib.LinuxDistribution(include_uname=False, **kwargs)
-    except TypeError:  # distro < 1.6 (Python 3.6 pins) has no include_uname and never runs uname
-        info = distro_lib.LinuxDistribution(**kwargs)
+        info = _NoUname(include_uname=False, **kwargs)
+    except TypeError:  # distro < 1.4 has no include_uname
+        info = _NoUname(**kwargs)
     return Distro(info.id().lower(), tuple(info.like().lower().split()), info.version(),
                   info.name(pretty=True) or info.id() or "unknown", arch or os.uname().machine)
 

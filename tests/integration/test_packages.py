@@ -1,0 +1,236 @@
+"""kbuildguard's own packages (issue 19), as scripts/build-packages built them into dist/
+(KBG_TEST_PACKAGES): the RPM's Requires/Provides/files and its payload run; the .deb's Depends and
+files; then, as sbuild does, the .deb installed by apt into a clean Debian 12 chroot
+(KBG_TEST_BOOKWORM_CHROOT, made by scripts/lib.sh's bookworm_chroot) with Debian's own libraries,
+and a module package built there with the network cut, which fails on a mismatching compiler."""
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import require
+from integration.conftest import EXAMPLES
+from kbuildguard import __version__
+from kbuildguard.formats.module import read_module
+
+# Once per CI run, in the Python 3.13 pass (as the qemu guests): they test the files in dist/, not the Python running pytest.
+pytestmark = pytest.mark.skipif(sys.version_info < (3, 7), reason="runs in the Python 3.13 pass")
+
+REPO = os.path.dirname(EXAMPLES)
+SPEC = os.path.join(REPO, "packaging", "rpm", "kbuildguard.spec")
+# Debian's rpm: the spec's fallback %python3_sitelib, the same path as Debian's own python3 packages
+SITELIB = "/usr/lib/python3/dist-packages"
+
+
+def _out(argv, **kwargs):
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs)
+    assert proc.returncode == 0, "%s: %s" % (argv, proc.stdout.decode()[-3000:])
+    return proc.stdout.decode()
+
+
+@pytest.fixture(scope="module")
+def dist():
+    where = os.environ.get("KBG_TEST_PACKAGES", "")
+    require(bool(where) and os.path.isdir(where), "KBG_TEST_PACKAGES: dist/ from scripts/build-packages")
+    return where
+
+
+def _one(dist, pattern):
+    found = glob.glob(os.path.join(dist, pattern))
+    assert len(found) == 1, (pattern, found)
+    return found[0]
+
+
+def test_rpm_requires_only_distribution_packages(dist):
+    rpm = _one(dist, "kbuildguard-%s-1.noarch.rpm" % __version__)
+    requires = sorted(_out(["rpm", "-qp", "--requires", rpm]).splitlines())
+    ours = [r for r in requires if not r.startswith("rpmlib(")]
+    assert ours == ["/usr/bin/python3", "make", "python3-distro >= 1.4.0", "python3-jinja2 >= 2.10.1",
+                    "python3-packaging >= 16.8"]
+    provides = _out(["rpm", "-qp", "--provides", rpm]).splitlines()
+    assert "kbuildguard = %s-1" % __version__ in provides
+    assert "kbuildguard-rpm-macros = %s-1" % __version__ in provides
+    assert "rpm_macro(kbuildguard_make)" in provides and "rpm_macro(kbuildguard_check)" in provides
+    files = set(_out(["rpm", "-qlp", rpm]).splitlines())
+    for path in ("/usr/bin/kbuildguard", "/usr/lib/rpm/macros.d/macros.kbuildguard", "/usr/share/man/man1/kbuildguard.1",
+                 "/usr/share/bash-completion/completions/kbuildguard", SITELIB + "/kbuildguard/cli.py",
+                 SITELIB + "/kbuildguard/templates/Kbuild.j2", SITELIB + "/kbuildguard/data/catalogue.json",
+                 "/usr/share/doc/kbuildguard-%s/examples/rpm/kmod-kdemo.spec" % __version__,
+                 "/usr/share/doc/kbuildguard-%s/examples/debian-module/debian/rules" % __version__):
+        assert path in files, path
+    assert not [f for f in files if f.endswith(".o_shipped")]
+
+
+def test_srpm_build_requires(dist):
+    srpm = _one(dist, "kbuildguard-%s-1.src.rpm" % __version__)
+    requires = _out(["rpm", "-qp", "--requires", srpm]).splitlines()
+    for name in ("python3-devel", "python3-setuptools", "python3-jinja2", "python3-distro", "python3-packaging"):
+        assert name in requires, name
+
+
+def test_spec_el7_variant_names_epel_python36_packages():
+    """EL7: python3_pkgversion 36 (EPEL 7); %python3_version_nodots as EPEL 7's macros give it."""
+    require(shutil.which("rpmspec") is not None, "rpmspec (Debian package rpm)")
+    requires = _out(["rpmspec", "-q", "--requires", "--define", "rhel 7", "--define", "python3_version_nodots 36", SPEC]).split("\n")
+    assert {"python36-jinja2 >= 2.10.1", "python36-distro >= 1.4.0", "python36-packaging >= 16.8", "python36-tomli"} <= set(requires)
+    assert not [r for r in requires if r.startswith("python3-")]
+    build = _out(["rpmspec", "-q", "--buildrequires", "--define", "rhel 7", "--define", "python3_version_nodots 36", SPEC]).split("\n")
+    assert "python36-devel" in build and "python36-tomli" in build
+    # EL9 (Python 3.9): python3-*, and tomli, which 3.9 has no tomllib for
+    el9 = _out(["rpmspec", "-q", "--requires", "--define", "rhel 9", "--define", "python3_version_nodots 39", SPEC]).split("\n")
+    assert "python3-tomli" in el9 and "python3-jinja2 >= 2.10.1" in el9
+
+
+def test_rpm_payload_runs(dist, debian_release, tmp_path):
+    """The payload, unpacked, run by the interpreter its script names with Debian's own libraries."""
+    require(shutil.which("rpm2cpio") is not None and shutil.which("cpio") is not None, "rpm2cpio, cpio")
+    rpm = _one(dist, "kbuildguard-%s-1.noarch.rpm" % __version__)
+    root = tmp_path / "root"
+    root.mkdir()
+    subprocess.run("rpm2cpio %s | cpio -idm --quiet" % rpm, shell=True, cwd=str(root), check=True)
+    script = str(root / "usr" / "bin" / "kbuildguard")
+    interpreter = open(script).readline()[2:].strip()
+    assert interpreter == "/usr/bin/python3"
+    env = dict(os.environ, PYTHONPATH=str(root) + SITELIB, PATH="/usr/sbin:/usr/bin:/sbin:/bin")
+    # the package's own code, not the checkout's or the test venv's
+    where = _out([interpreter, "-c", "import kbuildguard; print(kbuildguard.__file__)"], env=env, cwd="/")
+    assert where.strip() == str(root) + SITELIB + "/kbuildguard/__init__.py"
+    assert _out([interpreter, script, "--version"], env=env, cwd="/").strip() == "kbuildguard %s" % __version__
+    detect = _out([interpreter, script, "detect", "--kernel", debian_release], env=env, cwd="/")
+    assert "gcc 12.2.0" in detect
+    # the macros file is the one `kbuildguard rpm-macros` prints
+    macros = (root / "usr" / "lib" / "rpm" / "macros.d" / "macros.kbuildguard").read_text()
+    assert _out([interpreter, script, "rpm-macros"], env=env, cwd="/") == macros
+    # the completion loads in bash and registers itself; the man page renders
+    completion = str(root / "usr" / "share" / "bash-completion" / "completions" / "kbuildguard")
+    assert "complete -o filenames -F _kbuildguard kbuildguard" in _out(["bash", "-c", "source %s && complete -p kbuildguard" % completion])
+    words = _out(["bash", "-c", 'source %s; COMP_WORDS=(kbuildguard make --ma); COMP_CWORD=2; _kbuildguard; echo "${COMPREPLY[@]}"' % completion])
+    assert words.split() == ["--match"]
+    if shutil.which("man"):
+        page = _out(["man", "-l", "-P", "cat", str(root / "usr" / "share" / "man" / "man1" / "kbuildguard.1")],
+                    env=dict(env, MANWIDTH="200"))
+        assert "--allow-mismatch" in page and "EXIT STATUS" in page
+
+
+def test_deb_depends_only_on_debian_packages(dist):
+    deb = _one(dist, "kbuildguard_%s_all.deb" % __version__)
+    depends = [d.strip() for d in _out(["dpkg-deb", "-f", deb, "Depends"]).strip().split(",")]
+    assert sorted(depends) == sorted(["python3:any", "make", "python3-distro (>= 1.4.0)", "python3-jinja2 (>= 2.10.1)",
+                                      "python3-packaging (>= 16.8)", "python3-tomli | python3 (>= 3.11)"])
+    files = set(line.split()[-1] for line in _out(["dpkg-deb", "-c", deb]).splitlines())
+    for path in ("./usr/bin/kbuildguard", "./usr/lib/rpm/macros.d/macros.kbuildguard", "./usr/share/man/man1/kbuildguard.1.gz",
+                 "./usr/share/bash-completion/completions/kbuildguard", "./usr/lib/python3/dist-packages/kbuildguard/cli.py",
+                 "./usr/share/doc/kbuildguard/examples/debian-module/debian/rules"):
+        assert path in files, path
+
+
+# -- as sbuild does: a clean Debian 12 chroot, no network -------------------------------------------
+
+# Run in a private mount namespace with no network (unshare -m -n): the cached chroot is the
+# read-only lower layer of an overlay whose upper layer is this test's, so the cache stays clean
+# and nothing outlives the namespace.
+CHROOT = r"""
+set -e
+root=$1 ov=$2; shift 2
+mount -t overlay overlay -o "lowerdir=$root,upperdir=$ov/upper,workdir=$ov/work" "$ov/merged"
+mount -t proc proc "$ov/merged/proc"
+mount --rbind /dev "$ov/merged/dev"
+exec chroot "$ov/merged" "$@"
+"""
+
+
+def _in_chroot(root, ov, *argv, **env):
+    start = time.monotonic()
+    proc = subprocess.run(["unshare", "-m", "-n", "bash", "-c", CHROOT, "chroot", root, ov,
+                           "env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LC_ALL=C.UTF-8",
+                           "DEBIAN_FRONTEND=noninteractive"] + ["%s=%s" % kv for kv in env.items()] + list(argv),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return proc.returncode, proc.stdout.decode(errors="replace"), time.monotonic() - start
+
+
+def test_module_package_builds_in_a_clean_bookworm_chroot_offline(dist, tmp_path):
+    root = os.environ.get("KBG_TEST_BOOKWORM_CHROOT", "")
+    require(bool(root) and os.path.isdir(root), "KBG_TEST_BOOKWORM_CHROOT (scripts/lib.sh bookworm_chroot)")
+    require(os.geteuid() == 0 and shutil.which("unshare") is not None, "root and unshare (mount and network namespaces)")
+    deb = _one(dist, "kbuildguard_%s_all.deb" % __version__)
+    ov = tmp_path / "ov"
+    for d in ("upper/build", "work", "merged"):
+        (ov / d).mkdir(parents=True)
+    shutil.copy(deb, str(ov / "upper" / "build"))
+    for name in ("good", "bad"):
+        src = ov / "upper" / "build" / name / "kdemo-modules"
+        shutil.copytree(os.path.join(EXAMPLES, "debian-module"), str(src))
+        for f in ("kdemo.c", "kbuildguard.toml"):
+            shutil.copy(os.path.join(EXAMPLES, "kdemo", f), str(src))
+    times = {}
+
+    # the network is cut: a ping-free check that nothing outside is reachable
+    code, out, _ = _in_chroot(root, str(ov), "python3", "-c",
+                              "import socket; socket.create_connection(('deb.debian.org', 80), timeout=3)")
+    assert code != 0, out
+
+    # apt installs the .deb and, through its Depends, Debian's own libraries (no pip)
+    code, out, times["apt install"] = _in_chroot(root, str(ov), "apt-get", "install", "-y", "--no-install-recommends",
+                                                 "/build/" + os.path.basename(deb))
+    assert code == 0, out[-3000:]
+    for lib in ("python3-jinja2", "python3-distro", "python3-packaging"):
+        assert re.search(r"^Setting up %s \(" % lib, out, re.M), (lib, out[-3000:])
+    code, out, _ = _in_chroot(root, str(ov), "python3", "-c",
+                              "import jinja2, distro, packaging.version, kbuildguard; print(kbuildguard.__file__, jinja2.__file__)")
+    assert code == 0 and out.split() == ["/usr/lib/python3/dist-packages/kbuildguard/__init__.py",
+                                         "/usr/lib/python3/dist-packages/jinja2/__init__.py"], out
+
+    # the module package: debian/rules calls kbuildguard make, then checks the payload
+    code, out, times["good build"] = _in_chroot(root, str(ov), "sh", "-c", "cd /build/good/kdemo-modules && dpkg-buildpackage -us -uc -b")
+    assert code == 0, out[-4000:]
+    assert "kbuildguard make --kernel " in out and "kbuildguard check --kernel " in out
+    built = glob.glob(str(ov / "upper" / "build" / "good" / "kdemo-modules_*_amd64.deb"))
+    assert len(built) == 1
+    unpacked = tmp_path / "unpacked"
+    subprocess.run(["dpkg-deb", "-x", built[0], str(unpacked)], check=True)
+    kos = glob.glob(str(unpacked / "lib" / "modules" / "*" / "updates" / "kdemo.ko"))
+    assert len(kos) == 1
+    assert {c.describe() for c in read_module(kos[0]).compilers} == {"gcc 12.2.0 (Debian 12.2.0-14+deb12u1)"}
+
+    # a build environment that pins another compiler (gcc-11, installed in the chroot): the package
+    # build fails before compiling, and no .deb is written
+    code, out, times["mismatch build"] = _in_chroot(root, str(ov), "sh", "-c", "cd /build/bad/kdemo-modules && dpkg-buildpackage -us -uc -b",
+                                                    KBUILDGUARD_CC="gcc-11")
+    assert code != 0
+    assert "compiler refused: /usr/bin/gcc-11 (KBUILDGUARD_CC) is gcc 11" in out, out[-3000:]
+    assert "override_dh_auto_build" in out and "dpkg-buildpackage: error" in out
+    assert glob.glob(str(ov / "upper" / "build" / "bad" / "*.deb")) == []
+    print("bookworm chroot times: %s" % ", ".join("%s %.1f s" % kv for kv in times.items()))
+
+
+def test_el7_rpm_built_by_python_3_6(dist, debian_release, tmp_path):
+    """The EL7 variant scripts/build-packages built with --define "rhel 7", Python 3.6 and setuptools
+    < 59.7 (setup.py's own translation of pyproject.toml): EPEL 7's names, Python 3.6's paths, and
+    a payload that runs on 3.6 with the oldest libraries."""
+    rpm = _one(dist, "kbuildguard-%s-1.el7.noarch.rpm" % __version__)
+    requires = _out(["rpm", "-qp", "--requires", rpm]).splitlines()
+    assert {"python36-jinja2 >= 2.10.1", "python36-distro >= 1.4.0", "python36-packaging >= 16.8", "python36-tomli",
+            "python(abi) = 3.6", "make"} <= set(requires)
+    # Debian's rpm ran the Python dependency generator on /usr/lib/python3.6/site-packages, as EL's
+    # does: the same floors, and no setuptools (the spec drops entry_points.txt with its own script)
+    assert "(python3.6dist(jinja2) < 3.1 with python3.6dist(jinja2) >= 2.10.1)" in requires
+    assert not [r for r in requires if "setuptools" in r or r.startswith("python3-")]
+    root = tmp_path / "root"
+    root.mkdir()
+    subprocess.run("rpm2cpio %s | cpio -idm --quiet" % rpm, shell=True, cwd=str(root), check=True)
+    sitelib = root / "usr" / "lib" / "python3.6" / "site-packages"
+    assert (sitelib / "kbuildguard" / "templates" / "Makefile.j2").is_file()
+    script = str(root / "usr" / "bin" / "kbuildguard")
+    interpreter = open(script).readline()[2:].strip()  # the Python 3.6 it was built with
+    env = dict(os.environ, PYTHONPATH=str(sitelib), PATH="/usr/sbin:/usr/bin:/sbin:/bin")
+    versions = _out([interpreter, "-c", "import sys, jinja2, packaging; print(sys.version_info[:2], jinja2.__version__, packaging.__version__)"],
+                    env=env)
+    assert versions.split() == ["(3,", "6)", "2.10.1", "16.8"], versions
+    assert _out([interpreter, script, "--version"], env=env, cwd="/").strip() == "kbuildguard %s" % __version__
+    assert "gcc 12.2.0" in _out([interpreter, script, "detect", "--kernel", debian_release], env=env, cwd="/")

@@ -1,0 +1,130 @@
+"""Issue 19 part 2: the kmod hooks of kernel-srpm-macros (RHEL 9's macros.kmp) verify a module
+package with no kbuildguard line in its spec: tests/data/rpm/kmod-kmp-shape.spec, built with the
+real rpmbuild and the macros `kbuildguard rpm-macros` prints. A mismatched module fails the build
+and no RPM is written; a good one builds; a build system's own %__brp_kmod_post_sign_process
+(loaded before ours, as AlmaLinux's) still runs -- here it signs -- and the check runs after it."""
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+from conftest import require
+from integration.conftest import COPY_SOURCES, EXAMPLES, kbuildguard, plain_make
+from integration.test_signing import key  # noqa: F401 - the fixture
+from kbuildguard.formats.module import read_module
+
+# Once per CI run, in the Python 3.13 pass (as the qemu guests): rpmbuild and the macros file do not depend on the Python running pytest.
+pytestmark = pytest.mark.skipif(sys.version_info < (3, 7), reason="runs in the Python 3.13 pass")
+
+SPEC = os.path.join(os.path.dirname(EXAMPLES), "tests", "data", "rpm", "kmod-kmp-shape.spec")
+
+
+def _prebuilt(tmp_path, release, cc):
+    src = tmp_path / "kdemo-1.0"
+    shutil.copytree(os.path.join(EXAMPLES, "kdemo"), str(src), ignore=COPY_SOURCES)
+    (src / "Kbuild").write_text("obj-m := kdemo.o\n")
+    plain_make(str(src), release, cc)
+    top = tmp_path / "rpmbuild"
+    (top / "SOURCES").mkdir(parents=True)
+    with tarfile.open(str(top / "SOURCES" / "kdemo-1.0.tar.gz"), "w:gz") as tar:
+        tar.add(str(src / "kdemo.ko"), arcname="kdemo-1.0/kdemo.ko")
+    return top
+
+
+def _rpmbuild(tmp_path, top, release, before=None, extra=()):
+    require(shutil.which("rpmbuild") is not None and shutil.which("xz") is not None, "rpmbuild, xz")
+    macros = tmp_path / "macros.kbuildguard"
+    macros.write_text(kbuildguard("rpm-macros").out)
+    loads = []
+    if before is not None:  # a build system's macros, loaded before ours (macros.d order, /usr/lib/rpm/macros)
+        theirs = tmp_path / "macros.theirs"
+        theirs.write_text(before)
+        loads += ["--load", str(theirs)]
+    loads += ["--load", str(macros)]
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    proc = subprocess.run(["rpmbuild", "-bb", "--nodeps", "--define", "_topdir %s" % top, "--define", "kversion %s" % release]
+                          + loads + list(extra) + [SPEC], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return proc.returncode, proc.stdout.decode(errors="replace"), glob.glob(str(top / "RPMS" / "*" / "*.rpm"))
+
+
+def _payload(tmp_path, rpm, release):
+    root = tmp_path / "root"
+    root.mkdir()
+    subprocess.run("rpm2cpio %s | cpio -idm --quiet" % rpm, shell=True, cwd=str(root), check=True)
+    return str(root / "lib" / "modules" / release / "extra" / "kdemo.ko.xz")
+
+
+def test_good_module_builds_and_both_hooks_check_it(debian_release, compilers, tmp_path):
+    code, out, rpms = _rpmbuild(tmp_path, _prebuilt(tmp_path, debian_release, "gcc-12"), debian_release)
+    assert code == 0, out[-3000:]
+    # after signing: the plain .ko; after compression: the .ko.xz, the final payload
+    checks = [line for line in out.splitlines() if line.startswith("+ kbuildguard check --kernel %s" % debian_release)]
+    assert len(checks) == 2, out[-3000:]
+    assert out.index("kdemo.ko: ok") < out.index("xz -f") < out.index("kdemo.ko.xz: ok")
+    assert len(rpms) == 1
+
+
+def test_mismatched_module_fails_the_build_and_writes_no_rpm(debian_release, compilers, tmp_path):
+    code, out, rpms = _rpmbuild(tmp_path, _prebuilt(tmp_path, debian_release, "gcc-11"), debian_release)
+    assert code != 0
+    # the first hook (after signing) refuses it; compression never runs
+    assert "BAD  compiler [cannot-unload]: built (at least in part) by gcc 11" in out, out[-3000:]
+    assert "module rejected: 1 of 1 module(s) do not match kernel %s" % debian_release in out
+    assert "xz -f" not in out
+    assert "Bad exit status" in out and "(%install)" in out
+    assert rpms == []
+
+
+def test_an_existing_signing_hook_still_signs_and_the_check_runs_after_it(debian_release, compilers, key, tmp_path):  # noqa: F811
+    sign_file = "/usr/src/linux-headers-%s/scripts/sign-file" % debian_release
+    require(os.access(sign_file, os.X_OK), "Debian's scripts/sign-file")
+    # a build system's hook, in the shape of AlmaLinux's: signs every module of the buildroot
+    theirs = ("%%__brp_kmod_post_sign_process echo THEIRS-SIGNS; find %%{buildroot}/lib/modules -name '*.ko' "
+              "-exec %s sha256 %s %s {} \\\\;\n" % (sign_file, key[0], key[1]))
+    code, out, rpms = _rpmbuild(tmp_path, _prebuilt(tmp_path, debian_release, "gcc-12"), debian_release, before=theirs,
+                                extra=["--define", "kbuildguard_check_flags --trusted-cert %s" % key[1]])
+    assert code == 0, out[-3000:]
+    assert out.index("THEIRS-SIGNS") < out.index("+ kbuildguard check --kernel")
+    assert len(rpms) == 1
+    ko = _payload(tmp_path, rpms[0], debian_release)
+    assert read_module(ko).signature is not None
+    res = kbuildguard("check", "-v", "--kernel", debian_release, "--trusted-cert", key[1], ko)
+    assert res.code == 0 and "signature verified with" in res.out, res
+
+
+def test_a_hook_defined_after_the_macros_replaces_ours(debian_release, compilers, tmp_path):
+    """What the macros file cannot do, pinned: a later definition (a spec's %define, --define,
+    ~/.rpmmacros) wins, and docs/packaging.md tells it to add %{kbuildguard_kmod_check}."""
+    top = _prebuilt(tmp_path, debian_release, "gcc-11")
+    code, out, rpms = _rpmbuild(tmp_path, top, debian_release,
+                                extra=["--define", "__brp_kmod_post_sign_process echo LATER-HOOK %{kbuildguard_kmod_check}",
+                                       "--define", "__brp_kmod_post_compress_process echo LATER-HOOK2"])
+    assert "LATER-HOOK" in out and code != 0 and rpms == []
+
+
+def test_hook_chaining_by_expansion_and_the_fallback_without_rpm_undefine(tmp_path):
+    """rpm --eval, no build: theirs first then ours; with a Lua lacking rpm.undefine (older rpm),
+    ours alone and a warning naming the one line to add."""
+    require(shutil.which("rpm") is not None, "rpm")
+    macros = tmp_path / "macros.kbuildguard"
+    macros.write_text(kbuildguard("rpm-macros").out)
+    theirs = tmp_path / "macros.theirs"
+    theirs.write_text("%__brp_kmod_post_sign_process echo THEIRS\n")
+    base = ["rpm", "--load", str(theirs), "--load", str(macros), "--define", "buildroot /BR"]
+    hook = "%{?__brp_kmod_post_sign_process}"
+    out = subprocess.run(base + ["--eval", hook], stdout=subprocess.PIPE, check=True).stdout.decode()
+    assert out.index("echo THEIRS") < out.index("kbuildguard check --kernel")
+    # no earlier definition: ours alone
+    alone = subprocess.run(["rpm", "--load", str(macros), "--define", "buildroot /BR", "--eval", hook],
+                           stdout=subprocess.PIPE, check=True).stdout.decode()
+    assert "THEIRS" not in alone and "kbuildguard check --kernel" in alone
+    proc = subprocess.run(base + ["--eval", "%{lua: rpm.undefine = nil}", "--eval", hook],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True)
+    assert "THEIRS" not in proc.stdout.decode() and "kbuildguard check --kernel" in proc.stdout.decode()
+    assert "no rpm.undefine: an earlier %__brp_kmod_post_sign_process, if any, does not run; add %{kbuildguard_kmod_check}" \
+        in proc.stderr.decode()
