@@ -165,3 +165,41 @@ def test_layers_are_what_the_readme_map_shows():
     shown = set(re.findall(r"`(kbuildguard/[\w/]+\.py)`", text))
     tree = {"kbuildguard/" + rel.replace(os.sep, "/") for rel, _ in _sources()}
     assert sorted(tree - shown) == [] and sorted(shown - tree) == []
+
+
+def _test_sources():
+    tests = os.path.dirname(os.path.abspath(__file__))
+    for root, _, files in os.walk(tests):
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(root, name)
+                with open(path, encoding="utf-8") as f:
+                    yield os.path.relpath(path, tests), f.read()
+
+
+def test_no_assert_hides_a_condition_in_its_message():
+    """``assert code == 0, err and x == y``: the second condition is the message and can never fail."""
+    offenders = []
+    for rel, text in _test_sources():
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Assert) and node.msg is not None:
+                msg = node.msg
+                if isinstance(msg, ast.BoolOp) and any(isinstance(v, ast.Compare) for v in msg.values):
+                    msg = next(v for v in msg.values if isinstance(v, ast.Compare))
+                if isinstance(msg, ast.Compare):
+                    offenders.append("%s:%d" % (rel, node.lineno))
+    assert offenders == []
+
+
+def test_no_shift_by_unparenthesized_arithmetic():
+    """``1 << 64 - 1`` is ``1 << 63``: a shift whose right side is + or - arithmetic must say so with parentheses."""
+    offenders = []
+    for rel, text in list(_test_sources()) + list(_sources()):
+        lines = text.splitlines()
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.LShift, ast.RShift)) and \
+                    isinstance(node.right, ast.BinOp) and isinstance(node.right.op, (ast.Add, ast.Sub)):
+                line = lines[node.lineno - 1]
+                if not re.search(r"<<\s*\(|>>\s*\(", line):
+                    offenders.append("%s:%d" % (rel, node.lineno))
+    assert offenders == []
