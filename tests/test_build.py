@@ -322,3 +322,54 @@ def test_symlinked_folders_are_mirrored_as_folders(machine):
     runner = KbuildRunner(machine["outputs"], on_make=look)
     assert run(machine, "make", "--kernel-dir", machine["tree"], runner=runner)[0] == 0
     assert seen == {"sub_is_link": False, "part": True}  # kbuild's objects for sub/ land in staging, not in realsub/
+
+
+@pytest.mark.parametrize("arg", [
+    "MAKEFLAGS=-n", "MAKEFLAGS=n", "MAKEFLAGS=-sn", "MAKEFLAGS=ns", "MAKEFLAGS=--just-print", "MAKEFLAGS=--dry-run",
+    "MAKEFLAGS=--recon", "MAKEFLAGS=-q", "MAKEFLAGS=-t", "MAKEFLAGS=--touch", "MAKEFLAGS=-j4", "MAKEFLAGS+=-n",
+    "MAKEFLAGS:=-n", "MAKEFLAGS::=-n", "MAKEFLAGS?=-n", "MAKEFLAGS!=echo n", "MAKEFLAGS = -n", "GNUMAKEFLAGS=-n",
+    "GNUMAKEFLAGS+=n", "MFLAGS=-n", "MAKE=make -n", "MAKEOVERRIDES=MAKEFLAGS=n", "MAKEFILES=evil.mk",
+    "MAKECMDGOALS=modules_install", "override MAKEFLAGS=-n", "export MAKEFLAGS=-n", "MAKE$(E)FLAGS=-n",
+    "${M}AKEFLAGS=n", "=-n",
+])
+def test_make_options_hidden_in_variables_are_refused(machine, arg):
+    """Issue 18 case 7: make re-reads MAKEFLAGS (and its kin) assigned on its command line; under -n
+    kbuild's "+" recipes link a .ko from the previous run's objects, which kbuildguard would place."""
+    code, _, err, runner = run(machine, "make", "--kernel-dir", machine["tree"], "--", "V=1", arg)
+    assert code == 2, err
+    assert runner.makes == []
+    assert len(err.strip().splitlines()) <= 2, err  # one line saying why (and the usage footer, if any)
+
+
+@pytest.mark.parametrize("arg", ["V=1", "KCFLAGS=-DX=1", "ccflags-y=-DDEBUG", "INSTALL_MOD_PATH=/tmp/x", "W=1"])
+def test_plain_variables_after_dashes_pass(machine, arg):
+    code, _, err, runner = run(machine, "make", "--kernel-dir", machine["tree"], "--", arg)
+    assert code == 0, err
+    assert arg in runner.makes[0]
+
+
+def test_make_options_in_the_environment_are_scrubbed(machine):
+    """An outer make's MAKEFLAGS keeps its job server and -j/-k/-s; -n, MAKE=, MAKEFILES= never reach kbuild."""
+    seen = {}
+    runner = KbuildRunner(machine["outputs"])
+    original = runner.action
+
+    def action(argv, cwd=None, env=None, ok_returncodes=(0,), pass_fds=()):
+        if argv[0] == "make":
+            seen.update(env)
+        return original(argv, cwd, env, ok_returncodes, pass_fds)
+
+    runner.action = action
+    env = {"MAKEFLAGS": "ksn -j4 --jobserver-auth=3,4 --just-print -- CC=gcc-11", "GNUMAKEFLAGS": "-t", "MFLAGS": "-n",
+           "MAKE": "make -n", "MAKEOVERRIDES": "MAKEFLAGS=n", "MAKEFILES": "/tmp/evil.mk", "MAKECMDGOALS": "x",
+           "KBUILD_OUTPUT": "/tmp/out"}
+    code, _, err, _ = run(machine, "make", "--kernel-dir", machine["tree"], runner=runner, env=env)
+    assert code == 0, err
+    assert seen["MAKEFLAGS"] == "ks -j4 --jobserver-auth=3,4"
+    assert not {"GNUMAKEFLAGS", "MFLAGS", "MAKE", "MAKEOVERRIDES", "MAKEFILES", "MAKECMDGOALS", "KBUILD_OUTPUT"} & set(seen)
+    assert "not passed on to make" in err and "--just-print" in err and "MAKEFILES" in err
+
+
+def test_an_outer_makes_job_server_passes_without_a_warning(machine):
+    code, _, err, _ = run(machine, "make", "--kernel-dir", machine["tree"], env={"MAKEFLAGS": " -j4 --jobserver-auth=3,4"})
+    assert code == 0 and "not passed on" not in err

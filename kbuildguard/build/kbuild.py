@@ -6,7 +6,7 @@ folder: this module does not decide what is kept, moved or reported.
 
 import os
 import re
-from typing import List, Mapping, NamedTuple, Optional, Sequence
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard.build.modbtf import BtfBase, materialize, objtree_for
 from kbuildguard.errors import BadInput, BuildFailed
@@ -27,6 +27,7 @@ class MakeCommand(NamedTuple):
     btf_base: Optional[BtfBase] = None  # module BTF's base, laid into a private objtree before make (modbtf.py)
     objtree: str = ""  # that private objtree (make -C), "" when make runs in the tree itself
     tree: str = ""  # the kernel's build tree
+    scrubbed: Tuple[str, ...] = ()  # what scrub_make_env took out of the environment, for a warning
 
 
 def make_command(target: KernelTarget, compiler: Compiler, stage_dir: str, goal: str,
@@ -50,14 +51,43 @@ def make_command(target: KernelTarget, compiler: Compiler, stage_dir: str, goal:
     argv.append(goal)
     build_env = toolset_env(compiler, env)
     build_env["PWD"] = stage_dir  # $(PWD) in a hand-written Makefile means the folder kbuild builds in
+    scrubbed = scrub_make_env(build_env)
+    return MakeCommand(argv, build_env, stage_dir, compiler, btf_base, objtree, target.build_dir, scrubbed)
+
+
+# The environment reaches make too, and every variable in it becomes a make variable: an outer
+# make (DKMS, rpmbuild's make -j, a CI wrapper) exports MAKEFLAGS, and a shell may hold anything.
+# Scrubbed, not refused: kbuildguard is often run from a recipe whose make the user did not start
+# with these options in mind (an outer `make -n` or `make -k`), and its job server must go on working.
+# GNU make 4.3 reads options from MAKEFLAGS and GNUMAKEFLAGS (main.c: decode_env_switches), and
+# MFLAGS on input in older releases; MAKE, MAKEOVERRIDES and MAKECMDGOALS from the environment win
+# over make's own defaults (tried: MAKE="make -n" makes every sub-make a dry run); MAKEFILES names
+# makefiles read before kbuild's. KBUILD_OUTPUT moves kbuild's objtree as O= would (refused after --).
+ENV_DROPPED = ("MAKE", "MAKEOVERRIDES", "MAKEFILES", "MAKECMDGOALS", "KBUILD_OUTPUT")
+
+
+def scrub_make_env(env: Dict[str, str]) -> Tuple[str, ...]:
+    """Keep only scheduling options in MAKEFLAGS/MFLAGS/GNUMAKEFLAGS, drop ENV_DROPPED; in place.
+
+    Returns what was dropped ("MAKEFLAGS: n" for the options, "MAKEFILES" for a variable), for a warning.
+    """
+    dropped = []
     for name in ("MAKEFLAGS", "MFLAGS", "GNUMAKEFLAGS"):
-        if name in build_env:
-            kept = scheduling_flags(build_env[name])
+        if name in env:
+            given = env[name]
+            kept = scheduling_flags(given)
+            lost = dropped_flags(given)
+            if lost:
+                dropped.append("%s: %s" % (name, lost))
             if kept:
-                build_env[name] = kept
+                env[name] = kept
             else:
-                del build_env[name]
-    return MakeCommand(argv, build_env, stage_dir, compiler, btf_base, objtree, target.build_dir)
+                del env[name]
+    for name in ENV_DROPPED:
+        if name in env:
+            del env[name]
+            dropped.append(name)
+    return tuple(dropped)
 
 
 # What an outer make (DKMS, rpmbuild's make -j, a CI wrapper) may hand kbuild through MAKEFLAGS: its
@@ -84,6 +114,30 @@ def scheduling_flags(makeflags: str) -> str:
             if letters:
                 kept.append("-" + letters)
     return " ".join(kept)
+
+
+def dropped_flags(makeflags: str) -> str:
+    """The options (and variable definitions) of a MAKEFLAGS value that scheduling_flags does not keep."""
+    words = makeflags.split()
+    kept = scheduling_flags(makeflags).split()
+    lost = []
+    for i, word in enumerate(words):
+        if word == "--":
+            if words[i + 1:]:
+                lost.append(" ".join(words[i:]))
+            break
+        if i == 0 and not word.startswith("-") and "=" not in word:
+            other = "".join(c for c in word if c not in "ksw")
+            if other:
+                lost.append(other)
+        elif word not in kept:
+            if re.match(r"^-[a-zA-Z]+$", word):
+                other = "".join(c for c in word[1:] if c not in "ksw")
+                if other:
+                    lost.append("-" + other)
+            else:
+                lost.append(word)
+    return " ".join(lost)
 
 
 def run_make(runner: Runner, command: MakeCommand, log_hint: str = "", pass_fds: Sequence[int] = ()) -> None:

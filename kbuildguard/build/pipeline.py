@@ -61,6 +61,28 @@ MAKE_OPTIONS = re.compile(r"^(-j\d*|--jobs(=\d+)?|-l[\d.]*|--load-average(=[\d.]
                           r"-w|--print-directory|--no-print-directory|-O\w*|--output-sync(=\w+)?)$")
 
 
+# Variables that are make's own: assigned after -- in any form (MAKEFLAGS=-n, MAKEFLAGS+=n,
+# MAKEFLAGS:=-sn, GNUMAKEFLAGS=--just-print), make re-reads its options from them after parsing
+# the makefiles (GNU make 4.3 main.c: decode_env_switches on MAKEFLAGS/GNUMAKEFLAGS) and hands
+# them to every sub-make; MAKE= and MAKEOVERRIDES= reach the sub-makes too ("MAKE=make -n"). Under
+# -n/-t/-q kbuild's "+" recipes still link a .ko from the previous run's objects (scripts/
+# Makefile.modfinal), so the module would not be this source's. MFLAGS is ignored on input by
+# GNU make, refused all the same: nothing after -- needs it. MAKEFILES names makefiles read before
+# kbuild's own (one may say MAKEFLAGS += n), and kbuild decides what to do by MAKECMDGOALS.
+MAKE_OWN_VARIABLES = ("MAKEFLAGS", "GNUMAKEFLAGS", "MFLAGS", "MAKEOVERRIDES", "MAKE", "MAKEFILES", "MAKECMDGOALS")
+# make's assignment operators (=, :=, ::=, :::= since 4.4, +=, ?=, !=): the name is what precedes them
+_ASSIGNMENT = re.compile(r"^(?P<name>[^=]*?)\s*(:::=|::=|:=|\+=|\?=|!=|=)")
+# A plain variable name; make expands a name ("MAKE$(E)FLAGS=-n" assigns MAKEFLAGS) and a command
+# line "override X=" is not a directive but a goal named so: neither is a variable kbuildguard can check.
+_PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+def assigned_variable(arg: str) -> Optional[str]:
+    """The variable a make argument assigns (``MAKEFLAGS+=-n`` -> ``MAKEFLAGS``), None for no assignment."""
+    m = _ASSIGNMENT.match(arg)
+    return m.group("name").strip() if m else None
+
+
 class Request(NamedTuple):
     module_dir: str
     goal: str  # modules, clean, modules_install
@@ -108,6 +130,14 @@ def check_make_args(make_args: Sequence[str]) -> None:
     """After --: variables (V=1, INSTALL_MOD_PATH=, KCFLAGS=) and make's scheduling options; never a
     goal (modules_install would install before verification) nor an output folder."""
     for arg in make_args:
+        name = assigned_variable(arg) if not arg.startswith("-") else None
+        if name is not None and not _PLAIN_NAME.match(name):
+            raise UsageError("%s after --: not a plain variable assignment (make would expand or misread the name %s); "
+                             "write NAME=VALUE" % (printable(arg), printable(name or "(empty)")))
+        if name in MAKE_OWN_VARIABLES:
+            raise UsageError("%s= after --: %s is make's own; options in it (-n, -t, -q ...) would let make link a "
+                             "module from the previous run's objects. Give make options after -- as options (-j4, -k)"
+                             % (name, name))
         if arg.startswith(OUTPUT_REDIRECTS):
             raise UsageError("%s= after --: kbuildguard decides where kbuild builds (its staging folder), so that no "
                              "unverified module can land where a packager looks" % arg.split("=", 1)[0])
@@ -244,6 +274,9 @@ def plan(ctx: Context, proj: Project, req: Request, prepared: Prepared) -> Plan:
              else os.path.join(root, "(per module folder and kernel)"))
     command = kbuild.make_command(target, prepared.selection.selected, stage, "clean" if req.goal == "clean" else "modules",
                                   req.make_args, ctx.env, btf_base=prepared.checked.btf_base if prepared.checked else None)
+    if command.scrubbed:
+        ctx.console.warn("not passed on to make from the environment (only -j, -l, -k, -s, -w and the job server are): %s"
+                         % printable("; ".join(command.scrubbed)))
     return Plan(tuple(files), stage, command)
 
 

@@ -385,3 +385,28 @@ def test_kbuild_never_writes_through_a_linked_folder(debian_release, compilers, 
     assert res.code == 8, res  # the gcc-11 blob, reached through the link, is refused
     assert sorted(os.listdir(os.path.join(repo, "realsub"))) == before  # and nothing was written there
     assert modules_outside_state(repo) == []
+
+
+def test_make_options_in_variables_never_place_a_stale_module(debian_release, compilers, tmp_path):
+    """Issue 18 case 7: `-- MAKEFLAGS=-n` after a source edit linked the .ko from the previous run's
+    objects (kbuild's "+" recipes run under -n) and kbuildguard placed it, exit 0."""
+    repo = copy_example("kdemo", str(tmp_path / "kdemo"))
+    ko = os.path.join(repo, "kdemo.ko")
+    assert kbuildguard("make", "--kernel", debian_release, cwd=repo).code == 0
+    first = open(ko, "rb").read()
+    with open(os.path.join(repo, "kdemo.c"), "a") as f:
+        f.write('\nMODULE_DESCRIPTION("changed");\n')
+    for arg in ("MAKEFLAGS=-n", "MAKEFLAGS+=n", "MAKEFLAGS:=-sn", "GNUMAKEFLAGS=--just-print", "MAKE=make -n",
+                "MAKE$(E)FLAGS=n"):
+        res = kbuildguard("make", "--kernel", debian_release, "--", arg, cwd=repo)
+        assert res.code == 2, (arg, res)
+        assert res.err.count("usage error") == 1, (arg, res)
+        assert open(ko, "rb").read() == first, arg  # refused before anything started: the folder as it was
+    # the environment: scrubbed, so the build is real and the module is this source's
+    evil = tmp_path / "evil.mk"
+    evil.write_text("MAKEFLAGS += n\n")
+    res = kbuildguard("make", "--kernel", debian_release, cwd=repo,
+                      env={"MAKEFLAGS": "sn", "MAKE": "make -n", "MAKEFILES": str(evil), "GNUMAKEFLAGS": "-t"})
+    assert res.code == 0, res
+    assert "not passed on to make" in res.err
+    assert read_module(ko).info("description") == "changed"
