@@ -116,7 +116,7 @@ def test_nothing_below_the_cli_reads_kbuildguard_environment():
 # must be placed here, so the table cannot fall behind the tree.
 LAYERS = (
     ("errors", "strenum", "versions", "probecache"),
-    ("arch", "console", "settings"),
+    ("arch", "bounded", "console", "settings"),
     ("identity", "run", "project"),
     ("context",),
     ("formats",),  # every parser of untrusted bytes: the security boundary

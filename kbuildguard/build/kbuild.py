@@ -8,6 +8,7 @@ import os
 import re
 from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
+from kbuildguard import bounded
 from kbuildguard.build.modbtf import BtfBase, materialize, objtree_for
 from kbuildguard.errors import BadInput, BuildFailed
 from kbuildguard.formats.module import read_module
@@ -160,8 +161,8 @@ def ordered_modules(stage_dir: str) -> Optional[List[str]]:
     ``caf\\xe9`` or ``blöb`` under LC_ALL=C must name the file it names, on 3.6 as on 3.13.
     """
     try:
-        with open(os.path.join(stage_dir, "modules.order"), "rb") as f:
-            entries = [line.strip() for line in f.read().split(b"\n") if line.strip()]
+        raw_order = bounded.read_file(os.path.join(stage_dir, "modules.order"), bounded.TEXT.size, "a modules.order")
+        entries = [line.strip() for line in raw_order.split(b"\n") if line.strip()]
     except OSError:
         return None
     paths = []
@@ -179,8 +180,8 @@ def module_objects(ko_path: str) -> List[str]:
     """The objects kbuild linked into a module: NAME.mod lists them (5.16+)."""
     base = ko_path[: -len(".ko")]
     try:
-        with open(base + ".mod", "rb") as f:
-            objs = [os.fsdecode(w) for w in f.read().split() if w.endswith(b".o")]
+        objs = [os.fsdecode(w) for w in bounded.read_file(base + ".mod", bounded.TEXT.size, "a kbuild .mod file").split()
+                if w.endswith(b".o")]
     except OSError:
         objs = []
     folder = os.path.dirname(ko_path)
