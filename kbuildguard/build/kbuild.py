@@ -154,6 +154,33 @@ def run_make(runner: Runner, command: MakeCommand, log_hint: str = "", pass_fds:
                           details=tail)
 
 
+def make_variable(name: str, make_args: Sequence[str], env: Mapping[str, str]) -> Optional[str]:
+    """A variable's value as make sees it: the last NAME=VALUE on the command line beats the environment."""
+    given = [a.split("=", 1)[1] for a in make_args if a.startswith(name + "=")]
+    return given[-1] if given else env.get(name)
+
+
+def installed_modules(command: MakeCommand, staged: Sequence[str], stage_dir: str, release: str,
+                      config: Mapping[str, str], make_args: Sequence[str], env: Mapping[str, str]) -> List[str]:
+    """Where ``make modules_install`` put each staged module, computed as kbuild computes it.
+
+    scripts/Makefile.modinst (6.1): ``dst := $(MODLIB)/$(INSTALL_MOD_DIR)`` (``extra`` for external
+    modules), the module's path below M= kept, ``.gz``/``.xz``/``.zst`` appended under
+    CONFIG_MODULE_COMPRESS_*; Makefile: ``MODLIB = $(INSTALL_MOD_PATH)/lib/modules/$(KERNELRELEASE)``,
+    a relative INSTALL_MOD_PATH taken from make's -C folder (make changes into it first).
+    """
+    root = make_variable("INSTALL_MOD_PATH", make_args, env) or ""
+    cdir = command.argv[command.argv.index("-C") + 1]
+    if root and not os.path.isabs(root):
+        root = os.path.join(cdir, root)
+    folder = make_variable("INSTALL_MOD_DIR", make_args, env) or "extra"
+    kernelrelease = make_variable("KERNELRELEASE", make_args, env) or release
+    suffix = next((s for option, s in (("CONFIG_MODULE_COMPRESS_GZIP", ".gz"), ("CONFIG_MODULE_COMPRESS_XZ", ".xz"),
+                                       ("CONFIG_MODULE_COMPRESS_ZSTD", ".zst")) if config.get(option) == "y"), "")
+    dst = os.path.join(root + "/lib/modules", kernelrelease, folder) if root else os.path.join("/lib/modules", kernelrelease, folder)
+    return [os.path.join(dst, os.path.relpath(path, stage_dir)) + suffix for path in staged]
+
+
 def ordered_modules(stage_dir: str) -> Optional[List[str]]:
     """The .ko paths kbuild lists in modules.order (.o before 5.16, .ko after); None without one.
 

@@ -15,7 +15,7 @@ stop the others, a signal does; a summary table closes the run.
 import datetime
 import os
 import re
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard import __version__, report, toolchain
 from kbuildguard.build import kbuild, modsign, outputs, preflight, render
@@ -147,6 +147,20 @@ def check_make_args(make_args: Sequence[str]) -> None:
         if not arg.startswith("-") and "=" not in arg:
             raise UsageError("%r after --: make goals go before -- (kbuildguard make %s), so that nothing is installed "
                              "before it is verified" % (arg, arg))
+
+
+def check_install_strip(req: Request, env: Mapping[str, str]) -> None:
+    """--sign with INSTALL_MOD_STRIP: refused before anything starts. kbuild strips each module after
+    copying it (scripts/Makefile.modinst: install, strip, then its own sign), and strip drops the
+    signature appended after the ELF: the installed copy would be unsigned, refused by an enforcing kernel."""
+    if not (req.sign and req.goal == "modules_install"):
+        return
+    value = kbuild.make_variable("INSTALL_MOD_STRIP", req.make_args, env)
+    if value:
+        where = "after --" if any(a.startswith("INSTALL_MOD_STRIP=") for a in req.make_args) else "in the environment"
+        raise UsageError("INSTALL_MOD_STRIP=%s %s with --sign: kbuild strips the installed copies after kbuildguard signed "
+                         "them, which removes the signature; install without INSTALL_MOD_STRIP, or strip and install "
+                         "without --sign, then sign the installed files with `kbuildguard sign`" % (printable(value), where))
 
 
 # -- prepare ----------------------------------------------------------------------------------
@@ -487,7 +501,7 @@ def build_one(ctx: Context, proj: Project, req: Request, selector: Selector, loc
             status = headline(rep) if not rep.failed() else "%s: %s" % (
                 "KEPT (--allow-mismatch)" if req.allow_mismatch else "REJECTED", headline(rep))
             ctx.out("%s: %s" % (printable(entry.get("quarantined_to") or entry["path"]), printable(status)))
-    elif ctx.json and not multi:
+    elif ctx.json and not multi and (rejected or req.goal != "modules_install"):
         ctx.out_json(data)  # the report itself: --json prints what report.json holds
     if rejected:
         exc = _rejected(prepared, reports, rejected)
@@ -497,7 +511,55 @@ def build_one(ctx: Context, proj: Project, req: Request, selector: Selector, loc
     if req.goal == "modules_install":
         install = p.command._replace(argv=p.command.argv[:-1] + ["modules_install"])
         kbuild.run_make(ctx.runner, install, _log_hint(ctx), pass_fds=(lock_fd,))
+        data["installed"], refused = _verify_installed(ctx, req, p, prepared, signer, [r.path for r in reports], multi)
+        if refused is not None:
+            data["result"] = {"exit_code": refused.exit_code, "error": refused.title, "message": refused.message}
+        outputs.write_json(report_path, data)
+        if ctx.json and not multi:
+            ctx.out_json(data)
+        if refused is not None:
+            raise refused
     return Outcome(target.release, compiler.describe(), tuple(placed), 0, "ok")
+
+
+def _verify_installed(ctx: Context, req: Request, p: Plan, prepared: Prepared, signer: Optional[modsign.Signer],
+                      staged: List[str], multi: bool) -> Tuple[List[Dict[str, Any]], Optional[ModuleRejected]]:
+    """Hold what modules_install installed to the same gates (the signature too, with --sign): kbuild
+    copies, may strip (INSTALL_MOD_STRIP), sign with the tree's key (CONFIG_MODULE_SIG_ALL) or
+    compress after kbuildguard verified the staged copy, and a packager takes the installed one.
+    A copy that fails is moved to .kbuildguard/rejected/installed/ (exit 8): nothing unverified stays
+    where it was installed."""
+    target = prepared.target
+    config = prepared.expect.loader.config if prepared.expect.loader else target.tree_config
+    paths = kbuild.installed_modules(p.command, staged, p.stage, target.release, config, req.make_args, p.command.env)
+    missing = [path for path in paths if not os.path.isfile(path)]
+    if missing:
+        raise BuildFailed("make modules_install did not leave %s where kbuild installs it: the installed modules were "
+                          "not verified" % ", ".join(printable(m) for m in missing),
+                          hint="an INSTALL_MOD_DIR, KERNELRELEASE or compression kbuildguard did not foresee; "
+                               "check the installed files with `kbuildguard check`")
+    with ctx.console.step("verify the %d installed module(s)" % len(paths)):
+        if signer is not None:
+            reports = modsign.verify_signed(ctx.runner, signer, paths, prepared.expect, ctx.env)
+        else:
+            reports = verify_paths(paths, prepared.expect)
+    entries = []
+    rejected = []
+    folder = os.path.join("rejected", "installed", target.release) if multi else os.path.join("rejected", "installed")
+    for rep in reports:
+        entry = report.module_json(rep)
+        if rep.failed() and not req.allow_mismatch:
+            entry["quarantined_to"] = outputs.quarantine(rep.path, req.module_dir, folder, entry)
+            rejected.append(entry["quarantined_to"])
+        entries.append(entry)
+        if not ctx.json and not multi:
+            ctx.out("installed %s: %s" % (printable(rep.path), printable(headline(rep) if not rep.failed() else
+                                                                            "REJECTED: " + headline(rep))))
+    if not rejected:
+        return entries, None
+    exc = _rejected(prepared, reports, rejected)
+    exc.message = "%d installed module(s) are not what was verified: %s" % (len(rejected), exc.message)
+    return entries, exc
 
 
 def _summary(ctx: Context, req: Request, outcomes: List[Outcome]) -> None:
@@ -536,6 +598,7 @@ def build_many(ctx: Context, proj: Project, req: Request, selectors: Sequence[Se
 def run(ctx: Context, proj: Project, req: Request, selectors: Sequence[Selector], many: bool) -> int:
     """The whole ``make``: lock the folder, take back what earlier runs placed, build each kernel."""
     check_make_args(req.make_args)
+    check_install_strip(req, ctx.env)
     if req.dry_run:
         if many:
             return build_many(ctx, proj, req, selectors, -1)
