@@ -203,3 +203,20 @@ def test_no_shift_by_unparenthesized_arithmetic():
                 if not re.search(r"<<\s*\(|>>\s*\(", line):
                     offenders.append("%s:%d" % (rel, node.lineno))
     assert offenders == []
+
+
+def test_every_read_is_bounded():
+    """No ``f.read()``, ``readlines()``, ``readline()`` without a size, ``json.load(f)`` or ``for line in f``
+    in kbuildguard: a path may name /dev/zero or an endless FIFO. Read through kbuildguard/bounded.py."""
+    offenders = []
+    for rel, text in _sources():
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                name = node.func.attr
+                if name in ("read", "readlines", "readline", "read_text", "read_bytes") and not node.args and not node.keywords:
+                    offenders.append("%s:%d: .%s() without a size" % (rel, node.lineno, name))
+                if name == "load" and isinstance(node.func.value, ast.Name) and node.func.value.id == "json":
+                    offenders.append("%s:%d: json.load() reads a whole file: json.loads(bounded.read_text(...))" % (rel, node.lineno))
+            if isinstance(node, ast.For) and isinstance(node.iter, ast.Name) and node.iter.id in ("f", "fh", "handle", "stream"):
+                offenders.append("%s:%d: for ... in %s reads lines of any length" % (rel, node.lineno, node.iter.id))
+    assert offenders == []
