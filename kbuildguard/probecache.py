@@ -12,6 +12,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 VERSION = 1
 
+MAX_CACHE_BYTES = 16 * 1024 * 1024  # a few hundred probes of a few KiB: larger is not ours
+
 
 def cache_home(env: Mapping[str, str]) -> str:
     """kbuildguard's folder in the user's cache: probe answers, layouts read from kernel images, staging."""
@@ -43,8 +45,9 @@ class ProbeCache:
             self._entries = {}
             if self.path:
                 try:
-                    with open(self.path, encoding="utf-8") as f:
-                        data = json.load(f)
+                    with open(self.path, "rb") as f:
+                        raw = f.read(MAX_CACHE_BYTES + 1)  # our own file, but bounded all the same
+                    data = json.loads(raw.decode("utf-8")) if len(raw) <= MAX_CACHE_BYTES else None
                     if isinstance(data, dict):
                         self._entries = data
                 except (OSError, ValueError):

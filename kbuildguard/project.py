@@ -11,6 +11,7 @@ import os
 import re
 from typing import Any, Dict, NamedTuple, Optional, Tuple
 
+from kbuildguard import bounded
 from kbuildguard.errors import ConfigError
 from kbuildguard.settings import FILE_FORBIDDEN, MATCH_LEVELS, FileSettings
 
@@ -203,8 +204,7 @@ def load(root: str) -> Project:
     if not os.path.isfile(path):
         return Project(root, None, (), FileSettings())
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        text = bounded.read_file(path, bounded.PROJECT.size, bounded.PROJECT.what).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError("%s: cannot read: %s" % (path, exc))
     modules, settings = parse_config(text, path)

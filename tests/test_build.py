@@ -159,7 +159,8 @@ def test_clean_keeps_the_quarantine(machine):
     runner = KbuildRunner(machine["outputs"], comment=GCC11_COMMENT)
     assert run(machine, "make", "--kernel-dir", machine["tree"], runner=runner)[0] == 8
     code, _, err, runner = run(machine, "make", "--kernel-dir", machine["tree"], "clean")
-    assert code == 0, err and runner.makes[0][-1] == "clean"
+    assert code == 0, err
+    assert runner.makes[0][-1] == "clean"
     assert ".kbuildguard/rejected/kdemo.ko-rejected" in listing(machine["repo"])
 
 
@@ -322,3 +323,130 @@ def test_symlinked_folders_are_mirrored_as_folders(machine):
     runner = KbuildRunner(machine["outputs"], on_make=look)
     assert run(machine, "make", "--kernel-dir", machine["tree"], runner=runner)[0] == 0
     assert seen == {"sub_is_link": False, "part": True}  # kbuild's objects for sub/ land in staging, not in realsub/
+
+
+@pytest.mark.parametrize("arg", [
+    "MAKEFLAGS=-n", "MAKEFLAGS=n", "MAKEFLAGS=-sn", "MAKEFLAGS=ns", "MAKEFLAGS=--just-print", "MAKEFLAGS=--dry-run",
+    "MAKEFLAGS=--recon", "MAKEFLAGS=-q", "MAKEFLAGS=-t", "MAKEFLAGS=--touch", "MAKEFLAGS=-j4", "MAKEFLAGS+=-n",
+    "MAKEFLAGS:=-n", "MAKEFLAGS::=-n", "MAKEFLAGS?=-n", "MAKEFLAGS!=echo n", "MAKEFLAGS = -n", "GNUMAKEFLAGS=-n",
+    "GNUMAKEFLAGS+=n", "MFLAGS=-n", "MAKE=make -n", "MAKEOVERRIDES=MAKEFLAGS=n", "MAKEFILES=evil.mk",
+    "MAKECMDGOALS=modules_install", "override MAKEFLAGS=-n", "export MAKEFLAGS=-n", "MAKE$(E)FLAGS=-n",
+    "${M}AKEFLAGS=n", "=-n",
+])
+def test_make_options_hidden_in_variables_are_refused(machine, arg):
+    """Issue 18 case 7: make re-reads MAKEFLAGS (and its kin) assigned on its command line; under -n
+    kbuild's "+" recipes link a .ko from the previous run's objects, which kbuildguard would place."""
+    code, _, err, runner = run(machine, "make", "--kernel-dir", machine["tree"], "--", "V=1", arg)
+    assert code == 2, err
+    assert runner.makes == []
+    assert len(err.strip().splitlines()) <= 2, err  # one line saying why (and the usage footer, if any)
+
+
+@pytest.mark.parametrize("arg", ["V=1", "KCFLAGS=-DX=1", "ccflags-y=-DDEBUG", "INSTALL_MOD_PATH=/tmp/x", "W=1"])
+def test_plain_variables_after_dashes_pass(machine, arg):
+    code, _, err, runner = run(machine, "make", "--kernel-dir", machine["tree"], "--", arg)
+    assert code == 0, err
+    assert arg in runner.makes[0]
+
+
+def test_make_options_in_the_environment_are_scrubbed(machine):
+    """An outer make's MAKEFLAGS keeps its job server and -j/-k/-s; -n, MAKE=, MAKEFILES= never reach kbuild."""
+    seen = {}
+    runner = KbuildRunner(machine["outputs"])
+    original = runner.action
+
+    def action(argv, cwd=None, env=None, ok_returncodes=(0,), pass_fds=()):
+        if argv[0] == "make":
+            seen.update(env)
+        return original(argv, cwd, env, ok_returncodes, pass_fds)
+
+    runner.action = action
+    env = {"MAKEFLAGS": "ksn -j4 --jobserver-auth=3,4 --just-print -- CC=gcc-11", "GNUMAKEFLAGS": "-t", "MFLAGS": "-n",
+           "MAKE": "make -n", "MAKEOVERRIDES": "MAKEFLAGS=n", "MAKEFILES": "/tmp/evil.mk", "MAKECMDGOALS": "x",
+           "KBUILD_OUTPUT": "/tmp/out"}
+    code, _, err, _ = run(machine, "make", "--kernel-dir", machine["tree"], runner=runner, env=env)
+    assert code == 0, err
+    assert seen["MAKEFLAGS"] == "ks -j4 --jobserver-auth=3,4"
+    assert not {"GNUMAKEFLAGS", "MFLAGS", "MAKE", "MAKEOVERRIDES", "MAKEFILES", "MAKECMDGOALS", "KBUILD_OUTPUT"} & set(seen)
+    assert "not passed on to make" in err and "--just-print" in err and "MAKEFILES" in err
+
+
+def test_an_outer_makes_job_server_passes_without_a_warning(machine):
+    code, _, err, _ = run(machine, "make", "--kernel-dir", machine["tree"], env={"MAKEFLAGS": " -j4 --jobserver-auth=3,4"})
+    assert code == 0 and "not passed on" not in err
+
+
+# -- issue 18 case 8: what modules_install installs is what was verified -----------------------------
+
+class InstallingRunner(KbuildRunner):
+    """kbuild's modules_install: copies staged modules to INSTALL_MOD_PATH/lib/modules/R/extra/,
+    then runs ``alter`` on each installed copy (what INSTALL_MOD_STRIP or a re-sign would do)."""
+
+    def __init__(self, outputs, alter=None, install=True):
+        super().__init__(outputs)
+        self.alter = alter
+        self.install = install
+
+    def action(self, argv, cwd=None, env=None, ok_returncodes=(0,), pass_fds=()):
+        if argv[0] != "make" or argv[-1] != "modules_install":
+            return super().action(argv, cwd, env, ok_returncodes, pass_fds)
+        self.makes.append(list(argv))
+        stage = [a for a in argv if a.startswith("M=")][0][2:]
+        root = [a.split("=", 1)[1] for a in argv if a.startswith("INSTALL_MOD_PATH=")][-1]
+        dst = os.path.join(root, "lib/modules", RELEASE, "extra")
+        os.makedirs(dst, exist_ok=True)
+        if self.install:
+            with open(os.path.join(stage, "kdemo.ko"), "rb") as src, open(os.path.join(dst, "kdemo.ko"), "wb") as out:
+                out.write(src.read())
+            if self.alter:
+                self.alter(os.path.join(dst, "kdemo.ko"))
+        return 0
+
+
+def test_install_strip_with_sign_is_refused_before_anything_starts(machine):
+    root = str(machine["tmp"] / "root")
+    code, _, err, runner = run(machine, "make", "modules_install", "--kernel-dir", machine["tree"], "--sign", "--",
+                               "INSTALL_MOD_PATH=" + root, "INSTALL_MOD_STRIP=1")
+    assert code == 2 and runner.makes == [], err
+    assert "removes the signature" in err and "kbuildguard sign" in err
+    code, _, err, runner = run(machine, "make", "modules_install", "--kernel-dir", machine["tree"], "--sign", "--",
+                               "INSTALL_MOD_PATH=" + root, env={"INSTALL_MOD_STRIP": "--strip-unneeded"})
+    assert code == 2 and "in the environment" in err and runner.makes == []
+
+
+def test_installed_modules_are_verified_and_reported(machine):
+    root = str(machine["tmp"] / "root")
+    runner = InstallingRunner(machine["outputs"])
+    code, out, err, _ = run(machine, "make", "modules_install", "--kernel-dir", machine["tree"], "--",
+                            "INSTALL_MOD_PATH=" + root, "INSTALL_MOD_STRIP=1", runner=runner)
+    assert code == 0, err
+    installed = os.path.join(root, "lib/modules", RELEASE, "extra", "kdemo.ko")
+    assert "installed %s: " % installed in out
+    report = json.load(open(os.path.join(machine["repo"], ".kbuildguard", "report.json")))
+    assert [e["path"] for e in report["installed"]] == [installed] and report["installed"][0]["verdict"] == "ok"
+
+
+def test_an_installed_copy_that_fails_is_taken_back(machine):
+    """kbuild changed the copy after verification (here: another kernel's vermagic): exit 8, and the
+    installed file is moved out of the install tree, not left for a packager."""
+    root = str(machine["tmp"] / "root")
+
+    def spoil(path):
+        with open(path, "wb") as f:
+            f.write(build_module(vermagic="5.10.0-99-amd64 SMP mod_unload modversions "))
+
+    code, out, err, _ = run(machine, "make", "modules_install", "--kernel-dir", machine["tree"], "--",
+                            "INSTALL_MOD_PATH=" + root, runner=InstallingRunner(machine["outputs"], alter=spoil))
+    assert code == 8, err
+    assert "installed module(s) are not what was verified" in err
+    assert not os.path.exists(os.path.join(root, "lib/modules", RELEASE, "extra", "kdemo.ko"))
+    assert ".kbuildguard/rejected/installed/kdemo.ko-rejected" in listing(machine["repo"])
+    report = json.load(open(os.path.join(machine["repo"], ".kbuildguard", "report.json")))
+    assert report["result"]["exit_code"] == 8 and report["installed"][0]["quarantined_to"]
+
+
+def test_an_install_kbuildguard_cannot_find_is_not_called_verified(machine):
+    root = str(machine["tmp"] / "root")
+    code, _, err, _ = run(machine, "make", "modules_install", "--kernel-dir", machine["tree"], "--",
+                          "INSTALL_MOD_PATH=" + root, runner=InstallingRunner(machine["outputs"], install=False))
+    assert code == 7 and "were not verified" in err

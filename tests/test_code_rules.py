@@ -116,7 +116,7 @@ def test_nothing_below_the_cli_reads_kbuildguard_environment():
 # must be placed here, so the table cannot fall behind the tree.
 LAYERS = (
     ("errors", "strenum", "versions", "probecache"),
-    ("arch", "console", "settings"),
+    ("arch", "bounded", "console", "settings"),
     ("identity", "run", "project"),
     ("context",),
     ("formats",),  # every parser of untrusted bytes: the security boundary
@@ -165,3 +165,58 @@ def test_layers_are_what_the_readme_map_shows():
     shown = set(re.findall(r"`(kbuildguard/[\w/]+\.py)`", text))
     tree = {"kbuildguard/" + rel.replace(os.sep, "/") for rel, _ in _sources()}
     assert sorted(tree - shown) == [] and sorted(shown - tree) == []
+
+
+def _test_sources():
+    tests = os.path.dirname(os.path.abspath(__file__))
+    for root, _, files in os.walk(tests):
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(root, name)
+                with open(path, encoding="utf-8") as f:
+                    yield os.path.relpath(path, tests), f.read()
+
+
+def test_no_assert_hides_a_condition_in_its_message():
+    """``assert code == 0, err and x == y``: the second condition is the message and can never fail."""
+    offenders = []
+    for rel, text in _test_sources():
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Assert) and node.msg is not None:
+                msg = node.msg
+                if isinstance(msg, ast.BoolOp) and any(isinstance(v, ast.Compare) for v in msg.values):
+                    msg = next(v for v in msg.values if isinstance(v, ast.Compare))
+                if isinstance(msg, ast.Compare):
+                    offenders.append("%s:%d" % (rel, node.lineno))
+    assert offenders == []
+
+
+def test_no_shift_by_unparenthesized_arithmetic():
+    """``1 << 64 - 1`` is ``1 << 63``: a shift whose right side is + or - arithmetic must say so with parentheses."""
+    offenders = []
+    for rel, text in list(_test_sources()) + list(_sources()):
+        lines = text.splitlines()
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.LShift, ast.RShift)) and \
+                    isinstance(node.right, ast.BinOp) and isinstance(node.right.op, (ast.Add, ast.Sub)):
+                line = lines[node.lineno - 1]
+                if not re.search(r"<<\s*\(|>>\s*\(", line):
+                    offenders.append("%s:%d" % (rel, node.lineno))
+    assert offenders == []
+
+
+def test_every_read_is_bounded():
+    """No ``f.read()``, ``readlines()``, ``readline()`` without a size, ``json.load(f)`` or ``for line in f``
+    in kbuildguard: a path may name /dev/zero or an endless FIFO. Read through kbuildguard/bounded.py."""
+    offenders = []
+    for rel, text in _sources():
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                name = node.func.attr
+                if name in ("read", "readlines", "readline", "read_text", "read_bytes") and not node.args and not node.keywords:
+                    offenders.append("%s:%d: .%s() without a size" % (rel, node.lineno, name))
+                if name == "load" and isinstance(node.func.value, ast.Name) and node.func.value.id == "json":
+                    offenders.append("%s:%d: json.load() reads a whole file: json.loads(bounded.read_text(...))" % (rel, node.lineno))
+            if isinstance(node, ast.For) and isinstance(node.iter, ast.Name) and node.iter.id in ("f", "fh", "handle", "stream"):
+                offenders.append("%s:%d: for ... in %s reads lines of any length" % (rel, node.lineno, node.iter.id))
+    assert offenders == []

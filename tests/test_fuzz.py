@@ -135,7 +135,7 @@ def test_elf_reader_on_mutated_modules(seed, flips, cut):
 
 
 @FUZZ
-@given(st.integers(0, 0xFFFF), st.integers(0, 1 << 64 - 1), st.integers(0, 0xFFFF))
+@given(st.integers(0, 0xFFFF), st.integers(0, (1 << 64) - 1), st.integers(0, 0xFFFF))
 def test_elf_reader_on_absurd_header_fields(shnum, shoff, shstrndx):
     data = bytearray(build_module())
     struct.pack_into("<Q", data, 40, shoff)

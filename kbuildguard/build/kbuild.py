@@ -6,8 +6,9 @@ folder: this module does not decide what is kept, moved or reported.
 
 import os
 import re
-from typing import List, Mapping, NamedTuple, Optional, Sequence
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
+from kbuildguard import bounded
 from kbuildguard.build.modbtf import BtfBase, materialize, objtree_for
 from kbuildguard.errors import BadInput, BuildFailed
 from kbuildguard.formats.module import read_module
@@ -27,6 +28,7 @@ class MakeCommand(NamedTuple):
     btf_base: Optional[BtfBase] = None  # module BTF's base, laid into a private objtree before make (modbtf.py)
     objtree: str = ""  # that private objtree (make -C), "" when make runs in the tree itself
     tree: str = ""  # the kernel's build tree
+    scrubbed: Tuple[str, ...] = ()  # what scrub_make_env took out of the environment, for a warning
 
 
 def make_command(target: KernelTarget, compiler: Compiler, stage_dir: str, goal: str,
@@ -50,14 +52,43 @@ def make_command(target: KernelTarget, compiler: Compiler, stage_dir: str, goal:
     argv.append(goal)
     build_env = toolset_env(compiler, env)
     build_env["PWD"] = stage_dir  # $(PWD) in a hand-written Makefile means the folder kbuild builds in
+    scrubbed = scrub_make_env(build_env)
+    return MakeCommand(argv, build_env, stage_dir, compiler, btf_base, objtree, target.build_dir, scrubbed)
+
+
+# The environment reaches make too, and every variable in it becomes a make variable: an outer
+# make (DKMS, rpmbuild's make -j, a CI wrapper) exports MAKEFLAGS, and a shell may hold anything.
+# Scrubbed, not refused: kbuildguard is often run from a recipe whose make the user did not start
+# with these options in mind (an outer `make -n` or `make -k`), and its job server must go on working.
+# GNU make 4.3 reads options from MAKEFLAGS and GNUMAKEFLAGS (main.c: decode_env_switches), and
+# MFLAGS on input in older releases; MAKE, MAKEOVERRIDES and MAKECMDGOALS from the environment win
+# over make's own defaults (tried: MAKE="make -n" makes every sub-make a dry run); MAKEFILES names
+# makefiles read before kbuild's. KBUILD_OUTPUT moves kbuild's objtree as O= would (refused after --).
+ENV_DROPPED = ("MAKE", "MAKEOVERRIDES", "MAKEFILES", "MAKECMDGOALS", "KBUILD_OUTPUT")
+
+
+def scrub_make_env(env: Dict[str, str]) -> Tuple[str, ...]:
+    """Keep only scheduling options in MAKEFLAGS/MFLAGS/GNUMAKEFLAGS, drop ENV_DROPPED; in place.
+
+    Returns what was dropped ("MAKEFLAGS: n" for the options, "MAKEFILES" for a variable), for a warning.
+    """
+    dropped = []
     for name in ("MAKEFLAGS", "MFLAGS", "GNUMAKEFLAGS"):
-        if name in build_env:
-            kept = scheduling_flags(build_env[name])
+        if name in env:
+            given = env[name]
+            kept = scheduling_flags(given)
+            lost = dropped_flags(given)
+            if lost:
+                dropped.append("%s: %s" % (name, lost))
             if kept:
-                build_env[name] = kept
+                env[name] = kept
             else:
-                del build_env[name]
-    return MakeCommand(argv, build_env, stage_dir, compiler, btf_base, objtree, target.build_dir)
+                del env[name]
+    for name in ENV_DROPPED:
+        if name in env:
+            del env[name]
+            dropped.append(name)
+    return tuple(dropped)
 
 
 # What an outer make (DKMS, rpmbuild's make -j, a CI wrapper) may hand kbuild through MAKEFLAGS: its
@@ -86,6 +117,30 @@ def scheduling_flags(makeflags: str) -> str:
     return " ".join(kept)
 
 
+def dropped_flags(makeflags: str) -> str:
+    """The options (and variable definitions) of a MAKEFLAGS value that scheduling_flags does not keep."""
+    words = makeflags.split()
+    kept = scheduling_flags(makeflags).split()
+    lost = []
+    for i, word in enumerate(words):
+        if word == "--":
+            if words[i + 1:]:
+                lost.append(" ".join(words[i:]))
+            break
+        if i == 0 and not word.startswith("-") and "=" not in word:
+            other = "".join(c for c in word if c not in "ksw")
+            if other:
+                lost.append(other)
+        elif word not in kept:
+            if re.match(r"^-[a-zA-Z]+$", word):
+                other = "".join(c for c in word[1:] if c not in "ksw")
+                if other:
+                    lost.append("-" + other)
+            else:
+                lost.append(word)
+    return " ".join(lost)
+
+
 def run_make(runner: Runner, command: MakeCommand, log_hint: str = "", pass_fds: Sequence[int] = ()) -> None:
     if command.objtree and command.btf_base is not None:
         materialize(command.btf_base, command.tree, command.objtree)
@@ -99,6 +154,33 @@ def run_make(runner: Runner, command: MakeCommand, log_hint: str = "", pass_fds:
                           details=tail)
 
 
+def make_variable(name: str, make_args: Sequence[str], env: Mapping[str, str]) -> Optional[str]:
+    """A variable's value as make sees it: the last NAME=VALUE on the command line beats the environment."""
+    given = [a.split("=", 1)[1] for a in make_args if a.startswith(name + "=")]
+    return given[-1] if given else env.get(name)
+
+
+def installed_modules(command: MakeCommand, staged: Sequence[str], stage_dir: str, release: str,
+                      config: Mapping[str, str], make_args: Sequence[str], env: Mapping[str, str]) -> List[str]:
+    """Where ``make modules_install`` put each staged module, computed as kbuild computes it.
+
+    scripts/Makefile.modinst (6.1): ``dst := $(MODLIB)/$(INSTALL_MOD_DIR)`` (``extra`` for external
+    modules), the module's path below M= kept, ``.gz``/``.xz``/``.zst`` appended under
+    CONFIG_MODULE_COMPRESS_*; Makefile: ``MODLIB = $(INSTALL_MOD_PATH)/lib/modules/$(KERNELRELEASE)``,
+    a relative INSTALL_MOD_PATH taken from make's -C folder (make changes into it first).
+    """
+    root = make_variable("INSTALL_MOD_PATH", make_args, env) or ""
+    cdir = command.argv[command.argv.index("-C") + 1]
+    if root and not os.path.isabs(root):
+        root = os.path.join(cdir, root)
+    folder = make_variable("INSTALL_MOD_DIR", make_args, env) or "extra"
+    kernelrelease = make_variable("KERNELRELEASE", make_args, env) or release
+    suffix = next((s for option, s in (("CONFIG_MODULE_COMPRESS_GZIP", ".gz"), ("CONFIG_MODULE_COMPRESS_XZ", ".xz"),
+                                       ("CONFIG_MODULE_COMPRESS_ZSTD", ".zst")) if config.get(option) == "y"), "")
+    dst = os.path.join(root + "/lib/modules", kernelrelease, folder) if root else os.path.join("/lib/modules", kernelrelease, folder)
+    return [os.path.join(dst, os.path.relpath(path, stage_dir)) + suffix for path in staged]
+
+
 def ordered_modules(stage_dir: str) -> Optional[List[str]]:
     """The .ko paths kbuild lists in modules.order (.o before 5.16, .ko after); None without one.
 
@@ -106,8 +188,8 @@ def ordered_modules(stage_dir: str) -> Optional[List[str]]:
     ``caf\\xe9`` or ``blöb`` under LC_ALL=C must name the file it names, on 3.6 as on 3.13.
     """
     try:
-        with open(os.path.join(stage_dir, "modules.order"), "rb") as f:
-            entries = [line.strip() for line in f.read().split(b"\n") if line.strip()]
+        raw_order = bounded.read_file(os.path.join(stage_dir, "modules.order"), bounded.TEXT.size, "a modules.order")
+        entries = [line.strip() for line in raw_order.split(b"\n") if line.strip()]
     except OSError:
         return None
     paths = []
@@ -125,8 +207,8 @@ def module_objects(ko_path: str) -> List[str]:
     """The objects kbuild linked into a module: NAME.mod lists them (5.16+)."""
     base = ko_path[: -len(".ko")]
     try:
-        with open(base + ".mod", "rb") as f:
-            objs = [os.fsdecode(w) for w in f.read().split() if w.endswith(b".o")]
+        objs = [os.fsdecode(w) for w in bounded.read_file(base + ".mod", bounded.TEXT.size, "a kbuild .mod file").split()
+                if w.endswith(b".o")]
     except OSError:
         objs = []
     folder = os.path.dirname(ko_path)

@@ -17,8 +17,10 @@ its signer, and (openssl) that it verifies over the module, before anything is p
 import os
 from typing import List, Mapping, NamedTuple, Optional, Sequence
 
+from kbuildguard import bounded
 from kbuildguard.console import printable
 from kbuildguard.errors import BadInput, SigningFailed, ToolNotFound
+from kbuildguard.formats.module import MAX_MODULE_BYTES
 from kbuildguard.formats.pkcs7 import read_signature
 from kbuildguard.gates import trust
 from kbuildguard.gates.verify import Expectation, ModuleReport, verify_paths, with_confirmed_signatures
@@ -105,8 +107,7 @@ def prepare(target: KernelTarget, config: Mapping[str, str], settings: Settings,
 
 def unsign(path: str) -> bool:
     """Drop a signature the module carries already: sign-file would append a second one after it."""
-    with open(path, "rb") as f:
-        data = f.read()
+    data = bounded.read_file(path, MAX_MODULE_BYTES, "a module")
     sig = read_signature(data)
     if sig is None:
         return False

@@ -30,8 +30,9 @@ import re
 import shutil
 from typing import IO, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
+from kbuildguard import bounded
 from kbuildguard.console import Console, printable
-from kbuildguard.errors import CannotWrite
+from kbuildguard.errors import BadInput, CannotWrite
 from kbuildguard.formats.module import is_module_path
 from kbuildguard.probecache import cache_home
 
@@ -206,10 +207,9 @@ def build_lock(module_dir: str, console: Console) -> Iterator[IO[str]]:
 
 def _read_placed(module_dir: str) -> List[Placed]:
     try:
-        with open(os.path.join(state_dir(module_dir), PLACED), encoding="utf-8") as f:
-            data = json.load(f)
+        data = json.loads(bounded.read_text(os.path.join(state_dir(module_dir), PLACED), bounded.STATE))
         return [Placed(e["path"], e["sha256"], e["release"]) for e in data["placed"]]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, BadInput):
         return []
 
 

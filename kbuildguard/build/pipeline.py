@@ -15,7 +15,7 @@ stop the others, a signal does; a summary table closes the run.
 import datetime
 import os
 import re
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard import __version__, report, toolchain
 from kbuildguard.build import kbuild, modsign, outputs, preflight, render
@@ -59,6 +59,28 @@ OUTPUT_REDIRECTS = ("M=", "KBUILD_EXTMOD=", "MO=", "KBUILD_EXTMOD_OUTPUT=", "O="
 # -f, -C, -e, --eval ...) could leave a .ko that this run did not build, or build something else.
 MAKE_OPTIONS = re.compile(r"^(-j\d*|--jobs(=\d+)?|-l[\d.]*|--load-average(=[\d.]+)?|-k|--keep-going|-s|--silent|--quiet|"
                           r"-w|--print-directory|--no-print-directory|-O\w*|--output-sync(=\w+)?)$")
+
+
+# Variables that are make's own: assigned after -- in any form (MAKEFLAGS=-n, MAKEFLAGS+=n,
+# MAKEFLAGS:=-sn, GNUMAKEFLAGS=--just-print), make re-reads its options from them after parsing
+# the makefiles (GNU make 4.3 main.c: decode_env_switches on MAKEFLAGS/GNUMAKEFLAGS) and hands
+# them to every sub-make; MAKE= and MAKEOVERRIDES= reach the sub-makes too ("MAKE=make -n"). Under
+# -n/-t/-q kbuild's "+" recipes still link a .ko from the previous run's objects (scripts/
+# Makefile.modfinal), so the module would not be this source's. MFLAGS is ignored on input by
+# GNU make, refused all the same: nothing after -- needs it. MAKEFILES names makefiles read before
+# kbuild's own (one may say MAKEFLAGS += n), and kbuild decides what to do by MAKECMDGOALS.
+MAKE_OWN_VARIABLES = ("MAKEFLAGS", "GNUMAKEFLAGS", "MFLAGS", "MAKEOVERRIDES", "MAKE", "MAKEFILES", "MAKECMDGOALS")
+# make's assignment operators (=, :=, ::=, :::= since 4.4, +=, ?=, !=): the name is what precedes them
+_ASSIGNMENT = re.compile(r"^(?P<name>[^=]*?)\s*(:::=|::=|:=|\+=|\?=|!=|=)")
+# A plain variable name; make expands a name ("MAKE$(E)FLAGS=-n" assigns MAKEFLAGS) and a command
+# line "override X=" is not a directive but a goal named so: neither is a variable kbuildguard can check.
+_PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+def assigned_variable(arg: str) -> Optional[str]:
+    """The variable a make argument assigns (``MAKEFLAGS+=-n`` -> ``MAKEFLAGS``), None for no assignment."""
+    m = _ASSIGNMENT.match(arg)
+    return m.group("name").strip() if m else None
 
 
 class Request(NamedTuple):
@@ -108,6 +130,14 @@ def check_make_args(make_args: Sequence[str]) -> None:
     """After --: variables (V=1, INSTALL_MOD_PATH=, KCFLAGS=) and make's scheduling options; never a
     goal (modules_install would install before verification) nor an output folder."""
     for arg in make_args:
+        name = assigned_variable(arg) if not arg.startswith("-") else None
+        if name is not None and not _PLAIN_NAME.match(name):
+            raise UsageError("%s after --: not a plain variable assignment (make would expand or misread the name %s); "
+                             "write NAME=VALUE" % (printable(arg), printable(name or "(empty)")))
+        if name in MAKE_OWN_VARIABLES:
+            raise UsageError("%s= after --: %s is make's own; options in it (-n, -t, -q ...) would let make link a "
+                             "module from the previous run's objects. Give make options after -- as options (-j4, -k)"
+                             % (name, name))
         if arg.startswith(OUTPUT_REDIRECTS):
             raise UsageError("%s= after --: kbuildguard decides where kbuild builds (its staging folder), so that no "
                              "unverified module can land where a packager looks" % arg.split("=", 1)[0])
@@ -117,6 +147,20 @@ def check_make_args(make_args: Sequence[str]) -> None:
         if not arg.startswith("-") and "=" not in arg:
             raise UsageError("%r after --: make goals go before -- (kbuildguard make %s), so that nothing is installed "
                              "before it is verified" % (arg, arg))
+
+
+def check_install_strip(req: Request, env: Mapping[str, str]) -> None:
+    """--sign with INSTALL_MOD_STRIP: refused before anything starts. kbuild strips each module after
+    copying it (scripts/Makefile.modinst: install, strip, then its own sign), and strip drops the
+    signature appended after the ELF: the installed copy would be unsigned, refused by an enforcing kernel."""
+    if not (req.sign and req.goal == "modules_install"):
+        return
+    value = kbuild.make_variable("INSTALL_MOD_STRIP", req.make_args, env)
+    if value:
+        where = "after --" if any(a.startswith("INSTALL_MOD_STRIP=") for a in req.make_args) else "in the environment"
+        raise UsageError("INSTALL_MOD_STRIP=%s %s with --sign: kbuild strips the installed copies after kbuildguard signed "
+                         "them, which removes the signature; install without INSTALL_MOD_STRIP, or strip and install "
+                         "without --sign, then sign the installed files with `kbuildguard sign`" % (printable(value), where))
 
 
 # -- prepare ----------------------------------------------------------------------------------
@@ -244,6 +288,9 @@ def plan(ctx: Context, proj: Project, req: Request, prepared: Prepared) -> Plan:
              else os.path.join(root, "(per module folder and kernel)"))
     command = kbuild.make_command(target, prepared.selection.selected, stage, "clean" if req.goal == "clean" else "modules",
                                   req.make_args, ctx.env, btf_base=prepared.checked.btf_base if prepared.checked else None)
+    if command.scrubbed:
+        ctx.console.warn("not passed on to make from the environment (only -j, -l, -k, -s, -w and the job server are): %s"
+                         % printable("; ".join(command.scrubbed)))
     return Plan(tuple(files), stage, command)
 
 
@@ -454,7 +501,7 @@ def build_one(ctx: Context, proj: Project, req: Request, selector: Selector, loc
             status = headline(rep) if not rep.failed() else "%s: %s" % (
                 "KEPT (--allow-mismatch)" if req.allow_mismatch else "REJECTED", headline(rep))
             ctx.out("%s: %s" % (printable(entry.get("quarantined_to") or entry["path"]), printable(status)))
-    elif ctx.json and not multi:
+    elif ctx.json and not multi and (rejected or req.goal != "modules_install"):
         ctx.out_json(data)  # the report itself: --json prints what report.json holds
     if rejected:
         exc = _rejected(prepared, reports, rejected)
@@ -464,7 +511,55 @@ def build_one(ctx: Context, proj: Project, req: Request, selector: Selector, loc
     if req.goal == "modules_install":
         install = p.command._replace(argv=p.command.argv[:-1] + ["modules_install"])
         kbuild.run_make(ctx.runner, install, _log_hint(ctx), pass_fds=(lock_fd,))
+        data["installed"], refused = _verify_installed(ctx, req, p, prepared, signer, [r.path for r in reports], multi)
+        if refused is not None:
+            data["result"] = {"exit_code": refused.exit_code, "error": refused.title, "message": refused.message}
+        outputs.write_json(report_path, data)
+        if ctx.json and not multi:
+            ctx.out_json(data)
+        if refused is not None:
+            raise refused
     return Outcome(target.release, compiler.describe(), tuple(placed), 0, "ok")
+
+
+def _verify_installed(ctx: Context, req: Request, p: Plan, prepared: Prepared, signer: Optional[modsign.Signer],
+                      staged: List[str], multi: bool) -> Tuple[List[Dict[str, Any]], Optional[ModuleRejected]]:
+    """Hold what modules_install installed to the same gates (the signature too, with --sign): kbuild
+    copies, may strip (INSTALL_MOD_STRIP), sign with the tree's key (CONFIG_MODULE_SIG_ALL) or
+    compress after kbuildguard verified the staged copy, and a packager takes the installed one.
+    A copy that fails is moved to .kbuildguard/rejected/installed/ (exit 8): nothing unverified stays
+    where it was installed."""
+    target = prepared.target
+    config = prepared.expect.loader.config if prepared.expect.loader else target.tree_config
+    paths = kbuild.installed_modules(p.command, staged, p.stage, target.release, config, req.make_args, p.command.env)
+    missing = [path for path in paths if not os.path.isfile(path)]
+    if missing:
+        raise BuildFailed("make modules_install did not leave %s where kbuild installs it: the installed modules were "
+                          "not verified" % ", ".join(printable(m) for m in missing),
+                          hint="an INSTALL_MOD_DIR, KERNELRELEASE or compression kbuildguard did not foresee; "
+                               "check the installed files with `kbuildguard check`")
+    with ctx.console.step("verify the %d installed module(s)" % len(paths)):
+        if signer is not None:
+            reports = modsign.verify_signed(ctx.runner, signer, paths, prepared.expect, ctx.env)
+        else:
+            reports = verify_paths(paths, prepared.expect)
+    entries = []
+    rejected = []
+    folder = os.path.join("rejected", "installed", target.release) if multi else os.path.join("rejected", "installed")
+    for rep in reports:
+        entry = report.module_json(rep)
+        if rep.failed() and not req.allow_mismatch:
+            entry["quarantined_to"] = outputs.quarantine(rep.path, req.module_dir, folder, entry)
+            rejected.append(entry["quarantined_to"])
+        entries.append(entry)
+        if not ctx.json and not multi:
+            ctx.out("installed %s: %s" % (printable(rep.path), printable(headline(rep) if not rep.failed() else
+                                                                            "REJECTED: " + headline(rep))))
+    if not rejected:
+        return entries, None
+    exc = _rejected(prepared, reports, rejected)
+    exc.message = "%d installed module(s) are not what was verified: %s" % (len(rejected), exc.message)
+    return entries, exc
 
 
 def _summary(ctx: Context, req: Request, outcomes: List[Outcome]) -> None:
@@ -503,6 +598,7 @@ def build_many(ctx: Context, proj: Project, req: Request, selectors: Sequence[Se
 def run(ctx: Context, proj: Project, req: Request, selectors: Sequence[Selector], many: bool) -> int:
     """The whole ``make``: lock the folder, take back what earlier runs placed, build each kernel."""
     check_make_args(req.make_args)
+    check_install_strip(req, ctx.env)
     if req.dry_run:
         if many:
             return build_many(ctx, proj, req, selectors, -1)

@@ -10,7 +10,7 @@ import pkgutil
 import shlex
 from typing import List, NamedTuple, Sequence, Tuple
 
-from kbuildguard import __version__
+from kbuildguard import __version__, bounded
 from kbuildguard.errors import ConfigError, UsageError
 from kbuildguard.project import CONFIG_NAME, ModuleSpec, Project
 
@@ -41,7 +41,7 @@ def _template(name: str):
 def is_generated(path: str) -> bool:
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
-            return f.readline().rstrip("\n") == MARKER
+            return f.readline(len(MARKER) + 2).rstrip("\n") == MARKER
     except OSError:
         return False
 
@@ -76,8 +76,7 @@ def digest(project: Project) -> str:
     """What the generated files were made from: kbuildguard.toml's text and kbuildguard's version."""
     h = hashlib.sha256(__version__.encode())
     if project.config_path:
-        with open(project.config_path, "rb") as f:
-            h.update(f.read())
+        h.update(bounded.read_file(project.config_path, bounded.PROJECT.size, bounded.PROJECT.what))
     return h.hexdigest()[:16]
 
 
@@ -89,8 +88,7 @@ def _body_hash(lines: List[str]) -> str:
 def _current(path: str, want: str) -> bool:
     """True when PATH was generated from this kbuildguard.toml and not edited since."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            lines = f.read().split("\n")
+        lines = bounded.read_text(path, bounded.TEXT).split("\n")
     except OSError:
         return False
     if len(lines) < 2 or lines[0] != MARKER:
@@ -127,8 +125,7 @@ def render(project: Project) -> List[RenderedFile]:
         elif not os.path.exists(path):
             action = "create"
         else:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                action = "unchanged" if f.read() == text else "update"
+            action = "unchanged" if bounded.read_text(path, bounded.TEXT) == text else "update"
         out.append(RenderedFile(name, path, text, action))
     return out
 

@@ -4,7 +4,7 @@
 import os
 from typing import NamedTuple, Optional, Tuple
 
-from kbuildguard import report
+from kbuildguard import bounded, report
 from kbuildguard.commands.check import CheckOptions, expectation
 from kbuildguard.commands.common import level_of, selector_for, settings_for
 from kbuildguard.console import printable
@@ -62,12 +62,11 @@ def run(ctx: Context, opts: ExplainOptions) -> int:
 def read_log(ctx: Context, dmesg: Optional[str]) -> Tuple[str, str]:
     """(text, where it came from): the file, stdin, or the running kernel's buffer through `dmesg`."""
     if dmesg == "-":
-        return text_of(ctx.stdin.read(), "stdin"), "stdin"
+        return text_of(bounded.read_text_stream(ctx.stdin, "stdin", bounded.KERNEL_LOG), "stdin"), "stdin"
     if dmesg is not None:
         path = ctx.path(dmesg)
         try:
-            with open(path, "rb") as f:
-                data = f.read()
+            data = bounded.read_file(path, bounded.KERNEL_LOG.size, bounded.KERNEL_LOG.what)
         except OSError as exc:
             raise BadInput("cannot read %s: %s" % (path, exc.strerror or exc),
                            hint="give a file holding dmesg or journalctl -k output, or '-' for stdin")

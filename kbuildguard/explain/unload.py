@@ -13,6 +13,7 @@ Without CONFIG_MODULE_UNLOAD there is no unloading at all.
 import os
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
+from kbuildguard import bounded
 from kbuildguard.errors import BadInput, KbgError, UsageError
 from kbuildguard.gates.verify import STRUCT_MODULE_GATES, Check, Expectation, find_reference, verify_path
 from kbuildguard.target import drift, kconfig, kernel
@@ -41,8 +42,7 @@ def read_loaded(root: str, name: str) -> Optional[LoadedModule]:
     """The module's line in /proc/modules and its /sys/module entries (under ``root``)."""
     name = name.replace("-", "_")
     try:
-        with open(os.path.join(root, "proc/modules"), encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
+        lines = bounded.read_text(os.path.join(root, "proc/modules"), bounded.TEXT).splitlines()
     except OSError as exc:
         raise BadInput("cannot read %s: %s" % (os.path.join(root, "proc/modules"), exc.strerror or exc))
     for line in lines:
@@ -63,8 +63,7 @@ def read_loaded(root: str, name: str) -> Optional[LoadedModule]:
 
 def _attr(sysdir: str, rel: str) -> str:
     try:
-        with open(os.path.join(sysdir, rel), encoding="utf-8", errors="replace") as f:
-            return f.read().strip()
+        return bounded.read_text(os.path.join(sysdir, rel), bounded.TEXT).strip()
     except OSError:
         return ""
 
@@ -73,14 +72,14 @@ def find_ko(root: str, release: str, name: str) -> Optional[str]:
     """The module's file, through modules.dep of the release (under ``root``)."""
     base = os.path.join(root, "lib/modules", release)
     try:
-        with open(os.path.join(base, "modules.dep"), encoding="utf-8", errors="replace") as f:
-            for line in f:
-                path = line.split(":", 1)[0]
-                stem = os.path.basename(path).split(".ko")[0].replace("-", "_")
-                if stem == name:
-                    return os.path.join(base, path) if not os.path.isabs(path) else os.path.join(root, path.lstrip("/"))
+        lines = bounded.read_text(os.path.join(base, "modules.dep"), bounded.MODULES_DEP).splitlines()
     except OSError:
         return None
+    for line in lines:
+        path = line.split(":", 1)[0]
+        stem = os.path.basename(path).split(".ko")[0].replace("-", "_")
+        if stem == name:
+            return os.path.join(base, path) if not os.path.isabs(path) else os.path.join(root, path.lstrip("/"))
     return None
 
 
@@ -129,10 +128,9 @@ def loaded_release(root: str, given: Optional[str]) -> str:
     if given:
         return given
     try:
-        with open(os.path.join(root, "proc/sys/kernel/osrelease"), encoding="utf-8", errors="replace") as f:
-            release = f.read().strip()
-            if release:
-                return release
+        release = bounded.read_text(os.path.join(root, "proc/sys/kernel/osrelease"), bounded.TEXT).strip()
+        if release:
+            return release
     except OSError:
         pass
     if os.path.isfile(os.path.join(root, "proc/version")):

@@ -9,6 +9,7 @@ layout is the reference a module's .gnu.linkonce.this_module must agree with.
 import struct
 from typing import Dict, NamedTuple, Optional
 
+from kbuildguard import bounded
 from kbuildguard.errors import BadInput
 from kbuildguard.formats import compression
 
@@ -101,8 +102,7 @@ def vmlinux_from_vmlinuz(data: bytes, source: str) -> bytes:
 def raw_btf(path: str) -> bytes:
     """The raw BTF in a file: /sys/kernel/btf/vmlinux as it is, a vmlinux's or vmlinuz's .BTF section."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = bounded.read_file(path, MAX_VMLINUX_BYTES, "a vmlinux, vmlinuz or BTF file")
     except OSError as exc:
         raise BadInput("%s: cannot read: %s" % (path, exc.strerror or exc))
     if data[:2] in (b"\x9f\xeb", b"\xeb\x9f"):

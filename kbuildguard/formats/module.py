@@ -1,16 +1,17 @@
 """Read what a .ko says about how it was built: .comment, .modinfo, and the struct module layout.
 
-ELF parsing is kbuildguard.formats.elf (see there why not pyelftools). Plain modules are mapped, not read:
-`check` over a kernel's 4000 modules touches only their section tables and four small sections.
+ELF parsing is kbuildguard.formats.elf (see there why not pyelftools). Modules are read into memory,
+not mapped: a mapped file truncated by another process (a package upgrade, a rebuild) kills the
+reader with SIGBUS on its next touch, with no report (issue 18). Reading costs a copy from the page
+cache (docs/performance.md measures it on `check` over a kernel's 4000 modules).
 """
 
 import contextlib
 import functools
-import mmap
 import os
 import stat
 import struct
-from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import BinaryIO, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard.arch import Arch
 from kbuildguard.errors import BadInput
@@ -107,9 +108,23 @@ def _decompress(raw, path: str) -> Optional[bytes]:
     return compression.decompress(raw, path, MAX_MODULE_BYTES)
 
 
+def read_whole(f: BinaryIO, path: str) -> bytes:
+    """A regular file's bytes, as long as it was when opened: a file that shrinks or grows while it
+    is read (another process writing it) is refused, not half-read."""
+    size = os.fstat(f.fileno()).st_size
+    if size > MAX_MODULE_BYTES:
+        raise BadInput("%s: larger than %d MiB, not a module" % (path, MAX_MODULE_BYTES >> 20))
+    data = f.read(size + 1)
+    after = os.fstat(f.fileno()).st_size
+    if len(data) != size or after != size:
+        raise BadInput("%s: changed while being read (%d bytes when opened, %d read, %d now): "
+                       "is it being written? check it again once it is complete" % (path, size, len(data), after))
+    return data
+
+
 @contextlib.contextmanager
-def module_image(path: str) -> Iterator[object]:
-    """The module's ELF image: an mmap of a plain file, or the decompressed bytes."""
+def module_image(path: str) -> Iterator[bytes]:
+    """The module's ELF image: the bytes of a plain file, or the decompressed bytes."""
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
             # a FIFO or device would block open() or read forever
@@ -121,16 +136,11 @@ def module_image(path: str) -> Iterator[object]:
         raise BadInput("%s: cannot read: %s" % (path, exc.strerror or exc))
     with f:
         try:
-            size = os.fstat(f.fileno()).st_size
-            data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
-        except (OSError, ValueError):  # not mappable (a pipe, /proc): read it, bounded
-            data = compression.bounded_read(f, path, MAX_MODULE_BYTES)
-        try:
-            unpacked = _decompress(data, path)
-            yield unpacked if unpacked is not None else data
-        finally:
-            if isinstance(data, mmap.mmap):
-                data.close()
+            data = read_whole(f, path)
+        except OSError as exc:
+            raise BadInput("%s: cannot read: %s" % (path, exc.strerror or exc))
+    unpacked = _decompress(data, path)
+    yield unpacked if unpacked is not None else data
 
 
 def _compression_of(path: str) -> str:

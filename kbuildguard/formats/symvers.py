@@ -12,6 +12,7 @@ Where a kernel's list lives is target/exports.py's: this module only reads the b
 import re
 from typing import Dict, Iterator, Mapping, NamedTuple, Optional, Tuple
 
+from kbuildguard import bounded
 from kbuildguard.errors import BadInput
 from kbuildguard.formats import compression
 
@@ -105,7 +106,7 @@ def parse(text: str, source: str) -> Dict[str, Export]:
 def text_of(path: str) -> str:
     try:
         with open(path, "rb") as f:
-            raw = compression.bounded_read(f, path, MAX_SYMVERS_BYTES)
+            raw = bounded.read_stream(f, path, MAX_SYMVERS_BYTES, "a Module.symvers")
     except OSError as exc:
         raise BadInput("%s: cannot read: %s" % (path, exc.strerror or exc))
     text = compression.decompress(raw, path, MAX_SYMVERS_BYTES) or raw

@@ -23,6 +23,7 @@ Read from kernel/module/main.c, version.c (6.1, and 6.13 for extended modversion
 import os
 from typing import AbstractSet, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
+from kbuildguard import bounded
 from kbuildguard.arch import Arch
 from kbuildguard.errors import BadInput
 from kbuildguard.formats.module import ModuleInfo, VersionsFormat
@@ -110,12 +111,12 @@ def _randstruct_seed(target: KernelTarget) -> str:
         return ""
     for rel in ("include/generated/randstruct_hash.h", "include/generated/randomize_layout_hash.h"):
         try:
-            with open(os.path.join(target.build_dir, rel), encoding="utf-8", errors="replace") as f:
-                for line in f:
-                    if "HASHED_SEED" in line and '"' in line:
-                        return line.split('"')[1]
+            lines = bounded.read_text(os.path.join(target.build_dir, rel), bounded.TEXT).splitlines()
         except OSError:
             continue
+        for line in lines:
+            if "HASHED_SEED" in line and '"' in line:
+                return line.split('"')[1]
     return ""
 
 

@@ -14,6 +14,7 @@ import os
 import sys
 from typing import Callable, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
+from kbuildguard import bounded
 from kbuildguard.arch import same_machine
 from kbuildguard.errors import BadInput
 from kbuildguard.formats.elf import Needed
@@ -128,10 +129,9 @@ def _btf_reference(path: str, what: str) -> Optional[ReferenceLayout]:
     cache = _cache_file(path) if not path.startswith("/sys/") else None
     if cache:
         try:
-            with open(cache, encoding="utf-8") as f:
-                size, init, exit_, members = json.load(f)
+            size, init, exit_, members = json.loads(bounded.read_text(cache, bounded.STATE))
             return ReferenceLayout(Layout(size, init, exit_), source, members=tuple((str(n), int(o)) for n, o in members))
-        except (OSError, ValueError, TypeError):
+        except (OSError, ValueError, TypeError, BadInput):
             pass
     found = module_layout_from_file(path)
     if found is None:

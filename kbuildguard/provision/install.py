@@ -18,7 +18,7 @@ from kbuildguard.toolchain import MatchLevel, Selection, select
 def _ask(ctx: Context, prompt: str) -> bool:
     ctx.console.stream.write(prompt)
     ctx.console.stream.flush()
-    answer = ctx.stdin.readline().strip().lower()
+    answer = ctx.stdin.readline(1024).strip().lower()  # a line of "yes" or "no", not a whole stream
     return answer in ("y", "yes")
 
 

@@ -10,6 +10,7 @@ import re
 import zlib
 from typing import Dict, Optional, Sequence
 
+from kbuildguard import bounded
 from kbuildguard.errors import BadInput
 
 # /proc/config.gz of a distribution kernel is ~60 KiB compressed, ~250 KiB plain.
@@ -20,10 +21,9 @@ def _text(path: str) -> str:
     try:
         if path.endswith(".gz"):
             with gzip.open(path, "rb") as f:
-                raw = f.read(MAX_CONFIG_BYTES + 1)
+                raw = bounded.read_upto(f, MAX_CONFIG_BYTES + 1)  # type: ignore[arg-type]
         else:
-            with open(path, "rb") as f:
-                raw = f.read(MAX_CONFIG_BYTES + 1)
+            raw = bounded.read_file(path, MAX_CONFIG_BYTES, "a kernel configuration")
     except (OSError, EOFError, zlib.error) as exc:
         # gzip's BadGzipFile is an OSError (3.8+); 3.6 raises OSError("Not a gzipped file") too
         raise BadInput("%s: cannot read: %s" % (path, getattr(exc, "strerror", None) or exc))
@@ -65,10 +65,11 @@ def read_keys(path: str, keys: Sequence[str]) -> Dict[str, str]:
 def compiler_header(path: str) -> Optional[str]:
     """The ``# Compiler: gcc (GCC) 8.3.1 ...`` line that 4.19-5.7 wrote at the top of .config."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for _, line in zip(range(10), f):
-                if line.startswith("# Compiler:"):
-                    return line[len("# Compiler:"):].strip()
+        with open(path, "rb") as f:
+            head = f.read(64 * 1024)  # ten lines, not "ten lines" of a file without a newline
     except OSError:
         return None
+    for line in head.decode("utf-8", errors="replace").splitlines()[:10]:
+        if line.startswith("# Compiler:"):
+            return line[len("# Compiler:"):].strip()
     return None

@@ -24,6 +24,7 @@ import re
 from typing import List, Mapping, NamedTuple, Optional, Tuple
 
 from kbuildguard import arch as arches
+from kbuildguard import bounded
 from kbuildguard.arch import Arch
 from kbuildguard.errors import BadInput, KernelNotFound
 from kbuildguard.identity import (
@@ -154,13 +155,13 @@ class TreeRecords(NamedTuple):
 
 def _c_define(path: str, name: str) -> Optional[str]:
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                m = re.match(r'\s*#\s*define\s+%s\s+"(.*)"\s*$' % re.escape(name), line)
-                if m:
-                    return m.group(1).replace('\\"', '"')
+        lines = bounded.read_text(path, bounded.TEXT).splitlines()
     except OSError:
         return None
+    for line in lines:
+        m = re.match(r'\s*#\s*define\s+%s\s+"(.*)"\s*$' % re.escape(name), line)
+        if m:
+            return m.group(1).replace('\\"', '"')
     return None
 
 
@@ -168,13 +169,13 @@ def debian_program_hint(build_dir: str) -> str:
     """Debian's header Makefile/.kernelvariables hard-code ``CC = ... $(CROSS_COMPILE)gcc-12``."""
     for name in (".kernelvariables", "Makefile"):
         try:
-            with open(os.path.join(build_dir, name), encoding="utf-8", errors="replace") as f:
-                for line in f:
-                    m = re.match(r"^\s*CC\s*[:?]?=.*?\)?\s*(?:\$\(CROSS_COMPILE\))?((?:gcc|clang)(?:-[\d.]+)?)\s*$", line)
-                    if m:
-                        return m.group(1)
+            lines = bounded.read_text(os.path.join(build_dir, name), bounded.TEXT).splitlines()
         except OSError:
             continue
+        for line in lines:
+            m = re.match(r"^\s*CC\s*[:?]?=.*?\)?\s*(?:\$\(CROSS_COMPILE\))?((?:gcc|clang)(?:-[\d.]+)?)\s*$", line)
+            if m:
+                return m.group(1)
     return ""
 
 
@@ -186,8 +187,7 @@ def tree_release(build_dir: str) -> Optional[str]:
     if release:
         return release
     try:
-        with open(os.path.join(build_dir, "include/config/kernel.release"), encoding="utf-8") as f:
-            return f.read().strip() or None
+        return bounded.read_text(os.path.join(build_dir, "include/config/kernel.release"), bounded.TEXT).strip() or None
     except OSError:
         return None
 
@@ -307,8 +307,7 @@ def running_release() -> str:
 def read_proc_version(path: str) -> ProcVersion:
     """The /proc/version line in a file: /proc/version itself, or whatever a user pasted (pasted.py)."""
     try:
-        with open(path, "rb") as f:
-            raw = f.read(16 * 1024 * 1024)  # a whole dmesg, journal or syslog: pasted.py finds the line
+        raw = bounded.read_file(path, bounded.KERNEL_LOG.size, "a /proc/version line or a kernel log")  # pasted.py finds the line
     except OSError as exc:
         raise BadInput("%s: cannot read: %s" % (path, exc.strerror or exc))
     if b"\x00" in raw:

@@ -19,6 +19,7 @@ import os
 import re
 from typing import Dict, List, NamedTuple, Optional
 
+from kbuildguard import bounded
 from kbuildguard.strenum import StrEnum
 
 
@@ -55,8 +56,7 @@ def layout_of(root: str) -> Layout:
 
 def _read(root: str, rel: str) -> Optional[str]:
     try:
-        with open(os.path.join(root, rel), "rb") as f:
-            raw = f.read(_LIMIT)
+        raw = bounded.read_file(os.path.join(root, rel), _LIMIT, "a sysroot's or sosreport's text file")
     except OSError:
         return None
     if b"\x00" in raw:

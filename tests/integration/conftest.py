@@ -1,5 +1,7 @@
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -52,6 +54,59 @@ def kbuildguard(*argv, cwd=None, env=None):
     res = Result(proc)
     assert "Traceback" not in res.err, res
     return res
+
+
+# The signals a test sends or relies on. A suite started with `&` from a script inherits SIGINT and
+# SIGQUIT ignored, under `nohup` SIGHUP ignored; kbuildguard respects what its caller ignores, so a
+# child that must hear them gets them back at their default, set in the child itself.
+TEST_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGTERM)
+
+
+def default_signals(ignored=()):
+    """A preexec_fn: SIG_DFL for TEST_SIGNALS, SIG_IGN for IGNORED (what `nohup` or `&` would have set)."""
+    def preexec():  # pragma: no cover - runs in the child, between fork and exec
+        for sig in TEST_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN if sig in ignored else signal.SIG_DFL)
+    return preexec
+
+
+def spawn(argv, cwd, env=None, ignored=(), new_session=False):
+    """A kbuildguard process for a test that signals it: dispositions set in the child (default_signals),
+    stdin closed, output piped. Use it in ``with reaped(proc):`` so that it never outlives the test."""
+    full = dict(os.environ)
+    full.update(env or {})
+    return subprocess.Popen([sys.executable, "-m", "kbuildguard"] + list(argv), cwd=cwd, env=full,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=default_signals(ignored), start_new_session=new_session)
+
+
+@contextlib.contextmanager
+def reaped(proc, group=False, grace=30):
+    """However the test ends (a timeout, a failed assert), the child is gone afterwards: SIGTERM
+    (kbuildguard then stops its make's group), SIGKILL after GRACE seconds; its whole process group
+    when GROUP (the child was started in a session of its own)."""
+    try:
+        yield proc
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if proc.poll() is not None:
+                break
+            try:
+                if group:
+                    os.killpg(proc.pid, sig)
+                else:
+                    proc.send_signal(sig)
+            except OSError:
+                pass
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                continue
+        if proc.poll() is None:
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from conftest import require
-from integration.conftest import COPY_SOURCES, EXAMPLES, kbuildguard
+from integration.conftest import COPY_SOURCES, EXAMPLES, kbuildguard, reaped, spawn
 from kbuildguard.formats.module import read_module
 
 
@@ -47,13 +47,6 @@ def slow_gcc12(tmp_path, seconds=6):
     wrapper.write_text('#!/bin/sh\ncase " $* " in *" -c "*) sleep %d;; esac\nexec /usr/bin/gcc-12 "$@"\n' % seconds)
     wrapper.chmod(0o755)
     return {"PATH": "%s:%s" % (bindir, os.environ["PATH"])}
-
-
-def start(argv, cwd, env):
-    full = dict(os.environ)
-    full.update(env)
-    return subprocess.Popen([sys.executable, "-m", "kbuildguard"] + argv, cwd=cwd, env=full, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def wait_for_make(repo, timeout=60):
@@ -113,10 +106,10 @@ def test_row2_folder_name_that_is_not_utf8(debian_release, compilers, tmp_path):
 def test_row3_signal_stops_make_and_places_nothing(debian_release, compilers, tmp_path, sig):
     repo = blob_repo(str(tmp_path / "blob"))
     shutil.copy(os.path.join(EXAMPLES, "kdemo", "kdemo.c"), repo)  # a module that would pass, too
-    proc = start(["make", "--kernel", debian_release], repo, slow_gcc12(tmp_path))
-    wait_for_make(repo)
-    proc.send_signal(sig)
-    out, err = proc.communicate(timeout=90)
+    with reaped(spawn(["make", "--kernel", debian_release], repo, slow_gcc12(tmp_path))) as proc:
+        wait_for_make(repo)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=90)
     assert b"Traceback" not in err
     assert proc.returncode == 128 + sig, err.decode()[-2000:]
     assert b"interrupted" in err
@@ -126,10 +119,10 @@ def test_row3_signal_stops_make_and_places_nothing(debian_release, compilers, tm
 
 def test_row3_sigkill_leaves_nothing_unverified(debian_release, compilers, tmp_path):
     repo = copy_example("kdemo", str(tmp_path / "kdemo"))
-    proc = start(["make", "--kernel", debian_release], repo, slow_gcc12(tmp_path, seconds=4))
-    wait_for_make(repo)
-    proc.kill()
-    proc.communicate(timeout=30)
+    with reaped(spawn(["make", "--kernel", debian_release], repo, slow_gcc12(tmp_path, seconds=4))) as proc:
+        wait_for_make(repo)
+        proc.kill()
+        proc.communicate(timeout=30)
     deadline = time.time() + 120
     while not lock_is_free(repo):  # make inherited the lock: free once it and its compilers are gone
         assert time.time() < deadline, "make never ended"
@@ -360,13 +353,11 @@ def test_makeflags_dry_run_places_no_stale_module(debian_release, compilers, tmp
 def test_a_caller_that_ignores_sighup_keeps_the_build(debian_release, compilers, tmp_path):
     """nohup kbuildguard make &: a closed session must not end it."""
     repo = copy_example("kdemo", str(tmp_path / "kdemo"))
-    full = dict(os.environ, **slow_gcc12(tmp_path, seconds=3))
-    proc = subprocess.Popen([sys.executable, "-m", "kbuildguard", "make", "--kernel", debian_release], cwd=repo, env=full,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
-    wait_for_make(repo)
-    proc.send_signal(signal.SIGHUP)
-    out, err = proc.communicate(timeout=120)
+    with reaped(spawn(["make", "--kernel", debian_release], repo, slow_gcc12(tmp_path, seconds=3),
+                      ignored=(signal.SIGHUP,))) as proc:
+        wait_for_make(repo)
+        proc.send_signal(signal.SIGHUP)
+        out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err.decode()[-2000:]
     assert modules_outside_state(repo) == [os.fsencode(os.path.join(repo, "kdemo.ko"))]
 
@@ -384,4 +375,48 @@ def test_kbuild_never_writes_through_a_linked_folder(debian_release, compilers, 
     res = kbuildguard("make", "--kernel", debian_release, cwd=repo)
     assert res.code == 8, res  # the gcc-11 blob, reached through the link, is refused
     assert sorted(os.listdir(os.path.join(repo, "realsub"))) == before  # and nothing was written there
+    assert modules_outside_state(repo) == []
+
+
+def test_make_options_in_variables_never_place_a_stale_module(debian_release, compilers, tmp_path):
+    """Issue 18 case 7: `-- MAKEFLAGS=-n` after a source edit linked the .ko from the previous run's
+    objects (kbuild's "+" recipes run under -n) and kbuildguard placed it, exit 0."""
+    repo = copy_example("kdemo", str(tmp_path / "kdemo"))
+    ko = os.path.join(repo, "kdemo.ko")
+    assert kbuildguard("make", "--kernel", debian_release, cwd=repo).code == 0
+    first = open(ko, "rb").read()
+    with open(os.path.join(repo, "kdemo.c"), "a") as f:
+        f.write('\nMODULE_DESCRIPTION("changed");\n')
+    for arg in ("MAKEFLAGS=-n", "MAKEFLAGS+=n", "MAKEFLAGS:=-sn", "GNUMAKEFLAGS=--just-print", "MAKE=make -n",
+                "MAKE$(E)FLAGS=n"):
+        res = kbuildguard("make", "--kernel", debian_release, "--", arg, cwd=repo)
+        assert res.code == 2, (arg, res)
+        assert res.err.count("usage error") == 1, (arg, res)
+        assert open(ko, "rb").read() == first, arg  # refused before anything started: the folder as it was
+    # the environment: scrubbed, so the build is real and the module is this source's
+    evil = tmp_path / "evil.mk"
+    evil.write_text("MAKEFLAGS += n\n")
+    res = kbuildguard("make", "--kernel", debian_release, cwd=repo,
+                      env={"MAKEFLAGS": "sn", "MAKE": "make -n", "MAKEFILES": str(evil), "GNUMAKEFLAGS": "-t"})
+    assert res.code == 0, res
+    assert "not passed on to make" in res.err
+    assert read_module(ko).info("description") == "changed"
+
+
+def test_a_background_job_ignores_ctrl_c_and_still_fails_closed_on_sigterm(debian_release, compilers, tmp_path):
+    """`kbuildguard make &` from a script: SIGINT and SIGQUIT arrive ignored. The terminal's Ctrl-C is
+    not for a background job, so they stay ignored; SIGTERM (a CI timeout) still stops make's group,
+    places nothing and exits 143."""
+    repo = copy_example("kdemo", str(tmp_path / "kdemo"))
+    with reaped(spawn(["make", "--kernel", debian_release], repo, slow_gcc12(tmp_path),
+                      ignored=(signal.SIGINT, signal.SIGQUIT))) as proc:
+        wait_for_make(repo)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(1.0)
+        assert proc.poll() is None, "an ignored SIGINT ended the build"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=90)
+    assert b"Traceback" not in err
+    assert proc.returncode == 128 + signal.SIGTERM, err.decode()[-2000:]
+    assert lock_is_free(repo), "make (which holds the folder's lock) is still running"
     assert modules_outside_state(repo) == []

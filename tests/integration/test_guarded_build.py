@@ -5,10 +5,9 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 from conftest import INTEGRATION, require
-from integration.conftest import COPY_SOURCES, EXAMPLES, kbuildguard, plain_make
+from integration.conftest import COPY_SOURCES, EXAMPLES, kbuildguard, plain_make, reaped, spawn
 from kbuildguard.formats.module import read_module
 
 
@@ -190,12 +189,17 @@ def test_ctrl_c_leaves_no_unverified_module(debian_release, compilers, example):
     import time
 
     repo = example("kdemo")
-    env = dict(os.environ)
-    proc = subprocess.Popen([sys.executable, "-m", "kbuildguard", "make", "--kernel", debian_release], cwd=repo, env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    time.sleep(0.5)  # inside make (about a second here), as a user's Ctrl-C would be
-    os.killpg(proc.pid, signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    # the terminal's Ctrl-C reaches the whole foreground group: a session of its own stands for it
+    with reaped(spawn(["make", "--kernel", debian_release], repo, new_session=True), group=True) as proc:
+        # inside make (a second or two here), as a user's Ctrl-C would be; not a fixed delay: on a
+        # loaded machine Python may still be importing, before any handler is in place
+        log = os.path.join(repo, ".kbuildguard", "build.log")
+        deadline = time.time() + 60
+        while not (os.path.exists(log) and "+ make " in open(log, encoding="utf-8", errors="replace").read()):
+            assert time.time() < deadline and proc.poll() is None, "make never started"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
     assert b"Traceback" not in err
     assert proc.returncode == 130, err.decode()[-2000:]
     assert b"interrupted" in err
@@ -207,8 +211,8 @@ def test_ctrl_c_leaves_no_unverified_module(debian_release, compilers, example):
 
 def test_two_builds_of_one_repository_at_once(debian_release, compilers, example):
     repo = example("kdemo")
-    procs = [subprocess.Popen([sys.executable, "-m", "kbuildguard", "make", "--kernel", debian_release], cwd=repo,
-                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
-    results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
+    procs = [spawn(["make", "--kernel", debian_release], repo) for _ in range(2)]
+    with reaped(procs[0]), reaped(procs[1]):
+        results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
     assert [r[2] for r in results] == [0, 0], [r[1].decode()[-1500:] for r in results]
     assert read_module(os.path.join(repo, "kdemo.ko")).vermagic.startswith(debian_release + " ")

@@ -1,0 +1,109 @@
+"""Every read of a file or of stdin, bounded: one size limit per kind of file, one line when it is exceeded.
+
+A path on the command line may name anything: ``/dev/zero``, ``/dev/urandom``, ``/dev/kmsg``, a FIFO
+whose writer never stops, a 40 GiB file. Reading it "whole" would hold it all in memory (24 GB
+before the OOM killer, in issue 18). So:
+
+- a regular file larger than its limit is refused before a byte is read (its size at open);
+- a pipe, FIFO or socket (``--dmesg <(dmesg)``, ``--dmesg -``) is read up to limit + 1 bytes and
+  refused past the limit: a writer that keeps writing cannot keep kbuildguard reading;
+- a character or block device is refused at once: it has no end (``/dev/zero``), or blocks
+  waiting for more (``/dev/kmsg``, a terminal), and none of the files kbuildguard reads is one.
+
+The limit is part of the message: ``FILE: larger than 64 MiB, not a kernel log`` (BadInput, exit 3).
+Parsers of untrusted bytes keep their own limits beside them (formats/: MAX_MODULE_BYTES,
+MAX_VMLINUX_BYTES, MAX_SYMVERS_BYTES ...) and read through this module too.
+"""
+
+import io
+import os
+import stat
+from typing import IO, List, NamedTuple
+
+from kbuildguard.errors import BadInput
+
+MIB = 1024 * 1024
+_CHUNK = 1 * MIB
+
+
+class Limit(NamedTuple):
+    size: int  # bytes
+    what: str  # what the file should be: "FILE: larger than N MiB, not <what>"
+
+
+# The limits of the files read outside formats/ (which keeps its own beside each parser).
+KERNEL_LOG = Limit(64 * MIB, "a kernel log")  # dmesg's buffer is at most 32 MiB (CONFIG_LOG_BUF_SHIFT=25); a journal more
+TEXT = Limit(16 * MIB, "a text file of the kernel's")  # /proc/modules, sysfs attributes, utsrelease.h, a tree's Makefile
+MODULES_DEP = Limit(64 * MIB, "a modules.dep")  # ~600 KiB for Debian's 4000 modules
+PROJECT = Limit(1 * MIB, "a kbuildguard.toml")
+STATE = Limit(64 * MIB, "a kbuildguard state file")  # our own JSON: placed.json, caches
+
+
+def _mib(size: int) -> str:
+    return "%d MiB" % (size // MIB) if size >= MIB and size % MIB == 0 else "%d bytes" % size
+
+
+def too_large(source: str, limit: int, what: str) -> BadInput:
+    return BadInput("%s: larger than %s, not %s" % (source, _mib(limit), what))
+
+
+def read_upto(stream: IO[bytes], count: int) -> bytes:
+    """At most COUNT bytes, in chunks: one large read would allocate COUNT bytes up front."""
+    chunks: List[bytes] = []
+    total = 0
+    while total < count:
+        chunk = stream.read(min(count - total, _CHUNK))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
+
+
+def read_stream(stream: IO[bytes], source: str, limit: int, what: str, terminal: bool = False) -> bytes:
+    """The whole content of an open binary stream, at most LIMIT bytes (see the module's docstring).
+    TERMINAL: a terminal is read too, to its end of file (stdin: a log pasted, then Ctrl-D)."""
+    try:
+        fd = stream.fileno()
+        st = os.fstat(fd)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):  # io.BytesIO: no descriptor of its own
+        st = None
+    if st is not None and terminal and os.isatty(fd):
+        st = None
+    if st is not None and (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+        raise BadInput("%s: a device, not %s (a device has no end: save what you need to a file first)" % (source, what))
+    if st is not None and stat.S_ISREG(st.st_mode) and st.st_size > limit:
+        raise too_large(source, limit, what)
+    if st is not None and stat.S_ISREG(st.st_mode) and st.st_size:
+        data = stream.read(st.st_size + 1)  # one allocation of the size it has (procfs and sysfs files say 0 or 4096)
+        if len(data) > st.st_size:
+            data += read_upto(stream, limit + 1 - len(data)) if len(data) <= limit else b""
+    else:
+        data = read_upto(stream, limit + 1)
+    if len(data) > limit:
+        raise too_large(source, limit, what)
+    return data
+
+
+def read_file(path: str, limit: int, what: str) -> bytes:
+    """The whole content of PATH, at most LIMIT bytes. OSError is left to the caller, which names the
+    file as its command does; a directory is an OSError (IsADirectoryError) there too."""
+    with open(path, "rb") as f:
+        return read_stream(f, path, limit, what)
+
+
+def read_text(path: str, limit: Limit) -> str:
+    """read_file, decoded as UTF-8 with replacement (kernel text files are ASCII; a stray byte is not an error)."""
+    return read_file(path, limit.size, limit.what).decode("utf-8", errors="replace")
+
+
+def read_text_stream(stream: IO[str], source: str, limit: Limit) -> str:
+    """stdin, bounded as a file is (``< /dev/zero`` is a device; ``yes |`` ends at the limit); a
+    terminal is read to its end of file. Its bytes, when it has them, decoded as UTF-8 with replacement."""
+    binary = getattr(stream, "buffer", None)
+    if binary is not None:
+        return read_stream(binary, source, limit.size, limit.what, terminal=True).decode("utf-8", errors="replace")
+    data = stream.read(limit.size + 1)  # a text stream of our caller's (tests: io.StringIO)
+    if len(data) > limit.size:
+        raise too_large(source, limit.size, limit.what)
+    return data

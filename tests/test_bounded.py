@@ -1,0 +1,170 @@
+"""Every read bounded (issue 18 case 11): devices, endless FIFOs, huge files and files truncated while
+they are read end in one line and exit 3, never in a MemoryError, a hang or a SIGBUS."""
+
+import errno
+import io
+import os
+import threading
+
+import pytest
+
+from conftest import make_tree
+from elfbuild import build_module
+from kbuildguard import bounded
+from kbuildguard.cli import main
+from kbuildguard.errors import BadInput
+from kbuildguard.formats import btf
+from kbuildguard.formats.module import module_image, read_module, read_whole
+from kbuildguard.target import kernel
+
+
+def run(tmp_path, *argv, stdin=""):
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), env={"PATH": "/nonexistent"}, stdout=out, stderr=err, stdin=io.StringIO(stdin),
+                cwd=str(tmp_path))
+    assert "Traceback" not in err.getvalue()
+    return code, out.getvalue(), err.getvalue()
+
+
+class EndlessWriter:
+    """A FIFO whose writer never stops: what `--dmesg <(yes)` or a stuck pipeline looks like."""
+
+    def __init__(self, path):
+        os.mkfifo(path)
+        self.path = path
+        self.written = 0
+        self.thread = threading.Thread(target=self._write, daemon=True)
+        self.thread.start()
+
+    def _write(self):
+        fd = os.open(self.path, os.O_WRONLY)  # blocks until the reader opens it
+        chunk = b"[    1.000000] kdemo: loading out-of-tree module taints kernel.\n" * 1024
+        try:
+            while True:
+                self.written += os.write(fd, chunk)
+        except OSError as exc:  # the reader closed it: EPIPE (SIGPIPE is ignored in Python)
+            assert exc.errno == errno.EPIPE
+        finally:
+            os.close(fd)
+
+    def join(self):
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive(), "the writer is still writing: the reader never stopped"
+
+
+def test_a_regular_file_over_its_limit_is_refused_before_it_is_read(tmp_path):
+    big = tmp_path / "big"
+    with open(str(big), "wb") as f:
+        f.truncate(3 * bounded.MIB)  # sparse: nothing to read, the size alone refuses it
+    with pytest.raises(BadInput) as exc:
+        bounded.read_file(str(big), 2 * bounded.MIB, "a kernel log")
+    assert exc.value.message == "%s: larger than 2 MiB, not a kernel log" % big
+    assert bounded.read_file(str(big), 3 * bounded.MIB, "x") == b"\x00" * (3 * bounded.MIB)
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom", "/dev/null"])
+def test_devices_are_refused_at_once(device):
+    with pytest.raises(BadInput) as exc:
+        bounded.read_file(device, 64 * bounded.MIB, "a kernel log")
+    assert "a device, not a kernel log" in exc.value.message
+
+
+def test_a_fifo_whose_writer_never_stops_ends_at_the_limit(tmp_path):
+    writer = EndlessWriter(str(tmp_path / "fifo"))
+    with pytest.raises(BadInput) as exc:
+        bounded.read_file(writer.path, bounded.MIB, "a kernel log")
+    assert "larger than 1 MiB, not a kernel log" in exc.value.message
+    writer.join()
+    assert writer.written <= bounded.MIB + 4 * 65536 + 65 * 1024  # what the pipe held, not more
+
+
+def test_a_fifo_that_ends_is_read_whole(tmp_path):
+    path = str(tmp_path / "fifo")
+    os.mkfifo(path)
+
+    def write():
+        with open(path, "wb") as f:
+            f.write(b"Linux version 6.1.0-57-amd64\n")
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    assert bounded.read_file(path, bounded.MIB, "x") == b"Linux version 6.1.0-57-amd64\n"
+    thread.join(timeout=10)
+
+
+def test_stdin_as_a_text_stream_is_bounded():
+    with pytest.raises(BadInput):
+        bounded.read_text_stream(io.StringIO("x" * 11), "stdin", bounded.Limit(10, "a kernel log"))
+    assert bounded.read_text_stream(io.StringIO("x" * 10), "stdin", bounded.Limit(10, "a kernel log")) == "x" * 10
+
+
+def test_explain_dmesg_dev_zero_is_one_line(tmp_path):
+    code, _, err = run(tmp_path, "explain", "kdemo", "--dmesg", "/dev/zero")
+    assert code == 3, err
+    assert err.count("bad input:") == 1 and "/dev/zero: a device, not a kernel log" in err
+
+
+def test_explain_dmesg_endless_fifo_is_one_line(tmp_path):
+    writer = EndlessWriter(str(tmp_path / "log"))
+    code, _, err = run(tmp_path, "explain", "kdemo", "--dmesg", "log")
+    assert code == 3, err
+    assert "larger than 64 MiB, not a kernel log" in err
+    writer.join()
+
+
+def test_check_vmlinux_dev_zero_is_one_line(tmp_path):
+    tree = make_tree(tmp_path / "tree")
+    ko = tmp_path / "kdemo.ko"
+    ko.write_bytes(build_module())
+    code, out, err = run(tmp_path, "check", str(ko), "--kernel-dir", tree, "--vmlinux", "/dev/zero")
+    assert code == 3, out + err
+    assert err.count("bad input:") == 1 and "/dev/zero: a device, not a vmlinux" in err
+
+
+def test_vmlinux_and_proc_version_readers_refuse_what_has_no_end(tmp_path):
+    with pytest.raises(BadInput):
+        btf.raw_btf("/dev/zero")
+    with pytest.raises(BadInput):
+        kernel.read_proc_version("/dev/urandom")
+
+
+def test_a_module_truncated_between_stat_and_read_is_refused(tmp_path):
+    """Deterministic: the file shrinks after its size was taken, as another process's truncate would
+    make it. With a mapping this was SIGBUS (exit 135, no report); read, it is one line."""
+    ko = tmp_path / "kdemo.ko"
+    data = build_module()
+    ko.write_bytes(data)
+
+    class TruncatedMidway(io.FileIO):
+        def read(self, size=-1):
+            os.truncate(str(ko), len(data) // 2)  # the other process
+            return super().read(size)
+
+    with TruncatedMidway(str(ko), "rb") as f:
+        with pytest.raises(BadInput) as exc:
+            read_whole(f, str(ko))
+    assert "changed while being read (%d bytes when opened, %d read" % (len(data), len(data) // 2) in exc.value.message
+
+
+def test_a_module_that_grows_while_read_is_refused(tmp_path):
+    ko = tmp_path / "kdemo.ko"
+    data = build_module()
+    ko.write_bytes(data)
+
+    class Appended(io.FileIO):
+        def read(self, size=-1):
+            with open(str(ko), "ab") as other:
+                other.write(b"more")
+            return super().read(size)
+
+    with Appended(str(ko), "rb") as f:
+        with pytest.raises(BadInput):
+            read_whole(f, str(ko))
+
+
+def test_modules_are_read_not_mapped(tmp_path):
+    ko = tmp_path / "kdemo.ko"
+    ko.write_bytes(build_module())
+    with module_image(str(ko)) as image:
+        assert type(image) is bytes
+    assert read_module(str(ko)).vermagic
