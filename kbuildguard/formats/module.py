@@ -122,9 +122,9 @@ def read_whole(f: BinaryIO, path: str) -> bytes:
     return data
 
 
-@contextlib.contextmanager
-def module_image(path: str) -> Iterator[bytes]:
-    """The module's ELF image: the bytes of a plain file, or the decompressed bytes."""
+def _image(path: str) -> Tuple[bytes, str]:
+    """The module's ELF image (the bytes of a plain file, or the decompressed bytes) and the file's
+    compression ("" for a plain file)."""
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
             # a FIFO or device would block open() or read forever
@@ -140,16 +140,15 @@ def module_image(path: str) -> Iterator[bytes]:
         except OSError as exc:
             raise BadInput("%s: cannot read: %s" % (path, exc.strerror or exc))
     unpacked = _decompress(data, path)
-    yield unpacked if unpacked is not None else data
+    if unpacked is None:
+        return data, ""
+    return unpacked, compression.format_of(data[:6])
 
 
-def _compression_of(path: str) -> str:
-    """The file's compression, by its first bytes (module_image() has checked it is a regular file)."""
-    try:
-        with open(path, "rb") as f:
-            return compression.format_of(f.read(6))
-    except OSError:
-        return ""
+@contextlib.contextmanager
+def module_image(path: str) -> Iterator[bytes]:
+    """The module's ELF image: the bytes of a plain file, or the decompressed bytes."""
+    yield _image(path)[0]
 
 
 def _section_data(elf: Elf, name: str) -> Optional[bytes]:
@@ -244,27 +243,25 @@ def _exports(elf: Elf) -> Tuple[str, ...]:
 
 def read_module(path: str) -> ModuleInfo:
     """Inspect one module; raises BadInput for anything that is not a readable relocatable ELF."""
-    with module_image(path) as data:
-        # a mapped image is the plain file itself; only a decompressed (or unmappable) one is looked at again
-        compressed = "" if isinstance(data, mmap.mmap) else _compression_of(path)
-        signature = read_signature(data)
-        # module_sig_check() strips a well-formed signature before elf_validity_check() measures the file
-        length = signature.signed_length if signature is not None and not signature.malformed else len(data)  # type: ignore[arg-type]
-        shape = read_shape(data, length)
-        elf = Elf(data, path)
-        if elf.type != ET_REL:
-            raise BadInput("%s: ELF type %d, but a kernel module is ET_REL (relocatable)" % (path, elf.type))
-        compilers, linkers, strings = _comment(_section_data(elf, ".comment") or b"")
-        text = (_loader_section(elf, ".modinfo") or b"").decode("utf-8", errors="replace")
-        modinfo = [(key, value) for key, eq, value in (e.partition("=") for e in text.split("\x00")) if eq]
-        layout = _layout(elf)
-        version_names, version_crcs, versions_format = _versions(elf)
-        btf = elf.section(".BTF")
-        return ModuleInfo(path, elf.machine, elf.arch, elf.bits, elf.big_endian, compilers, linkers,
-                          strings, tuple(modinfo), layout, version_names, version_crcs, versions_format,
-                          elf.undefined_symbols(), _exports(elf), btf.size if btf is not None else 0,
-                          signature, _btf_problem(elf, btf) if btf is not None else "", shape,
-                          elf.relocation_facts({R_X86_64_32} if elf.machine == "x86_64" else frozenset()), compressed)
+    data, compressed = _image(path)
+    signature = read_signature(data)
+    # module_sig_check() strips a well-formed signature before elf_validity_check() measures the file
+    length = signature.signed_length if signature is not None and not signature.malformed else len(data)
+    shape = read_shape(data, length)
+    elf = Elf(data, path)
+    if elf.type != ET_REL:
+        raise BadInput("%s: ELF type %d, but a kernel module is ET_REL (relocatable)" % (path, elf.type))
+    compilers, linkers, strings = _comment(_section_data(elf, ".comment") or b"")
+    text = (_loader_section(elf, ".modinfo") or b"").decode("utf-8", errors="replace")
+    modinfo = [(key, value) for key, eq, value in (e.partition("=") for e in text.split("\x00")) if eq]
+    layout = _layout(elf)
+    version_names, version_crcs, versions_format = _versions(elf)
+    btf = elf.section(".BTF")
+    return ModuleInfo(path, elf.machine, elf.arch, elf.bits, elf.big_endian, compilers, linkers,
+                      strings, tuple(modinfo), layout, version_names, version_crcs, versions_format,
+                      elf.undefined_symbols(), _exports(elf), btf.size if btf is not None else 0,
+                      signature, _btf_problem(elf, btf) if btf is not None else "", shape,
+                      elf.relocation_facts({R_X86_64_32} if elf.machine == "x86_64" else frozenset()), compressed)
 
 
 def read_raw_shape(path: str) -> Optional[ElfShape]:
@@ -273,7 +270,7 @@ def read_raw_shape(path: str) -> Optional[ElfShape]:
     try:
         with module_image(path) as data:
             signature = read_signature(data)
-            length = signature.signed_length if signature is not None and not signature.malformed else len(data)  # type: ignore[arg-type]
+            length = signature.signed_length if signature is not None and not signature.malformed else len(data)
             return read_shape(data, length)
     except BadInput:
         return None

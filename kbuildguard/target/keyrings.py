@@ -31,6 +31,7 @@ import os
 import re
 from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
+from kbuildguard import bounded
 from kbuildguard.errors import BadInput
 from kbuildguard.formats import certlist
 from kbuildguard.formats.certlist import CertList
@@ -147,8 +148,7 @@ def builtin_certificates(path: str, env: Mapping[str, str]) -> CertList:
     cache = _cache_file(path, env)
     if cache:
         try:
-            with open(cache, encoding="utf-8") as f:
-                ders, found = json.load(f)
+            ders, found = json.loads(bounded.read_text(cache, bounded.STATE))
             return CertList(tuple(parse_certificate(bytes.fromhex(d), "built into %s" % path) for d in ders), str(found))
         except (OSError, ValueError, TypeError, BadInput):
             pass
