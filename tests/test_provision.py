@@ -144,3 +144,36 @@ def test_install_that_still_does_not_match(tmp_path):
         reselect(context(FakeRunner(), env={"PATH": "/nonexistent"}), target, MatchLevel.VERSION, _plan(tmp_path),
                  str(tmp_path / "opt"), root=str(tmp_path / "root"))
     assert "still no compiler matches" in exc.value.message
+
+
+def test_centos7_altarch_scl_vault_path(capsys):
+    """Issue 22: the seed's CentOS 7 aarch64 machine gets the AltArch vault (/altarch/), not /centos/."""
+    main(["setup", "--dry-run", "--json", "--sysroot", os.path.join(SYSROOTS, "centos-7.8-aarch64")], env={"PATH": ""})
+    notes = " ".join(json.loads(capsys.readouterr()[0])["notes"])
+    assert "baseurl=https://vault.centos.org/altarch/7.9.2009/sclo/aarch64/rh/" in notes
+    assert "/centos/7/sclo" not in notes and "$basearch" not in notes
+
+
+@pytest.mark.parametrize("arch,expected", [
+    ("x86_64", "baseurl=https://vault.centos.org/7.9.2009/sclo/x86_64/rh/"),
+    ("aarch64", "baseurl=https://vault.centos.org/altarch/7.9.2009/sclo/aarch64/rh/"),
+    ("ppc64le", "baseurl=https://vault.centos.org/altarch/7.9.2009/sclo/ppc64le/rh/"),
+    ("ppc64", "AltArch ppc64 has no Software Collections"),
+    ("i686", "AltArch i386 has no Software Collections"),
+    ("armv7l", "AltArch armhfp has no Software Collections"),
+])
+def test_centos7_scl_vault_per_arch(tmp_path, arch, expected):
+    target = _target(tmp_path, "gcc (GCC) 8.3.1 20190311 (Red Hat 8.3.1-3)")
+    p = plan(target, Distro("centos", ("rhel",), "7", "CentOS 7", arch))
+    notes = " ".join(p.notes)
+    assert expected in notes
+    # the package's "elsewhere" (said when the repositories do not offer it) names the same place
+    assert expected in p.checked[0].elsewhere
+
+
+def test_centos7_tree_vault_per_arch(tmp_path):
+    target = _target(tmp_path, "gcc (GCC) 8.3.1 20190311 (Red Hat 8.3.1-3)")
+    for arch, where in [("x86_64", "https://vault.centos.org/7.9.2009/updates/x86_64/Packages/"),
+                        ("aarch64", "https://vault.centos.org/altarch/7.9.2009/updates/aarch64/Packages/")]:
+        p = plan(target, Distro("centos", ("rhel",), "7", "CentOS 7", arch), need_tree=True)
+        assert where in p.checked[-1].elsewhere
