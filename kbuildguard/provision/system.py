@@ -16,9 +16,9 @@ from kbuildguard.errors import NoMatchingCompiler
 from kbuildguard.provision.apt import Apt
 from kbuildguard.provision.dnf import Dnf, Yum
 from kbuildguard.provision.manager import Manager
-from kbuildguard.provision.plan import Distro, InstallPlan, detect_distro
+from kbuildguard.provision.plan import Distro, InstallPlan, detect_distro, plan
 from kbuildguard.provision.zypper import Zypper
-from kbuildguard.run import Runner
+from kbuildguard.run import Runner, quote
 from kbuildguard.strenum import StrEnum
 from kbuildguard.target import sysroot as sysroots
 from kbuildguard.target.kernel import KernelTarget
@@ -104,3 +104,27 @@ def check(runner: Runner, p: InstallPlan, system: System, env: Mapping[str, str]
         return p._replace(unverified="%s: %s" % (answer.asked, answer.unverified), asked=answer.asked)
     checked = tuple(pkg._replace(available=answer.available.get(pkg.name, False)) for pkg in p.checked)
     return p._replace(checked=checked, asked=answer.asked)
+
+
+def setup_hint(runner: Runner, target: KernelTarget, sysroot: Optional[str], proc_version_file: Optional[str],
+               env: Mapping[str, str], scl_root: str = "/opt/rh") -> str:
+    """What ``kbuildguard setup`` with the same inputs would do, as a hint for "no matching compiler":
+    the same system, the same plan, checked the same way (issue 22: detect of an EL8 kernel line on
+    Debian hinted `apt-get install gcc-8`, which Debian 12 does not have, while setup planned dnf)."""
+    try:
+        system = system_for(target, sysroot, proc_version_file)
+        p = plan(target, system.distro, need_compiler=True, need_tree=target.build_dir is None, scl_root=scl_root)
+    except NoMatchingCompiler as exc:
+        return exc.message + ("; " + exc.hint if exc.hint else "")
+    p = check(runner, for_system(p, system), system, env)
+    cmds = " && ".join(quote(c) for c in p.commands)
+    where = "%s (%s)" % (system.describe, system.distro.name)
+    missing = [pkg.name for pkg in p.checked if pkg.available is False]
+    if missing:
+        found = [pkg.elsewhere for pkg in p.checked if pkg.available is False and pkg.elsewhere]
+        return "%s: %s says %s not in its repositories%s" % (
+            where, p.asked, " and ".join(missing), (": " + " ".join(found)) if found else "")
+    if not system.installable:
+        return "`kbuildguard setup` plans for %s: %s -- to be run on that machine (%s)" % (where, cmds, p.unverified)
+    checked = "checked with %s" % p.asked if p.asked and not p.unverified else "unverified: %s" % p.unverified
+    return "`kbuildguard setup` installs it on %s: %s (%s)" % (where, cmds, checked)

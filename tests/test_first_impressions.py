@@ -1,0 +1,49 @@
+"""Issue 22: what a new user and a support engineer met first -- each promise with its test."""
+
+
+from conftest import GCC11_MACROS, GCC12_MACROS, FakeRunner, compiler_outputs, make_exe, make_tree
+from kbuildguard.cli import main
+
+EL8_LINE = ("Linux version 4.18.0-513.11.1.lve.el8.x86_64 (mockbuild@build.cloudlinux.com) (gcc version 8.5.0 20210514 "
+            "(Red Hat 8.5.0-20) (GCC)) #1 SMP Thu Jan 4 10:00:00 EST 2024\n")
+
+
+def run(capsys, *argv, env=None, runner=None, cwd=None):
+    code = main(list(argv), env=env if env is not None else {"PATH": "/nonexistent"},
+                runner=(lambda console: runner) if runner is not None else None, cwd=cwd)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def _compilers(tmp_path):
+    bindir = tmp_path / "bin"
+    runner = FakeRunner()
+    for name, macros, banner in [("gcc-11", GCC11_MACROS, "gcc-11 (Debian 11.3.0-12) 11.3.0"),
+                                 ("gcc-12", GCC12_MACROS, "gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0")]:
+        path = make_exe(bindir / name)
+        runner.outputs.update(compiler_outputs(path, macros, banner))
+    return str(bindir), runner
+
+
+# --- point 4: detect's hint is setup's plan ------------------------------------------------------------
+
+def test_detect_hint_of_an_el8_kernel_line_is_setups_plan(capsys, tmp_path):
+    f = tmp_path / "el8.txt"
+    f.write_text(EL8_LINE)
+    code, _, err = run(capsys, "detect", "--proc-version-file", str(f))
+    assert code == 5
+    hint = err[err.index("hint:"):]
+    assert "apt-get" not in hint and "gcc-8" not in hint
+    assert "dnf install -y gcc kernel-devel-4.18.0-513.11.1.lve.el8.x86_64" in hint
+    assert "Enterprise Linux 8" in hint and "to be run on that machine" in hint
+
+
+def test_detect_cc_excluding_a_matching_compiler_says_so(capsys, tmp_path):
+    bindir, runner = _compilers(tmp_path)
+    tree = make_tree(tmp_path / "tree")
+    code, _, err = run(capsys, "detect", "--kernel-dir", tree, "--cc", "gcc-11", env={"PATH": bindir}, runner=runner)
+    assert code == 5
+    hint = err[err.index("hint:"):]
+    assert "gcc-12 matches the kernel's compiler: drop --cc" in hint
+    assert "install" not in hint
