@@ -1,5 +1,7 @@
 """Issue 22: what a new user and a support engineer met first -- each promise with its test."""
 
+import os
+
 
 from conftest import GCC11_MACROS, GCC12_MACROS, FakeRunner, compiler_outputs, make_exe, make_tree
 from kbuildguard.cli import main
@@ -47,3 +49,27 @@ def test_detect_cc_excluding_a_matching_compiler_says_so(capsys, tmp_path):
     hint = err[err.index("hint:"):]
     assert "gcc-12 matches the kernel's compiler: drop --cc" in hint
     assert "install" not in hint
+
+
+# --- explain MODULE --root R: the root's BTF and configuration ------------------------------------------
+
+def test_explain_root_uses_its_btf_and_boot_config(tmp_path):
+    import json
+
+    from test_btf import _btf
+    from test_explain import RELEASE, captured, explain
+
+    root = captured(tmp_path, "kdemo 16384 0 [permanent], Live 0xffffffffc0000000 (O)")
+    with open(os.path.join(root, "boot", "config-" + RELEASE), "a") as f:
+        f.write("CONFIG_X86_64=y\nCONFIG_MODULES=y\nCONFIG_MODULE_SIG=y\n# CONFIG_MODULE_SIG_FORCE is not set\n")
+    os.makedirs(os.path.join(root, "sys/kernel/btf"))
+    with open(os.path.join(root, "sys/kernel/btf/vmlinux"), "wb") as f:
+        f.write(_btf([("init", 0x138), ("exit", 0x350)]))
+    code, out, _ = explain(root, "--json")
+    assert code == 0
+    checks = {c["name"]: c for c in json.loads(out)["checks"]}
+    text = json.dumps(checks)
+    assert "not the running kernel" not in text and "layout not compared" not in text
+    assert "CONFIG_MODULE_SIG is unknown" not in text
+    assert checks["layout"]["ok"] and "sys/kernel/btf/vmlinux" in checks["layout"]["expected"]
+    assert "CONFIG_MODULE_SIG_FORCE is not set" in checks["signature"]["expected"]
