@@ -2,7 +2,6 @@
 
 import os
 
-
 from conftest import GCC11_MACROS, GCC12_MACROS, FakeRunner, compiler_outputs, make_exe, make_tree
 from kbuildguard.cli import main
 
@@ -73,3 +72,31 @@ def test_explain_root_uses_its_btf_and_boot_config(tmp_path):
     assert "CONFIG_MODULE_SIG is unknown" not in text
     assert checks["layout"]["ok"] and "sys/kernel/btf/vmlinux" in checks["layout"]["expected"]
     assert "CONFIG_MODULE_SIG_FORCE is not set" in checks["signature"]["expected"]
+
+
+# --- --kernel-config must be a kernel configuration ---------------------------------------------------
+
+def _module(tmp_path):
+    from elfbuild import build_module
+
+    ko = tmp_path / "good.ko"
+    ko.write_bytes(build_module())
+    return str(ko)
+
+
+def test_kernel_config_that_is_not_one_is_refused(capsys, tmp_path):
+    tree = make_tree(tmp_path / "tree")
+    ko = _module(tmp_path)
+    for text, why in [("CONFIG_FOO=y\n", "no CONFIG_MODULES=y (absent) and no architecture symbol"),
+                      ("CONFIG_X86_64=y\n# CONFIG_MODULES is not set\n", "no CONFIG_MODULES=y (set to n)"),
+                      ("CONFIG_MODULES=y\nCONFIG_MODULE_SIG=y\n", "no architecture symbol")]:
+        cfg = tmp_path / "config"
+        cfg.write_text(text)
+        code, _, err = run(capsys, "check", ko, "--kernel-dir", tree, "--kernel-config", str(cfg))
+        assert code == 3 and "is not a kernel configuration that loads modules" in err and why in err, err
+        code, _, err = run(capsys, "make", "-C", str(tmp_path), "--kernel-dir", tree, "--kernel-config", str(cfg))
+        assert code == 3 and "is not a kernel configuration" in err, err
+    cfg.write_text("CONFIG_X86_64=y\nCONFIG_MODULES=y\nCONFIG_MODULE_UNLOAD=y\nCONFIG_SMP=y\nCONFIG_PREEMPT_BUILD=y\n"
+                   "CONFIG_MODVERSIONS=y\n")
+    code, _, err = run(capsys, "check", ko, "--kernel-dir", tree, "--kernel-config", str(cfg))
+    assert "is not a kernel configuration" not in err

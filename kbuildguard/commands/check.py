@@ -21,6 +21,7 @@ from kbuildguard.gates.verify import (
     with_confirmed_signatures,
 )
 from kbuildguard.settings import Common
+from kbuildguard.target import kconfig
 from kbuildguard.target.drift import compare
 from kbuildguard.target.kernel import KernelTarget
 from kbuildguard.toolchain import MatchLevel
@@ -39,6 +40,8 @@ class CheckOptions(NamedTuple):
 def expectation(ctx: Context, target: KernelTarget, level: MatchLevel, opts: CheckOptions) -> Expectation:
     reference, not_compared = find_reference(target, ctx.path(opts.vmlinux) if opts.vmlinux else None)
     config_file = ctx.path(opts.kernel_config) if opts.kernel_config else None
+    if config_file:
+        kconfig.read_named(config_file)  # refused here: the reads below fall back to the tree's quietly
     try:
         drift = compare(target, config_file)
     except BadInput:  # the loader's gates read it again and say what they could not see

@@ -11,7 +11,7 @@ from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.errors import ConfigError, UsageError
 from kbuildguard.settings import Common, resolve
-from kbuildguard.target import kernel
+from kbuildguard.target import kconfig, kernel
 
 
 class MakeOptions(NamedTuple):
@@ -54,6 +54,8 @@ def run(ctx: Context, opts: MakeOptions) -> int:
     if len(goals) != 1 or goals[0] not in kbuild.TARGETS:
         raise UsageError("target must be one of %s (got %s); make arguments go after --" % (
             ", ".join(kbuild.TARGETS), printable(" ".join(goals))))
+    if opts.kernel_config:
+        kconfig.read_named(ctx.path(opts.kernel_config))  # before anything is built
     proj = project.load(module_dir)
     settings = resolve(opts.common.cli, ctx.env, proj.settings)
     log = settings.log.value
