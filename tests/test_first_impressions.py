@@ -100,3 +100,31 @@ def test_kernel_config_that_is_not_one_is_refused(capsys, tmp_path):
                    "CONFIG_MODVERSIONS=y\n")
     code, _, err = run(capsys, "check", ko, "--kernel-dir", tree, "--kernel-config", str(cfg))
     assert "is not a kernel configuration" not in err
+
+
+# --- check and the current folder's kbuildguard.toml ------------------------------------------------------
+
+def test_check_ignores_the_current_folders_toml(capsys, tmp_path):
+    tree = make_tree(tmp_path / "tree")
+    ko = _module(tmp_path)
+    repo = tmp_path / "cloned"
+    repo.mkdir()
+    (repo / "kbuildguard.toml").write_text("[kbuildguard]\nmatch = \"major\"\n")
+    code, out, err = run(capsys, "check", ko, "--kernel-dir", tree, "--json", cwd=str(repo))
+    assert code == 0, err
+    import json
+
+    assert json.loads(out)["match"] == "version"  # not the file's "major"
+    assert "kbuildguard.toml is not read" in err
+    (repo / "kbuildguard.toml").write_text("[kbuildguard\nmatch = \n")  # broken: not check's business
+    code, _, err = run(capsys, "check", ko, "--kernel-dir", tree, cwd=str(repo))
+    assert code == 0, err
+
+
+def test_settings_from_a_file_say_so(capsys, tmp_path):
+    tree = make_tree(tmp_path / "tree")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "kbuildguard.toml").write_text("[kbuildguard]\nmatch = \"minor\"\n")
+    code, _, err = run(capsys, "detect", "--kernel-dir", tree, cwd=str(repo))
+    assert "settings from %s: match = 'minor'" % (repo / "kbuildguard.toml") in err

@@ -6,7 +6,7 @@ from typing import NamedTuple, Optional, Tuple
 from kbuildguard import project
 from kbuildguard.build import kbuild
 from kbuildguard.build import pipeline as build
-from kbuildguard.commands.common import forced_of, level_of, selector_for
+from kbuildguard.commands.common import forced_of, level_of, say_file_settings, selector_for
 from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.errors import ConfigError, UsageError
@@ -58,6 +58,7 @@ def run(ctx: Context, opts: MakeOptions) -> int:
         kconfig.read_named(ctx.path(opts.kernel_config))  # before anything is built
     proj = project.load(module_dir)
     settings = resolve(opts.common.cli, ctx.env, proj.settings)
+    say_file_settings(ctx, settings, proj.config_path)
     log = settings.log.value
     req = build.Request(
         module_dir=module_dir, goal=goals[0],
