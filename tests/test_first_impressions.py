@@ -128,3 +128,37 @@ def test_settings_from_a_file_say_so(capsys, tmp_path):
     (repo / "kbuildguard.toml").write_text("[kbuildguard]\nmatch = \"minor\"\n")
     code, _, err = run(capsys, "detect", "--kernel-dir", tree, cwd=str(repo))
     assert "settings from %s: match = 'minor'" % (repo / "kbuildguard.toml") in err
+
+
+# --- colour -----------------------------------------------------------------------------------------------
+
+class _Terminal:
+    """A stderr that says it is a terminal."""
+
+    def __init__(self):
+        import io
+
+        self.buf = io.StringIO()
+
+    def write(self, text):
+        return self.buf.write(text)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return True
+
+
+def test_colour_only_where_the_terminal_shows_it():
+    def stderr_of(env):
+        import io
+
+        term = _Terminal()
+        main(["detect", "--kernel-dir", "/nonexistent"], env=dict(env, PATH="/nonexistent"), stdout=io.StringIO(), stderr=term)
+        return term.buf.getvalue()
+
+    assert "\x1b[" in stderr_of({"TERM": "xterm-256color"})
+    assert "\x1b[" not in stderr_of({"TERM": "dumb"})
+    assert "\x1b[" not in stderr_of({"TERM": "xterm", "NO_COLOR": "1"})  # from the given environment, not os.environ
+    assert "\x1b[" not in stderr_of({})
