@@ -162,3 +162,33 @@ def test_colour_only_where_the_terminal_shows_it():
     assert "\x1b[" not in stderr_of({"TERM": "dumb"})
     assert "\x1b[" not in stderr_of({"TERM": "xterm", "NO_COLOR": "1"})  # from the given environment, not os.environ
     assert "\x1b[" not in stderr_of({})
+
+
+# --- make: an empty kbuildguard.toml, one beside a hand-written Makefile, two compilers ----------------------
+
+from test_build import machine  # noqa: E402,F401  (the fixture)
+from test_build import run as build_run  # noqa: E402
+
+
+def test_empty_toml_is_empty_not_missing(machine):  # noqa: F811
+    os.unlink(os.path.join(machine["repo"], "kdemo.c"))
+    with open(os.path.join(machine["repo"], "kbuildguard.toml"), "w"):
+        pass
+    code, _, err, _ = build_run(machine, "make", "--kernel-dir", machine["tree"], "--dry-run")
+    assert code == 12 and "declares no module" in err and "has no kbuildguard.toml" not in err, err
+
+
+def test_toml_beside_a_hand_written_makefile_is_said_to_be_ignored(machine):  # noqa: F811
+    with open(os.path.join(machine["repo"], "Makefile"), "w") as f:
+        f.write("obj-m := kdemo.o\n")
+    code, _, err, _ = build_run(machine, "make", "--kernel-dir", machine["tree"], "--dry-run")
+    assert code == 0, err
+    assert "its [[module]] declarations are ignored: the hand-written Makefile builds this folder" in err
+
+
+def test_two_compilers_are_a_usage_error(machine):  # noqa: F811
+    code, _, err, runner = build_run(machine, "make", "--kernel-dir", machine["tree"], "--cc", "gcc-12", "--", "CC=gcc-11")
+    assert code == 2 and "--cc gcc-12 and CC=gcc-11 after -- name two compilers" in err and runner.makes == []
+    code, _, err, _ = build_run(machine, "make", "--kernel-dir", machine["tree"], "--cc", "gcc-12", "--dry-run", "--",
+                                "CC=gcc-12")
+    assert code == 0 and "two compilers" not in err, err
