@@ -46,13 +46,14 @@ class CommandFailed(Exception):
     """
 
     def __init__(self, argv: Sequence[str], cwd: Optional[str], returncode: int, stderr: str = "", output: str = "",
-                 stalled: bool = False):
+                 stalled: bool = False, timed_out: bool = False):
         self.argv = list(argv)
         self.cwd = cwd
         self.returncode = returncode
         self.stderr = stderr
         self.output = output  # an action's last output (stdout and stderr), for callers that read why it failed
         self.stalled = stalled  # an action stopped by its Stall rule
+        self.timed_out = timed_out  # a probe stopped at its timeout
         where = " in %s" % cwd if cwd else ""
         msg = "command %s%s exited with status %d" % (quote(argv), where, returncode)
         if stderr.strip():
@@ -114,17 +115,24 @@ class Runner:
                 self.console.debug("+ %s  (remembered)" % quote(argv))
                 return Completed(list(argv), known[0], known[1], known[2])
         self.console.debug("+ %s%s" % (quote(argv), "  (cwd %s)" % cwd if cwd else ""))
+        # A session of its own: at the timeout the whole group is killed. Killing the child alone
+        # left a wrapper's own children (`#!/bin/sh` + `exec`-less `sleep`) holding the pipes, and
+        # communicate() then waited for them without end (issue 22: a --cc wrapper that hangs).
         try:
             proc = subprocess.Popen(full, cwd=cwd, env=probe_env(env), stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         except OSError as exc:
             raise ToolNotFound("cannot run %s: %s" % (argv[0], exc.strerror or exc))
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            _kill_group(proc)
             proc.communicate()
-            raise CommandFailed(argv, cwd, -9, "timed out after %ss" % timeout)
+            raise CommandFailed(argv, cwd, -9, "timed out after %ss" % timeout, timed_out=True)
+        except (KeyboardInterrupt, Stopped):
+            _kill_group(proc)  # in its own session, the terminal's Ctrl-C did not reach it
+            proc.communicate()
+            raise
         stdout = out.decode("utf-8", errors="replace")
         stderr = err.decode("utf-8", errors="replace")
         if stderr.strip():
@@ -184,6 +192,13 @@ class Runner:
         if stalled or returncode not in ok_returncodes:
             raise CommandFailed(argv, cwd, returncode, output=tail.decode("utf-8", errors="replace"), stalled=stalled)
         return returncode
+
+
+def _kill_group(proc: "subprocess.Popen[bytes]") -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        proc.kill()
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec

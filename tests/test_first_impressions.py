@@ -192,3 +192,24 @@ def test_two_compilers_are_a_usage_error(machine):  # noqa: F811
     code, _, err, _ = build_run(machine, "make", "--kernel-dir", machine["tree"], "--cc", "gcc-12", "--dry-run", "--",
                                 "CC=gcc-12")
     assert code == 0 and "two compilers" not in err, err
+
+
+def test_empty_option_values_are_usage_errors(capsys, tmp_path):
+    for option in ("--kernel", "--kernel-dir", "--sysroot", "--cc"):
+        code, _, err = run(capsys, "detect", option, "")
+        assert code == 2 and "%s was given an empty value" % option in err, (option, err)
+    code, _, err = run(capsys, "make", "-C", str(tmp_path), "--kernel", " ")
+    assert code == 2 and "--kernel was given an empty value" in err
+
+
+def test_a_cc_wrapper_that_hangs_is_a_clear_error(capsys, tmp_path):
+    from kbuildguard.run import CommandFailed
+
+    wrapper = make_exe(tmp_path / "bin" / "gcc-wrapper")
+    runner = FakeRunner({(wrapper, "-E", "-dM", "-x", "c", "-"): CommandFailed([wrapper], None, -9, "timed out after 30s",
+                                                                               timed_out=True)})
+    tree = make_tree(tmp_path / "tree")
+    code, _, err = run(capsys, "detect", "--kernel-dir", tree, "--cc", wrapper, env={"PATH": str(tmp_path / "bin")},
+                       runner=runner)
+    assert code == 5
+    assert "did not answer `-E -dM` within 30 s (a wrapper that hangs?): stopped" in err, err

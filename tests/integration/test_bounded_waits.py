@@ -1,4 +1,6 @@
-"""A real apt-get waits, through kbuildguard, for another process that holds apt's lists lock (issue 22).
+"""Bounded waits with real processes (issue 22): a real apt-get waits, through kbuildguard, for another
+process that holds apt's lists lock, then proceeds; a dnf-4 style endless wait and a hanging --cc
+wrapper are stopped.
 
 The lock is the one `apt-get update` takes on its lists folder (apt-pkg GetLock: an fcntl F_SETLK
 lock on DIR/lock -- a flock(1) holder would not block apt, the two kinds of lock do not see each
@@ -102,3 +104,20 @@ def test_an_endless_lock_wait_is_stopped(tmp_path):
         else:
             raise AssertionError("the endless wait was not stopped")
     assert time.monotonic() - start < 30
+
+
+def test_a_probe_that_hangs_is_stopped_with_its_children(tmp_path):
+    """A --cc wrapper that hangs: its shell's child kept the pipes open, and the probe waited without end."""
+    from kbuildguard.run import CommandFailed
+
+    wrapper = tmp_path / "gcc-wrapper"
+    wrapper.write_text("#!/bin/sh\nsleep 600\necho never\n")
+    wrapper.chmod(0o755)
+    start = time.monotonic()
+    try:
+        Runner(Console(stream=open(os.devnull, "w"))).probe([str(wrapper), "-E", "-dM", "-x", "c", "-"], timeout=2)
+    except CommandFailed as exc:
+        assert exc.timed_out and "timed out after 2s" in str(exc)
+    else:
+        raise AssertionError("the hanging wrapper answered")
+    assert time.monotonic() - start < 20
