@@ -213,3 +213,28 @@ def test_a_cc_wrapper_that_hangs_is_a_clear_error(capsys, tmp_path):
                        runner=runner)
     assert code == 5
     assert "did not answer `-E -dM` within 30 s (a wrapper that hangs?): stopped" in err, err
+
+
+# --- module names -----------------------------------------------------------------------------------------
+
+def test_module_names_longer_than_the_kernel_takes_are_refused(tmp_path):
+    import pytest
+
+    from kbuildguard.errors import ConfigError
+    from kbuildguard.project import parse_config
+
+    ok = "m" * 55
+    assert parse_config('[[module]]\nname = "%s"\n' % ok, "k.toml")[0][0].name == ok
+    with pytest.raises(ConfigError) as exc:
+        parse_config('[[module]]\nname = "%s"\n' % ("m" * 56), "k.toml")
+    assert "56 characters: a module name has at most 55" in exc.value.message
+
+
+def test_init_takes_a_dash_as_kbuild_does(capsys, tmp_path):
+    code, _, err = run(capsys, "init", "-C", str(tmp_path / "mod"), "--name", "foo-bar")
+    assert code == 0, err
+    source = (tmp_path / "mod" / "foo-bar.c").read_text()
+    assert "foo_bar_init(void)" in source and "module_init(foo_bar_init)" in source and "foo-bar_" not in source
+    assert 'name = "foo-bar"' in (tmp_path / "mod" / "kbuildguard.toml").read_text()
+    code, _, err = run(capsys, "init", "-C", str(tmp_path / "long"), "--name", "x" * 56)
+    assert code == 2 and "at most 55" in err
