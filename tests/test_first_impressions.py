@@ -238,3 +238,15 @@ def test_init_takes_a_dash_as_kbuild_does(capsys, tmp_path):
     assert 'name = "foo-bar"' in (tmp_path / "mod" / "kbuildguard.toml").read_text()
     code, _, err = run(capsys, "init", "-C", str(tmp_path / "long"), "--name", "x" * 56)
     assert code == 2 and "at most 55" in err
+
+
+def test_layout_mismatch_under_the_right_compiler_blames_no_compiler():
+    from kbuildguard.gates.model import Check, Effect, Gate
+    from kbuildguard.gates.verify import fix_hint
+
+    layout = Check(Gate.LAYOUT, False, "size 0x380", "size 0x3c0", "struct module layout differs",
+                   "rebuild against the kernel's own build tree", Effect.REJECTED)
+    compiler = Check(Gate.COMPILER, False, "gcc 12.2.0", "gcc 11.3.0", "built by gcc 11.3.0", "rebuild with gcc-12",
+                     Effect.REJECTED)
+    assert "another compiler" not in fix_hint([layout]) and "although its compiler matches" in fix_hint([layout])
+    assert "another compiler" in fix_hint([layout, compiler])
