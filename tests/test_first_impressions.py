@@ -250,3 +250,36 @@ def test_layout_mismatch_under_the_right_compiler_blames_no_compiler():
                      Effect.REJECTED)
     assert "another compiler" not in fix_hint([layout]) and "although its compiler matches" in fix_hint([layout])
     assert "another compiler" in fix_hint([layout, compiler])
+
+
+# --- setup --sysroot of another architecture -------------------------------------------------------------
+
+def test_foreign_architecture_root_names_the_cross_compiler(tmp_path):
+    from kbuildguard.provision import Distro, Kind, System
+    from kbuildguard.provision.system import foreign_root
+    from kbuildguard.target.kernel import Selector, resolve
+
+    target = resolve(Selector(kernel_dir=make_tree(tmp_path / "tree", arch_config="CONFIG_ARM64", release="6.1.0-13-arm64")))
+    debian = Distro("debian", (), "12", "Debian GNU/Linux 12 (bookworm)", "aarch64")
+    root = System(Kind.BUILD_ROOT, "/srv/arm64", debian, "the build root /srv/arm64")
+    binfmt = str(tmp_path / "binfmt")
+    os.makedirs(binfmt)
+    note = foreign_root(root, target, "x86_64", debian._replace(arch="x86_64"), binfmt)
+    assert "a foreign-architecture chroot cannot run here" in note
+    assert "apt-get install gcc-12-aarch64-linux-gnu" in note and "ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-" in note
+    assert foreign_root(root, target, "aarch64", debian, binfmt) == ""  # the same machine
+    open(os.path.join(binfmt, "qemu-aarch64"), "w").close()
+    assert foreign_root(root, target, "x86_64", debian, binfmt) == ""  # qemu-user runs it
+    assert foreign_root(root._replace(kind=Kind.MACHINE), target, "x86_64", debian, str(tmp_path / "none")) == ""
+
+
+def test_setup_of_a_foreign_root_says_so_and_installs_nothing(capsys):
+    if os.uname().machine == "aarch64" or os.path.exists("/proc/sys/fs/binfmt_misc/qemu-aarch64"):
+        import pytest
+
+        pytest.skip("this machine can run an aarch64 chroot")
+    root = os.path.join(os.path.dirname(__file__), "data", "sysroots", "centos-7.8-aarch64")
+    code, out, _ = run(capsys, "setup", "--dry-run", "--sysroot", root)
+    assert code == 0 and "a foreign-architecture chroot cannot run here" in out
+    code, _, err = run(capsys, "setup", "--yes", "--sysroot", root, env={"PATH": ""})
+    assert code == 2 and "a foreign-architecture chroot cannot run here" in err

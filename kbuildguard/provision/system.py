@@ -9,6 +9,7 @@
   from here, so its plan is unverified.
 """
 
+import os
 import re
 from typing import Dict, Mapping, NamedTuple, Optional
 
@@ -128,3 +129,41 @@ def setup_hint(runner: Runner, target: KernelTarget, sysroot: Optional[str], pro
         return "`kbuildguard setup` plans for %s: %s -- to be run on that machine (%s)" % (where, cmds, p.unverified)
     checked = "checked with %s" % p.asked if p.asked and not p.unverified else "unverified: %s" % p.unverified
     return "`kbuildguard setup` installs it on %s: %s (%s)" % (where, cmds, checked)
+
+
+# GNU triplets of Debian's cross compilers (gcc-N-TRIPLET) and Fedora's (gcc-TRIPLET, kernel builds only)
+_TRIPLETS = {"aarch64": "aarch64-linux-gnu", "armv7l": "arm-linux-gnueabihf", "ppc64le": "powerpc64le-linux-gnu",
+             "ppc64": "powerpc64-linux-gnu", "s390x": "s390x-linux-gnu", "riscv64": "riscv64-linux-gnu",
+             "i686": "i686-linux-gnu", "x86_64": "x86-64-linux-gnu", "loongarch64": "loongarch64-linux-gnu"}
+# qemu-user's binfmt_misc entry per machine (qemu's own names), which lets a foreign chroot run
+_QEMU = {"aarch64": "aarch64", "armv7l": "arm", "ppc64le": "ppc64le", "ppc64": "ppc64", "s390x": "s390x",
+         "riscv64": "riscv64", "i686": "i386", "x86_64": "x86_64", "loongarch64": "loongarch64"}
+
+
+def foreign_root(system: System, target: KernelTarget, host: str, host_distro: Distro,
+                 binfmt: str = "/proc/sys/fs/binfmt_misc") -> str:
+    """Why a build root of another architecture cannot be installed into from this machine, with the
+    cross compiler to build for it from here instead; "" when it can (same machine, or qemu-user
+    registered for it). ``chroot ROOT apt-get`` fails with "Exec format error"; ``dnf --installroot``
+    and ``zypper --root`` would resolve packages for this machine's architecture."""
+    arch = str(target.arch or system.distro.arch or "")
+    if system.kind is not Kind.BUILD_ROOT or not arch or not host or arch == host:
+        return ""
+    if host == "x86_64" and arch == "i686":  # a 64-bit x86 kernel runs 32-bit programs
+        return ""
+    if os.path.exists(os.path.join(binfmt, "qemu-" + _QEMU.get(arch, arch))):
+        return ""
+    triplet = _TRIPLETS.get(arch, "%s-linux-gnu" % arch)
+    major = target.compiler.version.split(".")[0]
+    if host_distro.id in ("debian", "ubuntu") or "debian" in host_distro.like:
+        cross = "apt-get install gcc-%s-%s" % (major, triplet)
+    elif host_distro.id == "fedora" or "fedora" in host_distro.like:
+        cross = "dnf install gcc-%s (Fedora's cross gcc, for kernel builds)" % triplet
+    else:
+        cross = "a cross compiler for %s (gcc %s)" % (triplet, major)
+    return ("%s is a %s root and this machine is %s: a foreign-architecture chroot cannot run here (no qemu-user "
+            "registered in %s), and its package manager would resolve packages for %s. Install into it on a %s "
+            "machine, or build for it from here with a cross compiler: %s, then kbuildguard make --sysroot %s "
+            "-- ARCH=%s CROSS_COMPILE=%s-" % (
+                system.root, arch, host, binfmt, host, arch, cross, system.root,
+                "arm64" if arch == "aarch64" else arch, triplet))
