@@ -155,7 +155,9 @@ class Console:
             self.log("hint: " + hint)
             self._emit(self._paint("hint:", "36;1") + " " + hint + "\n")
         if self.log_path:
-            self._emit("full log: %s\n" % self.log_path)
+            # a path as any other line prints it: Python 3.6 under LC_ALL=C decodes a non-ASCII folder
+            # name to surrogates, which its stderr printed as "\udcc3" (issue 22)
+            self._emit("full log: %s\n" % printable(self.log_path))
 
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[None]:

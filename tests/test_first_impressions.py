@@ -283,3 +283,18 @@ def test_setup_of_a_foreign_root_says_so_and_installs_nothing(capsys):
     assert code == 0 and "a foreign-architecture chroot cannot run here" in out
     code, _, err = run(capsys, "setup", "--yes", "--sysroot", root, env={"PATH": ""})
     assert code == 2 and "a foreign-architecture chroot cannot run here" in err
+
+
+def test_full_log_line_prints_a_non_ascii_folder_as_other_lines_do():
+    import io
+
+    from kbuildguard.console import Console, printable
+
+    stream = io.StringIO()
+    console = Console(stream=stream, color=False)
+    folder = "/tmp/m\udcc3\udcb6dule"  # how Python 3.6 under LC_ALL=C decodes "/tmp/mödule"
+    console.log_path = folder + "/build.log"
+    console.fail("build failed", "in %s" % printable(folder), [], None)
+    out = stream.getvalue()
+    assert "in /tmp/m\\xc3\\xb6dule" in out and "full log: /tmp/m\\xc3\\xb6dule/build.log" in out
+    assert "\udcc3" not in out
