@@ -27,9 +27,10 @@ class Completed(NamedTuple):
 
 
 class Stall(NamedTuple):
-    """When to stop an action that waits without end: its output matched ``pattern`` (dnf 4's "Waiting
-    for process with pid N to finish.", yum's "Another app is currently holding the yum lock") and it
-    has run ``seconds`` since. Then it is stopped and CommandFailed says ``stalled``."""
+    """When to stop an action that waits without end: every line it printed for ``seconds`` matched
+    ``pattern`` (dnf 4's "Waiting for process with pid N to finish." each second, yum's "Another app
+    is currently holding the yum lock" and its status lines), or it printed nothing more after one.
+    Then it is stopped and CommandFailed says ``stalled``; any other line resets the clock."""
 
     pattern: "Pattern[bytes]"
     seconds: float
@@ -169,19 +170,23 @@ class Runner:
             assert proc.stdout is not None
             fd = proc.stdout.fileno()
             while True:
-                if stall is not None and not select.select([fd], [], [], 1.0)[0]:
+                if stall is not None:
                     if since is not None and time.monotonic() - since >= stall.seconds:
                         stalled = True
                         stop_group(proc, signal.SIGTERM, grace=10)
                         break
-                    continue
+                    if not select.select([fd], [], [], 1.0)[0]:
+                        continue
                 chunk = os.read(fd, 65536)
                 if not chunk:
                     break
                 self.console.child_output(chunk)
                 tail = (tail + chunk)[-_TAIL:]
-                if stall is not None and since is None and stall.pattern.search(tail):
-                    since = time.monotonic()
+                if stall is not None:
+                    # waiting while every line it prints is a waiting line; any other output (the
+                    # lock was freed: downloads, a transaction) is progress and ends the wait
+                    waiting = all(stall.pattern.search(line) for line in chunk.splitlines() if line.strip())
+                    since = (since or time.monotonic()) if waiting else None
             returncode = proc.wait()
         except (KeyboardInterrupt, Stopped) as exc:
             stop_group(proc, exc.signum if isinstance(exc, Stopped) else signal.SIGINT)

@@ -43,7 +43,10 @@ _DNF = LockRule((1, 200), re.compile(
 _ZYPPER = LockRule((7,), re.compile(r"System management is locked by the application with pid"))
 RULES: Dict[str, LockRule] = {"apt-get": _APT, "dnf": _DNF, "yum": _DNF, "zypper": _ZYPPER}
 # What dnf 4 and yum print while they wait without limit
-_WAITING = re.compile(rb"Waiting for process with pid \d+ to finish|Another app is currently holding the yum lock")
+# (yum repeats its holder's "The other application is: ...", "Memory : ...", "Started: ...",
+# "State  : ..." every few seconds while it waits: yum/cli.py)
+_WAITING = re.compile(rb"Waiting for process with pid \d+ to finish|Another app is currently holding the yum lock"
+                      rb"|The other application is:|^\s*(?:Memory|Started|State)\s*:")
 
 
 def is_lock_failure(manager: str, exc: CommandFailed) -> bool:

@@ -93,7 +93,8 @@ def test_apt_lock_held_past_the_bound_is_a_clear_error(tmp_path):
 def test_an_endless_lock_wait_is_stopped(tmp_path):
     """dnf 4 waits for another dnf without limit, printing this line: kbuildguard stops it at its bound."""
     fake = tmp_path / "dnf"
-    fake.write_text("#!/bin/sh\necho 'Waiting for process with pid 4242 to finish.'\nexec sleep 600\n")
+    # dnf 4 says so every second (dnf/lock.py), so the output never goes quiet
+    fake.write_text("#!/bin/sh\nwhile :; do echo 'Waiting for process with pid 4242 to finish.'; sleep 1; done\n")
     fake.chmod(0o755)
     with open(str(tmp_path / "console.txt"), "w") as stream:
         start = time.monotonic()
@@ -121,3 +122,13 @@ def test_a_probe_that_hangs_is_stopped_with_its_children(tmp_path):
     else:
         raise AssertionError("the hanging wrapper answered")
     assert time.monotonic() - start < 20
+
+
+def test_a_wait_that_ends_is_not_stopped(tmp_path):
+    """dnf 4 waited, the other dnf finished, and it is now working: its progress resets the clock."""
+    fake = tmp_path / "dnf"
+    fake.write_text("#!/bin/sh\necho 'Waiting for process with pid 4242 to finish.'\nsleep 1\n"
+                    "for i in 1 2 3 4 5; do echo \"Downloading package $i\"; sleep 1; done\n")
+    fake.chmod(0o755)
+    with open(str(tmp_path / "console.txt"), "w") as stream:
+        run_waiting(_context(stream), [str(fake), "install", "-y", "gcc"], "dnf", wait=2, retry=1)
