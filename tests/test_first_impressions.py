@@ -264,25 +264,43 @@ def test_foreign_architecture_root_names_the_cross_compiler(tmp_path):
     root = System(Kind.BUILD_ROOT, "/srv/arm64", debian, "the build root /srv/arm64")
     binfmt = str(tmp_path / "binfmt")
     os.makedirs(binfmt)
-    note = foreign_root(root, target, "x86_64", debian._replace(arch="x86_64"), binfmt)
+    note = foreign_root(root, target, "x86_64", debian._replace(arch="x86_64"), "apt-get", binfmt)
     assert "a foreign-architecture chroot cannot run here" in note
     assert "apt-get install gcc-12-aarch64-linux-gnu" in note and "ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-" in note
-    assert foreign_root(root, target, "aarch64", debian, binfmt) == ""  # the same machine
+    assert "runs this machine's dnf, which resolves packages for x86_64, not aarch64" in foreign_root(
+        root, target, "x86_64", debian, "dnf", binfmt)
+    assert foreign_root(root, target, "aarch64", debian, "apt-get", binfmt) == ""  # the same machine
     open(os.path.join(binfmt, "qemu-aarch64"), "w").close()
-    assert foreign_root(root, target, "x86_64", debian, binfmt) == ""  # qemu-user runs it
-    assert foreign_root(root._replace(kind=Kind.MACHINE), target, "x86_64", debian, str(tmp_path / "none")) == ""
+    assert foreign_root(root, target, "x86_64", debian, "apt-get", binfmt) == ""  # qemu-user runs it
+    assert foreign_root(root._replace(kind=Kind.MACHINE), target, "x86_64", debian, "apt-get", str(tmp_path / "none")) == ""
 
 
-def test_setup_of_a_foreign_root_says_so_and_installs_nothing(capsys):
+def test_setup_of_a_foreign_root_says_so_and_installs_nothing(capsys, tmp_path):
     if os.uname().machine == "aarch64" or os.path.exists("/proc/sys/fs/binfmt_misc/qemu-aarch64"):
         import pytest
 
         pytest.skip("this machine can run an aarch64 chroot")
     root = os.path.join(os.path.dirname(__file__), "data", "sysroots", "centos-7.8-aarch64")
     code, out, _ = run(capsys, "setup", "--dry-run", "--sysroot", root)
-    assert code == 0 and "a foreign-architecture chroot cannot run here" in out
-    code, _, err = run(capsys, "setup", "--yes", "--sysroot", root, env={"PATH": ""})
-    assert code == 2 and "a foreign-architecture chroot cannot run here" in err
+    assert code == 0 and "runs this machine's yum, which resolves packages for" in out  # a note for yum
+    debian = make_debian_arm64_root(tmp_path)
+    code, out, _ = run(capsys, "setup", "--dry-run", "--sysroot", debian)
+    assert code == 0 and "a foreign-architecture chroot cannot run here" in out and "gcc-12-aarch64-linux-gnu" in out
+    code, _, err = run(capsys, "setup", "--yes", "--sysroot", debian, env={"PATH": ""})
+    assert code == 2 and "a foreign-architecture chroot cannot run here" in err, err
+
+
+def make_debian_arm64_root(tmp_path):
+    """A Debian 12 arm64 build root: os-release, and the arm64 headers with no compiler."""
+    root = tmp_path / "arm64"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "os-release").write_text('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\n'
+                                             'VERSION_ID="12"\nID=debian\n')
+    release = "6.1.0-13-arm64"
+    make_tree(root / "usr" / "src" / ("linux-headers-" + release), arch_config="CONFIG_ARM64", release=release)
+    (root / "lib" / "modules" / release).mkdir(parents=True)
+    os.symlink("/usr/src/linux-headers-" + release, str(root / "lib" / "modules" / release / "build"))
+    return str(root)
 
 
 def test_full_log_line_prints_a_non_ascii_folder_as_other_lines_do():

@@ -34,7 +34,7 @@ def run(ctx: Context, common: Common, yes: bool, dry_run: bool) -> int:
     need_compiler = selection is None or selection.selected is None
     p = plan(target, system.distro, need_compiler=need_compiler, need_tree=target.build_dir is None, scl_root=scl)
     p = check(ctx.runner, for_system(p, system), system, ctx.env)
-    foreign = foreign_root(system, target, os.uname().machine, detect_distro("/")) if p.commands else ""
+    foreign = foreign_root(system, target, os.uname().machine, detect_distro("/"), p.manager) if p.commands else ""
     if foreign:
         p = p._replace(notes=p.notes + (foreign,))
     show(ctx, target, system, p, settings.as_json(), "nothing to install: %s" % (
@@ -42,7 +42,7 @@ def run(ctx: Context, common: Common, yes: bool, dry_run: bool) -> int:
     refuse_unavailable(p)
     if dry_run or not p.commands:
         return 0
-    if foreign:
+    if foreign and p.manager == "apt-get":  # the chroot cannot run at all
         raise UsageError(foreign.split(". ")[0], hint=foreign.split(". ", 1)[1])
     if not system.installable:
         raise UsageError("%s is a %s: kbuildguard plans for it but cannot install there" % (system.describe, system.kind),

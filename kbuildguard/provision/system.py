@@ -140,12 +140,13 @@ _QEMU = {"aarch64": "aarch64", "armv7l": "arm", "ppc64le": "ppc64le", "ppc64": "
          "riscv64": "riscv64", "i686": "i386", "x86_64": "x86_64", "loongarch64": "loongarch64"}
 
 
-def foreign_root(system: System, target: KernelTarget, host: str, host_distro: Distro,
+def foreign_root(system: System, target: KernelTarget, host: str, host_distro: Distro, manager: str = "apt-get",
                  binfmt: str = "/proc/sys/fs/binfmt_misc") -> str:
     """Why a build root of another architecture cannot be installed into from this machine, with the
     cross compiler to build for it from here instead; "" when it can (same machine, or qemu-user
-    registered for it). ``chroot ROOT apt-get`` fails with "Exec format error"; ``dnf --installroot``
-    and ``zypper --root`` would resolve packages for this machine's architecture."""
+    registered for it). ``chroot ROOT apt-get`` fails with "Exec format error" (setup refuses it);
+    ``dnf --installroot``, ``yum --installroot`` and ``zypper --root`` run this machine's manager,
+    which resolves $basearch from this machine unless told otherwise (a note)."""
     arch = str(target.arch or system.distro.arch or "")
     if system.kind is not Kind.BUILD_ROOT or not arch or not host or arch == host:
         return ""
@@ -161,9 +162,12 @@ def foreign_root(system: System, target: KernelTarget, host: str, host_distro: D
         cross = "dnf install gcc-%s (Fedora's cross gcc, for kernel builds)" % triplet
     else:
         cross = "a cross compiler for %s (gcc %s)" % (triplet, major)
-    return ("%s is a %s root and this machine is %s: a foreign-architecture chroot cannot run here (no qemu-user "
-            "registered in %s), and its package manager would resolve packages for %s. Install into it on a %s "
-            "machine, or build for it from here with a cross compiler: %s, then kbuildguard make --sysroot %s "
-            "-- ARCH=%s CROSS_COMPILE=%s-" % (
-                system.root, arch, host, binfmt, host, arch, cross, system.root,
-                "arm64" if arch == "aarch64" else arch, triplet))
+    if manager == "apt-get":
+        why = ("a foreign-architecture chroot cannot run here (no qemu-user registered in %s): `chroot %s apt-get` "
+               "would fail with 'Exec format error'" % (binfmt, system.root))
+    else:
+        why = ("%s runs this machine's %s, which resolves packages for %s, not %s (yum/dnf: $basearch; check what "
+               "it plans before --yes)" % (manager, manager, host, arch))
+    return ("%s is a %s root and this machine is %s: %s. Install into it on a %s machine, or build for it from here "
+            "with a cross compiler: %s, then kbuildguard make --sysroot %s -- ARCH=%s CROSS_COMPILE=%s-" % (
+                system.root, arch, host, why, arch, cross, system.root, "arm64" if arch == "aarch64" else arch, triplet))
