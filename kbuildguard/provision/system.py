@@ -166,7 +166,7 @@ def foreign_root(system: System, target: KernelTarget, host: str, host_distro: D
         why = ("a foreign-architecture chroot cannot run here (no qemu-user registered in %s): `chroot %s apt-get` "
                "would fail with 'Exec format error'" % (binfmt, system.root))
     else:
-        why = ("%s runs this machine's %s, which resolves packages for %s, not %s (yum/dnf: $basearch; check what "
+        why = ("%s runs this machine's %s, which resolves packages for %s, not %s (yum and dnf take the architecture from this machine; check what "
                "it plans before --yes)" % (manager, manager, host, arch))
     return ("%s is a %s root and this machine is %s: %s. Install into it on a %s machine, or build for it from here "
             "with a cross compiler: %s, then kbuildguard make --sysroot %s -- ARCH=%s CROSS_COMPILE=%s-" % (
