@@ -13,7 +13,7 @@ import traceback
 from typing import IO, TYPE_CHECKING, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard import __version__
-from kbuildguard.console import Console, printable
+from kbuildguard.console import Console, printable, wants_color
 from kbuildguard.context import Context
 from kbuildguard.errors import HANDLED_SIGNALS, KbgError, Stopped, UsageError, exit_code_table
 from kbuildguard.probecache import ProbeCache
@@ -394,7 +394,7 @@ def parse(argv: Sequence[str], err: IO[str]) -> Parsed:
 def make_context(args: argparse.Namespace, env: Mapping[str, str], stdout: IO[str], stderr: IO[str], stdin: IO[str],
                  runner: Callable[[Console], Runner], euid: int, cwd: str) -> Context:
     """The Context from its parts; make opens its own log once it knows the module folder."""
-    console = Console(stderr, verbosity=-1 if args.quiet else args.verbose)
+    console = Console(stderr, verbosity=-1 if args.quiet else args.verbose, color=wants_color(env, stderr))
     interactive = hasattr(stdin, "isatty") and stdin.isatty()
     return Context(runner=runner(console), console=console, stdout=stdout, stdin=stdin, interactive=interactive,
                    euid=euid, env=env, cwd=cwd, json=args.json)

@@ -6,7 +6,7 @@ import os
 import re
 import sys
 import time
-from typing import IO, Deque, Iterator, List, Optional
+from typing import IO, Deque, Iterator, List, Mapping, Optional
 
 from kbuildguard.errors import UsageError
 
@@ -40,6 +40,14 @@ def printable(text: str) -> str:
     return _CONTROL.sub(lambda m: "\\x%02x" % ord(m.group()), text)
 
 
+def wants_color(env: Mapping[str, str], stream: IO[str]) -> bool:
+    """Colour only on a terminal that can show it: not with NO_COLOR set (no-color.org), not for
+    TERM=dumb (Emacs' shell buffers, some CI log viewers: the escapes arrive as text), not when
+    TERM is unset (a bare `env -i`), not into a pipe or file."""
+    term = env.get("TERM", "")
+    return "NO_COLOR" not in env and term not in ("", "dumb") and hasattr(stream, "isatty") and stream.isatty()
+
+
 class Console:
     """Where messages go. Built once in cli.main and passed down; there is no module-level console."""
 
@@ -48,7 +56,7 @@ class Console:
         self.stream = stream
         self.verbosity = verbosity
         if color is None:
-            color = "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
+            color = wants_color(os.environ, stream)
         self.color = color
         self.log_path: Optional[str] = None
         self._tail: Deque[str] = collections.deque(maxlen=30)
@@ -147,7 +155,9 @@ class Console:
             self.log("hint: " + hint)
             self._emit(self._paint("hint:", "36;1") + " " + hint + "\n")
         if self.log_path:
-            self._emit("full log: %s\n" % self.log_path)
+            # a path as any other line prints it: Python 3.6 under LC_ALL=C decodes a non-ASCII folder
+            # name to surrogates, which its stderr printed as "\udcc3" (issue 22)
+            self._emit("full log: %s\n" % printable(self.log_path))
 
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[None]:

@@ -71,7 +71,9 @@ _LINKER = re.compile(
     r"(?:\s+version)?(?:\s+\([^()]*\))?\s*(?P<version>\d+(?:\.\d+)+(?:-[\w.~+]+)?)?"
 )
 _CLANG = re.compile(r"^(?P<pre>.*?)\bclang version (?P<version>" + _VER + r")(?P<post>.*)$", re.IGNORECASE)
-_GCC_OLD = re.compile(r"\bgcc version (?P<version>" + _VER + r")(?P<post>.*)$")
+# ChromeOS's old toolchains print "gcc version 4.7.x-google 20130114 (prerelease) (...)": the
+# "-google" tag belongs to the version word; the date after it is still the date.
+_GCC_OLD = re.compile(r"\bgcc version (?P<version>" + _VER + r")(?:-[A-Za-z]\w*)?(?P<post>.*)$")
 # "<program> (<paren>) X.Y.Z [date] [(<vendor>)]" -- gcc --version, CONFIG_CC_VERSION_TEXT,
 # /proc/version since 5.8, and .comment ("GCC: (<paren>) X.Y.Z ...").
 _GCC_NEW = re.compile(
@@ -167,9 +169,16 @@ def parse_compiler(text: str) -> Optional[CompilerId]:
     m = _CLANG.match(body)
     if m:
         pre = m.group("pre").strip()
-        groups = _parens(m.group("post"))
+        post = m.group("post")
+        groups = _parens(post)
         vendor_parts = [pre] if pre else []
-        if groups and not groups[0].strip().startswith(("http", "git@", "/")):
+        # Ubuntu's clang until 18 prints its package release glued to the version
+        # ("Ubuntu clang version 14.0.0-1ubuntu1.1"): that suffix is the vendor release, as the
+        # parenthesised "(15~deb12u1)" is for Debian's.
+        suffix = re.match(r"-(\S+)", post)
+        if suffix and pre:
+            vendor_parts.append(m.group("version") + "-" + suffix.group(1).rstrip(","))
+        elif groups and not groups[0].strip().startswith(("http", "git@", "/")):
             vendor_parts.append(groups[0].strip())
         program = ""
         return CompilerId(Family.CLANG, m.group("version"), " ".join(vendor_parts), "", program, raw, linker)

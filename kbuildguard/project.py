@@ -40,6 +40,21 @@ class Project(NamedTuple):
 
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+# include/linux/module.h: char name[MODULE_NAME_LEN], MODULE_NAME_LEN = MAX_PARAM_PREFIX_LEN =
+# 64 - sizeof(unsigned long) (include/linux/moduleparam.h): 56 on 64-bit kernels, NUL included; 60
+# on 32-bit ones. The 64-bit limit holds everywhere.
+MODULE_NAME_MAX = 55
+
+
+def module_name_problem(name: str) -> str:
+    """Why ``name`` cannot name a kernel module, or "". kbuild takes '-' (the module is then called
+    with '_': scripts/Makefile.lib name-fix)."""
+    if not _NAME.match(name):
+        return "not a module name: letters, digits, '_' and '-', not starting with a digit"
+    if len(name) > MODULE_NAME_MAX:
+        return ("%d characters: a module name has at most %d (struct module's name[MODULE_NAME_LEN] is 56 bytes on "
+                "64-bit kernels, with its NUL)" % (len(name), MODULE_NAME_MAX))
+    return ""
 _MODULE_KEYS = {"name", "sources", "include_dirs", "ccflags", "defines", "objects"}
 _SETTING_KEYS = set(FileSettings._fields) - {"sign_key", "sign_cert"}  # those come from [sign]
 _SIGN_KEYS = {"key", "cert"}
@@ -171,6 +186,8 @@ def _parse_module(mod: Any, where: str) -> ModuleSpec:
     name = mod.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
         raise ConfigError("%s: name must be a module name such as kdemo" % where)
+    if module_name_problem(name):
+        raise ConfigError("%s: name %r: %s" % (where, name, module_name_problem(name)))
     sources, objects = _sources_and_objects(mod, name, where)
     return ModuleSpec(
         name, sources,

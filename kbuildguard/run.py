@@ -6,11 +6,13 @@ under LC_ALL=C; actions stream to the terminal.
 """
 
 import os
+import select
 import shlex
 import shutil
 import signal
 import subprocess
-from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence
+import time
+from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Pattern, Sequence
 
 from kbuildguard.console import Console
 from kbuildguard.errors import Stopped, ToolNotFound
@@ -24,6 +26,19 @@ class Completed(NamedTuple):
     stderr: str
 
 
+class Stall(NamedTuple):
+    """When to stop an action that waits without end: every line it printed for ``seconds`` matched
+    ``pattern`` (dnf 4's "Waiting for process with pid N to finish." each second, yum's "Another app
+    is currently holding the yum lock" and its status lines), or it printed nothing more after one.
+    Then it is stopped and CommandFailed says ``stalled``; any other line resets the clock."""
+
+    pattern: "Pattern[bytes]"
+    seconds: float
+
+
+_TAIL = 16 * 1024  # what an action keeps of its output for its caller (the log file keeps it all)
+
+
 class CommandFailed(Exception):
     """A command exited with a status outside ok_returncodes.
 
@@ -31,11 +46,15 @@ class CommandFailed(Exception):
     converts it; an unconverted one is a bug and gets a traceback.
     """
 
-    def __init__(self, argv: Sequence[str], cwd: Optional[str], returncode: int, stderr: str = ""):
+    def __init__(self, argv: Sequence[str], cwd: Optional[str], returncode: int, stderr: str = "", output: str = "",
+                 stalled: bool = False, timed_out: bool = False):
         self.argv = list(argv)
         self.cwd = cwd
         self.returncode = returncode
         self.stderr = stderr
+        self.output = output  # an action's last output (stdout and stderr), for callers that read why it failed
+        self.stalled = stalled  # an action stopped by its Stall rule
+        self.timed_out = timed_out  # a probe stopped at its timeout
         where = " in %s" % cwd if cwd else ""
         msg = "command %s%s exited with status %d" % (quote(argv), where, returncode)
         if stderr.strip():
@@ -97,17 +116,24 @@ class Runner:
                 self.console.debug("+ %s  (remembered)" % quote(argv))
                 return Completed(list(argv), known[0], known[1], known[2])
         self.console.debug("+ %s%s" % (quote(argv), "  (cwd %s)" % cwd if cwd else ""))
+        # A session of its own: at the timeout the whole group is killed. Killing the child alone
+        # left a wrapper's own children (`#!/bin/sh` + `exec`-less `sleep`) holding the pipes, and
+        # communicate() then waited for them without end (issue 22: a --cc wrapper that hangs).
         try:
             proc = subprocess.Popen(full, cwd=cwd, env=probe_env(env), stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         except OSError as exc:
             raise ToolNotFound("cannot run %s: %s" % (argv[0], exc.strerror or exc))
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            _kill_group(proc)
             proc.communicate()
-            raise CommandFailed(argv, cwd, -9, "timed out after %ss" % timeout)
+            raise CommandFailed(argv, cwd, -9, "timed out after %ss" % timeout, timed_out=True)
+        except (KeyboardInterrupt, Stopped):
+            _kill_group(proc)  # in its own session, the terminal's Ctrl-C did not reach it
+            proc.communicate()
+            raise
         stdout = out.decode("utf-8", errors="replace")
         stderr = err.decode("utf-8", errors="replace")
         if stderr.strip():
@@ -119,14 +145,15 @@ class Runner:
         return Completed(list(argv), proc.returncode, stdout, stderr)
 
     def action(self, argv: Sequence[str], cwd: Optional[str] = None, env: Optional[Mapping[str, str]] = None,
-               ok_returncodes: Sequence[int] = (0,), pass_fds: Sequence[int] = ()) -> int:
+               ok_returncodes: Sequence[int] = (0,), pass_fds: Sequence[int] = (), stall: Optional[Stall] = None) -> int:
         """Run a command whose output the user should see (make, apt-get install).
 
         Its output (stdout and stderr, interleaved as the user would see them) goes to our stderr --
         stdout carries only results -- and, complete, into the log file. The child runs in a process
         group of its own, so that a signal that ends kbuildguard ends it and every compiler it
         started (``stop_group``); it also gets SIGTERM if kbuildguard dies without a word (SIGKILL).
-        ``pass_fds`` lets it inherit a lock, which it then holds as long as it runs.
+        ``pass_fds`` lets it inherit a lock, which it then holds as long as it runs. ``stall`` stops it
+        when it waits without end (see Stall). The last 16 KiB of its output go into CommandFailed.
         """
         full = self._resolve(argv, env)
         self.console.info("+ %s%s" % (quote(argv), "  (cwd %s)" % cwd if cwd else ""))
@@ -136,14 +163,30 @@ class Runner:
                                     start_new_session=True, pass_fds=tuple(pass_fds), preexec_fn=_die_with_parent)
         except OSError as exc:
             raise ToolNotFound("cannot run %s: %s" % (argv[0], exc.strerror or exc))
+        tail = b""
+        since: Optional[float] = None
+        stalled = False
         try:
             assert proc.stdout is not None
             fd = proc.stdout.fileno()
             while True:
+                if stall is not None:
+                    if since is not None and time.monotonic() - since >= stall.seconds:
+                        stalled = True
+                        stop_group(proc, signal.SIGTERM, grace=10)
+                        break
+                    if not select.select([fd], [], [], 1.0)[0]:
+                        continue
                 chunk = os.read(fd, 65536)
                 if not chunk:
                     break
                 self.console.child_output(chunk)
+                tail = (tail + chunk)[-_TAIL:]
+                if stall is not None:
+                    # waiting while every line it prints is a waiting line; any other output (the
+                    # lock was freed: downloads, a transaction) is progress and ends the wait
+                    waiting = all(stall.pattern.search(line) for line in chunk.splitlines() if line.strip())
+                    since = (since or time.monotonic()) if waiting else None
             returncode = proc.wait()
         except (KeyboardInterrupt, Stopped) as exc:
             stop_group(proc, exc.signum if isinstance(exc, Stopped) else signal.SIGINT)
@@ -151,8 +194,8 @@ class Runner:
         finally:
             if proc.stdout is not None:
                 proc.stdout.close()
-        if returncode not in ok_returncodes:
-            raise CommandFailed(argv, cwd, returncode)
+        if stalled or returncode not in ok_returncodes:
+            raise CommandFailed(argv, cwd, returncode, output=tail.decode("utf-8", errors="replace"), stalled=stalled)
         return returncode
 
 
@@ -185,6 +228,13 @@ def decompress_file(program: Sequence[str], path: str, limit: int, timeout: floa
     if len(out) > limit:
         raise ValueError("more than %d bytes" % limit)
     return out if proc.returncode == 0 else None
+
+
+def _kill_group(proc: "subprocess.Popen[bytes]") -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        proc.kill()
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec

@@ -169,10 +169,21 @@ def resolve(cli: CommandLine, env: Mapping[str, str], file: FileSettings = FileS
     if stray:
         raise ConfigError("unknown environment setting(s) %s (known: %s)" % (", ".join(stray), ", ".join(ENVIRONMENT)),
                           hint="unset it; a misspelt setting is an error rather than silently ignored")
+    for option, given in (("--kernel", cli.kernel), ("--kernel-dir", cli.kernel_dir), ("--sysroot", cli.sysroot),
+                          ("--cc", cli.cc), ("--match", cli.match), ("--log-file", cli.log_file),
+                          ("--sign-key", cli.sign_key), ("--sign-cert", cli.sign_cert)):
+        if given is not None and not given.strip():
+            # issue 22: `--kernel "$KVER"` with KVER unset must not quietly mean the running kernel
+            raise UsageError("%s was given an empty value (an unset shell variable?)" % option,
+                             hint="give it a value, or leave the option out")
     match = _first(_cli(cli.match, "--match"), _env(env, "KBUILDGUARD_MATCH"), _file(file.match, "match")) or _default("version")
     if match.value not in MATCH_LEVELS:
         raise ConfigError("%s: match level %r is not one of %s" % (match.origin, match.value, ", ".join(MATCH_LEVELS)))
-    cc = _first(_cli(cli.cc, "--cc"), _cli(make_arg_cc(cli.make_args), "CC= make argument"),
+    arg_cc = make_arg_cc(cli.make_args)
+    if cli.cc and arg_cc is not None and arg_cc != cli.cc:
+        # issue 22: one would be dropped without a word (kbuild takes one CC)
+        raise UsageError("--cc %s and CC=%s after -- name two compilers: give one" % (cli.cc, arg_cc))
+    cc = _first(_cli(cli.cc, "--cc"), _cli(arg_cc, "CC= make argument"),
                 _env(env, "KBUILDGUARD_CC"), _env(env, "CC")) or _default()
     if cc.layer is Layer.ENVIRONMENT and cc.origin == "CC":
         cc = cc._replace(origin="CC environment variable")

@@ -160,11 +160,18 @@ def discover(env: Mapping[str, str], opt_root: str = "/opt/rh") -> List[Tuple[st
     return found
 
 
+# A compiler answers -E -dM and --version in well under a second; 30 s bounds a wrapper (ccache,
+# distcc, a site script) that hangs, even on a loaded machine.
+PROBE_SECONDS = 30
+
+
 def identify(runner: Runner, path: str, env: Optional[Mapping[str, str]] = None) -> Compiler:
     """What the compiler at ``path`` is; raises BadInput if it does not behave like gcc or clang."""
     try:
-        macros = runner.probe([path, "-E", "-dM", "-x", "c", "-"], env=env, remember=True).stdout
+        macros = runner.probe([path, "-E", "-dM", "-x", "c", "-"], env=env, remember=True, timeout=PROBE_SECONDS).stdout
     except CommandFailed as exc:
+        if exc.timed_out:
+            raise BadInput("%s did not answer `-E -dM` within %d s (a wrapper that hangs?): stopped" % (path, PROBE_SECONDS))
         raise BadInput("%s does not work as a C compiler: %s" % (path, exc))
     ident = from_macros(macros)
     if ident is None:
@@ -173,7 +180,7 @@ def identify(runner: Runner, path: str, env: Optional[Mapping[str, str]] = None)
     banner = ""
     vendor = ""
     try:
-        banner = runner.probe([path, "--version"], env=env, remember=True).stdout.strip().splitlines()[0]
+        banner = runner.probe([path, "--version"], env=env, remember=True, timeout=PROBE_SECONDS).stdout.strip().splitlines()[0]
     except (CommandFailed, IndexError):
         pass
     parsed = parse_compiler(banner) if banner else None

@@ -2,7 +2,11 @@
 # shellcheck shell=bash
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-state=${KBUILDGUARD_DEV_STATE:-$repo/.venvs}
+# Where the venvs and the wheel go. KBG_DEV_STATE: kbuildguard refuses KBUILDGUARD_* variables it does
+# not know (a misspelt setting is an error), so a KBUILDGUARD_DEV_STATE left exported would stop
+# every kbuildguard the scripts run; the old name is still read, then unset.
+state=${KBG_DEV_STATE:-${KBUILDGUARD_DEV_STATE:-$repo/.venvs}}
+unset KBUILDGUARD_DEV_STATE
 
 say() { printf '\n== %s\n' "$*" >&2; }
 
@@ -29,7 +33,12 @@ apt_install() {
 # A pyenv Python of the given minor version (3.6, 3.13), or the system's python3 for "system".
 find_python() {
     local want=$1 root
-    root=$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")
+    if [ "$want" = system ]; then
+        command -v python3 && return 0
+        echo "no python3 on PATH ($PATH)" >&2
+        return 1
+    fi
+    root=$(pyenv root 2>/dev/null || echo "${HOME:-/nonexistent}/.pyenv")
     for p in "$root"/versions/"$want".*/bin/python; do
         [ -x "$p" ] && { echo "$p"; return 0; }
     done
@@ -38,27 +47,70 @@ find_python() {
     return 1
 }
 
-# The wheel, built once by the newest Python: what users install, so that is what the tests test.
+# require_pythons VERSION...: before anything else, say which of the Pythons a script needs are
+# missing and how to get them (pyenv builds any of them; Debian 12 ships 3.11 only), then stop.
+require_pythons() {
+    local missing=() v
+    for v in "$@"; do
+        find_python "$v" >/dev/null 2>&1 || missing+=("$v")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    {
+        echo "$0 needs Python $* (each as a pyenv version or python3.N on PATH); missing: ${missing[*]}"
+        echo "get them with pyenv (https://github.com/pyenv/pyenv#installation), then:"
+        for v in "${missing[@]}"; do
+            case $v in
+                3.6) echo "    pyenv install 3.6.15" ;;
+                *) echo "    pyenv install $v" ;;
+            esac
+        done
+        echo "(pyenv builds Python from source: apt-get install build-essential libssl-dev zlib1g-dev"
+        echo " libbz2-dev libreadline-dev libsqlite3-dev libffi-dev liblzma-dev first)"
+    } >&2
+    exit 1
+}
+
+# demo_python: Python 3.13 when one is installed (the newest tested), else the system's python3
+# (Debian 12: 3.11, with python3-venv for `python3 -m venv`). Prints the version word for
+# find_python.
+demo_python() {
+    if find_python 3.13 >/dev/null 2>&1; then
+        echo 3.13
+        return 0
+    fi
+    find_python system >/dev/null || return 1
+    # Debian splits ensurepip out of python3: `python3 -m venv` fails without python3-venv
+    python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv >&2
+    echo system
+}
+
+# The wheel, built once by the newest Python (or by the one named: scripts/demo on a system
+# without 3.13): what users install, so that is what the tests test.
 build_wheel() {
-    local py
-    py=$(find_python 3.13)
-    "$py" -m venv "$state/build"
-    "$state/build/bin/pip" install -q --disable-pip-version-check "setuptools>=61" wheel
+    local version=${1:-3.13} py build
+    py=$(find_python "$version")
+    build=$state/build
+    # another Python's build venv stays its own (`python -m venv` over another's would mix them)
+    [ "$version" = 3.13 ] || build=$state/build-$version
+    "$py" -m venv "$build"
+    "$build/bin/pip" install -q --disable-pip-version-check "setuptools>=61" wheel
     rm -rf "$state/dist"
-    "$state/build/bin/pip" wheel -q --no-deps --no-build-isolation -w "$state/dist" "$repo"
+    "$build/bin/pip" wheel -q --no-deps --no-build-isolation -w "$state/dist" "$repo"
     ls "$state"/dist/kbuildguard-*.whl
 }
 
-# venv VERSION REQUIREMENTS [NAME]: a fresh venv with the wheel and the test tools ($state/NAME,
-# default pyVERSION).
+# venv VERSION [REQUIREMENTS] [NAME]: a fresh venv with the wheel (and the test tools when a
+# requirements file is given), in $state/NAME (default pyVERSION).
 make_venv() {
-    local version=$1 reqs=$2 py venv wheel
+    local version=$1 reqs=${2:-} py venv wheel
     py=$(find_python "$version")
     venv="$state/${3:-py$version}"
     rm -rf "$venv"
     "$py" -m venv "$venv"
     wheel=$(ls "$state"/dist/kbuildguard-*.whl)
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$reqs" >&2
+    if [ -n "$reqs" ]; then
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$reqs" >&2
+    fi
     "$venv/bin/python" -m pip install -q --disable-pip-version-check "$wheel" >&2
     echo "$venv"
 }

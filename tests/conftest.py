@@ -99,8 +99,12 @@ class FakeRunner:
             return Completed(list(argv), code, text, "")
         return Completed(list(argv), 0, out, "")
 
-    def action(self, argv, cwd=None, env=None, ok_returncodes=(0,), pass_fds=()) -> int:
+    def action(self, argv, cwd=None, env=None, ok_returncodes=(0,), pass_fds=(), stall=None) -> int:
         out = self._lookup(argv)
+        if isinstance(out, list):  # one answer per call, in turn (a lock held, then released)
+            out = out.pop(0) if len(out) > 1 else out[0]
+            if isinstance(out, Exception):
+                raise out
         code = out if isinstance(out, int) else 0
         if code not in ok_returncodes:
             raise CommandFailed(argv, cwd, code)

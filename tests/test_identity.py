@@ -55,7 +55,7 @@ def test_proc_version_corpus(release, family, version, vendor, linker, text):
     ("aarch64-poky-linux-gcc (GCC) 11.4.0", "gcc", "11.4.0", "", "aarch64-poky-linux-gcc"),
     ("Debian clang version 16.0.6 (15~deb12u1)", "clang", "16.0.6", "Debian 15~deb12u1", ""),
     ("clang version 16.0.6 (Fedora 16.0.6-3.fc38)", "clang", "16.0.6", "Fedora 16.0.6-3.fc38", ""),
-    ("Ubuntu clang version 14.0.0-1ubuntu1.1", "clang", "14.0.0", "Ubuntu", ""),
+    ("Ubuntu clang version 14.0.0-1ubuntu1.1", "clang", "14.0.0", "Ubuntu 14.0.0-1ubuntu1.1", ""),
     # CONFIG_CC_VERSION_TEXT, quoted (< 5.17) and unquoted
     ('"gcc (GCC) 11.4.1 20231218 (Red Hat 11.4.1-3)"', "gcc", "11.4.1", "Red Hat 11.4.1-3", ""),
     # .comment entries

@@ -16,7 +16,7 @@ import pytest
 from kbuildguard.errors import BadInput
 from kbuildguard.identity import parse_proc_version
 from kbuildguard.target.kernel import read_proc_version
-from kbuildguard.target.pasted import find_kernel_line
+from kbuildguard.target.pasted import decode_pasted, find_kernel_line
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data", "pasted")
@@ -231,3 +231,105 @@ def test_a_whole_syslog_is_searched(tmp_path):
     path.write_text(noise + "Dec  1 11:00:00 host kernel: " + CORPUS[1] + "\n" + noise)
     pv = read_proc_version(str(path))
     assert pv.text == CORPUS[1] and pv.repairs == ("removed a syslog/journal prefix (time, host, 'kernel:')",)
+
+
+# --- a whole banner wherever it stands on a line (issue 22) -----------------------------------------
+#
+# banners.tsv: whole banners with the identity each must read as; forms.tsv: the forms they are
+# pasted in (prefixes, trailers, quoting, wrapping, encodings). Every form of every banner must read
+# as that banner's identity -- never another one.
+
+def _tsv(name: str) -> List[List[str]]:
+    with open(os.path.join(DATA, name), encoding="utf-8") as f:
+        return [line.rstrip("\n").split("\t") for line in f if line.strip() and not line.startswith("#")]
+
+
+BANNERS = _tsv("banners.tsv")
+FORMS = _tsv("forms.tsv")
+_TOKENS = {"{NL}": "\n", "{CR}": "\r", "{TAB}": "\t", "{ESC}": "\x1b"}
+
+
+def _pasted_bytes(form: List[str], banner: str) -> bytes:
+    _name, encoding, width, quote, template, _repair = form
+    text = template
+    for token, char in _TOKENS.items():
+        text = text.replace(token, char)
+    text = text.replace("{B}", banner)
+    if int(width):
+        marker = "" if quote == "-" else quote
+        text = ("Here it is:\n" + "".join(marker + part + "\n" for part in _wrap(text, int(width)))
+                + marker.rstrip() + "\n" + marker + "thanks\n")
+    if encoding == "qp":
+        return quopri.encodestring(("Command line: ro\n" + text + "\nbye\n").encode("utf-8"))
+    if encoding == "utf-16-le-bom":
+        return b"\xff\xfe" + text.encode("utf-16-le")
+    if encoding == "utf-16-be-bom":
+        return b"\xfe\xff" + text.encode("utf-16-be")
+    return text.encode(encoding)
+
+
+def _read_pasted(data: bytes):
+    text, decoded = decode_pasted(data)
+    found = find_kernel_line(text)
+    return found._replace(repairs=decoded + found.repairs)
+
+
+def test_forms_table_is_broad():
+    assert len(FORMS) >= 150 and len(BANNERS) >= 30
+    assert len({f[0] for f in FORMS}) == len(FORMS)
+
+
+@pytest.mark.parametrize("banner", BANNERS, ids=[b[0] for b in BANNERS])
+def test_banner_reads_as_its_identity(banner):
+    _id, release, compiler, linker, line = banner
+    pv = parse_proc_version(line)
+    got_linker = "-" if pv.compiler.linker is None else pv.compiler.linker.describe()
+    assert (pv.release, pv.compiler.describe(), got_linker) == (release, compiler, linker)
+
+
+@pytest.mark.parametrize("form", FORMS, ids=[f[0][:60] for f in FORMS])
+def test_every_banner_in_every_form(form):
+    want_repair = form[5]
+    for _id, release, compiler, linker, line in BANNERS:
+        found = _read_pasted(_pasted_bytes(form, line))
+        pv = parse_proc_version(found.line)
+        got_linker = "-" if pv.compiler.linker is None else pv.compiler.linker.describe()
+        assert (pv.release, pv.compiler.describe(), got_linker) == (release, compiler, linker), (form[0], _id, found)
+        if want_repair != "-":
+            assert any(want_repair in r for r in found.repairs), (form[0], _id, found.repairs)
+
+
+def test_dropped_text_is_named():
+    found = find_kernel_line("cat /proc/version: " + BANNERS[0][4] + "\n")
+    assert found.line == BANNERS[0][4]
+    assert found.repairs == ("removed the text before the kernel line ('cat /proc/version:')",)
+    gdb = find_kernel_line('linux_banner = $1 = 0xffffffff82000100 <linux_banner> "%s\\n"\n' % BANNERS[0][4])
+    assert gdb.repairs[1] == "removed the text after the kernel line ('\\n\"')"
+
+
+def test_utf16_file_is_decoded(tmp_path):
+    path = tmp_path / "version.txt"
+    path.write_bytes(("\ufeff# " + BANNERS[2][4] + "\r\n").encode("utf-16-le"))
+    pv = read_proc_version(str(path))
+    assert pv.release == BANNERS[2][1]
+    assert pv.repairs[0] == "decoded UTF-16 text (a Windows redirect)"
+
+
+@pytest.mark.parametrize("text", [
+    # not a Linux banner
+    "NetBSD version 9.3 (GENERIC) #0: Thu Aug  4 15:30:37 UTC 2022",
+    "MINGW64_NT-10.0-19045 version 3.4.9-341.x86_64 (gcc version 13.2.0 (GCC)) 2023-09-15",
+    "FreeBSD version 14.0-RELEASE-p3 (GENERIC) #0 releng/14.0-n265398-20ca0fd1ff2e: Mon Dec 11 2023",
+    "Darwin Kernel Version 23.2.0: Wed Nov 15 21:53:18 PST 2023; root:xnu-10002.61.3~2/RELEASE_ARM64_T6000",
+    # a whole banner with more words after it: not read
+    "I run Linux version 5.15.0-91-generic (buildd@lcy02) (gcc (Ubuntu 11.4.0-1ubuntu1~22.04) 11.4.0) "
+    "#101-Ubuntu SMP Tue Nov 14 13:30:08 UTC 2023 and it fails.",
+    "# Linux version 5.15.0-91-generic (buildd@lcy02) (gcc (Ubuntu 11.4.0-1ubuntu1~22.04) 11.4.0) #101-Ubuntu SMP since",
+    # behind a prefix, no build part (#N ...): a sentence or a module's message, not a banner
+    "OS: Linux version 5.15.0-91-generic (buildd@lcy02) (gcc (Ubuntu 11.4.0-1ubuntu1~22.04) 11.4.0)",
+    "vendor_nic: built for Linux version 5.10.0 (gcc version 10.2.1 20210110 (Debian 10.2.1-6)) #1 SMP maybe",
+    "# Linux version 5.15 (gcc 11) #1 was fine",
+])
+def test_not_a_whole_banner_is_refused(text):
+    with pytest.raises(BadInput):
+        find_kernel_line(text + "\n")

@@ -1,5 +1,6 @@
 """Install plans per distribution (exact argv), and consent. Stand-in execution is in integration/."""
 
+import io
 import json
 import os
 
@@ -7,6 +8,7 @@ import pytest
 
 from conftest import FakeRunner, context, make_tree
 from kbuildguard.cli import main
+from kbuildguard.console import Console
 from kbuildguard.errors import ConsentRequired, InstallFailed, NoMatchingCompiler
 from kbuildguard.provision import Distro, detect_distro, execute, plan
 from kbuildguard.run import CommandFailed
@@ -144,3 +146,136 @@ def test_install_that_still_does_not_match(tmp_path):
         reselect(context(FakeRunner(), env={"PATH": "/nonexistent"}), target, MatchLevel.VERSION, _plan(tmp_path),
                  str(tmp_path / "opt"), root=str(tmp_path / "root"))
     assert "still no compiler matches" in exc.value.message
+
+
+def test_centos7_altarch_scl_vault_path(capsys):
+    """Issue 22: the seed's CentOS 7 aarch64 machine gets the AltArch vault (/altarch/), not /centos/."""
+    main(["setup", "--dry-run", "--json", "--sysroot", os.path.join(SYSROOTS, "centos-7.8-aarch64")], env={"PATH": ""})
+    notes = " ".join(json.loads(capsys.readouterr()[0])["notes"])
+    assert "baseurl=https://vault.centos.org/altarch/7.9.2009/sclo/aarch64/rh/" in notes
+    assert "/centos/7/sclo" not in notes and "$basearch" not in notes
+
+
+@pytest.mark.parametrize("arch,expected", [
+    ("x86_64", "baseurl=https://vault.centos.org/7.9.2009/sclo/x86_64/rh/"),
+    ("aarch64", "baseurl=https://vault.centos.org/altarch/7.9.2009/sclo/aarch64/rh/"),
+    ("ppc64le", "baseurl=https://vault.centos.org/altarch/7.9.2009/sclo/ppc64le/rh/"),
+    ("ppc64", "AltArch ppc64 has no Software Collections"),
+    ("i686", "AltArch i386 has no Software Collections"),
+    ("armv7l", "AltArch armhfp has no Software Collections"),
+])
+def test_centos7_scl_vault_per_arch(tmp_path, arch, expected):
+    target = _target(tmp_path, "gcc (GCC) 8.3.1 20190311 (Red Hat 8.3.1-3)")
+    p = plan(target, Distro("centos", ("rhel",), "7", "CentOS 7", arch))
+    notes = " ".join(p.notes)
+    assert expected in notes
+    # the package's "elsewhere" (said when the repositories do not offer it) names the same place
+    assert expected in p.checked[0].elsewhere
+
+
+def test_centos7_tree_vault_per_arch(tmp_path):
+    target = _target(tmp_path, "gcc (GCC) 8.3.1 20190311 (Red Hat 8.3.1-3)")
+    for arch, where in [("x86_64", "https://vault.centos.org/7.9.2009/updates/x86_64/Packages/"),
+                        ("aarch64", "https://vault.centos.org/altarch/7.9.2009/updates/aarch64/Packages/")]:
+        p = plan(target, Distro("centos", ("rhel",), "7", "CentOS 7", arch), need_tree=True)
+        assert where in p.checked[-1].elsewhere
+
+
+# --- another package manager holds the lock (issue 22) ---------------------------------------------
+
+APT_LISTS_LOCKED = CommandFailed(["apt-get", "update"], None, 100, output=(
+    "Reading package lists...\nE: Could not get lock /var/lib/apt/lists/lock. It is held by process 4242 (apt-get)\n"
+    "E: Unable to lock directory /var/lib/apt/lists/\n"))
+
+
+def _lock_plan(tmp_path):
+    return _plan(tmp_path)
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
+        self.slept = []
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+    def __call__(self):
+        return self.now
+
+
+def test_apt_lists_lock_is_waited_for_then_proceeds(tmp_path, capsys):
+    from kbuildguard.provision import lock
+
+    runner = FakeRunner({("apt-get", "update"): [APT_LISTS_LOCKED, APT_LISTS_LOCKED, 0],
+                         ("apt-get", "install", "-y", "--no-install-recommends", "gcc-11"): 0})
+    runner.console = Console(stream=io.StringIO(), color=False)
+    ctx = context(runner, euid=0)
+    clock = _Clock()
+    for cmd in _lock_plan(tmp_path).commands:
+        lock.run_waiting(ctx, cmd, "apt-get", wait=60, retry=10, sleep=clock.sleep, clock=clock)
+    assert runner.calls == [["apt-get", "update"]] * 3 + [["apt-get", "install", "-y", "--no-install-recommends", "gcc-11"]]
+    assert clock.slept == [10, 10]
+    err = runner.console.stream.getvalue()
+    assert "another package manager holds the lock (E: Could not get lock /var/lib/apt/lists/lock" in err
+    assert "up to 60 s" in err
+
+
+def test_lock_held_too_long_is_a_clear_error(tmp_path):
+    from kbuildguard.provision import lock
+
+    runner = FakeRunner({("apt-get", "update"): [APT_LISTS_LOCKED]})
+    clock = _Clock()
+    with pytest.raises(InstallFailed) as exc:
+        lock.run_waiting(context(runner, euid=0), ("apt-get", "update"), "apt-get", wait=30, retry=10,
+                         sleep=clock.sleep, clock=clock)
+    assert "still holds the lock after 30 s" in exc.value.message and "nothing was installed" in exc.value.message
+    assert len(runner.calls) == 4
+
+
+def test_other_failures_are_not_waited_for():
+    from kbuildguard.provision import lock
+
+    broken = CommandFailed(["apt-get", "update"], None, 100, output="E: The repository 'http://x bookworm Release' does not have a Release file.\n")
+    runner = FakeRunner({("apt-get", "update"): [broken]})
+    with pytest.raises(CommandFailed):
+        lock.run_waiting(context(runner, euid=0), ("apt-get", "update"), "apt-get", sleep=lambda s: None)
+    assert len(runner.calls) == 1
+
+
+@pytest.mark.parametrize("manager,status,output,locked", [
+    ("apt-get", 100, "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 77 (unattended-upgr)", True),
+    ("apt-get", 100, "E: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), is another process using it?", True),
+    ("apt-get", 100, "E: Unable to locate package gcc-8", False),
+    ("apt-get", 1, "E: Could not get lock /var/lib/apt/lists/lock", False),  # the status must say so too
+    ("zypper", 7, "System management is locked by the application with pid 1234 (zypper).\nClose this application before trying again.", True),
+    ("zypper", 104, "No provider of 'gcc99' found.", False),
+    ("dnf", 1, "Failed to obtain rpm transaction lock. Another transaction is in progress.", True),  # dnf5
+    ("dnf", 1, "Error: Unable to find a match: gcc-toolset-99-gcc", False),
+    ("yum", 1, "No package devtoolset-99-gcc available.", False),
+])
+def test_lock_failures_are_told_by_status_and_text(manager, status, output, locked):
+    from kbuildguard.provision.lock import is_lock_failure
+
+    assert is_lock_failure(manager, CommandFailed([manager], None, status, output=output)) is locked
+
+
+def test_dnf4_endless_wait_is_bounded_and_zypper_told_how_long():
+    from kbuildguard.provision.lock import locked_env, run_waiting
+
+    seen = []
+
+    class Recording(FakeRunner):
+        def action(self, argv, cwd=None, env=None, ok_returncodes=(0,), pass_fds=(), stall=None):
+            seen.append((argv[0], stall, dict(env)))
+            return 0
+
+    run_waiting(context(Recording(), euid=0, env={"LANG": "de_DE.UTF-8"}), ("dnf", "install", "-y", "gcc"), "dnf", wait=120)
+    name, stall, env = seen[0]
+    assert stall is not None and 119 < stall.seconds <= 120 and stall.pattern.search(b"Waiting for process with pid 812 to finish.")
+    assert env["LC_ALL"] == "C" and env["LANG"] == "de_DE.UTF-8"
+    assert locked_env("zypper", {}, 95.5)["ZYPP_LOCK_TIMEOUT"] == "95"
+    # a stalled dnf is a lock failure whatever its status
+    from kbuildguard.provision.lock import is_lock_failure
+    assert is_lock_failure("dnf", CommandFailed(["dnf"], None, -15, stalled=True))

@@ -33,7 +33,7 @@ def test_target_comes_whole_from_the_highest_layer():
 
 
 @pytest.mark.parametrize("cli, env, expected", [
-    (CommandLine(cc="gcc-12", make_args=("CC=gcc-11",)), {"CC": "clang"}, ("gcc-12", "--cc")),
+    (CommandLine(cc="gcc-12", make_args=("CC=gcc-12",)), {"CC": "clang"}, ("gcc-12", "--cc")),
     (CommandLine(make_args=("-j4", "CC=gcc-11")), {"KBUILDGUARD_CC": "gcc-10", "CC": "clang"}, ("gcc-11", "CC= make argument")),
     (CommandLine(), {"KBUILDGUARD_CC": "gcc-10", "CC": "clang"}, ("gcc-10", "KBUILDGUARD_CC")),
     (CommandLine(), {"CC": "clang"}, ("clang", "CC environment variable")),

@@ -279,8 +279,18 @@ def plan(ctx: Context, proj: Project, req: Request, prepared: Prepared) -> Plan:
     if missing:
         raise ConfigError("%s names file(s) that do not exist: %s" % (proj.config_path, ", ".join(missing)))
     if not proj.modules and not any(os.path.exists(os.path.join(req.module_dir, n)) for n in ("Kbuild", "Makefile")):
+        if proj.config_path:  # issue 22: an empty file is not a missing one
+            raise ConfigError("%s declares no module (no [[module]] table) and %s has no Kbuild or Makefile: nothing "
+                              "to build" % (printable(proj.config_path), printable(req.module_dir)),
+                              hint="declare one: [[module]] name = \"NAME\" (sources default to NAME.c); "
+                                   "`kbuildguard init` writes an example")
         raise ConfigError("%s has no kbuildguard.toml, Kbuild or Makefile: nothing to build" % printable(req.module_dir),
                           hint="run `kbuildguard init` to create kbuildguard.toml and a module source")
+    hand = [f.name for f in files if f.action == "kept (hand-written)"]
+    if proj.modules and hand:  # issue 22: the declarations would otherwise be dropped without a word
+        ctx.console.warn("%s: its [[module]] declarations are ignored: the hand-written %s builds this folder as it is "
+                         "(kbuildguard generates Kbuild and Makefile only where neither is hand-written)"
+                         % (printable(proj.config_path or ""), " and ".join(hand)))
     target = prepared.target
     assert target.build_dir is not None and prepared.selection.selected is not None
     root = outputs.stage_root(ctx.env, ctx.euid) if not req.dry_run else "STAGE_ROOT"

@@ -23,7 +23,7 @@ from kbuildguard.gates.verify import (
 )
 from kbuildguard.report import ForecastRow, forecast_row
 from kbuildguard.settings import Common
-from kbuildguard.target import kernel
+from kbuildguard.target import kconfig, kernel
 from kbuildguard.target.drift import compare
 from kbuildguard.target.kernel import KernelTarget, Selector
 from kbuildguard.toolchain import MatchLevel
@@ -44,6 +44,8 @@ class CheckOptions(NamedTuple):
 def expectation(ctx: Context, target: KernelTarget, level: MatchLevel, opts: CheckOptions) -> Expectation:
     reference, not_compared = find_reference(target, ctx.path(opts.vmlinux) if opts.vmlinux else None)
     config_file = ctx.path(opts.kernel_config) if opts.kernel_config else None
+    if config_file:
+        kconfig.read_named(config_file)  # refused here: the reads below fall back to the tree's quietly
     try:
         drift = compare(target, config_file)
     except BadInput:  # the loader's gates read it again and say what they could not see
@@ -109,7 +111,7 @@ def checked(ctx: Context, target: KernelTarget, level: MatchLevel, opts: CheckOp
 
 
 def run(ctx: Context, opts: CheckOptions) -> int:
-    settings = settings_for(ctx, opts.common.cli)
+    settings = settings_for(ctx, opts.common.cli, read_file=False)
     selectors, many = kernel_selectors(ctx, settings, opts.fetch, "check", many=True)
     paths = find_modules(absolute(ctx, opts.paths))
     if not paths:

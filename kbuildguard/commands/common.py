@@ -8,17 +8,34 @@ from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.errors import ConfigError, PackageUnavailable, UsageError
 from kbuildguard.formats.module import find_modules
-from kbuildguard.settings import CommandLine, Common, Settings, resolve
+from kbuildguard.settings import CommandLine, Common, Layer, Settings, resolve
 from kbuildguard.target import fetch, kernel
 from kbuildguard.target.kernel import KernelTarget, Selector
 from kbuildguard.toolchain import Forced, MatchLevel
 
 
-def settings_for(ctx: Context, cli: CommandLine, folder: Optional[str] = None) -> Settings:
+def settings_for(ctx: Context, cli: CommandLine, folder: Optional[str] = None, read_file: bool = True) -> Settings:
     """The cascade for this invocation; kbuildguard.toml of the module folder (make -C) or of the
-    folder kbuildguard was started in."""
+    folder kbuildguard was started in -- not for ``read_file=False`` (check: see target_and_modules)."""
+    if not read_file:
+        settings = resolve(cli, ctx.env)
+        path = os.path.join(folder or ctx.cwd, project.CONFIG_NAME)
+        if os.path.isfile(path):
+            ctx.console.info("note: %s is not read: check takes its settings from the command line and KBUILDGUARD_* "
+                             "only (a repository's file must not loosen a verdict: --match, --kernel)" % printable(path))
+        return settings
     proj = project.load(folder or ctx.cwd)
-    return resolve(cli, ctx.env, proj.settings)
+    settings = resolve(cli, ctx.env, proj.settings)
+    say_file_settings(ctx, settings, proj.config_path)
+    return settings
+
+
+def say_file_settings(ctx: Context, settings: Settings, path: Optional[str]) -> None:
+    """Settings a kbuildguard.toml decided, said with the file's path: a cloned repository's file
+    changes what kbuildguard does, and the user should see it did."""
+    from_file = ["%s = %r" % (name, v.value) for name, v in zip(settings._fields, settings) if v.layer is Layer.FILE]
+    if from_file and path:
+        ctx.console.info("settings from %s: %s" % (printable(path), ", ".join(from_file)))
 
 
 def selector_for(settings: Settings, proc_version_file: Optional[str] = None, kernel: Optional[str] = None) -> Selector:
@@ -50,9 +67,10 @@ def absolute(ctx: Context, paths: Sequence[str]) -> Sequence[str]:
 
 
 def target_and_modules(ctx: Context, common: Common, paths: Sequence[str], verb: str) -> Tuple[Settings, KernelTarget, List[str]]:
-    """What `sign` starts from: the settings, the one target kernel, the module files (`check` takes
-    several kernels: kernel_selectors)."""
-    settings = settings_for(ctx, common.cli)
+    """What `sign` starts from (`check`, which takes several kernels, uses kernel_selectors): the
+    settings, the one target kernel, the module files. sign, the RPM build's step inside the module's
+    own repository, reads its kbuildguard.toml (its [sign] key), and says which settings it took."""
+    settings = settings_for(ctx, common.cli, read_file=verb != "check")
     single_kernel(settings, verb)
     target = kernel.resolve(selector_for(settings))
     found = find_modules(absolute(ctx, paths))

@@ -5,7 +5,8 @@ from kbuildguard.build.pipeline import no_match_error
 from kbuildguard.commands.common import FetchOptions, forced_of, kernel_selectors, level_of, settings_for
 from kbuildguard.console import printable
 from kbuildguard.context import Context
-from kbuildguard.settings import Common
+from kbuildguard.errors import NoMatchingCompiler
+from kbuildguard.settings import Common, Settings
 from kbuildguard.target import kernel
 from kbuildguard.target.kernel import KernelTarget
 from kbuildguard.toolchain import Selection, Verdict
@@ -51,5 +52,23 @@ def run(ctx: Context, common: Common, fetch: FetchOptions = FetchOptions()) -> i
         describe_kernel(ctx, target)
         describe_selection(ctx, selection)
     if selection.selected is None:
-        raise no_match_error(target, selection)
+        raise with_setup_hint(ctx, target, selection, settings, common)
     return 0
+
+
+def with_setup_hint(ctx: Context, target: KernelTarget, selection: Selection, settings: Settings,
+                    common: Common) -> NoMatchingCompiler:
+    """The no-match error, its hint from the plan `kbuildguard setup` makes with the same inputs (the
+    same system, checked the same way), or, when --cc/CC= excluded a compiler that matches, that one."""
+    error = no_match_error(target, selection)
+    scl = settings.scl_root.value or "/opt/rh"
+    if forced_of(settings) is not None:
+        others = toolchain.select(ctx.runner, target, level_of(settings), ctx.env, opt_root=scl)
+        if others.selected is not None:
+            error.hint = "%s matches the kernel's compiler: drop %s (or name it instead)" % (
+                printable(others.selected.path), selection.candidates[0].origin if selection.candidates else "--cc")
+            return error
+    from kbuildguard.provision import setup_hint  # the catalogue is read only on this error path
+
+    error.hint = setup_hint(ctx.runner, target, settings.sysroot.value, common.proc_version_file, ctx.env, scl)
+    return error

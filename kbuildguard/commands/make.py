@@ -6,12 +6,20 @@ from typing import NamedTuple, Optional, Tuple
 from kbuildguard import project
 from kbuildguard.build import kbuild
 from kbuildguard.build import pipeline as build
-from kbuildguard.commands.common import FetchOptions, fetched_releases, fetched_selector, forced_of, level_of, selector_for
+from kbuildguard.commands.common import (
+    FetchOptions,
+    fetched_releases,
+    fetched_selector,
+    forced_of,
+    level_of,
+    say_file_settings,
+    selector_for,
+)
 from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.errors import ConfigError, UsageError
 from kbuildguard.settings import Common, resolve
-from kbuildguard.target import kernel
+from kbuildguard.target import kconfig, kernel
 
 
 class MakeOptions(NamedTuple):
@@ -55,8 +63,11 @@ def run(ctx: Context, opts: MakeOptions) -> int:
     if len(goals) != 1 or goals[0] not in kbuild.TARGETS:
         raise UsageError("target must be one of %s (got %s); make arguments go after --" % (
             ", ".join(kbuild.TARGETS), printable(" ".join(goals))))
+    if opts.kernel_config:
+        kconfig.read_named(ctx.path(opts.kernel_config))  # before anything is built
     proj = project.load(module_dir)
     settings = resolve(opts.common.cli, ctx.env, proj.settings)
+    say_file_settings(ctx, settings, proj.config_path)
     log = settings.log.value
     req = build.Request(
         module_dir=module_dir, goal=goals[0],

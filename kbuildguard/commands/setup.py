@@ -6,12 +6,15 @@ packages exist, show the plan; then -- only for this machine or a build root, wi
 install, and check that the new compiler matches.
 """
 
+import os
+
 from kbuildguard import report, toolchain
 from kbuildguard.commands.common import level_of, selector_for, settings_for, single_kernel
 from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.errors import PackageUnavailable, UsageError
-from kbuildguard.provision import InstallPlan, Kind, System, check, execute, for_system, plan, reselect, system_for
+from kbuildguard.provision import InstallPlan, Kind, System, check, detect_distro, execute, for_system, plan, reselect, system_for
+from kbuildguard.provision.system import foreign_root
 from kbuildguard.run import quote
 from kbuildguard.settings import Common
 from kbuildguard.target import kernel
@@ -31,11 +34,16 @@ def run(ctx: Context, common: Common, yes: bool, dry_run: bool) -> int:
     need_compiler = selection is None or selection.selected is None
     p = plan(target, system.distro, need_compiler=need_compiler, need_tree=target.build_dir is None, scl_root=scl)
     p = check(ctx.runner, for_system(p, system), system, ctx.env)
+    foreign = foreign_root(system, target, os.uname().machine, detect_distro("/"), p.manager) if p.commands else ""
+    if foreign:
+        p = p._replace(notes=p.notes + (foreign,))
     show(ctx, target, system, p, settings.as_json(), "nothing to install: %s" % (
         selection.selected.describe() if selection and selection.selected else "build tree present"))
     refuse_unavailable(p)
     if dry_run or not p.commands:
         return 0
+    if foreign and p.manager == "apt-get":  # the chroot cannot run at all
+        raise UsageError(foreign.split(". ")[0], hint=foreign.split(". ", 1)[1])
     if not system.installable:
         raise UsageError("%s is a %s: kbuildguard plans for it but cannot install there" % (system.describe, system.kind),
                          hint="run the plan's commands on that machine, or run kbuildguard setup there")

@@ -2,15 +2,18 @@
 make --sign does, then verify them as check does. rpm strips after %install, and a stripped module
 loses its signature (rpm #1824): the RPM macros run this from %__spec_install_post."""
 
-from typing import NamedTuple, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
+from kbuildguard import report
 from kbuildguard.build import modsign
 from kbuildguard.commands import check
 from kbuildguard.commands.common import level_of, target_and_modules
 from kbuildguard.console import printable
 from kbuildguard.context import Context
-from kbuildguard.gates.verify import verify_paths
-from kbuildguard.settings import Common
+from kbuildguard.errors import ModuleRejected
+from kbuildguard.gates.verify import Expectation, ModuleReport, fix_hint, verify_paths
+from kbuildguard.settings import Common, Settings
+from kbuildguard.target.kernel import KernelTarget
 
 
 class SignOptions(NamedTuple):
@@ -31,11 +34,32 @@ def run(ctx: Context, opts: SignOptions) -> int:
     before = verify_paths(paths, expect._replace(sign_later=True))
     refused = [r for r in before if r.failed()]
     if refused:
-        check.print_reports(ctx, expect, refused)
-        check.verdict(target, refused)  # raises: nothing was signed
+        # every module is named, the ones that passed too: none of them was signed
+        show(ctx, expect, settings, before, signed=False)
+        raise refusal(target, before, refused)
     ctx.console.info("signing with %s" % printable(modsign.describe(signer)))
     with ctx.console.step("sign %d module(s) with %s" % (len(paths), signer.hash)):
         modsign.sign(ctx.runner, signer, paths, ctx.env)
     reports = modsign.verify_signed(ctx.runner, signer, paths, expect, ctx.env)
-    check.print_reports(ctx, expect, reports)
+    show(ctx, expect, settings, reports, signed=True)
     return check.verdict(target, reports)
+
+
+def show(ctx: Context, expect: Expectation, settings: Settings, reports: List[ModuleReport], signed: bool) -> None:
+    """The reports as check prints them, or (--json) as check --json does, with whether they were signed."""
+    if ctx.json:
+        ctx.out_json(dict(report.expectation_json(expect), settings=settings.as_json(), signed=signed,
+                          modules=report.modules_json(reports)))
+    else:
+        check.print_reports(ctx, expect, reports)
+
+
+def refusal(target: KernelTarget, reports: List[ModuleReport], refused: List[ModuleReport]) -> ModuleRejected:
+    """Nothing was signed: the modules that fail a gate, and those that pass but were held back with them."""
+    passed = [r.path for r in reports if not r.failed()]
+    return ModuleRejected(
+        "%d of %d module(s) fail a gate for kernel %s (%s): nothing was signed%s" % (
+            len(refused), len(reports), target.release, ", ".join(printable(r.path) for r in refused),
+            "; %s passed and %s not signed either" % (", ".join(printable(p) for p in passed),
+                                                      "was" if len(passed) == 1 else "were") if passed else ""),
+        hint=fix_hint([c for r in refused for c in r.failed()]))

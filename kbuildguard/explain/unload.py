@@ -15,6 +15,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from kbuildguard import bounded
 from kbuildguard.errors import BadInput, KbgError, UsageError
+from kbuildguard.gates import loader
 from kbuildguard.gates.verify import STRUCT_MODULE_GATES, Check, Expectation, find_reference, verify_path
 from kbuildguard.target import drift, kconfig, kernel
 from kbuildguard.target.kernel import KernelTarget
@@ -161,10 +162,17 @@ def _kernel(root: str, release: str, unseen: List[str]) -> Tuple[Optional[Kernel
     return target, config
 
 
-def _ko_evidence(ko: str, target: KernelTarget, level: MatchLevel) -> Tuple[Tuple[Check, ...], Optional[bool], Optional[str]]:
-    """(checks, does the file have an exit function, what is wrong with its struct module) of the .ko on disk."""
-    reference, why_not = find_reference(target)
-    rep = verify_path(ko, Expectation(target, level, reference, why_not))
+def _ko_evidence(ko: str, target: KernelTarget, level: MatchLevel, root: str = "/",
+                 config: Optional[Dict[str, str]] = None) -> Tuple[Tuple[Check, ...], Optional[bool], Optional[str]]:
+    """(checks, does the file have an exit function, what is wrong with its struct module) of the .ko on disk.
+
+    Of a captured root, what it holds of the loaded kernel counts as the running kernel's would: its
+    sys/kernel/btf/vmlinux gives the layout, its boot/config-R the configuration the other gates read
+    (issue 22: both were ignored, "layout not compared", "CONFIG_MODULE_SIG is unknown")."""
+    btf = os.path.join(root, "sys/kernel/btf/vmlinux")
+    reference, why_not = find_reference(target, btf if root != "/" and os.path.isfile(btf) else None)
+    facts = loader.gather(target, read=config) if config else None
+    rep = verify_path(ko, Expectation(target, level, reference, why_not, facts))
     has_exit = rep.info.layout.exit_offset is not None if rep.info is not None and rep.info.layout is not None else None
     problems = [c.message for c in rep.checks if not c.ok and c.name in STRUCT_MODULE_GATES]
     return rep.checks, has_exit, "; ".join(problems) or None
@@ -185,7 +193,7 @@ def gather(root: str, name: str, release: Optional[str], ko: Optional[str], leve
     ko = ko or find_ko(root, release, mod.name)
     checks, has_exit, layout_problem = None, None, None
     if ko and target is not None:
-        checks, has_exit, layout_problem = _ko_evidence(ko, target, level)
+        checks, has_exit, layout_problem = _ko_evidence(ko, target, level, root, config)
     elif not ko:
         unseen.append("the module's .ko (not in modules.dep; give --ko FILE)")
     findings = diagnose(mod, module_unload, force, has_exit, layout_problem)

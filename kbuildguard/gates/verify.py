@@ -34,6 +34,8 @@ from kbuildguard.versions import release_tuple
 WHY = ("a module built by another compiler can see a different struct module layout than the kernel: "
        "it may be refused at load, or load and then never unload (rmmod: Device or resource busy)")
 WHY_SENTENCE = WHY[0].upper() + WHY[1:] + "."
+LAYOUT_SENTENCE = ("The module's struct module differs from the kernel's although its compiler matches: it was built "
+                   "against another configuration or build tree than the kernel's own.")
 
 
 class Verdict(StrEnum):
@@ -65,7 +67,10 @@ def fix_hint(failed: Sequence[Check]) -> str:
     for c in failed:
         if c.fix and c.fix not in fixes:
             fixes.append(c.fix)
-    why = WHY_SENTENCE + " " if {c.name for c in failed} & STRUCT_MODULE_GATES else ""
+    names = {c.name for c in failed}
+    # the "another compiler" sentence only when the compiler is what differs: a layout mismatch
+    # under the kernel's own compiler is the configuration's or the tree's doing (issue 22)
+    why = WHY_SENTENCE + " " if Gate.COMPILER in names else LAYOUT_SENTENCE + " " if Gate.LAYOUT in names else ""
     return "%sFix: %s" % (why, "; ".join(fixes))
 
 

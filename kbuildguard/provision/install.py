@@ -8,6 +8,7 @@ import os
 
 from kbuildguard.context import Context
 from kbuildguard.errors import ConsentRequired, InstallFailed, NoMatchingCompiler, PackageUnavailable
+from kbuildguard.provision.lock import run_waiting
 from kbuildguard.provision.plan import InstallPlan, plan
 from kbuildguard.provision.system import check, system_for
 from kbuildguard.run import CommandFailed, quote
@@ -49,7 +50,7 @@ def execute(ctx: Context, p: InstallPlan, yes: bool, dry_run: bool) -> bool:
             raise ConsentRequired("install declined: nothing was installed", hint="run: %s" % commands)
     for cmd in p.commands:
         try:
-            ctx.runner.action(list(cmd), env=ctx.env)
+            run_waiting(ctx, cmd, p.manager)
         except CommandFailed as exc:
             raise InstallFailed("%s failed with status %d: %s may not be installed" % (
                 quote(cmd), exc.returncode, ", ".join(p.packages)),

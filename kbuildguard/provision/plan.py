@@ -142,6 +142,25 @@ def elsewhere(entry: Dict[str, Any], distro: Distro, role: Role, **values: Any) 
     return ""
 
 
+# yum's $basearch where it differs from uname -m (CentOS 7 AltArch: i386 for i686, armhfp for armv7l).
+# AltArch content (every architecture but x86_64) lives under /altarch/ on vault.centos.org: CentOS
+# sets the yum variable $contentdir to "altarch" there (/etc/yum/vars/contentdir).
+_BASEARCH = {"i686": "i386", "armv7l": "armhfp"}
+
+
+def scl_vault(entry: Dict[str, Any], arch: str) -> str:
+    """Where the entry's archived Software Collections for ``arch`` are, as a sentence ({scl_vault} in its
+    texts); "" when the entry has none. CentOS 7 AltArch keeps them under /altarch/, not /centos/."""
+    table = entry.get("scl_vault")
+    if not table:
+        return ""
+    basearch = _BASEARCH.get(arch, arch or "x86_64")
+    url = table.get(basearch) if basearch not in ("_comment", "found", "missing") else None
+    if url:
+        return str(table["found"]).format(url=url)
+    return str(table["missing"]).format(arch=basearch)
+
+
 def plan(target: KernelTarget, distro: Distro, need_compiler: bool = True, need_tree: bool = False,
          scl_root: str = "/opt/rh") -> InstallPlan:
     """What to install on ``distro`` for ``target``; raises NoMatchingCompiler when nothing provides it."""
@@ -158,6 +177,8 @@ def plan(target: KernelTarget, distro: Distro, need_compiler: bool = True, need_
     pre: List[Tuple[str, ...]] = []
     notes: List[str] = []
     path = ""
+    basearch = _BASEARCH.get(distro.arch or str(target.arch or ""), distro.arch or str(target.arch or "") or "x86_64")
+    vault = scl_vault(entry, basearch)
     if need_compiler:
         rule = _legacy(entry["gcc"] if kernel.family is Family.GCC else entry["clang"], major)
         system = entry.get("system_gcc") if kernel.family is Family.GCC else None
@@ -176,13 +197,13 @@ def plan(target: KernelTarget, distro: Distro, need_compiler: bool = True, need_
             notes.append("%s ships one clang; the kernel needs clang %s" % (entry["name"], kernel.version))
         else:
             for text in rule.get("notes", {}).values():
-                notes.append(text.format(N=major))
+                notes.append(text.format(N=major, scl_vault=vault))
             raise NoMatchingCompiler(
                 "no package of %s provides %s %d (the kernel's %s)" % (entry["name"], kernel.family, major, kernel.describe()),
                 hint=" ".join(notes) or "build on a machine of the distribution that built the kernel", details=notes)
         for key, text in rule.get("notes", {}).items():
             if key == distro.id or key in distro.like:
-                notes.append(text.format(N=major))
+                notes.append(text.format(N=major, scl_vault=vault))
         if kernel.vendor:
             notes.append("the kernel was built by %s; %s installs the repository's current build of %s %d, whose exact "
                          "release may differ: kbuildguard checks it again after installing (match level decides)"
@@ -192,7 +213,9 @@ def plan(target: KernelTarget, distro: Distro, need_compiler: bool = True, need_
         tree = entry.get("tree_uek") if "uek" in target.release and entry.get("tree_uek") else entry["tree"]
         packages += _fmt(tree, release=target.release)
     checked = tuple(
-        Package(name, role, None, elsewhere(entry, distro, role, package=name, release=target.release, N=major))
+        Package(name, role, None, elsewhere(entry, distro, role, package=name, release=target.release, N=major,
+                                            scl_vault=vault, basearch=basearch,
+                                            contentdir="" if basearch == "x86_64" else "altarch/"))
         for role, name in [(Role.COMPILER if i < compilers else Role.TREE, n) for i, n in enumerate(packages)])
     if not packages:
         return InstallPlan(distro, manager, (), (), tuple(notes), path)

@@ -9,6 +9,7 @@
   from here, so its plan is unverified.
 """
 
+import os
 import re
 from typing import Dict, Mapping, NamedTuple, Optional
 
@@ -16,9 +17,9 @@ from kbuildguard.errors import NoMatchingCompiler
 from kbuildguard.provision.apt import Apt
 from kbuildguard.provision.dnf import Dnf, Yum
 from kbuildguard.provision.manager import Manager
-from kbuildguard.provision.plan import Distro, InstallPlan, detect_distro
+from kbuildguard.provision.plan import Distro, InstallPlan, detect_distro, plan
 from kbuildguard.provision.zypper import Zypper
-from kbuildguard.run import Runner
+from kbuildguard.run import Runner, quote
 from kbuildguard.strenum import StrEnum
 from kbuildguard.target import sysroot as sysroots
 from kbuildguard.target.kernel import KernelTarget
@@ -104,3 +105,69 @@ def check(runner: Runner, p: InstallPlan, system: System, env: Mapping[str, str]
         return p._replace(unverified="%s: %s" % (answer.asked, answer.unverified), asked=answer.asked)
     checked = tuple(pkg._replace(available=answer.available.get(pkg.name, False)) for pkg in p.checked)
     return p._replace(checked=checked, asked=answer.asked)
+
+
+def setup_hint(runner: Runner, target: KernelTarget, sysroot: Optional[str], proc_version_file: Optional[str],
+               env: Mapping[str, str], scl_root: str = "/opt/rh") -> str:
+    """What ``kbuildguard setup`` with the same inputs would do, as a hint for "no matching compiler":
+    the same system, the same plan, checked the same way (issue 22: detect of an EL8 kernel line on
+    Debian hinted `apt-get install gcc-8`, which Debian 12 does not have, while setup planned dnf)."""
+    try:
+        system = system_for(target, sysroot, proc_version_file)
+        p = plan(target, system.distro, need_compiler=True, need_tree=target.build_dir is None, scl_root=scl_root)
+    except NoMatchingCompiler as exc:
+        return exc.message + ("; " + exc.hint if exc.hint else "")
+    p = check(runner, for_system(p, system), system, env)
+    cmds = " && ".join(quote(c) for c in p.commands)
+    where = "%s (%s)" % (system.describe, system.distro.name)
+    missing = [pkg.name for pkg in p.checked if pkg.available is False]
+    if missing:
+        found = [pkg.elsewhere for pkg in p.checked if pkg.available is False and pkg.elsewhere]
+        return "%s: %s says %s not in its repositories%s" % (
+            where, p.asked, " and ".join(missing), (": " + " ".join(found)) if found else "")
+    if not system.installable:
+        return "`kbuildguard setup` plans for %s: %s -- to be run on that machine (%s)" % (where, cmds, p.unverified)
+    checked = "checked with %s" % p.asked if p.asked and not p.unverified else "unverified: %s" % p.unverified
+    return "`kbuildguard setup` installs it on %s: %s (%s)" % (where, cmds, checked)
+
+
+# GNU triplets of Debian's cross compilers (gcc-N-TRIPLET) and Fedora's (gcc-TRIPLET, kernel builds only)
+_TRIPLETS = {"aarch64": "aarch64-linux-gnu", "armv7l": "arm-linux-gnueabihf", "ppc64le": "powerpc64le-linux-gnu",
+             "ppc64": "powerpc64-linux-gnu", "s390x": "s390x-linux-gnu", "riscv64": "riscv64-linux-gnu",
+             "i686": "i686-linux-gnu", "x86_64": "x86-64-linux-gnu", "loongarch64": "loongarch64-linux-gnu"}
+# qemu-user's binfmt_misc entry per machine (qemu's own names), which lets a foreign chroot run
+_QEMU = {"aarch64": "aarch64", "armv7l": "arm", "ppc64le": "ppc64le", "ppc64": "ppc64", "s390x": "s390x",
+         "riscv64": "riscv64", "i686": "i386", "x86_64": "x86_64", "loongarch64": "loongarch64"}
+
+
+def foreign_root(system: System, target: KernelTarget, host: str, host_distro: Distro, manager: str = "apt-get",
+                 binfmt: str = "/proc/sys/fs/binfmt_misc") -> str:
+    """Why a build root of another architecture cannot be installed into from this machine, with the
+    cross compiler to build for it from here instead; "" when it can (same machine, or qemu-user
+    registered for it). ``chroot ROOT apt-get`` fails with "Exec format error" (setup refuses it);
+    ``dnf --installroot``, ``yum --installroot`` and ``zypper --root`` run this machine's manager,
+    which resolves $basearch from this machine unless told otherwise (a note)."""
+    arch = str(target.arch or system.distro.arch or "")
+    if system.kind is not Kind.BUILD_ROOT or not arch or not host or arch == host:
+        return ""
+    if host == "x86_64" and arch == "i686":  # a 64-bit x86 kernel runs 32-bit programs
+        return ""
+    if os.path.exists(os.path.join(binfmt, "qemu-" + _QEMU.get(arch, arch))):
+        return ""
+    triplet = _TRIPLETS.get(arch, "%s-linux-gnu" % arch)
+    major = target.compiler.version.split(".")[0]
+    if host_distro.id in ("debian", "ubuntu") or "debian" in host_distro.like:
+        cross = "apt-get install gcc-%s-%s" % (major, triplet)
+    elif host_distro.id == "fedora" or "fedora" in host_distro.like:
+        cross = "dnf install gcc-%s (Fedora's cross gcc, for kernel builds)" % triplet
+    else:
+        cross = "a cross compiler for %s (gcc %s)" % (triplet, major)
+    if manager == "apt-get":
+        why = ("a foreign-architecture chroot cannot run here (no qemu-user registered in %s): `chroot %s apt-get` "
+               "would fail with 'Exec format error'" % (binfmt, system.root))
+    else:
+        why = ("%s runs this machine's %s, which resolves packages for %s, not %s (yum and dnf take the architecture from this machine; check what "
+               "it plans before --yes)" % (manager, manager, host, arch))
+    return ("%s is a %s root and this machine is %s: %s. Install into it on a %s machine, or build for it from here "
+            "with a cross compiler: %s, then kbuildguard make --sysroot %s -- ARCH=%s CROSS_COMPILE=%s-" % (
+                system.root, arch, host, why, arch, cross, system.root, "arm64" if arch == "aarch64" else arch, triplet))

@@ -10,7 +10,7 @@ import re
 import zlib
 from typing import Dict, Optional, Sequence
 
-from kbuildguard import bounded
+from kbuildguard import arch, bounded
 from kbuildguard.errors import BadInput
 
 # /proc/config.gz of a distribution kernel is ~60 KiB compressed, ~250 KiB plain.
@@ -73,3 +73,25 @@ def compiler_header(path: str) -> Optional[str]:
         if line.startswith("# Compiler:"):
             return line[len("# Compiler:"):].strip()
     return None
+
+
+def read_named(path: str) -> Dict[str, str]:
+    """A kernel configuration the user named (--kernel-config): read, and refused when it is not one.
+
+    Every gate is recomputed from it, so any text would silently decide the verdict: a file with only
+    ``CONFIG_FOO=y`` is not a kernel's configuration. Every kernel's has its architecture's symbol
+    (arch/*/Kconfig: CONFIG_X86_64, CONFIG_ARM64, ...), and one that loads modules has
+    CONFIG_MODULES=y (init/Kconfig "menuconfig MODULES").
+    """
+    values = read(path)
+    missing = []
+    if values.get("CONFIG_MODULES") != "y":
+        missing.append("CONFIG_MODULES=y (%s)" % ("set to %s" % values["CONFIG_MODULES"] if "CONFIG_MODULES" in values
+                                                  else "absent"))
+    if arch.from_kconfig(values) is None:
+        missing.append("architecture symbol (%s)" % ", ".join(sorted({a.traits.kconfig for a in arch.Arch})))
+    if missing:
+        raise BadInput("%s is not a kernel configuration that loads modules: it has no %s (%d CONFIG_ line(s) read)" % (
+            path, " and no ".join(missing), len(values)),
+            hint="give the kernel's own configuration: /boot/config-RELEASE, or /proc/config.gz of the running kernel")
+    return values

@@ -310,13 +310,12 @@ def read_proc_version(path: str) -> ProcVersion:
         raw = bounded.read_file(path, bounded.KERNEL_LOG.size, "a /proc/version line or a kernel log")  # pasted.py finds the line
     except OSError as exc:
         raise BadInput("%s: cannot read: %s" % (path, exc.strerror or exc))
-    if b"\x00" in raw:
-        raise BadInput("%s: binary data, not a /proc/version line" % path)
     try:
-        from kbuildguard.target.pasted import find_kernel_line  # 23 patterns: compiled only where a line is read
+        from kbuildguard.target.pasted import decode_pasted, find_kernel_line  # compiled only where a line is read
 
-        found = find_kernel_line(raw.decode("utf-8", errors="replace"))
-        return parse_proc_version(found.line)._replace(repairs=found.repairs)
+        text, decoded = decode_pasted(raw)
+        found = find_kernel_line(text)
+        return parse_proc_version(found.line)._replace(repairs=decoded + found.repairs)
     except BadInput as exc:
         raise BadInput("%s: %s" % (path, exc.message), hint=exc.hint)
 

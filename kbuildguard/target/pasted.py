@@ -74,6 +74,14 @@ _BUILD_DONE = re.compile(r"(?:\b(?:19|20)\d\d(?:\s+[+-]\d{4}|\s+[A-Z]{2,5})?|\(\
 _BUILD_WORDS = re.compile(
     r"^(?:(?:" + _WEEKDAY + r",?|" + _MONTH + r"|\d{1,2}|\d\d:\d\d:\d\d|(?:19|20)\d\d|[A-Z]{2,5}|[+-]\d{4}"
     r"|SMP|PREEMPT\w*|Debian|Ubuntu|\d[\w.+~-]*|\(\d{4}-\d\d-\d\d\)|\([0-9a-f]{7,}\))(?:\s+|$))+$")
+# Where a banner ends (init/version.c: "Linux version " UTS_RELEASE " (" LINUX_COMPILE_BY "@"
+# LINUX_COMPILE_HOST ") (" LINUX_COMPILER ") " UTS_VERSION "\n"; UTS_VERSION ends with the build
+# date, and distributions append their source version): a year, optionally with a zone, an RFC 2822
+# time with its offset (Arch, Alpine: "Thu, 14 Dec 2023 03:45:42 +0000"), Debian's "(2023-12-30)", SUSE's
+# "(8ded7a2)", or a year then one parenthesised source tag (Ubuntu's "(Ubuntu 5.15.0-91.101-generic
+# 5.15.131)").
+_COMPLETE = re.compile(r"(?:\b(?:19|20)\d\d(?:\s+[+-]\d{4}|\s+[A-Z]{2,5})?|\d\d:\d\d:\d\d\s+[+-]\d{4}"
+                       r"|\(\d{4}-\d\d-\d\d\)|\([0-9a-f]{7,}\)|\b(?:19|20)\d\d\s+\([^()]+\))$")
 _SGR = re.compile(r"\x1b\[[0-9;]*m")
 _QP_ESCAPE = re.compile(r"=([0-9A-F]{2})")
 _QP_SOFT_BREAK = re.compile(r"=[ \t]*\r?\n")
@@ -82,6 +90,23 @@ _QUOTE_MARKS = re.compile(r"[ \t]*(?:>[ \t]?)*")
 _UNAME_A = re.compile(r"^\s*Linux \S+ (\d+\.\d+\S*) #\S+ .*$", re.MULTILINE)
 _MAX_CONTINUATION = 12
 _MAX_SHOWN = 60
+
+
+def decode_pasted(raw: bytes) -> Tuple[str, Tuple[str, ...]]:
+    """Pasted bytes as text, and the repair that says how when it was not UTF-8.
+
+    PowerShell 5's ``>`` and ``Out-File`` write UTF-16LE with a byte-order mark (``wsl cat
+    /proc/version > v.txt``); Notepad may write UTF-16 without one. Other NUL bytes are binary data.
+    Anything else is read as UTF-8, with what is not UTF-8 replaced (a Latin-1 month name in a
+    journal prefix becomes U+FFFD, which the banner itself never contains: it is ASCII).
+    """
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return raw.decode("utf-16", errors="replace"), ("decoded UTF-16 text (a Windows redirect)",)
+    if b"\x00" in raw and len(raw) % 2 == 0 and raw[1::2].count(0) == len(raw) // 2:
+        return raw.decode("utf-16-le", errors="replace"), ("decoded UTF-16 text (a Windows redirect)",)
+    if b"\x00" in raw:
+        raise BadInput("binary data, not a /proc/version line")
+    return raw.decode("utf-8", errors="replace"), ()
 
 
 def find_kernel_line(text: str) -> Found:
@@ -120,6 +145,10 @@ def _search(text: str) -> Tuple[Optional[Found], Optional[BadInput]]:
             continue
         start = _kernel_line_start(raw)
         if start is None:
+            embedded = _embedded_banner(raw, lines[i + 1:i + 1 + _MAX_CONTINUATION], i + 1)
+            if embedded is not None:
+                found.append(embedded)
+                continue
             if in_prose is None:
                 in_prose = (i + 1, raw.strip())
             continue
@@ -191,6 +220,87 @@ def _kernel_line_start(raw: str) -> Optional[Tuple[int, bool, List[str]]]:
         if pos == anchor.start():
             return pos, quoted, repairs
     return None
+
+
+def _embedded_banner(raw: str, following: List[str], number: int) -> Optional[Tuple[Found, ProcVersion]]:
+    """A whole banner behind a prefix no known layout explains ("# ", "OS: ", gdb's "$1 = 0x... <linux_banner>
+    \"", a Markdown table cell, "Preparing to boot ", a journal line with a non-English month), or None.
+
+    The rule that keeps this from reading a sentence as a kernel line: what follows "Linux version"
+    (joined over wrapped lines, less a known trailer: a closing quote, gdb's "\\n\"", the rest of a
+    table row) must parse completely -- release, compiler, and a build part ("#1 SMP ...") that ends
+    where a banner ends (a year, a time zone, Debian's "(2023-12-30)", SUSE's "(8ded7a2)", Ubuntu's
+    "(Ubuntu 5.15.0-91.101-generic 5.15.131)"). Anything else after it and the line is refused.
+    """
+    for anchor in _ANCHOR.finditer(raw):
+        prefix = raw[:anchor.start()]
+        quoted = prefix.lstrip().startswith(">")
+        pieces: List[str] = []
+        for nxt in following:
+            piece = _continuation(nxt, quoted)
+            if piece is None:
+                break
+            pieces.append(piece)
+        complete = None
+        # The fewest wrapped lines that make a whole banner; one more only when it is the
+        # parenthesised source tag that ends a banner (Ubuntu's).
+        for more in range(len(pieces) + 1):
+            complete = _complete_banner(" ".join([raw[anchor.start():].rstrip()] + pieces[:more]), prefix)
+            if complete is not None:
+                if more < len(pieces) and re.match(r"^\([^()]+\)$", pieces[more]):
+                    longer = _complete_banner(" ".join([raw[anchor.start():].rstrip()] + pieces[:more + 1]), prefix)
+                    if longer is not None:
+                        complete, more = longer, more + 1
+                break
+        if complete is None:
+            continue
+        candidate, parsed, trailer, cleanups = complete
+        repairs = ["removed the text before the kernel line (%s)" % _shown(prefix)]
+        if trailer:
+            repairs.append("removed the text after the kernel line (%s)" % _shown(trailer))
+        if more:
+            repairs.append("joined %d lines wrapped by a mailer" % (more + 1))
+        repairs.extend(r for r in cleanups if r not in repairs)
+        return Found(candidate, tuple(repairs), number), parsed
+    return None
+
+
+def _complete_banner(line: str, prefix: str) -> Optional[Tuple[str, ProcVersion, str, List[str]]]:
+    """The banner in ``line`` (less a trailer), parsed, when it is whole; else None."""
+    line, trailer = _strip_trailer(line, prefix)
+    candidate, cleanups = _clean(line)
+    try:
+        parsed = parse_proc_version(candidate)
+    except BadInput:
+        return None
+    if not parsed.build or not _COMPLETE.search(candidate):
+        return None
+    return candidate, parsed, trailer, cleanups
+
+
+def _strip_trailer(line: str, prefix: str) -> Tuple[str, str]:
+    """``line`` without what the layout its ``prefix`` shows puts after a banner, and what that was."""
+    end = len(line)
+    if "|" in prefix and "|" in line:  # a Markdown or text table row: a banner has no "|"
+        end = line.index("|")
+    else:
+        m = re.search(r"(?:\\n)*[\"']?[,;]?\s*$", line) if ('"' in prefix or "'" in prefix) else None
+        if m is not None:
+            end = m.start()
+        elif line.rstrip().endswith("\\n"):  # printk's own newline, escaped by a debugger or a dump tool
+            end = len(line.rstrip()) - 2
+    kept = line[:end].rstrip()
+    return kept, line[len(kept):].strip()
+
+
+def _shown(text: str) -> str:
+    """What was dropped, as the user can find it again: quoted, control characters escaped, shortened."""
+    text = text.strip() or text
+    text = "".join(ch if ch.isprintable() else "\\x%02x" % ord(ch) if ord(ch) < 0x100 else "\\u%04x" % ord(ch)
+                   for ch in text)
+    if len(text) > _MAX_SHOWN:
+        text = text[:_MAX_SHOWN - 3] + "..."
+    return "'%s'" % text
 
 
 def _join_wrapped(first: str, following: List[str], quoted: bool) -> Tuple[str, int]:

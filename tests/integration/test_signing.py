@@ -1,6 +1,7 @@
 """The signing round trip for real: a generated key, Debian's scripts/sign-file, openssl, rpmbuild."""
 
 import glob
+import json
 import os
 import shutil
 import subprocess
@@ -138,7 +139,18 @@ def test_sign_command_signs_nothing_that_fails_a_gate(debian_release, compilers,
     res = kbuildguard("sign", str(folder), "--kernel", debian_release, "--sign-key", key[0], "--sign-cert", key[1])
     assert res.code == 8 and "vermagic" in res.out + res.err, res
     assert {p: open(p, "rb").read() for p in (good, bad)} == before  # nothing signed, not even the good one
+    # issue 22: both are named, the good one as held back with the bad one
+    assert "1 of 2 module(s) fail a gate" in res.err and bad in res.err, res
+    assert "%s passed and was not signed either" % good in res.err, res
+    assert good + ":" in res.out and bad + ":" in res.out, res
+    # --json: the reports as JSON on stdout, even when nothing was signed
+    res = kbuildguard("sign", str(folder), "--kernel", debian_release, "--sign-key", key[0], "--sign-cert", key[1], "--json")
+    assert res.code == 8, res
+    data = json.loads(res.out)
+    assert data["signed"] is False and sorted(m["path"] for m in data["modules"]) == sorted([good, bad])
     os.unlink(bad)
-    res = kbuildguard("sign", str(folder), "--kernel", debian_release, "--sign-key", key[0], "--sign-cert", key[1])
+    res = kbuildguard("sign", str(folder), "--kernel", debian_release, "--sign-key", key[0], "--sign-cert", key[1], "--json")
     assert res.code == 0, res
+    data = json.loads(res.out)
+    assert data["signed"] is True and [m["path"] for m in data["modules"]] == [good]
     assert read_module(good).signature is not None
