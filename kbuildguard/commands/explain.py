@@ -139,7 +139,7 @@ def print_load(ctx: Context, found: "load.LoadExplanation") -> None:
                                     printable(f.text)))
         for c in f.context:
             ctx.out("      %s" % printable(c))
-        if f.file != "no-file":
+        if f.file is not load.FileSays.NO_FILE:
             ctx.out("      the file: %s%s" % (f.file, ": " + printable(f.file_says) if f.file_says else ""))
     if found.predicted:
         ctx.out("predicted by the file's check, not in the log:")
