@@ -124,14 +124,20 @@ def _file_verdict(hit: Hit, checks: Optional[Sequence[Check]]) -> Tuple[FileSays
         return FileSays.NOT_APPLICABLE, "", None
     by_gate = {c.name: c for c in checks}
     if gate is Gate.SIGNATURE and gate in by_gate:
-        c = by_gate[gate]
-        if c.found == "unsigned":
-            return FileSays.CONFIRMED, "the file is unsigned; " + c.message, c
-        return FileSays.NOT_CHECKED, "the file is signed; whether the kernel trusts its signer is not checked", None
+        return _signature_verdict(by_gate[gate])
     # "Unknown symbol" is also what a GPL-only export hidden from a non-GPL module looks like
     related = [gate] + ([Gate.LICENSE, Gate.SYMBOLS] if hit.message.kind is Kind.UNKNOWN_SYMBOL else [])
-    candidates = [by_gate[g] for g in related if g in by_gate]
-    symbol = hit.value("sym") or None
+    return _gate_verdict([by_gate[g] for g in related if g in by_gate], hit.value("sym") or None)
+
+
+def _signature_verdict(c: Check) -> Tuple[FileSays, str, Optional[Check]]:
+    if c.found == "unsigned":
+        return FileSays.CONFIRMED, "the file is unsigned; " + c.message, c
+    return FileSays.NOT_CHECKED, "the file is signed; whether the kernel trusts its signer is not checked", None
+
+
+def _gate_verdict(candidates: Sequence[Check], symbol: Optional[str]) -> Tuple[FileSays, str, Optional[Check]]:
+    """What the file's checks of the line's gate(s) say: a failure naming the line's symbol confirms it."""
     failing = [c for c in candidates if not c.ok or c.effect in (Effect.TAINTS, Effect.REJECTED, Effect.CANNOT_UNLOAD)]
     for c in failing:
         if _mentions(c, symbol):
@@ -145,7 +151,7 @@ def _file_verdict(hit: Hit, checks: Optional[Sequence[Check]]) -> Tuple[FileSays
         return FileSays.NOT_CHECKED, unchecked[0].message, None
     if candidates:
         return FileSays.CONTRADICTED, "the file passes this gate (%s): the log is about another build of the module, or " \
-                               "another kernel" % candidates[0].message, None
+                                      "another kernel" % candidates[0].message, None
     return FileSays.NOT_APPLICABLE, "", None
 
 
