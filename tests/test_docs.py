@@ -173,3 +173,30 @@ def test_readme_is_a_front_page():
     with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
         lines = f.read().splitlines()
     assert len(lines) <= README_MAX_LINES
+
+
+def backquoted_after(text: str, lead: str) -> List[str]:
+    """The `words` of the sentence that starts with ``lead``, asides in parentheses left out; the
+    sentence ends at the first full stop or semicolon outside backquotes and parentheses."""
+    rest = text.split(lead, 1)[1]
+    rest = re.sub(r"`[^`]*`", lambda m: m.group(0).replace(".", "\0").replace(";", "\1").replace("(", "\2").replace(")", "\3"), rest)
+    while True:  # innermost first
+        shorter = re.sub(r"\([^()]*\)", "", rest)
+        if shorter == rest:
+            break
+        rest = shorter
+    sentence = re.split(r"[.;](?=\s|$)", rest, maxsplit=1)[0]
+    return [w.replace("\0", ".").replace("\1", ";").replace("\2", "(").replace("\3", ")") for w in re.findall(r"`([^`]+)`", sentence)]
+
+
+def test_reference_names_every_closed_set_of_the_json():
+    from kbuildguard.explain.load import FileSays
+    from kbuildguard.explain.loadlog import Kind
+    from kbuildguard.gates.model import Effect, Gate
+
+    text = read(os.path.join(DOCS, "reference.md"))
+    assert backquoted_after(text, "`kind` is one of: ") == [str(k) for k in Kind]
+    assert backquoted_after(text, "`file` is one of: ") == [str(v) for v in FileSays]
+    assert backquoted_after(text, "`name` is one of ") == [str(g) for g in Gate]
+    effects = set(backquoted_after(text, "`effect` one of "))
+    assert effects == {str(e) for e in Effect}
