@@ -73,10 +73,10 @@ _ONE_PER_KIND = frozenset({Kind.RELOCATION_TARGET, Kind.RELOCATION_OVERFLOW, Kin
 
 
 def size_refused(info: Optional[ModuleInfo], expect: Optional[Expectation]) -> bool:
-    """Whether the target refuses the module's struct module for its size: 6.4+ compares
-    .gnu.linkonce.this_module's sh_size with sizeof(struct module) in elf_validity_check()
-    (kernel/module/main.c, v6.4 "module: add sanity check for ELF module section"); earlier kernels
-    only meet a layout difference when relocating."""
+    """Whether the target refuses the module's struct module for its size: from 6.4,
+    kernel/module/main.c elf_validity_check() compares .gnu.linkonce.this_module's sh_size with
+    sizeof(struct module) ("section size must match the kernel's built struct module size at run
+    time", loadlog's this_module_size); earlier kernels only meet a layout difference when relocating."""
     if info is None or info.layout is None or expect is None or expect.reference is None:
         return False
     return (info.layout.size != expect.reference.layout.size
