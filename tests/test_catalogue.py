@@ -21,9 +21,10 @@ from kbuildguard.provision.plan import (
     ManagerArgv,
     Package,
     Role,
-    distribution_entry,
+    ToolPackages,
     distribution_for,
     load_catalogue,
+    packaged_catalogue,
     parse_catalogue,
     plan,
     read_catalogue,
@@ -78,11 +79,24 @@ def test_the_packaged_catalogue_parses():
     assert dict(el7.gcc.repo_setup)["centos"] == (("yum", "install", "-y", "centos-release-scl"),)
 
 
-def test_distribution_entry_is_the_json_of_the_typed_match():
-    raw = load_catalogue()
-    entry = distribution_entry(DEBIAN, raw)
-    assert entry is not None and entry["manager"] == "apt-get" and "debian" in entry["match"]["ids"]
-    assert distribution_entry(Distro("haiku", (), "1", "Haiku", "x86_64"), raw) is None
+def test_the_packaged_tools_are_typed():
+    tools = read_catalogue().tools
+    assert tools.packages("pahole", ("debian",), "apt-get") == ("dwarves",)
+    assert tools.packages("host_programs", ("debian",), "apt-get") == ("linux-kbuild-{series}",)  # by_id wins
+    assert tools.packages("host_programs", ("ubuntu", "debian"), "apt-get") == ("linux-kbuild-{series}",)
+    assert tools.packages("resolve_btfids", ("debian",), "apt-get") == ()
+    assert tools.packages("lld", ("fedora",), "dnf") == ("lld",)
+    assert tools.packages("pahole", ("haiku",), "") == ()
+
+
+def test_the_packaged_catalogue_is_read_once(monkeypatch):
+    packaged_catalogue.cache_clear()
+    reads = []
+    real = pkgutil.get_data
+    monkeypatch.setattr(pkgutil, "get_data", lambda package, name: reads.append(name) or real(package, name))
+    first = packaged_catalogue()
+    assert packaged_catalogue() is first and reads == ["data/catalogue.json"]
+    packaged_catalogue.cache_clear()
 
 
 def test_matching_by_own_id_before_like():
@@ -171,7 +185,43 @@ def test_broken_catalogues_are_bad_input():
     assert "not an object" in _broken(lambda r: r["distributions"].append([]))
     assert "managers.dnf.install" in _broken(lambda r: r["managers"]["dnf"].update(install="dnf"))
     assert "repo_setup.centos" in _broken(lambda r: r["distributions"][0]["gcc"]["repo_setup"].update(centos=[["yum", 1]]))
-    assert "out of shape" in _broken(lambda r: r["managers"]["dnf"].pop("update"))
+    assert "managers.dnf: no 'update'" in _broken(lambda r: r["managers"]["dnf"].pop("update"))
+    assert "managers.dnf: list, not an object" in _broken(lambda r: r["managers"].update(dnf=["dnf", "install"]))
+
+
+def test_templates_are_checked_when_parsed():
+    d0 = lambda r: r["distributions"][0]  # noqa: E731
+    assert "(Old EL).gcc.packages[0]: 'gcc-{X}' names {X}; allowed: {N}, {M}" in _broken(
+        lambda r: d0(r)["gcc"].update(packages=["gcc-{X}"]))
+    assert "gcc.packages[0]: 'gcc-{N' is not a template" in _broken(lambda r: d0(r)["gcc"].update(packages=["gcc-{N"]))
+    assert "gcc.path: '/usr/bin/gcc-{0}' names {0}" in _broken(lambda r: d0(r)["gcc"].update(path="/usr/bin/gcc-{0}"))
+    assert "gcc.path: '/usr/bin/gcc-{}' names {}" in _broken(lambda r: d0(r)["gcc"].update(path="/usr/bin/gcc-{}"))
+    assert "tree[0]: 'linux-headers-{rel}' names {rel}; allowed: {release}" in _broken(
+        lambda r: d0(r).update(tree=["linux-headers-{rel}"]))
+    assert "tree_uek[0]: 'x-{N}'" in _broken(lambda r: d0(r).update(tree_uek=["x-{N}"]))
+    assert "gcc.notes.centos: 'vault {N.real}'" in _broken(lambda r: d0(r)["gcc"]["notes"].update(centos="vault {N.real}"))
+    assert "gcc.legacy.path" in _broken(lambda r: r["distributions"][2]["gcc"]["legacy"].update(path="/gcc-{N}}"))
+    assert "elsewhere.compiler.*: '{pkg} is in the SCL' names {pkg}" in _broken(
+        lambda r: d0(r)["elsewhere"]["compiler"].update({"*": "{pkg} is in the SCL"}))
+    # what str.format() fills is accepted, and a literal brace is written doubled
+    fine = copy.deepcopy(SMALL)
+    fine["distributions"][0]["gcc"]["notes"]["centos"] = "{{literal}} {N}"
+    assert parse_catalogue(fine).distributions[0].gcc.notes[0] == ("centos", "{{literal}} {N}")
+
+
+def test_tools_are_typed_and_checked():
+    assert parse_catalogue(SMALL).tools == ToolPackages()
+    fine = dict(SMALL, tools={"_comment": "x", "by_manager": {"dnf": {"pahole": ["dwarves"]}},
+                              "by_id": {"debian": {"host_programs": ["linux-kbuild-{series}"], "_why": "text"}}})
+    tools = parse_catalogue(fine).tools
+    assert tools.packages("pahole", ("rhel",), "dnf") == ("dwarves",)
+    assert tools.packages("host_programs", ("debian",), "apt-get") == ("linux-kbuild-{series}",)
+    assert "tools: list, not dict" in _broken(lambda r: r.update(tools=[]))
+    assert "tools.by_manager.dnf.pahole: not a list of strings" in _broken(
+        lambda r: r.update(tools={"by_manager": {"dnf": {"pahole": "dwarves"}}}))
+    assert "tools.by_id.debian: not an object" in _broken(lambda r: r.update(tools={"by_id": {"debian": ["x"]}}))
+    assert "tools.by_manager.dnf.lld[0]: 'lld{X}' names {X}; allowed: {N}, {release}, {series}" in _broken(
+        lambda r: r.update(tools={"by_manager": {"dnf": {"lld": ["lld{X}"]}}}))
 
 
 def test_a_catalogue_that_is_not_json_is_bad_input(monkeypatch):
@@ -192,3 +242,28 @@ def test_records_are_typed():
     assert isinstance(catalogue, Catalogue)
     assert all(isinstance(role, Role) for d in catalogue.distributions for role, _ in d.elsewhere)
     assert CompilerChoice((), "").setup == ()
+
+
+@pytest.mark.parametrize("change", [
+    lambda r: r["distributions"][0]["gcc"].update(packages=["gcc-{X}"]),
+    lambda r: r["distributions"][0]["gcc"].update(packages=["gcc-{N"]),
+    lambda r: r["distributions"][0]["gcc"].update(path="/usr/bin/gcc-{0}"),
+    lambda r: r["distributions"][0].update(tree=["linux-headers-{rel}"]),
+    lambda r: r["managers"].update(dnf=["dnf"]),
+    lambda r: r.update(tools=[]),
+], ids=["unknown", "unclosed", "positional", "tree", "manager-list", "tools-list"])
+def test_setup_with_a_broken_catalogue_is_one_line(tmp_path, monkeypatch, capsys, change):
+    from kbuildguard.cli import main
+
+    raw = copy.deepcopy(SMALL)
+    raw["distributions"][0]["match"]["ids"].append("debian")  # the tree below is Debian's; any entry will do
+    change(raw)
+    monkeypatch.setattr(pkgutil, "get_data", lambda package, name: json.dumps(raw).encode())
+    packaged_catalogue.cache_clear()
+    try:
+        tree = make_tree(tmp_path / "t", release="6.1.0-56-amd64", cc_text="gcc-12 (Debian 12.2.0-14) 12.2.0")
+        code = main(["setup", "--dry-run", "--kernel-dir", str(tree)], env={"PATH": "/nonexistent"})
+    finally:
+        packaged_catalogue.cache_clear()
+    err = capsys.readouterr()[1]
+    assert code == 3 and "Traceback" not in err and "kbuildguard/data/catalogue.json: " in err, err

@@ -4,9 +4,11 @@ Which package provides which compiler is data (kbuildguard/data/catalogue.json),
 is the exact argv lists, computed without running anything, so that tests can assert them.
 """
 
+import functools
 import json
 import os
 import pkgutil
+import string
 import tempfile
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
@@ -111,9 +113,27 @@ class ManagerArgv(NamedTuple):
     install: Tuple[str, ...]
 
 
+class ToolPackages(NamedTuple):
+    """Which packages fix a tool the toolchain preflight finds missing ("tools" of the catalogue):
+    per package manager, with overrides per os-release ID; {N}, {release}, {series} are filled in."""
+
+    by_manager: Tuple[Tuple[str, Tuple[Tuple[str, Tuple[str, ...]], ...]], ...] = ()
+    by_id: Tuple[Tuple[str, Tuple[Tuple[str, Tuple[str, ...]], ...]], ...] = ()
+
+    def packages(self, tool: str, ids: Tuple[str, ...], manager: str) -> Tuple[str, ...]:
+        """The first os-release ID (own ID, then ID_LIKE) that names ``tool`` wins; else the manager's entry."""
+        by_id = dict(self.by_id)
+        for ident in ids:
+            names = dict(by_id.get(ident, ())).get(tool)
+            if names is not None:
+                return names
+        return dict(dict(self.by_manager).get(manager, ())).get(tool, ())
+
+
 class Catalogue(NamedTuple):
     distributions: Tuple[Distribution, ...]
     managers: Tuple[Tuple[str, ManagerArgv], ...]
+    tools: ToolPackages = ToolPackages()
 
     def manager(self, name: str) -> ManagerArgv:
         return dict(self.managers)[name]
@@ -123,7 +143,7 @@ CATALOGUE = "kbuildguard/data/catalogue.json"
 
 
 def load_catalogue() -> Dict[str, Any]:
-    """The catalogue as JSON; `read_catalogue` is the typed form (the toolchain preflight still reads "tools" here)."""
+    """The catalogue as JSON; `read_catalogue` is the typed form."""
     data = pkgutil.get_data("kbuildguard", "data/catalogue.json")
     if data is None:
         raise BadInput("%s: not found in the installed package" % CATALOGUE)
@@ -136,6 +156,14 @@ def load_catalogue() -> Dict[str, Any]:
 
 def read_catalogue() -> Catalogue:
     return parse_catalogue(load_catalogue())
+
+
+@functools.lru_cache(maxsize=1)
+def packaged_catalogue() -> Catalogue:
+    """The packaged catalogue, read and parsed once per process: it is read-only data of the installed
+    package, so the memo is the one cache of the kind (docs/architecture.md, Conventions). A broken
+    catalogue raises BadInput every time (an exception is not memoised)."""
+    return read_catalogue()
 
 
 class _Broken(Exception):
@@ -162,10 +190,40 @@ def _strings(value: Any, where: str) -> Tuple[str, ...]:
     return tuple(value)
 
 
-def _texts(value: Any, where: str) -> Tuple[Tuple[str, str], ...]:
+def _texts(value: Any, where: str, allowed: Tuple[str, ...] = ()) -> Tuple[Tuple[str, str], ...]:
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise _Broken("%s: not an object of strings" % where)
+    for key, text in value.items():
+        _template(text, allowed, "%s.%s" % (where, key))
     return tuple(value.items())
+
+
+# The placeholders each kind of template may name; str.format() fills exactly these.
+COMPILER_FIELDS = ("N", "M")  # the compiler's major and minor version
+TREE_FIELDS = ("release",)  # the kernel release
+ELSEWHERE_FIELDS = ("package", "release", "N")
+TOOL_FIELDS = ("N", "release", "series")  # series: the release's X.Y
+
+
+def _template(text: str, allowed: Tuple[str, ...], where: str) -> str:
+    """``text`` when str.format() with ``allowed`` keywords fills it; a plan must never meet the
+    KeyError, IndexError or ValueError of a template out of shape ("{X}", "{0}", "{N")."""
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
+    except ValueError as exc:
+        raise _Broken("%s: %r is not a template: %s" % (where, text, exc))
+    for field in fields:
+        if field not in allowed:
+            raise _Broken("%s: %r names {%s}; allowed: %s" % (
+                where, text, field, ", ".join("{%s}" % a for a in allowed) or "none"))
+    return text
+
+
+def _templates(value: Any, where: str, allowed: Tuple[str, ...]) -> Tuple[str, ...]:
+    items = _strings(value, where)
+    for i, text in enumerate(items):
+        _template(text, allowed, "%s[%d]" % (where, i))
+    return items
 
 
 def _rule(obj: Any, where: str) -> CompilerRule:
@@ -176,15 +234,16 @@ def _rule(obj: Any, where: str) -> CompilerRule:
     legacy = obj.get("legacy")
     return CompilerRule(
         (bounds[0], bounds[1]) if bounds else None,
-        _strings(_field(obj, "packages", list, where), where + ".packages"),
-        _field(obj, "path", str, where),
+        _templates(_field(obj, "packages", list, where), where + ".packages", COMPILER_FIELDS),
+        _template(_field(obj, "path", str, where), COMPILER_FIELDS, where + ".path"),
         tuple((ident, tuple(_strings(c, "%s.repo_setup.%s" % (where, ident)) for c in _field(setup, ident, list, where)))
               for ident in setup),
-        _texts(_field(obj, "notes", dict, where, {}), where + ".notes"),
+        _texts(_field(obj, "notes", dict, where, {}), where + ".notes", COMPILER_FIELDS),
         None if legacy is None else Legacy(_field(legacy, "below", int, where + ".legacy"),
-                                           _strings(_field(legacy, "packages", list, where + ".legacy"),
-                                                    where + ".legacy.packages"),
-                                           _field(legacy, "path", str, where + ".legacy")))
+                                           _templates(_field(legacy, "packages", list, where + ".legacy"),
+                                                      where + ".legacy.packages", COMPILER_FIELDS),
+                                           _template(_field(legacy, "path", str, where + ".legacy"),
+                                                     COMPILER_FIELDS, where + ".legacy.path")))
 
 
 def _distribution(obj: Any, where: str) -> Distribution:
@@ -204,10 +263,42 @@ def _distribution(obj: Any, where: str) -> Distribution:
                                               _field(system, "path", str, where + ".system_gcc")),
         _rule(_field(obj, "gcc", dict, where), where + ".gcc"),
         _rule(_field(obj, "clang", dict, where), where + ".clang"),
-        _strings(_field(obj, "tree", list, where), where + ".tree"),
-        _strings(_field(obj, "tree_uek", list, where, []), where + ".tree_uek"),
-        tuple((role, _texts(_field(elsewhere, str(role), dict, where + ".elsewhere", {}), where + ".elsewhere"))
+        _templates(_field(obj, "tree", list, where), where + ".tree", TREE_FIELDS),
+        _templates(_field(obj, "tree_uek", list, where, []), where + ".tree_uek", TREE_FIELDS),
+        tuple((role, _texts(_field(elsewhere, str(role), dict, where + ".elsewhere", {}),
+                            "%s.elsewhere.%s" % (where, role), ELSEWHERE_FIELDS))
               for role in Role))
+
+
+def _tool_table(obj: Any, where: str) -> Tuple[Tuple[str, Tuple[Tuple[str, Tuple[str, ...]], ...]], ...]:
+    """{key: {tool: [package template, ...]}}; keys starting with "_" are comments."""
+    if not isinstance(obj, dict):
+        raise _Broken("%s: not an object" % where)
+    table = []
+    for key, tools in obj.items():
+        if key.startswith("_"):
+            continue
+        if not isinstance(tools, dict):
+            raise _Broken("%s.%s: not an object" % (where, key))
+        table.append((key, tuple((tool, _templates(names, "%s.%s.%s" % (where, key, tool), TOOL_FIELDS))
+                                 for tool, names in tools.items() if not tool.startswith("_"))))
+    return tuple(table)
+
+
+def _tools(raw: Any) -> ToolPackages:
+    tools = _field(raw, "tools", dict, "catalogue", {})
+    return ToolPackages(_tool_table(_field(tools, "by_manager", dict, "tools", {}), "tools.by_manager"),
+                        _tool_table(_field(tools, "by_id", dict, "tools", {}), "tools.by_id"))
+
+
+def _manager(name: str, argv: Any) -> ManagerArgv:
+    where = "managers." + name
+    if not isinstance(argv, dict):
+        raise _Broken("%s: %s, not an object" % (where, type(argv).__name__))
+    if "update" not in argv:
+        raise _Broken("%s: no 'update' (null when the manager refreshes by itself)" % where)
+    return ManagerArgv(_strings(argv["update"] or [], where + ".update"),
+                       _strings(_field(argv, "install", list, where), where + ".install"))
 
 
 def parse_catalogue(raw: Any) -> Catalogue:
@@ -218,10 +309,8 @@ def parse_catalogue(raw: Any) -> Catalogue:
     try:
         distributions = tuple(_distribution(d, "distributions[%d]" % i)
                               for i, d in enumerate(_field(raw, "distributions", list, "catalogue")))
-        managers = tuple((name, ManagerArgv(_strings(argv["update"] or [], "managers.%s.update" % name),
-                                            _strings(_field(argv, "install", list, "managers." + name),
-                                                     "managers.%s.install" % name)))
-                         for name, argv in _field(raw, "managers", dict, "catalogue").items())
+        managers = tuple((name, _manager(name, argv)) for name, argv in _field(raw, "managers", dict, "catalogue").items())
+        tools = _tools(raw)
         for d in distributions:
             if d.manager not in dict(managers):
                 raise _Broken("%s: manager %r is not in managers" % (d.name, d.manager))
@@ -229,7 +318,7 @@ def parse_catalogue(raw: Any) -> Catalogue:
         raise BadInput("%s: %s" % (CATALOGUE, exc), hint="the installed kbuildguard is damaged: reinstall it")
     except (KeyError, TypeError) as exc:
         raise BadInput("%s: out of shape: %r" % (CATALOGUE, exc), hint="the installed kbuildguard is damaged: reinstall it")
-    return Catalogue(distributions, managers)
+    return Catalogue(distributions, managers, tools)
 
 
 def detect_distro(sysroot: str = "/", arch: str = "") -> Distro:
@@ -362,7 +451,7 @@ def _notes(rule: CompilerRule, distro: Distro, kernel: CompilerId, major: int, p
 def plan(target: KernelTarget, distro: Distro, need_compiler: bool = True, need_tree: bool = False,
          scl_root: str = "/opt/rh", catalogue: Optional[Catalogue] = None) -> InstallPlan:
     """What to install on ``distro`` for ``target``; raises NoMatchingCompiler when nothing provides it."""
-    catalogue = catalogue if catalogue is not None else read_catalogue()
+    catalogue = catalogue if catalogue is not None else packaged_catalogue()
     entry = distribution_for(distro, catalogue)
     if entry is None:
         raise NoMatchingCompiler("kbuildguard does not know how to install compilers on %s (ID=%s)" % (distro.name, distro.id),
@@ -394,12 +483,3 @@ def install_hint(target: KernelTarget, distro: Optional[Distro] = None) -> str:
     # An error path asks no package manager: the plan is named as the catalogue's, unchecked.
     return ("the catalogue's plan: %s -- not yet checked against the repositories: `kbuildguard setup --dry-run` "
             "asks them, `kbuildguard make --install` asks and then installs" % cmds)
-
-
-def distribution_entry(distro: Distro, catalogue: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:
-    """The catalogue's JSON entry for ``distro`` (its manager, packages), or None: for the toolchain
-    preflight, which reads the catalogue's "tools" as JSON until build/preflight.py moves to `Catalogue`."""
-    raw = catalogue if catalogue is not None else load_catalogue()
-    typed = parse_catalogue(raw)
-    entry = distribution_for(distro, typed)
-    return None if entry is None else raw["distributions"][typed.distributions.index(entry)]
