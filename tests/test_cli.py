@@ -140,6 +140,13 @@ def test_init_refuses_to_overwrite(capsys, tmp_path):
     assert code == 12 and "not overwriting" in err
 
 
+def test_init_json(capsys, tmp_path):
+    code, out, _ = run(capsys, "init", "--json", "-C", str(tmp_path), "--name", "mydrv")
+    assert code == 0
+    assert json.loads(out) == {"created": [str(tmp_path / "kbuildguard.toml"), str(tmp_path / "mydrv.c")],
+                               "next": ["kbuildguard", "make", "-C", str(tmp_path)]}
+
+
 def test_make_bad_directory_and_target(capsys, tmp_path):
     assert run(capsys, "make", "-C", str(tmp_path / "nope"))[0] == 2
     assert run(capsys, "make", "-C", str(tmp_path), "install")[0] == 2

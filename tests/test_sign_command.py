@@ -6,6 +6,7 @@ scripts/sign-file does; openssl's `cms -verify` answers as told. The real sign-f
 exercised by the integration suite (tests/integration/test_sign*.py, the qemu gates).
 """
 
+import json
 import lzma
 import os
 import struct
@@ -108,6 +109,28 @@ def test_sign_signs_then_verifies(tmp_path, capsys):
     info = read_module(ko)
     assert info.signature is not None
     assert any(c[1:3] == ["cms", "-verify"] for c in runner.calls)  # the signed copy was verified with openssl
+
+
+def test_sign_json(tmp_path, capsys):
+    t, ko = tree(tmp_path), module(tmp_path)
+    code, out, err = run(capsys, SignRunner(), "--json", "--kernel-dir", t, "--sign-key", key(tmp_path), "--sign-cert", CERT, ko)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["signed"] is True and data["kernel"]["release"] == "6.1.0-56-amd64"
+    assert data["signer"] == {"program": os.path.join(t, "scripts/sign-file"), "hash": "sha512",
+                              "hash_source": "CONFIG_MODULE_SIG_HASH of 6.1.0-56-amd64", "key": key(tmp_path),
+                              "certificate": CERT, "key_origin": "--sign-key"}
+    (mod,) = data["modules"]
+    assert mod["path"] == ko and mod["verdict"] == "ok"
+    assert {"match", "settings"} <= set(data)
+
+
+def test_sign_json_when_another_gate_refuses(tmp_path, capsys):
+    t = tree(tmp_path)
+    ko = module(tmp_path, vermagic="5.10.0-19-amd64 SMP mod_unload modversions ")
+    code, out, _ = run(capsys, SignRunner(), "--json", "--kernel-dir", t, "--sign-key", key(tmp_path), "--sign-cert", CERT, ko)
+    data = json.loads(out)
+    assert code == 8 and data["signed"] is False and data["modules"][0]["verdict"] == "mismatch"
 
 
 def test_signing_twice_replaces_the_signature(tmp_path, capsys):

@@ -2,15 +2,16 @@
 make --sign does, then verify them as check does. rpm strips after %install, and a stripped module
 loses its signature (rpm #1824): the RPM macros run this from %__spec_install_post."""
 
-from typing import NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
+from kbuildguard import report
 from kbuildguard.build import modsign
 from kbuildguard.commands import check
 from kbuildguard.commands.common import level_of, target_and_modules
 from kbuildguard.console import printable
 from kbuildguard.context import Context
-from kbuildguard.gates.verify import verify_paths
-from kbuildguard.settings import Common
+from kbuildguard.gates.verify import Expectation, ModuleReport, verify_paths
+from kbuildguard.settings import Common, Settings
 
 
 class SignOptions(NamedTuple):
@@ -31,11 +32,26 @@ def run(ctx: Context, opts: SignOptions) -> int:
     before = verify_paths(paths, expect._replace(sign_later=True))
     refused = [r for r in before if r.failed()]
     if refused:
-        check.print_reports(ctx, expect, refused)
+        _print(ctx, expect, settings, signer, refused, signed=False)
         check.verdict(target, refused)  # raises: nothing was signed
     ctx.console.info("signing with %s" % printable(modsign.describe(signer)))
     with ctx.console.step("sign %d module(s) with %s" % (len(paths), signer.hash)):
         modsign.sign(ctx.runner, signer, paths, ctx.env)
     reports = modsign.verify_signed(ctx.runner, signer, paths, expect, ctx.env)
-    check.print_reports(ctx, expect, reports)
+    _print(ctx, expect, settings, signer, reports, signed=True)
     return check.verdict(target, reports)
+
+
+def _print(ctx: Context, expect: Expectation, settings: Settings, signer: modsign.Signer,
+           reports: List[ModuleReport], signed: bool) -> None:
+    """check's text, or with --json check's document plus what signed (docs/reference.md, "sign --json")."""
+    if ctx.json:
+        ctx.out_json(dict(report.expectation_json(expect), settings=settings.as_json(), signed=signed,
+                          signer=signer_json(signer), modules=report.modules_json(reports)))
+    else:
+        check.print_reports(ctx, expect, reports)
+
+
+def signer_json(signer: modsign.Signer) -> Dict[str, Any]:
+    return {"program": signer.program, "hash": signer.hash, "hash_source": signer.hash_source,
+            "key": signer.key.key, "certificate": signer.key.cert, "key_origin": signer.key.origin}
