@@ -200,6 +200,8 @@ def test_templates_are_checked_when_parsed():
         lambda r: d0(r).update(tree=["linux-headers-{rel}"]))
     assert "tree_uek[0]: 'x-{N}'" in _broken(lambda r: d0(r).update(tree_uek=["x-{N}"]))
     assert "gcc.notes.centos: 'vault {N.real}'" in _broken(lambda r: d0(r)["gcc"]["notes"].update(centos="vault {N.real}"))
+    assert "gcc.notes.centos: 'gcc {N}.{M}' names {M}; allowed: {N}" in _broken(
+        lambda r: d0(r)["gcc"]["notes"].update(centos="gcc {N}.{M}"))  # notes are filled with the major only
     assert "gcc.legacy.path" in _broken(lambda r: r["distributions"][2]["gcc"]["legacy"].update(path="/gcc-{N}}"))
     assert "elsewhere.compiler.*: '{pkg} is in the SCL' names {pkg}" in _broken(
         lambda r: d0(r)["elsewhere"]["compiler"].update({"*": "{pkg} is in the SCL"}))

@@ -309,15 +309,22 @@ def test_architecture_check_sees_a_missing_or_misplaced_row():
 
 
 def readme_layout_folders(text):
-    """The package folders the README's Layout section names (`formats/`, ...; `kbuildguard/` itself aside)."""
+    """The package folders the README's Layout section names (`formats/`, ...; `kbuildguard/` itself
+    aside), in the order it first names them."""
     section = dict(_sections(text)).get("Layout", "")
-    return sorted(set(re.findall(r"`(\w+)/`", section)) - {"kbuildguard"})
+    named = [f for f in re.findall(r"`(\w+)/`", section) if f != "kbuildguard"]
+    return [f for i, f in enumerate(named) if f not in named[:i]]
 
 
-def test_readme_layout_names_every_folder():
-    assert readme_layout_folders(_read("README.md")) == _folders()
+def _folders_in_layer_order():
+    return [u for layer in LAYERS for u in layer if u in _folders()]
+
+
+def test_readme_layout_names_every_folder_in_layer_order():
+    assert readme_layout_folders(_read("README.md")) == _folders_in_layer_order()
 
 
 def test_readme_layout_check_sees_a_missing_folder():
     text = _read("README.md")
-    assert readme_layout_folders(text.replace("`explain/`", "explain")) == [f for f in _folders() if f != "explain"]
+    assert readme_layout_folders(text.replace("`explain/`", "explain")) == [
+        f for f in _folders_in_layer_order() if f != "explain"]

@@ -200,6 +200,7 @@ def _texts(value: Any, where: str, allowed: Tuple[str, ...] = ()) -> Tuple[Tuple
 
 # The placeholders each kind of template may name; str.format() fills exactly these.
 COMPILER_FIELDS = ("N", "M")  # the compiler's major and minor version
+NOTE_FIELDS = ("N",)  # a note is filled with the major only
 TREE_FIELDS = ("release",)  # the kernel release
 ELSEWHERE_FIELDS = ("package", "release", "N")
 TOOL_FIELDS = ("N", "release", "series")  # series: the release's X.Y
@@ -238,7 +239,7 @@ def _rule(obj: Any, where: str) -> CompilerRule:
         _template(_field(obj, "path", str, where), COMPILER_FIELDS, where + ".path"),
         tuple((ident, tuple(_strings(c, "%s.repo_setup.%s" % (where, ident)) for c in _field(setup, ident, list, where)))
               for ident in setup),
-        _texts(_field(obj, "notes", dict, where, {}), where + ".notes", COMPILER_FIELDS),
+        _texts(_field(obj, "notes", dict, where, {}), where + ".notes", NOTE_FIELDS),
         None if legacy is None else Legacy(_field(legacy, "below", int, where + ".legacy"),
                                            _templates(_field(legacy, "packages", list, where + ".legacy"),
                                                       where + ".legacy.packages", COMPILER_FIELDS),
