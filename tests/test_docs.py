@@ -109,7 +109,7 @@ def code_texts(text: str) -> Iterator[str]:
     """Every code line and every code span: where commands are shown. Code lines are those of fenced
     blocks (indented ones too, inside list items) and of indented blocks (4 spaces or a tab)."""
     for _, block in FENCE.findall(text):
-        for line in block.splitlines():
+        for line in re.sub(r"\\\n[ \t]*", " ", block).splitlines():  # a backslash continues the command
             yield line
     rest = FENCE.sub("", text)
     for line in rest.splitlines():
@@ -241,6 +241,7 @@ def test_shown_commands_finds_flags():
     ("```sh\n    kbuildguard make --x\n```", [("make", ["--x"])]),
     ("1. build:\n\n   ```sh\n   kbuildguard make --x\n   ```\n", [("make", ["--x"])]),
     ("text\n\n    kbuildguard make --x\n", [("make", ["--x"])]),
+    ("```sh\nkbuildguard make \\\n    --x\n```", [("make", ["--x"])]),
     ("`echo kbuildguard make --x`", []),
     ("`kbuildguard COMMAND --help`", []),  # a placeholder  # an argument, not the command
     ("```\n12.1 s   kbuildguard check -q\n```", []),  # benchmark output that names a command
