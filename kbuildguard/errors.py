@@ -1,6 +1,6 @@
 """One exception type per kind of failure, each with its own exit code.
 
-Only ``cli.main`` catches these. The table below is the single source of the exit codes; the README
+Only ``cli.main`` catches these. The table below is the single source of the exit codes; docs/reference.md
 and ``kbuildguard --help`` print it from here.
 """
 

@@ -1,4 +1,4 @@
-"""JSON forms of our records: the contract that CI and other tools read (documented in the README)."""
+"""JSON forms of our records: the contract that CI and other tools read (documented in docs/reference.md)."""
 
 import json
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
@@ -107,7 +107,7 @@ def explanation_json(found: "Explanation") -> Dict[str, Any]:
 
 
 def load_explanation_json(found: "LoadExplanation") -> Dict[str, Any]:
-    """`explain MODULE.ko --json` / `explain --dmesg FILE --json` (README: "explain: load failures")."""
+    """`explain MODULE.ko --json` / `explain --dmesg FILE --json` (docs/reference.md: "explain for load failures")."""
     return {
         "mode": "load",
         "module": found.module,

@@ -154,6 +154,13 @@ def test_init_refuses_to_overwrite(capsys, tmp_path):
     assert code == 12 and "not overwriting" in err
 
 
+def test_init_json(capsys, tmp_path):
+    code, out, _ = run(capsys, "init", "--json", "-C", str(tmp_path), "--name", "mydrv")
+    assert code == 0
+    assert json.loads(out) == {"created": [str(tmp_path / "kbuildguard.toml"), str(tmp_path / "mydrv.c")],
+                               "next": ["kbuildguard", "make", "-C", str(tmp_path)]}
+
+
 def test_make_bad_directory_and_target(capsys, tmp_path):
     assert run(capsys, "make", "-C", str(tmp_path / "nope"))[0] == 2
     assert run(capsys, "make", "-C", str(tmp_path), "install")[0] == 2
@@ -213,16 +220,3 @@ def test_explain_root_reads_the_release_from_its_proc_version(capsys, tmp_path):
     code, out, _ = run(capsys, "explain", "kdemo", "--root", str(root), "--json")
     assert code == 0
     assert any("4.18.0-147.8.1.el7.aarch64" in u for u in json.loads(out)["not_seen"])
-
-
-def test_readme_exit_code_table_is_the_code_table():
-    import os
-    import re
-
-    readme = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
-    if not os.path.exists(readme):  # an installed wheel without the checkout
-        return
-    with open(readme, encoding="utf-8") as f:
-        section = f.read().split("## Exit codes", 1)[1].split("\n## ", 1)[0]
-    rows = re.findall(r"^\| (\d+) \| (.+) \|$", section, re.M)
-    assert [(int(code), text) for code, text in rows] == list(EXIT_CODES)

@@ -55,17 +55,56 @@ def test_no_syntax_newer_than_3_6():
         assert not re.search(r"^\s*def .*\(.*\b/\s*[,)]", text, re.M), "%s: positional-only parameters need 3.8" % rel
 
 
-def _imports():
-    """(importer, imported module, names) for every kbuildguard import, module-level or inside functions."""
-    for rel, text in _sources():
-        me = "kbuildguard." + rel[:-3].replace(os.sep, ".").replace(".__init__", "")
+def _module_name(rel):
+    """kbuildguard.formats.der for formats/der.py; kbuildguard.formats for formats/__init__.py."""
+    return "kbuildguard." + rel[:-3].replace(os.sep, ".").replace("/", ".").replace(".__init__", "")
+
+
+def _absolute(rel, node):
+    """The absolute module an ImportFrom names: `from ..gates.model import Gate` in formats/der.py is
+    kbuildguard.gates.model (level 1 is the importer's own package, each level more one package up)."""
+    if not node.level:
+        return node.module or ""
+    package = _module_name(rel).split(".")
+    if not rel.endswith("__init__.py"):
+        package = package[:-1]
+    base = package[:len(package) - (node.level - 1)] if node.level > 1 else package
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def _imports(sources=None):
+    """(importer, imported module, names) for every kbuildguard import, module-level or inside
+    functions; relative imports are resolved to the absolute module they name."""
+    for rel, text in (sources if sources is not None else _sources()):
+        me = _module_name(rel)
         for node in ast.walk(ast.parse(text)):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("kbuildguard"):
-                yield me, node.module, [a.name for a in node.names]
+            if isinstance(node, ast.ImportFrom):
+                module = _absolute(rel, node)
+                if module.startswith("kbuildguard"):
+                    yield me, module, [a.name for a in node.names]
             elif isinstance(node, ast.Import):
                 for a in node.names:
                     if a.name.startswith("kbuildguard"):
                         yield me, a.name, []
+
+
+def test_relative_imports_are_resolved():
+    der = ("formats/der.py", "from ..gates.model import Gate\nfrom . import elf\nfrom .elf import Elf\n")
+    init = ("formats/__init__.py", "from .der import read\nfrom .. import errors\n")
+    assert list(_imports([der, init])) == [
+        ("kbuildguard.formats.der", "kbuildguard.gates.model", ["Gate"]),
+        ("kbuildguard.formats.der", "kbuildguard.formats", ["elf"]),
+        ("kbuildguard.formats.der", "kbuildguard.formats.elf", ["Elf"]),
+        ("kbuildguard.formats", "kbuildguard.formats.der", ["read"]),
+        ("kbuildguard.formats", "kbuildguard", ["errors"]),
+    ]
+
+
+def test_no_relative_imports():
+    """Every import names its module in full: the layer rule below reads them as they are written."""
+    offenders = [rel for rel, text in _sources() for node in ast.walk(ast.parse(text))
+                 if isinstance(node, ast.ImportFrom) and node.level]
+    assert offenders == []
 
 
 def test_no_module_imports_another_modules_private_names():
@@ -143,10 +182,10 @@ def test_every_module_has_a_layer():
     assert units - placed == set(), "add the new module or folder to LAYERS"
 
 
-def test_lower_layers_never_import_higher_ones():
+def _layer_offenders(sources=None):
     rank = {u: i for i, layer in enumerate(LAYERS) for u in layer}
     offenders = []
-    for me, mod, names in _imports():
+    for me, mod, names in _imports(sources):
         targets = [mod + "." + n for n in names] if mod == "kbuildguard" else [mod]
         for target in targets:
             a, b = _unit(me), _unit(target)
@@ -154,17 +193,141 @@ def test_lower_layers_never_import_higher_ones():
                 continue
             if a != b and rank[b] >= rank[a]:
                 offenders.append("%s imports %s" % (me, target))
-    assert offenders == []
+    return offenders
 
 
-def test_layers_are_what_the_readme_map_shows():
-    """docs/architecture.md lists every module of the tree, and no module that is not there."""
-    root = os.path.dirname(PACKAGE)
-    with open(os.path.join(root, "docs", "architecture.md"), encoding="utf-8") as f:
-        text = f.read()
-    shown = set(re.findall(r"`(kbuildguard/[\w/]+\.py)`", text))
-    tree = {"kbuildguard/" + rel.replace(os.sep, "/") for rel, _ in _sources()}
-    assert sorted(tree - shown) == [] and sorted(shown - tree) == []
+def test_lower_layers_never_import_higher_ones():
+    assert _layer_offenders() == []
+
+
+def test_the_layer_rule_sees_relative_imports():
+    assert _layer_offenders([("formats/der.py", "from ..gates.model import Gate\n")]) == [
+        "kbuildguard.formats.der imports kbuildguard.gates.model"]
+    assert _layer_offenders([("formats/der.py", "from .. import cli\n")]) == ["kbuildguard.formats.der imports kbuildguard.cli"]
+    assert _layer_offenders([("gates/trust.py", "from ..formats import der\n")]) == []
+
+
+ROOT = os.path.dirname(PACKAGE)
+FRAME = "(top level)"
+
+
+def _read(*parts):
+    with open(os.path.join(ROOT, *parts), encoding="utf-8") as f:
+        return f.read()
+
+
+def _folders():
+    return sorted(d for d in os.listdir(PACKAGE) if os.path.isfile(os.path.join(PACKAGE, d, "__init__.py")))
+
+
+def _unit_name(unit):
+    return unit + "/" if unit in _folders() else unit
+
+
+def _sections(text):
+    """(heading, body) of each `## ` section of a page."""
+    return [(part.split("\n", 1)[0], part.split("\n", 1)[1] if "\n" in part else "")
+            for part in re.split(r"^## ", text, flags=re.M)[1:]]
+
+
+def _section_unit(heading):
+    """The folder a section of docs/architecture.md is about (`formats/` in its heading), FRAME for
+    the frame's section, None for the others (layers, conventions)."""
+    folder = re.search(r"`(\w+)/`", heading)
+    return folder.group(1) if folder else FRAME if heading.startswith("The frame") else None
+
+
+def architecture_problems(text, modules):
+    """Where docs/architecture.md differs from the tree (``modules``: paths relative to kbuildguard/)."""
+    problems = []
+    layers = dict(_sections(text)).get("Layers", "")
+    rows = [(int(n), [u.strip("`") for u in units.split(", ")])
+            for n, units in re.findall(r"^\| (\d+) \| (.+) \|$", layers, re.M)]
+    expected = [(i + 1, [_unit_name(u) for u in layer]) for i, layer in enumerate(LAYERS)]
+    if rows != expected:
+        problems.append("the Layers table is not LAYERS: %s" % rows)
+    rank = {u: i for i, layer in enumerate(LAYERS) for u in layer}
+    order = []
+    placed = {}
+    for heading, body in _sections(text):
+        unit = _section_unit(heading)
+        names = re.findall(r"^\| `kbuildguard/([\w/]+\.py)` \|", body, re.M)
+        if unit is None:
+            problems += ["%s: a module row outside its folder's section (%s)" % (n, heading) for n in names]
+            continue
+        order.append(unit)
+        for name in names:
+            home = name.split("/")[0] if "/" in name else FRAME
+            if home != unit:
+                problems.append("%s: its row is in the section of %s" % (name, unit))
+            if name in placed:
+                problems.append("%s: two rows" % name)
+            placed[name] = unit
+        if unit == FRAME:
+            framed = [n[:-3] for n in names]
+            if framed != sorted(framed, key=lambda n: rank.get(n, -1)):
+                problems.append("the frame's rows are not in layer order: %s" % framed)
+            for n, layer in re.findall(r"^\| `kbuildguard/(\w+)\.py` \| (\d+) \|", body, re.M):
+                if n in rank and int(layer) != rank[n] + 1:
+                    problems.append("%s: shown in layer %s, LAYERS has it in %d" % (n, layer, rank[n] + 1))
+    folders_in_order = [FRAME] + [u for layer in LAYERS for u in layer if u in _folders()]
+    if order != folders_in_order:
+        problems.append("sections are %s, LAYERS orders them %s" % (order, folders_in_order))
+    problems += ["%s: no row" % m for m in sorted(set(modules) - set(placed))]
+    problems += ["%s: a row, but no such module" % m for m in sorted(set(placed) - set(modules))]
+    return problems
+
+
+def _tree():
+    return sorted(rel.replace(os.sep, "/") for rel, _ in _sources())
+
+
+def test_architecture_page_is_the_tree():
+    assert architecture_problems(_read("docs", "architecture.md"), _tree()) == []
+
+
+def test_architecture_check_sees_a_missing_or_misplaced_row():
+    text = _read("docs", "architecture.md")
+    row = [line for line in text.splitlines() if line.startswith("| `kbuildguard/gates/trust.py` |")][0]
+    # the row gone, though prose still names the module
+    gone = text.replace(row + "\n", "") + "\nprose: `kbuildguard/gates/trust.py`\n"
+    assert architecture_problems(gone, _tree()) == ["gates/trust.py: no row"]
+    # the row moved into the build/ section
+    moved = text.replace(row + "\n", "").replace("| `kbuildguard/build/kbuild.py` |", row + "\n| `kbuildguard/build/kbuild.py` |")
+    assert architecture_problems(moved, _tree()) == ["gates/trust.py: its row is in the section of build"]
+    # two folder sections swapped
+    starts = [m.start() for m in re.finditer(r"^## ", text, re.M)] + [len(text)]
+    sections = [text[:starts[0]]] + [text[a:b] for a, b in zip(starts, starts[1:])]  # 3.6 splits on no empty match
+    i, j = [k for k, part in enumerate(sections) if part.startswith(("## `target/`", "## `gates/`"))]
+    sections[i], sections[j] = sections[j], sections[i]
+    assert any(p.startswith("sections are") for p in architecture_problems("".join(sections), _tree()))
+    # the layer table differs from LAYERS
+    assert any(p.startswith("the Layers table") for p in architecture_problems(text.replace("| 7 | `toolchain` |", ""), _tree()))
+    # a frame module shown at the wrong layer
+    assert architecture_problems(text.replace("| `kbuildguard/report.py` | 10 |", "| `kbuildguard/report.py` | 4 |"), _tree()) \
+        == ["report: shown in layer 4, LAYERS has it in 10"]
+
+
+def readme_layout_folders(text):
+    """The package folders the README's Layout section names (`formats/`, ...; `kbuildguard/` itself
+    aside), in the order it first names them."""
+    section = dict(_sections(text)).get("Layout", "")
+    named = [f for f in re.findall(r"`(\w+)/`", section) if f != "kbuildguard"]
+    return [f for i, f in enumerate(named) if f not in named[:i]]
+
+
+def _folders_in_layer_order():
+    return [u for layer in LAYERS for u in layer if u in _folders()]
+
+
+def test_readme_layout_names_every_folder_in_layer_order():
+    assert readme_layout_folders(_read("README.md")) == _folders_in_layer_order()
+
+
+def test_readme_layout_check_sees_a_missing_folder():
+    text = _read("README.md")
+    assert readme_layout_folders(text.replace("`explain/`", "explain")) == [
+        f for f in _folders_in_layer_order() if f != "explain"]
 
 
 def _test_sources():

@@ -90,6 +90,31 @@ def test_objtool_missing_names_the_package(tmp_path):
     assert "\n" not in exc.value.message
 
 
+@pytest.mark.parametrize("tools, says", [
+    ([], "tools: list, not dict"),
+    ({"by_id": {"debian": {"host_programs": "linux-kbuild-{series}"}}}, "tools.by_id.debian.host_programs: not a list"),
+    ({"by_manager": {"apt-get": {"host_programs": ["linux-kbuild-{X}"]}}}, "names {X}"),
+])
+def test_a_broken_tools_catalogue_is_bad_input(tmp_path, monkeypatch, tools, says):
+    """The preflight reads the catalogue's typed tools: never an AttributeError, never the characters of a string."""
+    import json
+    import pkgutil
+
+    from kbuildguard.errors import BadInput
+    from kbuildguard.provision.plan import load_catalogue, packaged_catalogue
+
+    raw = dict(load_catalogue(), tools=tools)
+    monkeypatch.setattr(pkgutil, "get_data", lambda package, name: json.dumps(raw).encode())
+    packaged_catalogue.cache_clear()
+    root, tree = _debian(tmp_path, GNU_TREE)
+    try:
+        with pytest.raises(BadInput) as exc:
+            _run(tmp_path, root, tree, outputs={("ld", "--version"): GNU_LD})
+    finally:
+        packaged_catalogue.cache_clear()
+    assert says in exc.value.message
+
+
 def test_a_host_program_that_cannot_start(tmp_path):
     root, tree = _debian(tmp_path, GNU_TREE)
     objtool = make_exe(os.path.join(tree, "tools/objtool/objtool"))

@@ -25,7 +25,7 @@ Checks, in order:
 import glob
 import os
 import re
-from typing import List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import List, Mapping, NamedTuple, Optional, Tuple
 
 from kbuildguard.build.modbtf import BtfBase, choose_base
 from kbuildguard.console import printable
@@ -95,23 +95,15 @@ STARTED = tuple(c for c in range(256) if c not in (126, 127))
 
 def _packages(target: KernelTarget, tool: str, major: str = "") -> Tuple[str, ...]:
     """The package(s) that provide ``tool`` on the target's distribution, from catalogue.json "tools"."""
-    from kbuildguard.provision.plan import Distro, detect_distro, distribution_entry, load_catalogue
+    from kbuildguard.provision.plan import Distro, detect_distro, distribution_for, packaged_catalogue
 
     try:
         distro: Distro = detect_distro(target.sysroot)
     except Exception:  # noqa: BLE001 - a missing or odd os-release only costs the package name
         return ()
-    catalogue = load_catalogue()
-    tools = catalogue.get("tools", {})
-    entry = distribution_entry(distro, catalogue)
-    names: Sequence[str] = ()
-    for ident in (distro.id,) + distro.like:
-        if tool in tools.get("by_id", {}).get(ident, {}):
-            names = tools["by_id"][ident][tool]
-            break
-    else:
-        if entry is not None:
-            names = tools.get("by_manager", {}).get(entry["manager"], {}).get(tool, ())
+    catalogue = packaged_catalogue()
+    entry = distribution_for(distro, catalogue)
+    names = catalogue.tools.packages(tool, (distro.id,) + distro.like, entry.manager if entry is not None else "")
     series = ".".join(target.release.split(".")[:2])
     return tuple(n.format(N=major, release=target.release, series=series) for n in names if major or "{N}" not in n)
 

@@ -124,10 +124,24 @@ def print_load(ctx: Context, found: "load.LoadExplanation") -> None:
     if not found.findings:
         ctx.out("the log has no loader message for %s (%s, %d lines)" % (found.module, printable(found.log_source),
                                                                          found.log_lines))
+    _print_failures(ctx, found)
+    _print_evidence(ctx, found)
+    _print_predicted(ctx, found)
+    if found.checks is not None and not found.findings and not found.predicted:
+        ctx.out("the file's own check finds nothing that stops it loading")
+    for u in found.not_seen:
+        ctx.out("could not see: %s" % printable(u))
+
+
+def _print_failures(ctx: Context, found: "load.LoadExplanation") -> None:
     failures = [f for f in found.findings if f.fix or f.effect is Effect.REJECTED]  # not the expected out-of-tree taint
     for f in sorted(failures, key=lambda f: -EFFECT_ORDER.index(f.effect)):
         fix = "; fix: %s" % f.fix if f.fix else ""
         ctx.out(printable("%s: %s: %s%s" % (EFFECT_LABEL[f.effect], f.summary, f.cause, fix)))
+
+
+def _print_evidence(ctx: Context, found: "load.LoadExplanation") -> None:
+    """Each finding with its line numbers, the kernel's text, and what the file's check says of it."""
     if found.findings:
         ctx.out("")
         ctx.out("%s: %d loader message(s) in %s" % (found.module, sum(len(f.lines) for f in found.findings),
@@ -138,16 +152,15 @@ def print_load(ctx: Context, found: "load.LoadExplanation") -> None:
                                     printable(f.text)))
         for c in f.context:
             ctx.out("      %s" % printable(c))
-        if f.file != "no-file":
+        if f.file is not load.FileSays.NO_FILE:
             ctx.out("      the file: %s%s" % (f.file, ": " + printable(f.file_says) if f.file_says else ""))
+
+
+def _print_predicted(ctx: Context, found: "load.LoadExplanation") -> None:
     if found.predicted:
         ctx.out("predicted by the file's check, not in the log:")
-        for p in found.predicted:
-            ctx.out("  %s (%s): %s" % (EFFECT_LABEL[p.check.effect], p.check.name, printable(p.check.message)))
-            ctx.out("      why not logged: %s" % p.why)
-            if p.check.fix:
-                ctx.out("      fix: %s" % printable(p.check.fix))
-    if found.checks is not None and not found.findings and not found.predicted:
-        ctx.out("the file's own check finds nothing that stops it loading")
-    for u in found.not_seen:
-        ctx.out("could not see: %s" % printable(u))
+    for p in found.predicted:
+        ctx.out("  %s (%s): %s" % (EFFECT_LABEL[p.check.effect], p.check.name, printable(p.check.message)))
+        ctx.out("      why not logged: %s" % p.why)
+        if p.check.fix:
+            ctx.out("      fix: %s" % printable(p.check.fix))

@@ -2,7 +2,7 @@
 make --sign does, then verify them as check does. rpm strips after %install, and a stripped module
 loses its signature (rpm #1824): the RPM macros run this from %__spec_install_post."""
 
-from typing import List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from kbuildguard import report
 from kbuildguard.build import modsign
@@ -35,21 +35,23 @@ def run(ctx: Context, opts: SignOptions) -> int:
     refused = [r for r in before if r.failed()]
     if refused:
         # every module is named, the ones that passed too: none of them was signed
-        show(ctx, expect, settings, before, signed=False)
+        show(ctx, expect, settings, signer, before, signed=False)
         raise refusal(target, before, refused)
     ctx.console.info("signing with %s" % printable(modsign.describe(signer)))
     with ctx.console.step("sign %d module(s) with %s" % (len(paths), signer.hash)):
         modsign.sign(ctx.runner, signer, paths, ctx.env)
     reports = modsign.verify_signed(ctx.runner, signer, paths, expect, ctx.env)
-    show(ctx, expect, settings, reports, signed=True)
+    show(ctx, expect, settings, signer, reports, signed=True)
     return check.verdict(target, reports)
 
 
-def show(ctx: Context, expect: Expectation, settings: Settings, reports: List[ModuleReport], signed: bool) -> None:
-    """The reports as check prints them, or (--json) as check --json does, with whether they were signed."""
+def show(ctx: Context, expect: Expectation, settings: Settings, signer: modsign.Signer,
+         reports: List[ModuleReport], signed: bool) -> None:
+    """check's text, or with --json check's document plus whether and by what they were signed
+    (docs/reference.md, "sign --json")."""
     if ctx.json:
         ctx.out_json(dict(report.expectation_json(expect), settings=settings.as_json(), signed=signed,
-                          modules=report.modules_json(reports)))
+                          signer=signer_json(signer), modules=report.modules_json(reports)))
     else:
         check.print_reports(ctx, expect, reports)
 
@@ -63,3 +65,8 @@ def refusal(target: KernelTarget, reports: List[ModuleReport], refused: List[Mod
             "; %s passed and %s not signed either" % (", ".join(printable(p) for p in passed),
                                                       "was" if len(passed) == 1 else "were") if passed else ""),
         hint=fix_hint([c for r in refused for c in r.failed()]))
+
+
+def signer_json(signer: modsign.Signer) -> Dict[str, Any]:
+    return {"program": signer.program, "hash": signer.hash, "hash_source": signer.hash_source,
+            "key": signer.key.key, "certificate": signer.key.cert, "key_origin": signer.key.origin}

@@ -6,15 +6,28 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard.errors import BadInput
 from kbuildguard.explain import loadlog
-from kbuildguard.explain.loadlog import Hit
-from kbuildguard.gates.model import Effect, Gate, worst
+from kbuildguard.explain.loadlog import USER_SPACE, Hit, Kind
+from kbuildguard.formats.module import ModuleInfo
+from kbuildguard.gates.model import Effect, Gate, stage, worst
 from kbuildguard.gates.verify import Check, Expectation, verify_path
+from kbuildguard.strenum import StrEnum
+from kbuildguard.versions import release_tuple
+
+
+class FileSays(StrEnum):
+    """What the file's own gate check says of one log line (the `file` field of `explain --json`)."""
+
+    CONFIRMED = "confirmed"  # the file fails that gate too
+    CONTRADICTED = "contradicted"  # the file passes it: the log is about another build or kernel
+    NOT_CHECKED = "not-checked"  # the file's check could not tell
+    NO_FILE = "no-file"  # no .ko was given
+    NOT_APPLICABLE = "n/a"  # no gate owns the line (the out-of-tree taint, insmod's errno)
 
 
 class LoadFinding(NamedTuple):
     """One kind of loader message about the module (repeated lines counted once), and what it means."""
 
-    kind: str  # loadlog.Message.kind
+    kind: Kind
     gate: Optional[Gate]
     effect: Effect  # what the kernel did, as the log tells
     summary: str  # the failure in one phrase, in the kernel's words
@@ -26,7 +39,7 @@ class LoadFinding(NamedTuple):
     names_module: bool  # False: the line names no module, attributed by its neighbours
     context: Tuple[str, ...]  # "BPF: ..." lines that give a BTF failure's reason
     symbol: Optional[str]
-    file: str  # what the file's own check says: confirmed, contradicted, not-checked, no-file, n/a
+    file: FileSays
     file_says: str  # that check's message
 
 
@@ -54,40 +67,41 @@ class LoadExplanation(NamedTuple):
 
 
 # Kinds whose refusal of a symbol ends in "Unknown symbol X (err -22)": that line is their consequence.
-_LEADS_TO_EINVAL = ("symbol_version", "no_symbol_version", "namespace")
-# Where in load_module() the kernel meets each gate: a refusal stops it, later gates are never reached.
-# simplify_symbols() reports every symbol before failing, so versions, exports and GPL-only share a rank.
-_RANK = {Gate.COMPRESSION: 0, Gate.SIGNATURE: 0, Gate.ELF: 1, Gate.MACHINE: 1, Gate.THIS_MODULE: 2, Gate.VERMAGIC: 4,
-         Gate.SYMBOL_VERSIONS: 5, Gate.SYMBOLS: 5, Gate.LICENSE: 5, Gate.LAYOUT: 6, Gate.RELOCATIONS: 6, Gate.COMPILER: 6,
-         Gate.BTF: 7, Gate.UNLOAD: 8}
+_LEADS_TO_EINVAL = (Kind.SYMBOL_VERSION, Kind.NO_SYMBOL_VERSION, Kind.NAMESPACE)
+# One finding per kind, whatever symbol or value each line names.
+_ONE_PER_KIND = frozenset({Kind.RELOCATION_TARGET, Kind.RELOCATION_OVERFLOW, Kind.BTF, Kind.VERMAGIC}) | USER_SPACE
 
 
-def _rank(gate: Optional[Gate], kind: str = "") -> int:
-    if gate is Gate.LAYOUT and kind in ("this_module_size", "size"):
-        return 3  # 6.4+: the size check runs in elf_validity_check(), before check_modinfo()
-    return _RANK.get(gate, 8) if gate is not None else 8
+def size_refused(info: Optional[ModuleInfo], expect: Optional[Expectation]) -> bool:
+    """Whether the target refuses the module's struct module for its size: from 6.4,
+    kernel/module/main.c elf_validity_check() compares .gnu.linkonce.this_module's sh_size with
+    sizeof(struct module) ("section size must match the kernel's built struct module size at run
+    time", loadlog's this_module_size); earlier kernels only meet a layout difference when relocating."""
+    if info is None or info.layout is None or expect is None or expect.reference is None:
+        return False
+    return (info.layout.size != expect.reference.layout.size
+            and release_tuple(expect.target.release.split("-")[0]) >= (6, 4))
 
 
 def _group(hits: Sequence[Hit]) -> List[Tuple[Hit, List[int]]]:
     """One entry per kind of message (and symbol), in log order; consequences folded into their cause."""
     causes = {(h.message.kind, h.value("sym")) for h in hits}
-    kernel_refusal = any(h.message.effect is Effect.REJECTED and h.message.kind not in ("insmod", "modules_load")
-                         for h in hits)
+    kernel_refusal = any(h.message.effect is Effect.REJECTED and h.message.kind not in USER_SPACE for h in hits)
     groups: List[Tuple[Hit, List[int]]] = []
-    index: Dict[Tuple[str, str], int] = {}
+    index: Dict[Tuple[Kind, str], int] = {}
     for h in hits:
         kind, sym = h.message.kind, h.value("sym")
         key = (kind, sym)
-        if kind == "unknown_symbol" and h.value("err") == "-22":
+        if kind is Kind.UNKNOWN_SYMBOL and h.value("err") == "-22":
             for lead in _LEADS_TO_EINVAL:
                 if (lead, sym) in causes:
                     key = (lead, sym)
                     break
-        elif kind == "mcmodel" and any(k == "relocation_overflow" for k, _ in causes):
-            key = ("relocation_overflow", "")
-        elif kind in ("insmod", "modules_load") and kernel_refusal:
+        elif kind is Kind.MCMODEL and any(k is Kind.RELOCATION_OVERFLOW for k, _ in causes):
+            key = (Kind.RELOCATION_OVERFLOW, "")
+        elif kind in USER_SPACE and kernel_refusal:
             continue  # user space's errno says less than the kernel's own line
-        elif kind in ("relocation_target", "relocation_overflow", "btf", "vermagic", "insmod", "modules_load"):
+        elif kind in _ONE_PER_KIND:
             key = (kind, "")
         if key in index:
             groups[index[key]][1].append(h.number)
@@ -101,39 +115,44 @@ def _mentions(check: Check, symbol: Optional[str]) -> bool:
     return bool(symbol) and re.search(r"(?<![\w.])%s(?![\w.])" % re.escape(symbol or ""), check.message) is not None
 
 
-def _file_verdict(hit: Hit, checks: Optional[Sequence[Check]]) -> Tuple[str, str, Optional[Check]]:
-    """(confirmed | contradicted | not-checked | no-file | n/a, what the file's check says, the check that
-    confirms the line) for one log line."""
+def _file_verdict(hit: Hit, checks: Optional[Sequence[Check]]) -> Tuple[FileSays, str, Optional[Check]]:
+    """(what the file's check says of one log line, in its words, the check that confirms the line)."""
     if checks is None:
-        return "no-file", "", None
+        return FileSays.NO_FILE, "", None
     gate = hit.gate
     if gate is None:
-        return "n/a", "", None
+        return FileSays.NOT_APPLICABLE, "", None
     by_gate = {c.name: c for c in checks}
     if gate is Gate.SIGNATURE and gate in by_gate:
-        c = by_gate[gate]
-        if c.found == "unsigned":
-            return "confirmed", "the file is unsigned; " + c.message, c
-        return "not-checked", "the file is signed; whether the kernel trusts its signer is not checked", None
+        return _signature_verdict(by_gate[gate])
     # "Unknown symbol" is also what a GPL-only export hidden from a non-GPL module looks like
-    related = [gate] + ([Gate.LICENSE, Gate.SYMBOLS] if hit.message.kind == "unknown_symbol" else [])
-    candidates = [by_gate[g] for g in related if g in by_gate]
-    symbol = hit.value("sym") or None
+    related = [gate] + ([Gate.LICENSE, Gate.SYMBOLS] if hit.message.kind is Kind.UNKNOWN_SYMBOL else [])
+    return _gate_verdict([by_gate[g] for g in related if g in by_gate], hit.value("sym") or None)
+
+
+def _signature_verdict(c: Check) -> Tuple[FileSays, str, Optional[Check]]:
+    if c.found == "unsigned":
+        return FileSays.CONFIRMED, "the file is unsigned; " + c.message, c
+    return FileSays.NOT_CHECKED, "the file is signed; whether the kernel trusts its signer is not checked", None
+
+
+def _gate_verdict(candidates: Sequence[Check], symbol: Optional[str]) -> Tuple[FileSays, str, Optional[Check]]:
+    """What the file's checks of the line's gate(s) say: a failure naming the line's symbol confirms it."""
     failing = [c for c in candidates if not c.ok or c.effect in (Effect.TAINTS, Effect.REJECTED, Effect.CANNOT_UNLOAD)]
     for c in failing:
         if _mentions(c, symbol):
-            return "confirmed", c.message, c
+            return FileSays.CONFIRMED, c.message, c
     if failing and not symbol:
-        return "confirmed", failing[0].message, failing[0]
+        return FileSays.CONFIRMED, failing[0].message, failing[0]
     if failing:
-        return "contradicted", "the file's check fails here for other symbols: " + failing[0].message, None
+        return FileSays.CONTRADICTED, "the file's check fails here for other symbols: " + failing[0].message, None
     unchecked = [c for c in candidates if not c.checked]
     if unchecked:
-        return "not-checked", unchecked[0].message, None
+        return FileSays.NOT_CHECKED, unchecked[0].message, None
     if candidates:
-        return "contradicted", "the file passes this gate (%s): the log is about another build of the module, or " \
-                               "another kernel" % candidates[0].message, None
-    return "n/a", "", None
+        return FileSays.CONTRADICTED, "the file passes this gate (%s): the log is about another build of the module, or " \
+                                      "another kernel" % candidates[0].message, None
+    return FileSays.NOT_APPLICABLE, "", None
 
 
 def _finding(hit: Hit, numbers: List[int], hits: Sequence[Hit], checks: Optional[Sequence[Check]]) -> LoadFinding:
@@ -147,17 +166,19 @@ def _finding(hit: Hit, numbers: List[int], hits: Sequence[Hit], checks: Optional
                        hit.value("sym") or None, verdict, says)
 
 
-def _predicted(findings: Sequence[LoadFinding], checks: Sequence[Check]) -> List[Predicted]:
+def predicted_not_logged(findings: Sequence[LoadFinding], checks: Sequence[Check], size_check: bool) -> List[Predicted]:
+    """``size_check``: the file's layout is refused for its size (6.4+), early, not when relocating."""
     logged = {f.gate for f in findings if f.gate is not None}
-    if any(f.kind == "unknown_symbol" for f in findings):
+    if any(f.kind is Kind.UNKNOWN_SYMBOL for f in findings):
         logged.add(Gate.LICENSE)  # a GPL-only symbol hidden from a non-GPL module is "Unknown symbol"
-    stops = [_rank(f.gate, f.kind) for f in findings if f.effect is Effect.REJECTED and f.gate is not None]
+    stops = [stage(f.gate, f.kind is Kind.THIS_MODULE_SIZE) for f in findings
+             if f.effect is Effect.REJECTED and f.gate is not None]
     stop = min(stops) if stops else None
     out = []
     for c in checks:
         if c.name in logged or c.effect not in (Effect.REJECTED, Effect.TAINTS, Effect.CANNOT_UNLOAD):
             continue
-        rank = _rank(c.name, "size" if "6.4" in c.message else "")
+        rank = stage(c.name, size_check)
         if c.effect is Effect.CANNOT_UNLOAD:
             why = ("no log line says so: such a module loads and then cannot be unloaded (`kbuildguard explain NAME` on "
                    "the loaded module shows [permanent])")
@@ -180,19 +201,20 @@ def gather_load(text: str, source: str, module: str, ko: Optional[str], expect: 
     """The log's loader lines about ``module``, and, with the .ko and the target kernel, the file's check."""
     unseen = list(not_seen)
     checks: Optional[Tuple[Check, ...]] = None
+    info: Optional[ModuleInfo] = None
     if ko is not None and expect is not None:
         rep = verify_path(ko, expect)
         if rep.info is None:
             raise BadInput(rep.checks[0].message, hint=rep.checks[0].fix)
-        checks = rep.checks
+        checks, info = rep.checks, rep.info
         own_name = rep.info.info("name")
         if own_name and loadlog.module_name(module) == loadlog.module_name(ko):
             module = own_name  # the name the kernel prints is KBUILD_MODNAME, not the file's
     hits, repairs = loadlog.find(text, module)
     findings = [_finding(h, numbers, hits, checks) for h, numbers in _group(hits)]
-    predicted = _predicted(findings, checks) if checks is not None else []
+    predicted = predicted_not_logged(findings, checks, size_refused(info, expect)) if checks is not None else []
     if expect is not None and checks is not None:
-        for release in sorted({h.words()["release"] for h in hits if h.message.kind == "vermagic"}):
+        for release in sorted({h.words()["release"] for h in hits if h.message.kind is Kind.VERMAGIC}):
             if release != expect.target.release:
                 unseen.append("the log is from kernel %s, the file was checked against %s (give --kernel %s)" % (
                     release, expect.target.release, release))

@@ -13,6 +13,7 @@ from typing import Dict, List, NamedTuple, Optional, Pattern, Sequence, Tuple
 
 from kbuildguard.errors import BadInput
 from kbuildguard.gates.model import Effect, Gate
+from kbuildguard.strenum import StrEnum
 from kbuildguard.target.pasted import strip_log_prefixes
 
 # A module name where the kernel prints one: not inside a longer word.
@@ -36,10 +37,46 @@ FIX_BTF = "rebuild with kbuildguard make --btf (the target's own BTF as base)"
 FIX_KBUILD = "build it with kbuild against the kernel's build tree (make -C /lib/modules/$(uname -r)/build M=$PWD)"
 
 
+class Kind(StrEnum):
+    """Every loader message kbuildguard recognises; the value is the stable name in `explain --json`."""
+
+    SIGNATURE_REJECTED = "signature_rejected"
+    LOCKDOWN = "lockdown"
+    SIGNATURE_TAINT = "signature_taint"
+    VERMAGIC = "vermagic"
+    FORCED = "forced"
+    SYMBOL_VERSION = "symbol_version"
+    NO_SYMBOL_VERSION = "no_symbol_version"
+    NAMESPACE = "namespace"
+    UNKNOWN_SYMBOL = "unknown_symbol"
+    COMMON_SYMBOL = "common_symbol"
+    DUPLICATE_EXPORT = "duplicate_export"
+    LICENSE = "license"
+    OUT_OF_TREE = "out_of_tree"
+    THIS_MODULE_SIZE = "this_module_size"
+    RELOCATION_TARGET = "relocation_target"
+    RELOCATION_OVERFLOW = "relocation_overflow"
+    MCMODEL = "mcmodel"
+    BTF = "btf"
+    BTF_DROPPED = "btf_dropped"
+    BLACKLISTED = "blacklisted"
+    NO_SYMBOLS = "no_symbols"
+    NO_THIS_MODULE = "no_this_module"
+    ELF_INVALID = "elf_invalid"
+    MACHINE = "machine"
+    INSMOD = "insmod"
+    MODULES_LOAD = "modules_load"
+
+
+# What user space prints about a refusal (insmod's, systemd-modules-load's errno): the kernel's own
+# line, when there is one, says more.
+USER_SPACE = frozenset({Kind.INSMOD, Kind.MODULES_LOAD})
+
+
 class Message(NamedTuple):
     """One kind of loader message: how to recognise it and what it means."""
 
-    kind: str  # a stable name (JSON)
+    kind: Kind
     pattern: Pattern[str]
     gate: Optional[Gate]  # None: a message no single gate owns (out-of-tree taint, insmod's errno)
     effect: Effect
@@ -49,14 +86,14 @@ class Message(NamedTuple):
     source: str  # where the kernel prints it (6.1 unless said)
 
 
-def _m(kind: str, pattern: str, gate: Optional[Gate], effect: Effect, summary: str, cause: str, fix: str,
+def _m(kind: Kind, pattern: str, gate: Optional[Gate], effect: Effect, summary: str, cause: str, fix: str,
        source: str) -> Message:
     return Message(kind, re.compile(pattern), gate, effect, summary, cause, fix, source)
 
 
 MESSAGES: Tuple[Message, ...] = (
     # kernel/module/signing.c module_sig_check(): pr_notice("Loading of %s is rejected\n", reason)
-    _m("signature_rejected", r"Loading of (?P<what>unsigned module|module with unsupported crypto|module with "
+    _m(Kind.SIGNATURE_REJECTED, r"Loading of (?P<what>unsigned module|module with unsupported crypto|module with "
        r"unavailable key) is rejected$", Gate.SIGNATURE, Effect.REJECTED,
        "Loading of %(what)s is rejected",
        "the kernel enforces module signatures (module.sig_enforce=1 or CONFIG_MODULE_SIG_FORCE) and the module carries "
@@ -64,79 +101,79 @@ MESSAGES: Tuple[Message, ...] = (
        "kernel/module/signing.c module_sig_check()"),
     # security/lockdown/lockdown.c lockdown_is_locked_down(): "Lockdown: %s: %s is restricted; see man
     # kernel_lockdown.7\n", current->comm, lockdown_reasons[LOCKDOWN_MODULE_SIGNATURE] = "unsigned module loading"
-    _m("lockdown", r"Lockdown: (?P<comm>[^:]+): unsigned module loading is restricted(?:; see man kernel_lockdown\.7)?$",
+    _m(Kind.LOCKDOWN, r"Lockdown: (?P<comm>[^:]+): unsigned module loading is restricted(?:; see man kernel_lockdown\.7)?$",
        Gate.SIGNATURE, Effect.REJECTED, "Lockdown: unsigned module loading is restricted",
        "the kernel is locked down (Secure Boot) and the module is not signed by a key it trusts (insmod: \"Operation "
        "not permitted\", EPERM)", FIX_SIGN + "; enrol that key (mokutil --import KEY.der) if it is your own",
        "security/lockdown/lockdown.c lockdown_is_locked_down(), from module_sig_check()"),
     # kernel/module/main.c load_module(): pr_notice_once("%s: module verification failed: signature and/or
     # required key missing - tainting kernel\n", mod->name) -- once per boot: its absence proves nothing
-    _m("signature_taint", _MOD + r": module verification failed: signature and/or required key missing - tainting "
+    _m(Kind.SIGNATURE_TAINT, _MOD + r": module verification failed: signature and/or required key missing - tainting "
        r"kernel$", Gate.SIGNATURE, Effect.TAINTS, "module verification failed: signature and/or required key missing",
        "the module is unsigned or signed by a key the kernel does not have; signatures are not enforced, so it loads "
        "and taints the kernel (E)", "sign it: kbuildguard make --sign", "kernel/module/main.c load_module()"),
     # kernel/module/main.c check_modinfo(): pr_err("%s: version magic '%s' should be '%s'\n", info->name, modmagic, vermagic)
-    _m("vermagic", _MOD + r": version magic '(?P<mine>[^']*)' should be '(?P<want>[^']*)'$", Gate.VERMAGIC,
+    _m(Kind.VERMAGIC, _MOD + r": version magic '(?P<mine>[^']*)' should be '(?P<want>[^']*)'$", Gate.VERMAGIC,
        Effect.REJECTED, "version magic '%(mine)s' should be '%(want)s'",
        "the module was built for another kernel release or configuration (SMP, preempt, mod_unload, modversions)",
        FIX_VERMAGIC, "kernel/module/main.c check_modinfo()"),
     # kernel/module/main.c try_to_force_load() (CONFIG_MODULE_FORCE_LOAD): pr_warn("%s: %s: kernel tainted.\n",
     # mod->name, reason); reason is "bad vermagic", "no versions for exported symbols", or the symbol whose version
     # could not be checked (version.c check_version(): the module has no __versions)
-    _m("forced", _MOD + r": (?P<reason>[^:]+): kernel tainted\.$", Gate.SYMBOL_VERSIONS, Effect.TAINTS,
+    _m(Kind.FORCED, _MOD + r": (?P<reason>[^:]+): kernel tainted\.$", Gate.SYMBOL_VERSIONS, Effect.TAINTS,
        "%(reason)s: kernel tainted",
        "loaded by force (CONFIG_MODULE_FORCE_LOAD, modprobe --force): the kernel could not check the module's version "
        "magic or symbol versions, and tainted itself (F)", FIX_NO_VERSIONS, "kernel/module/main.c try_to_force_load()"),
     # kernel/module/version.c check_version(): pr_warn("%s: disagrees about version of symbol %s\n", info->name, symname)
-    _m("symbol_version", _MOD + r": disagrees about version of symbol (?P<sym>\S+)$", Gate.SYMBOL_VERSIONS,
+    _m(Kind.SYMBOL_VERSION, _MOD + r": disagrees about version of symbol (?P<sym>\S+)$", Gate.SYMBOL_VERSIONS,
        Effect.REJECTED, "disagrees about version of symbol %(sym)s",
        "the module was built against another CRC of %(sym)s than the kernel exports: another kernel's (or another "
        "build's) Module.symvers", FIX_SYMVERS, "kernel/module/version.c check_version()"),
     # kernel/module/version.c check_version(): pr_warn_once("%s: no symbol version for %s\n", info->name, symname);
     # upstream lets it load, Debian's "module: Disable matching missing version CRC" refuses it (then an
     # "Unknown symbol %s (err -22)" follows)
-    _m("no_symbol_version", _MOD + r": no symbol version for (?P<sym>\S+)$", Gate.SYMBOL_VERSIONS, Effect.OK,
+    _m(Kind.NO_SYMBOL_VERSION, _MOD + r": no symbol version for (?P<sym>\S+)$", Gate.SYMBOL_VERSIONS, Effect.OK,
        "no symbol version for %(sym)s",
        "the module's __versions has no CRC for %(sym)s (modpost did not see the symbol's export: a missing "
        "KBUILD_EXTRA_SYMBOLS, or a broken toolchain)", FIX_SYMVERS, "kernel/module/version.c check_version()"),
     # kernel/module/main.c verify_namespace_is_imported(): pr_err("%s: module uses symbol (%s) from namespace %s,
     # but does not import it.\n", mod->name, kernel_symbol_name(sym), namespace) -- pr_warn and no refusal with
     # CONFIG_MODULE_ALLOW_MISSING_NAMESPACE_IMPORTS; the parentheses are 6.1's, accepted without too
-    _m("namespace", _MOD + r": module uses symbol \(?(?P<sym>[^()\s]+)\)? from namespace (?P<ns>\S+?),? but does not "
+    _m(Kind.NAMESPACE, _MOD + r": module uses symbol \(?(?P<sym>[^()\s]+)\)? from namespace (?P<ns>\S+?),? but does not "
        r"import it\.?$", Gate.SYMBOLS, Effect.REJECTED,
        "uses symbol %(sym)s from namespace %(ns)s without importing it",
        "%(sym)s is exported into namespace %(ns)s and the module has no MODULE_IMPORT_NS(%(ns)s)",
        "add MODULE_IMPORT_NS(%(ns)s) to the module's source", "kernel/module/main.c verify_namespace_is_imported()"),
     # kernel/module/main.c simplify_symbols(): pr_warn("%s: Unknown symbol %s (err %d)\n", mod->name, name, ret)
-    _m("unknown_symbol", _MOD + r": Unknown symbol (?P<sym>\S+) \(err (?P<err>-?\d+)\)$", Gate.SYMBOLS,
+    _m(Kind.UNKNOWN_SYMBOL, _MOD + r": Unknown symbol (?P<sym>\S+) \(err (?P<err>-?\d+)\)$", Gate.SYMBOLS,
        Effect.REJECTED, "Unknown symbol %(sym)s (err %(err)s)",
        "nothing loaded exports %(sym)s to this module: not exported by this kernel, exported by a module not loaded "
        "first, or EXPORT_SYMBOL_GPL hidden from a module whose licence is not GPL-compatible", FIX_UNKNOWN,
        "kernel/module/main.c simplify_symbols()"),
     # kernel/module/main.c simplify_symbols(): pr_warn("%s: please compile with -fno-common\n", mod->name)
-    _m("common_symbol", _MOD + r": please compile with -fno-common$", Gate.SYMBOLS, Effect.REJECTED,
+    _m(Kind.COMMON_SYMBOL, _MOD + r": please compile with -fno-common$", Gate.SYMBOLS, Effect.REJECTED,
        "please compile with -fno-common", "the module has common (SHN_COMMON) symbols: it was not compiled by kbuild",
        "compile with -fno-common (kbuild does), or define them once", "kernel/module/main.c simplify_symbols()"),
     # kernel/module/main.c verify_exported_symbols(): pr_err("%s: exports duplicate symbol %s (owned by %s)\n", ...)
-    _m("duplicate_export", _MOD + r": exports duplicate symbol (?P<sym>\S+) \(owned by (?P<owner>[^)]+)\)$",
+    _m(Kind.DUPLICATE_EXPORT, _MOD + r": exports duplicate symbol (?P<sym>\S+) \(owned by (?P<owner>[^)]+)\)$",
        Gate.SYMBOLS, Effect.REJECTED, "exports duplicate symbol %(sym)s (owned by %(owner)s)",
        "%(owner)s already exports %(sym)s", "rename the module's export, or do not load it beside %(owner)s",
        "kernel/module/main.c verify_exported_symbols()"),
     # kernel/module/main.c set_license(): pr_warn("%s: module license '%s' taints kernel.\n", mod->name, license)
     # -- only while the kernel is not yet tainted P: its absence proves nothing
-    _m("license", _MOD + r": module license '(?P<lic>[^']*)' taints kernel\.$", Gate.LICENSE, Effect.TAINTS,
+    _m(Kind.LICENSE, _MOD + r": module license '(?P<lic>[^']*)' taints kernel\.$", Gate.LICENSE, Effect.TAINTS,
        "module license '%(lic)s' taints kernel",
        "licence '%(lic)s' is not GPL-compatible: the kernel loads it, taints itself (P) and hides EXPORT_SYMBOL_GPL "
        "symbols from it", FIX_LICENSE, "kernel/module/main.c set_license()"),
     # kernel/module/main.c check_modinfo(): pr_warn("%s: loading out-of-tree module taints kernel.\n", mod->name)
-    _m("out_of_tree", _MOD + r": loading out-of-tree module taints kernel\.$", None, Effect.TAINTS,
+    _m(Kind.OUT_OF_TREE, _MOD + r": loading out-of-tree module taints kernel\.$", None, Effect.TAINTS,
        "loading out-of-tree module taints kernel",
        "every module built outside the kernel's tree taints it (O): expected, nothing is wrong", "",
        "kernel/module/main.c check_modinfo()"),
     # v6.4+ kernel/module/main.c elf_validity_cache_index_mod(): pr_err("module %s: .gnu.linkonce.this_module
     # section size must match the kernel's built struct module size at run time\n", info->name ?: "...")
     # (its first form, in setup_load_info(), had no "module %s: ")
-    _m("this_module_size", r"(?:module " + _MOD + r": )?\.gnu\.linkonce\.this_module section size must match the "
+    _m(Kind.THIS_MODULE_SIZE, r"(?:module " + _MOD + r": )?\.gnu\.linkonce\.this_module section size must match the "
        r"kernel's built struct module size at run time$", Gate.LAYOUT, Effect.REJECTED,
        ".gnu.linkonce.this_module section size must match the kernel's built struct module size",
        "the module's struct module has another size than the kernel's: built against a build tree configured "
@@ -145,7 +182,7 @@ MESSAGES: Tuple[Message, ...] = (
     # arch/x86/kernel/module.c __apply_relocate_add(), 6.1: pr_err("x86/modules: Skipping invalid relocation target,
     # existing value is nonzero for type %d, loc %p, val %Lx\n"); 6.3+ __write_relocate_add(): "x86/modules:
     # Invalid relocation target, existing value is nonzero for type %d, ..." (6.12+: "for sec %u, idx %u, type %d")
-    _m("relocation_target", r"(?:module: )?(?:x86/modules: )?(?:Skipping invalid|Invalid) relocation target, "
+    _m(Kind.RELOCATION_TARGET, r"(?:module: )?(?:x86/modules: )?(?:Skipping invalid|Invalid) relocation target, "
        r"existing value is nonzero for (?:sec \d+, idx \d+, )?type (?P<type>\d+), loc (?P<loc>\S+), val "
        r"(?P<val>[0-9a-fA-F]+)$", Gate.LAYOUT, Effect.REJECTED,
        "invalid relocation target, existing value is nonzero (type %(type)s)",
@@ -155,41 +192,41 @@ MESSAGES: Tuple[Message, ...] = (
     # arch/x86/kernel/module.c: pr_err("overflow in relocation type %d val %Lx\n") then pr_err("`%s' likely not
     # compiled with -mcmodel=kernel\n", me->name) (pasted.py may take its backquote for Markdown); arm64
     # module.c: pr_err("module %s: overflow in relocation type %d val %Lx\n", me->name, ...)
-    _m("relocation_overflow", r"(?:module " + _MOD + r": )?overflow in relocation type (?P<type>\d+) val "
+    _m(Kind.RELOCATION_OVERFLOW, r"(?:module " + _MOD + r": )?overflow in relocation type (?P<type>\d+) val "
        r"(?P<val>[0-9a-fA-F]+)(?: sec \d+ idx \d+)?$", Gate.RELOCATIONS, Effect.REJECTED,
        "overflow in relocation type %(type)s",
        "the module's code does not fit the kernel's code model (-mcmodel=kernel): it was not compiled with the "
        "kernel's flags", FIX_KBUILD, "arch/x86/kernel/module.c __apply_relocate_add(), arch/arm64/kernel/module.c"),
-    _m("mcmodel", r"`?" + _MOD + r"' likely not compiled with -mcmodel=kernel$", Gate.RELOCATIONS, Effect.REJECTED,
+    _m(Kind.MCMODEL, r"`?" + _MOD + r"' likely not compiled with -mcmodel=kernel$", Gate.RELOCATIONS, Effect.REJECTED,
        "likely not compiled with -mcmodel=kernel",
        "the module's code does not fit the kernel's code model: it was not compiled with the kernel's flags",
        FIX_KBUILD, "arch/x86/kernel/module.c __apply_relocate_add()"),
     # kernel/bpf/btf.c btf_module_notify(): pr_warn("failed to validate module [%s] BTF: %ld\n", mod->name, ...);
     # btf_verifier_log() prints the reason before it, as "BPF: ..." lines
-    _m("btf", r"failed to validate module \[(?P<mod>[^\]]+)\] BTF: (?P<err>-?\d+)$", Gate.BTF, Effect.REJECTED,
+    _m(Kind.BTF, r"failed to validate module \[(?P<mod>[^\]]+)\] BTF: (?P<err>-?\d+)$", Gate.BTF, Effect.REJECTED,
        "failed to validate module BTF (%(err)s)",
        "the module's .BTF was split against another kernel's BTF (CONFIG_DEBUG_INFO_BTF_MODULES, no "
        "CONFIG_MODULE_ALLOW_BTF_MISMATCH)", FIX_BTF, "kernel/bpf/btf.c btf_module_notify()"),
     # 6.2+ kernel/bpf/btf.c btf_module_notify() with CONFIG_MODULE_ALLOW_BTF_MISMATCH: pr_warn_once(...)
-    _m("btf_dropped", r"Kernel module BTF mismatch detected, BTF debug info may be unavailable for some modules$",
+    _m(Kind.BTF_DROPPED, r"Kernel module BTF mismatch detected, BTF debug info may be unavailable for some modules$",
        Gate.BTF, Effect.OK, "Kernel module BTF mismatch detected",
        "a module's .BTF does not match the kernel's; CONFIG_MODULE_ALLOW_BTF_MISMATCH=y: it loads without its BTF",
        FIX_BTF, "kernel/bpf/btf.c btf_module_notify() (6.2+)"),
     # kernel/module/main.c load_module(): pr_err("Module %s is blacklisted\n", info->name)
-    _m("blacklisted", r"Module " + _MOD + r" is blacklisted$", None, Effect.REJECTED, "Module %(mod)s is blacklisted",
+    _m(Kind.BLACKLISTED, r"Module " + _MOD + r" is blacklisted$", None, Effect.REJECTED, "Module %(mod)s is blacklisted",
        "the kernel command line has module_blacklist=%(mod)s", "remove %(mod)s from module_blacklist= on the kernel "
        "command line", "kernel/module/main.c load_module()"),
     # kernel/module/main.c setup_load_info(): pr_warn("%s: module has no symbols (stripped?)\n") and
     # pr_warn("%s: No module found in object\n")
-    _m("no_symbols", _MOD + r": module has no symbols \(stripped\?\)$", Gate.THIS_MODULE, Effect.REJECTED,
+    _m(Kind.NO_SYMBOLS, _MOD + r": module has no symbols \(stripped\?\)$", Gate.THIS_MODULE, Effect.REJECTED,
        "module has no symbols (stripped?)", "the module's symbol table was stripped (strip --strip-all)",
        "install it with kbuild's modules_install (strip --strip-debug at most)", "kernel/module/main.c setup_load_info()"),
-    _m("no_this_module", _MOD + r": No module found in object$", Gate.THIS_MODULE, Effect.REJECTED,
+    _m(Kind.NO_THIS_MODULE, _MOD + r": No module found in object$", Gate.THIS_MODULE, Effect.REJECTED,
        "No module found in object", "the file has no .gnu.linkonce.this_module: it is an object, not a module",
        "build it as a module with kbuild (obj-m), not as a plain object", "kernel/module/main.c setup_load_info()"),
     # kernel/module/main.c elf_validity_check() (6.1; 6.12: elf_validity_cache_*(); 5.10 adds "Module has invalid
     # ELF structures"): the file is malformed before anything of it is read (gates/elfcheck.py has each rule)
-    _m("elf_invalid", r"(?:Invalid ELF (?:header len \d+|header magic: .*|header type: \d+ != 1|section header size|"
+    _m(Kind.ELF_INVALID, r"(?:Invalid ELF (?:header len \d+|header magic: .*|header type: \d+ != 1|section header size|"
        r"section header overflow|section name index: .*|section hdr\(type \d+\)|section (?:name )?in module "
        r"\(section \d+ type \d+\)|sh_link!=.*|section name table type: \d+|symbol string table type: \d+)|"
        r"ELF Spec violation: .*|empty section name table|Module has invalid ELF structures)$", Gate.ELF, Effect.REJECTED,
@@ -197,15 +234,15 @@ MESSAGES: Tuple[Message, ...] = (
        "the .ko is corrupt, truncated, or was changed after linking (strip, objcopy, a copy cut short)",
        "rebuild it with kbuild and install the file kbuild wrote", "kernel/module/main.c elf_validity_check()"),
     # kernel/module/main.c elf_validity_check(): pr_err("Invalid architecture in ELF header: %u\n", e_machine)
-    _m("machine", r"Invalid architecture in ELF header: (?P<machine>\d+)$", Gate.MACHINE, Effect.REJECTED,
+    _m(Kind.MACHINE, r"Invalid architecture in ELF header: (?P<machine>\d+)$", Gate.MACHINE, Effect.REJECTED,
        "Invalid architecture in ELF header: %(machine)s", "the module is built for another architecture",
        "build it for the kernel's architecture: kbuild with ARCH= and CROSS_COMPILE= for it",
        "kernel/module/main.c elf_validity_check()"),
     # kmod's insmod/modprobe and systemd-modules-load: what user space says (strerror of the errno)
-    _m("insmod", r"(?:insmod|modprobe)(?:\[\d+\])?: (?:ERROR: )?(?:could not|can't) insert (?:module )?'?"
+    _m(Kind.INSMOD, r"(?:insmod|modprobe)(?:\[\d+\])?: (?:ERROR: )?(?:could not|can't) insert (?:module )?'?"
        r"(?P<file>[^':]+?)'?: (?P<err>[A-Z][^:]+)$", None, Effect.REJECTED, "%(err)s",
        "%(errno_cause)s", "", "kmod insmod/modprobe (user space)"),
-    _m("modules_load", r"Failed to insert module '(?P<file>[^']+)': (?P<err>[A-Z][^:]+)$", None, Effect.REJECTED,
+    _m(Kind.MODULES_LOAD, r"Failed to insert module '(?P<file>[^']+)': (?P<err>[A-Z][^:]+)$", None, Effect.REJECTED,
        "%(err)s", "%(errno_cause)s", "", "systemd-modules-load (user space)"),
 )
 
@@ -254,11 +291,11 @@ class Hit(NamedTuple):
 
     @property
     def gate(self) -> Optional[Gate]:
-        if self.message.kind in ("insmod", "modules_load"):
+        if self.message.kind in USER_SPACE:
             return ERRNO.get(self.value("err"), (None, ""))[0]
-        if self.message.kind == "forced" and self.value("reason") == "bad vermagic":
+        if self.message.kind is Kind.FORCED and self.value("reason") == "bad vermagic":
             return Gate.VERMAGIC
-        if self.message.kind == "unknown_symbol" and self.value("err") == "-22":
+        if self.message.kind is Kind.UNKNOWN_SYMBOL and self.value("err") == "-22":
             return Gate.SYMBOL_VERSIONS  # resolve_symbol(): check_version() or the namespace refused it
         return self.message.gate
 
@@ -343,7 +380,7 @@ def find(text: str, module: str) -> Tuple[List[Hit], List[str]]:
         hit = match(line)
         if hit is None:
             continue
-        if hit.message.kind == "btf":
+        if hit.message.kind is Kind.BTF:
             hit = hit._replace(context=_bpf_context(lines, index))
         hits.append(hit)
         repairs.extend(r for r in line.repairs if r not in repairs)
@@ -380,14 +417,13 @@ def _neighbour(hits: Sequence[Hit], number: int) -> Optional[str]:
 
 def refused_symbols(hits: Sequence[Hit]) -> Dict[str, str]:
     """symbol -> err of every "Unknown symbol X (err N)": what a warning before it led to."""
-    return {h.value("sym"): h.value("err") for h in hits if h.message.kind == "unknown_symbol"}
+    return {h.value("sym"): h.value("err") for h in hits if h.message.kind is Kind.UNKNOWN_SYMBOL}
 
 
 def effect_of(hit: Hit, hits: Sequence[Hit]) -> Effect:
     """What the kernel did, as far as the log tells: a warning followed by the refusal of the same
     symbol is a refusal (Debian's missing-CRC patch, a namespace not imported)."""
     refused = refused_symbols(hits)
-    kind = hit.message.kind
-    if kind == "no_symbol_version":
+    if hit.message.kind is Kind.NO_SYMBOL_VERSION:
         return Effect.REJECTED if refused.get(hit.value("sym")) == "-22" else Effect.OK
     return hit.message.effect

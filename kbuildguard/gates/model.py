@@ -1,6 +1,7 @@
 """The loader's gates and what one check says about one of them (every gate module speaks these)."""
 
-from typing import Iterable, NamedTuple
+import enum
+from typing import Iterable, Mapping, NamedTuple, Optional, Tuple
 
 from kbuildguard.strenum import StrEnum
 
@@ -31,6 +32,53 @@ class Gate(StrEnum):
     COMPILER = "compiler"
 
 
+class Stage(enum.IntEnum):
+    """Where load_module() (kernel/module/main.c) meets a gate. A refusal stops the loader there, so
+    a gate of a later stage is never reached and never logged: this is the one table of that order."""
+
+    DECOMPRESS = 0  # kmod (or 6.1+ module_decompress() in finit_module()) unpacks .ko.xz/.gz/.zst first
+    SIGNATURE = 1  # module_sig_check()
+    ELF_VALIDITY = 2  # elf_validity_check(): the ELF's own shape, then elf_check_arch() ("Invalid architecture")
+    THIS_MODULE = 3  # 6.1 setup_load_info(), 6.4 elf_validity_check(): "No module found in object"
+    STRUCT_SIZE = 4  # 6.4+ elf_validity_check(), right after: sh_size != sizeof(struct module)
+    MODINFO = 5  # check_modinfo(): vermagic (and check_modstruct_version())
+    SYMBOLS = 6  # simplify_symbols() -> resolve_symbol(): CRCs, exports, namespaces, GPL-only; all reported
+    RELOCATIONS = 7  # apply_relocations(): where init/exit land (x86_64), -mcmodel=kernel overflows
+    COMING = 8  # prepare_coming_module() -> MODULE_STATE_COMING notifiers: btf_module_notify()
+    UNLOAD = 9  # delete_module(): init && !exit -> -EBUSY (loaded, never unloaded)
+    NEVER = 10  # the loader never reads it: an unreadable file, what no gate owns
+
+
+# Every stage at which the loader can refuse a module because of a gate, earliest first. The layout
+# is met twice: 6.4+ compares the section's size early, and every kernel relocates init/exit late.
+# The compiler is never read by the loader; a foreign compiler shows where its layout does.
+GATE_STAGES: Mapping[Gate, Tuple[Stage, ...]] = {
+    Gate.READ: (Stage.NEVER,),
+    Gate.COMPRESSION: (Stage.DECOMPRESS,),
+    Gate.SIGNATURE: (Stage.SIGNATURE,),
+    Gate.ELF: (Stage.ELF_VALIDITY,),
+    Gate.MACHINE: (Stage.ELF_VALIDITY,),
+    Gate.THIS_MODULE: (Stage.THIS_MODULE,),
+    Gate.LAYOUT: (Stage.STRUCT_SIZE, Stage.RELOCATIONS),
+    Gate.VERMAGIC: (Stage.MODINFO,),
+    Gate.SYMBOL_VERSIONS: (Stage.SYMBOLS,),
+    Gate.SYMBOLS: (Stage.SYMBOLS,),
+    Gate.LICENSE: (Stage.SYMBOLS,),
+    Gate.RELOCATIONS: (Stage.RELOCATIONS,),
+    Gate.BTF: (Stage.COMING,),
+    Gate.UNLOAD: (Stage.UNLOAD,),
+    Gate.COMPILER: (Stage.RELOCATIONS,),
+}
+
+
+def stage(gate: Optional[Gate], size_check: bool = False) -> Stage:
+    """Where the loader refuses a module for ``gate``; ``size_check``: a layout refused for its size (6.4+)."""
+    if gate is None:
+        return Stage.NEVER
+    stages = GATE_STAGES[gate]
+    return stages[0] if size_check or len(stages) == 1 else stages[-1]
+
+
 class Effect(StrEnum):
     """What the target kernel will do with the module because of one check; worst last."""
 
@@ -53,7 +101,6 @@ def effect_words(effect: Effect) -> str:
     return {Effect.OK: "will load", Effect.NOT_CHECKED: "not fully checked",
             Effect.TAINTS: "will load and taint the kernel", Effect.CANNOT_UNLOAD: "will load and never unload",
             Effect.REJECTED: "will be rejected at load"}[effect]
-
 
 
 class Check(NamedTuple):
