@@ -5,8 +5,9 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, NamedTuple, Optional
 
 from kbuildguard.formats.module import ModuleInfo
 from kbuildguard.formats.symvers import Export
-from kbuildguard.gates.model import Effect, Gate
-from kbuildguard.gates.verify import Check, Expectation, ModuleReport, ReferenceLayout, Verdict
+from kbuildguard.gates.model import Check, Effect, Gate
+from kbuildguard.gates.reference import ReferenceLayout
+from kbuildguard.gates.verify import Expectation, ModuleReport, Verdict
 from kbuildguard.identity import CompilerId, Linker
 from kbuildguard.provision.plan import InstallPlan
 from kbuildguard.target.kernel import KernelTarget

@@ -12,7 +12,8 @@ from kbuildguard.explain.loadlog import MESSAGES, USER_SPACE, Kind
 from kbuildguard.formats.module import Layout, read_module
 from kbuildguard.gates import loader
 from kbuildguard.gates.model import GATE_STAGES, Check, Effect, Gate, Stage, stage
-from kbuildguard.gates.verify import Expectation, ReferenceLayout, verify_info
+from kbuildguard.gates.reference import ReferenceLayout
+from kbuildguard.gates.verify import Expectation, verify_info
 from kbuildguard.target.kernel import Selector, resolve
 from kbuildguard.toolchain import MatchLevel
 

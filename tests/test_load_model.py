@@ -17,8 +17,9 @@ from kbuildguard.errors import BadInput
 from kbuildguard.formats.elf import Elf
 from kbuildguard.formats.module import read_module
 from kbuildguard.gates import loader
+from kbuildguard.gates.layout import layout_effect
 from kbuildguard.gates.model import Check, Effect, Gate
-from kbuildguard.gates.verify import Expectation, ModuleReport, Verdict, headline, layout_effect, verify_path
+from kbuildguard.gates.verify import Expectation, ModuleReport, Verdict, headline, verify_path
 from kbuildguard.target import kmod
 from kbuildguard.target.kernel import Selector, resolve
 from kbuildguard.toolchain import MatchLevel

@@ -14,7 +14,8 @@ from kbuildguard.formats import symvers
 from kbuildguard.formats.module import VersionsFormat, read_module
 from kbuildguard.gates import loader
 from kbuildguard.gates.model import Effect, Gate
-from kbuildguard.gates.verify import Expectation, headline, verify_info, verify_paths
+from kbuildguard.gates.pool import verify_paths
+from kbuildguard.gates.verify import Expectation, headline, verify_info
 from kbuildguard.target import exports as kernel_exports
 from kbuildguard.target.kernel import Selector, resolve
 from kbuildguard.toolchain import MatchLevel
@@ -234,7 +235,8 @@ def test_x86_relocation_onto_a_field_the_loader_already_set_is_rejected(tmp_path
     """Seen in qemu on Debian's 6.1 (test_qemu_gates.py): exit on target_list is refused at load, exit
     on static_call_sites (still zero when relocated) loads and never unloads."""
     from kbuildguard.formats.module import Layout
-    from kbuildguard.gates.verify import ReferenceLayout, check_layout
+    from kbuildguard.gates.layout import check_layout
+    from kbuildguard.gates.reference import ReferenceLayout
 
     target = _target(tmp_path)
     members = (("state", 0), ("list", 8), ("name", 24), ("static_call_sites", 0x330), ("target_list", 0x340),
@@ -308,7 +310,7 @@ def _dies_in_a_worker(job):
 
 
 def test_many_modules_over_workers_and_a_worker_that_dies(tmp_path, monkeypatch):
-    from kbuildguard.gates import verify
+    from kbuildguard.gates import pool
 
     target = _target(tmp_path)
     paths = []
@@ -317,10 +319,10 @@ def test_many_modules_over_workers_and_a_worker_that_dies(tmp_path, monkeypatch)
         path.write_bytes(build_module(name="m%d" % i, vermagic=None if i == 3 else KERNEL_MAGIC))
         paths.append(str(path))
     expect = Expectation(target, MatchLevel.VERSION, None, "", loader.gather(target))
-    monkeypatch.setattr(verify, "PARALLEL_THRESHOLD", 2)
+    monkeypatch.setattr(pool, "PARALLEL_THRESHOLD", 2)
     serial = [(r.path, r.verdict, r.effect) for r in verify_paths(paths, expect, workers=1)]
     assert [(r.path, r.verdict, r.effect) for r in verify_paths(paths, expect, workers=2)] == serial
     assert serial[3][1] == "mismatch"
     # a worker that dies does not hang the run: BrokenProcessPool, and the work is done here instead
-    monkeypatch.setattr(verify, "_verify_chunk_lean", _dies_in_a_worker)
+    monkeypatch.setattr(pool, "_verify_chunk_lean", _dies_in_a_worker)
     assert [(r.path, r.verdict, r.effect) for r in verify_paths(paths, expect, workers=2)] == serial

@@ -23,7 +23,8 @@ from kbuildguard.errors import BadInput, SigningFailed, ToolNotFound
 from kbuildguard.formats.module import MAX_MODULE_BYTES
 from kbuildguard.formats.pkcs7 import read_signature
 from kbuildguard.gates import trust
-from kbuildguard.gates.verify import Expectation, ModuleReport, verify_paths, with_confirmed_signatures
+from kbuildguard.gates.pool import verify_paths
+from kbuildguard.gates.verify import Expectation, ModuleReport, with_confirmed_signatures
 from kbuildguard.run import CommandFailed, Runner
 from kbuildguard.settings import Settings
 from kbuildguard.target.kernel import KernelTarget

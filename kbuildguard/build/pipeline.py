@@ -35,17 +35,11 @@ from kbuildguard.errors import (
     UsageError,
 )
 from kbuildguard.gates import loader
-from kbuildguard.gates.verify import (
-    Expectation,
-    Gate,
-    ModuleReport,
-    Verdict,
-    find_reference,
-    fix_hint,
-    headline,
-    verify_paths,
-    with_cause,
-)
+from kbuildguard.gates.model import Gate
+from kbuildguard.gates.pool import verify_paths
+from kbuildguard.gates.reference import find_reference, with_cause
+from kbuildguard.gates.verify import Expectation, ModuleReport, Verdict, fix_hint, headline
+from kbuildguard.probecache import cache_home
 from kbuildguard.project import Project
 from kbuildguard.settings import Settings
 from kbuildguard.target import exports, kernel
@@ -239,7 +233,7 @@ def choose_compiler(ctx: Context, target: KernelTarget, req: Request) -> Selecti
 
 def expectation(ctx: Context, target: KernelTarget, req: Request, drift: Optional[Drift]) -> Expectation:
     """What the modules will be held to; says plainly when the layout cannot be compared."""
-    reference, why_not = find_reference(target, req.vmlinux)
+    reference, why_not = find_reference(target, req.vmlinux, cache_dir=cache_home(ctx.env))
     facts = loader.gather(target, exports.extra_from_make_args(req.make_args, ctx.env), sig_enforce=req.sig_enforce,
                           trusted_certs=req.trusted_certs, config_file=req.kernel_config,
                           read=drift.kernel if drift is not None else None)

@@ -10,17 +10,10 @@ from kbuildguard.errors import BadInput, ModuleRejected, UsageError
 from kbuildguard.formats.module import ModuleInfo, find_modules, read_module
 from kbuildguard.gates import loader, trust
 from kbuildguard.gates.model import Effect
-from kbuildguard.gates.verify import (
-    Expectation,
-    ModuleReport,
-    Verdict,
-    find_reference,
-    fix_hint,
-    headline,
-    verify_paths,
-    with_cause,
-    with_confirmed_signatures,
-)
+from kbuildguard.gates.pool import verify_paths
+from kbuildguard.gates.reference import find_reference, with_cause
+from kbuildguard.gates.verify import Expectation, ModuleReport, Verdict, fix_hint, headline, with_confirmed_signatures
+from kbuildguard.probecache import cache_home
 from kbuildguard.report import ForecastRow, forecast_row
 from kbuildguard.settings import Common
 from kbuildguard.target import kconfig, kernel
@@ -42,7 +35,8 @@ class CheckOptions(NamedTuple):
 
 
 def expectation(ctx: Context, target: KernelTarget, level: MatchLevel, opts: CheckOptions) -> Expectation:
-    reference, not_compared = find_reference(target, ctx.path(opts.vmlinux) if opts.vmlinux else None)
+    reference, not_compared = find_reference(target, ctx.path(opts.vmlinux) if opts.vmlinux else None,
+                                               cache_dir=cache_home(ctx.env))
     config_file = ctx.path(opts.kernel_config) if opts.kernel_config else None
     if config_file:
         kconfig.read_named(config_file)  # refused here: the reads below fall back to the tree's quietly

@@ -11,7 +11,8 @@ from kbuildguard.commands.common import level_of, target_and_modules
 from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.errors import ModuleRejected
-from kbuildguard.gates.verify import Expectation, ModuleReport, fix_hint, verify_paths
+from kbuildguard.gates.pool import verify_paths
+from kbuildguard.gates.verify import Expectation, ModuleReport, fix_hint
 from kbuildguard.settings import Common, Settings
 from kbuildguard.target.kernel import KernelTarget
 

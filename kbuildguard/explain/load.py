@@ -8,8 +8,8 @@ from kbuildguard.errors import BadInput
 from kbuildguard.explain import loadlog
 from kbuildguard.explain.loadlog import USER_SPACE, Hit, Kind
 from kbuildguard.formats.module import ModuleInfo
-from kbuildguard.gates.model import Effect, Gate, stage, worst
-from kbuildguard.gates.verify import Check, Expectation, verify_path
+from kbuildguard.gates.model import Check, Effect, Gate, stage, worst
+from kbuildguard.gates.verify import Expectation, verify_path
 from kbuildguard.strenum import StrEnum
 from kbuildguard.versions import release_tuple
 

@@ -16,7 +16,9 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 from kbuildguard import bounded
 from kbuildguard.errors import BadInput, KbgError, UsageError
 from kbuildguard.gates import loader
-from kbuildguard.gates.verify import STRUCT_MODULE_GATES, Check, Expectation, find_reference, verify_path
+from kbuildguard.gates.model import Check
+from kbuildguard.gates.reference import find_reference
+from kbuildguard.gates.verify import STRUCT_MODULE_GATES, Expectation, verify_path
 from kbuildguard.target import drift, kconfig, kernel
 from kbuildguard.target.kernel import KernelTarget
 from kbuildguard.toolchain import MatchLevel

@@ -1,0 +1,152 @@
+"""The gates of struct module and the compiler: the machine a module is built for, its
+.gnu.linkonce.this_module, its struct module layout against the reference, whether it can ever
+unload, and its compiler against the kernel's (kernel/module/main.c, cited at each rule)."""
+
+from typing import List, Mapping, Optional, Sequence, Tuple
+
+from kbuildguard.arch import same_machine
+from kbuildguard.formats.module import ModuleInfo
+from kbuildguard.gates.model import Check, Effect, Gate
+from kbuildguard.gates.reference import GENERIC_CAUSE, WRITTEN_BEFORE_RELOCATION, ReferenceLayout
+from kbuildguard.identity import CompilerId
+from kbuildguard.target.kernel import KernelTarget
+from kbuildguard.toolchain import MatchLevel, mismatch_reason
+from kbuildguard.versions import release_tuple
+
+
+def _hex(value: Optional[int]) -> str:
+    return "absent" if value is None else "0x%x" % value
+
+
+def layout_effect(target: KernelTarget, size_differs: bool, landed: Sequence[str] = ()) -> Tuple[Effect, str]:
+    """What the target kernel will do with a module whose struct module layout differs; ``landed``:
+    the kernel's members where the module's init/exit relocations land (from BTF), when known."""
+    release = release_tuple(target.release.split("-")[0])
+    if size_differs and release >= (6, 4):
+        return Effect.REJECTED, "this kernel (>= 6.4) rejects it at load: its .gnu.linkonce.this_module size differs"
+    written = [m for m in landed if m in WRITTEN_BEFORE_RELOCATION]
+    if target.arch == "x86_64" and written:
+        return Effect.REJECTED, ("on x86_64 it is rejected at load: a relocation lands on %s, which the loader has "
+                                 "already set (\"Skipping invalid relocation target, existing value is nonzero\", "
+                                 "insmod: Invalid module format)" % ", ".join(written))
+    if target.arch == "x86_64" and landed:
+        return Effect.CANNOT_UNLOAD, ("it loads (its init/exit land on %s, still zero when relocated), and then "
+                                      "cannot be unloaded (rmmod: Device or resource busy), or worse" % ", ".join(landed))
+    if target.arch == "x86_64":
+        # Without the kernel's struct module members (BTF) kbuildguard cannot tell where init/exit land:
+        # on a field the loader has already set (refused, see WRITTEN_BEFORE_RELOCATION; five of Debian's
+        # 6.1 drift modules were, in qemu) or on one still zero (loads, never unloads). Judged by the worse.
+        return Effect.REJECTED, ("on x86_64 it is rejected at load if its init/exit relocation lands on a field the "
+                                 "loader has already set (\"Skipping invalid relocation target, existing value is "
+                                 "nonzero\", insmod: Invalid module format), or else loads and cannot be unloaded "
+                                 "(rmmod: EBUSY), or worse; which one needs the kernel's BTF (--vmlinux): judged as "
+                                 "rejected")
+    return Effect.CANNOT_UNLOAD, "it loads, and then cannot be unloaded (rmmod: Device or resource busy), or worse"
+
+
+def check_compilers(info: ModuleInfo, kernel: CompilerId, level: MatchLevel) -> Check:
+    fix = "rebuild it with %s: `kbuildguard make` selects it, `kbuildguard setup` installs it" % kernel.describe()
+    if not info.compilers:
+        return Check(Gate.COMPILER, False, kernel.describe(), "no compiler entry in .comment",
+                     "the module's .comment names no compiler: cannot prove which compiler built it", fix)
+    bad: List[CompilerId] = []
+    for cid in info.compilers:
+        reason = mismatch_reason(kernel, cid, level)
+        if reason is not None and cid.describe() not in [b.describe() for b in bad]:
+            bad.append(cid)
+    found = "; ".join(sorted({c.describe() for c in info.compilers}))
+    if bad:
+        return Check(Gate.COMPILER, False, kernel.describe(), found,
+                     "built (at least in part) by %s; the kernel was built by %s" % (
+                         ", ".join(b.describe() for b in bad), kernel.describe()),
+                     fix + "; prebuilt objects (*.o_shipped) too")
+    return Check(Gate.COMPILER, True, kernel.describe(), found, "every .comment entry matches (level %s)" % level)
+
+
+def check_machine(info: ModuleInfo, target: KernelTarget) -> Check:
+    want_endian = target.arch.endian if target.arch else None
+    endian = "big-endian" if info.big_endian else "little-endian"
+    ok = same_machine(target.arch, info.arch) and (want_endian is None or str(want_endian) == endian)
+    expected = "%s %s" % (target.arch or "any", want_endian or "")
+    return Check(Gate.MACHINE, ok, expected.strip(), "%s %s" % (info.machine, endian),
+                 "ELF machine matches" if ok else "the module is for %s %s, the kernel is %s" % (info.machine, endian, expected.strip()),
+                 "" if ok else "build it for %s: kbuild with ARCH= and CROSS_COMPILE= for that architecture, against "
+                               "the %s build tree" % (target.arch, target.release),
+                 Effect.OK if ok else Effect.REJECTED)
+
+
+def check_layout(info: ModuleInfo, target: KernelTarget, reference: Optional[ReferenceLayout], not_compared: str,
+                 compiler: Check) -> Optional[Check]:
+    if info.layout is None:
+        return None
+    if reference is None:
+        return Check(Gate.LAYOUT, True, "the kernel's struct module", "not compared", "layout not compared: %s" % (
+            not_compared or "no reference layout"), "", Effect.NOT_CHECKED)
+    ref, got = reference.layout, info.layout
+    differences = []
+    if got.size != ref.size:
+        differences.append("size 0x%x, kernel expects 0x%x" % (got.size, ref.size))
+    if got.init_offset is not None and got.init_offset != ref.init_offset:
+        differences.append("init at %s, kernel expects %s" % (_hex(got.init_offset), _hex(ref.init_offset)))
+    if got.exit_offset is not None and ref.exit_offset is not None and got.exit_offset != ref.exit_offset:
+        differences.append("exit at %s, kernel expects %s" % (_hex(got.exit_offset), _hex(ref.exit_offset)))
+    expected = "size 0x%x, init %s, exit %s (%s)" % (ref.size, _hex(ref.init_offset), _hex(ref.exit_offset), reference.source)
+    found = "size 0x%x, init %s, exit %s" % (got.size, _hex(got.init_offset), _hex(got.exit_offset))
+    if not differences:
+        return Check(Gate.LAYOUT, True, expected, found, "struct module layout matches the kernel's")
+    if not compiler.ok:
+        cause = ("cause: built by %s, not the kernel's compiler; compiler features decide #ifdefs inside struct module"
+                 % compiler.found)
+        fix = compiler.fix
+    else:
+        cause = reference.cause or GENERIC_CAUSE
+        fix = ("rebuild it against a build tree configured exactly like kernel %s (its own kernel-devel / linux-headers "
+               "package, or a tree made from /boot/config-%s)" % (target.release, target.release))
+    landed = [reference.member_at(off) for off in (got.init_offset, got.exit_offset)
+              if off is not None and reference.members and off not in (ref.init_offset, ref.exit_offset)]
+    effect, what = layout_effect(target, got.size != ref.size, [m for m in landed if m])
+    return Check(Gate.LAYOUT, False, expected, found, "struct module layout differs (%s): %s; %s" % (
+        "; ".join(differences), what, cause), fix, effect)
+
+
+def check_unload(info: ModuleInfo, config: Mapping[str, str]) -> Optional[Check]:
+    """kernel/module/main.c delete_module() (6.1): "if (mod->init && !mod->exit)" -> -EBUSY unless
+    forced, and /proc/modules shows it [permanent]. The module's own relocations into
+    .gnu.linkonce.this_module say whether it has init and exit, whatever else was checked."""
+    if info.layout is None:
+        return None
+    expected = "module_exit() beside module_init()"
+    if config and config.get("CONFIG_MODULE_UNLOAD") != "y":
+        return Check(Gate.UNLOAD, True, "any", "-", "the kernel cannot unload any module (no CONFIG_MODULE_UNLOAD)")
+    if info.layout.init_offset is not None and info.layout.exit_offset is None:
+        return Check(Gate.UNLOAD, True, expected, "module_init() without module_exit()",
+                     "no module_exit(): the kernel marks it [permanent] and rmmod answers EBUSY (delete_module())",
+                     "add a module_exit() function if it should unload", Effect.CANNOT_UNLOAD)
+    return Check(Gate.UNLOAD, True, expected, "init %s, exit %s" % (
+        "present" if info.layout.init_offset is not None else "absent",
+        "present" if info.layout.exit_offset is not None else "absent"), "rmmod can unload it")
+
+
+def with_compiler_effect(compiler: Check, layout: Optional[Check]) -> Check:
+    """The loader never reads .comment: what a foreign compiler does is what the layout says, and
+    where the layout could not be compared, the incident's outcome."""
+    if compiler.ok:
+        return compiler
+    if layout is not None and layout.checked and layout.ok:
+        return compiler._replace(message=compiler.message + "; the kernel would load it (struct module matches), but other "
+                                 "structures follow the compiler's features too: refused")
+    if layout is not None and not layout.ok:
+        return compiler._replace(effect=layout.effect)
+    return compiler._replace(effect=Effect.CANNOT_UNLOAD,
+                             message=compiler.message + "; the layout could not be compared: it may load and never unload")
+
+
+def check_this_module(info: ModuleInfo, present: bool, allocated: bool) -> Check:
+    """setup_load_info(): find_sec(".gnu.linkonce.this_module") -- allocated sections only."""
+    if present and allocated:
+        return Check(Gate.THIS_MODULE, True, ".gnu.linkonce.this_module present", "present", "struct module section present")
+    why = ("no .gnu.linkonce.this_module" if not present else
+           ".gnu.linkonce.this_module is not SHF_ALLOC, so find_sec() does not see it")
+    return Check(Gate.THIS_MODULE, False, ".gnu.linkonce.this_module present", "absent" if not present else "not allocated",
+                 "%s: not a loadable module (\"%s: No module found in object\")" % (why, info.name),
+                 "build it as a module with kbuild (obj-m), not as a plain object", Effect.REJECTED)
