@@ -383,3 +383,19 @@ def test_every_read_is_bounded():
             if isinstance(node, ast.For) and isinstance(node.iter, ast.Name) and node.iter.id in ("f", "fh", "handle", "stream"):
                 offenders.append("%s:%d: for ... in %s reads lines of any length" % (rel, node.lineno, node.iter.id))
     assert offenders == []
+
+
+# Records with many fields of one type, whose positional construction hid which string was which
+# (issue 21: 50 Check(...) calls with four adjacent strings, ModuleInfo with 19 arguments).
+KEYWORD_ONLY = ("Check", "ModuleInfo", "KernelTarget", "ModuleReport", "Expectation")
+
+
+def test_wide_records_are_built_with_keywords():
+    offenders = []
+    for rel, text in _sources():
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in KEYWORD_ONLY \
+                    and node.args:
+                offenders.append("%s:%d: %s(...) with %d positional argument(s)" % (rel, node.lineno, node.func.id,
+                                                                                    len(node.args)))
+    assert offenders == []

@@ -295,8 +295,8 @@ def test_fetch_list_prints_the_matching_releases(tmp_path):
 # --- the forecast's rows -----------------------------------------------------------------------------
 
 def _info(crcs, vermagic="6.1.0-56-amd64 SMP preempt mod_unload modversions "):
-    return ModuleInfo("/m/kdemo.ko", "x86_64", None, 64, False, (), (), (), (("vermagic", vermagic),), None,
-                      tuple(n for n, _ in crcs), tuple(c for _, c in crcs))
+    return ModuleInfo(path="/m/kdemo.ko", machine="x86_64", arch=None, elf_class=64, big_endian=False, compilers=(), linkers=(), comment=(), modinfo=(("vermagic", vermagic),), layout=None,
+                      version_names=tuple(n for n, _ in crcs), version_crcs=tuple(c for _, c in crcs))
 
 
 def _exports(crcs):
@@ -304,10 +304,10 @@ def _exports(crcs):
 
 
 def _report(*failed):
-    checks = [Check(Gate.SIGNATURE, True, "", "", "signed by a trusted key")]
-    checks += list(failed) or [Check(Gate.SYMBOL_VERSIONS, True, "", "", "every symbol version matches")]
-    checks += [Check(Gate.SYMBOLS, True, "", "", "every undefined symbol is exported")]
-    return ModuleReport("/m/kdemo.ko", Verdict.MISMATCH if failed else Verdict.OK, tuple(checks), None)
+    checks = [Check(name=Gate.SIGNATURE, ok=True, expected="", found="", message="signed by a trusted key")]
+    checks += list(failed) or [Check(name=Gate.SYMBOL_VERSIONS, ok=True, expected="", found="", message="every symbol version matches")]
+    checks += [Check(name=Gate.SYMBOLS, ok=True, expected="", found="", message="every undefined symbol is exported")]
+    return ModuleReport(path="/m/kdemo.ko", verdict=Verdict.MISMATCH if failed else Verdict.OK, checks=tuple(checks), info=None)
 
 
 MODULE_CRCS = [("module_layout", 0x9060323F), ("_printk", 0x92997ED8), ("__fentry__", 0xBDFB6DBB)]
@@ -322,9 +322,9 @@ def test_same_module_symvers_loads_across_abis():
 
 def test_cross_abi_refusal_is_module_layout_first():
     kernel = [("module_layout", 0xBCE1A965), ("_printk", 0x11111111), ("__fentry__", 0xBDFB6DBB)]
-    bad = Check(Gate.SYMBOL_VERSIONS, False, "", "", "disagrees about version of symbol module_layout", "rebuild",
-                Effect.REJECTED)
-    vermagic = Check(Gate.VERMAGIC, False, "", "", "vermagic flags differ", "rebuild", Effect.REJECTED)
+    bad = Check(name=Gate.SYMBOL_VERSIONS, ok=False, expected="", found="", message="disagrees about version of symbol module_layout", fix="rebuild",
+                effect=Effect.REJECTED)
+    vermagic = Check(name=Gate.VERMAGIC, ok=False, expected="", found="", message="vermagic flags differ", fix="rebuild", effect=Effect.REJECTED)
     row = forecast_row("6.1.0-54-amd64", _report(vermagic, bad), _info(MODULE_CRCS), _exports(kernel))
     assert row.gate is Gate.SYMBOL_VERSIONS  # check_modstruct_version() comes before check_modinfo()'s vermagic
     assert row.kernel_prints == "disagrees about version of symbol module_layout"
@@ -335,9 +335,9 @@ def test_cross_abi_refusal_is_module_layout_first():
 
 
 def test_from_6_4_the_size_check_decides_before_module_layout():
-    size = Check(Gate.LAYOUT, False, "size 0x500, init 0x138, exit 0x4b0 (BTF)", "size 0x380, init 0x138, exit 0x350",
-                 "struct module layout differs: this kernel (>= 6.4) rejects it", "rebuild", Effect.REJECTED)
-    bad = Check(Gate.SYMBOL_VERSIONS, False, "", "", "disagrees", "rebuild", Effect.REJECTED)
+    size = Check(name=Gate.LAYOUT, ok=False, expected="size 0x500, init 0x138, exit 0x4b0 (BTF)", found="size 0x380, init 0x138, exit 0x350",
+                 message="struct module layout differs: this kernel (>= 6.4) rejects it", fix="rebuild", effect=Effect.REJECTED)
+    bad = Check(name=Gate.SYMBOL_VERSIONS, ok=False, expected="", found="", message="disagrees", fix="rebuild", effect=Effect.REJECTED)
     kernel = [("module_layout", 0x2F9B2B9A), ("_printk", 0x92997ED8), ("__fentry__", 0xBDFB6DBB)]
     row = forecast_row("6.12.117+deb13-amd64", _report(size, bad), _info(MODULE_CRCS), _exports(kernel))
     assert row.gate is Gate.LAYOUT
@@ -349,8 +349,8 @@ def test_from_6_4_the_size_check_decides_before_module_layout():
 def test_weak_modules_would_link_what_the_kernel_refuses():
     """Every symbol resolves with an equal CRC (depmod -e -E is silent, weak-modules links it), and the
     kernel refuses it for a gate weak-modules never looks at."""
-    unsigned = Check(Gate.SIGNATURE, False, "signed by a trusted key", "unsigned",
-                     "unsigned: the kernel enforces signatures (module.sig_enforce=1)", "sign it", Effect.REJECTED)
+    unsigned = Check(name=Gate.SIGNATURE, ok=False, expected="signed by a trusted key", found="unsigned",
+                     message="unsigned: the kernel enforces signatures (module.sig_enforce=1)", fix="sign it", effect=Effect.REJECTED)
     rep = _report()._replace(verdict=Verdict.MISMATCH, checks=(unsigned,) + _report().checks[1:])
     row = forecast_row("6.1.0-57-amd64", rep, _info(MODULE_CRCS), _exports(MODULE_CRCS))
     assert row.weak_modules and row.gate is Gate.SIGNATURE

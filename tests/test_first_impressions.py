@@ -244,10 +244,10 @@ def test_layout_mismatch_under_the_right_compiler_blames_no_compiler():
     from kbuildguard.gates.model import Check, Effect, Gate
     from kbuildguard.gates.verify import fix_hint
 
-    layout = Check(Gate.LAYOUT, False, "size 0x380", "size 0x3c0", "struct module layout differs",
-                   "rebuild against the kernel's own build tree", Effect.REJECTED)
-    compiler = Check(Gate.COMPILER, False, "gcc 12.2.0", "gcc 11.3.0", "built by gcc 11.3.0", "rebuild with gcc-12",
-                     Effect.REJECTED)
+    layout = Check(name=Gate.LAYOUT, ok=False, expected="size 0x380", found="size 0x3c0", message="struct module layout differs",
+                   fix="rebuild against the kernel's own build tree", effect=Effect.REJECTED)
+    compiler = Check(name=Gate.COMPILER, ok=False, expected="gcc 12.2.0", found="gcc 11.3.0", message="built by gcc 11.3.0", fix="rebuild with gcc-12",
+                     effect=Effect.REJECTED)
     assert "another compiler" not in fix_hint([layout]) and "although its compiler matches" in fix_hint([layout])
     assert "another compiler" in fix_hint([layout, compiler])
 

@@ -43,7 +43,7 @@ def test_reports_list_checks_in_the_gate_enums_order(tmp_path):
     target = resolve(Selector(kernel_dir=make_tree(tmp_path / "tree")))
     path = tmp_path / "m.ko"
     path.write_bytes(build_module())
-    report = verify_info(read_module(str(path)), Expectation(target, MatchLevel.VERSION, None, "", loader.gather(target)))
+    report = verify_info(read_module(str(path)), Expectation(target=target, level=MatchLevel.VERSION, reference=None, not_compared="", loader=loader.gather(target)))
     names = [c.name for c in report.checks]
     assert names == sorted(names, key=list(Gate).index)
     assert len(names) == len(Gate) - 2  # every gate but READ, and COMPRESSION (a plain .ko)
@@ -65,8 +65,8 @@ def _finding(kind, gate, effect):
 
 
 def _layout_refused():
-    return Check(Gate.LAYOUT, False, "size 0x380", "size 0x3c0", "struct module layout differs (size 0x3c0, kernel "
-                 "expects 0x380): rejected at load", "rebuild", Effect.REJECTED)
+    return Check(name=Gate.LAYOUT, ok=False, expected="size 0x380", found="size 0x3c0", message="struct module layout differs (size 0x3c0, kernel "
+                 "expects 0x380): rejected at load", fix="rebuild", effect=Effect.REJECTED)
 
 
 def test_a_size_refusal_comes_before_vermagic_so_the_log_should_show_it():
@@ -79,15 +79,15 @@ def test_a_size_refusal_comes_before_vermagic_so_the_log_should_show_it():
 
 def test_a_logged_size_refusal_stops_before_the_symbols():
     size = [_finding(Kind.THIS_MODULE_SIZE, Gate.LAYOUT, Effect.REJECTED)]
-    crc = Check(Gate.SYMBOL_VERSIONS, False, "0x1", "0x2", "disagrees about version of symbol _printk", "",
-                Effect.REJECTED)
+    crc = Check(name=Gate.SYMBOL_VERSIONS, ok=False, expected="0x1", found="0x2", message="disagrees about version of symbol _printk", fix="",
+                effect=Effect.REJECTED)
     (p,) = predicted_not_logged(size, [crc], size_check=True)
     assert p.why == "not reached: the kernel stopped at an earlier gate"
 
 
 def _expect(tmp_path, release, kernel_size=0x380):
     target = resolve(Selector(kernel_dir=make_tree(tmp_path / release, release=release)))
-    return Expectation(target, MatchLevel.VERSION, ReferenceLayout(Layout(kernel_size, 0x138, 0x350), "test"), "")
+    return Expectation(target=target, level=MatchLevel.VERSION, reference=ReferenceLayout(Layout(kernel_size, 0x138, 0x350), "test"), not_compared="")
 
 
 def test_size_refused_only_on_6_4_and_later_and_only_for_the_size(tmp_path):

@@ -65,7 +65,7 @@ def _report(tmp_path, data: bytes, name="m.ko", target=None, facts=None, **kw) -
     facts = facts or loader.gather(target)
     path = tmp_path / name
     path.write_bytes(data)
-    return verify_path(str(path), Expectation(target, MatchLevel.VERSION, None, "", facts))
+    return verify_path(str(path), Expectation(target=target, level=MatchLevel.VERSION, reference=None, not_compared="", loader=facts))
 
 
 def _gate(report: ModuleReport, gate: Gate) -> Check:
@@ -288,20 +288,20 @@ def test_kmod_features_read_from_the_binary_of_a_sysroot(tmp_path):
 # -- case 9 and 10: the headline, and two possible outcomes -------------------------------------
 
 def _rep(*checks: Check) -> ModuleReport:
-    return ModuleReport("m.ko", Verdict.OK if all(c.ok for c in checks) else Verdict.MISMATCH, checks, None)
+    return ModuleReport(path="m.ko", verdict=Verdict.OK if all(c.ok for c in checks) else Verdict.MISMATCH, checks=checks, info=None)
 
 
 def test_the_headline_names_gates_not_checked_beside_a_taint():
-    rep = _rep(Check(Gate.SIGNATURE, True, "", "", "unsigned: the kernel taints", "", Effect.TAINTS),
-               Check(Gate.SYMBOL_VERSIONS, True, "", "", "not compared", "", Effect.NOT_CHECKED))
+    rep = _rep(Check(name=Gate.SIGNATURE, ok=True, expected="", found="", message="unsigned: the kernel taints", fix="", effect=Effect.TAINTS),
+               Check(name=Gate.SYMBOL_VERSIONS, ok=True, expected="", found="", message="not compared", fix="", effect=Effect.NOT_CHECKED))
     line = headline(rep)
     assert line.startswith("will load and taint the kernel") and "not fully checked: symbol_versions" in line
     assert not line.startswith("ok")
 
 
 def test_ok_only_when_every_gate_was_checked():
-    assert headline(_rep(Check(Gate.SYMBOLS, True, "", "", "fine"))) == "ok"
-    line = headline(_rep(Check(Gate.SYMBOLS, True, "", "", "fine"), Check(Gate.BTF, True, "", "", "?", "", Effect.NOT_CHECKED)))
+    assert headline(_rep(Check(name=Gate.SYMBOLS, ok=True, expected="", found="", message="fine"))) == "ok"
+    line = headline(_rep(Check(name=Gate.SYMBOLS, ok=True, expected="", found="", message="fine"), Check(name=Gate.BTF, ok=True, expected="", found="", message="?", fix="", effect=Effect.NOT_CHECKED)))
     assert line.startswith("not fully checked: btf")
 
 
@@ -373,5 +373,5 @@ if given is not None:
         target = FUZZ_TARGET[0]
         tmp = tmp_path_factory.getbasetemp()
         (tmp / "m.ko").write_bytes(bytes(data))
-        rep = verify_path(str(tmp / "m.ko"), Expectation(target, MatchLevel.VERSION, None, "", loader.bare(target)))
+        rep = verify_path(str(tmp / "m.ko"), Expectation(target=target, level=MatchLevel.VERSION, reference=None, not_compared="", loader=loader.bare(target)))
         assert rep.checks and (rep.verdict is not Verdict.OK or rep.effect is not Effect.REJECTED)

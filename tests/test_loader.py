@@ -40,7 +40,7 @@ def _info(tmp_path, name="m.ko", **kw):
 def _check(tmp_path, gate, extra_config=(), symvers_files=(), **kw):
     target = _target(tmp_path, extra_config)
     facts = loader.gather(target, symvers_files)
-    report = verify_info(_info(tmp_path, **kw), Expectation(target, MatchLevel.VERSION, None, "", facts))
+    report = verify_info(_info(tmp_path, **kw), Expectation(target=target, level=MatchLevel.VERSION, reference=None, not_compared="", loader=facts))
     return [c for c in report.checks if c.name is gate][0], report
 
 
@@ -131,7 +131,7 @@ def test_a_sibling_checked_with_it_exports_the_symbol(tmp_path):
     target = _target(tmp_path)
     (tmp_path / "user.ko").write_bytes(build_module(name="user", undefined=["_printk", "kbg_provided"]))
     (tmp_path / "provider.ko").write_bytes(build_module(name="provider", exports=["kbg_provided"]))
-    expect = Expectation(target, MatchLevel.VERSION, None, "", loader.gather(target))
+    expect = Expectation(target=target, level=MatchLevel.VERSION, reference=None, not_compared="", loader=loader.gather(target))
     reports = verify_paths([str(tmp_path / "user.ko"), str(tmp_path / "provider.ko")], expect)
     assert all(c.ok for r in reports for c in r.checks if c.name is Gate.SYMBOLS)
     alone = verify_paths([str(tmp_path / "user.ko")], expect)
@@ -148,7 +148,7 @@ def test_namespace_must_be_imported(tmp_path):
     with open(tree + "/Module.symvers", "a") as f:
         f.write("0x22222222\tcxl_thing\tvmlinux\tEXPORT_SYMBOL_GPL\tCXL\n")
     target = resolve(Selector(kernel_dir=tree))
-    expect = Expectation(target, MatchLevel.VERSION, None, "", loader.gather(target))
+    expect = Expectation(target=target, level=MatchLevel.VERSION, reference=None, not_compared="", loader=loader.gather(target))
     c = [c for c in verify_info(_info(tmp_path, undefined=["cxl_thing"]), expect).checks if c.name is Gate.SYMBOLS][0]
     assert c.effect is Effect.REJECTED and "namespace CXL" in c.message
     ok = verify_info(_info(tmp_path, "n.ko", undefined=["cxl_thing"], import_ns=["CXL"]), expect)
@@ -242,7 +242,7 @@ def test_x86_relocation_onto_a_field_the_loader_already_set_is_rejected(tmp_path
     members = (("state", 0), ("list", 8), ("name", 24), ("static_call_sites", 0x330), ("target_list", 0x340),
                ("exit", 0x350), ("init", 0x138))
     ref = ReferenceLayout(Layout(0x380, 0x138, 0x350), "BTF", members=tuple(sorted(members, key=lambda m: m[1])))
-    compiler_ok = verify_info(_info(tmp_path), Expectation(target, MatchLevel.VERSION, None, "")).checks[-1]
+    compiler_ok = verify_info(_info(tmp_path), Expectation(target=target, level=MatchLevel.VERSION, reference=None, not_compared="")).checks[-1]
     onto_list = _info(tmp_path, "a.ko", exit_offset=0x348)
     c = check_layout(onto_list, target, ref, "", compiler_ok)
     assert c.effect is Effect.REJECTED and "target_list" in c.message
@@ -266,7 +266,7 @@ def test_a_resolved_symbol_without_a_version_entry_is_refused_by_debian(tmp_path
     upstream = make_tree(tmp_path / "upstream", cc_text="gcc (GCC) 12.2.0")
     target = resolve(Selector(kernel_dir=upstream))
     info = _info(tmp_path, "up.ko", versions=[("module_layout", 0x9060323F)])
-    c = [c for c in verify_info(info, Expectation(target, MatchLevel.VERSION, None, "", loader.gather(target))).checks
+    c = [c for c in verify_info(info, Expectation(target=target, level=MatchLevel.VERSION, reference=None, not_compared="", loader=loader.gather(target))).checks
          if c.name is Gate.SYMBOL_VERSIONS][0]
     assert c.ok and c.effect is Effect.NOT_CHECKED and "warns once" in c.message
 
@@ -299,7 +299,7 @@ def test_an_unreadable_module_is_not_checked(tmp_path):
 
     (tmp_path / "junk.ko").write_bytes(b"junk")
     target = _target(tmp_path)
-    report = verify_path(str(tmp_path / "junk.ko"), Expectation(target, MatchLevel.VERSION, None, ""))
+    report = verify_path(str(tmp_path / "junk.ko"), Expectation(target=target, level=MatchLevel.VERSION, reference=None, not_compared=""))
     assert report.checks[0].effect is Effect.NOT_CHECKED and not report.checks[0].checked
 
 
@@ -318,7 +318,7 @@ def test_many_modules_over_workers_and_a_worker_that_dies(tmp_path, monkeypatch)
         path = tmp_path / ("m%d.ko" % i)
         path.write_bytes(build_module(name="m%d" % i, vermagic=None if i == 3 else KERNEL_MAGIC))
         paths.append(str(path))
-    expect = Expectation(target, MatchLevel.VERSION, None, "", loader.gather(target))
+    expect = Expectation(target=target, level=MatchLevel.VERSION, reference=None, not_compared="", loader=loader.gather(target))
     monkeypatch.setattr(pool, "PARALLEL_THRESHOLD", 2)
     serial = [(r.path, r.verdict, r.effect) for r in verify_paths(paths, expect, workers=1)]
     assert [(r.path, r.verdict, r.effect) for r in verify_paths(paths, expect, workers=2)] == serial

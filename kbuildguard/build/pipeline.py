@@ -243,8 +243,8 @@ def expectation(ctx: Context, target: KernelTarget, req: Request, drift: Optiona
     # held to the signature gate afterwards (_sign)
     if reference is None:
         ctx.console.warn("layout not compared: %s" % why_not)
-        return Expectation(target, req.level, None, why_not, facts, sign_later=True)
-    return Expectation(target, req.level, with_cause(reference, drift), "", facts, sign_later=True)
+        return Expectation(target=target, level=req.level, reference=None, not_compared=why_not, loader=facts, sign_later=True)
+    return Expectation(target=target, level=req.level, reference=with_cause(reference, drift), not_compared="", loader=facts, sign_later=True)
 
 
 def prepare(ctx: Context, req: Request, selector: Selector) -> Prepared:

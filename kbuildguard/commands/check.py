@@ -51,7 +51,7 @@ def expectation(ctx: Context, target: KernelTarget, level: MatchLevel, opts: Che
                           read=drift.kernel if drift is not None else None,
                           image=ctx.path(opts.vmlinux) if opts.vmlinux else None,
                           mokutil=[ctx.path(m) for m in opts.mokutil])
-    return Expectation(target, level, reference, not_compared, facts)
+    return Expectation(target=target, level=level, reference=reference, not_compared=not_compared, loader=facts)
 
 
 def print_reports(ctx: Context, expect: Expectation, reports: List[ModuleReport]) -> None:

@@ -174,7 +174,7 @@ def _ko_evidence(ko: str, target: KernelTarget, level: MatchLevel, root: str = "
     btf = os.path.join(root, "sys/kernel/btf/vmlinux")
     reference, why_not = find_reference(target, btf if root != "/" and os.path.isfile(btf) else None)
     facts = loader.gather(target, read=config) if config else None
-    rep = verify_path(ko, Expectation(target, level, reference, why_not, facts))
+    rep = verify_path(ko, Expectation(target=target, level=level, reference=reference, not_compared=why_not, loader=facts))
     has_exit = rep.info.layout.exit_offset is not None if rep.info is not None and rep.info.layout is not None else None
     problems = [c.message for c in rep.checks if not c.ok and c.name in STRUCT_MODULE_GATES]
     return rep.checks, has_exit, "; ".join(problems) or None

@@ -257,11 +257,13 @@ def read_module(path: str) -> ModuleInfo:
     layout = _layout(elf)
     version_names, version_crcs, versions_format = _versions(elf)
     btf = elf.section(".BTF")
-    return ModuleInfo(path, elf.machine, elf.arch, elf.bits, elf.big_endian, compilers, linkers,
-                      strings, tuple(modinfo), layout, version_names, version_crcs, versions_format,
-                      elf.undefined_symbols(), _exports(elf), btf.size if btf is not None else 0,
-                      signature, _btf_problem(elf, btf) if btf is not None else "", shape,
-                      elf.relocation_facts({R_X86_64_32} if elf.machine == "x86_64" else frozenset()), compressed)
+    return ModuleInfo(path=path, machine=elf.machine, arch=elf.arch, elf_class=elf.bits, big_endian=elf.big_endian,
+                      compilers=compilers, linkers=linkers, comment=strings, modinfo=tuple(modinfo), layout=layout,
+                      version_names=version_names, version_crcs=version_crcs, versions_format=versions_format,
+                      needed=elf.undefined_symbols(), exports=_exports(elf), btf_size=btf.size if btf is not None else 0,
+                      signature=signature, btf_problem=_btf_problem(elf, btf) if btf is not None else "", shape=shape,
+                      relocations=elf.relocation_facts({R_X86_64_32} if elf.machine == "x86_64" else frozenset()),
+                      compression=compressed)
 
 
 def read_raw_shape(path: str) -> Optional[ElfShape]:

@@ -46,24 +46,24 @@ def check(info: ModuleInfo, config: Mapping[str, str], release: str,
     fix = "install it uncompressed (.ko), or compressed as the target's kmod reads (%s)" % (
         kmod[0].line if kmod[0] is not None else "xz is the safest")
     if fmt == "bzip2":
-        return Check(Gate.COMPRESSION, False, expected, found,
-                     "no kmod and no kernel decompresses bzip2: the kernel is handed the compressed bytes: %s" % line,
-                     fix, Effect.REJECTED)
+        return Check(name=Gate.COMPRESSION, ok=False, expected=expected, found=found,
+                     message="no kmod and no kernel decompresses bzip2: the kernel is handed the compressed bytes: %s" % line,
+                     fix=fix, effect=Effect.REJECTED)
     features, missing = kmod
     in_kernel = kernel_reads(config, release, fmt)
     kernel_says = ("the kernel decompresses %s itself (CONFIG_MODULE_DECOMPRESS)" % fmt if in_kernel else
                    "the kernel does not decompress %s (%s)" % (fmt, "configuration unknown" if in_kernel is None else
                                                                "no CONFIG_MODULE_DECOMPRESS for it"))
     if features is not None and features.reads(fmt):
-        return Check(Gate.COMPRESSION, True, expected, found, "%s reads %s (%s)" % (features.path, fmt, features.line))
+        return Check(name=Gate.COMPRESSION, ok=True, expected=expected, found=found, message="%s reads %s (%s)" % (features.path, fmt, features.line))
     if features is not None:
         if in_kernel:
-            return Check(Gate.COMPRESSION, False, expected, found,
-                         "%s was built without %s (%s); %s, which kmod 31 and newer use: it loads with kmod 31+, "
+            return Check(name=Gate.COMPRESSION, ok=False, expected=expected, found=found,
+                         message="%s was built without %s (%s); %s, which kmod 31 and newer use: it loads with kmod 31+, "
                          "and is refused with an older kmod (%s), judged by that" % (
-                             features.path, fmt, features.line, kernel_says, line), fix, Effect.REJECTED)
-        return Check(Gate.COMPRESSION, False, expected, found,
-                     "%s was built without %s (%s) and %s: the kernel is handed the compressed bytes: %s" % (
-                         features.path, fmt, features.line, kernel_says, line), fix, Effect.REJECTED)
-    return Check(Gate.COMPRESSION, True, expected, found,
-                 "not checked: %s; %s" % (missing, kernel_says), "", Effect.NOT_CHECKED)
+                             features.path, fmt, features.line, kernel_says, line), fix=fix, effect=Effect.REJECTED)
+        return Check(name=Gate.COMPRESSION, ok=False, expected=expected, found=found,
+                     message="%s was built without %s (%s) and %s: the kernel is handed the compressed bytes: %s" % (
+                         features.path, fmt, features.line, kernel_says, line), fix=fix, effect=Effect.REJECTED)
+    return Check(name=Gate.COMPRESSION, ok=True, expected=expected, found=found,
+                 message="not checked: %s; %s" % (missing, kernel_says), fix="", effect=Effect.NOT_CHECKED)

@@ -177,12 +177,12 @@ def check_shape(shape: ElfShape, release: str, arch: Optional[Arch], name: str) 
     if refused:
         line = refused[0]
         suffix = "; then \"Module has invalid ELF structures\"" if (5, 10) <= version < (6, 1) else ""
-        return Check(Gate.ELF, False, expected, line,
-                     "the kernel refuses %s before reading it: \"%s\"%s (-ENOEXEC, insmod: Invalid module format)" % (
-                         name, line, suffix), FIX, Effect.REJECTED)
+        return Check(name=Gate.ELF, ok=False, expected=expected, found=line,
+                     message="the kernel refuses %s before reading it: \"%s\"%s (-ENOEXEC, insmod: Invalid module format)" % (
+                         name, line, suffix), fix=FIX, effect=Effect.REJECTED)
     if unknown:
-        return Check(Gate.ELF, False, expected, unknown[0],
-                     "newer kernels refuse this file (\"%s\"); whether %s does is not known to kbuildguard" % (
-                         unknown[0], release), FIX, Effect.NOT_CHECKED)
-    return Check(Gate.ELF, True, expected, "%d sections inside %d bytes" % (shape.shnum, shape.length),
-                 "the ELF header and every section pass elf_validity_check()")
+        return Check(name=Gate.ELF, ok=False, expected=expected, found=unknown[0],
+                     message="newer kernels refuse this file (\"%s\"); whether %s does is not known to kbuildguard" % (
+                         unknown[0], release), fix=FIX, effect=Effect.NOT_CHECKED)
+    return Check(name=Gate.ELF, ok=True, expected=expected, found="%d sections inside %d bytes" % (shape.shnum, shape.length),
+                 message="the ELF header and every section pass elf_validity_check()")

@@ -47,8 +47,8 @@ def layout_effect(target: KernelTarget, size_differs: bool, landed: Sequence[str
 def check_compilers(info: ModuleInfo, kernel: CompilerId, level: MatchLevel) -> Check:
     fix = "rebuild it with %s: `kbuildguard make` selects it, `kbuildguard setup` installs it" % kernel.describe()
     if not info.compilers:
-        return Check(Gate.COMPILER, False, kernel.describe(), "no compiler entry in .comment",
-                     "the module's .comment names no compiler: cannot prove which compiler built it", fix)
+        return Check(name=Gate.COMPILER, ok=False, expected=kernel.describe(), found="no compiler entry in .comment",
+                     message="the module's .comment names no compiler: cannot prove which compiler built it", fix=fix)
     bad: List[CompilerId] = []
     for cid in info.compilers:
         reason = mismatch_reason(kernel, cid, level)
@@ -56,11 +56,11 @@ def check_compilers(info: ModuleInfo, kernel: CompilerId, level: MatchLevel) -> 
             bad.append(cid)
     found = "; ".join(sorted({c.describe() for c in info.compilers}))
     if bad:
-        return Check(Gate.COMPILER, False, kernel.describe(), found,
-                     "built (at least in part) by %s; the kernel was built by %s" % (
+        return Check(name=Gate.COMPILER, ok=False, expected=kernel.describe(), found=found,
+                     message="built (at least in part) by %s; the kernel was built by %s" % (
                          ", ".join(b.describe() for b in bad), kernel.describe()),
-                     fix + "; prebuilt objects (*.o_shipped) too")
-    return Check(Gate.COMPILER, True, kernel.describe(), found, "every .comment entry matches (level %s)" % level)
+                     fix=fix + "; prebuilt objects (*.o_shipped) too")
+    return Check(name=Gate.COMPILER, ok=True, expected=kernel.describe(), found=found, message="every .comment entry matches (level %s)" % level)
 
 
 def check_machine(info: ModuleInfo, target: KernelTarget) -> Check:
@@ -68,11 +68,11 @@ def check_machine(info: ModuleInfo, target: KernelTarget) -> Check:
     endian = "big-endian" if info.big_endian else "little-endian"
     ok = same_machine(target.arch, info.arch) and (want_endian is None or str(want_endian) == endian)
     expected = "%s %s" % (target.arch or "any", want_endian or "")
-    return Check(Gate.MACHINE, ok, expected.strip(), "%s %s" % (info.machine, endian),
-                 "ELF machine matches" if ok else "the module is for %s %s, the kernel is %s" % (info.machine, endian, expected.strip()),
-                 "" if ok else "build it for %s: kbuild with ARCH= and CROSS_COMPILE= for that architecture, against "
+    return Check(name=Gate.MACHINE, ok=ok, expected=expected.strip(), found="%s %s" % (info.machine, endian),
+                 message="ELF machine matches" if ok else "the module is for %s %s, the kernel is %s" % (info.machine, endian, expected.strip()),
+                 fix="" if ok else "build it for %s: kbuild with ARCH= and CROSS_COMPILE= for that architecture, against "
                                "the %s build tree" % (target.arch, target.release),
-                 Effect.OK if ok else Effect.REJECTED)
+                 effect=Effect.OK if ok else Effect.REJECTED)
 
 
 def check_layout(info: ModuleInfo, target: KernelTarget, reference: Optional[ReferenceLayout], not_compared: str,
@@ -80,8 +80,8 @@ def check_layout(info: ModuleInfo, target: KernelTarget, reference: Optional[Ref
     if info.layout is None:
         return None
     if reference is None:
-        return Check(Gate.LAYOUT, True, "the kernel's struct module", "not compared", "layout not compared: %s" % (
-            not_compared or "no reference layout"), "", Effect.NOT_CHECKED)
+        return Check(name=Gate.LAYOUT, ok=True, expected="the kernel's struct module", found="not compared", message="layout not compared: %s" % (
+            not_compared or "no reference layout"), fix="", effect=Effect.NOT_CHECKED)
     ref, got = reference.layout, info.layout
     differences = []
     if got.size != ref.size:
@@ -93,7 +93,7 @@ def check_layout(info: ModuleInfo, target: KernelTarget, reference: Optional[Ref
     expected = "size 0x%x, init %s, exit %s (%s)" % (ref.size, _hex(ref.init_offset), _hex(ref.exit_offset), reference.source)
     found = "size 0x%x, init %s, exit %s" % (got.size, _hex(got.init_offset), _hex(got.exit_offset))
     if not differences:
-        return Check(Gate.LAYOUT, True, expected, found, "struct module layout matches the kernel's")
+        return Check(name=Gate.LAYOUT, ok=True, expected=expected, found=found, message="struct module layout matches the kernel's")
     if not compiler.ok:
         cause = ("cause: built by %s, not the kernel's compiler; compiler features decide #ifdefs inside struct module"
                  % compiler.found)
@@ -105,8 +105,8 @@ def check_layout(info: ModuleInfo, target: KernelTarget, reference: Optional[Ref
     landed = [reference.member_at(off) for off in (got.init_offset, got.exit_offset)
               if off is not None and reference.members and off not in (ref.init_offset, ref.exit_offset)]
     effect, what = layout_effect(target, got.size != ref.size, [m for m in landed if m])
-    return Check(Gate.LAYOUT, False, expected, found, "struct module layout differs (%s): %s; %s" % (
-        "; ".join(differences), what, cause), fix, effect)
+    return Check(name=Gate.LAYOUT, ok=False, expected=expected, found=found, message="struct module layout differs (%s): %s; %s" % (
+        "; ".join(differences), what, cause), fix=fix, effect=effect)
 
 
 def check_unload(info: ModuleInfo, config: Mapping[str, str]) -> Optional[Check]:
@@ -117,14 +117,14 @@ def check_unload(info: ModuleInfo, config: Mapping[str, str]) -> Optional[Check]
         return None
     expected = "module_exit() beside module_init()"
     if config and config.get("CONFIG_MODULE_UNLOAD") != "y":
-        return Check(Gate.UNLOAD, True, "any", "-", "the kernel cannot unload any module (no CONFIG_MODULE_UNLOAD)")
+        return Check(name=Gate.UNLOAD, ok=True, expected="any", found="-", message="the kernel cannot unload any module (no CONFIG_MODULE_UNLOAD)")
     if info.layout.init_offset is not None and info.layout.exit_offset is None:
-        return Check(Gate.UNLOAD, True, expected, "module_init() without module_exit()",
-                     "no module_exit(): the kernel marks it [permanent] and rmmod answers EBUSY (delete_module())",
-                     "add a module_exit() function if it should unload", Effect.CANNOT_UNLOAD)
-    return Check(Gate.UNLOAD, True, expected, "init %s, exit %s" % (
+        return Check(name=Gate.UNLOAD, ok=True, expected=expected, found="module_init() without module_exit()",
+                     message="no module_exit(): the kernel marks it [permanent] and rmmod answers EBUSY (delete_module())",
+                     fix="add a module_exit() function if it should unload", effect=Effect.CANNOT_UNLOAD)
+    return Check(name=Gate.UNLOAD, ok=True, expected=expected, found="init %s, exit %s" % (
         "present" if info.layout.init_offset is not None else "absent",
-        "present" if info.layout.exit_offset is not None else "absent"), "rmmod can unload it")
+        "present" if info.layout.exit_offset is not None else "absent"), message="rmmod can unload it")
 
 
 def with_compiler_effect(compiler: Check, layout: Optional[Check]) -> Check:
@@ -144,9 +144,9 @@ def with_compiler_effect(compiler: Check, layout: Optional[Check]) -> Check:
 def check_this_module(info: ModuleInfo, present: bool, allocated: bool) -> Check:
     """setup_load_info(): find_sec(".gnu.linkonce.this_module") -- allocated sections only."""
     if present and allocated:
-        return Check(Gate.THIS_MODULE, True, ".gnu.linkonce.this_module present", "present", "struct module section present")
+        return Check(name=Gate.THIS_MODULE, ok=True, expected=".gnu.linkonce.this_module present", found="present", message="struct module section present")
     why = ("no .gnu.linkonce.this_module" if not present else
            ".gnu.linkonce.this_module is not SHF_ALLOC, so find_sec() does not see it")
-    return Check(Gate.THIS_MODULE, False, ".gnu.linkonce.this_module present", "absent" if not present else "not allocated",
-                 "%s: not a loadable module (\"%s: No module found in object\")" % (why, info.name),
-                 "build it as a module with kbuild (obj-m), not as a plain object", Effect.REJECTED)
+    return Check(name=Gate.THIS_MODULE, ok=False, expected=".gnu.linkonce.this_module present", found="absent" if not present else "not allocated",
+                 message="%s: not a loadable module (\"%s: No module found in object\")" % (why, info.name),
+                 fix="build it as a module with kbuild (obj-m), not as a plain object", effect=Effect.REJECTED)

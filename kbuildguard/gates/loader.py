@@ -181,16 +181,16 @@ def check_vermagic(info: ModuleInfo, facts: LoaderFacts, release: str) -> Check:
            "the problem here" % release)
     if not mine:
         effect = Effect.TAINTS if facts.force_load else Effect.REJECTED
-        return Check(Gate.VERMAGIC, effect is not Effect.REJECTED, facts.vermagic or release, "absent",
-                     "no vermagic: %s" % ("loaded by force and the kernel tainted (CONFIG_MODULE_FORCE_LOAD=y)"
+        return Check(name=Gate.VERMAGIC, ok=effect is not Effect.REJECTED, expected=facts.vermagic or release, found="absent",
+                     message="no vermagic: %s" % ("loaded by force and the kernel tainted (CONFIG_MODULE_FORCE_LOAD=y)"
                                           if facts.force_load else "\"Exec format error\" (no version magic)"),
-                     fix, effect)
+                     fix=fix, effect=effect)
     if facts.vermagic is None:
         ok = mine.split(" ", 1)[0] == release
-        return Check(Gate.VERMAGIC, ok, release, mine.strip(),
-                     "vermagic names the target release (flags not compared: %s)" % facts.vermagic_source if ok else
-                     "vermagic is for %s, not %s" % (mine.split(" ", 1)[0], release), "" if ok else fix,
-                     Effect.NOT_CHECKED if ok else Effect.REJECTED)
+        return Check(name=Gate.VERMAGIC, ok=ok, expected=release, found=mine.strip(),
+                     message="vermagic names the target release (flags not compared: %s)" % facts.vermagic_source if ok else
+                     "vermagic is for %s, not %s" % (mine.split(" ", 1)[0], release), fix="" if ok else fix,
+                     effect=Effect.NOT_CHECKED if ok else Effect.REJECTED)
     want = facts.vermagic
     m_release, _, m_flags = mine.partition(" ")
     k_release, _, k_flags = want.partition(" ")
@@ -212,29 +212,30 @@ def check_vermagic(info: ModuleInfo, facts: LoaderFacts, release: str) -> Check:
         else:
             differs.insert(0, "release %s, the kernel is %s (compared: the module has no symbol versions)" % (m_release, k_release))
     if differs:
-        return Check(Gate.VERMAGIC, False, want.strip(), mine.strip(),
-                     "version magic '%s' should be '%s': %s" % (mine.strip(), want.strip(), "; ".join(differs)),
-                     fix, Effect.REJECTED)
-    return Check(Gate.VERMAGIC, True, want.strip(), mine.strip(), "vermagic matches (the kernel's same_magic() rule)" + release_note)
+        return Check(name=Gate.VERMAGIC, ok=False, expected=want.strip(), found=mine.strip(),
+                     message="version magic '%s' should be '%s': %s" % (mine.strip(), want.strip(), "; ".join(differs)),
+                     fix=fix, effect=Effect.REJECTED)
+    return Check(name=Gate.VERMAGIC, ok=True, expected=want.strip(), found=mine.strip(),
+                 message="vermagic matches (the kernel's same_magic() rule)" + release_note)
 
 
 def check_symbol_versions(info: ModuleInfo, facts: LoaderFacts, release: str) -> Check:
     expected = "CRCs of %s" % (", ".join(facts.exports.sources) if facts.exports else "the kernel's Module.symvers")
     if facts.modversions is None:
-        return Check(Gate.SYMBOL_VERSIONS, True, expected, str(info.versions_format),
-                     "not compared: the kernel's configuration is unknown (is CONFIG_MODVERSIONS set?)", "",
-                     Effect.NOT_CHECKED)
+        return Check(name=Gate.SYMBOL_VERSIONS, ok=True, expected=expected, found=str(info.versions_format),
+                     message="not compared: the kernel's configuration is unknown (is CONFIG_MODVERSIONS set?)", fix="",
+                     effect=Effect.NOT_CHECKED)
     if not facts.modversions:
-        return Check(Gate.SYMBOL_VERSIONS, True, "nothing (CONFIG_MODVERSIONS is not set)", str(info.versions_format),
-                     "the kernel does not compare symbol versions")
+        return Check(name=Gate.SYMBOL_VERSIONS, ok=True, expected="nothing (CONFIG_MODVERSIONS is not set)", found=str(info.versions_format),
+                     message="the kernel does not compare symbol versions")
     if info.versions_format is VersionsFormat.NONE:
         effect = Effect.TAINTS if facts.force_load else Effect.REJECTED
-        return Check(Gate.SYMBOL_VERSIONS, effect is Effect.TAINTS, expected, "no __versions",
-                     "the module carries no symbol versions: %s" % (
+        return Check(name=Gate.SYMBOL_VERSIONS, ok=effect is Effect.TAINTS, expected=expected, found="no __versions",
+                     message="the module carries no symbol versions: %s" % (
                          "loaded by force, kernel tainted (\"M: module_layout: kernel tainted.\", CONFIG_MODULE_FORCE_LOAD=y)"
                          if facts.force_load else "refused without a log line (insmod: Exec format error): "
                          "check_modstruct_version() fails"),
-                     "rebuild it with kbuild against the kernel's build tree (modpost writes __versions)", effect)
+                     fix="rebuild it with kbuild against the kernel's build tree (modpost writes __versions)", effect=effect)
     if "module_layout" not in info.version_names and facts.refuses_missing_versions:
         # check_modstruct_version() (kernel/module/version.c; main.c load_module() calls it right after
         # setup_load_info()) looks module_layout up in __versions; vmlinux always exports it with a CRC,
@@ -243,17 +244,17 @@ def check_symbol_versions(info: ModuleInfo, facts: LoaderFacts, release: str) ->
         # Debian's patch "module: Disable matching missing version CRC" makes check_version() return 0
         # there (upstream warns once and loads).
         empty = not info.version_names
-        return Check(Gate.SYMBOL_VERSIONS, False, expected,
-                     "an empty __versions" if empty else "%d versions, none for module_layout" % len(info.version_names),
-                     "no symbol version for module_layout%s: this (Debian) kernel refuses it in "
+        return Check(name=Gate.SYMBOL_VERSIONS, ok=False, expected=expected,
+                     found="an empty __versions" if empty else "%d versions, none for module_layout" % len(info.version_names),
+                     message="no symbol version for module_layout%s: this (Debian) kernel refuses it in "
                      "check_modstruct_version() (\"%s: no symbol version for module_layout\", insmod: Exec format "
                      "error)" % (" (__versions is empty: the build tree had no Module.symvers)" if empty else "",
                                  info.name),
-                     "build against a tree that has the kernel's Module.symvers (the linux-headers / kernel-devel "
-                     "package has it; a tree after `make modules_prepare` does not)", Effect.REJECTED)
+                     fix="build against a tree that has the kernel's Module.symvers (the linux-headers / kernel-devel "
+                     "package has it; a tree after `make modules_prepare` does not)", effect=Effect.REJECTED)
     if facts.exports is None:
-        return Check(Gate.SYMBOL_VERSIONS, True, expected, "%d versions (%s)" % (len(info.version_names), info.versions_format),
-                     "not compared: %s" % facts.exports_missing, "", Effect.NOT_CHECKED)
+        return Check(name=Gate.SYMBOL_VERSIONS, ok=True, expected=expected, found="%d versions (%s)" % (len(info.version_names), info.versions_format),
+                     message="not compared: %s" % facts.exports_missing, fix="", effect=Effect.NOT_CHECKED)
     symbols = facts.exports.symbols
     kernel_file = facts.exports.sources[0]
     bad: List[str] = []
@@ -281,8 +282,8 @@ def check_symbol_versions(info: ModuleInfo, facts: LoaderFacts, release: str) ->
         else:
             fix = "rebuild against the kernel's own Module.symvers (%s)%s" % (
                 kernel_file, ", and the current Module.symvers of %s" % ", ".join(others) if others else "")
-        return Check(Gate.SYMBOL_VERSIONS, False, expected, found,
-                     "disagrees about version of symbol %s" % ", ".join(bad), fix, Effect.REJECTED)
+        return Check(name=Gate.SYMBOL_VERSIONS, ok=False, expected=expected, found=found,
+                     message="disagrees about version of symbol %s" % ", ".join(bad), fix=fix, effect=Effect.REJECTED)
     # check_version(): a resolved symbol whose exporter has a CRC but the module lists none
     listed = set(info.version_names)
     wanted = [n for n in ("module_layout",) + info.needed.strong + info.needed.weak
@@ -290,18 +291,18 @@ def check_symbol_versions(info: ModuleInfo, facts: LoaderFacts, release: str) ->
               and (n != "module_layout" or symbols[n].module == "vmlinux")]
     if wanted:
         if facts.refuses_missing_versions:
-            return Check(Gate.SYMBOL_VERSIONS, False, expected, found,
-                         "no symbol version for %s: the module lists no CRC for it, and this (Debian) kernel refuses "
+            return Check(name=Gate.SYMBOL_VERSIONS, ok=False, expected=expected, found=found,
+                         message="no symbol version for %s: the module lists no CRC for it, and this (Debian) kernel refuses "
                          "that (\"no symbol version for %s\", then \"Unknown symbol %s (err -22)\")" % (
                              ", ".join(wanted), wanted[0], wanted[0]),
-                         "rebuild it with the exporter's Module.symvers at hand (--symvers FILE / KBUILD_EXTRA_SYMBOLS), "
-                         "so that modpost records the CRC", Effect.REJECTED)
-        return Check(Gate.SYMBOL_VERSIONS, True, expected, found,
-                     "no symbol version for %s: the kernel warns once and loads it, so its CRC is never compared "
+                         fix="rebuild it with the exporter's Module.symvers at hand (--symvers FILE / KBUILD_EXTRA_SYMBOLS), "
+                         "so that modpost records the CRC", effect=Effect.REJECTED)
+        return Check(name=Gate.SYMBOL_VERSIONS, ok=True, expected=expected, found=found,
+                     message="no symbol version for %s: the kernel warns once and loads it, so its CRC is never compared "
                      "(Debian's kernels refuse it)" % ", ".join(wanted),
-                     "rebuild it with the exporter's Module.symvers at hand (--symvers FILE / KBUILD_EXTRA_SYMBOLS)",
-                     Effect.NOT_CHECKED)
-    return Check(Gate.SYMBOL_VERSIONS, True, expected, found, "every symbol version matches the exporter's")
+                     fix="rebuild it with the exporter's Module.symvers at hand (--symvers FILE / KBUILD_EXTRA_SYMBOLS)",
+                     effect=Effect.NOT_CHECKED)
+    return Check(name=Gate.SYMBOL_VERSIONS, ok=True, expected=expected, found=found, message="every symbol version matches the exporter's")
 
 
 def check_symbols(info: ModuleInfo, facts: LoaderFacts, siblings: AbstractSet[str]) -> Check:
@@ -310,12 +311,12 @@ def check_symbols(info: ModuleInfo, facts: LoaderFacts, siblings: AbstractSet[st
     needed = [n for n in info.needed.strong if n not in ignored]
     expected = "exported by %s" % (", ".join(facts.exports.sources) if facts.exports else "the kernel")
     if commons:
-        return Check(Gate.SYMBOLS, False, expected, "common symbols %s" % ", ".join(commons),
-                     "common symbols %s: the kernel refuses them (\"please compile with -fno-common\")" % ", ".join(commons),
-                     "compile with -fno-common (kbuild does), or define them once", Effect.REJECTED)
+        return Check(name=Gate.SYMBOLS, ok=False, expected=expected, found="common symbols %s" % ", ".join(commons),
+                     message="common symbols %s: the kernel refuses them (\"please compile with -fno-common\")" % ", ".join(commons),
+                     fix="compile with -fno-common (kbuild does), or define them once", effect=Effect.REJECTED)
     if facts.exports is None:
-        return Check(Gate.SYMBOLS, True, expected, "%d undefined" % len(needed), "not compared: %s" % facts.exports_missing,
-                     "", Effect.NOT_CHECKED)
+        return Check(name=Gate.SYMBOLS, ok=True, expected=expected, found="%d undefined" % len(needed), message="not compared: %s" % facts.exports_missing,
+                     fix="", effect=Effect.NOT_CHECKED)
     unknown: List[str] = []
     not_imported: List[str] = []
     imported = {v for k, v in info.modinfo if k == "import_ns"}
@@ -328,69 +329,69 @@ def check_symbols(info: ModuleInfo, facts: LoaderFacts, siblings: AbstractSet[st
             not_imported.append("%s (namespace %s)" % (name, export.namespace))
     found = "%d undefined symbol(s)" % len(needed)
     if unknown:
-        return Check(Gate.SYMBOLS, False, expected, found, "Unknown symbol %s: nothing the kernel or a named module "
+        return Check(name=Gate.SYMBOLS, ok=False, expected=expected, found=found, message="Unknown symbol %s: nothing the kernel or a named module "
                      "exports" % ", ".join(unknown),
-                     "name the module that exports it (--symvers ITS/Module.symvers, or KBUILD_EXTRA_SYMBOLS), or stop "
-                     "using it: it may be gone from this kernel", Effect.REJECTED)
+                     fix="name the module that exports it (--symvers ITS/Module.symvers, or KBUILD_EXTRA_SYMBOLS), or stop "
+                     "using it: it may be gone from this kernel", effect=Effect.REJECTED)
     if not_imported:
-        return Check(Gate.SYMBOLS, False, expected, found, "uses %s without importing the namespace" % ", ".join(not_imported),
-                     "add MODULE_IMPORT_NS(...) for each namespace named", Effect.REJECTED)
-    return Check(Gate.SYMBOLS, True, expected, found, "every undefined symbol is exported")
+        return Check(name=Gate.SYMBOLS, ok=False, expected=expected, found=found, message="uses %s without importing the namespace" % ", ".join(not_imported),
+                     fix="add MODULE_IMPORT_NS(...) for each namespace named", effect=Effect.REJECTED)
+    return Check(name=Gate.SYMBOLS, ok=True, expected=expected, found=found, message="every undefined symbol is exported")
 
 
 def check_license(info: ModuleInfo, facts: LoaderFacts) -> Check:
     licence = info.info("license")
     gpl = licence in GPL_COMPATIBLE
     if gpl:
-        return Check(Gate.LICENSE, True, "any", licence, "GPL-compatible licence")
+        return Check(name=Gate.LICENSE, ok=True, expected="any", found=licence, message="GPL-compatible licence")
     if facts.exports is None:
-        return Check(Gate.LICENSE, True, "a GPL-compatible licence for GPL-only exports", licence or "none",
-                     "licence %r taints the kernel; GPL-only use not compared: %s" % (licence or "unspecified",
+        return Check(name=Gate.LICENSE, ok=True, expected="a GPL-compatible licence for GPL-only exports", found=licence or "none",
+                     message="licence %r taints the kernel; GPL-only use not compared: %s" % (licence or "unspecified",
                                                                                   facts.exports_missing),
-                     "", Effect.NOT_CHECKED)
+                     fix="", effect=Effect.NOT_CHECKED)
     symbols = facts.exports.symbols
     gpl_only = sorted(n for n in info.needed.strong + info.needed.weak if n in symbols and symbols[n].gpl_only)
     if gpl_only:
-        return Check(Gate.LICENSE, False, "a GPL-compatible licence (it uses EXPORT_SYMBOL_GPL symbols)", licence or "none",
-                     "licence %r is not GPL-compatible and the module uses GPL-only %s: the kernel hides them from it "
+        return Check(name=Gate.LICENSE, ok=False, expected="a GPL-compatible licence (it uses EXPORT_SYMBOL_GPL symbols)", found=licence or "none",
+                     message="licence %r is not GPL-compatible and the module uses GPL-only %s: the kernel hides them from it "
                      "(\"Unknown symbol %s (err -2)\")" % (licence or "unspecified", ", ".join(gpl_only), gpl_only[0]),
-                     "stop using the GPL-only symbols, or license the module GPL-compatibly (MODULE_LICENSE(\"GPL\"))",
-                     Effect.REJECTED)
-    return Check(Gate.LICENSE, True, "any", licence or "none",
-                 "licence %r is not GPL-compatible: the kernel loads it and taints itself (P)" % (licence or "unspecified"),
-                 "MODULE_LICENSE(\"GPL\") (or a dual licence) if the code allows", Effect.TAINTS)
+                     fix="stop using the GPL-only symbols, or license the module GPL-compatibly (MODULE_LICENSE(\"GPL\"))",
+                     effect=Effect.REJECTED)
+    return Check(name=Gate.LICENSE, ok=True, expected="any", found=licence or "none",
+                 message="licence %r is not GPL-compatible: the kernel loads it and taints itself (P)" % (licence or "unspecified"),
+                 fix="MODULE_LICENSE(\"GPL\") (or a dual licence) if the code allows", effect=Effect.TAINTS)
 
 
 def check_btf(info: ModuleInfo, facts: LoaderFacts) -> Check:
     btf = facts.btf
     found = "%d bytes of .BTF" % info.btf_size if info.btf_size else "no .BTF"
     if not info.btf_size:
-        return Check(Gate.BTF, True, "any", found, "no module BTF: nothing for the kernel to validate")
+        return Check(name=Gate.BTF, ok=True, expected="any", found=found, message="no module BTF: nothing for the kernel to validate")
     if btf.validates is None:
-        return Check(Gate.BTF, True, "BTF split against the kernel's own", found,
-                     "not checked: the kernel's configuration is unknown", "", Effect.NOT_CHECKED)
+        return Check(name=Gate.BTF, ok=True, expected="BTF split against the kernel's own", found=found,
+                     message="not checked: the kernel's configuration is unknown", fix="", effect=Effect.NOT_CHECKED)
     if not btf.validates:
-        return Check(Gate.BTF, True, "any", found, "the kernel does not read module BTF (no CONFIG_DEBUG_INFO_BTF_MODULES)")
+        return Check(name=Gate.BTF, ok=True, expected="any", found=found, message="the kernel does not read module BTF (no CONFIG_DEBUG_INFO_BTF_MODULES)")
     if info.btf_problem:
         if btf.allow_mismatch:
-            return Check(Gate.BTF, True, "BTF the kernel can parse", found,
-                         "its .BTF is malformed (%s): the kernel drops it with a warning and loads the module "
+            return Check(name=Gate.BTF, ok=True, expected="BTF the kernel can parse", found=found,
+                         message="its .BTF is malformed (%s): the kernel drops it with a warning and loads the module "
                          "(CONFIG_MODULE_ALLOW_BTF_MISMATCH=y)" % info.btf_problem)
-        return Check(Gate.BTF, False, "BTF the kernel can parse", found,
-                     "its .BTF is malformed (%s): \"failed to validate module [%s] BTF: -22\", refused" % (
+        return Check(name=Gate.BTF, ok=False, expected="BTF the kernel can parse", found=found,
+                     message="its .BTF is malformed (%s): \"failed to validate module [%s] BTF: -22\", refused" % (
                          info.btf_problem, info.name),
-                     "rebuild it (kbuild's pahole writes module BTF; kbuildguard make --btf splits it against the "
-                     "kernel's own)", Effect.REJECTED)
+                     fix="rebuild it (kbuild's pahole writes module BTF; kbuildguard make --btf splits it against the "
+                     "kernel's own)", effect=Effect.REJECTED)
     if facts.in_tree and info.path.startswith(facts.in_tree.rstrip("/") + "/"):
-        return Check(Gate.BTF, True, "BTF split against the kernel's own", found, "the kernel's own module")
+        return Check(name=Gate.BTF, ok=True, expected="BTF split against the kernel's own", found=found, message="the kernel's own module")
     if btf.same_base is True:
-        return Check(Gate.BTF, True, "BTF split against the kernel's own", found, "generated against the kernel's own BTF")
+        return Check(name=Gate.BTF, ok=True, expected="BTF split against the kernel's own", found=found, message="generated against the kernel's own BTF")
     if btf.allow_mismatch:
-        return Check(Gate.BTF, True, "BTF split against the kernel's own", found,
-                     "a mismatched .BTF would be dropped with a warning (CONFIG_MODULE_ALLOW_BTF_MISMATCH=y): it loads")
+        return Check(name=Gate.BTF, ok=True, expected="BTF split against the kernel's own", found=found,
+                     message="a mismatched .BTF would be dropped with a warning (CONFIG_MODULE_ALLOW_BTF_MISMATCH=y): it loads")
     if btf.same_base is False:
-        return Check(Gate.BTF, False, "BTF split against the kernel's own", found,
-                     "generated against another kernel's BTF: \"failed to validate module BTF\", refused",
-                     "rebuild with kbuildguard make --btf (the target's own BTF as base)", Effect.REJECTED)
-    return Check(Gate.BTF, True, "BTF split against the kernel's own", found,
-                 "not checked: the file does not say which kernel BTF it was split against", "", Effect.NOT_CHECKED)
+        return Check(name=Gate.BTF, ok=False, expected="BTF split against the kernel's own", found=found,
+                     message="generated against another kernel's BTF: \"failed to validate module BTF\", refused",
+                     fix="rebuild with kbuildguard make --btf (the target's own BTF as base)", effect=Effect.REJECTED)
+    return Check(name=Gate.BTF, ok=True, expected="BTF split against the kernel's own", found=found,
+                 message="not checked: the file does not say which kernel BTF it was split against", fix="", effect=Effect.NOT_CHECKED)

@@ -47,24 +47,24 @@ def check(info: ModuleInfo, arch: Optional[Arch]) -> Optional[Check]:
         return None
     expected = "relocations the %s loader applies" % (arch or "target's")
     if arch is None or arch not in ACCEPTED:
-        return Check(Gate.RELOCATIONS, True, expected, "%d relocation type(s)" % len(facts.types),
-                     "not checked: kbuildguard models the relocations of x86_64 and arm64 modules only", "",
-                     Effect.NOT_CHECKED)
+        return Check(name=Gate.RELOCATIONS, ok=True, expected=expected, found="%d relocation type(s)" % len(facts.types),
+                     message="not checked: kbuildguard models the relocations of x86_64 and arm64 modules only", fix="",
+                     effect=Effect.NOT_CHECKED)
     found = "types %s" % (", ".join(str(t) for t in facts.types) or "none")
     if facts.rel_sections:
-        return Check(Gate.RELOCATIONS, False, expected, "SHT_REL section %s" % facts.rel_sections[0],
-                     "the %s loader takes RELA relocations only: \"module %s: REL relocation unsupported\" (-ENOEXEC)" % (
-                         arch, info.name), OTHER_FIX, Effect.REJECTED)
+        return Check(name=Gate.RELOCATIONS, ok=False, expected=expected, found="SHT_REL section %s" % facts.rel_sections[0],
+                     message="the %s loader takes RELA relocations only: \"module %s: REL relocation unsupported\" (-ENOEXEC)" % (
+                         arch, info.name), fix=OTHER_FIX, effect=Effect.REJECTED)
     unknown = [t for t in facts.types if t not in ACCEPTED[arch]]
     if unknown:
         line = UNKNOWN_LINE[arch] % (info.name, unknown[0])
-        return Check(Gate.RELOCATIONS, False, expected, found,
-                     "relocation type %s in an allocated section: \"%s\" (-ENOEXEC)" % (
-                         ", ".join(str(t) for t in unknown), line), OTHER_FIX, Effect.REJECTED)
+        return Check(name=Gate.RELOCATIONS, ok=False, expected=expected, found=found,
+                     message="relocation type %s in an allocated section: \"%s\" (-ENOEXEC)" % (
+                         ", ".join(str(t) for t in unknown), line), fix=OTHER_FIX, effect=Effect.REJECTED)
     if arch is Arch.X86_64:
         return _x86_64_abs32(info, expected, found)
-    return Check(Gate.RELOCATIONS, True, expected, found,
-                 "every relocation type is one apply_relocate_add() knows (its range checks depend on where the "
+    return Check(name=Gate.RELOCATIONS, ok=True, expected=expected, found=found,
+                 message="every relocation type is one apply_relocate_add() knows (its range checks depend on where the "
                  "module lands and are not modelled)")
 
 
@@ -92,10 +92,10 @@ def _x86_64_abs32(info: ModuleInfo, expected: str, found: str) -> Check:
             message = ("R_X86_64_32 at %s, a symbol the kernel or a module exports: it fits 32 bits only if "
                        "it is one of the kernel's per-cpu variables (Module.symvers does not say); any other address lies "
                        "above 0xffffffff80000000: \"%s\" (-ENOEXEC), judged by that" % (_few(maybe), line))
-        return Check(Gate.RELOCATIONS, False, expected, "%s; %d R_X86_64_32" % (found, len(certain) + len(maybe)),
-                     message, MCMODEL_FIX, Effect.REJECTED)
-    return Check(Gate.RELOCATIONS, True, expected, found,
-                 "every relocation is of a type __apply_relocate_add() knows, and none that can overflow")
+        return Check(name=Gate.RELOCATIONS, ok=False, expected=expected, found="%s; %d R_X86_64_32" % (found, len(certain) + len(maybe)),
+                     message=message, fix=MCMODEL_FIX, effect=Effect.REJECTED)
+    return Check(name=Gate.RELOCATIONS, ok=True, expected=expected, found=found,
+                 message="every relocation is of a type __apply_relocate_add() knows, and none that can overflow")
 
 
 def _few(items) -> str:

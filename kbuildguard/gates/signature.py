@@ -206,22 +206,22 @@ def check(sig: Optional[ModuleSignature], facts: Optional[SigningFacts], sign_la
     """The signature gate. ``sign_later``: make without --sign, where signing is packaging's step
     (DKMS, rpm): an unsigned module is then not refused, only said."""
     if facts is None or facts.module_sig is None:
-        return Check(Gate.SIGNATURE, True, "what the kernel demands", "signed" if sig else "unsigned",
-                     "the kernel's CONFIG_MODULE_SIG is unknown: signatures not checked", "", Effect.NOT_CHECKED)
+        return Check(name=Gate.SIGNATURE, ok=True, expected="what the kernel demands", found="signed" if sig else "unsigned",
+                     message="the kernel's CONFIG_MODULE_SIG is unknown: signatures not checked", fix="", effect=Effect.NOT_CHECKED)
     if not facts.module_sig:
-        return Check(Gate.SIGNATURE, True, "nothing (CONFIG_MODULE_SIG is not set)", "signed" if sig else "unsigned",
-                     "the kernel does not check module signatures")
+        return Check(name=Gate.SIGNATURE, ok=True, expected="nothing (CONFIG_MODULE_SIG is not set)", found="signed" if sig else "unsigned",
+                     message="the kernel does not check module signatures")
     if sig is None:
         if facts.enforced:
-            return Check(Gate.SIGNATURE, sign_later, "a signature by a key the kernel trusts (enforced: %s)" % facts.why,
-                         "unsigned", "unsigned, and the kernel enforces signatures (%s): %s" % (facts.why, LOCKDOWN_REFUSAL
+            return Check(name=Gate.SIGNATURE, ok=sign_later, expected="a signature by a key the kernel trusts (enforced: %s)" % facts.why,
+                         found="unsigned", message="unsigned, and the kernel enforces signatures (%s): %s" % (facts.why, LOCKDOWN_REFUSAL
                                                                                          if facts.by_lockdown else
                                                                                          ENFORCED_REFUSAL),
-                         "sign it: kbuildguard make --sign (or your packaging's signing step) with a key the kernel trusts",
-                         Effect.REJECTED)
-        return Check(Gate.SIGNATURE, True, "a signature (not enforced: %s)" % facts.why, "unsigned",
-                     "unsigned: the kernel loads it and taints itself (%s)" % UNSIGNED_TAINT,
-                     "sign it: kbuildguard make --sign", Effect.TAINTS)
+                         fix="sign it: kbuildguard make --sign (or your packaging's signing step) with a key the kernel trusts",
+                         effect=Effect.REJECTED)
+        return Check(name=Gate.SIGNATURE, ok=True, expected="a signature (not enforced: %s)" % facts.why, found="unsigned",
+                     message="unsigned: the kernel loads it and taints itself (%s)" % UNSIGNED_TAINT,
+                     fix="sign it: kbuildguard make --sign", effect=Effect.TAINTS)
     return check_signed(sig, facts)
 
 
@@ -233,19 +233,19 @@ TRUSTED_FIX = ("sign it with a key the kernel trusts (its build key, an enrolled
 def _soft_failure(facts: SigningFacts, expected: str, found: str, what: str, refusal: str, fix: str) -> Check:
     """-ENODATA, -ENOPKG, -ENOKEY: refused where enforced, a taint elsewhere (module_sig_check())."""
     if facts.enforced:
-        return Check(Gate.SIGNATURE, False, expected, found, "%s; the kernel enforces signatures (%s): %s" % (
-            what, facts.why, LOCKDOWN_REFUSAL if facts.by_lockdown else refusal), fix, Effect.REJECTED)
-    return Check(Gate.SIGNATURE, True, expected, found, "%s: the kernel loads it and taints itself (%s)" % (
-        what, UNSIGNED_TAINT), fix, Effect.TAINTS)
+        return Check(name=Gate.SIGNATURE, ok=False, expected=expected, found=found, message="%s; the kernel enforces signatures (%s): %s" % (
+            what, facts.why, LOCKDOWN_REFUSAL if facts.by_lockdown else refusal), fix=fix, effect=Effect.REJECTED)
+    return Check(name=Gate.SIGNATURE, ok=True, expected=expected, found=found, message="%s: the kernel loads it and taints itself (%s)" % (
+        what, UNSIGNED_TAINT), fix=fix, effect=Effect.TAINTS)
 
 
 def check_signed(sig: ModuleSignature, facts: SigningFacts) -> Check:
     expected = "a signature by a key the kernel trusts (%s)" % ("enforced: " + facts.why if facts.enforced else
                                                                  "not enforced: " + facts.why)
     if sig.malformed:
-        return Check(Gate.SIGNATURE, False, expected, "a malformed signature",
-                     "the appended signature is malformed: %s; the kernel refuses it (-EBADMSG), enforced or not"
-                     % sig.malformed, RESIGN, Effect.REJECTED)
+        return Check(name=Gate.SIGNATURE, ok=False, expected=expected, found="a malformed signature",
+                     message="the appended signature is malformed: %s; the kernel refuses it (-EBADMSG), enforced or not"
+                     % sig.malformed, fix=RESIGN, effect=Effect.REJECTED)
     if sig.id_type != PKEY_ID_PKCS7:  # kernel/module_signature.c mod_check_sig(): -ENOPKG
         return _soft_failure(facts, expected, "signature of id type %d" % sig.id_type,
                              "the signature is not a PKCS#7 message (id type %d: \"not signed with expected PKCS#7 "
@@ -253,25 +253,25 @@ def check_signed(sig: ModuleSignature, facts: SigningFacts) -> Check:
     try:
         message = pkcs7.parse_message(sig.blob)
     except BadInput as exc:
-        return Check(Gate.SIGNATURE, False, expected, "a malformed signature",
-                     "the appended signature cannot be read (%s): the kernel refuses it (-EBADMSG), enforced or not"
-                     % exc.message, RESIGN, Effect.REJECTED)
+        return Check(name=Gate.SIGNATURE, ok=False, expected=expected, found="a malformed signature",
+                     message="the appended signature cannot be read (%s): the kernel refuses it (-EBADMSG), enforced or not"
+                     % exc.message, fix=RESIGN, effect=Effect.REJECTED)
     signer = message.signer
     found = "signed by %s (%s)" % (signer.id.describe(), signer.digest)
     if message.has_content:  # pkcs7_supply_detached_data(): "Data already supplied", -EINVAL
-        return Check(Gate.SIGNATURE, False, expected, found, "%s, but the PKCS#7 message carries its own content "
-                     "instead of signing the module: the kernel refuses it (-EINVAL), enforced or not" % found, RESIGN,
-                     Effect.REJECTED)
+        return Check(name=Gate.SIGNATURE, ok=False, expected=expected, found=found, message="%s, but the PKCS#7 message carries its own content "
+                     "instead of signing the module: the kernel refuses it (-EINVAL), enforced or not" % found, fix=RESIGN,
+                     effect=Effect.REJECTED)
     if signer.digest not in pkcs7.KERNEL_DIGESTS or message.algorithm not in KERNEL_SIGNATURE_ALGORITHMS:
         return _soft_failure(facts, expected, found, "%s, with %s, which this kernel's PKCS#7 parser does not know "
                              "(-ENOPKG)" % (found, signer.digest if signer.digest not in pkcs7.KERNEL_DIGESTS else
                                             "signature algorithm " + message.algorithm), UNSUPPORTED, RESIGN)
     if message.signed_attrs and sig.digest and message.message_digest != sig.digest:
         # pkcs7_verify.c pkcs7_digest(), before any key is looked up
-        return Check(Gate.SIGNATURE, False, expected, found, "%s, but its messageDigest attribute is not the digest of "
+        return Check(name=Gate.SIGNATURE, ok=False, expected=expected, found=found, message="%s, but its messageDigest attribute is not the digest of "
                      "the module (\"PKCS7: Sig 0: Message digest doesn't match\"): the module changed after signing; "
                      "the kernel refuses it, enforced or not (%s)" % (found, BAD_SIGNATURE),
-                     "sign it again after the last change", Effect.REJECTED)
+                     fix="sign it again after the last change", effect=Effect.REJECTED)
     key = find_key(signer.id, facts.trust)
     if key.why:
         return _trusted(sig, message, key, facts, expected, found)
@@ -299,27 +299,27 @@ def _trusted(sig: ModuleSignature, message: Message, key: Found, facts: SigningF
         cert = Certificate("", key.listed.issuer_cn, b"", key.listed.serial, key.listed.skid, b"", key.listed.source,
                            "rsa", key.listed.key)
     if cert is None:
-        return Check(Gate.SIGNATURE, True, expected, found,
-                     "%s, trusted (%s), but its certificate is not at hand, so the signature was not verified: a module "
+        return Check(name=Gate.SIGNATURE, ok=True, expected=expected, found=found,
+                     message="%s, trusted (%s), but its certificate is not at hand, so the signature was not verified: a module "
                      "changed after signing would be refused" % (found, key.why),
-                     "give the kernel image (--vmlinux) or the certificate (--trusted-cert) to verify it",
-                     Effect.NOT_CHECKED)
+                     fix="give the kernel image (--vmlinux) or the certificate (--trusted-cert) to verify it",
+                     effect=Effect.NOT_CHECKED)
     verified, why = _verify(sig, message, cert)
     if verified is None:
-        return Check(Gate.SIGNATURE, True, expected, found, "%s, trusted (%s); signature not verified: %s" % (
-            found, key.why, why), "", Effect.NOT_CHECKED)
+        return Check(name=Gate.SIGNATURE, ok=True, expected=expected, found=found, message="%s, trusted (%s); signature not verified: %s" % (
+            found, key.why, why), fix="", effect=Effect.NOT_CHECKED)
     if verified:
-        return Check(Gate.SIGNATURE, True, expected, found, "%s, trusted (%s); signature verified" % (found, key.why))
+        return Check(name=Gate.SIGNATURE, ok=True, expected=expected, found=found, message="%s, trusted (%s); signature verified" % (found, key.why))
     if key.listed is not None and key.cert is None:  # matched by issuer CN and serial only: maybe another key
-        return Check(Gate.SIGNATURE, True, expected, found, "%s; the enrolled key of that name (%s) does not verify "
+        return Check(name=Gate.SIGNATURE, ok=True, expected=expected, found=found, message="%s; the enrolled key of that name (%s) does not verify "
                      "it (%s): unless another key of the same issuer and serial is enrolled, the kernel refuses it" % (
-                         found, key.why, why), RESIGN, Effect.NOT_CHECKED)
-    return Check(Gate.SIGNATURE, False, expected, found,
-                 "%s, but the signature does not verify with the certificate of that key (%s): %s; the module changed "
+                         found, key.why, why), fix=RESIGN, effect=Effect.NOT_CHECKED)
+    return Check(name=Gate.SIGNATURE, ok=False, expected=expected, found=found,
+                 message="%s, but the signature does not verify with the certificate of that key (%s): %s; the module changed "
                  "after signing, or was signed by another key under that key's name; the kernel refuses it, enforced or "
                  "not (%s)" % (found, key.why, why, BAD_SIGNATURE),
-                 "sign it again after the last change with the real key (strip before signing: a stripped module loses "
-                 "or breaks its signature)", Effect.REJECTED)
+                 fix="sign it again after the last change with the real key (strip before signing: a stripped module loses "
+                 "or breaks its signature)", effect=Effect.REJECTED)
 
 
 def _untrusted(sig: ModuleSignature, message: Message, key: Found, facts: SigningFacts, expected: str,
@@ -337,8 +337,8 @@ def _untrusted(sig: ModuleSignature, message: Message, key: Found, facts: Signin
         outcome = ("it is rejected (%s) unless a keyring kbuildguard cannot see holds that key" % UNAVAILABLE_KEY
                    if facts.enforced else "it loads and taints the kernel unless a keyring kbuildguard cannot see holds "
                    "that key")
-        return Check(Gate.SIGNATURE, True, expected, found, "%s; %s: not checked: %s" % (
-            what, outcome, trust.not_seen()), TRUSTED_FIX, Effect.NOT_CHECKED)
+        return Check(name=Gate.SIGNATURE, ok=True, expected=expected, found=found, message="%s; %s: not checked: %s" % (
+            what, outcome, trust.not_seen()), fix=TRUSTED_FIX, effect=Effect.NOT_CHECKED)
     return _soft_failure(facts, expected, found, what, UNAVAILABLE_KEY, TRUSTED_FIX)
 
 

@@ -106,7 +106,7 @@ def verify_info(info: ModuleInfo, expect: Expectation, siblings: FrozenSet[str] 
               check_unload(info, facts.config or target.tree_config), with_compiler_effect(compiler, layout)]
     checks = [c for c in found if c is not None]
     verdict = Verdict.OK if all(c.ok for c in checks) else Verdict.MISMATCH
-    return ModuleReport(info.path, verdict, tuple(checks), info)
+    return ModuleReport(path=info.path, verdict=verdict, checks=tuple(checks), info=info)
 
 
 def headline(rep: ModuleReport) -> str:
@@ -160,8 +160,9 @@ def verify_path(path: str, expect: Expectation) -> ModuleReport:
         refused = (elfcheck.check_shape(shape, target.release, target.arch, module_name(path))
                    if shape is not None and shape.magic and shape.header_complete else None)
         if refused is not None and refused.effect is Effect.REJECTED:
-            return ModuleReport(path, Verdict.MISMATCH, (refused,), None)
-        return ModuleReport(path, Verdict.ERROR, (Check(Gate.READ, False, "a readable kernel module", "unreadable", exc.message,
-                                                        "give the .ko itself (plain, .xz, .gz, .zst or .bz2)",
-                                                        Effect.NOT_CHECKED),), None)
+            return ModuleReport(path=path, verdict=Verdict.MISMATCH, checks=(refused,), info=None)
+        unreadable = Check(name=Gate.READ, ok=False, expected="a readable kernel module", found="unreadable",
+                           message=exc.message, fix="give the .ko itself (plain, .xz, .gz, .zst or .bz2)",
+                           effect=Effect.NOT_CHECKED)
+        return ModuleReport(path=path, verdict=Verdict.ERROR, checks=(unreadable,), info=None)
     return verify_info(info, expect)

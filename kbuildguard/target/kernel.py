@@ -509,5 +509,7 @@ def resolve(selector: Selector) -> KernelTarget:
     chosen = choose(facts, notes)
     # compile.h names the linker with its vendor text; Kconfig's LD_VERSION/LLD_VERSION (5.8+) otherwise
     linker = next((f.compiler.linker for f in facts if f.compiler.linker), None) or config_linker(records.config)[0]
-    return KernelTarget(release, build_dir, target_arch(records.config, release, running), chosen.compiler, chosen.source, linker, tuple(facts), tuple(notes),
-                        records.config_path, modules_dir, sysroot, running, records.program_hint, records.config)
+    return KernelTarget(release=release, build_dir=build_dir, arch=target_arch(records.config, release, running),
+                        compiler=chosen.compiler, compiler_source=chosen.source, linker=linker, facts=tuple(facts),
+                        notes=tuple(notes), config_path=records.config_path, modules_dir=modules_dir, sysroot=sysroot,
+                        running=running, program_hint=records.program_hint, tree_config=records.config)
