@@ -20,10 +20,10 @@ Why the corpus looks like this (kernel/module/main.c of Debian's linux-source-6.
   variants keep the original name (a rename would break the signature); the guest loads a variant
   only when no module of its name is loaded, and the host puts it into the next boot otherwise.
 - A variant whose relocations, init or exit oops the kernel is recorded as "crash" (the guest greps
-  the kernel log for the oops) and its family is blocked for the rest of the boot; a variant that
-  panics or hangs the guest (no output for 90 s) ends the boot, is recorded as "crash", and the next
-  boot goes on after it -- unless another variant had oopsed earlier in that boot: then it is tried
-  again first in a clean boot before it is blamed.
+  the kernel log for the oops) and ends the boot: an oops may leave a lock held (the next read of
+  /proc/modules hung in the first runs). A variant that panics or hangs the guest (no output for
+  60 s) ends the boot too and is recorded as "crash"; the next boot goes on after it (after an
+  earlier oops in the same boot it would be tried again first in a clean boot before it is blamed).
 - Compressed modules: Debian 12's 6.1 has no in-kernel decompression (CONFIG_MODULE_DECOMPRESS is
   not set), so what loads a .ko.xz is userspace: the guest runs Debian 12's own kmod (the host's
   /usr/bin/kmod and its libraries, copied into the initramfs), which decompresses xz and zstd and
@@ -46,13 +46,14 @@ import subprocess
 import sys
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 CACHE = os.environ.get("KBG_DIFFTEST_CACHE", "/var/cache/kbuildguard-ci/difftest")
 # Bump when the guest script or what a result records changes: it keys the cache of kernel answers.
-GUEST_VERSION = "4"
+GUEST_VERSION = "5"
 # Bump when the mutation engine changes what a seed produces.
 ENGINE_VERSION = "2"
 
@@ -834,7 +835,43 @@ def regressions(bases: Dict[str, Base], folder: str) -> List[Variant]:
     b[at] ^= 0x01
     add("1-pkcs7-byte", "brd.signed", "case1.pkcs7-byte", "brd.ko PKCS#7 byte %#x of %#x flipped (signature value)"
         % (sig_len - 0x20, sig_len), data=bytes(b), keep_name=True)
+    if "brd.forged" in bases:
+        add("1-forged-issuer", "brd.forged", "case1.forged-issuer",
+            "brd.ko re-signed by a home-made key with the build key's issuer and serial", data=bases["brd.forged"].data,
+            keep_name=True)
     return out
+
+
+def forged_signature(data: bytes, release: str, cache: str) -> Optional[bytes]:
+    """DATA (a signed module) re-signed by a key made here whose certificate copies the signer's
+    issuer and serial: the kernel finds its own key by issuer+serial (pkcs7_trust.c/x509 lookup) and
+    the RSA check fails (-EKEYREJECTED). The key is made once and kept (sign-file adds no signing
+    time: the same key signs the same bytes the same way, and the kernel's answer stays cached)."""
+    sign_file = "/usr/src/linux-headers-%s/scripts/sign-file" % release
+    if not (shutil.which("openssl") and os.access(sign_file, os.X_OK)):
+        return None
+    n = len(data)
+    sig_len = struct.unpack(">I", data[n - len(SIG_MARKER) - 4:n - len(SIG_MARKER)])[0]
+    pkcs7 = data[n - len(SIG_MARKER) - 12 - sig_len:n - len(SIG_MARKER) - 12]
+    folder = os.path.join(cache, "forged-" + _sha(pkcs7)[:16])
+    key, cert = os.path.join(folder, "key.pem"), os.path.join(folder, "cert.der")
+    if not os.path.exists(cert):
+        os.makedirs(folder, exist_ok=True)
+        printed = subprocess.run(["openssl", "cms", "-cmsout", "-print", "-inform", "DER"], input=pkcs7,
+                                 stdout=subprocess.PIPE, check=True).stdout.decode()
+        issuer = re.search(r"issuer: (.*)", printed).group(1).strip()  # type: ignore
+        serial = re.search(r"serialNumber: (\S+)", printed).group(1)  # type: ignore
+        subject = "/" + "/".join(part.strip() for part in issuer.split(","))
+        _run(["openssl", "req", "-new", "-x509", "-newkey", "rsa:4096", "-nodes", "-days", "36500", "-subj", subject,
+              "-set_serial", serial, "-keyout", key, "-outform", "DER", "-out", cert + ".tmp"],
+             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.rename(cert + ".tmp", cert)
+    work = os.path.join(folder, "module.ko")
+    with open(work, "wb") as f:
+        f.write(strip_signature(data))
+    _run([sign_file, "sha256", key, cert, work])
+    with open(work, "rb") as f:
+        return f.read()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -895,6 +932,9 @@ def load_bases(release: str, image: str, cache: str) -> Dict[str, Base]:
             assert data.endswith(SIG_MARKER), path
             bases[key + ".signed"] = Base(key + ".signed", data, True, path)
     os.makedirs(cache, exist_ok=True)
+    forged = forged_signature(bases["brd.signed"].data, release, cache)
+    if forged is not None:
+        bases["brd.forged"] = Base("brd.forged", forged, True, bases["brd.signed"].origin)
     for key, flags in (("kdemo", ""), ("kdemo_small", "-mcmodel=small")):
         path = build_kdemo(release, cache, flags)
         with open(path, "rb") as f:
@@ -913,7 +953,7 @@ def load_bases(release: str, image: str, cache: str) -> Dict[str, Base]:
 def corpus(release: str, image: str, seed: int, count: int, folder: str) -> List[Variant]:
     bases = load_bases(release, image, os.path.join(CACHE, "bases"))
     shutil.rmtree(folder, ignore_errors=True)
-    random_bases = {k: b for k, b in bases.items() if k not in ("kdemo_debug", "kdemo_small")}
+    random_bases = {k: b for k, b in bases.items() if k not in ("kdemo_debug", "kdemo_small", "brd.forged")}
     variants = regressions(bases, folder) + generate(random_bases, seed, count, folder)
     with open(os.path.join(folder, "manifest.json"), "w") as f:
         json.dump([v._asdict() for v in variants], f, indent=1)
@@ -979,6 +1019,22 @@ dmesg -n 2
 dmesg -c >/dev/null
 known=" "
 stuck=" "
+# an oops may leave a lock held (reading /proc/modules then hangs): report it and end the boot
+oops() {
+  dmesg -c >> /tmp/log
+  if grep -q -e "BUG:" -e "Oops" -e "general protection fault" -e "kernel BUG" /tmp/log; then
+    echo "KBG-OOPS $vid"
+    n=0
+    while read -r l; do
+      n=$((n+1)); [ $n -gt 25 ] && break
+      echo "KBG-DMESG $vid $l"
+    done < /tmp/log
+    echo "KBG-END $vid"
+    echo KBG-REBOOT
+    poweroff -f
+    sleep 60
+  fi
+}
 while read vid file name family; do
   echo "KBG-START $vid"
   case "$stuck" in *" $family "*) echo "KBG-BUSY $vid"; continue;; esac
@@ -990,6 +1046,8 @@ while read vid file name family; do
   esac
   err=""; read -r err < /tmp/err
   echo "KBG-INSMOD $vid $rc $err"
+  : > /tmp/log
+  oops
   while read m rest; do
     case "$known" in *" $m "*) continue;; esac
     mt=""; read mt < /sys/module/$m/taint
@@ -997,14 +1055,12 @@ while read vid file name family; do
     rmmod $m 2>/tmp/err; r=$?
     err=""; read -r err < /tmp/err
     echo "KBG-RMMOD $vid $m $r $err"
+    [ $r -gt 1 ] && oops
     if [ $r != 0 ]; then known="$known$m "; stuck="$stuck$family "; fi
   done < /proc/modules
   read t1 < /proc/sys/kernel/tainted
   echo "KBG-TAINTED $vid $t0 $t1"
-  dmesg -c > /tmp/log
-  if grep -q -e "BUG:" -e "Oops" -e "general protection fault" -e "kernel BUG" /tmp/log; then
-    echo "KBG-OOPS $vid"; stuck="$stuck$family "
-  fi
+  dmesg -c >> /tmp/log
   n=0
   while read -r l; do
     n=$((n+1)); [ $n -gt 12 ] && break
@@ -1071,7 +1127,7 @@ def guest_initramfs(path: str, folder: str, batch: List[Variant]) -> None:
         f.write(archive)
 
 
-def boot_stream(kernel: str, initrd: str, cmdline: Tuple[str, ...], log: str, stall: float = 90.0,
+def boot_stream(kernel: str, initrd: str, cmdline: Tuple[str, ...], log: str, stall: float = 60.0,
                 total: float = 3600.0) -> str:
     """Boot, stream the serial console into LOG, and kill qemu when it has printed nothing for STALL
     seconds (a hung variant) or after TOTAL seconds. The serial output so far."""
@@ -1163,8 +1219,12 @@ def parse_serial(out: str) -> Tuple[Dict[str, Seen], List[str], Optional[str], b
     return done, busy, unfinished[-1] if unfinished else None, oopsed
 
 
-def run_guest(variants: List[Variant], folder: str, vmlinuz: str, guest: str, work: str, batch_size: int = 600,
-              log=print) -> Dict[str, Seen]:
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def run_guest(variants: List[Variant], folder: str, vmlinuz: str, guest: str, work: str, batch_size: int = 200,
+              log=say) -> Dict[str, Seen]:
     """Every variant insmod-ed in GUEST, batch after batch; a crash ends a boot and the next boot goes
     on after the variant that crashed it. Answers are cached by the variant's bytes and the kernel."""
     with open(vmlinuz, "rb") as f:
@@ -1286,21 +1346,27 @@ def summary(outcomes: List[Outcome]) -> Dict[str, int]:
     return counts
 
 
-def run(release: str, image: str, seed: int, count: int, work: str, guests=GUESTS, log=print) -> List[Outcome]:
+def run(release: str, image: str, seed: int, count: int, work: str, guests=GUESTS, log=say) -> List[Outcome]:
     """The whole differential run: corpus, predictions, guests, comparison."""
     vmlinuz = os.path.join(image, "boot", "vmlinuz-" + release)
     folder = os.path.join(work, "corpus")
     t0 = time.monotonic()
     variants = corpus(release, image, seed, count, folder)
     log("corpus: %d variants (seed %d) in %s (%.0f s)" % (len(variants), seed, folder, time.monotonic() - t0))
-    predicted, seen = {}, {}
+    predicted = {}
     for guest in guests:
         t0 = time.monotonic()
         predicted[guest] = predict(variants, folder, release, image, guest)
         log("kbuildguard check (%s): %.0f s" % (guest, time.monotonic() - t0))
+
+    def truth(guest: str) -> Dict[str, Seen]:
         t0 = time.monotonic()
-        seen[guest] = run_guest(variants, folder, vmlinuz, guest, work, log=log)
+        found = run_guest(variants, folder, vmlinuz, guest, work, log=log)
         log("kernel (%s): %.0f s" % (guest, time.monotonic() - t0))
+        return found
+    # the two guests boot side by side (one qemu each; TCG is single-threaded per guest)
+    with ThreadPoolExecutor(max_workers=len(guests)) as pool:
+        seen = dict(zip(guests, pool.map(truth, guests)))
     outcomes = [o for o in compare_guests(variants, predicted, seen, guests)]
     with open(os.path.join(work, "outcomes.json"), "w") as f:
         json.dump([dict(o.variant._asdict(), guest=o.guest, predicted=o.predicted, why=o.why, seen=o.seen._asdict(),
