@@ -20,10 +20,11 @@ Why the corpus looks like this (kernel/module/main.c of Debian's linux-source-6.
   variants keep the original name (a rename would break the signature); the guest loads a variant
   only when no module of its name is loaded, and the host puts it into the next boot otherwise.
 - A variant whose relocations, init or exit oops the kernel is recorded as "crash" (the guest greps
-  the kernel log for the oops) and ends the boot: an oops may leave a lock held (the next read of
-  /proc/modules hung in the first runs). A variant that panics or hangs the guest (no output for
-  60 s) ends the boot too and is recorded as "crash"; the next boot goes on after it (after an
-  earlier oops in the same boot it would be tried again first in a clean boot before it is blamed).
+  the kernel log for the oops) and blocks its family; when the oops left module_mutex held (a read
+  of /proc/modules does not finish in 8 s: an oops in resolve_symbol(), say) the boot ends there. A
+  variant that panics or hangs the guest (no output for 90 s) ends the boot too and is recorded as
+  "crash"; the next boot goes on after it -- unless another variant had oopsed earlier in that boot:
+  then it is tried again first, in a clean boot, before it is blamed.
 - Compressed modules: Debian 12's 6.1 has no in-kernel decompression (CONFIG_MODULE_DECOMPRESS is
   not set), so what loads a .ko.xz is userspace: the guest runs Debian 12's own kmod (the host's
   /usr/bin/kmod and its libraries, copied into the initramfs), which decompresses xz and zstd and
@@ -53,7 +54,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 CACHE = os.environ.get("KBG_DIFFTEST_CACHE", "/var/cache/kbuildguard-ci/difftest")
 # Bump when the guest script or what a result records changes: it keys the cache of kernel answers.
-GUEST_VERSION = "5"
+GUEST_VERSION = "6"
 # Bump when the mutation engine changes what a seed produces.
 ENGINE_VERSION = "2"
 
@@ -1015,24 +1016,33 @@ def _predict(part: List[Variant], folder: str, release: str, image: str, guest: 
 GUEST_SCRIPT = r"""
 export LD_LIBRARY_PATH=/kmod/lib
 ln -s /kmod/kmod /kmod/insmod
-dmesg -n 2
+dmesg -n 1
 dmesg -c >/dev/null
 known=" "
 stuck=" "
-# an oops may leave a lock held (reading /proc/modules then hangs): report it and end the boot
+# After an oops: the family is blocked; and if the oops left module_mutex held (reading
+# /proc/modules does not finish within 8 s, e.g. an oops in resolve_symbol()), the boot ends.
 oops() {
   dmesg -c >> /tmp/log
   if grep -q -e "BUG:" -e "Oops" -e "general protection fault" -e "kernel BUG" /tmp/log; then
     echo "KBG-OOPS $vid"
+    stuck="$stuck$family "
     n=0
     while read -r l; do
       n=$((n+1)); [ $n -gt 25 ] && break
       echo "KBG-DMESG $vid $l"
     done < /tmp/log
-    echo "KBG-END $vid"
-    echo KBG-REBOOT
-    poweroff -f
-    sleep 60
+    : > /tmp/log
+    cat /proc/modules > /tmp/pm 2>/dev/null &
+    p=$!
+    i=0
+    while [ -d /proc/$p ] && [ $i -lt 8 ]; do sleep 1; i=$((i+1)); done
+    if [ -d /proc/$p ]; then
+      echo "KBG-END $vid"
+      echo KBG-REBOOT
+      poweroff -f
+      sleep 60
+    fi
   fi
 }
 while read vid file name family; do
@@ -1060,7 +1070,7 @@ while read vid file name family; do
   done < /proc/modules
   read t1 < /proc/sys/kernel/tainted
   echo "KBG-TAINTED $vid $t0 $t1"
-  dmesg -c >> /tmp/log
+  oops
   n=0
   while read -r l; do
     n=$((n+1)); [ $n -gt 12 ] && break
@@ -1127,13 +1137,13 @@ def guest_initramfs(path: str, folder: str, batch: List[Variant]) -> None:
         f.write(archive)
 
 
-def boot_stream(kernel: str, initrd: str, cmdline: Tuple[str, ...], log: str, stall: float = 60.0,
+def boot_stream(kernel: str, initrd: str, cmdline: Tuple[str, ...], log: str, stall: float = 90.0,
                 total: float = 3600.0) -> str:
     """Boot, stream the serial console into LOG, and kill qemu when it has printed nothing for STALL
     seconds (a hung variant) or after TOTAL seconds. The serial output so far."""
     argv = ["qemu-system-x86_64", "-m", "1024", "-smp", "1", "-nographic", "-no-reboot", "-monitor", "none", "-net", "none",
             "-kernel", kernel, "-initrd", initrd, "-append",
-            " ".join(["console=ttyS0", "panic=-1", "loglevel=4"] + list(cmdline))]
+            " ".join(["console=ttyS0", "panic=-1", "loglevel=1"] + list(cmdline))]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None
     chunks = []
@@ -1214,7 +1224,10 @@ def parse_serial(out: str) -> Tuple[Dict[str, Seen], List[str], Optional[str], b
         else:
             effect = "ok"
         done[vid] = Seen(effect, e.get("insmod", ""), taint, e.get("tainted", ""), e["dmesg"])
-    unfinished = [v for v in order if v not in done and v not in busy]
+    # a variant that started and never ended crashed the guest -- only if the guest did not finish
+    # on its own (KBG-DONE, KBG-REBOOT): otherwise its lines were garbled and it is tried again
+    finished = "KBG-DONE" in out or "KBG-REBOOT" in out
+    unfinished = [] if finished else [v for v in order if v not in done and v not in busy]
     oopsed = any(d.effect == "crash" for d in done.values())
     return done, busy, unfinished[-1] if unfinished else None, oopsed
 
