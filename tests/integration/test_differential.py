@@ -22,8 +22,8 @@ from integration.conftest import image_root
 from integration.qemu import have_qemu
 
 SEED = 18
-COUNT = 250
-# Predicted refused, loaded by the kernel: counted and driven toward 0. (Seed 18, 250 variants: the
+COUNT = 200
+# Predicted refused, loaded by the kernel: counted and driven toward 0. (Seed 18, 200 variants: the
 # figure this bound was set from is in docs/differential.md.)
 FALSE_ALARMS_AT_MOST = 40
 
