@@ -45,6 +45,7 @@ import stat
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -1241,16 +1242,13 @@ def say(text: str) -> None:
 
 
 def run_guest(variants: List[Variant], folder: str, vmlinuz: str, guest: str, work: str, batch_size: int = 200,
-              log=say) -> Dict[str, Seen]:
+              log=say, shard: str = "") -> Dict[str, Seen]:
     """Every variant insmod-ed in GUEST, batch after batch; a crash ends a boot and the next boot goes
     on after the variant that crashed it. Answers are cached by the variant's bytes and the kernel."""
     with open(vmlinuz, "rb") as f:
         kernel_key = _sha(f.read())[:16]
     cache_file = os.path.join(CACHE, "truth-%s-%s-g%s.json" % (kernel_key, guest, GUEST_VERSION))
-    cache: Dict[str, List] = {}
-    if os.path.exists(cache_file):
-        with open(cache_file) as f:
-            cache = json.load(f)
+    cache = _load_cache(cache_file)
 
     def key(v: Variant) -> str:
         return v.sha256 + ":" + v.name
@@ -1263,9 +1261,9 @@ def run_guest(variants: List[Variant], folder: str, vmlinuz: str, guest: str, wo
     while todo:
         batch = todo[:batch_size]
         boots += 1
-        cpio = os.path.join(work, "initramfs-%s.cpio" % guest)
+        cpio = os.path.join(work, "initramfs-%s%s.cpio" % (guest, shard))
         guest_initramfs(cpio, folder, batch)
-        serial_log = os.path.join(work, "serial-%s-%03d.log" % (guest, boots))
+        serial_log = os.path.join(work, "serial-%s%s-%03d.log" % (guest, shard, boots))
         t0 = time.monotonic()
         out = boot_stream(vmlinuz, cpio, CMDLINE[guest], serial_log, total=120 + 3.0 * len(batch))
         done, busy, crashed, oopsed = parse_serial(out)
@@ -1275,7 +1273,7 @@ def run_guest(variants: List[Variant], folder: str, vmlinuz: str, guest: str, wo
             # in a clean boot before blaming it
             retried.add(crashed)
             retry, crashed = [crashed], None
-        log("  %s boot %d: %d variants in %.0f s%s%s" % (guest, boots, len(done), time.monotonic() - t0,
+        log("  %s%s boot %d: %d variants in %.0f s%s%s" % (guest, shard, boots, len(done), time.monotonic() - t0,
                                                       ", crash at %s" % crashed if crashed else "",
                                                       ", %d to the next boot (name in use)" % len(busy) if busy else ""))
         if not done and not crashed and not retry:
@@ -1295,11 +1293,32 @@ def run_guest(variants: List[Variant], folder: str, vmlinuz: str, guest: str, wo
                 cache[key(v)] = list(done[v.vid])
         by_vid = {v.vid: v for v in todo}
         todo = [by_vid[b] for b in retry + busy] + [v for v in todo if v.vid not in seen and v.vid not in busy + retry]
-        os.makedirs(CACHE, exist_ok=True)
-        with open(cache_file + ".tmp", "w") as f:
-            json.dump(cache, f)
-        os.rename(cache_file + ".tmp", cache_file)
+        _save_cache(cache_file, cache)
     return seen
+
+
+CACHE_LOCK = threading.Lock()  # the shards of one guest share its cache file
+
+
+def _load_cache(path: str) -> Dict[str, List]:
+    with CACHE_LOCK:
+        if not os.path.exists(path):
+            return {}
+        with open(path) as f:
+            return json.load(f)
+
+
+def _save_cache(path: str, entries: Dict[str, List]) -> None:
+    with CACHE_LOCK:
+        merged = {}
+        if os.path.exists(path):
+            with open(path) as f:
+                merged = json.load(f)
+        merged.update(entries)
+        os.makedirs(CACHE, exist_ok=True)
+        with open(path + ".tmp", "w") as f:
+            json.dump(merged, f)
+        os.rename(path + ".tmp", path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1370,7 +1389,7 @@ def summary(outcomes: List[Outcome]) -> Dict[str, int]:
     return counts
 
 
-def run(release: str, image: str, seed: int, count: int, work: str, guests=GUESTS, log=say) -> List[Outcome]:
+def run(release: str, image: str, seed: int, count: int, work: str, guests=GUESTS, log=say, jobs: int = 1) -> List[Outcome]:
     """The whole differential run: corpus, predictions, guests, comparison."""
     vmlinuz = os.path.join(image, "boot", "vmlinuz-" + release)
     folder = os.path.join(work, "corpus")
@@ -1383,14 +1402,19 @@ def run(release: str, image: str, seed: int, count: int, work: str, guests=GUEST
         predicted[guest] = predict(variants, folder, release, image, guest)
         log("kbuildguard check (%s): %.0f s" % (guest, time.monotonic() - t0))
 
-    def truth(guest: str) -> Dict[str, Seen]:
+    def truth(job: Tuple[str, int]) -> Tuple[str, Dict[str, Seen]]:
+        guest, k = job
         t0 = time.monotonic()
-        found = run_guest(variants, folder, vmlinuz, guest, work, log=log)
-        log("kernel (%s): %.0f s" % (guest, time.monotonic() - t0))
-        return found
-    # the two guests boot side by side (one qemu each; TCG is single-threaded per guest)
-    with ThreadPoolExecutor(max_workers=len(guests)) as pool:
-        seen = dict(zip(guests, pool.map(truth, guests)))
+        part = [v for n, v in enumerate(variants) if n % jobs == k]
+        found = run_guest(part, folder, vmlinuz, guest, work, log=log, shard=".%d" % k if jobs > 1 else "")
+        log("kernel (%s%s): %.0f s" % (guest, " shard %d" % k if jobs > 1 else "", time.monotonic() - t0))
+        return guest, found
+    # the guests boot side by side, JOBS qemu per guest, each with every JOBS-th variant (TCG runs a
+    # guest on one host thread)
+    seen: Dict[str, Dict[str, Seen]] = {g: {} for g in guests}
+    with ThreadPoolExecutor(max_workers=len(guests) * jobs) as pool:
+        for guest, found in pool.map(truth, [(g, k) for g in guests for k in range(jobs)]):
+            seen[guest].update(found)
     outcomes = [o for o in compare_guests(variants, predicted, seen, guests)]
     with open(os.path.join(work, "outcomes.json"), "w") as f:
         json.dump([dict(o.variant._asdict(), guest=o.guest, predicted=o.predicted, why=o.why, seen=o.seen._asdict(),
@@ -1418,12 +1442,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--image", help="the unpacked linux-image-R-unsigned (default: /var/cache/kbuildguard-ci/image-R)")
     parser.add_argument("--work", default="/var/tmp/kbuildguard-difftest", help="corpus, serial logs, outcomes.json")
     parser.add_argument("--guest", choices=GUESTS, action="append", help="only this guest (repeatable)")
+    parser.add_argument("--jobs", type=int, default=1, help="qemu processes per guest (default 1)")
     args = parser.parse_args(argv)
     release = args.release or sorted(d[len("linux-headers-"):] for d in os.listdir("/usr/src")
                                      if re.match(r"linux-headers-.*-amd64$", d) and "cloud" not in d and "-rt-" not in d)[-1]
     image = args.image or "/var/cache/kbuildguard-ci/image-" + release
     os.makedirs(args.work, exist_ok=True)
-    outcomes = run(release, image, args.seed, args.count, args.work, guests=tuple(args.guest or GUESTS))
+    outcomes = run(release, image, args.seed, args.count, args.work, guests=tuple(args.guest or GUESTS), jobs=args.jobs)
     print()
     print("kernel %s, seed %d, %d random variants + the regression cases" % (release, args.seed, args.count))
     print()
