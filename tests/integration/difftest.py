@@ -1140,8 +1140,8 @@ def guest_initramfs(path: str, folder: str, batch: List[Variant]) -> None:
 
 def boot_stream(kernel: str, initrd: str, cmdline: Tuple[str, ...], log: str, stall: float = 90.0,
                 total: float = 3600.0) -> str:
-    """Boot, stream the serial console into LOG, and kill qemu when it has printed nothing for STALL
-    seconds (a hung variant) or after TOTAL seconds. The serial output so far."""
+    """Boot, stream the serial console into LOG, and kill qemu when the guest script has printed
+    nothing for STALL seconds (a hung variant) or after TOTAL seconds. The serial output so far."""
     argv = ["qemu-system-x86_64", "-m", "1024", "-smp", "1", "-nographic", "-no-reboot", "-monitor", "none", "-net", "none",
             "-kernel", kernel, "-initrd", initrd, "-append",
             " ".join(["console=ttyS0", "panic=-1", "loglevel=1", "no_timer_check"] + list(cmdline))]
@@ -1161,7 +1161,8 @@ def boot_stream(kernel: str, initrd: str, cmdline: Tuple[str, ...], log: str, st
                     break
                 chunks.append(data)
                 f.write(data)
-                last = now
+                if b"KBG-" in data or not started:  # a soft lockup prints warnings for ever: not progress
+                    last = now
             # the kernel prints nothing before the script starts (loglevel=1), and a loaded host
             # may take minutes to get there: the stall clock starts with the first variant
             started = any(b"KBG-START" in c for c in chunks[-4:]) or started
