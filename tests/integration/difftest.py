@@ -1254,8 +1254,17 @@ def run_guest(variants: List[Variant], folder: str, vmlinuz: str, guest: str, wo
     def key(v: Variant) -> str:
         return v.sha256 + ":" + v.name
 
+    def conflict(found: Seen) -> bool:
+        """-EEXIST: something of an earlier copy of the driver is still registered (an init that
+        failed half-way, an oops): not this variant's answer, unless it gets it in a clean boot too."""
+        return "File exists" in found.insmod
+
     seen = {v.vid: Seen(*cache[key(v)]) for v in variants if key(v) in cache}
+    # answers recorded before the conflict rule are asked again, first in a boot
+    seen = {vid: found for vid, found in seen.items() if not conflict(found) or cache.get(key_of_vid(variants, vid) + ":clean")}
     todo = [v for v in variants if v.vid not in seen]
+    todo.sort(key=lambda v: v.vid not in {x.vid for x in variants if key(x) in cache})  # re-asked ones first
+    by_id = {v.vid: v for v in variants}
     boots = 0
     retried = set()
     failed_boots = 0
@@ -1269,11 +1278,19 @@ def run_guest(variants: List[Variant], folder: str, vmlinuz: str, guest: str, wo
         out = boot_stream(vmlinuz, cpio, CMDLINE[guest], serial_log, total=120 + 3.0 * len(batch))
         done, busy, crashed, oopsed = parse_serial(out)
         retry = []
+        first = batch[0].vid
+        for vid in [vid for vid, found in done.items() if conflict(found)]:
+            if vid == first or vid in retried:  # in a clean boot (it loaded first): the answer stands
+                cache[key(by_id[vid]) + ":clean"] = [True]
+            else:
+                retried.add(vid)
+                retry.append(vid)
+                del done[vid]
         if crashed and oopsed and crashed not in retried:
             # it hung or panicked after another variant had oopsed in this boot: try it again first
             # in a clean boot before blaming it
             retried.add(crashed)
-            retry, crashed = [crashed], None
+            retry, crashed = retry + [crashed], None
         log("  %s%s boot %d: %d variants in %.0f s%s%s" % (guest, shard, boots, len(done), time.monotonic() - t0,
                                                       ", crash at %s" % crashed if crashed else "",
                                                       ", %d to the next boot (name in use)" % len(busy) if busy else ""))
@@ -1299,6 +1316,11 @@ def run_guest(variants: List[Variant], folder: str, vmlinuz: str, guest: str, wo
 
 
 CACHE_LOCK = threading.Lock()  # the shards of one guest share its cache file
+
+
+def key_of_vid(variants: List[Variant], vid: str) -> str:
+    v = next(x for x in variants if x.vid == vid)
+    return v.sha256 + ":" + v.name
 
 
 def _load_cache(path: str) -> Dict[str, List]:

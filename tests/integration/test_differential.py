@@ -25,7 +25,7 @@ SEED = 18
 COUNT = 200
 # Predicted refused, loaded by the kernel: counted and driven toward 0. (Seed 18, 200 variants: the
 # figure this bound was set from is in docs/differential.md.)
-FALSE_ALARMS_AT_MOST = 40
+FALSE_ALARMS_AT_MOST = 10
 
 # What Debian's 6.1 kernel does with each regression variant (recorded from the guests, 2026-12):
 # (normal guest, enforcing guest), and the start of a kernel log line it printed in the normal guest.
