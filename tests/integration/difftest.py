@@ -210,10 +210,6 @@ def _choice(rng: random.Random, values):
     return values[rng.randrange(len(values))]
 
 
-def _flip(rng: random.Random, value: int, bits: int) -> int:
-    return value ^ (1 << rng.randrange(bits))
-
-
 # ELF header ------------------------------------------------------------------------------------
 
 def m_ident(e: Elf, rng: random.Random):
@@ -884,8 +880,8 @@ def _run(argv: List[str], **kw) -> subprocess.CompletedProcess:
 
 
 def kbuildguard_argv() -> List[str]:
-    """How to run kbuildguard: the installed one (CI's wheel) when it imports outside the checkout,
-    else the checkout's."""
+    """How to run kbuildguard: this Python's installed one (CI's wheel), from "/" so that no checkout
+    is on sys.path -- or the checkout's, with KBG_DIFFTEST_SOURCE=1 (scripts/difftest)."""
     return [sys.executable, "-m", "kbuildguard"]
 
 
