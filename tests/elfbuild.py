@@ -73,12 +73,15 @@ def build_module(
     if this_module_size is not None:
         sections.append((".gnu.linkonce.this_module", 1, 0x3, b"\x00" * this_module_size, 0, 0, 0, 64))
         this_index = len(sections)
+    # init_module and cleanup_module live in an allocated section, as in every real module (the loader
+    # gives a symbol of an unallocated section an address in the file's temporary copy): an .init.text
+    # appended last, so that the other sections keep their indices
+    defined_in = len(sections) + 3 + (this_module_size is not None) + bool(text_relocations)
     symbol_names = ["init_module", "cleanup_module"] + list(undefined)
     strtab, stroffs = _strtab(symbol_names)
     symtab = b"\x00" * 24
     for i, off in enumerate(stroffs):
-        # init_module/cleanup_module are defined (section 1 stands in for .text), the rest undefined
-        symtab += struct.pack(e + "IBBHQQ", off, 0x12 if i < 2 else 0x10, 0, 1 if i < 2 else 0, 0, 0)
+        symtab += struct.pack(e + "IBBHQQ", off, 0x12 if i < 2 else 0x10, 0, defined_in if i < 2 else 0, 0, 0)
     symtab_index = len(sections) + 1
     sections.append((".symtab", 2, 0, symtab, symtab_index + 1, 1, 24, 8))
     sections.append((".strtab", 3, 0, strtab, 0, 0, 0, 1))
@@ -95,6 +98,8 @@ def build_module(
             rela += struct.pack(e + "QQq", 8 * i, ((symbol_names.index(sym) + 1) << 32) | typ, 0)[:16 if rel_text else 24]
         sections.append((".rel.text" if rel_text else ".rela.text", 9 if rel_text else 4, 0x40, rela, symtab_index,
                          text_index, 16 if rel_text else 24, 8))
+    assert len(sections) + 1 == defined_in
+    sections.append((".init.text", 1, 0x6, b"\x00" * 16, 0, 0, 0, 16))
     names = [s[0] for s in sections] + [".shstrtab"]
     shstrtab, name_offs = _strtab(names)
     sections.append((".shstrtab", 3, 0, shstrtab, 0, 0, 0, 1))

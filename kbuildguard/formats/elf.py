@@ -11,7 +11,11 @@ Every offset and size read from the file is checked against the file's length be
 truncated or hostile file raises BadInput, never IndexError or a huge allocation.
 """
 
+import array
+import itertools
+import operator
 import struct
+import sys
 from typing import AbstractSet, Dict, List, NamedTuple, Optional, Tuple
 
 from kbuildguard import arch
@@ -93,6 +97,16 @@ class RelocationFacts(NamedTuple):
     rel_sections: Tuple[str, ...]  # SHT_REL sections applied (x86_64 and arm64 take RELA only)
     types: Tuple[int, ...]  # the distinct RELA types applied, sorted
     picked: Tuple[TypedRelocation, ...]  # each applied relocation of the types asked for
+    problem: str = ""  # why applying them writes outside the module, reads past its symbols, or is refused
+
+
+# What x86_64's __write_relocate_add() writes per type (R_X86_64_64, PC32, PLT32, 32, 32S, PC64).
+_X86_64_WIDTH = {1: 8, 2: 4, 4: 4, 10: 4, 11: 4, 24: 8}
+_X86_64_WIDE = frozenset({1, 24})
+# |addend| of a PC-relative relocation above which its value cannot be what a compiler meant: real ones
+# are a few bytes (-4, or an offset into the same section); none of Debian 6.1's 4023 modules has one
+# above 2**24
+_ADDEND_LIMIT = 1 << 24
 
 
 class Elf:
@@ -274,7 +288,186 @@ class Elf:
         if pick & set(types):
             for i in applied:
                 picked.extend(self._picked(self.section_at(i), pick))
-        return RelocationFacts(tuple(rel), types, tuple(picked))
+        problem = next((p for p in (self._relocation_problem(i) for i in applied) if p), "")
+        return RelocationFacts(tuple(rel), types, tuple(picked), problem)
+
+    def _relocation_problem(self, i: int) -> str:
+        """What applying RELA section ``i`` does wrong, from the file alone (64-bit little-endian
+        only: x86_64 and arm64), or "".
+
+        kernel/module/main.c apply_relocations() hands each section to apply_relocate_add(), which
+        trusts the file: it loops sh_size / sizeof(Elf_Rela) times (a size that is not a whole number of
+        entries drops the last relocation: the code then runs unrelocated), writes at sh_addr + r_offset
+        with no bound (an offset past the target section writes outside the module: an oops, or memory
+        of someone else), and reads symbol ELF_R_SYM(r_info) with no bound. x86_64's
+        __write_relocate_add() (6.1: arch/x86/kernel/module.c 145-153) also refuses a relocation whose
+        target bytes are not zero, as the assembler leaves them ("x86/modules: Skipping invalid
+        relocation target, existing value is nonzero for type %d", -ENOEXEC)."""
+        if self.bits != 64 or self.big_endian:
+            return ""
+        raw = self._raw
+        size, target = raw[i][5], raw[i][7]
+        name = self.section_at(i).name
+        if size % 24:
+            return "%s is %d bytes, not a whole number of 24-byte entries: the loader drops its last relocation" % (
+                name, size)
+        if not size:
+            return ""
+        entries = array.array("Q", bytes(self.data[raw[i][4]:raw[i][4] + size]))
+        if sys.byteorder != "little":  # pragma: no cover - the hosts we run on are little-endian
+            entries.byteswap()
+        offsets, infos = entries[0::3], entries[1::3]
+        target_size = raw[target][5]
+        widest = max(offsets)
+        if widest >= target_size:
+            return "%s patches offset 0x%x of %s, which is 0x%x bytes: the loader writes outside the module" % (
+                name, widest, self.section_at(target).name, target_size)
+        # the loader reads its one symbol table (info->index.sym), whatever sh_link says
+        symtab = next((k for k in range(1, len(raw)) if raw[k][1] == SHT_SYMTAB), 0)
+        symbols = raw[symtab][5] // 24 if symtab else 0
+        highest = max(infos) >> 32
+        if highest >= symbols:
+            return "%s names symbol %d of %d: the loader reads past the symbol table" % (name, highest, symbols)
+        if self.machine != "x86_64":
+            return ""
+        words = array.array("I", entries.tobytes())
+        types, syms = words[2::6], words[3::6]
+        outside = self._symbol_outside(set(syms))
+        if outside:
+            return "%s relocates against %s" % (name, outside)
+        if syms.count(0) and any(s == 0 and ty != 0 for s, ty in zip(syms, types)):
+            # the null symbol: the loader adds address 0 (simplify_symbols() leaves it), and the code
+            # then jumps or points there; no compiler relocates against it (none of Debian 6.1's 4023 modules)
+            return "%s relocates against the null symbol (index 0): the module would use address 0" % name
+        addends = array.array("q", entries.tobytes())[2::3]
+        if max(addends) >= _ADDEND_LIMIT or min(addends) <= -_ADDEND_LIMIT:
+            for ty, addend, offset in zip(types, addends, offsets):
+                if ty in (2, 4) and not -_ADDEND_LIMIT < addend < _ADDEND_LIMIT:
+                    # __write_relocate_add() does not check R_X86_64_PC32/PLT32 for overflow (6.1: the check
+                    # is #if 0): a value that does not fit 32 bits is written truncated
+                    return ("%s: R_X86_64_%s at 0x%x with addend %d: no compiler writes such an addend, the value "
+                            "does not fit 32 bits and the loader writes it truncated (no overflow check for "
+                            "PC32/PLT32): the module crashes" % (name, "PC32" if ty == 2 else "PLT32", offset, addend))
+        if raw[target][1] == SHT_NOBITS:
+            return ""
+        start = raw[target][4]
+        data = self.data
+        if self._x86_64_targets_zero(entries, start, target_size):
+            return ""
+        for offset, info in zip(offsets, infos):  # only to name the first culprit
+            width = _X86_64_WIDTH.get(info & 0xFFFFFFFF, 0)
+            if width and (offset + width > target_size or data[start + offset:start + offset + width].strip(b"\x00")):
+                return ("%s: relocation type %d at %s+0x%x lands on bytes that are not zero (or past its end): "
+                        "\"x86/modules: Skipping invalid relocation target, existing value is nonzero for type %d\""
+                        % (name, info & 0xFFFFFFFF, self.section_at(target).name, offset, info & 0xFFFFFFFF))
+        return ""
+
+    def _x86_64_targets_zero(self, entries: "array.array[int]", start: int, size: int) -> bool:
+        """Whether every relocation of a RELA section (``entries``: its 64-bit words) writes onto zero
+        bytes inside its target section, at C speed: a kernel's modules carry millions of relocations,
+        so the target bytes are gathered by map() over slices and tested at once, never by a Python
+        loop per relocation. False also when the answer needs the exact walk (a NONE relocation)."""
+        offsets = entries[0::3]
+        types = array.array("I", entries.tobytes())[2::6]  # ELF64_R_TYPE: r_info's low word
+        if types.count(0) or max(offsets) + 4 > size:
+            return False
+        data = self.data
+        first = b"".join(map(data.__getitem__, map(slice, map(operator.add, offsets, itertools.repeat(start)),
+                                                    map(operator.add, offsets, itertools.repeat(start + 4)))))
+        if len(first) != 4 * len(offsets) or first.strip(b"\x00"):
+            return False
+        if not (types.count(1) or types.count(24)):
+            return True
+        wide = array.array("Q", itertools.compress(offsets, map(_X86_64_WIDE.__contains__, types)))
+        if max(wide) + 8 > size:
+            return False
+        upper = b"".join(map(data.__getitem__, map(slice, map(operator.add, wide, itertools.repeat(start + 4)),
+                                                    map(operator.add, wide, itertools.repeat(start + 8)))))
+        return len(upper) == 4 * len(wide) and not upper.strip(b"\x00")
+
+    def symbol_problem(self) -> str:
+        """A symbol table the loader would misread, or "": simplify_symbols() indexes the section
+        headers with st_shndx and the string table with st_name, unchecked (kernel/module/main.c)."""
+        sec = self.section(".symtab")
+        if sec is None or sec.type != SHT_SYMTAB or self.bits != 64 or self.big_endian:
+            return ""
+        data = self.section_data(sec)
+        usable = len(data) - len(data) % 24
+        if not usable:
+            return ""
+        words = array.array("I", bytes(data[:usable]))
+        halves = array.array("H", bytes(data[:usable]))
+        if sys.byteorder != "little":  # pragma: no cover
+            words.byteswap()
+            halves.byteswap()
+        strtab = self._raw[sec.link][5] if sec.link < len(self._raw) else 0
+        shndx = halves[3::12]
+        # resolve_symbol() reads an undefined symbol's name, and add_kallsyms() copies the others' from
+        # the string table: a name outside it is garbage, or an oops where the read leaves mapped memory
+        names = words[0::6]
+        undefined = [n for n, s in zip(names, shndx) if s == 0] if halves.count(0) else []
+        if undefined and max(undefined) >= max(strtab, 1):
+            return "an undefined symbol's name lies at 0x%x of a 0x%x-byte string table: the loader looks up garbage" % (
+                max(undefined), strtab)
+        strtab_at = self._raw[sec.link][4] if sec.link < len(self._raw) else 0
+        if names and strtab_at + max(names) >= len(self.data):
+            return "a symbol's name lies at 0x%x of a 0x%x-byte string table, past the end of the module: " \
+                   "add_kallsyms() reads it out of bounds" % (max(names), strtab)
+        raw = self._raw
+        count = len(raw)
+        bad = [s for s in set(shndx) if count <= s < 0xFF00]
+        if bad:
+            return "a symbol names section %d of %d (st_shndx)" % (bad[0], count)
+        return ""
+
+    def this_module_oddity(self) -> str:
+        """x86_64: .gnu.linkonce.this_module as modpost writes it is struct module with only .name set
+        (init and exit are relocations onto zeros; MODULE_ARCH_INIT is {} on x86). A byte set anywhere
+        else is a field the kernel finds set: most it overwrites before use (state, list, the kobject),
+        some it uses as it finds them (mkobj.drivers_dir: an oops) -- kbuildguard does not model which."""
+        if self.machine != "x86_64":
+            return ""
+        index = self.find_alloc(".gnu.linkonce.this_module")
+        if not index:
+            return ""
+        data = bytes(self.section_data(self.section_at(index)))
+        if (data[:24] + data[24 + 56:]).strip(b"\x00"):  # name: offset 24, MODULE_NAME_LEN 56 on 64-bit
+            at = next(i for i, b in enumerate(data) if b and not 24 <= i < 80)
+            return "byte 0x%02x at 0x%x of .gnu.linkonce.this_module, where modpost writes zero" % (data[at], at)
+        return ""
+
+    def _symbol_outside(self, used: AbstractSet[int]) -> str:
+        """A symbol a relocation uses whose st_value lies past the end of its section: the loader adds
+        the section's address, so the module would point into someone else's memory (none of Debian
+        6.1's modules has one; a symbol no relocation uses is harmless there)."""
+        sec = self.section(".symtab")
+        if sec is None or sec.type != SHT_SYMTAB:
+            return ""
+        data = self.section_data(sec)
+        raw = self._raw
+        count = len(raw)
+        for index in used:
+            start = index * 24
+            if start + 24 > len(data):
+                continue  # past the table: the relocation check names it
+            shndx, value = struct.unpack_from(self._e + "HQ", data, start + 6)
+            if 0 < shndx < count and raw[shndx][1] != SHT_NOBITS and value > raw[shndx][5]:
+                return "symbol %d lies at 0x%x of section %d, which is 0x%x bytes" % (index, value, shndx, raw[shndx][5])
+            if 0 < shndx < count and not raw[shndx][2] & SHF_ALLOC:
+                # layout_sections() gives only allocated sections an address in the module
+                return "symbol %d, defined in section %d, which is not loaded (no SHF_ALLOC): it has no address" % (
+                    index, shndx)
+        return ""
+        index = self.find_alloc(".gnu.linkonce.this_module")
+        if not index:
+            return ""
+        sec = self.section_at(index)
+        data = self.section_data(sec)
+        rest = bytes(data[:24]) + bytes(data[24 + 56:])  # name: offset 24, MODULE_NAME_LEN 56 on 64-bit
+        if rest.strip(b"\x00"):
+            at = next(i for i, b in enumerate(bytes(data)) if b and not 24 <= i < 80)
+            return ".gnu.linkonce.this_module has byte 0x%02x at 0x%x, where modpost writes zero" % (data[at], at)
+        return ""
 
     def find_alloc(self, name: str) -> int:
         """kernel/module/main.c find_sec(): the first allocated section of that name (0: none)."""

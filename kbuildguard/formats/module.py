@@ -72,6 +72,8 @@ class ModuleInfo(NamedTuple):
     shape: Optional[ElfShape] = None  # the raw header and section table, for the kernel's elf_validity_check()
     relocations: Optional[RelocationFacts] = None  # what apply_relocations() applies
     compression: str = ""  # the file's compression ("xz", "gzip", "zstd", "bzip2"; "" for a plain .ko)
+    symbol_problem: str = ""  # a symbol table the loader would misread (Elf.symbol_problem)
+    this_module_oddity: str = ""  # a struct module field set where modpost writes zero (Elf.this_module_oddity)
 
     def info(self, key: str) -> str:
         for k, v in self.modinfo:
@@ -263,7 +265,8 @@ def read_module(path: str) -> ModuleInfo:
                       needed=elf.undefined_symbols(), exports=_exports(elf), btf_size=btf.size if btf is not None else 0,
                       signature=signature, btf_problem=_btf_problem(elf, btf) if btf is not None else "", shape=shape,
                       relocations=elf.relocation_facts({R_X86_64_32} if elf.machine == "x86_64" else frozenset()),
-                      compression=compressed)
+                      compression=compressed, symbol_problem=elf.symbol_problem(),
+                      this_module_oddity=elf.this_module_oddity())
 
 
 def read_raw_shape(path: str) -> Optional[ElfShape]:

@@ -204,6 +204,11 @@ def check_vermagic(info: ModuleInfo, facts: LoaderFacts, release: str) -> Check:
             differs.append("'%s' in the kernel, not in the module" % word)
     if not differs and mine_words != want_words:
         differs.append("the same words in another order (%s)" % m_flags.strip())
+    # kernel/module/version.c same_magic(): strcmp() of what follows the release word (of the whole
+    # string without symbol versions): a doubled or a missing space refuses the module as surely as a word
+    if not differs and m_flags != k_flags:
+        differs.append("the same words, spaced differently (%r, the kernel %r): the kernel compares the text, "
+                       "not the words" % (m_flags, k_flags))
     release_note = ""
     if m_release != k_release:
         if has_crcs:
@@ -310,6 +315,11 @@ def check_symbols(info: ModuleInfo, facts: LoaderFacts, siblings: AbstractSet[st
     commons = [n for n in info.needed.common if not n.startswith("__gnu_lto")]
     needed = [n for n in info.needed.strong if n not in ignored]
     expected = "exported by %s" % (", ".join(facts.exports.sources) if facts.exports else "the kernel")
+    if info.symbol_problem:
+        return Check(name=Gate.SYMBOLS, ok=False, expected=expected, found="a corrupt symbol table",
+                     message="%s: simplify_symbols() reads it unchecked; the kernel refuses the module or crashes "
+                     "loading it" % info.symbol_problem,
+                     fix="rebuild it with kbuild; do not post-process the object", effect=Effect.REJECTED)
     if commons:
         return Check(name=Gate.SYMBOLS, ok=False, expected=expected, found="common symbols %s" % ", ".join(commons),
                      message="common symbols %s: the kernel refuses them (\"please compile with -fno-common\")" % ", ".join(commons),

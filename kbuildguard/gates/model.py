@@ -89,7 +89,10 @@ class Effect(StrEnum):
     REJECTED = "rejected-at-load"  # insmod/modprobe fail
 
 
-EFFECT_ORDER = (Effect.OK, Effect.NOT_CHECKED, Effect.TAINTS, Effect.CANNOT_UNLOAD, Effect.REJECTED)
+# A gate that was not checked may refuse the module: a module's effect is not-checked rather than a
+# confident "loads (and taints / never unloads)" unless a gate refuses it for certain (issue 18: ok,
+# taints and cannot-unload all claim the kernel loads it).
+EFFECT_ORDER = (Effect.OK, Effect.TAINTS, Effect.CANNOT_UNLOAD, Effect.NOT_CHECKED, Effect.REJECTED)
 
 
 def worst(effects: Iterable[Effect]) -> Effect:

@@ -51,6 +51,10 @@ def check(info: ModuleInfo, arch: Optional[Arch]) -> Optional[Check]:
                      message="not checked: kbuildguard models the relocations of x86_64 and arm64 modules only", fix="",
                      effect=Effect.NOT_CHECKED)
     found = "types %s" % (", ".join(str(t) for t in facts.types) or "none")
+    if facts.problem:
+        return Check(name=Gate.RELOCATIONS, ok=False, expected=expected, found=found,
+                     message="%s; the kernel refuses it or crashes applying it (-ENOEXEC, or an oops)" % facts.problem,
+                     fix=OTHER_FIX, effect=Effect.REJECTED)
     if facts.rel_sections:
         return Check(name=Gate.RELOCATIONS, ok=False, expected=expected, found="SHT_REL section %s" % facts.rel_sections[0],
                      message="the %s loader takes RELA relocations only: \"module %s: REL relocation unsupported\" (-ENOEXEC)" % (

@@ -127,6 +127,12 @@ def headline(rep: ModuleReport) -> str:
     c = deciding[0]
     if effect is Effect.NOT_CHECKED:
         text = "%s (%s)" % (note, c.message)
+        # what the checked gates say besides: an unchecked gate may still refuse it, so this is no promise
+        # that it loads, but where it loads it taints or never unloads (and the user should know)
+        besides = worst(x.effect for x in rep.checks if x.effect in (Effect.TAINTS, Effect.CANNOT_UNLOAD))
+        if besides is not Effect.OK:
+            other = next(x for x in rep.checks if x.effect is besides)
+            text += "; if it loads, it %s: %s" % (effect_words(besides).replace("will load and ", "will "), other.message)
         if rep.verdict is Verdict.OK:
             return text
         return "refused, and %s%s" % (text, ": " + c.fix if c.fix else "")

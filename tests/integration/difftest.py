@@ -971,8 +971,22 @@ def predict(variants: List[Variant], folder: str, release: str, image: str, gues
     return out
 
 
+def debian_root(image: str, folder: str) -> str:
+    """The guests' system as a --sysroot: the image's boot/ and lib/ with Debian 12's kmod in usr/bin
+    -- the very kmod the guests load compressed variants with (host_kmod_files()) -- so that
+    kbuildguard can read which formats that kmod decompresses, as it would on a real Debian 12 root.
+    The image package alone holds no kmod (compression would be not-checked)."""
+    root = os.path.join(folder, "debian-root")
+    if not os.path.isdir(root):
+        os.makedirs(os.path.join(root, "usr", "bin"))
+        for part in ("boot", "lib"):
+            os.symlink(os.path.join(image, part), os.path.join(root, part))
+        shutil.copy2("/usr/bin/kmod", os.path.join(root, "usr", "bin", "kmod"))
+    return root
+
+
 def _predict(part: List[Variant], folder: str, release: str, image: str, guest: str) -> Dict[str, Tuple[str, str]]:
-    argv = kbuildguard_argv() + ["check", "--json", "--kernel", release, "--sysroot", image,
+    argv = kbuildguard_argv() + ["check", "--json", "--kernel", release, "--sysroot", debian_root(image, folder),
                                  "--kernel-dir", "/usr/src/linux-headers-" + release] + list(CHECK_ARGS[guest])
     paths = {os.path.join(folder, v.file): v.vid for v in part}
     proc = subprocess.run(argv + sorted(paths), cwd="/", env=kbuildguard_env(), stdin=subprocess.DEVNULL,
