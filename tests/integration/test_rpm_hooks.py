@@ -128,3 +128,21 @@ def test_hook_chaining_by_expansion_and_the_fallback_without_rpm_undefine(tmp_pa
     assert "THEIRS" not in proc.stdout.decode() and "kbuildguard check --kernel" in proc.stdout.decode()
     assert "no rpm.undefine: an earlier %__brp_kmod_post_sign_process, if any, does not run; add %{kbuildguard_kmod_check}" \
         in proc.stderr.decode()
+
+
+def test_every_expansion_runs_both_hooks(tmp_path):
+    """The tester's finding: the Lua popped our definition for good, so a second expansion (a second
+    spec in one rpmbuild) ran theirs only, or nothing. Each expansion now runs theirs, then ours; and
+    a buildroot's /usr/lib/modules is checked as /lib/modules is."""
+    require(shutil.which("rpm") is not None, "rpm")
+    macros = tmp_path / "macros.kbuildguard"
+    macros.write_text(kbuildguard("rpm-macros").out)
+    theirs = tmp_path / "macros.theirs"
+    theirs.write_text("%__brp_kmod_post_sign_process echo THEIRS\n")
+    hook = "%{?__brp_kmod_post_sign_process}"
+    for first in ([str(theirs)], []):
+        argv = ["rpm"] + [a for f in first for a in ("--load", f)] + ["--load", str(macros), "--define", "buildroot /BR"]
+        out = subprocess.run(argv + ["--eval", hook] * 3, stdout=subprocess.PIPE, check=True).stdout.decode()
+        assert out.count("kbuildguard check --kernel") == 3, out
+        assert out.count("echo THEIRS") == (3 if first else 0), out
+        assert "/BR/usr/lib/modules/*/" in out
