@@ -450,3 +450,16 @@ def test_an_install_kbuildguard_cannot_find_is_not_called_verified(machine):
     code, _, err, _ = run(machine, "make", "modules_install", "--kernel-dir", machine["tree"], "--",
                           "INSTALL_MOD_PATH=" + root, runner=InstallingRunner(machine["outputs"], install=False))
     assert code == 7 and "were not verified" in err
+
+
+@pytest.mark.parametrize("arg", ["INSTALL_MOD_STRIP=1", "INSTALL_MOD_STRIP:=1", "INSTALL_MOD_STRIP+=1",
+                                 "INSTALL_MOD_STRIP =1", "INSTALL_MOD_STRIP ::= 1", "override INSTALL_MOD_STRIP=1"])
+def test_install_mod_strip_in_any_assignment_form_is_seen(arg):
+    """The tester's bypass of issue 18 case 8: `-- INSTALL_MOD_STRIP:=1` with --sign was not read as an
+    assignment, and the installed copy was stripped of its signature."""
+    from kbuildguard.build.kbuild import assigns, make_variable
+
+    assert make_variable("INSTALL_MOD_STRIP", [arg], {}) == "1"
+    assert assigns(arg, "INSTALL_MOD_STRIP")
+    assert make_variable("INSTALL_MOD_STRIP", ["INSTALL_MOD_STRIP?=1"], {"INSTALL_MOD_STRIP": "2"}) == "2"
+    assert make_variable("INSTALL_MOD_PATH", [arg], {}) is None

@@ -276,3 +276,16 @@ def test_hostile_mokutil_text_never_raises(text, seed):
     keyrings.parse_mokutil_list(seed + text + "\n" + seed, "x")
     keyrings.parse_test_key(text)
     keyrings.parse_sb_state(text)
+
+
+def test_a_mokutil_file_that_never_ends_is_bad_input():
+    """The tester's finding: `--mokutil /dev/zero` was read to 4 MiB and taken (exit 0); every file the
+    user names is bounded the same way (kbuildguard/bounded.py): a device is refused at once."""
+    import pytest
+
+    from kbuildguard.errors import BadInput
+    from kbuildguard.target.keyrings import captured_firmware
+
+    with pytest.raises(BadInput) as exc:
+        captured_firmware("", ["/dev/zero"])
+    assert "a device" in exc.value.message

@@ -154,10 +154,33 @@ def run_make(runner: Runner, command: MakeCommand, log_hint: str = "", pass_fds:
                           details=tail)
 
 
+# A variable assignment on make's command line, in every form GNU make takes there: NAME=V, NAME = V,
+# NAME:=V, NAME::=V, NAME:::=V, NAME+=V, NAME?=V, NAME!=V, override NAME=V.
+_ASSIGNED = re.compile(r"^\s*(?:override\s+)?(?P<name>[^\s=:+?!]+)\s*(?P<op>:::=|::=|:=|\+=|\?=|!=|=)(?P<value>.*)$", re.S)
+
+
+def assigns(arg: str, name: str) -> bool:
+    m = _ASSIGNED.match(arg)
+    return m is not None and m.group("name") == name
+
+
 def make_variable(name: str, make_args: Sequence[str], env: Mapping[str, str]) -> Optional[str]:
-    """A variable's value as make sees it: the last NAME=VALUE on the command line beats the environment."""
-    given = [a.split("=", 1)[1] for a in make_args if a.startswith(name + "=")]
-    return given[-1] if given else env.get(name)
+    """A variable's value as make sees it: a command-line assignment (any form) beats the
+    environment; += appends, ?= sets only an unset variable (the case review found: `INSTALL_MOD_STRIP:=1`
+    was read as no assignment at all)."""
+    value = env.get(name)
+    for arg in make_args:
+        m = _ASSIGNED.match(arg)
+        if m is None or m.group("name") != name:
+            continue
+        given = m.group("value").lstrip()  # make drops the blanks after the operator
+        if m.group("op") == "+=":
+            value = (value + " " + given) if value else given
+        elif m.group("op") == "?=":
+            value = value if value is not None else given
+        else:
+            value = given
+    return value
 
 
 def installed_modules(command: MakeCommand, staged: Sequence[str], stage_dir: str, release: str,

@@ -151,7 +151,7 @@ def check_install_strip(req: Request, env: Mapping[str, str]) -> None:
         return
     value = kbuild.make_variable("INSTALL_MOD_STRIP", req.make_args, env)
     if value:
-        where = "after --" if any(a.startswith("INSTALL_MOD_STRIP=") for a in req.make_args) else "in the environment"
+        where = "after --" if any(kbuild.assigns(a, "INSTALL_MOD_STRIP") for a in req.make_args) else "in the environment"
         raise UsageError("INSTALL_MOD_STRIP=%s %s with --sign: kbuild strips the installed copies after kbuildguard signed "
                          "them, which removes the signature; install without INSTALL_MOD_STRIP, or strip and install "
                          "without --sign, then sign the installed files with `kbuildguard sign`" % (printable(value), where))

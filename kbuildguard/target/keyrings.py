@@ -314,12 +314,16 @@ def captured_firmware(root: str, files: Sequence[str] = ()) -> Firmware:
     texts: List[Tuple[str, str]] = []
     paths = [os.path.join(root, SOS_BOOT, name) for name in ("mokutil_--sb-state", "mokutil_--list-enrolled",
                                                               "mokutil_--db")] if root else []
-    for path in paths + list(files):
+    for path in paths:
         raw = _read_bytes(path)
-        if raw is None and path in files:
-            raise BadInput("%s: cannot read the mokutil output" % path)
         if raw is not None:
             texts.append((path, raw.decode("utf-8", "replace")))
+    for path in files:  # named by the user: bounded as every input is (a device or an endless FIFO: one line, exit 3)
+        try:
+            given = bounded.read_file(path, MAX_TEXT_BYTES, "a mokutil output")
+        except OSError as exc:
+            raise BadInput("%s: cannot read the mokutil output: %s" % (path, exc.strerror or exc))
+        texts.append((path, given.decode("utf-8", "replace")))
     return firmware_from_texts(texts)
 
 
