@@ -128,14 +128,34 @@ def test_a_section_reaching_into_the_signature_is_outside_the_module(tmp_path):
 
 
 def test_a_non_allocated_section_name_out_of_range_by_kernel_version(tmp_path):
-    """6.1 checks the names of SHF_ALLOC sections only; 6.12 every non-null section's."""
+    """6.1's elf_validity_check() checks the names of SHF_ALLOC sections only, but find_any_sec() then
+    strcmp()s every section's name: out of bounds, an oops (the independent tester's qemu run: insmod
+    killed, taint D). 6.12 refuses every non-null section's in elf_validity_check()."""
     data = build_module()
     mutated = _set(data, _index(data, ".comment"), "name", 0xFFFF)
-    assert _gate(_report(tmp_path, mutated), Gate.ELF).ok
+    c = _gate(_report(tmp_path, mutated), Gate.ELF)
+    assert c.effect is Effect.REJECTED and "find_any_sec()" in c.message
     newer = _report(tmp_path / "x", mutated, target=_target(tmp_path / "new", release="6.12.57+deb13-amd64"))
     assert _gate(newer, Gate.ELF).effect is Effect.REJECTED
     between = _report(tmp_path / "y", mutated, target=_target(tmp_path / "mid", release="6.8.0-40-generic"))
-    assert _gate(between, Gate.ELF).effect is Effect.NOT_CHECKED
+    assert _gate(between, Gate.ELF).effect is Effect.REJECTED
+
+
+def test_a_writable_and_executable_section_is_refused(tmp_path):
+    """module_enforce_rwx_sections() (CONFIG_STRICT_MODULE_RWX, forced on x86_64 and arm64): "section
+    .kdemo_wx (index 19) has invalid WRITE|EXEC flags" -- the tester's false ok, seen in qemu."""
+    data = build_module()
+    mutated = _set(data, _index(data, ".comment"), "flags", 0x1 | 0x4)
+    c = _gate(_report(tmp_path, mutated), Gate.ELF)
+    assert c.effect is Effect.REJECTED and "invalid WRITE|EXEC flags" in c.message
+
+
+def test_a_relocation_section_for_a_section_that_does_not_exist_is_refused(tmp_path):
+    """apply_relocations() skips it; what it should have patched runs unrelocated (the tester's oops)."""
+    data = build_module(text_relocations=[(2, "_printk")])
+    mutated = _set(data, _index(data, ".rela.text"), "info", 500)
+    c = _gate(_report(tmp_path, mutated), Gate.RELOCATIONS)
+    assert c.effect is Effect.REJECTED and "does not exist" in c.message
 
 
 def test_an_old_kernel_checks_truncation_but_maybe_not_the_rest(tmp_path):
@@ -346,6 +366,13 @@ def test_zstd_without_a_library_is_read_with_the_system_zstd(tmp_path, monkeypat
     assert info.compression == "zstd" and info.vermagic.startswith("6.1.0-56-amd64")
     assert asked == [(["zstd", "-d", "-c", "-q"], frame)]
     monkeypatch.setattr(run, "decompress_file", lambda *a, **k: None)
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: "/usr/bin/zstd")
+    with pytest.raises(BadInput) as err:  # the program is there and fails: the data is corrupt (junk appended)
+        read_module(str(tmp_path / "m.ko.zst"))
+    assert "corrupt compressed data" in str(err.value)
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
     with pytest.raises(BadInput) as err:
         read_module(str(tmp_path / "m.ko.zst"))
     assert "zstd program" in str(err.value)
@@ -376,3 +403,17 @@ if given is not None:
         (tmp / "m.ko").write_bytes(bytes(data))
         rep = verify_path(str(tmp / "m.ko"), Expectation(target=target, level=MatchLevel.VERSION, reference=None, not_compared="", loader=loader.bare(target)))
         assert rep.checks and (rep.verdict is not Verdict.OK or rep.effect is not Effect.REJECTED)
+
+
+def test_an_xz_module_with_junk_after_its_stream_is_refused_as_kmod_refuses_it(tmp_path):
+    """The tester's false ok: Debian's signed brd.ko.xz with 100 bytes appended was "ok"; kmod 30
+    ("could not get modinfo ... Invalid argument") refuses it. xz's zero padding is still read."""
+    import lzma
+
+    good = lzma.compress(build_module(), format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32)
+    (tmp_path / "pad.ko.xz").write_bytes(good + b"\0" * 8)
+    assert read_module(str(tmp_path / "pad.ko.xz")).compression == "xz"
+    (tmp_path / "junk.ko.xz").write_bytes(good + b"junk" * 25)
+    with pytest.raises(BadInput) as err:
+        read_module(str(tmp_path / "junk.ko.xz"))
+    assert "after the xz stream" in str(err.value)

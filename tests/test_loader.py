@@ -326,3 +326,15 @@ def test_many_modules_over_workers_and_a_worker_that_dies(tmp_path, monkeypatch)
     # a worker that dies does not hang the run: BrokenProcessPool, and the work is done here instead
     monkeypatch.setattr(pool, "_verify_chunk_lean", _dies_in_a_worker)
     assert [(r.path, r.verdict, r.effect) for r in verify_paths(paths, expect, workers=2)] == serial
+
+
+@pytest.mark.parametrize("key,letter", [("staging", "(C)"), ("livepatch", "(K)")])
+def test_staging_and_livepatch_modules_taint(tmp_path, key, letter):
+    """The tester's finding: a staging=Y or livepatch=Y module was plain `ok` although the kernel taints
+    (check_modinfo(): C, K)."""
+    from kbuildguard.gates.loader import check_license
+
+    info = _info(tmp_path)
+    info = info._replace(modinfo=info.modinfo + ((key, "Y"),))
+    c = check_license(info, loader.bare(_target(tmp_path)))
+    assert c.ok and c.effect is Effect.TAINTS and letter in c.message

@@ -8,6 +8,7 @@ import bz2
 import gzip
 import io
 import lzma
+import shutil
 import tempfile
 import zlib
 from typing import BinaryIO, Optional
@@ -67,10 +68,28 @@ def _zstd_program(raw: bytes, source: str, limit: int) -> bytes:
             out = run.decompress_file(["zstd", "-d", "-c", "-q"], f.name, limit)
         except ValueError:
             raise BadInput("%s: decompresses to more than %d MiB; refusing to read it" % (source, limit >> 20))
+    if out is None and shutil.which("zstd"):
+        raise BadInput("%s: corrupt compressed data: the system's zstd could not decompress it" % source)
     if out is None:
         raise BadInput("%s: zstd-compressed, and neither Python 3.14's compression.zstd, the 'zstandard' package nor "
                        "a working zstd program is available" % source,
                        hint="pip install zstandard, or install zstd, or decompress it first: zstd -d %s" % source)
+    return out
+
+
+def _xz(raw: bytes, source: str, limit: int) -> bytes:
+    """One xz stream, as kmod's liblzma decoder reads a .ko.xz: bytes after it (junk appended to the
+    file) make kmod refuse the module ("could not get modinfo: Invalid argument", seen with kmod 30),
+    where LZMAFile would silently stop at them."""
+    decoder = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+    out = decoder.decompress(raw, max_length=limit + 1)
+    if len(out) > limit:
+        raise BadInput("%s: decompresses to more than %d MiB; refusing to read it" % (source, limit >> 20))
+    if not decoder.eof:
+        raise BadInput("%s: corrupt compressed data: the xz stream ends early" % source)
+    if decoder.unused_data.strip(b"\x00"):  # xz pads streams with zeros; anything else is junk
+        raise BadInput("%s: %d bytes after the xz stream: kmod refuses such a file" % (source, len(decoder.unused_data)),
+                       hint="compress the module again: xz --check=crc32 --lzma2=dict=1MiB (as kbuild does)")
     return out
 
 
@@ -80,7 +99,7 @@ def decompress(raw: bytes, source: str, limit: int) -> Optional[bytes]:
     head = bytes(raw[:6])
     try:
         if head == XZ_MAGIC:
-            return bounded_read(lzma.LZMAFile(io.BytesIO(raw)), source, limit)  # type: ignore[arg-type]
+            return _xz(bytes(raw), source, limit)
         if head[:2] == GZIP_MAGIC:
             return bounded_read(gzip.GzipFile(fileobj=io.BytesIO(raw)), source, limit)  # type: ignore[arg-type]
         if head[:4] == ZSTD_MAGIC:

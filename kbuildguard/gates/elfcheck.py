@@ -45,7 +45,7 @@ those sources).
 from typing import List, Optional, Tuple
 
 from kbuildguard.arch import Arch
-from kbuildguard.formats.elf import ET_REL, SHF_ALLOC, SHT_NOBITS, SHT_NULL, SHT_STRTAB, SHT_SYMTAB, ElfShape
+from kbuildguard.formats.elf import ET_REL, SHF_ALLOC, SHF_EXECINSTR, SHF_WRITE, SHT_NOBITS, SHT_NULL, SHT_STRTAB, SHT_SYMTAB, ElfShape
 from kbuildguard.formats.module import ModuleInfo
 from kbuildguard.gates.model import Check, Effect, Gate
 from kbuildguard.versions import release_tuple
@@ -119,6 +119,22 @@ def findings(shape: ElfShape, bits: int) -> List[Tuple[str, str]]:
         if flags & SHF_ALLOC and name_off >= names_size:
             return out + [("Invalid ELF section in module (section %d type %d): its name lies outside the section "
                            "name table" % (i, typ), "hardened")]
+    # 6.1, later in load_module(): find_any_sec() (main.c 213, for ".BTF" and others) strcmp()s every
+    # section's name, so a name outside the table is read out of bounds -- the tester saw an oops in
+    # strcmp (insmod killed, taint D) for a non-allocated section's; layout_and_allocate() ->
+    # module_enforce_rwx_sections() (strict_rwx.c: CONFIG_STRICT_MODULE_RWX, which x86_64 and arm64
+    # cannot turn off) refuses any section both writable and executable, allocated or not
+    for i in range(1, len(table)):
+        name_off, typ, flags = table[i][:3]
+        if typ != SHT_NULL and name_off >= names_size:
+            out.append(("section %d's name lies outside the section name table: find_any_sec() reads it out of "
+                        "bounds (an oops)" % i, "6.1"))
+            break
+    for i in range(1, len(table)):
+        if table[i][2] & (SHF_WRITE | SHF_EXECINSTR) == SHF_WRITE | SHF_EXECINSTR:
+            out.append(("section %s (index %d) has invalid WRITE|EXEC flags" % (shape.name(shape.section(i)) or "?", i),
+                        "6.1"))
+            break
     # 6.12's additions (elf_validity_cache_secstrings(), _index_info(), _index_mod(), _index_sym(), _index_str())
     if strhdr.type != SHT_STRTAB:
         out.append(("Invalid ELF section name table type: %d" % strhdr.type, "6.12"))

@@ -353,6 +353,15 @@ def check_license(info: ModuleInfo, facts: LoaderFacts) -> Check:
     licence = info.info("license")
     gpl = licence in GPL_COMPATIBLE
     if gpl:
+        # check_modinfo(): .modinfo staging=Y taints C ("module is from the staging directory, the quality is
+        # unknown, you have been warned."), livepatch=Y taints K (kernel/module/main.c, 6.1)
+        marks = [(key, letter, why) for key, letter, why in (
+            ("staging", "C", "\"module is from the staging directory, the quality is unknown, you have been warned.\""),
+            ("livepatch", "K", "a live patch")) if info.info(key) == "Y"]
+        if marks:
+            return Check(name=Gate.LICENSE, ok=True, expected="any", found=licence,
+                         message="GPL-compatible licence; %s=Y in .modinfo: the kernel loads it and taints itself (%s): %s" % (
+                             marks[0][0], marks[0][1], marks[0][2]), effect=Effect.TAINTS)
         return Check(name=Gate.LICENSE, ok=True, expected="any", found=licence, message="GPL-compatible licence")
     if facts.exports is None:
         return Check(name=Gate.LICENSE, ok=True, expected="a GPL-compatible licence for GPL-only exports", found=licence or "none",
