@@ -51,6 +51,8 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
+from integration.qemu import newc  # the newc cpio entry the other qemu suites write
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 CACHE = os.environ.get("KBG_DIFFTEST_CACHE", "/var/cache/kbuildguard-ci/difftest")
@@ -1092,17 +1094,6 @@ done < /modules/list
 """
 
 
-def _newc(name: str, mode: int, data: bytes = b"") -> bytes:
-    name_b = name.encode() + b"\x00"
-    fields = [0, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name_b), 0]
-    head = b"070701" + b"".join(b"%08x" % f for f in fields)
-    out = head + name_b
-    out += b"\x00" * ((4 - len(out) % 4) % 4)
-    out += data
-    out += b"\x00" * ((4 - len(data) % 4) % 4)
-    return out
-
-
 def kmod_files() -> Dict[str, str]:
     """Debian 12's kmod and the libraries it links, from this (Debian 12) host: {guest path: host path}."""
     kmod = shutil.which("kmod") or "/usr/bin/kmod"
@@ -1129,21 +1120,21 @@ def guest_initramfs(path: str, folder: str, batch: List[Variant]) -> None:
 
     archive = b""
     for d in ("bin", "dev", "proc", "sys", "modules", "tmp", "kmod", "kmod/lib", "lib64"):
-        archive += _newc(d, stat.S_IFDIR | 0o755)
+        archive += newc(d, stat.S_IFDIR | 0o755)
     with open(qemu.BUSYBOX, "rb") as f:
-        archive += _newc("bin/busybox", stat.S_IFREG | 0o755, f.read())
+        archive += newc("bin/busybox", stat.S_IFREG | 0o755, f.read())
     init = "#!/bin/busybox sh\n/bin/busybox --install -s /bin\nmount -t proc proc /proc\nmount -t sysfs sys /sys\n"
     init += GUEST_SCRIPT + "\necho KBG-DONE\npoweroff -f\n"
-    archive += _newc("init", stat.S_IFREG | 0o755, init.encode())
+    archive += newc("init", stat.S_IFREG | 0o755, init.encode())
     for guest, host in sorted(kmod_files().items()):
         with open(host, "rb") as f:
-            archive += _newc(guest, stat.S_IFREG | 0o755, f.read())
+            archive += newc(guest, stat.S_IFREG | 0o755, f.read())
     listing = "".join("%s %s %s %s\n" % (v.vid, v.file, v.name, family(v.base)) for v in batch)
-    archive += _newc("modules/list", stat.S_IFREG | 0o644, listing.encode())
+    archive += newc("modules/list", stat.S_IFREG | 0o644, listing.encode())
     for v in batch:
         with open(os.path.join(folder, v.file), "rb") as f:
-            archive += _newc("modules/" + v.file, stat.S_IFREG | 0o644, f.read())
-    archive += _newc("TRAILER!!!", 0)
+            archive += newc("modules/" + v.file, stat.S_IFREG | 0o644, f.read())
+    archive += newc("TRAILER!!!", 0)
     with open(path, "wb") as f:
         f.write(archive)
 

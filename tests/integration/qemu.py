@@ -9,7 +9,7 @@ import subprocess
 BUSYBOX = "/bin/busybox"  # Debian's busybox-static
 
 
-def _newc(name, mode, data=b""):
+def newc(name, mode, data=b""):
     """One entry of a newc cpio archive (what the kernel unpacks as initramfs)."""
     name_b = name.encode() + b"\x00"
     fields = [0, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name_b), 0]
@@ -25,16 +25,16 @@ def initramfs(path, script, files, busybox=BUSYBOX):
     """A cpio with busybox, /init running ``script``, and ``files`` ({path in guest: host path})."""
     archive = b""
     for d in ("bin", "dev", "proc", "sys", "modules", "tmp"):
-        archive += _newc(d, stat.S_IFDIR | 0o755)
+        archive += newc(d, stat.S_IFDIR | 0o755)
     with open(busybox, "rb") as f:
-        archive += _newc("bin/busybox", stat.S_IFREG | 0o755, f.read())
+        archive += newc("bin/busybox", stat.S_IFREG | 0o755, f.read())
     init = "#!/bin/busybox sh\n/bin/busybox --install -s /bin\nmount -t proc proc /proc\nmount -t sysfs sys /sys\n" + script
     init += "\necho KBG-DONE\npoweroff -f\n"
-    archive += _newc("init", stat.S_IFREG | 0o755, init.encode())
+    archive += newc("init", stat.S_IFREG | 0o755, init.encode())
     for guest, host in sorted(files.items()):
         with open(host, "rb") as f:
-            archive += _newc(guest.lstrip("/"), stat.S_IFREG | 0o644, f.read())
-    archive += _newc("TRAILER!!!", 0)
+            archive += newc(guest.lstrip("/"), stat.S_IFREG | 0o644, f.read())
+    archive += newc("TRAILER!!!", 0)
     with open(path, "wb") as f:
         f.write(archive)
     return path
