@@ -32,7 +32,9 @@ def test_sign_and_install_strip_is_refused_and_a_signed_install_is_verified(debi
     [entry] = report["installed"]
     assert entry["path"] == installed and entry["verdict"] == "ok"
     signature = [c for c in entry["checks"] if c["name"] == "signature"][0]
-    assert signature["checked"] is True, signature
+    # the installed copy's signature was verified with the key make --sign used; whether the kernel
+    # trusts that key is not-checked with the headers alone (no kernel image: docs/signing.md)
+    assert "verified with" in signature["message"], signature
 
 
 def test_a_stripped_install_without_sign_is_verified_too(debian_release, compilers, example, tmp_path):

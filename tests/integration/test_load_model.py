@@ -120,7 +120,11 @@ def test_check_refuses_what_the_kernel_refuses(variants, name):
     module = json.loads(res.out)["modules"][0]
     gate = [c for c in module["checks"] if c["name"] == GATE[name]][0]
     assert gate["effect"] == KERNEL_SAID[name][0], gate
-    assert module["effect"] == KERNEL_SAID[name][0], module
+    # a module's effect: a gate not checked (headers alone: the layout) outranks taints and cannot-unload
+    # (it may still refuse), never a certain refusal (gates.md)
+    unchecked = any(c["effect"] == "not-checked" for c in module["checks"])
+    want = "not-checked" if unchecked and KERNEL_SAID[name][0] in ("taints", "cannot-unload", "ok") else KERNEL_SAID[name][0]
+    assert module["effect"] == want, module
     if KERNEL_SAID[name][0] == "rejected-at-load":
         assert res.code == 8
 
