@@ -228,7 +228,7 @@ def test_relocations_of_a_section_that_is_not_allocated_are_skipped(tmp_path):
 def test_arm64_relocation_types(tmp_path, typ, ok):
     target = _target(tmp_path, arch_config="CONFIG_ARM64", release="6.1.0-57-arm64")
     rep = _report(tmp_path, build_module(machine=EM_AARCH64, text_relocations=[(typ, "_printk")],
-                                         vermagic="6.1.0-57-arm64 SMP preempt mod_unload modversions aarch64 "),
+                                         vermagic="6.1.0-57-arm64 SMP preempt mod_unload modversions aarch64"),
                   target=target)
     c = _gate(rep, Gate.RELOCATIONS)
     assert c.ok is ok

@@ -56,7 +56,7 @@ def test_the_kernels_vermagic_from_its_configuration(tmp_path):
     target = _target(tmp_path)
     assert loader.kernel_vermagic(target, target.tree_config)[0] == KERNEL_MAGIC
     arm = resolve(Selector(kernel_dir=make_tree(tmp_path / "arm", arch_config="CONFIG_ARM64")))
-    assert loader.kernel_vermagic(arm, arm.tree_config)[0] == KERNEL_MAGIC + "aarch64 "
+    assert loader.kernel_vermagic(arm, arm.tree_config)[0] == KERNEL_MAGIC + "aarch64"
 
 
 def test_vermagic_release_word_is_skipped_with_symbol_versions(tmp_path):

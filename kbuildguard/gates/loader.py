@@ -43,8 +43,10 @@ GPL_COMPATIBLE = frozenset({"GPL", "GPL v2", "GPL and additional rights", "Dual 
 IGNORED_UNDEFINED: Mapping[Arch, FrozenSet[str]] = {
     Arch.X86_64: frozenset({"_GLOBAL_OFFSET_TABLE_"}), Arch.I686: frozenset({"_GLOBAL_OFFSET_TABLE_"}),
     Arch.PPC64: frozenset({".TOC."}), Arch.PPC64LE: frozenset({".TOC."})}
-# arch/*/include/asm/module.h MODULE_ARCH_VERMAGIC, for the architectures we build for
-ARCH_VERMAGIC = {"x86_64": "", "aarch64": "aarch64 "}
+# arch/*/include/asm/vermagic.h MODULE_ARCH_VERMAGIC, for the architectures we build for: arm64's is
+# "aarch64" with no space after it (Debian's arm64 modules: "6.1.0-57-arm64 SMP mod_unload modversions
+# aarch64"); the kernel compares the text (same_magic()), so the spacing is part of the rule
+ARCH_VERMAGIC = {"x86_64": "", "aarch64": "aarch64"}
 
 
 class BtfFacts(NamedTuple):
@@ -99,10 +101,11 @@ def kernel_vermagic(target: KernelTarget, config: Mapping[str, str]) -> Tuple[Op
         words.append("mod_unload ")
     if config.get("CONFIG_MODVERSIONS") == "y":
         words.append("modversions ")
+    # include/linux/vermagic.h: ... MODULE_VERMAGIC_MODVERSIONS MODULE_ARCH_VERMAGIC MODULE_RANDSTRUCT
+    words.append(ARCH_VERMAGIC[arch])
     randstruct = _randstruct_seed(target)
     if randstruct:
-        words.append("RANDSTRUCT_%s " % randstruct)
-    words.append(ARCH_VERMAGIC[arch])
+        words.append("RANDSTRUCT_%s" % randstruct)
     return "".join(words), "computed from the configuration of %s" % target.release
 
 
