@@ -7,13 +7,14 @@ import re
 PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "kbuildguard")
 
 
-def _sources():
-    for root, _, files in os.walk(PACKAGE):
+def _sources(top=PACKAGE):
+    """(path relative to ``top``, text) of every Python file below it: the package, or the tests."""
+    for root, _, files in os.walk(top):
         for name in files:
             if name.endswith(".py"):
                 path = os.path.join(root, name)
                 with open(path, encoding="utf-8") as f:
-                    yield os.path.relpath(path, PACKAGE), f.read()
+                    yield os.path.relpath(path, top), f.read()
 
 
 def test_only_run_imports_subprocess():
@@ -331,13 +332,7 @@ def test_readme_layout_check_sees_a_missing_folder():
 
 
 def _test_sources():
-    tests = os.path.dirname(os.path.abspath(__file__))
-    for root, _, files in os.walk(tests):
-        for name in files:
-            if name.endswith(".py"):
-                path = os.path.join(root, name)
-                with open(path, encoding="utf-8") as f:
-                    yield os.path.relpath(path, tests), f.read()
+    return _sources(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_no_assert_hides_a_condition_in_its_message():
