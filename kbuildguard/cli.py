@@ -21,6 +21,7 @@ from kbuildguard.run import Runner
 from kbuildguard.settings import CommandLine, Common
 
 if TYPE_CHECKING:  # the commands are imported when dispatched, not at start
+    from kbuildguard.cireport import ReportPaths
     from kbuildguard.commands.common import FetchOptions
 
 EPILOG_EXIT = "exit codes:\n" + exit_code_table()
@@ -152,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trusted-cert", action="append", default=[], metavar="FILE",
                    help="a certificate the kernel trusts (repeatable), as for check: say the --sign key is enrolled")
     p.add_argument("targets", nargs="*", metavar="TARGET", help="modules (default), clean or modules_install; make arguments go after --")
+    _add_report_options(p)
 
     p = add("doctor", "check every tool kbuild will run (linker, objtool, modpost, gcc plugins, pahole, LLVM, rustc) "
                       "against the kernel, before building")
@@ -174,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the target machine's mokutil output saved to a file (repeatable): --sb-state (Secure Boot "
                         "on?), --list-enrolled (MOK keys), --db (UEFI db keys: name the file with 'db' in it), "
                         "--test-key FILE (that key enrolled)")
+    _add_report_options(p)
 
     p = add("sign", "sign built modules with the kernel tree's scripts/sign-file (as make --sign), then verify them; "
                     "for an RPM's buildroot after rpm's strip step")
@@ -252,13 +255,27 @@ def _detect(ctx: Context, args: argparse.Namespace, common: Common) -> int:
     return detect.run(ctx, common, _fetch(args))
 
 
+def _add_report_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("CI reports (docs/packagers.md#ci-reports): each file written atomically, whatever the result")
+    g.add_argument("--junit", metavar="FILE", help="JUnit XML: one testcase per kernel x module x gate")
+    g.add_argument("--sarif", metavar="FILE", help="SARIF 2.1.0: one rule per gate, results located at the .ko")
+    g.add_argument("--markdown", metavar="FILE", help="a Markdown matrix (for $GITHUB_STEP_SUMMARY)")
+
+
+def _reports(args: argparse.Namespace) -> "ReportPaths":
+    from kbuildguard.cireport import ReportPaths
+
+    return ReportPaths(args.junit, args.sarif, args.markdown)
+
+
 def _make(ctx: Context, args: argparse.Namespace, common: Common) -> int:
     from kbuildguard.commands import make
     from kbuildguard.commands.make import MakeOptions
 
     return make.run(ctx, MakeOptions(common, args.directory, tuple(args.targets), args.install, args.yes,
                                      args.dry_run, args.allow_mismatch, args.vmlinux, args.kernel_config, args.btf,
-                                     tuple(args.symvers), args.sign, _sig_enforce(args), tuple(args.trusted_cert), _fetch(args)))
+                                     tuple(args.symvers), args.sign, _sig_enforce(args), tuple(args.trusted_cert), _fetch(args),
+                                     _reports(args)))
 
 
 def _check(ctx: Context, args: argparse.Namespace, common: Common) -> int:
@@ -266,7 +283,8 @@ def _check(ctx: Context, args: argparse.Namespace, common: Common) -> int:
     from kbuildguard.commands.check import CheckOptions
 
     return check.run(ctx, CheckOptions(common, tuple(args.paths), args.vmlinux, args.kernel_config, tuple(args.symvers),
-                                       tuple(args.trusted_cert), _sig_enforce(args), tuple(args.mokutil), _fetch(args)))
+                                       tuple(args.trusted_cert), _sig_enforce(args), tuple(args.mokutil), _fetch(args),
+                                       _reports(args)))
 
 
 def _sign(ctx: Context, args: argparse.Namespace, common: Common) -> int:

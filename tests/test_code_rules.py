@@ -165,6 +165,7 @@ LAYERS = (
     ("gates", "provision"),  # the loader model; installing a compiler
     ("explain",),
     ("report",),
+    ("cireport",),  # JUnit, SARIF and Markdown of the same records
     ("build",),  # the guarded make
     ("commands",),  # one module per verb
     ("cli", "__init__"),

@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tup
 
 from kbuildguard import __version__, report, toolchain
 from kbuildguard.build import kbuild, modsign, outputs, preflight, render
+from kbuildguard.cireport import KernelResult, ModuleResult
 from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.errors import (
@@ -466,8 +467,10 @@ def _failure_report(req: Request, exc: KbgError) -> None:
     })
 
 
-def build_one(ctx: Context, proj: Project, req: Request, selector: Selector, lock_fd: int, multi: bool = False) -> Outcome:
-    """One kernel. Raises KbgError on failure (build_many catches it per kernel)."""
+def build_one(ctx: Context, proj: Project, req: Request, selector: Selector, lock_fd: int, multi: bool = False,
+              sink: Optional[List[KernelResult]] = None) -> Outcome:
+    """One kernel. Raises KbgError on failure (build_many catches it per kernel). ``sink`` receives
+    the kernel's verified modules for the CI reports (--junit, --sarif, --markdown)."""
     prepared = prepare(ctx, req, selector)
     target, compiler = prepared.target, prepared.selection.selected
     assert compiler is not None
@@ -500,6 +503,9 @@ def build_one(ctx: Context, proj: Project, req: Request, selector: Selector, loc
     report_path = os.path.join(outputs.state_dir(req.module_dir), "report-%s.json" % target.release if multi else "report.json")
     data = _report_data(req, prepared, p, entries, signer)
     outputs.write_json(report_path, data)
+    if sink is not None:
+        sink.append(KernelResult(kernel=target.release, modules=tuple(
+            ModuleResult(e.get("quarantined_to") or e["path"], rep) for e, rep in zip(entries, reports))))
     if not ctx.json and not multi:
         for entry, rep in zip(entries, reports):
             status = headline(rep) if not rep.failed() else "%s: %s" % (
@@ -581,16 +587,26 @@ def _summary(ctx: Context, req: Request, outcomes: List[Outcome]) -> None:
                                          printable(o.message) + (" (%s)" % printable(where) if where else "")))
 
 
-def build_many(ctx: Context, proj: Project, req: Request, selectors: Sequence[Selector], lock_fd: int) -> int:
+def _failed_kernel(sink: Optional[List[KernelResult]], before: int, kernel: str, exc: KbgError) -> None:
+    """A kernel that ended before its modules were verified is a failed row of the CI reports."""
+    if sink is not None and len(sink) == before:
+        sink.append(KernelResult(kernel=kernel, modules=(), error="%s: %s" % (exc.title, exc.message),
+                                 exit_code=exc.exit_code))
+
+
+def build_many(ctx: Context, proj: Project, req: Request, selectors: Sequence[Selector], lock_fd: int,
+               sink: Optional[List[KernelResult]] = None) -> int:
     """Every kernel in turn; a failure is recorded, not fatal (a signal is). Returns the first failure's exit code."""
     outcomes: List[Outcome] = []
     for selector in selectors:
         ctx.console.info("\n== kernel %s" % selector.kernel)
         try:
-            outcomes.append(build_one(ctx, proj, req, selector, lock_fd, multi=True))
+            before = len(sink) if sink is not None else 0
+            outcomes.append(build_one(ctx, proj, req, selector, lock_fd, multi=True, sink=sink))
         except Interrupted:
             raise
         except KbgError as exc:
+            _failed_kernel(sink, before, selector.kernel or "?", exc)
             ctx.console.fail(exc.title, printable(exc.message), [printable(d) for d in exc.details],
                              printable(exc.hint) if exc.hint else None)
             outcomes.append(Outcome(selector.kernel or "?", "", (), exc.exit_code, "%s: %s" % (exc.title, exc.message)))
@@ -599,7 +615,8 @@ def build_many(ctx: Context, proj: Project, req: Request, selectors: Sequence[Se
     return failed[0].exit_code if failed else 0
 
 
-def run(ctx: Context, proj: Project, req: Request, selectors: Sequence[Selector], many: bool) -> int:
+def run(ctx: Context, proj: Project, req: Request, selectors: Sequence[Selector], many: bool,
+        sink: Optional[List[KernelResult]] = None) -> int:
     """The whole ``make``: lock the folder, take back what earlier runs placed, build each kernel."""
     check_make_args(req.make_args)
     check_install_strip(req, ctx.env)
@@ -614,10 +631,12 @@ def run(ctx: Context, proj: Project, req: Request, selectors: Sequence[Selector]
             outputs.withdraw(req.module_dir, ctx.console)
             outputs.set_aside_strays(req.module_dir, ctx.console)
             if many:
-                return build_many(ctx, proj, req, selectors, lock.fileno())
+                return build_many(ctx, proj, req, selectors, lock.fileno(), sink)
             try:
-                return build_one(ctx, proj, req, selectors[0], lock.fileno()).exit_code
+                return build_one(ctx, proj, req, selectors[0], lock.fileno(), sink=sink).exit_code
             except KbgError as exc:
+                if not isinstance(exc, Interrupted):
+                    _failed_kernel(sink, 0, selectors[0].kernel or "(target kernel)", exc)
                 if not isinstance(exc, ModuleRejected):  # a rejection wrote its full report already
                     _failure_report(req, exc)
                 raise

@@ -2,7 +2,8 @@
 
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
-from kbuildguard import report
+from kbuildguard import cireport, report
+from kbuildguard.cireport import KernelResult, ModuleResult, ReportPaths
 from kbuildguard.commands.common import FetchOptions, absolute, kernel_selectors, level_of, settings_for
 from kbuildguard.console import printable
 from kbuildguard.context import Context
@@ -32,6 +33,7 @@ class CheckOptions(NamedTuple):
     sig_enforce: Optional[bool] = None  # --sig-enforce yes|no: the target's enforcement, stated
     mokutil: Tuple[str, ...] = ()  # --mokutil: the target's mokutil output (Secure Boot, MOK and db keys)
     fetch: FetchOptions = FetchOptions()
+    reports: ReportPaths = ReportPaths()  # --junit, --sarif, --markdown
 
 
 def expectation(ctx: Context, target: KernelTarget, level: MatchLevel, opts: CheckOptions) -> Expectation:
@@ -104,7 +106,18 @@ def checked(ctx: Context, target: KernelTarget, level: MatchLevel, opts: CheckOp
         reports, lambda info, found: trust.confirm(ctx.runner, info, found, known, ctx.env))
 
 
+def ci_result(release: str, reports: List[ModuleReport]) -> KernelResult:
+    return KernelResult(kernel=release, modules=tuple(ModuleResult(r.path, r) for r in reports))
+
+
+def write_reports(ctx: Context, paths: ReportPaths, results: List[KernelResult]) -> None:
+    """--junit/--sarif/--markdown, written before the verdict: a refusal is what CI most needs to see."""
+    for path in cireport.write(paths, results, ctx.cwd):
+        ctx.console.info("report: %s" % printable(path))
+
+
 def run(ctx: Context, opts: CheckOptions) -> int:
+    opts = opts._replace(reports=cireport.check_paths(opts.reports, ctx.cwd))
     settings = settings_for(ctx, opts.common.cli, read_file=False)
     selectors, many = kernel_selectors(ctx, settings, opts.fetch, "check", many=True)
     paths = find_modules(absolute(ctx, opts.paths))
@@ -114,6 +127,7 @@ def run(ctx: Context, opts: CheckOptions) -> int:
         return forecast(ctx, opts, level_of(settings), selectors, paths)
     target = kernel.resolve(selectors[0])
     expect, reports = checked(ctx, target, level_of(settings), opts, paths)
+    write_reports(ctx, opts.reports, [ci_result(target.release, reports)])
     if ctx.json:
         ctx.out_json(dict(report.expectation_json(expect), settings=settings.as_json(), modules=report.modules_json(reports)))
     else:
@@ -141,6 +155,7 @@ def forecast(ctx: Context, opts: CheckOptions, level: MatchLevel, selectors: Lis
     infos = read_infos(paths)
     rows: List[ForecastRow] = []
     kernels = []
+    results: List[KernelResult] = []
     for selector in selectors:
         target = kernel.resolve(selector)
         expect, reports = checked(ctx, target, level, opts, paths)
@@ -148,8 +163,10 @@ def forecast(ctx: Context, opts: CheckOptions, level: MatchLevel, selectors: Lis
         exports = expect.loader.exports
         kernels.append(dict(report.kernel_summary_json(target), root=target.sysroot,
                             module_symvers=list(exports.sources) if exports else []))
+        results.append(ci_result(target.release, reports))
         for rep in reports:
             rows.append(forecast_row(target.release, rep, infos.get(rep.path), exports.symbols if exports else None))
+    write_reports(ctx, opts.reports, results)
     if ctx.json:
         ctx.out_json({"kernels": kernels, "forecast": report.forecast_json(rows)})
     else:

@@ -1,11 +1,12 @@
 """``kbuildguard make``: options to a build Request; the pipeline itself is build.py."""
 
 import os
-from typing import NamedTuple, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
-from kbuildguard import project
+from kbuildguard import cireport, project
 from kbuildguard.build import kbuild
 from kbuildguard.build import pipeline as build
+from kbuildguard.cireport import KernelResult, ReportPaths
 from kbuildguard.commands.common import (
     FetchOptions,
     fetched_releases,
@@ -17,7 +18,7 @@ from kbuildguard.commands.common import (
 )
 from kbuildguard.console import printable
 from kbuildguard.context import Context
-from kbuildguard.errors import ConfigError, UsageError
+from kbuildguard.errors import ConfigError, Interrupted, KbgError, UsageError
 from kbuildguard.settings import Common, resolve
 from kbuildguard.target import kconfig, kernel
 
@@ -38,6 +39,7 @@ class MakeOptions(NamedTuple):
     sig_enforce: Optional[bool] = None
     trusted_certs: Tuple[str, ...] = ()
     fetch: FetchOptions = FetchOptions()
+    reports: ReportPaths = ReportPaths()  # --junit, --sarif, --markdown
 
 
 def with_extra_symbols(ctx: Context, make_args: Tuple[str, ...], symvers: Tuple[str, ...]) -> Tuple[str, ...]:
@@ -56,6 +58,33 @@ def with_extra_symbols(ctx: Context, make_args: Tuple[str, ...], symvers: Tuple[
 
 
 def run(ctx: Context, opts: MakeOptions) -> int:
+    """The build, then the CI reports of what was verified (also when a kernel failed: that is
+    what CI must show); a report that cannot be written after a failed build is a warning, so the
+    build's own exit code stands."""
+    paths = cireport.check_paths(opts.reports, ctx.cwd)
+    if not paths.wanted() or opts.dry_run:
+        return build_all(ctx, opts, None)
+    sink: List[KernelResult] = []
+    try:
+        code = build_all(ctx, opts, sink)
+    except Interrupted:
+        raise
+    except KbgError:
+        try:
+            _write(ctx, paths, sink)
+        except KbgError as exc:
+            ctx.console.warn("%s: %s" % (exc.title, exc.message))
+        raise
+    _write(ctx, paths, sink)
+    return code
+
+
+def _write(ctx: Context, paths: ReportPaths, sink: List[KernelResult]) -> None:
+    for path in cireport.write(paths, sink, ctx.cwd):
+        ctx.console.info("report: %s" % printable(path))
+
+
+def build_all(ctx: Context, opts: MakeOptions, sink: Optional[List[KernelResult]]) -> int:
     module_dir = ctx.path(opts.directory)
     if not os.path.isdir(module_dir):
         raise UsageError("-C %s: no such directory" % printable(opts.directory))
@@ -83,12 +112,12 @@ def run(ctx: Context, opts: MakeOptions) -> int:
     if opts.fetch.enabled:
         got = fetched_releases(ctx, settings, opts.fetch, many=True)
         many = len(got) > 1 or "," in (settings.kernel.value or "") or (settings.kernel.value or "").startswith("available:")
-        return build.run(ctx, proj, req, [fetched_selector(settings, g) for g in got], many=many)
+        return build.run(ctx, proj, req, [fetched_selector(settings, g) for g in got], many=many, sink=sink)
     releases = build.kernel_list(settings.kernel.value, settings.sysroot.value)
     if releases is None:
-        return build.run(ctx, proj, req, [selector_for(settings)], many=False)
+        return build.run(ctx, proj, req, [selector_for(settings)], many=False, sink=sink)
     if settings.kernel_dir.value:
         raise ConfigError("%s and %s name the target twice: give one" % (settings.kernel.describe(), settings.kernel_dir.describe()))
     if not releases:
         raise kernel.missing_tree_error("(any)", os.path.abspath(settings.sysroot.value or "/"), False)
-    return build.run(ctx, proj, req, [selector_for(settings, kernel=r) for r in releases], many=True)
+    return build.run(ctx, proj, req, [selector_for(settings, kernel=r) for r in releases], many=True, sink=sink)
