@@ -80,7 +80,7 @@ def module_name(path: str) -> str:
             base = base[:-len(suffix)]
     if base.endswith(".ko"):
         base = base[:-3]
-    return (base or "module").replace(".", "_")
+    return _line(base or "module").replace(".", "_")
 
 
 def _failed(c: Check) -> bool:
@@ -124,7 +124,7 @@ def junit(results: Sequence[KernelResult]) -> str:
                                               k.exit_code, escape(clean(text))))
         for m in k.modules:
             head = _line(headline(m.report))
-            classname = quoteattr("%s.%s" % (clean(k.kernel), clean(module_name(m.path))))
+            classname = quoteattr("%s.%s" % (clean(k.kernel), clean(module_name(m.report.path))))
             for c in m.report.checks:
                 tests += 1
                 body = "%s\nmodule: %s" % (_detail(c), clean(m.path))
@@ -226,14 +226,14 @@ def sarif(results: Sequence[KernelResult], base: str) -> str:
         if c.ok and c.effect is Effect.OK:
             continue
         level = "error" if not c.ok else _LEVEL[c.effect]
-        text = "kernel %s: %s: %s %s" % (_line(k.kernel), module_name(m.path), c.name, _line(c.message))
+        text = "kernel %s: %s: %s %s" % (_line(k.kernel), module_name(m.report.path), c.name, _line(c.message))
         if c.fix:
             text += " (fix: %s)" % _line(c.fix)
         found.append({
             "ruleId": rule_id(str(c.name)), "ruleIndex": index[rule_id(str(c.name))], "level": level,
             "message": {"text": text},
             "locations": [{"physicalLocation": {"artifactLocation": artifact_uri(m.path, base)}}],
-            "partialFingerprints": {"kbuildguard/v1": "%s:%s:%s" % (clean(k.kernel), module_name(m.path), c.name)},
+            "partialFingerprints": {"kbuildguard/v1": "%s:%s:%s" % (clean(k.kernel), module_name(m.report.path), c.name)},
             "properties": {"kernel": clean(k.kernel), "module": clean(m.path), "gate": str(c.name),
                            "effect": str(c.effect), "ok": c.ok, "expected": clean(c.expected), "found": clean(c.found)},
         })
@@ -261,13 +261,15 @@ def markdown(results: Sequence[KernelResult]) -> str:
     """A matrix for $GITHUB_STEP_SUMMARY (or a merge request note): a row per kernel x module, a
     column per gate, then each refused gate's message."""
     gates = [g for g in Gate if any(c.name is g for _, _, c in _cells(results) if c is not None)]
+
+    def row(cells: List[str]) -> str:
+        return "| " + " | ".join(cells) + " |"
     lines = ["## kbuildguard: %d kernel(s)" % len(results), "",
-             "| kernel | module | result | " + " | ".join(str(g).replace("_", "\\_") for g in gates) + " |",
-             "|---|---|---|" + "---|" * len(gates)]
+             row(["kernel", "module", "result"] + [md(str(g)) for g in gates]), row(["---"] * (3 + len(gates)))]
     problems = []
     for k in results:
         if not k.modules:
-            lines.append("| %s | - | **%s** |%s" % (md(k.kernel), md(k.error or "no module was verified"), " |" * len(gates)))
+            lines.append(row([md(k.kernel), "-", "**%s**" % md(k.error or "no module was verified")] + ["-"] * len(gates)))
             continue
         for m in k.modules:
             rep = m.report
@@ -279,10 +281,11 @@ def markdown(results: Sequence[KernelResult]) -> str:
             result = "ok" if rep.verdict is Verdict.OK and rep.effect is Effect.OK else md(str(rep.effect))
             if rep.verdict is not Verdict.OK:
                 result = "**%s**" % result
-            lines.append("| %s | %s | %s | %s |" % (md(k.kernel), md(module_name(m.path)), result, " | ".join(marks)))
+            name = md(module_name(m.report.path))
+            lines.append(row([md(k.kernel), name, result] + marks))
             for c in rep.checks:
                 if _failed(c):
-                    problems.append("- %s, %s, %s: %s" % (md(k.kernel), md(module_name(m.path)), c.name, md(c.message)))
+                    problems.append("- %s, %s, %s: %s" % (md(k.kernel), name, md(str(c.name)), md(c.message)))
     if problems:
         lines += ["", "### Refused", ""] + problems
     return "\n".join(lines) + "\n"

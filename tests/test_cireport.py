@@ -1,0 +1,255 @@
+"""CI reports (--junit, --sarif, --markdown): the shapes CI readers accept, validated against the real
+schemas (tests/data/schemas/README.md says where each came from), and hostile strings kept inert."""
+
+import json
+import os
+
+import pytest
+
+from conftest import make_tree, tree_outputs
+from elfbuild import build_module
+from kbuildguard import cireport
+from kbuildguard.cireport import KernelResult, ModuleResult
+from kbuildguard.cli import main
+from kbuildguard.gates.model import Check, Effect, Gate
+from kbuildguard.gates.verify import ModuleReport, Verdict
+from test_build import GCC11_COMMENT, KbuildRunner, machine  # noqa: F401 (machine: the fixture)
+from test_build import run as run_make
+from test_docs import anchors
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCHEMAS = os.path.join(HERE, "data", "schemas")
+DOCS = os.path.join(os.path.dirname(HERE), "docs")
+
+HOSTILE = "ev|il\n<x>&]]>\x1b[2J\x00\x07\udcff`*_[a](b)"
+
+
+def _junit_schema():
+    """lxml where it installs, else xmlschema (pure Python); neither: the test says so and skips."""
+    path = os.path.join(SCHEMAS, "junit-10.xsd")
+    try:
+        from lxml import etree
+    except ImportError:
+        etree = None
+    if etree is not None:
+        schema = etree.XMLSchema(etree.parse(path))
+
+        def validate(text):
+            doc = etree.fromstring(text.encode("utf-8"))
+            assert schema.validate(doc), schema.error_log
+            return doc
+        return validate
+    xmlschema = pytest.importorskip("xmlschema", reason="neither lxml nor xmlschema installs on this Python")
+    xs = xmlschema.XMLSchema(path)
+
+    def validate_xs(text):
+        import xml.etree.ElementTree as ET
+        xs.validate(text)
+        return ET.fromstring(text.encode("utf-8"))
+    return validate_xs
+
+
+def _sarif_validate(text):
+    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is not installed for this Python "
+                                                          "(tests/requirements*.txt lists it where it installs)")
+    with open(os.path.join(SCHEMAS, "sarif-schema-2.1.0.json"), encoding="utf-8") as f:
+        schema = json.load(f)
+    data = json.loads(text)
+    jsonschema.Draft4Validator(schema).validate(data)
+    return data
+
+
+def _checks(**bad):
+    out = []
+    for gate in Gate:
+        if gate in (Gate.READ, Gate.COMPRESSION):
+            continue
+        ok, effect, message = bad.get(str(gate), (True, Effect.OK, "%s matches" % gate))
+        out.append(Check(name=gate, ok=ok, expected="e " + HOSTILE, found="f " + HOSTILE, message=message,
+                         fix="fix " + HOSTILE if not ok else "", effect=effect))
+    return tuple(out)
+
+
+def _results():
+    good = ModuleReport(path="/w/out/kdemo.ko", verdict=Verdict.OK, checks=_checks(
+        signature=(True, Effect.TAINTS, "unsigned: the kernel taints"), btf=(True, Effect.NOT_CHECKED, "no BTF")),
+        info=None)
+    bad = ModuleReport(path="/w/out/" + HOSTILE + ".ko", verdict=Verdict.MISMATCH, checks=_checks(
+        vermagic=(False, Effect.REJECTED, "vermagic differs " + HOSTILE),
+        unload=(True, Effect.CANNOT_UNLOAD, "no exit function")), info=None)
+    return [KernelResult(kernel="6.1.0-56-amd64", modules=(ModuleResult(good.path, good), ModuleResult(bad.path, bad))),
+            KernelResult(kernel="6.1.0-57-" + HOSTILE, modules=(), error="build failed: make exited 2 " + HOSTILE,
+                         exit_code=7)]
+
+
+def test_junit_validates_against_jenkins_xsd_and_counts():
+    validate = _junit_schema()
+    doc = validate(cireport.junit(_results()))
+    suites = doc.findall("testsuite")
+    assert [s.get("name") for s in suites][0] == "6.1.0-56-amd64"
+    first = suites[0]
+    per_module = len(Gate) - 2
+    assert first.get("tests") == str(2 * per_module)
+    # failures: the refused vermagic and the module that never unloads; skipped: the unchecked btf
+    assert (first.get("failures"), first.get("skipped")) == ("2", "1")
+    cases = first.findall("testcase")
+    assert {c.get("classname") for c in cases} == {"6.1.0-56-amd64.kdemo", "6.1.0-56-amd64." + cireport.module_name(
+        cireport.clean(HOSTILE) + ".ko")}
+    vermagic = [c for c in cases if c.get("name") == "vermagic" and c.find("failure") is not None][0]
+    assert vermagic.find("failure").get("message").startswith("will be rejected at load: vermagic differs")
+    assert "\n" not in vermagic.find("failure").get("message")
+    # the kernel whose build failed is a failed testcase, not a missing row
+    build = suites[1].findall("testcase")
+    assert [c.get("name") for c in build] == ["build"] and build[0].find("failure").get("type") == "exit 7"
+
+
+def test_junit_has_no_character_xml_forbids():
+    text = cireport.junit(_results())
+    assert "\x1b" not in text and "\x00" not in text and "\x07" not in text and "\udcff" not in text
+    assert "\\x1b" in text and "\\xff" in text
+    text.encode("utf-8")  # no lone surrogate survives
+
+
+def test_sarif_validates_against_oasis_schema():
+    data = _sarif_validate(cireport.sarif(_results(), "/w"))
+    run = data["runs"][0]
+    rules = run["tool"]["driver"]["rules"]
+    assert [r["id"] for r in rules] == ["kbuildguard/" + str(g) for g in Gate] + ["kbuildguard/build"]
+    levels = {(r["ruleId"], r["level"]) for r in run["results"]}
+    assert ("kbuildguard/vermagic", "error") in levels and ("kbuildguard/unload", "error") in levels
+    assert ("kbuildguard/signature", "warning") in levels and ("kbuildguard/btf", "note") in levels
+    assert ("kbuildguard/build", "error") in levels
+    for r in run["results"]:
+        assert rules[r["ruleIndex"]]["id"] == r["ruleId"]
+    located = [r for r in run["results"] if r["ruleId"] == "kbuildguard/vermagic"][0]
+    uri = located["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert uri.startswith("out/ev%7Cil") and uri.endswith(".ko")  # relative to the checkout: code scanning places it
+    assert "\n" not in located["message"]["text"]
+
+
+def test_sarif_help_uris_are_the_gates_anchors():
+    """Each rule's helpUri names a heading that docs/gates.md has: renaming a heading fails here."""
+    have = anchors(os.path.join(DOCS, "gates.md"))
+    for rule in json.loads(cireport.sarif([], "/"))["runs"][0]["tool"]["driver"]["rules"]:
+        page, anchor = rule["helpUri"][len(cireport.DOCS_URL):].split("#")
+        assert anchor in anchors(os.path.join(DOCS, page)), rule["helpUri"]
+    assert len(have) > len(Gate)
+
+
+def test_markdown_matrix_escapes_cells():
+    text = cireport.markdown(_results())
+    table = [line for line in text.splitlines() if line.startswith("|")]
+    header = table[0]
+    columns = header.count(" | ") + 1
+    for row in table[2:]:
+        # an escaped \| is no column: every row has the header's number of cells
+        assert row.replace("\\|", "").count(" | ") + 1 == columns, row
+    assert "<x>" not in text and "&lt;x&gt;" in text and "\x1b" not in text
+    assert "**REFUSED**" in text and "**no unload**" in text
+    assert "build failed" in text
+
+
+def test_writes_are_atomic_and_leave_no_temp(tmp_path, monkeypatch):
+    tmp_path = tmp_path / "out"
+    tmp_path.mkdir()
+    target = tmp_path / "r.xml"
+    target.write_text("old")
+    cireport.write_atomic(str(target), "new")
+    assert target.read_text() == "new" and os.listdir(str(tmp_path)) == ["r.xml"]
+    assert oct(target.stat().st_mode & 0o777) == "0o644"
+
+    def fail(a, b):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(cireport.os, "replace", fail)
+    with pytest.raises(cireport.CannotWrite, match="No space left"):
+        cireport.write_atomic(str(target), "newer")
+    assert target.read_text() == "new" and os.listdir(str(tmp_path)) == ["r.xml"]
+
+
+def _cli(capsys, *argv):
+    code = main(list(argv), env={"PATH": "/nonexistent"})
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def test_check_writes_all_three_and_still_fails(capsys, tmp_path):
+    tree = make_tree(tmp_path / "tree")
+    (tmp_path / "good.ko").write_bytes(build_module())
+    (tmp_path / "bad.ko").write_bytes(build_module(vermagic="6.1.0-9-amd64 SMP "))
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    code, _, err = _cli(capsys, "check", str(tmp_path / "good.ko"), str(tmp_path / "bad.ko"), "--kernel-dir", tree,
+                        "--junit", str(reports / "j.xml"), "--sarif", str(reports / "s.sarif"),
+                        "--markdown", str(reports / "m.md"))
+    assert code == 8, err
+    doc = _junit_schema()((reports / "j.xml").read_text())
+    failed = [c for c in doc.iter("testcase") if c.find("failure") is not None]
+    assert ("vermagic", doc.find("testsuite").get("name") + ".bad") in {(c.get("name"), c.get("classname")) for c in failed}
+    data = _sarif_validate((reports / "s.sarif").read_text())
+    assert any(r["ruleId"] == "kbuildguard/vermagic" and r["level"] == "error" for r in data["runs"][0]["results"])
+    assert "| bad |" in (reports / "m.md").read_text()
+    assert sorted(os.listdir(str(reports))) == ["j.xml", "m.md", "s.sarif"]
+
+
+@pytest.mark.parametrize("argv, code, words", [
+    (["--junit", "nope/j.xml"], 14, "does not exist"),
+    (["--sarif", "."], 14, "is a folder"),
+    (["--junit", ""], 2, "empty"),
+    (["--junit", "same", "--sarif", "./same"], 2, "same file"),
+])
+def test_bad_report_paths_are_refused_before_any_work(capsys, tmp_path, monkeypatch, argv, code, words):
+    monkeypatch.chdir(str(tmp_path))
+    tree = make_tree(tmp_path / "tree")
+    (tmp_path / "good.ko").write_bytes(build_module())
+    got, out, err = _cli(capsys, "check", str(tmp_path / "good.ko"), "--kernel-dir", tree, *argv)
+    assert got == code and words in err and out == ""
+    assert len([line for line in err.splitlines() if line.strip() and not line.startswith("hint")]) == 1, err
+
+
+def test_make_reports_a_rejected_module_and_a_failed_kernel(machine):  # noqa: F811
+    reports = machine["tmp"] / "reports"
+    reports.mkdir()
+    runner = KbuildRunner(machine["outputs"], comment=GCC11_COMMENT)
+    code, _, err, _ = run_make(machine, "make", "--kernel-dir", machine["tree"], "--junit", str(reports / "j.xml"),
+                               "--sarif", str(reports / "s.sarif"), runner=runner)
+    assert code == 8, err
+    doc = _junit_schema()((reports / "j.xml").read_text())
+    compiler = [c for c in doc.iter("testcase") if c.get("name") == "compiler"][0]
+    assert compiler.get("classname").endswith(".kdemo") and compiler.find("failure") is not None
+    data = _sarif_validate((reports / "s.sarif").read_text())
+    uri = [r for r in data["runs"][0]["results"] if r["ruleId"] == "kbuildguard/compiler"][0][
+        "locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert ".kbuildguard/rejected" in uri  # where the module is now: quarantined
+
+    runner = KbuildRunner(machine["outputs"], returncode=2)
+    code, _, err, _ = run_make(machine, "make", "--kernel-dir", machine["tree"], "--junit", str(reports / "j.xml"),
+                               runner=runner)
+    assert code == 7, err
+    doc = _junit_schema()((reports / "j.xml").read_text())
+    case = doc.find("testsuite/testcase")
+    assert case.get("name") == "build" and case.find("failure").get("type") == "exit 7"
+
+
+def test_make_many_kernels_one_report(machine):  # noqa: F811
+    root = machine["tmp"] / "sysroot"
+    for release in ("6.1.0-56-amd64", "6.1.0-57-amd64"):
+        machine["outputs"].update(tree_outputs(make_tree(root / "usr/src" / ("linux-headers-" + release), release=release)))
+    md = machine["tmp"] / "summary.md"
+    code, _, err, _ = run_make(machine, "make", "--sysroot", str(root), "--kernel", "6.1.0-56-amd64,6.1.0-57-amd64,9.9.9-x",
+                               "--markdown", str(md), "--junit", str(machine["tmp"] / "j.xml"))
+    assert code == 4, err
+    text = md.read_text()
+    # no in-tree module to compare struct module's layout with: "?" in the layout column, honestly
+    assert "| 6.1.0-56-amd64 | kdemo | not-checked | ok |" in text and "| 6.1.0-57-amd64 | kdemo | not-checked |" in text
+    assert "| 9.9.9-x | - | **kernel not found" in text
+    doc = _junit_schema()((machine["tmp"] / "j.xml").read_text())
+    assert [s.get("name") for s in doc.findall("testsuite")] == ["6.1.0-56-amd64", "6.1.0-57-amd64", "9.9.9-x"]
+
+
+def test_dry_run_writes_no_report(machine):  # noqa: F811
+    code, _, err, _ = run_make(machine, "make", "--kernel-dir", machine["tree"], "--dry-run",
+                               "--junit", str(machine["tmp"] / "j.xml"))
+    assert code == 0, err
+    assert not (machine["tmp"] / "j.xml").exists()
+
