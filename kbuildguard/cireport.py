@@ -96,6 +96,18 @@ def _detail(c: Check) -> str:
     return "\n".join(clean(x) for x in lines)
 
 
+def names(k: KernelResult) -> List[str]:
+    """Each module's name in this kernel's rows, unique: GitLab keeps only the first of two test
+    cases with the same classname and name, so a second kdemo.ko (another folder) is kdemo~2."""
+    seen: Dict[str, int] = {}
+    out = []
+    for m in k.modules:
+        base = module_name(m.report.path)
+        seen[base] = seen.get(base, 0) + 1
+        out.append(base if seen[base] == 1 else "%s~%d" % (base, seen[base]))
+    return out
+
+
 def _cells(results: Sequence[KernelResult]) -> Iterator[Tuple[KernelResult, Optional[ModuleResult], Optional[Check]]]:
     for k in results:
         if not k.modules:
@@ -122,12 +134,13 @@ def junit(results: Sequence[KernelResult]) -> str:
             cases.append('    <testcase classname=%s name="%s">\n      <failure message=%s type="exit %d">%s</failure>\n'
                          '    </testcase>' % (quoteattr(clean(k.kernel) + ".(build)"), BUILD, quoteattr(_line(text)),
                                               k.exit_code, escape(clean(text))))
-        for m in k.modules:
+        for m, name in zip(k.modules, names(k)):
             head = _line(headline(m.report))
-            classname = quoteattr("%s.%s" % (clean(k.kernel), clean(module_name(m.report.path))))
+            classname = quoteattr("%s.%s" % (clean(k.kernel), name))
             for c in m.report.checks:
                 tests += 1
-                body = "%s\nmodule: %s" % (_detail(c), clean(m.path))
+                # GitLab shows the element's text, not its message attribute: the headline leads both
+                body = "%s\n%s\nmodule: %s" % (head if _failed(c) else "", _detail(c), clean(m.path))
                 if _failed(c):
                     failures += 1
                     inner = '<failure message=%s type=%s>%s</failure>' % (

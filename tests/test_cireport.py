@@ -5,6 +5,9 @@ import json
 import os
 
 import pytest
+from test_build import GCC11_COMMENT, KbuildRunner, machine  # noqa: F401 (machine: the fixture)
+from test_build import run as run_make
+from test_docs import anchors
 
 from conftest import make_tree, tree_outputs
 from elfbuild import build_module
@@ -13,9 +16,6 @@ from kbuildguard.cireport import KernelResult, ModuleResult
 from kbuildguard.cli import main
 from kbuildguard.gates.model import Check, Effect, Gate
 from kbuildguard.gates.verify import ModuleReport, Verdict
-from test_build import GCC11_COMMENT, KbuildRunner, machine  # noqa: F401 (machine: the fixture)
-from test_build import run as run_make
-from test_docs import anchors
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCHEMAS = os.path.join(HERE, "data", "schemas")
@@ -98,9 +98,17 @@ def test_junit_validates_against_jenkins_xsd_and_counts():
     vermagic = [c for c in cases if c.get("name") == "vermagic" and c.find("failure") is not None][0]
     assert vermagic.find("failure").get("message").startswith("will be rejected at load: vermagic differs")
     assert "\n" not in vermagic.find("failure").get("message")
+    assert vermagic.find("failure").text.startswith("will be rejected at load")  # what GitLab shows
     # the kernel whose build failed is a failed testcase, not a missing row
     build = suites[1].findall("testcase")
     assert [c.get("name") for c in build] == ["build"] and build[0].find("failure").get("type") == "exit 7"
+
+
+def test_junit_names_two_modules_of_one_name_apart():
+    rep = _results()[0].modules[0].report
+    k = KernelResult(kernel="6.1", modules=(ModuleResult("/a/kdemo.ko", rep), ModuleResult("/b/kdemo.ko", rep._replace(path="/b/kdemo.ko"))))
+    doc = _junit_schema()(cireport.junit([k]))
+    assert {c.get("classname") for c in doc.iter("testcase")} == {"6.1.kdemo", "6.1.kdemo~2"}
 
 
 def test_junit_has_no_character_xml_forbids():
