@@ -261,3 +261,30 @@ def test_dry_run_writes_no_report(machine):  # noqa: F811
     assert code == 0, err
     assert not (machine["tmp"] / "j.xml").exists()
 
+
+
+def test_a_report_that_cannot_be_written_at_the_end(capsys, tmp_path, monkeypatch):
+    """14 when all passed; after a refusal a warning, and the refusal's 8 stands (make: the build's code)."""
+    tree = make_tree(tmp_path / "tree")
+    (tmp_path / "good.ko").write_bytes(build_module())
+    (tmp_path / "bad.ko").write_bytes(build_module(vermagic="6.1.0-9-amd64 SMP "))
+
+    def full(path, text):
+        raise cireport.CannotWrite("%s: No space left on device" % path)
+    monkeypatch.setattr(cireport, "write_atomic", full)
+    code, _, err = _cli(capsys, "check", str(tmp_path / "good.ko"), "--kernel-dir", tree, "--junit", str(tmp_path / "j.xml"))
+    assert code == 14 and "No space left" in err
+    code, _, err = _cli(capsys, "check", str(tmp_path / "bad.ko"), "--kernel-dir", tree, "--junit", str(tmp_path / "j.xml"))
+    assert code == 8 and "No space left" in err and "module rejected" in err
+
+
+def test_make_keeps_its_exit_code_when_a_report_cannot_be_written(machine, monkeypatch):  # noqa: F811
+    def full(path, text):
+        raise cireport.CannotWrite("%s: No space left on device" % path)
+    monkeypatch.setattr(cireport, "write_atomic", full)
+    runner = KbuildRunner(machine["outputs"], returncode=2)
+    code, _, err, _ = run_make(machine, "make", "--kernel-dir", machine["tree"], "--junit", str(machine["tmp"] / "j.xml"),
+                               runner=runner)
+    assert code == 7 and "No space left" in err
+    code, _, err, _ = run_make(machine, "make", "--kernel-dir", machine["tree"], "--junit", str(machine["tmp"] / "j.xml"))
+    assert code == 14 and "No space left" in err

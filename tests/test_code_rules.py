@@ -164,8 +164,7 @@ LAYERS = (
     ("toolchain",),  # which compiler matches it
     ("gates", "provision"),  # the loader model; installing a compiler
     ("explain",),
-    ("report",),
-    ("cireport",),  # JUnit, SARIF and Markdown of the same records
+    ("report", "cireport"),  # JSON; JUnit, SARIF and Markdown of the same records
     ("build",),  # the guarded make
     ("commands",),  # one module per verb
     ("cli", "__init__"),

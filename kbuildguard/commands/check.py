@@ -7,7 +7,7 @@ from kbuildguard.cireport import KernelResult, ModuleResult, ReportPaths
 from kbuildguard.commands.common import FetchOptions, absolute, kernel_selectors, level_of, settings_for
 from kbuildguard.console import printable
 from kbuildguard.context import Context
-from kbuildguard.errors import BadInput, ModuleRejected, UsageError
+from kbuildguard.errors import BadInput, CannotWrite, ModuleRejected, UsageError
 from kbuildguard.formats.module import ModuleInfo, find_modules, read_module
 from kbuildguard.gates import loader, trust
 from kbuildguard.gates.model import Effect
@@ -111,9 +111,16 @@ def ci_result(release: str, reports: List[ModuleReport]) -> KernelResult:
 
 
 def write_reports(ctx: Context, paths: ReportPaths, results: List[KernelResult]) -> None:
-    """--junit/--sarif/--markdown, written before the verdict: a refusal is what CI most needs to see."""
-    for path in cireport.write(paths, results, ctx.cwd):
-        ctx.console.info("report: %s" % printable(path))
+    """--junit/--sarif/--markdown, written before the verdict: a refusal is what CI most needs to see.
+    A report that cannot be written is exit 14 when all passed, a warning when the verdict fails
+    (its exit code, 8 or 3, is the one that must stand), as for make."""
+    try:
+        for path in cireport.write(paths, results, ctx.cwd):
+            ctx.console.info("report: %s" % printable(path))
+    except CannotWrite as exc:
+        if all(m.report.verdict is Verdict.OK for k in results for m in k.modules):
+            raise
+        ctx.console.warn("%s: %s" % (exc.title, exc.message))
 
 
 def run(ctx: Context, opts: CheckOptions) -> int:

@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from test_cireport import _junit_schema, _sarif_validate
 
 from conftest import require
 from integration.conftest import EXAMPLES
-from test_cireport import _junit_schema, _sarif_validate
 
 SCRIPT = os.path.join(EXAMPLES, "ci", "kbuildguard-ci.sh")
 
