@@ -311,7 +311,8 @@ def check_paths(paths: ReportPaths, cwd: str) -> ReportPaths:
     for flag, p in given:
         if not p.strip():
             raise UsageError("%s: the file name is empty" % flag)
-    absolute = [os.path.join(cwd, p) if p is not None else None for p in paths]
+    # a symlink is followed: the report replaces the file it points to, not the link
+    absolute = [os.path.realpath(os.path.join(cwd, p)) if p is not None else None for p in paths]
     real = [os.path.realpath(p) for p in absolute if p is not None]
     if len(set(real)) != len(real):
         raise UsageError("--junit, --sarif and --markdown name the same file: give each its own")
@@ -319,6 +320,10 @@ def check_paths(paths: ReportPaths, cwd: str) -> ReportPaths:
         folder = os.path.dirname(path) or "."
         if os.path.isdir(path):
             raise CannotWrite("%s %s: is a folder, not a file" % (flag, _line(p)))
+        if os.path.lexists(path) and not os.path.isfile(path):
+            # the rename would replace a device node, a FIFO or a socket (as root: /dev/null itself)
+            raise CannotWrite("%s %s: is not a regular file; kbuildguard replaces the report file, so name a file" % (
+                flag, _line(p)))
         if not os.path.isdir(folder):
             raise CannotWrite("%s %s: the folder %s does not exist" % (flag, _line(p), _line(folder)))
         if not os.access(folder, os.W_OK | os.X_OK):
@@ -339,12 +344,14 @@ def write_atomic(path: str, text: str) -> None:
             f.write(text)
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the report from the CI uploader's user
         os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:  # a signal too (run.Stopped): no temporary file is left behind
         try:
             os.unlink(tmp)
         except OSError:
             pass
-        raise CannotWrite("%s: %s" % (_line(path), exc.strerror or exc))
+        if isinstance(exc, OSError):
+            raise CannotWrite("%s: %s" % (_line(path), exc.strerror or exc))
+        raise
 
 
 def write(paths: ReportPaths, results: Sequence[KernelResult], base: str) -> List[str]:

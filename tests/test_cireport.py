@@ -173,6 +173,21 @@ def test_writes_are_atomic_and_leave_no_temp(tmp_path, monkeypatch):
         cireport.write_atomic(str(target), "newer")
     assert target.read_text() == "new" and os.listdir(str(tmp_path)) == ["r.xml"]
 
+    def signal(a, b):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cireport.os, "replace", signal)
+    with pytest.raises(KeyboardInterrupt):
+        cireport.write_atomic(str(target), "newer")
+    assert os.listdir(str(tmp_path)) == ["r.xml"]
+
+
+def test_a_symlinked_report_replaces_its_target(tmp_path):
+    (tmp_path / "real.xml").write_text("old")
+    os.symlink("real.xml", str(tmp_path / "link.xml"))
+    paths = cireport.check_paths(cireport.ReportPaths(junit="link.xml"), str(tmp_path))
+    cireport.write(paths, [], str(tmp_path))
+    assert os.path.islink(str(tmp_path / "link.xml")) and "<testsuites" in (tmp_path / "real.xml").read_text()
+
 
 def _cli(capsys, *argv):
     code = main(list(argv), env={"PATH": "/nonexistent"})
@@ -205,9 +220,12 @@ def test_check_writes_all_three_and_still_fails(capsys, tmp_path):
     (["--sarif", "."], 14, "is a folder"),
     (["--junit", ""], 2, "empty"),
     (["--junit", "same", "--sarif", "./same"], 2, "same file"),
+    (["--junit", "/dev/null"], 14, "not a regular file"),
+    (["--junit", "link", "--sarif", "same"], 2, "same file"),
 ])
 def test_bad_report_paths_are_refused_before_any_work(capsys, tmp_path, monkeypatch, argv, code, words):
     monkeypatch.chdir(str(tmp_path))
+    os.symlink("same", str(tmp_path / "link"))
     tree = make_tree(tmp_path / "tree")
     (tmp_path / "good.ko").write_bytes(build_module())
     got, out, err = _cli(capsys, "check", str(tmp_path / "good.ko"), "--kernel-dir", tree, *argv)
