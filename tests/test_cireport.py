@@ -306,3 +306,20 @@ def test_make_keeps_its_exit_code_when_a_report_cannot_be_written(machine, monke
     assert code == 7 and "No space left" in err
     code, _, err, _ = run_make(machine, "make", "--kernel-dir", machine["tree"], "--junit", str(machine["tmp"] / "j.xml"))
     assert code == 14 and "No space left" in err
+
+
+def test_the_schemas_bite():
+    """A renderer that drifts fails: the validators reject what the readers would misread."""
+    validate = _junit_schema()
+    text = cireport.junit(_results())
+    with pytest.raises(Exception):
+        validate(text.replace(' name="vermagic"', "", 1))  # a testcase without a name
+    with pytest.raises(Exception):
+        validate(text.replace("<testsuites ", "<testsuites bogus=\"1\" ", 1))
+    data = json.loads(cireport.sarif(_results(), "/w"))
+    data["runs"][0]["results"][0]["level"] = "fatal"
+    with pytest.raises(Exception, match="fatal"):
+        _sarif_validate(json.dumps(data))
+    del data["version"]
+    with pytest.raises(Exception):
+        _sarif_validate(json.dumps(data))
