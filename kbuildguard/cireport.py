@@ -32,6 +32,9 @@ BUILD = "build"
 class ModuleResult(NamedTuple):
     path: str  # where the module is now: placed, quarantined, or the file checked
     report: ModuleReport
+    # files of the module repository that kbuild linked in and the compiler gate blames (a vendor's
+    # blob.o_shipped, a prebuilt .o): SARIF locates the compiler result there first
+    sources: Tuple[str, ...] = ()
 
 
 class KernelResult(NamedTuple):
@@ -245,7 +248,8 @@ def sarif(results: Sequence[KernelResult], base: str) -> str:
         found.append({
             "ruleId": rule_id(str(c.name)), "ruleIndex": index[rule_id(str(c.name))], "level": level,
             "message": {"text": text},
-            "locations": [{"physicalLocation": {"artifactLocation": artifact_uri(m.path, base)}}],
+            "locations": [{"physicalLocation": {"artifactLocation": artifact_uri(f, base)}}
+                          for f in (m.sources if c.name is Gate.COMPILER else ()) + (m.path,)],
             "partialFingerprints": {"kbuildguard/v1": "%s:%s:%s" % (clean(k.kernel), module_name(m.report.path), c.name)},
             "properties": {"kernel": clean(k.kernel), "module": clean(m.path), "gate": str(c.name),
                            "effect": str(c.effect), "ok": c.ok, "expected": clean(c.expected), "found": clean(c.found)},

@@ -23,6 +23,7 @@ from kbuildguard.cireport import KernelResult, ModuleResult
 from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.errors import (
+    BadInput,
     BuildFailed,
     CannotWrite,
     ConfigError,
@@ -35,6 +36,7 @@ from kbuildguard.errors import (
     Stopped,
     UsageError,
 )
+from kbuildguard.formats.module import read_module
 from kbuildguard.gates import loader
 from kbuildguard.gates.model import Gate
 from kbuildguard.gates.pool import verify_paths
@@ -435,6 +437,30 @@ def _offenders(prepared: Prepared, reports: List[ModuleReport]) -> List[str]:
     return lines
 
 
+def _blamed_sources(req: Request, p: Plan, prepared: Prepared, reports: List[ModuleReport]) -> Dict[str, Tuple[str, ...]]:
+    """For the CI reports: the files of the module repository behind each object that brought a
+    foreign compiler in (kbuild copies blob.o_shipped to blob.o, scripts/Makefile.lib's cmd_shipped),
+    by module; read from staging before the module is quarantined."""
+    target, level = prepared.target, prepared.expect.level
+    out: Dict[str, Tuple[str, ...]] = {}
+    for rep in reports:
+        if not any(c.name is Gate.COMPILER for c in rep.failed()):
+            continue
+        files = []
+        for obj in kbuild.module_objects(rep.path):
+            try:
+                compilers = read_module(obj).compilers
+            except BadInput:
+                continue
+            rel = os.path.relpath(obj, p.stage)
+            if rel.startswith(os.pardir) or not any(toolchain.mismatch_reason(target.compiler, c, level) for c in compilers):
+                continue
+            files.extend([src for src in (os.path.join(req.module_dir, rel + "_shipped"), os.path.join(req.module_dir, rel))
+                          if os.path.isfile(src)][:1])
+        out[rep.path] = tuple(files)
+    return out
+
+
 def _report_data(req: Request, prepared: Prepared, p: Plan, entries: List[Dict[str, Any]],
                  signer: Optional[modsign.Signer] = None) -> Dict[str, Any]:
     return {
@@ -499,13 +525,15 @@ def build_one(ctx: Context, proj: Project, req: Request, selector: Selector, loc
     if signer is not None:
         reports = _sign(ctx, signer, prepared.expect, reports)
     offenders = _offenders(prepared, reports)
+    blamed = _blamed_sources(req, p, prepared, reports) if sink is not None else {}
     entries, placed, rejected = _settle(ctx, req, p, reports, target.release, multi)
     report_path = os.path.join(outputs.state_dir(req.module_dir), "report-%s.json" % target.release if multi else "report.json")
     data = _report_data(req, prepared, p, entries, signer)
     outputs.write_json(report_path, data)
     if sink is not None:
         sink.append(KernelResult(kernel=target.release, modules=tuple(
-            ModuleResult(e.get("quarantined_to") or e["path"], rep) for e, rep in zip(entries, reports))))
+            ModuleResult(e.get("quarantined_to") or e["path"], rep, blamed.get(rep.path, ()))
+            for e, rep in zip(entries, reports))))
     if not ctx.json and not multi:
         for entry, rep in zip(entries, reports):
             status = headline(rep) if not rep.failed() else "%s: %s" % (
