@@ -5,7 +5,7 @@ import json
 import os
 
 import pytest
-from test_build import GCC11_COMMENT, KbuildRunner, machine  # noqa: F401 (machine: the fixture)
+from test_build import GCC11_COMMENT, RELEASE, InstallingRunner, KbuildRunner, machine  # noqa: F401 (machine: the fixture)
 from test_build import run as run_make
 from test_docs import anchors
 
@@ -346,3 +346,21 @@ def test_sarif_locates_a_foreign_compiler_at_the_shipped_blob(machine):  # noqa:
     uris = [loc["physicalLocation"]["artifactLocation"]["uri"] for loc in result["locations"]]
     # make ran in the repository: relative URIs, as code scanning places them in the checkout
     assert uris == ["blob.o_shipped", ".kbuildguard/rejected/kdemo.ko-rejected"], uris
+
+
+def test_make_modules_install_reports_the_installed_copies(machine):  # noqa: F811
+    """The installed copy is what a package ships: a row of its own, "RELEASE (installed)"."""
+    root = str(machine["tmp"] / "root")
+
+    def spoil(path):
+        with open(path, "wb") as f:
+            f.write(build_module(vermagic="5.10.0-99-amd64 SMP mod_unload modversions "))
+
+    junit = machine["tmp"] / "j.xml"
+    code, _, err, _ = run_make(machine, "make", "modules_install", "--kernel-dir", machine["tree"], "--junit", str(junit),
+                               "--", "INSTALL_MOD_PATH=" + root, runner=InstallingRunner(machine["outputs"], alter=spoil))
+    assert code == 8, err
+    doc = _junit_schema()(junit.read_text())
+    suites = {s.get("name"): s for s in doc.findall("testsuite")}
+    assert set(suites) == {RELEASE, RELEASE + " (installed)"}
+    assert suites[RELEASE].get("failures") == "0" and suites[RELEASE + " (installed)"].get("failures") != "0"

@@ -549,7 +549,8 @@ def build_one(ctx: Context, proj: Project, req: Request, selector: Selector, loc
     if req.goal == "modules_install":
         install = p.command._replace(argv=p.command.argv[:-1] + ["modules_install"])
         kbuild.run_make(ctx.runner, install, _log_hint(ctx), pass_fds=(lock_fd,))
-        data["installed"], refused = _verify_installed(ctx, req, p, prepared, signer, [r.path for r in reports], multi)
+        data["installed"], refused = _verify_installed(ctx, req, p, prepared, signer, [r.path for r in reports], multi,
+                                                       sink)
         if refused is not None:
             data["result"] = {"exit_code": refused.exit_code, "error": refused.title, "message": refused.message}
         outputs.write_json(report_path, data)
@@ -561,7 +562,8 @@ def build_one(ctx: Context, proj: Project, req: Request, selector: Selector, loc
 
 
 def _verify_installed(ctx: Context, req: Request, p: Plan, prepared: Prepared, signer: Optional[modsign.Signer],
-                      staged: List[str], multi: bool) -> Tuple[List[Dict[str, Any]], Optional[ModuleRejected]]:
+                      staged: List[str], multi: bool, sink: Optional[List[KernelResult]] = None
+                      ) -> Tuple[List[Dict[str, Any]], Optional[ModuleRejected]]:
     """Hold what modules_install installed to the same gates (the signature too, with --sign): kbuild
     copies, may strip (INSTALL_MOD_STRIP), sign with the tree's key (CONFIG_MODULE_SIG_ALL) or
     compress after kbuildguard verified the staged copy, and a packager takes the installed one.
@@ -593,6 +595,9 @@ def _verify_installed(ctx: Context, req: Request, p: Plan, prepared: Prepared, s
         if not ctx.json and not multi:
             ctx.out("installed %s: %s" % (printable(rep.path), printable(headline(rep) if not rep.failed() else
                                                                             "REJECTED: " + headline(rep))))
+    if sink is not None:  # the CI reports: the installed copies are the payload a package ships
+        sink.append(KernelResult(kernel=target.release + " (installed)", modules=tuple(
+            ModuleResult(e.get("quarantined_to") or rep.path, rep) for e, rep in zip(entries, reports))))
     if not rejected:
         return entries, None
     exc = _rejected(prepared, reports, rejected)
