@@ -143,7 +143,9 @@ def junit(results: Sequence[KernelResult]) -> str:
             for c in m.report.checks:
                 tests += 1
                 # GitLab shows the element's text, not its message attribute: the headline leads both
-                body = "%s\n%s\nmodule: %s" % (head if _failed(c) else "", _detail(c), clean(m.path))
+                body = "%s\nmodule: %s" % (_detail(c), clean(m.path))
+                if _failed(c):
+                    body = head + "\n" + body
                 if _failed(c):
                     failures += 1
                     inner = '<failure message=%s type=%s>%s</failure>' % (
