@@ -22,6 +22,9 @@ from kbuildguard.gates.model import Check, Effect, Gate
 from kbuildguard.gates.verify import ModuleReport, Verdict, headline
 
 # Where each rule's helpUri points: docs/gates.md, one anchor per gate (GitHub's heading anchors).
+# SARIF wants an absolute URI here, and the tree records no public home of the project (pyproject.toml
+# has no [project.urls]): this base is an assumption to correct in this one place. The tests hold the
+# page and the anchors to docs/, not the base.
 DOCS_URL = "https://github.com/kbuildguard/kbuildguard/blob/main/docs/"
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 # The pseudo-gate of a kernel whose run ended before any module was verified (make failed, no
