@@ -18,6 +18,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from kbuildguard import __version__
 from kbuildguard.errors import CannotWrite, UsageError
+from kbuildguard.formats.module import MODULE_SUFFIXES
 from kbuildguard.gates.model import Check, Effect, Gate
 from kbuildguard.gates.verify import ModuleReport, Verdict, headline
 
@@ -320,6 +321,10 @@ def check_paths(paths: ReportPaths, cwd: str) -> ReportPaths:
     for flag, p in given:
         if not p.strip():
             raise UsageError("%s: the file name is empty" % flag)
+        if p.endswith(MODULE_SUFFIXES):
+            # a slip of the shell (--junit kdemo.ko) would replace the verified module with XML
+            raise UsageError("%s %s: that is a module's name; name the report file (junit.xml, kbuildguard.sarif, "
+                             "summary.md)" % (flag, _line(p)))
     # a symlink is followed: the report replaces the file it points to, not the link
     absolute = [os.path.realpath(os.path.join(cwd, p)) if p is not None else None for p in paths]
     real = [os.path.realpath(p) for p in absolute if p is not None]

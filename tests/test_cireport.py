@@ -221,6 +221,7 @@ def test_check_writes_all_three_and_still_fails(capsys, tmp_path):
     (["--junit", ""], 2, "empty"),
     (["--junit", "same", "--sarif", "./same"], 2, "same file"),
     (["--junit", "/dev/null"], 14, "not a regular file"),
+    (["--sarif", "good.ko"], 2, "a module's name"),
     (["--junit", "link", "--sarif", "same"], 2, "same file"),
 ])
 def test_bad_report_paths_are_refused_before_any_work(capsys, tmp_path, monkeypatch, argv, code, words):
