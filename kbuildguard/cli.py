@@ -201,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("release", nargs="?", metavar="RELEASE", help="the new kernel's release (the hook's first argument)")
     p.add_argument("--root", metavar="DIR", help="the system the kernel is installed into (Debian's $DPKG_ROOT; default /)")
     p.add_argument("--blocking", action="store_true", help="exit 8 when a module will not load (the hook then fails)")
+    _add_report_options(p)
     p.add_argument("--match", choices=["exact", "version", "minor", "major"], help=argparse.SUPPRESS)
     p.add_argument("--print-hook", choices=["postinst", "kernel-install"],
                    help="print the hook script: /etc/kernel/postinst.d/zz-kbuildguard (Debian, Ubuntu) or "
@@ -312,7 +313,7 @@ def _reboot_check(ctx: Context, args: argparse.Namespace, common: Common) -> int
         return 0
     from kbuildguard.commands import rebootcheck
 
-    return rebootcheck.run(ctx, common, args.release or "", args.root, args.blocking)
+    return rebootcheck.run(ctx, common, args.release or "", args.root, args.blocking, _reports(args))
 
 
 def _fetch_command(ctx: Context, args: argparse.Namespace, common: Common) -> int:

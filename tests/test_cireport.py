@@ -365,3 +365,24 @@ def test_make_modules_install_reports_the_installed_copies(machine):  # noqa: F8
     suites = {s.get("name"): s for s in doc.findall("testsuite")}
     assert set(suites) == {RELEASE, RELEASE + " (installed)"}
     assert suites[RELEASE].get("failures") == "0" and suites[RELEASE + " (installed)"].get("failures") != "0"
+
+
+def test_reboot_check_writes_the_new_kernels_rows(capsys, tmp_path):
+    """reboot-check holds /lib/modules/R/{extra,updates,weak-updates} to the new kernel: the same matrix."""
+    root = tmp_path / "root"
+    release = "6.1.0-56-amd64"
+    make_tree(root / ("usr/src/linux-headers-" + release))
+    extra = root / ("lib/modules/%s/extra" % release)
+    extra.mkdir(parents=True)
+    (extra / "good.ko").write_bytes(build_module())
+    (extra / "old.ko").write_bytes(build_module(vermagic="6.1.0-9-amd64 SMP "))
+    junit = tmp_path / "j.xml"
+    code, _, err = _cli(capsys, "reboot-check", release, "--root", str(root), "--junit", str(junit))
+    assert code == 0, err  # not --blocking: the hook warns, and the report says which module and gate
+    doc = _junit_schema()(junit.read_text())
+    failed = {(c.get("classname"), c.get("name")) for c in doc.iter("testcase") if c.find("failure") is not None}
+    assert (release + ".old", "vermagic") in failed and not any(c == release + ".good" for c, _ in failed)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = _cli(capsys, "reboot-check", release, "--root", str(empty), "--junit", str(junit))
+    assert code == 0 and _junit_schema()(junit.read_text()).get("tests") == "0"

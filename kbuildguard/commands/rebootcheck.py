@@ -15,8 +15,9 @@ plugins after it -- so blocking is the administrator's choice, never the default
 import os
 from typing import List, Optional
 
-from kbuildguard import report
-from kbuildguard.commands.check import CheckOptions, checked, print_forecast, read_infos
+from kbuildguard import cireport, report
+from kbuildguard.cireport import ReportPaths
+from kbuildguard.commands.check import CheckOptions, checked, ci_result, print_forecast, read_infos, write_reports
 from kbuildguard.commands.common import level_of, selector_for, settings_for
 from kbuildguard.console import printable
 from kbuildguard.context import Context
@@ -33,9 +34,11 @@ def module_paths(modules_dir: str) -> List[str]:
     return find_modules([os.path.join(modules_dir, d) for d in OUT_OF_TREE if os.path.isdir(os.path.join(modules_dir, d))])
 
 
-def run(ctx: Context, common: Common, release: str, root: Optional[str], blocking: bool) -> int:
+def run(ctx: Context, common: Common, release: str, root: Optional[str], blocking: bool,
+        report_paths: ReportPaths = ReportPaths()) -> int:
     if not release or "/" in release:
         raise UsageError("reboot-check needs the release of the new kernel (the hook's first argument)")
+    report_paths = cireport.check_paths(report_paths, ctx.cwd)
     sysroot = ctx.path(root) if root and os.path.abspath(root) != "/" else None
     settings = settings_for(ctx, common.cli)
     selector = selector_for(settings, kernel=release)._replace(sysroot=sysroot, kernel_dir=None,
@@ -46,6 +49,7 @@ def run(ctx: Context, common: Common, release: str, root: Optional[str], blockin
         ctx.console.info("kernel %s: no modules under %s/{%s}: nothing to check" % (release, modules_dir, ",".join(OUT_OF_TREE)))
         if ctx.json:
             ctx.out_json({"kernel": release, "forecast": []})
+        write_reports(ctx, report_paths, [])  # no kernel row: nothing was there to verify
         return 0
     target = kernel.resolve(selector)
     expect, reports = checked(ctx, target, level_of(settings), CheckOptions(common, tuple(paths)), paths)
@@ -53,6 +57,7 @@ def run(ctx: Context, common: Common, release: str, root: Optional[str], blockin
     exports = expect.loader.exports
     infos = read_infos(paths)
     rows = [report.forecast_row(release, r, infos.get(r.path), exports.symbols if exports else None) for r in reports]
+    write_reports(ctx, report_paths, [ci_result(release, reports)])
     if ctx.json:
         ctx.out_json({"kernel": release, "forecast": report.forecast_json(rows)})
     else:
