@@ -386,3 +386,13 @@ def test_reboot_check_writes_the_new_kernels_rows(capsys, tmp_path):
     empty.mkdir()
     code, _, err = _cli(capsys, "reboot-check", release, "--root", str(empty), "--junit", str(junit))
     assert code == 0 and _junit_schema()(junit.read_text()).get("tests") == "0"
+
+
+def test_make_refused_before_building_is_a_failed_build_row(machine):  # noqa: F811
+    junit = machine["tmp"] / "j.xml"
+    code, _, err, runner = run_make(machine, "make", "--kernel-dir", machine["tree"], "--junit", str(junit),
+                                    env={"KBUILDGUARD_CC": "gcc-11"})
+    assert code == 6 and runner.makes == [], err
+    case = _junit_schema()(junit.read_text()).find("testsuite/testcase")
+    assert case.get("name") == "build" and case.find("failure").get("type") == "exit 6"
+    assert "compiler refused" in case.find("failure").get("message")
