@@ -22,11 +22,12 @@ from kbuildguard.formats.module import MODULE_SUFFIXES
 from kbuildguard.gates.model import Check, Effect, Gate
 from kbuildguard.gates.verify import ModuleReport, Verdict, headline
 
-# Where each rule's helpUri points: docs/gates.md, one anchor per gate (GitHub's heading anchors).
-# SARIF wants an absolute URI here, and the tree records no public home of the project (pyproject.toml
-# has no [project.urls]): this base is an assumption to correct in this one place. The tests hold the
-# page and the anchors to docs/, not the base.
-DOCS_URL = "https://github.com/kbuildguard/kbuildguard/blob/main/docs/"
+# Where each rule is explained: docs/gates.md, one anchor per gate (GitHub's heading anchors). SARIF's
+# helpUri must be absolute, and the project records no public home (pyproject.toml has no
+# [project.urls]): an invented address would be a dead link in every code-scanning alert, so the rule
+# carries the page and anchor as its help text instead (SARIF 2.1.0 §3.49.12 "help"), relative to the
+# documentation that ships with kbuildguard (the packages install docs/ under %doc).
+DOCS = "docs/"
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 # The pseudo-gate of a kernel whose run ended before any module was verified (make failed, no
 # matching compiler, no build tree): CI must see that kernel fail, not vanish from the matrix.
@@ -211,10 +212,10 @@ def rule_id(gate: str) -> str:
 def _rules() -> List[Dict[str, Any]]:
     rules = [{"id": rule_id(str(g)), "name": str(g),
               "shortDescription": {"text": "the %s gate of the kernel's module loader" % g},
-              "helpUri": DOCS_URL + "gates.md#" + _slug(GATE_HEADINGS[g])} for g in Gate]
+              "help": {"text": "See kbuildguard's " + DOCS + "gates.md#" + _slug(GATE_HEADINGS[g])}} for g in Gate]
     rules.append({"id": rule_id(BUILD), "name": BUILD,
                   "shortDescription": {"text": "the build or check of one kernel ended before any module was verified"},
-                  "helpUri": DOCS_URL + "reference.md#exit-codes"})
+                  "help": {"text": "See kbuildguard's " + DOCS + "reference.md#exit-codes"}})
     return rules
 
 
@@ -262,7 +263,7 @@ def sarif(results: Sequence[KernelResult], base: str) -> str:
         })
     doc = {"$schema": SARIF_SCHEMA, "version": "2.1.0",
            "runs": [{"tool": {"driver": {"name": "kbuildguard", "version": __version__,
-                                         "informationUri": DOCS_URL + "gates.md", "rules": _rules()}},
+                                         "rules": _rules()}},
                      "results": found}]}
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
