@@ -394,3 +394,23 @@ def test_wide_records_are_built_with_keywords():
                 offenders.append("%s:%d: %s(...) with %d positional argument(s)" % (rel, node.lineno, node.func.id,
                                                                                     len(node.args)))
     assert offenders == []
+
+
+def _constructions(name, sources=None):
+    """Modules (relative paths) that call NAME(...) or x.NAME(...)."""
+    found = set()
+    for rel, text in sources if sources is not None else _sources():
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Call) and (isinstance(node.func, ast.Name) and node.func.id == name or
+                                               isinstance(node.func, ast.Attribute) and node.func.attr == name):
+                found.add(rel)
+    return found
+
+
+def test_one_expectation_builder():
+    """issue 21: make, check and explain built it three ways; gates/expectation.expect is the one builder."""
+    assert _constructions("Expectation") == {os.path.join("gates", "expectation.py")}
+
+
+def test_the_builder_rule_sees_attribute_calls():
+    assert _constructions("Expectation", [("a.py", "verify.Expectation(target=t)\n"), ("b.py", "Expectation\n")]) == {"a.py"}

@@ -35,14 +35,14 @@ from kbuildguard.errors import (
     UsageError,
 )
 from kbuildguard.gates import loader
+from kbuildguard.gates.expectation import expect as build_expectation
 from kbuildguard.gates.model import Gate
 from kbuildguard.gates.pool import verify_paths
-from kbuildguard.gates.reference import find_reference, with_cause
 from kbuildguard.gates.verify import Expectation, ModuleReport, Verdict, fix_hint, headline
 from kbuildguard.probecache import cache_home
 from kbuildguard.project import Project
 from kbuildguard.settings import Settings
-from kbuildguard.target import exports, kernel
+from kbuildguard.target import exports, kconfig, kernel
 from kbuildguard.target.drift import Drift, compare
 from kbuildguard.target.kernel import KernelTarget, Selector
 from kbuildguard.toolchain import Forced, MatchLevel, Selection
@@ -169,8 +169,15 @@ def resolve_target(ctx: Context, selector: Selector) -> KernelTarget:
     return target
 
 
-def check_drift(ctx: Context, target: KernelTarget, req: Request) -> Optional[Drift]:
-    found = compare(target, req.kernel_config)
+def kernel_config(target: KernelTarget, req: Request) -> Optional[kconfig.KernelConfig]:
+    """The kernel's own configuration, read once: compared with the tree (check_drift) and given to
+    the loader's gates. One that cannot be read stops make where there is a tree to compare it with;
+    without one the loader's gates fall back to what they can see."""
+    return kconfig.read_kernel(target.release, target.sysroot, target.running, req.kernel_config) if target.tree_config else None
+
+
+def check_drift(ctx: Context, target: KernelTarget, req: Request, config: Optional[kconfig.KernelConfig]) -> Optional[Drift]:
+    found = compare(config, target.tree_config)
     if found is not None and found.abi:
         message = "the build tree %s is configured differently from kernel %s in options that change struct module: %s" % (
             target.build_dir, target.release, found.describe())
@@ -231,25 +238,27 @@ def choose_compiler(ctx: Context, target: KernelTarget, req: Request) -> Selecti
     return selection._replace(selected=c.compiler)
 
 
-def expectation(ctx: Context, target: KernelTarget, req: Request, drift: Optional[Drift]) -> Expectation:
+def expectation(ctx: Context, target: KernelTarget, req: Request, drift: Optional[Drift],
+                config: Optional[kconfig.KernelConfig]) -> Expectation:
     """What the modules will be held to; says plainly when the layout cannot be compared."""
-    reference, why_not = find_reference(target, req.vmlinux, cache_dir=cache_home(ctx.env))
     facts = loader.gather(target, exports.extra_from_make_args(req.make_args, ctx.env), sig_enforce=req.sig_enforce,
                           trusted_certs=req.trusted_certs, config_file=req.kernel_config,
-                          read=drift.kernel if drift is not None else None)
+                          read=config.values if config is not None else None)
     if req.btf:  # modbtf gives kbuild's pahole the target's own BTF as base: what the kernel validates against
         facts = facts._replace(btf=facts.btf._replace(same_base=True))
     # sign_later: unsigned modules pass this first verification; with --sign the signed copies are
     # held to the signature gate afterwards (_sign)
-    if reference is None:
-        ctx.console.warn("layout not compared: %s" % why_not)
-        return Expectation(target=target, level=req.level, reference=None, not_compared=why_not, loader=facts, sign_later=True)
-    return Expectation(target=target, level=req.level, reference=with_cause(reference, drift), not_compared="", loader=facts, sign_later=True)
+    expect = build_expectation(target, req.level, facts, vmlinux=req.vmlinux, cache_dir=cache_home(ctx.env),
+                               drift=drift, sign_later=True)
+    if expect.reference is None:
+        ctx.console.warn("layout not compared: %s" % expect.not_compared)
+    return expect
 
 
 def prepare(ctx: Context, req: Request, selector: Selector) -> Prepared:
     target = resolve_target(ctx, selector)
-    drift = check_drift(ctx, target, req)
+    config = kernel_config(target, req)
+    drift = check_drift(ctx, target, req, config)
     selection = choose_compiler(ctx, target, req)
     # -- issue 14: the toolchain preflight, once the compiler is chosen and before the first compile
     # (kbuild's clean runs none of the tools it checks)
@@ -262,7 +271,7 @@ def prepare(ctx: Context, req: Request, selector: Selector) -> Prepared:
         preflight.say(ctx, checked)
         preflight.enforce(checked)
     # -- end of issue 14
-    return Prepared(target, drift, selection, expectation(ctx, target, req, drift), checked)
+    return Prepared(target, drift, selection, expectation(ctx, target, req, drift, config), checked)
 
 
 # -- plan -------------------------------------------------------------------------------------

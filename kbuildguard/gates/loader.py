@@ -31,8 +31,8 @@ from kbuildguard.formats.symvers import Exports
 from kbuildguard.gates import signature, trust
 from kbuildguard.gates.model import Check, Effect, Gate
 from kbuildguard.gates.signature import SigningFacts
-from kbuildguard.target import drift, kconfig
 from kbuildguard.target import exports as kernel_exports
+from kbuildguard.target import kconfig
 from kbuildguard.target import kmod as kmods
 from kbuildguard.target.kernel import KernelTarget
 
@@ -127,7 +127,7 @@ def kernel_config(target: KernelTarget, explicit: Optional[str] = None) -> Mappi
     """The configuration the kernel itself was built with (its behaviour is what the gates predict):
     given, /boot/config-R, /proc/config.gz; else its build tree's (the drift check holds them equal
     where it matters for struct module)."""
-    path = drift.kernel_config_path(target, explicit)
+    path = kconfig.kernel_config_path(target.release, target.sysroot, target.running, explicit)
     if path:
         try:
             return kconfig.read(path)
@@ -140,7 +140,8 @@ def gather(target: KernelTarget, extra_symvers: Sequence[str] = (), sig_enforce:
            config_file: Optional[str] = None, trusted_certs: Sequence[str] = (),
            read: Optional[Mapping[str, str]] = None, image: Optional[str] = None,
            mokutil: Sequence[str] = ()) -> LoaderFacts:
-    """``read``: the kernel's configuration when the caller has read it already (drift.compare);
+    """``read``: the kernel's configuration when the caller has read it already (kconfig.read_kernel, for
+    the drift comparison: one read serves both);
     ``image``: the kernel image given (--vmlinux), whose built-in keys the signature gate trusts;
     ``mokutil``: files of the target's mokutil output (check --mokutil)."""
     config = read if read else kernel_config(target, config_file)
