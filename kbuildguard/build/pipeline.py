@@ -485,22 +485,12 @@ def build_one(ctx: Context, proj: Project, req: Request, selector: Selector, loc
     if req.dry_run:
         print_plan(ctx, req, prepared, p, signer)
         return Outcome(target.release, compiler.describe(), (), 0, "dry run")
-    render.write(p.files)
-    for f in p.files:
-        if f.action in ("create", "update"):
-            ctx.console.info("%s %s" % ("generated" if f.action == "create" else "regenerated", printable(f.path)))
+    _generate(ctx, p)
     outputs.mirror(req.module_dir, p.stage)
     if req.goal == "clean":
         kbuild.run_make(ctx.runner, p.command, _log_hint(ctx), pass_fds=(lock_fd,))
         return Outcome(target.release, compiler.describe(), (), 0, "cleaned")
-    if req.allow_mismatch:
-        ctx.console.warn("--allow-mismatch is set: mismatched modules will NOT be quarantined. Emergency use only; "
-                         "it is recorded in the build report.")
-    # Only what this make links can be verified and placed: a .ko left from an earlier run (make -n
-    # in MAKEFLAGS, a touched file) must not pass for this run's. kbuild relinks from the objects.
-    outputs.forget_modules(p.stage)
-    with ctx.console.step("make modules with %s" % compiler.describe()):
-        kbuild.run_make(ctx.runner, p.command, _log_hint(ctx), pass_fds=(lock_fd,))
+    _make_modules(ctx, req, p, compiler.describe(), lock_fd)
     reports = _verify(ctx, p, prepared.expect)
     if signer is not None:
         reports = _sign(ctx, signer, prepared.expect, reports)
@@ -509,30 +499,62 @@ def build_one(ctx: Context, proj: Project, req: Request, selector: Selector, loc
     report_path = os.path.join(outputs.state_dir(req.module_dir), "report-%s.json" % target.release if multi else "report.json")
     data = _report_data(req, prepared, p, entries, signer)
     outputs.write_json(report_path, data)
-    if not ctx.json and not multi:
-        for entry, rep in zip(entries, reports):
-            status = headline(rep) if not rep.failed() else "%s: %s" % (
-                "KEPT (--allow-mismatch)" if req.allow_mismatch else "REJECTED", headline(rep))
-            ctx.out("%s: %s" % (printable(entry.get("quarantined_to") or entry["path"]), printable(status)))
-    elif ctx.json and not multi and (rejected or req.goal != "modules_install"):
-        ctx.out_json(data)  # the report itself: --json prints what report.json holds
+    _show(ctx, req, entries, reports, data, bool(rejected), multi)
     if rejected:
         exc = _rejected(prepared, reports, rejected)
         exc.details[:0] = offenders
         raise exc
     ctx.console.info("report: %s" % printable(report_path))
     if req.goal == "modules_install":
-        install = p.command._replace(argv=p.command.argv[:-1] + ["modules_install"])
-        kbuild.run_make(ctx.runner, install, _log_hint(ctx), pass_fds=(lock_fd,))
-        data["installed"], refused = _verify_installed(ctx, req, p, prepared, signer, [r.path for r in reports], multi)
-        if refused is not None:
-            data["result"] = {"exit_code": refused.exit_code, "error": refused.title, "message": refused.message}
-        outputs.write_json(report_path, data)
-        if ctx.json and not multi:
-            ctx.out_json(data)
-        if refused is not None:
-            raise refused
+        _install(ctx, req, p, prepared, signer, [r.path for r in reports], (report_path, data), lock_fd, multi)
     return Outcome(target.release, compiler.describe(), tuple(placed), 0, "ok")
+
+
+def _generate(ctx: Context, p: Plan) -> None:
+    render.write(p.files)
+    for f in p.files:
+        if f.action in ("create", "update"):
+            ctx.console.info("%s %s" % ("generated" if f.action == "create" else "regenerated", printable(f.path)))
+
+
+def _make_modules(ctx: Context, req: Request, p: Plan, compiler: str, lock_fd: int) -> None:
+    if req.allow_mismatch:
+        ctx.console.warn("--allow-mismatch is set: mismatched modules will NOT be quarantined. Emergency use only; "
+                         "it is recorded in the build report.")
+    # Only what this make links can be verified and placed: a .ko left from an earlier run (make -n
+    # in MAKEFLAGS, a touched file) must not pass for this run's. kbuild relinks from the objects.
+    outputs.forget_modules(p.stage)
+    with ctx.console.step("make modules with %s" % compiler):
+        kbuild.run_make(ctx.runner, p.command, _log_hint(ctx), pass_fds=(lock_fd,))
+
+
+def _show(ctx: Context, req: Request, entries: List[Dict[str, Any]], reports: List[ModuleReport], data: Dict[str, Any],
+          rejected: bool, multi: bool) -> None:
+    """One line per module; with --json the report itself (what report.json holds)."""
+    if not ctx.json and not multi:
+        for entry, rep in zip(entries, reports):
+            status = headline(rep) if not rep.failed() else "%s: %s" % (
+                "KEPT (--allow-mismatch)" if req.allow_mismatch else "REJECTED", headline(rep))
+            ctx.out("%s: %s" % (printable(entry.get("quarantined_to") or entry["path"]), printable(status)))
+    elif ctx.json and not multi and (rejected or req.goal != "modules_install"):
+        ctx.out_json(data)
+
+
+def _install(ctx: Context, req: Request, p: Plan, prepared: Prepared, signer: Optional[modsign.Signer],
+             staged: List[str], written: Tuple[str, Dict[str, Any]], lock_fd: int, multi: bool) -> None:
+    """make modules_install, then the installed copies held to the same gates (``written``: the report
+    file and its data, rewritten with what was installed)."""
+    report_path, data = written
+    install = p.command._replace(argv=p.command.argv[:-1] + ["modules_install"])
+    kbuild.run_make(ctx.runner, install, _log_hint(ctx), pass_fds=(lock_fd,))
+    data["installed"], refused = _verify_installed(ctx, req, p, prepared, signer, staged, multi)
+    if refused is not None:
+        data["result"] = {"exit_code": refused.exit_code, "error": refused.title, "message": refused.message}
+    outputs.write_json(report_path, data)
+    if ctx.json and not multi:
+        ctx.out_json(data)
+    if refused is not None:
+        raise refused
 
 
 def _verify_installed(ctx: Context, req: Request, p: Plan, prepared: Prepared, signer: Optional[modsign.Signer],
