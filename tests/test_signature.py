@@ -1,6 +1,7 @@
 """The signature gate: the signer read from real sign-file blobs, certificates, enforcement sources,
 trust, and hostile DER (BadInput, never an IndexError)."""
 
+import functools
 import os
 import struct
 
@@ -404,16 +405,23 @@ def test_signed_data_version_as_the_kernel_parser_takes_it(version, message):
     assert c.effect is Effect.REJECTED and message in c.message
 
 
+@functools.lru_cache(maxsize=1)
+def _verified_fixture():
+    """The signed fixture, its signature and the trust in its key: read once for the 150 examples
+    below (each example changes a copy)."""
+    raw = blob("fixture-sha256.ko")
+    return raw, pkcs7.read_signature(raw), trusted(FIXTURE_KEY)
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.data())
 def test_any_changed_byte_of_a_verified_module_is_refused(data):
     """Property: with the signer's key trusted and every keyring seen, one changed byte anywhere in
     the signed content or the RSA value is rejected-at-load, never ok."""
-    raw = blob("fixture-sha256.ko")
-    sig = pkcs7.read_signature(raw)
+    raw, sig, trust_ = _verified_fixture()
     value_start = sig.signed_length + len(sig.blob) - 256
     at = data.draw(st.one_of(st.integers(0, sig.signed_length - 1), st.integers(value_start, value_start + 255)))
     new = data.draw(st.integers(0, 255).filter(lambda b: b != raw[at]))
     changed = pkcs7.read_signature(raw[:at] + bytes([new]) + raw[at + 1:])
-    c = signature.check(changed, facts(False, trusted(FIXTURE_KEY)))
+    c = signature.check(changed, facts(False, trust_))
     assert (c.ok, c.effect) == (False, Effect.REJECTED), (at, c.message)

@@ -38,14 +38,14 @@ from kbuildguard.errors import (
 )
 from kbuildguard.formats.module import read_module
 from kbuildguard.gates import loader
+from kbuildguard.gates.expectation import expect as build_expectation
 from kbuildguard.gates.model import Gate
 from kbuildguard.gates.pool import verify_paths
-from kbuildguard.gates.reference import find_reference, with_cause
 from kbuildguard.gates.verify import Expectation, ModuleReport, Verdict, fix_hint, headline
 from kbuildguard.probecache import cache_home
 from kbuildguard.project import Project
 from kbuildguard.settings import Settings
-from kbuildguard.target import exports, kernel
+from kbuildguard.target import exports, kconfig, kernel
 from kbuildguard.target.drift import Drift, compare
 from kbuildguard.target.kernel import KernelTarget, Selector
 from kbuildguard.toolchain import Forced, MatchLevel, Selection
@@ -172,8 +172,15 @@ def resolve_target(ctx: Context, selector: Selector) -> KernelTarget:
     return target
 
 
-def check_drift(ctx: Context, target: KernelTarget, req: Request) -> Optional[Drift]:
-    found = compare(target, req.kernel_config)
+def kernel_config(target: KernelTarget, req: Request) -> Optional[kconfig.KernelConfig]:
+    """The kernel's own configuration, read once: compared with the tree (check_drift) and given to
+    the loader's gates. One that cannot be read stops make where there is a tree to compare it with;
+    without one the loader's gates fall back to what they can see."""
+    return kconfig.read_kernel(target.release, target.sysroot, target.running, req.kernel_config) if target.tree_config else None
+
+
+def check_drift(ctx: Context, target: KernelTarget, req: Request, config: Optional[kconfig.KernelConfig]) -> Optional[Drift]:
+    found = compare(config, target.tree_config)
     if found is not None and found.abi:
         message = "the build tree %s is configured differently from kernel %s in options that change struct module: %s" % (
             target.build_dir, target.release, found.describe())
@@ -234,25 +241,27 @@ def choose_compiler(ctx: Context, target: KernelTarget, req: Request) -> Selecti
     return selection._replace(selected=c.compiler)
 
 
-def expectation(ctx: Context, target: KernelTarget, req: Request, drift: Optional[Drift]) -> Expectation:
+def expectation(ctx: Context, target: KernelTarget, req: Request, drift: Optional[Drift],
+                config: Optional[kconfig.KernelConfig]) -> Expectation:
     """What the modules will be held to; says plainly when the layout cannot be compared."""
-    reference, why_not = find_reference(target, req.vmlinux, cache_dir=cache_home(ctx.env))
     facts = loader.gather(target, exports.extra_from_make_args(req.make_args, ctx.env), sig_enforce=req.sig_enforce,
                           trusted_certs=req.trusted_certs, config_file=req.kernel_config,
-                          read=drift.kernel if drift is not None else None)
+                          read=config.values if config is not None else None)
     if req.btf:  # modbtf gives kbuild's pahole the target's own BTF as base: what the kernel validates against
         facts = facts._replace(btf=facts.btf._replace(same_base=True))
     # sign_later: unsigned modules pass this first verification; with --sign the signed copies are
     # held to the signature gate afterwards (_sign)
-    if reference is None:
-        ctx.console.warn("layout not compared: %s" % why_not)
-        return Expectation(target=target, level=req.level, reference=None, not_compared=why_not, loader=facts, sign_later=True)
-    return Expectation(target=target, level=req.level, reference=with_cause(reference, drift), not_compared="", loader=facts, sign_later=True)
+    expect = build_expectation(target, req.level, facts, vmlinux=req.vmlinux, cache_dir=cache_home(ctx.env),
+                               drift=drift, sign_later=True)
+    if expect.reference is None:
+        ctx.console.warn("layout not compared: %s" % expect.not_compared)
+    return expect
 
 
 def prepare(ctx: Context, req: Request, selector: Selector) -> Prepared:
     target = resolve_target(ctx, selector)
-    drift = check_drift(ctx, target, req)
+    config = kernel_config(target, req)
+    drift = check_drift(ctx, target, req, config)
     selection = choose_compiler(ctx, target, req)
     # -- issue 14: the toolchain preflight, once the compiler is chosen and before the first compile
     # (kbuild's clean runs none of the tools it checks)
@@ -265,7 +274,7 @@ def prepare(ctx: Context, req: Request, selector: Selector) -> Prepared:
         preflight.say(ctx, checked)
         preflight.enforce(checked)
     # -- end of issue 14
-    return Prepared(target, drift, selection, expectation(ctx, target, req, drift), checked)
+    return Prepared(target, drift, selection, expectation(ctx, target, req, drift, config), checked)
 
 
 # -- plan -------------------------------------------------------------------------------------
@@ -505,22 +514,12 @@ def build_one(ctx: Context, proj: Project, req: Request, selector: Selector, loc
     if req.dry_run:
         print_plan(ctx, req, prepared, p, signer)
         return Outcome(target.release, compiler.describe(), (), 0, "dry run")
-    render.write(p.files)
-    for f in p.files:
-        if f.action in ("create", "update"):
-            ctx.console.info("%s %s" % ("generated" if f.action == "create" else "regenerated", printable(f.path)))
+    _generate(ctx, p)
     outputs.mirror(req.module_dir, p.stage)
     if req.goal == "clean":
         kbuild.run_make(ctx.runner, p.command, _log_hint(ctx), pass_fds=(lock_fd,))
         return Outcome(target.release, compiler.describe(), (), 0, "cleaned")
-    if req.allow_mismatch:
-        ctx.console.warn("--allow-mismatch is set: mismatched modules will NOT be quarantined. Emergency use only; "
-                         "it is recorded in the build report.")
-    # Only what this make links can be verified and placed: a .ko left from an earlier run (make -n
-    # in MAKEFLAGS, a touched file) must not pass for this run's. kbuild relinks from the objects.
-    outputs.forget_modules(p.stage)
-    with ctx.console.step("make modules with %s" % compiler.describe()):
-        kbuild.run_make(ctx.runner, p.command, _log_hint(ctx), pass_fds=(lock_fd,))
+    _make_modules(ctx, req, p, compiler.describe(), lock_fd)
     reports = _verify(ctx, p, prepared.expect)
     if signer is not None:
         reports = _sign(ctx, signer, prepared.expect, reports)
@@ -534,31 +533,63 @@ def build_one(ctx: Context, proj: Project, req: Request, selector: Selector, loc
         sink.append(KernelResult(kernel=target.release, modules=tuple(
             ModuleResult(e.get("quarantined_to") or e["path"], rep, blamed.get(rep.path, ()))
             for e, rep in zip(entries, reports))))
-    if not ctx.json and not multi:
-        for entry, rep in zip(entries, reports):
-            status = headline(rep) if not rep.failed() else "%s: %s" % (
-                "KEPT (--allow-mismatch)" if req.allow_mismatch else "REJECTED", headline(rep))
-            ctx.out("%s: %s" % (printable(entry.get("quarantined_to") or entry["path"]), printable(status)))
-    elif ctx.json and not multi and (rejected or req.goal != "modules_install"):
-        ctx.out_json(data)  # the report itself: --json prints what report.json holds
+    _show(ctx, req, entries, reports, data, bool(rejected), multi)
     if rejected:
         exc = _rejected(prepared, reports, rejected)
         exc.details[:0] = offenders
         raise exc
     ctx.console.info("report: %s" % printable(report_path))
     if req.goal == "modules_install":
-        install = p.command._replace(argv=p.command.argv[:-1] + ["modules_install"])
-        kbuild.run_make(ctx.runner, install, _log_hint(ctx), pass_fds=(lock_fd,))
-        data["installed"], refused = _verify_installed(ctx, req, p, prepared, signer, [r.path for r in reports], multi,
-                                                       sink)
-        if refused is not None:
-            data["result"] = {"exit_code": refused.exit_code, "error": refused.title, "message": refused.message}
-        outputs.write_json(report_path, data)
-        if ctx.json and not multi:
-            ctx.out_json(data)
-        if refused is not None:
-            raise refused
+        _install(ctx, req, p, prepared, signer, [r.path for r in reports], (report_path, data), lock_fd, multi, sink)
     return Outcome(target.release, compiler.describe(), tuple(placed), 0, "ok")
+
+
+def _generate(ctx: Context, p: Plan) -> None:
+    render.write(p.files)
+    for f in p.files:
+        if f.action in ("create", "update"):
+            ctx.console.info("%s %s" % ("generated" if f.action == "create" else "regenerated", printable(f.path)))
+
+
+def _make_modules(ctx: Context, req: Request, p: Plan, compiler: str, lock_fd: int) -> None:
+    if req.allow_mismatch:
+        ctx.console.warn("--allow-mismatch is set: mismatched modules will NOT be quarantined. Emergency use only; "
+                         "it is recorded in the build report.")
+    # Only what this make links can be verified and placed: a .ko left from an earlier run (make -n
+    # in MAKEFLAGS, a touched file) must not pass for this run's. kbuild relinks from the objects.
+    outputs.forget_modules(p.stage)
+    with ctx.console.step("make modules with %s" % compiler):
+        kbuild.run_make(ctx.runner, p.command, _log_hint(ctx), pass_fds=(lock_fd,))
+
+
+def _show(ctx: Context, req: Request, entries: List[Dict[str, Any]], reports: List[ModuleReport], data: Dict[str, Any],
+          rejected: bool, multi: bool) -> None:
+    """One line per module; with --json the report itself (what report.json holds)."""
+    if not ctx.json and not multi:
+        for entry, rep in zip(entries, reports):
+            status = headline(rep) if not rep.failed() else "%s: %s" % (
+                "KEPT (--allow-mismatch)" if req.allow_mismatch else "REJECTED", headline(rep))
+            ctx.out("%s: %s" % (printable(entry.get("quarantined_to") or entry["path"]), printable(status)))
+    elif ctx.json and not multi and (rejected or req.goal != "modules_install"):
+        ctx.out_json(data)
+
+
+def _install(ctx: Context, req: Request, p: Plan, prepared: Prepared, signer: Optional[modsign.Signer],
+             staged: List[str], written: Tuple[str, Dict[str, Any]], lock_fd: int, multi: bool,
+             sink: Optional[List[KernelResult]] = None) -> None:
+    """make modules_install, then the installed copies held to the same gates (``written``: the report
+    file and its data, rewritten with what was installed)."""
+    report_path, data = written
+    install = p.command._replace(argv=p.command.argv[:-1] + ["modules_install"])
+    kbuild.run_make(ctx.runner, install, _log_hint(ctx), pass_fds=(lock_fd,))
+    data["installed"], refused = _verify_installed(ctx, req, p, prepared, signer, staged, multi, sink)
+    if refused is not None:
+        data["result"] = {"exit_code": refused.exit_code, "error": refused.title, "message": refused.message}
+    outputs.write_json(report_path, data)
+    if ctx.json and not multi:
+        ctx.out_json(data)
+    if refused is not None:
+        raise refused
 
 
 def _verify_installed(ctx: Context, req: Request, p: Plan, prepared: Prepared, signer: Optional[modsign.Signer],

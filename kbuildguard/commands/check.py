@@ -10,9 +10,9 @@ from kbuildguard.context import Context
 from kbuildguard.errors import BadInput, CannotWrite, ModuleRejected, UsageError
 from kbuildguard.formats.module import ModuleInfo, find_modules, read_module
 from kbuildguard.gates import loader, trust
+from kbuildguard.gates.expectation import expect as build_expectation
 from kbuildguard.gates.model import Effect
 from kbuildguard.gates.pool import verify_paths
-from kbuildguard.gates.reference import find_reference, with_cause
 from kbuildguard.gates.verify import Expectation, ModuleReport, Verdict, fix_hint, headline, with_confirmed_signatures
 from kbuildguard.probecache import cache_home
 from kbuildguard.report import ForecastRow, forecast_row
@@ -37,23 +37,20 @@ class CheckOptions(NamedTuple):
 
 
 def expectation(ctx: Context, target: KernelTarget, level: MatchLevel, opts: CheckOptions) -> Expectation:
-    reference, not_compared = find_reference(target, ctx.path(opts.vmlinux) if opts.vmlinux else None,
-                                               cache_dir=cache_home(ctx.env))
     config_file = ctx.path(opts.kernel_config) if opts.kernel_config else None
     if config_file:
         kconfig.read_named(config_file)  # refused here: the reads below fall back to the tree's quietly
     try:
-        drift = compare(target, config_file)
+        config = kconfig.read_kernel(target.release, target.sysroot, target.running, config_file)
     except BadInput:  # the loader's gates read it again and say what they could not see
-        drift = None
-    if reference is not None:
-        reference = with_cause(reference, drift)
+        config = None
     facts = loader.gather(target, [ctx.path(p) for p in opts.symvers], sig_enforce=opts.sig_enforce,
                           trusted_certs=[ctx.path(c) for c in opts.trusted_certs], config_file=config_file,
-                          read=drift.kernel if drift is not None else None,
+                          read=config.values if config is not None else None,
                           image=ctx.path(opts.vmlinux) if opts.vmlinux else None,
                           mokutil=[ctx.path(m) for m in opts.mokutil])
-    return Expectation(target=target, level=level, reference=reference, not_compared=not_compared, loader=facts)
+    return build_expectation(target, level, facts, vmlinux=ctx.path(opts.vmlinux) if opts.vmlinux else None,
+                             cache_dir=cache_home(ctx.env), drift=compare(config, target.tree_config))
 
 
 def print_reports(ctx: Context, expect: Expectation, reports: List[ModuleReport]) -> None:

@@ -16,10 +16,10 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 from kbuildguard import bounded
 from kbuildguard.errors import BadInput, KbgError, UsageError
 from kbuildguard.gates import loader
+from kbuildguard.gates.expectation import expect
 from kbuildguard.gates.model import Check
-from kbuildguard.gates.reference import find_reference
-from kbuildguard.gates.verify import STRUCT_MODULE_GATES, Expectation, verify_path
-from kbuildguard.target import drift, kconfig, kernel
+from kbuildguard.gates.verify import STRUCT_MODULE_GATES, verify_path
+from kbuildguard.target import kconfig, kernel
 from kbuildguard.target.kernel import KernelTarget
 from kbuildguard.toolchain import MatchLevel
 
@@ -153,10 +153,10 @@ def _kernel(root: str, release: str, unseen: List[str]) -> Tuple[Optional[Kernel
         target = kernel.resolve(kernel.Selector(kernel=release, sysroot=root if root != "/" else None))
     except KbgError as exc:
         unseen.append("the kernel's build records (%s)" % exc.message)
-    path = drift.kernel_config_path(target) if target is not None else None
-    if path:
+    if target is not None:
         try:
-            config = kconfig.read(path)
+            found = kconfig.read_kernel(target.release, target.sysroot, target.running)
+            config = dict(found.values) if found is not None else None
         except BadInput as exc:
             unseen.append(exc.message)
     if config is None:
@@ -172,9 +172,8 @@ def _ko_evidence(ko: str, target: KernelTarget, level: MatchLevel, root: str = "
     sys/kernel/btf/vmlinux gives the layout, its boot/config-R the configuration the other gates read
     (issue 22: both were ignored, "layout not compared", "CONFIG_MODULE_SIG is unknown")."""
     btf = os.path.join(root, "sys/kernel/btf/vmlinux")
-    reference, why_not = find_reference(target, btf if root != "/" and os.path.isfile(btf) else None)
     facts = loader.gather(target, read=config) if config else None
-    rep = verify_path(ko, Expectation(target=target, level=level, reference=reference, not_compared=why_not, loader=facts))
+    rep = verify_path(ko, expect(target, level, facts, vmlinux=btf if root != "/" and os.path.isfile(btf) else None))
     has_exit = rep.info.layout.exit_offset is not None if rep.info is not None and rep.info.layout is not None else None
     problems = [c.message for c in rep.checks if not c.ok and c.name in STRUCT_MODULE_GATES]
     return rep.checks, has_exit, "; ".join(problems) or None

@@ -31,8 +31,8 @@ from kbuildguard.formats.symvers import Exports
 from kbuildguard.gates import signature, trust
 from kbuildguard.gates.model import Check, Effect, Gate
 from kbuildguard.gates.signature import SigningFacts
-from kbuildguard.target import drift, kconfig
 from kbuildguard.target import exports as kernel_exports
+from kbuildguard.target import kconfig
 from kbuildguard.target import kmod as kmods
 from kbuildguard.target.kernel import KernelTarget
 
@@ -127,7 +127,7 @@ def kernel_config(target: KernelTarget, explicit: Optional[str] = None) -> Mappi
     """The configuration the kernel itself was built with (its behaviour is what the gates predict):
     given, /boot/config-R, /proc/config.gz; else its build tree's (the drift check holds them equal
     where it matters for struct module)."""
-    path = drift.kernel_config_path(target, explicit)
+    path = kconfig.kernel_config_path(target.release, target.sysroot, target.running, explicit)
     if path:
         try:
             return kconfig.read(path)
@@ -140,7 +140,8 @@ def gather(target: KernelTarget, extra_symvers: Sequence[str] = (), sig_enforce:
            config_file: Optional[str] = None, trusted_certs: Sequence[str] = (),
            read: Optional[Mapping[str, str]] = None, image: Optional[str] = None,
            mokutil: Sequence[str] = ()) -> LoaderFacts:
-    """``read``: the kernel's configuration when the caller has read it already (drift.compare);
+    """``read``: the kernel's configuration when the caller has read it already (kconfig.read_kernel, for
+    the drift comparison: one read serves both);
     ``image``: the kernel image given (--vmlinux), whose built-in keys the signature gate trusts;
     ``mokutil``: files of the target's mokutil output (check --mokutil)."""
     config = read if read else kernel_config(target, config_file)
@@ -229,6 +230,24 @@ def check_vermagic(info: ModuleInfo, facts: LoaderFacts, release: str) -> Check:
 
 def check_symbol_versions(info: ModuleInfo, facts: LoaderFacts, release: str) -> Check:
     expected = "CRCs of %s" % (", ".join(facts.exports.sources) if facts.exports else "the kernel's Module.symvers")
+    early = _versions_not_compared(info, facts, expected) or _module_layout_unversioned(info, facts, expected)
+    if early is not None:
+        return early
+    if facts.exports is None:
+        return Check(name=Gate.SYMBOL_VERSIONS, ok=True, expected=expected, found="%d versions (%s)" % (len(info.version_names), info.versions_format),
+                     message="not compared: %s" % facts.exports_missing, fix="", effect=Effect.NOT_CHECKED)
+    found = "%d versions (%s)" % (len(info.version_names), info.versions_format)
+    bad, kernel_differs, others = _crc_mismatches(info, facts.exports)
+    if bad:
+        return Check(name=Gate.SYMBOL_VERSIONS, ok=False, expected=expected, found=found,
+                     message="disagrees about version of symbol %s" % ", ".join(bad),
+                     fix=_crc_fix(info, release, facts.exports.sources[0], kernel_differs, others), effect=Effect.REJECTED)
+    return _unlisted_versions(info, facts, facts.exports, expected, found)
+
+
+def _versions_not_compared(info: ModuleInfo, facts: LoaderFacts, expected: str) -> Optional[Check]:
+    """The kernel's configuration decides before any CRC: unknown, CONFIG_MODVERSIONS unset, or a
+    module without __versions at all."""
     if facts.modversions is None:
         return Check(name=Gate.SYMBOL_VERSIONS, ok=True, expected=expected, found=str(info.versions_format),
                      message="not compared: the kernel's configuration is unknown (is CONFIG_MODVERSIONS set?)", fix="",
@@ -244,32 +263,39 @@ def check_symbol_versions(info: ModuleInfo, facts: LoaderFacts, release: str) ->
                          if facts.force_load else "refused without a log line (insmod: Exec format error): "
                          "check_modstruct_version() fails"),
                      fix="rebuild it with kbuild against the kernel's build tree (modpost writes __versions)", effect=effect)
-    if "module_layout" not in info.version_names and facts.refuses_missing_versions:
-        # check_modstruct_version() (kernel/module/version.c; main.c load_module() calls it right after
-        # setup_load_info()) looks module_layout up in __versions; vmlinux always exports it with a CRC,
-        # so no Module.symvers is needed to decide. An empty __versions is what modpost writes when the
-        # tree has no Module.symvers (`make modules_prepare`: "WARNING: Module.symvers is missing").
-        # Debian's patch "module: Disable matching missing version CRC" makes check_version() return 0
-        # there (upstream warns once and loads).
-        empty = not info.version_names
-        return Check(name=Gate.SYMBOL_VERSIONS, ok=False, expected=expected,
-                     found="an empty __versions" if empty else "%d versions, none for module_layout" % len(info.version_names),
-                     message="no symbol version for module_layout%s: this (Debian) kernel refuses it in "
-                     "check_modstruct_version() (\"%s: no symbol version for module_layout\", insmod: Exec format "
-                     "error)" % (" (__versions is empty: the build tree had no Module.symvers)" if empty else "",
-                                 info.name),
-                     fix="build against a tree that has the kernel's Module.symvers (the linux-headers / kernel-devel "
-                     "package has it; a tree after `make modules_prepare` does not)", effect=Effect.REJECTED)
-    if facts.exports is None:
-        return Check(name=Gate.SYMBOL_VERSIONS, ok=True, expected=expected, found="%d versions (%s)" % (len(info.version_names), info.versions_format),
-                     message="not compared: %s" % facts.exports_missing, fix="", effect=Effect.NOT_CHECKED)
-    symbols = facts.exports.symbols
-    kernel_file = facts.exports.sources[0]
+    return None
+
+
+def _module_layout_unversioned(info: ModuleInfo, facts: LoaderFacts, expected: str) -> Optional[Check]:
+    if "module_layout" in info.version_names or not facts.refuses_missing_versions:
+        return None
+    # check_modstruct_version() (kernel/module/version.c; main.c load_module() calls it right after
+    # setup_load_info()) looks module_layout up in __versions; vmlinux always exports it with a CRC,
+    # so no Module.symvers is needed to decide. An empty __versions is what modpost writes when the
+    # tree has no Module.symvers (`make modules_prepare`: "WARNING: Module.symvers is missing").
+    # Debian's patch "module: Disable matching missing version CRC" makes check_version() return 0
+    # there (upstream warns once and loads).
+    empty = not info.version_names
+    return Check(name=Gate.SYMBOL_VERSIONS, ok=False, expected=expected,
+                 found="an empty __versions" if empty else "%d versions, none for module_layout" % len(info.version_names),
+                 message="no symbol version for module_layout%s: this (Debian) kernel refuses it in "
+                 "check_modstruct_version() (\"%s: no symbol version for module_layout\", insmod: Exec format "
+                 "error)" % (" (__versions is empty: the build tree had no Module.symvers)" if empty else "",
+                             info.name),
+                 fix="build against a tree that has the kernel's Module.symvers (the linux-headers / kernel-devel "
+                 "package has it; a tree after `make modules_prepare` does not)", effect=Effect.REJECTED)
+
+
+def _crc_mismatches(info: ModuleInfo, exports: Exports) -> Tuple[List[str], bool, List[str]]:
+    """(each symbol whose CRC differs from its exporter's, whether the kernel's own Module.symvers is
+    among them, the other modules' Module.symvers whose CRCs differ): kernel/module/version.c
+    check_version()'s comparison."""
+    kernel_file = exports.sources[0]
     bad: List[str] = []
     kernel_differs = False
-    others: List[str] = []  # the other modules' Module.symvers whose CRCs differ
+    others: List[str] = []
     for name, crc in zip(info.version_names, info.version_crcs):
-        export = symbols.get(name)
+        export = exports.symbols.get(name)
         if export is not None and export.crc is not None and export.crc != crc:
             from_kernel = export.source == kernel_file
             kernel_differs = kernel_differs or from_kernel
@@ -278,39 +304,43 @@ def check_symbol_versions(info: ModuleInfo, facts: LoaderFacts, release: str) ->
             bad.append("%s (module 0x%08x, %s 0x%08x)" % (name, crc, who, export.crc))
             if not from_kernel and export.source not in others:
                 others.append(export.source)
-    found = "%d versions (%s)" % (len(info.version_names), info.versions_format)
-    if bad:
-        built_for = info.vermagic.split(" ", 1)[0]
-        if built_for and built_for != release:
-            # dkms #554: built against another kernel's tree; the CRCs are only the symptom
-            fix = ("it was built for %s: rebuild it against the build tree of %s (its kernel-devel / linux-headers "
-                   "package)" % (built_for, release))
-        elif not kernel_differs:
-            fix = "rebuild it against the current Module.symvers of %s (--symvers FILE, KBUILD_EXTRA_SYMBOLS)" % ", ".join(others)
-        else:
-            fix = "rebuild against the kernel's own Module.symvers (%s)%s" % (
-                kernel_file, ", and the current Module.symvers of %s" % ", ".join(others) if others else "")
-        return Check(name=Gate.SYMBOL_VERSIONS, ok=False, expected=expected, found=found,
-                     message="disagrees about version of symbol %s" % ", ".join(bad), fix=fix, effect=Effect.REJECTED)
+    return bad, kernel_differs, others
+
+
+def _crc_fix(info: ModuleInfo, release: str, kernel_file: str, kernel_differs: bool, others: List[str]) -> str:
+    built_for = info.vermagic.split(" ", 1)[0]
+    if built_for and built_for != release:
+        # dkms #554: built against another kernel's tree; the CRCs are only the symptom
+        return ("it was built for %s: rebuild it against the build tree of %s (its kernel-devel / linux-headers "
+                "package)" % (built_for, release))
+    if not kernel_differs:
+        return "rebuild it against the current Module.symvers of %s (--symvers FILE, KBUILD_EXTRA_SYMBOLS)" % ", ".join(others)
+    return "rebuild against the kernel's own Module.symvers (%s)%s" % (
+        kernel_file, ", and the current Module.symvers of %s" % ", ".join(others) if others else "")
+
+
+def _unlisted_versions(info: ModuleInfo, facts: LoaderFacts, exports: Exports, expected: str, found: str) -> Check:
     # check_version(): a resolved symbol whose exporter has a CRC but the module lists none
+    symbols = exports.symbols
     listed = set(info.version_names)
     wanted = [n for n in ("module_layout",) + info.needed.strong + info.needed.weak
               if n not in listed and n in symbols and symbols[n].crc is not None
               and (n != "module_layout" or symbols[n].module == "vmlinux")]
-    if wanted:
-        if facts.refuses_missing_versions:
-            return Check(name=Gate.SYMBOL_VERSIONS, ok=False, expected=expected, found=found,
-                         message="no symbol version for %s: the module lists no CRC for it, and this (Debian) kernel refuses "
-                         "that (\"no symbol version for %s\", then \"Unknown symbol %s (err -22)\")" % (
-                             ", ".join(wanted), wanted[0], wanted[0]),
-                         fix="rebuild it with the exporter's Module.symvers at hand (--symvers FILE / KBUILD_EXTRA_SYMBOLS), "
-                         "so that modpost records the CRC", effect=Effect.REJECTED)
+    if not wanted:
         return Check(name=Gate.SYMBOL_VERSIONS, ok=True, expected=expected, found=found,
-                     message="no symbol version for %s: the kernel warns once and loads it, so its CRC is never compared "
-                     "(Debian's kernels refuse it)" % ", ".join(wanted),
-                     fix="rebuild it with the exporter's Module.symvers at hand (--symvers FILE / KBUILD_EXTRA_SYMBOLS)",
-                     effect=Effect.NOT_CHECKED)
-    return Check(name=Gate.SYMBOL_VERSIONS, ok=True, expected=expected, found=found, message="every symbol version matches the exporter's")
+                     message="every symbol version matches the exporter's")
+    if facts.refuses_missing_versions:
+        return Check(name=Gate.SYMBOL_VERSIONS, ok=False, expected=expected, found=found,
+                     message="no symbol version for %s: the module lists no CRC for it, and this (Debian) kernel refuses "
+                     "that (\"no symbol version for %s\", then \"Unknown symbol %s (err -22)\")" % (
+                         ", ".join(wanted), wanted[0], wanted[0]),
+                     fix="rebuild it with the exporter's Module.symvers at hand (--symvers FILE / KBUILD_EXTRA_SYMBOLS), "
+                     "so that modpost records the CRC", effect=Effect.REJECTED)
+    return Check(name=Gate.SYMBOL_VERSIONS, ok=True, expected=expected, found=found,
+                 message="no symbol version for %s: the kernel warns once and loads it, so its CRC is never compared "
+                 "(Debian's kernels refuse it)" % ", ".join(wanted),
+                 fix="rebuild it with the exporter's Module.symvers at hand (--symvers FILE / KBUILD_EXTRA_SYMBOLS)",
+                 effect=Effect.NOT_CHECKED)
 
 
 def check_symbols(info: ModuleInfo, facts: LoaderFacts, siblings: AbstractSet[str]) -> Check:

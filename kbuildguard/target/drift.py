@@ -6,11 +6,9 @@ prepared). kbuildguard compares the tree's .config with the target kernel's own 
 before building, and names the options that change struct module.
 """
 
-import os
 from typing import List, Mapping, NamedTuple, Optional, Tuple
 
-from kbuildguard.target import kconfig
-from kbuildguard.target.kernel import KernelTarget
+from kbuildguard.target.kconfig import KernelConfig
 
 # The #ifdefs inside struct module (include/linux/module.h), collected from the 4.18-6.12 headers:
 # each one adds or removes members, and so moves `exit` or changes the struct's size.
@@ -30,40 +28,25 @@ class Drift(NamedTuple):
     kernel_config: str  # where the kernel's configuration came from
     abi: Tuple[Tuple[str, str, str], ...]  # (option, kernel's value, tree's value) for struct module options
     other: int  # how many other options differ
-    kernel: Mapping[str, str] = {}  # the kernel's configuration as read: the loader's gates read it too
 
     def describe(self) -> str:
         return ", ".join("%s %s in the kernel, %s in the tree" % (opt, k or "unset", t or "unset") for opt, k, t in self.abi)
 
 
-def kernel_config_path(target: KernelTarget, explicit: Optional[str] = None) -> Optional[str]:
-    """The target kernel's own configuration: given, /boot/config-R (under the sysroot), or /proc/config.gz."""
-    if explicit:
-        return explicit
-    root = target.sysroot if target.sysroot != "/" else ""
-    boot = root + "/boot/config-%s" % target.release
-    if os.path.isfile(boot):
-        return boot
-    if target.running and os.path.isfile("/proc/config.gz"):
-        return "/proc/config.gz"
-    return None
-
-
-def compare(target: KernelTarget, explicit: Optional[str] = None) -> Optional[Drift]:
-    """None when the kernel's own configuration is not at hand (nothing to compare with)."""
-    kpath = kernel_config_path(target, explicit)
-    if kpath is None or not target.tree_config:
+def compare(kernel: Optional[KernelConfig], tree: Mapping[str, str]) -> Optional[Drift]:
+    """How the build tree's configuration differs from the kernel's; None when either is not at hand
+    (nothing to compare with). Pure: the kernel's configuration is read by its owner
+    (kconfig.read_kernel) and handed to the loader's gates by the caller, not through this result."""
+    if kernel is None or not tree:
         return None
-    kernel = kconfig.read(kpath)
-    tree = target.tree_config
 
     def norm(v: Optional[str]) -> str:
         return "" if v in (None, "n") else v
 
     abi: List[Tuple[str, str, str]] = []
     other = 0
-    for key in sorted(set(kernel) | set(tree)):
-        k, t = norm(kernel.get(key)), norm(tree.get(key))
+    for key in sorted(set(kernel.values) | set(tree)):
+        k, t = norm(kernel.values.get(key)), norm(tree.get(key))
         if k == t:
             continue
         if key in STRUCT_MODULE_OPTIONS:
@@ -71,4 +54,4 @@ def compare(target: KernelTarget, explicit: Optional[str] = None) -> Optional[Dr
         elif not key.startswith(("CONFIG_CC_VERSION_TEXT", "CONFIG_GCC_VERSION", "CONFIG_CLANG_VERSION",
                                  "CONFIG_AS_VERSION", "CONFIG_LD_VERSION")):
             other += 1
-    return Drift(kpath, tuple(abi), other, kernel)
+    return Drift(kernel.path, tuple(abi), other)

@@ -6,9 +6,10 @@ as ``n``. A file that cannot be read or decompressed is BadInput, one line, neve
 """
 
 import gzip
+import os
 import re
 import zlib
-from typing import Dict, Optional, Sequence
+from typing import Dict, Mapping, NamedTuple, Optional, Sequence
 
 from kbuildguard import arch, bounded
 from kbuildguard.errors import BadInput
@@ -95,3 +96,34 @@ def read_named(path: str) -> Dict[str, str]:
             path, " and no ".join(missing), len(values)),
             hint="give the kernel's own configuration: /boot/config-RELEASE, or /proc/config.gz of the running kernel")
     return values
+
+
+class KernelConfig(NamedTuple):
+    """The configuration the target kernel itself was built with, and where it was read."""
+
+    path: str
+    values: Mapping[str, str]
+
+
+def kernel_config_path(release: str, sysroot: str, running: bool, explicit: Optional[str] = None) -> Optional[str]:
+    """The target kernel's own configuration: given, /boot/config-R (under the sysroot), or /proc/config.gz.
+
+    /proc/config.gz is the running kernel's (kernel/configs.c, CONFIG_IKCONFIG_PROC): never another's.
+    (The target's fields, not the KernelTarget: target.kernel imports this module.)"""
+    if explicit:
+        return explicit
+    root = sysroot if sysroot != "/" else ""
+    boot = root + "/boot/config-%s" % release
+    if os.path.isfile(boot):
+        return boot
+    if running and os.path.isfile("/proc/config.gz"):
+        return "/proc/config.gz"
+    return None
+
+
+def read_kernel(release: str, sysroot: str, running: bool, explicit: Optional[str] = None) -> Optional[KernelConfig]:
+    """The kernel's own configuration, read once for the drift comparison and the loader's gates;
+    None when none is at hand. A file that cannot be read is BadInput (the caller decides whether
+    that stops the run)."""
+    path = kernel_config_path(release, sysroot, running, explicit)
+    return KernelConfig(path, read(path)) if path is not None else None

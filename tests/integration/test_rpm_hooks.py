@@ -101,7 +101,7 @@ def test_an_existing_signing_hook_still_signs_and_the_check_runs_after_it(debian
 
 def test_a_hook_defined_after_the_macros_replaces_ours(debian_release, compilers, tmp_path):
     """What the macros file cannot do, pinned: a later definition (a spec's %define, --define,
-    ~/.rpmmacros) wins, and docs/packaging.md tells it to add %{kbuildguard_kmod_check}."""
+    ~/.rpmmacros) wins, and docs/packagers.md tells it to add %{kbuildguard_kmod_check}."""
     top = _prebuilt(tmp_path, debian_release, "gcc-11")
     code, out, rpms = _rpmbuild(tmp_path, top, debian_release,
                                 extra=["--define", "__brp_kmod_post_sign_process echo LATER-HOOK %{kbuildguard_kmod_check}",
