@@ -67,7 +67,7 @@ def test_rpm_requires_only_distribution_packages(dist):
     assert "rpm_macro(kbuildguard_make)" in provides and "rpm_macro(kbuildguard_check)" in provides
     files = set(_out(["rpm", "-qlp", rpm]).splitlines())
     for path in ("/usr/bin/kbuildguard", "/usr/lib/rpm/macros.d/macros.kbuildguard", "/usr/share/man/man1/kbuildguard.1",
-                 "/usr/lib/rpm/macros.d/macros.zz-kbuildguard-kmodtool", SITELIB + "/kbuildguard/data/macros.zz-kbuildguard-kmodtool",
+                 "/usr/lib/rpm/macros.d/macros.zz-kbuildguard-kmodtool", "/usr/lib/kbuildguard/dkms-post-build", SITELIB + "/kbuildguard/data/macros.zz-kbuildguard-kmodtool",
                  "/usr/share/bash-completion/completions/kbuildguard", SITELIB + "/kbuildguard/cli.py",
                  SITELIB + "/kbuildguard/templates/Kbuild.j2", SITELIB + "/kbuildguard/data/catalogue.json",
                  "/usr/share/doc/kbuildguard-%s/examples/rpm/kmod-kdemo.spec" % __version__,
@@ -137,7 +137,7 @@ def test_deb_depends_only_on_debian_packages(dist):
                                       "python3-packaging (>= 16.8)", "python3-tomli | python3 (>= 3.11)"])
     files = set(line.split()[-1] for line in _out(["dpkg-deb", "-c", deb]).splitlines())
     for path in ("./usr/bin/kbuildguard", "./usr/lib/rpm/macros.d/macros.kbuildguard", "./usr/share/man/man1/kbuildguard.1.gz",
-                 "./usr/lib/rpm/macros.d/macros.zz-kbuildguard-kmodtool",
+                 "./usr/lib/rpm/macros.d/macros.zz-kbuildguard-kmodtool", "./usr/lib/kbuildguard/dkms-post-build",
                  "./usr/share/bash-completion/completions/kbuildguard", "./usr/lib/python3/dist-packages/kbuildguard/cli.py",
                  "./usr/share/doc/kbuildguard/examples/debian-module/debian/rules"):
         assert path in files, path
