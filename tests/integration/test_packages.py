@@ -62,8 +62,8 @@ def test_rpm_requires_only_distribution_packages(dist):
     assert ours == ["/bin/sh", "/usr/bin/python3", "make", "python(abi) = 3.9", "python3-distro >= 1.4.0",
                     "python3-jinja2 >= 2.10.1", "python3-packaging >= 16.8", "python3-tomli"]
     provides = _out(["rpm", "-qp", "--provides", rpm]).splitlines()
-    assert "kbuildguard = %s-1" % __version__ in provides
-    assert "kbuildguard-rpm-macros = %s-1" % __version__ in provides
+    assert "kbuildguard = %s-1.el9" % __version__ in provides
+    assert "kbuildguard-rpm-macros = %s-1.el9" % __version__ in provides
     assert "rpm_macro(kbuildguard_make)" in provides and "rpm_macro(kbuildguard_check)" in provides
     files = set(_out(["rpm", "-qlp", rpm]).splitlines())
     for path in ("/usr/bin/kbuildguard", "/usr/lib/rpm/macros.d/macros.kbuildguard", "/usr/share/man/man1/kbuildguard.1",
