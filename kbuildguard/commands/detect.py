@@ -1,6 +1,6 @@
 """``kbuildguard detect``: the kernel's compiler, where each fact came from, and the local compiler that matches."""
 
-from typing import Optional
+from typing import List, Optional
 
 from kbuildguard import report, toolchain
 from kbuildguard.build.pipeline import no_match_error
@@ -49,7 +49,7 @@ def run(ctx: Context, common: Common, fetch: FetchOptions = FetchOptions(), lock
     selection = toolchain.select(ctx.runner, target, level_of(settings), ctx.env, forced=forced_of(settings),
                                  opt_root=settings.scl_root.value or "/opt/rh")
     lock = None
-    written = []  # type: List[str]
+    written: List[str] = []
     if lock_dir is not None and selection.selected is not None:
         from kbuildguard.build import toolchainlock
 

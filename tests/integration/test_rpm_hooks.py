@@ -176,14 +176,14 @@ def _kmodtool_build(tmp_path, top, release, theirs, ours_kmodtool=True, extra=()
     return proc.returncode, proc.stdout.decode(errors="replace"), glob.glob(str(top / "RPMS" / "*" / "*.rpm"))
 
 
-def _kmodtool_macros(sign_file, key):
+def _kmodtool_macros(sign_file, key_pair):
     """kmodtool's switches and steps, reduced: sign every .ko (its brp-kmodsign), then compress."""
     return ("%%__kmodtool_signmodules 1\n"
             "%%__kmodtool_modsign_install_post echo THEIRS-KMODTOOL-SIGNS; find %%{buildroot}/lib/modules -name '*.ko' "
             "-exec %s sha256 %s %s {} \\\\;\n"
             "%%__kmodtool_zipmodules 1\n"
             "%%__kmodtool_modzip_install_post echo THEIRS-KMODTOOL-ZIPS; find %%{buildroot}/lib/modules -name '*.ko' "
-            "-exec xz -f --check=crc32 {} +\n") % (sign_file, key[0], key[1])
+            "-exec xz -f --check=crc32 {} +\n") % (sign_file, key_pair[0], key_pair[1])
 
 
 def test_kmodtool_signs_and_compresses_and_the_check_runs_after_each(debian_release, compilers, key, tmp_path):  # noqa: F811
