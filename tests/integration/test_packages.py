@@ -254,3 +254,54 @@ def test_el7_rpm_built_by_python_3_6(dist, debian_release, tmp_path):
     assert versions.split() == ["(3,", "6)", "2.10.1", "16.8"], versions
     assert _out([interpreter, script, "--version"], env=env, cwd="/").strip() == "kbuildguard %s" % __version__
     assert "gcc 12.2.0" in _out([interpreter, script, "detect", "--kernel", debian_release], env=env, cwd="/")
+
+
+# -- installed for real: dnf --installroot, a local repository of stand-ins -----------------------
+
+STANDINS_SPEC = os.path.join(REPO, "tests", "data", "rpm", "standins.spec")
+EL9_PROVIDES = ["/bin/sh", "/usr/bin/python3", "make", "python(abi) = 3.9", "python3-jinja2 = 2.11.3", "python3-distro = 1.5.0",
+                "python3-packaging = 20.9", "python3-tomli = 1.2.2", "python3.9dist(jinja2) = 2.11.3", "python3.9dist(distro) = 1.5",
+                "python3.9dist(packaging) = 20.9", "python3.9dist(tomli) = 1.2.2"]
+# EPEL 7's names and the issue's versions (jinja2 2.11.1, distro 1.5.0, packaging 16.8)
+EL7_PROVIDES = ["/bin/sh", "/usr/bin/python3.6", "make", "python(abi) = 3.6", "python36-jinja2 = 2.11.1", "python36-distro = 1.5.0",
+                "python36-packaging = 16.8", "python36-tomli = 1.2.2"]
+
+
+def _dnf_install(tmp_path, rpm, provides, releasever):
+    """dnf --installroot from a local repository holding one stand-in package (PROVIDES): the RPM's
+    Requires resolve against a distribution's names, and rpm installs its files."""
+    require(shutil.which("dnf") is not None and shutil.which("createrepo_c") is not None, "dnf, createrepo_c")
+    top, repo, root = tmp_path / "top", tmp_path / "repo", tmp_path / "root"
+    _out(["rpmbuild", "-bb", "--define", "_topdir %s" % top, "--define", "standin_name el%s-standins" % releasever,
+          "--define", "standin_provides %s" % ";".join(provides), STANDINS_SPEC])
+    repo.mkdir()
+    for built in glob.glob(str(top / "RPMS" / "noarch" / "*.rpm")):
+        shutil.copy(built, str(repo))
+    _out(["createrepo_c", "-q", str(repo)])
+    proc = subprocess.run(["dnf", "-y", "--installroot", str(root), "--releasever", releasever, "--repofrompath",
+                           "standins,file://%s" % repo, "--repo", "standins", "--nogpgcheck", "--setopt=cachedir=%s" % (tmp_path / "cache"),
+                           "--setopt=reposdir=/nonexistent", "--setopt=install_weak_deps=False", "install", rpm],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return proc.returncode, proc.stdout.decode(errors="replace"), root
+
+
+@pytest.mark.parametrize("which", ["el9", "el7"])
+def test_the_rpm_installs_with_dnf_against_the_distributions_names(dist, tmp_path, which):
+    rpm = _one(dist, RPM if which == "el9" else EL7_RPM)
+    provides = EL9_PROVIDES if which == "el9" else EL7_PROVIDES
+    code, out, root = _dnf_install(tmp_path, rpm, provides, which[2:])
+    assert code == 0, out[-3000:]
+    assert _out(["rpm", "--root", str(root), "-q", "kbuildguard"]).startswith("kbuildguard-%s-1.%s" % (__version__, which))
+    _out(["rpm", "--root", str(root), "-V", "kbuildguard"])  # every file as the package says
+    sitelib = root / "usr" / "lib" / ("python3.9" if which == "el9" else "python3.6") / "site-packages"
+    assert (sitelib / "kbuildguard" / "cli.py").is_file()
+    assert (root / "usr" / "lib" / "kbuildguard" / "dkms-post-build").is_file()
+    # the installed files run (Debian's python3 stands in for the target's: pure Python)
+    env = dict(os.environ, PYTHONPATH=str(sitelib), PATH="/usr/sbin:/usr/bin:/sbin:/bin")
+    assert _out(["python3", str(root / "usr" / "bin" / "kbuildguard"), "--version"], env=env, cwd="/").strip() == "kbuildguard %s" % __version__
+
+
+def test_dnf_refuses_the_el9_rpm_without_tomli(dist, tmp_path):
+    """The control: a distribution without python3-tomli (Python 3.9 has no tomllib) cannot install it."""
+    code, out, _ = _dnf_install(tmp_path, _one(dist, RPM), [p for p in EL9_PROVIDES if "tomli" not in p], "9")
+    assert code != 0 and "python3-tomli" in out, out[-3000:]
