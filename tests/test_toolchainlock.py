@@ -83,6 +83,27 @@ def test_a_release_that_is_not_a_folder_name_is_refused(release):
         toolchainlock.plan(_target(release=release), GCC, {"PATH": ""})
 
 
+def test_a_toolsets_bin_and_libraries_follow_the_locks_bin(tmp_path):
+    gts = Compiler("/opt/rh/gcc-toolset-13/root/usr/bin/gcc", Family.GCC, "13.2.1", "Red Hat 13.2.1-1", "", Arch.X86_64, "gcc",
+                   "gcc-toolset-13")
+    lock = toolchainlock.plan(_target(), gts, {"PATH": "/usr/bin:/bin"})
+    assert lock.path_prefix == ("/opt/rh/gcc-toolset-13/root/usr/bin",)
+    env = toolchainlock.render_env(lock, "/L/R/bin")
+    assert "PATH=/L/R/bin:/opt/rh/gcc-toolset-13/root/usr/bin:\"${PATH:-" in env
+    assert "LD_LIBRARY_PATH=/opt/rh/gcc-toolset-13/root/usr/lib64:/opt/rh/gcc-toolset-13/root/usr/lib\nexport LD_LIBRARY_PATH\n" in env
+
+
+def test_a_lock_folder_others_can_write_is_refused(tmp_path):
+    """root's DKMS sources the lock: a group- or world-writable folder would run others' code."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    lock = toolchainlock.plan(_target(), GCC, {"PATH": ""})
+    with pytest.raises(BadInput, match="writable by group or others"):
+        toolchainlock.write(lock, str(shared))
+    assert os.listdir(str(shared)) == []
+
+
 def test_a_lock_folder_with_control_characters_or_unwritable_is_refused(tmp_path):
     lock = toolchainlock.plan(_target(), GCC, {"PATH": ""})
     with pytest.raises(BadInput):

@@ -48,6 +48,10 @@ class ToolchainLock(NamedTuple):
     compiler: Compiler
     make_vars: Tuple[str, ...]  # ("LLVM=-16", "LLVM_IAS=1") for a clang kernel, () for gcc
     tools: Tuple[LockedTool, ...]
+    # what toolset_env puts first on PATH for a build with this compiler (a toolset's bin, clang's
+    # LLVM folder for LLVM=1's unversioned ld.lld, llvm-ar ...), after the lock's own bin
+    path_prefix: Tuple[str, ...]
+    ld_library_path: str  # a Red Hat toolset's libraries (its enable script sets them too), or ""
 
 
 def plan(target: KernelTarget, compiler: Compiler, env: Mapping[str, str]) -> ToolchainLock:
@@ -71,7 +75,10 @@ def plan(target: KernelTarget, compiler: Compiler, env: Mapping[str, str]) -> To
         found = shutil.which(name, path=path)
         if found is not None:
             tools.append(LockedTool(name, found, role))
-    return ToolchainLock(target.release, compiler, llvm.make_vars, tuple(tools))
+    before = env.get("PATH", os.defpath).split(os.pathsep)
+    prefix = tuple(d for d in path.split(os.pathsep) if d and d not in before)
+    libs = build_env.get("LD_LIBRARY_PATH", "") if compiler.toolset else ""
+    return ToolchainLock(target.release, compiler, llvm.make_vars, tuple(tools), prefix, libs)
 
 
 def _unique(names: List[str]) -> List[str]:
@@ -95,8 +102,10 @@ def render_env(lock: ToolchainLock, bindir: str) -> str:
     for tool in lock.tools:
         if tool.role != "compiler":
             lines.append("kbuildguard_lock_%s=%s" % (tool.role, q(tool.path)))
-    lines.append("PATH=%s:\"${PATH:-/usr/sbin:/usr/bin:/sbin:/bin}\"" % q(bindir))
+    lines.append("PATH=%s:\"${PATH:-/usr/sbin:/usr/bin:/sbin:/bin}\"" % ":".join(q(d) for d in (bindir,) + lock.path_prefix))
     lines.append("export PATH")
+    if lock.ld_library_path:
+        lines.append("LD_LIBRARY_PATH=%s\nexport LD_LIBRARY_PATH" % q(lock.ld_library_path))
     for var in lock.make_vars:  # LLVM=-16 LLVM_IAS=1: the Makefile reads them from the environment
         name, _, value = var.partition("=")
         lines.append("%s=%s" % (name, q(value)))
@@ -125,7 +134,16 @@ def write(lock: ToolchainLock, root: str) -> List[str]:
         raise BadInput("--toolchain-lock %r: not a usable folder name (empty, or control characters)" % root)
     root = os.path.abspath(root)
     try:
-        os.makedirs(root, exist_ok=True)
+        os.makedirs(root, mode=0o755, exist_ok=True)  # not group-writable under a umask of 002
+        info = os.stat(root)
+        mode = info.st_mode
+        if info.st_uid not in (0, os.geteuid()):
+            raise BadInput("--toolchain-lock %s: the folder belongs to uid %d, not to you or root: whatever sources "
+                           "the lock would run their code" % (root, info.st_uid))
+        if mode & 0o022:
+            # root's DKMS sources what is in it: a folder others may write is their code run as root
+            raise BadInput("--toolchain-lock %s: the folder is writable by group or others (mode %o): whatever sources "
+                           "the lock would run their code" % (root, mode & 0o777))
         staging = tempfile.mkdtemp(prefix=".%s." % lock.release, dir=root)
         final = os.path.join(root, lock.release)
         bindir = os.path.join(final, "bin")
@@ -150,8 +168,13 @@ def write(lock: ToolchainLock, root: str) -> List[str]:
 
 
 def _write_text(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    """A new file renamed over PATH: never written through a name someone else may have planted."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp.", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
