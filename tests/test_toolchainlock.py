@@ -114,3 +114,13 @@ def test_a_lock_folder_with_control_characters_or_unwritable_is_refused(tmp_path
     blocker.write_text("")
     with pytest.raises(CannotWrite):
         toolchainlock.write(lock, str(blocker / "sub"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_a_lock_folder_another_user_owns_is_refused(tmp_path):
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o755)
+    os.chown(str(theirs), 4242, -1)
+    lock = toolchainlock.plan(_target(), GCC, {"PATH": ""})
+    with pytest.raises(BadInput, match="belongs to uid 4242"):
+        toolchainlock.write(lock, str(theirs))
