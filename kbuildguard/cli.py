@@ -130,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_kernel_options(p, proc_version=True)
     _add_fetch_options(p)
     p.add_argument("--cc", metavar="PATH", help="judge only this compiler")
+    p.add_argument("--toolchain-lock", metavar="DIR",
+                   help="write DIR/RELEASE/{env,bin/}, the selected compiler, linker, pahole, rustc and LLVM= for "
+                        "DKMS to source (DIR/build_environment), so a plain dkms.conf builds with them")
 
     p = add("make", "build the module with the kernel's compiler and refuse any .ko that does not match")
     p.add_argument("-C", dest="directory", default=".", metavar="MODULE_DIR", help="the module repository (default: .)")
@@ -253,7 +256,7 @@ def _common(args: argparse.Namespace, make_args: Sequence[str]) -> Common:
 def _detect(ctx: Context, args: argparse.Namespace, common: Common) -> int:
     from kbuildguard.commands import detect
 
-    return detect.run(ctx, common, _fetch(args))
+    return detect.run(ctx, common, _fetch(args), lock_dir=args.toolchain_lock)
 
 
 def _add_report_options(p: argparse.ArgumentParser) -> None:

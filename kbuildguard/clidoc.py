@@ -18,6 +18,7 @@ from typing import IO, List, NamedTuple, Optional, Sequence, Tuple
 from kbuildguard import __version__
 from kbuildguard.cli import EXAMPLES, build_parser
 from kbuildguard.errors import exit_code_table
+from kbuildguard.settings import ENVIRONMENT_HELP
 
 
 class Option(NamedTuple):
@@ -96,6 +97,38 @@ def _option_tag(opt: Option) -> str:
     return names
 
 
+# The files kbuildguard reads and writes, for the man page's FILES and docs/reference.md's table.
+FILES = (
+    ("MODULE_DIR/kbuildguard.toml", "the module repository's settings: data, never code (it cannot name a compiler or a build tree)"),
+    ("MODULE_DIR/.kbuildguard/build.log", "the complete log of the last build (or --log-file, KBUILDGUARD_LOG)"),
+    ("MODULE_DIR/.kbuildguard/report.json", "the last build's report (report-RELEASE.json per kernel, summary.json for several)"),
+    ("MODULE_DIR/.kbuildguard/rejected/", "refused modules, kept with their reports; unverified/ holds stray .ko files moved aside"),
+    ("MODULE_DIR/kbuildguard-out/RELEASE/", "verified modules, one folder per kernel (--kernel all, R1,R2)"),
+    ("$XDG_CACHE_HOME/kbuildguard/ (~/.cache/kbuildguard/)", "the probe cache, layouts read from kernel images, build staging"),
+    ("/var/cache/kbuildguard/kernels/", "kernel trees fetched by fetch for root without XDG_CACHE_HOME (otherwise under the cache above)"),
+    ("/usr/lib/rpm/macros.d/macros.kbuildguard",
+     "the RPM macros (%kbuildguard_make, %kbuildguard_check, the kmod hooks); also printed by kbuildguard rpm-macros"),
+    ("/usr/lib/rpm/macros.d/macros.zz-kbuildguard-kmodtool", "the check chained after RPM Fusion's kmodtool signing and compression"),
+    ("/usr/lib/kbuildguard/dkms-post-build", "the check after a DKMS build (dkms.conf POST_BUILD)"),
+    ("DIR/RELEASE/env, DIR/build_environment", "a kernel's toolchain lock for DKMS, written by detect --toolchain-lock DIR"),
+    ("/etc/kernel/postinst.d/zz-kbuildguard, /etc/kernel/install.d/95-kbuildguard.install",
+     "the reboot-check hooks, once installed (reboot-check --print-hook); /etc/default/kbuildguard sets KBUILDGUARD_HOOK=block"),
+)
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def reference_tables() -> str:
+    """docs/reference.md's environment and files tables (a test keeps the page equal to this)."""
+    out = ["| variable | what it sets |", "|---|---|"]
+    out += ["| `%s` | %s |" % (name, _md(meaning)) for name, meaning in ENVIRONMENT_HELP]
+    out += ["", "| file | what |", "|---|---|"]
+    out += ["| `%s` | %s |" % (path, _md(meaning)) for path, meaning in FILES]
+    return "\n".join(out) + "\n"
+
+
 def man_page(parser: Optional[argparse.ArgumentParser] = None) -> str:
     top, cmds = commands(parser)
     out = ['.TH KBUILDGUARD 1 "" "kbuildguard %s" "User Commands"' % __version__,
@@ -120,12 +153,14 @@ def man_page(parser: Optional[argparse.ArgumentParser] = None) -> str:
     out += [".SH EXIT STATUS", ".nf", _roff(exit_code_table()), ".fi",
             ".SH ENVIRONMENT",
             "Settings are taken from the command line, then \\fBKBUILDGUARD_*\\fR variables, then "
-            "\\fIkbuildguard.toml\\fR in the module folder, then the packaged defaults.",
-            ".SH FILES",
-            ".TP", "\\fI/usr/lib/rpm/macros.d/macros.kbuildguard\\fR",
-            "the RPM macros (\\fB%kbuildguard_make\\fR, \\fB%kbuildguard_check\\fR); also printed by "
-            "\\fBkbuildguard rpm\\-macros\\fR",
-            ".SH SEE ALSO", "\\fBmake\\fR(1), \\fBdkms\\fR(8), \\fBrpmbuild\\fR(8), \\fBmodinfo\\fR(8)", ""]
+            "\\fIkbuildguard.toml\\fR in the module folder, then the packaged defaults. Any other "
+            "\\fBKBUILDGUARD_*\\fR variable is an error (exit 12)."]
+    for name, meaning in ENVIRONMENT_HELP:
+        out += [".TP", "\\fB%s\\fR" % _roff(name), _roff(meaning)]
+    out.append(".SH FILES")
+    for path, meaning in FILES:
+        out += [".TP", "\\fI%s\\fR" % _roff(path), _roff(meaning)]
+    out += [".SH SEE ALSO", "\\fBmake\\fR(1), \\fBdkms\\fR(8), \\fBrpmbuild\\fR(8), \\fBmodinfo\\fR(8)", ""]
     return "\n".join(out)
 
 
@@ -196,7 +231,7 @@ def bash_completion(parser: Optional[argparse.ArgumentParser] = None) -> str:
     return "\n".join(lines)
 
 
-GENERATORS = {"man": man_page, "bash": bash_completion}
+GENERATORS = {"man": man_page, "bash": bash_completion, "reference": reference_tables}
 
 
 def main(argv: Sequence[str], out: IO[str]) -> int:

@@ -90,9 +90,20 @@ FILE_FORBIDDEN = {
     "kernel_dir": "a repository cannot choose the build tree (make runs the tree's Makefile): use --kernel-dir or KBUILDGUARD_KERNEL_DIR",
 }
 
-ENVIRONMENT = ("KBUILDGUARD_MATCH", "KBUILDGUARD_CC", "KBUILDGUARD_KERNEL", "KBUILDGUARD_KERNEL_DIR",
-               "KBUILDGUARD_SYSROOT", "KBUILDGUARD_LOG", "KBUILDGUARD_SCL_ROOT", "KBUILDGUARD_SIGN_KEY",
-               "KBUILDGUARD_SIGN_CERT")
+# Every KBUILDGUARD_* variable kbuildguard reads, with what it sets: the one list behind the check of
+# stray variables below, the man page's ENVIRONMENT and docs/reference.md's table (clidoc.py).
+ENVIRONMENT_HELP = (
+    ("KBUILDGUARD_MATCH", "how closely a compiler must match the kernel's (as --match: exact, version, minor, major)"),
+    ("KBUILDGUARD_CC", "the compiler to use (as --cc); refused if it does not match the kernel's"),
+    ("KBUILDGUARD_KERNEL", "the target kernel release, or all, or R1,R2 (as --kernel)"),
+    ("KBUILDGUARD_KERNEL_DIR", "the kernel build tree (as --kernel-dir)"),
+    ("KBUILDGUARD_SYSROOT", "the root of the target system, for a build root or an image (as --sysroot)"),
+    ("KBUILDGUARD_LOG", "where the complete log goes (as --log-file)"),
+    ("KBUILDGUARD_SCL_ROOT", "where Software Collections toolsets are looked for (default /opt/rh, or SYSROOT/opt/rh)"),
+    ("KBUILDGUARD_SIGN_KEY", "the module signing key (as --sign-key)"),
+    ("KBUILDGUARD_SIGN_CERT", "the module signing certificate (as --sign-cert)"),
+)
+ENVIRONMENT = tuple(name for name, _ in ENVIRONMENT_HELP)
 
 
 class Settings(NamedTuple):

@@ -80,3 +80,25 @@ def test_generator_entry_point(capsys):
 def test_cli_itself_is_unchanged_by_the_generator():
     # generating does not add a subcommand: cli.py stays argparse-only
     assert main(["completion"], stdout=io.StringIO(), stderr=io.StringIO()) == 2
+
+
+def test_environment_and_files_are_one_list_for_the_man_page_and_the_reference_page():
+    """docs/reference.md's tables are clidoc.reference_tables() verbatim, and the man page names every
+    KBUILDGUARD_* variable the settings accept and every file of the list."""
+    import os
+    import re
+
+    from kbuildguard import clidoc, settings
+
+    page = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "reference.md")).read()
+    block = re.search(r"<!-- generated: python3 -m kbuildguard.clidoc reference -->\n(.*?)<!-- end generated -->", page, re.S)
+    assert block is not None and block.group(1) == clidoc.reference_tables()
+    man = clidoc.man_page()
+    environment = man[man.index(".SH ENVIRONMENT"):man.index(".SH FILES")]
+    files = man[man.index(".SH FILES"):man.index(".SH SEE ALSO")]
+    assert re.findall(r"\\fB(KBUILDGUARD_\w+)\\fR", environment) == list(settings.ENVIRONMENT)
+    for path, _ in clidoc.FILES:
+        assert "\\fI%s\\fR" % clidoc._roff(path) in files, path
+    # the variables the code reads are the list's: a new _env(env, "KBUILDGUARD_X") needs a line in it
+    source = open(settings.__file__).read()
+    assert set(re.findall(r'_env\(env, "(KBUILDGUARD_\w+)"\)', source)) == set(settings.ENVIRONMENT)

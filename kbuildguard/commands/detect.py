@@ -1,5 +1,7 @@
 """``kbuildguard detect``: the kernel's compiler, where each fact came from, and the local compiler that matches."""
 
+from typing import List, Optional
+
 from kbuildguard import report, toolchain
 from kbuildguard.build.pipeline import no_match_error
 from kbuildguard.commands.common import FetchOptions, forced_of, kernel_selectors, level_of, settings_for
@@ -37,7 +39,7 @@ def describe_selection(ctx: Context, selection: Selection) -> None:
     ctx.out("selected: %s" % (printable(selection.selected.path) if selection.selected else "none"))
 
 
-def run(ctx: Context, common: Common, fetch: FetchOptions = FetchOptions()) -> int:
+def run(ctx: Context, common: Common, fetch: FetchOptions = FetchOptions(), lock_dir: Optional[str] = None) -> int:
     settings = settings_for(ctx, common.cli)
     selectors, _ = kernel_selectors(ctx, settings, fetch, "detect", many=False, proc_version_file=common.proc_version_file)
     target = kernel.resolve(selectors[0])
@@ -46,11 +48,28 @@ def run(ctx: Context, common: Common, fetch: FetchOptions = FetchOptions()) -> i
                                         " (built by %s, says %s)" % (target.compiler.describe(), target.compiler_source))
     selection = toolchain.select(ctx.runner, target, level_of(settings), ctx.env, forced=forced_of(settings),
                                  opt_root=settings.scl_root.value or "/opt/rh")
+    lock = None
+    written: List[str] = []
+    if lock_dir is not None and selection.selected is not None:
+        from kbuildguard.build import toolchainlock
+
+        lock = toolchainlock.plan(target, selection.selected, ctx.env)
+        written = toolchainlock.write(lock, lock_dir)
     if ctx.json:
-        ctx.out_json({"kernel": report.kernel_json(target), "settings": settings.as_json(), **report.selection_json(selection)})
+        result = {"kernel": report.kernel_json(target), "settings": settings.as_json(), **report.selection_json(selection)}
+        if lock is not None:
+            result["toolchain_lock"] = {"env": written[0], "bin": written[1], "build_environment": written[2],
+                                        "make_vars": list(lock.make_vars),
+                                        "tools": [{"name": t.name, "path": t.path, "role": t.role} for t in lock.tools]}
+        ctx.out_json(result)
     else:
         describe_kernel(ctx, target)
         describe_selection(ctx, selection)
+        if lock is not None:
+            ctx.out("toolchain lock: %s" % printable(written[0]))
+            for tool in lock.tools:
+                ctx.out("  %-8s %-12s -> %s" % (tool.role, printable(tool.name), printable(tool.path)))
+            ctx.out("  DKMS sources %s (build_environment) with $kernelver set" % printable(written[2]))
     if selection.selected is None:
         raise with_setup_hint(ctx, target, selection, settings, common)
     return 0

@@ -24,8 +24,10 @@ pytestmark = pytest.mark.skipif(sys.version_info < (3, 7), reason="runs in the P
 
 REPO = os.path.dirname(EXAMPLES)
 SPEC = os.path.join(REPO, "packaging", "rpm", "kbuildguard.spec")
-# Debian's rpm: the spec's fallback %python3_sitelib, the same path as Debian's own python3 packages
-SITELIB = "/usr/lib/python3/dist-packages"
+# scripts/build-packages builds the main RPM in EL9's layout (Python 3.9), not Debian's dist-packages
+SITELIB = "/usr/lib/python3.9/site-packages"
+RPM = "kbuildguard-%s-1.el9.noarch.rpm" % __version__
+EL7_RPM = "kbuildguard-%s-1.el7.noarch.rpm" % __version__
 
 
 def _out(argv, **kwargs):
@@ -48,31 +50,38 @@ def _one(dist, pattern):
 
 
 def test_rpm_requires_only_distribution_packages(dist):
-    rpm = _one(dist, "kbuildguard-%s-1.noarch.rpm" % __version__)
+    rpm = _one(dist, RPM)
     requires = sorted(_out(["rpm", "-qp", "--requires", rpm]).splitlines())
-    ours = [r for r in requires if not r.startswith("rpmlib(")]
+    # the Python dependency generator's ranges (rich dependencies: EL9's rpm 4.16 reads them) from the
+    # egg-info, for Python 3.9 -- the path says which Python
+    generated = [r for r in requires if r.startswith("(") or "dist(" in r]
+    assert "(python3.9dist(jinja2) < 4 with python3.9dist(jinja2) >= 2.10.1)" in generated, generated
+    ours = [r for r in requires if not r.startswith("rpmlib(") and r not in generated]
     # /bin/sh: the reboot hooks (kbuildguard/data/hooks: kernel's postinst.d, kernel-install) are shell
-    # scripts; every distribution's base system provides it
-    assert ours == ["/bin/sh", "/usr/bin/python3", "make", "python3-distro >= 1.4.0", "python3-jinja2 >= 2.10.1",
-                    "python3-packaging >= 16.8"]
+    # scripts; every distribution's base system provides it. python3-tomli: EL9's Python 3.9 has no tomllib.
+    assert ours == ["/bin/sh", "/usr/bin/python3", "make", "python(abi) = 3.9", "python3-distro >= 1.4.0",
+                    "python3-jinja2 >= 2.10.1", "python3-packaging >= 16.8", "python3-tomli"]
     provides = _out(["rpm", "-qp", "--provides", rpm]).splitlines()
-    assert "kbuildguard = %s-1" % __version__ in provides
-    assert "kbuildguard-rpm-macros = %s-1" % __version__ in provides
+    assert "kbuildguard = %s-1.el9" % __version__ in provides
+    assert "kbuildguard-rpm-macros = %s-1.el9" % __version__ in provides
     assert "rpm_macro(kbuildguard_make)" in provides and "rpm_macro(kbuildguard_check)" in provides
     files = set(_out(["rpm", "-qlp", rpm]).splitlines())
     for path in ("/usr/bin/kbuildguard", "/usr/lib/rpm/macros.d/macros.kbuildguard", "/usr/share/man/man1/kbuildguard.1",
+                 "/usr/lib/rpm/macros.d/macros.zz-kbuildguard-kmodtool", "/usr/lib/kbuildguard/dkms-post-build", SITELIB + "/kbuildguard/data/macros.zz-kbuildguard-kmodtool",
                  "/usr/share/bash-completion/completions/kbuildguard", SITELIB + "/kbuildguard/cli.py",
                  SITELIB + "/kbuildguard/templates/Kbuild.j2", SITELIB + "/kbuildguard/data/catalogue.json",
                  "/usr/share/doc/kbuildguard-%s/examples/rpm/kmod-kdemo.spec" % __version__,
                  "/usr/share/doc/kbuildguard-%s/examples/debian-module/debian/rules" % __version__):
         assert path in files, path
     assert not [f for f in files if f.endswith(".o_shipped")]
+    # EL9's layout only: nothing in Debian's dist-packages, no byte code of the build host's Python
+    assert not [f for f in files if "dist-packages" in f or "cpython-311" in f]
 
 
 def test_srpm_build_requires(dist):
-    srpm = _one(dist, "kbuildguard-%s-1.src.rpm" % __version__)
+    srpm = _one(dist, "kbuildguard-%s-1.el9.src.rpm" % __version__)
     requires = _out(["rpm", "-qp", "--requires", srpm]).splitlines()
-    for name in ("python3-devel", "python3-setuptools", "python3-jinja2", "python3-distro", "python3-packaging"):
+    for name in ("python3-devel", "python3-setuptools", "python3-jinja2", "python3-distro", "python3-packaging", "python3-tomli"):
         assert name in requires, name
 
 
@@ -90,9 +99,10 @@ def test_spec_el7_variant_names_epel_python36_packages():
 
 
 def test_rpm_payload_runs(dist, debian_release, tmp_path):
-    """The payload, unpacked, run by the interpreter its script names with Debian's own libraries."""
+    """The payload, unpacked, run by the interpreter its script names (Debian's python3 stands in for
+    EL9's: the package is pure Python) with Debian's own libraries."""
     require(shutil.which("rpm2cpio") is not None and shutil.which("cpio") is not None, "rpm2cpio, cpio")
-    rpm = _one(dist, "kbuildguard-%s-1.noarch.rpm" % __version__)
+    rpm = _one(dist, RPM)
     root = tmp_path / "root"
     root.mkdir()
     subprocess.run("rpm2cpio %s | cpio -idm --quiet" % rpm, shell=True, cwd=str(root), check=True)
@@ -127,6 +137,7 @@ def test_deb_depends_only_on_debian_packages(dist):
                                       "python3-packaging (>= 16.8)", "python3-tomli | python3 (>= 3.11)"])
     files = set(line.split()[-1] for line in _out(["dpkg-deb", "-c", deb]).splitlines())
     for path in ("./usr/bin/kbuildguard", "./usr/lib/rpm/macros.d/macros.kbuildguard", "./usr/share/man/man1/kbuildguard.1.gz",
+                 "./usr/lib/rpm/macros.d/macros.zz-kbuildguard-kmodtool", "./usr/lib/kbuildguard/dkms-post-build",
                  "./usr/share/bash-completion/completions/kbuildguard", "./usr/lib/python3/dist-packages/kbuildguard/cli.py",
                  "./usr/share/doc/kbuildguard/examples/debian-module/debian/rules"):
         assert path in files, path
@@ -213,26 +224,84 @@ def test_module_package_builds_in_a_clean_bookworm_chroot_offline(dist, tmp_path
 
 def test_el7_rpm_built_by_python_3_6(dist, debian_release, tmp_path):
     """The EL7 variant scripts/build-packages built with --define "rhel 7", Python 3.6 and setuptools
-    < 59.7 (setup.py's own translation of pyproject.toml): EPEL 7's names, Python 3.6's paths, and
-    a payload that runs on 3.6 with the oldest libraries."""
-    rpm = _one(dist, "kbuildguard-%s-1.el7.noarch.rpm" % __version__)
+    < 59.7 (setup.py's own translation of pyproject.toml): EPEL 7's names, EL7's /usr/bin/python3.6
+    (not the build host's venv), Python 3.6's paths, no rich dependency (EL7's rpm 4.11 cannot read
+    one), and a payload that runs on 3.6 with the oldest libraries."""
+    rpm = _one(dist, EL7_RPM)
     requires = _out(["rpm", "-qp", "--requires", rpm]).splitlines()
-    assert {"python36-jinja2 >= 2.10.1", "python36-distro >= 1.4.0", "python36-packaging >= 16.8", "python36-tomli",
-            "python(abi) = 3.6", "make"} <= set(requires)
-    # Debian's rpm ran the Python dependency generator on /usr/lib/python3.6/site-packages, as EL's
-    # does: the same floors, and no setuptools (the spec drops entry_points.txt with its own script)
-    assert "(python3.6dist(jinja2) < 3.1 with python3.6dist(jinja2) >= 2.10.1)" in requires
-    assert not [r for r in requires if "setuptools" in r or r.startswith("python3-")]
+    ours = sorted(r for r in requires if not r.startswith("rpmlib("))
+    assert ours == ["/bin/sh", "/usr/bin/python3.6", "make", "python(abi) = 3.6", "python36-distro >= 1.4.0",
+                    "python36-jinja2 >= 2.10.1", "python36-packaging >= 16.8", "python36-tomli"], ours
+    # a rich dependency is a name in parentheses and makes rpm add rpmlib(RichDependencies) (rpm 4.13);
+    # it has no flag of its own in REQUIREFLAGS: every flag here is one rpm 4.11 knows (< 1 << 28)
+    assert "rpmlib(RichDependencies) <= 4.12.0-1" not in requires
+    assert not [r for r in requires if r.startswith("(")]
+    flags = _out(["rpm", "-qp", "--qf", "[%{REQUIREFLAGS}\\n]", rpm]).split()
+    assert flags and all(int(f) < (1 << 28) for f in flags), flags
     root = tmp_path / "root"
     root.mkdir()
     subprocess.run("rpm2cpio %s | cpio -idm --quiet" % rpm, shell=True, cwd=str(root), check=True)
     sitelib = root / "usr" / "lib" / "python3.6" / "site-packages"
     assert (sitelib / "kbuildguard" / "templates" / "Makefile.j2").is_file()
     script = str(root / "usr" / "bin" / "kbuildguard")
-    interpreter = open(script).readline()[2:].strip()  # the Python 3.6 it was built with
+    assert open(script).readline() == "#!/usr/bin/python3.6\n"
+    # EL7's /usr/bin/python3.6 stand-in: the Python 3.6 with the oldest libraries that built it
+    interpreter = os.environ.get("KBG_TEST_EL7_PYTHON", "")
+    require(bool(interpreter) and os.access(interpreter, os.X_OK), "KBG_TEST_EL7_PYTHON (scripts/test: the EL7 build's Python 3.6)")
     env = dict(os.environ, PYTHONPATH=str(sitelib), PATH="/usr/sbin:/usr/bin:/sbin:/bin")
     versions = _out([interpreter, "-c", "import sys, jinja2, packaging; print(sys.version_info[:2], jinja2.__version__, packaging.__version__)"],
                     env=env)
     assert versions.split() == ["(3,", "6)", "2.10.1", "16.8"], versions
     assert _out([interpreter, script, "--version"], env=env, cwd="/").strip() == "kbuildguard %s" % __version__
     assert "gcc 12.2.0" in _out([interpreter, script, "detect", "--kernel", debian_release], env=env, cwd="/")
+
+
+# -- installed for real: dnf --installroot, a local repository of stand-ins -----------------------
+
+STANDINS_SPEC = os.path.join(REPO, "tests", "data", "rpm", "standins.spec")
+EL9_PROVIDES = ["/bin/sh", "/usr/bin/python3", "make", "python(abi) = 3.9", "python3-jinja2 = 2.11.3", "python3-distro = 1.5.0",
+                "python3-packaging = 20.9", "python3-tomli = 1.2.2", "python3.9dist(jinja2) = 2.11.3", "python3.9dist(distro) = 1.5",
+                "python3.9dist(packaging) = 20.9", "python3.9dist(tomli) = 1.2.2"]
+# EPEL 7's names and the issue's versions (jinja2 2.11.1, distro 1.5.0, packaging 16.8)
+EL7_PROVIDES = ["/bin/sh", "/usr/bin/python3.6", "make", "python(abi) = 3.6", "python36-jinja2 = 2.11.1", "python36-distro = 1.5.0",
+                "python36-packaging = 16.8", "python36-tomli = 1.2.2"]
+
+
+def _dnf_install(tmp_path, rpm, provides, releasever):
+    """dnf --installroot from a local repository holding one stand-in package (PROVIDES): the RPM's
+    Requires resolve against a distribution's names, and rpm installs its files."""
+    require(shutil.which("dnf") is not None and shutil.which("createrepo_c") is not None, "dnf, createrepo_c")
+    top, repo, root = tmp_path / "top", tmp_path / "repo", tmp_path / "root"
+    _out(["rpmbuild", "-bb", "--define", "_topdir %s" % top, "--define", "standin_name el%s-standins" % releasever,
+          "--define", "standin_provides %s" % ";".join(provides), STANDINS_SPEC])
+    repo.mkdir()
+    for built in glob.glob(str(top / "RPMS" / "noarch" / "*.rpm")):
+        shutil.copy(built, str(repo))
+    _out(["createrepo_c", "-q", str(repo)])
+    proc = subprocess.run(["dnf", "-y", "--installroot", str(root), "--releasever", releasever, "--repofrompath",
+                           "standins,file://%s" % repo, "--repo", "standins", "--nogpgcheck", "--setopt=cachedir=%s" % (tmp_path / "cache"),
+                           "--setopt=reposdir=/nonexistent", "--setopt=install_weak_deps=False", "install", rpm],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return proc.returncode, proc.stdout.decode(errors="replace"), root
+
+
+@pytest.mark.parametrize("which", ["el9", "el7"])
+def test_the_rpm_installs_with_dnf_against_the_distributions_names(dist, tmp_path, which):
+    rpm = _one(dist, RPM if which == "el9" else EL7_RPM)
+    provides = EL9_PROVIDES if which == "el9" else EL7_PROVIDES
+    code, out, root = _dnf_install(tmp_path, rpm, provides, which[2:])
+    assert code == 0, out[-3000:]
+    assert _out(["rpm", "--root", str(root), "-q", "kbuildguard"]).startswith("kbuildguard-%s-1.%s" % (__version__, which))
+    _out(["rpm", "--root", str(root), "-V", "kbuildguard"])  # every file as the package says
+    sitelib = root / "usr" / "lib" / ("python3.9" if which == "el9" else "python3.6") / "site-packages"
+    assert (sitelib / "kbuildguard" / "cli.py").is_file()
+    assert (root / "usr" / "lib" / "kbuildguard" / "dkms-post-build").is_file()
+    # the installed files run (Debian's python3 stands in for the target's: pure Python)
+    env = dict(os.environ, PYTHONPATH=str(sitelib), PATH="/usr/sbin:/usr/bin:/sbin:/bin")
+    assert _out(["python3", str(root / "usr" / "bin" / "kbuildguard"), "--version"], env=env, cwd="/").strip() == "kbuildguard %s" % __version__
+
+
+def test_dnf_refuses_the_el9_rpm_without_tomli(dist, tmp_path):
+    """The control: a distribution without python3-tomli (Python 3.9 has no tomllib) cannot install it."""
+    code, out, _ = _dnf_install(tmp_path, _one(dist, RPM), [p for p in EL9_PROVIDES if "tomli" not in p], "9")
+    assert code != 0 and "python3-tomli" in out, out[-3000:]

@@ -148,3 +148,76 @@ def test_every_expansion_runs_both_hooks(tmp_path):
         assert out.count("kbuildguard check --kernel") == 3, out
         assert out.count("echo THEIRS") == (3 if first else 0), out
         assert "/BR/usr/lib/modules/*/" in out
+
+
+# -- RPM Fusion's kmodtool: its macros.kmodtool is loaded after macros.kbuildguard ----------------
+
+KMODTOOL_SPEC = os.path.join(os.path.dirname(EXAMPLES), "tests", "data", "rpm", "kmod-kmodtool-shape.spec")
+KMODTOOL_MACROS = os.path.join(os.path.dirname(EXAMPLES), "kbuildguard", "data", "macros.zz-kbuildguard-kmodtool")
+
+
+def _kmodtool_build(tmp_path, top, release, theirs, ours_kmodtool=True, extra=()):
+    """rpmbuild with a macros.d folder as the packages fill it -- macros.kbuildguard,
+    macros.zz-kbuildguard-kmodtool and a stand-in for kmodtool's macros.kmodtool -- loaded by rpm's
+    own glob (macros.d/macros.*, name order), not by --load in an order the test picks."""
+    require(shutil.which("rpmbuild") is not None and shutil.which("xz") is not None, "rpmbuild, xz")
+    macros_d = tmp_path / "macros.d"
+    macros_d.mkdir()
+    (macros_d / "macros.kbuildguard").write_text(kbuildguard("rpm-macros").out)
+    (macros_d / "macros.kmodtool").write_text(theirs)
+    if ours_kmodtool:
+        shutil.copy(KMODTOOL_MACROS, str(macros_d))
+    path = ":".join(["/usr/lib/rpm/macros", "/usr/lib/rpm/macros.d/macros.*", str(macros_d / "macros.*"),
+                     "/usr/lib/rpm/platform/%{_target}/macros", "/usr/lib/rpm/fileattrs/*.attr", "/usr/lib/rpm/debian/macros"])
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    proc = subprocess.run(["rpmbuild", "-bb", "--nodeps", "--macros", path, "--define", "_topdir %s" % top,
+                           "--define", "kversion %s" % release] + list(extra) + [KMODTOOL_SPEC],
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return proc.returncode, proc.stdout.decode(errors="replace"), glob.glob(str(top / "RPMS" / "*" / "*.rpm"))
+
+
+def _kmodtool_macros(sign_file, key_pair):
+    """kmodtool's switches and steps, reduced: sign every .ko (its brp-kmodsign), then compress."""
+    return ("%%__kmodtool_signmodules 1\n"
+            "%%__kmodtool_modsign_install_post echo THEIRS-KMODTOOL-SIGNS; find %%{buildroot}/lib/modules -name '*.ko' "
+            "-exec %s sha256 %s %s {} \\\\;\n"
+            "%%__kmodtool_zipmodules 1\n"
+            "%%__kmodtool_modzip_install_post echo THEIRS-KMODTOOL-ZIPS; find %%{buildroot}/lib/modules -name '*.ko' "
+            "-exec xz -f --check=crc32 {} +\n") % (sign_file, key_pair[0], key_pair[1])
+
+
+def test_kmodtool_signs_and_compresses_and_the_check_runs_after_each(debian_release, compilers, key, tmp_path):  # noqa: F811
+    sign_file = "/usr/src/linux-headers-%s/scripts/sign-file" % debian_release
+    require(os.access(sign_file, os.X_OK), "Debian's scripts/sign-file")
+    code, out, rpms = _kmodtool_build(tmp_path, _prebuilt(tmp_path, debian_release, "gcc-12"), debian_release,
+                                      _kmodtool_macros(sign_file, key),
+                                      extra=["--define", "kbuildguard_check_flags --trusted-cert %s" % key[1]])
+    assert code == 0, out[-3000:]
+    checks = [i for i, line in enumerate(out.splitlines()) if line.startswith("+ kbuildguard check --kernel %s" % debian_release)]
+    assert len(checks) == 2, out[-3000:]
+    # theirs first, each time: signed, checked (the signed .ko), compressed, checked (the .ko.xz)
+    assert out.index("THEIRS-KMODTOOL-SIGNS") < out.index("kdemo.ko: ") < out.index("THEIRS-KMODTOOL-ZIPS") < out.index("kdemo.ko.xz: ")
+    assert len(rpms) == 1
+    root = tmp_path / "root"
+    root.mkdir()
+    subprocess.run("rpm2cpio %s | cpio -idm --quiet" % rpms[0], shell=True, cwd=str(root), check=True)
+    ko = str(root / "lib" / "modules" / debian_release / "extra" / "kdemo" / "kdemo.ko.xz")
+    assert read_module(ko).signature is not None
+    res = kbuildguard("check", "--kernel", debian_release, "--trusted-cert", key[1], ko)
+    assert res.code == 0, res
+
+
+def test_kmodtool_mismatched_module_fails_and_without_our_second_file_it_would_pass(debian_release, compilers, key, tmp_path):  # noqa: F811
+    sign_file = "/usr/src/linux-headers-%s/scripts/sign-file" % debian_release
+    require(os.access(sign_file, os.X_OK), "Debian's scripts/sign-file")
+    theirs = _kmodtool_macros(sign_file, key)
+    code, out, rpms = _kmodtool_build(tmp_path, _prebuilt(tmp_path, debian_release, "gcc-11"), debian_release, theirs)
+    assert code != 0 and rpms == []
+    assert "THEIRS-KMODTOOL-SIGNS" in out and "BAD  compiler [cannot-unload]: built (at least in part) by gcc 11" in out, out[-3000:]
+    assert "THEIRS-KMODTOOL-ZIPS" not in out
+    # pinned: with macros.kbuildguard alone, kmodtool's later macros.kmodtool hides the chain and the
+    # mismatched module is packaged -- why the packages install the second file
+    other = tmp_path / "alone"
+    other.mkdir()
+    code, out, rpms = _kmodtool_build(other, _prebuilt(other, debian_release, "gcc-11"), debian_release, theirs, ours_kmodtool=False)
+    assert code == 0 and len(rpms) == 1 and "kbuildguard check" not in out, out[-3000:]

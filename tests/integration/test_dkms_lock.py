@@ -1,0 +1,118 @@
+"""Issue 19 part 2, DKMS: the per-kernel toolchain lock (`detect --toolchain-lock`) and the
+one-line POST_BUILD check (kbuildguard/data/hooks/dkms-post-build), with Debian 12's real dkms
+3.0.10 in a private --dkmstree/--sourcetree, and an unmodified dkms.conf (no MAKE: DKMS's own
+`make -C $kernel_source_dir M=...`).
+
+The host here has the wrong compiler first on PATH under the kernel's compiler's names (`gcc-12`,
+`gcc`: gcc 11, less the one flag it lacks) -- what an unlocked DKMS build picks up. dkms 3.0.10
+has no build_environment (DKMS 3.3 sources one; not available here: Debian 12 ships 3.0.10, 13
+3.2.2, and the newest upstream source reachable, 3.2.2, has none), so the lock reaches it the
+way build_environment would give it: sourced by the shell that runs dkms, with $kernelver set."""
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import require
+from integration.conftest import EXAMPLES, kbuildguard
+from kbuildguard.formats.module import read_module
+
+pytestmark = pytest.mark.skipif(sys.version_info < (3, 7), reason="runs in the Python 3.13 pass")
+
+HOOK = os.path.join(os.path.dirname(EXAMPLES), "kbuildguard", "data", "hooks", "dkms-post-build")
+# as an installed package's dkms.conf names /usr/lib/kbuildguard/dkms-post-build: a climb to / from
+# DKMS's build folder, then the absolute path (here the checkout's copy)
+POST_BUILD = "../" * 16 + HOOK.lstrip("/") + " $kernelver $arch"
+
+WRONG_GCC = """#!/bin/sh
+# another gcc under the kernel's compiler's name: gcc 11, less the one flag it lacks
+for a in "$@"; do shift; [ "$a" = "-ftrivial-auto-var-init=zero" ] || set -- "$@" "$a"; done
+exec /usr/bin/gcc-11 "$@"
+"""
+
+
+@pytest.fixture
+def host(tmp_path):
+    require(shutil.which("dkms") is not None and os.geteuid() == 0, "dkms, root")
+    require(os.access("/usr/bin/gcc-11", os.X_OK), "gcc-11")
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "gcc-12").write_text(WRONG_GCC)
+    (shim / "gcc-12").chmod(0o755)
+    (shim / "gcc").symlink_to("gcc-12")
+    src = tmp_path / "src" / "kdemo-1.0"
+    src.mkdir(parents=True)
+    shutil.copy(os.path.join(EXAMPLES, "kdemo", "kdemo.c"), str(src))
+    (src / "Kbuild").write_text("obj-m := kdemo.o\n")
+    # unmodified but for the one line: no MAKE[0], DKMS's own make
+    (src / "dkms.conf").write_text('PACKAGE_NAME="kdemo"\nPACKAGE_VERSION="1.0"\nBUILT_MODULE_NAME[0]="kdemo"\n'
+                                   'DEST_MODULE_LOCATION[0]="/updates/dkms"\nPOST_BUILD="%s"\n' % POST_BUILD)
+    (tmp_path / "tree").mkdir()
+    return tmp_path
+
+
+def _dkms(host, release, action, lock=None):
+    common = ["-m", "kdemo", "-v", "1.0", "--sourcetree", str(host / "src"), "--dkmstree", str(host / "tree")]
+    env = dict(os.environ, PATH=os.pathsep.join([str(host / "shim"), os.path.dirname(sys.executable), os.environ["PATH"]]))
+    # DKMS 3.3's build_environment, by the same shell logic: sourced with $kernelver set
+    prefix = "kernelver=%s; . %s/build_environment; " % (release, lock) if lock else ""
+    proc = subprocess.run(["bash", "-c", prefix + 'exec dkms "$@"', "dkms", action] + common + (["-k", release] if action != "add" else []),
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return proc.returncode, proc.stdout.decode(errors="replace")
+
+
+def _built(host, release):
+    return glob.glob(str(host / "tree" / "kdemo" / "1.0" / release / "*" / "module" / "kdemo.ko*"))
+
+
+def test_without_the_lock_dkms_builds_with_paths_gcc_and_post_build_refuses_loudly(host, debian_release, compilers):
+    assert _dkms(host, debian_release, "add")[0] == 0
+    code, out = _dkms(host, debian_release, "build")
+    # dkms 3.0.10 ignores POST_BUILD's status: the build "succeeds" -- why the hook removes what it built
+    assert code == 0, out[-3000:]
+    assert "BAD  compiler [cannot-unload]: built (at least in part) by gcc 11.3.0" in out, out[-3000:]
+    assert "kbuildguard: REFUSED the module(s) DKMS built for kernel %s (kbuildguard check exit 8, above)" % debian_release in out
+    assert _built(host, debian_release) == []
+    status = _dkms(host, debian_release, "status")[1]
+    assert "built" not in status and "kdemo/1.0: added" in status, status
+
+
+def test_with_the_lock_an_unmodified_dkms_conf_builds_with_the_locked_compiler(host, debian_release, compilers):
+    lock = host / "lock"
+    res = kbuildguard("detect", "--kernel", debian_release, "--toolchain-lock", str(lock))
+    assert res.code == 0, res
+    assert os.readlink(str(lock / debian_release / "bin" / "gcc-12")) == "/usr/bin/gcc-12"
+    assert _dkms(host, debian_release, "add")[0] == 0
+    code, out = _dkms(host, debian_release, "build", lock=str(lock))
+    assert code == 0 and "REFUSED" not in out, out[-3000:]
+    built = _built(host, debian_release)
+    assert len(built) == 1, out[-3000:]
+    assert {c.describe() for c in read_module(built[0]).compilers} == {"gcc 12.2.0 (Debian 12.2.0-14+deb12u1)"}
+    assert "%s, x86_64: built" % debian_release in _dkms(host, debian_release, "status")[1]
+
+
+def test_a_kernel_without_a_lock_is_said_and_still_checked(host, debian_release, compilers, tmp_path):
+    lock = host / "lock"
+    assert kbuildguard("detect", "--kernel", debian_release, "--toolchain-lock", str(lock)).code == 0
+    shutil.rmtree(str(lock / debian_release))
+    assert _dkms(host, debian_release, "add")[0] == 0
+    code, out = _dkms(host, debian_release, "build", lock=str(lock))
+    assert "kbuildguard: no toolchain lock for kernel %s" % debian_release in out
+    assert "REFUSED" in out and _built(host, debian_release) == []
+
+
+def test_the_hook_refuses_bad_arguments_and_a_missing_kbuildguard(tmp_path):
+    for argv in (["../x", "x86_64"], ["6.1.0", "a/b"], ["", ""], ["..", "x"]):
+        proc = subprocess.run(["sh", HOOK] + argv, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert proc.returncode == 2 and b"bad arguments" in proc.stdout, (argv, proc.stdout)
+    build = tmp_path / "build"
+    (tmp_path / "6.1.0-57-amd64" / "x86_64" / "module").mkdir(parents=True)
+    build.mkdir()
+    proc = subprocess.run(["/bin/sh", HOOK, "6.1.0-57-amd64", "x86_64"], cwd=str(build), env={"PATH": "/nonexistent"},
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.returncode == 11 and b"kbuildguard is not on PATH=/nonexistent: not checked" in proc.stdout
+    assert not (tmp_path / "6.1.0-57-amd64" / "x86_64").exists()
