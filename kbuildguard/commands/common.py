@@ -131,6 +131,8 @@ def fetched_releases(ctx: Context, settings: Settings, opts: FetchOptions, many:
     for release in releases:
         with ctx.console.step("fetch kernel %s from %s" % (release, source.describe())):
             got = fetch.fetch(ctx.runner, release, source, cache, opts.refresh)
+        if got.note:
+            ctx.console.warn(got.note)
         ctx.console.info("kernel %s: %s%s" % (release, got.root, " (cached)" if got.cached else ""))
         found.append(got)
     return found
