@@ -623,3 +623,16 @@ class _NoListsRunner(FakeRunner):
         lists = [a.split("=", 1)[1] for a in argv if a.startswith("Dir::State::Lists=")][0]
         open(os.path.join(lists, "deb_Packages"), "w").close()
         return 0
+
+
+def test_doctor_names_fetch_from_when_the_sysroots_distribution_cannot_be_told(tmp_path):
+    sysroot = tmp_path / "sr"
+    (sysroot / "lib/modules").mkdir(parents=True)
+    code, _, err = _cli(tmp_path, ["doctor", "--sysroot", str(sysroot), "--kernel", "6.1.0-57-amd64"], {"HOME": str(tmp_path)})
+    assert code == 4, err
+    assert ("kbuildguard doctor --fetch --kernel 6.1.0-57-amd64 --fetch-from debian|ubuntu|dnf|zypper (in place of "
+            "--sysroot; the distribution of %s cannot be told: it has no etc/os-release)" % sysroot) in err, err
+    (sysroot / "etc").mkdir()
+    (sysroot / "etc/os-release").write_text("ID=debian\nVERSION_ID=12\n")
+    code, _, err = _cli(tmp_path, ["doctor", "--sysroot", str(sysroot), "--kernel", "6.1.0-57-amd64"], {"HOME": str(tmp_path)})
+    assert code == 4 and "--fetch --kernel 6.1.0-57-amd64 --fetch-from debian (in place of --sysroot)" in err, err
