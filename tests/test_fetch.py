@@ -636,3 +636,55 @@ def test_doctor_names_fetch_from_when_the_sysroots_distribution_cannot_be_told(t
     (sysroot / "etc/os-release").write_text("ID=debian\nVERSION_ID=12\n")
     code, _, err = _cli(tmp_path, ["doctor", "--sysroot", str(sysroot), "--kernel", "6.1.0-57-amd64"], {"HOME": str(tmp_path)})
     assert code == 4 and "--fetch --kernel 6.1.0-57-amd64 --fetch-from debian (in place of --sysroot)" in err, err
+
+
+# --- reboot-check (issue 20, tester): not-checked gates shown; a root resolved as a chroot would -------
+
+def test_a_not_checked_gate_is_not_called_loads():
+    trust = Check(name=Gate.BTF, ok=True, expected="", found="", message="no BTF of the kernel to check the module BTF against "
+                  "(no vmlinux)", effect=Effect.NOT_CHECKED)
+    row = forecast_row("6.1.0-57-amd64", _report(trust), _info(MODULE_CRCS), _exports(MODULE_CRCS))
+    assert row.effect is Effect.NOT_CHECKED and row.gate is Gate.BTF
+    assert row.reason.startswith("not fully checked: no BTF of the kernel") and "loads" not in row.reason.split(";")[0]
+
+
+def _link(path, target):
+    os.makedirs(os.path.dirname(str(path)), exist_ok=True)
+    os.symlink(target, str(path))
+
+
+def test_in_root_resolves_absolute_links_inside_the_root(tmp_path):
+    from kbuildguard.commands.rebootcheck import in_root
+
+    root = tmp_path / "root"
+    (root / "usr/lib/modules/R/extra").mkdir(parents=True)
+    _link(root / "lib", "/usr/lib")  # merged /usr, an absolute link: the host's /usr/lib is not the root's
+    assert in_root(str(root), "/lib/modules/R/extra") == str(root / "usr/lib/modules/R/extra")
+    _link(root / "usr/lib/modules/R/escape", "../../../../../../../etc")  # '..' stops at the root
+    assert in_root(str(root), "/lib/modules/R/escape") == str(root / "etc")
+    _link(root / "loop", "/loop")
+    with pytest.raises(Exception) as err:
+        in_root(str(root), "/loop/x")
+    assert "a loop" in str(err.value)
+    assert in_root("/", "/lib/modules") == "/lib/modules"
+
+
+def test_reboot_check_modules_are_the_roots_never_the_hosts(tmp_path):
+    """weak-updates links are absolute (-> /lib/modules/OTHER/extra/m.ko): inside --root they name the
+    root's file; a link to a module the root does not have is reported, not read from the host."""
+    from kbuildguard.commands.rebootcheck import module_paths
+
+    root = tmp_path / "root"
+    (root / "usr/lib/modules/OTHER/extra").mkdir(parents=True)
+    (root / "usr/lib/modules/OTHER/extra/m.ko").write_bytes(b"\x7fELF")
+    (root / "usr/lib/modules/R/updates/dkms").mkdir(parents=True)
+    (root / "usr/lib/modules/R/updates/dkms/d.ko").write_bytes(b"\x7fELF")
+    _link(root / "lib", "/usr/lib")
+    _link(root / "usr/lib/modules/R/weak-updates/m.ko", "/lib/modules/OTHER/extra/m.ko")
+    host = "/lib/modules/%s/kernel" % os.uname().release  # exists on the host, not in the root
+    _link(root / "usr/lib/modules/R/weak-updates/host.ko", host)
+    found = module_paths(str(root), "R")
+    assert found.paths == [str(root / "usr/lib/modules/R/updates/dkms/d.ko"), str(root / "usr/lib/modules/OTHER/extra/m.ko")]
+    assert found.names[str(root / "usr/lib/modules/OTHER/extra/m.ko")] == "weak-updates/m.ko"
+    assert found.dangling == ["weak-updates/host.ko"]
+    assert all(p.startswith(str(root)) for p in found.paths)
