@@ -49,7 +49,7 @@ echo "== setup"
 in_chroot sh -c 'dpkg -i /var/cache/apt/archives/python3-markupsafe_*.deb /var/cache/apt/archives/python3-jinja2_*.deb \
     /var/cache/apt/archives/python3-distro_*.deb /var/cache/apt/archives/python3-packaging_*.deb \
     /tmp/debs/lsb-release_*.deb >/dev/null'
-in_chroot dpkg -i /tmp/debs/dkms_*.deb >/dev/null
+in_chroot sh -c 'dpkg -i /tmp/debs/dkms_*.deb >/dev/null'
 in_chroot kbuildguard reboot-check --print-hook postinst > "$r/etc/kernel/header_postinst.d/zz-kbuildguard"
 cp "$r/etc/kernel/header_postinst.d/zz-kbuildguard" "$r/etc/kernel/postinst.d/zz-kbuildguard"
 chmod 755 "$r/etc/kernel/header_postinst.d/zz-kbuildguard" "$r/etc/kernel/postinst.d/zz-kbuildguard"
@@ -58,7 +58,8 @@ echo "== order"
 ls "$r/etc/kernel/header_postinst.d"
 echo "== install"
 status=0
-in_chroot dpkg -i /tmp/debs/linux-headers-6.1.0-54-common_*.deb /tmp/debs/linux-headers-6.1.0-54-amd64_*.deb 2>&1 || status=$?
+in_chroot sh -c 'dpkg -i /tmp/debs/linux-headers-6.1.0-54-common_*.deb /tmp/debs/linux-headers-6.1.0-54-amd64_*.deb' 2>&1 ||
+    status=$?
 echo "== dpkg exit $status"
 in_chroot dpkg-query -W -f '${Status}\n' linux-headers-6.1.0-54-amd64
 ls "$r/lib/modules/6.1.0-54-amd64/updates/dkms" "$r/lib/modules/6.1.0-54-amd64/extra"
@@ -103,6 +104,7 @@ def test_the_header_postinst_hook_runs_after_dkms_and_names_the_module_that_will
     proc = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", SCRIPT, "sh", CHROOT, str(top)],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=1800)
     out = proc.stdout.decode("utf-8", "replace")
+    print(out)  # shown with -s, and by pytest on a failure
     assert proc.returncode == 0, out
     assert "== dpkg exit 0" in out, out  # non-blocking by default: the headers package is configured
     assert "install ok installed" in out, out
