@@ -561,6 +561,7 @@ def test_a_damaged_cache_entry_is_fetched_again(tmp_path, monkeypatch, damage):
     assert fetch.damage(folder) is not None
     runner, second = _again(cache)
     assert not second.cached and "was damaged" in second.note, second
+    assert second.as_json()["note"] == second.note
     assert any("download" in c for c in runner.calls)
     assert fetch.damage(folder) is None  # fetched again, whole
 
@@ -688,3 +689,17 @@ def test_reboot_check_modules_are_the_roots_never_the_hosts(tmp_path):
     assert found.names[str(root / "usr/lib/modules/OTHER/extra/m.ko")] == "weak-updates/m.ko"
     assert found.dangling == ["weak-updates/host.ko"]
     assert all(p.startswith(str(root)) for p in found.paths)
+
+
+def test_fetch_says_a_damaged_entry_was_fetched_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(fetch, "_has_file", lambda path, sha: os.path.isfile(path))
+    env = {"XDG_CACHE_HOME": str(tmp_path / "c")}
+    argv = ["fetch", "--fetch-from", "debian", "6.1.0-56-amd64"]
+    code, out, _ = _cli(tmp_path, argv, env, DebRunner(_outputs()))
+    root = out.split()[1]
+    assert code == 0 and os.path.isdir(root)
+    os.unlink(os.path.join(root, "usr/src/linux-headers-6.1.0-56-amd64/Makefile"))
+    code, out, err = _cli(tmp_path, argv, env, DebRunner(_outputs()))
+    assert code == 0 and "(cached)" not in out
+    assert "warning: the cached kernel %s was damaged (1 file(s) missing (usr/src/linux-headers-6.1.0-56-amd64/Makefile))" % (
+        os.path.dirname(root)) in err, err

@@ -302,6 +302,7 @@ class Fetched(NamedTuple):
 
     def as_json(self) -> Dict[str, object]:
         return {"release": self.release, "root": self.root, "from": self.source.describe(), "cached": self.cached,
+                "note": self.note or None,
                 "packages": [{"name": p.name, "version": p.version, "sha256": p.sha256} for p in self.packages]}
 
 
