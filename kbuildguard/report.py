@@ -293,6 +293,9 @@ def forecast_row(kernel: str, rep: ModuleReport, info: Optional[ModuleInfo], sym
     if c is None:
         return ForecastRow(kernel, rep.path, rep.verdict, rep.effect, None, "loads: every gate passes" + across, weak, diffs,
                            compared, "")
+    if c.ok and c.effect is Effect.NOT_CHECKED:  # not "loads": a gate that was not checked may refuse it
+        return ForecastRow(kernel, rep.path, rep.verdict, rep.effect, c.name, "not fully checked: %s%s" % (c.message, across),
+                           weak, diffs, compared, "")
     if c.ok:
         return ForecastRow(kernel, rep.path, rep.verdict, rep.effect, c.name, "loads; %s%s" % (c.message, across), weak, diffs,
                            compared, "")

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import FakeRunner
 from kbuildguard import cli
-from kbuildguard.errors import FetchFailed, PackageUnavailable, UsageError
+from kbuildguard.errors import CannotWrite, FetchFailed, PackageUnavailable, UsageError
 from kbuildguard.formats.module import ModuleInfo
 from kbuildguard.formats.symvers import Export
 from kbuildguard.gates.model import Check, Effect, Gate
@@ -105,16 +105,109 @@ def test_system_sources_to_a_private_suite():
               "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\nTypes: deb\n"
               "URIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\nComponents: main\n")
     entries = fetch.parse_sources(deb822, deb822=True)
-    assert fetch.sources_list(entries, "bullseye") == (
-        "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bullseye main\n")
+    security = fetch.parse_security(deb822, deb822=True)
+    signed = "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
+    # bookworm-security serves new ABIs before the point release: a private state reads it too
+    assert fetch.sources_list(entries, "bullseye", Family.DEBIAN, security) == (
+        signed + "http://deb.debian.org/debian bullseye main\n" +
+        signed + "http://deb.debian.org/debian bullseye-updates main\n" +
+        signed + "http://deb.debian.org/debian-security bullseye-security main\n")
+    assert fetch.sources_list(entries, "buster", Family.DEBIAN, "").splitlines()[2] == (
+        signed + "http://deb.debian.org/debian-security buster/updates main")
+    ubuntu = [("", "http://archive.ubuntu.com/ubuntu", "main")]
+    assert fetch.sources_list(ubuntu, "noble", Family.UBUNTU).splitlines()[2] == (
+        "deb http://archive.ubuntu.com/ubuntu noble-security main")
     one_line = "deb http://security.debian.org/ bookworm-security main\ndeb http://ftp.de.debian.org/debian bookworm main contrib\n"
     assert fetch.parse_sources(one_line, deb822=False) == [("", "http://ftp.de.debian.org/debian", "main contrib")]
+    assert fetch.parse_security(one_line, deb822=False) == "http://security.debian.org/"
 
 
 def test_cache_root_is_the_users_or_var_cache_for_root():
     assert fetch.cache_root({"HOME": "/home/u"}, 1000) == "/home/u/.cache/kbuildguard/kernels"
     assert fetch.cache_root({"HOME": "/root"}, 0) == "/var/cache/kbuildguard/kernels"
     assert fetch.cache_root({"HOME": "/root", "XDG_CACHE_HOME": "/ci"}, 0) == "/ci/kbuildguard/kernels"
+    # a relative or empty XDG_CACHE_HOME is ignored (XDG Base Directory specification)
+    assert fetch.cache_root({"HOME": "/home/u", "XDG_CACHE_HOME": "rel/cache"}, 1000) == "/home/u/.cache/kbuildguard/kernels"
+    assert fetch.cache_root({"HOME": "/home/u", "XDG_CACHE_HOME": ""}, 1000) == "/home/u/.cache/kbuildguard/kernels"
+    assert fetch.cache_root({"XDG_CACHE_HOME": "rel"}, 0) == "/var/cache/kbuildguard/kernels"
+
+
+@pytest.mark.parametrize("env", [{}, {"HOME": ""}, {"HOME": "relative"}, {"HOME": "x", "XDG_CACHE_HOME": "y"}])
+def test_no_cache_folder_is_one_line(env):
+    with pytest.raises(CannotWrite) as err:
+        fetch.cache_root(env, 1000)
+    assert err.value.exit_code == 14 and "no folder for the kernel cache" in err.value.message
+
+
+def _cli(tmp_path, argv, env, runner=None, euid=1000):
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(argv, env=env, stdout=out, stderr=err, runner=lambda c: runner or FakeRunner(), euid=euid,
+                    cwd=str(tmp_path))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_an_unwritable_cache_is_one_line_not_a_traceback(tmp_path, monkeypatch):
+    """HOME where no folder can be made (HOME=/nonexistent for a system unit's user; here a file), and a
+    cache folder the user cannot write (made by root: PermissionError)."""
+    (tmp_path / "file").write_text("")
+    code, _, err = _cli(tmp_path, ["fetch", "--fetch-from", "debian", "6.1.0-56-amd64"], {"HOME": str(tmp_path / "file")})
+    assert code == 14 and "cannot make the folder" in err and "Traceback" not in err, err
+    cache = tmp_path / "c" / "kbuildguard" / "kernels"
+    cache.mkdir(parents=True)
+    real = open
+
+    def root_owned(path, *args, **kwargs):
+        if str(path).startswith(str(cache)):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", root_owned)
+    code, _, err = _cli(tmp_path, ["fetch", "--fetch-from", "debian", "6.1.0-56-amd64"], {"XDG_CACHE_HOME": str(tmp_path / "c")})
+    assert code == 14 and "cannot write %s/.lock: Permission denied" % cache in err and "Traceback" not in err, err
+
+
+def test_lock_is_waited_for_within_a_bound_and_said(tmp_path):
+    import fcntl
+
+    cache = str(tmp_path / "kernels")
+    os.makedirs(cache)
+    runner = FakeRunner()
+    with open(os.path.join(cache, ".lock"), "a") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(FetchFailed) as err:
+            fetch.fetch(runner, "6.1.0-56-amd64", Source(Family.DEBIAN), cache, wait=0.5)
+    assert "another kbuildguard still holds" in err.value.message
+    assert runner.calls == []
+
+
+def test_a_private_apt_state_is_locked(tmp_path, monkeypatch):
+    """Two runs updating one private apt state (bullseye) collided in apt's own lists lock: the second waits."""
+    import fcntl
+
+    monkeypatch.setattr(fetch, "read_system_sources", lambda: ([("", "http://deb.debian.org/debian", "main")], ""))
+    cache = str(tmp_path / "kernels")
+    folder = tmp_path / "apt" / "bullseye"
+    folder.mkdir(parents=True)
+    runner = FakeRunner()
+    with open(str(folder / "lock"), "a") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(FetchFailed) as err:
+            fetch.available(runner, "5.10.0-*-amd64", Source(Family.DEBIAN, suite="bullseye"), cache, wait=0.5)
+    assert "apt state for bullseye: another kbuildguard still holds" in err.value.message
+    assert runner.calls == []
+
+
+def test_an_old_private_sources_list_is_updated_again(tmp_path, monkeypatch):
+    """A state written without -security is read again once (its lists lack the newest ABIs)."""
+    monkeypatch.setattr(fetch, "read_system_sources", lambda: ([("", "http://deb.debian.org/debian", "main")], ""))
+    folder = tmp_path / "apt" / "bullseye"
+    (folder / "lists").mkdir(parents=True)
+    (folder / "lists" / "x_Packages").write_text("")
+    (folder / "sources.list").write_text("deb http://deb.debian.org/debian bullseye main\n")
+    apt = fetch.private_apt(FakeRunner(), str(tmp_path / "kernels"), "bullseye", fetch.read_system_sources())
+    assert apt.stale and "bullseye-security" in (folder / "sources.list").read_text()
+    again = fetch.private_apt(FakeRunner(), str(tmp_path / "kernels"), "bullseye", fetch.read_system_sources())
+    assert not again.stale
 
 
 def test_family_of_os_release():
@@ -234,12 +327,37 @@ def test_bad_release_is_refused_before_any_command(tmp_path):
 
 def test_available_globs_the_headers_packages(tmp_path):
     search = ("linux-headers-6.1.0-54-amd64 - Header files\nlinux-headers-6.1.0-57-amd64 - Header files\n"
-              "linux-headers-6.1.0-57-cloud-amd64 - Header files\nlinux-headers-6.1.0-57-common - Common\n")
+              "linux-headers-6.1.0-57-cloud-amd64 - Header files\nlinux-headers-6.1.0-57-common - Common\n"
+              "linux-headers-6.1.0-57-common-rt - Common\nlinux-headers-6.1.0-57-all-amd64 - All\n"
+              "linux-headers-amd64 - meta\n")
     runner = FakeRunner({("apt-cache", "search", "--names-only", "^linux\\-headers\\-"): search})
     assert fetch.available(runner, "6.1.0-*-amd64", Source(Family.DEBIAN), str(tmp_path)) == [
         "6.1.0-57-cloud-amd64", "6.1.0-57-amd64", "6.1.0-54-amd64"]
     assert fetch.available(runner, "6.1.0-[0-9][0-9]-amd64", Source(Family.DEBIAN), str(tmp_path)) == [
         "6.1.0-57-amd64", "6.1.0-54-amd64"]
+    # the -common trees (and -all metas) are not kernels (issue 20: `available:6.1.0-57-*` listed them)
+    assert fetch.available(runner, "6.1.0-57-*", Source(Family.DEBIAN), str(tmp_path)) == [
+        "6.1.0-57-cloud-amd64", "6.1.0-57-amd64"]
+
+
+def test_ubuntu_base_headers_are_not_kernels(tmp_path):
+    search = "linux-headers-6.8.0-45 - base\nlinux-headers-6.8.0-45-generic - flavour\n"
+    runner = FakeRunner({("apt-cache", "search", "--names-only", "^linux\\-headers\\-"): search})
+    assert fetch.available(runner, "6.8.0-45*", Source(Family.UBUNTU), str(tmp_path)) == ["6.8.0-45-generic"]
+
+
+def test_zypper_search_finding_nothing_is_an_empty_list_and_other_failures_one_line(tmp_path):
+    argv = ("zypper", "--non-interactive", "search", "-s", "--match-exact", "kernel-default-devel")
+    code, _, err = _cli(tmp_path, ["fetch", "--list", "--fetch-from", "zypper", "available:*"], {"HOME": str(tmp_path)},
+                        FakeRunner({argv: (104, "")}))
+    assert code == 15 and "no kernel offered by zypper matches" in err and "Traceback" not in err, err
+    code, _, err = _cli(tmp_path, ["fetch", "--list", "--fetch-from", "zypper", "available:*"], {"HOME": str(tmp_path)},
+                        FakeRunner({argv: (7, "")}))
+    assert code == 15 and "zypper search kernel-default-devel failed (exit 7)" in err and "Traceback" not in err, err
+    dnf = ("dnf", "repoquery", "-q", "--qf", "%{version}-%{release}.%{arch}", "kernel-devel")
+    code, _, err = _cli(tmp_path, ["fetch", "--list", "--fetch-from", "dnf", "available:*"], {"HOME": str(tmp_path)},
+                        FakeRunner({dnf: (1, "")}))
+    assert code == 15 and "dnf repoquery kernel-devel failed (exit 1)" in err, err
 
 
 def test_dnf_asks_repoquery_where_the_packages_are(tmp_path):
@@ -393,3 +511,195 @@ def test_forecast_refuses_one_vmlinux_for_several_kernels(tmp_path):
                      "--vmlinux", "/boot/vmlinuz"], env={"HOME": str(tmp_path)}, stdout=io.StringIO(), stderr=err,
                     runner=lambda c: FakeRunner(), euid=1000, cwd=str(tmp_path))
     assert code == 2 and "name one kernel's files" in err.getvalue(), err.getvalue()
+
+
+# --- issue 20 (tester): a damaged cache entry is never used ----------------------------------------
+
+def _fetched(tmp_path, monkeypatch):
+    monkeypatch.setattr(fetch, "_has_file", lambda path, sha: os.path.isfile(path))
+    cache = str(tmp_path / "kernels")
+    got = fetch.fetch(DebRunner(_outputs()), "6.1.0-56-amd64", Source(Family.DEBIAN), cache)
+    return cache, got
+
+
+def _again(cache):
+    runner = DebRunner(_outputs())
+    return runner, fetch.fetch(runner, "6.1.0-56-amd64", Source(Family.DEBIAN), cache)
+
+
+def _same_size_edit(path):
+    """Another byte at the same size, the mtime set back: only ctime tells (and then the SHA256)."""
+    st = os.stat(path)
+    with open(path, "r+b") as f:
+        first = f.read(1)
+        f.seek(0)
+        f.write(b"X" if first != b"X" else b"Y")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "same-size", "delete", "extra", "marker", "manifest", "symlink"])
+def test_a_damaged_cache_entry_is_fetched_again(tmp_path, monkeypatch, damage):
+    cache, got = _fetched(tmp_path, monkeypatch)
+    folder = os.path.dirname(got.root)
+    makefile = os.path.join(got.root, "usr/src/linux-headers-6.1.0-56-amd64/Makefile")
+    if damage == "truncate":
+        open(makefile, "w").close()
+    elif damage == "same-size":
+        _same_size_edit(makefile)
+    elif damage == "delete":
+        os.unlink(makefile)
+    elif damage == "extra":
+        with open(os.path.join(got.root, "usr/src/linux-headers-6.1.0-56-amd64/.config"), "w") as f:
+            f.write("CONFIG_MODVERSIONS=n\n")
+    elif damage == "marker":
+        os.unlink(os.path.join(folder, fetch.COMPLETE))
+    elif damage == "manifest":
+        with open(os.path.join(folder, fetch.FILES), "a") as f:
+            f.write(" ")
+    else:
+        os.symlink("/etc", os.path.join(got.root, "usr/src/linux-headers-6.1.0-56-amd64/scripts"))
+    assert fetch.damage(folder) is not None
+    runner, second = _again(cache)
+    assert not second.cached and "was damaged" in second.note, second
+    assert second.as_json()["note"] == second.note
+    assert any("download" in c for c in runner.calls)
+    assert fetch.damage(folder) is None  # fetched again, whole
+
+
+def test_an_intact_entry_is_used_and_a_touched_file_is_hashed_once(tmp_path, monkeypatch):
+    cache, got = _fetched(tmp_path, monkeypatch)
+    folder = os.path.dirname(got.root)
+    runner, second = _again(cache)
+    assert second.cached and second.note == "" and not any("download" in c for c in runner.calls)
+    makefile = os.path.join(got.root, "usr/src/linux-headers-6.1.0-56-amd64/Makefile")
+    os.utime(makefile, None)  # stat differs, contents do not: hashed, accepted, stat recorded again
+    hashed = []
+    real = fetch._sha256_file
+    monkeypatch.setattr(fetch, "_sha256_file", lambda p: hashed.append(p) or real(p))
+    assert fetch.damage(folder) is None and makefile in hashed
+    hashed[:] = []
+    assert fetch.damage(folder) is None and makefile not in hashed
+
+
+def test_a_damaged_entry_that_cannot_be_removed_is_refused(tmp_path, monkeypatch):
+    cache, got = _fetched(tmp_path, monkeypatch)
+    os.unlink(os.path.join(os.path.dirname(got.root), fetch.COMPLETE))
+
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(fetch.shutil, "rmtree", refuse)
+    with pytest.raises(FetchFailed) as err:
+        _again(cache)
+    assert "is damaged: incomplete" in err.value.message and "cannot be removed" in err.value.message
+
+
+def test_fetch_list_of_a_plain_release_asks_the_archive(tmp_path, monkeypatch):
+    """`fetch --list R` printed R back whether or not the archive has it."""
+    monkeypatch.setattr(fetch, "read_system_sources", lambda: ([("", "http://deb.debian.org/debian", "main")], ""))
+    search = "linux-headers-6.1.0-54-amd64 - x\nlinux-headers-6.1.0-57-amd64 - x\n"
+    runner = FakeRunner({("apt-cache", "search", "--names-only", "^linux\\-headers\\-"): search})
+    code, out, _ = _cli(tmp_path, ["fetch", "--list", "--fetch-from", "debian", "6.1.0-57-amd64"], {"HOME": str(tmp_path)}, runner)
+    assert code == 0 and out == "6.1.0-57-amd64\n"
+    code, out, err = _cli(tmp_path, ["fetch", "--list", "--fetch-from", "debian:bookworm", "6.1.0-99-amd64"],
+                          {"HOME": str(tmp_path)}, _NoListsRunner(search))
+    assert code == 15 and out == "" and "no kernel offered by debian:bookworm matches '6.1.0-99-amd64'" in err, err
+
+
+class _NoListsRunner(FakeRunner):
+    """A private suite whose lists are there already (no apt-get update)."""
+
+    def __init__(self, search):
+        super().__init__()
+        self.search = search
+
+    def probe(self, argv, cwd=None, env=None, ok_returncodes=(0,), timeout=None, remember=False):
+        from kbuildguard.run import Completed
+
+        self.calls.append(list(argv))
+        assert argv[0] == "apt-cache" and "search" in argv, argv
+        return Completed(list(argv), 0, self.search, "")
+
+    def action(self, argv, cwd=None, env=None, ok_returncodes=(0,), pass_fds=(), stall=None):
+        lists = [a.split("=", 1)[1] for a in argv if a.startswith("Dir::State::Lists=")][0]
+        open(os.path.join(lists, "deb_Packages"), "w").close()
+        return 0
+
+
+def test_doctor_names_fetch_from_when_the_sysroots_distribution_cannot_be_told(tmp_path):
+    sysroot = tmp_path / "sr"
+    (sysroot / "lib/modules").mkdir(parents=True)
+    code, _, err = _cli(tmp_path, ["doctor", "--sysroot", str(sysroot), "--kernel", "6.1.0-57-amd64"], {"HOME": str(tmp_path)})
+    assert code == 4, err
+    assert ("kbuildguard doctor --fetch --kernel 6.1.0-57-amd64 --fetch-from debian|ubuntu|dnf|zypper (in place of "
+            "--sysroot; the distribution of %s cannot be told: it has no etc/os-release)" % sysroot) in err, err
+    (sysroot / "etc").mkdir()
+    (sysroot / "etc/os-release").write_text("ID=debian\nVERSION_ID=12\n")
+    code, _, err = _cli(tmp_path, ["doctor", "--sysroot", str(sysroot), "--kernel", "6.1.0-57-amd64"], {"HOME": str(tmp_path)})
+    assert code == 4 and "--fetch --kernel 6.1.0-57-amd64 --fetch-from debian (in place of --sysroot)" in err, err
+
+
+# --- reboot-check (issue 20, tester): not-checked gates shown; a root resolved as a chroot would -------
+
+def test_a_not_checked_gate_is_not_called_loads():
+    trust = Check(name=Gate.BTF, ok=True, expected="", found="", message="no BTF of the kernel to check the module BTF against "
+                  "(no vmlinux)", effect=Effect.NOT_CHECKED)
+    row = forecast_row("6.1.0-57-amd64", _report(trust), _info(MODULE_CRCS), _exports(MODULE_CRCS))
+    assert row.effect is Effect.NOT_CHECKED and row.gate is Gate.BTF
+    assert row.reason.startswith("not fully checked: no BTF of the kernel") and "loads" not in row.reason.split(";")[0]
+
+
+def _link(path, target):
+    os.makedirs(os.path.dirname(str(path)), exist_ok=True)
+    os.symlink(target, str(path))
+
+
+def test_in_root_resolves_absolute_links_inside_the_root(tmp_path):
+    from kbuildguard.commands.rebootcheck import in_root
+
+    root = tmp_path / "root"
+    (root / "usr/lib/modules/R/extra").mkdir(parents=True)
+    _link(root / "lib", "/usr/lib")  # merged /usr, an absolute link: the host's /usr/lib is not the root's
+    assert in_root(str(root), "/lib/modules/R/extra") == str(root / "usr/lib/modules/R/extra")
+    _link(root / "usr/lib/modules/R/escape", "../../../../../../../etc")  # '..' stops at the root
+    assert in_root(str(root), "/lib/modules/R/escape") == str(root / "etc")
+    _link(root / "loop", "/loop")
+    with pytest.raises(Exception) as err:
+        in_root(str(root), "/loop/x")
+    assert "a loop" in str(err.value)
+    assert in_root("/", "/lib/modules") == "/lib/modules"
+
+
+def test_reboot_check_modules_are_the_roots_never_the_hosts(tmp_path):
+    """weak-updates links are absolute (-> /lib/modules/OTHER/extra/m.ko): inside --root they name the
+    root's file; a link to a module the root does not have is reported, not read from the host."""
+    from kbuildguard.commands.rebootcheck import module_paths
+
+    root = tmp_path / "root"
+    (root / "usr/lib/modules/OTHER/extra").mkdir(parents=True)
+    (root / "usr/lib/modules/OTHER/extra/m.ko").write_bytes(b"\x7fELF")
+    (root / "usr/lib/modules/R/updates/dkms").mkdir(parents=True)
+    (root / "usr/lib/modules/R/updates/dkms/d.ko").write_bytes(b"\x7fELF")
+    _link(root / "lib", "/usr/lib")
+    _link(root / "usr/lib/modules/R/weak-updates/m.ko", "/lib/modules/OTHER/extra/m.ko")
+    host = "/lib/modules/%s/kernel" % os.uname().release  # exists on the host, not in the root
+    _link(root / "usr/lib/modules/R/weak-updates/host.ko", host)
+    found = module_paths(str(root), "R")
+    assert found.paths == [str(root / "usr/lib/modules/R/updates/dkms/d.ko"), str(root / "usr/lib/modules/OTHER/extra/m.ko")]
+    assert found.names[str(root / "usr/lib/modules/OTHER/extra/m.ko")] == "weak-updates/m.ko"
+    assert found.dangling == ["weak-updates/host.ko"]
+    assert all(p.startswith(str(root)) for p in found.paths)
+
+
+def test_fetch_says_a_damaged_entry_was_fetched_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(fetch, "_has_file", lambda path, sha: os.path.isfile(path))
+    env = {"XDG_CACHE_HOME": str(tmp_path / "c")}
+    argv = ["fetch", "--fetch-from", "debian", "6.1.0-56-amd64"]
+    code, out, _ = _cli(tmp_path, argv, env, DebRunner(_outputs()))
+    root = out.split()[1]
+    assert code == 0 and os.path.isdir(root)
+    os.unlink(os.path.join(root, "usr/src/linux-headers-6.1.0-56-amd64/Makefile"))
+    code, out, err = _cli(tmp_path, argv, env, DebRunner(_outputs()))
+    assert code == 0 and "(cached)" not in out
+    assert "warning: the cached kernel %s was damaged (1 file(s) missing (usr/src/linux-headers-6.1.0-56-amd64/Makefile))" % (
+        os.path.dirname(root)) in err, err

@@ -100,9 +100,41 @@ def fetch_source(ctx: Context, opts: FetchOptions) -> fetch.Source:
     found = detect_distro("/")
     family = fetch.family_of(found.id, found.like)
     if family is None:
-        raise UsageError("cannot tell how to fetch kernels on %s (os-release ID %s): name it with --fetch-from %s"
-                         % (printable(found.name or found.id), printable(found.id), "|".join(str(f) for f in fetch.Family)))
+        what = ("%s (os-release ID %s)" % (printable(found.name or found.id), printable(found.id)) if has_os_release("/")
+                else "this machine (no /etc/os-release or /usr/lib/os-release)")
+        raise UsageError("cannot tell how to fetch kernels on %s: name it with --fetch-from %s" % (what, FAMILIES))
     return fetch.Source(family)
+
+
+FAMILIES = "|".join(str(f) for f in fetch.Family)
+
+
+def fetch_hint(ctx: Context, verb: str, release: str, sysroot: Optional[str]) -> str:
+    """What to add to "no build tree for R": the command that fetches R, with --fetch-from when the
+    distribution cannot be told from the sysroot's (or this machine's) os-release -- --fetch makes its
+    own root, so the sysroot is only where the distribution is read from."""
+    from kbuildguard.provision.plan import detect_distro
+
+    root = sysroot or "/"
+    family = None
+    if has_os_release(root):
+        found = detect_distro(root)
+        family = fetch.family_of(found.id, found.like)
+        unknown = "its os-release ID %s is none of them" % printable(found.id)
+    else:
+        unknown = "it has no etc/os-release"
+    command = "kbuildguard %s --fetch --kernel %s" % (verb, release)
+    if family is None:
+        return "without installing it: %s --fetch-from %s (%s%s: %s)" % (
+            command, FAMILIES, "in place of --sysroot; " if sysroot else "",
+            "the distribution of %s cannot be told" % (sysroot or "this machine"), unknown)
+    if sysroot:
+        return "without installing it: %s --fetch-from %s (in place of --sysroot)" % (command, family)
+    return "without installing it: %s" % command
+
+
+def has_os_release(root: str) -> bool:
+    return any(os.path.isfile(os.path.join(root, p)) for p in ("etc/os-release", "usr/lib/os-release"))
 
 
 def fetched_releases(ctx: Context, settings: Settings, opts: FetchOptions, many: bool) -> List[fetch.Fetched]:
@@ -131,6 +163,8 @@ def fetched_releases(ctx: Context, settings: Settings, opts: FetchOptions, many:
     for release in releases:
         with ctx.console.step("fetch kernel %s from %s" % (release, source.describe())):
             got = fetch.fetch(ctx.runner, release, source, cache, opts.refresh)
+        if got.note:
+            ctx.console.warn(got.note)
         ctx.console.info("kernel %s: %s%s" % (release, got.root, " (cached)" if got.cached else ""))
         found.append(got)
     return found

@@ -10,9 +10,10 @@ from typing import NamedTuple, Optional
 from kbuildguard import report, toolchain
 from kbuildguard.build import preflight
 from kbuildguard.build.pipeline import no_match_error, refuse_forced
-from kbuildguard.commands.common import FetchOptions, forced_of, kernel_selectors, level_of, settings_for
+from kbuildguard.commands.common import FetchOptions, fetch_hint, forced_of, kernel_selectors, level_of, settings_for
 from kbuildguard.console import printable
 from kbuildguard.context import Context
+from kbuildguard.errors import KernelNotFound
 from kbuildguard.settings import Common
 from kbuildguard.target import kernel
 from kbuildguard.toolchain import MatchLevel
@@ -33,9 +34,16 @@ def run(ctx: Context, opts: DoctorOptions) -> int:
     settings = settings_for(ctx, opts.common.cli)
     selectors, _ = kernel_selectors(ctx, settings, opts.fetch, "doctor", many=False,
                                     proc_version_file=opts.common.proc_version_file)
-    target = kernel.resolve(selectors[0])
-    if target.build_dir is None:
-        raise kernel.missing_tree_error(target.release, target.sysroot, target.running)
+    try:
+        target = kernel.resolve(selectors[0])
+        if target.build_dir is None:
+            raise kernel.missing_tree_error(target.release, target.sysroot, target.running)
+    except KernelNotFound as exc:
+        release = settings.kernel.value
+        if opts.fetch.enabled or not release or release == "all" or "," in release:
+            raise
+        hint = fetch_hint(ctx, "doctor", release, selectors[0].sysroot)
+        raise KernelNotFound(exc.message, hint="%s; or %s" % (exc.hint, hint) if exc.hint else hint, details=exc.details)
     level = level_of(settings)
     forced = forced_of(settings)
     selection = toolchain.select(ctx.runner, target, level, ctx.env, forced=forced,

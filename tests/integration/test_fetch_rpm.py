@@ -147,3 +147,20 @@ def test_dnf_without_the_package_fails_cleanly(repos, tmp_path):
     root = _root(tmp_path, "el", repos["el"])
     res = kbuildguard("fetch", "--fetch-from", "dnf:%s:9" % root, "5.14.0-999.el9.x86_64", env={"XDG_CACHE_HOME": str(tmp_path)})
     assert res.code == 15 and "could not download kernel-devel-5.14.0-999.el9.x86_64" in res.err, res
+
+
+def test_zypper_list_and_a_repository_without_kernels(repos, tmp_path):
+    """`fetch --list` with real zypper: the release is listed; a repository that offers no
+    kernel-default-devel makes `zypper search` exit 104, which is "nothing offered" (exit 15, one
+    line), not a traceback (issue 20, the tester's case)."""
+    root = _root(tmp_path, "suse", repos["suse"])
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    res = kbuildguard("fetch", "--list", "--fetch-from", "zypper:%s" % root, "available:5.14.21-*-default", env=env)
+    assert res.code == 0 and res.out.split() == [SUSE_RELEASE], res
+    empty = tmp_path / "empty-repo"
+    empty.mkdir()
+    subprocess.run(["createrepo_c", "-q", str(empty)], check=True)
+    bare = _root(tmp_path / "bare", "suse", str(empty))
+    res = kbuildguard("fetch", "--list", "--fetch-from", "zypper:%s" % bare, "available:*", env=env)
+    assert res.code == 15 and "no kernel offered by zypper:%s matches '*'" % bare in res.err, res
+    assert len(res.err.strip().splitlines()) <= 2, res  # the line and its hint
