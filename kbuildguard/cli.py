@@ -207,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report_options(p)
     p.add_argument("--match", choices=["exact", "version", "minor", "major"], help=argparse.SUPPRESS)
     p.add_argument("--print-hook", choices=["postinst", "kernel-install"],
-                   help="print the hook script: /etc/kernel/postinst.d/zz-kbuildguard (Debian, Ubuntu) or "
+                   help="print the hook script: /etc/kernel/postinst.d/zz-kbuildguard and "
+                        "/etc/kernel/header_postinst.d/zz-kbuildguard (Debian, Ubuntu: after DKMS's own) or "
                         "/etc/kernel/install.d/95-kbuildguard.install (systemd kernel-install)")
 
     p = add("init", "scaffold kbuildguard.toml and a module source from the templates")
