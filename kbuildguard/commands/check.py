@@ -105,7 +105,7 @@ def checked(ctx: Context, target: KernelTarget, level: MatchLevel, opts: CheckOp
 
 
 def run(ctx: Context, opts: CheckOptions) -> int:
-    settings = settings_for(ctx, opts.common.cli, read_file=False)
+    settings = settings_for(ctx, opts.common.cli, "check")
     selectors, many = kernel_selectors(ctx, settings, opts.fetch, "check", many=True)
     paths = find_modules(absolute(ctx, opts.paths))
     if not paths:

@@ -3,7 +3,6 @@
 import os
 from typing import NamedTuple, Optional, Tuple
 
-from kbuildguard import project
 from kbuildguard.build import kbuild
 from kbuildguard.build import pipeline as build
 from kbuildguard.commands.common import (
@@ -12,13 +11,13 @@ from kbuildguard.commands.common import (
     fetched_selector,
     forced_of,
     level_of,
-    say_file_settings,
+    project_and_settings,
     selector_for,
 )
 from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.errors import ConfigError, UsageError
-from kbuildguard.settings import Common, resolve
+from kbuildguard.settings import Common
 from kbuildguard.target import kconfig, kernel
 
 
@@ -65,9 +64,9 @@ def run(ctx: Context, opts: MakeOptions) -> int:
             ", ".join(kbuild.TARGETS), printable(" ".join(goals))))
     if opts.kernel_config:
         kconfig.read_named(ctx.path(opts.kernel_config))  # before anything is built
-    proj = project.load(module_dir)
-    settings = resolve(opts.common.cli, ctx.env, proj.settings)
-    say_file_settings(ctx, settings, proj.config_path)
+    loaded, settings = project_and_settings(ctx, opts.common.cli, "make", module_dir)
+    assert loaded is not None  # settings.reads_project_file("make")
+    proj = loaded
     log = settings.log.value
     req = build.Request(
         module_dir=module_dir, goal=goals[0],

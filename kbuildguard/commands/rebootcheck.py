@@ -37,7 +37,7 @@ def run(ctx: Context, common: Common, release: str, root: Optional[str], blockin
     if not release or "/" in release:
         raise UsageError("reboot-check needs the release of the new kernel (the hook's first argument)")
     sysroot = ctx.path(root) if root and os.path.abspath(root) != "/" else None
-    settings = settings_for(ctx, common.cli)
+    settings = settings_for(ctx, common.cli, "reboot-check")
     selector = selector_for(settings, kernel=release)._replace(sysroot=sysroot, kernel_dir=None,
                                                                sysroot_named_by="--root %s" % root if sysroot else "")
     modules_dir = os.path.join(sysroot or "/", "lib/modules", release)
