@@ -9,10 +9,10 @@ import functools
 import glob
 import os
 import re
-from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard.arch import Arch, same_machine
-from kbuildguard.errors import BadInput, ToolNotFound
+from kbuildguard.errors import BadInput, ToolNotFound, UsageError
 from kbuildguard.identity import CompilerId, Family, Linker, from_macros, parse_compiler, parse_linker
 from kbuildguard.run import CommandFailed, Runner
 from kbuildguard.strenum import StrEnum
@@ -334,3 +334,64 @@ def identify_linker(runner: Runner, program: str, env: Optional[Mapping[str, str
     if found is None:
         raise BadInput("%s --version printed %r: neither GNU ld nor LLD" % (program, first[:80]))
     return found
+
+
+# Toolchain variables after `make --` (issue 22: none is dropped without a word). kbuild reads each
+# from make's command line, which overrides the Makefile's own assignment (GNU make "Overriding
+# Variables"): the 6.1 top Makefile sets CC, LD, AR, NM, OBJCOPY ... from $(CROSS_COMPILE) and
+# $(LLVM) (Makefile: "ifneq ($(LLVM),)"), HOSTCC/HOSTCXX for the host programs of scripts/.
+# CC and LLVM/LLVM_IAS are kbuildguard's own (make_command writes them); the others are passed on
+# as given, with a note that they are not checked against the kernel's record.
+PASSED_TOOL_VARIABLES = {
+    "LD": "the linker of every .ko: not checked against the kernel's linker record (kbuildguard doctor judges the tree's own)",
+    "AR": "not checked against the kernel's toolchain", "NM": "not checked against the kernel's toolchain",
+    "AS": "not checked against the kernel's toolchain", "OBJCOPY": "not checked against the kernel's toolchain",
+    "OBJDUMP": "not checked against the kernel's toolchain", "STRIP": "not checked against the kernel's toolchain",
+    "READELF": "not checked against the kernel's toolchain",
+    "HOSTCC": "builds host programs only (scripts/), nothing that goes into the module",
+    "HOSTCXX": "builds host programs only (scripts/), nothing that goes into the module",
+    "HOSTLD": "links host programs only (scripts/), nothing that goes into the module",
+    "CROSS_COMPILE": "the prefix of gcc's binutils for a cross build (the compiler itself is kbuildguard's CC=)",
+    "ARCH": "kbuild's target architecture; the built module's machine is still checked against the kernel's",
+}
+
+
+class MakeArgs(NamedTuple):
+    """make arguments after -- as kbuild gets them, and what was said about each toolchain variable."""
+
+    passed: Tuple[str, ...]
+    notes: Tuple[str, ...]
+
+
+def toolchain_make_args(make_args: Sequence[str], compiler: Compiler, llvm: LlvmSettings) -> MakeArgs:
+    """Each CC=, LLVM=, LLVM_IAS= after -- taken, replaced or refused, and each other toolchain
+    variable passed with a note; never one dropped without a word. Raises UsageError."""
+    passed = []
+    notes = []
+    for arg in make_args:
+        m = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)\s*(:::=|::=|:=|\+=|\?=|!=|=)(.*)$", arg)
+        if m is None or arg.startswith("-"):
+            passed.append(arg)
+            continue
+        name, op, value = m.group(1), m.group(2), m.group(3)
+        if name in ("CC", "LLVM", "LLVM_IAS") and (op != "=" or arg[len(name)] != "="):
+            raise UsageError("%s after --: write %s=VALUE (kbuildguard reads only that form of %s)" % (arg, name, name))
+        if name == "CC":
+            # settings.resolve took it as the compiler (as --cc); make_command writes CC= itself
+            notes.append("%s after --: taken as the compiler (as --cc); make gets CC=%s" % (arg, compiler.path))
+        elif name in ("LLVM", "LLVM_IAS") and compiler.family is Family.CLANG:
+            own = " ".join(llvm.make_vars) or "none"
+            notes.append("%s after --: replaced by kbuildguard's %s (%s, from the kernel's compiler and assembler "
+                         "records)" % (arg, own, llvm.why))
+        elif name == "LLVM" and value:
+            raise UsageError("%s after --: the kernel was built with %s, not clang: LLVM= would make kbuild build with "
+                             "clang and LLVM's tools (Makefile: ifneq ($(LLVM),)). For a clang-built kernel "
+                             "kbuildguard sets LLVM= itself" % (arg, compiler.describe()))
+        elif name in ("LLVM", "LLVM_IAS"):
+            notes.append("%s after --: not passed: it has no effect on a %s build" % (arg, compiler.program))
+        elif name in PASSED_TOOL_VARIABLES:
+            passed.append(arg)
+            notes.append("%s after --: passed to kbuild as given: %s" % (arg, PASSED_TOOL_VARIABLES[name]))
+        else:
+            passed.append(arg)
+    return MakeArgs(tuple(passed), tuple(notes))

@@ -292,6 +292,8 @@ def plan(ctx: Context, proj: Project, req: Request, prepared: Prepared) -> Plan:
              else os.path.join(root, "(per module folder and kernel)"))
     command = kbuild.make_command(target, prepared.selection.selected, stage, "clean" if req.goal == "clean" else "modules",
                                   req.make_args, ctx.env, btf_base=prepared.checked.btf_base if prepared.checked else None)
+    for note in command.notes:
+        ctx.console.info("note: " + printable(note))
     if command.scrubbed:
         ctx.console.warn("not passed on to make from the environment (only -j, -l, -k, -s, -w and the job server are): %s"
                          % printable("; ".join(command.scrubbed)))
