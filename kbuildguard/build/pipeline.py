@@ -42,7 +42,7 @@ from kbuildguard.gates.verify import Expectation, ModuleReport, Verdict, fix_hin
 from kbuildguard.probecache import cache_home
 from kbuildguard.project import Project
 from kbuildguard.settings import Settings
-from kbuildguard.target import exports, kernel
+from kbuildguard.target import exports, kconfig, kernel
 from kbuildguard.target.drift import Drift, compare
 from kbuildguard.target.kernel import KernelTarget, Selector
 from kbuildguard.toolchain import Forced, MatchLevel, Selection
@@ -170,6 +170,8 @@ def resolve_target(ctx: Context, selector: Selector) -> KernelTarget:
 
 
 def check_drift(ctx: Context, target: KernelTarget, req: Request) -> Optional[Drift]:
+    if req.kernel_config:
+        kconfig.read_named(req.kernel_config, target.arch)  # another architecture's: refused (issue 22)
     found = compare(target, req.kernel_config)
     if found is not None and found.abi:
         message = "the build tree %s is configured differently from kernel %s in options that change struct module: %s" % (

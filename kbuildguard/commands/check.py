@@ -39,7 +39,7 @@ def expectation(ctx: Context, target: KernelTarget, level: MatchLevel, opts: Che
                                                cache_dir=cache_home(ctx.env))
     config_file = ctx.path(opts.kernel_config) if opts.kernel_config else None
     if config_file:
-        kconfig.read_named(config_file)  # refused here: the reads below fall back to the tree's quietly
+        kconfig.read_named(config_file, target.arch)  # refused here: the reads below fall back to the tree's quietly
     try:
         drift = compare(target, config_file)
     except BadInput:  # the loader's gates read it again and say what they could not see
