@@ -86,6 +86,29 @@ def from_kconfig(config: Mapping[str, str]) -> Optional[Arch]:
     return None
 
 
+# Every symbol of Linux 6.1 that says which architecture a configuration is for: the `config ARCH`
+# at the top of each arch/*/Kconfig (arch/alpha/Kconfig "config ALPHA" ... arch/xtensa/Kconfig
+# "config XTENSA"), and where one folder builds two word sizes, the symbol that selects each:
+# arch/powerpc/platforms/Kconfig.cputype "config PPC32"/"config PPC64", arch/sparc/Kconfig
+# "config SPARC32"/"config SPARC64", arch/x86/Kconfig "config X86_32"/"config X86_64". s390 is
+# 64-bit only since 4.1 (arch/s390/Kconfig "config S390"); riscv and loongarch carry 32BIT/64BIT
+# alongside. A configuration with none of these is not a kernel's; the value is the arch/ folder.
+KCONFIG_ARCHES: Mapping[str, str] = {
+    "CONFIG_ALPHA": "alpha", "CONFIG_ARC": "arc", "CONFIG_ARM": "arm", "CONFIG_ARM64": "arm64",
+    "CONFIG_CSKY": "csky", "CONFIG_HEXAGON": "hexagon", "CONFIG_IA64": "ia64", "CONFIG_LOONGARCH": "loongarch",
+    "CONFIG_M68K": "m68k", "CONFIG_MICROBLAZE": "microblaze", "CONFIG_MIPS": "mips", "CONFIG_NIOS2": "nios2",
+    "CONFIG_OPENRISC": "openrisc", "CONFIG_PARISC": "parisc", "CONFIG_PPC32": "powerpc (32-bit)",
+    "CONFIG_PPC64": "powerpc (64-bit)", "CONFIG_RISCV": "riscv", "CONFIG_S390": "s390", "CONFIG_SUPERH": "sh",
+    "CONFIG_SPARC32": "sparc (32-bit)", "CONFIG_SPARC64": "sparc64", "CONFIG_UML": "um",
+    "CONFIG_X86_32": "x86 (32-bit)", "CONFIG_X86_64": "x86_64", "CONFIG_XTENSA": "xtensa",
+}
+
+
+def kconfig_arches(config: Mapping[str, str]) -> Tuple[str, ...]:
+    """The CONFIG_ symbols of KCONFIG_ARCHES a configuration sets (=y), in the table's order."""
+    return tuple(symbol for symbol in KCONFIG_ARCHES if config.get(symbol) == "y")
+
+
 def from_release(release: str) -> Optional[Arch]:
     """RPM kernels end their release with the architecture (4.18.0-147.el7.aarch64), Debian's with
     the flavour (6.1.0-13-amd64, 6.1.0-13-cloud-arm64)."""

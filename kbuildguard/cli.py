@@ -411,7 +411,34 @@ def parse(argv: Sequence[str], err: IO[str]) -> Parsed:
     if make_args and args.command != "make":
         err.write("kbuildguard: usage error: only `make` takes arguments after --\n")
         raise ParseExit(UsageError.exit_code)
+    empty = empty_option(parser, args)
+    if empty:
+        # issue 22: `--kernel "$KVER"`, `--proc-version-file "$F"`, `-C "$D"` with the variable unset
+        # would silently mean the default (the running kernel, the current folder): exit 2, one line
+        err.write("kbuildguard: usage error: %s was given an empty value (an unset shell variable?); "
+                  "give it a value, or leave it out\n" % empty)
+        raise ParseExit(UsageError.exit_code)
     return Parsed(args, make_args)
+
+
+def command_parsers(parser: argparse.ArgumentParser) -> Dict[str, argparse.ArgumentParser]:
+    """Every command's own parser, by name (tests iterate them; so does empty_option)."""
+    for action in parser._actions:  # argparse has no public accessor for its subparsers
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def empty_option(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Optional[str]:
+    """The first option or argument of the command that was given an empty (or blank) string, as
+    the user spelt it (``--kernel``, ``FILE.ko|DIR``); None when there is none."""
+    sub = command_parsers(parser).get(args.command)
+    for action in sub._actions if sub is not None else []:
+        value = getattr(args, action.dest, None)
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and not v.strip() for v in values):
+            return "/".join(action.option_strings) or str(action.metavar or action.dest)
+    return None
 
 
 def make_context(args: argparse.Namespace, env: Mapping[str, str], stdout: IO[str], stderr: IO[str], stdin: IO[str],

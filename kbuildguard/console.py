@@ -6,7 +6,7 @@ import os
 import re
 import sys
 import time
-from typing import IO, Deque, Iterator, List, Mapping, Optional
+from typing import IO, Any, Deque, Iterator, List, Mapping, Optional
 
 from kbuildguard.errors import UsageError
 
@@ -38,6 +38,26 @@ def printable(text: str) -> str:
     """
     text = _SURROGATE.sub(lambda m: "\\x%02x" % (ord(m.group()) - 0xDC00), text)
     return _CONTROL.sub(lambda m: "\\x%02x" % ord(m.group()), text)
+
+
+def for_json(data: Any) -> Any:
+    """DATA with every string in the one documented form of JSON output (docs/reference.md): a
+    file name's bytes read as UTF-8, each byte that is not UTF-8 written as the four characters
+    ``\\xNN``. Python hands a name it could not decode as lone surrogates (surrogateescape: every
+    non-ASCII byte on 3.6 under LC_ALL=C, a non-UTF-8 byte everywhere), which json.dumps would
+    print as ``\\udcc3`` escapes that no JSON reader turns back into the name."""
+    if isinstance(data, str):
+        if not _SURROGATE.search(data):
+            return data
+        try:
+            return data.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:  # a surrogate that is not an escaped byte: not a file name's
+            return printable(data)
+    if isinstance(data, dict):
+        return {for_json(k): for_json(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [for_json(v) for v in data]
+    return data
 
 
 def wants_color(env: Mapping[str, str], stream: IO[str]) -> bool:

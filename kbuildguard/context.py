@@ -8,7 +8,7 @@ import json
 import os
 from typing import IO, Any, Mapping, NamedTuple
 
-from kbuildguard.console import Console, printable
+from kbuildguard.console import Console, for_json, printable
 from kbuildguard.run import Runner
 
 
@@ -30,7 +30,7 @@ class Context(NamedTuple):
             self.stdout.write(printable(text).encode("ascii", "backslashreplace").decode("ascii") + "\n")
 
     def out_json(self, data: Any) -> None:
-        self.stdout.write(json.dumps(data, indent=2) + "\n")
+        self.stdout.write(json.dumps(for_json(data), indent=2) + "\n")
 
     def path(self, name: str) -> str:
         """A path the user gave, relative to the folder kbuildguard was started in (no os.chdir anywhere)."""

@@ -72,7 +72,9 @@ class ProbeCache:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
             tmp = "%s.%d.tmp" % (self.path, os.getpid())
             with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(self._entries, f)
+                # a copy (one step under the GIL): a compiler probe still running in its thread
+                # (toolchain.identify_all stops waiting, not probing) may put() meanwhile
+                json.dump(dict(self._entries), f)
             os.replace(tmp, self.path)
         except OSError:
             pass

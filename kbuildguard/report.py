@@ -3,6 +3,7 @@
 import json
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
+from kbuildguard.console import for_json
 from kbuildguard.formats.module import ModuleInfo
 from kbuildguard.formats.symvers import Export
 from kbuildguard.gates.model import Check, Effect, Gate
@@ -150,7 +151,7 @@ def plan_json(p: InstallPlan) -> Dict[str, Any]:
 
 
 def dumps(data: Any) -> str:
-    return json.dumps(data, indent=2, sort_keys=False)
+    return json.dumps(for_json(data), indent=2, sort_keys=False)
 
 
 # The order in which the kernel meets the gates, as far as it decides which one refuses first:

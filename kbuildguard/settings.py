@@ -18,8 +18,16 @@ Two rules keep a setting from pointing somewhere the user did not ask for:
   cannot name a compiler or a build tree: a repository someone cloned must not choose which
   programs run (``make -C TREE`` runs TREE's Makefile).
 
-Every command (make, detect, check, setup, explain) resolves through ``resolve()``; nothing below
-the CLI reads ``KBUILDGUARD_*`` or argparse objects. Unknown ``KBUILDGUARD_*`` variables are errors.
+Which commands read a kbuildguard.toml at all is one rule, ``reads_project_file()``: only the
+commands that work *on* a module repository (``make``, ``init``, ``setup``) read the file of the
+folder they work in, and say which settings they took from it. Every other command (``check``,
+``sign``, ``detect``, ``explain``, ``doctor``, ``reboot-check``, ...) judges modules or kernels and
+never reads one: a cloned repository's ``match = "major"`` must not loosen a verdict run inside it,
+and a broken file must not fail it (issue 22).
+
+Every command resolves through ``resolve()``; nothing below the CLI reads ``KBUILDGUARD_*`` or
+argparse objects. Unknown ``KBUILDGUARD_*`` variables are errors, and so is one set to the empty
+string (``KBUILDGUARD_KERNEL="$KVER"`` with KVER unset must not mean the running kernel).
 """
 
 import os
@@ -89,6 +97,15 @@ FILE_FORBIDDEN = {
     "cc": "a repository cannot choose the compiler (it would run a program of its choosing): use --cc or KBUILDGUARD_CC",
     "kernel_dir": "a repository cannot choose the build tree (make runs the tree's Makefile): use --kernel-dir or KBUILDGUARD_KERNEL_DIR",
 }
+
+# The commands that read the kbuildguard.toml of the folder they work in (see the module docstring).
+PROJECT_FILE_COMMANDS = ("make", "init", "setup")
+
+
+def reads_project_file(command: str) -> bool:
+    """Whether COMMAND takes settings from a kbuildguard.toml: the one rule every command asks."""
+    return command in PROJECT_FILE_COMMANDS
+
 
 # Every KBUILDGUARD_* variable kbuildguard reads, with what it sets: the one list behind the check of
 # stray variables below, the man page's ENVIRONMENT and docs/reference.md's table (clidoc.py).
@@ -180,6 +197,11 @@ def resolve(cli: CommandLine, env: Mapping[str, str], file: FileSettings = FileS
     if stray:
         raise ConfigError("unknown environment setting(s) %s (known: %s)" % (", ".join(stray), ", ".join(ENVIRONMENT)),
                           hint="unset it; a misspelt setting is an error rather than silently ignored")
+    empty = sorted(k for k in ENVIRONMENT if k in env and not env[k].strip())
+    if empty:
+        # issue 22: an empty value would silently mean the default (the running kernel, any compiler)
+        raise ConfigError("%s is set but empty (an unset shell variable?)" % ", ".join(empty),
+                          hint="give it a value, or unset it")
     for option, given in (("--kernel", cli.kernel), ("--kernel-dir", cli.kernel_dir), ("--sysroot", cli.sysroot),
                           ("--cc", cli.cc), ("--match", cli.match), ("--log-file", cli.log_file),
                           ("--sign-key", cli.sign_key), ("--sign-cert", cli.sign_cert)):

@@ -9,10 +9,12 @@ import functools
 import glob
 import os
 import re
-from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
+import threading
+import time
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard.arch import Arch, same_machine
-from kbuildguard.errors import BadInput, ToolNotFound
+from kbuildguard.errors import BadInput, ToolNotFound, UsageError
 from kbuildguard.identity import CompilerId, Family, Linker, from_macros, parse_compiler, parse_linker
 from kbuildguard.run import CommandFailed, Runner
 from kbuildguard.strenum import StrEnum
@@ -190,6 +192,48 @@ def identify(runner: Runner, path: str, env: Optional[Mapping[str, str]] = None)
     return Compiler(path, family, version, vendor, banner, arch, os.path.basename(path), _toolset_of(path))
 
 
+# Candidates are probed at once, one thread each around the one subprocess door (run.py): a hung
+# wrapper (ccache, distcc, a site script) costs its own timeout, not one after another (issue 22).
+# identify() runs two probes of PROBE_SECONDS each; past PROBE_TOTAL_SECONDS kbuildguard stops
+# waiting for all of them and says which did not answer.
+PROBE_TOTAL_SECONDS = 2 * PROBE_SECONDS + 5
+
+
+def identify_all(runner: Runner, paths: Sequence[str], env: Optional[Mapping[str, str]] = None,
+                 total: float = PROBE_TOTAL_SECONDS) -> Dict[str, Tuple[Optional[Compiler], str]]:
+    """identify() of every path at once: path -> (the compiler, "") or (None, why not). An error
+    other than BadInput/ToolNotFound (a bug, a signal) is raised here, in the calling thread."""
+    results: Dict[str, Tuple[Optional[Compiler], str]] = {}
+    failures: List[BaseException] = []
+
+    def one(path: str) -> None:
+        try:
+            results[path] = (identify(runner, path, env), "")
+        except (BadInput, ToolNotFound) as exc:
+            results[path] = (None, exc.message)
+        except BaseException as exc:  # handed to the calling thread below
+            failures.append(exc)
+
+    if len(paths) == 1:  # nothing to wait for at once: no thread
+        one(paths[0])
+    else:
+        # daemon threads: a probe still waiting for its timeout never holds up kbuildguard's exit
+        threads = [threading.Thread(target=one, args=(path,), daemon=True) for path in paths]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + total
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    if failures:
+        raise failures[0]
+    answered = dict(results)  # a copy: a thread that answers late writes into results, not here
+    for path in paths:
+        if path not in answered:
+            answered[path] = (None, "%s did not answer within %g s (a wrapper that hangs?): not waited for any longer"
+                              % (path, total))
+    return answered
+
+
 def _hinted_match(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping[str, str],
                   prefer: str) -> Optional[Selection]:
     """make's short way: the program the kernel's tree names (gcc-12), when it is on PATH and is the
@@ -241,29 +285,36 @@ def select(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping
         groups[real].append((path, origin))
     if first_match:
         order.sort(key=lambda real: 0 if any(os.path.basename(p) == prefer for p, _ in groups[real]) else 1)
+    chosen = []
+    for real in order:
+        members = groups[real]
+        chosen.append(next((m for m in members if os.path.basename(m[0]) == prefer), members[0]))
     candidates: List[Candidate] = []
     matches: List[Tuple[Tuple[int, int, int], Compiler]] = []
-    for index, real in enumerate(order):
+    # make (first_match) probes the tree's own program first and stops at a match of the kernel's
+    # vendor release; every other candidate -- or all of them for detect -- is probed at once
+    batches = [chosen[:1], chosen[1:]] if first_match else [chosen]
+    for batch in batches:
         if first_match and any(rank[0] == 0 for rank, _ in matches):
             break  # a match with the kernel's own vendor release: nothing later can beat it
-        members = groups[real]
-        path, origin = next((m for m in members if os.path.basename(m[0]) == prefer), members[0])
-        try:
-            compiler = identify(runner, path, env)
-        except (BadInput, ToolNotFound) as exc:
-            candidates.append(Candidate(path, origin, None, Verdict.ERROR, exc.message))
-            continue
-        reason = mismatch_reason(target.compiler, compiler.identity, level)
-        if reason is None and not same_machine(target.arch, compiler.arch):
-            reason = "targets %s, the kernel is %s (set ARCH and CROSS_COMPILE for a cross build)" % (
-                compiler.arch, target.arch)
-        if reason is None:
-            candidates.append(Candidate(path, origin, compiler, Verdict.MATCH, "matches %s" % target.compiler.describe()))
-            rank = (0 if compiler.vendor == target.compiler.vendor else 1,
-                    0 if compiler.program == prefer else 1, index)
-            matches.append((rank, compiler))
-        else:
-            candidates.append(Candidate(path, origin, compiler, Verdict.MISMATCH, reason))
+        found = identify_all(runner, [path for path, _ in batch], env)
+        for path, origin in batch:
+            index = chosen.index((path, origin))
+            compiler, error = found[path]
+            if compiler is None:
+                candidates.append(Candidate(path, origin, None, Verdict.ERROR, error))
+                continue
+            reason = mismatch_reason(target.compiler, compiler.identity, level)
+            if reason is None and not same_machine(target.arch, compiler.arch):
+                reason = "targets %s, the kernel is %s (set ARCH and CROSS_COMPILE for a cross build)" % (
+                    compiler.arch, target.arch)
+            if reason is None:
+                candidates.append(Candidate(path, origin, compiler, Verdict.MATCH, "matches %s" % target.compiler.describe()))
+                rank = (0 if compiler.vendor == target.compiler.vendor else 1,
+                        0 if compiler.program == prefer else 1, index)
+                matches.append((rank, compiler))
+            else:
+                candidates.append(Candidate(path, origin, compiler, Verdict.MISMATCH, reason))
     selected = min(matches, key=lambda m: m[0])[1] if matches else None
     return Selection(selected, tuple(candidates), level)
 
@@ -334,3 +385,64 @@ def identify_linker(runner: Runner, program: str, env: Optional[Mapping[str, str
     if found is None:
         raise BadInput("%s --version printed %r: neither GNU ld nor LLD" % (program, first[:80]))
     return found
+
+
+# Toolchain variables after `make --` (issue 22: none is dropped without a word). kbuild reads each
+# from make's command line, which overrides the Makefile's own assignment (GNU make "Overriding
+# Variables"): the 6.1 top Makefile sets CC, LD, AR, NM, OBJCOPY ... from $(CROSS_COMPILE) and
+# $(LLVM) (Makefile: "ifneq ($(LLVM),)"), HOSTCC/HOSTCXX for the host programs of scripts/.
+# CC and LLVM/LLVM_IAS are kbuildguard's own (make_command writes them); the others are passed on
+# as given, with a note that they are not checked against the kernel's record.
+PASSED_TOOL_VARIABLES = {
+    "LD": "the linker of every .ko: not checked against the kernel's linker record (kbuildguard doctor judges the tree's own)",
+    "AR": "not checked against the kernel's toolchain", "NM": "not checked against the kernel's toolchain",
+    "AS": "not checked against the kernel's toolchain", "OBJCOPY": "not checked against the kernel's toolchain",
+    "OBJDUMP": "not checked against the kernel's toolchain", "STRIP": "not checked against the kernel's toolchain",
+    "READELF": "not checked against the kernel's toolchain",
+    "HOSTCC": "builds host programs only (scripts/), nothing that goes into the module",
+    "HOSTCXX": "builds host programs only (scripts/), nothing that goes into the module",
+    "HOSTLD": "links host programs only (scripts/), nothing that goes into the module",
+    "CROSS_COMPILE": "the prefix of gcc's binutils for a cross build (the compiler itself is kbuildguard's CC=)",
+    "ARCH": "kbuild's target architecture; the built module's machine is still checked against the kernel's",
+}
+
+
+class MakeArgs(NamedTuple):
+    """make arguments after -- as kbuild gets them, and what was said about each toolchain variable."""
+
+    passed: Tuple[str, ...]
+    notes: Tuple[str, ...]
+
+
+def toolchain_make_args(make_args: Sequence[str], compiler: Compiler, llvm: LlvmSettings) -> MakeArgs:
+    """Each CC=, LLVM=, LLVM_IAS= after -- taken, replaced or refused, and each other toolchain
+    variable passed with a note; never one dropped without a word. Raises UsageError."""
+    passed = []
+    notes = []
+    for arg in make_args:
+        m = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)\s*(:::=|::=|:=|\+=|\?=|!=|=)(.*)$", arg)
+        if m is None or arg.startswith("-"):
+            passed.append(arg)
+            continue
+        name, op, value = m.group(1), m.group(2), m.group(3)
+        if name in ("CC", "LLVM", "LLVM_IAS") and (op != "=" or arg[len(name)] != "="):
+            raise UsageError("%s after --: write %s=VALUE (kbuildguard reads only that form of %s)" % (arg, name, name))
+        if name == "CC":
+            # settings.resolve took it as the compiler (as --cc); make_command writes CC= itself
+            notes.append("%s after --: taken as the compiler (as --cc); make gets CC=%s" % (arg, compiler.path))
+        elif name in ("LLVM", "LLVM_IAS") and compiler.family is Family.CLANG:
+            own = " ".join(llvm.make_vars) or "none"
+            notes.append("%s after --: replaced by kbuildguard's %s (%s, from the kernel's compiler and assembler "
+                         "records)" % (arg, own, llvm.why))
+        elif name == "LLVM" and value:
+            raise UsageError("%s after --: the kernel was built with %s, not clang: LLVM= would make kbuild build with "
+                             "clang and LLVM's tools (Makefile: ifneq ($(LLVM),)). For a clang-built kernel "
+                             "kbuildguard sets LLVM= itself" % (arg, compiler.describe()))
+        elif name in ("LLVM", "LLVM_IAS"):
+            notes.append("%s after --: not passed: it has no effect on a %s build" % (arg, compiler.program))
+        elif name in PASSED_TOOL_VARIABLES:
+            passed.append(arg)
+            notes.append("%s after --: passed to kbuild as given: %s" % (arg, PASSED_TOOL_VARIABLES[name]))
+        else:
+            passed.append(arg)
+    return MakeArgs(tuple(passed), tuple(notes))

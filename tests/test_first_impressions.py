@@ -126,7 +126,7 @@ def test_settings_from_a_file_say_so(capsys, tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
     (repo / "kbuildguard.toml").write_text("[kbuildguard]\nmatch = \"minor\"\n")
-    code, _, err = run(capsys, "detect", "--kernel-dir", tree, cwd=str(repo))
+    code, _, err = run(capsys, "setup", "--kernel-dir", tree, "--dry-run", cwd=str(repo))
     assert "settings from %s: match = 'minor'" % (repo / "kbuildguard.toml") in err
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from kbuildguard.errors import ConfigError
 from kbuildguard.project import parse_config
-from kbuildguard.settings import CommandLine, FileSettings, Layer, resolve
+from kbuildguard.settings import ENVIRONMENT, CommandLine, FileSettings, Layer, resolve
 
 
 def test_precedence_cli_env_file_default():
@@ -56,7 +56,10 @@ def test_bad_values_are_one_line_errors():
         resolve(CommandLine(), {"KBUILDGUARD_MATCH": "sloppy"})
     with pytest.raises(ConfigError):
         resolve(CommandLine(), {"KBUILDGUARD_KERNEL": "../../etc"})
-    assert resolve(CommandLine(), {"KBUILDGUARD_KERNEL": ""}).kernel.value is None  # empty is unset
+    for name in ENVIRONMENT:  # issue 22: empty is an error, never "unset" (the running kernel, any compiler)
+        for blank in ("", " "):
+            with pytest.raises(ConfigError, match="%s is set but empty" % name):
+                resolve(CommandLine(), {name: blank})
 
 
 def test_as_json_names_every_origin():

@@ -12,10 +12,9 @@ from kbuildguard import bounded
 from kbuildguard.build.modbtf import BtfBase, materialize, objtree_for
 from kbuildguard.errors import BadInput, BuildFailed
 from kbuildguard.formats.module import read_module
-from kbuildguard.identity import Family
 from kbuildguard.run import CommandFailed, Runner, quote
 from kbuildguard.target.kernel import KernelTarget, tool_records
-from kbuildguard.toolchain import Compiler, llvm_settings, toolset_env
+from kbuildguard.toolchain import Compiler, llvm_settings, toolchain_make_args, toolset_env
 
 TARGETS = ("modules", "clean", "modules_install")
 
@@ -29,6 +28,7 @@ class MakeCommand(NamedTuple):
     objtree: str = ""  # that private objtree (make -C), "" when make runs in the tree itself
     tree: str = ""  # the kernel's build tree
     scrubbed: Tuple[str, ...] = ()  # what scrub_make_env took out of the environment, for a warning
+    notes: Tuple[str, ...] = ()  # what became of each toolchain variable after -- (toolchain_make_args)
 
 
 def make_command(target: KernelTarget, compiler: Compiler, stage_dir: str, goal: str,
@@ -44,16 +44,17 @@ def make_command(target: KernelTarget, compiler: Compiler, stage_dir: str, goal:
     assert target.build_dir is not None
     objtree = objtree_for(stage_dir) if btf_base is not None and not btf_base.in_tree else ""
     argv = ["make", "-C", objtree or target.build_dir, "M=" + stage_dir]
-    if compiler.family is Family.CLANG:
-        # toolset_env also puts clang's own LLVM bin folder first on PATH, for LLVM=1
-        argv.extend(llvm_settings(target, compiler, tool_records(target.tree_config).assembler).make_vars)
+    llvm = llvm_settings(target, compiler, tool_records(target.tree_config).assembler)
+    # toolset_env also puts clang's own LLVM bin folder first on PATH, for LLVM=1 (none for gcc)
+    argv.extend(llvm.make_vars)
     argv.append("CC=" + compiler.path)
-    argv.extend(a for a in make_args if not a.startswith(("CC=", "M=", "LLVM=", "LLVM_IAS=")))
+    given = toolchain_make_args([a for a in make_args if not a.startswith("M=")], compiler, llvm)
+    argv.extend(given.passed)
     argv.append(goal)
     build_env = toolset_env(compiler, env)
     build_env["PWD"] = stage_dir  # $(PWD) in a hand-written Makefile means the folder kbuild builds in
     scrubbed = scrub_make_env(build_env)
-    return MakeCommand(argv, build_env, stage_dir, compiler, btf_base, objtree, target.build_dir, scrubbed)
+    return MakeCommand(argv, build_env, stage_dir, compiler, btf_base, objtree, target.build_dir, scrubbed, given.notes)
 
 
 # The environment reaches make too, and every variable in it becomes a make variable: an outer

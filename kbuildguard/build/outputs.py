@@ -31,7 +31,7 @@ import shutil
 from typing import IO, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard import bounded
-from kbuildguard.console import Console, printable
+from kbuildguard.console import Console, for_json, printable
 from kbuildguard.errors import BadInput, CannotWrite
 from kbuildguard.formats.module import is_module_path
 from kbuildguard.probecache import cache_home
@@ -314,5 +314,5 @@ def quarantine(staged: str, module_dir: str, folder: str, report: Optional[dict]
 def write_json(path: str, data: dict) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
+        json.dump(for_json(data), f, indent=2)
     os.replace(tmp, path)

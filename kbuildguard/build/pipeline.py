@@ -180,6 +180,8 @@ def kernel_config(target: KernelTarget, req: Request) -> Optional[kconfig.Kernel
 
 
 def check_drift(ctx: Context, target: KernelTarget, req: Request, config: Optional[kconfig.KernelConfig]) -> Optional[Drift]:
+    if req.kernel_config:
+        kconfig.read_named(req.kernel_config, target.arch)  # another architecture's: refused (issue 22)
     found = compare(config, target.tree_config)
     if found is not None and found.abi:
         message = "the build tree %s is configured differently from kernel %s in options that change struct module: %s" % (
@@ -304,6 +306,8 @@ def plan(ctx: Context, proj: Project, req: Request, prepared: Prepared) -> Plan:
              else os.path.join(root, "(per module folder and kernel)"))
     command = kbuild.make_command(target, prepared.selection.selected, stage, "clean" if req.goal == "clean" else "modules",
                                   req.make_args, ctx.env, btf_base=prepared.checked.btf_base if prepared.checked else None)
+    for note in command.notes:
+        ctx.console.info("note: " + printable(note))
     if command.scrubbed:
         ctx.console.warn("not passed on to make from the environment (only -j, -l, -k, -s, -w and the job server are): %s"
                          % printable("; ".join(command.scrubbed)))

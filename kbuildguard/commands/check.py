@@ -39,7 +39,7 @@ class CheckOptions(NamedTuple):
 def expectation(ctx: Context, target: KernelTarget, level: MatchLevel, opts: CheckOptions) -> Expectation:
     config_file = ctx.path(opts.kernel_config) if opts.kernel_config else None
     if config_file:
-        kconfig.read_named(config_file)  # refused here: the reads below fall back to the tree's quietly
+        kconfig.read_named(config_file, target.arch)  # refused here: the reads below fall back to the tree's quietly
     try:
         config = kconfig.read_kernel(target.release, target.sysroot, target.running, config_file)
     except BadInput:  # the loader's gates read it again and say what they could not see
@@ -122,7 +122,7 @@ def write_reports(ctx: Context, paths: ReportPaths, results: List[KernelResult])
 
 def run(ctx: Context, opts: CheckOptions) -> int:
     opts = opts._replace(reports=cireport.check_paths(opts.reports, ctx.cwd))
-    settings = settings_for(ctx, opts.common.cli, read_file=False)
+    settings = settings_for(ctx, opts.common.cli, "check")
     selectors, many = kernel_selectors(ctx, settings, opts.fetch, "check", many=True)
     paths = find_modules(absolute(ctx, opts.paths))
     if not paths:

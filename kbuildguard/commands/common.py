@@ -8,26 +8,35 @@ from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.errors import ConfigError, PackageUnavailable, UsageError
 from kbuildguard.formats.module import find_modules
-from kbuildguard.settings import CommandLine, Common, Layer, Settings, resolve
+from kbuildguard.settings import CommandLine, Common, Layer, Settings, reads_project_file, resolve
 from kbuildguard.target import fetch, kernel
 from kbuildguard.target.kernel import KernelTarget, Selector
 from kbuildguard.toolchain import Forced, MatchLevel
 
 
-def settings_for(ctx: Context, cli: CommandLine, folder: Optional[str] = None, read_file: bool = True) -> Settings:
-    """The cascade for this invocation; kbuildguard.toml of the module folder (make -C) or of the
-    folder kbuildguard was started in -- not for ``read_file=False`` (check: see target_and_modules)."""
-    if not read_file:
+def project_and_settings(ctx: Context, cli: CommandLine, command: str,
+                         folder: Optional[str] = None) -> Tuple[Optional[project.Project], Settings]:
+    """The cascade for this invocation. Only a command that settings.reads_project_file() names reads
+    kbuildguard.toml (of the module folder, make -C, or of the folder kbuildguard was started in) and
+    says which settings it took; every other command notes that a file there is not read, and gets
+    no project (None)."""
+    where = folder or ctx.cwd
+    if not reads_project_file(command):
         settings = resolve(cli, ctx.env)
-        path = os.path.join(folder or ctx.cwd, project.CONFIG_NAME)
+        path = os.path.join(where, project.CONFIG_NAME)
         if os.path.isfile(path):
-            ctx.console.info("note: %s is not read: check takes its settings from the command line and KBUILDGUARD_* "
-                             "only (a repository's file must not loosen a verdict: --match, --kernel)" % printable(path))
-        return settings
-    proj = project.load(folder or ctx.cwd)
+            ctx.console.info("note: %s is not read: %s takes its settings from the command line and KBUILDGUARD_* "
+                             "only (a repository's file must not loosen a verdict: --match, --kernel)"
+                             % (printable(path), command))
+        return None, settings
+    proj = project.load(where)
     settings = resolve(cli, ctx.env, proj.settings)
     say_file_settings(ctx, settings, proj.config_path)
-    return settings
+    return proj, settings
+
+
+def settings_for(ctx: Context, cli: CommandLine, command: str, folder: Optional[str] = None) -> Settings:
+    return project_and_settings(ctx, cli, command, folder)[1]
 
 
 def say_file_settings(ctx: Context, settings: Settings, path: Optional[str]) -> None:
@@ -69,8 +78,9 @@ def absolute(ctx: Context, paths: Sequence[str]) -> Sequence[str]:
 def target_and_modules(ctx: Context, common: Common, paths: Sequence[str], verb: str) -> Tuple[Settings, KernelTarget, List[str]]:
     """What `sign` starts from (`check`, which takes several kernels, uses kernel_selectors): the
     settings, the one target kernel, the module files. sign, the RPM build's step inside the module's
-    own repository, reads its kbuildguard.toml (its [sign] key), and says which settings it took."""
-    settings = settings_for(ctx, common.cli, read_file=verb != "check")
+    own repository, reads no kbuildguard.toml (settings.reads_project_file): its key is named with
+    --sign-key/--sign-cert or KBUILDGUARD_SIGN_*, else DKMS's or akmods'."""
+    settings = settings_for(ctx, common.cli, verb)
     single_kernel(settings, verb)
     target = kernel.resolve(selector_for(settings))
     found = find_modules(absolute(ctx, paths))

@@ -40,7 +40,7 @@ def describe_selection(ctx: Context, selection: Selection) -> None:
 
 
 def run(ctx: Context, common: Common, fetch: FetchOptions = FetchOptions(), lock_dir: Optional[str] = None) -> int:
-    settings = settings_for(ctx, common.cli)
+    settings = settings_for(ctx, common.cli, "detect")
     selectors, _ = kernel_selectors(ctx, settings, fetch, "detect", many=False, proc_version_file=common.proc_version_file)
     target = kernel.resolve(selectors[0])
     if target.build_dir is None and not (common.proc_version_file or settings.sysroot.value):

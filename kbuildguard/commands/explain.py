@@ -37,7 +37,7 @@ def is_module_file(ctx: Context, name: str) -> bool:
 def run(ctx: Context, opts: ExplainOptions) -> int:
     if opts.dmesg is not None or is_module_file(ctx, opts.module):
         return run_load(ctx, opts)
-    settings = settings_for(ctx, opts.common.cli)
+    settings = settings_for(ctx, opts.common.cli, "explain")
     root = ctx.path(opts.root)
     found = unload.gather(root, opts.module, settings.kernel.value, ctx.path(opts.ko) if opts.ko else None,
                            level_of(settings))
@@ -94,7 +94,7 @@ def target_expectation(ctx: Context, settings: Settings, opts: ExplainOptions) -
 
 
 def run_load(ctx: Context, opts: ExplainOptions) -> int:
-    settings = settings_for(ctx, opts.common.cli)
+    settings = settings_for(ctx, opts.common.cli, "explain")
     if opts.ko:
         ko: Optional[str] = ctx.path(opts.ko)
         name = module_name(opts.module)

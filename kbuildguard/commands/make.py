@@ -3,7 +3,7 @@
 import os
 from typing import List, NamedTuple, Optional, Tuple
 
-from kbuildguard import cireport, project
+from kbuildguard import cireport
 from kbuildguard.build import kbuild
 from kbuildguard.build import pipeline as build
 from kbuildguard.cireport import KernelResult, ReportPaths
@@ -13,13 +13,13 @@ from kbuildguard.commands.common import (
     fetched_selector,
     forced_of,
     level_of,
-    say_file_settings,
+    project_and_settings,
     selector_for,
 )
 from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.errors import ConfigError, Interrupted, KbgError, UsageError
-from kbuildguard.settings import Common, resolve
+from kbuildguard.settings import Common
 from kbuildguard.target import kconfig, kernel
 
 
@@ -94,9 +94,9 @@ def build_all(ctx: Context, opts: MakeOptions, sink: Optional[List[KernelResult]
             ", ".join(kbuild.TARGETS), printable(" ".join(goals))))
     if opts.kernel_config:
         kconfig.read_named(ctx.path(opts.kernel_config))  # before anything is built
-    proj = project.load(module_dir)
-    settings = resolve(opts.common.cli, ctx.env, proj.settings)
-    say_file_settings(ctx, settings, proj.config_path)
+    loaded, settings = project_and_settings(ctx, opts.common.cli, "make", module_dir)
+    assert loaded is not None  # settings.reads_project_file("make")
+    proj = loaded
     log = settings.log.value
     req = build.Request(
         module_dir=module_dir, goal=goals[0],

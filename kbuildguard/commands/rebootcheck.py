@@ -105,7 +105,7 @@ def run(ctx: Context, common: Common, release: str, root: Optional[str], blockin
         raise UsageError("reboot-check needs the release of the new kernel (the hook's first argument)")
     report_paths = cireport.check_paths(report_paths, ctx.cwd)
     sysroot = ctx.path(root) if root and os.path.abspath(root) != "/" else None
-    settings = settings_for(ctx, common.cli)
+    settings = settings_for(ctx, common.cli, "reboot-check")
     selector = selector_for(settings, kernel=release)._replace(sysroot=sysroot, kernel_dir=None,
                                                                sysroot_named_by="--root %s" % root if sysroot else "")
     found = module_paths(sysroot or "/", release)

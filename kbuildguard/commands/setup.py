@@ -22,7 +22,7 @@ from kbuildguard.target.kernel import KernelTarget
 
 
 def run(ctx: Context, common: Common, yes: bool, dry_run: bool) -> int:
-    settings = settings_for(ctx, common.cli)
+    settings = settings_for(ctx, common.cli, "setup")
     single_kernel(settings, "setup")
     selector = selector_for(settings, common.proc_version_file)
     target = kernel.resolve(selector)

@@ -76,25 +76,36 @@ def compiler_header(path: str) -> Optional[str]:
     return None
 
 
-def read_named(path: str) -> Dict[str, str]:
-    """A kernel configuration the user named (--kernel-config): read, and refused when it is not one.
+def read_named(path: str, target_arch: Optional[arch.Arch] = None) -> Dict[str, str]:
+    """A kernel configuration the user named (--kernel-config): read, and refused when it is not one,
+    or is one of another architecture than the target's (when that is known).
 
     Every gate is recomputed from it, so any text would silently decide the verdict: a file with only
     ``CONFIG_FOO=y`` is not a kernel's configuration. Every kernel's has its architecture's symbol
-    (arch/*/Kconfig: CONFIG_X86_64, CONFIG_ARM64, ...), and one that loads modules has
-    CONFIG_MODULES=y (init/Kconfig "menuconfig MODULES").
+    (arch.KCONFIG_ARCHES: the `config ARCH` of each arch/*/Kconfig of 6.1, PPC32, SPARC64 ...), and
+    one that loads modules has CONFIG_MODULES=y (init/Kconfig "menuconfig MODULES").
     """
     values = read(path)
     missing = []
     if values.get("CONFIG_MODULES") != "y":
         missing.append("CONFIG_MODULES=y (%s)" % ("set to %s" % values["CONFIG_MODULES"] if "CONFIG_MODULES" in values
                                                   else "absent"))
-    if arch.from_kconfig(values) is None:
-        missing.append("architecture symbol (%s)" % ", ".join(sorted({a.traits.kconfig for a in arch.Arch})))
+    symbols = arch.kconfig_arches(values)
+    if not symbols:
+        missing.append("architecture symbol (CONFIG_X86_64, CONFIG_ARM64, CONFIG_PPC32, CONFIG_SPARC64 ... as "
+                       "arch/*/Kconfig names them)")
     if missing:
         raise BadInput("%s is not a kernel configuration that loads modules: it has no %s (%d CONFIG_ line(s) read)" % (
             path, " and no ".join(missing), len(values)),
             hint="give the kernel's own configuration: /boot/config-RELEASE, or /proc/config.gz of the running kernel")
+    if target_arch is not None:
+        own = target_arch.traits.kconfig
+        modelled = arch.from_kconfig(values)
+        if own not in symbols or (modelled is not None and modelled is not target_arch):
+            named = ", ".join("%s=y (%s)" % (s, arch.KCONFIG_ARCHES[s]) for s in symbols)
+            raise BadInput("%s is the configuration of another architecture: it sets %s, the target kernel is %s%s" % (
+                path, named, target_arch, " (%s)" % modelled if modelled is not None and own in symbols else ""),
+                hint="give the target kernel's own configuration (/boot/config-RELEASE of that machine)")
     return values
 
 

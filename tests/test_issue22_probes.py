@@ -1,0 +1,77 @@
+"""Issue 22: compilers are probed at once, within a bounded total time, and the one that hung is named."""
+
+import threading
+import time
+
+from conftest import GCC11_MACROS, GCC12_MACROS, FakeRunner, compiler_outputs, make_exe, make_tree
+from kbuildguard.target.kernel import Selector, resolve
+from kbuildguard.toolchain import MatchLevel, Verdict, identify_all, select
+
+
+class SlowRunner(FakeRunner):
+    """Each probe of a program in ``delays`` takes that long; records how many ran at once."""
+
+    def __init__(self, outputs, delays):
+        super().__init__(outputs)
+        self.delays = delays
+        self.running = 0
+        self.most = 0
+        self.lock = threading.Lock()
+
+    def probe(self, argv, cwd=None, env=None, ok_returncodes=(0,), timeout=None, remember=False):
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            time.sleep(self.delays.get(argv[0], 0))
+            return super().probe(argv, cwd, env, ok_returncodes, timeout, remember)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def _compilers(tmp_path, names):
+    outputs = {}
+    paths = []
+    for name in names:
+        path = make_exe(tmp_path / "bin" / name)
+        outputs.update(compiler_outputs(path, GCC12_MACROS if "12" in name else GCC11_MACROS,
+                                        "%s (Debian 12.2.0-14+deb12u1) 12.2.0" % name if "12" in name
+                                        else "%s (Debian 11.3.0-12) 11.3.0" % name))
+        paths.append(path)
+    return outputs, paths
+
+
+def test_candidates_are_probed_at_once(tmp_path):
+    outputs, paths = _compilers(tmp_path, ["gcc-9", "gcc-10", "gcc-11", "gcc-12"])
+    runner = SlowRunner(outputs, {p: 0.4 for p in paths})
+    started = time.monotonic()
+    found = identify_all(runner, paths, {})
+    took = time.monotonic() - started
+    assert all(c is not None for c, _ in found.values())
+    assert runner.most == 4 and took < 4 * 2 * 0.4 / 2, took  # one after another would take 3.2 s
+
+
+def test_a_hung_wrapper_is_named_and_not_waited_for(tmp_path):
+    outputs, paths = _compilers(tmp_path, ["gcc-11", "gcc-12"])
+    hung = paths[0]
+    runner = SlowRunner(outputs, {hung: 3})
+    started = time.monotonic()
+    found = identify_all(runner, paths, {}, total=0.5)
+    assert time.monotonic() - started < 2
+    assert found[hung][0] is None and "%s did not answer within 0.5 s (a wrapper that hangs?)" % hung in found[hung][1]
+    assert found[paths[1]][0] is not None
+
+
+def test_detect_selection_lists_the_hung_one_and_still_selects(tmp_path, monkeypatch):
+    from kbuildguard import toolchain
+
+    outputs, paths = _compilers(tmp_path, ["gcc-11", "gcc-12"])
+    monkeypatch.setattr(toolchain, "PROBE_TOTAL_SECONDS", 0.5)
+    monkeypatch.setattr(toolchain.identify_all, "__defaults__", (None, 0.5))
+    runner = SlowRunner(outputs, {paths[0]: 3})
+    target = resolve(Selector(kernel_dir=make_tree(tmp_path / "tree")))
+    sel = select(runner, target, MatchLevel.VERSION, {"PATH": str(tmp_path / "bin")})
+    assert sel.selected is not None and sel.selected.path == paths[1]
+    verdicts = {c.path: c for c in sel.candidates}
+    assert verdicts[paths[0]].verdict is Verdict.ERROR and "did not answer" in verdicts[paths[0]].reason
