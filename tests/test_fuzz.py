@@ -2,7 +2,8 @@
 
 Each parser either returns its record or raises the one exception its callers turn into a clean
 message (BadInput, ConfigError) - never IndexError, struct.error, UnicodeDecodeError or a hang.
-CI runs a bounded number of examples (KBG_FUZZ_EXAMPLES, default 200); bench/fuzz.py runs long.
+scripts/test (CI) runs 200 examples each (KBG_FUZZ_SCALE=1; KBG_FUZZ_EXAMPLES overrides), a plain pytest a quarter
+(tests/fuzzbudget.py); bench/fuzz.py runs long.
 """
 
 import os
@@ -11,6 +12,7 @@ import struct
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
+from fuzzbudget import examples  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -22,7 +24,7 @@ from kbuildguard.project import parse_config  # noqa: E402
 from kbuildguard.target.pasted import find_kernel_line  # noqa: E402
 from kbuildguard.versions import compare  # noqa: E402
 
-EXAMPLES = int(os.environ.get("KBG_FUZZ_EXAMPLES", "200"))
+EXAMPLES = int(os.environ.get("KBG_FUZZ_EXAMPLES") or examples(200))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize="CI" in os.environ)
 
 # Texts near the real thing: fragments of real lines, recombined and mutated.

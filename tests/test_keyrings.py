@@ -7,6 +7,7 @@ import struct
 import uuid
 
 import pytest
+from fuzzbudget import examples  # noqa: E402
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -80,7 +81,7 @@ def test_an_uncompressed_image_and_a_bad_one():
         certlist.system_certificates(b"not a kernel" * 100, "junk")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.binary(max_size=3000), st.integers(0, 2000))
 def test_hostile_images_are_bad_input_or_an_answer(junk, at):
     data = bytearray(b"\x7fELF" + junk[:at] + cert_list(FIXTURE_KEY) + junk[at:])
@@ -269,7 +270,7 @@ def test_live_firmware_from_efivarfs_and_the_mokvar_table(tmp_path):
     assert found.secure_boot is False and found.mok_trusted is True
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.text(max_size=400), st.sampled_from(["[key 1]\n", "Serial Number:\n", "Modulus:\n    ab:c\n", "Exponent: x\n",
                                                "X509v3 Subject Key Identifier: \n", ""]))
 def test_hostile_mokutil_text_never_raises(text, seed):

@@ -10,6 +10,7 @@ import os
 import struct
 
 import pytest
+from fuzzbudget import examples  # noqa: E402
 
 from conftest import make_tree
 from elfbuild import EM_AARCH64, build_module
@@ -390,7 +391,7 @@ if given is not None:
     SEED = build_module(text_relocations=[(10, "init_module"), (2, "_printk")])
     FUZZ_TARGET: list = []  # one tree for every example (a session's tmp_path_factory outlives them)
 
-    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=examples(200), deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.lists(st.tuples(st.integers(0, len(SEED) - 1), st.integers(0, 255)), min_size=1, max_size=8))
     def test_mutated_modules_get_a_verdict(tmp_path_factory, edits):
         data = bytearray(SEED)

@@ -6,6 +6,7 @@ import os
 import struct
 
 import pytest
+from fuzzbudget import examples  # noqa: E402
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -67,7 +68,7 @@ def test_not_a_certificate_is_bad_input(tmp_path):
         trust.load_certificates([str(tmp_path / "missing.der")])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.binary(max_size=600))
 def test_hostile_der_is_bad_input_never_a_traceback(data):
     for parse in (pkcs7.parse_signer, lambda d: pkcs7.parse_certificate(d, "x")):
@@ -77,7 +78,7 @@ def test_hostile_der_is_bad_input_never_a_traceback(data):
             pass
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.integers(0, 444), st.integers(0, 255))
 def test_mutated_signature_is_bad_input_or_parses(pos, value):
     data = bytearray(blob("issuer-serial-sha256.p7"))
@@ -413,7 +414,7 @@ def _verified_fixture():
     return raw, pkcs7.read_signature(raw), trusted(FIXTURE_KEY)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.data())
 def test_any_changed_byte_of_a_verified_module_is_refused(data):
     """Property: with the signer's key trusted and every keyring seen, one changed byte anywhere in
