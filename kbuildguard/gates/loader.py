@@ -352,35 +352,45 @@ def check_symbols(info: ModuleInfo, facts: LoaderFacts, siblings: AbstractSet[st
     return Check(name=Gate.SYMBOLS, ok=True, expected=expected, found=found, message="every undefined symbol is exported")
 
 
+# check_modinfo(): .modinfo staging=Y taints C ("module is from the staging directory, the quality is
+# unknown, you have been warned."), livepatch=Y taints K (kernel/module/main.c, 6.1); set_license()
+# taints P for a licence that is not GPL-compatible. Each one is its own taint: all are named.
+MODINFO_TAINTS = (("staging", "C", "\"module is from the staging directory, the quality is unknown, you have been warned.\""),
+                  ("livepatch", "K", "a live patch"))
+
+
+def _taint_words(letters: Sequence[str], reasons: Sequence[str]) -> str:
+    """"taints itself (P, C): why; why": the letters in the form verify.taint_letters() reads."""
+    return "taints itself (%s): %s" % (", ".join(letters), "; ".join(reasons))
+
+
 def check_license(info: ModuleInfo, facts: LoaderFacts) -> Check:
     licence = info.info("license")
-    gpl = licence in GPL_COMPATIBLE
-    if gpl:
-        # check_modinfo(): .modinfo staging=Y taints C ("module is from the staging directory, the quality is
-        # unknown, you have been warned."), livepatch=Y taints K (kernel/module/main.c, 6.1)
-        marks = [(key, letter, why) for key, letter, why in (
-            ("staging", "C", "\"module is from the staging directory, the quality is unknown, you have been warned.\""),
-            ("livepatch", "K", "a live patch")) if info.info(key) == "Y"]
+    shown = licence or "unspecified"
+    marks = [(key, letter, why) for key, letter, why in MODINFO_TAINTS if info.info(key) == "Y"]
+    letters = [letter for _, letter, _ in marks]
+    reasons = ["%s=Y in .modinfo: %s" % (key, why) for key, _, why in marks]
+    if licence in GPL_COMPATIBLE:
         if marks:
             return Check(name=Gate.LICENSE, ok=True, expected="any", found=licence,
-                         message="GPL-compatible licence; %s=Y in .modinfo: the kernel loads it and taints itself (%s): %s" % (
-                             marks[0][0], marks[0][1], marks[0][2]), effect=Effect.TAINTS)
+                         message="GPL-compatible licence; the kernel loads it and %s" % _taint_words(letters, reasons),
+                         effect=Effect.TAINTS)
         return Check(name=Gate.LICENSE, ok=True, expected="any", found=licence, message="GPL-compatible licence")
     if facts.exports is None:
         return Check(name=Gate.LICENSE, ok=True, expected="a GPL-compatible licence for GPL-only exports", found=licence or "none",
-                     message="licence %r taints the kernel; GPL-only use not compared: %s" % (licence or "unspecified",
-                                                                                  facts.exports_missing),
+                     message="licence %r taints the kernel; GPL-only use not compared: %s" % (shown, facts.exports_missing),
                      fix="", effect=Effect.NOT_CHECKED)
     symbols = facts.exports.symbols
     gpl_only = sorted(n for n in info.needed.strong + info.needed.weak if n in symbols and symbols[n].gpl_only)
     if gpl_only:
         return Check(name=Gate.LICENSE, ok=False, expected="a GPL-compatible licence (it uses EXPORT_SYMBOL_GPL symbols)", found=licence or "none",
                      message="licence %r is not GPL-compatible and the module uses GPL-only %s: the kernel hides them from it "
-                     "(\"Unknown symbol %s (err -2)\")" % (licence or "unspecified", ", ".join(gpl_only), gpl_only[0]),
+                     "(\"Unknown symbol %s (err -2)\")" % (shown, ", ".join(gpl_only), gpl_only[0]),
                      fix="stop using the GPL-only symbols, or license the module GPL-compatibly (MODULE_LICENSE(\"GPL\"))",
                      effect=Effect.REJECTED)
     return Check(name=Gate.LICENSE, ok=True, expected="any", found=licence or "none",
-                 message="licence %r is not GPL-compatible: the kernel loads it and taints itself (P)" % (licence or "unspecified"),
+                 message="licence %r is not GPL-compatible: the kernel loads it and %s" % (
+                     shown, _taint_words(["P"] + letters, ["proprietary licence"] + reasons)),
                  fix="MODULE_LICENSE(\"GPL\") (or a dual licence) if the code allows", effect=Effect.TAINTS)
 
 
