@@ -127,6 +127,7 @@ def _sysroot_with_in_tree_module(tmp_path):
     kdir = root / ("lib/modules/%s/kernel/fs" % release)
     kdir.mkdir(parents=True)
     (kdir / "intree.ko").write_bytes(build_module())
+    (root / ("lib/modules/%s/modules.builtin" % release)).write_text("kernel/net/unix/unix.ko\n")
     return root, release
 
 

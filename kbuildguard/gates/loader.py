@@ -28,7 +28,7 @@ from kbuildguard.arch import Arch
 from kbuildguard.errors import BadInput
 from kbuildguard.formats.module import ModuleInfo, VersionsFormat
 from kbuildguard.formats.symvers import Exports
-from kbuildguard.gates import signature, trust
+from kbuildguard.gates import builtin, signature, trust
 from kbuildguard.gates.model import Check, Effect, Gate
 from kbuildguard.gates.signature import SigningFacts
 from kbuildguard.target import drift, kconfig
@@ -72,6 +72,7 @@ class LoaderFacts(NamedTuple):
     refuses_missing_versions: bool = False
     # the target's kmod and what it decompresses, or (None, why it is not known)
     kmod: Tuple[Optional[kmods.KmodFeatures], str] = (None, "the target's kmod was not looked for")
+    builtin_names: builtin.BuiltinNames = builtin.BuiltinNames(None)  # the names of its built-in modules
 
     @property
     def modversions(self) -> Optional[bool]:
@@ -150,7 +151,7 @@ def gather(target: KernelTarget, extra_symvers: Sequence[str] = (), sig_enforce:
     btf = BtfFacts(validates, config.get("CONFIG_MODULE_ALLOW_BTF_MISMATCH") == "y", None, None)
     return LoaderFacts(config, vermagic, vermagic_source, exports, missing, signing_facts(target, config, sig_enforce,
                                                                                           trusted_certs, image, mokutil), btf,
-                       target.modules_dir or "", debian_kernel(target), kmods.gather(target))
+                       target.modules_dir or "", debian_kernel(target), kmods.gather(target), builtin.gather(target))
 
 
 def debian_kernel(target: KernelTarget) -> bool:

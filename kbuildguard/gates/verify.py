@@ -15,7 +15,7 @@ from typing import Callable, FrozenSet, List, NamedTuple, Optional, Sequence, Tu
 
 from kbuildguard.errors import BadInput
 from kbuildguard.formats.module import ModuleInfo, module_name, read_module, read_raw_shape
-from kbuildguard.gates import decompress, elfcheck, loader, relocations, signature
+from kbuildguard.gates import builtin, decompress, elfcheck, loader, relocations, signature
 from kbuildguard.gates.layout import check_compilers, check_layout, check_machine, check_this_module, check_unload, with_compiler_effect
 from kbuildguard.gates.loader import LoaderFacts
 from kbuildguard.gates.model import Check, Effect, Gate, effect_words, worst
@@ -103,7 +103,7 @@ def verify_info(info: ModuleInfo, expect: Expectation, siblings: FrozenSet[str] 
               check_this_module(info, has_this, this_alloc), layout,
               loader.check_vermagic(info, facts, target.release), loader.check_symbol_versions(info, facts, target.release),
               loader.check_symbols(info, facts, siblings), loader.check_license(info, facts),
-              relocations.check(info, target.arch), loader.check_btf(info, facts),
+              relocations.check(info, target.arch), loader.check_btf(info, facts), builtin.check(info, facts.builtin_names),
               check_unload(info, facts.config or target.tree_config), with_compiler_effect(compiler, layout)]
     checks = [c for c in found if c is not None]
     verdict = Verdict.OK if all(c.ok for c in checks) else Verdict.MISMATCH
