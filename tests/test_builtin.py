@@ -89,3 +89,35 @@ def test_debian_images_own_list(tmp_path):
     assert names.listed is not None and "unix" in names.listed and "vt" in names.with_sysfs
     for name in ("unix", "vt"):
         assert builtin.check(module(tmp_path, name), names).effect is Effect.REJECTED
+
+
+# -- vermagic read from the kernel's own modules (issue 18, the tester) ---------------------------
+
+def test_vermagic_of_the_kernels_own_module_wins_over_the_model(tmp_path):
+    from kbuildguard.gates import loader
+
+    root = sysroot(tmp_path)
+    own = "%s SMP mod_unload modversions " % RELEASE  # no "preempt": the model from the configuration says it
+    kdir = root / ("lib/modules/%s/kernel/fs" % RELEASE)
+    kdir.mkdir(parents=True)
+    (kdir / "intree.ko").write_bytes(build_module(vermagic=own))
+    target = resolve(Selector(kernel=RELEASE, sysroot=str(root)))
+    facts = loader.gather(target)
+    model, _ = loader.kernel_vermagic(target, facts.config)
+    assert model is not None and "preempt" in model and facts.vermagic == own
+    assert "intree.ko" in facts.vermagic_source and "the model from the configuration says" in facts.vermagic_source
+    ok = loader.check_vermagic(read_module(str(kdir / "intree.ko")), facts, RELEASE)
+    assert ok.ok and ok.effect is Effect.OK and "intree.ko" in ok.message
+    built = tmp_path / "m.ko"
+    built.write_bytes(build_module())  # vermagic as the model says: the kernel refuses it
+    bad = loader.check_vermagic(read_module(str(built)), facts, RELEASE)
+    assert bad.effect is Effect.REJECTED and "'preempt' in the module, not in the kernel" in bad.message
+    assert "the model from the configuration says" in bad.message
+
+
+def test_vermagic_falls_back_to_the_model_without_in_tree_modules(tmp_path):
+    from kbuildguard.gates import loader
+
+    target = resolve(Selector(kernel=RELEASE, sysroot=str(sysroot(tmp_path))))
+    facts = loader.gather(target)
+    assert facts.vermagic_source.startswith("computed from the configuration")

@@ -26,7 +26,7 @@ from typing import AbstractSet, FrozenSet, List, Mapping, NamedTuple, Optional, 
 from kbuildguard import bounded
 from kbuildguard.arch import Arch
 from kbuildguard.errors import BadInput
-from kbuildguard.formats.module import ModuleInfo, VersionsFormat
+from kbuildguard.formats.module import ModuleInfo, VersionsFormat, is_module_path, read_module
 from kbuildguard.formats.symvers import Exports
 from kbuildguard.gates import builtin, signature, trust
 from kbuildguard.gates.model import Check, Effect, Gate
@@ -110,6 +110,47 @@ def kernel_vermagic(target: KernelTarget, config: Mapping[str, str]) -> Tuple[Op
     return "".join(words), "computed from the configuration of %s" % target.release
 
 
+def in_tree_vermagic(target: KernelTarget, tries: int = 5) -> Tuple[Optional[str], str]:
+    """The vermagic the kernel's own modules carry (/lib/modules/R/kernel: live, a sysroot, an image
+    root): VERMAGIC_STRING as the kernel's build wrote it, which is what same_magic() compares against
+    (kernel/module/version.c; the kernel's own copy is vermagic[] in kernel/module/main.c, built from
+    the same header). Only a module naming the target release counts."""
+    kernel_dir = os.path.join(target.modules_dir, "kernel") if target.modules_dir else ""
+    if not kernel_dir or not os.path.isdir(kernel_dir):
+        return None, "no in-tree module of %s at hand" % target.release
+    tried = 0
+    for root, dirs, files in os.walk(kernel_dir):
+        dirs.sort()
+        for name in sorted(files):
+            if not is_module_path(name):
+                continue
+            tried += 1
+            path = os.path.join(root, name)
+            try:
+                found = read_module(path).vermagic
+            except BadInput:
+                found = ""
+            if found.split(" ", 1)[0] == target.release:
+                return found, "the kernel's own module %s" % os.path.relpath(path, target.modules_dir)
+            if tried >= tries:
+                return None, "none of %d in-tree modules of %s names that release" % (tried, target.release)
+    return None, "no readable in-tree module of %s" % target.release
+
+
+def target_vermagic(target: KernelTarget, config: Mapping[str, str]) -> Tuple[Optional[str], str]:
+    """The kernel's vermagic: read from one of its own modules where they are at hand, else modelled
+    from its configuration (include/linux/vermagic.h). Where both are known and differ, the module's
+    string wins and the source says so (the model misses a word: a distribution's patch, a new option)."""
+    model, model_source = kernel_vermagic(target, config)
+    own, own_source = in_tree_vermagic(target)
+    if own is None:
+        return model, model_source
+    if model is not None and model != own:
+        return own, "read from %s; the model from the configuration says %r, the module's string is used" % (
+            own_source, model)
+    return own, "read from %s" % own_source
+
+
 def _randstruct_seed(target: KernelTarget) -> str:
     if not target.build_dir:
         return ""
@@ -145,7 +186,7 @@ def gather(target: KernelTarget, extra_symvers: Sequence[str] = (), sig_enforce:
     ``image``: the kernel image given (--vmlinux), whose built-in keys the signature gate trusts;
     ``mokutil``: files of the target's mokutil output (check --mokutil)."""
     config = read if read else kernel_config(target, config_file)
-    vermagic, vermagic_source = kernel_vermagic(target, config)
+    vermagic, vermagic_source = target_vermagic(target, config)
     exports, missing = kernel_exports.gather(target, extra_symvers)
     validates = None if not config else config.get("CONFIG_DEBUG_INFO_BTF_MODULES") == "y"
     btf = BtfFacts(validates, config.get("CONFIG_MODULE_ALLOW_BTF_MISMATCH") == "y", None, None)
@@ -222,10 +263,12 @@ def check_vermagic(info: ModuleInfo, facts: LoaderFacts, release: str) -> Check:
             differs.insert(0, "release %s, the kernel is %s (compared: the module has no symbol versions)" % (m_release, k_release))
     if differs:
         return Check(name=Gate.VERMAGIC, ok=False, expected=want.strip(), found=mine.strip(),
-                     message="version magic '%s' should be '%s': %s" % (mine.strip(), want.strip(), "; ".join(differs)),
+                     message="version magic '%s' should be '%s': %s (the kernel's vermagic %s)" % (
+                         mine.strip(), want.strip(), "; ".join(differs), facts.vermagic_source),
                      fix=fix, effect=Effect.REJECTED)
     return Check(name=Gate.VERMAGIC, ok=True, expected=want.strip(), found=mine.strip(),
-                 message="vermagic matches (the kernel's same_magic() rule)" + release_note)
+                 message="vermagic matches (the kernel's same_magic() rule; the kernel's vermagic %s)%s" % (
+                     facts.vermagic_source, release_note))
 
 
 def check_symbol_versions(info: ModuleInfo, facts: LoaderFacts, release: str) -> Check:
