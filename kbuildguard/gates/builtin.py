@@ -92,7 +92,9 @@ def check(info: ModuleInfo, names: BuiltinNames) -> Check:
                      message="whether the kernel has a built-in module named %s is not known: %s" % (name, names.source),
                      fix="give the target's /lib/modules/R (--sysroot, or the kernel's image root) to compare against "
                      "its modules.builtin", effect=Effect.NOT_CHECKED)
-    why = ("modules.builtin lists it: modprobe answers \"builtin\" and loads nothing" if name in names.listed else
+    why = ("modules.builtin lists it: modprobe answers \"builtin\" and loads nothing (insmod of the file loads it "
+           "where the built-in module has no /sys/module/%s, and is refused where it has one: judged by the worse "
+           "outcome)" % name if name in names.listed else
            "the built-in module has parameters or a version, so /sys/module/%s exists: insmod gets \"%s: module is "
            "already loaded\" (-EINVAL) and modprobe loads nothing" % (name, name) if name in names.with_sysfs else
            "modules.builtin.modinfo names it: insmod is refused (\"module is already loaded\") where the built-in "
