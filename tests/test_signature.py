@@ -457,9 +457,12 @@ def two_signed(tmp_path, first, second):
 
 
 @pytest.mark.parametrize("enforced", [False, True])
-@pytest.mark.parametrize("second", ["fixture-sha256.ko", "fixture-sha512.ko", "fixture-attrs-sha256.ko"])
+@pytest.mark.parametrize("second", ["fixture-sha256.ko", "fixture-sha512.ko", "fixture-keyid-sha256.ko"])
 def test_two_signers_by_a_trusted_key_are_ok(tmp_path, second, enforced):
-    sig = two_signed(tmp_path, "fixture-sha256.ko", second)
+    first = "fixture-sha256.ko"
+    if second == "fixture-keyid-sha256.ko":  # a CMS version 3 message: both signers by key id
+        first = second
+    sig = two_signed(tmp_path, first, second)
     message = pkcs7.parse_message(sig.blob)
     assert len(message.signers()) == 2
     c = signature.check(sig, facts(enforced, trusted(FIXTURE_KEY)))
@@ -518,3 +521,17 @@ def test_a_key_id_signer_in_a_pkcs7_version_1_message_is_refused_as_the_parser_d
     sig = two_signed(tmp_path, "fixture-sha256.ko", "fixture-keyid-sha256.ko")
     c = signature.check(sig, facts(False, trusted(FIXTURE_KEY)))
     assert (c.ok, c.effect) == (False, Effect.REJECTED) and "version mismatch" in c.message
+
+
+def test_signers_with_and_without_signed_attributes_are_refused(tmp_path):
+    # pkcs7_check_authattrs(): "Inconsistently supplied authAttrs", -EINVAL, enforced or not
+    for order in (("fixture-sha256.ko", "fixture-attrs-sha256.ko"), ("fixture-attrs-sha256.ko", "fixture-sha256.ko")):
+        sig = two_signed(tmp_path, *order)
+        c = signature.check(sig, facts(False, trusted(FIXTURE_KEY)))
+        assert (c.ok, c.effect) == (False, Effect.REJECTED) and "Inconsistently supplied authAttrs" in c.message
+
+
+def test_two_signers_both_with_signed_attributes_are_ok(tmp_path):
+    sig = two_signed(tmp_path, "fixture-attrs-sha256.ko", "fixture-attrs-sha256.ko")
+    c = signature.check(sig, facts(True, trusted(FIXTURE_KEY)))
+    assert (c.ok, c.effect) == (True, Effect.OK), c.message

@@ -281,7 +281,7 @@ def _signed_data(blob: bytes) -> Tuple[bytes, List[der.Node], bool, Tuple[bytes,
             certificates.extend(c.raw for c in extra.children())
     infos = der.expect(parts[-1], der.SET, "SignedData signerInfos").children()
     # pkcs7_parser.c pkcs7_note_signed_info() appends each SignerInfo to the list pkcs7_verify() and
-    # pkcs7_validate_trust() walk; only none at all is refused (pkcs7_parse_message(): "PKCS7: No signers")
+    # pkcs7_validate_trust() walk; none at all is refused (pkcs7_check_authattrs(): -EINVAL)
     if not infos:
         raise BadInput("SignedData holds no signer")
     return version, parts, len(encap) > 1, tuple(certificates), infos
@@ -334,6 +334,10 @@ def _signer_info(node: der.Node, version: bytes, certificates: Tuple[bytes, ...]
 def _parse_message(blob: bytes) -> Message:
     version, _, has_content, certificates, infos = _signed_data(blob)
     signers = [_signer_info(node, version, certificates, has_content) for node in infos]
+    # pkcs7_parser.c pkcs7_check_authattrs() (6.1): every SignerInfo has signed attributes or none
+    # does, else "Inconsistently supplied authAttrs" (-EINVAL; so is a message without any signer)
+    if len({bool(m.signed_attrs) for m in signers}) > 1:
+        raise BadInput("Inconsistently supplied authAttrs: some signers have signed attributes, some not")
     return signers[0]._replace(more=tuple(signers[1:]))
 
 
