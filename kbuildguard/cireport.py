@@ -196,6 +196,7 @@ GATE_HEADINGS = {
     Gate.LICENSE: "`license` — `set_license()`",
     Gate.RELOCATIONS: "`relocations` — `apply_relocations()`, the architecture's `apply_relocate_add()`",
     Gate.BTF: "`btf` — `btf_module_notify()` at `MODULE_STATE_COMING`",
+    Gate.NAME: "`name` — a built-in module of the same name (kmod; `mod_sysfs_init()`)",
     Gate.UNLOAD: "`unload` — `delete_module()`",
     Gate.COMPILER: "`compiler`",
 }

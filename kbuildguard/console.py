@@ -60,6 +60,12 @@ def for_json(data: Any) -> Any:
     return data
 
 
+def one_line(text: str) -> str:
+    """printable(), and a line break or tab escaped too: for what one line of output holds per module
+    (a path, a headline). A file named "x.ko\\nkdemo.ko: ok" must not print a second, forged line."""
+    return printable(text).replace("\n", "\\n").replace("\t", "\\t")
+
+
 def wants_color(env: Mapping[str, str], stream: IO[str]) -> bool:
     """Colour only on a terminal that can show it: not with NO_COLOR set (no-color.org), not for
     TERM=dumb (Emacs' shell buffers, some CI log viewers: the escapes arrive as text), not when

@@ -168,3 +168,31 @@ def test_modules_are_read_not_mapped(tmp_path):
     with module_image(str(ko)) as image:
         assert type(image) is bytes
     assert read_module(str(ko)).vermagic
+
+
+# -- decompression streams into a bounded buffer (issue 18, the tester: 1.1 GB for a 512 MiB limit) --
+
+@pytest.mark.parametrize("fmt", ["xz", "gzip", "bzip2"])
+def test_a_decompression_bomb_is_refused_holding_little(monkeypatch, fmt):
+    import bz2
+    import gzip
+    import lzma
+    import tracemalloc
+
+    from kbuildguard.formats import compression
+
+    pack = {"xz": lambda b: lzma.compress(b, format=lzma.FORMAT_XZ, preset=0), "gzip": lambda b: gzip.compress(b, 1),
+            "bzip2": lambda b: bz2.compress(b, 1)}[fmt]
+    bomb = pack(b"\0" * (20 << 20))
+    monkeypatch.setattr(compression, "KEEP", 1 << 20, raising=False)
+    tracemalloc.start()
+    try:
+        with pytest.raises(BadInput, match="decompresses to more than 16 MiB"):
+            compression.decompress(bomb, "bomb.ko", 16 << 20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5 << 20, peak  # was the whole limit (and twice it for xz and bzip2)
+    # an output past KEEP but within the limit is decompressed again, whole and exact
+    data = bytes(range(256)) * (3 << 12)  # 3 MiB
+    assert compression.decompress(pack(data), "big.ko", 16 << 20) == data

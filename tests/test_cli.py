@@ -97,6 +97,23 @@ def test_check_escapes_terminal_sequences(capsys, tmp_path):
     assert "\x1b" not in out + err and "\\x1b[2J" in out
 
 
+def test_check_a_file_name_cannot_forge_a_line(capsys, tmp_path):
+    """issue 18: one module per line; a name with a line break must not print a fake "ok" line."""
+    tree = _target(tmp_path)
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    (mods / "x.ko\nkdemo.ko: ok").write_bytes(build_module(vermagic="6.1.0-9-amd64 SMP "))
+    (mods / "y.ko\tz\rw.ko").write_bytes(build_module(vermagic="6.1.0-9-amd64 SMP "))
+    for quiet in ((), ("-q",)):
+        code, out, _ = run(capsys, "check", str(mods / "x.ko\nkdemo.ko: ok"), str(mods / "y.ko\tz\rw.ko"),
+                           "--kernel-dir", tree, *quiet)
+        assert code == 8
+        module_lines = [line for line in out.splitlines() if line.startswith(str(mods))]
+        assert len(module_lines) == 2, out
+        assert not any(line.startswith("kdemo.ko") for line in out.splitlines())
+        assert "x.ko\\nkdemo.ko: ok: will be rejected" in out and "y.ko\\tz\\x0dw.ko" in out
+
+
 def test_check_no_modules(capsys, tmp_path):
     tree = _target(tmp_path)
     assert run(capsys, "check", str(tmp_path / "tree"), "--kernel-dir", tree)[0] == 2
@@ -110,6 +127,7 @@ def _sysroot_with_in_tree_module(tmp_path):
     kdir = root / ("lib/modules/%s/kernel/fs" % release)
     kdir.mkdir(parents=True)
     (kdir / "intree.ko").write_bytes(build_module())
+    (root / ("lib/modules/%s/modules.builtin" % release)).write_text("kernel/net/unix/unix.ko\n")
     return root, release
 
 

@@ -76,3 +76,12 @@ def test_not_loaded_is_a_usage_error(tmp_path):
     root = captured(tmp_path, "other 16384 0 - Live 0xffffffffc0000000")
     code, _, err = explain(root)
     assert code == 2 and "not loaded" in err
+
+
+def test_a_ko_path_with_a_line_break_prints_on_one_line(tmp_path):
+    """issue 18 (tester): a path with a line break cannot print a line of its own."""
+    root = captured(tmp_path, "kdemo 16384 0 [permanent], Live 0xffffffffc0000000 (O)")
+    ko = tmp_path / "x.ko\nkdemo.ko: ok"
+    ko.write_bytes(build_module(exit_offset=None))
+    code, out, _ = explain(root, "--ko", str(ko))
+    assert "x.ko\\nkdemo.ko: ok" in out and not any(line.startswith("kdemo.ko") for line in out.splitlines()), out

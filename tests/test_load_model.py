@@ -418,3 +418,17 @@ def test_an_xz_module_with_junk_after_its_stream_is_refused_as_kmod_refuses_it(t
     with pytest.raises(BadInput) as err:
         read_module(str(tmp_path / "junk.ko.xz"))
     assert "after the xz stream" in str(err.value)
+
+
+def test_the_headline_names_every_taint(tmp_path):
+    """issue 18 (tester): unsigned (E), a proprietary licence (P) and staging=Y (C) are three taints; the
+    headline named the first only."""
+    target = _target(tmp_path, extra_config=("CONFIG_MODULE_SIG=y",))
+    ko = tmp_path / "kdemo.ko"
+    ko.write_bytes(build_module(license="Proprietary\x00staging=Y"))
+    rep = verify_path(str(ko), Expectation(target=target, level=MatchLevel.EXACT, reference=None, loader=loader.gather(target)))
+    taints = [c for c in rep.checks if c.effect is Effect.TAINTS]
+    assert {c.name for c in taints} == {Gate.SIGNATURE, Gate.LICENSE}, rep.checks
+    line = headline(rep)
+    assert "taint the kernel (E, P, C)" in line, line
+    assert "module verification failed" in line and "not GPL-compatible" in line and "staging directory" in line

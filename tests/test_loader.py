@@ -48,7 +48,7 @@ def test_every_gate_in_the_loaders_order(tmp_path):
     _, report = _check(tmp_path, Gate.SYMBOLS)
     assert [str(c.name) for c in report.checks] == [
         "signature", "elf", "machine", "this_module", "layout", "vermagic", "symbol_versions", "symbols", "license",
-        "relocations", "btf", "unload", "compiler"]
+        "relocations", "btf", "name", "unload", "compiler"]
     assert report.effect is Effect.NOT_CHECKED and headline(report).startswith("not fully checked: layout")
 
 

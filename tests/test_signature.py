@@ -426,3 +426,121 @@ def test_any_changed_byte_of_a_verified_module_is_refused(data):
     changed = pkcs7.read_signature(raw[:at] + bytes([new]) + raw[at + 1:])
     c = signature.check(changed, facts(False, trust_))
     assert (c.ok, c.effect) == (False, Effect.REJECTED), (at, c.message)
+
+
+# -- more than one SignerInfo (issue 18, the tester's false alarm) ------------------------------
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    n = len(content)
+    size = bytes([n]) if n < 0x80 else bytes([0x80 | len(n.to_bytes((n.bit_length() + 7) // 8, "big"))]) + \
+        n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag]) + size + content
+
+
+def _signer_infos(p7: bytes):
+    """The SignedData's fields and its SignerInfos' DER."""
+    top = der.read(p7)
+    signed = top.children()[1].children()[0]
+    parts = signed.children()
+    return [p.raw for p in parts[:-1]], [i.raw for i in parts[-1].children()]
+
+
+def two_signers(first: str, second: str) -> bytes:
+    """fixture ``first`` (a module of tests/elfbuild.py's default) with the SignerInfos of both
+    fixtures' messages: the same bytes signed twice, as `openssl cms -sign -signer A -signer B` makes."""
+    data = blob(first)
+    sig = pkcs7.read_signature(data)
+    fields, infos = _signer_infos(sig.blob)
+    _, more = _signer_infos(pkcs7.read_signature(blob(second)).blob)
+    signed_data = _tlv(0x30, b"".join(fields) + _tlv(0x31, b"".join(infos + more)))
+    message = _tlv(0x30, der.read(sig.blob).children()[0].raw + _tlv(0xA0, signed_data))
+    return signed(data[:sig.signed_length], message)
+
+
+def two_signed(tmp_path, first, second):
+    from kbuildguard.formats.module import read_module
+
+    path = tmp_path / "two.ko"
+    path.write_bytes(two_signers(first, second))
+    return read_module(str(path)).signature
+
+
+@pytest.mark.parametrize("enforced", [False, True])
+@pytest.mark.parametrize("second", ["fixture-sha256.ko", "fixture-sha512.ko", "fixture-keyid-sha256.ko"])
+def test_two_signers_by_a_trusted_key_are_ok(tmp_path, second, enforced):
+    first = "fixture-sha256.ko"
+    if second == "fixture-keyid-sha256.ko":  # a CMS version 3 message: both signers by key id
+        first = second
+    sig = two_signed(tmp_path, first, second)
+    message = pkcs7.parse_message(sig.blob)
+    assert len(message.signers()) == 2
+    c = signature.check(sig, facts(enforced, trusted(FIXTURE_KEY)))
+    assert (c.ok, c.effect) == (True, Effect.OK), c.message
+    assert "signer 1 of 2" in c.message and "signature verified" in c.message
+
+
+@pytest.mark.parametrize("enforced", [False, True])
+def test_a_trusted_signer_beside_an_unknown_one_is_ok_when_every_keyring_is_seen(tmp_path, enforced):
+    # pkcs7_validate_trust(): the unknown signer's -ENOKEY is skipped, the trusted one verifies: loads
+    sig = two_signed(tmp_path, "fixture-ecdsa-sha256.ko", "fixture-sha256.ko")
+    c = signature.check(sig, facts(enforced, trusted(FIXTURE_KEY)))
+    assert (c.ok, c.effect) == (True, Effect.OK), c.message
+    assert "signer 2 of 2" in c.message and "signer 1: no keyring that counts holds its key" in c.message
+
+
+def test_a_trusted_signer_beside_an_unknown_one_is_not_checked_when_a_keyring_is_unseen(tmp_path):
+    sig = two_signed(tmp_path, "fixture-sha256.ko", "fixture-ecdsa-sha256.ko")
+    c = signature.check(sig, facts(True, trusted(FIXTURE_KEY, unseen=(".machine",))))
+    assert (c.ok, c.effect) == (True, Effect.NOT_CHECKED) and "signer 2 names a key" in c.message
+
+
+@pytest.mark.parametrize("enforced", [False, True])
+@pytest.mark.parametrize("order", [("fixture-sha256.ko", "fixture-impostor-sha256.ko"),
+                                   ("fixture-impostor-sha256.ko", "fixture-sha256.ko")])
+def test_any_trusted_signer_that_does_not_verify_is_rejected(tmp_path, order, enforced):
+    # the impostor names fixture-key: the kernel finds that key and verify_signature() fails:
+    # -EKEYREJECTED at once, whatever the other signer, enforced or not
+    sig = two_signed(tmp_path, *order)
+    c = signature.check(sig, facts(enforced, trusted(FIXTURE_KEY)))
+    assert (c.ok, c.effect) == (False, Effect.REJECTED), c.message
+    assert "signer %d of 2" % (order.index("fixture-impostor-sha256.ko") + 1) in c.message
+
+
+@pytest.mark.parametrize("enforced", [False, True])
+def test_two_unknown_signers_are_enokey(tmp_path, enforced):
+    sig = two_signed(tmp_path, "fixture-sha256.ko", "fixture-sha512.ko")
+    c = signature.check(sig, facts(enforced, Trust(sources=("test",), **COMPLETE)))
+    assert c.effect is (Effect.REJECTED if enforced else Effect.TAINTS)
+    assert "signed by" in c.found and " and by " in c.found
+
+
+def test_a_changed_module_under_two_signers_is_rejected(tmp_path):
+    from kbuildguard.formats.module import read_module
+
+    data = bytearray(two_signers("fixture-sha256.ko", "fixture-sha512.ko"))
+    data[200] ^= 1
+    path = tmp_path / "two.ko"
+    path.write_bytes(bytes(data))
+    c = signature.check(read_module(str(path)).signature, facts(False, trusted(FIXTURE_KEY)))
+    assert (c.ok, c.effect) == (False, Effect.REJECTED)
+
+
+def test_a_key_id_signer_in_a_pkcs7_version_1_message_is_refused_as_the_parser_does(tmp_path):
+    # pkcs7_note_signerinfo_version(): SignerInfo version 3 in SignedData version 1 is a version mismatch
+    sig = two_signed(tmp_path, "fixture-sha256.ko", "fixture-keyid-sha256.ko")
+    c = signature.check(sig, facts(False, trusted(FIXTURE_KEY)))
+    assert (c.ok, c.effect) == (False, Effect.REJECTED) and "version mismatch" in c.message
+
+
+def test_signers_with_and_without_signed_attributes_are_refused(tmp_path):
+    # pkcs7_check_authattrs(): "Inconsistently supplied authAttrs", -EINVAL, enforced or not
+    for order in (("fixture-sha256.ko", "fixture-attrs-sha256.ko"), ("fixture-attrs-sha256.ko", "fixture-sha256.ko")):
+        sig = two_signed(tmp_path, *order)
+        c = signature.check(sig, facts(False, trusted(FIXTURE_KEY)))
+        assert (c.ok, c.effect) == (False, Effect.REJECTED) and "Inconsistently supplied authAttrs" in c.message
+
+
+def test_two_signers_both_with_signed_attributes_are_ok(tmp_path):
+    sig = two_signed(tmp_path, "fixture-attrs-sha256.ko", "fixture-attrs-sha256.ko")
+    c = signature.check(sig, facts(True, trusted(FIXTURE_KEY)))
+    assert (c.ok, c.effect) == (True, Effect.OK), c.message

@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tup
 from kbuildguard import __version__, report, toolchain
 from kbuildguard.build import kbuild, modsign, outputs, preflight, render
 from kbuildguard.cireport import KernelResult, ModuleResult
-from kbuildguard.console import printable
+from kbuildguard.console import one_line, printable
 from kbuildguard.context import Context
 from kbuildguard.errors import (
     BadInput,
@@ -573,7 +573,7 @@ def _show(ctx: Context, req: Request, entries: List[Dict[str, Any]], reports: Li
         for entry, rep in zip(entries, reports):
             status = headline(rep) if not rep.failed() else "%s: %s" % (
                 "KEPT (--allow-mismatch)" if req.allow_mismatch else "REJECTED", headline(rep))
-            ctx.out("%s: %s" % (printable(entry.get("quarantined_to") or entry["path"]), printable(status)))
+            ctx.out("%s: %s" % (one_line(entry.get("quarantined_to") or entry["path"]), one_line(status)))
     elif ctx.json and not multi and (rejected or req.goal != "modules_install"):
         ctx.out_json(data)
 
@@ -628,7 +628,7 @@ def _verify_installed(ctx: Context, req: Request, p: Plan, prepared: Prepared, s
             rejected.append(entry["quarantined_to"])
         entries.append(entry)
         if not ctx.json and not multi:
-            ctx.out("installed %s: %s" % (printable(rep.path), printable(headline(rep) if not rep.failed() else
+            ctx.out("installed %s: %s" % (one_line(rep.path), one_line(headline(rep) if not rep.failed() else
                                                                             "REJECTED: " + headline(rep))))
     if sink is not None:  # the CI reports: the installed copies are the payload a package ships
         sink.append(KernelResult(kernel=target.release + " (installed)", modules=tuple(

@@ -5,7 +5,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 from kbuildguard import cireport, report
 from kbuildguard.cireport import KernelResult, ModuleResult, ReportPaths
 from kbuildguard.commands.common import FetchOptions, absolute, kernel_selectors, level_of, settings_for
-from kbuildguard.console import printable
+from kbuildguard.console import one_line, printable
 from kbuildguard.context import Context
 from kbuildguard.errors import BadInput, CannotWrite, ModuleRejected, UsageError
 from kbuildguard.formats.module import ModuleInfo, find_modules, read_module
@@ -57,26 +57,26 @@ def print_reports(ctx: Context, expect: Expectation, reports: List[ModuleReport]
     target = expect.target
     quiet = ctx.console.verbosity < 0  # -q: one line per module that is not plainly ok, and the result
     if not quiet:
-        ctx.out("kernel %s, built by %s (%s)" % (target.release, printable(target.compiler.describe()), target.compiler_source))
+        ctx.out("kernel %s, built by %s (%s)" % (target.release, one_line(target.compiler.describe()), target.compiler_source))
         if expect.reference is None:
             ctx.out("  layout not compared: %s" % expect.not_compared)
     for rep in reports:
         line = headline(rep)
         if quiet:
             if line != "ok":
-                ctx.out("%s: %s" % (printable(rep.path), printable(line)))
+                ctx.out("%s: %s" % (one_line(rep.path), one_line(line)))
             continue
-        ctx.out("%s: %s" % (printable(rep.path), printable(line)))
+        ctx.out("%s: %s" % (one_line(rep.path), one_line(line)))
         for c in rep.checks:
             if c.ok and c.effect is Effect.OK and ctx.console.verbosity <= 0:
                 continue
             mark = "BAD " if not c.ok else "ok  " if c.effect is Effect.OK else "note"
-            ctx.out("  %s %s [%s]: %s" % (mark, c.name, c.effect, printable(c.message)))
+            ctx.out("  %s %s [%s]: %s" % (mark, c.name, c.effect, one_line(c.message)))
             if not c.ok:
-                ctx.out("      expected: %s" % printable(c.expected))
-                ctx.out("      found:    %s" % printable(c.found))
+                ctx.out("      expected: %s" % one_line(c.expected))
+                ctx.out("      found:    %s" % one_line(c.found))
                 if c.fix:
-                    ctx.out("      fix:      %s" % printable(c.fix))
+                    ctx.out("      fix:      %s" % one_line(c.fix))
 
 
 def verdict(target: KernelTarget, reports: List[ModuleReport]) -> int:
@@ -188,5 +188,5 @@ def print_forecast(ctx: Context, rows: List[ForecastRow]) -> None:
     mwidth = max([len(n) for n in names.values()] + [6])
     ctx.out("%-*s  %-*s  %-16s  %-15s  %s" % (width, "KERNEL", mwidth, "MODULE", "EFFECT", "GATE", "WHY"))
     for r in rows:
-        ctx.out("%-*s  %-*s  %-16s  %-15s  %s" % (width, printable(r.kernel), mwidth, printable(names[r.module]),
-                                                 r.effect, r.gate or "-", printable(r.reason)))
+        ctx.out("%-*s  %-*s  %-16s  %-15s  %s" % (width, one_line(r.kernel), mwidth, one_line(names[r.module]),
+                                                 r.effect, r.gate or "-", one_line(r.reason)))

@@ -5,7 +5,7 @@ from typing import List, Optional
 from kbuildguard import report, toolchain
 from kbuildguard.build.pipeline import no_match_error
 from kbuildguard.commands.common import FetchOptions, forced_of, kernel_selectors, level_of, settings_for
-from kbuildguard.console import printable
+from kbuildguard.console import one_line, printable
 from kbuildguard.context import Context
 from kbuildguard.errors import NoMatchingCompiler
 from kbuildguard.settings import Common, Settings
@@ -35,7 +35,7 @@ def describe_selection(ctx: Context, selection: Selection) -> None:
     marks = {Verdict.MATCH: "ok  ", Verdict.MISMATCH: "no  ", Verdict.ERROR: "err "}
     for c in selection.candidates:
         what = printable(c.compiler.identity.describe()) if c.compiler else "?"
-        ctx.out("  %s %-28s %-40s %s" % (marks[c.verdict], printable(c.path), what, printable(c.reason)))
+        ctx.out("  %s %-28s %-40s %s" % (marks[c.verdict], one_line(c.path), what, printable(c.reason)))
     ctx.out("selected: %s" % (printable(selection.selected.path) if selection.selected else "none"))
 
 

@@ -7,7 +7,7 @@ from typing import NamedTuple, Optional, Tuple
 from kbuildguard import bounded, report
 from kbuildguard.commands.check import CheckOptions, expectation
 from kbuildguard.commands.common import level_of, selector_for, settings_for
-from kbuildguard.console import printable
+from kbuildguard.console import one_line, printable
 from kbuildguard.context import Context
 from kbuildguard.errors import BadInput, KbgError, ToolNotFound
 from kbuildguard.explain import load, unload
@@ -45,15 +45,15 @@ def run(ctx: Context, opts: ExplainOptions) -> int:
     if ctx.json:
         ctx.out_json(dict(report.explanation_json(found), settings=settings.as_json()))
         return 0
-    ctx.out("%s: %s, refcnt %s, %s%s" % (mod.name, mod.state, "?" if mod.refcnt is None else mod.refcnt,
+    ctx.out("%s: %s, refcnt %s, %s%s" % (one_line(mod.name), mod.state, "?" if mod.refcnt is None else mod.refcnt,
                                         "used by " + ", ".join(mod.users) if mod.users else "no users",
                                         ", [permanent]" if mod.permanent else ""))
     if found.ko:
-        ctx.out("file: %s" % printable(found.ko))
+        ctx.out("file: %s" % one_line(found.ko))
     for f in found.findings:
         ctx.out("  %s (%s): %s" % (f.errno, f.branch, printable(f.text)))
     if not found.findings:
-        ctx.out("  nothing in delete_module() stops it: rmmod %s should work" % mod.name)
+        ctx.out("  nothing in delete_module() stops it: rmmod %s should work" % one_line(mod.name))
     for u in found.not_seen:
         ctx.out("  could not see: %s" % printable(u))
     return 0
@@ -122,7 +122,7 @@ EFFECT_LABEL = {Effect.REJECTED: "rejected at load", Effect.TAINTS: "taints", Ef
 def print_load(ctx: Context, found: "load.LoadExplanation") -> None:
     """One line per failure first (effect: the kernel's words: cause; fix), worst first, then the evidence."""
     if not found.findings:
-        ctx.out("the log has no loader message for %s (%s, %d lines)" % (found.module, printable(found.log_source),
+        ctx.out("the log has no loader message for %s (%s, %d lines)" % (one_line(found.module), printable(found.log_source),
                                                                          found.log_lines))
     _print_failures(ctx, found)
     _print_evidence(ctx, found)
@@ -144,7 +144,7 @@ def _print_evidence(ctx: Context, found: "load.LoadExplanation") -> None:
     """Each finding with its line numbers, the kernel's text, and what the file's check says of it."""
     if found.findings:
         ctx.out("")
-        ctx.out("%s: %d loader message(s) in %s" % (found.module, sum(len(f.lines) for f in found.findings),
+        ctx.out("%s: %d loader message(s) in %s" % (one_line(found.module), sum(len(f.lines) for f in found.findings),
                                                    printable(found.log_source)))
     for f in found.findings:
         where = "line %s" % ", ".join(str(n) for n in f.lines[:6]) + (" ..." if len(f.lines) > 6 else "")

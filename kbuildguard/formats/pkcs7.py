@@ -61,6 +61,16 @@ class ModuleSignature(NamedTuple):
     # parse, or names a digest hashlib lacks): made where the module's bytes are, so the gate needs
     # only this record (it runs in worker processes that do not keep the bytes)
     digest: bytes = b""
+    # the digest of the signed bytes by every algorithm the message's SignerInfos name (a message may
+    # carry more than one signer, each with its own digest algorithm: pkcs7_verify.c digests per signer)
+    digests: Tuple[Tuple[str, bytes], ...] = ()
+
+    def digest_by(self, name: str) -> bytes:
+        """The digest of the signed bytes with ``name`` (sha256, ...); b"" when not made (a record
+        made with ``digest`` alone holds the first signer's)."""
+        if not self.digests:
+            return self.digest
+        return next((d for n, d in self.digests if n == name), b"")
 
 
 class SignerId(NamedTuple):
@@ -83,7 +93,9 @@ class Signer(NamedTuple):
 
 
 class Message(NamedTuple):
-    """A module's PKCS#7 SignedData message with its one SignerInfo, as pkcs7_parser.c reads it."""
+    """A module's PKCS#7 SignedData message, as pkcs7_parser.c reads it: its first SignerInfo in these
+    fields, every further one in ``more`` (each a Message of that SignerInfo with the same certificates
+    and content). sign-file writes one; a message with two is as valid to the kernel (pkcs7_verify.c)."""
 
     signer: Signer
     algorithm: str  # the SignerInfo's signature algorithm: rsa, ecdsa, sm2, gost2012, or the OID
@@ -92,6 +104,11 @@ class Message(NamedTuple):
     message_digest: Optional[bytes]  # the messageDigest attribute, when there are attributes
     certificates: Tuple[bytes, ...]  # certificates the message carries (sign-file writes none)
     has_content: bool  # the message carries its content (a module signature is detached)
+    more: Tuple["Message", ...] = ()  # the second and further SignerInfos, in the message's order
+
+    def signers(self) -> Tuple["Message", ...]:
+        """Every SignerInfo, in order, each as a Message of its own."""
+        return (self._replace(more=()),) + self.more
 
 
 class Certificate(NamedTuple):
@@ -132,19 +149,37 @@ def read_signature(data) -> Optional[ModuleSignature]:
                                "non-zero params\")")
     start = end - TRAILER.size - sig_len
     blob = bytes(data[start:end - TRAILER.size])
-    return ModuleSignature(start, id_type, blob, "", content_digest(blob, data, start))
+    digests = content_digests(blob, data, start)
+    return ModuleSignature(start, id_type, blob, "", digests[0][1] if digests else b"", digests)
 
 
 def content_digest(blob: bytes, data, length: int) -> bytes:
-    """The digest of data[:length] with the algorithm the message names; b"" when it does not parse."""
+    """The digest of data[:length] with the algorithm the message's first signer names; b"" when it
+    does not parse."""
+    digests = content_digests(blob, data, length)
+    return digests[0][1] if digests else b""
+
+
+def content_digests(blob: bytes, data, length: int) -> Tuple[Tuple[str, bytes], ...]:
+    """The digest of data[:length] by each algorithm the message's signers name, first signer's first;
+    () when the message does not parse. An algorithm hashlib lacks is left out (digest_by() gives b"")."""
     try:
-        name = parse_signer(blob).digest
-        hasher = hashlib.new(name)
-    except (BadInput, ValueError):
-        return b""
-    with memoryview(data) as view:  # bytes or mmap; no copy of the module
-        hasher.update(view[:length])
-    return hasher.digest()
+        names = []
+        for one in parse_message(blob).signers():
+            if one.signer.digest not in names:
+                names.append(one.signer.digest)
+    except BadInput:
+        return ()
+    out = []
+    for name in names:
+        try:
+            hasher = hashlib.new(name)
+        except ValueError:
+            continue
+        with memoryview(data) as view:  # bytes or mmap; no copy of the module
+            hasher.update(view[:length])
+        out.append((name, hasher.digest()))
+    return tuple(out)
 
 
 # -- PKCS#7 and X.509 -------------------------------------------------------------------------
@@ -185,7 +220,7 @@ def parse_message(blob: bytes) -> Message:
     if found is not None:
         return found._replace(signature=blob[-size:])
     found = _parse_message(blob)
-    if key is not None and found.signature == blob[-size:] and len(_MESSAGES) < 64:
+    if key is not None and not found.more and found.signature == blob[-size:] and len(_MESSAGES) < 64:
         _MESSAGES[key] = found
     return found
 
@@ -218,7 +253,9 @@ def _attributes(node: der.Node) -> Tuple[bytes, Optional[bytes]]:
     return b"\x31" + node.raw[1:], digest
 
 
-def _parse_message(blob: bytes) -> Message:
+def _signed_data(blob: bytes) -> Tuple[bytes, List[der.Node], bool, Tuple[bytes, ...], List[der.Node]]:
+    """The SignedData's version, its fields, whether it carries content, its certificates, and its
+    SignerInfos (pkcs7_parser.c, the order lib/asn1_decoder.c walks pkcs7.asn1)."""
     if len(blob) > MAX_SIGNATURE_BYTES:
         raise BadInput("signature of %d bytes: larger than any module signature" % len(blob))
     top = der.expect(der.read(blob), der.SEQUENCE, "PKCS#7 message")
@@ -243,9 +280,29 @@ def _parse_message(blob: bytes) -> Message:
         if extra.tag == 0xA0:  # [0] IMPLICIT certificates
             certificates.extend(c.raw for c in extra.children())
     infos = der.expect(parts[-1], der.SET, "SignedData signerInfos").children()
-    if len(infos) != 1:
-        raise BadInput("SignedData holds %d signers; a module signature has one" % len(infos))
-    info = der.expect(infos[0], der.SEQUENCE, "SignerInfo").children()
+    # pkcs7_parser.c pkcs7_note_signed_info() appends each SignerInfo to the list pkcs7_verify() and
+    # pkcs7_validate_trust() walk; none at all is refused (pkcs7_check_authattrs(): -EINVAL)
+    if not infos:
+        raise BadInput("SignedData holds no signer")
+    return version, parts, len(encap) > 1, tuple(certificates), infos
+
+
+def _signer_id(sid: der.Node, info_version: bytes) -> SignerId:
+    """pkcs7_sig_note_issuer()/pkcs7_sig_note_serial() or pkcs7_sig_note_skid()."""
+    if (sid.tag == der.SEQUENCE) != (info_version == b"\x01"):
+        raise BadInput("SignerInfo version %d names its signer by %s" % (info_version[0], "issuer and serial" if
+                                                                            sid.tag == der.SEQUENCE else "key id"))
+    if sid.tag == der.SEQUENCE:  # IssuerAndSerialNumber
+        issuer = der.expect(der.child(sid, 0, "issuerAndSerialNumber"), der.SEQUENCE, "issuer")
+        return SignerId(issuer.raw, _name_cn(issuer), _integer(der.child(sid, 1, "issuerAndSerialNumber"), "serial"), b"")
+    if sid.tag == 0x80:  # [0] IMPLICIT SubjectKeyIdentifier
+        return SignerId(b"", "", b"", sid.content)
+    raise BadInput("SignerInfo identifies its signer by tag 0x%02x" % sid.tag)
+
+
+def _signer_info(node: der.Node, version: bytes, certificates: Tuple[bytes, ...], has_content: bool) -> Message:
+    """One SignerInfo, as a Message of its own."""
+    info = der.expect(node, der.SEQUENCE, "SignerInfo").children()
     if len(info) < 5:
         raise BadInput("malformed SignerInfo: %d fields" % len(info))
     # pkcs7_note_signerinfo_version(): 1 goes with SignedData 1 and an issuer+serial, 3 with
@@ -255,17 +312,7 @@ def _parse_message(blob: bytes) -> Message:
         raise BadInput("Unsupported SignerInfo version")
     if (info_version == b"\x01") != (version == b"\x01"):
         raise BadInput("SignedData-SignerInfo version mismatch")
-    sid = info[1]
-    if (sid.tag == der.SEQUENCE) != (info_version == b"\x01"):
-        raise BadInput("SignerInfo version %d names its signer by %s" % (info_version[0], "issuer and serial" if
-                                                                            sid.tag == der.SEQUENCE else "key id"))
-    if sid.tag == der.SEQUENCE:  # IssuerAndSerialNumber
-        issuer = der.expect(der.child(sid, 0, "issuerAndSerialNumber"), der.SEQUENCE, "issuer")
-        signer_id = SignerId(issuer.raw, _name_cn(issuer), _integer(der.child(sid, 1, "issuerAndSerialNumber"), "serial"), b"")
-    elif sid.tag == 0x80:  # [0] IMPLICIT SubjectKeyIdentifier
-        signer_id = SignerId(b"", "", b"", sid.content)
-    else:
-        raise BadInput("SignerInfo identifies its signer by tag 0x%02x" % sid.tag)
+    signer_id = _signer_id(info[1], info_version)
     algorithm = der.expect(info[2], der.SEQUENCE, "digestAlgorithm")
     digest_oid = der.oid(der.child(algorithm, 0, "digestAlgorithm"))
     at = 3
@@ -281,13 +328,23 @@ def _parse_message(blob: bytes) -> Message:
     value = der.expect(info[at + 1], der.OCTET_STRING, "signature value").content
     return Message(Signer(DIGESTS.get(digest_oid, digest_oid), signer_id),
                    SIGNATURE_ALGORITHMS.get(sig_algorithm, sig_algorithm), value, signed_attrs, message_digest,
-                   tuple(certificates), len(encap) > 1)
+                   certificates, has_content)
+
+
+def _parse_message(blob: bytes) -> Message:
+    version, _, has_content, certificates, infos = _signed_data(blob)
+    signers = [_signer_info(node, version, certificates, has_content) for node in infos]
+    # pkcs7_parser.c pkcs7_check_authattrs() (6.1): every SignerInfo has signed attributes or none
+    # does, else "Inconsistently supplied authAttrs" (-EINVAL; so is a message without any signer)
+    if len({bool(m.signed_attrs) for m in signers}) > 1:
+        raise BadInput("Inconsistently supplied authAttrs: some signers have signed attributes, some not")
+    return signers[0]._replace(more=tuple(signers[1:]))
 
 
 def verify(message: Message, content_digest_: bytes, cert: Certificate) -> str:
     """"" when ``cert``'s key made ``message``'s signature over content whose digest is given, else why
     not (pkcs7_verify.c pkcs7_digest() and public_key_verify_signature()). The caller knows the
-    digest is the message's algorithm's (ModuleSignature.digest)."""
+    digest is the message's algorithm's (ModuleSignature.digest_by(message.signer.digest))."""
     digest_name = message.signer.digest
     if not content_digest_:
         return "the digest of the module could not be made (%s)" % digest_name

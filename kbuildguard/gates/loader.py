@@ -26,9 +26,9 @@ from typing import AbstractSet, FrozenSet, List, Mapping, NamedTuple, Optional, 
 from kbuildguard import bounded
 from kbuildguard.arch import Arch
 from kbuildguard.errors import BadInput
-from kbuildguard.formats.module import ModuleInfo, VersionsFormat
+from kbuildguard.formats.module import ModuleInfo, VersionsFormat, is_module_path, read_module
 from kbuildguard.formats.symvers import Exports
-from kbuildguard.gates import signature, trust
+from kbuildguard.gates import builtin, signature, trust
 from kbuildguard.gates.model import Check, Effect, Gate
 from kbuildguard.gates.signature import SigningFacts
 from kbuildguard.target import exports as kernel_exports
@@ -72,6 +72,7 @@ class LoaderFacts(NamedTuple):
     refuses_missing_versions: bool = False
     # the target's kmod and what it decompresses, or (None, why it is not known)
     kmod: Tuple[Optional[kmods.KmodFeatures], str] = (None, "the target's kmod was not looked for")
+    builtin_names: builtin.BuiltinNames = builtin.BuiltinNames(None)  # the names of its built-in modules
 
     @property
     def modversions(self) -> Optional[bool]:
@@ -107,6 +108,47 @@ def kernel_vermagic(target: KernelTarget, config: Mapping[str, str]) -> Tuple[Op
     if randstruct:
         words.append("RANDSTRUCT_%s" % randstruct)
     return "".join(words), "computed from the configuration of %s" % target.release
+
+
+def in_tree_vermagic(target: KernelTarget, tries: int = 5) -> Tuple[Optional[str], str]:
+    """The vermagic the kernel's own modules carry (/lib/modules/R/kernel: live, a sysroot, an image
+    root): VERMAGIC_STRING as the kernel's build wrote it, which is what same_magic() compares against
+    (kernel/module/version.c; the kernel's own copy is vermagic[] in kernel/module/main.c, built from
+    the same header). Only a module naming the target release counts."""
+    kernel_dir = os.path.join(target.modules_dir, "kernel") if target.modules_dir else ""
+    if not kernel_dir or not os.path.isdir(kernel_dir):
+        return None, "no in-tree module of %s at hand" % target.release
+    tried = 0
+    for root, dirs, files in os.walk(kernel_dir):
+        dirs.sort()
+        for name in sorted(files):
+            if not is_module_path(name):
+                continue
+            tried += 1
+            path = os.path.join(root, name)
+            try:
+                found = read_module(path).vermagic
+            except BadInput:
+                found = ""
+            if found.split(" ", 1)[0] == target.release:
+                return found, "the kernel's own module %s" % os.path.relpath(path, target.modules_dir)
+            if tried >= tries:
+                return None, "none of %d in-tree modules of %s names that release" % (tried, target.release)
+    return None, "no readable in-tree module of %s" % target.release
+
+
+def target_vermagic(target: KernelTarget, config: Mapping[str, str]) -> Tuple[Optional[str], str]:
+    """The kernel's vermagic: read from one of its own modules where they are at hand, else modelled
+    from its configuration (include/linux/vermagic.h). Where both are known and differ, the module's
+    string wins and the source says so (the model misses a word: a distribution's patch, a new option)."""
+    model, model_source = kernel_vermagic(target, config)
+    own, own_source = in_tree_vermagic(target)
+    if own is None:
+        return model, model_source
+    if model is not None and model != own:
+        return own, "read from %s; the model from the configuration says %r, the module's string is used" % (
+            own_source, model)
+    return own, "read from %s" % own_source
 
 
 def _randstruct_seed(target: KernelTarget) -> str:
@@ -145,13 +187,13 @@ def gather(target: KernelTarget, extra_symvers: Sequence[str] = (), sig_enforce:
     ``image``: the kernel image given (--vmlinux), whose built-in keys the signature gate trusts;
     ``mokutil``: files of the target's mokutil output (check --mokutil)."""
     config = read if read else kernel_config(target, config_file)
-    vermagic, vermagic_source = kernel_vermagic(target, config)
+    vermagic, vermagic_source = target_vermagic(target, config)
     exports, missing = kernel_exports.gather(target, extra_symvers)
     validates = None if not config else config.get("CONFIG_DEBUG_INFO_BTF_MODULES") == "y"
     btf = BtfFacts(validates, config.get("CONFIG_MODULE_ALLOW_BTF_MISMATCH") == "y", None, None)
     return LoaderFacts(config, vermagic, vermagic_source, exports, missing, signing_facts(target, config, sig_enforce,
                                                                                           trusted_certs, image, mokutil), btf,
-                       target.modules_dir or "", debian_kernel(target), kmods.gather(target))
+                       target.modules_dir or "", debian_kernel(target), kmods.gather(target), builtin.gather(target))
 
 
 def debian_kernel(target: KernelTarget) -> bool:
@@ -222,10 +264,12 @@ def check_vermagic(info: ModuleInfo, facts: LoaderFacts, release: str) -> Check:
             differs.insert(0, "release %s, the kernel is %s (compared: the module has no symbol versions)" % (m_release, k_release))
     if differs:
         return Check(name=Gate.VERMAGIC, ok=False, expected=want.strip(), found=mine.strip(),
-                     message="version magic '%s' should be '%s': %s" % (mine.strip(), want.strip(), "; ".join(differs)),
+                     message="version magic '%s' should be '%s': %s (the kernel's vermagic %s)" % (
+                         mine.strip(), want.strip(), "; ".join(differs), facts.vermagic_source),
                      fix=fix, effect=Effect.REJECTED)
     return Check(name=Gate.VERMAGIC, ok=True, expected=want.strip(), found=mine.strip(),
-                 message="vermagic matches (the kernel's same_magic() rule)" + release_note)
+                 message="vermagic matches (the kernel's same_magic() rule; the kernel's vermagic %s)%s" % (
+                     facts.vermagic_source, release_note))
 
 
 def check_symbol_versions(info: ModuleInfo, facts: LoaderFacts, release: str) -> Check:
@@ -382,35 +426,45 @@ def check_symbols(info: ModuleInfo, facts: LoaderFacts, siblings: AbstractSet[st
     return Check(name=Gate.SYMBOLS, ok=True, expected=expected, found=found, message="every undefined symbol is exported")
 
 
+# check_modinfo(): .modinfo staging=Y taints C ("module is from the staging directory, the quality is
+# unknown, you have been warned."), livepatch=Y taints K (kernel/module/main.c, 6.1); set_license()
+# taints P for a licence that is not GPL-compatible. Each one is its own taint: all are named.
+MODINFO_TAINTS = (("staging", "C", "\"module is from the staging directory, the quality is unknown, you have been warned.\""),
+                  ("livepatch", "K", "a live patch"))
+
+
+def _taint_words(letters: Sequence[str], reasons: Sequence[str]) -> str:
+    """"taints itself (P, C): why; why": the letters in the form verify.taint_letters() reads."""
+    return "taints itself (%s): %s" % (", ".join(letters), "; ".join(reasons))
+
+
 def check_license(info: ModuleInfo, facts: LoaderFacts) -> Check:
     licence = info.info("license")
-    gpl = licence in GPL_COMPATIBLE
-    if gpl:
-        # check_modinfo(): .modinfo staging=Y taints C ("module is from the staging directory, the quality is
-        # unknown, you have been warned."), livepatch=Y taints K (kernel/module/main.c, 6.1)
-        marks = [(key, letter, why) for key, letter, why in (
-            ("staging", "C", "\"module is from the staging directory, the quality is unknown, you have been warned.\""),
-            ("livepatch", "K", "a live patch")) if info.info(key) == "Y"]
+    shown = licence or "unspecified"
+    marks = [(key, letter, why) for key, letter, why in MODINFO_TAINTS if info.info(key) == "Y"]
+    letters = [letter for _, letter, _ in marks]
+    reasons = ["%s=Y in .modinfo: %s" % (key, why) for key, _, why in marks]
+    if licence in GPL_COMPATIBLE:
         if marks:
             return Check(name=Gate.LICENSE, ok=True, expected="any", found=licence,
-                         message="GPL-compatible licence; %s=Y in .modinfo: the kernel loads it and taints itself (%s): %s" % (
-                             marks[0][0], marks[0][1], marks[0][2]), effect=Effect.TAINTS)
+                         message="GPL-compatible licence; the kernel loads it and %s" % _taint_words(letters, reasons),
+                         effect=Effect.TAINTS)
         return Check(name=Gate.LICENSE, ok=True, expected="any", found=licence, message="GPL-compatible licence")
     if facts.exports is None:
         return Check(name=Gate.LICENSE, ok=True, expected="a GPL-compatible licence for GPL-only exports", found=licence or "none",
-                     message="licence %r taints the kernel; GPL-only use not compared: %s" % (licence or "unspecified",
-                                                                                  facts.exports_missing),
+                     message="licence %r taints the kernel; GPL-only use not compared: %s" % (shown, facts.exports_missing),
                      fix="", effect=Effect.NOT_CHECKED)
     symbols = facts.exports.symbols
     gpl_only = sorted(n for n in info.needed.strong + info.needed.weak if n in symbols and symbols[n].gpl_only)
     if gpl_only:
         return Check(name=Gate.LICENSE, ok=False, expected="a GPL-compatible licence (it uses EXPORT_SYMBOL_GPL symbols)", found=licence or "none",
                      message="licence %r is not GPL-compatible and the module uses GPL-only %s: the kernel hides them from it "
-                     "(\"Unknown symbol %s (err -2)\")" % (licence or "unspecified", ", ".join(gpl_only), gpl_only[0]),
+                     "(\"Unknown symbol %s (err -2)\")" % (shown, ", ".join(gpl_only), gpl_only[0]),
                      fix="stop using the GPL-only symbols, or license the module GPL-compatibly (MODULE_LICENSE(\"GPL\"))",
                      effect=Effect.REJECTED)
     return Check(name=Gate.LICENSE, ok=True, expected="any", found=licence or "none",
-                 message="licence %r is not GPL-compatible: the kernel loads it and taints itself (P)" % (licence or "unspecified"),
+                 message="licence %r is not GPL-compatible: the kernel loads it and %s" % (
+                     shown, _taint_words(["P"] + letters, ["proprietary licence"] + reasons)),
                  fix="MODULE_LICENSE(\"GPL\") (or a dual licence) if the code allows", effect=Effect.TAINTS)
 
 

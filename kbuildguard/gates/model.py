@@ -12,7 +12,7 @@ class Gate(StrEnum):
     load_module(): module_sig_check, elf_validity_check (the ELF gate, then the machine),
     setup_load_info (this_module), check_modstruct_version and check_modinfo (vermagic), simplify_symbols
     -> resolve_symbol (versions, exports, GPL-only), apply_relocations, the BTF notifier at
-    MODULE_STATE_COMING, and delete_module() at unload. The struct module layout shows at relocation
+    MODULE_STATE_COMING, mod_sysfs_setup() (a built-in module's name), and delete_module() at unload. The struct module layout shows at relocation
     and unload; the compiler comes last: the loader never looks at it."""
 
     READ = "read"
@@ -28,6 +28,7 @@ class Gate(StrEnum):
     LICENSE = "license"
     RELOCATIONS = "relocations"
     BTF = "btf"
+    NAME = "name"
     UNLOAD = "unload"
     COMPILER = "compiler"
 
@@ -45,8 +46,9 @@ class Stage(enum.IntEnum):
     SYMBOLS = 6  # simplify_symbols() -> resolve_symbol(): CRCs, exports, namespaces, GPL-only; all reported
     RELOCATIONS = 7  # apply_relocations(): where init/exit land (x86_64), -mcmodel=kernel overflows
     COMING = 8  # prepare_coming_module() -> MODULE_STATE_COMING notifiers: btf_module_notify()
-    UNLOAD = 9  # delete_module(): init && !exit -> -EBUSY (loaded, never unloaded)
-    NEVER = 10  # the loader never reads it: an unreadable file, what no gate owns
+    SYSFS = 9  # mod_sysfs_setup() -> mod_sysfs_init(): a built-in's /sys/module/NAME, "module is already loaded"
+    UNLOAD = 10  # delete_module(): init && !exit -> -EBUSY (loaded, never unloaded)
+    NEVER = 11  # the loader never reads it: an unreadable file, what no gate owns
 
 
 # Every stage at which the loader can refuse a module because of a gate, earliest first. The layout
@@ -66,6 +68,7 @@ GATE_STAGES: Mapping[Gate, Tuple[Stage, ...]] = {
     Gate.LICENSE: (Stage.SYMBOLS,),
     Gate.RELOCATIONS: (Stage.RELOCATIONS,),
     Gate.BTF: (Stage.COMING,),
+    Gate.NAME: (Stage.SYSFS,),  # modprobe refuses it before any of these: kmod sees the built-in first
     Gate.UNLOAD: (Stage.UNLOAD,),
     Gate.COMPILER: (Stage.RELOCATIONS,),
 }

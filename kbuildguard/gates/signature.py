@@ -116,6 +116,54 @@ def _read(root: str, rel: str) -> Optional[str]:
         return None
 
 
+Said = Optional[Tuple[bool, str]]  # enforced and where that was read; None: this source does not decide
+
+
+def _enforced_by_config(config: Mapping[str, str]) -> Said:
+    """kernel/module/signing.c: CONFIG_MODULE_SIG_FORCE sets sig_enforce at build time; a forced
+    lockdown (security/lockdown/Kconfig) refuses unsigned modules with -EPERM."""
+    if config.get("CONFIG_MODULE_SIG_FORCE") == "y":
+        return True, "CONFIG_MODULE_SIG_FORCE=y"
+    for option in ("CONFIG_LOCK_DOWN_KERNEL_FORCE_INTEGRITY", "CONFIG_LOCK_DOWN_KERNEL_FORCE_CONFIDENTIALITY"):
+        if config.get(option) == "y":
+            return True, "%s=y (lockdown: unsigned modules get -EPERM)" % option
+    return None
+
+
+def _enforced_by_parameter(root: str, read: List[str]) -> Said:
+    param = _read(root, "/sys/module/module/parameters/sig_enforce")
+    if param is None:
+        return None
+    if _truthy(param):
+        return True, "%s/sys/module/module/parameters/sig_enforce = Y" % root
+    read.append("sig_enforce = N")
+    return None
+
+
+def _enforced_by_lockdown(root: str, read: List[str]) -> Said:
+    lockdown = _read(root, "/sys/kernel/security/lockdown")
+    if lockdown is None:
+        return None
+    mode = re.search(r"\[(\w+)\]", lockdown)
+    if mode and mode.group(1) in ("integrity", "confidentiality"):
+        return True, "%s/sys/kernel/security/lockdown is [%s] (unsigned modules get -EPERM)" % (root, mode.group(1))
+    read.append("lockdown [%s]" % (mode.group(1) if mode else "?"))
+    return None
+
+
+def _enforced_by_cmdline(root: str, read: List[str]) -> Said:
+    cmdline = _read(root, "/proc/cmdline")
+    if cmdline is None:
+        return None
+    for word in cmdline.split():
+        if word.startswith("module.sig_enforce=") and _truthy(word.split("=", 1)[1]):
+            return True, "%s/proc/cmdline has %s" % (root, word)
+        if word in ("lockdown=integrity", "lockdown=confidentiality"):
+            return True, "%s/proc/cmdline has %s (unsigned modules get -EPERM)" % (root, word)
+    read.append("no module.sig_enforce=1 in %s/proc/cmdline" % root)
+    return None
+
+
 def enforcement(config: Mapping[str, str], sig_enforce: Optional[bool], root: str, live: bool) -> Tuple[bool, str]:
     """Whether the kernel refuses modules without a trusted signature, and where that was read.
 
@@ -123,33 +171,15 @@ def enforcement(config: Mapping[str, str], sig_enforce: Optional[bool], root: st
     when kbuildguard sees neither (``live`` False and no sysroot): then only the configuration."""
     if sig_enforce is not None:
         return sig_enforce, "--sig-enforce %s" % ("yes" if sig_enforce else "no")
-    if config.get("CONFIG_MODULE_SIG_FORCE") == "y":
-        return True, "CONFIG_MODULE_SIG_FORCE=y"
-    for option in ("CONFIG_LOCK_DOWN_KERNEL_FORCE_INTEGRITY", "CONFIG_LOCK_DOWN_KERNEL_FORCE_CONFIDENTIALITY"):
-        if config.get(option) == "y":
-            return True, "%s=y (lockdown: unsigned modules get -EPERM)" % option
+    said = _enforced_by_config(config)
+    if said is not None:
+        return said
     read: List[str] = ["CONFIG_MODULE_SIG_FORCE is not set"]
     if live or root:
-        param = _read(root, "/sys/module/module/parameters/sig_enforce")
-        if param is not None:
-            if _truthy(param):
-                return True, "%s/sys/module/module/parameters/sig_enforce = Y" % root
-            read.append("sig_enforce = N")
-        lockdown = _read(root, "/sys/kernel/security/lockdown")
-        if lockdown is not None:
-            mode = re.search(r"\[(\w+)\]", lockdown)
-            if mode and mode.group(1) in ("integrity", "confidentiality"):
-                return True, "%s/sys/kernel/security/lockdown is [%s] (unsigned modules get -EPERM)" % (root, mode.group(1))
-            read.append("lockdown [%s]" % (mode.group(1) if mode else "?"))
-        cmdline = _read(root, "/proc/cmdline")
-        if cmdline is not None:
-            words = cmdline.split()
-            for word in words:
-                if word.startswith("module.sig_enforce=") and _truthy(word.split("=", 1)[1]):
-                    return True, "%s/proc/cmdline has %s" % (root, word)
-                if word in ("lockdown=integrity", "lockdown=confidentiality"):
-                    return True, "%s/proc/cmdline has %s (unsigned modules get -EPERM)" % (root, word)
-            read.append("no module.sig_enforce=1 in %s/proc/cmdline" % root)
+        for source in (_enforced_by_parameter, _enforced_by_lockdown, _enforced_by_cmdline):
+            said = source(root, read)
+            if said is not None:
+                return said
     if len(read) == 1:
         secure_boot = (" (and CONFIG_LOCK_DOWN_IN_EFI_SECURE_BOOT=y locks it down under Secure Boot)"
                        if config.get("CONFIG_LOCK_DOWN_IN_EFI_SECURE_BOOT") == "y" else "")
@@ -256,26 +286,90 @@ def check_signed(sig: ModuleSignature, facts: SigningFacts) -> Check:
         return Check(name=Gate.SIGNATURE, ok=False, expected=expected, found="a malformed signature",
                      message="the appended signature cannot be read (%s): the kernel refuses it (-EBADMSG), enforced or not"
                      % exc.message, fix=RESIGN, effect=Effect.REJECTED)
-    signer = message.signer
-    found = "signed by %s (%s)" % (signer.id.describe(), signer.digest)
+    signers = message.signers()
+    found = _signed_by(signers)
+    refused = _message_refusal(sig, message, facts, expected, found)
+    if refused is not None:
+        return refused
+    if len(signers) > 1:
+        return _several_signers(sig, signers, facts, expected, found)
+    key = find_key(message.signer.id, facts.trust)
+    if key.why:
+        return _trusted(sig, message, key, facts, expected, found)
+    return _untrusted(sig, message, key, facts, expected, found)
+
+
+def _signed_by(signers: Tuple[Message, ...]) -> str:
+    return "signed by %s" % " and by ".join("%s (%s)" % (m.signer.id.describe(), m.signer.digest) for m in signers)
+
+
+def _message_refusal(sig: ModuleSignature, message: Message, facts: SigningFacts, expected: str, found: str) -> Optional[Check]:
+    """What refuses the message before any key is looked up, whichever signer it concerns."""
     if message.has_content:  # pkcs7_supply_detached_data(): "Data already supplied", -EINVAL
         return Check(name=Gate.SIGNATURE, ok=False, expected=expected, found=found, message="%s, but the PKCS#7 message carries its own content "
                      "instead of signing the module: the kernel refuses it (-EINVAL), enforced or not" % found, fix=RESIGN,
                      effect=Effect.REJECTED)
-    if signer.digest not in pkcs7.KERNEL_DIGESTS or message.algorithm not in KERNEL_SIGNATURE_ALGORITHMS:
+    signers = message.signers()
+    # pkcs7_parser.c pkcs7_sig_note_digest_algo()/pkcs7_sig_note_pkey_algo() fail the whole parse with
+    # -ENOPKG for any SignerInfo naming an algorithm the kernel lacks
+    unknown = next((m for m in signers if m.signer.digest not in pkcs7.KERNEL_DIGESTS or
+                    m.algorithm not in KERNEL_SIGNATURE_ALGORITHMS), None)
+    if unknown is not None:
         return _soft_failure(facts, expected, found, "%s, with %s, which this kernel's PKCS#7 parser does not know "
-                             "(-ENOPKG)" % (found, signer.digest if signer.digest not in pkcs7.KERNEL_DIGESTS else
-                                            "signature algorithm " + message.algorithm), UNSUPPORTED, RESIGN)
-    if message.signed_attrs and sig.digest and message.message_digest != sig.digest:
-        # pkcs7_verify.c pkcs7_digest(), before any key is looked up
-        return Check(name=Gate.SIGNATURE, ok=False, expected=expected, found=found, message="%s, but its messageDigest attribute is not the digest of "
-                     "the module (\"PKCS7: Sig 0: Message digest doesn't match\"): the module changed after signing; "
-                     "the kernel refuses it, enforced or not (%s)" % (found, BAD_SIGNATURE),
-                     fix="sign it again after the last change", effect=Effect.REJECTED)
-    key = find_key(signer.id, facts.trust)
-    if key.why:
-        return _trusted(sig, message, key, facts, expected, found)
-    return _untrusted(sig, message, key, facts, expected, found)
+                             "(-ENOPKG)" % (found, unknown.signer.digest if unknown.signer.digest not in pkcs7.KERNEL_DIGESTS
+                                            else "signature algorithm " + unknown.algorithm), UNSUPPORTED, RESIGN)
+    for index, one in enumerate(signers):
+        # pkcs7_verify.c pkcs7_verify() -> pkcs7_digest() for every SignerInfo, before any key is looked
+        # up: a messageDigest that is not the module's is -EKEYREJECTED for the whole message
+        digest = sig.digest_by(one.signer.digest)
+        if one.signed_attrs and digest and one.message_digest != digest:
+            return Check(name=Gate.SIGNATURE, ok=False, expected=expected, found=found, message="%s, but its messageDigest attribute is not the digest of "
+                         "the module (\"PKCS7: Sig %d: Message digest doesn't match\"): the module changed after signing; "
+                         "the kernel refuses it, enforced or not (%s)" % (found, index, BAD_SIGNATURE),
+                         fix="sign it again after the last change", effect=Effect.REJECTED)
+    return None
+
+
+def _several_signers(sig: ModuleSignature, signers: Tuple[Message, ...], facts: SigningFacts, expected: str,
+                     found: str) -> Check:
+    """A message with more than one SignerInfo, as crypto/asymmetric_keys/pkcs7_trust.c (6.1)
+    pkcs7_validate_trust() walks them in order: a signer whose key a keyring that counts holds is
+    verified with that key, and a failure returns -EKEYREJECTED at once, enforced or not; one that
+    verifies makes the message trusted; a signer no keyring holds (-ENOKEY) is skipped. None trusted:
+    -ENOKEY, as for one unknown signer. So one trusted, verified signer is enough, and every signer
+    whose key the kernel holds must verify."""
+    keys = [find_key(one.signer.id, facts.trust) for one in signers]
+    answers = [(n, _trusted(sig, one, key, facts, expected, found)) for n, (one, key) in enumerate(zip(signers, keys)) if key.why]
+    # the first signer the kernel would refuse, else the first it might (a trusted key kbuildguard
+    # could not verify with: it may fail there too), decides; then one verified signer makes it ok
+    for effect in (Effect.REJECTED, Effect.NOT_CHECKED):
+        decided = next(((n, c) for n, c in answers if c.effect is effect), None)
+        if decided is not None:
+            return decided[1]._replace(found=found, message="signer %d of %d: %s" % (decided[0] + 1, len(signers), decided[1].message))
+    if not answers:
+        return _untrusted(sig, signers[0], keys[0], facts, expected, found)
+    verified = answers[0]
+    others = [n for n, key in enumerate(keys) if not key.why]
+    doubtful = [n for n in others if not _intact(sig, signers[n], keys[n], facts.trust)]
+    said = "signer %d of %d: %s" % (verified[0] + 1, len(signers), verified[1].message)
+    if doubtful:
+        return verified[1]._replace(found=found, effect=Effect.NOT_CHECKED, message="%s; but signer %s names a key kbuildguard does "
+                                    "not find and cannot verify, and a keyring kbuildguard cannot see (%s) may hold it: the "
+                                    "kernel then verifies that signature too and refuses the module if it fails" % (
+                                        said, ", ".join(str(n + 1) for n in doubtful), facts.trust.not_seen()),
+                                    fix=TRUSTED_FIX)
+    skipped = "; signer %s: no keyring that counts holds its key, skipped (-ENOKEY)" % ", ".join(str(n + 1) for n in others) \
+        if others else ""
+    return verified[1]._replace(found=found, message=said + skipped)
+
+
+def _intact(sig: ModuleSignature, message: Message, key: Found, trust: Trust) -> bool:
+    """A signer whose key kbuildguard does not find cannot make the kernel refuse the module: every
+    keyring that counts is seen (the kernel skips it, -ENOKEY), or its signature verifies with a
+    certificate of it at hand (make --sign's), so whoever holds that key finds it intact."""
+    if trust.complete:
+        return True
+    return key.cert is not None and _verify(sig, message, key.cert)[0] is True
 
 
 def _verify(sig: ModuleSignature, message: Message, cert: Certificate) -> Tuple[Optional[bool], str]:
@@ -284,9 +378,10 @@ def _verify(sig: ModuleSignature, message: Message, cert: Certificate) -> Tuple[
         return None, "a %s signature: kbuildguard verifies RSA signatures only" % message.algorithm.upper()
     if cert.key is None:
         return None, "the certificate's key is %s: kbuildguard verifies RSA keys only" % (cert.key_algorithm or "unknown")
-    if not sig.digest:
+    digest = sig.digest_by(message.signer.digest)
+    if not digest:
         return None, "hashlib here cannot make a %s digest" % message.signer.digest
-    why = pkcs7.verify(message, sig.digest, cert)
+    why = pkcs7.verify(message, digest, cert)
     if why.startswith("kbuildguard does not verify"):
         return None, why
     return not why, why

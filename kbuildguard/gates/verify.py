@@ -10,11 +10,12 @@ such a module loads and then cannot be unloaded; v6.4+ rejects a differently siz
 .gnu.linkonce.this_module, x86_64 refuses some relocations, but a shift hidden by padding passes both.
 """
 
+import re
 from typing import Callable, FrozenSet, List, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard.errors import BadInput
 from kbuildguard.formats.module import ModuleInfo, module_name, read_module, read_raw_shape
-from kbuildguard.gates import decompress, elfcheck, loader, relocations, signature
+from kbuildguard.gates import builtin, decompress, elfcheck, loader, relocations, signature
 from kbuildguard.gates.layout import check_compilers, check_layout, check_machine, check_this_module, check_unload, with_compiler_effect
 from kbuildguard.gates.loader import LoaderFacts
 from kbuildguard.gates.model import Check, Effect, Gate, effect_words, worst
@@ -102,40 +103,93 @@ def verify_info(info: ModuleInfo, expect: Expectation, siblings: FrozenSet[str] 
               check_this_module(info, has_this, this_alloc), layout,
               loader.check_vermagic(info, facts, target.release), loader.check_symbol_versions(info, facts, target.release),
               loader.check_symbols(info, facts, siblings), loader.check_license(info, facts),
-              relocations.check(info, target.arch), loader.check_btf(info, facts),
+              relocations.check(info, target.arch), loader.check_btf(info, facts), builtin.check(info, facts.builtin_names),
               check_unload(info, facts.config or target.tree_config), with_compiler_effect(compiler, layout)]
     checks = [c for c in found if c is not None]
     verdict = Verdict.OK if all(c.ok for c in checks) else Verdict.MISMATCH
     return ModuleReport(path=info.path, verdict=verdict, checks=tuple(checks), info=info)
 
 
+# The letter each gate's taint shows in /proc/sys/kernel/tainted and "Tainted:" lines (kernel/panic.c
+# taint_flags): module_sig_check() TAINT_UNSIGNED_MODULE (E); try_to_force_load() TAINT_FORCED_MODULE
+# (F: no vermagic, no __versions); set_license() TAINT_PROPRIETARY_MODULE (P). check_modinfo()'s
+# staging=Y (C) and livepatch=Y (K) share the licence gate: its message names them, read below.
+TAINT_LETTERS = {Gate.SIGNATURE: "E", Gate.VERMAGIC: "F", Gate.SYMBOL_VERSIONS: "F", Gate.LICENSE: "P"}
+_LETTERS_SAID = re.compile(r"taints itself \(([A-Z](?:, [A-Z])*)\)")
+
+
+def taint_letters(checks: Sequence[Check]) -> List[str]:
+    """Every taint letter the checks that taint will set, in the loader's order, each once."""
+    letters: List[str] = []
+    for c in checks:
+        if c.effect is not Effect.TAINTS:
+            continue
+        said = _LETTERS_SAID.search(c.message)
+        for letter in said.group(1).split(", ") if said else [TAINT_LETTERS.get(c.name, "?")]:
+            if letter not in letters:
+                letters.append(letter)
+    return letters
+
+
+def _besides(rep: ModuleReport) -> str:
+    """What the checked gates say about a module that loads: every taint (each gate's reason) and a
+    missing unload, "" when none. All of them: naming only the first hides the others (issue 18)."""
+    tainting = [c for c in rep.checks if c.effect is Effect.TAINTS]
+    stuck = [c for c in rep.checks if c.effect is Effect.CANNOT_UNLOAD]
+    parts = []
+    if tainting:
+        parts.append("taint the kernel (%s): %s" % (", ".join(taint_letters(tainting)),
+                                                    "; ".join("%s: %s" % (c.name, c.message) for c in tainting)))
+    if stuck:
+        parts.append("never unload: %s" % "; ".join(c.message for c in stuck))
+    return " and ".join(parts)
+
+
+def _unchecked_note(rep: ModuleReport) -> str:
+    unchecked = [str(c.name) for c in rep.checks if c.effect is Effect.NOT_CHECKED]
+    return "not fully checked: %s" % ", ".join(unchecked) if unchecked else ""
+
+
+def _deciding(rep: ModuleReport, effect: Effect) -> Check:
+    """The gate that decides: the first (loader order) with the worst effect; refused gates first."""
+    deciding = [c for c in rep.checks if not c.ok and c.effect is effect] or [c for c in rep.checks if not c.ok] or \
+        [c for c in rep.checks if c.effect is effect]
+    return deciding[0]
+
+
+def _not_checked_headline(rep: ModuleReport, c: Check) -> str:
+    text = "%s (%s)" % (_unchecked_note(rep), c.message)
+    # what the checked gates say besides: an unchecked gate may still refuse it, so this is no promise
+    # that it loads, but where it loads it taints or never unloads (and the user should know)
+    besides = _besides(rep)
+    if besides:
+        text += "; if it loads, it will %s" % besides
+    if rep.verdict is Verdict.OK:
+        return text
+    return "refused, and %s%s" % (text, ": " + c.fix if c.fix else "")
+
+
+def _loads_headline(rep: ModuleReport) -> str:
+    """A module kbuildguard lets through that loads: ok, or ok but it taints / never unloads."""
+    return "ok, but will load and %s" % _besides(rep)  # taints and cannot-unload rank below not-checked
+
+
 def headline(rep: ModuleReport) -> str:
     """The one line a user needs about a module: what the kernel will do, why, and the fix.
 
     "ok" leads only when every gate that can refuse was checked; any gate not checked is named
-    ("not fully checked: symbols, btf"), whatever else the module does."""
+    ("not fully checked: symbols, btf"), whatever else the module does; every taint is named."""
     if rep.verdict is Verdict.ERROR:
         return "cannot be checked: %s" % rep.checks[0].message
     effect = rep.effect
-    unchecked = [str(c.name) for c in rep.checks if c.effect is Effect.NOT_CHECKED]
-    note = "not fully checked: %s" % ", ".join(unchecked) if unchecked else ""
     if rep.verdict is Verdict.OK and effect is Effect.OK:
         return "ok"
-    # the gate that decides: the first (loader order) with the worst effect; refused gates first
-    deciding = [c for c in rep.checks if not c.ok and c.effect is effect] or [c for c in rep.checks if not c.ok] or \
-               [c for c in rep.checks if c.effect is effect]
-    c = deciding[0]
+    c = _deciding(rep, effect)
     if effect is Effect.NOT_CHECKED:
-        text = "%s (%s)" % (note, c.message)
-        # what the checked gates say besides: an unchecked gate may still refuse it, so this is no promise
-        # that it loads, but where it loads it taints or never unloads (and the user should know)
-        besides = worst(x.effect for x in rep.checks if x.effect in (Effect.TAINTS, Effect.CANNOT_UNLOAD))
-        if besides is not Effect.OK:
-            other = next(x for x in rep.checks if x.effect is besides)
-            text += "; if it loads, it %s: %s" % (effect_words(besides).replace("will load and ", "will "), other.message)
-        if rep.verdict is Verdict.OK:
-            return text
-        return "refused, and %s%s" % (text, ": " + c.fix if c.fix else "")
+        return _not_checked_headline(rep, c)
+    if rep.verdict is Verdict.OK and effect in (Effect.TAINTS, Effect.CANNOT_UNLOAD):
+        return _loads_headline(rep)
+    note = _unchecked_note(rep)
     what = "%s: %s" % (effect_words(effect), c.message) if effect is not Effect.OK else "refused: %s" % c.message
     if rep.verdict is Verdict.OK:
         return "%s; %s" % (what, note) if note else "ok, but %s" % what

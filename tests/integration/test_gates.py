@@ -56,8 +56,8 @@ def test_a_crc_changed_in_the_build_tree_is_named(debian_release, compilers, tmp
     assert ("will be rejected at load: disagrees about version of symbol _printk (module 0x1234abcd, kernel %s): "
             "rebuild against the kernel's own Module.symvers (" % real.split("\t")[0]) in headline
     # issue 18 case 9: the gate not checked (no image: no reference layout) is named after the fix
-    assert headline.endswith("; not fully checked: layout")
-    headline = headline[:-len("; not fully checked: layout")]
+    assert headline.endswith("; not fully checked: layout, name")
+    headline = headline[:-len("; not fully checked: layout, name")]
     assert headline.endswith("%s/Module.symvers)" % debian_release) or headline.endswith("build/Module.symvers)")
 
 
