@@ -34,6 +34,7 @@ from typing import Any, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Tu
 import kbuildguard
 from kbuildguard import bounded
 from kbuildguard.errors import BadInput
+from kbuildguard.formats.symvers import Table
 from kbuildguard.gates.model import Check, Effect, Gate
 from kbuildguard.gates.verify import Expectation, ModuleReport, Verdict
 
@@ -95,6 +96,10 @@ def _canonical(value: Any, out: List[str]) -> None:
             _canonical(v, out)
             out.append(",")
         out.append("]")
+    elif isinstance(value, Table):  # Module.symvers' rows as matched: Exports are made from these alone
+        out.append("Table(%r)" % sorted(value.matched().items()))
+    elif isinstance(value, dict) and all(type(k) is str and type(v) is str for k, v in value.items()):
+        out.append("{%r}" % sorted(value.items()))  # a configuration: one repr of its sorted lines
     elif isinstance(value, Mapping):
         out.append("{")
         for k in sorted(value, key=repr):
@@ -150,13 +155,17 @@ def _check_row(c: Check) -> List[Any]:
     return [str(c.name), c.ok, c.expected, c.found, c.message, c.fix, str(c.effect)]
 
 
+_GATES = {str(g): g for g in Gate}
+_EFFECTS = {str(e): e for e in Effect}
+
+
 def _check_of(row: Any) -> Check:
     """One stored check; ValueError for anything that is not exactly what _check_row wrote."""
-    if not isinstance(row, list) or len(row) != 7 or not isinstance(row[1], bool) \
-            or not all(isinstance(x, str) for x in row[:1] + row[2:]):
+    if type(row) is not list or len(row) != 7 or type(row[1]) is not bool \
+            or {type(x) for x in row[2:6]} - {str} or row[0] not in _GATES or row[6] not in _EFFECTS:
         raise ValueError("not a check")
-    return Check(name=Gate(row[0]), ok=row[1], expected=row[2], found=row[3], message=row[4], fix=row[5],
-                 effect=Effect(row[6]))
+    return Check(name=_GATES[row[0]], ok=row[1], expected=row[2], found=row[3], message=row[4], fix=row[5],
+                 effect=_EFFECTS[row[6]])
 
 
 def _entries_of(data: Any, digest: str) -> Dict[str, Entry]:
@@ -168,14 +177,15 @@ def _entries_of(data: Any, digest: str) -> Dict[str, Entry]:
         raise ValueError("malformed")
     table = [_check_of(row) for row in checks_raw]
     entries: Dict[str, Entry] = {}
+    verdicts = {str(v): v for v in Verdict}
     for path, row in modules.items():
-        if not isinstance(row, list) or len(row) != 8 or not all(type(x) is int and x >= 0 for x in row[:5]) \
-                or not isinstance(row[6], list) or not row[6] or not isinstance(row[7], list) \
-                or not all(type(i) is int and 0 <= i < len(table) for i in row[6]) \
-                or not all(isinstance(x, str) for x in row[7]):
+        if type(row) is not list or len(row) != 8 or {type(x) for x in row[:5]} != {int} or min(row[:5]) < 0 \
+                or type(row[6]) is not list or not row[6] or type(row[7]) is not list \
+                or {type(i) for i in row[6]} != {int} or min(row[6]) < 0 or max(row[6]) >= len(table) \
+                or {type(x) for x in row[7]} - {str} or row[5] not in verdicts:
             raise ValueError("malformed entry")
-        checks = tuple(table[i] for i in row[6])
-        verdict = Verdict(row[5])
+        checks = tuple([table[i] for i in row[6]])
+        verdict = verdicts[row[5]]
         if verdict is Verdict.ERROR or (verdict is Verdict.OK) != all(c.ok for c in checks):
             raise ValueError("inconsistent entry")
         entries[path] = Entry(FileId(*row[:5]), verdict, checks, tuple(row[7]))
