@@ -1,7 +1,7 @@
 """What every command does first: resolve the settings once, and name the target kernel from them."""
 
 import os
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, List, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard import project
 from kbuildguard.console import printable
@@ -9,9 +9,12 @@ from kbuildguard.context import Context
 from kbuildguard.errors import ConfigError, PackageUnavailable, UsageError
 from kbuildguard.formats.module import find_modules
 from kbuildguard.settings import CommandLine, Common, Layer, Settings, resolve
-from kbuildguard.target import fetch, kernel
+from kbuildguard.target import kernel
 from kbuildguard.target.kernel import KernelTarget, Selector
 from kbuildguard.toolchain import Forced, MatchLevel
+
+if TYPE_CHECKING:  # target/fetch.py is imported only with --fetch: every make and check paid for it
+    from kbuildguard.target import fetch
 
 
 def settings_for(ctx: Context, cli: CommandLine, folder: Optional[str] = None, read_file: bool = True) -> Settings:
@@ -91,8 +94,10 @@ class FetchOptions(NamedTuple):
 AVAILABLE = "available:"
 
 
-def fetch_source(ctx: Context, opts: FetchOptions) -> fetch.Source:
+def fetch_source(ctx: Context, opts: FetchOptions) -> "fetch.Source":
     """--fetch-from, else this machine's distribution (its os-release)."""
+    from kbuildguard.target import fetch
+
     if opts.source:
         return fetch.parse_source(opts.source)
     from kbuildguard.provision.plan import detect_distro
@@ -105,8 +110,10 @@ def fetch_source(ctx: Context, opts: FetchOptions) -> fetch.Source:
     return fetch.Source(family)
 
 
-def fetched_releases(ctx: Context, settings: Settings, opts: FetchOptions, many: bool) -> List[fetch.Fetched]:
+def fetched_releases(ctx: Context, settings: Settings, opts: FetchOptions, many: bool) -> List["fetch.Fetched"]:
     """The releases --kernel names (R, R1,R2, available:GLOB), each fetched (or found in the cache)."""
+    from kbuildguard.target import fetch
+
     value = settings.kernel.value
     if settings.sysroot.value or settings.kernel_dir.value:
         raise UsageError("--fetch makes its own root: it is not combined with %s" % (
@@ -136,7 +143,7 @@ def fetched_releases(ctx: Context, settings: Settings, opts: FetchOptions, many:
     return found
 
 
-def fetched_selector(settings: Settings, got: fetch.Fetched) -> Selector:
+def fetched_selector(settings: Settings, got: "fetch.Fetched") -> Selector:
     return selector_for(settings, kernel=got.release)._replace(
         sysroot=got.root, sysroot_named_by="the fetched kernel %s (%s)" % (got.release, got.root), kernel_dir=None)
 
