@@ -189,3 +189,49 @@ def test_at_most_max_books(tmp_path, later, monkeypatch):
         verify_paths(paths, expect._replace(level=level), answers=book)
         time.sleep(0.02)
     assert len(os.listdir(str(tmp_path / "cache"))) == 2
+
+
+def test_a_fifo_or_a_link_in_place_of_the_book_is_not_read(tmp_path, later):
+    expect, paths, book, path = _tampered(tmp_path)
+    os.rename(str(path), str(path) + ".real")
+    os.symlink(str(path) + ".real", str(path))
+    assert all(r.info is not None for r in verify_paths(paths, expect, answers=book))
+    os.unlink(str(path))
+    os.mkfifo(str(path))  # a read would wait for ever
+    assert all(r.info is not None for r in verify_paths(paths, expect, answers=book))
+
+
+def test_a_folder_others_may_write_is_neither_read_nor_written(tmp_path, later):
+    expect, paths, book, path = _tampered(tmp_path)
+    os.chmod(str(tmp_path / "cache"), 0o777)
+    assert all(r.info is not None for r in verify_paths(paths, expect, answers=book))
+    os.unlink(str(path))
+    verify_paths(paths, expect, answers=book)
+    assert not os.path.exists(str(path))
+
+
+def test_no_cache_home_is_no_error(tmp_path, later):
+    expect, paths = _expect(tmp_path), _modules(tmp_path)
+    (tmp_path / "file").write_text("")
+    book = answers.Answers(str(tmp_path / "file" / "answers-v1"))  # its parent is a file
+    assert len(verify_paths(paths, expect, answers=book)) == 2
+
+
+@pytest.mark.parametrize("argv, env, remembered", [
+    ([], {}, True),
+    (["--no-cache"], {}, False),
+    ([], {"KBUILDGUARD_NO_CACHE": "1"}, False),
+])
+def test_check_remembers_unless_told_not_to(tmp_path, later, argv, env, remembered):
+    import io
+
+    from kbuildguard.cli import main
+
+    tree = make_tree(tmp_path / "tree")
+    paths = _modules(tmp_path)
+    env = dict(env, XDG_CACHE_HOME=str(tmp_path / "xdg"), HOME=str(tmp_path))
+    for _ in range(2):
+        out = io.StringIO()
+        main(["check", "--json", "--kernel-dir", tree] + argv + paths, env=env, stdout=out, stderr=io.StringIO())
+        assert [m["path"] for m in json.loads(out.getvalue())["modules"]] == paths
+    assert os.path.isdir(str(tmp_path / "xdg" / "kbuildguard" / "answers-v1")) is remembered

@@ -27,6 +27,7 @@ too large or malformed in any way is ignored whole: never trusted, rewritten. Op
 import hashlib
 import json
 import os
+import stat
 import time
 from enum import Enum
 from typing import Any, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Tuple
@@ -192,15 +193,15 @@ def _entries_of(data: Any, digest: str) -> Dict[str, Entry]:
     return entries
 
 
-def _ours(path: str) -> bool:
-    """A folder or file another user owns (or anyone may write) is not trusted with answers."""
+def _ours(path: str, folder: bool = False) -> bool:
+    """Only a plain file (a folder) of ours that no one else may write is trusted with answers: not
+    another user's, not a symbolic link, not a FIFO (whose read would wait for ever)."""
     try:
         st = os.lstat(path)
     except OSError:
         return False
-    import stat
-
-    return st.st_uid == os.geteuid() and not (st.st_mode & 0o022) and not stat.S_ISLNK(st.st_mode)
+    kind = stat.S_ISDIR(st.st_mode) if folder else stat.S_ISREG(st.st_mode)
+    return kind and st.st_uid == os.geteuid() and not (st.st_mode & 0o022)
 
 
 class Book:
@@ -213,7 +214,7 @@ class Book:
         self.entries: Dict[str, Entry] = {}
         self.fresh: Dict[str, Entry] = {}  # this run's answers, served or new: what save() keeps
         self.served: Dict[str, Entry] = {}  # the answers this run did not compute
-        if self.path is not None and folder is not None and _ours(folder) and _ours(self.path):
+        if self.path is not None and folder is not None and _ours(folder, folder=True) and _ours(self.path):
             try:
                 raw = bounded.read_file(self.path, MAX_BOOK_BYTES, "kbuildguard's answers")
                 self.entries = _entries_of(json.loads(raw.decode("utf-8")), digest or "")
@@ -265,7 +266,7 @@ class Book:
         tmp = "%s.%d.%d.tmp" % (self.path, os.getpid(), now_ns())
         try:
             os.makedirs(self.folder, mode=0o700, exist_ok=True)
-            if not _ours(self.folder):
+            if not _ours(self.folder, folder=True):
                 return
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
