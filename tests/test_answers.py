@@ -157,10 +157,14 @@ def test_a_remembered_modules_exports_still_serve_its_siblings(tmp_path, later):
 
 
 def test_the_opt_out(tmp_path):
-    assert answers.answers_at(str(tmp_path), {}).folder == os.path.join(str(tmp_path), "answers-v1")
-    assert answers.answers_at(str(tmp_path), {"KBUILDGUARD_NO_CACHE": "1"}).folder is None
-    assert answers.answers_at(str(tmp_path), {"KBUILDGUARD_NO_CACHE": "0"}).folder is not None
-    assert answers.answers_at(str(tmp_path), {}, off=True).folder is None
+    home = {"HOME": str(tmp_path)}
+    assert answers.answers_at(str(tmp_path), home).folder == os.path.join(str(tmp_path), "answers-v1")
+    assert answers.answers_at(str(tmp_path), dict(home, KBUILDGUARD_NO_CACHE="1")).folder is None
+    assert answers.answers_at(str(tmp_path), dict(home, KBUILDGUARD_NO_CACHE="0")).folder is not None
+    assert answers.answers_at(str(tmp_path), dict(home, KBUILDGUARD_NO_CACHE="")).folder is not None
+    assert answers.answers_at(str(tmp_path), home, off=True).folder is None
+    assert answers.answers_at("/nonexistent/.cache/kbuildguard", {}).folder is None  # no HOME at all
+    assert answers.answers_at("cache/kbuildguard", {"XDG_CACHE_HOME": "cache"}).folder is None  # relative
     from kbuildguard.cli import build_parser
 
     assert build_parser().parse_args(["check", "--no-cache", "x.ko"]).no_cache is True
@@ -235,3 +239,15 @@ def test_check_remembers_unless_told_not_to(tmp_path, later, argv, env, remember
         main(["check", "--json", "--kernel-dir", tree] + argv + paths, env=env, stdout=out, stderr=io.StringIO())
         assert [m["path"] for m in json.loads(out.getvalue())["modules"]] == paths
     assert os.path.isdir(str(tmp_path / "xdg" / "kbuildguard" / "answers-v1")) is remembered
+
+
+def test_a_module_whose_name_is_not_utf8_is_remembered(tmp_path, monkeypatch, later):
+    expect = _expect(tmp_path)
+    odd = os.path.join(str(tmp_path), os.fsdecode(b"odd\xff\nname.ko"))
+    with open(odd, "wb") as f:
+        f.write(build_module(name="odd"))
+    book = answers.Answers(str(tmp_path / "cache"))
+    first = verify_paths([odd], expect, answers=book)
+    _no_reading(monkeypatch)
+    again = verify_paths([odd], expect, answers=book)
+    assert again[0].info is None and again[0].checks == first[0].checks and again[0].path == odd

@@ -321,7 +321,12 @@ class Answers(NamedTuple):
 
 
 def answers_at(cache_dir: str, env: Mapping[str, str], off: bool = False) -> Answers:
-    return Answers(None if off or disabled(env) else os.path.join(cache_dir, "answers-v%d" % VERSION))
+    """The answers' folder under CACHE_DIR (probecache.cache_home()); none without a HOME or an
+    XDG_CACHE_HOME to put it in (root would otherwise create /nonexistent), or under a relative one
+    (the XDG base directory spec: ignored), or when turned off."""
+    if off or disabled(env) or not (env.get("XDG_CACHE_HOME") or env.get("HOME")) or not os.path.isabs(cache_dir):
+        return Answers(None)
+    return Answers(os.path.join(cache_dir, "answers-v%d" % VERSION))
 
 
 def exports_of(book: Book) -> FrozenSet[str]:
