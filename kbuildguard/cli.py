@@ -180,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "on?), --list-enrolled (MOK keys), --db (UEFI db keys: name the file with 'db' in it), "
                         "--test-key FILE (that key enrolled)")
     _add_report_options(p)
+    p.add_argument("--no-cache", action="store_true",
+                   help="check every module afresh: neither use nor store the answers remembered for modules unchanged "
+                        "since an earlier check against the same kernel facts (also KBUILDGUARD_NO_CACHE=1)")
 
     p = add("sign", "sign built modules with the kernel tree's scripts/sign-file (as make --sign), then verify them; "
                     "for an RPM's buildroot after rpm's strip step")
@@ -289,7 +292,7 @@ def _check(ctx: Context, args: argparse.Namespace, common: Common) -> int:
 
     return check.run(ctx, CheckOptions(common, tuple(args.paths), args.vmlinux, args.kernel_config, tuple(args.symvers),
                                        tuple(args.trusted_cert), _sig_enforce(args), tuple(args.mokutil), _fetch(args),
-                                       _reports(args)))
+                                       _reports(args), no_cache=args.no_cache))
 
 
 def _sign(ctx: Context, args: argparse.Namespace, common: Common) -> int:

@@ -10,14 +10,15 @@ from kbuildguard.gates.model import Check, Effect, Gate
 from kbuildguard.gates.reference import ReferenceLayout
 from kbuildguard.gates.verify import Expectation, ModuleReport, Verdict
 from kbuildguard.identity import CompilerId, Linker
-from kbuildguard.provision.plan import InstallPlan
 from kbuildguard.target.kernel import KernelTarget
 from kbuildguard.toolchain import Selection
 from kbuildguard.versions import release_tuple
 
-if TYPE_CHECKING:  # explain is imported only by the command that explains
+if TYPE_CHECKING:  # explain is imported only by the command that explains, provision by setup (its
+    # package imports every package manager's code: a third of make's imports, for a type name)
     from kbuildguard.explain.load import LoadExplanation
     from kbuildguard.explain.unload import Explanation
+    from kbuildguard.provision.plan import InstallPlan
 
 
 def compiler_json(cid: CompilerId, source: str = "") -> Dict[str, Any]:
@@ -133,7 +134,7 @@ def kernel_summary_json(target: KernelTarget) -> Dict[str, Any]:
             "source": target.compiler_source}
 
 
-def plan_json(p: InstallPlan) -> Dict[str, Any]:
+def plan_json(p: "InstallPlan") -> Dict[str, Any]:
     return {
         "distribution": {"id": p.distro.id, "version_id": p.distro.version_id, "name": p.distro.name,
                          "arch": p.distro.arch},

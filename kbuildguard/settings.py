@@ -119,6 +119,7 @@ ENVIRONMENT_HELP = (
     ("KBUILDGUARD_SCL_ROOT", "where Software Collections toolsets are looked for (default /opt/rh, or SYSROOT/opt/rh)"),
     ("KBUILDGUARD_SIGN_KEY", "the module signing key (as --sign-key)"),
     ("KBUILDGUARD_SIGN_CERT", "the module signing certificate (as --sign-cert)"),
+    ("KBUILDGUARD_NO_CACHE", "1: check neither uses nor stores remembered answers (as check --no-cache)"),
 )
 ENVIRONMENT = tuple(name for name, _ in ENVIRONMENT_HELP)
 

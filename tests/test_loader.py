@@ -179,6 +179,7 @@ VALIDATES = ["CONFIG_DEBUG_INFO_BTF_MODULES=y"]
     ((), GOOD_BTF, Effect.OK),  # the kernel does not read module BTF
     (VALIDATES + ["CONFIG_MODULE_ALLOW_BTF_MISMATCH=y"], GOOD_BTF, Effect.OK),
     (VALIDATES, GOOD_BTF, Effect.NOT_CHECKED),
+    (VALIDATES, struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, 0, 0, 0), Effect.NOT_CHECKED),  # split: no strings of its own
     (VALIDATES + ["CONFIG_MODULE_ALLOW_BTF_MISMATCH=y"], b"\x9f\xeb\x01\x00", Effect.OK),  # dropped, loads
 ])
 def test_btf(tmp_path, config, btf, effect):
@@ -191,6 +192,9 @@ def test_btf(tmp_path, config, btf, effect):
     (b"random bytes, no magic at all...", "no BTF magic"),
     (struct.pack("<HBBIIIII", 0xEB9F, 2, 0, 24, 0, 0, 0, 1) + b"\x00", "version 2"),
     (struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, 4096, 0, 1) + b"\x00", "outside"),
+    # btf_parse_str_sec(): the strings end the BTF, in a NUL
+    (struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, 0, 0, 1) + b"\x00\x00", "not at its end"),
+    (struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, 0, 0, 2) + b"\x00a", "does not end in a NUL"),
 ])
 def test_btf_the_kernel_cannot_parse_is_refused(tmp_path, btf, why):
     c, _ = _check(tmp_path, Gate.BTF, extra_config=VALIDATES, btf=btf)

@@ -10,6 +10,7 @@ from kbuildguard.context import Context
 from kbuildguard.errors import BadInput, CannotWrite, ModuleRejected, UsageError
 from kbuildguard.formats.module import ModuleInfo, find_modules, read_module
 from kbuildguard.gates import loader, trust
+from kbuildguard.gates.answers import answers_at
 from kbuildguard.gates.expectation import expect as build_expectation
 from kbuildguard.gates.model import Effect
 from kbuildguard.gates.pool import verify_paths
@@ -34,6 +35,7 @@ class CheckOptions(NamedTuple):
     mokutil: Tuple[str, ...] = ()  # --mokutil: the target's mokutil output (Secure Boot, MOK and db keys)
     fetch: FetchOptions = FetchOptions()
     reports: ReportPaths = ReportPaths()  # --junit, --sarif, --markdown
+    no_cache: bool = False  # --no-cache (or KBUILDGUARD_NO_CACHE=1): no remembered answers (gates/answers.py)
 
 
 def expectation(ctx: Context, target: KernelTarget, level: MatchLevel, opts: CheckOptions) -> Expectation:
@@ -96,7 +98,7 @@ def checked(ctx: Context, target: KernelTarget, level: MatchLevel, opts: CheckOp
             paths: List[str]) -> Tuple[Expectation, List[ModuleReport]]:
     """Every gate for every module against one kernel, signatures confirmed with openssl."""
     expect = expectation(ctx, target, level, opts)
-    reports = verify_paths(paths, expect)
+    reports = verify_paths(paths, expect, answers=answers_at(cache_home(ctx.env), ctx.env, off=opts.no_cache))
     assert expect.loader is not None
     known = expect.loader.signing.trust
     return expect, with_confirmed_signatures(

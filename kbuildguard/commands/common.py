@@ -1,7 +1,7 @@
 """What every command does first: resolve the settings once, and name the target kernel from them."""
 
 import os
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, List, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard import project
 from kbuildguard.console import printable
@@ -9,9 +9,12 @@ from kbuildguard.context import Context
 from kbuildguard.errors import ConfigError, PackageUnavailable, UsageError
 from kbuildguard.formats.module import find_modules
 from kbuildguard.settings import CommandLine, Common, Layer, Settings, reads_project_file, resolve
-from kbuildguard.target import fetch, kernel
+from kbuildguard.target import kernel
 from kbuildguard.target.kernel import KernelTarget, Selector
 from kbuildguard.toolchain import Forced, MatchLevel
+
+if TYPE_CHECKING:  # target/fetch.py is imported only with --fetch: every make and check paid for it
+    from kbuildguard.target import fetch
 
 
 def project_and_settings(ctx: Context, cli: CommandLine, command: str,
@@ -101,8 +104,10 @@ class FetchOptions(NamedTuple):
 AVAILABLE = "available:"
 
 
-def fetch_source(ctx: Context, opts: FetchOptions) -> fetch.Source:
+def fetch_source(ctx: Context, opts: FetchOptions) -> "fetch.Source":
     """--fetch-from, else this machine's distribution (its os-release)."""
+    from kbuildguard.target import fetch
+
     if opts.source:
         return fetch.parse_source(opts.source)
     from kbuildguard.provision.plan import detect_distro
@@ -112,11 +117,15 @@ def fetch_source(ctx: Context, opts: FetchOptions) -> fetch.Source:
     if family is None:
         what = ("%s (os-release ID %s)" % (printable(found.name or found.id), printable(found.id)) if has_os_release("/")
                 else "this machine (no /etc/os-release or /usr/lib/os-release)")
-        raise UsageError("cannot tell how to fetch kernels on %s: name it with --fetch-from %s" % (what, FAMILIES))
+        raise UsageError("cannot tell how to fetch kernels on %s: name it with --fetch-from %s" % (what, families()))
     return fetch.Source(family)
 
 
-FAMILIES = "|".join(str(f) for f in fetch.Family)
+def families() -> str:
+    """The --fetch-from choices, as one word for a message."""
+    from kbuildguard.target import fetch
+
+    return "|".join(str(f) for f in fetch.Family)
 
 
 def fetch_hint(ctx: Context, verb: str, release: str, sysroot: Optional[str]) -> str:
@@ -124,6 +133,7 @@ def fetch_hint(ctx: Context, verb: str, release: str, sysroot: Optional[str]) ->
     distribution cannot be told from the sysroot's (or this machine's) os-release -- --fetch makes its
     own root, so the sysroot is only where the distribution is read from."""
     from kbuildguard.provision.plan import detect_distro
+    from kbuildguard.target import fetch  # only here and with --fetch: see the TYPE_CHECKING import above
 
     root = sysroot or "/"
     family = None
@@ -136,7 +146,7 @@ def fetch_hint(ctx: Context, verb: str, release: str, sysroot: Optional[str]) ->
     command = "kbuildguard %s --fetch --kernel %s" % (verb, release)
     if family is None:
         return "without installing it: %s --fetch-from %s (%s%s: %s)" % (
-            command, FAMILIES, "in place of --sysroot; " if sysroot else "",
+            command, families(), "in place of --sysroot; " if sysroot else "",
             "the distribution of %s cannot be told" % (sysroot or "this machine"), unknown)
     if sysroot:
         return "without installing it: %s --fetch-from %s (in place of --sysroot)" % (command, family)
@@ -147,8 +157,10 @@ def has_os_release(root: str) -> bool:
     return any(os.path.isfile(os.path.join(root, p)) for p in ("etc/os-release", "usr/lib/os-release"))
 
 
-def fetched_releases(ctx: Context, settings: Settings, opts: FetchOptions, many: bool) -> List[fetch.Fetched]:
+def fetched_releases(ctx: Context, settings: Settings, opts: FetchOptions, many: bool) -> List["fetch.Fetched"]:
     """The releases --kernel names (R, R1,R2, available:GLOB), each fetched (or found in the cache)."""
+    from kbuildguard.target import fetch
+
     value = settings.kernel.value
     if settings.sysroot.value or settings.kernel_dir.value:
         raise UsageError("--fetch makes its own root: it is not combined with %s" % (
@@ -180,7 +192,7 @@ def fetched_releases(ctx: Context, settings: Settings, opts: FetchOptions, many:
     return found
 
 
-def fetched_selector(settings: Settings, got: fetch.Fetched) -> Selector:
+def fetched_selector(settings: Settings, got: "fetch.Fetched") -> Selector:
     return selector_for(settings, kernel=got.release)._replace(
         sysroot=got.root, sysroot_named_by="the fetched kernel %s (%s)" % (got.release, got.root), kernel_dir=None)
 

@@ -221,7 +221,7 @@ BTF_HEADER = "HBBIIIII"  # magic, version, flags, hdr_len, type_off, type_len, s
 
 
 def _btf_problem(elf: Elf, sec) -> str:
-    """kernel/bpf/btf.c btf_parse_hdr(), for a module's split BTF: what makes the kernel refuse it
+    """kernel/bpf/btf.c btf_parse_hdr() and btf_parse_str_sec(), for a module's split BTF: what makes the kernel refuse it
     ("failed to validate module [M] BTF: -22") before anything depends on which BTF it was split from."""
     head = elf.section_prefix(sec, 24)
     if len(head) < 24:
@@ -235,6 +235,13 @@ def _btf_problem(elf: Elf, sec) -> str:
     data = sec.size - hdr_len
     if hdr_len < 24 or hdr_len > sec.size or type_off + type_len > data or str_off + str_len > data or type_off % 4:
         return "its header's sections lie outside it"
+    # btf_parse_str_sec() (6.1), run by btf_parse_module() next: the string section ends the BTF; a
+    # split BTF may have none, else its last byte is a NUL and it is at most BTF_MAX_NAME_OFFSET + 1
+    # bytes ("String section is not at the end", "Invalid string section": -EINVAL)
+    if hdr_len + str_off + str_len != sec.size:
+        return "its string section is not at its end"
+    if str_len and (str_len - 1 > 0xFFFFFF or elf.data[sec.offset + sec.size - 1:sec.offset + sec.size] != b"\x00"):
+        return "its string section does not end in a NUL or is larger than the kernel reads"
     return ""
 
 

@@ -54,6 +54,11 @@ class Table(Mapping[str, Export]):
     def __len__(self) -> int:
         return len(self._rows)
 
+    def matched(self) -> Mapping[str, Tuple[Row, str]]:
+        """The rows as matched, each with its file: what every Export is made from (gates/answers.py
+        digests these, without making 25,000 Exports for a run that reads no module)."""
+        return self._rows
+
     def complete(self) -> Dict[str, Export]:
         """Every export made, as a plain dict: for `check` over thousands of modules, whose lookups
         (400,000 for a kernel) then cost a dict's, not a Python method's."""

@@ -3,10 +3,11 @@ modules checked together may resolve each other's symbols (siblings)."""
 
 import os
 import sys
-from typing import List, Optional, Sequence, Tuple
+from typing import FrozenSet, List, Optional, Sequence, Tuple
 
 from kbuildguard.formats.elf import Needed
 from kbuildguard.formats.symvers import complete_exports
+from kbuildguard.gates import answers as remembered
 from kbuildguard.gates.model import Gate
 from kbuildguard.gates.verify import Expectation, ModuleReport, verify_info, verify_path
 
@@ -44,10 +45,12 @@ def _verify_chunk_lean(paths: Sequence[str]) -> List[ModuleReport]:
     return [_lean(r, keep) for r in _verify_chunk((paths, expect))]
 
 
-def with_siblings(reports: List[ModuleReport], expect: Expectation) -> List[ModuleReport]:
+def with_siblings(reports: List[ModuleReport], expect: Expectation,
+                  remembered_exports: FrozenSet[str] = frozenset()) -> List[ModuleReport]:
     """Modules checked together may use each other's exports (modprobe loads the exporter first):
-    check the symbols again of a module that needs what a sibling exports."""
-    exported = frozenset(name for r in reports if r.info is not None for name in r.info.exports)
+    check the symbols again of a module that needs what a sibling exports. remembered_exports: what
+    the modules whose answers were remembered (info None) export."""
+    exported = remembered_exports | frozenset(name for r in reports if r.info is not None for name in r.info.exports)
     if not exported:
         return reports
     out = []
@@ -58,9 +61,36 @@ def with_siblings(reports: List[ModuleReport], expect: Expectation) -> List[Modu
     return out
 
 
-def verify_paths(paths: Sequence[str], expect: Expectation, workers: Optional[int] = None) -> List[ModuleReport]:
-    """Verify many modules; a whole kernel's worth (4000 .ko) is spread over the CPUs."""
-    return with_siblings(_verify_all(paths, expect, workers), expect)
+def verify_paths(paths: Sequence[str], expect: Expectation, workers: Optional[int] = None,
+                 answers: Optional[remembered.Answers] = None) -> List[ModuleReport]:
+    """Verify many modules; a whole kernel's worth (4000 .ko) is spread over the CPUs. With
+    ``answers`` (check's), a module unchanged since an earlier run against the same facts is not read
+    again (gates/answers.py says when an answer is served and when it is not stored)."""
+    if answers is None or answers.folder is None:
+        return with_siblings(_verify_all(paths, expect, workers), expect)
+    book = answers.open(expect)  # before completing the exports: a warm run needs none of them made
+    if book.path is None:
+        return with_siblings(_verify_all(paths, expect, workers), expect)
+    started = remembered.now_ns()  # before the first stat: racy-git's rule counts from here
+    before = [remembered.file_id(p) for p in paths]
+    served = [book.get(p, ident) for p, ident in zip(paths, before)]
+    missing = [i for i, rep in enumerate(served) if rep is None]
+    fresh = _verify_all([paths[i] for i in missing], expect, workers)
+    trust = expect.loader.signing.trust if expect.loader is not None else None
+    confirmable = trust is not None and bool(trust.known)
+    reports: List[Optional[ModuleReport]] = list(served)
+    for i, rep in zip(missing, fresh):
+        book.put(rep, before[i], remembered.file_id(paths[i]), started, confirmable)
+        reports[i] = rep
+    book.save()
+    return with_siblings([r for r in reports if r is not None], expect, remembered.exports_of(book))
+
+
+def _completed(expect: Expectation, paths: Sequence[str]) -> Expectation:
+    """Module.symvers' exports made once, before a kernel-wide check (shared by forked workers)."""
+    if len(paths) >= PARALLEL_THRESHOLD and expect.loader is not None:
+        return expect._replace(loader=expect.loader._replace(exports=complete_exports(expect.loader.exports)))
+    return expect
 
 
 def _worker_signals() -> None:
@@ -76,8 +106,7 @@ def _worker_signals() -> None:
 def _verify_all(paths: Sequence[str], expect: Expectation, workers: Optional[int]) -> List[ModuleReport]:
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if len(paths) >= PARALLEL_THRESHOLD and expect.loader is not None:  # made once here, shared by forked workers
-        expect = expect._replace(loader=expect.loader._replace(exports=complete_exports(expect.loader.exports)))
+    expect = _completed(expect, paths)  # made once here, shared by forked workers
     if workers < 2 or len(paths) < PARALLEL_THRESHOLD:
         return _verify_chunk((paths, expect))
     import multiprocessing
