@@ -83,41 +83,51 @@ def _canonical(value: Any, out: List[str]) -> None:
     elif isinstance(value, Enum):
         out.append("%s.%s" % (type(value).__name__, value.value))
     elif isinstance(value, tuple):
-        out.append("%s(" % (type(value).__name__ if hasattr(value, "_fields") else ""))
-        if all(v is None or isinstance(v, (bool, int, str, bytes)) for v in value):
-            out.append(repr(tuple(value)))  # the common leaf (an Export): one repr
-        else:
-            for v in value:
-                _canonical(v, out)
-                out.append(",")
-        out.append(")")
+        _canonical_tuple(value, out)
     elif isinstance(value, list):
-        out.append("[")
-        for v in value:
-            _canonical(v, out)
-            out.append(",")
-        out.append("]")
+        _canonical_items(value, "[", "]", out)
     elif isinstance(value, Table):  # Module.symvers' rows as matched: Exports are made from these alone
         out.append("Table(%r)" % sorted(value.matched().items()))
     elif isinstance(value, dict) and all(type(k) is str and type(v) is str for k, v in value.items()):
         out.append("{%r}" % sorted(value.items()))  # a configuration: one repr of its sorted lines
     elif isinstance(value, Mapping):
-        out.append("{")
-        for k in sorted(value, key=repr):
-            _canonical(k, out)
-            out.append(":")
-            _canonical(value[k], out)
-            out.append(",")
-        out.append("}")
+        _canonical_mapping(value, out)
     elif isinstance(value, (set, frozenset)):
-        parts = []
-        for v in value:
-            one: List[str] = []
-            _canonical(v, one)
-            parts.append("".join(one))
-        out.append("{%s}" % ",".join(sorted(parts)))
+        out.append("{%s}" % ",".join(sorted(_one(v) for v in value)))
     else:  # an object we do not know how to compare: no answers at all rather than a wrong key
         raise TypeError("no canonical form for %s" % type(value).__name__)
+
+
+def _one(value: Any) -> str:
+    part: List[str] = []
+    _canonical(value, part)
+    return "".join(part)
+
+
+def _canonical_items(values: Any, start: str, end: str, out: List[str]) -> None:
+    out.append(start)
+    for v in values:
+        _canonical(v, out)
+        out.append(",")
+    out.append(end)
+
+
+def _canonical_tuple(value: Tuple[Any, ...], out: List[str]) -> None:
+    name = type(value).__name__ if hasattr(value, "_fields") else ""
+    if all(v is None or isinstance(v, (bool, int, str, bytes)) for v in value):
+        out.append("%s(%r)" % (name, tuple(value)))  # the common leaf (an Export): one repr
+    else:
+        _canonical_items(value, name + "(", ")", out)
+
+
+def _canonical_mapping(value: Mapping[Any, Any], out: List[str]) -> None:
+    out.append("{")
+    for k in sorted(value, key=repr):
+        _canonical(k, out)
+        out.append(":")
+        _canonical(value[k], out)
+        out.append(",")
+    out.append("}")
 
 
 def _code_digest() -> str:
@@ -177,20 +187,27 @@ def _entries_of(data: Any, digest: str) -> Dict[str, Entry]:
     if not isinstance(checks_raw, list) or not isinstance(modules, dict) or len(modules) > MAX_ENTRIES:
         raise ValueError("malformed")
     table = [_check_of(row) for row in checks_raw]
-    entries: Dict[str, Entry] = {}
-    verdicts = {str(v): v for v in Verdict}
-    for path, row in modules.items():
-        if type(row) is not list or len(row) != 8 or {type(x) for x in row[:5]} != {int} or min(row[:5]) < 0 \
-                or type(row[6]) is not list or not row[6] or type(row[7]) is not list \
-                or {type(i) for i in row[6]} != {int} or min(row[6]) < 0 or max(row[6]) >= len(table) \
-                or {type(x) for x in row[7]} - {str} or row[5] not in verdicts:
-            raise ValueError("malformed entry")
-        checks = tuple([table[i] for i in row[6]])
-        verdict = verdicts[row[5]]
-        if verdict is Verdict.ERROR or (verdict is Verdict.OK) != all(c.ok for c in checks):
-            raise ValueError("inconsistent entry")
-        entries[path] = Entry(FileId(*row[:5]), verdict, checks, tuple(row[7]))
-    return entries
+    return {path: _entry_of(row, table) for path, row in modules.items()}
+
+
+_VERDICTS = {str(v): v for v in Verdict}
+
+
+def _entry_of(row: Any, table: List[Check]) -> Entry:
+    """One module's stored answer; ValueError for anything that is not exactly what was written."""
+    if type(row) is not list or len(row) != 8 or {type(x) for x in row[:5]} != {int} or min(row[:5]) < 0:
+        raise ValueError("malformed entry")
+    indexes, exports = row[6], row[7]
+    if type(indexes) is not list or not indexes or {type(i) for i in indexes} != {int} \
+            or min(indexes) < 0 or max(indexes) >= len(table):
+        raise ValueError("malformed entry")
+    if type(exports) is not list or {type(x) for x in exports} - {str} or row[5] not in _VERDICTS:
+        raise ValueError("malformed entry")
+    checks = tuple([table[i] for i in indexes])
+    verdict = _VERDICTS[row[5]]
+    if verdict is Verdict.ERROR or (verdict is Verdict.OK) != all(c.ok for c in checks):
+        raise ValueError("inconsistent entry")
+    return Entry(FileId(*row[:5]), verdict, checks, tuple(exports))
 
 
 def _ours(path: str, folder: bool = False) -> bool:
