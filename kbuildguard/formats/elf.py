@@ -37,6 +37,8 @@ SHN_UNDEF = 0
 SHN_LORESERVE = 0xFF00
 SHN_ABS = 0xFFF1
 SHN_COMMON = 0xFFF2
+SHN_LIVEPATCH = 0xFF20  # include/uapi/linux/elf.h: resolved by livepatch, never by simplify_symbols()
+STT_SECTION = 3
 STB_WEAK = 2
 R_X86_64_32 = 10  # arch/x86/include/asm/elf.h
 
@@ -100,6 +102,7 @@ class RelocationFacts(NamedTuple):
     types: Tuple[int, ...]  # the distinct RELA types applied, sorted
     picked: Tuple[TypedRelocation, ...]  # each applied relocation of the types asked for
     problem: str = ""  # why applying them writes outside the module, reads past its symbols, or is refused
+    doubt: str = ""  # why kbuildguard cannot tell what applying them does (the effect is not-checked, never ok)
 
 
 # What x86_64's __write_relocate_add() writes per type (R_X86_64_64, PC32, PLT32, 32, 32S, PC64).
@@ -109,6 +112,18 @@ _X86_64_WIDE = frozenset({1, 24})
 # are a few bytes (-4, or an offset into the same section); none of Debian 6.1's 4023 modules has one
 # above 2**24
 _ADDEND_LIMIT = 1 << 24
+# Sections whose entries the x86_64 kernel reads as self-relative s32 offsets (the address is the
+# entry's own address plus its value), so only PC-relative relocations can fill them (6.1:
+# arch/x86/kernel/alternative.c apply_retpolines()/apply_returns() `(void *)s + *s`, apply_alternatives()
+# instr_offset; arch/x86/kernel/unwind_orc.c orc_ip(); include/linux/static_call_types.h
+# static_call_addr(); arch/x86/include/asm/extable.h and lib/extable.c ex_to_insn(); include/linux/
+# jump_label.h jump_entry_code() (its `long key` is R_X86_64_PC64); lib/bug.c bug_addr() with
+# CONFIG_GENERIC_BUG_RELATIVE_POINTERS). An absolute type there makes the kernel patch or unwind at a
+# wild address (the tester's oopses in apply_retpolines()).
+_SELF_RELATIVE = frozenset({b".retpoline_sites", b".return_sites", b".call_sites", b".orc_unwind_ip",
+                            b".static_call_sites", b".altinstructions", b"__ex_table", b"__jump_table",
+                            b"__bug_table", b".ibt_endbr_seal"})
+_X86_64_PC_TYPES = frozenset({2, 4, 24})  # PC32, PLT32, PC64
 
 
 class Elf:
@@ -157,10 +172,12 @@ class Elf:
         self._index: Dict[bytes, int] = {}
         names = self._names
         self._alloc_index: Dict[bytes, int] = {}  # what the kernel's find_sec() finds: allocated sections only
+        self._keys: List[bytes] = []  # every section's name, undecoded
         for i, entry in enumerate(raw):
             name_off = entry[0]
             end = names.find(b"\x00", name_off)
             key = names[name_off:end] if end >= 0 else names[name_off:]
+            self._keys.append(key)
             self._index.setdefault(key, i)
             if i and entry[2] & SHF_ALLOC:
                 self._alloc_index.setdefault(key, i)
@@ -297,7 +314,8 @@ class Elf:
             for i in applied:
                 picked.extend(self._picked(self.section_at(i), pick))
         problem = missing or next((p for p in (self._relocation_problem(i) for i in applied) if p), "")
-        return RelocationFacts(tuple(rel), types, tuple(picked), problem)
+        doubt = "" if problem else self._relocation_doubt(applied)
+        return RelocationFacts(tuple(rel), types, tuple(picked), problem, doubt)
 
     def _relocation_problem(self, i: int) -> str:
         """What applying RELA section ``i`` does wrong, from the file alone (64-bit little-endian
@@ -370,6 +388,118 @@ class Elf:
                         % (name, info & 0xFFFFFFFF, self.section_at(target).name, offset, info & 0xFFFFFFFF))
         return ""
 
+    def _relocation_doubt(self, applied: List[int]) -> str:
+        """Why kbuildguard cannot tell what applying these RELA sections does, or "": a file that the
+        loader takes but whose relocations no linker writes (64-bit little-endian only). The kernel
+        refuses some of these and crashes on others, depending on bytes kbuildguard does not model, so
+        the effect is not-checked: never ok. None of these fires on Debian 6.1's own modules."""
+        if self.bits != 64 or self.big_endian:
+            return ""
+        doubt = self._misnamed_relocations()
+        if doubt or self.machine != "x86_64":
+            return doubt
+        writes: Dict[int, List["array.array[int]"]] = {}
+        used: List[int] = []
+        for i in applied:
+            doubt = self._x86_64_section_doubt(i, writes, used)
+            if doubt:
+                return doubt
+        return self._overlapping_writes(writes) or self._symbol_doubt(set(used))
+
+    def _misnamed_relocations(self) -> str:
+        """The linker names a RELA section ".rela" + its target's name; one that is not SHT_RELA any
+        more is skipped by apply_relocations() (main.c: it dispatches on sh_type), one whose sh_info
+        names another section relocates that one instead: either way the section the name promises
+        runs unrelocated (the tester's oopses, "missing return thunk")."""
+        raw, keys = self._raw, self._keys
+        for i in range(1, len(raw)):
+            key = keys[i]
+            if not key.startswith(b".rela") or raw[i][2] & SHF_RELA_LIVEPATCH:
+                continue
+            promised = key[5:]
+            target = raw[i][7]
+            promised_alloc = promised in self._alloc_index
+            if raw[i][1] != SHT_RELA:
+                if promised_alloc and raw[i][1] != SHT_REL:
+                    return "%s is of type %d, not SHT_RELA: the loader skips it and %s runs unrelocated" % (
+                        _text(key), raw[i][1], _text(promised))
+                continue
+            if target < len(raw) and keys[target] != promised and (promised_alloc or raw[target][2] & SHF_ALLOC):
+                return "%s relocates section %d (%s), not %s as its name says: one of them runs unrelocated" % (
+                    _text(key), target, _text(keys[target]) or "unnamed", _text(promised))
+        return ""
+
+    def _x86_64_section_doubt(self, i: int, writes: Dict[int, List["array.array[int]"]], used: List[int]) -> str:
+        """One applied RELA section's relocations of a kind no compiler writes there; records the bytes
+        each writes (``writes``, by target section) and the symbols used."""
+        raw = self._raw
+        start, size, target = raw[i][4], raw[i][5], raw[i][7]
+        if not size:
+            return ""
+        entries = array.array("Q", bytes(self.data[start:start + size]))
+        if sys.byteorder != "little":  # pragma: no cover
+            entries.byteswap()
+        words = array.array("I", entries.tobytes())
+        types, syms, offsets = words[2::6], words[3::6], entries[0::3]
+        name, target_name = _text(self._keys[i]), self._keys[target]
+        if types.count(0) and not (target_name == b".text" or target_name.startswith(b".text.")):
+            # R_X86_64_NONE: __apply_relocate_add() writes nothing, the bytes keep the zeros the
+            # assembler left; Debian 6.1's modules carry them in .text only (against .text.unlikely:
+            # markers, not patches)
+            return "%s holds R_X86_64_NONE relocations: the bytes they stand for stay zero" % name
+        if target_name in _SELF_RELATIVE and not _X86_64_PC_TYPES.issuperset(set(types)):
+            return ("%s puts absolute relocation types into %s, whose entries the kernel reads as offsets from "
+                    "themselves" % (name, _text(target_name)))
+        if target_name == b".gnu.linkonce.this_module":
+            addends = array.array("q", entries.tobytes())[2::3]
+            if set(types) != {1} or addends.count(0) != len(addends):
+                # modpost's init_module/cleanup_module pointers are R_X86_64_64 with addend 0
+                return "%s points struct module's init or exit elsewhere than at a function's start" % name
+        spans = writes.setdefault(target, [array.array("Q"), array.array("Q")])
+        spans[0].extend(offsets)
+        if types.count(1) or types.count(24):
+            spans[1].extend(itertools.compress(offsets, map(_X86_64_WIDE.__contains__, types)))
+        used.extend(syms)
+        return ""
+
+    def _overlapping_writes(self, writes: Dict[int, List["array.array[int]"]]) -> str:
+        """Two relocations writing the same bytes: the second meets what the first wrote, non-zero
+        unless the value happens to have zero bytes there ("x86/modules: Skipping invalid relocation
+        target, existing value is nonzero", -ENOEXEC, or the bytes are patched twice)."""
+        for target, (offsets, wide) in writes.items():
+            if len(offsets) < 2:
+                continue
+            # sorted offsets at C speed: a kernel's modules carry millions of relocations, nearly all
+            # four or eight bytes apart; only a gap below eight needs the widths
+            ordered = sorted(offsets)
+            gap = min(map(operator.sub, ordered[1:], ordered[:-1]))
+            if gap >= 8:
+                continue
+            spread = set(ordered)
+            if gap < 4 or any(w + k in spread for w in wide for k in range(1, 8)):
+                return "two relocations write the same bytes of %s: the second finds them already written" % (
+                    _text(self._keys[target]))
+        return ""
+
+    def _symbol_doubt(self, used: AbstractSet[int]) -> str:
+        """Symbols relocations use whose values no assembler writes: a section symbol is its section's
+        start (st_value 0), and an absolute symbol the x86_64 loader takes as it is
+        (simplify_symbols(): SHN_ABS "Don't need to do anything") is no address inside the kernel."""
+        sec = self.section(".symtab")
+        if sec is None or sec.type != SHT_SYMTAB:
+            return ""
+        data = self.section_data(sec)
+        for index in used:
+            begin = index * 24
+            if not index or begin + 24 > len(data):
+                continue
+            st_info, _other, shndx, value = struct.unpack_from(self._e + "BBHQ", data, begin + 4)
+            if st_info & 0xF == STT_SECTION and value:
+                return "section symbol %d has value 0x%x: a section symbol is its section's start" % (index, value)
+            if shndx == SHN_ABS and value < 0xFFFF800000000000:
+                return "symbol %d is absolute at 0x%x, no address in the kernel, and relocations use it" % (index, value)
+        return ""
+
     def _x86_64_targets_zero(self, entries: "array.array[int]", start: int, size: int) -> bool:
         """Whether every relocation of a RELA section (``entries``: its 64-bit words) writes onto zero
         bytes inside its target section, at C speed: a kernel's modules carry millions of relocations,
@@ -423,9 +553,26 @@ class Elf:
                    "add_kallsyms() reads it out of bounds" % (max(names), strtab)
         raw = self._raw
         count = len(raw)
-        bad = [s for s in set(shndx) if count <= s < 0xFF00]
+        # simplify_symbols() (6.1: kernel/module/main.c 1346-1351): every st_shndx but SHN_UNDEF,
+        # SHN_COMMON, SHN_ABS and SHN_LIVEPATCH must be < e_shnum, the reserved range included: "Symbol
+        # %s has an invalid section index %u (max %u)", -ENOEXEC
+        bad = sorted(s for s in set(shndx) if s >= count and s not in (SHN_COMMON, SHN_ABS, SHN_LIVEPATCH))
         if bad:
-            return "a symbol names section %d of %d (st_shndx)" % (bad[0], count)
+            return "a symbol names section %d of %d (st_shndx): \"has an invalid section index\"" % (bad[0], count)
+        return self._nameless_undefined(data, shndx, names, sec.link)
+
+    def _nameless_undefined(self, data: bytes, shndx: "array.array[int]", names: "array.array[int]", link: int) -> str:
+        """An undefined symbol that is not weak and whose name is empty: simplify_symbols() asks
+        resolve_symbol() for "", nobody exports it: "Unknown symbol  (err -2)" (a symbol table whose
+        sh_link names another string table, as the tester made)."""
+        raw = self._raw
+        if not shndx.count(0) or link >= len(raw):
+            return ""
+        at, size = raw[link][4], raw[link][5]
+        for k in itertools.compress(range(len(shndx)), map(operator.not_, shndx)):
+            if k and data[k * 24 + 4] >> 4 != STB_WEAK and names[k] < size and at + names[k] < len(self.data) \
+                    and self.data[at + names[k]] == 0:
+                return "undefined symbol %d has an empty name: the loader looks up \"\" (\"Unknown symbol\")" % k
         return ""
 
     def this_module_oddity(self) -> str:
@@ -561,6 +708,10 @@ def _distinct(column: bytes) -> Tuple[int, ...]:
         found.append(column[0])
         column = column.replace(column[:1], b"")
     return tuple(sorted(found))
+
+
+def _text(name: bytes) -> str:
+    return name.decode("utf-8", errors="replace")
 
 
 def _cstring(table: bytes, offset: int) -> str:

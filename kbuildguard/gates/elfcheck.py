@@ -135,6 +135,7 @@ def findings(shape: ElfShape, bits: int) -> List[Tuple[str, str]]:
             out.append(("section %s (index %d) has invalid WRITE|EXEC flags" % (shape.name(shape.section(i)) or "?", i),
                         "6.1"))
             break
+    out.extend(_placement_doubts(shape))
     # 6.12's additions (elf_validity_cache_secstrings(), _index_info(), _index_mod(), _index_sym(), _index_str())
     if strhdr.type != SHT_STRTAB:
         out.append(("Invalid ELF section name table type: %d" % strhdr.type, "6.12"))
@@ -161,6 +162,43 @@ def findings(shape: ElfShape, bits: int) -> List[Tuple[str, str]]:
     return out
 
 
+# Sections whose bytes the kernel runs: the linker never clears SHF_EXECINSTR on them
+_CODE_PREFIXES = (b".text", b".init.text", b".exit.text", b".noinstr.text", b".sched.text", b".cpuidle.text",
+                  b".ref.text")
+# the largest sh_addralign of an allocated section in Debian 6.1's amd64 and arm64 modules is a page
+# (.data..page_aligned); one far beyond that is no linker's
+_ALIGN_LIMIT = 1 << 16
+
+
+def _placement_doubts(shape: ElfShape) -> List[Tuple[str, str]]:
+    """Where layout_sections() and module_enforce_rwx_sections() (6.1: kernel/module/main.c,
+    strict_rwx.c) put a section by its flags alone, and the code then expects otherwise: code without
+    SHF_EXECINSTR lands in non-executable memory (init runs there: an NX oops), a struct module without
+    SHF_WRITE in read-only memory (the loader writes mod->state: an oops); an alignment no linker writes
+    makes module_get_offset()'s ALIGN() wrap the layout's unsigned int size. The kernel checks none of
+    them: what happens depends on the memory it maps, so the rule is "doubt" (not-checked)."""
+    out: List[Tuple[str, str]] = []
+    names = shape.names
+    for number in range(1, len(shape.table)):
+        name_off, _typ, flags, _addr, _offset, size = shape.table[number][:6]
+        if not flags & SHF_ALLOC:
+            continue
+        if not flags & SHF_EXECINSTR and size and names.startswith(_CODE_PREFIXES, name_off):
+            out.append(("%s (section %d) holds code but is not executable (no SHF_EXECINSTR)" % (
+                shape.name(shape.section(number)), number), "doubt"))
+        if not flags & SHF_WRITE and names.startswith(b".gnu.linkonce.this_module\x00", name_off):
+            out.append((".gnu.linkonce.this_module (section %d) is not writable (no SHF_WRITE): the loader writes "
+                        "struct module" % number, "doubt"))
+    for number, entry in enumerate(shape.table):
+        align = entry[8]
+        if number and (entry[2] & SHF_ALLOC or entry[1] in (SHT_SYMTAB, SHT_STRTAB)) and (
+                align > _ALIGN_LIMIT or align & (align - 1)):
+            out.append(("section %d has sh_addralign 0x%x: layout_sections() aligns the module's size to it" % (
+                number, align), "doubt"))
+            break
+    return out
+
+
 def _outside(offset: int, size: int, length: int) -> bool:
     """validate_section_offset(): offset + size overflowing 64 bits, or past the end."""
     end = offset + size
@@ -173,6 +211,8 @@ def _applies(rule: str, release: Tuple[int, ...]) -> Optional[bool]:
         return True
     if rule == "hardened":
         return True if release >= (5, 10) else None
+    if rule == "doubt":
+        return None
     if rule == "6.1":
         return True if release >= (6, 1) else None
     return True if release >= (6, 12) else (False if release < (6, 4) else None)
@@ -189,13 +229,18 @@ def check_shape(shape: ElfShape, release: str, arch: Optional[Arch], name: str) 
     found = findings(shape, kernel_bits(arch, 64 if shape.elf_class == 2 else 32))
     expected = "an ELF file elf_validity_check() accepts"
     refused = [line for line, rule in found if _applies(rule, version)]
-    unknown = [line for line, rule in found if _applies(rule, version) is None]
+    unknown = [line for line, rule in found if _applies(rule, version) is None and rule != "doubt"]
     if refused:
         line = refused[0]
         suffix = "; then \"Module has invalid ELF structures\"" if (5, 10) <= version < (6, 1) else ""
         return Check(name=Gate.ELF, ok=False, expected=expected, found=line,
                      message="the kernel refuses %s before reading it: \"%s\"%s (-ENOEXEC, insmod: Invalid module format)" % (
                          name, line, suffix), fix=FIX, effect=Effect.REJECTED)
+    doubts = [line for line, rule in found if rule == "doubt"]
+    if doubts:
+        return Check(name=Gate.ELF, ok=True, expected=expected, found=doubts[0],
+                     message="not checked: %s; the kernel does not check it, and whether %s then runs, crashes or is "
+                     "refused is not known to kbuildguard" % (doubts[0], name), fix=FIX, effect=Effect.NOT_CHECKED)
     if unknown:
         return Check(name=Gate.ELF, ok=False, expected=expected, found=unknown[0],
                      message="newer kernels refuse this file (\"%s\"); whether %s does is not known to kbuildguard" % (
