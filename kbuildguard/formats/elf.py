@@ -400,11 +400,44 @@ class Elf:
             return doubt
         writes: Dict[int, List["array.array[int]"]] = {}
         used: List[int] = []
+        calls: List[int] = []
         for i in applied:
-            doubt = self._x86_64_section_doubt(i, writes, used)
+            doubt = self._x86_64_section_doubt(i, writes, used, calls)
             if doubt:
                 return doubt
-        return self._overlapping_writes(writes) or self._symbol_doubt(set(used))
+        return (self._unrelocated_self_relative(applied) or self._overlapping_writes(writes)
+                or self._symbol_doubt(set(used), set(calls)))
+
+    def _unrelocated_self_relative(self, applied: List[int]) -> str:
+        """A non-empty section the kernel reads as self-relative offsets (_SELF_RELATIVE) that no
+        relocation fills: its entries stay whatever the file holds (another section renamed to one)."""
+        raw, keys = self._raw, self._keys
+        relocated = {raw[i][7] for i in applied}
+        for number in range(1, len(raw)):
+            if keys[number] in _SELF_RELATIVE and raw[number][2] & SHF_ALLOC and raw[number][5] and number not in relocated:
+                return "%s (section %d) is read as offsets to patch, and no relocation fills it" % (
+                    _text(keys[number]), number)
+        return ""
+
+    def _x86_64_pc_doubt(self, name: str, target: int, types: "array.array[int]", entries: "array.array[int]",
+                         syms: "array.array[int]", calls: List[int]) -> str:
+        """PC-relative relocations where no compiler writes them: R_X86_64_PLT32 is what GCC and clang
+        write for call and jmp rel32 (addend -4: the end of the instruction) and nothing else; a
+        PC-relative value in writable data is no pointer (4 bytes of an 8-byte slot). ``calls``: the
+        symbols PLT32 relocations jump to."""
+        flags = self._raw[target][2]
+        if (types.count(2) or types.count(4)) and flags & SHF_WRITE and not flags & SHF_EXECINSTR \
+                and self._keys[target] not in _SELF_RELATIVE:
+            return "%s writes PC-relative values into writable data (%s), where pointers are absolute" % (
+                name, _text(self._keys[target]))
+        if not types.count(4):
+            return ""
+        plt = list(map((4).__eq__, types))
+        addends = list(itertools.compress(array.array("q", entries.tobytes())[2::3], plt))
+        if addends.count(-4) != len(addends):
+            return "%s has an R_X86_64_PLT32 (a call or jump) whose addend is not -4: it lands inside an instruction" % name
+        calls.extend(itertools.compress(syms, plt))
+        return ""
 
     def _misnamed_relocations(self) -> str:
         """The linker names a RELA section ".rela" + its target's name; one that is not SHT_RELA any
@@ -429,7 +462,8 @@ class Elf:
                     _text(key), target, _text(keys[target]) or "unnamed", _text(promised))
         return ""
 
-    def _x86_64_section_doubt(self, i: int, writes: Dict[int, List["array.array[int]"]], used: List[int]) -> str:
+    def _x86_64_section_doubt(self, i: int, writes: Dict[int, List["array.array[int]"]], used: List[int],
+                              calls: List[int]) -> str:
         """One applied RELA section's relocations of a kind no compiler writes there; records the bytes
         each writes (``writes``, by target section) and the symbols used."""
         raw = self._raw
@@ -455,6 +489,9 @@ class Elf:
             if set(types) != {1} or addends.count(0) != len(addends):
                 # modpost's init_module/cleanup_module pointers are R_X86_64_64 with addend 0
                 return "%s points struct module's init or exit elsewhere than at a function's start" % name
+        doubt = self._x86_64_pc_doubt(name, target, types, entries, syms, calls)
+        if doubt:
+            return doubt
         spans = writes.setdefault(target, [array.array("Q"), array.array("Q")])
         spans[0].extend(offsets)
         if types.count(1) or types.count(24):
@@ -481,7 +518,7 @@ class Elf:
                     _text(self._keys[target]))
         return ""
 
-    def _symbol_doubt(self, used: AbstractSet[int]) -> str:
+    def _symbol_doubt(self, used: AbstractSet[int], calls: AbstractSet[int]) -> str:
         """Symbols relocations use whose values no assembler writes: a section symbol is its section's
         start (st_value 0), and an absolute symbol the x86_64 loader takes as it is
         (simplify_symbols(): SHN_ABS "Don't need to do anything") is no address inside the kernel."""
@@ -498,6 +535,15 @@ class Elf:
                 return "section symbol %d has value 0x%x: a section symbol is its section's start" % (index, value)
             if shndx == SHN_ABS and value < 0xFFFF800000000000:
                 return "symbol %d is absolute at 0x%x, no address in the kernel, and relocations use it" % (index, value)
+        raw = self._raw
+        for index in calls:
+            begin = index * 24
+            if not index or begin + 24 > len(data):
+                continue
+            shndx = struct.unpack_from(self._e + "H", data, begin + 6)[0]
+            if 0 < shndx < len(raw) and not raw[shndx][2] & SHF_EXECINSTR:
+                return "a call or jump goes to symbol %d, defined in section %d, which is not code (no SHF_EXECINSTR)" % (
+                    index, shndx)
         return ""
 
     def _x86_64_targets_zero(self, entries: "array.array[int]", start: int, size: int) -> bool:
