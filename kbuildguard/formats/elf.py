@@ -424,7 +424,7 @@ class Elf:
         """PC-relative relocations where no compiler writes them: R_X86_64_PLT32 is what GCC and clang
         write for call and jmp rel32 (addend -4: the end of the instruction) and nothing else; a
         PC-relative value in writable data is no pointer (4 bytes of an 8-byte slot). ``calls``: the
-        symbols PLT32 relocations jump to."""
+        symbols PLT32 relocations jump to, and negated, those called from code that outlives init."""
         flags = self._raw[target][2]
         if (types.count(2) or types.count(4)) and flags & SHF_WRITE and not flags & SHF_EXECINSTR \
                 and self._keys[target] not in _SELF_RELATIVE:
@@ -436,7 +436,11 @@ class Elf:
         addends = list(itertools.compress(array.array("q", entries.tobytes())[2::3], plt))
         if addends.count(-4) != len(addends):
             return "%s has an R_X86_64_PLT32 (a call or jump) whose addend is not -4: it lands inside an instruction" % name
-        calls.extend(itertools.compress(syms, plt))
+        callees = list(itertools.compress(syms, plt))
+        calls.extend(callees)
+        if not self._keys[target].startswith(b".init."):
+            # a call from code that outlives init: marked by a negated index (see _symbol_doubt())
+            calls.extend(-k for k in callees if k)
         return ""
 
     def _misnamed_relocations(self) -> str:
@@ -537,13 +541,19 @@ class Elf:
                 return "symbol %d is absolute at 0x%x, no address in the kernel, and relocations use it" % (index, value)
         raw = self._raw
         for index in calls:
-            begin = index * 24
+            begin = abs(index) * 24
             if not index or begin + 24 > len(data):
                 continue
             shndx = struct.unpack_from(self._e + "H", data, begin + 6)[0]
-            if 0 < shndx < len(raw) and not raw[shndx][2] & SHF_EXECINSTR:
+            if not 0 < shndx < len(raw):
+                continue
+            if not raw[shndx][2] & SHF_EXECINSTR:
                 return "a call or jump goes to symbol %d, defined in section %d, which is not code (no SHF_EXECINSTR)" % (
-                    index, shndx)
+                    abs(index), shndx)
+            if index < 0 and self._keys[shndx].startswith(b".init."):
+                # do_init_module() frees the init sections once init returns (6.1: kernel/module/main.c)
+                return ("code that runs after init calls symbol %d in %s, which the kernel frees once init returns" % (
+                    -index, _text(self._keys[shndx])))
         return ""
 
     def _x86_64_targets_zero(self, entries: "array.array[int]", start: int, size: int) -> bool:
