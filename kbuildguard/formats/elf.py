@@ -124,6 +124,9 @@ _SELF_RELATIVE = frozenset({b".retpoline_sites", b".return_sites", b".call_sites
                             b".static_call_sites", b".altinstructions", b"__ex_table", b"__jump_table",
                             b"__bug_table", b".ibt_endbr_seal"})
 _X86_64_PC_TYPES = frozenset({2, 4, 24})  # PC32, PLT32, PC64
+# the first byte of what __static_call_validate() accepts: call, jmp, ret, Jcc (0x0f 0x8x), the 5-byte
+# nop (0x0f 0x1f ...) and xor5rax (0x2e ...)
+_STATIC_CALL_OPCODES = frozenset({0xE8, 0xE9, 0xC3, 0x0F, 0x2E})
 
 
 class Elf:
@@ -419,6 +422,35 @@ class Elf:
                     _text(keys[number]), number)
         return ""
 
+    def _static_call_doubt(self, name: str, entries: "array.array[int]") -> str:
+        """struct static_call_site {s32 addr; s32 key;}: at load, static_call_add_module() patches
+        the instruction at each `addr` and first checks its opcode (6.1: arch/x86/kernel/static_call.c
+        __static_call_validate(): a call, jmp, ret, Jcc, or one of two 5-byte nops), else "unexpected
+        static_call insn opcode" and BUG(). The file holds those opcodes (the relocations patch the
+        four bytes after them); an addend that points elsewhere meets another byte."""
+        sec = self.section(".symtab")
+        if sec is None or sec.type != SHT_SYMTAB:
+            return ""
+        table = self.section_data(sec)
+        raw = self._raw
+        for k in range(0, len(entries) - 2, 3):
+            offset, info, addend = entries[k], entries[k + 1], entries[k + 2]
+            if offset % 8:
+                continue  # the key field
+            begin = (info >> 32) * 24
+            if begin + 24 > len(table):
+                continue
+            shndx, value = struct.unpack_from(self._e + "HQ", table, begin + 6)
+            if not 0 < shndx < len(raw) or not raw[shndx][2] & SHF_EXECINSTR or raw[shndx][1] == SHT_NOBITS:
+                continue
+            addend -= (addend >> 63) << 64  # r_addend is signed
+            at = value + addend
+            if 0 <= at < raw[shndx][5] and raw[shndx][4] + at < len(self.data) \
+                    and self.data[raw[shndx][4] + at] not in _STATIC_CALL_OPCODES:
+                return ("%s: a static call site at %s+0x%x holds byte 0x%02x, no call or jump: \"unexpected static_call "
+                        "insn opcode\" and BUG()" % (name, _text(self._keys[shndx]), at, self.data[raw[shndx][4] + at]))
+        return ""
+
     def _x86_64_pc_doubt(self, name: str, target: int, types: "array.array[int]", entries: "array.array[int]",
                          syms: "array.array[int]", calls: List[int]) -> str:
         """PC-relative relocations where no compiler writes them: R_X86_64_PLT32 is what GCC and clang
@@ -430,7 +462,8 @@ class Elf:
                 and self._keys[target] not in _SELF_RELATIVE:
             return "%s writes PC-relative values into writable data (%s), where pointers are absolute" % (
                 name, _text(self._keys[target]))
-        if not types.count(4):
+        if not types.count(4) or not flags & SHF_EXECINSTR:
+            # in data a PLT32 is computed as a PC32 (__apply_relocate_add(): the same case)
             return ""
         plt = list(map((4).__eq__, types))
         addends = list(itertools.compress(array.array("q", entries.tobytes())[2::3], plt))
@@ -493,6 +526,10 @@ class Elf:
             if set(types) != {1} or addends.count(0) != len(addends):
                 # modpost's init_module/cleanup_module pointers are R_X86_64_64 with addend 0
                 return "%s points struct module's init or exit elsewhere than at a function's start" % name
+        if target_name == b".static_call_sites":
+            doubt = self._static_call_doubt(name, entries)
+            if doubt:
+                return doubt
         doubt = self._x86_64_pc_doubt(name, target, types, entries, syms, calls)
         if doubt:
             return doubt
