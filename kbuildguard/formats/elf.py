@@ -124,6 +124,7 @@ _SELF_RELATIVE = frozenset({b".retpoline_sites", b".return_sites", b".call_sites
                             b".static_call_sites", b".altinstructions", b"__ex_table", b"__jump_table",
                             b"__bug_table", b".ibt_endbr_seal"})
 _X86_64_PC_TYPES = frozenset({2, 4, 24})  # PC32, PLT32, PC64
+_MINUS_FOUR = (1 << 64) - 4  # r_addend -4 read as an unsigned word
 # the first byte of what __static_call_validate() accepts: call, jmp, ret, Jcc (0x0f 0x8x), the 5-byte
 # nop (0x0f 0x1f ...) and xor5rax (0x2e ...)
 _STATIC_CALL_OPCODES = frozenset({0xE8, 0xE9, 0xC3, 0x0F, 0x2E})
@@ -316,9 +317,23 @@ class Elf:
         if pick & set(types):
             for i in applied:
                 picked.extend(self._picked(self.section_at(i), pick))
+        self._entries: Dict[int, "array.array[int]"] = {}
         problem = missing or next((p for p in (self._relocation_problem(i) for i in applied) if p), "")
         doubt = "" if problem else self._relocation_doubt(applied)
+        self._entries = {}
         return RelocationFacts(tuple(rel), types, tuple(picked), problem, doubt)
+
+    def _rela_entries(self, i: int) -> "array.array[int]":
+        """RELA section ``i``'s 64-bit words (offset, info, addend per entry), read once for the two
+        passes over it (_relocation_problem(), _relocation_doubt())."""
+        entries = self._entries.get(i)
+        if entries is None:
+            start, size = self._raw[i][4], self._raw[i][5]
+            entries = array.array("Q", bytes(self.data[start:start + size - size % 24]))
+            if sys.byteorder != "little":  # pragma: no cover - the hosts we run on are little-endian
+                entries.byteswap()
+            self._entries[i] = entries
+        return entries
 
     def _relocation_problem(self, i: int) -> str:
         """What applying RELA section ``i`` does wrong, from the file alone (64-bit little-endian
@@ -342,9 +357,7 @@ class Elf:
                 name, size)
         if not size:
             return ""
-        entries = array.array("Q", bytes(self.data[raw[i][4]:raw[i][4] + size]))
-        if sys.byteorder != "little":  # pragma: no cover - the hosts we run on are little-endian
-            entries.byteswap()
+        entries = self._rela_entries(i)
         offsets, infos = entries[0::3], entries[1::3]
         target_size = raw[target][5]
         widest = max(offsets)
@@ -403,13 +416,13 @@ class Elf:
             return doubt
         writes: Dict[int, List["array.array[int]"]] = {}
         used: List[int] = []
-        calls: List[int] = []
+        calls: Tuple[List[int], List[int]] = ([], [])
         for i in applied:
             doubt = self._x86_64_section_doubt(i, writes, used, calls)
             if doubt:
                 return doubt
         return (self._unrelocated_self_relative(applied) or self._overlapping_writes(writes)
-                or self._symbol_doubt(set(used), set(calls)))
+                or self._symbol_doubt(set(used), set(calls[0]), set(calls[1])))
 
     def _unrelocated_self_relative(self, applied: List[int]) -> str:
         """A non-empty section the kernel reads as self-relative offsets (_SELF_RELATIVE) that no
@@ -451,29 +464,29 @@ class Elf:
                         "insn opcode\" and BUG()" % (name, _text(self._keys[shndx]), at, self.data[raw[shndx][4] + at]))
         return ""
 
-    def _x86_64_pc_doubt(self, name: str, target: int, types: "array.array[int]", entries: "array.array[int]",
-                         syms: "array.array[int]", calls: List[int]) -> str:
+    def _x86_64_pc_doubt(self, name: str, target: int, kinds: AbstractSet[int], types: "array.array[int]",
+                         entries: "array.array[int]",
+                         syms: "array.array[int]", calls: Tuple[List[int], List[int]]) -> str:
         """PC-relative relocations where no compiler writes them: R_X86_64_PLT32 is what GCC and clang
         write for call and jmp rel32 (addend -4: the end of the instruction) and nothing else; a
         PC-relative value in writable data is no pointer (4 bytes of an 8-byte slot). ``calls``: the
-        symbols PLT32 relocations jump to, and negated, those called from code that outlives init."""
+        symbols PLT32 relocations jump to, and (second list) those called from code that outlives init."""
         flags = self._raw[target][2]
-        if (types.count(2) or types.count(4)) and flags & SHF_WRITE and not flags & SHF_EXECINSTR \
+        if (2 in kinds or 4 in kinds) and flags & SHF_WRITE and not flags & SHF_EXECINSTR \
                 and self._keys[target] not in _SELF_RELATIVE:
             return "%s writes PC-relative values into writable data (%s), where pointers are absolute" % (
                 name, _text(self._keys[target]))
-        if not types.count(4) or not flags & SHF_EXECINSTR:
+        if 4 not in kinds or not flags & SHF_EXECINSTR:
             # in data a PLT32 is computed as a PC32 (__apply_relocate_add(): the same case)
             return ""
         plt = list(map((4).__eq__, types))
-        addends = list(itertools.compress(array.array("q", entries.tobytes())[2::3], plt))
-        if addends.count(-4) != len(addends):
+        addends = list(itertools.compress(entries[2::3], plt))
+        if addends.count(_MINUS_FOUR) != len(addends):
             return "%s has an R_X86_64_PLT32 (a call or jump) whose addend is not -4: it lands inside an instruction" % name
         callees = list(itertools.compress(syms, plt))
-        calls.extend(callees)
+        calls[0].extend(callees)
         if not self._keys[target].startswith(b".init."):
-            # a call from code that outlives init: marked by a negated index (see _symbol_doubt())
-            calls.extend(-k for k in callees if k)
+            calls[1].extend(callees)  # from code that outlives init
         return ""
 
     def _misnamed_relocations(self) -> str:
@@ -500,42 +513,42 @@ class Elf:
         return ""
 
     def _x86_64_section_doubt(self, i: int, writes: Dict[int, List["array.array[int]"]], used: List[int],
-                              calls: List[int]) -> str:
+                              calls: Tuple[List[int], List[int]]) -> str:
         """One applied RELA section's relocations of a kind no compiler writes there; records the bytes
         each writes (``writes``, by target section) and the symbols used."""
         raw = self._raw
-        start, size, target = raw[i][4], raw[i][5], raw[i][7]
+        size, target = raw[i][5], raw[i][7]
         if not size:
             return ""
-        entries = array.array("Q", bytes(self.data[start:start + size]))
-        if sys.byteorder != "little":  # pragma: no cover
-            entries.byteswap()
+        entries = self._rela_entries(i)
         words = array.array("I", entries.tobytes())
         types, syms, offsets = words[2::6], words[3::6], entries[0::3]
         name, target_name = _text(self._keys[i]), self._keys[target]
-        if types.count(0) and not (target_name == b".text" or target_name.startswith(b".text.")):
+        # the distinct types at C speed (types above 255 are the gate's "Unknown rela relocation")
+        kinds = frozenset(_distinct(entries.tobytes()[8::24]))
+        if 0 in kinds and not (target_name == b".text" or target_name.startswith(b".text.")):
             # R_X86_64_NONE: __apply_relocate_add() writes nothing, the bytes keep the zeros the
             # assembler left; Debian 6.1's modules carry them in .text only (against .text.unlikely:
             # markers, not patches)
             return "%s holds R_X86_64_NONE relocations: the bytes they stand for stay zero" % name
-        if target_name in _SELF_RELATIVE and not _X86_64_PC_TYPES.issuperset(set(types)):
+        if target_name in _SELF_RELATIVE and not _X86_64_PC_TYPES.issuperset(kinds):
             return ("%s puts absolute relocation types into %s, whose entries the kernel reads as offsets from "
                     "themselves" % (name, _text(target_name)))
         if target_name == b".gnu.linkonce.this_module":
-            addends = array.array("q", entries.tobytes())[2::3]
-            if set(types) != {1} or addends.count(0) != len(addends):
+            addends = entries[2::3]
+            if kinds != {1} or addends.count(0) != len(addends):
                 # modpost's init_module/cleanup_module pointers are R_X86_64_64 with addend 0
                 return "%s points struct module's init or exit elsewhere than at a function's start" % name
         if target_name == b".static_call_sites":
             doubt = self._static_call_doubt(name, entries)
             if doubt:
                 return doubt
-        doubt = self._x86_64_pc_doubt(name, target, types, entries, syms, calls)
+        doubt = self._x86_64_pc_doubt(name, target, kinds, types, entries, syms, calls)
         if doubt:
             return doubt
         spans = writes.setdefault(target, [array.array("Q"), array.array("Q")])
         spans[0].extend(offsets)
-        if types.count(1) or types.count(24):
+        if 1 in kinds or 24 in kinds:
             spans[1].extend(itertools.compress(offsets, map(_X86_64_WIDE.__contains__, types)))
         used.extend(syms)
         return ""
@@ -559,38 +572,46 @@ class Elf:
                     _text(self._keys[target]))
         return ""
 
-    def _symbol_doubt(self, used: AbstractSet[int], calls: AbstractSet[int]) -> str:
+    def _symbol_doubt(self, used: AbstractSet[int], calls: AbstractSet[int], late: AbstractSet[int]) -> str:
         """Symbols relocations use whose values no assembler writes: a section symbol is its section's
         start (st_value 0), and an absolute symbol the x86_64 loader takes as it is
-        (simplify_symbols(): SHN_ABS "Don't need to do anything") is no address inside the kernel."""
+        (simplify_symbols(): SHN_ABS "Don't need to do anything") is no address inside the kernel; a
+        call (``calls``) must go to code, and one from code that outlives init (``late``) not into an
+        .init section, which do_init_module() frees once init returns (6.1: kernel/module/main.c).
+        Column-wise over the table: a module has thousands of symbols."""
         sec = self.section(".symtab")
         if sec is None or sec.type != SHT_SYMTAB:
             return ""
         data = self.section_data(sec)
-        for index in used:
-            begin = index * 24
-            if not index or begin + 24 > len(data):
-                continue
-            st_info, _other, shndx, value = struct.unpack_from(self._e + "BBHQ", data, begin + 4)
-            if st_info & 0xF == STT_SECTION and value:
-                return "section symbol %d has value 0x%x: a section symbol is its section's start" % (index, value)
-            if shndx == SHN_ABS and value < 0xFFFF800000000000:
-                return "symbol %d is absolute at 0x%x, no address in the kernel, and relocations use it" % (index, value)
-        raw = self._raw
+        usable = len(data) - len(data) % 24
+        words = array.array("Q", bytes(data[:usable]))
+        halves = array.array("H", words.tobytes())
+        if sys.byteorder != "little":  # pragma: no cover
+            words.byteswap()
+            halves.byteswap()
+        values, shndx, info = words[1::3], halves[3::12], data[4:usable:24]
+        count = len(values)
+        at = info.find(STT_SECTION, 1)  # LOCAL section symbols: st_info 0x03
+        while at >= 0:
+            if values[at] and at in used:
+                return "section symbol %d has value 0x%x: a section symbol is its section's start" % (at, values[at])
+            at = info.find(STT_SECTION, at + 1)
+        if shndx.count(SHN_ABS):
+            for index in used:
+                if index < count and shndx[index] == SHN_ABS and values[index] < 0xFFFF800000000000:
+                    return "symbol %d is absolute at 0x%x, no address in the kernel, and relocations use it" % (
+                        index, values[index])
+        raw, keys = self._raw, self._keys
         for index in calls:
-            begin = abs(index) * 24
-            if not index or begin + 24 > len(data):
+            home = shndx[index] if index < count else 0
+            if not 0 < home < len(raw):
                 continue
-            shndx = struct.unpack_from(self._e + "H", data, begin + 6)[0]
-            if not 0 < shndx < len(raw):
-                continue
-            if not raw[shndx][2] & SHF_EXECINSTR:
+            if not raw[home][2] & SHF_EXECINSTR:
                 return "a call or jump goes to symbol %d, defined in section %d, which is not code (no SHF_EXECINSTR)" % (
-                    abs(index), shndx)
-            if index < 0 and self._keys[shndx].startswith(b".init."):
-                # do_init_module() frees the init sections once init returns (6.1: kernel/module/main.c)
-                return ("code that runs after init calls symbol %d in %s, which the kernel frees once init returns" % (
-                    -index, _text(self._keys[shndx])))
+                    index, home)
+            if index in late and keys[home].startswith(b".init."):
+                return "code that runs after init calls symbol %d in %s, which the kernel frees once init returns" % (
+                    index, _text(keys[home]))
         return ""
 
     def _x86_64_targets_zero(self, entries: "array.array[int]", start: int, size: int) -> bool:
