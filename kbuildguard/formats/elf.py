@@ -372,6 +372,11 @@ class Elf:
             return "%s names symbol %d of %d: the loader reads past the symbol table" % (name, highest, symbols)
         if self.machine != "x86_64":
             return ""
+        return (self._x86_64_symbol_problem(name, entries) or self._x86_64_addend_problem(name, entries)
+                or self._x86_64_nonzero_target(name, entries, target))
+
+    def _x86_64_symbol_problem(self, name: str, entries: "array.array[int]") -> str:
+        """A relocation against a symbol that has no address in the module, or the null symbol."""
         words = array.array("I", entries.tobytes())
         types, syms = words[2::6], words[3::6]
         outside = self._symbol_outside(set(syms))
@@ -381,22 +386,34 @@ class Elf:
             # the null symbol: the loader adds address 0 (simplify_symbols() leaves it), and the code
             # then jumps or points there; no compiler relocates against it (none of Debian 6.1's 4023 modules)
             return "%s relocates against the null symbol (index 0): the module would use address 0" % name
+        return ""
+
+    def _x86_64_addend_problem(self, name: str, entries: "array.array[int]") -> str:
+        """A PC32/PLT32 addend beyond what any compiler writes (|addend| >= 2^24)."""
         addends = array.array("q", entries.tobytes())[2::3]
-        if max(addends) >= _ADDEND_LIMIT or min(addends) <= -_ADDEND_LIMIT:
-            for ty, addend, offset in zip(types, addends, offsets):
-                if ty in (2, 4) and not -_ADDEND_LIMIT < addend < _ADDEND_LIMIT:
-                    # __write_relocate_add() does not check R_X86_64_PC32/PLT32 for overflow (6.1: the check
-                    # is #if 0): a value that does not fit 32 bits is written truncated
-                    return ("%s: R_X86_64_%s at 0x%x with addend %d: no compiler writes such an addend, the value "
-                            "does not fit 32 bits and the loader writes it truncated (no overflow check for "
-                            "PC32/PLT32): the module crashes" % (name, "PC32" if ty == 2 else "PLT32", offset, addend))
+        if max(addends) < _ADDEND_LIMIT and min(addends) > -_ADDEND_LIMIT:
+            return ""
+        types = array.array("I", entries.tobytes())[2::6]
+        for ty, addend, offset in zip(types, addends, entries[0::3]):
+            if ty in (2, 4) and not -_ADDEND_LIMIT < addend < _ADDEND_LIMIT:
+                # __write_relocate_add() does not check R_X86_64_PC32/PLT32 for overflow (6.1: the check
+                # is #if 0): a value that does not fit 32 bits is written truncated
+                return ("%s: R_X86_64_%s at 0x%x with addend %d: no compiler writes such an addend, the value "
+                        "does not fit 32 bits and the loader writes it truncated (no overflow check for "
+                        "PC32/PLT32): the module crashes" % (name, "PC32" if ty == 2 else "PLT32", offset, addend))
+        return ""
+
+    def _x86_64_nonzero_target(self, name: str, entries: "array.array[int]", target: int) -> str:
+        """__write_relocate_add() (6.1: arch/x86/kernel/module.c 145-153) refuses a target whose bytes
+        are not zero, as the assembler leaves them."""
+        raw = self._raw
         if raw[target][1] == SHT_NOBITS:
             return ""
-        start = raw[target][4]
+        start, target_size = raw[target][4], raw[target][5]
         data = self.data
         if self._x86_64_targets_zero(entries, start, target_size):
             return ""
-        for offset, info in zip(offsets, infos):  # only to name the first culprit
+        for offset, info in zip(entries[0::3], entries[1::3]):  # only to name the first culprit
             width = _X86_64_WIDTH.get(info & 0xFFFFFFFF, 0)
             if width and (offset + width > target_size or data[start + offset:start + offset + width].strip(b"\x00")):
                 return ("%s: relocation type %d at %s+0x%x lands on bytes that are not zero (or past its end): "
