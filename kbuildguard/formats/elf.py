@@ -177,6 +177,7 @@ class Elf:
         names = self._names
         self._alloc_index: Dict[bytes, int] = {}  # what the kernel's find_sec() finds: allocated sections only
         self._keys: List[bytes] = []  # every section's name, undecoded
+        self._entries: Dict[int, "array.array[int]"] = {}  # RELA words during relocation_facts()
         for i, entry in enumerate(raw):
             name_off = entry[0]
             end = names.find(b"\x00", name_off)
@@ -285,13 +286,32 @@ class Elf:
         `check` meets millions of relocations in a kernel's modules (129 MiB in Debian's 6.1), of five
         types: the applied sections are joined once and their types taken as strided byte columns,
         at C speed, never an int per relocation."""
+        rel, applied, missing = self._applied_sections()
+        raw = self._raw
+        step = 24 if self.bits == 64 else 12
+        data = self.data
+        joined = b"".join(data[raw[i][4]:raw[i][4] + raw[i][5] - raw[i][5] % step] for i in applied)
+        types = self._types(joined, step)
+        picked: List[TypedRelocation] = []
+        if pick & set(types):
+            for i in applied:
+                picked.extend(self._picked(self.section_at(i), pick))
+        self._entries = {}
+        problem = missing or next((p for p in (self._relocation_problem(i) for i in applied) if p), "")
+        doubt = "" if problem else self._relocation_doubt(applied)
+        self._entries = {}
+        return RelocationFacts(tuple(rel), types, tuple(picked), problem, doubt)
+
+    def _applied_sections(self) -> Tuple[List[str], List[int], str]:
+        """kernel/module/main.c apply_relocations(): the SHT_REL sections and the RELA sections it
+        applies (target in range, allocated, not cleared, not livepatch), and a relocation section whose
+        target does not exist (skipped: what it should have patched runs unrelocated)."""
         raw = self._raw
         count = len(raw)
         cleared = {self.find_alloc(n) for n in (".modinfo", "__versions", ".data..percpu")}
         rel: List[str] = []
         applied: List[int] = []
         missing = ""
-        step = 24 if self.bits == 64 else 12
         for i in range(1, count):
             typ, flags, offset, size, target = raw[i][1], raw[i][2], raw[i][4], raw[i][5], raw[i][7]
             if typ in (SHT_REL, SHT_RELA) and target >= count and not missing:
@@ -310,18 +330,7 @@ class Elf:
                 rel.append(self.section_at(i).name)
             else:
                 applied.append(i)
-        data = self.data
-        joined = b"".join(data[raw[i][4]:raw[i][4] + raw[i][5] - raw[i][5] % step] for i in applied)
-        types = self._types(joined, step)
-        picked: List[TypedRelocation] = []
-        if pick & set(types):
-            for i in applied:
-                picked.extend(self._picked(self.section_at(i), pick))
-        self._entries: Dict[int, "array.array[int]"] = {}
-        problem = missing or next((p for p in (self._relocation_problem(i) for i in applied) if p), "")
-        doubt = "" if problem else self._relocation_doubt(applied)
-        self._entries = {}
-        return RelocationFacts(tuple(rel), types, tuple(picked), problem, doubt)
+        return rel, applied, missing
 
     def _rela_entries(self, i: int) -> "array.array[int]":
         """RELA section ``i``'s 64-bit words (offset, info, addend per entry), read once for the two
