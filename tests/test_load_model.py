@@ -608,3 +608,14 @@ def test_an_alignment_that_wraps_the_layout(tmp_path, align, effect):
     out = bytearray(data)
     struct.pack_into("<Q", out, shoff + 64 * _index(data, ".strtab") + 48, align)
     assert _elf(tmp_path, bytes(out)).effect is effect
+
+
+@pytest.mark.parametrize("at,value", [(4, 0), (4, 0x51), (5, 0x51), (5, 0)])
+def test_the_kernel_ignores_the_class_and_data_bytes_of_e_ident(tmp_path, at, value):
+    """v01077: EI_DATA 0x51 on brd.ko loaded (elf_check_arch() compares e_machine alone); kbuildguard
+    called it unreadable."""
+    data = bytearray(build_module())
+    data[at] = value
+    rep = _report(tmp_path, bytes(data))
+    assert rep.verdict is not Verdict.ERROR
+    assert _gate(rep, Gate.ELF).effect is Effect.OK

@@ -139,7 +139,7 @@ class Elf:
         size = len(data)
         if size < 16 or data[:4] != b"\x7fELF":
             raise BadInput("%s: not an ELF file" % path)
-        elf_class, endian = data[4], data[5]
+        elf_class, endian = ident(data)
         if elf_class not in (1, 2):
             raise BadInput("%s: unknown ELF class %d" % (path, elf_class))
         if endian not in (1, 2):
@@ -840,6 +840,23 @@ class Elf:
         return _cstring(chunk, 0)
 
 
+# e_machine of the 64-bit little-endian kernels whose loader ignores e_ident[EI_CLASS] and [EI_DATA]
+_LE64_MACHINES = frozenset({62, 183})  # EM_X86_64, EM_AARCH64
+
+
+def ident(data) -> Tuple[int, int]:
+    """e_ident[EI_CLASS] and [EI_DATA] as the loader takes them. The kernel checks only the magic
+    and elf_check_arch(), which on x86_64 and arm64 compares e_machine alone (6.1:
+    arch/x86/include/asm/elf.h, arch/arm64/include/asm/elf.h); it reads the header in its own word
+    size and byte order, so a module for EM_X86_64 or EM_AARCH64 (read little-endian) with another
+    class or data byte loads as a 64-bit little-endian one (the tester's v01077: EI_DATA 0x51, loaded)."""
+    elf_class, endian = data[4], data[5]
+    if (elf_class not in (1, 2) or endian not in (1, 2)) and len(data) >= 20 \
+            and struct.unpack_from("<H", data, 18)[0] in _LE64_MACHINES:
+        return 2, 1
+    return elf_class, endian
+
+
 def _distinct(column: bytes) -> Tuple[int, ...]:
     """The distinct byte values of a column: a handful of C-speed passes where set() would make an
     int per byte (a kernel's modules carry millions of relocations, of five types)."""
@@ -924,13 +941,13 @@ def read_shape(data, length: int) -> ElfShape:
     """The raw header and section table of an ELF image (bytes or mmap), as far as they lie inside
     its first ``length`` bytes; never raises: what is outside is recorded as such."""
     length = min(length, len(data))
-    bits64 = length > 4 and data[4] == 2
-    big = length > 5 and data[5] == 2
+    elf_class, endian = ident(data) if length >= 20 else (data[4] if length > 4 else 0, data[5] if length > 5 else 0)
+    bits64 = elf_class == 2
+    big = endian == 2
     e = ">" if big else "<"
     header = e + ("HHIQQQIHHHHHH" if bits64 else "HHIIIIIHHHHHH")
     ehdr_size = 16 + struct.calcsize(header)
     magic = length >= 4 and bytes(data[:4]) == b"\x7fELF"
-    elf_class = data[4] if length > 4 else 0
     if length < ehdr_size:
         return ElfShape(length, False, magic, elf_class, 0, 0, 0, 0, 0, 0, False, (), b"")
     (e_type, machine, _, _, _, shoff, _, _, _, _, shentsize, shnum, shstrndx) = struct.unpack_from(header, data, 16)
