@@ -38,8 +38,10 @@ def build_module(
     ext_versions: Optional[Sequence[Tuple[str, int]]] = None,  # CONFIG_EXTENDED_MODVERSIONS's two sections
     import_ns: Sequence[str] = (),
     btf: bytes = b"",
-    text_relocations: Sequence[Tuple[int, str]] = (),  # (type, symbol) in a .rela.text patching an allocated .text
+    text_relocations: Sequence[tuple] = (),  # (type, symbol[, addend[, offset]]) in a .rela.text patching .text
     rel_text: bool = False,  # that section as SHT_REL instead
+    text_name: str = ".text",  # the name of that section (its relocations: ".rela" + it)
+    text: bytes = b"",  # its bytes (zeros by default)
 ) -> bytes:
     e = ">" if big_endian else "<"
     sections = []  # (name, type, flags, data, link, info, entsize, align)
@@ -67,7 +69,8 @@ def build_module(
         sections.append(("__ksymtab_strings", 1, 0x32, b"".join(n.encode() + b"\x00" for n in exports), 0, 0, 1, 1))
     text_index = 0
     if text_relocations:
-        sections.append((".text", 1, 0x6, b"\x00" * (8 * len(text_relocations)), 0, 0, 0, 16))
+        size = max([8 * len(text_relocations)] + [r[3] + 8 for r in text_relocations if len(r) > 3])
+        sections.append((text_name, 1, 0x6, text.ljust(size, b"\x00"), 0, 0, 0, 16))
         text_index = len(sections)
     this_index = 0
     if this_module_size is not None:
@@ -94,9 +97,13 @@ def build_module(
         sections.append((".rela.gnu.linkonce.this_module", 4, 0x40, rela, symtab_index, this_index, 24, 8))
     if text_relocations:
         rela = b""
-        for i, (typ, sym) in enumerate(text_relocations):
-            rela += struct.pack(e + "QQq", 8 * i, ((symbol_names.index(sym) + 1) << 32) | typ, 0)[:16 if rel_text else 24]
-        sections.append((".rel.text" if rel_text else ".rela.text", 9 if rel_text else 4, 0x40, rela, symtab_index,
+        for i, entry in enumerate(text_relocations):
+            typ, sym = entry[:2]
+            # a call's or a rip-relative reference's addend is -4 (the end of the instruction)
+            addend = entry[2] if len(entry) > 2 else (-4 if typ in (2, 4) else 0)
+            offset = entry[3] if len(entry) > 3 else 8 * i
+            rela += struct.pack(e + "QQq", offset, ((symbol_names.index(sym) + 1) << 32) | typ, addend)[:16 if rel_text else 24]
+        sections.append((".rel" + text_name if rel_text else ".rela" + text_name, 9 if rel_text else 4, 0x40, rela, symtab_index,
                          text_index, 16 if rel_text else 24, 8))
     assert len(sections) + 1 == defined_in
     sections.append((".init.text", 1, 0x6, b"\x00" * 16, 0, 0, 0, 16))

@@ -432,3 +432,205 @@ def test_the_headline_names_every_taint(tmp_path):
     line = headline(rep)
     assert "taint the kernel (E, P, C)" in line, line
     assert "module verification failed" in line and "not GPL-compatible" in line and "staging directory" in line
+
+
+# -- the differential corpus's false ok (docs/differential.md): each rule fails without its fix ---
+
+def _symbol(data: bytes, index: int, **fields) -> bytes:
+    """Set fields (shndx, value, name, info) of symbol ``index`` in .symtab."""
+    sec = Elf(data, "m.ko").section(".symtab")
+    assert sec is not None
+    out = bytearray(data)
+    at = {"name": (0, "I"), "info": (4, "B"), "shndx": (6, "H"), "value": (8, "Q")}
+    for field, value in fields.items():
+        offset, fmt = at[field]
+        struct.pack_into("<" + fmt, out, sec.offset + 24 * index + offset, value)
+    return bytes(out)
+
+
+def _rela(data: bytes, section: str, entry: int, addend: int) -> bytes:
+    sec = Elf(data, "m.ko").section(section)
+    assert sec is not None
+    out = bytearray(data)
+    struct.pack_into("<q", out, sec.offset + 24 * entry + 16, addend)
+    return bytes(out)
+
+
+@pytest.mark.parametrize("shndx", [0xFF00, 0xFF1F, 0xFFF0, 40])
+def test_a_symbol_in_a_reserved_or_missing_section_is_refused(tmp_path, shndx):
+    """simplify_symbols(): any st_shndx >= e_shnum but ABS, COMMON and LIVEPATCH, the reserved range
+    included ("Symbol %s has an invalid section index 65280", v00220 and eight more)."""
+    c = _gate(_report(tmp_path, _symbol(build_module(), 3, shndx=shndx)), Gate.SYMBOLS)
+    assert c.effect is Effect.REJECTED and "invalid section index" in c.message
+
+
+@pytest.mark.parametrize("shndx", [0xFF20, 0xFFF1])
+def test_livepatch_and_absolute_symbols_keep_their_section_index(tmp_path, shndx):
+    c = _gate(_report(tmp_path, _symbol(build_module(), 3, shndx=shndx, value=0xFFFFFFFF81000000)), Gate.SYMBOLS)
+    assert "invalid section index" not in c.message
+
+
+def test_an_undefined_symbol_with_an_empty_name_is_unknown(tmp_path):
+    """v00369: the symbol table's sh_link moved to another string table: the kernel looks up ""."""
+    data = build_module()
+    c = _gate(_report(tmp_path, _symbol(data, 3, name=0)), Gate.SYMBOLS)
+    assert c.effect is Effect.REJECTED and "empty name" in c.message
+    weak = _symbol(data, 3, name=0, info=0x20)  # STB_WEAK: "Ok if weak"
+    assert "empty name" not in _gate(_report(tmp_path / "weak", weak), Gate.SYMBOLS).message
+
+
+def test_an_empty_vermagic_is_refused_even_where_force_load_would_taint(tmp_path):
+    """v01468: check_modinfo() finds vermagic= and same_magic("") fails; only a missing one is forced."""
+    target = _target(tmp_path, extra_config=["CONFIG_MODULE_FORCE_LOAD=y"])
+    empty = _gate(_report(tmp_path / "empty", build_module(vermagic=""), target=target), Gate.VERMAGIC)
+    assert empty.effect is Effect.REJECTED and "empty version magic" in empty.message
+    missing = _gate(_report(tmp_path / "missing", build_module(vermagic=None), target=target), Gate.VERMAGIC)
+    assert missing.effect is Effect.TAINTS
+
+
+def _relocations(tmp_path, data: bytes) -> Check:
+    return _gate(_report(tmp_path, data), Gate.RELOCATIONS)
+
+
+def test_a_relocation_section_aimed_at_another_section_is_not_checked(tmp_path):
+    """v00206, v01338, v01974: sh_info moved; the section the name promises runs unrelocated."""
+    data = build_module(text_relocations=[(2, "_printk")])
+    c = _relocations(tmp_path, _set(data, _index(data, ".rela.text"), "info", _index(data, ".init.text")))
+    assert c.effect is Effect.NOT_CHECKED and "not .text as its name says" in c.message
+
+
+@pytest.mark.parametrize("typ", [0, 1])  # SHT_NULL, SHT_PROGBITS
+def test_a_relocation_section_that_lost_its_type_is_not_checked(tmp_path, typ):
+    """v01154, v01677: the loader skips it and .text runs unrelocated ("missing return thunk")."""
+    data = build_module(text_relocations=[(2, "_printk")])
+    c = _relocations(tmp_path, _set(data, _index(data, ".rela.text"), "type", typ))
+    assert c.effect is Effect.NOT_CHECKED and "not SHT_RELA" in c.message
+
+
+def test_r_x86_64_none_outside_text_is_not_checked(tmp_path):
+    """v00857: a NONE in .exit.text leaves the call's bytes zero; Debian's own NONE live in .text."""
+    c = _relocations(tmp_path, build_module(text_relocations=[(0, "_printk")], text_name=".exit.text"))
+    assert c.effect is Effect.NOT_CHECKED and "R_X86_64_NONE" in c.message
+    assert _relocations(tmp_path / "text", build_module(text_relocations=[(0, "_printk")])).effect is Effect.OK
+
+
+@pytest.mark.parametrize("typ,effect", [(11, Effect.NOT_CHECKED), (1, Effect.NOT_CHECKED), (2, Effect.OK)])
+def test_absolute_types_in_a_self_relative_section(tmp_path, typ, effect):
+    """v00401, v01142: .return_sites holds offsets from each entry; an R_X86_64_32S there oopses."""
+    c = _relocations(tmp_path, build_module(text_relocations=[(typ, "_printk", 0)], text_name=".return_sites"))
+    assert c.effect is effect
+
+
+def test_struct_module_init_off_the_functions_start_is_not_checked(tmp_path):
+    """v00571, v01632: init_module + 1 is jumped to by do_one_initcall()."""
+    data = _rela(build_module(), ".rela.gnu.linkonce.this_module", 0, 1)
+    c = _relocations(tmp_path, data)
+    assert c.effect is Effect.NOT_CHECKED and "init or exit" in c.message
+
+
+@pytest.mark.parametrize("relocations,overlap", [
+    ([(1, "_printk", 0, 0), (2, "_printk", -4, 4)], True),  # an 8-byte write, then a 4-byte one inside it
+    ([(2, "_printk", -4, 0), (2, "_printk", -4, 2)], True),
+    ([(2, "_printk", -4, 0), (2, "_printk", -4, 4), (1, "_printk", 0, 8)], False),
+])
+def test_two_relocations_writing_the_same_bytes(tmp_path, relocations, overlap):
+    """v00758, v01014, v01524, v01626: the second finds the first's value ("existing value is nonzero")."""
+    c = _relocations(tmp_path, build_module(text_relocations=relocations, text_name=".data"))
+    assert (c.effect is Effect.NOT_CHECKED and "same bytes" in c.message) is overlap
+
+
+def test_a_relocation_against_an_absolute_symbol_at_a_low_address_is_not_checked(tmp_path):
+    """v00260, v01606: an undefined symbol turned SHN_ABS with value 0: the call goes to address 0."""
+    data = _symbol(build_module(text_relocations=[(4, "_printk")]), 3, shndx=0xFFF1)
+    c = _relocations(tmp_path, data)
+    assert c.effect is Effect.NOT_CHECKED and "absolute" in c.message
+
+
+def test_a_section_symbol_with_a_value_is_not_checked(tmp_path):
+    """v00458: a section symbol stands for its section's start."""
+    data = build_module(text_relocations=[(1, "init_module")])
+    c = _relocations(tmp_path, _symbol(data, 1, info=0x03, value=8))
+    assert c.effect is Effect.NOT_CHECKED and "section symbol" in c.message
+
+
+def test_a_plt32_whose_addend_is_not_minus_four_is_not_checked(tmp_path):
+    """v00864, v01368, v01653: a call lands inside an instruction."""
+    c = _relocations(tmp_path, build_module(text_relocations=[(4, "_printk", -8)]))
+    assert c.effect is Effect.NOT_CHECKED and "not -4" in c.message
+
+
+def test_pc_relative_values_in_writable_data_are_not_checked(tmp_path):
+    """v01618: R_X86_64_64 turned PC32 in .data writes 4 bytes of an 8-byte pointer."""
+    data = build_module(text_relocations=[(2, "_printk")], text_name=".data")
+    c = _relocations(tmp_path, _set(data, _index(data, ".data"), "flags", 0x3))
+    assert c.effect is Effect.NOT_CHECKED and "writable data" in c.message
+
+
+def test_a_call_into_code_that_is_not_executable_or_freed_after_init(tmp_path):
+    """v01819: an undefined callee moved into .init.text, which do_init_module() frees: the exit
+    path calls freed memory."""
+    c = _relocations(tmp_path, build_module(text_relocations=[(4, "init_module")], text_name=".exit.text"))
+    assert c.effect is Effect.NOT_CHECKED and "frees once init returns" in c.message
+    from_init = build_module(text_relocations=[(4, "init_module")], text_name=".init.text.x")
+    assert _relocations(tmp_path / "init", from_init).effect is Effect.OK
+    data = build_module(text_relocations=[(4, "init_module")])
+    c = _relocations(tmp_path / "nx", _set(data, _index(data, ".init.text"), "flags", 0x2))
+    assert c.effect is Effect.NOT_CHECKED and "not code" in c.message
+
+
+@pytest.mark.parametrize("opcode,effect", [(b"\x00", Effect.NOT_CHECKED), (b"\xe8", Effect.OK), (b"\xe9", Effect.OK)])
+def test_a_static_call_site_must_be_a_call(tmp_path, opcode, effect):
+    """v01844: __static_call_validate() BUGs on any other opcode ("unexpected static_call insn opcode")."""
+    data = build_module(text_relocations=[(2, "_printk", -4, 0), (2, "init_module", 0, 8)],
+                        text_name=".static_call_sites")
+    init = Elf(data, "m.ko").section(".init.text")
+    assert init is not None
+    data = data[:init.offset] + opcode + data[init.offset + 1:]
+    assert _relocations(tmp_path, data).effect is effect
+
+
+def test_a_self_relative_section_no_relocation_fills_is_not_checked(tmp_path):
+    """v00523: another section renamed .static_call_sites: the kernel patches whatever it finds there."""
+    data = build_module(text_relocations=[(2, "_printk")], text_name=".orc_unwind_ip")
+    rela = _index(data, ".rela.orc_unwind_ip")
+    data = _set(_set(data, rela, "info", 0), rela, "name", 1)  # skipped, and named as no .rela section
+    assert Elf(data, "m.ko").relocation_facts().doubt.startswith(".orc_unwind_ip")
+
+
+def _elf(tmp_path, data: bytes) -> Check:
+    return _gate(_report(tmp_path, data), Gate.ELF)
+
+
+def test_code_that_is_not_executable_is_not_checked(tmp_path):
+    """v00662: .init.text without SHF_EXECINSTR: init runs in NX memory."""
+    data = build_module()
+    c = _elf(tmp_path, _set(data, _index(data, ".init.text"), "flags", 0x2))
+    assert c.effect is Effect.NOT_CHECKED and "not executable" in c.message
+
+
+def test_struct_module_that_is_not_writable_is_not_checked(tmp_path):
+    """v01875: the loader writes mod->state into read-only memory."""
+    data = build_module()
+    c = _elf(tmp_path, _set(data, _index(data, ".gnu.linkonce.this_module"), "flags", 0x2))
+    assert c.effect is Effect.NOT_CHECKED and "not writable" in c.message
+
+
+@pytest.mark.parametrize("align,effect", [(1 << 40, Effect.NOT_CHECKED), (1 << 20, Effect.OK), (0xEDDA, Effect.OK)])
+def test_an_alignment_that_wraps_the_layout(tmp_path, align, effect):
+    """v00947: .strtab aligned to 2^40 wraps module_get_offset()'s unsigned int; 1 MiB loads (v00042)."""
+    data = build_module()
+    shoff = struct.unpack_from("<Q", data, 0x28)[0]
+    out = bytearray(data)
+    struct.pack_into("<Q", out, shoff + 64 * _index(data, ".strtab") + 48, align)
+    assert _elf(tmp_path, bytes(out)).effect is effect
+
+
+@pytest.mark.parametrize("at,value", [(4, 0), (4, 0x51), (5, 0x51), (5, 0)])
+def test_the_kernel_ignores_the_class_and_data_bytes_of_e_ident(tmp_path, at, value):
+    """v01077: EI_DATA 0x51 on brd.ko loaded (elf_check_arch() compares e_machine alone); kbuildguard
+    called it unreadable."""
+    data = bytearray(build_module())
+    data[at] = value
+    rep = _report(tmp_path, bytes(data))
+    assert rep.verdict is not Verdict.ERROR
+    assert _gate(rep, Gate.ELF).effect is Effect.OK

@@ -37,6 +37,8 @@ SHN_UNDEF = 0
 SHN_LORESERVE = 0xFF00
 SHN_ABS = 0xFFF1
 SHN_COMMON = 0xFFF2
+SHN_LIVEPATCH = 0xFF20  # include/uapi/linux/elf.h: resolved by livepatch, never by simplify_symbols()
+STT_SECTION = 3
 STB_WEAK = 2
 R_X86_64_32 = 10  # arch/x86/include/asm/elf.h
 
@@ -100,6 +102,7 @@ class RelocationFacts(NamedTuple):
     types: Tuple[int, ...]  # the distinct RELA types applied, sorted
     picked: Tuple[TypedRelocation, ...]  # each applied relocation of the types asked for
     problem: str = ""  # why applying them writes outside the module, reads past its symbols, or is refused
+    doubt: str = ""  # why kbuildguard cannot tell what applying them does (the effect is not-checked, never ok)
 
 
 # What x86_64's __write_relocate_add() writes per type (R_X86_64_64, PC32, PLT32, 32, 32S, PC64).
@@ -109,6 +112,22 @@ _X86_64_WIDE = frozenset({1, 24})
 # are a few bytes (-4, or an offset into the same section); none of Debian 6.1's 4023 modules has one
 # above 2**24
 _ADDEND_LIMIT = 1 << 24
+# Sections whose entries the x86_64 kernel reads as self-relative s32 offsets (the address is the
+# entry's own address plus its value), so only PC-relative relocations can fill them (6.1:
+# arch/x86/kernel/alternative.c apply_retpolines()/apply_returns() `(void *)s + *s`, apply_alternatives()
+# instr_offset; arch/x86/kernel/unwind_orc.c orc_ip(); include/linux/static_call_types.h
+# static_call_addr(); arch/x86/include/asm/extable.h and lib/extable.c ex_to_insn(); include/linux/
+# jump_label.h jump_entry_code() (its `long key` is R_X86_64_PC64); lib/bug.c bug_addr() with
+# CONFIG_GENERIC_BUG_RELATIVE_POINTERS). An absolute type there makes the kernel patch or unwind at a
+# wild address (the tester's oopses in apply_retpolines()).
+_SELF_RELATIVE = frozenset({b".retpoline_sites", b".return_sites", b".call_sites", b".orc_unwind_ip",
+                            b".static_call_sites", b".altinstructions", b"__ex_table", b"__jump_table",
+                            b"__bug_table", b".ibt_endbr_seal"})
+_X86_64_PC_TYPES = frozenset({2, 4, 24})  # PC32, PLT32, PC64
+_MINUS_FOUR = (1 << 64) - 4  # r_addend -4 read as an unsigned word
+# the first byte of what __static_call_validate() accepts: call, jmp, ret, Jcc (0x0f 0x8x), the 5-byte
+# nop (0x0f 0x1f ...) and xor5rax (0x2e ...)
+_STATIC_CALL_OPCODES = frozenset({0xE8, 0xE9, 0xC3, 0x0F, 0x2E})
 
 
 class Elf:
@@ -117,10 +136,29 @@ class Elf:
     def __init__(self, data, path: str):
         self.data = data
         self.path = path
-        size = len(data)
-        if size < 16 or data[:4] != b"\x7fELF":
+        shoff, shentsize, shnum, shstrndx = self._read_header()
+        if shnum == 0 or shstrndx == 0xFFFF:  # extended numbering: the real values live in section 0
+            first = self._raw_header(shoff, 0, shentsize)
+            shnum = shnum or first[5]
+            shstrndx = first[6] if shstrndx == 0xFFFF else shstrndx
+        if shoff + shnum * shentsize > len(data):
+            raise BadInput("%s: truncated: the section table lies beyond the end of the file" % path)
+        # one iter_unpack over the whole table: `check` reads ~180,000 section headers per kernel
+        raw = list(struct.iter_unpack(self._shdr, data[shoff:shoff + shnum * shentsize]))
+        if shstrndx >= shnum:
+            raise BadInput("%s: corrupt ELF: section name table index %d of %d" % (path, shstrndx, shnum))
+        names_hdr = raw[shstrndx]
+        self._names = self._slice(names_hdr[4], names_hdr[5], "the section name table")
+        self._raw = raw
+        self._entries: Dict[int, "array.array[int]"] = {}  # RELA words during relocation_facts()
+        self._index_names()
+
+    def _read_header(self) -> Tuple[int, int, int, int]:
+        """The ELF header's identity and the section table's place: (shoff, shentsize, shnum, shstrndx)."""
+        data, path = self.data, self.path
+        if len(data) < 16 or data[:4] != b"\x7fELF":
             raise BadInput("%s: not an ELF file" % path)
-        elf_class, endian = data[4], data[5]
+        elf_class, endian = ident(data)
         if elf_class not in (1, 2):
             raise BadInput("%s: unknown ELF class %d" % (path, elf_class))
         if endian not in (1, 2):
@@ -129,7 +167,7 @@ class Elf:
         self.big_endian = endian == 2
         e = ">" if self.big_endian else "<"
         header = e + ("HHIQQQIHHHHHH" if self.bits == 64 else "HHIIIIIHHHHHH")
-        if size < 16 + struct.calcsize(header):
+        if len(data) < 16 + struct.calcsize(header):
             raise BadInput("%s: truncated: shorter than an ELF header" % path)
         (self.type, machine, _, _, _, shoff, _, _, _, _, shentsize, shnum, shstrndx) = struct.unpack_from(header, data, 16)
         self.arch = arch.from_elf(machine, self.big_endian)
@@ -140,27 +178,19 @@ class Elf:
             raise BadInput("%s: no section table" % path)
         if shentsize != struct.calcsize(self._shdr):
             raise BadInput("%s: corrupt ELF: section header size %d" % (path, shentsize))
-        if shnum == 0 or shstrndx == 0xFFFF:  # extended numbering: the real values live in section 0
-            first = self._raw_header(shoff, 0, shentsize)
-            shnum = shnum or first[5]
-            shstrndx = first[6] if shstrndx == 0xFFFF else shstrndx
-        if shoff + shnum * shentsize > size:
-            raise BadInput("%s: truncated: the section table lies beyond the end of the file" % path)
-        # one iter_unpack over the whole table: `check` reads ~180,000 section headers per kernel
-        raw = list(struct.iter_unpack(self._shdr, data[shoff:shoff + shnum * shentsize]))
-        if shstrndx >= shnum:
-            raise BadInput("%s: corrupt ELF: section name table index %d of %d" % (path, shstrndx, shnum))
-        names_hdr = raw[shstrndx]
-        self._names = self._slice(names_hdr[4], names_hdr[5], "the section name table")
-        self._raw = raw
-        # name -> index, on undecoded bytes; Section records are made only for what is looked up
+        return shoff, shentsize, shnum, shstrndx
+
+    def _index_names(self) -> None:
+        """name -> index, on undecoded bytes; Section records are made only for what is looked up."""
         self._index: Dict[bytes, int] = {}
-        names = self._names
         self._alloc_index: Dict[bytes, int] = {}  # what the kernel's find_sec() finds: allocated sections only
-        for i, entry in enumerate(raw):
+        self._keys: List[bytes] = []  # every section's name, undecoded
+        names = self._names
+        for i, entry in enumerate(self._raw):
             name_off = entry[0]
             end = names.find(b"\x00", name_off)
             key = names[name_off:end] if end >= 0 else names[name_off:]
+            self._keys.append(key)
             self._index.setdefault(key, i)
             if i and entry[2] & SHF_ALLOC:
                 self._alloc_index.setdefault(key, i)
@@ -264,13 +294,32 @@ class Elf:
         `check` meets millions of relocations in a kernel's modules (129 MiB in Debian's 6.1), of five
         types: the applied sections are joined once and their types taken as strided byte columns,
         at C speed, never an int per relocation."""
+        rel, applied, missing = self._applied_sections()
+        raw = self._raw
+        step = 24 if self.bits == 64 else 12
+        data = self.data
+        joined = b"".join(data[raw[i][4]:raw[i][4] + raw[i][5] - raw[i][5] % step] for i in applied)
+        types = self._types(joined, step)
+        picked: List[TypedRelocation] = []
+        if pick & set(types):
+            for i in applied:
+                picked.extend(self._picked(self.section_at(i), pick))
+        self._entries = {}
+        problem = missing or next((p for p in (self._relocation_problem(i) for i in applied) if p), "")
+        doubt = "" if problem else self._relocation_doubt(applied)
+        self._entries = {}
+        return RelocationFacts(tuple(rel), types, tuple(picked), problem, doubt)
+
+    def _applied_sections(self) -> Tuple[List[str], List[int], str]:
+        """kernel/module/main.c apply_relocations(): the SHT_REL sections and the RELA sections it
+        applies (target in range, allocated, not cleared, not livepatch), and a relocation section whose
+        target does not exist (skipped: what it should have patched runs unrelocated)."""
         raw = self._raw
         count = len(raw)
         cleared = {self.find_alloc(n) for n in (".modinfo", "__versions", ".data..percpu")}
         rel: List[str] = []
         applied: List[int] = []
         missing = ""
-        step = 24 if self.bits == 64 else 12
         for i in range(1, count):
             typ, flags, offset, size, target = raw[i][1], raw[i][2], raw[i][4], raw[i][5], raw[i][7]
             if typ in (SHT_REL, SHT_RELA) and target >= count and not missing:
@@ -289,15 +338,19 @@ class Elf:
                 rel.append(self.section_at(i).name)
             else:
                 applied.append(i)
-        data = self.data
-        joined = b"".join(data[raw[i][4]:raw[i][4] + raw[i][5] - raw[i][5] % step] for i in applied)
-        types = self._types(joined, step)
-        picked: List[TypedRelocation] = []
-        if pick & set(types):
-            for i in applied:
-                picked.extend(self._picked(self.section_at(i), pick))
-        problem = missing or next((p for p in (self._relocation_problem(i) for i in applied) if p), "")
-        return RelocationFacts(tuple(rel), types, tuple(picked), problem)
+        return rel, applied, missing
+
+    def _rela_entries(self, i: int) -> "array.array[int]":
+        """RELA section ``i``'s 64-bit words (offset, info, addend per entry), read once for the two
+        passes over it (_relocation_problem(), _relocation_doubt())."""
+        entries = self._entries.get(i)
+        if entries is None:
+            start, size = self._raw[i][4], self._raw[i][5]
+            entries = array.array("Q", bytes(self.data[start:start + size - size % 24]))
+            if sys.byteorder != "little":  # pragma: no cover - the hosts we run on are little-endian
+                entries.byteswap()
+            self._entries[i] = entries
+        return entries
 
     def _relocation_problem(self, i: int) -> str:
         """What applying RELA section ``i`` does wrong, from the file alone (64-bit little-endian
@@ -321,9 +374,7 @@ class Elf:
                 name, size)
         if not size:
             return ""
-        entries = array.array("Q", bytes(self.data[raw[i][4]:raw[i][4] + size]))
-        if sys.byteorder != "little":  # pragma: no cover - the hosts we run on are little-endian
-            entries.byteswap()
+        entries = self._rela_entries(i)
         offsets, infos = entries[0::3], entries[1::3]
         target_size = raw[target][5]
         widest = max(offsets)
@@ -338,6 +389,11 @@ class Elf:
             return "%s names symbol %d of %d: the loader reads past the symbol table" % (name, highest, symbols)
         if self.machine != "x86_64":
             return ""
+        return (self._x86_64_symbol_problem(name, entries) or self._x86_64_addend_problem(name, entries)
+                or self._x86_64_nonzero_target(name, entries, target))
+
+    def _x86_64_symbol_problem(self, name: str, entries: "array.array[int]") -> str:
+        """A relocation against a symbol that has no address in the module, or the null symbol."""
         words = array.array("I", entries.tobytes())
         types, syms = words[2::6], words[3::6]
         outside = self._symbol_outside(set(syms))
@@ -347,27 +403,249 @@ class Elf:
             # the null symbol: the loader adds address 0 (simplify_symbols() leaves it), and the code
             # then jumps or points there; no compiler relocates against it (none of Debian 6.1's 4023 modules)
             return "%s relocates against the null symbol (index 0): the module would use address 0" % name
+        return ""
+
+    def _x86_64_addend_problem(self, name: str, entries: "array.array[int]") -> str:
+        """A PC32/PLT32 addend beyond what any compiler writes (|addend| >= 2^24)."""
         addends = array.array("q", entries.tobytes())[2::3]
-        if max(addends) >= _ADDEND_LIMIT or min(addends) <= -_ADDEND_LIMIT:
-            for ty, addend, offset in zip(types, addends, offsets):
-                if ty in (2, 4) and not -_ADDEND_LIMIT < addend < _ADDEND_LIMIT:
-                    # __write_relocate_add() does not check R_X86_64_PC32/PLT32 for overflow (6.1: the check
-                    # is #if 0): a value that does not fit 32 bits is written truncated
-                    return ("%s: R_X86_64_%s at 0x%x with addend %d: no compiler writes such an addend, the value "
-                            "does not fit 32 bits and the loader writes it truncated (no overflow check for "
-                            "PC32/PLT32): the module crashes" % (name, "PC32" if ty == 2 else "PLT32", offset, addend))
+        if max(addends) < _ADDEND_LIMIT and min(addends) > -_ADDEND_LIMIT:
+            return ""
+        types = array.array("I", entries.tobytes())[2::6]
+        for ty, addend, offset in zip(types, addends, entries[0::3]):
+            if ty in (2, 4) and not -_ADDEND_LIMIT < addend < _ADDEND_LIMIT:
+                # __write_relocate_add() does not check R_X86_64_PC32/PLT32 for overflow (6.1: the check
+                # is #if 0): a value that does not fit 32 bits is written truncated
+                return ("%s: R_X86_64_%s at 0x%x with addend %d: no compiler writes such an addend, the value "
+                        "does not fit 32 bits and the loader writes it truncated (no overflow check for "
+                        "PC32/PLT32): the module crashes" % (name, "PC32" if ty == 2 else "PLT32", offset, addend))
+        return ""
+
+    def _x86_64_nonzero_target(self, name: str, entries: "array.array[int]", target: int) -> str:
+        """__write_relocate_add() (6.1: arch/x86/kernel/module.c 145-153) refuses a target whose bytes
+        are not zero, as the assembler leaves them."""
+        raw = self._raw
         if raw[target][1] == SHT_NOBITS:
             return ""
-        start = raw[target][4]
+        start, target_size = raw[target][4], raw[target][5]
         data = self.data
         if self._x86_64_targets_zero(entries, start, target_size):
             return ""
-        for offset, info in zip(offsets, infos):  # only to name the first culprit
+        for offset, info in zip(entries[0::3], entries[1::3]):  # only to name the first culprit
             width = _X86_64_WIDTH.get(info & 0xFFFFFFFF, 0)
             if width and (offset + width > target_size or data[start + offset:start + offset + width].strip(b"\x00")):
                 return ("%s: relocation type %d at %s+0x%x lands on bytes that are not zero (or past its end): "
                         "\"x86/modules: Skipping invalid relocation target, existing value is nonzero for type %d\""
                         % (name, info & 0xFFFFFFFF, self.section_at(target).name, offset, info & 0xFFFFFFFF))
+        return ""
+
+    def _relocation_doubt(self, applied: List[int]) -> str:
+        """Why kbuildguard cannot tell what applying these RELA sections does, or "": a file that the
+        loader takes but whose relocations no linker writes (64-bit little-endian only). The kernel
+        refuses some of these and crashes on others, depending on bytes kbuildguard does not model, so
+        the effect is not-checked: never ok. None of these fires on Debian 6.1's own modules."""
+        if self.bits != 64 or self.big_endian:
+            return ""
+        doubt = self._misnamed_relocations()
+        if doubt or self.machine != "x86_64":
+            return doubt
+        writes: Dict[int, List["array.array[int]"]] = {}
+        used: List[int] = []
+        calls: Tuple[List[int], List[int]] = ([], [])
+        for i in applied:
+            doubt = self._x86_64_section_doubt(i, writes, used, calls)
+            if doubt:
+                return doubt
+        return (self._unrelocated_self_relative(applied) or self._overlapping_writes(writes)
+                or self._symbol_doubt(set(used), set(calls[0]), set(calls[1])))
+
+    def _unrelocated_self_relative(self, applied: List[int]) -> str:
+        """A non-empty section the kernel reads as self-relative offsets (_SELF_RELATIVE) that no
+        relocation fills: its entries stay whatever the file holds (another section renamed to one)."""
+        raw, keys = self._raw, self._keys
+        relocated = {raw[i][7] for i in applied}
+        for number in range(1, len(raw)):
+            if keys[number] in _SELF_RELATIVE and raw[number][2] & SHF_ALLOC and raw[number][5] and number not in relocated:
+                return "%s (section %d) is read as offsets to patch, and no relocation fills it" % (
+                    _text(keys[number]), number)
+        return ""
+
+    def _static_call_doubt(self, name: str, entries: "array.array[int]") -> str:
+        """struct static_call_site {s32 addr; s32 key;}: at load, static_call_add_module() patches
+        the instruction at each `addr` and first checks its opcode (6.1: arch/x86/kernel/static_call.c
+        __static_call_validate(): a call, jmp, ret, Jcc, or one of two 5-byte nops), else "unexpected
+        static_call insn opcode" and BUG(). The file holds those opcodes (the relocations patch the
+        four bytes after them); an addend that points elsewhere meets another byte."""
+        sec = self.section(".symtab")
+        if sec is None or sec.type != SHT_SYMTAB:
+            return ""
+        table = self.section_data(sec)
+        raw = self._raw
+        for k in range(0, len(entries) - 2, 3):
+            offset, info, addend = entries[k], entries[k + 1], entries[k + 2]
+            if offset % 8:
+                continue  # the key field
+            begin = (info >> 32) * 24
+            if begin + 24 > len(table):
+                continue
+            shndx, value = struct.unpack_from(self._e + "HQ", table, begin + 6)
+            if not 0 < shndx < len(raw) or not raw[shndx][2] & SHF_EXECINSTR or raw[shndx][1] == SHT_NOBITS:
+                continue
+            addend -= (addend >> 63) << 64  # r_addend is signed
+            at = value + addend
+            if 0 <= at < raw[shndx][5] and raw[shndx][4] + at < len(self.data) \
+                    and self.data[raw[shndx][4] + at] not in _STATIC_CALL_OPCODES:
+                return ("%s: a static call site at %s+0x%x holds byte 0x%02x, no call or jump: \"unexpected static_call "
+                        "insn opcode\" and BUG()" % (name, _text(self._keys[shndx]), at, self.data[raw[shndx][4] + at]))
+        return ""
+
+    def _x86_64_pc_doubt(self, name: str, target: int, kinds: AbstractSet[int], types: "array.array[int]",
+                         entries: "array.array[int]",
+                         syms: "array.array[int]", calls: Tuple[List[int], List[int]]) -> str:
+        """PC-relative relocations where no compiler writes them: R_X86_64_PLT32 is what GCC and clang
+        write for call and jmp rel32 (addend -4: the end of the instruction) and nothing else; a
+        PC-relative value in writable data is no pointer (4 bytes of an 8-byte slot). ``calls``: the
+        symbols PLT32 relocations jump to, and (second list) those called from code that outlives init."""
+        flags = self._raw[target][2]
+        if (2 in kinds or 4 in kinds) and flags & SHF_WRITE and not flags & SHF_EXECINSTR \
+                and self._keys[target] not in _SELF_RELATIVE:
+            return "%s writes PC-relative values into writable data (%s), where pointers are absolute" % (
+                name, _text(self._keys[target]))
+        if 4 not in kinds or not flags & SHF_EXECINSTR:
+            # in data a PLT32 is computed as a PC32 (__apply_relocate_add(): the same case)
+            return ""
+        plt = list(map((4).__eq__, types))
+        addends = list(itertools.compress(entries[2::3], plt))
+        if addends.count(_MINUS_FOUR) != len(addends):
+            return "%s has an R_X86_64_PLT32 (a call or jump) whose addend is not -4: it lands inside an instruction" % name
+        callees = list(itertools.compress(syms, plt))
+        calls[0].extend(callees)
+        if not self._keys[target].startswith(b".init."):
+            calls[1].extend(callees)  # from code that outlives init
+        return ""
+
+    def _misnamed_relocations(self) -> str:
+        """The linker names a RELA section ".rela" + its target's name; one that is not SHT_RELA any
+        more is skipped by apply_relocations() (main.c: it dispatches on sh_type), one whose sh_info
+        names another section relocates that one instead: either way the section the name promises
+        runs unrelocated (the tester's oopses, "missing return thunk")."""
+        raw, keys = self._raw, self._keys
+        for i in range(1, len(raw)):
+            key = keys[i]
+            if not key.startswith(b".rela") or raw[i][2] & SHF_RELA_LIVEPATCH:
+                continue
+            promised = key[5:]
+            target = raw[i][7]
+            promised_alloc = promised in self._alloc_index
+            if raw[i][1] != SHT_RELA:
+                if promised_alloc and raw[i][1] != SHT_REL:
+                    return "%s is of type %d, not SHT_RELA: the loader skips it and %s runs unrelocated" % (
+                        _text(key), raw[i][1], _text(promised))
+                continue
+            if target < len(raw) and keys[target] != promised and (promised_alloc or raw[target][2] & SHF_ALLOC):
+                return "%s relocates section %d (%s), not %s as its name says: one of them runs unrelocated" % (
+                    _text(key), target, _text(keys[target]) or "unnamed", _text(promised))
+        return ""
+
+    def _x86_64_section_doubt(self, i: int, writes: Dict[int, List["array.array[int]"]], used: List[int],
+                              calls: Tuple[List[int], List[int]]) -> str:
+        """One applied RELA section's relocations of a kind no compiler writes there; records the bytes
+        each writes (``writes``, by target section) and the symbols used."""
+        raw = self._raw
+        size, target = raw[i][5], raw[i][7]
+        if not size:
+            return ""
+        entries = self._rela_entries(i)
+        words = array.array("I", entries.tobytes())
+        types, syms, offsets = words[2::6], words[3::6], entries[0::3]
+        name, target_name = _text(self._keys[i]), self._keys[target]
+        # the distinct types at C speed (types above 255 are the gate's "Unknown rela relocation")
+        kinds = frozenset(_distinct(entries.tobytes()[8::24]))
+        if 0 in kinds and not (target_name == b".text" or target_name.startswith(b".text.")):
+            # R_X86_64_NONE: __apply_relocate_add() writes nothing, the bytes keep the zeros the
+            # assembler left; Debian 6.1's modules carry them in .text only (against .text.unlikely:
+            # markers, not patches)
+            return "%s holds R_X86_64_NONE relocations: the bytes they stand for stay zero" % name
+        if target_name in _SELF_RELATIVE and not _X86_64_PC_TYPES.issuperset(kinds):
+            return ("%s puts absolute relocation types into %s, whose entries the kernel reads as offsets from "
+                    "themselves" % (name, _text(target_name)))
+        if target_name == b".gnu.linkonce.this_module":
+            addends = entries[2::3]
+            if kinds != {1} or addends.count(0) != len(addends):
+                # modpost's init_module/cleanup_module pointers are R_X86_64_64 with addend 0
+                return "%s points struct module's init or exit elsewhere than at a function's start" % name
+        if target_name == b".static_call_sites":
+            doubt = self._static_call_doubt(name, entries)
+            if doubt:
+                return doubt
+        doubt = self._x86_64_pc_doubt(name, target, kinds, types, entries, syms, calls)
+        if doubt:
+            return doubt
+        spans = writes.setdefault(target, [array.array("Q"), array.array("Q")])
+        spans[0].extend(offsets)
+        if 1 in kinds or 24 in kinds:
+            spans[1].extend(itertools.compress(offsets, map(_X86_64_WIDE.__contains__, types)))
+        used.extend(syms)
+        return ""
+
+    def _overlapping_writes(self, writes: Dict[int, List["array.array[int]"]]) -> str:
+        """Two relocations writing the same bytes: the second meets what the first wrote, non-zero
+        unless the value happens to have zero bytes there ("x86/modules: Skipping invalid relocation
+        target, existing value is nonzero", -ENOEXEC, or the bytes are patched twice)."""
+        for target, (offsets, wide) in writes.items():
+            if len(offsets) < 2:
+                continue
+            # sorted offsets at C speed: a kernel's modules carry millions of relocations, nearly all
+            # four or eight bytes apart; only a gap below eight needs the widths
+            ordered = sorted(offsets)
+            gap = min(map(operator.sub, ordered[1:], ordered[:-1]))
+            if gap >= 8:
+                continue
+            spread = set(ordered)
+            if gap < 4 or any(w + k in spread for w in wide for k in range(1, 8)):
+                return "two relocations write the same bytes of %s: the second finds them already written" % (
+                    _text(self._keys[target]))
+        return ""
+
+    def _symbol_doubt(self, used: AbstractSet[int], calls: AbstractSet[int], late: AbstractSet[int]) -> str:
+        """Symbols relocations use whose values no assembler writes: a section symbol is its section's
+        start (st_value 0), and an absolute symbol the x86_64 loader takes as it is
+        (simplify_symbols(): SHN_ABS "Don't need to do anything") is no address inside the kernel; a
+        call (``calls``) must go to code, and one from code that outlives init (``late``) not into an
+        .init section, which do_init_module() frees once init returns (6.1: kernel/module/main.c).
+        Column-wise over the table: a module has thousands of symbols."""
+        sec = self.section(".symtab")
+        if sec is None or sec.type != SHT_SYMTAB:
+            return ""
+        data = self.section_data(sec)
+        usable = len(data) - len(data) % 24
+        words = array.array("Q", bytes(data[:usable]))
+        halves = array.array("H", words.tobytes())
+        if sys.byteorder != "little":  # pragma: no cover
+            words.byteswap()
+            halves.byteswap()
+        values, shndx, info = words[1::3], halves[3::12], data[4:usable:24]
+        count = len(values)
+        at = info.find(STT_SECTION, 1)  # LOCAL section symbols: st_info 0x03
+        while at >= 0:
+            if values[at] and at in used:
+                return "section symbol %d has value 0x%x: a section symbol is its section's start" % (at, values[at])
+            at = info.find(STT_SECTION, at + 1)
+        if shndx.count(SHN_ABS):
+            for index in used:
+                if index < count and shndx[index] == SHN_ABS and values[index] < 0xFFFF800000000000:
+                    return "symbol %d is absolute at 0x%x, no address in the kernel, and relocations use it" % (
+                        index, values[index])
+        raw, keys = self._raw, self._keys
+        for index in calls:
+            home = shndx[index] if index < count else 0
+            if not 0 < home < len(raw):
+                continue
+            if not raw[home][2] & SHF_EXECINSTR:
+                return "a call or jump goes to symbol %d, defined in section %d, which is not code (no SHF_EXECINSTR)" % (
+                    index, home)
+            if index in late and keys[home].startswith(b".init."):
+                return "code that runs after init calls symbol %d in %s, which the kernel frees once init returns" % (
+                    index, _text(keys[home]))
         return ""
 
     def _x86_64_targets_zero(self, entries: "array.array[int]", start: int, size: int) -> bool:
@@ -423,9 +701,26 @@ class Elf:
                    "add_kallsyms() reads it out of bounds" % (max(names), strtab)
         raw = self._raw
         count = len(raw)
-        bad = [s for s in set(shndx) if count <= s < 0xFF00]
+        # simplify_symbols() (6.1: kernel/module/main.c 1346-1351): every st_shndx but SHN_UNDEF,
+        # SHN_COMMON, SHN_ABS and SHN_LIVEPATCH must be < e_shnum, the reserved range included: "Symbol
+        # %s has an invalid section index %u (max %u)", -ENOEXEC
+        bad = sorted(s for s in set(shndx) if s >= count and s not in (SHN_COMMON, SHN_ABS, SHN_LIVEPATCH))
         if bad:
-            return "a symbol names section %d of %d (st_shndx)" % (bad[0], count)
+            return "a symbol names section %d of %d (st_shndx): \"has an invalid section index\"" % (bad[0], count)
+        return self._nameless_undefined(data, shndx, names, sec.link)
+
+    def _nameless_undefined(self, data: bytes, shndx: "array.array[int]", names: "array.array[int]", link: int) -> str:
+        """An undefined symbol that is not weak and whose name is empty: simplify_symbols() asks
+        resolve_symbol() for "", nobody exports it: "Unknown symbol  (err -2)" (a symbol table whose
+        sh_link names another string table, as the tester made)."""
+        raw = self._raw
+        if not shndx.count(0) or link >= len(raw):
+            return ""
+        at, size = raw[link][4], raw[link][5]
+        for k in itertools.compress(range(len(shndx)), map(operator.not_, shndx)):
+            if k and data[k * 24 + 4] >> 4 != STB_WEAK and names[k] < size and at + names[k] < len(self.data) \
+                    and self.data[at + names[k]] == 0:
+                return "undefined symbol %d has an empty name: the loader looks up \"\" (\"Unknown symbol\")" % k
         return ""
 
     def this_module_oddity(self) -> str:
@@ -553,6 +848,23 @@ class Elf:
         return _cstring(chunk, 0)
 
 
+# e_machine of the 64-bit little-endian kernels whose loader ignores e_ident[EI_CLASS] and [EI_DATA]
+_LE64_MACHINES = frozenset({62, 183})  # EM_X86_64, EM_AARCH64
+
+
+def ident(data) -> Tuple[int, int]:
+    """e_ident[EI_CLASS] and [EI_DATA] as the loader takes them. The kernel checks only the magic
+    and elf_check_arch(), which on x86_64 and arm64 compares e_machine alone (6.1:
+    arch/x86/include/asm/elf.h, arch/arm64/include/asm/elf.h); it reads the header in its own word
+    size and byte order, so a module for EM_X86_64 or EM_AARCH64 (read little-endian) with another
+    class or data byte loads as a 64-bit little-endian one (the tester's v01077: EI_DATA 0x51, loaded)."""
+    elf_class, endian = data[4], data[5]
+    if (elf_class not in (1, 2) or endian not in (1, 2)) and len(data) >= 20 \
+            and struct.unpack_from("<H", data, 18)[0] in _LE64_MACHINES:
+        return 2, 1
+    return elf_class, endian
+
+
 def _distinct(column: bytes) -> Tuple[int, ...]:
     """The distinct byte values of a column: a handful of C-speed passes where set() would make an
     int per byte (a kernel's modules carry millions of relocations, of five types)."""
@@ -561,6 +873,10 @@ def _distinct(column: bytes) -> Tuple[int, ...]:
         found.append(column[0])
         column = column.replace(column[:1], b"")
     return tuple(sorted(found))
+
+
+def _text(name: bytes) -> str:
+    return name.decode("utf-8", errors="replace")
 
 
 def _cstring(table: bytes, offset: int) -> str:
@@ -633,13 +949,13 @@ def read_shape(data, length: int) -> ElfShape:
     """The raw header and section table of an ELF image (bytes or mmap), as far as they lie inside
     its first ``length`` bytes; never raises: what is outside is recorded as such."""
     length = min(length, len(data))
-    bits64 = length > 4 and data[4] == 2
-    big = length > 5 and data[5] == 2
+    elf_class, endian = ident(data) if length >= 20 else (data[4] if length > 4 else 0, data[5] if length > 5 else 0)
+    bits64 = elf_class == 2
+    big = endian == 2
     e = ">" if big else "<"
     header = e + ("HHIQQQIHHHHHH" if bits64 else "HHIIIIIHHHHHH")
     ehdr_size = 16 + struct.calcsize(header)
     magic = length >= 4 and bytes(data[:4]) == b"\x7fELF"
-    elf_class = data[4] if length > 4 else 0
     if length < ehdr_size:
         return ElfShape(length, False, magic, elf_class, 0, 0, 0, 0, 0, 0, False, (), b"")
     (e_type, machine, _, _, _, shoff, _, _, _, _, shentsize, shnum, shstrndx) = struct.unpack_from(header, data, 16)

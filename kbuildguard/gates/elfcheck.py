@@ -65,67 +65,88 @@ def kernel_bits(arch: Optional[Arch], module_class: int) -> int:
     return 32 if arch in THIRTY_TWO_BIT else 64
 
 
-def findings(shape: ElfShape, bits: int) -> List[Tuple[str, str]]:
+Finding = Tuple[str, str]  # the kernel's line, the rule set that has it ("all", "hardened", "6.1", "6.12", "doubt")
+
+
+def findings(shape: ElfShape, bits: int) -> List[Finding]:
     """Every refusal of the kernel's ELF checks, in its order, each with the rule set that has it;
     the first one is what the kernel says."""
-    out: List[Tuple[str, str]] = []
+    first = _header_refusal(shape, bits) or _name_table_refusal(shape) or _section_refusal(shape)
+    if first:
+        return [first]
+    return _later_refusals(shape) + _placement_doubts(shape) + _v6_12_refusals(shape)
+
+
+def _header_refusal(shape: ElfShape, bits: int) -> Optional[Finding]:
+    """elf_validity_check()'s header checks, each ending the load (6.1: main.c 1644-1700)."""
     if not shape.header_complete or shape.length < EHDR_SIZE[bits]:
-        return [("Invalid ELF header len %d" % shape.length, "all")]
+        return ("Invalid ELF header len %d" % shape.length, "all")
     if not shape.magic:
-        return [("Invalid ELF header magic: != \\177ELF", "all")]
+        return ("Invalid ELF header magic: != \\177ELF", "all")
     if shape.e_type != ET_REL:
-        return [("Invalid ELF header type: %d != %d" % (shape.e_type, ET_REL), "all")]
+        return ("Invalid ELF header type: %d != %d" % (shape.e_type, ET_REL), "all")
     if shape.shentsize != SHDR_SIZE[bits]:
-        return [("Invalid ELF section header size (%d, the kernel's is %d)" % (shape.shentsize, SHDR_SIZE[bits]), "all")]
+        return ("Invalid ELF section header size (%d, the kernel's is %d)" % (shape.shentsize, SHDR_SIZE[bits]), "all")
     if shape.shoff >= shape.length or shape.shnum * SHDR_SIZE[bits] > shape.length - shape.shoff:
-        return [("Invalid ELF section header overflow (%d section headers at offset %d, %d bytes%s)" % (
-            shape.shnum, shape.shoff, shape.length, " before the signature" if shape.length else ""), "all")]
-    table = shape.table
-    if not table:  # the header fields agree with the kernel's sizes, read in another ELF class than its own
-        return [("Invalid ELF header: class %d, the kernel reads %d-bit headers" % (shape.elf_class, bits), "all")]
-    # 5.10 and 6.1: the name table first
+        return ("Invalid ELF section header overflow (%d section headers at offset %d, %d bytes%s)" % (
+            shape.shnum, shape.shoff, shape.length, " before the signature" if shape.length else ""), "all")
+    if not shape.table:  # the header fields agree with the kernel's sizes, read in another ELF class than its own
+        return ("Invalid ELF header: class %d, the kernel reads %d-bit headers" % (shape.elf_class, bits), "all")
+    return None
+
+
+def _name_table_refusal(shape: ElfShape) -> Optional[Finding]:
+    """5.10 and 6.1 check the section name table first, then section 0."""
     if shape.shstrndx == 0 or shape.shstrndx >= shape.shnum:
-        out.append(("Invalid ELF section name index: %d || e_shstrndx (%d) >= e_shnum (%d)" % (
-            shape.shstrndx, shape.shstrndx, shape.shnum), "hardened"))
-        return out
+        return ("Invalid ELF section name index: %d || e_shstrndx (%d) >= e_shnum (%d)" % (
+            shape.shstrndx, shape.shstrndx, shape.shnum), "hardened")
     strhdr = shape.section(shape.shstrndx)
     if _outside(strhdr.offset, strhdr.size, shape.length):
-        return out + [("Invalid ELF section hdr(type %d): the section name table lies outside the file" % strhdr.type,
-                       "hardened")]
+        return ("Invalid ELF section hdr(type %d): the section name table lies outside the file" % strhdr.type,
+                "hardened")
     if strhdr.size == 0:
-        return out + [("empty section name table", "6.1")]  # 5.10 reads the byte before the table instead
+        return ("empty section name table", "6.1")  # 5.10 reads the byte before the table instead
     if not shape.names or shape.names[-1] != 0:
-        return out + [("ELF Spec violation: section name table isn't null terminated", "hardened")]
+        return ("ELF Spec violation: section name table isn't null terminated", "hardened")
     zero = shape.section(0)
     if zero.type != SHT_NULL or zero.size != 0 or zero.addr != 0:
-        return out + [("ELF Spec violation: section 0 type(%d)!=SH_NULL or non-zero len or addr" % zero.type,
-                       "hardened")]
+        return ("ELF Spec violation: section 0 type(%d)!=SH_NULL or non-zero len or addr" % zero.type, "hardened")
+    return None
+
+
+def _section_refusal(shape: ElfShape) -> Optional[Finding]:
+    """Every section from 1: inside the file, a symbol table's sh_link in range, an allocated
+    section's name inside the name table."""
+    table = shape.table
     # raw Elf_Shdr fields: name, type, flags, addr, offset, size, link, info, addralign, entsize
-    length, shnum, names_size = shape.length, shape.shnum, strhdr.size
-    symtabs = []
+    length, shnum, names_size = shape.length, shape.shnum, shape.section(shape.shstrndx).size
     for i in range(1, len(table)):
         name_off, typ, flags, _addr, offset, size, link = table[i][:7]
-        if typ == SHT_SYMTAB:
-            symtabs.append(i)
         if typ in (SHT_NULL, SHT_NOBITS):
             continue
         if typ == SHT_SYMTAB and (link == 0 or link >= shnum):
-            return out + [("Invalid ELF sh_link!=SHN_UNDEF(%d) or (sh_link(%d) >= hdr->e_shnum(%d)" % (
-                link, link, shnum), "hardened")]
+            return ("Invalid ELF sh_link!=SHN_UNDEF(%d) or (sh_link(%d) >= hdr->e_shnum(%d)" % (link, link, shnum),
+                    "hardened")
         if _outside(offset, size, length):
             # the one check old kernels make too (rewrite_section_headers(): "Module len %lu truncated")
-            return out + [("Invalid ELF section in module (section %d type %d): %s ends at %d, the module at %d" % (
-                i, typ, shape.name(shape.section(i)) or "it", offset + size, length), "all")]
+            return ("Invalid ELF section in module (section %d type %d): %s ends at %d, the module at %d" % (
+                i, typ, shape.name(shape.section(i)) or "it", offset + size, length), "all")
         if flags & SHF_ALLOC and name_off >= names_size:
-            return out + [("Invalid ELF section in module (section %d type %d): its name lies outside the section "
-                           "name table" % (i, typ), "hardened")]
-    # 6.1, later in load_module(): find_any_sec() (main.c 213, for ".BTF" and others) strcmp()s every
-    # section's name, so a name outside the table is read out of bounds -- the tester saw an oops in
-    # strcmp (insmod killed, taint D) for a non-allocated section's; layout_and_allocate() ->
-    # module_enforce_rwx_sections() (strict_rwx.c: CONFIG_STRICT_MODULE_RWX, which x86_64 and arm64
-    # cannot turn off) refuses any section both writable and executable, allocated or not
+            return ("Invalid ELF section in module (section %d type %d): its name lies outside the section "
+                    "name table" % (i, typ), "hardened")
+    return None
+
+
+def _later_refusals(shape: ElfShape) -> List[Finding]:
+    """6.1, later in load_module(): find_any_sec() (main.c 213, for ".BTF" and others) strcmp()s every
+    section's name, so a name outside the table is read out of bounds -- the tester saw an oops in
+    strcmp (insmod killed, taint D) for a non-allocated section's; layout_and_allocate() ->
+    module_enforce_rwx_sections() (strict_rwx.c: CONFIG_STRICT_MODULE_RWX, which x86_64 and arm64
+    cannot turn off) refuses any section both writable and executable, allocated or not."""
+    out: List[Finding] = []
+    table, names_size = shape.table, shape.section(shape.shstrndx).size
     for i in range(1, len(table)):
-        name_off, typ, flags = table[i][:3]
+        name_off, typ = table[i][:2]
         if typ != SHT_NULL and name_off >= names_size:
             out.append(("section %d's name lies outside the section name table: find_any_sec() reads it out of "
                         "bounds (an oops)" % i, "6.1"))
@@ -135,11 +156,19 @@ def findings(shape: ElfShape, bits: int) -> List[Tuple[str, str]]:
             out.append(("section %s (index %d) has invalid WRITE|EXEC flags" % (shape.name(shape.section(i)) or "?", i),
                         "6.1"))
             break
-    # 6.12's additions (elf_validity_cache_secstrings(), _index_info(), _index_mod(), _index_sym(), _index_str())
+    return out
+
+
+def _v6_12_refusals(shape: ElfShape) -> List[Finding]:
+    """6.12's additions (elf_validity_cache_secstrings(), _index_info(), _index_mod(), _index_sym(),
+    _index_str()), and setup_load_info()'s "no symbols" of every version."""
+    out: List[Finding] = []
+    table = shape.table
+    strhdr = shape.section(shape.shstrndx)
     if strhdr.type != SHT_STRTAB:
         out.append(("Invalid ELF section name table type: %d" % strhdr.type, "6.12"))
     for i, entry in enumerate(table):
-        if entry[1] != SHT_NULL and entry[0] >= names_size:
+        if entry[1] != SHT_NULL and entry[0] >= strhdr.size:
             out.append(("Invalid ELF section name in module (section %d type %d)" % (i, entry[1]), "6.12"))
             break
     if len(shape.numbers_named(".modinfo")) > 1:
@@ -149,6 +178,7 @@ def findings(shape: ElfShape, bits: int) -> List[Tuple[str, str]]:
         out.append(("Exactly one .gnu.linkonce.this_module section must exist.", "6.12"))
     elif mods and table[mods[0]][1] == SHT_NOBITS:
         out.append((".gnu.linkonce.this_module section must have a size set", "6.12"))
+    symtabs = [i for i in range(1, len(table)) if table[i][1] == SHT_SYMTAB]
     if not symtabs:
         # setup_load_info() in every version
         out.append(("module has no symbols (stripped?)", "all"))
@@ -156,8 +186,48 @@ def findings(shape: ElfShape, bits: int) -> List[Tuple[str, str]]:
         out.append(("module has no symbols (stripped?): %d symbol tables" % len(symtabs), "6.12"))
     else:
         link = table[symtabs[0]][6]
-        if link < shnum and table[link][1] != SHT_STRTAB:
+        if link < shape.shnum and table[link][1] != SHT_STRTAB:
             out.append(("Invalid ELF symbol string table type: %d" % table[link][1], "6.12"))
+    return out
+
+
+# Sections whose bytes the kernel runs: the linker never clears SHF_EXECINSTR on them
+_CODE_PREFIXES = (b".text", b".init.text", b".exit.text", b".noinstr.text", b".sched.text", b".cpuidle.text",
+                  b".ref.text")
+# module_get_offset() (6.1: kernel/module/main.c) aligns the layout's `unsigned int size` with
+# ALIGN(size, sh_addralign): an alignment of 2^32 or more wraps it (the tester's 2^40 on .strtab: the
+# loader writes past what it allocated, an oops), one near a GiB exceeds the module area (x86_64's is
+# 1.5 GiB, arm64's 2 GiB: module_alloc() fails). Smaller odd alignments load (1 MiB, 0xedda: seen in
+# qemu); Debian 6.1's own modules align to a page at most.
+_ALIGN_LIMIT = 1 << 30
+
+
+def _placement_doubts(shape: ElfShape) -> List[Tuple[str, str]]:
+    """Where layout_sections() and module_enforce_rwx_sections() (6.1: kernel/module/main.c,
+    strict_rwx.c) put a section by its flags alone, and the code then expects otherwise: code without
+    SHF_EXECINSTR lands in non-executable memory (init runs there: an NX oops), a struct module without
+    SHF_WRITE in read-only memory (the loader writes mod->state: an oops); an alignment no linker writes
+    of a GiB or more makes module_get_offset()'s ALIGN() exceed the module area or wrap the layout's
+    unsigned int size. The kernel checks none of
+    them: what happens depends on the memory it maps, so the rule is "doubt" (not-checked)."""
+    out: List[Tuple[str, str]] = []
+    names = shape.names
+    for number in range(1, len(shape.table)):
+        name_off, _typ, flags, _addr, _offset, size = shape.table[number][:6]
+        if not flags & SHF_ALLOC:
+            continue
+        if not flags & SHF_EXECINSTR and size and names.startswith(_CODE_PREFIXES, name_off):
+            out.append(("%s (section %d) holds code but is not executable (no SHF_EXECINSTR)" % (
+                shape.name(shape.section(number)), number), "doubt"))
+        if not flags & SHF_WRITE and names.startswith(b".gnu.linkonce.this_module\x00", name_off):
+            out.append((".gnu.linkonce.this_module (section %d) is not writable (no SHF_WRITE): the loader writes "
+                        "struct module" % number, "doubt"))
+    for number, entry in enumerate(shape.table):
+        align = entry[8]
+        if number and (entry[2] & SHF_ALLOC or entry[1] in (SHT_SYMTAB, SHT_STRTAB)) and align >= _ALIGN_LIMIT:
+            out.append(("section %d has sh_addralign 0x%x: layout_sections() aligns the module's size to it" % (
+                number, align), "doubt"))
+            break
     return out
 
 
@@ -173,6 +243,8 @@ def _applies(rule: str, release: Tuple[int, ...]) -> Optional[bool]:
         return True
     if rule == "hardened":
         return True if release >= (5, 10) else None
+    if rule == "doubt":
+        return None
     if rule == "6.1":
         return True if release >= (6, 1) else None
     return True if release >= (6, 12) else (False if release < (6, 4) else None)
@@ -189,13 +261,18 @@ def check_shape(shape: ElfShape, release: str, arch: Optional[Arch], name: str) 
     found = findings(shape, kernel_bits(arch, 64 if shape.elf_class == 2 else 32))
     expected = "an ELF file elf_validity_check() accepts"
     refused = [line for line, rule in found if _applies(rule, version)]
-    unknown = [line for line, rule in found if _applies(rule, version) is None]
+    unknown = [line for line, rule in found if _applies(rule, version) is None and rule != "doubt"]
     if refused:
         line = refused[0]
         suffix = "; then \"Module has invalid ELF structures\"" if (5, 10) <= version < (6, 1) else ""
         return Check(name=Gate.ELF, ok=False, expected=expected, found=line,
                      message="the kernel refuses %s before reading it: \"%s\"%s (-ENOEXEC, insmod: Invalid module format)" % (
                          name, line, suffix), fix=FIX, effect=Effect.REJECTED)
+    doubts = [line for line, rule in found if rule == "doubt"]
+    if doubts:
+        return Check(name=Gate.ELF, ok=True, expected=expected, found=doubts[0],
+                     message="not checked: %s; the kernel does not check it, and whether %s then runs, crashes or is "
+                     "refused is not known to kbuildguard" % (doubts[0], name), fix=FIX, effect=Effect.NOT_CHECKED)
     if unknown:
         return Check(name=Gate.ELF, ok=False, expected=expected, found=unknown[0],
                      message="newer kernels refuse this file (\"%s\"); whether %s does is not known to kbuildguard" % (

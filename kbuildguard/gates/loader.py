@@ -223,13 +223,17 @@ def bare(target: KernelTarget) -> LoaderFacts:
 def check_vermagic(info: ModuleInfo, facts: LoaderFacts, release: str) -> Check:
     has_crcs = info.versions_format is not VersionsFormat.NONE
     mine = info.vermagic
+    # check_modinfo() (6.1: kernel/module/main.c): a vermagic= that is present but empty is no missing
+    # vermagic (that is force-loaded with taint F) but one same_magic() does not match: -ENOEXEC
+    present = any(key == "vermagic" for key, _ in info.modinfo)
     fix = ("rebuild it against the build tree of %s (its kernel-devel / linux-headers package); the compiler is not "
            "the problem here" % release)
     if not mine:
-        effect = Effect.TAINTS if facts.force_load else Effect.REJECTED
+        effect = Effect.TAINTS if facts.force_load and not present else Effect.REJECTED
         return Check(name=Gate.VERMAGIC, ok=effect is not Effect.REJECTED, expected=facts.vermagic or release, found="absent",
                      message="no vermagic: %s" % ("loaded by force and the kernel tainted (CONFIG_MODULE_FORCE_LOAD=y)"
-                                          if facts.force_load else "\"Exec format error\" (no version magic)"),
+                                          if effect is Effect.TAINTS else "\"Exec format error\" (%s)" % (
+                                              "an empty version magic" if present else "no version magic")),
                      fix=fix, effect=effect)
     if facts.vermagic is None:
         ok = mine.split(" ", 1)[0] == release
@@ -240,21 +244,7 @@ def check_vermagic(info: ModuleInfo, facts: LoaderFacts, release: str) -> Check:
     want = facts.vermagic
     m_release, _, m_flags = mine.partition(" ")
     k_release, _, k_flags = want.partition(" ")
-    differs: List[str] = []
-    mine_words, want_words = m_flags.split(), k_flags.split()
-    for word in mine_words:
-        if word not in want_words:
-            differs.append("'%s' in the module, not in the kernel" % word)
-    for word in want_words:
-        if word not in mine_words:
-            differs.append("'%s' in the kernel, not in the module" % word)
-    if not differs and mine_words != want_words:
-        differs.append("the same words in another order (%s)" % m_flags.strip())
-    # kernel/module/version.c same_magic(): strcmp() of what follows the release word (of the whole
-    # string without symbol versions): a doubled or a missing space refuses the module as surely as a word
-    if not differs and m_flags != k_flags:
-        differs.append("the same words, spaced differently (%r, the kernel %r): the kernel compares the text, "
-                       "not the words" % (m_flags, k_flags))
+    differs = _vermagic_differences(m_flags, k_flags)
     release_note = ""
     if m_release != k_release:
         if has_crcs:
@@ -270,6 +260,27 @@ def check_vermagic(info: ModuleInfo, facts: LoaderFacts, release: str) -> Check:
     return Check(name=Gate.VERMAGIC, ok=True, expected=want.strip(), found=mine.strip(),
                  message="vermagic matches (the kernel's same_magic() rule; the kernel's vermagic %s)%s" % (
                      facts.vermagic_source, release_note))
+
+
+def _vermagic_differences(m_flags: str, k_flags: str) -> List[str]:
+    """What same_magic() finds between the module's and the kernel's words after the release, said
+    word by word where it can be."""
+    differs: List[str] = []
+    mine_words, want_words = m_flags.split(), k_flags.split()
+    for word in mine_words:
+        if word not in want_words:
+            differs.append("'%s' in the module, not in the kernel" % word)
+    for word in want_words:
+        if word not in mine_words:
+            differs.append("'%s' in the kernel, not in the module" % word)
+    if not differs and mine_words != want_words:
+        differs.append("the same words in another order (%s)" % m_flags.strip())
+    # kernel/module/version.c same_magic(): strcmp() of what follows the release word (of the whole
+    # string without symbol versions): a doubled or a missing space refuses the module as surely as a word
+    if not differs and m_flags != k_flags:
+        differs.append("the same words, spaced differently (%r, the kernel %r): the kernel compares the text, "
+                       "not the words" % (m_flags, k_flags))
+    return differs
 
 
 def check_symbol_versions(info: ModuleInfo, facts: LoaderFacts, release: str) -> Check:

@@ -66,10 +66,21 @@ def check(info: ModuleInfo, arch: Optional[Arch]) -> Optional[Check]:
                      message="relocation type %s in an allocated section: \"%s\" (-ENOEXEC)" % (
                          ", ".join(str(t) for t in unknown), line), fix=OTHER_FIX, effect=Effect.REJECTED)
     if arch is Arch.X86_64:
-        return _x86_64_abs32(info, expected, found)
-    return Check(name=Gate.RELOCATIONS, ok=True, expected=expected, found=found,
+        return _doubted(_x86_64_abs32(info, expected, found), facts.doubt)
+    return _doubted(Check(name=Gate.RELOCATIONS, ok=True, expected=expected, found=found,
                  message="every relocation type is one apply_relocate_add() knows (its range checks depend on where the "
-                 "module lands and are not modelled)")
+                 "module lands and are not modelled)"), facts.doubt)
+
+
+def _doubted(check: Check, doubt: str) -> Check:
+    """A check that would pass, made not-checked when the relocations are of a kind no linker writes
+    (RelocationFacts.doubt): the kernel refuses some such files and crashes on others, and which one
+    depends on bytes kbuildguard does not model -- never ok."""
+    if not doubt or not check.ok or check.effect is not Effect.OK:
+        return check
+    return Check(name=check.name, ok=True, expected=check.expected, found=check.found,
+                 message="not checked: %s; whether the kernel refuses it, crashes or runs it is not known to "
+                 "kbuildguard" % doubt, fix=OTHER_FIX, effect=Effect.NOT_CHECKED)
 
 
 def _x86_64_abs32(info: ModuleInfo, expected: str, found: str) -> Check:
