@@ -9,11 +9,12 @@
   from here, so its plan is unverified.
 """
 
-import os
 import re
 from typing import Dict, Mapping, NamedTuple, Optional
 
+from kbuildguard import arch as arches
 from kbuildguard.errors import NoMatchingCompiler
+from kbuildguard.identity import Family
 from kbuildguard.provision.apt import Apt
 from kbuildguard.provision.dnf import Dnf, Yum
 from kbuildguard.provision.manager import Manager
@@ -23,6 +24,7 @@ from kbuildguard.run import Runner, quote
 from kbuildguard.strenum import StrEnum
 from kbuildguard.target import sysroot as sysroots
 from kbuildguard.target.kernel import KernelTarget
+from kbuildguard.toolchain import runs_here
 
 MANAGERS: Dict[str, Manager] = {m.name: m for m in (Apt(), Dnf(), Yum(), Zypper())}
 
@@ -131,15 +133,6 @@ def setup_hint(runner: Runner, target: KernelTarget, sysroot: Optional[str], pro
     return "`kbuildguard setup` installs it on %s: %s (%s)" % (where, cmds, checked)
 
 
-# GNU triplets of Debian's cross compilers (gcc-N-TRIPLET) and Fedora's (gcc-TRIPLET, kernel builds only)
-_TRIPLETS = {"aarch64": "aarch64-linux-gnu", "armv7l": "arm-linux-gnueabihf", "ppc64le": "powerpc64le-linux-gnu",
-             "ppc64": "powerpc64-linux-gnu", "s390x": "s390x-linux-gnu", "riscv64": "riscv64-linux-gnu",
-             "i686": "i686-linux-gnu", "x86_64": "x86-64-linux-gnu", "loongarch64": "loongarch64-linux-gnu"}
-# qemu-user's binfmt_misc entry per machine (qemu's own names), which lets a foreign chroot run
-_QEMU = {"aarch64": "aarch64", "armv7l": "arm", "ppc64le": "ppc64le", "ppc64": "ppc64", "s390x": "s390x",
-         "riscv64": "riscv64", "i686": "i386", "x86_64": "x86_64", "loongarch64": "loongarch64"}
-
-
 def foreign_root(system: System, target: KernelTarget, host: str, host_distro: Distro, manager: str = "apt-get",
                  binfmt: str = "/proc/sys/fs/binfmt_misc") -> str:
     """Why a build root of another architecture cannot be installed into from this machine, with the
@@ -152,16 +145,11 @@ def foreign_root(system: System, target: KernelTarget, host: str, host_distro: D
         return ""
     if host == "x86_64" and arch == "i686":  # a 64-bit x86 kernel runs 32-bit programs
         return ""
-    if os.path.exists(os.path.join(binfmt, "qemu-" + _QEMU.get(arch, arch))):
+    machine = arches.parse(arch)
+    if machine is not None and runs_here(machine, arches.parse(host), binfmt):
         return ""
-    triplet = _TRIPLETS.get(arch, "%s-linux-gnu" % arch)
-    major = target.compiler.version.split(".")[0]
-    if host_distro.id in ("debian", "ubuntu") or "debian" in host_distro.like:
-        cross = "apt-get install gcc-%s-%s" % (major, triplet)
-    elif host_distro.id == "fedora" or "fedora" in host_distro.like:
-        cross = "dnf install gcc-%s (Fedora's cross gcc, for kernel builds)" % triplet
-    else:
-        cross = "a cross compiler for %s (gcc %s)" % (triplet, major)
+    triplet = machine.traits.triplet if machine is not None and machine.traits.triplet else "%s-linux-gnu" % arch
+    cross = cross_compiler_install(target, triplet, host_distro)
     if manager == "apt-get":
         why = ("a foreign-architecture chroot cannot run here (no qemu-user registered in %s): `chroot %s apt-get` "
                "would fail with 'Exec format error'" % (binfmt, system.root))
@@ -169,5 +157,20 @@ def foreign_root(system: System, target: KernelTarget, host: str, host_distro: D
         why = ("%s runs this machine's %s, which resolves packages for %s, not %s (yum and dnf take the architecture from this machine; check what "
                "it plans before --yes)" % (manager, manager, host, arch))
     return ("%s is a %s root and this machine is %s: %s. Install into it on a %s machine, or build for it from here "
-            "with a cross compiler: %s, then kbuildguard make --sysroot %s -- ARCH=%s CROSS_COMPILE=%s-" % (
-                system.root, arch, host, why, arch, cross, system.root, "arm64" if arch == "aarch64" else arch, triplet))
+            "with a cross compiler: %s, then kbuildguard make --sysroot %s (it finds %s-gcc-N and gives make ARCH=%s "
+            "CROSS_COMPILE=%s- itself)" % (system.root, arch, host, why, arch, cross, system.root, triplet,
+                                             machine.traits.kbuild if machine is not None else arch, triplet))
+
+
+def cross_compiler_install(target: KernelTarget, triplet: str, host_distro: Distro) -> str:
+    """How to install on this machine the cross compiler of the kernel's gcc for ``triplet``:
+    Debian's gcc-N-TRIPLET (a "_" in the triplet is "-" in package names: gcc-12-x86-64-linux-gnu,
+    which installs x86_64-linux-gnu-gcc-12), Fedora's gcc-TRIPLET (kernel builds only)."""
+    major = target.compiler.version.split(".")[0]
+    if target.compiler.family is Family.CLANG:
+        return "none needed: the kernel's clang %s builds for %s with ARCH= (kbuild sets --target)" % (major, triplet)
+    if host_distro.id in ("debian", "ubuntu") or "debian" in host_distro.like:
+        return "apt-get install gcc-%s-%s" % (major, triplet.replace("_", "-"))
+    if host_distro.id == "fedora" or "fedora" in host_distro.like:
+        return "dnf install gcc-%s (Fedora's cross gcc, for kernel builds)" % triplet
+    return "a cross compiler for %s (gcc %s)" % (triplet, major)
