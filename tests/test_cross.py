@@ -206,3 +206,22 @@ def test_runs_here_reads_binfmt_misc(tmp_path):
     assert runs_here(Arch.AARCH64, HOST, binfmt) and not runs_here(Arch.S390X, HOST, binfmt)
     os.makedirs(os.path.join(binfmt, "qemu-s390x"))  # odd: a folder
     assert not runs_here(Arch.S390X, HOST, binfmt)
+
+
+def test_detect_and_setup_name_the_cross_compiler_package(tmp_path):
+    from kbuildguard.provision import Distro
+    from kbuildguard.provision.system import cross_hint
+
+    target = resolve(Selector(kernel_dir=_arm64_tree(tmp_path)))
+    debian = Distro("debian", (), "12", "Debian GNU/Linux 12 (bookworm)", "x86_64")
+    fedora = Distro("fedora", (), "40", "Fedora Linux 40", "x86_64")
+    hint = cross_hint(FakeRunner({}), target, HOST, debian, {"PATH": str(tmp_path / "none")})
+    assert "a build from here needs the cross compiler aarch64-linux-gnu-gcc-12" in hint
+    assert "not on PATH: apt-get install gcc-12-aarch64-linux-gnu" in hint
+    assert "dnf install gcc-aarch64-linux-gnu" in cross_hint(FakeRunner({}), target, HOST, fedora, {"PATH": ""})
+    bindir, runner = _machine(tmp_path)
+    assert "aarch64-linux-gnu-gcc-12 is on PATH" in cross_hint(runner, target, HOST, debian, {"PATH": bindir})
+    assert cross_hint(runner, target, Arch.AARCH64, debian, {"PATH": bindir}) == ""  # native
+    # Debian's package names spell the triplet's _ as -: gcc-12-x86-64-linux-gnu installs x86_64-linux-gnu-gcc-12
+    amd64 = resolve(Selector(kernel_dir=make_tree(tmp_path / "amd64")))
+    assert "apt-get install gcc-12-x86-64-linux-gnu" in cross_hint(FakeRunner({}), amd64, Arch.AARCH64, debian, {"PATH": ""})

@@ -14,7 +14,7 @@ from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.errors import PackageUnavailable, UsageError
 from kbuildguard.provision import InstallPlan, Kind, System, check, detect_distro, execute, for_system, plan, reselect, system_for
-from kbuildguard.provision.system import foreign_root
+from kbuildguard.provision.system import cross_hint, foreign_root
 from kbuildguard.run import quote
 from kbuildguard.settings import Common
 from kbuildguard.target import kernel
@@ -37,6 +37,10 @@ def run(ctx: Context, common: Common, yes: bool, dry_run: bool) -> int:
     foreign = foreign_root(system, target, os.uname().machine, detect_distro("/"), p.manager) if p.commands else ""
     if foreign:
         p = p._replace(notes=p.notes + (foreign,))
+    elif system.installable:  # issue 22: whether this machine has the cross compiler a build from here takes
+        cross = cross_hint(ctx.runner, target, toolchain.host_arch(), detect_distro("/"), ctx.env)
+        if cross:
+            p = p._replace(notes=p.notes + (cross,))
     show(ctx, target, system, p, settings.as_json(), "nothing to install: %s" % (
         selection.selected.describe() if selection and selection.selected else "build tree present"))
     refuse_unavailable(p)

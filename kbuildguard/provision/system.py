@@ -13,7 +13,7 @@ import re
 from typing import Dict, Mapping, NamedTuple, Optional
 
 from kbuildguard import arch as arches
-from kbuildguard.errors import NoMatchingCompiler
+from kbuildguard.errors import NoMatchingCompiler, ToolNotFound
 from kbuildguard.identity import Family
 from kbuildguard.provision.apt import Apt
 from kbuildguard.provision.dnf import Dnf, Yum
@@ -24,7 +24,7 @@ from kbuildguard.run import Runner, quote
 from kbuildguard.strenum import StrEnum
 from kbuildguard.target import sysroot as sysroots
 from kbuildguard.target.kernel import KernelTarget
-from kbuildguard.toolchain import runs_here
+from kbuildguard.toolchain import host_arch, runs_here
 
 MANAGERS: Dict[str, Manager] = {m.name: m for m in (Apt(), Dnf(), Yum(), Zypper())}
 
@@ -116,10 +116,23 @@ def setup_hint(runner: Runner, target: KernelTarget, sysroot: Optional[str], pro
     Debian hinted `apt-get install gcc-8`, which Debian 12 does not have, while setup planned dnf)."""
     try:
         system = system_for(target, sysroot, proc_version_file)
-        p = plan(target, system.distro, need_compiler=True, need_tree=target.build_dir is None, scl_root=scl_root)
     except NoMatchingCompiler as exc:
         return exc.message + ("; " + exc.hint if exc.hint else "")
+    # a tree of another machine (or a build root of one) is built from here with a cross compiler: the
+    # root's own gcc-12 serves only that machine (issue 22)
+    cross = cross_hint(runner, target, host_arch(), detect_distro("/"), env) if system.installable else ""
+    try:
+        p = plan(target, system.distro, need_compiler=True, need_tree=target.build_dir is None, scl_root=scl_root)
+    except NoMatchingCompiler as exc:
+        return cross or exc.message + ("; " + exc.hint if exc.hint else "")
     p = check(runner, for_system(p, system), system, env)
+    if cross:
+        # its build tree still comes from the root's own packages
+        return cross + ("; the build tree: %s" % _plan_hint(p, system) if target.build_dir is None and p.commands else "")
+    return _plan_hint(p, system)
+
+
+def _plan_hint(p: InstallPlan, system: System) -> str:
     cmds = " && ".join(quote(c) for c in p.commands)
     where = "%s (%s)" % (system.describe, system.distro.name)
     missing = [pkg.name for pkg in p.checked if pkg.available is False]
@@ -174,3 +187,26 @@ def cross_compiler_install(target: KernelTarget, triplet: str, host_distro: Dist
     if host_distro.id == "fedora" or "fedora" in host_distro.like:
         return "dnf install gcc-%s (Fedora's cross gcc, for kernel builds)" % triplet
     return "a cross compiler for %s (gcc %s)" % (triplet, major)
+
+
+def cross_hint(runner: Runner, target: KernelTarget, host: Optional[arches.Arch], host_distro: Distro,
+               env: Mapping[str, str]) -> str:
+    """For a kernel of another machine than this one: the cross compiler a build from here uses, and
+    the package that installs it when it is not on PATH (issue 22: setup and detect of an arm64
+    root on amd64 named only the root's own gcc-12); "" for a native kernel."""
+    machine = target.arch
+    if machine is None or not arches.foreign(machine, host) or not machine.traits.triplet:
+        return ""
+    triplet = machine.traits.triplet
+    if target.compiler.family is Family.CLANG:
+        return "kernel %s is %s and this machine %s: a build from here uses this machine's clang %s with ARCH=%s " \
+               "(kbuild gives clang --target)" % (target.release, machine, host, target.compiler.version.split(".")[0],
+                                                   machine.traits.kbuild)
+    program = "%s-gcc-%s" % (triplet, target.compiler.version.split(".")[0])
+    try:
+        found = "%s is on PATH (%s)" % (program, runner.which(program, env))
+    except ToolNotFound:
+        found = "%s is not on PATH: %s" % (program, cross_compiler_install(target, triplet, host_distro))
+    return ("kernel %s is %s and this machine %s: a build from here needs the cross compiler %s; %s "
+            "(kbuildguard make finds it and gives make ARCH=%s CROSS_COMPILE=%s-)" % (
+                target.release, machine, host, program, found, machine.traits.kbuild, triplet))
