@@ -180,7 +180,7 @@ def test_host_programs_of_another_machine_are_said_before_make(tmp_path):
     runner = FakeRunner({})
     found = preflight.check_host_programs(runner, target, tool_records(target.tree_config), False, HOST, binfmt)
     assert [f.status for f in found] == ["fail", "fail"] and runner.calls == []  # nothing run: it would not start
-    assert "fixdep is a aarch64 program and this machine is x86_64, with no binfmt_misc handler for aarch64" in found[0].line()
+    assert "fixdep is a program for aarch64 and this machine is x86_64, with no binfmt_misc handler for aarch64" in found[0].line()
     assert "install qemu-user-static and binfmt-support, or use a build tree prepared for x86_64" in found[0].line()
     # with qemu-user registered and enabled, they are run as before
     for name in ("status", "qemu-aarch64"):

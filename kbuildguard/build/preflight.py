@@ -237,7 +237,7 @@ def check_host_programs(runner: Runner, target: KernelTarget, records: ToolRecor
         if not runs_here(machine, host, binfmt):
             # issue 22: an arm64 root's own linux-kbuild on an amd64 host; make would stop at the first
             # object with "fixdep: cannot execute binary file: Exec format error"
-            out.append(Finding(Check.HOST_PROGRAM, name, Status.FAIL, "%s is a %s program and this machine is %s, with no "
+            out.append(Finding(Check.HOST_PROGRAM, name, Status.FAIL, "%s is a program for %s and this machine is %s, with no "
                                "binfmt_misc handler for %s in %s: kbuild runs it for every module; install "
                                "qemu-user-static and binfmt-support, or use a build tree prepared for %s (its "
                                "linux-kbuild package of this machine)" % (path, machine, host, machine, binfmt, host), ()))
