@@ -147,7 +147,7 @@ def cross_prefix(target: KernelTarget, env: Mapping[str, str], host: Optional[Ar
     kernel of another machine than this one, the target's triplet (aarch64-linux-gnu-) -- Debian's
     gcc-12-aarch64-linux-gnu installs aarch64-linux-gnu-gcc-12 (issue 22); "" for a native build."""
     given = env.get("CROSS_COMPILE", "")
-    if given:
+    if given:  # empty: none
         return given
     if arches.foreign(target.arch, host) and target.arch is not None and target.arch.traits.triplet:
         return target.arch.traits.triplet + "-"
@@ -416,7 +416,7 @@ def linker_program(compiler: Compiler, llvm: LlvmSettings, env: Mapping[str, str
     """The program kbuild's $(LD) will be: ld.lld[-N] for LLVM=, else $(CROSS_COMPILE)ld."""
     if llvm.make_vars:
         return "ld.lld" + llvm.suffix
-    if "CROSS_COMPILE" in env:
+    if env.get("CROSS_COMPILE"):
         return env["CROSS_COMPILE"] + "ld"
     # a cross gcc without CROSS_COMPILE in the environment: kbuildguard gives make its own prefix
     # (cross_settings), so $(LD) is aarch64-linux-gnu-ld, not this machine's ld
@@ -516,7 +516,7 @@ def _given(name: str, make_args: Sequence[str], env: Mapping[str, str]) -> Tuple
         m = re.match(r"^\s*(?:override\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*(?:::=|:=|=)(.*)$", arg)
         if m is not None and m.group(1) == name:
             value, where = m.group(2).strip(), "after --"
-    if value is None and name in env:
+    if value is None and env.get(name):  # an empty one (`export ARCH=`) is as good as none: make's command line overrides it
         value, where = env[name], "in the environment"
     return value, where
 
@@ -548,6 +548,11 @@ def cross_settings(target: KernelTarget, compiler: Compiler, make_args: Sequence
     else:
         notes.append("ARCH=%s %s: kept" % (user_arch, arch_where))
     user_cross, cross_where = _given("CROSS_COMPILE", make_args, env)
+    if user_cross == "" and compiler.family is Family.GCC:
+        raise UsageError("CROSS_COMPILE= (empty) %s: kernel %s is %s and this machine %s, so kbuild would link and "
+                         "strip with this machine's ld and objcopy; drop it (kbuildguard sets CROSS_COMPILE=%s) "
+                         "or name the cross binutils' prefix" % (cross_where, target.release, target.arch, host,
+                                                                 compiler.program.rsplit("gcc", 1)[0] or "TRIPLET-"))
     if user_cross is not None:
         notes.append("CROSS_COMPILE=%s %s: kept" % (user_cross, cross_where))
     elif compiler.family is Family.GCC:

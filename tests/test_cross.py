@@ -2,10 +2,12 @@
 target's cross compilers are candidates, make gets ARCH= and CROSS_COMPILE=, a user's own wins, a
 contradicting ARCH= is refused, and host programs of another machine are said before make."""
 
+import json
 import os
 import struct
 
 import pytest
+from test_build import machine  # noqa: F401 (a fixture)
 
 from conftest import CLANG16_MACROS, GCC12_MACROS, FakeRunner, compiler_outputs, make_exe, make_tree
 from kbuildguard import arch as arches
@@ -161,10 +163,10 @@ def test_a_contradicting_arch_is_refused(tmp_path, args, env):
     assert cross_settings(native, gcc, ["ARCH=x86_64"], {}, HOST).make_vars == ()
 
 
-def _elf(machine: int) -> bytes:
+def _elf(e_machine: int) -> bytes:
     """A minimal ELF64 executable header with a section table (null + .shstrtab)."""
     names = b"\x00.shstrtab\x00"
-    header = b"\x7fELF\x02\x01\x01" + b"\x00" * 9 + struct.pack("<HHIQQQIHHHHHH", 3, machine, 1, 0, 0, 64, 0, 64, 0, 0, 64, 2, 1)
+    header = b"\x7fELF\x02\x01\x01" + b"\x00" * 9 + struct.pack("<HHIQQQIHHHHHH", 3, e_machine, 1, 0, 0, 64, 0, 64, 0, 0, 64, 2, 1)
     null = b"\x00" * 64
     strtab = struct.pack("<IIQQQQIIQQ", 1, 3, 0, 0, 192, len(names), 0, 0, 1, 0)
     return header + null + strtab + names
@@ -225,3 +227,59 @@ def test_detect_and_setup_name_the_cross_compiler_package(tmp_path):
     # Debian's package names spell the triplet's _ as -: gcc-12-x86-64-linux-gnu installs x86_64-linux-gnu-gcc-12
     amd64 = resolve(Selector(kernel_dir=make_tree(tmp_path / "amd64")))
     assert "apt-get install gcc-12-x86-64-linux-gnu" in cross_hint(FakeRunner({}), amd64, Arch.AARCH64, debian, {"PATH": ""})
+
+
+def test_empty_values_from_the_environment_are_none_and_an_empty_cross_compile_after_dashes_is_refused(tmp_path):
+    target = resolve(Selector(kernel_dir=_arm64_tree(tmp_path)))
+    cross = cross_settings(target, _cross_gcc(), [], {"ARCH": "", "CROSS_COMPILE": ""}, HOST)
+    assert cross.make_vars == ("ARCH=arm64", "CROSS_COMPILE=aarch64-linux-gnu-")
+    assert cross_prefix(target, {"CROSS_COMPILE": ""}, HOST) == "aarch64-linux-gnu-"
+    assert linker_program(_cross_gcc(), llvm_settings(target, _cross_gcc(), ""), {"CROSS_COMPILE": ""}) == "aarch64-linux-gnu-ld"
+    with pytest.raises(UsageError, match=r"CROSS_COMPILE= \(empty\) after --: .* drop it \(kbuildguard sets CROSS_COMPILE=aarch64-linux-gnu-\)"):
+        cross_settings(target, _cross_gcc(), ["CROSS_COMPILE="], {}, HOST)
+
+
+@pytest.fixture
+def arm64_machine(machine, monkeypatch):  # noqa: F811
+    """test_build's machine with Debian's arm64 tree and gcc-12-aarch64-linux-gnu, seen from an amd64 host."""
+    from conftest import tree_outputs
+    from kbuildguard.provision import Distro
+
+    tree = make_tree(machine["tmp"] / "arm64tree", cc_text=ARM64_BANNER, release="6.1.0-13-arm64", arch_config="CONFIG_ARM64")
+    cross = make_exe(os.path.join(machine["bindir"], "aarch64-linux-gnu-gcc-12"))
+    machine["outputs"].update(compiler_outputs(cross, ARM64_GCC12_MACROS, ARM64_BANNER))
+    machine["outputs"].update(tree_outputs(tree))
+    machine["outputs"][("aarch64-linux-gnu-ld", "--version")] = (0, "GNU ld (GNU Binutils for Debian) 2.40\n")
+    monkeypatch.setattr("kbuildguard.toolchain.host_arch", lambda: HOST)
+    monkeypatch.setattr("kbuildguard.provision.system.host_arch", lambda: HOST)
+    debian = Distro("debian", (), "12", "Debian GNU/Linux 12 (bookworm)", "x86_64")
+    monkeypatch.setattr("kbuildguard.provision.system.detect_distro", lambda root="/", arch="": debian)
+    return dict(machine, arm64=tree, cross=cross)
+
+
+def test_make_dry_run_shows_arch_and_cross_compile(arm64_machine):
+    from test_build import run
+
+    m = arm64_machine
+    code, out, err, runner = run(m, "make", "--kernel-dir", m["arm64"], "--dry-run", "--json")
+    assert code == 0, err
+    plan = json.loads(out)
+    assert plan["compiler"] == m["cross"]
+    assert plan["make"][4:7] == ["ARCH=arm64", "CROSS_COMPILE=aarch64-linux-gnu-", "CC=" + m["cross"]]
+    assert "note: kernel 6.1.0-13-arm64 is aarch64 and this machine x86_64: a cross build" in err and runner.makes == []
+    code, out, err, _ = run(m, "make", "--kernel-dir", m["arm64"], "--dry-run", "--", "ARCH=x86")
+    assert code == 2 and "ARCH=x86 after --: kernel 6.1.0-13-arm64 is aarch64" in err
+
+
+def test_make_and_detect_without_the_cross_gcc_name_its_package(arm64_machine):
+    from test_build import run
+
+    m = arm64_machine
+    os.unlink(m["cross"])
+    for verb in ("make", "detect"):
+        code, _, err, runner = run(m, verb, "--kernel-dir", m["arm64"])
+        assert code == 5, err
+        assert "targets x86_64, the kernel is aarch64" in err
+        assert "hint: kernel 6.1.0-13-arm64 is aarch64 and this machine x86_64: a build from here needs the cross " \
+               "compiler aarch64-linux-gnu-gcc-12; aarch64-linux-gnu-gcc-12 is not on PATH: apt-get install " \
+               "gcc-12-aarch64-linux-gnu" in err, err
