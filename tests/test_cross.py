@@ -283,3 +283,32 @@ def test_make_and_detect_without_the_cross_gcc_name_its_package(arm64_machine):
         assert "hint: kernel 6.1.0-13-arm64 is aarch64 and this machine x86_64: a build from here needs the cross " \
                "compiler aarch64-linux-gnu-gcc-12; aarch64-linux-gnu-gcc-12 is not on PATH: apt-get install " \
                "gcc-12-aarch64-linux-gnu" in err, err
+
+
+def test_setup_of_a_tree_of_another_machine_plans_the_cross_compiler(arm64_machine):
+    from test_build import run
+
+    m = arm64_machine
+    os.unlink(m["cross"])
+    code, out, err, runner = run(m, "setup", "--kernel-dir", m["arm64"], "--dry-run")
+    assert code == 0, err
+    assert "apt-get install -y --no-install-recommends gcc-12-aarch64-linux-gnu" in out, out
+    assert "gcc-12-aarch64-linux-gnu (aarch64-linux-gnu-gcc-12) in place of gcc-12, which builds for this machine only" in out
+    assert not [c for c in runner.calls if c[:2] == ["apt-get", "install"]]
+
+
+def test_cross_plan_keeps_the_tree_and_leaves_native_plans_alone(tmp_path):
+    from kbuildguard.provision import Distro, plan
+    from kbuildguard.provision.system import cross_plan
+
+    target = resolve(Selector(kernel_dir=_arm64_tree(tmp_path)))
+    debian = Distro("debian", (), "12", "Debian GNU/Linux 12 (bookworm)", "aarch64")
+    p = plan(target, debian, need_tree=True)
+    crossed = cross_plan(p, target, HOST)
+    assert "gcc-12-aarch64-linux-gnu" in crossed.packages and "gcc-12" not in crossed.packages
+    assert [pkg for pkg in crossed.packages if pkg.startswith("linux-headers")] == [pkg for pkg in p.packages if pkg.startswith("linux-headers")]
+    assert cross_plan(p, target, Arch.AARCH64) is p
+    from kbuildguard.provision.system import cross_package
+
+    assert cross_package(target, "aarch64-linux-gnu", Distro("fedora", (), "40", "Fedora Linux 40", "x86_64")) == "gcc-aarch64-linux-gnu"
+    assert cross_package(target, "aarch64-linux-gnu", Distro("arch", (), "", "Arch Linux", "x86_64")) == ""

@@ -10,7 +10,7 @@
 """
 
 import re
-from typing import Dict, Mapping, NamedTuple, Optional
+from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 from kbuildguard import arch as arches
 from kbuildguard.errors import NoMatchingCompiler, ToolNotFound
@@ -18,7 +18,7 @@ from kbuildguard.identity import Family
 from kbuildguard.provision.apt import Apt
 from kbuildguard.provision.dnf import Dnf, Yum
 from kbuildguard.provision.manager import Manager
-from kbuildguard.provision.plan import Distro, InstallPlan, detect_distro, plan
+from kbuildguard.provision.plan import Distro, InstallPlan, Package, Role, detect_distro, plan
 from kbuildguard.provision.zypper import Zypper
 from kbuildguard.run import Runner, quote
 from kbuildguard.strenum import StrEnum
@@ -182,11 +182,60 @@ def cross_compiler_install(target: KernelTarget, triplet: str, host_distro: Dist
     major = target.compiler.version.split(".")[0]
     if target.compiler.family is Family.CLANG:
         return "none needed: the kernel's clang %s builds for %s with ARCH= (kbuild sets --target)" % (major, triplet)
-    if host_distro.id in ("debian", "ubuntu") or "debian" in host_distro.like:
-        return "apt-get install gcc-%s-%s" % (major, triplet.replace("_", "-"))
-    if host_distro.id == "fedora" or "fedora" in host_distro.like:
-        return "dnf install gcc-%s (Fedora's cross gcc, for kernel builds)" % triplet
+    package = cross_package(target, triplet, host_distro)
+    if package.startswith("gcc-%s-" % major):
+        return "apt-get install " + package
+    if package:
+        return "dnf install %s (Fedora's cross gcc, for kernel builds)" % package
     return "a cross compiler for %s (gcc %s)" % (triplet, major)
+
+
+def cross_package(target: KernelTarget, triplet: str, host_distro: Distro) -> str:
+    """The package of this machine's distribution that installs the kernel's gcc for ``triplet``, ""
+    where we know none. Debian's gcc-N-TRIPLET (a "_" in the triplet is "-" in package names:
+    gcc-12-x86-64-linux-gnu, which installs x86_64-linux-gnu-gcc-12); Fedora's gcc-TRIPLET, one
+    release only (its own gcc's)."""
+    major = target.compiler.version.split(".")[0]
+    if host_distro.id in ("debian", "ubuntu") or "debian" in host_distro.like:
+        return "gcc-%s-%s" % (major, triplet.replace("_", "-"))
+    if host_distro.id == "fedora" or "fedora" in host_distro.like:
+        return "gcc-%s" % triplet
+    return ""
+
+
+def cross_plan(p: InstallPlan, target: KernelTarget, host: Optional[arches.Arch]) -> InstallPlan:
+    """A plan for this machine, for a gcc kernel of another machine: the cross compiler in place of
+    the native gcc-N the catalogue names (issue 22: `setup --kernel-dir` of an arm64 tree on amd64
+    planned `apt-get install gcc-12`, which builds nothing for arm64); unchanged otherwise."""
+    machine = target.arch
+    if machine is None or not arches.foreign(machine, host) or not machine.traits.triplet \
+            or target.compiler.family is not Family.GCC:
+        return p
+    package = cross_package(target, machine.traits.triplet, p.distro)
+    native = [pkg.name for pkg in p.checked if pkg.role is Role.COMPILER]
+    if not package or not native:
+        return p
+
+    def swap(names: Tuple[str, ...]) -> Tuple[str, ...]:
+        out: List[str] = []
+        for name in names:
+            name = package if name in native else name
+            if name not in out:
+                out.append(name)
+        return tuple(out)
+
+    checked: List[Package] = []
+    for pkg in p.checked:
+        pkg = pkg._replace(name=package, elsewhere="") if pkg.role is Role.COMPILER else pkg
+        if pkg.name not in [c.name for c in checked]:
+            checked.append(pkg)
+    program = "%s-gcc-%s" % (machine.traits.triplet, target.compiler.version.split(".")[0])
+    note = ("kernel %s is %s and this machine %s: %s (%s) in place of %s, which builds for this machine only; "
+            "kbuildguard make gives make ARCH=%s CROSS_COMPILE=%s-" % (
+                target.release, machine, host, package, program, " ".join(native), machine.traits.kbuild,
+                machine.traits.triplet))
+    return p._replace(packages=swap(p.packages), commands=tuple(swap(c) if set(native) & set(c) else c for c in p.commands),
+                      checked=tuple(checked), notes=p.notes + (note,), compiler_path="/usr/bin/" + program)
 
 
 def cross_hint(runner: Runner, target: KernelTarget, host: Optional[arches.Arch], host_distro: Distro,
