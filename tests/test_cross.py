@@ -312,3 +312,14 @@ def test_cross_plan_keeps_the_tree_and_leaves_native_plans_alone(tmp_path):
 
     assert cross_package(target, "aarch64-linux-gnu", Distro("fedora", (), "40", "Fedora Linux 40", "x86_64")) == "gcc-aarch64-linux-gnu"
     assert cross_package(target, "aarch64-linux-gnu", Distro("arch", (), "", "Arch Linux", "x86_64")) == ""
+
+
+def test_make_install_dry_run_plans_the_cross_compiler(arm64_machine):
+    from test_build import run
+
+    m = arm64_machine
+    os.unlink(m["cross"])
+    code, out, err, runner = run(m, "make", "--kernel-dir", m["arm64"], "--install", "--dry-run")
+    assert code == 5, err
+    assert "gcc-12-aarch64-linux-gnu" in out + err and "--no-install-recommends gcc-12 " not in out + err + " "
+    assert not [c for c in runner.calls if c[:2] == ["apt-get", "install"]] and runner.makes == []
