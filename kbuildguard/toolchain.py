@@ -527,8 +527,8 @@ def cross_settings(target: KernelTarget, compiler: Compiler, make_args: Sequence
 
     kbuild takes the architecture from ARCH= (default: this host's, Makefile "ARCH ?= $(SUBARCH)")
     and gcc's binutils from $(CROSS_COMPILE)ld, $(CROSS_COMPILE)objcopy ...; the compiler itself is
-    kbuildguard's CC=. clang needs no CROSS_COMPILE: with it empty, scripts/Makefile.clang sets
-    --target from ARCH, and LLVM=1 names LLVM's own binutils. A user's ARCH=/CROSS_COMPILE= (after
+    kbuildguard's CC=. For clang, LLVM= names LLVM's own binutils whatever CROSS_COMPILE says; the
+    triplet still goes to CROSS_COMPILE, from which every Makefile.clang takes --target. A user's ARCH=/CROSS_COMPILE= (after
     -- or in the environment) wins; an ARCH= of another architecture than the kernel's is refused
     (UsageError): kbuild would build for it, and every module would be refused afterwards.
     """
@@ -540,8 +540,9 @@ def cross_settings(target: KernelTarget, compiler: Compiler, make_args: Sequence
         raise UsageError("ARCH=%s %s: kernel %s is %s, which kbuild builds with ARCH=%s: a module built for %s "
                          "would not load there; drop it (kbuildguard sets ARCH= itself) or name another kernel"
                          % (user_arch, arch_where, target.release, target.arch, want, user_arch or "the host"))
-    if not arches.foreign(target.arch, host) or not want:
+    if target.arch is None or not arches.foreign(target.arch, host) or not want:
         return CrossSettings((), ())
+    triplet = target.arch.traits.triplet
     make_vars: List[str] = []
     if user_arch is None:
         make_vars.append("ARCH=" + want)
@@ -555,11 +556,17 @@ def cross_settings(target: KernelTarget, compiler: Compiler, make_args: Sequence
                                                                  compiler.program.rsplit("gcc", 1)[0] or "TRIPLET-"))
     if user_cross is not None:
         notes.append("CROSS_COMPILE=%s %s: kept" % (user_cross, cross_where))
-    elif compiler.family is Family.GCC:
+    elif compiler.family is Family.CLANG:
+        # 6.1's scripts/Makefile.clang would take --target from ARCH alone (CLANG_TARGET_FLAGS_$(SRCARCH));
+        # before that table it read --target only from CROSS_COMPILE ("ifneq ($(CROSS_COMPILE),)"), and
+        # under LLVM_IAS=0 clang finds GNU as by $(CROSS_COMPILE) (--prefix=): the triplet serves all
+        if triplet:
+            make_vars.append("CROSS_COMPILE=%s-" % triplet)
+    else:
         # the selected gcc's own prefix (aarch64-linux-gnu-gcc-12 -> aarch64-linux-gnu-): its binutils
         # sit beside it, and toolset_env puts its folder first on PATH when that is not /usr/bin
         m = re.match(r"^(.+-)(?:gcc|cc)(?:-[\d.]+)?$", compiler.program)
-        prefix = m.group(1) if m else (target.arch.traits.triplet + "-" if target.arch is not None else "")
+        prefix = m.group(1) if m else (triplet + "-" if triplet else "")
         if prefix:
             make_vars.append("CROSS_COMPILE=" + prefix)
     if make_vars:
