@@ -22,6 +22,9 @@ class _Traits(NamedTuple):
     macro: str  # what its compilers predefine
     release_suffixes: Tuple[str, ...]  # how distributions end a kernel release for it
     endian: Optional[Endian]  # None where the architecture allows both
+    kbuild: str  # kbuild's ARCH= (the arch/ folder): "arm64", "x86", "powerpc"
+    triplet: str  # the GNU triplet of Debian's and Fedora's cross compilers ("" when there is none to name)
+    qemu: str  # qemu-user's name for it: its binfmt_misc handler is /proc/sys/fs/binfmt_misc/qemu-NAME
 
 
 class Arch(StrEnum):
@@ -50,17 +53,30 @@ class Arch(StrEnum):
 
 # Order matters where one CONFIG symbol or macro serves two members: PPC64LE before PPC64 (the
 # endianness decides), X86_64 before I686 (CONFIG_X86_64 kernels also set CONFIG_X86).
+# kbuild: the arch/ folder ARCH= names (Makefile: "SRCARCH := $(ARCH)", i386 and x86_64 mapped to x86).
+# triplet: Debian's cross compilers are <triplet>-gcc-N in gcc-N-<triplet with - for _> (gcc-12-aarch64-linux-gnu),
+# Fedora's <triplet>-gcc in gcc-<triplet> (kernel builds only); the same triplets name clang's
+# --target in 6.1's scripts/Makefile.clang (CLANG_TARGET_FLAGS_arm64 := aarch64-linux-gnu), except
+# arm, which Debian builds as armhf (arm-linux-gnueabihf).
 _TRAITS: Mapping[Arch, _Traits] = {
-    Arch.X86_64: _Traits("CONFIG_X86_64", 62, "__x86_64__", (".x86_64", "-amd64"), Endian.LITTLE),
-    Arch.AARCH64: _Traits("CONFIG_ARM64", 183, "__aarch64__", (".aarch64", "-arm64"), None),
-    Arch.PPC64LE: _Traits("CONFIG_PPC64", 21, "__powerpc64__", (".ppc64le", "-ppc64el"), Endian.LITTLE),
-    Arch.PPC64: _Traits("CONFIG_PPC64", 21, "__powerpc64__", (".ppc64", "-powerpc64"), Endian.BIG),
-    Arch.S390X: _Traits("CONFIG_S390", 22, "__s390x__", (".s390x", "-s390x"), Endian.BIG),
-    Arch.RISCV64: _Traits("CONFIG_RISCV", 243, "__riscv", (".riscv64", "-riscv64"), Endian.LITTLE),
-    Arch.LOONGARCH64: _Traits("CONFIG_LOONGARCH", 258, "__loongarch__", (".loongarch64", "-loong64"), Endian.LITTLE),
-    Arch.I686: _Traits("CONFIG_X86_32", 3, "__i386__", (".i686", "-686", "-686-pae"), Endian.LITTLE),
-    Arch.ARM: _Traits("CONFIG_ARM", 40, "__arm__", (".armv7hl", "-armmp", "-armmp-lpae"), None),
-    Arch.MIPS: _Traits("CONFIG_MIPS", 8, "__mips__", (), None),
+    Arch.X86_64: _Traits("CONFIG_X86_64", 62, "__x86_64__", (".x86_64", "-amd64"), Endian.LITTLE,
+                         "x86", "x86_64-linux-gnu", "x86_64"),
+    Arch.AARCH64: _Traits("CONFIG_ARM64", 183, "__aarch64__", (".aarch64", "-arm64"), None,
+                          "arm64", "aarch64-linux-gnu", "aarch64"),
+    Arch.PPC64LE: _Traits("CONFIG_PPC64", 21, "__powerpc64__", (".ppc64le", "-ppc64el"), Endian.LITTLE,
+                          "powerpc", "powerpc64le-linux-gnu", "ppc64le"),
+    Arch.PPC64: _Traits("CONFIG_PPC64", 21, "__powerpc64__", (".ppc64", "-powerpc64"), Endian.BIG,
+                        "powerpc", "powerpc64-linux-gnu", "ppc64"),
+    Arch.S390X: _Traits("CONFIG_S390", 22, "__s390x__", (".s390x", "-s390x"), Endian.BIG, "s390", "s390x-linux-gnu", "s390x"),
+    Arch.RISCV64: _Traits("CONFIG_RISCV", 243, "__riscv", (".riscv64", "-riscv64"), Endian.LITTLE,
+                          "riscv", "riscv64-linux-gnu", "riscv64"),
+    Arch.LOONGARCH64: _Traits("CONFIG_LOONGARCH", 258, "__loongarch__", (".loongarch64", "-loong64"), Endian.LITTLE,
+                              "loongarch", "loongarch64-linux-gnu", "loongarch64"),
+    Arch.I686: _Traits("CONFIG_X86_32", 3, "__i386__", (".i686", "-686", "-686-pae"), Endian.LITTLE,
+                       "x86", "i686-linux-gnu", "i386"),
+    Arch.ARM: _Traits("CONFIG_ARM", 40, "__arm__", (".armv7hl", "-armmp", "-armmp-lpae"), None,
+                      "arm", "arm-linux-gnueabihf", "arm"),
+    Arch.MIPS: _Traits("CONFIG_MIPS", 8, "__mips__", (), None, "mips", "", "mips"),
 }
 
 # `uname -m` and package names that are the same machine under another name.
@@ -140,3 +156,19 @@ def from_elf(machine: int, big_endian: bool) -> Optional[Arch]:
 def same_machine(a: Optional[Arch], b: Optional[Arch]) -> bool:
     """True unless both are known and are different machines (ppc64 and ppc64le are one machine, two byte orders)."""
     return a is None or b is None or _TRAITS[a].elf_machine == _TRAITS[b].elf_machine
+
+
+# ARCH= values the top Makefile maps to another arch/ folder (6.1 Makefile: "ifeq ($(ARCH),i386)
+# SRCARCH := x86", x86_64 likewise, sparc32/sparc64 -> sparc, parisc64 -> parisc).
+_SRCARCH = {"i386": "x86", "x86_64": "x86", "sparc32": "sparc", "sparc64": "sparc", "parisc64": "parisc"}
+
+
+def srcarch(make_arch: str) -> str:
+    """The arch/ folder kbuild builds for with ``ARCH=make_arch``."""
+    return _SRCARCH.get(make_arch, make_arch)
+
+
+def foreign(target: Optional[Arch], host: Optional[Arch]) -> bool:
+    """True when a kernel of ``target`` needs a cross build on a ``host`` machine (both known, not one
+    machine; an i686 kernel on x86_64 too: its compilers are i686-linux-gnu-gcc or gcc -m32)."""
+    return target is not None and host is not None and not same_machine(target, host)

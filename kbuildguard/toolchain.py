@@ -13,6 +13,8 @@ import threading
 import time
 from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
+from kbuildguard import arch as arches
+from kbuildguard import bounded
 from kbuildguard.arch import Arch, same_machine
 from kbuildguard.errors import BadInput, ToolNotFound, UsageError
 from kbuildguard.identity import CompilerId, Family, Linker, from_macros, parse_compiler, parse_linker
@@ -135,10 +137,28 @@ def toolset_env(compiler: Compiler, env: Mapping[str, str]) -> Dict[str, str]:
     return out
 
 
-def discover(env: Mapping[str, str], opt_root: str = "/opt/rh") -> List[Tuple[str, str]]:
-    """Every compiler path worth probing, in preference order, with where it was found."""
+def host_arch() -> Optional[Arch]:
+    """This machine, as ``uname -m`` names it."""
+    return arches.parse(os.uname().machine)
+
+
+def cross_prefix(target: KernelTarget, env: Mapping[str, str], host: Optional[Arch]) -> str:
+    """The CROSS_COMPILE compilers are looked for under: the user's own (environment), else, for a
+    kernel of another machine than this one, the target's triplet (aarch64-linux-gnu-) -- Debian's
+    gcc-12-aarch64-linux-gnu installs aarch64-linux-gnu-gcc-12 (issue 22); "" for a native build."""
+    given = env.get("CROSS_COMPILE", "")
+    if given:  # empty: none
+        return given
+    if arches.foreign(target.arch, host) and target.arch is not None and target.arch.traits.triplet:
+        return target.arch.traits.triplet + "-"
+    return ""
+
+
+def discover(env: Mapping[str, str], opt_root: str = "/opt/rh", cross: str = "") -> List[Tuple[str, str]]:
+    """Every compiler path worth probing, in preference order, with where it was found; ``cross``
+    (a CROSS_COMPILE prefix) adds PREFIXgcc and PREFIXgcc-N, as CROSS_COMPILE in the environment does."""
     names = ["gcc", "cc", "clang"]
-    cross = env.get("CROSS_COMPILE", "")
+    cross = cross or env.get("CROSS_COMPILE", "")
     if cross:
         names = [cross + "gcc", cross + "cc"] + names
     found: List[Tuple[str, str]] = []
@@ -234,8 +254,26 @@ def identify_all(runner: Runner, paths: Sequence[str], env: Optional[Mapping[str
     return answered
 
 
+def machine_reason(target: KernelTarget, compiler: Compiler, host: Optional[Arch]) -> Optional[str]:
+    """None when ``compiler`` builds for the kernel's machine; otherwise why not.
+
+    clang is every target at once: for a kernel of another machine than this host kbuild gives it
+    --target itself, from ARCH= (6.1 scripts/Makefile.clang: with CROSS_COMPILE empty,
+    ``CLANG_FLAGS += --target=$(CLANG_TARGET_FLAGS_$(SRCARCH))``), so a clang that targets this
+    host by default serves an arm64 kernel with LLVM=1 ARCH=arm64.
+    """
+    if same_machine(target.arch, compiler.arch):
+        return None
+    if compiler.family is Family.CLANG and arches.foreign(target.arch, host) and same_machine(compiler.arch, host):
+        return None
+    triplet = target.arch.traits.triplet if target.arch is not None else ""
+    fix = ("install the cross compiler %s-gcc-N, or give its prefix as CROSS_COMPILE" % triplet if triplet
+           else "set ARCH and CROSS_COMPILE for a cross build")
+    return "targets %s, the kernel is %s (%s)" % (compiler.arch, target.arch, fix)
+
+
 def _hinted_match(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping[str, str],
-                  prefer: str) -> Optional[Selection]:
+                  prefer: str, host: Optional[Arch]) -> Optional[Selection]:
     """make's short way: the program the kernel's tree names (gcc-12), when it is on PATH and is the
     kernel's very compiler (vendor release too). Saves walking every PATH folder for gcc-N and clang-N."""
     try:
@@ -244,13 +282,14 @@ def _hinted_match(runner: Runner, target: KernelTarget, level: MatchLevel, env: 
     except (ToolNotFound, BadInput):
         return None
     if mismatch_reason(target.compiler, compiler.identity, level) is not None or compiler.vendor != target.compiler.vendor \
-            or not same_machine(target.arch, compiler.arch):
+            or machine_reason(target, compiler, host) is not None:
         return None
     return Selection(compiler, (Candidate(path, "PATH", compiler, Verdict.MATCH, "matches %s" % target.compiler.describe()),), level)
 
 
 def select(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping[str, str],
-           forced: Optional[Forced] = None, opt_root: str = "/opt/rh", first_match: bool = False) -> Selection:
+           forced: Optional[Forced] = None, opt_root: str = "/opt/rh", first_match: bool = False,
+           host: Optional[Arch] = None) -> Selection:
     """Choose the local compiler that matches the kernel's; explain every candidate.
 
     ``forced`` is set when the user named a compiler: then it is the only
@@ -259,8 +298,14 @@ def select(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping
     own vendor release: each probe is two process starts, and `detect` is where every candidate gets
     explained. (A toolset's gcc 12.2.0 "Red Hat 12.2.1-7" beats the distribution's plain 12.2.0
     even when the tree's Makefile names "gcc".)
+    ``host`` is this machine (uname -m when None): for a kernel of another machine the target's
+    cross compilers (aarch64-linux-gnu-gcc-12) are candidates too (cross_prefix).
     """
-    prefer = target.program_hint or target.compiler.program
+    host = host if host is not None else host_arch()
+    cross = cross_prefix(target, env, host)
+    prefer = native = target.program_hint or target.compiler.program
+    if cross and os.sep not in cross and prefer and not prefer.startswith((cross, "clang")):
+        prefer = cross + prefer  # Debian's arm64 headers name $(CROSS_COMPILE)gcc-12: aarch64-linux-gnu-gcc-12 here
     if forced is not None:
         name, origin = forced
         try:
@@ -269,10 +314,10 @@ def select(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping
             raise ToolNotFound("the compiler %s (%s) is not on PATH" % (name, origin))
         pairs = [(path, origin)]
     else:
-        quick = _hinted_match(runner, target, level, env, prefer) if first_match and prefer else None
+        quick = _hinted_match(runner, target, level, env, prefer, host) if first_match and prefer else None
         if quick is not None:
             return quick
-        pairs = discover(env, opt_root)
+        pairs = discover(env, opt_root, cross)
     # One probe per real binary: /usr/bin/gcc, cc and gcc-12 are often the same file. Keep the
     # name the kernel's build used (gcc-12) when it is among them.
     groups: Dict[str, List[Tuple[str, str]]] = {}
@@ -288,7 +333,8 @@ def select(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping
     chosen = []
     for real in order:
         members = groups[real]
-        chosen.append(next((m for m in members if os.path.basename(m[0]) == prefer), members[0]))
+        chosen.append(next((m for m in members if os.path.basename(m[0]) == prefer),
+                           next((m for m in members if os.path.basename(m[0]) == native), members[0])))
     candidates: List[Candidate] = []
     matches: List[Tuple[Tuple[int, int, int], Compiler]] = []
     # make (first_match) probes the tree's own program first and stops at a match of the kernel's
@@ -305,9 +351,8 @@ def select(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping
                 candidates.append(Candidate(path, origin, None, Verdict.ERROR, error))
                 continue
             reason = mismatch_reason(target.compiler, compiler.identity, level)
-            if reason is None and not same_machine(target.arch, compiler.arch):
-                reason = "targets %s, the kernel is %s (set ARCH and CROSS_COMPILE for a cross build)" % (
-                    compiler.arch, target.arch)
+            if reason is None:
+                reason = machine_reason(target, compiler, host)
             if reason is None:
                 candidates.append(Candidate(path, origin, compiler, Verdict.MATCH, "matches %s" % target.compiler.describe()))
                 rank = (0 if compiler.vendor == target.compiler.vendor else 1,
@@ -371,7 +416,14 @@ def linker_program(compiler: Compiler, llvm: LlvmSettings, env: Mapping[str, str
     """The program kbuild's $(LD) will be: ld.lld[-N] for LLVM=, else $(CROSS_COMPILE)ld."""
     if llvm.make_vars:
         return "ld.lld" + llvm.suffix
-    return env.get("CROSS_COMPILE", "") + "ld"
+    if env.get("CROSS_COMPILE"):
+        return env["CROSS_COMPILE"] + "ld"
+    # a cross gcc without CROSS_COMPILE in the environment: kbuildguard gives make its own prefix
+    # (cross_settings), so $(LD) is aarch64-linux-gnu-ld, not this machine's ld
+    m = re.match(r"^(.+-)(?:gcc|cc)(?:-[\d.]+)?$", compiler.program)
+    if m and not same_machine(compiler.arch, host_arch()):
+        return m.group(1) + "ld"
+    return "ld"
 
 
 def identify_linker(runner: Runner, program: str, env: Optional[Mapping[str, str]] = None) -> Linker:
@@ -446,3 +498,102 @@ def toolchain_make_args(make_args: Sequence[str], compiler: Compiler, llvm: Llvm
         else:
             passed.append(arg)
     return MakeArgs(tuple(passed), tuple(notes))
+
+
+class CrossSettings(NamedTuple):
+    """ARCH= and CROSS_COMPILE= kbuildguard puts on make's command line, and what it says about them."""
+
+    make_vars: Tuple[str, ...]  # ("ARCH=arm64", "CROSS_COMPILE=aarch64-linux-gnu-"), () for a native build
+    notes: Tuple[str, ...]
+
+
+def _given(name: str, make_args: Sequence[str], env: Mapping[str, str]) -> Tuple[Optional[str], str]:
+    """The user's own value of a make variable and where it came from: the last NAME=/NAME:= after --
+    (make's command line beats the environment), else the environment; (None, "") when neither."""
+    value: Optional[str] = None
+    where = ""
+    for arg in make_args:
+        m = re.match(r"^\s*(?:override\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*(?:::=|:=|=)(.*)$", arg)
+        if m is not None and m.group(1) == name:
+            value, where = m.group(2).strip(), "after --"
+    if value is None and env.get(name):  # an empty one (`export ARCH=`) is as good as none: make's command line overrides it
+        value, where = env[name], "in the environment"
+    return value, where
+
+
+def cross_settings(target: KernelTarget, compiler: Compiler, make_args: Sequence[str], env: Mapping[str, str],
+                   host: Optional[Arch] = None) -> CrossSettings:
+    """What kbuild must be told to build for a kernel of another machine than this host (issue 22).
+
+    kbuild takes the architecture from ARCH= (default: this host's, Makefile "ARCH ?= $(SUBARCH)")
+    and gcc's binutils from $(CROSS_COMPILE)ld, $(CROSS_COMPILE)objcopy ...; the compiler itself is
+    kbuildguard's CC=. For clang, LLVM= names LLVM's own binutils whatever CROSS_COMPILE says; the
+    triplet still goes to CROSS_COMPILE, from which every Makefile.clang takes --target. A user's ARCH=/CROSS_COMPILE= (after
+    -- or in the environment) wins; an ARCH= of another architecture than the kernel's is refused
+    (UsageError): kbuild would build for it, and every module would be refused afterwards.
+    """
+    host = host if host is not None else host_arch()
+    notes: List[str] = []
+    user_arch, arch_where = _given("ARCH", make_args, env)
+    want = target.arch.traits.kbuild if target.arch is not None else ""
+    if user_arch is not None and want and arches.srcarch(user_arch) != want:
+        raise UsageError("ARCH=%s %s: kernel %s is %s, which kbuild builds with ARCH=%s: a module built for %s "
+                         "would not load there; drop it (kbuildguard sets ARCH= itself) or name another kernel"
+                         % (user_arch, arch_where, target.release, target.arch, want, user_arch or "the host"))
+    if target.arch is None or not arches.foreign(target.arch, host) or not want:
+        return CrossSettings((), ())
+    triplet = target.arch.traits.triplet
+    make_vars: List[str] = []
+    if user_arch is None:
+        make_vars.append("ARCH=" + want)
+    else:
+        notes.append("ARCH=%s %s: kept" % (user_arch, arch_where))
+    user_cross, cross_where = _given("CROSS_COMPILE", make_args, env)
+    if user_cross == "" and compiler.family is Family.GCC:
+        raise UsageError("CROSS_COMPILE= (empty) %s: kernel %s is %s and this machine %s, so kbuild would link and "
+                         "strip with this machine's ld and objcopy; drop it (kbuildguard sets CROSS_COMPILE=%s) "
+                         "or name the cross binutils' prefix" % (cross_where, target.release, target.arch, host,
+                                                                 compiler.program.rsplit("gcc", 1)[0] or "TRIPLET-"))
+    if user_cross is not None:
+        notes.append("CROSS_COMPILE=%s %s: kept" % (user_cross, cross_where))
+    elif compiler.family is Family.CLANG:
+        # 6.1's scripts/Makefile.clang would take --target from ARCH alone (CLANG_TARGET_FLAGS_$(SRCARCH));
+        # before that table it read --target only from CROSS_COMPILE ("ifneq ($(CROSS_COMPILE),)"), and
+        # under LLVM_IAS=0 clang finds GNU as by $(CROSS_COMPILE) (--prefix=): the triplet serves all
+        if triplet:
+            make_vars.append("CROSS_COMPILE=%s-" % triplet)
+    else:
+        # the selected gcc's own prefix (aarch64-linux-gnu-gcc-12 -> aarch64-linux-gnu-): its binutils
+        # sit beside it, and toolset_env puts its folder first on PATH when that is not /usr/bin
+        m = re.match(r"^(.+-)(?:gcc|cc)(?:-[\d.]+)?$", compiler.program)
+        prefix = m.group(1) if m else (triplet + "-" if triplet else "")
+        if prefix:
+            make_vars.append("CROSS_COMPILE=" + prefix)
+    if make_vars:
+        notes.append("kernel %s is %s and this machine %s: a cross build, make gets %s" % (
+            target.release, target.arch, host, " ".join(make_vars)))
+    return CrossSettings(tuple(make_vars), tuple(notes))
+
+
+# binfmt_misc (Documentation/admin-guide/binfmt-misc.rst): each registered handler is a file
+# /proc/sys/fs/binfmt_misc/NAME whose first line is "enabled" or "disabled", and the file "status"
+# says whether the mechanism as a whole is; qemu-user-static/binfmt-support register qemu-NAME.
+BINFMT_DIR = "/proc/sys/fs/binfmt_misc"
+
+
+def runs_here(machine: Optional[Arch], host: Optional[Arch], binfmt: str = BINFMT_DIR) -> bool:
+    """Whether a program of ``machine`` can run on this ``host``: the same machine, 32-bit x86 on
+    64-bit x86, or an enabled qemu-user handler registered in binfmt_misc."""
+    if machine is None or host is None or same_machine(machine, host):
+        return True
+    if machine is Arch.I686 and host is Arch.X86_64:
+        return True
+    for name in ("status", "qemu-" + machine.traits.qemu):
+        try:
+            data = bounded.read_file(os.path.join(binfmt, name), 64 * 1024, "a binfmt_misc entry")
+            first = data.decode("ascii", errors="replace").split("\n", 1)[0].strip()
+        except (OSError, BadInput):
+            return False
+        if first != "enabled":
+            return False
+    return True

@@ -270,7 +270,13 @@ def test_foreign_architecture_root_names_the_cross_compiler(tmp_path):
     assert "runs this machine's dnf, which resolves packages for x86_64, not aarch64" in foreign_root(
         root, target, "x86_64", debian, "dnf", binfmt)
     assert foreign_root(root, target, "aarch64", debian, "apt-get", binfmt) == ""  # the same machine
-    open(os.path.join(binfmt, "qemu-aarch64"), "w").close()
+    with open(os.path.join(binfmt, "qemu-aarch64"), "w") as f:
+        f.write("disabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\n")
+    with open(os.path.join(binfmt, "status"), "w") as f:
+        f.write("enabled\n")
+    assert "cannot run here" in foreign_root(root, target, "x86_64", debian, "apt-get", binfmt)  # registered, disabled
+    with open(os.path.join(binfmt, "qemu-aarch64"), "w") as f:
+        f.write("enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\n")
     assert foreign_root(root, target, "x86_64", debian, "apt-get", binfmt) == ""  # qemu-user runs it
     assert foreign_root(root._replace(kind=Kind.MACHINE), target, "x86_64", debian, "apt-get", str(tmp_path / "none")) == ""
 

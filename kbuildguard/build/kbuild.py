@@ -14,7 +14,7 @@ from kbuildguard.errors import BadInput, BuildFailed
 from kbuildguard.formats.module import read_module
 from kbuildguard.run import CommandFailed, Runner, quote
 from kbuildguard.target.kernel import KernelTarget, tool_records
-from kbuildguard.toolchain import Compiler, llvm_settings, toolchain_make_args, toolset_env
+from kbuildguard.toolchain import Compiler, cross_settings, llvm_settings, toolchain_make_args, toolset_env
 
 TARGETS = ("modules", "clean", "modules_install")
 
@@ -47,6 +47,9 @@ def make_command(target: KernelTarget, compiler: Compiler, stage_dir: str, goal:
     llvm = llvm_settings(target, compiler, tool_records(target.tree_config).assembler)
     # toolset_env also puts clang's own LLVM bin folder first on PATH, for LLVM=1 (none for gcc)
     argv.extend(llvm.make_vars)
+    # a kernel of another machine than this one: ARCH= and CROSS_COMPILE= (toolchain.cross_settings)
+    cross = cross_settings(target, compiler, make_args, env)
+    argv.extend(cross.make_vars)
     argv.append("CC=" + compiler.path)
     given = toolchain_make_args([a for a in make_args if not a.startswith("M=")], compiler, llvm)
     argv.extend(given.passed)
@@ -54,7 +57,8 @@ def make_command(target: KernelTarget, compiler: Compiler, stage_dir: str, goal:
     build_env = toolset_env(compiler, env)
     build_env["PWD"] = stage_dir  # $(PWD) in a hand-written Makefile means the folder kbuild builds in
     scrubbed = scrub_make_env(build_env)
-    return MakeCommand(argv, build_env, stage_dir, compiler, btf_base, objtree, target.build_dir, scrubbed, given.notes)
+    return MakeCommand(argv, build_env, stage_dir, compiler, btf_base, objtree, target.build_dir, scrubbed,
+                       cross.notes + given.notes)
 
 
 # The environment reaches make too, and every variable in it becomes a make variable: an outer

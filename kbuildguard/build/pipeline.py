@@ -232,7 +232,12 @@ def choose_compiler(ctx: Context, target: KernelTarget, req: Request) -> Selecti
             from kbuildguard.provision import install_and_reselect  # only when installing
 
             return install_and_reselect(ctx, target, req.level, yes=req.yes, dry_run=req.dry_run, scl_root=req.scl_root)
-        raise no_match_error(target, selection)
+        error = no_match_error(target, selection)
+        from kbuildguard.provision import cross_hint, detect_distro  # only on this error path
+
+        # a kernel of another machine: the cross compiler, not the catalogue's native gcc-N (issue 22)
+        error.hint = cross_hint(ctx.runner, target, toolchain.host_arch(), detect_distro("/"), ctx.env) or error.hint
+        raise error
     if not req.allow_mismatch:
         raise refuse_forced(target, selection)
     c = selection.candidates[0]

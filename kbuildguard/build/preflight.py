@@ -27,20 +27,26 @@ import os
 import re
 from typing import List, Mapping, NamedTuple, Optional, Tuple
 
+from kbuildguard import bounded
+from kbuildguard.arch import Arch
 from kbuildguard.build.modbtf import BtfBase, choose_base
 from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.errors import BadInput, ToolchainUnfit, ToolNotFound
+from kbuildguard.formats.elf import Elf
 from kbuildguard.identity import Family, Linker
 from kbuildguard.run import CommandFailed, Runner, quote
 from kbuildguard.strenum import StrEnum
 from kbuildguard.target.kernel import KernelTarget, ToolRecords, tool_records
 from kbuildguard.toolchain import (
+    BINFMT_DIR,
     Compiler,
     LlvmSettings,
+    host_arch,
     identify_linker,
     linker_program,
     llvm_settings,
+    runs_here,
     toolset_env,
 )
 from kbuildguard.versions import release_tuple
@@ -197,8 +203,23 @@ def host_programs(records: ToolRecords, module_btf: bool) -> List[str]:
     return progs
 
 
-def check_host_programs(runner: Runner, target: KernelTarget, records: ToolRecords, module_btf: bool) -> List[Finding]:
+# fixdep is ~20 KiB, modpost ~200 KiB, objtool ~3 MiB (with debug info more): bounds a hostile tree
+HOST_PROGRAM_BYTES = 64 * 1024 * 1024
+
+
+def program_machine(path: str) -> Optional[Arch]:
+    """The machine an ELF program is for (formats/elf.py reads its e_machine); None when it is not
+    an ELF file we can read (a script, a wrapper): then running it is what tells."""
+    try:
+        return Elf(bounded.read_file(path, HOST_PROGRAM_BYTES, "a host program"), path).arch
+    except (OSError, BadInput):
+        return None
+
+
+def check_host_programs(runner: Runner, target: KernelTarget, records: ToolRecords, module_btf: bool,
+                        host: Optional[Arch] = None, binfmt: str = BINFMT_DIR) -> List[Finding]:
     assert target.build_dir is not None
+    host = host if host is not None else host_arch()
     out: List[Finding] = []
     for rel in host_programs(records, module_btf):
         path = os.path.join(target.build_dir, rel)
@@ -211,6 +232,15 @@ def check_host_programs(runner: Runner, target: KernelTarget, records: ToolRecor
         if not os.path.isfile(path):
             out.append(Finding(Check.HOST_PROGRAM, name, Status.FAIL, "%s is missing%s" % (path, why),
                                _packages(target, tool)))
+            continue
+        machine = program_machine(path)
+        if not runs_here(machine, host, binfmt):
+            # issue 22: an arm64 root's own linux-kbuild on an amd64 host; make would stop at the first
+            # object with "fixdep: cannot execute binary file: Exec format error"
+            out.append(Finding(Check.HOST_PROGRAM, name, Status.FAIL, "%s is a program for %s and this machine is %s, with no "
+                               "binfmt_misc handler for %s in %s: kbuild runs it for every module; install "
+                               "qemu-user-static and binfmt-support, or use a build tree prepared for %s (its "
+                               "linux-kbuild package of this machine)" % (path, machine, host, machine, binfmt, host), ()))
             continue
         try:
             runner.probe([path], ok_returncodes=STARTED, timeout=30, remember=True)

@@ -14,7 +14,7 @@ from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.errors import PackageUnavailable, UsageError
 from kbuildguard.provision import InstallPlan, Kind, System, check, detect_distro, execute, for_system, plan, reselect, system_for
-from kbuildguard.provision.system import foreign_root
+from kbuildguard.provision.system import cross_hint, cross_plan, foreign_root
 from kbuildguard.run import quote
 from kbuildguard.settings import Common
 from kbuildguard.target import kernel
@@ -33,10 +33,17 @@ def run(ctx: Context, common: Common, yes: bool, dry_run: bool) -> int:
     selection = toolchain.select(ctx.runner, target, level, ctx.env, opt_root=scl) if system.kind is Kind.MACHINE else None
     need_compiler = selection is None or selection.selected is None
     p = plan(target, system.distro, need_compiler=need_compiler, need_tree=target.build_dir is None, scl_root=scl)
+    crossed = cross_plan(p, target, toolchain.host_arch()) if system.kind is Kind.MACHINE else p
+    told = crossed is not p  # a tree of another machine: its cross compiler, said in the plan (issue 22)
+    p = crossed
     p = check(ctx.runner, for_system(p, system), system, ctx.env)
     foreign = foreign_root(system, target, os.uname().machine, detect_distro("/"), p.manager) if p.commands else ""
     if foreign:
         p = p._replace(notes=p.notes + (foreign,))
+    elif system.installable and not told:  # issue 22: whether this machine has the cross compiler a build from here takes
+        cross = cross_hint(ctx.runner, target, toolchain.host_arch(), detect_distro("/"), ctx.env)
+        if cross:
+            p = p._replace(notes=p.notes + (cross,))
     show(ctx, target, system, p, settings.as_json(), "nothing to install: %s" % (
         selection.selected.describe() if selection and selection.selected else "build tree present"))
     refuse_unavailable(p)

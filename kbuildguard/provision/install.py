@@ -10,10 +10,10 @@ from kbuildguard.context import Context
 from kbuildguard.errors import ConsentRequired, InstallFailed, NoMatchingCompiler, PackageUnavailable
 from kbuildguard.provision.lock import run_waiting
 from kbuildguard.provision.plan import InstallPlan, plan
-from kbuildguard.provision.system import check, system_for
+from kbuildguard.provision.system import check, cross_plan, system_for
 from kbuildguard.run import CommandFailed, quote
 from kbuildguard.target.kernel import KernelTarget
-from kbuildguard.toolchain import MatchLevel, Selection, select
+from kbuildguard.toolchain import MatchLevel, Selection, host_arch, select
 
 
 def _ask(ctx: Context, prompt: str) -> bool:
@@ -63,7 +63,9 @@ def install_and_reselect(ctx: Context, target: KernelTarget, level: MatchLevel, 
                          scl_root: str) -> Selection:
     """``make --install``: plan, install with consent, then detect again; the new compiler must match."""
     machine = system_for(target, None, None)
-    p = check(ctx.runner, plan(target, machine.distro, scl_root=scl_root)._replace(system=machine.describe), machine, ctx.env)
+    # a kernel of another machine: its cross compiler, not this machine's gcc-N (issue 22)
+    p = cross_plan(plan(target, machine.distro, scl_root=scl_root), target, host_arch())
+    p = check(ctx.runner, p._replace(system=machine.describe), machine, ctx.env)
     missing = [pkg for pkg in p.checked if pkg.available is False]
     if missing:
         print_plan(ctx, p)

@@ -9,20 +9,22 @@
   from here, so its plan is unverified.
 """
 
-import os
 import re
-from typing import Dict, Mapping, NamedTuple, Optional
+from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
-from kbuildguard.errors import NoMatchingCompiler
+from kbuildguard import arch as arches
+from kbuildguard.errors import NoMatchingCompiler, ToolNotFound
+from kbuildguard.identity import Family
 from kbuildguard.provision.apt import Apt
 from kbuildguard.provision.dnf import Dnf, Yum
 from kbuildguard.provision.manager import Manager
-from kbuildguard.provision.plan import Distro, InstallPlan, detect_distro, plan
+from kbuildguard.provision.plan import Distro, InstallPlan, Package, Role, detect_distro, plan
 from kbuildguard.provision.zypper import Zypper
 from kbuildguard.run import Runner, quote
 from kbuildguard.strenum import StrEnum
 from kbuildguard.target import sysroot as sysroots
 from kbuildguard.target.kernel import KernelTarget
+from kbuildguard.toolchain import host_arch, runs_here
 
 MANAGERS: Dict[str, Manager] = {m.name: m for m in (Apt(), Dnf(), Yum(), Zypper())}
 
@@ -114,10 +116,23 @@ def setup_hint(runner: Runner, target: KernelTarget, sysroot: Optional[str], pro
     Debian hinted `apt-get install gcc-8`, which Debian 12 does not have, while setup planned dnf)."""
     try:
         system = system_for(target, sysroot, proc_version_file)
-        p = plan(target, system.distro, need_compiler=True, need_tree=target.build_dir is None, scl_root=scl_root)
     except NoMatchingCompiler as exc:
         return exc.message + ("; " + exc.hint if exc.hint else "")
+    # a tree of another machine (or a build root of one) is built from here with a cross compiler: the
+    # root's own gcc-12 serves only that machine (issue 22)
+    cross = cross_hint(runner, target, host_arch(), detect_distro("/"), env) if system.installable else ""
+    try:
+        p = plan(target, system.distro, need_compiler=True, need_tree=target.build_dir is None, scl_root=scl_root)
+    except NoMatchingCompiler as exc:
+        return cross or exc.message + ("; " + exc.hint if exc.hint else "")
     p = check(runner, for_system(p, system), system, env)
+    if cross:
+        # its build tree still comes from the root's own packages
+        return cross + ("; the build tree: %s" % _plan_hint(p, system) if target.build_dir is None and p.commands else "")
+    return _plan_hint(p, system)
+
+
+def _plan_hint(p: InstallPlan, system: System) -> str:
     cmds = " && ".join(quote(c) for c in p.commands)
     where = "%s (%s)" % (system.describe, system.distro.name)
     missing = [pkg.name for pkg in p.checked if pkg.available is False]
@@ -129,15 +144,6 @@ def setup_hint(runner: Runner, target: KernelTarget, sysroot: Optional[str], pro
         return "`kbuildguard setup` plans for %s: %s -- to be run on that machine (%s)" % (where, cmds, p.unverified)
     checked = "checked with %s" % p.asked if p.asked and not p.unverified else "unverified: %s" % p.unverified
     return "`kbuildguard setup` installs it on %s: %s (%s)" % (where, cmds, checked)
-
-
-# GNU triplets of Debian's cross compilers (gcc-N-TRIPLET) and Fedora's (gcc-TRIPLET, kernel builds only)
-_TRIPLETS = {"aarch64": "aarch64-linux-gnu", "armv7l": "arm-linux-gnueabihf", "ppc64le": "powerpc64le-linux-gnu",
-             "ppc64": "powerpc64-linux-gnu", "s390x": "s390x-linux-gnu", "riscv64": "riscv64-linux-gnu",
-             "i686": "i686-linux-gnu", "x86_64": "x86-64-linux-gnu", "loongarch64": "loongarch64-linux-gnu"}
-# qemu-user's binfmt_misc entry per machine (qemu's own names), which lets a foreign chroot run
-_QEMU = {"aarch64": "aarch64", "armv7l": "arm", "ppc64le": "ppc64le", "ppc64": "ppc64", "s390x": "s390x",
-         "riscv64": "riscv64", "i686": "i386", "x86_64": "x86_64", "loongarch64": "loongarch64"}
 
 
 def foreign_root(system: System, target: KernelTarget, host: str, host_distro: Distro, manager: str = "apt-get",
@@ -152,16 +158,11 @@ def foreign_root(system: System, target: KernelTarget, host: str, host_distro: D
         return ""
     if host == "x86_64" and arch == "i686":  # a 64-bit x86 kernel runs 32-bit programs
         return ""
-    if os.path.exists(os.path.join(binfmt, "qemu-" + _QEMU.get(arch, arch))):
+    machine = arches.parse(arch)
+    if machine is not None and runs_here(machine, arches.parse(host), binfmt):
         return ""
-    triplet = _TRIPLETS.get(arch, "%s-linux-gnu" % arch)
-    major = target.compiler.version.split(".")[0]
-    if host_distro.id in ("debian", "ubuntu") or "debian" in host_distro.like:
-        cross = "apt-get install gcc-%s-%s" % (major, triplet)
-    elif host_distro.id == "fedora" or "fedora" in host_distro.like:
-        cross = "dnf install gcc-%s (Fedora's cross gcc, for kernel builds)" % triplet
-    else:
-        cross = "a cross compiler for %s (gcc %s)" % (triplet, major)
+    triplet = machine.traits.triplet if machine is not None and machine.traits.triplet else "%s-linux-gnu" % arch
+    cross = cross_compiler_install(target, triplet, host_distro)
     if manager == "apt-get":
         why = ("a foreign-architecture chroot cannot run here (no qemu-user registered in %s): `chroot %s apt-get` "
                "would fail with 'Exec format error'" % (binfmt, system.root))
@@ -169,5 +170,92 @@ def foreign_root(system: System, target: KernelTarget, host: str, host_distro: D
         why = ("%s runs this machine's %s, which resolves packages for %s, not %s (yum and dnf take the architecture from this machine; check what "
                "it plans before --yes)" % (manager, manager, host, arch))
     return ("%s is a %s root and this machine is %s: %s. Install into it on a %s machine, or build for it from here "
-            "with a cross compiler: %s, then kbuildguard make --sysroot %s -- ARCH=%s CROSS_COMPILE=%s-" % (
-                system.root, arch, host, why, arch, cross, system.root, "arm64" if arch == "aarch64" else arch, triplet))
+            "with a cross compiler: %s, then kbuildguard make --sysroot %s (it finds %s-gcc-N and gives make ARCH=%s "
+            "CROSS_COMPILE=%s- itself)" % (system.root, arch, host, why, arch, cross, system.root, triplet,
+                                             machine.traits.kbuild if machine is not None else arch, triplet))
+
+
+def cross_compiler_install(target: KernelTarget, triplet: str, host_distro: Distro) -> str:
+    """How to install on this machine the cross compiler of the kernel's gcc for ``triplet``:
+    Debian's gcc-N-TRIPLET (a "_" in the triplet is "-" in package names: gcc-12-x86-64-linux-gnu,
+    which installs x86_64-linux-gnu-gcc-12), Fedora's gcc-TRIPLET (kernel builds only)."""
+    major = target.compiler.version.split(".")[0]
+    if target.compiler.family is Family.CLANG:
+        return "none needed: the kernel's clang %s builds for %s with ARCH= (kbuild sets --target)" % (major, triplet)
+    package = cross_package(target, triplet, host_distro)
+    if package.startswith("gcc-%s-" % major):
+        return "apt-get install " + package
+    if package:
+        return "dnf install %s (Fedora's cross gcc, for kernel builds)" % package
+    return "a cross compiler for %s (gcc %s)" % (triplet, major)
+
+
+def cross_package(target: KernelTarget, triplet: str, host_distro: Distro) -> str:
+    """The package of this machine's distribution that installs the kernel's gcc for ``triplet``, ""
+    where we know none. Debian's gcc-N-TRIPLET (a "_" in the triplet is "-" in package names:
+    gcc-12-x86-64-linux-gnu, which installs x86_64-linux-gnu-gcc-12); Fedora's gcc-TRIPLET, one
+    release only (its own gcc's)."""
+    major = target.compiler.version.split(".")[0]
+    if host_distro.id in ("debian", "ubuntu") or "debian" in host_distro.like:
+        return "gcc-%s-%s" % (major, triplet.replace("_", "-"))
+    if host_distro.id == "fedora" or "fedora" in host_distro.like:
+        return "gcc-%s" % triplet
+    return ""
+
+
+def cross_plan(p: InstallPlan, target: KernelTarget, host: Optional[arches.Arch]) -> InstallPlan:
+    """A plan for this machine, for a gcc kernel of another machine: the cross compiler in place of
+    the native gcc-N the catalogue names (issue 22: `setup --kernel-dir` of an arm64 tree on amd64
+    planned `apt-get install gcc-12`, which builds nothing for arm64); unchanged otherwise."""
+    machine = target.arch
+    if machine is None or not arches.foreign(machine, host) or not machine.traits.triplet \
+            or target.compiler.family is not Family.GCC:
+        return p
+    package = cross_package(target, machine.traits.triplet, p.distro)
+    native = [pkg.name for pkg in p.checked if pkg.role is Role.COMPILER]
+    if not package or not native:
+        return p
+
+    def swap(names: Tuple[str, ...]) -> Tuple[str, ...]:
+        out: List[str] = []
+        for name in names:
+            name = package if name in native else name
+            if name not in out:
+                out.append(name)
+        return tuple(out)
+
+    checked: List[Package] = []
+    for pkg in p.checked:
+        pkg = pkg._replace(name=package, elsewhere="") if pkg.role is Role.COMPILER else pkg
+        if pkg.name not in [c.name for c in checked]:
+            checked.append(pkg)
+    program = "%s-gcc-%s" % (machine.traits.triplet, target.compiler.version.split(".")[0])
+    note = ("kernel %s is %s and this machine %s: %s (%s) in place of %s, which builds for this machine only; "
+            "kbuildguard make gives make ARCH=%s CROSS_COMPILE=%s-" % (
+                target.release, machine, host, package, program, " ".join(native), machine.traits.kbuild,
+                machine.traits.triplet))
+    return p._replace(packages=swap(p.packages), commands=tuple(swap(c) if set(native) & set(c) else c for c in p.commands),
+                      checked=tuple(checked), notes=p.notes + (note,), compiler_path="/usr/bin/" + program)
+
+
+def cross_hint(runner: Runner, target: KernelTarget, host: Optional[arches.Arch], host_distro: Distro,
+               env: Mapping[str, str]) -> str:
+    """For a kernel of another machine than this one: the cross compiler a build from here uses, and
+    the package that installs it when it is not on PATH (issue 22: setup and detect of an arm64
+    root on amd64 named only the root's own gcc-12); "" for a native kernel."""
+    machine = target.arch
+    if machine is None or not arches.foreign(machine, host) or not machine.traits.triplet:
+        return ""
+    triplet = machine.traits.triplet
+    if target.compiler.family is Family.CLANG:
+        return "kernel %s is %s and this machine %s: a build from here uses this machine's clang %s with ARCH=%s " \
+               "(kbuild gives clang --target)" % (target.release, machine, host, target.compiler.version.split(".")[0],
+                                                   machine.traits.kbuild)
+    program = "%s-gcc-%s" % (triplet, target.compiler.version.split(".")[0])
+    try:
+        found = "%s is on PATH (%s)" % (program, runner.which(program, env))
+    except ToolNotFound:
+        found = "%s is not on PATH: %s" % (program, cross_compiler_install(target, triplet, host_distro))
+    return ("kernel %s is %s and this machine %s: a build from here needs the cross compiler %s; %s "
+            "(kbuildguard make finds it and gives make ARCH=%s CROSS_COMPILE=%s-)" % (
+                target.release, machine, host, program, found, machine.traits.kbuild, triplet))

@@ -36,11 +36,15 @@ def arm64():
 def guest_arm64(arm64, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("arm64")
     ok = named_kdemo(tmp, "kdemo_ok")
-    res = kbuildguard("make", "--kernel-dir", arm64["tree"], "--sysroot", arm64["root"], cwd=ok, env=CROSS)
+    # issue 22: no ARCH=/CROSS_COMPILE= from the user: kbuildguard finds aarch64-linux-gnu-gcc-12 and says so
+    res = kbuildguard("make", "--kernel-dir", arm64["tree"], "--sysroot", arm64["root"], cwd=ok)
     assert res.code == 0, res
+    # the user's own (exported, as this test did before issue 22) is kept, with a note
+    own = named_kdemo(tmp / "own", "kdemo_own")
+    user = kbuildguard("make", "--kernel-dir", arm64["tree"], "--sysroot", arm64["root"], cwd=own, env=CROSS)
     drifted = drifted_tree(str(tmp / "tree"), arm64["release"], {"CONFIG_JUMP_LABEL": None}, src=arm64["tree"])
     refused = kbuildguard("make", "--kernel-dir", drifted, "--sysroot", arm64["root"], "--kernel-config",
-                          os.path.join(arm64["tree"], ".config"), cwd=named_kdemo(tmp / "refused", "kdemo_jumplabel"), env=CROSS)
+                          os.path.join(arm64["tree"], ".config"), cwd=named_kdemo(tmp / "refused", "kdemo_jumplabel"))
     # the vendor's way: build it anyway, without kbuildguard
     bad = named_kdemo(tmp, "kdemo_jumplabel", kbuildguard_toml=False)
     import subprocess
@@ -55,7 +59,8 @@ def guest_arm64(arm64, tmp_path_factory):
     with open(str(tmp / "serial.log"), "w") as f:
         f.write(out)
     assert "KBG-DONE" in out, out[-3000:]
-    return dict(parse_report(out), kos=kos, refused=refused, check=check, out=out)
+    return dict(parse_report(out), kos=kos, refused=refused, check=check, out=out, made=res, user=user,
+                user_ko=os.path.join(own, "kdemo_own.ko"))
 
 
 def test_cross_built_module_loads_and_unloads_on_arm64(guest_arm64):
@@ -79,3 +84,21 @@ def test_kbuildguard_refused_it_beforehand(guest_arm64):
     assert "exit at 0x338, kernel expects 0x340" in by_name["kdemo_jumplabel.ko"]["layout"]["message"]
     assert "loads, and then cannot be unloaded" in by_name["kdemo_jumplabel.ko"]["layout"]["message"]
     assert all(c["ok"] for c in by_name["kdemo_ok.ko"].values())
+
+
+def test_cross_compiler_found_without_the_users_cross_compile(guest_arm64):
+    made = guest_arm64["made"]
+    assert "note: kernel 6.1.0-" in made.err and "make gets ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-" in made.err, made
+
+
+def test_the_users_own_arch_and_cross_compile_are_kept(guest_arm64):
+    user = guest_arm64["user"]
+    assert user.code == 0, user
+    assert "ARCH=arm64 in the environment: kept" in user.err and "CROSS_COMPILE=aarch64-linux-gnu- in the environment: kept" in user.err
+    assert read_module(guest_arm64["user_ko"]).machine == "aarch64"
+
+
+def test_a_contradicting_arch_is_refused_before_building(arm64, tmp_path):
+    res = kbuildguard("make", "--kernel-dir", arm64["tree"], "--sysroot", arm64["root"], "--dry-run", "--", "ARCH=x86",
+                      cwd=named_kdemo(tmp_path, "kdemo_x86"))
+    assert res.code == 2 and "ARCH=x86 after --: kernel %s is aarch64, which kbuild builds with ARCH=arm64" % arm64["release"] in res.err
