@@ -544,3 +544,19 @@ def test_two_signers_both_with_signed_attributes_are_ok(tmp_path):
     sig = two_signed(tmp_path, "fixture-attrs-sha256.ko", "fixture-attrs-sha256.ko")
     c = signature.check(sig, facts(True, trusted(FIXTURE_KEY)))
     assert (c.ok, c.effect) == (True, Effect.OK), c.message
+
+
+@pytest.mark.parametrize("name", ["issuer-serial-sha256.p7", "keyid-sha512.p7", "debian-6.1.0-57-af_key.p7"])
+def test_digest_algorithms_outside_the_grammar_are_bad_message(name):
+    """The differential corpus's v01479: Debian's signed brd.ko with the digestAlgorithms OID's tag
+    0x06 flipped to 0x16. The signature still verifies (the digest comes from the SignerInfo), but
+    lib/asn1_decoder.c walks pkcs7.asn1 and answers -EBADMSG ("Bad message"), enforced or not."""
+    good = blob(name)
+    pkcs7.parse_message(good)
+    # SEQUENCE { OID signedData, [0] { SEQUENCE { INTEGER version, SET { SEQUENCE { OID ...
+    signed_data = der.read(good).children()[1].children()[0]
+    oid = signed_data.children()[1].children()[0].children()[0]
+    assert oid.tag == der.OID
+    bad = good[:oid.header] + b"\x16" + good[oid.header + 1:]
+    with pytest.raises(BadInput, match="object identifier"):
+        pkcs7.parse_message(bad)

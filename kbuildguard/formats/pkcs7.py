@@ -272,19 +272,43 @@ def _signed_data(blob: bytes) -> Tuple[bytes, List[der.Node], bool, Tuple[bytes,
     version = der.expect(parts[0], der.INTEGER, "SignedData version").content
     if version not in (b"\x01", b"\x03"):
         raise BadInput("Unsupported SignedData version")
+    _digest_algorithms(parts[1])
     encap = der.expect(parts[2], der.SEQUENCE, "encapsulated content").children()
     if not encap or der.oid(encap[0]) != OID_DATA:
         raise BadInput("SignedData does not sign data")
+    return version, parts, len(encap) > 1, _certificates(parts[3:-1]), _signer_infos(parts[-1])
+
+
+def _digest_algorithms(node: der.Node) -> None:
+    """pkcs7.asn1 DigestAlgorithmIdentifiers: a SET OF (or SEQUENCE OF) SEQUENCE { OBJECT IDENTIFIER,
+    ANY OPTIONAL }. kbuildguard reads the digest from each SignerInfo, as the kernel does, but
+    lib/asn1_decoder.c still walks this grammar: a wrong tag anywhere in it is -EBADMSG ("Bad
+    message"), though the signature itself verifies (the differential corpus's v01479)."""
+    if node.tag not in (der.SET, der.SEQUENCE):
+        raise BadInput("malformed SignedData digestAlgorithms: tag 0x%02x" % node.tag)
+    for algorithm in node.children():
+        der.oid(der.child(der.expect(algorithm, der.SEQUENCE, "digestAlgorithm"), 0, "digestAlgorithm"))
+
+
+def _certificates(extras: List[der.Node]) -> Tuple[bytes, ...]:
+    """The optional certificates ([0] set or [2] sequence) and CRLs ([1] or [3]) between
+    contentInfo and signerInfos; any other element is not in pkcs7.asn1: -EBADMSG."""
     certificates: List[bytes] = []
-    for extra in parts[3:-1]:
-        if extra.tag == 0xA0:  # [0] IMPLICIT certificates
+    for extra in extras:
+        if extra.tag not in (0xA0, 0xA1, 0xA2, 0xA3):
+            raise BadInput("malformed SignedData: an element of tag 0x%02x before signerInfos" % extra.tag)
+        if extra.tag in (0xA0, 0xA2):  # [0] IMPLICIT certSet, [2] IMPLICIT certSequence
             certificates.extend(c.raw for c in extra.children())
-    infos = der.expect(parts[-1], der.SET, "SignedData signerInfos").children()
+    return tuple(certificates)
+
+
+def _signer_infos(node: der.Node) -> List[der.Node]:
+    infos = der.expect(node, der.SET, "SignedData signerInfos").children()
     # pkcs7_parser.c pkcs7_note_signed_info() appends each SignerInfo to the list pkcs7_verify() and
     # pkcs7_validate_trust() walk; none at all is refused (pkcs7_check_authattrs(): -EINVAL)
     if not infos:
         raise BadInput("SignedData holds no signer")
-    return version, parts, len(encap) > 1, tuple(certificates), infos
+    return infos
 
 
 def _signer_id(sid: der.Node, info_version: bytes) -> SignerId:
