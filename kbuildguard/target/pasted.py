@@ -12,8 +12,9 @@ layout puts in front of the line and joins what a mailer broke: "Linux version" 
 not a kernel line, and a line that parses as it is comes back unchanged. Pure functions, no I/O.
 """
 
+import itertools
 import re
-from typing import List, NamedTuple, Optional, Pattern, Tuple
+from typing import Callable, List, NamedTuple, Optional, Pattern, Tuple
 
 from kbuildguard.errors import BadInput
 from kbuildguard.identity import ProcVersion, parse_proc_version
@@ -89,6 +90,22 @@ _QP_SOFT_END = re.compile(r"=[ \t]*$")
 _QUOTE_MARKS = re.compile(r"[ \t]*(?:>[ \t]?)*")
 _UNAME_A = re.compile(r"^\s*Linux \S+ (\d+\.\d+\S*) #\S+ .*$", re.MULTILINE)
 _MAX_CONTINUATION = 12
+# A break may fall inside a word when a word character is on both sides of it.
+# (A break just before "," or ")" or just after "(" is one too: "9796371" / ", based on".)
+_GLUE_BEFORE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-~+#@:(/")
+_GLUE_AFTER = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-~+@:,)/")
+_MAX_LOOSE_BREAKS = 12  # 4096 readings at most
+# Lines wrapped at a fixed column differ in length by at most what a client trims (a space or two at
+# a cut next to a space); wrapped at spaces, lines usually differ by more.
+_SPACE_WRAP_SLACK = 3
+# A token cut where no banner token ends or starts: ".0-14", "-14", "12.", "x86_", "lcy02-".
+# A space before "," or before a ")" that does not close a ")" ("(SUSE Linux) )" is real: gcc 4.8's own).
+_BROKEN_TOKEN = re.compile(r"(?:^|\s)[.\-_~/]\w|\w[\-_~@/]\s|\d[.:](?:\s|$)|\s,|[^)\s]\s+\)")
+# The vendor text distributions' compilers print in their parenthesis (gcc's --with-pkgversion, clang's
+# vendor prefix): a known name, then optionally the package version (and Gentoo's patch set).
+_KNOWN_VENDOR = re.compile(r"^(?:Red Hat, Inc\.|Red Hat|Debian|Ubuntu/Linaro|Ubuntu|Alpine|Fedora|Gentoo|Raspbian"
+                           r"|SUSE Linux|openSUSE|Arch Linux|Linaro GCC|Mageia|Oracle|Photon OS)(?: \d\S*(?: p\d+)?)?$")
+_WRAP_HINT = "give the line /proc/version prints, whole (cat /proc/version), not a wrapped copy from a mail"
 _MAX_SHOWN = 60
 
 
@@ -145,7 +162,11 @@ def _search(text: str) -> Tuple[Optional[Found], Optional[BadInput]]:
             continue
         start = _kernel_line_start(raw)
         if start is None:
-            embedded = _embedded_banner(raw, lines[i + 1:i + 1 + _MAX_CONTINUATION], i + 1)
+            try:
+                embedded = _embedded_banner(raw, lines[i + 1:i + 1 + _MAX_CONTINUATION], i + 1)
+            except BadInput as exc:
+                refused = BadInput("line %d: %s" % (i + 1, exc.message), hint=_WRAP_HINT)
+                continue
             if embedded is not None:
                 found.append(embedded)
                 continue
@@ -156,6 +177,14 @@ def _search(text: str) -> Tuple[Optional[Found], Optional[BadInput]]:
         line, more = _join_wrapped(raw[offset:], lines[i + 1:i + 1 + _MAX_CONTINUATION], quoted)
         if more:
             repairs.append("joined %d lines wrapped by a mailer" % (more + 1))
+            pieces = [_continuation(nxt, quoted) or "" for nxt in lines[i + 1:i + 1 + more]]
+            try:
+                line, glued = _resolve_wrap(raw[offset:].rstrip(), pieces, _parses_whole, lines[i:i + 1 + more])
+            except BadInput as exc:
+                refused = BadInput("line %d: %s" % (i + 1, exc.message), hint=_WRAP_HINT)
+                continue
+            if glued:
+                repairs.append(glued)
         candidate, cleanups = _clean(line)
         try:
             parsed = parse_proc_version(candidate)
@@ -242,13 +271,22 @@ def _embedded_banner(raw: str, following: List[str], number: int) -> Optional[Tu
                 break
             pieces.append(piece)
         complete = None
+        joined = ""
+        first = raw[anchor.start():].rstrip()
+        whole = _whole_after(prefix)
+        glued = ""
         # The fewest wrapped lines that make a whole banner; one more only when it is the
         # parenthesised source tag that ends a banner (Ubuntu's).
         for more in range(len(pieces) + 1):
-            complete = _complete_banner(" ".join([raw[anchor.start():].rstrip()] + pieces[:more]), prefix)
+            if more == 0:
+                complete = _complete_banner(first, prefix)
+            else:
+                maybe, glued = _resolve_wrap(first, pieces[:more], whole, [raw] + following[:more], required=False)
+                joined = maybe or ""
+                complete = None if maybe is None else _complete_banner(joined, prefix)
             if complete is not None:
                 if more < len(pieces) and re.match(r"^\([^()]+\)$", pieces[more]):
-                    longer = _complete_banner(" ".join([raw[anchor.start():].rstrip()] + pieces[:more + 1]), prefix)
+                    longer = _complete_banner((first if more == 0 else joined) + " " + pieces[more], prefix)
                     if longer is not None:
                         complete, more = longer, more + 1
                 break
@@ -260,6 +298,8 @@ def _embedded_banner(raw: str, following: List[str], number: int) -> Optional[Tu
             repairs.append("removed the text after the kernel line (%s)" % _shown(trailer))
         if more:
             repairs.append("joined %d lines wrapped by a mailer" % (more + 1))
+        if glued:
+            repairs.append(glued)
         repairs.extend(r for r in cleanups if r not in repairs)
         return Found(candidate, tuple(repairs), number), parsed
     return None
@@ -329,7 +369,7 @@ def _join_wrapped(first: str, following: List[str], quoted: bool) -> Tuple[str, 
             line, used = closed[0], used + closed[1]
             continue
         piece = pieces[used]
-        if piece is None or not _continues(line, piece):
+        if piece is None or not (_continues(line, piece) or _continues_glued(line, piece)):
             break
         line = line + " " + piece
         used += 1
@@ -358,6 +398,141 @@ def _continues(line: str, nxt: str) -> bool:
     if not re.search(r"#\d", line):
         return bool(re.match(r"#\d", nxt))  # the build: "#1 SMP ..."
     return not _BUILD_DONE.search(line) and bool(_BUILD_WORDS.match(nxt))
+
+
+def _continues_glued(line: str, nxt: str) -> bool:
+    """Whether ``nxt`` continues ``line`` when the mailer broke a word ("6.1.0-12-cl" / "oud-amd64 (",
+    "... 2.40) #" / "1 SMP ..."): judged as if the broken word had been whole. Which joining is read
+    is decided afterwards by :func:`_resolve_wrap`."""
+    if not _gluable(line, nxt) or _BUILD_DONE.search(line):
+        return False
+    head, _, tail = line.rpartition(" ")
+    if re.search(r"#\d", head):  # in the build part, words continue as they are (_BUILD_WORDS)
+        return False
+    return bool(head) and _continues(head, tail + nxt)
+
+
+def _gluable(before: str, after: str) -> bool:
+    """Whether a line break between ``before`` and ``after`` may have been inside a word."""
+    return bool(before) and bool(after) and before[-1] in _GLUE_BEFORE and after[0] in _GLUE_AFTER
+
+
+def _resolve_wrap(first: str, pieces: List[str], accept: Callable[[str], Optional[ProcVersion]],
+                  raws: List[str], required: bool = True) -> Tuple[Optional[str], str]:
+    """The one way of joining ``first`` and the wrapped ``pieces`` that reads as a whole kernel line, and
+    the repair to report when a word was rejoined ("" when not); BadInput when two ways read as
+    different kernels or compilers, or (``required``) when none reads.
+
+    A mailer wraps at a space (and drops it) or, with a long line or a hard 72-column wrap, inside a
+    word (format=flowed with DelSp=yes, RFC 3676 section 4.2, even marks that break with a space it
+    deletes): nothing in the text says which. Each break between two word characters is read both
+    ways. A way counts when it parses (``accept``) and no token is visibly broken (a builder with a
+    space, "( mockbuild", ".0-14", "x86_"). When the ways that count read as different identities,
+    the consistent ones are kept: the version inside the vendor's parenthesis equals the compiler's
+    ("(Debian 12.2.0-14) 12.2.0", "8.5.0 ... (Red Hat 8.5.0-20)"), the vendor is one distributions
+    print ("Red Hat", not "RedHat" or "Deb ian"), a linker is read when any way reads one. Then what
+    the line lengths (``raws``, the lines as pasted) show: a mailer that cuts at a fixed column leaves
+    every line but the last equally long; when they are not, it wraps at spaces and breaks only a
+    word too long for a line, so a join of two short words is not read. Anything still ambiguous
+    is refused: a wrong compiler is worse than none.
+    """
+    loose = [i for i, piece in enumerate(pieces) if _gluable(first if i == 0 else pieces[i - 1], piece)]
+    if len(loose) > _MAX_LOOSE_BREAKS:
+        raise BadInput("%d wrapped lines could each be broken inside a word: too many to rejoin safely" % len(loose))
+    readings: List[Tuple[str, ProcVersion, int]] = []
+    longest_glued: List[int] = []
+    for choice in itertools.product((False, True), repeat=len(loose)):
+        glue = {i for i, g in zip(loose, choice) if g}
+        text = first
+        for i, piece in enumerate(pieces):
+            text += ("" if i in glue else " ") + piece
+        parsed = accept(text)
+        if parsed is not None and not _visibly_broken(parsed):
+            readings.append((text, parsed, len(glue)))
+            longest_glued.append(min([len((first if i == 0 else pieces[i - 1]).split()[-1]) + len(pieces[i].split()[0])
+                                      for i in glue] or [0]))
+    if not readings:
+        if required:
+            raise BadInput("the %d lines wrapped by a mailer join into no whole kernel line" % (len(pieces) + 1))
+        return None, ""
+    if len({_identity(p) for _, p, _ in readings}) > 1:
+        with_linker = any(p.compiler.linker is not None for _, p, _ in readings)
+        consistent = [r for r in readings if _consistent(r[1], with_linker)] or readings
+        if len({_identity(p) for _, p, _ in consistent}) > 1:
+            widths = [len(raw.rstrip("\r\n")) for raw in raws[:-1]]
+            if len(widths) >= 2 and max(widths) - min(widths) >= _SPACE_WRAP_SLACK:
+                # Wrapped at spaces: a join is read only for a word too long for a line.
+                consistent = [r for r, n in zip(readings, longest_glued)
+                              if r in consistent and (not r[2] or n > max(widths) - _SPACE_WRAP_SLACK)]
+        if len({_identity(p) for _, p, _ in consistent}) != 1:
+            raise BadInput("a word broken across the wrapped lines reads two ways (%s); refused rather than guessed"
+                           % _ambiguity(consistent or readings))
+        readings = consistent
+    # Same identity every way: prefer a whole build date ("UTC 2023", not "UTC 20 23"), then fewest joins.
+    text, _, glued = min(readings, key=lambda r: (not _COMPLETE.search(r[0]), r[2]))
+    if not glued:
+        return text, ""
+    return text, "rejoined %d word%s the mailer broke inside" % (glued, "" if glued == 1 else "s")
+
+
+def _parses_whole(text: str) -> Optional[ProcVersion]:
+    try:
+        return parse_proc_version(text)
+    except BadInput:
+        return None
+
+
+def _whole_after(prefix: str) -> Callable[[str], Optional[ProcVersion]]:
+    def accept(text: str) -> Optional[ProcVersion]:
+        complete = _complete_banner(text, prefix)
+        return None if complete is None else complete[1]
+    return accept
+
+
+def _identity(pv: ProcVersion) -> Tuple[str, ...]:
+    linker = pv.compiler.linker
+    return (pv.release, pv.builder.strip(), pv.compiler.describe(), pv.compiler.date, pv.compiler.program,
+            "" if linker is None else linker.describe())
+
+
+def _visibly_broken(pv: ProcVersion) -> bool:
+    """A reading with a token no banner has: a builder (user@host, init/version.c LINUX_COMPILE_BY "@"
+    LINUX_COMPILE_HOST) with a space, a space just inside a parenthesis, a version cut at a dot or dash."""
+    if re.search(r"\s", pv.builder.strip()) or "( " in pv.text:
+        return True
+    if pv.build and not re.match(r"#\d", pv.build):
+        return True
+    if re.search(r"\d{5}", pv.compiler.version):  # "13.2.1" / "20240206" read as "13.2.120240206"
+        return True
+    return bool(_BROKEN_TOKEN.search(pv.text))
+
+
+def _consistent(pv: ProcVersion, with_linker: bool) -> bool:
+    compiler = pv.compiler
+    if with_linker and compiler.linker is None:
+        return False
+    # The program name the compiler printed ("gcc-12", "aarch64-linux-gnu-gcc-13", "gcc-toolset-13-gcc"),
+    # not "gccversion" from "gcc" / "version".
+    if compiler.program and not re.search(r"(?:gcc|clang|cc)(?:-\d+(?:\.\d+)*)?$", compiler.program):
+        return False
+    vendor = compiler.vendor
+    if vendor and not _KNOWN_VENDOR.match(vendor):
+        return False
+    inner = re.search(r"(?:^|\s)(\d+\.\d+\.\d+)", vendor)
+    if inner and re.match(r"^\d+\.\d+\.\d+$", compiler.version) and inner.group(1) != compiler.version:
+        return False
+    return True
+
+
+def _ambiguity(readings: List[Tuple[str, ProcVersion, int]]) -> str:
+    """The field the ways disagree on and two of its values: "compiler: gcc 12.2.0 (Deb ian 12.2.0-14) or ..."."""
+    names = ("release", "builder", "compiler", "compiler date", "compiler program", "linker")
+    seen = sorted({_identity(p) for _, p, _ in readings})
+    for n, name in enumerate(names):
+        values = sorted({ident[n] for ident in seen})
+        if len(values) > 1:
+            return "%s: %s" % (name, " or ".join("'%s'" % v for v in values[:2]))
+    return "no way reads whole"
 
 
 def _names_compiler(line: str) -> bool:
