@@ -71,6 +71,9 @@ _RECORD_START = re.compile(r"^(?:(?:<\d{1,3}>)?" + _LOG_TIME + r"\s+[\w.:-]+\s+[
 # The end of a complete /proc/version line: a year (optionally with a zone after it, as Arch's
 # "+0000"), Debian's "(2023-12-30)", or SUSE's source hash "(8ded7a2)".
 _BUILD_DONE = re.compile(r"(?:\b(?:19|20)\d\d(?:\s+[+-]\d{4}|\s+[A-Z]{2,5})?|\(\d{4}-\d\d-\d\d\)|\([0-9a-f]{7,}\))\s*$")
+# One word of the build part, whole (a word a break inside it may be rejoined to).
+_BUILD_WORD = re.compile(r"^(?:\d\d:\d\d:\d\d|(?:19|20)\d\d|SMP|PREEMPT\w*|" + _WEEKDAY + r",?|" + _MONTH
+                         + r"|[A-Z]{2,5}|[+-]\d{4}|\(\d{4}-\d\d-\d\d\))(?:\s|$)")
 # A line made only of what the build part of /proc/version is made of ("Nov 14 13:30:08 UTC 2023").
 _BUILD_WORDS = re.compile(
     r"^(?:(?:" + _WEEKDAY + r",?|" + _MONTH + r"|\d{1,2}|\d\d:\d\d:\d\d|(?:19|20)\d\d|[A-Z]{2,5}|[+-]\d{4}"
@@ -104,7 +107,9 @@ _BROKEN_TOKEN = re.compile(r"(?:^|\s)[.\-_~/]\w|\w[\-_~@/]\s|\d[.:](?:\s|$)|\s,|
 # The vendor text distributions' compilers print in their parenthesis (gcc's --with-pkgversion, clang's
 # vendor prefix): a known name, then optionally the package version (and Gentoo's patch set).
 _KNOWN_VENDOR = re.compile(r"^(?:Red Hat, Inc\.|Red Hat|Debian|Ubuntu/Linaro|Ubuntu|Alpine|Fedora|Gentoo|Raspbian"
-                           r"|SUSE Linux|openSUSE|Arch Linux|Linaro GCC|Mageia|Oracle|Photon OS)(?: \d\S*(?: p\d+)?)?$")
+                           r"|SUSE Linux|openSUSE|Arch Linux|Linaro GCC|Mageia|Oracle|Photon OS|Chromium OS)(?: \d\S*(?: p\d+)?)?$"
+                           r"|^Android \(\d+,? based on r\d+[a-z]?\)(?: \(?https?://[^\s()]+\)?)*$"
+                           r"|^Arm GNU Toolchain \d+\.\d+\.Rel\d+ \(Build arm-\d+\.\d+\)$")
 _WRAP_HINT = "give the line /proc/version prints, whole (cat /proc/version), not a wrapped copy from a mail"
 _MAX_SHOWN = 60
 
@@ -407,14 +412,25 @@ def _continues_glued(line: str, nxt: str) -> bool:
     if not _gluable(line, nxt) or _BUILD_DONE.search(line):
         return False
     head, _, tail = line.rpartition(" ")
-    if re.search(r"#\d", head):  # in the build part, words continue as they are (_BUILD_WORDS)
-        return False
+    if re.search(r"#\d", head):
+        # In the build part only a word the build is made of: "02:" / "00:00 UTC 2026" (not a
+        # cut-off "UTC 2" / "bye").
+        return bool(_BUILD_WORD.match(tail + nxt))
     return bool(head) and _continues(head, tail + nxt)
 
 
 def _gluable(before: str, after: str) -> bool:
     """Whether a line break between ``before`` and ``after`` may have been inside a word."""
-    return bool(before) and bool(after) and before[-1] in _GLUE_BEFORE and after[0] in _GLUE_AFTER
+    if not before or not after:
+        return False
+    return (before[-1] in _GLUE_BEFORE and after[0] in _GLUE_AFTER) or (before[-1] == ")" and after[0] in ",)")
+
+
+def _indent(raw: str) -> int:
+    """The blanks a pasted line starts with, after its quote markers ("> >  p13)": 1)."""
+    m = re.match(r"[ \t]*(?:>[ \t]?)+", raw)
+    rest = raw[m.end():] if m else raw
+    return len(rest) - len(rest.lstrip(" \t"))
 
 
 def _resolve_wrap(first: str, pieces: List[str], accept: Callable[[str], Optional[ProcVersion]],
@@ -436,7 +452,17 @@ def _resolve_wrap(first: str, pieces: List[str], accept: Callable[[str], Optiona
     word too long for a line, so a join of two short words is not read. Anything still ambiguous
     is refused: a wrong compiler is worse than none.
     """
-    loose = [i for i, piece in enumerate(pieces) if _gluable(first if i == 0 else pieces[i - 1], piece)]
+    # A line that starts with more blanks than the others (after its quote markers), or ends with more
+    # than the others (format=flowed puts one at the end of each), was cut at a space.
+    group = raws[:len(pieces) + 1]
+    indents = [_indent(raw) for raw in group]
+    trails = [len(raw.rstrip("\r\n")) - len(raw.rstrip()) for raw in group[:-1]]
+    least_indent = min(indents) if indents else 0
+    least_trail = min(trails) if trails else 0
+    loose = [i for i, piece in enumerate(pieces)
+             if _gluable(first if i == 0 else pieces[i - 1], piece)
+             and (i + 1 >= len(indents) or indents[i + 1] <= least_indent)
+             and (i >= len(trails) or len(trails) < 2 or trails[i] <= least_trail)]
     if len(loose) > _MAX_LOOSE_BREAKS:
         raise BadInput("%d wrapped lines could each be broken inside a word: too many to rejoin safely" % len(loose))
     readings: List[Tuple[str, ProcVersion, int]] = []
@@ -457,7 +483,8 @@ def _resolve_wrap(first: str, pieces: List[str], accept: Callable[[str], Optiona
         return None, ""
     if len({_identity(p) for _, p, _ in readings}) > 1:
         with_linker = any(p.compiler.linker is not None for _, p, _ in readings)
-        consistent = [r for r in readings if _consistent(r[1], with_linker)] or readings
+        with_date = any(p.compiler.date for _, p, _ in readings)
+        consistent = [r for r in readings if _consistent(r[1], with_linker, with_date)] or readings
         if len({_identity(p) for _, p, _ in consistent}) > 1:
             widths = [len(raw.rstrip("\r\n")) for raw in raws[:-1]]
             if len(widths) >= 2 and max(widths) - min(widths) >= _SPACE_WRAP_SLACK:
@@ -504,12 +531,16 @@ def _visibly_broken(pv: ProcVersion) -> bool:
         return True
     if re.search(r"\d{5}", pv.compiler.version):  # "13.2.1" / "20240206" read as "13.2.120240206"
         return True
+    linker = pv.compiler.linker
+    # The linker's version ends its part: ")" or its own parenthesis follows ("2.39-6.a" / "mzn2023.0.9").
+    if linker is not None and linker.version and not re.search(re.escape(linker.version) + r"(?:\)| \()", pv.text):
+        return True
     return bool(_BROKEN_TOKEN.search(pv.text))
 
 
-def _consistent(pv: ProcVersion, with_linker: bool) -> bool:
+def _consistent(pv: ProcVersion, with_linker: bool, with_date: bool) -> bool:
     compiler = pv.compiler
-    if with_linker and compiler.linker is None:
+    if (with_linker and compiler.linker is None) or (with_date and not compiler.date):
         return False
     # The program name the compiler printed ("gcc-12", "aarch64-linux-gnu-gcc-13", "gcc-toolset-13-gcc"),
     # not "gccversion" from "gcc" / "version".
