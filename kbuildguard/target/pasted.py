@@ -184,10 +184,12 @@ def _search(text: str) -> Tuple[Optional[Found], Optional[BadInput]]:
             repairs.append("joined %d lines wrapped by a mailer" % (more + 1))
             pieces = [_continuation(nxt, quoted) or "" for nxt in lines[i + 1:i + 1 + more]]
             try:
-                line, glued = _resolve_wrap(raw[offset:].rstrip(), pieces, _parses_whole, lines[i:i + 1 + more])
+                resolved, glued = _resolve_wrap(raw[offset:].rstrip(), pieces, _parses_whole, lines[i:i + 1 + more])
             except BadInput as exc:
                 refused = BadInput("line %d: %s" % (i + 1, exc.message), hint=_WRAP_HINT)
                 continue
+            assert resolved is not None  # required: BadInput rather than None
+            line = resolved
             if glued:
                 repairs.append(glued)
         candidate, cleanups = _clean(line)
@@ -358,6 +360,7 @@ def _join_wrapped(first: str, following: List[str], quoted: bool) -> Tuple[str, 
     pieces = [_continuation(raw, quoted) for raw in following]
     line = first.rstrip()
     used = 0
+    taken: List[str] = []
     while used < len(pieces) and not line.endswith(("...", "\u2026")):  # "..." is cut off on purpose
         if _unbalanced(line):
             closed: Optional[Tuple[str, int]] = None
@@ -371,14 +374,37 @@ def _join_wrapped(first: str, following: List[str], quoted: bool) -> Tuple[str, 
                     break
             if closed is None:
                 break
+            taken.extend(p for p in pieces[used:used + closed[1]] if p is not None)
             line, used = closed[0], used + closed[1]
             continue
         piece = pieces[used]
-        if piece is None or not (_continues(line, piece) or _continues_glued(line, piece)):
+        if piece is None or not _continues_some_way(first.rstrip(), taken, piece):
             break
         line = line + " " + piece
+        taken.append(piece)
         used += 1
     return line, used
+
+
+def _continues_some_way(first: str, taken: List[str], nxt: str) -> bool:
+    """Whether ``nxt`` continues the kernel line ``first`` + ``taken`` read in some way of joining
+    them: "(aarch64-linux-gnu-gcc" / "-13 (Ubuntu ..." names its compiler only as "gcc-13"."""
+    line = " ".join([first] + taken)
+    if _continues(line, nxt) or _continues_glued(line, nxt):
+        return True
+    loose = [i for i, piece in enumerate(taken) if _gluable(first if i == 0 else taken[i - 1], piece)]
+    if not loose or len(loose) > _MAX_LOOSE_BREAKS:
+        return False
+    for choice in itertools.product((False, True), repeat=len(loose)):
+        glue = {i for i, g in zip(loose, choice) if g}
+        if not glue:
+            continue
+        text = first
+        for i, piece in enumerate(taken):
+            text += ("" if i in glue else " ") + piece
+        if _continues(text, nxt) or _continues_glued(text, nxt):
+            return True
+    return False
 
 
 def _continuation(raw: str, quoted: bool) -> Optional[str]:
@@ -533,7 +559,10 @@ def _visibly_broken(pv: ProcVersion) -> bool:
         return True
     linker = pv.compiler.linker
     # The linker's version ends its part: ")" or its own parenthesis follows ("2.39-6.a" / "mzn2023.0.9").
-    if linker is not None and linker.version and not re.search(re.escape(linker.version) + r"(?:\)| \()", pv.text):
+    if linker is not None and linker.version and not re.search(r"(?<![\w.])(?<!\d )" + re.escape(linker.version) + r"(?:\)| \()", pv.text):
+        return True
+    # The release is one word, then the builder's parenthesis ("...-ab10675" / "345 (kleaf@...").
+    if not re.match(r"Linux version:?\s+\S+\s+\(", pv.text):
         return True
     return bool(_BROKEN_TOKEN.search(pv.text))
 
