@@ -97,7 +97,10 @@ _MAX_CONTINUATION = 12
 # (A break just before "," or ")" or just after "(" is one too: "9796371" / ", based on".)
 _GLUE_BEFORE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-~+#@:(/")
 _GLUE_AFTER = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-~+@:,)/")
-_MAX_LOOSE_BREAKS = 12  # 4096 readings at most
+_MAX_LOOSE_BREAKS = 10  # 1024 readings of one wrapped line at most
+# Where each way of joining is only tried (a prefix's banner, for each count of wrapped lines; whether a
+# line continues): fewer, so that a long quoted mail with "Linux version" in prose stays fast.
+_MAX_LOOSE_TRIED = 7
 # Lines wrapped at a fixed column differ in length by at most what a client trims (a space or two at
 # a cut next to a space); wrapped at spaces, lines usually differ by more.
 _SPACE_WRAP_SLACK = 3
@@ -288,7 +291,8 @@ def _embedded_banner(raw: str, following: List[str], number: int) -> Optional[Tu
             if more == 0:
                 complete = _complete_banner(first, prefix)
             else:
-                maybe, glued = _resolve_wrap(first, pieces[:more], whole, [raw] + following[:more], required=False)
+                maybe, glued = _resolve_wrap(first, pieces[:more], whole, [raw] + following[:more], required=False,
+                                             most=_MAX_LOOSE_TRIED)
                 joined = maybe or ""
                 complete = None if maybe is None else _complete_banner(joined, prefix)
             if complete is not None:
@@ -393,7 +397,7 @@ def _continues_some_way(first: str, taken: List[str], nxt: str) -> bool:
     if _continues(line, nxt) or _continues_glued(line, nxt):
         return True
     loose = [i for i, piece in enumerate(taken) if _gluable(first if i == 0 else taken[i - 1], piece)]
-    if not loose or len(loose) > _MAX_LOOSE_BREAKS:
+    if not loose or len(loose) > _MAX_LOOSE_TRIED:
         return False
     for choice in itertools.product((False, True), repeat=len(loose)):
         glue = {i for i, g in zip(loose, choice) if g}
@@ -460,7 +464,7 @@ def _indent(raw: str) -> int:
 
 
 def _resolve_wrap(first: str, pieces: List[str], accept: Callable[[str], Optional[ProcVersion]],
-                  raws: List[str], required: bool = True) -> Tuple[Optional[str], str]:
+                  raws: List[str], required: bool = True, most: int = _MAX_LOOSE_BREAKS) -> Tuple[Optional[str], str]:
     """The one way of joining ``first`` and the wrapped ``pieces`` that reads as a whole kernel line, and
     the repair to report when a word was rejoined ("" when not); BadInput when two ways read as
     different kernels or compilers, or (``required``) when none reads.
@@ -489,7 +493,9 @@ def _resolve_wrap(first: str, pieces: List[str], accept: Callable[[str], Optiona
              if _gluable(first if i == 0 else pieces[i - 1], piece)
              and (i + 1 >= len(indents) or indents[i + 1] <= least_indent)
              and (i >= len(trails) or len(trails) < 2 or trails[i] <= least_trail)]
-    if len(loose) > _MAX_LOOSE_BREAKS:
+    if len(loose) > most:
+        if not required:
+            return None, ""
         raise BadInput("%d wrapped lines could each be broken inside a word: too many to rejoin safely" % len(loose))
     readings: List[Tuple[str, ProcVersion, int]] = []
     longest_glued: List[int] = []
@@ -537,6 +543,10 @@ def _parses_whole(text: str) -> Optional[ProcVersion]:
 
 def _whole_after(prefix: str) -> Callable[[str], Optional[ProcVersion]]:
     def accept(text: str) -> Optional[ProcVersion]:
+        # Cheap first: a whole banner ends as _COMPLETE says (less what _clean may remove after it).
+        kept, _ = _strip_trailer(text, prefix)
+        if not _COMPLETE.search(re.sub(r"[\s.\u2026\"`\[\]]+$", "", kept)):
+            return None
         complete = _complete_banner(text, prefix)
         return None if complete is None else complete[1]
     return accept
