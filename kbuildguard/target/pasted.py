@@ -101,16 +101,14 @@ _MAX_LOOSE_BREAKS = 10  # 1024 readings of one wrapped line at most
 # Where each way of joining is only tried (a prefix's banner, for each count of wrapped lines; whether a
 # line continues): fewer, so that a long quoted mail with "Linux version" in prose stays fast.
 _MAX_LOOSE_TRIED = 7
-# Lines wrapped at a fixed column differ in length by at most what a client trims (a space or two at
-# a cut next to a space); wrapped at spaces, lines usually differ by more.
-_SPACE_WRAP_SLACK = 3
 # A token cut where no banner token ends or starts: ".0-14", "-14", "12.", "x86_", "lcy02-".
 # A space before "," or before a ")" that does not close a ")" ("(SUSE Linux) )" is real: gcc 4.8's own).
 _BROKEN_TOKEN = re.compile(r"(?:^|\s)[.\-_~/]\w|\w[\-_~@/]\s|\d[.:](?:\s|$)|\s,|[^)\s]\s+\)")
 # The vendor text distributions' compilers print in their parenthesis (gcc's --with-pkgversion, clang's
 # vendor prefix): a known name, then optionally the package version (and Gentoo's patch set).
-_KNOWN_VENDOR = re.compile(r"^(?:Red Hat, Inc\.|Red Hat|Debian|Ubuntu/Linaro|Ubuntu|Alpine|Fedora|Gentoo|Raspbian"
-                           r"|SUSE Linux|openSUSE|Arch Linux|Linaro GCC|Mageia|Oracle|Photon OS|Chromium OS)(?: \d\S*(?: p\d+)?)?$"
+_KNOWN_VENDOR = re.compile(r"^(?:Red Hat, Inc\.|Red Hat|Debian|Ubuntu/Linaro|Ubuntu|Alpine|Fedora|Raspbian|Anolis"
+                           r"|SUSE Linux|openSUSE|Arch Linux|Linaro GCC|Mageia|Oracle|Photon OS|Chromium OS)(?: \d\S*)?$"
+                           r"|^Gentoo \d+(?:\.\d+)+(?:_p\d{8})?(?: p\d+)?$"
                            r"|^Android \(\d+,? based on r\d+[a-z]?\)(?: \(?https?://[^\s()]+\)?)*$"
                            r"|^Arm GNU Toolchain \d+\.\d+\.Rel\d+ \(Build arm-\d+\.\d+\)$")
 _WRAP_HINT = "give the line /proc/version prints, whole (cat /proc/version), not a wrapped copy from a mail"
@@ -476,11 +474,11 @@ def _resolve_wrap(first: str, pieces: List[str], accept: Callable[[str], Optiona
     space, "( mockbuild", ".0-14", "x86_"). When the ways that count read as different identities,
     the consistent ones are kept: the version inside the vendor's parenthesis equals the compiler's
     ("(Debian 12.2.0-14) 12.2.0", "8.5.0 ... (Red Hat 8.5.0-20)"), the vendor is one distributions
-    print ("Red Hat", not "RedHat" or "Deb ian"), a linker is read when any way reads one. Then what
-    the line lengths (``raws``, the lines as pasted) show: a mailer that cuts at a fixed column leaves
-    every line but the last equally long; when they are not, it wraps at spaces and breaks only a
-    word too long for a line, so a join of two short words is not read. Anything still ambiguous
-    is refused: a wrong compiler is worse than none.
+    print ("Red Hat", not "RedHat" or "Deb ian"), a linker and a compiler date are read when any way
+    reads one (_CONSISTENT, each rule in turn). Line lengths are not used: a terminal's hard cut
+    re-wrapped at spaces by a mailer gives lines of any length with words broken anywhere. What the
+    pasted lines (``raws``) do show: a line that starts, or ends, with more blanks than the others was
+    cut at a space. Anything still ambiguous is refused: a wrong compiler is worse than none.
     """
     # A line that starts with more blanks than the others (after its quote markers), or ends with more
     # than the others (format=flowed puts one at the end of each), was cut at a space.
@@ -498,7 +496,6 @@ def _resolve_wrap(first: str, pieces: List[str], accept: Callable[[str], Optiona
             return None, ""
         raise BadInput("%d wrapped lines could each be broken inside a word: too many to rejoin safely" % len(loose))
     readings: List[Tuple[str, ProcVersion, int]] = []
-    longest_glued: List[int] = []
     for choice in itertools.product((False, True), repeat=len(loose)):
         glue = {i for i, g in zip(loose, choice) if g}
         text = first
@@ -507,8 +504,6 @@ def _resolve_wrap(first: str, pieces: List[str], accept: Callable[[str], Optiona
         parsed = accept(text)
         if parsed is not None and not _visibly_broken(parsed):
             readings.append((text, parsed, len(glue)))
-            longest_glued.append(min([len((first if i == 0 else pieces[i - 1]).split()[-1]) + len(pieces[i].split()[0])
-                                      for i in glue] or [0]))
     if not readings:
         if required:
             raise BadInput("the %d lines wrapped by a mailer join into no whole kernel line" % (len(pieces) + 1))
@@ -516,16 +511,13 @@ def _resolve_wrap(first: str, pieces: List[str], accept: Callable[[str], Optiona
     if len({_identity(p) for _, p, _ in readings}) > 1:
         with_linker = any(p.compiler.linker is not None for _, p, _ in readings)
         with_date = any(p.compiler.date for _, p, _ in readings)
-        consistent = [r for r in readings if _consistent(r[1], with_linker, with_date)] or readings
-        if len({_identity(p) for _, p, _ in consistent}) > 1:
-            widths = [len(raw.rstrip("\r\n")) for raw in raws[:-1]]
-            if len(widths) >= 2 and max(widths) - min(widths) >= _SPACE_WRAP_SLACK:
-                # Wrapped at spaces: a join is read only for a word too long for a line.
-                consistent = [r for r, n in zip(readings, longest_glued)
-                              if r in consistent and (not r[2] or n > max(widths) - _SPACE_WRAP_SLACK)]
+        # Each rule in turn keeps the readings that pass it, unless none does (then it tells nothing).
+        consistent = readings
+        for rule in _CONSISTENT:
+            consistent = [r for r in consistent if rule(r[1], with_linker, with_date)] or consistent
         if len({_identity(p) for _, p, _ in consistent}) != 1:
             raise BadInput("a word broken across the wrapped lines reads two ways (%s); refused rather than guessed"
-                           % _ambiguity(consistent or readings))
+                           % _ambiguity(consistent))
         readings = consistent
     # Same identity every way: prefer a whole build date ("UTC 2023", not "UTC 20 23"), then fewest joins.
     text, _, glued = min(readings, key=lambda r: (not _COMPLETE.search(r[0]), r[2]))
@@ -577,21 +569,36 @@ def _visibly_broken(pv: ProcVersion) -> bool:
     return bool(_BROKEN_TOKEN.search(pv.text))
 
 
-def _consistent(pv: ProcVersion, with_linker: bool, with_date: bool) -> bool:
-    compiler = pv.compiler
-    if (with_linker and compiler.linker is None) or (with_date and not compiler.date):
-        return False
-    # The program name the compiler printed ("gcc-12", "aarch64-linux-gnu-gcc-13", "gcc-toolset-13-gcc"),
-    # not "gccversion" from "gcc" / "version".
-    if compiler.program and not re.search(r"(?:gcc|clang|cc)(?:-\d+(?:\.\d+)*)?$", compiler.program):
-        return False
-    vendor = compiler.vendor
-    if vendor and not _KNOWN_VENDOR.match(vendor):
-        return False
-    inner = re.search(r"(?:^|\s)(\d+\.\d+\.\d+)", vendor)
-    if inner and re.match(r"^\d+\.\d+\.\d+$", compiler.version) and inner.group(1) != compiler.version:
-        return False
-    return True
+def _has_linker(pv: ProcVersion, with_linker: bool, with_date: bool) -> bool:
+    """A linker is read when some reading reads one ("GNU" / "ld version ..." must not lose it)."""
+    return pv.compiler.linker is not None or not with_linker
+
+
+def _has_date(pv: ProcVersion, with_linker: bool, with_date: bool) -> bool:
+    """The compiler's date is read when some reading reads one ("2013" / "0114")."""
+    return bool(pv.compiler.date) or not with_date
+
+
+def _program_named(pv: ProcVersion, with_linker: bool, with_date: bool) -> bool:
+    """The program name the compiler printed ("gcc-12", "aarch64-linux-gnu-gcc-13", "gcc-toolset-13-gcc"),
+    not "gccversion" from "gcc" / "version"."""
+    program = pv.compiler.program
+    return not program or bool(re.search(r"(?:gcc|clang|cc)(?:-\d+(?:\.\d+)*)?$", program))
+
+
+def _vendor_version_agrees(pv: ProcVersion, with_linker: bool, with_date: bool) -> bool:
+    """The version in the vendor's parenthesis is the compiler's: "(Debian 12.2.0-14) 12.2.0", not 12.2."""
+    inner = re.search(r"(?:^|\s)(\d+\.\d+\.\d+)", pv.compiler.vendor)
+    version = pv.compiler.version
+    return not (inner and re.match(r"^\d+\.\d+\.\d+$", version) and inner.group(1) != version)
+
+
+def _vendor_known(pv: ProcVersion, with_linker: bool, with_date: bool) -> bool:
+    """The vendor is one distributions print: "Red Hat 8.5.0-20", not "RedHat 8.5.0-20" or "Deb ian"."""
+    return not pv.compiler.vendor or bool(_KNOWN_VENDOR.match(pv.compiler.vendor))
+
+
+_CONSISTENT = (_has_linker, _has_date, _program_named, _vendor_version_agrees, _vendor_known)
 
 
 def _ambiguity(readings: List[Tuple[str, ProcVersion, int]]) -> str:
