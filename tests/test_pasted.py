@@ -255,8 +255,10 @@ def _pasted_bytes(form: List[str], banner: str) -> bytes:
     for token, char in _TOKENS.items():
         text = text.replace(token, char)
     text = text.replace("{B}", banner)
-    if int(width):
-        marker = "" if quote == "-" else quote
+    marker = "" if quote == "-" else quote
+    if width.startswith("cut"):
+        text = "Here it is:\n" + _cut(text, int(width[3:].rstrip("f")), marker, width.endswith("f")) + marker + "thanks\n"
+    elif int(width):
         text = ("Here it is:\n" + "".join(marker + part + "\n" for part in _wrap(text, int(width)))
                 + marker.rstrip() + "\n" + marker + "thanks\n")
     if encoding == "qp":
@@ -266,6 +268,15 @@ def _pasted_bytes(form: List[str], banner: str) -> bytes:
     if encoding == "utf-16-be-bom":
         return b"\xfe\xff" + text.encode("utf-16-be")
     return text.encode(encoding)
+
+
+def _cut(text: str, width: int, marker: str, flowed: bool) -> str:
+    """``text`` cut every ``width`` columns (quote marker included) wherever that falls, inside words
+    too, as a mailer that hard-wraps does; with format=flowed DelSp=yes each cut line ends with a space."""
+    step = width - len(marker) - (1 if flowed else 0)
+    parts = [text[i:i + step] for i in range(0, len(text), step)]
+    return ("".join(marker + part + (" " if flowed else "") + "\n" for part in parts[:-1])
+            + marker + parts[-1] + "\n" + marker.rstrip() + "\n")
 
 
 def _read_pasted(data: bytes):
@@ -287,11 +298,23 @@ def test_banner_reads_as_its_identity(banner):
     assert (pv.release, pv.compiler.describe(), got_linker) == (release, compiler, linker)
 
 
+# Banners whose vendor text no rule can check ("4.7.2_cos_gg_c8f69e0" is not the compiler's 4.7.x):
+# cut inside a word there, two readings stay and the line is refused, never guessed.
+REFUSED_WHEN_CUT = {"chromeos-gcc"}
+
+
 @pytest.mark.parametrize("form", FORMS, ids=[f[0][:60] for f in FORMS])
 def test_every_banner_in_every_form(form):
     want_repair = form[5]
     for _id, release, compiler, linker, line in BANNERS:
-        found = _read_pasted(_pasted_bytes(form, line))
+        if form[2].startswith("cut") and _id in REFUSED_WHEN_CUT:
+            try:
+                found = _read_pasted(_pasted_bytes(form, line))
+            except BadInput as exc:
+                assert "reads two ways" in exc.message and "\n" not in exc.message
+                continue
+        else:
+            found = _read_pasted(_pasted_bytes(form, line))
         pv = parse_proc_version(found.line)
         got_linker = "-" if pv.compiler.linker is None else pv.compiler.linker.describe()
         assert (pv.release, pv.compiler.describe(), got_linker) == (release, compiler, linker), (form[0], _id, found)
@@ -333,3 +356,123 @@ def test_utf16_file_is_decoded(tmp_path):
 def test_not_a_whole_banner_is_refused(text):
     with pytest.raises(BadInput):
         find_kernel_line(text + "\n")
+
+
+# --- a banner hard-wrapped inside a word (issue 22: mail clients cut at 72 columns) -------------------
+#
+# A mailer that cuts inside a word leaves nothing that says where the word went on: each break is read
+# joined and with a space, and a line is read only when exactly one reading parses whole and
+# consistently; anything else is refused. Never a wrong identity.
+
+SWEPT = ["debian12", "debian11", "el7", "el8", "el9-rocky", "ubuntu2204", "fedora39", "sle15"]
+_BY_ID = {b[0]: b for b in BANNERS}
+
+
+def _whole_identity(pv):
+    linker = pv.compiler.linker
+    return (pv.release, pv.builder.strip(), pv.compiler.describe(), pv.compiler.date, pv.compiler.program,
+            "" if linker is None else linker.describe())
+
+
+def _sweep(texts_by_banner):
+    """(read, refused) over the texts; asserts that none reads as another identity."""
+    read = refused = 0
+    for banner_id, texts in texts_by_banner:
+        want = _whole_identity(parse_proc_version(_BY_ID[banner_id][4]))
+        for text in texts:
+            try:
+                found = find_kernel_line(text)
+            except BadInput as exc:
+                assert "\n" not in exc.message
+                refused += 1
+                continue
+            assert _whole_identity(parse_proc_version(found.line)) == want, (banner_id, text, found)
+            read += 1
+    return read, refused
+
+
+def _split_everywhere(line, quote):
+    """Every break position, as a cut inside a word (the halves join as they are) and, where the
+    break falls on a space, as a wrap at that space (the space dropped); with and without
+    format=flowed's trailing space."""
+    for pos in range(len("Linux version "), len(line)):
+        for flowed in ("", " "):
+            head, tail = line[:pos], line[pos:]
+            if line[pos] == " ":
+                yield "Hi\n%s%s%s\n%s%s\n%s\n" % (quote, head, flowed, quote, tail[1:], quote.rstrip())
+            yield "Hi\n%s%s%s\n%s%s\n%s\n" % (quote, head, flowed, quote, tail, quote.rstrip())
+
+
+@pytest.mark.parametrize("quote", ["", "> ", "> > "])
+def test_sweep_one_break_anywhere(quote):
+    read, refused = _sweep([(b, list(_split_everywhere(_BY_ID[b][4], quote))) for b in SWEPT])
+    # Figures when written: 3330 read, 0 refused for each quote (main read about a third of them wrong).
+    assert read >= 0.97 * (read + refused), (read, refused)
+
+
+@pytest.mark.parametrize("width", [60, 66, 72, 76, 78])
+def test_sweep_cut_at_a_column(width):
+    texts = []
+    for b in BANNERS:
+        line = b[4]
+        texts.append((b[0], ["Hi\n" + _cut(prefix + line, width, quote, flowed) + "thanks\n"
+                             for quote in ("", "> ", "> > ", ">> ") for flowed in (False, True)
+                             for prefix in ("", "# ", "OS: ")]))
+    read, refused = _sweep(texts)
+    # Figures when written (840 texts a width): 827 read, 13 refused at 60 columns; 840 read at 66, 72,
+    # 76 and 78. The refused: chromeos-gcc's vendor, which no rule can check, cut inside a word.
+    assert refused <= 16, (read, refused)
+
+
+def test_mid_word_breaks_of_the_report():
+    """The cases of the report: "Deb" / "ian", "12.2" / ".0" (both places), "Red" / "Hat" at a space."""
+    line = _BY_ID["debian12"][4]
+    for word in ("Debian 12.2.0-14", "12.2.0, GNU"):
+        at = line.index(word) + (3 if word.startswith("Deb") else 4)
+        for quote in ("> ", "> > "):
+            found = find_kernel_line("%s%s \n%s%s\n" % (quote, line[:at], quote, line[at:]))
+            pv = parse_proc_version(found.line)
+            assert pv.compiler.describe() == "gcc 12.2.0 (Debian 12.2.0-14)", found
+            assert "rejoined 1 word the mailer broke inside" in found.repairs
+    el8 = _BY_ID["el8"][4]
+    at = el8.index("Hat 8.5.0-20")
+    found = find_kernel_line("> %s\n> %s\n" % (el8[:at - 1], el8[at:]))
+    assert parse_proc_version(found.line).compiler.describe() == "gcc 8.5.0 (Red Hat 8.5.0-20)"
+    assert not any("rejoined" in r for r in found.repairs)
+
+
+def test_an_unknowable_break_is_refused_naming_it():
+    """A vendor no rule knows, cut inside its name: "Foo bar" or "Foobar" -- refused, with both."""
+    line = "Linux version 6.1.0-x (me@host) (gcc (Foobar 12.2.0-1) 12.2.0, GNU ld (GNU Binutils) 2.40) #1 SMP Mon Dec  7 02:00:00 UTC 2026"
+    at = line.index("bar 12")
+    with pytest.raises(BadInput) as exc:
+        find_kernel_line("> %s\n> %s\n" % (line[:at], line[at:]))
+    assert "reads two ways (compiler: 'gcc 12.2.0 (Foo bar 12.2.0-1)' or 'gcc 12.2.0 (Foobar 12.2.0-1)')" in exc.value.message
+    assert "\n" not in exc.value.message
+    # The same break with a space on the next line (after the quote marker) is a wrap at a space: read.
+    found = find_kernel_line("> Hi there\n> %s\n>  %s\n" % (line[:at], line[at:]))
+    assert parse_proc_version(found.line).compiler.vendor == "Foo bar 12.2.0-1"
+
+
+def test_random_breaks_never_read_as_another_kernel():
+    """1 to 4 breaks anywhere (inside words, at spaces, the space dropped or kept at either end), quote
+    markers, format=flowed, a prefix: a terminal's hard cut re-wrapped by a mailer looks like this."""
+    rng = random.Random(22)
+    texts = []
+    for _ in range(1500):
+        banner = rng.choice(BANNERS)
+        line = banner[4]
+        cuts = sorted(set(rng.sample(range(len("Linux version ") + 1, len(line) - 1), rng.randint(1, 4))))
+        parts, prev = [], 0
+        for cut in cuts:
+            parts.append(line[prev:cut])
+            prev = cut + 1 if line[cut] == " " and rng.random() < 0.5 else cut
+        parts.append(line[prev:])
+        if any(not part.strip() for part in parts):
+            continue  # a blank quoted line ends a paragraph: not a wrap
+        quote, flowed = rng.choice(["", "> ", "> > ", ">> "]), rng.choice(["", " "])
+        parts[0] = rng.choice(["", "# ", "OS: ", "[    0.000000] "]) + parts[0]
+        texts.append((banner[0], ["Hi\n" + "".join(quote + part + flowed + "\n" for part in parts[:-1])
+                                  + quote + parts[-1] + "\n" + quote.rstrip() + "\n"]))
+    read, refused = _sweep(texts)
+    assert read >= 0.95 * (read + refused), (read, refused)

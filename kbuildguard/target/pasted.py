@@ -12,8 +12,9 @@ layout puts in front of the line and joins what a mailer broke: "Linux version" 
 not a kernel line, and a line that parses as it is comes back unchanged. Pure functions, no I/O.
 """
 
+import itertools
 import re
-from typing import List, NamedTuple, Optional, Pattern, Tuple
+from typing import Callable, List, NamedTuple, Optional, Pattern, Tuple
 
 from kbuildguard.errors import BadInput
 from kbuildguard.identity import ProcVersion, parse_proc_version
@@ -70,6 +71,9 @@ _RECORD_START = re.compile(r"^(?:(?:<\d{1,3}>)?" + _LOG_TIME + r"\s+[\w.:-]+\s+[
 # The end of a complete /proc/version line: a year (optionally with a zone after it, as Arch's
 # "+0000"), Debian's "(2023-12-30)", or SUSE's source hash "(8ded7a2)".
 _BUILD_DONE = re.compile(r"(?:\b(?:19|20)\d\d(?:\s+[+-]\d{4}|\s+[A-Z]{2,5})?|\(\d{4}-\d\d-\d\d\)|\([0-9a-f]{7,}\))\s*$")
+# One word of the build part, whole (a word a break inside it may be rejoined to).
+_BUILD_WORD = re.compile(r"^(?:\d\d:\d\d:\d\d|(?:19|20)\d\d|SMP|PREEMPT\w*|" + _WEEKDAY + r",?|" + _MONTH
+                         + r"|[A-Z]{2,5}|[+-]\d{4}|\(\d{4}-\d\d-\d\d\))(?:\s|$)")
 # A line made only of what the build part of /proc/version is made of ("Nov 14 13:30:08 UTC 2023").
 _BUILD_WORDS = re.compile(
     r"^(?:(?:" + _WEEKDAY + r",?|" + _MONTH + r"|\d{1,2}|\d\d:\d\d:\d\d|(?:19|20)\d\d|[A-Z]{2,5}|[+-]\d{4}"
@@ -89,6 +93,25 @@ _QP_SOFT_END = re.compile(r"=[ \t]*$")
 _QUOTE_MARKS = re.compile(r"[ \t]*(?:>[ \t]?)*")
 _UNAME_A = re.compile(r"^\s*Linux \S+ (\d+\.\d+\S*) #\S+ .*$", re.MULTILINE)
 _MAX_CONTINUATION = 12
+# A break may fall inside a word when a word character is on both sides of it.
+# (A break just before "," or ")" or just after "(" is one too: "9796371" / ", based on".)
+_GLUE_BEFORE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-~+#@:(/")
+_GLUE_AFTER = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-~+@:,)/")
+_MAX_LOOSE_BREAKS = 10  # 1024 readings of one wrapped line at most
+# Where each way of joining is only tried (a prefix's banner, for each count of wrapped lines; whether a
+# line continues): fewer, so that a long quoted mail with "Linux version" in prose stays fast.
+_MAX_LOOSE_TRIED = 7
+# A token cut where no banner token ends or starts: ".0-14", "-14", "12.", "x86_", "lcy02-".
+# A space before "," or before a ")" that does not close a ")" ("(SUSE Linux) )" is real: gcc 4.8's own).
+_BROKEN_TOKEN = re.compile(r"(?:^|\s)[.\-_~/]\w|\w[\-_~@/]\s|\d[.:](?:\s|$)|\s,|[^)\s]\s+\)")
+# The vendor text distributions' compilers print in their parenthesis (gcc's --with-pkgversion, clang's
+# vendor prefix): a known name, then optionally the package version (and Gentoo's patch set).
+_KNOWN_VENDOR = re.compile(r"^(?:Red Hat, Inc\.|Red Hat|Debian|Ubuntu/Linaro|Ubuntu|Alpine|Fedora|Raspbian|Anolis"
+                           r"|SUSE Linux|openSUSE|Arch Linux|Linaro GCC|Mageia|Oracle|Photon OS|Chromium OS)(?: \d\S*)?$"
+                           r"|^Gentoo \d+(?:\.\d+)+(?:_p\d{8})?(?: p\d+)?$"
+                           r"|^Android \(\d+,? based on r\d+[a-z]?\)(?: \(?https?://[^\s()]+\)?)*$"
+                           r"|^Arm GNU Toolchain \d+\.\d+\.Rel\d+ \(Build arm-\d+\.\d+\)$")
+_WRAP_HINT = "give the line /proc/version prints, whole (cat /proc/version), not a wrapped copy from a mail"
 _MAX_SHOWN = 60
 
 
@@ -145,7 +168,11 @@ def _search(text: str) -> Tuple[Optional[Found], Optional[BadInput]]:
             continue
         start = _kernel_line_start(raw)
         if start is None:
-            embedded = _embedded_banner(raw, lines[i + 1:i + 1 + _MAX_CONTINUATION], i + 1)
+            try:
+                embedded = _embedded_banner(raw, lines[i + 1:i + 1 + _MAX_CONTINUATION], i + 1)
+            except BadInput as exc:
+                refused = BadInput("line %d: %s" % (i + 1, exc.message), hint=_WRAP_HINT)
+                continue
             if embedded is not None:
                 found.append(embedded)
                 continue
@@ -156,6 +183,16 @@ def _search(text: str) -> Tuple[Optional[Found], Optional[BadInput]]:
         line, more = _join_wrapped(raw[offset:], lines[i + 1:i + 1 + _MAX_CONTINUATION], quoted)
         if more:
             repairs.append("joined %d lines wrapped by a mailer" % (more + 1))
+            pieces = [_continuation(nxt, quoted) or "" for nxt in lines[i + 1:i + 1 + more]]
+            try:
+                resolved, glued = _resolve_wrap(raw[offset:].rstrip(), pieces, _parses_whole, lines[i:i + 1 + more])
+            except BadInput as exc:
+                refused = BadInput("line %d: %s" % (i + 1, exc.message), hint=_WRAP_HINT)
+                continue
+            assert resolved is not None  # required: BadInput rather than None
+            line = resolved
+            if glued:
+                repairs.append(glued)
         candidate, cleanups = _clean(line)
         try:
             parsed = parse_proc_version(candidate)
@@ -242,13 +279,23 @@ def _embedded_banner(raw: str, following: List[str], number: int) -> Optional[Tu
                 break
             pieces.append(piece)
         complete = None
+        joined = ""
+        first = raw[anchor.start():].rstrip()
+        whole = _whole_after(prefix)
+        glued = ""
         # The fewest wrapped lines that make a whole banner; one more only when it is the
         # parenthesised source tag that ends a banner (Ubuntu's).
         for more in range(len(pieces) + 1):
-            complete = _complete_banner(" ".join([raw[anchor.start():].rstrip()] + pieces[:more]), prefix)
+            if more == 0:
+                complete = _complete_banner(first, prefix)
+            else:
+                maybe, glued = _resolve_wrap(first, pieces[:more], whole, [raw] + following[:more], required=False,
+                                             most=_MAX_LOOSE_TRIED)
+                joined = maybe or ""
+                complete = None if maybe is None else _complete_banner(joined, prefix)
             if complete is not None:
                 if more < len(pieces) and re.match(r"^\([^()]+\)$", pieces[more]):
-                    longer = _complete_banner(" ".join([raw[anchor.start():].rstrip()] + pieces[:more + 1]), prefix)
+                    longer = _complete_banner((first if more == 0 else joined) + " " + pieces[more], prefix)
                     if longer is not None:
                         complete, more = longer, more + 1
                 break
@@ -260,6 +307,8 @@ def _embedded_banner(raw: str, following: List[str], number: int) -> Optional[Tu
             repairs.append("removed the text after the kernel line (%s)" % _shown(trailer))
         if more:
             repairs.append("joined %d lines wrapped by a mailer" % (more + 1))
+        if glued:
+            repairs.append(glued)
         repairs.extend(r for r in cleanups if r not in repairs)
         return Found(candidate, tuple(repairs), number), parsed
     return None
@@ -313,6 +362,7 @@ def _join_wrapped(first: str, following: List[str], quoted: bool) -> Tuple[str, 
     pieces = [_continuation(raw, quoted) for raw in following]
     line = first.rstrip()
     used = 0
+    taken: List[str] = []
     while used < len(pieces) and not line.endswith(("...", "\u2026")):  # "..." is cut off on purpose
         if _unbalanced(line):
             closed: Optional[Tuple[str, int]] = None
@@ -326,14 +376,37 @@ def _join_wrapped(first: str, following: List[str], quoted: bool) -> Tuple[str, 
                     break
             if closed is None:
                 break
+            taken.extend(p for p in pieces[used:used + closed[1]] if p is not None)
             line, used = closed[0], used + closed[1]
             continue
         piece = pieces[used]
-        if piece is None or not _continues(line, piece):
+        if piece is None or not _continues_some_way(first.rstrip(), taken, piece):
             break
         line = line + " " + piece
+        taken.append(piece)
         used += 1
     return line, used
+
+
+def _continues_some_way(first: str, taken: List[str], nxt: str) -> bool:
+    """Whether ``nxt`` continues the kernel line ``first`` + ``taken`` read in some way of joining
+    them: "(aarch64-linux-gnu-gcc" / "-13 (Ubuntu ..." names its compiler only as "gcc-13"."""
+    line = " ".join([first] + taken)
+    if _continues(line, nxt) or _continues_glued(line, nxt):
+        return True
+    loose = [i for i, piece in enumerate(taken) if _gluable(first if i == 0 else taken[i - 1], piece)]
+    if not loose or len(loose) > _MAX_LOOSE_TRIED:
+        return False
+    for choice in itertools.product((False, True), repeat=len(loose)):
+        glue = {i for i, g in zip(loose, choice) if g}
+        if not glue:
+            continue
+        text = first
+        for i, piece in enumerate(taken):
+            text += ("" if i in glue else " ") + piece
+        if _continues(text, nxt) or _continues_glued(text, nxt):
+            return True
+    return False
 
 
 def _continuation(raw: str, quoted: bool) -> Optional[str]:
@@ -358,6 +431,185 @@ def _continues(line: str, nxt: str) -> bool:
     if not re.search(r"#\d", line):
         return bool(re.match(r"#\d", nxt))  # the build: "#1 SMP ..."
     return not _BUILD_DONE.search(line) and bool(_BUILD_WORDS.match(nxt))
+
+
+def _continues_glued(line: str, nxt: str) -> bool:
+    """Whether ``nxt`` continues ``line`` when the mailer broke a word ("6.1.0-12-cl" / "oud-amd64 (",
+    "... 2.40) #" / "1 SMP ..."): judged as if the broken word had been whole. Which joining is read
+    is decided afterwards by :func:`_resolve_wrap`."""
+    if not _gluable(line, nxt) or _BUILD_DONE.search(line):
+        return False
+    head, _, tail = line.rpartition(" ")
+    if re.search(r"#\d", head):
+        # In the build part only a word the build is made of: "02:" / "00:00 UTC 2026" (not a
+        # cut-off "UTC 2" / "bye").
+        return bool(_BUILD_WORD.match(tail + nxt))
+    return bool(head) and _continues(head, tail + nxt)
+
+
+def _gluable(before: str, after: str) -> bool:
+    """Whether a line break between ``before`` and ``after`` may have been inside a word."""
+    if not before or not after:
+        return False
+    return (before[-1] in _GLUE_BEFORE and after[0] in _GLUE_AFTER) or (before[-1] == ")" and after[0] in ",)")
+
+
+def _indent(raw: str) -> int:
+    """The blanks a pasted line starts with, after its quote markers ("> >  p13)": 1)."""
+    m = re.match(r"[ \t]*(?:>[ \t]?)+", raw)
+    rest = raw[m.end():] if m else raw
+    return len(rest) - len(rest.lstrip(" \t"))
+
+
+def _resolve_wrap(first: str, pieces: List[str], accept: Callable[[str], Optional[ProcVersion]],
+                  raws: List[str], required: bool = True, most: int = _MAX_LOOSE_BREAKS) -> Tuple[Optional[str], str]:
+    """The one way of joining ``first`` and the wrapped ``pieces`` that reads as a whole kernel line, and
+    the repair to report when a word was rejoined ("" when not); BadInput when two ways read as
+    different kernels or compilers, or (``required``) when none reads.
+
+    A mailer wraps at a space (and drops it) or, with a long line or a hard 72-column wrap, inside a
+    word (format=flowed with DelSp=yes, RFC 3676 section 4.2, even marks that break with a space it
+    deletes): nothing in the text says which. Each break between two word characters is read both
+    ways. A way counts when it parses (``accept``) and no token is visibly broken (a builder with a
+    space, "( mockbuild", ".0-14", "x86_"). When the ways that count read as different identities,
+    the consistent ones are kept: the version inside the vendor's parenthesis equals the compiler's
+    ("(Debian 12.2.0-14) 12.2.0", "8.5.0 ... (Red Hat 8.5.0-20)"), the vendor is one distributions
+    print ("Red Hat", not "RedHat" or "Deb ian"), a linker and a compiler date are read when any way
+    reads one (_CONSISTENT, each rule in turn). Line lengths are not used: a terminal's hard cut
+    re-wrapped at spaces by a mailer gives lines of any length with words broken anywhere. What the
+    pasted lines (``raws``) do show: a line that starts, or ends, with more blanks than the others was
+    cut at a space. Anything still ambiguous is refused: a wrong compiler is worse than none.
+    """
+    # A line that starts with more blanks than the others (after its quote markers), or ends with more
+    # than the others (format=flowed puts one at the end of each), was cut at a space.
+    group = raws[:len(pieces) + 1]
+    indents = [_indent(raw) for raw in group]
+    trails = [len(raw.rstrip("\r\n")) - len(raw.rstrip()) for raw in group[:-1]]
+    least_indent = min(indents) if indents else 0
+    least_trail = min(trails) if trails else 0
+    loose = [i for i, piece in enumerate(pieces)
+             if _gluable(first if i == 0 else pieces[i - 1], piece)
+             and (i + 1 >= len(indents) or indents[i + 1] <= least_indent)
+             and (i >= len(trails) or len(trails) < 2 or trails[i] <= least_trail)]
+    if len(loose) > most:
+        if not required:
+            return None, ""
+        raise BadInput("%d wrapped lines could each be broken inside a word: too many to rejoin safely" % len(loose))
+    readings: List[Tuple[str, ProcVersion, int]] = []
+    for choice in itertools.product((False, True), repeat=len(loose)):
+        glue = {i for i, g in zip(loose, choice) if g}
+        text = first
+        for i, piece in enumerate(pieces):
+            text += ("" if i in glue else " ") + piece
+        parsed = accept(text)
+        if parsed is not None and not _visibly_broken(parsed):
+            readings.append((text, parsed, len(glue)))
+    if not readings:
+        if required:
+            raise BadInput("the %d lines wrapped by a mailer join into no whole kernel line" % (len(pieces) + 1))
+        return None, ""
+    if len({_identity(p) for _, p, _ in readings}) > 1:
+        with_linker = any(p.compiler.linker is not None for _, p, _ in readings)
+        with_date = any(p.compiler.date for _, p, _ in readings)
+        # Each rule in turn keeps the readings that pass it, unless none does (then it tells nothing).
+        consistent = readings
+        for rule in _CONSISTENT:
+            consistent = [r for r in consistent if rule(r[1], with_linker, with_date)] or consistent
+        if len({_identity(p) for _, p, _ in consistent}) != 1:
+            raise BadInput("a word broken across the wrapped lines reads two ways (%s); refused rather than guessed"
+                           % _ambiguity(consistent))
+        readings = consistent
+    # Same identity every way: prefer a whole build date ("UTC 2023", not "UTC 20 23"), then fewest joins.
+    text, _, glued = min(readings, key=lambda r: (not _COMPLETE.search(r[0]), r[2]))
+    if not glued:
+        return text, ""
+    return text, "rejoined %d word%s the mailer broke inside" % (glued, "" if glued == 1 else "s")
+
+
+def _parses_whole(text: str) -> Optional[ProcVersion]:
+    try:
+        return parse_proc_version(text)
+    except BadInput:
+        return None
+
+
+def _whole_after(prefix: str) -> Callable[[str], Optional[ProcVersion]]:
+    def accept(text: str) -> Optional[ProcVersion]:
+        # Cheap first: a whole banner ends as _COMPLETE says (less what _clean may remove after it).
+        kept, _ = _strip_trailer(text, prefix)
+        if not _COMPLETE.search(re.sub(r"[\s.\u2026\"`\[\]]+$", "", kept)):
+            return None
+        complete = _complete_banner(text, prefix)
+        return None if complete is None else complete[1]
+    return accept
+
+
+def _identity(pv: ProcVersion) -> Tuple[str, ...]:
+    linker = pv.compiler.linker
+    return (pv.release, pv.builder.strip(), pv.compiler.describe(), pv.compiler.date, pv.compiler.program,
+            "" if linker is None else linker.describe())
+
+
+def _visibly_broken(pv: ProcVersion) -> bool:
+    """A reading with a token no banner has: a builder (user@host, init/version.c LINUX_COMPILE_BY "@"
+    LINUX_COMPILE_HOST) with a space, a space just inside a parenthesis, a version cut at a dot or dash."""
+    if re.search(r"\s", pv.builder.strip()) or "( " in pv.text:
+        return True
+    if pv.build and not re.match(r"#\d", pv.build):
+        return True
+    if re.search(r"\d{5}", pv.compiler.version):  # "13.2.1" / "20240206" read as "13.2.120240206"
+        return True
+    linker = pv.compiler.linker
+    # The linker's version ends its part: ")" or its own parenthesis follows ("2.39-6.a" / "mzn2023.0.9").
+    if linker is not None and linker.version and not re.search(r"(?<![\w.])(?<!\d )" + re.escape(linker.version) + r"(?:\)| \()", pv.text):
+        return True
+    # The release is one word, then the builder's parenthesis ("...-ab10675" / "345 (kleaf@...").
+    if not re.match(r"Linux version:?\s+\S+\s+\(", pv.text):
+        return True
+    return bool(_BROKEN_TOKEN.search(pv.text))
+
+
+def _has_linker(pv: ProcVersion, with_linker: bool, with_date: bool) -> bool:
+    """A linker is read when some reading reads one ("GNU" / "ld version ..." must not lose it)."""
+    return pv.compiler.linker is not None or not with_linker
+
+
+def _has_date(pv: ProcVersion, with_linker: bool, with_date: bool) -> bool:
+    """The compiler's date is read when some reading reads one ("2013" / "0114")."""
+    return bool(pv.compiler.date) or not with_date
+
+
+def _program_named(pv: ProcVersion, with_linker: bool, with_date: bool) -> bool:
+    """The program name the compiler printed ("gcc-12", "aarch64-linux-gnu-gcc-13", "gcc-toolset-13-gcc"),
+    not "gccversion" from "gcc" / "version"."""
+    program = pv.compiler.program
+    return not program or bool(re.search(r"(?:gcc|clang|cc)(?:-\d+(?:\.\d+)*)?$", program))
+
+
+def _vendor_version_agrees(pv: ProcVersion, with_linker: bool, with_date: bool) -> bool:
+    """The version in the vendor's parenthesis is the compiler's: "(Debian 12.2.0-14) 12.2.0", not 12.2."""
+    inner = re.search(r"(?:^|\s)(\d+\.\d+\.\d+)", pv.compiler.vendor)
+    version = pv.compiler.version
+    return not (inner and re.match(r"^\d+\.\d+\.\d+$", version) and inner.group(1) != version)
+
+
+def _vendor_known(pv: ProcVersion, with_linker: bool, with_date: bool) -> bool:
+    """The vendor is one distributions print: "Red Hat 8.5.0-20", not "RedHat 8.5.0-20" or "Deb ian"."""
+    return not pv.compiler.vendor or bool(_KNOWN_VENDOR.match(pv.compiler.vendor))
+
+
+_CONSISTENT = (_has_linker, _has_date, _program_named, _vendor_version_agrees, _vendor_known)
+
+
+def _ambiguity(readings: List[Tuple[str, ProcVersion, int]]) -> str:
+    """The field the ways disagree on and two of its values: "compiler: gcc 12.2.0 (Deb ian 12.2.0-14) or ..."."""
+    names = ("release", "builder", "compiler", "compiler date", "compiler program", "linker")
+    seen = sorted({_identity(p) for _, p, _ in readings})
+    for n, name in enumerate(names):
+        values = sorted({ident[n] for ident in seen})
+        if len(values) > 1:
+            return "%s: %s" % (name, " or ".join("'%s'" % v for v in values[:2]))
+    return "no way reads whole"
 
 
 def _names_compiler(line: str) -> bool:
