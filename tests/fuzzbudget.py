@@ -20,3 +20,9 @@ def scale() -> float:
 def examples(full: int) -> int:
     """The number of examples for a property whose full budget is ``full`` (at least 10)."""
     return max(10, int(full * scale()))
+
+
+def stride() -> int:
+    """For an exhaustive sweep: look at every stride()-th case (every case under scripts/test, every
+    4th in a plain pytest; CI covers what a quick run skips)."""
+    return max(1, int(round(1 / scale())))
