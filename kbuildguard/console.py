@@ -8,15 +8,17 @@ import sys
 import time
 from typing import IO, Any, Deque, Iterator, List, Mapping, Optional
 
-from kbuildguard.errors import UsageError
+from kbuildguard import bounded
+from kbuildguard.errors import BadInput, UsageError
 
 LOG_HEADER = "# kbuildguard log"
 
 
 def is_log_or_absent(path: str) -> bool:
     try:
-        with open(path, "rb") as f:
-            head = f.read(len(LOG_HEADER))
+        head = bounded.read_head(path, len(LOG_HEADER), "a kbuildguard log")
+    except BadInput:
+        return False  # a device: not a log of ours, not to be overwritten
     except FileNotFoundError:
         return True
     except OSError:

@@ -153,12 +153,11 @@ def builtin_certificates(path: str, env: Mapping[str, str]) -> CertList:
         except (OSError, ValueError, TypeError, BadInput):
             pass
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_IMAGE_BYTES + 1)
+        data = bounded.read_file(path, MAX_IMAGE_BYTES, "a kernel image")
     except OSError as exc:
         return CertList((), "%s: cannot read: %s" % (path, exc.strerror or exc))
-    if len(data) > MAX_IMAGE_BYTES:
-        return CertList((), "%s is larger than %d MiB: not read" % (path, MAX_IMAGE_BYTES >> 20))
+    except BadInput as exc:  # a device, or larger than any kernel image
+        return CertList((), "%s: not read" % exc.message)
     try:
         found = certlist.system_certificates(data, path)
     except BadInput as exc:
@@ -178,9 +177,8 @@ def builtin_certificates(path: str, env: Mapping[str, str]) -> CertList:
 
 def _read_bytes(path: str, limit: int = MAX_TEXT_BYTES) -> Optional[bytes]:
     try:
-        with open(path, "rb") as f:
-            return f.read(limit)
-    except OSError:
+        return bounded.read_head(path, limit, "a text file of the kernel's")
+    except (OSError, BadInput):
         return None
 
 
