@@ -33,21 +33,86 @@ def _nodes(text):
     return tuple(ast.walk(_parse(text)))
 
 
-def test_only_run_imports_subprocess():
+# issue 21: the one door for processes (run.py) was checked by `import subprocess` only; os.system,
+# os.exec*, os.spawn*, os.posix_spawn*, os.popen, asyncio's subprocesses and pty.spawn went around it.
+PROCESS_MODULES = ("subprocess", "pty", "commands", "asyncio", "multiprocessing", "concurrent")
+PROCESS_DOORS = {
+    "run.py": PROCESS_MODULES,  # the door
+    # the process pool that verifies many modules (fork, ProcessPoolExecutor): forks kbuildguard
+    # itself, runs no program; docs/architecture.md's Conventions names it
+    os.path.join("gates", "pool.py"): ("multiprocessing", "concurrent"),
+}
+OS_PROCESS_CALLS = re.compile(r"^(system|popen|fork|forkpty|exec\w*|spawn\w*|posix_spawn\w*)$")
+
+
+def process_doors(sources=None):
+    """Modules that start a process (or could) outside run.py: an import of subprocess, pty,
+    asyncio, multiprocessing or concurrent, an os.system/exec*/spawn*/posix_spawn*/popen/fork."""
     offenders = []
-    for rel, text in _sources():
+    for rel, text in (sources if sources is not None else _sources()):
+        allowed = PROCESS_DOORS.get(rel, ())
         for node in _nodes(text):
             names = []
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
+            elif isinstance(node, ast.ImportFrom) and not node.level:
                 names = [node.module or ""]
-            if any(n.split(".")[0] in ("subprocess", "pty", "commands") for n in names) and rel != "run.py":
-                offenders.append(rel)
-            if isinstance(node, ast.Attribute) and node.attr in ("system", "popen", "spawnl", "execvp") and \
-                    isinstance(node.value, ast.Name) and node.value.id == "os":
-                offenders.append(rel + ": os." + node.attr)
-    assert offenders == []
+                if node.module == "os":
+                    names += ["os." + a.name for a in node.names if OS_PROCESS_CALLS.match(a.name)]
+            for name in names:
+                top = name.split(".")[0]
+                if top in PROCESS_MODULES and top not in allowed or name.startswith("os."):
+                    offenders.append("%s:%d: %s" % (rel, node.lineno, name))
+            if isinstance(node, ast.Attribute) and OS_PROCESS_CALLS.match(node.attr) and \
+                    isinstance(node.value, ast.Name) and node.value.id == "os" and rel != "run.py":
+                offenders.append("%s:%d: os.%s" % (rel, node.lineno, node.attr))
+    return offenders
+
+
+def test_only_run_starts_processes():
+    assert process_doors() == []
+
+
+def test_the_process_rule_sees_every_door():
+    doors = ["import subprocess", "os.system(c)", "os.execvp(a, b)", "os.execl(a, b)", "os.spawnlp(m, a)",
+             "os.posix_spawn(a, b, e)", "os.posix_spawnp(a, b, e)", "os.popen(c)", "import asyncio",
+             "from asyncio import create_subprocess_exec", "from asyncio.subprocess import PIPE", "import pty",
+             "from pty import spawn", "from os import system", "from os import execv as e", "import multiprocessing",
+             "from concurrent.futures import ProcessPoolExecutor", "os.fork()"]
+    found = process_doors([("m%d.py" % i, door + "\n") for i, door in enumerate(doors)])
+    assert sorted({f.split(":")[0] for f in found}) == sorted("m%d.py" % i for i in range(len(doors)))
+    assert process_doors([("run.py", "import subprocess\nos.execvp(a, b)\n"),
+                          (os.path.join("gates", "pool.py"), "import multiprocessing\n"),
+                          ("ok.py", "os.path.join(a)\nfrom os import path\n")]) == []
+    assert process_doors([(os.path.join("gates", "pool.py"), "import subprocess\n")]) != []
+
+
+# issue 21: an import by name (importlib.import_module, __import__, sys.modules[...]) hides an edge
+# from the layer rule and the one-door rule; none is used.
+def dynamic_imports(sources=None):
+    offenders = []
+    for rel, text in (sources if sources is not None else _sources()):
+        for node in _nodes(text):
+            if isinstance(node, ast.Name) and node.id == "__import__" or \
+                    isinstance(node, ast.Attribute) and node.attr in ("import_module", "__import__") or \
+                    isinstance(node, ast.Attribute) and node.attr == "modules" and isinstance(node.value, ast.Name) \
+                    and node.value.id == "sys" or \
+                    isinstance(node, (ast.Import, ast.ImportFrom)) and any(
+                        (getattr(node, "module", None) or a.name).split(".")[0] == "importlib" for a in node.names):
+                offenders.append("%s:%d" % (rel, node.lineno))
+    return offenders
+
+
+def test_no_dynamic_imports():
+    assert dynamic_imports() == []
+
+
+def test_the_dynamic_import_rule_sees_every_form():
+    forms = ["importlib.import_module(n)", "__import__(n)", "sys.modules[n]", "sys.modules.get(n)",
+             "import importlib", "from importlib import import_module", "builtins.__import__(n)"]
+    found = dynamic_imports([("m%d.py" % i, form + "\n") for i, form in enumerate(forms)])
+    assert sorted({f.split(":")[0] for f in found}) == sorted("m%d.py" % i for i in range(len(forms)))
+    assert dynamic_imports([("ok.py", "import os\nfrom kbuildguard import run\n")]) == []
 
 
 def test_no_shell_true():
@@ -463,15 +528,34 @@ def test_the_open_rule_sees_every_form():
 KEYWORD_ONLY = ("Check", "ModuleInfo", "KernelTarget", "ModuleReport", "Expectation")
 
 
-def test_wide_records_are_built_with_keywords():
+def positional_records(sources=None):
+    """Check(...), model.Check(...) with a positional argument, and Check._make(...) (a tuple in field order)."""
     offenders = []
-    for rel, text in _sources():
+    for rel, text in (sources if sources is not None else _sources()):
         for node in _nodes(text):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in KEYWORD_ONLY \
-                    and node.args:
-                offenders.append("%s:%d: %s(...) with %d positional argument(s)" % (rel, node.lineno, node.func.id,
-                                                                                    len(node.args)))
-    assert offenders == []
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+            if name in KEYWORD_ONLY and node.args:
+                offenders.append("%s:%d: %s(...) with %d positional argument(s)" % (rel, node.lineno, name, len(node.args)))
+            elif name == "_make" and isinstance(func, ast.Attribute) and (
+                    isinstance(func.value, ast.Name) and func.value.id in KEYWORD_ONLY or
+                    isinstance(func.value, ast.Attribute) and func.value.attr in KEYWORD_ONLY):
+                offenders.append("%s:%d: _make builds by position" % (rel, node.lineno))
+    return offenders
+
+
+def test_wide_records_are_built_with_keywords():
+    assert positional_records() == []
+
+
+def test_the_keyword_rule_sees_attribute_calls_and_make():
+    forms = ["Check(a, b)", "model.Check(a, b=1)", "x.Expectation(t)", "Check._make(row)", "model.ModuleInfo._make(r)",
+             "kernel.KernelTarget(*fields)"]
+    found = positional_records([("m%d.py" % i, form + "\n") for i, form in enumerate(forms)])
+    assert sorted({f.split(":")[0] for f in found}) == sorted("m%d.py" % i for i in range(len(forms)))
+    assert positional_records([("ok.py", "Check(gate=g, effect=e)\nmodel.Check(**kw)\nc._replace(a=1)\n")]) == []
 
 
 def _constructions(name, sources=None):
