@@ -626,3 +626,38 @@ def test_every_requirements_file_installs_radon():
 def test_complexity_allow_list_is_not_stale():
     """An entry whose function was split (or renamed) must leave the list."""
     assert sorted(COMPLEXITY_ALLOWED - set(_above_c())) == []
+
+
+def hostile_input_problems(text, modules):
+    """docs/architecture.md's Hostile input table against the tree: every module it names exists,
+    every module of formats/ is in it, every test file it cites exists (issue 21: formats/__init__
+    claimed to be every parser of untrusted bytes while eight modules outside it parse hostile input)."""
+    body = dict(_sections(text)).get("Hostile input", "")
+    rows = re.findall(r"^\| `([\w/]+\.py)` \|(.*)\|$", body, re.M)
+    named = [name for name, _ in rows]
+    problems = ["%s: in the Hostile input table, no such module" % n for n in named if n not in modules]
+    problems += ["%s: a parser of formats/ missing from the Hostile input table" % m for m in modules
+                 if m.startswith("formats/") and not m.endswith("__init__.py") and m not in named]
+    for name, rest in rows:
+        for test in re.findall(r"`(tests/[\w/]+\.py)`", rest):
+            if not os.path.isfile(os.path.join(ROOT, test)):
+                problems.append("%s: cites %s, no such file" % (name, test))
+        for test in re.findall(r"`(test_\w+)`", rest):
+            if not any(re.search(r"^def %s\(" % test, t, re.M) for _, t in _sources(os.path.join(ROOT, "tests"))):
+                problems.append("%s: cites %s, no such test" % (name, test))
+    return problems
+
+
+def test_hostile_input_table_is_the_tree():
+    assert hostile_input_problems(_read("docs", "architecture.md"), _tree()) == []
+
+
+def test_hostile_input_check_sees_a_missing_or_unknown_row():
+    text = _read("docs", "architecture.md")
+    row = [line for line in text.splitlines() if line.startswith("| `formats/btf.py` |")][0]
+    assert hostile_input_problems(text.replace(row + "\n", ""), _tree()) == [
+        "formats/btf.py: a parser of formats/ missing from the Hostile input table"]
+    extra = text.replace(row, row + "\n| `target/nothing.py` | x | y | `tests/test_nothing.py`, `test_nowhere` |")
+    assert hostile_input_problems(extra, _tree()) == ["target/nothing.py: in the Hostile input table, no such module",
+                                                      "target/nothing.py: cites tests/test_nothing.py, no such file",
+                                                      "target/nothing.py: cites test_nowhere, no such test"]
