@@ -354,3 +354,35 @@ def test_reference_names_the_fields_of_unload_doctor_and_sign_json():
     assert set(backquoted_after(read(os.path.join(DOCS, "reference.md")), "`check` is one of ")) == {str(c) for c in ToolCheck}
     from kbuildguard.build.modsign import Signer, SigningKey
     assert set(signer_json(Signer("p", "h", "s", SigningKey("k", "c", "o")))) <= named(reference_section("`sign --json`"))
+
+
+def copied_lines(pages):
+    """Prose lines and table rows (code blocks aside) of 80 characters or more that two pages share:
+    issue 21 found developers.md's copy of promises.md's "Fail closed" drifted (rows missing).
+    One owner per text; the others link to it. ``pages``: (name, text)."""
+    seen = {}
+    for name, text in pages:
+        fenced = False
+        for line in text.splitlines():
+            if line.lstrip().startswith("```"):
+                fenced = not fenced
+                continue
+            line = line.strip()
+            if not fenced and len(line) >= 80 and not line.startswith("|---"):
+                seen.setdefault(line, set()).add(name)
+    return sorted("%s: %s" % (" and ".join(sorted(names)), line[:60]) for line, names in seen.items() if len(names) > 1)
+
+
+def test_no_text_is_copied_between_pages():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    pages = []
+    for rel in ["README.md"] + ["docs/" + n for n in sorted(os.listdir(os.path.join(root, "docs"))) if n.endswith(".md")]:
+        with open(os.path.join(root, rel), encoding="utf-8") as f:
+            pages.append((rel, f.read()))
+    assert copied_lines(pages) == []
+
+
+def test_the_copy_check_sees_a_copied_row():
+    row = "| a module fails a check | no `.ko` of it; `.kbuildguard/rejected/NAME.ko-rejected` + `NAME.report.json` | 8 |"
+    assert copied_lines([("a.md", row), ("b.md", "x\n" + row), ("c.md", "```\n%s\n```\n" % row)]) == [
+        "a.md and b.md: " + row[:60]]
