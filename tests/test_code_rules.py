@@ -661,3 +661,23 @@ def test_hostile_input_check_sees_a_missing_or_unknown_row():
     assert hostile_input_problems(extra, _tree()) == ["target/nothing.py: in the Hostile input table, no such module",
                                                       "target/nothing.py: cites tests/test_nothing.py, no such file",
                                                       "target/nothing.py: cites test_nowhere, no such test"]
+
+
+# docs/architecture.md's Conventions list these; everything else gets the Context's environment
+# (issue 21: keyrings.gather fell back to os.environ for its cache folder).
+OS_ENVIRON_ALLOWED = frozenset({"cli.py", "console.py", "run.py"})
+
+
+def test_os_environ_only_where_listed():
+    found = set()
+    for rel, text in _sources():
+        for node in _nodes(text):
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "environb", "getenv", "putenv") and \
+                    isinstance(node.value, ast.Name) and node.value.id == "os":
+                found.add(rel)
+            if isinstance(node, ast.ImportFrom) and node.module == "os" and \
+                    any(a.name in ("environ", "getenv") for a in node.names):
+                found.add(rel)
+    assert sorted(found - OS_ENVIRON_ALLOWED) == []
+    text = _read("docs", "architecture.md")
+    assert all("`%s`" % name in text.split("## Conventions", 1)[1] for name in OS_ENVIRON_ALLOWED)

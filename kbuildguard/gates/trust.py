@@ -94,9 +94,12 @@ def read_keyring(path: str = "/proc/keys") -> Optional[Tuple[KeyringKey, ...]]:
 
 
 def gather(target: KernelTarget, config: Mapping[str, str], live: bool, cert_paths: Sequence[str] = (),
-           image: Optional[str] = None, keys_path: str = "/proc/keys", mokutil: Sequence[str] = ()) -> Trust:
+           image: Optional[str] = None, keys_path: str = "/proc/keys", mokutil: Sequence[str] = (),
+           env: Optional[Mapping[str, str]] = None) -> Trust:
+    """ENV: the Context's environment, whose cache folder remembers the certificates read from an
+    image (keyrings.builtin_certificates); None: nothing remembered."""
     certs = load_certificates(cert_paths)
-    keys = keyrings.gather(target, config, live, image, mokutil=mokutil)
+    keys = keyrings.gather(target, config, live, image, env=env, mokutil=mokutil)
     sources = ["keyrings that count for modules on %s kernels: %s" % (keys.distribution, ", ".join(keys.counted))]
     sources += list(keys.sources)
     sources += ["--trusted-cert %s" % c.describe() for c in certs]
