@@ -194,7 +194,10 @@ def test_no_module_imports_another_modules_private_names():
 
 
 def test_import_graph_has_no_cycle():
-    """Data flows one way: settings -> kernel -> toolchain/provision -> render -> kbuild -> verify -> report/outputs."""
+    """No module imports one that imports it back, through any chain (the layer rule above holds across
+    units; this holds inside a unit too: formats/module -> formats/elf, never back). Data flows one
+    way: settings -> target -> toolchain/provision -> gates -> explain -> report -> build (render,
+    kbuild, outputs) -> commands."""
     modules = {me for me, _, _ in _imports()}
     graph = {}
     for me, mod, names in _imports():

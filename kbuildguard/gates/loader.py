@@ -1,5 +1,5 @@
 """What the target kernel's module loader will do with a module, gate by gate (beside the struct
-module layout and compiler, which verify.py owns).
+module layout and compiler, which gates/layout.py owns; gates/verify.py runs them all).
 
 Read from kernel/module/main.c, version.c (6.1, and 6.13 for extended modversions):
 
