@@ -226,3 +226,15 @@ def test_read_head_and_digest(tmp_path):
         bounded.read_head(str(tmp_path), 4, "x")
     with pytest.raises(BadInput):
         bounded.sha256_file("/dev/null", "x")
+
+
+def test_a_log_file_that_is_not_a_regular_file_is_written_to_never_read(tmp_path):
+    """--log-file /dev/null, a terminal, /dev/stderr as a pipe: reading its head would wait (a FIFO's
+    writer being kbuildguard itself); a regular file is read to see whether it is a log of ours."""
+    from kbuildguard.console import is_log_or_absent
+    fifo = str(tmp_path / "fifo")
+    os.mkfifo(fifo)
+    assert is_log_or_absent("/dev/null") and is_log_or_absent(fifo)
+    (tmp_path / "notes").write_text("my notes\n")
+    assert not is_log_or_absent(str(tmp_path / "notes"))
+    assert is_log_or_absent(str(tmp_path / "absent"))
