@@ -556,16 +556,32 @@ def unpack(runner: Runner, files: Sequence[str], root: str, family: Family) -> N
             raise FetchFailed("cannot unpack %s: %s" % (path, exc))
 
 
+def _inside(name: str) -> Optional[str]:
+    """A member's name relative to the root, or None when it would leave it: absolute, or with a
+    '..' that climbs out ("../x", "a/../../x"; str.lstrip("./") once turned "../x" into "x")."""
+    if name.startswith("/"):
+        return None
+    norm = os.path.normpath(name)
+    return None if norm == ".." or norm.startswith("../") else norm
+
+
 def _untar(archive: str, root: str) -> None:
-    """Members stay inside the root: no absolute names, no '..', no device files."""
+    """Members stay inside the root: no absolute names, no '..', no device files, nothing written
+    through a symbolic link the archive made (``lib -> /etc``, then ``lib/passwd``): tarfile before
+    3.12's filters would follow it."""
     with bounded.open_file(archive, "a package's data archive") as raw, tarfile.open(fileobj=raw) as tar:
         members = []
+        links: List[str] = []
         for m in tar.getmembers():
-            name = os.path.normpath(m.name.lstrip("./").lstrip("/"))
-            if name.startswith("..") or not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
+            name = _inside(m.name)
+            if name is None or not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
                 continue
-            if m.islnk() and os.path.normpath(m.linkname.lstrip("./").lstrip("/")).startswith(".."):
+            if m.islnk() and _inside(m.linkname) is None:
                 continue
+            if any(name.startswith(link + "/") for link in links):
+                continue
+            if m.issym():
+                links.append(name)
             members.append(m)
         if hasattr(tarfile, "tar_filter"):  # 3.12+ (and security updates of older ones); 3.14 defaults to "data",
             # which refuses the absolute symlinks kernel packages ship (lib/modules/R/build -> /usr/src/...)
