@@ -10,15 +10,22 @@ before the OOM killer, in issue 18). So:
 - a character or block device is refused at once: it has no end (``/dev/zero``), or blocks
   waiting for more (``/dev/kmsg``, a terminal), and none of the files kbuildguard reads is one.
 
+Every open() for reading in the package is here (a code rule, tests/test_code_rules.py): a file is
+opened with O_NONBLOCK (a FIFO excepted), so a device whose open() waits (a serial line) cannot
+hang the open() itself, then checked with fstat before a byte is read.
+
 The limit is part of the message: ``FILE: larger than 64 MiB, not a kernel log`` (BadInput, exit 3).
 Parsers of untrusted bytes keep their own limits beside them (formats/: MAX_MODULE_BYTES,
 MAX_VMLINUX_BYTES, MAX_SYMVERS_BYTES ...) and read through this module too.
 """
 
+import contextlib
+import fcntl
+import hashlib
 import io
 import os
 import stat
-from typing import IO, List, NamedTuple
+from typing import IO, Iterator, List, NamedTuple
 
 from kbuildguard.errors import BadInput
 
@@ -71,7 +78,7 @@ def read_stream(stream: IO[bytes], source: str, limit: int, what: str, terminal:
     if st is not None and terminal and os.isatty(fd):
         st = None
     if st is not None and (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
-        raise BadInput("%s: a device, not %s (a device has no end: save what you need to a file first)" % (source, what))
+        raise _device(source, what)
     if st is not None and stat.S_ISREG(st.st_mode) and st.st_size > limit:
         raise too_large(source, limit, what)
     if st is not None and stat.S_ISREG(st.st_mode) and st.st_size:
@@ -85,11 +92,62 @@ def read_stream(stream: IO[bytes], source: str, limit: int, what: str, terminal:
     return data
 
 
+def _device(source: str, what: str) -> BadInput:
+    return BadInput("%s: a device, not %s (a device has no end: save what you need to a file first)" % (source, what))
+
+
+@contextlib.contextmanager
+def open_file(path: str, what: str) -> Iterator[IO[bytes]]:
+    """PATH open for reading in binary; a character or block device refused at once (BadInput).
+    Anything but a FIFO is opened with O_NONBLOCK (open(2): a device's open, a serial line's,
+    does not wait for a carrier), cleared before reading. A named FIFO is opened as open() does,
+    waiting for its writer (``mkfifo log; dmesg > log &``): with O_NONBLOCK it would read as empty
+    when the writer comes second. OSError is left to the caller; a directory is
+    IsADirectoryError, as open() says it."""
+    try:
+        fifo = stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        fifo = False  # os.open says why
+    fd = os.open(path, os.O_RDONLY | (0 if fifo else os.O_NONBLOCK) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+            raise _device(path, what)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(21, "Is a directory", path)
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with f:
+        yield f
+
+
 def read_file(path: str, limit: int, what: str) -> bytes:
     """The whole content of PATH, at most LIMIT bytes. OSError is left to the caller, which names the
     file as its command does; a directory is an OSError (IsADirectoryError) there too."""
-    with open(path, "rb") as f:
+    with open_file(path, what) as f:
         return read_stream(f, path, limit, what)
+
+
+def read_head(path: str, count: int, what: str) -> bytes:
+    """The first COUNT bytes of PATH (or fewer): a header, a sysfs attribute, the strings of a
+    program; a device refused as read_file does. OSError is left to the caller."""
+    with open_file(path, what) as f:
+        return read_upto(f, count)
+
+
+def sha256_file(path: str, what: str) -> str:
+    """The SHA-256 of a regular file, read in chunks (a module, a downloaded package: any size the
+    disk holds). Anything else (a FIFO would be hashed forever) is BadInput; OSError is left to the caller."""
+    with open_file(path, what) as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise BadInput("%s: not a regular file, not %s" % (path, what))
+        h = hashlib.sha256()
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            h.update(chunk)
+        return h.hexdigest()
 
 
 def read_text(path: str, limit: Limit) -> str:

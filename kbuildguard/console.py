@@ -4,23 +4,29 @@ import collections
 import contextlib
 import os
 import re
+import stat
 import sys
 import time
 from typing import IO, Any, Deque, Iterator, List, Mapping, Optional
 
-from kbuildguard.errors import UsageError
+from kbuildguard import bounded
+from kbuildguard.errors import BadInput, UsageError
 
 LOG_HEADER = "# kbuildguard log"
 
 
 def is_log_or_absent(path: str) -> bool:
+    """May --log-file PATH be written over: absent, empty, or a log of ours. Anything but a regular
+    file (/dev/null, a terminal, a pipe such as /dev/stderr under CI) is written to, never read: a
+    read would wait on a terminal or on a pipe whose writer is kbuildguard itself."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(len(LOG_HEADER))
-    except FileNotFoundError:
-        return True
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return True
+        head = bounded.read_head(path, len(LOG_HEADER), "a kbuildguard log")
+    except BadInput:
+        return True  # a device put in its place since: written to, as above
     except OSError:
-        return True  # unreadable: opening it for writing will fail and say so
+        return True  # absent, or unreadable: opening it for writing will fail and say so
     return head in (b"", LOG_HEADER.encode())
 
 

@@ -10,6 +10,9 @@ import json
 import os
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from kbuildguard import bounded
+from kbuildguard.errors import BadInput
+
 VERSION = 1
 
 MAX_CACHE_BYTES = 16 * 1024 * 1024  # a few hundred probes of a few KiB: larger is not ours
@@ -45,12 +48,11 @@ class ProbeCache:
             self._entries = {}
             if self.path:
                 try:
-                    with open(self.path, "rb") as f:
-                        raw = f.read(MAX_CACHE_BYTES + 1)  # our own file, but bounded all the same
-                    data = json.loads(raw.decode("utf-8")) if len(raw) <= MAX_CACHE_BYTES else None
+                    raw = bounded.read_file(self.path, MAX_CACHE_BYTES, "a probe cache")  # our own file, but bounded all the same
+                    data = json.loads(raw.decode("utf-8"))
                     if isinstance(data, dict):
                         self._entries = data
-                except (OSError, ValueError):
+                except (OSError, ValueError, BadInput):
                     pass
         return self._entries
 

@@ -196,3 +196,45 @@ def test_a_decompression_bomb_is_refused_holding_little(monkeypatch, fmt):
     # an output past KEEP but within the limit is decompressed again, whole and exact
     data = bytes(range(256)) * (3 << 12)  # 3 MiB
     assert compression.decompress(pack(data), "big.ko", 16 << 20) == data
+
+
+# issue 21: `check --trusted-cert /dev/kmsg` hung: every reader of a named file refuses a device at
+# once (/dev/null stands for /dev/kmsg here: a device that exists everywhere and never blocks).
+def test_a_certificate_that_is_a_device_is_refused_at_once():
+    from kbuildguard.gates import trust
+    with pytest.raises(BadInput) as exc:
+        trust.load_certificates(["/dev/null"])
+    assert "/dev/null: a device, not a certificate file" in exc.value.message
+
+
+def test_the_kernel_side_readers_refuse_a_device():
+    from kbuildguard.gates import signature, trust
+    from kbuildguard.target import keyrings, kmod
+    assert keyrings._read_bytes("/dev/null") is None
+    assert keyrings.builtin_certificates("/dev/null", {}).found.startswith("/dev/null: a device")
+    assert kmod.read("/dev/null") is None
+    assert signature._read("/dev", "/null") is None
+    assert trust.read_keyring("/dev/null") is None
+
+
+def test_read_head_and_digest(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"0123456789")
+    assert bounded.read_head(str(path), 4, "x") == b"0123"
+    assert bounded.sha256_file(str(path), "x") == "84d89877f0d4041efb6bf91a16f0248f2fd573e6af05c19f96bedb9f882f7882"
+    with pytest.raises(IsADirectoryError):
+        bounded.read_head(str(tmp_path), 4, "x")
+    with pytest.raises(BadInput):
+        bounded.sha256_file("/dev/null", "x")
+
+
+def test_a_log_file_that_is_not_a_regular_file_is_written_to_never_read(tmp_path):
+    """--log-file /dev/null, a terminal, /dev/stderr as a pipe: reading its head would wait (a FIFO's
+    writer being kbuildguard itself); a regular file is read to see whether it is a log of ours."""
+    from kbuildguard.console import is_log_or_absent
+    fifo = str(tmp_path / "fifo")
+    os.mkfifo(fifo)
+    assert is_log_or_absent("/dev/null") and is_log_or_absent(fifo)
+    (tmp_path / "notes").write_text("my notes\n")
+    assert not is_log_or_absent(str(tmp_path / "notes"))
+    assert is_log_or_absent(str(tmp_path / "absent"))

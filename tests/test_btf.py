@@ -44,3 +44,12 @@ def test_bad_btf(data):
 def test_vmlinuz_without_payload():
     with pytest.raises(BadInput):
         vmlinux_from_vmlinuz(b"MZ" + b"\x00" * 200, "vmlinuz")
+
+
+def test_a_struct_with_more_members_than_the_btf_holds_is_bad_input():
+    """Found by tests/test_fuzz.py's test_btf_reader: a struct's vlen past the type section was a struct.error."""
+    data = bytearray(_btf([("init", 0x138), ("exit", 0x350)]))
+    data[45] = 1  # the struct's vlen: 2 -> 258 members
+    with pytest.raises(BadInput) as exc:
+        struct_layout(bytes(data), "module")
+    assert "claims 258 members" in exc.value.message

@@ -33,21 +33,86 @@ def _nodes(text):
     return tuple(ast.walk(_parse(text)))
 
 
-def test_only_run_imports_subprocess():
+# issue 21: the one door for processes (run.py) was checked by `import subprocess` only; os.system,
+# os.exec*, os.spawn*, os.posix_spawn*, os.popen, asyncio's subprocesses and pty.spawn went around it.
+PROCESS_MODULES = ("subprocess", "pty", "commands", "asyncio", "multiprocessing", "concurrent")
+PROCESS_DOORS = {
+    "run.py": PROCESS_MODULES,  # the door
+    # the process pool that verifies many modules (fork, ProcessPoolExecutor): forks kbuildguard
+    # itself, runs no program; docs/architecture.md's Conventions names it
+    os.path.join("gates", "pool.py"): ("multiprocessing", "concurrent"),
+}
+OS_PROCESS_CALLS = re.compile(r"^(system|popen|fork|forkpty|exec\w*|spawn\w*|posix_spawn\w*)$")
+
+
+def process_doors(sources=None):
+    """Modules that start a process (or could) outside run.py: an import of subprocess, pty,
+    asyncio, multiprocessing or concurrent, an os.system/exec*/spawn*/posix_spawn*/popen/fork."""
     offenders = []
-    for rel, text in _sources():
+    for rel, text in (sources if sources is not None else _sources()):
+        allowed = PROCESS_DOORS.get(rel, ())
         for node in _nodes(text):
             names = []
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
+            elif isinstance(node, ast.ImportFrom) and not node.level:
                 names = [node.module or ""]
-            if any(n.split(".")[0] in ("subprocess", "pty", "commands") for n in names) and rel != "run.py":
-                offenders.append(rel)
-            if isinstance(node, ast.Attribute) and node.attr in ("system", "popen", "spawnl", "execvp") and \
-                    isinstance(node.value, ast.Name) and node.value.id == "os":
-                offenders.append(rel + ": os." + node.attr)
-    assert offenders == []
+                if node.module == "os":
+                    names += ["os." + a.name for a in node.names if OS_PROCESS_CALLS.match(a.name)]
+            for name in names:
+                top = name.split(".")[0]
+                if top in PROCESS_MODULES and top not in allowed or name.startswith("os."):
+                    offenders.append("%s:%d: %s" % (rel, node.lineno, name))
+            if isinstance(node, ast.Attribute) and OS_PROCESS_CALLS.match(node.attr) and \
+                    isinstance(node.value, ast.Name) and node.value.id == "os" and rel != "run.py":
+                offenders.append("%s:%d: os.%s" % (rel, node.lineno, node.attr))
+    return offenders
+
+
+def test_only_run_starts_processes():
+    assert process_doors() == []
+
+
+def test_the_process_rule_sees_every_door():
+    doors = ["import subprocess", "os.system(c)", "os.execvp(a, b)", "os.execl(a, b)", "os.spawnlp(m, a)",
+             "os.posix_spawn(a, b, e)", "os.posix_spawnp(a, b, e)", "os.popen(c)", "import asyncio",
+             "from asyncio import create_subprocess_exec", "from asyncio.subprocess import PIPE", "import pty",
+             "from pty import spawn", "from os import system", "from os import execv as e", "import multiprocessing",
+             "from concurrent.futures import ProcessPoolExecutor", "os.fork()"]
+    found = process_doors([("m%d.py" % i, door + "\n") for i, door in enumerate(doors)])
+    assert sorted({f.split(":")[0] for f in found}) == sorted("m%d.py" % i for i in range(len(doors)))
+    assert process_doors([("run.py", "import subprocess\nos.execvp(a, b)\n"),
+                          (os.path.join("gates", "pool.py"), "import multiprocessing\n"),
+                          ("ok.py", "os.path.join(a)\nfrom os import path\n")]) == []
+    assert process_doors([(os.path.join("gates", "pool.py"), "import subprocess\n")]) != []
+
+
+# issue 21: an import by name (importlib.import_module, __import__, sys.modules[...]) hides an edge
+# from the layer rule and the one-door rule; none is used.
+def dynamic_imports(sources=None):
+    offenders = []
+    for rel, text in (sources if sources is not None else _sources()):
+        for node in _nodes(text):
+            if isinstance(node, ast.Name) and node.id == "__import__" or \
+                    isinstance(node, ast.Attribute) and node.attr in ("import_module", "__import__") or \
+                    isinstance(node, ast.Attribute) and node.attr == "modules" and isinstance(node.value, ast.Name) \
+                    and node.value.id == "sys" or \
+                    isinstance(node, (ast.Import, ast.ImportFrom)) and any(
+                        (getattr(node, "module", None) or a.name).split(".")[0] == "importlib" for a in node.names):
+                offenders.append("%s:%d" % (rel, node.lineno))
+    return offenders
+
+
+def test_no_dynamic_imports():
+    assert dynamic_imports() == []
+
+
+def test_the_dynamic_import_rule_sees_every_form():
+    forms = ["importlib.import_module(n)", "__import__(n)", "sys.modules[n]", "sys.modules.get(n)",
+             "import importlib", "from importlib import import_module", "builtins.__import__(n)"]
+    found = dynamic_imports([("m%d.py" % i, form + "\n") for i, form in enumerate(forms)])
+    assert sorted({f.split(":")[0] for f in found}) == sorted("m%d.py" % i for i in range(len(forms)))
+    assert dynamic_imports([("ok.py", "import os\nfrom kbuildguard import run\n")]) == []
 
 
 def test_no_shell_true():
@@ -129,7 +194,10 @@ def test_no_module_imports_another_modules_private_names():
 
 
 def test_import_graph_has_no_cycle():
-    """Data flows one way: settings -> kernel -> toolchain/provision -> render -> kbuild -> verify -> report/outputs."""
+    """No module imports one that imports it back, through any chain (the layer rule above holds across
+    units; this holds inside a unit too: formats/module -> formats/elf, never back). Data flows one
+    way: settings -> target -> toolchain/provision -> gates -> explain -> report -> build (render,
+    kbuild, outputs) -> commands."""
     modules = {me for me, _, _ in _imports()}
     graph = {}
     for me, mod, names in _imports():
@@ -169,8 +237,9 @@ def test_nothing_below_the_cli_reads_kbuildguard_environment():
 # folder) and from lower layers only; units that share a layer do not import each other. A new module
 # must be placed here, so the table cannot fall behind the tree.
 LAYERS = (
-    ("errors", "strenum", "versions", "probecache"),
-    ("arch", "bounded", "console", "settings"),
+    ("errors", "strenum", "versions"),
+    ("bounded",),  # every open() for reading (test_every_open_for_reading_is_bounded)
+    ("arch", "console", "settings", "probecache"),
     ("identity", "run", "project"),
     ("context",),
     ("formats",),  # every parser of untrusted bytes: the security boundary
@@ -317,10 +386,10 @@ def test_architecture_check_sees_a_missing_or_misplaced_row():
     sections[i], sections[j] = sections[j], sections[i]
     assert any(p.startswith("sections are") for p in architecture_problems("".join(sections), _tree()))
     # the layer table differs from LAYERS
-    assert any(p.startswith("the Layers table") for p in architecture_problems(text.replace("| 7 | `toolchain` |", ""), _tree()))
+    assert any(p.startswith("the Layers table") for p in architecture_problems(text.replace("| 8 | `toolchain` |", ""), _tree()))
     # a frame module shown at the wrong layer
-    assert architecture_problems(text.replace("| `kbuildguard/report.py` | 10 |", "| `kbuildguard/report.py` | 4 |"), _tree()) \
-        == ["report: shown in layer 4, LAYERS has it in 10"]
+    assert architecture_problems(text.replace("| `kbuildguard/report.py` | 11 |", "| `kbuildguard/report.py` | 4 |"), _tree()) \
+        == ["report: shown in layer 4, LAYERS has it in 11"]
 
 
 def readme_layout_folders(text):
@@ -394,20 +463,102 @@ def test_every_read_is_bounded():
     assert offenders == []
 
 
+# issue 21: `check --trusted-cert /dev/kmsg` hung in trust.load_certificates' open()+read(N): a size
+# bounds a read of a device, not its wait. Every open for reading goes through bounded.open_file
+# (devices refused at once). Writing (mode w, a, x; os.open with O_WRONLY or O_RDWR) is free, and
+# so is opening what is already open (tarfile.open(fileobj=...)).
+OPENERS = ("io", "gzip", "tarfile", "lzma", "bz2", "codecs")
+# Modules that may open for reading, and why:
+READ_OPEN_ALLOWED = frozenset({
+    "bounded.py",  # the one bounded reader
+})
+
+
+def _open_mode(node):
+    """The mode string of an open(...) call; None when it is not a constant."""
+    mode = node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg == "mode"), None)
+    if mode is None:
+        return "r"
+    kind = type(mode).__name__  # ast.Constant from 3.8, ast.Str on 3.6 and 3.7
+    value = mode.value if kind == "Constant" else mode.s if kind == "Str" else None
+    return value if isinstance(value, str) else None
+
+
+def read_opens(sources=None):
+    """Opens for reading outside bounded.py: builtin open(), io/gzip/tarfile/lzma/bz2/codecs.open()
+    of a path, os.open() without O_WRONLY or O_RDWR."""
+    offenders = []
+    for rel, text in (sources if sources is not None else _sources()):
+        if rel in READ_OPEN_ALLOWED:
+            continue
+        for node in _nodes(text):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            if isinstance(func, ast.Name) and func.id == "open" or isinstance(func, ast.Attribute) and \
+                    func.attr == "open" and isinstance(func.value, ast.Name) and func.value.id in OPENERS:
+                if any(k.arg == "fileobj" for k in node.keywords):
+                    continue
+                mode = _open_mode(node)
+                if mode is None or not set(mode) & set("wax+"):
+                    offenders.append("%s:%d: open for reading: bounded.open_file/read_file/read_head" % (rel, node.lineno))
+            elif isinstance(func, ast.Attribute) and func.attr == "open" and isinstance(func.value, ast.Name) \
+                    and func.value.id == "os":
+                flags = {n.attr for arg in node.args[1:2] for n in ast.walk(arg) if isinstance(n, ast.Attribute)}
+                if not flags & {"O_WRONLY", "O_RDWR"}:
+                    offenders.append("%s:%d: os.open for reading: bounded.open_file" % (rel, node.lineno))
+    return offenders
+
+
+def test_every_open_for_reading_is_bounded():
+    assert read_opens() == []
+
+
+def test_the_open_rule_sees_every_form():
+    forms = [
+        ("a.py", "open(p)\n"), ("b.py", "open(p, 'rb')\n"), ("c.py", "open(p, mode='r', encoding='utf-8')\n"),
+        ("d.py", "gzip.open(p)\n"), ("e.py", "tarfile.open(p)\n"), ("f.py", "os.open(p, os.O_RDONLY)\n"),
+        ("g.py", "io.open(p, 'rb')\n"), ("h.py", "open(p, m)\n"),
+        ("ok.py", "open(p, 'w')\nopen(p, 'ab')\nopen(p, 'x')\nos.open(p, os.O_WRONLY | os.O_CREAT)\n"
+                  "tarfile.open(fileobj=f)\nbook.open(e)\n"),
+        ("bounded.py", "open(p, 'rb')\n"),
+    ]
+    assert [o.split(":")[0] for o in read_opens(forms)] == ["a.py", "b.py", "c.py", "d.py", "e.py", "f.py", "g.py", "h.py"]
+
+
 # Records with many fields of one type, whose positional construction hid which string was which
 # (issue 21: 50 Check(...) calls with four adjacent strings, ModuleInfo with 19 arguments).
 KEYWORD_ONLY = ("Check", "ModuleInfo", "KernelTarget", "ModuleReport", "Expectation")
 
 
-def test_wide_records_are_built_with_keywords():
+def positional_records(sources=None):
+    """Check(...), model.Check(...) with a positional argument, and Check._make(...) (a tuple in field order)."""
     offenders = []
-    for rel, text in _sources():
+    for rel, text in (sources if sources is not None else _sources()):
         for node in _nodes(text):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in KEYWORD_ONLY \
-                    and node.args:
-                offenders.append("%s:%d: %s(...) with %d positional argument(s)" % (rel, node.lineno, node.func.id,
-                                                                                    len(node.args)))
-    assert offenders == []
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+            if name in KEYWORD_ONLY and node.args:
+                offenders.append("%s:%d: %s(...) with %d positional argument(s)" % (rel, node.lineno, name, len(node.args)))
+            elif name == "_make" and isinstance(func, ast.Attribute) and (
+                    isinstance(func.value, ast.Name) and func.value.id in KEYWORD_ONLY or
+                    isinstance(func.value, ast.Attribute) and func.value.attr in KEYWORD_ONLY):
+                offenders.append("%s:%d: _make builds by position" % (rel, node.lineno))
+    return offenders
+
+
+def test_wide_records_are_built_with_keywords():
+    assert positional_records() == []
+
+
+def test_the_keyword_rule_sees_attribute_calls_and_make():
+    forms = ["Check(a, b)", "model.Check(a, b=1)", "x.Expectation(t)", "Check._make(row)", "model.ModuleInfo._make(r)",
+             "kernel.KernelTarget(*fields)"]
+    found = positional_records([("m%d.py" % i, form + "\n") for i, form in enumerate(forms)])
+    assert sorted({f.split(":")[0] for f in found}) == sorted("m%d.py" % i for i in range(len(forms)))
+    assert positional_records([("ok.py", "Check(gate=g, effect=e)\nmodel.Check(**kw)\nc._replace(a=1)\n")]) == []
 
 
 def _constructions(name, sources=None):
@@ -442,7 +593,9 @@ MAX_COMPLEXITY = 20  # radon's rank C ends at 20 (radon.complexity.cc_rank: D fr
 def _above_c():
     import pytest
 
-    complexity = pytest.importorskip("radon.complexity")  # radon is not installed for Python 3.6
+    complexity = pytest.importorskip(
+        "radon.complexity", reason="radon is not installed here: every tests/requirements*.txt lists it, so CI runs this "
+        "rule on every leg; pip install radon to run it locally")
     found = {}
     for rel, text in _sources():
         if rel.split(os.sep)[0] not in COMPLEXITY_FOLDERS:
@@ -458,6 +611,73 @@ def test_no_function_above_radon_c_in_gates_formats_build():
     assert {name: n for name, n in above.items() if name not in COMPLEXITY_ALLOWED} == {}
 
 
+def test_every_requirements_file_installs_radon():
+    """issue 21: the complexity rule was skipped in every CI leg, radon being in no requirements file."""
+    folder = os.path.join(os.path.dirname(PACKAGE), "tests")
+    missing = []
+    for name in sorted(os.listdir(folder)):
+        if name.startswith("requirements") and name.endswith(".txt"):
+            with open(os.path.join(folder, name), encoding="utf-8") as f:
+                if not re.search(r"^radon\b", f.read(), re.M):
+                    missing.append(name)
+    assert missing == []
+
+
 def test_complexity_allow_list_is_not_stale():
     """An entry whose function was split (or renamed) must leave the list."""
     assert sorted(COMPLEXITY_ALLOWED - set(_above_c())) == []
+
+
+def hostile_input_problems(text, modules):
+    """docs/architecture.md's Hostile input table against the tree: every module it names exists,
+    every module of formats/ is in it, every test file it cites exists (issue 21: formats/__init__
+    claimed to be every parser of untrusted bytes while eight modules outside it parse hostile input)."""
+    body = dict(_sections(text)).get("Hostile input", "")
+    rows = re.findall(r"^\| `([\w/]+\.py)` \|(.*)\|$", body, re.M)
+    named = [name for name, _ in rows]
+    problems = ["%s: in the Hostile input table, no such module" % n for n in named if n not in modules]
+    problems += ["%s: a parser of formats/ missing from the Hostile input table" % m for m in modules
+                 if m.startswith("formats/") and not m.endswith("__init__.py") and m not in named]
+    for name, rest in rows:
+        for test in re.findall(r"`(tests/[\w/]+\.py)`", rest):
+            if not os.path.isfile(os.path.join(ROOT, test)):
+                problems.append("%s: cites %s, no such file" % (name, test))
+        for test in re.findall(r"`(test_\w+)`", rest):
+            if not any(re.search(r"^def %s\(" % test, t, re.M) for _, t in _sources(os.path.join(ROOT, "tests"))):
+                problems.append("%s: cites %s, no such test" % (name, test))
+    return problems
+
+
+def test_hostile_input_table_is_the_tree():
+    assert hostile_input_problems(_read("docs", "architecture.md"), _tree()) == []
+
+
+def test_hostile_input_check_sees_a_missing_or_unknown_row():
+    text = _read("docs", "architecture.md")
+    row = [line for line in text.splitlines() if line.startswith("| `formats/btf.py` |")][0]
+    assert hostile_input_problems(text.replace(row + "\n", ""), _tree()) == [
+        "formats/btf.py: a parser of formats/ missing from the Hostile input table"]
+    extra = text.replace(row, row + "\n| `target/nothing.py` | x | y | `tests/test_nothing.py`, `test_nowhere` |")
+    assert hostile_input_problems(extra, _tree()) == ["target/nothing.py: in the Hostile input table, no such module",
+                                                      "target/nothing.py: cites tests/test_nothing.py, no such file",
+                                                      "target/nothing.py: cites test_nowhere, no such test"]
+
+
+# docs/architecture.md's Conventions list these; everything else gets the Context's environment
+# (issue 21: keyrings.gather fell back to os.environ for its cache folder).
+OS_ENVIRON_ALLOWED = frozenset({"cli.py", "console.py", "run.py"})
+
+
+def test_os_environ_only_where_listed():
+    found = set()
+    for rel, text in _sources():
+        for node in _nodes(text):
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "environb", "getenv", "putenv") and \
+                    isinstance(node.value, ast.Name) and node.value.id == "os":
+                found.add(rel)
+            if isinstance(node, ast.ImportFrom) and node.module == "os" and \
+                    any(a.name in ("environ", "getenv") for a in node.names):
+                found.add(rel)
+    assert sorted(found - OS_ENVIRON_ALLOWED) == []
+    text = _read("docs", "architecture.md")
+    assert all("`%s`" % name in text.split("## Conventions", 1)[1] for name in OS_ENVIRON_ALLOWED)

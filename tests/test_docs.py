@@ -119,13 +119,23 @@ def code_texts(text: str) -> Iterator[str]:
         yield span
 
 
-# How a command line reaches kbuildguard: VAR=value assignments and wrappers before it, then the
-# program itself (a path to it, the zipapp, or python -m).
-WRAPPERS = ("sudo", "time", "env", "exec", "nohup", "command", "nice")
-WRAPPER_ARGS = ("-u", "-g", "-n", "-C")  # sudo -u USER, nice -n 10: options that take a value
+# How a command line reaches kbuildguard: VAR=value assignments, shell keywords and wrappers before
+# it, then the program itself (a path to it, the zipapp, or python -m).
+WRAPPERS = ("sudo", "time", "env", "exec", "nohup", "command", "nice", "ionice", "xargs", "timeout", "chroot",
+            "systemd-run", "watch", "if", "then", "else", "elif", "while", "until", "do", "!", "ssh")
+# each wrapper's options that take a value: sudo -u USER, nice -n 10, xargs -I {}, timeout -s KILL
+WRAPPER_ARGS = {"sudo": ("-u", "-g", "-C", "-h", "-p"), "nice": ("-n",), "ionice": ("-c", "-n", "-p"),
+                "xargs": ("-I", "-P", "-L", "-n", "-d", "-a", "-s", "-E"), "timeout": ("-s", "-k"),
+                "systemd-run": ("-p", "--property", "--unit", "-u", "-M", "-H", "--uid", "--gid", "--slice", "-E",
+                                "--setenv", "--description"), "watch": ("-n",), "env": ("-u", "-C"),
+                "ssh": ("-i", "-p", "-l", "-o", "-J", "-F")}
+WRAPPER_OPERANDS = {"ssh": 1, "timeout": 1, "chroot": 1}  # ssh HOST, timeout DURATION, chroot DIR: then the command
 PROGRAMS = ("kbuildguard", "kbuildguard.pyz")
 SEPARATORS = re.compile(r";|&&|\|\||\||\$\(|\(|\)|`|\$ ")
 END_OF_COMMAND = ("--", ">", ">>", "2>", "2>&1", "<", "&")
+PROMPT = re.compile(r"^(\S+@\S+:\S*[#$]|\$)$")  # root@host:~#, user@host:~$, $ (a lone # is a comment)
+YAML_KEY = re.compile(r"^\s*(?:-\s+)?(?:run|script|before_script|after_script|command|cmd)\s*:\s*(?:-\s+)?")
+YAML_ITEM = re.compile(r"^\s*-\s+(?=\S)")  # a script: list's items
 
 
 def _program(tokens: List[str]) -> int:
@@ -135,11 +145,11 @@ def _program(tokens: List[str]) -> int:
         token = tokens[i]
         if re.match(r"^[A-Za-z_][\w\[\]]*=", token):  # KBUILDGUARD_CC=gcc, MAKE[0]=
             i += 1
-        elif token in WRAPPERS or token == "ssh":
+        elif token in WRAPPERS:
             i += 1
-            while i < len(tokens) and tokens[i].startswith("-"):
-                i += 2 if tokens[i] in WRAPPER_ARGS else 1
-            i += 1 if token == "ssh" else 0  # ssh HOST COMMAND
+            while i < len(tokens) and tokens[i].startswith("-") and tokens[i] != "--":
+                i += 2 if tokens[i] in WRAPPER_ARGS.get(token, ()) else 1
+            i += WRAPPER_OPERANDS.get(token, 0)
         else:
             break
     if i >= len(tokens):
@@ -156,28 +166,43 @@ def _program(tokens: List[str]) -> int:
 
 def _flags(tokens: List[str]) -> List[str]:
     flags = []
-    for token in tokens:
-        if token in END_OF_COMMAND or token.startswith("#"):
-            break
+    for token in _own(tokens):
         if re.match(r"--?[A-Za-z]", token):
             flags.append(token.split("=", 1)[0])
     return flags
 
 
+def _own(tokens: List[str]) -> List[str]:
+    """kbuildguard's own arguments: up to make's `--`, a redirection or a comment."""
+    own = []
+    for token in tokens:
+        if token in END_OF_COMMAND or token.startswith("#"):
+            break
+        own.append(token)
+    return own
+
+
+def verbs() -> List[str]:
+    """Every subcommand, from the parser (fetch and reboot-check included)."""
+    sub = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)][0]
+    return sorted(sub.choices)
+
+
 # Prose names a command by its verb alone: `make --sign`, `check --json`. GNU make's own options are
 # shown as `make -C TREE ...` or alone, never as `make --long-option`.
-SHORT = re.compile(r"^(detect|make|check|sign|doctor|setup|explain|init|rpm-macros)((?: +--[a-z][^ ]*)(?: +[^ ]+)*)$")
+SHORT = re.compile(r"^(%s)((?: +--[a-z][^ ]*)(?: +[^ ]+)*)$" % "|".join(re.escape(v) for v in verbs()))
 
 
-def shown_commands(text: str) -> Iterator[Tuple[str, List[str]]]:
-    """(verb, flags) of each kbuildguard command shown; ("", flags) for the flags before the verb.
-    make's own arguments after `--` are not ours."""
+def shown_invocations(text: str) -> Iterator[List[str]]:
+    """The arguments of each kbuildguard command shown (after the program, the global flags
+    included); a verb alone in prose (`make --sign`) gives [verb, flags...]."""
     for code in code_texts(text):
+        code = YAML_KEY.sub("", code) if YAML_KEY.match(code) else YAML_ITEM.sub("", code)
         code = re.sub(r"[\"']", " ", code.strip())  # MAKE[0]="kbuildguard make ...": quotes only group words
         found = False
         for segment in SEPARATORS.split(" " + code):
             tokens = segment.split()
-            if tokens[:1] == ["$"]:
+            while tokens and PROMPT.match(tokens[0]):
                 tokens = tokens[1:]
             if not tokens or tokens[0].startswith("#"):
                 continue
@@ -185,16 +210,22 @@ def shown_commands(text: str) -> Iterator[Tuple[str, List[str]]]:
             if not start:
                 continue
             found = True
-            rest = tokens[start:]
-            verb_at = next((i for i, t in enumerate(rest) if not t.startswith("-")), len(rest))
-            if verb_at:
-                yield "", _flags(rest[:verb_at])
-            # a verb in capitals is a placeholder (`kbuildguard COMMAND --help`), not a command
-            if verb_at < len(rest) and re.match(r"[a-z][a-z-]*$", rest[verb_at]):
-                yield rest[verb_at], _flags(rest[verb_at + 1:])
+            yield tokens[start:]
         match = SHORT.match(code) if not found else None
         if match:
-            yield match.group(1), _flags(match.group(2).split())
+            yield [match.group(1)] + match.group(2).split()
+
+
+def shown_commands(text: str) -> Iterator[Tuple[str, List[str]]]:
+    """(verb, flags) of each kbuildguard command shown; ("", flags) for the flags before the verb.
+    make's own arguments after `--` are not ours."""
+    for rest in shown_invocations(text):
+        verb_at = next((i for i, t in enumerate(rest) if not t.startswith("-")), len(rest))
+        if verb_at:
+            yield "", _flags(rest[:verb_at])
+        # a verb in capitals is a placeholder (`kbuildguard COMMAND --help`), not a command
+        if verb_at < len(rest) and re.match(r"[a-z][a-z-]*$", rest[verb_at]):
+            yield rest[verb_at], _flags(rest[verb_at + 1:])
 
 
 def option_strings(verb: str) -> Set[str]:
@@ -249,6 +280,81 @@ def test_shown_commands_finds_flags():
 ])
 def test_the_finder_sees_every_way_a_command_is_shown(shown, expected):
     assert list(shown_commands(shown)) == expected
+
+
+PLACEHOLDER = re.compile(r"[A-Z]{2,}|[<>{}\[\]$*~]|\.\.\.|\u2026")  # KERNEL, <file>, $R, *.ko, ...
+
+
+def bad_values(argv: List[str]) -> str:
+    """What the real parser says about a shown command's values (`--sig-enforce maybe`: an invalid
+    choice, `--jobs x`: an invalid int); "" when it takes them, or when the command has a placeholder.
+    Prose shortens commands (`check --json` without its FILE): a missing argument is not an error here."""
+    argv = _own(argv)
+    if not argv or any(PLACEHOLDER.search(a) for a in argv):
+        return ""
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            build_parser().parse_args(argv)
+    except SystemExit:
+        said = err.getvalue().strip().splitlines()
+        return said[-1] if said and re.search(r"invalid (choice|\w+ value)", said[-1]) else ""
+    return ""
+
+
+def test_every_shown_value_is_one_the_parser_takes():
+    wrong = ["%s: kbuildguard %s: %s" % (os.path.relpath(page, REPO), " ".join(rest), bad_values(rest))
+             for page in pages() for rest in shown_invocations(read(page)) if bad_values(rest)]
+    assert wrong == []
+
+
+# The forms issue 21's tester showed the finder missed; each line is wrong and must be caught.
+BAD_LINES = [
+    "```sh\nif kbuildguard check --no-such-flag mod.ko; then echo ok; fi\n```",
+    "```sh\n! kbuildguard check --no-such-flag mod.ko\n```",
+    "```sh\nfind . -name '*.ko' | xargs -n 1 kbuildguard check --no-such-flag\n```",
+    "```sh\ntimeout 600 kbuildguard make --no-such-flag\n```",
+    "```sh\nchroot /srv/root kbuildguard make --no-such-flag\n```",
+    "```console\nroot@build01:~# kbuildguard check --no-such-flag mod.ko\n```",
+    "```yaml\n- run: kbuildguard make --no-such-flag\n```",
+    "```sh\nkbuildguard check --sig-enforce maybe mod.ko\n```",
+    "```sh\nionice -c 3 nice -n 19 kbuildguard make --no-such-flag\n```",
+    "```sh\nsystemd-run --unit kbg -p MemoryMax=2G kbuildguard make --no-such-flag\n```",
+    "```sh\nwatch -n 5 kbuildguard check --no-such-flag mod.ko\n```",
+    "```yaml\nscript:\n  - kbuildguard make --no-such-flag\n```",
+    "`kbuildguard reboot-check --no-such-flag`",
+    "`fetch --no-such-flag 6.1.0-57-amd64`",
+]
+
+
+def page_problems(text: str) -> List[str]:
+    problems = []
+    for rest in shown_invocations(text):
+        verb_at = next((i for i, t in enumerate(rest) if not t.startswith("-")), len(rest))
+        verb = rest[verb_at] if verb_at < len(rest) else ""
+        try:
+            known = option_strings(verb)
+        except KeyError:
+            problems.append("no such command %s" % verb)
+            continue
+        problems += ["%s %s" % (verb, f) for f in _flags(rest[verb_at + 1:]) if f not in known]
+        if bad_values(rest):
+            problems.append(bad_values(rest))
+    return problems
+
+
+@pytest.mark.parametrize("line", BAD_LINES)
+def test_each_bad_line_is_caught(line):
+    assert page_problems(line) != []
+
+
+def test_good_lines_pass():
+    assert page_problems("```sh\ntimeout 600 kbuildguard check --sig-enforce yes mod.ko\n"
+                         "root@h:~# kbuildguard check --json mod.ko\n```\n```yaml\n- run: kbuildguard make --kernel all\n```") == []
+
+
+def test_the_verbs_are_the_parsers():
+    assert {"fetch", "reboot-check", "make", "check", "explain"} <= set(verbs())
 
 
 def test_every_shown_flag_is_in_its_verbs_parser():
@@ -354,3 +460,35 @@ def test_reference_names_the_fields_of_unload_doctor_and_sign_json():
     assert set(backquoted_after(read(os.path.join(DOCS, "reference.md")), "`check` is one of ")) == {str(c) for c in ToolCheck}
     from kbuildguard.build.modsign import Signer, SigningKey
     assert set(signer_json(Signer("p", "h", "s", SigningKey("k", "c", "o")))) <= named(reference_section("`sign --json`"))
+
+
+def copied_lines(pages):
+    """Prose lines and table rows (code blocks aside) of 80 characters or more that two pages share:
+    issue 21 found developers.md's copy of promises.md's "Fail closed" drifted (rows missing).
+    One owner per text; the others link to it. ``pages``: (name, text)."""
+    seen = {}
+    for name, text in pages:
+        fenced = False
+        for line in text.splitlines():
+            if line.lstrip().startswith("```"):
+                fenced = not fenced
+                continue
+            line = line.strip()
+            if not fenced and len(line) >= 80 and not line.startswith("|---"):
+                seen.setdefault(line, set()).add(name)
+    return sorted("%s: %s" % (" and ".join(sorted(names)), line[:60]) for line, names in seen.items() if len(names) > 1)
+
+
+def test_no_text_is_copied_between_pages():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    pages = []
+    for rel in ["README.md"] + ["docs/" + n for n in sorted(os.listdir(os.path.join(root, "docs"))) if n.endswith(".md")]:
+        with open(os.path.join(root, rel), encoding="utf-8") as f:
+            pages.append((rel, f.read()))
+    assert copied_lines(pages) == []
+
+
+def test_the_copy_check_sees_a_copied_row():
+    row = "| a module fails a check | no `.ko` of it; `.kbuildguard/rejected/NAME.ko-rejected` + `NAME.report.json` | 8 |"
+    assert copied_lines([("a.md", row), ("b.md", "x\n" + row), ("c.md", "```\n%s\n```\n" % row)]) == [
+        "a.md and b.md: " + row[:60]]

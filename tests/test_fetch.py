@@ -703,3 +703,40 @@ def test_fetch_says_a_damaged_entry_was_fetched_again(tmp_path, monkeypatch):
     assert code == 0 and "(cached)" not in out
     assert "warning: the cached kernel %s was damaged (1 file(s) missing (usr/src/linux-headers-6.1.0-56-amd64/Makefile))" % (
         os.path.dirname(root)) in err, err
+
+
+def test_untar_keeps_every_member_inside_the_root(tmp_path):
+    """An rpm2archive tarball is a downloaded package: "../x" (which str.lstrip("./") once made "x"),
+    an absolute name, "a/../../x", a hard link out, and a file written through a symlink it made
+    itself never land outside the root; the kernel's absolute build symlink is kept."""
+    import tarfile
+
+    def add(t, name, kind=None, link=""):
+        info = tarfile.TarInfo(name)
+        if kind:
+            info.type, info.linkname = kind, link
+            t.addfile(info)
+        else:
+            info.size = 3
+            t.addfile(info, io.BytesIO(b"x\n\n"))
+
+    out = tmp_path / "out"
+    out.mkdir()
+    archive = str(tmp_path / "a.tgz")
+    with tarfile.open(archive, "w:gz") as t:
+        add(t, "./usr/src/x/Makefile")
+        add(t, "../evil")
+        add(t, "/abs-evil")
+        add(t, "a/../../evil2")
+        add(t, "./lib/modules/R/build", tarfile.SYMTYPE, "/usr/src/x")
+        add(t, "./esc", tarfile.SYMTYPE, str(out))
+        add(t, "./esc/pwn")
+        add(t, "./hl", tarfile.LNKTYPE, "../../etc/passwd")
+    root = tmp_path / "root"
+    root.mkdir()
+    fetch._untar(archive, str(root))
+    assert not [n for n in os.listdir(str(tmp_path)) if "evil" in n] and os.listdir(str(out)) == []
+    assert not os.path.lexists("/abs-evil")
+    assert (root / "usr/src/x/Makefile").read_bytes() == b"x\n\n"
+    assert os.readlink(str(root / "lib/modules/R/build")) == "/usr/src/x"
+    assert not os.path.lexists(str(root / "hl"))

@@ -15,10 +15,13 @@ hypothesis = pytest.importorskip("hypothesis")
 from fuzzbudget import examples  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from test_btf import _btf  # noqa: E402
 
 from elfbuild import EM_AARCH64, build_module  # noqa: E402
 from kbuildguard.errors import BadInput, ConfigError  # noqa: E402
+from kbuildguard.formats import btf, symvers  # noqa: E402
 from kbuildguard.formats.elf import Elf  # noqa: E402
+from kbuildguard.formats.module import read_module  # noqa: E402
 from kbuildguard.identity import parse_comment, parse_compiler, parse_proc_version  # noqa: E402
 from kbuildguard.project import parse_config  # noqa: E402
 from kbuildguard.target.pasted import find_kernel_line  # noqa: E402
@@ -147,3 +150,63 @@ def test_elf_reader_on_absurd_header_fields(shnum, shoff, shstrndx):
         Elf(bytes(data), "fuzz.ko")
     except BadInput:
         pass
+
+
+# issue 21: formats/btf, formats/symvers and formats/module's .modinfo and __versions readers, fuzzed
+# (docs/architecture.md's Hostile input table): BadInput or an answer, never another exception.
+BTF_SEEDS = [_btf([("init", 0x138), ("exit", 0x350)]), _btf([("exit", 8)], True, ">"), _btf([])]
+
+
+@FUZZ
+@given(st.sampled_from(BTF_SEEDS), st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)), max_size=12),
+       st.integers(0, 400))
+def test_btf_reader(seed, flips, cut):
+    data = bytearray(seed)
+    for pos, value in flips:
+        if pos < len(data):
+            data[pos] = value
+    data = bytes(data[:cut] if cut < len(data) and cut % 2 == 0 else data)
+    for name in ("module", "task_struct"):
+        try:
+            btf.struct_layout(data, name, "fuzz")
+        except BadInput:
+            pass
+
+
+SYMVERS_PARTS = ["0x12345678", "0x", "0xzz", "\t", "\n", "_printk", "vmlinux", "drivers/x/y", "EXPORT_SYMBOL",
+                 "EXPORT_SYMBOL_GPL", "SND_SOC", "", " ", "\x00", "\u00e9", "0x" + "f" * 20]
+
+
+@FUZZ
+@given(st.lists(st.one_of(st.sampled_from(SYMVERS_PARTS), st.text(max_size=12)), max_size=40))
+def test_symvers_parser(parts):
+    try:
+        table = symvers.parse("".join(parts), "fuzz")
+    except BadInput:
+        return
+    assert all(isinstance(name, str) for name in table)
+
+
+MODULE_SEED = build_module(versions=[("module_layout", 0x9060323F), ("_printk", 0x92997ED8), ("x" * 70, 1)])
+MODULE_SECTIONS = [(sec.offset, sec.size) for sec in (Elf(MODULE_SEED, "seed").section(n) for n in (".modinfo", "__versions"))
+                   if sec is not None and sec.size]
+
+
+@FUZZ
+@given(st.sampled_from(MODULE_SECTIONS), st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(0, 255)), max_size=16))
+def test_modinfo_and_versions_readers(tmp_path, section, flips):
+    """Bytes changed inside .modinfo and __versions only: the ELF around them stays valid, so the
+    readers of these two sections get the hostile bytes."""
+    offset, size = section
+    data = bytearray(MODULE_SEED)
+    for pos, value in flips:
+        data[offset + pos % size] = value
+    path = str(tmp_path / "fuzz.ko")
+    with open(path, "wb") as f:
+        f.write(bytes(data))
+    try:
+        info = read_module(path)
+    except BadInput:
+        return
+    assert len(info.version_names) == len(info.version_crcs)
+    info.vermagic, info.name, info.versions  # noqa: B018 - the readers of .modinfo's keys

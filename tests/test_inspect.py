@@ -129,14 +129,14 @@ def test_fifo_is_refused_not_waited_on(tmp_path):
 
 def test_permission_denied_is_one_line(tmp_path, monkeypatch):
     path = _write(tmp_path, "secret.ko", build_module())
-    real_open = open
+    real_open = os.open  # every read opens through bounded.open_file, with os.open
 
     def deny(p, *a, **kw):
         if str(p) == path:
             raise PermissionError(13, "Permission denied", p)
         return real_open(p, *a, **kw)
 
-    monkeypatch.setattr("builtins.open", deny)
+    monkeypatch.setattr(os, "open", deny)
     with pytest.raises(BadInput) as exc:
         read_module(path)
     assert exc.value.message.endswith("cannot read: Permission denied")

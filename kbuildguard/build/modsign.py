@@ -112,8 +112,7 @@ def unsign(path: str) -> bool:
     sig = read_signature(data)
     if sig is None:
         return False
-    with open(path, "r+b") as f:
-        f.truncate(sig.signed_length)
+    os.truncate(path, sig.signed_length)
     return True
 
 

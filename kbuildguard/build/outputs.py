@@ -58,11 +58,7 @@ class Placed(NamedTuple):
 
 
 def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return bounded.sha256_file(path, "a built module")
 
 
 def state_dir(module_dir: str) -> str:

@@ -253,7 +253,7 @@ def expectation(ctx: Context, target: KernelTarget, req: Request, drift: Optiona
     """What the modules will be held to; says plainly when the layout cannot be compared."""
     facts = loader.gather(target, exports.extra_from_make_args(req.make_args, ctx.env), sig_enforce=req.sig_enforce,
                           trusted_certs=req.trusted_certs, config_file=req.kernel_config,
-                          read=config.values if config is not None else None)
+                          read=config.values if config is not None else None, env=ctx.env)
     if req.btf:  # modbtf gives kbuild's pahole the target's own BTF as base: what the kernel validates against
         facts = facts._replace(btf=facts.btf._replace(same_base=True))
     # sign_later: unsigned modules pass this first verification; with --sign the signed copies are

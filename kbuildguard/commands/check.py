@@ -50,7 +50,7 @@ def expectation(ctx: Context, target: KernelTarget, level: MatchLevel, opts: Che
                           trusted_certs=[ctx.path(c) for c in opts.trusted_certs], config_file=config_file,
                           read=config.values if config is not None else None,
                           image=ctx.path(opts.vmlinux) if opts.vmlinux else None,
-                          mokutil=[ctx.path(m) for m in opts.mokutil])
+                          mokutil=[ctx.path(m) for m in opts.mokutil], env=ctx.env)
     return build_expectation(target, level, facts, vmlinux=ctx.path(opts.vmlinux) if opts.vmlinux else None,
                              cache_dir=cache_home(ctx.env), drift=compare(config, target.tree_config))
 

@@ -40,7 +40,7 @@ def run(ctx: Context, opts: ExplainOptions) -> int:
     settings = settings_for(ctx, opts.common.cli, "explain")
     root = ctx.path(opts.root)
     found = unload.gather(root, opts.module, settings.kernel.value, ctx.path(opts.ko) if opts.ko else None,
-                           level_of(settings))
+                           level_of(settings), env=ctx.env)
     mod = found.module
     if ctx.json:
         ctx.out_json(dict(report.explanation_json(found), settings=settings.as_json()))

@@ -1,4 +1,4 @@
-"""``kbuildguard make``: options to a build Request; the pipeline itself is build.py."""
+"""``kbuildguard make``: options to a build Request; the pipeline itself is build/pipeline.py."""
 
 import os
 from typing import List, NamedTuple, Optional, Tuple

@@ -11,7 +11,7 @@ Without CONFIG_MODULE_UNLOAD there is no unloading at all.
 """
 
 import os
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 from kbuildguard import bounded
 from kbuildguard.errors import BadInput, KbgError, UsageError
@@ -165,22 +165,25 @@ def _kernel(root: str, release: str, unseen: List[str]) -> Tuple[Optional[Kernel
 
 
 def _ko_evidence(ko: str, target: KernelTarget, level: MatchLevel, root: str = "/",
-                 config: Optional[Dict[str, str]] = None) -> Tuple[Tuple[Check, ...], Optional[bool], Optional[str]]:
+                 config: Optional[Dict[str, str]] = None,
+                 env: Optional[Mapping[str, str]] = None) -> Tuple[Tuple[Check, ...], Optional[bool], Optional[str]]:
     """(checks, does the file have an exit function, what is wrong with its struct module) of the .ko on disk.
 
     Of a captured root, what it holds of the loaded kernel counts as the running kernel's would: its
     sys/kernel/btf/vmlinux gives the layout, its boot/config-R the configuration the other gates read
     (issue 22: both were ignored, "layout not compared", "CONFIG_MODULE_SIG is unknown")."""
     btf = os.path.join(root, "sys/kernel/btf/vmlinux")
-    facts = loader.gather(target, read=config) if config else None
+    facts = loader.gather(target, read=config, env=env) if config else None
     rep = verify_path(ko, expect(target, level, facts, vmlinux=btf if root != "/" and os.path.isfile(btf) else None))
     has_exit = rep.info.layout.exit_offset is not None if rep.info is not None and rep.info.layout is not None else None
     problems = [c.message for c in rep.checks if not c.ok and c.name in STRUCT_MODULE_GATES]
     return rep.checks, has_exit, "; ".join(problems) or None
 
 
-def gather(root: str, name: str, release: Optional[str], ko: Optional[str], level: MatchLevel) -> Explanation:
-    """Everything explain looks at, read from ROOT (a captured system, or /)."""
+def gather(root: str, name: str, release: Optional[str], ko: Optional[str], level: MatchLevel,
+           env: Optional[Mapping[str, str]] = None) -> Explanation:
+    """Everything explain looks at, read from ROOT (a captured system, or /). ENV: the Context's
+    environment (its cache folder remembers an image's certificates)."""
     mod = read_loaded(root, name)
     if mod is None:
         raise UsageError("module %s is not loaded (no line in %s/proc/modules)" % (name, root.rstrip("/")))
@@ -194,7 +197,7 @@ def gather(root: str, name: str, release: Optional[str], ko: Optional[str], leve
     ko = ko or find_ko(root, release, mod.name)
     checks, has_exit, layout_problem = None, None, None
     if ko and target is not None:
-        checks, has_exit, layout_problem = _ko_evidence(ko, target, level, root, config)
+        checks, has_exit, layout_problem = _ko_evidence(ko, target, level, root, config, env)
     elif not ko:
         unseen.append("the module's .ko (not in modules.dep; give --ko FILE)")
     findings = diagnose(mod, module_unload, force, has_exit, layout_problem)

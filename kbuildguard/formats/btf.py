@@ -58,6 +58,10 @@ def struct_layout(data: bytes, name: str, source: str = "BTF") -> Optional[Struc
         kind_flag = info >> 31
         pos += 12
         if kind == KIND_STRUCT and string(name_off) == wanted:
+            # kernel/bpf/btf.c btf_struct_check_meta(): "meta_left < meta_needed" (vlen members of
+            # 12 bytes past the type section's end) is -EINVAL; found by tests/test_fuzz.py
+            if pos + 12 * vlen > end:
+                raise BadInput("%s: struct %s claims %d members, more than its BTF holds" % (source, name, vlen))
             members = {}
             for i in range(vlen):
                 m_name, _m_type, m_offset = struct.unpack_from(order + "III", data, pos + 12 * i)

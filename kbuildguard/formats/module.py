@@ -11,8 +11,9 @@ import functools
 import os
 import stat
 import struct
-from typing import BinaryIO, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import IO, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
+from kbuildguard import bounded
 from kbuildguard.arch import Arch
 from kbuildguard.errors import BadInput
 from kbuildguard.formats import compression
@@ -110,7 +111,7 @@ def _decompress(raw, path: str) -> Optional[bytes]:
     return compression.decompress(raw, path, MAX_MODULE_BYTES)
 
 
-def read_whole(f: BinaryIO, path: str) -> bytes:
+def read_whole(f: IO[bytes], path: str) -> bytes:
     """A regular file's bytes, as long as it was when opened: a file that shrinks or grows while it
     is read (another process writing it) is refused, not half-read."""
     size = os.fstat(f.fileno()).st_size
@@ -131,16 +132,12 @@ def _image(path: str) -> Tuple[bytes, str]:
         if not stat.S_ISREG(os.stat(path).st_mode):
             # a FIFO or device would block open() or read forever
             raise BadInput("%s: not a regular file" % path)
-        f = open(path, "rb")
+        with bounded.open_file(path, "a module") as f:
+            data = read_whole(f, path)
     except IsADirectoryError:
         raise BadInput("%s: is a directory, not a module" % path)
     except OSError as exc:
         raise BadInput("%s: cannot read: %s" % (path, exc.strerror or exc))
-    with f:
-        try:
-            data = read_whole(f, path)
-        except OSError as exc:
-            raise BadInput("%s: cannot read: %s" % (path, exc.strerror or exc))
     unpacked = _decompress(data, path)
     if unpacked is None:
         return data, ""

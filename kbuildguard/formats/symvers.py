@@ -110,8 +110,7 @@ def parse(text: str, source: str) -> Dict[str, Export]:
 
 def text_of(path: str) -> str:
     try:
-        with open(path, "rb") as f:
-            raw = bounded.read_stream(f, path, MAX_SYMVERS_BYTES, "a Module.symvers")
+        raw = bounded.read_file(path, MAX_SYMVERS_BYTES, "a Module.symvers")
     except OSError as exc:
         raise BadInput("%s: cannot read: %s" % (path, exc.strerror or exc))
     text = compression.decompress(raw, path, MAX_SYMVERS_BYTES) or raw

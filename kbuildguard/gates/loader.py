@@ -1,5 +1,5 @@
 """What the target kernel's module loader will do with a module, gate by gate (beside the struct
-module layout and compiler, which verify.py owns).
+module layout and compiler, which gates/layout.py owns; gates/verify.py runs them all).
 
 Read from kernel/module/main.c, version.c (6.1, and 6.13 for extended modversions):
 
@@ -181,7 +181,7 @@ def kernel_config(target: KernelTarget, explicit: Optional[str] = None) -> Mappi
 def gather(target: KernelTarget, extra_symvers: Sequence[str] = (), sig_enforce: Optional[bool] = None,
            config_file: Optional[str] = None, trusted_certs: Sequence[str] = (),
            read: Optional[Mapping[str, str]] = None, image: Optional[str] = None,
-           mokutil: Sequence[str] = ()) -> LoaderFacts:
+           mokutil: Sequence[str] = (), env: Optional[Mapping[str, str]] = None) -> LoaderFacts:
     """``read``: the kernel's configuration when the caller has read it already (kconfig.read_kernel, for
     the drift comparison: one read serves both);
     ``image``: the kernel image given (--vmlinux), whose built-in keys the signature gate trusts;
@@ -192,7 +192,7 @@ def gather(target: KernelTarget, extra_symvers: Sequence[str] = (), sig_enforce:
     validates = None if not config else config.get("CONFIG_DEBUG_INFO_BTF_MODULES") == "y"
     btf = BtfFacts(validates, config.get("CONFIG_MODULE_ALLOW_BTF_MISMATCH") == "y", None, None)
     return LoaderFacts(config, vermagic, vermagic_source, exports, missing, signing_facts(target, config, sig_enforce,
-                                                                                          trusted_certs, image, mokutil), btf,
+                                                                                          trusted_certs, image, mokutil, env), btf,
                        target.modules_dir or "", debian_kernel(target), kmods.gather(target), builtin.gather(target))
 
 
@@ -203,12 +203,12 @@ def debian_kernel(target: KernelTarget) -> bool:
 
 def signing_facts(target: KernelTarget, config: Mapping[str, str], sig_enforce: Optional[bool],
                   trusted_certs: Sequence[str] = (), image: Optional[str] = None,
-                  mokutil: Sequence[str] = ()) -> SigningFacts:
+                  mokutil: Sequence[str] = (), env: Optional[Mapping[str, str]] = None) -> SigningFacts:
     """Enforcement read from the running kernel (/sys, /proc) or the sysroot's captured files, and the trust."""
     root = target.sysroot.rstrip("/") if target.sysroot not in ("", "/") else ""
     live = target.running and not root
     return signature.gather(config, sig_enforce, root, live, trust.gather(target, config, live, trusted_certs, image,
-                                                                    mokutil=mokutil))
+                                                                    mokutil=mokutil, env=env))
 
 
 def bare(target: KernelTarget) -> LoaderFacts:

@@ -31,6 +31,7 @@ How kbuildguard decides (the gate below; target/keyrings.py says which keys coun
 import re
 from typing import List, Mapping, NamedTuple, Optional, Tuple
 
+from kbuildguard import bounded
 from kbuildguard.errors import BadInput
 from kbuildguard.formats import pkcs7
 from kbuildguard.formats.pkcs7 import PKEY_ID_PKCS7, Certificate, Message, ModuleSignature, SignerId
@@ -110,9 +111,8 @@ def _truthy(value: str) -> bool:
 
 def _read(root: str, rel: str) -> Optional[str]:
     try:
-        with open(root + rel, encoding="utf-8", errors="replace") as f:
-            return f.read(4096)
-    except OSError:
+        return bounded.read_head(root + rel, 4096, "a sysfs attribute").decode("utf-8", errors="replace")
+    except (OSError, BadInput):
         return None
 
 

@@ -22,6 +22,7 @@ import os
 import re
 from typing import List, Mapping, Optional, Sequence, Tuple
 
+from kbuildguard import bounded
 from kbuildguard.errors import BadInput
 from kbuildguard.formats import pkcs7
 from kbuildguard.formats.module import ModuleInfo, is_module_path, read_module
@@ -41,12 +42,9 @@ def load_certificates(paths: Sequence[str]) -> Tuple[Certificate, ...]:
     out: List[Certificate] = []
     for path in paths:
         try:
-            with open(path, "rb") as f:
-                data = f.read(MAX_CERT_BYTES + 1)
+            data = bounded.read_file(path, MAX_CERT_BYTES, "a certificate file")
         except OSError as exc:
             raise BadInput("%s: cannot read the certificate: %s" % (path, exc.strerror or exc))
-        if len(data) > MAX_CERT_BYTES:
-            raise BadInput("%s: larger than any certificate file" % path)
         try:
             out.extend(pkcs7.read_certificates(data, path))
         except BadInput as exc:
@@ -81,9 +79,8 @@ def in_tree_signers(modules_dir: Optional[str], wanted: int = 3, tries: int = 40
 def read_keyring(path: str = "/proc/keys") -> Optional[Tuple[KeyringKey, ...]]:
     """The asymmetric keys /proc/keys shows this user; None when it shows none (not root, no keys)."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            lines = f.read(4 * 1024 * 1024).splitlines()
-    except OSError:
+        lines = bounded.read_head(path, 4 * 1024 * 1024, "a key list").decode("utf-8", errors="replace").splitlines()
+    except (OSError, BadInput):
         return None
     keys: List[KeyringKey] = []
     for line in lines:
@@ -97,9 +94,12 @@ def read_keyring(path: str = "/proc/keys") -> Optional[Tuple[KeyringKey, ...]]:
 
 
 def gather(target: KernelTarget, config: Mapping[str, str], live: bool, cert_paths: Sequence[str] = (),
-           image: Optional[str] = None, keys_path: str = "/proc/keys", mokutil: Sequence[str] = ()) -> Trust:
+           image: Optional[str] = None, keys_path: str = "/proc/keys", mokutil: Sequence[str] = (),
+           env: Optional[Mapping[str, str]] = None) -> Trust:
+    """ENV: the Context's environment, whose cache folder remembers the certificates read from an
+    image (keyrings.builtin_certificates); None: nothing remembered."""
     certs = load_certificates(cert_paths)
-    keys = keyrings.gather(target, config, live, image, mokutil=mokutil)
+    keys = keyrings.gather(target, config, live, image, env=env, mokutil=mokutil)
     sources = ["keyrings that count for modules on %s kernels: %s" % (keys.distribution, ", ".join(keys.counted))]
     sources += list(keys.sources)
     sources += ["--trusted-cert %s" % c.describe() for c in certs]

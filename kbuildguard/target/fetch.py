@@ -44,6 +44,7 @@ import tarfile
 import time
 from typing import Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
+from kbuildguard import bounded
 from kbuildguard.errors import BadInput, CannotWrite, FetchFailed, PackageUnavailable, UsageError
 from kbuildguard.run import CommandFailed, Runner
 from kbuildguard.strenum import StrEnum
@@ -355,9 +356,8 @@ def private_apt(runner: Runner, cache: str, suite: str, system: Tuple[Sequence[T
     wanted = sources_list(system_sources, suite, family, security)
     path = os.path.join(folder, "sources.list")
     try:
-        with open(path, encoding="utf-8") as f:
-            stale = f.read(64 * 1024) != wanted
-    except (OSError, UnicodeDecodeError):
+        stale = bounded.read_head(path, 64 * 1024, "a sources.list").decode("utf-8") != wanted
+    except (OSError, UnicodeDecodeError, BadInput):
         stale = True
     if stale:
         try:
@@ -411,9 +411,8 @@ def read_system_sources() -> Tuple[List[Tuple[str, str, str]], str]:
     """The system's archive entry and its security archive's URI (parse_sources, parse_security)."""
     for path, deb822 in (("/etc/apt/sources.list.d/debian.sources", True), ("/etc/apt/sources.list", False)):
         try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                text = f.read(1024 * 1024)
-        except OSError:
+            text = bounded.read_head(path, 1024 * 1024, "an apt sources file").decode("utf-8", errors="replace")
+        except (OSError, BadInput):
             continue
         found = parse_sources(text, deb822)
         if found:
@@ -497,11 +496,10 @@ def download_debian(apt: Apt, packages: Sequence[Package], debs: str) -> None:
 def _has_file(path: str, sha256: str) -> bool:
     if not os.path.isfile(path):
         return False
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest() == sha256
+    try:
+        return bounded.sha256_file(path, "a downloaded package") == sha256
+    except (OSError, BadInput):
+        return False
 
 
 def fix_absolute_includes(root: str, final_root: str) -> List[str]:
@@ -517,9 +515,8 @@ def fix_absolute_includes(root: str, final_root: str) -> List[str]:
     for name in names:
         path = os.path.join(src, name, "Makefile")
         try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read(64 * 1024)
-        except (OSError, UnicodeDecodeError):
+            text = bounded.read_head(path, 64 * 1024, "a Makefile").decode("utf-8")
+        except (OSError, UnicodeDecodeError, BadInput):
             continue
         if len(text) < 4096 and re.search(r"^include /usr/src/", text, re.M):
             with open(path, "w", encoding="utf-8") as f:
@@ -559,16 +556,32 @@ def unpack(runner: Runner, files: Sequence[str], root: str, family: Family) -> N
             raise FetchFailed("cannot unpack %s: %s" % (path, exc))
 
 
+def _inside(name: str) -> Optional[str]:
+    """A member's name relative to the root, or None when it would leave it: absolute, or with a
+    '..' that climbs out ("../x", "a/../../x"; str.lstrip("./") once turned "../x" into "x")."""
+    if name.startswith("/"):
+        return None
+    norm = os.path.normpath(name)
+    return None if norm == ".." or norm.startswith("../") else norm
+
+
 def _untar(archive: str, root: str) -> None:
-    """Members stay inside the root: no absolute names, no '..', no device files."""
-    with tarfile.open(archive) as tar:
+    """Members stay inside the root: no absolute names, no '..', no device files, nothing written
+    through a symbolic link the archive made (``lib -> /etc``, then ``lib/passwd``): tarfile before
+    3.12's filters would follow it."""
+    with bounded.open_file(archive, "a package's data archive") as raw, tarfile.open(fileobj=raw) as tar:
         members = []
+        links: List[str] = []
         for m in tar.getmembers():
-            name = os.path.normpath(m.name.lstrip("./").lstrip("/"))
-            if name.startswith("..") or not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
+            name = _inside(m.name)
+            if name is None or not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
                 continue
-            if m.islnk() and os.path.normpath(m.linkname.lstrip("./").lstrip("/")).startswith(".."):
+            if m.islnk() and _inside(m.linkname) is None:
                 continue
+            if any(name.startswith(link + "/") for link in links):
+                continue
+            if m.issym():
+                links.append(name)
             members.append(m)
         if hasattr(tarfile, "tar_filter"):  # 3.12+ (and security updates of older ones); 3.14 defaults to "data",
             # which refuses the absolute symlinks kernel packages ship (lib/modules/R/build -> /usr/src/...)
@@ -616,11 +629,7 @@ MAX_MANIFEST = 64 * 1024 * 1024
 
 
 def _sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return bounded.sha256_file(path, "a downloaded file")
 
 
 def _write_atomic(path: str, text: str) -> None:
@@ -683,9 +692,9 @@ def damage(folder: str) -> Optional[str]:
     """Why the cache entry ``folder`` must not be used, or None when its root is what was unpacked."""
     root = os.path.join(folder, "root")
     try:
-        with open(os.path.join(folder, COMPLETE), encoding="utf-8") as f:
-            marker = f.read(100).strip()
-    except OSError:
+        marker = bounded.read_head(os.path.join(folder, COMPLETE), 100, "a completion marker").decode(
+            "utf-8", errors="replace").strip()
+    except (OSError, BadInput):
         return "incomplete (no completion marker: unpacking was interrupted, or made by an older kbuildguard)"
     try:
         if _sha256_file(os.path.join(folder, FILES)) != marker:
@@ -817,11 +826,7 @@ def fetch_rpm(runner: Runner, release: str, source: Source, cache: str) -> Fetch
     files = sorted(os.path.join(d, n) for d, _, ns in os.walk(rpms) for n in ns if n.endswith(".rpm"))
     packages = []
     for path in files:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        packages.append(Package(os.path.basename(path)[:-4], "", h.hexdigest(), os.path.basename(path)))
+        packages.append(Package(os.path.basename(path)[:-4], "", _sha256_file(path), os.path.basename(path)))
     if len(files) < len(names):
         shutil.rmtree(staging, ignore_errors=True)
         raise PackageUnavailable("kernel %s: %s downloaded %d file(s) for %s" % (release, argv[0], len(files), ", ".join(names)))

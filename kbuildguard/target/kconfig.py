@@ -21,7 +21,7 @@ MAX_CONFIG_BYTES = 16 * 1024 * 1024
 def _text(path: str) -> str:
     try:
         if path.endswith(".gz"):
-            with gzip.open(path, "rb") as f:
+            with bounded.open_file(path, "a kernel configuration") as plain, gzip.GzipFile(fileobj=plain) as f:
                 raw = bounded.read_upto(f, MAX_CONFIG_BYTES + 1)  # type: ignore[arg-type]
         else:
             raw = bounded.read_file(path, MAX_CONFIG_BYTES, "a kernel configuration")
@@ -66,9 +66,8 @@ def read_keys(path: str, keys: Sequence[str]) -> Dict[str, str]:
 def compiler_header(path: str) -> Optional[str]:
     """The ``# Compiler: gcc (GCC) 8.3.1 ...`` line that 4.19-5.7 wrote at the top of .config."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(64 * 1024)  # ten lines, not "ten lines" of a file without a newline
-    except OSError:
+        head = bounded.read_head(path, 64 * 1024, "a kernel configuration")  # ten lines, not "ten lines" of a file without a newline
+    except (OSError, BadInput):
         return None
     for line in head.decode("utf-8", errors="replace").splitlines()[:10]:
         if line.startswith("# Compiler:"):

@@ -133,7 +133,11 @@ def image_candidates(target: KernelTarget, explicit: Optional[str]) -> List[str]
     return [p for p in found if os.path.isfile(p)]
 
 
-def _cache_file(path: str, env: Mapping[str, str]) -> Optional[str]:
+def _cache_file(path: str, env: Optional[Mapping[str, str]]) -> Optional[str]:
+    """Where the list read from PATH is remembered, in the cache folder ENV names; None: not remembered
+    (no environment given: never os.environ's, issue 21)."""
+    if env is None:
+        return None
     try:
         st = os.stat(path)
     except OSError:
@@ -142,9 +146,9 @@ def _cache_file(path: str, env: Mapping[str, str]) -> Optional[str]:
     return os.path.join(cache_home(env), "certs-%s.json" % key)
 
 
-def builtin_certificates(path: str, env: Mapping[str, str]) -> CertList:
+def builtin_certificates(path: str, env: Optional[Mapping[str, str]]) -> CertList:
     """The image's system certificate list; remembered by path, size and time (decompressing a
-    vmlinuz takes seconds)."""
+    vmlinuz takes seconds) in ENV's cache folder (the Context's environment); ENV None: not remembered."""
     cache = _cache_file(path, env)
     if cache:
         try:
@@ -153,12 +157,11 @@ def builtin_certificates(path: str, env: Mapping[str, str]) -> CertList:
         except (OSError, ValueError, TypeError, BadInput):
             pass
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_IMAGE_BYTES + 1)
+        data = bounded.read_file(path, MAX_IMAGE_BYTES, "a kernel image")
     except OSError as exc:
         return CertList((), "%s: cannot read: %s" % (path, exc.strerror or exc))
-    if len(data) > MAX_IMAGE_BYTES:
-        return CertList((), "%s is larger than %d MiB: not read" % (path, MAX_IMAGE_BYTES >> 20))
+    except BadInput as exc:  # a device, or larger than any kernel image
+        return CertList((), "%s: not read" % exc.message)
     try:
         found = certlist.system_certificates(data, path)
     except BadInput as exc:
@@ -178,9 +181,8 @@ def builtin_certificates(path: str, env: Mapping[str, str]) -> CertList:
 
 def _read_bytes(path: str, limit: int = MAX_TEXT_BYTES) -> Optional[bytes]:
     try:
-        with open(path, "rb") as f:
-            return f.read(limit)
-    except OSError:
+        return bounded.read_head(path, limit, "a text file of the kernel's")
+    except (OSError, BadInput):
         return None
 
 
@@ -376,7 +378,7 @@ def gather(target: KernelTarget, config: Mapping[str, str], live: bool, image: O
         builtin_missing = "no kernel image at hand (%s/boot/vmlinuz-%s; give it with --vmlinux)" % (
             target.sysroot.rstrip("/") if target.sysroot not in ("", "/") else "", target.release)
     for path in paths:
-        found = builtin_certificates(path, env if env is not None else os.environ)
+        found = builtin_certificates(path, env)
         if found.found:
             builtin_missing = found.found
             continue

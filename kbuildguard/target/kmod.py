@@ -15,6 +15,8 @@ import os
 import re
 from typing import NamedTuple, Optional
 
+from kbuildguard import bounded
+from kbuildguard.errors import BadInput
 from kbuildguard.target.kernel import KernelTarget
 
 # a kmod binary is ~200 KB; a file this large is not one
@@ -45,9 +47,8 @@ def parse(path: str, blob: bytes) -> Optional[KmodFeatures]:
 
 def read(path: str) -> Optional[KmodFeatures]:
     try:
-        with open(path, "rb") as f:
-            blob = f.read(MAX_KMOD_BYTES)
-    except OSError:
+        blob = bounded.read_head(path, MAX_KMOD_BYTES, "a kmod program")
+    except (OSError, BadInput):
         return None
     return parse(path, blob)
 
