@@ -634,3 +634,17 @@ def test_the_kernel_ignores_the_class_and_data_bytes_of_e_ident(tmp_path, at, va
     rep = _report(tmp_path, bytes(data))
     assert rep.verdict is not Verdict.ERROR
     assert _gate(rep, Gate.ELF).effect is Effect.OK
+
+
+def test_an_allocated_section_on_another_sections_bytes_is_not_checked(tmp_path):
+    """The differential corpus's v00711: .rodata.str1.1's sh_offset moved onto .symtab's bytes. The
+    kernel copies those bytes in as the section's contents and init failed (-EINVAL); nothing in the
+    file says what init will do with them: not-checked, never ok."""
+    data = build_module()
+    text, symtab = _index(data, ".init.text"), _index(data, ".symtab")
+    rep = _report(tmp_path, _set(data, text, "offset", _get(data, symtab, "offset")))
+    c = _gate(rep, Gate.ELF)
+    assert c.effect is Effect.NOT_CHECKED and "lies on the same bytes of the file as section %d" % symtab in c.message, c
+    assert headline(rep).startswith("not fully checked")
+    untouched = _report(tmp_path / "good", data)
+    assert _gate(untouched, Gate.ELF).effect is Effect.OK

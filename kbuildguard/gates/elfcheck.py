@@ -74,7 +74,7 @@ def findings(shape: ElfShape, bits: int) -> List[Finding]:
     first = _header_refusal(shape, bits) or _name_table_refusal(shape) or _section_refusal(shape)
     if first:
         return [first]
-    return _later_refusals(shape) + _placement_doubts(shape) + _v6_12_refusals(shape)
+    return _later_refusals(shape) + _placement_doubts(shape) + _overlap_doubts(shape) + _v6_12_refusals(shape)
 
 
 def _header_refusal(shape: ElfShape, bits: int) -> Optional[Finding]:
@@ -228,6 +228,37 @@ def _placement_doubts(shape: ElfShape) -> List[Tuple[str, str]]:
             out.append(("section %d has sh_addralign 0x%x: layout_sections() aligns the module's size to it" % (
                 number, align), "doubt"))
             break
+    return out
+
+
+def _overlap_doubts(shape: ElfShape) -> List[Tuple[str, str]]:
+    """An allocated section whose bytes in the file are also another section's, the ELF header or the
+    section header table. No linker writes that, and elf_validity_check() does not look: the loader
+    copies those bytes into the module's memory as that section's contents (layout_and_allocate()'s
+    memcpy), so code or strings are someone else's bytes and what init then does is not knowable
+    from the file (the differential corpus's v00711: .rodata.str1.1 moved onto .symtab's bytes; init
+    failed with -EINVAL). Not-checked, never ok. None of Debian 6.1's 4,023 amd64 or 3,685 arm64
+    modules has one."""
+    spans = []  # (start, end, section number; -1 for the ELF header, -2 for the section table)
+    for number in range(1, len(shape.table)):
+        typ, flags, offset, size = shape.table[number][1], shape.table[number][2], shape.table[number][4], shape.table[number][5]
+        if typ not in (SHT_NULL, SHT_NOBITS) and size and not _outside(offset, size, shape.length):
+            spans.append((offset, offset + size, number, bool(flags & SHF_ALLOC)))
+    spans.append((0, 64 if shape.elf_class == 2 else 52, -1, False))
+    if shape.table:
+        spans.append((shape.shoff, shape.shoff + shape.shnum * shape.shentsize, -2, False))
+    spans.sort()
+    out: List[Tuple[str, str]] = []
+    reach_end, reach = 0, None  # the furthest end so far and the span that reaches it
+    for span in spans:
+        if reach is not None and span[0] < reach_end and (span[3] or reach[3]):
+            alloc, other = (span, reach) if span[3] else (reach, span)
+            what = {-1: "the ELF header", -2: "the section header table"}.get(other[2]) or "section %d" % other[2]
+            out.append(("%s (section %d) lies on the same bytes of the file as %s: its contents are not its own" % (
+                shape.name(shape.section(alloc[2])), alloc[2], what), "doubt"))
+            break
+        if span[1] > reach_end:
+            reach_end, reach = span[1], span
     return out
 
 
