@@ -122,7 +122,7 @@ def test_rpm_payload_runs(dist, debian_release, tmp_path):
     # the completion loads in bash and registers itself; the man page renders
     completion = str(root / "usr" / "share" / "bash-completion" / "completions" / "kbuildguard")
     assert "complete -o filenames -F _kbuildguard kbuildguard" in _out(["bash", "-c", "source %s && complete -p kbuildguard" % completion])
-    words = _out(["bash", "-c", 'source %s; COMP_WORDS=(kbuildguard make --ma); COMP_CWORD=2; _kbuildguard; echo "${COMPREPLY[@]}"' % completion])
+    words = _out(["bash", "-c", 'source %s; COMP_WORDS=(kbuildguard make --mat); COMP_CWORD=2; _kbuildguard; echo "${COMPREPLY[@]}"' % completion])
     assert words.split() == ["--match"]
     if shutil.which("man"):
         page = _out(["man", "-l", "-P", "cat", str(root / "usr" / "share" / "man" / "man1" / "kbuildguard.1")],
