@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, NamedTuple, Optional
 from kbuildguard.console import for_json
 from kbuildguard.formats.module import ModuleInfo
 from kbuildguard.formats.symvers import Export
-from kbuildguard.gates.model import Check, Effect, Gate
+from kbuildguard.gates.model import Check, Effect, Gate, Stage, stage
 from kbuildguard.gates.reference import ReferenceLayout
 from kbuildguard.gates.verify import Expectation, ModuleReport, Verdict
 from kbuildguard.identity import CompilerId, Linker
@@ -155,15 +155,6 @@ def dumps(data: Any) -> str:
     return json.dumps(for_json(data), indent=2, sort_keys=False)
 
 
-# The order in which the kernel meets the gates, as far as it decides which one refuses first:
-# kernel/module/main.c (6.1) load_module(): module_sig_check(), elf_validity_check() (machine,
-# .gnu.linkonce.this_module), then check_modstruct_version() -- the CRC of module_layout, before any
-# other symbol and before check_modinfo()'s vermagic -- then layout_and_allocate(), simplify_symbols()
-# (each symbol's CRC, unknown symbols), and the BTF notifier. The compiler is never read by the kernel.
-KERNEL_ORDER = (Gate.READ, Gate.SIGNATURE, Gate.MACHINE, Gate.THIS_MODULE, Gate.VERMAGIC, Gate.LAYOUT,
-                Gate.SYMBOL_VERSIONS, Gate.SYMBOLS, Gate.LICENSE, Gate.BTF, Gate.COMPILER)
-
-
 class CrcDifference(NamedTuple):
     symbol: str
     module_crc: int
@@ -224,12 +215,13 @@ def deciding_gate(rep: ModuleReport, layout_crc_differs: bool, kernel_6_4: bool 
         return next((c for c in rep.checks if c.effect is effect), None)
 
     def rank(c: Check) -> Tuple[int, float]:
+        # the stage load_module() meets the gate at (gates/model.py GATE_STAGES, the one table of
+        # that order); module_layout's CRC is check_modstruct_version(), in early_mod_check() after
+        # elf_validity_check() (and 6.4's size check) and before check_modinfo()'s vermagic
         refused = 0 if c.effect is Effect.REJECTED else 1
-        if kernel_6_4 and size_differs(c):
-            return refused, KERNEL_ORDER.index(Gate.THIS_MODULE)
         if layout_crc_differs and c.name is Gate.SYMBOL_VERSIONS:
-            return refused, KERNEL_ORDER.index(Gate.THIS_MODULE) + 0.5  # after elf_validity_check(), before vermagic
-        return refused, KERNEL_ORDER.index(c.name) if c.name in KERNEL_ORDER else len(KERNEL_ORDER)
+            return refused, Stage.STRUCT_SIZE + 0.5
+        return refused, stage(c.name, size_check=kernel_6_4 and size_differs(c))
 
     return sorted(failed, key=rank)[0]
 
@@ -241,10 +233,10 @@ def _crc_list(diffs: Sequence[CrcDifference], limit: int = 3) -> str:
     return ", ".join(shown) + more
 
 
-def rebuild_reason(c: Check, diffs: Sequence[CrcDifference], compared: int) -> Tuple[str, str]:
+def rebuild_reason(c: Check, diffs: Sequence[CrcDifference], compared: int, kernel_6_4: bool) -> Tuple[str, str]:
     """("rebuild needed because ...", the line the kernel prints) for the deciding check."""
     layout = [d for d in diffs if d.symbol == "module_layout"]
-    if size_differs(c) and "6.4" in c.message:
+    if size_differs(c) and kernel_6_4:
         prints = ".gnu.linkonce.this_module section size must match the kernel's built struct module size at run time"
         more = (" (module_layout's CRC differs too, %d of %d CRCs: the size check comes first)" % (len(diffs), compared)
                 if layout else "")
@@ -288,7 +280,8 @@ def across_abi(kernel: str, info: Optional[ModuleInfo], diffs: Sequence[CrcDiffe
 
 def forecast_row(kernel: str, rep: ModuleReport, info: Optional[ModuleInfo], symbols: Optional[Mapping[str, Export]]) -> ForecastRow:
     diffs, compared = crc_differences(info, symbols)
-    c = deciding_gate(rep, any(d.symbol == "module_layout" for d in diffs), release_tuple(kernel.split("-")[0]) >= (6, 4))
+    kernel_6_4 = release_tuple(kernel.split("-")[0]) >= (6, 4)
+    c = deciding_gate(rep, any(d.symbol == "module_layout" for d in diffs), kernel_6_4)
     passed = {x.name for x in rep.checks if x.ok}
     weak = Gate.SYMBOLS in passed and Gate.SYMBOL_VERSIONS in passed and rep.verdict is not Verdict.ERROR
     across = across_abi(kernel, info, diffs, compared)
@@ -301,7 +294,7 @@ def forecast_row(kernel: str, rep: ModuleReport, info: Optional[ModuleInfo], sym
     if c.ok:
         return ForecastRow(kernel, rep.path, rep.verdict, rep.effect, c.name, "loads; %s%s" % (c.message, across), weak, diffs,
                            compared, "")
-    reason, prints = rebuild_reason(c, diffs, compared)
+    reason, prints = rebuild_reason(c, diffs, compared, kernel_6_4)
     if weak:
         reason += ("; weak-modules (depmod -e -E: every symbol resolves, every CRC equal) would link it into this "
                    "kernel, which refuses it")

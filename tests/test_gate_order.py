@@ -5,6 +5,8 @@ message kbuildguard recognises has one Kind and every Kind a message; and `expla
 refusal by whether the kernel refuses its size (6.4+), not by the words of its message.
 """
 
+import pytest
+
 from conftest import make_tree
 from elfbuild import build_module
 from kbuildguard.explain.load import FileSays, LoadFinding, predicted_not_logged, size_refused
@@ -99,3 +101,18 @@ def test_size_refused_only_on_6_4_and_later_and_only_for_the_size(tmp_path):
     assert not size_refused(info, _expect(tmp_path, "6.5.0-1-amd64", kernel_size=0x3c0))
     assert not size_refused(None, _expect(tmp_path, "6.6.0-1-amd64"))
     assert not size_refused(info, None)
+
+
+@pytest.mark.parametrize("later", [Gate.VERMAGIC, Gate.SYMBOLS, Gate.LICENSE, Gate.RELOCATIONS, Gate.NAME])
+def test_the_forecast_names_the_gate_the_loader_meets_first(later):
+    """report.deciding_gate() ranks by GATE_STAGES (it had a second order table without elf,
+    compression, relocations and name, which ranked them last: an ELF refusal was blamed on vermagic)."""
+    from kbuildguard.gates.verify import ModuleReport, Verdict
+    from kbuildguard.report import deciding_gate
+
+    def refused(gate):
+        return Check(name=gate, ok=False, expected="x", found="y", message="m", fix="", effect=Effect.REJECTED)
+
+    for first in (Gate.ELF, Gate.COMPRESSION, Gate.SIGNATURE):
+        rep = ModuleReport(path="/m.ko", verdict=Verdict.MISMATCH, checks=(refused(later), refused(first)), info=None)
+        assert deciding_gate(rep, False).name is first
