@@ -155,6 +155,15 @@ def read_text(path: str, limit: Limit) -> str:
     return read_file(path, limit.size, limit.what).decode("utf-8", errors="replace")
 
 
+def read_found_text(path: str, limit: Limit) -> str:
+    """read_text() of a file kbuildguard found inside a tree or a captured root, not one the user
+    named: only a regular file is read (a FIFO planted at ROOT/proc/modules would wait for ever; a
+    device there is no kernel's text). /proc and /sys files are regular files."""
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise BadInput("%s: not a regular file (a FIFO, device or folder where a kernel file belongs)" % path)
+    return read_text(path, limit)
+
+
 def read_text_stream(stream: IO[str], source: str, limit: Limit) -> str:
     """stdin, bounded as a file is (``< /dev/zero`` is a device; ``yes |`` ends at the limit); a
     terminal is read to its end of file. Its bytes, when it has them, decoded as UTF-8 with replacement."""

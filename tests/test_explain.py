@@ -85,3 +85,21 @@ def test_a_ko_path_with_a_line_break_prints_on_one_line(tmp_path):
     ko.write_bytes(build_module(exit_offset=None))
     code, out, _ = explain(root, "--ko", str(ko))
     assert "x.ko\\nkdemo.ko: ok" in out and not any(line.startswith("kdemo.ko") for line in out.splitlines()), out
+
+
+def test_hostile_numbers_in_a_captured_root_are_read_as_unknown(tmp_path):
+    """A sosreport is hostile text: '--5' as refcnt, '²³' as size (str.isdigit() takes it, int()
+    refused it: a traceback, exit 1)."""
+    root = captured(tmp_path, "kdemo \u00b2\u00b3 \u00b2 - Live 0xffffffffc0000000 (O)", refcnt="--5")
+    code, out, err = explain(root)
+    assert code == 0, err
+
+
+def test_a_fifo_in_a_captured_root_is_refused_not_waited_for(tmp_path):
+    import os
+
+    root = captured(tmp_path, "kdemo 16384 0 - Live 0xffffffffc0000000 (O)")
+    os.unlink(os.path.join(root, "proc/modules"))
+    os.mkfifo(os.path.join(root, "proc/modules"))
+    code, out, err = explain(root)
+    assert code == 3 and "not a regular file" in err, (code, err)

@@ -11,6 +11,7 @@ Without CONFIG_MODULE_UNLOAD there is no unloading at all.
 """
 
 import os
+import re
 from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 from kbuildguard import bounded
@@ -45,7 +46,7 @@ def read_loaded(root: str, name: str) -> Optional[LoadedModule]:
     """The module's line in /proc/modules and its /sys/module entries (under ``root``)."""
     name = name.replace("-", "_")
     try:
-        lines = bounded.read_text(os.path.join(root, "proc/modules"), bounded.TEXT).splitlines()
+        lines = bounded.read_found_text(os.path.join(root, "proc/modules"), bounded.TEXT).splitlines()
     except OSError as exc:
         raise BadInput("cannot read %s: %s" % (os.path.join(root, "proc/modules"), exc.strerror or exc))
     for line in lines:
@@ -57,16 +58,24 @@ def read_loaded(root: str, name: str) -> Optional[LoadedModule]:
         sysdir = os.path.join(root, "sys/module", name)
         refcnt = _attr(sysdir, "refcnt")
         holders = tuple(sorted(os.listdir(os.path.join(sysdir, "holders")))) if os.path.isdir(os.path.join(sysdir, "holders")) else ()
-        return LoadedModule(name, int(fields[1]) if fields[1].isdigit() else 0,
-                            int(refcnt) if refcnt.lstrip("-").isdigit() else (int(fields[2]) if fields[2].isdigit() else None),
+        return LoadedModule(name, _number(fields[1]) or 0,
+                            _number(refcnt, signed=True) if _number(refcnt, signed=True) is not None else _number(fields[2]),
                             tuple(sorted(set(users) | set(holders))), "[permanent]" in deps, fields[4],
                             _attr(sysdir, "initstate"), _attr(sysdir, "taint"))
     return None
 
 
+def _number(text: str, signed: bool = False) -> Optional[int]:
+    """A decimal the kernel printed (ASCII digits, a leading '-' where signed), else None: a captured
+    root is hostile text (str.isdigit() takes '²³', int() refuses it)."""
+    if re.match(r"-?[0-9]{1,19}\Z" if signed else r"[0-9]{1,19}\Z", text):
+        return int(text)
+    return None
+
+
 def _attr(sysdir: str, rel: str) -> str:
     try:
-        return bounded.read_text(os.path.join(sysdir, rel), bounded.TEXT).strip()
+        return bounded.read_found_text(os.path.join(sysdir, rel), bounded.TEXT).strip()
     except OSError:
         return ""
 
@@ -75,7 +84,7 @@ def find_ko(root: str, release: str, name: str) -> Optional[str]:
     """The module's file, through modules.dep of the release (under ``root``)."""
     base = os.path.join(root, "lib/modules", release)
     try:
-        lines = bounded.read_text(os.path.join(base, "modules.dep"), bounded.MODULES_DEP).splitlines()
+        lines = bounded.read_found_text(os.path.join(base, "modules.dep"), bounded.MODULES_DEP).splitlines()
     except OSError:
         return None
     for line in lines:
@@ -131,7 +140,7 @@ def loaded_release(root: str, given: Optional[str]) -> str:
     if given:
         return given
     try:
-        release = bounded.read_text(os.path.join(root, "proc/sys/kernel/osrelease"), bounded.TEXT).strip()
+        release = bounded.read_found_text(os.path.join(root, "proc/sys/kernel/osrelease"), bounded.TEXT).strip()
         if release:
             return release
     except OSError:
