@@ -467,7 +467,12 @@ def test_every_read_is_bounded():
 # bounds a read of a device, not its wait. Every open for reading goes through bounded.open_file
 # (devices refused at once). Writing (mode w, a, x; os.open with O_WRONLY or O_RDWR) is free, and
 # so is opening what is already open (tarfile.open(fileobj=...)).
-OPENERS = ("io", "gzip", "tarfile", "lzma", "bz2", "codecs")
+OPENERS = ("io", "gzip", "tarfile", "lzma", "bz2", "codecs", "builtins", "zipfile")
+# File classes that open a path themselves (with fileobj= they read what the caller opened)
+FILE_CLASSES = {("io", "FileIO"), ("gzip", "GzipFile"), ("lzma", "LZMAFile"), ("bz2", "BZ2File"), ("zipfile", "ZipFile"),
+                ("tarfile", "TarFile")}
+# pathlib's readers: Path(p).open(), p.read_text(), p.read_bytes() read a path with no bound
+PATH_READERS = ("read_text", "read_bytes")
 # Modules that may open for reading, and why:
 READ_OPEN_ALLOWED = frozenset({
     "bounded.py",  # the one bounded reader
@@ -500,13 +505,26 @@ def read_opens(sources=None):
                 if any(k.arg == "fileobj" for k in node.keywords):
                     continue
                 mode = _open_mode(node)
-                if mode is None or not set(mode) & set("wax+"):
+                # "r+" reads too: only a mode that cannot read ("w", "a", "x" without "+") is a write
+                if mode is None or not set(mode) & set("wax") or "+" in mode:
                     offenders.append("%s:%d: open for reading: bounded.open_file/read_file/read_head" % (rel, node.lineno))
+            elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) \
+                    and (func.value.id, func.attr) in FILE_CLASSES and not any(k.arg == "fileobj" for k in node.keywords):
+                offenders.append("%s:%d: %s.%s of a path: bounded.open_file, then fileobj=" % (rel, node.lineno,
+                                                                                         func.value.id, func.attr))
+            elif isinstance(func, ast.Attribute) and (func.attr in PATH_READERS or func.attr == "open"
+                                                      and isinstance(func.value, ast.Call)) \
+                    and not (isinstance(func.value, ast.Name) and func.value.id == "bounded"):
+                offenders.append("%s:%d: a path's .%s(): bounded.read_file/read_text" % (rel, node.lineno, func.attr))
             elif isinstance(func, ast.Attribute) and func.attr == "open" and isinstance(func.value, ast.Name) \
                     and func.value.id == "os":
                 flags = {n.attr for arg in node.args[1:2] for n in ast.walk(arg) if isinstance(n, ast.Attribute)}
                 if not flags & {"O_WRONLY", "O_RDWR"}:
                     offenders.append("%s:%d: os.open for reading: bounded.open_file" % (rel, node.lineno))
+        for node in _nodes(text):
+            if isinstance(node, ast.ImportFrom) and node.module in OPENERS + ("pathlib",) and \
+                    any(a.name in ("open", "Path", "PosixPath") + tuple(c for _, c in FILE_CLASSES) for a in node.names):
+                offenders.append("%s:%d: from %s import an opener: bounded.open_file" % (rel, node.lineno, node.module))
     return offenders
 
 
@@ -522,8 +540,16 @@ def test_the_open_rule_sees_every_form():
         ("ok.py", "open(p, 'w')\nopen(p, 'ab')\nopen(p, 'x')\nos.open(p, os.O_WRONLY | os.O_CREAT)\n"
                   "tarfile.open(fileobj=f)\nbook.open(e)\n"),
         ("bounded.py", "open(p, 'rb')\n"),
+        # the re-test's bypasses (issue 21)
+        ("i.py", "Path(p).open('rb')\n"), ("j.py", "q.read_text(encoding='utf-8')\n"), ("k.py", "q.read_bytes()\n"),
+        ("l.py", "open(p, 'r+')\n"), ("m.py", "io.FileIO(p)\n"), ("n.py", "gzip.GzipFile(p)\n"),
+        ("o.py", "lzma.LZMAFile(p)\n"), ("p.py", "zipfile.ZipFile(p)\n"), ("q.py", "builtins.open(p)\n"),
+        ("r.py", "from io import open as o\n"), ("s.py", "from pathlib import Path\n"),
+        ("ok2.py", "gzip.GzipFile(fileobj=f)\nbounded.read_text(p, L)\n"),
     ]
-    assert [o.split(":")[0] for o in read_opens(forms)] == ["a.py", "b.py", "c.py", "d.py", "e.py", "f.py", "g.py", "h.py"]
+    assert [o.split(":")[0] for o in read_opens(forms)] == ["a.py", "b.py", "c.py", "d.py", "e.py", "f.py", "g.py", "h.py",
+                                                              "i.py", "j.py", "k.py", "l.py", "m.py", "n.py", "o.py",
+                                                              "p.py", "q.py", "r.py", "s.py"]
 
 
 # Records with many fields of one type, whose positional construction hid which string was which
