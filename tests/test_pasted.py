@@ -412,7 +412,7 @@ def test_sweep_one_break_anywhere(quote):
     assert read >= 0.97 * (read + refused), (read, refused)
 
 
-@pytest.mark.parametrize("width", [60, 66, 72, 76, 78][::stride()] + ([72] if stride() > 1 else []))
+@pytest.mark.parametrize("width", [60, 66, 72, 76, 78] if stride() == 1 else [72])  # mail's usual width in a quick run
 def test_sweep_cut_at_a_column(width):
     texts = []
     for b in BANNERS:
