@@ -17,6 +17,7 @@ from urllib.parse import quote
 from xml.sax.saxutils import escape, quoteattr
 
 from kbuildguard import __version__
+from kbuildguard.console import COMPILER_ERROR
 from kbuildguard.errors import CannotWrite, UsageError
 from kbuildguard.formats.module import MODULE_SUFFIXES
 from kbuildguard.gates.model import Check, Effect, Gate
@@ -49,6 +50,9 @@ class KernelResult(NamedTuple):
     modules: Tuple[ModuleResult, ...]
     error: str = ""  # "build failed: make exited with 2": the run ended before verification
     exit_code: int = 0
+    folder: str = ""  # the module folder built (a failed build is located there)
+    # the compiler's first error lines, paths relative to the folder ("kdemo.c:12:11: error: ...")
+    compiler_errors: Tuple[str, ...] = ()
 
 
 class ReportPaths(NamedTuple):
@@ -116,6 +120,37 @@ def names(k: KernelResult) -> List[str]:
     return out
 
 
+def failure_text(k: KernelResult) -> str:
+    """A kernel with no verified module: why, and the compiler's first error lines."""
+    text = k.error or "no module was verified"
+    if k.compiler_errors:
+        text += "\ncompiler errors (paths in the module folder):\n" + "\n".join(k.compiler_errors[:5])
+    return text
+
+
+# What a result with no module is located at, when the compiler named no file of the module folder:
+# the file that tells kbuild what to build, else the declaration.
+FOLDER_FILES = ("Kbuild", "Makefile", "kbuildguard.toml")
+
+
+def build_location(k: KernelResult, base: str) -> Dict[str, Any]:
+    """Every SARIF result needs a location (GitHub's upload-sarif rejects the whole file for one
+    without): the compiler's first error in the module folder, with its line and column; else the
+    folder's Kbuild, Makefile or kbuildguard.toml."""
+    folder = k.folder or base
+    for line in k.compiler_errors:
+        m = COMPILER_ERROR.match(line)
+        if m is None or os.path.isabs(m.group("path")) or m.group("path").startswith(".." + os.sep):
+            continue  # a kernel header's error: not a file of the repository CI scans
+        region: Dict[str, int] = {"startLine": max(1, int(m.group("line")))}
+        if m.group("column"):
+            region["startColumn"] = max(1, int(m.group("column")))
+        return {"physicalLocation": {"artifactLocation": artifact_uri(os.path.join(folder, m.group("path")), base),
+                                     "region": region}}
+    name = next((f for f in FOLDER_FILES if os.path.isfile(os.path.join(folder, f))), FOLDER_FILES[1])
+    return {"physicalLocation": {"artifactLocation": artifact_uri(os.path.join(folder, name), base)}}
+
+
 def _cells(results: Sequence[KernelResult]) -> Iterator[Tuple[KernelResult, Optional[ModuleResult], Optional[Check]]]:
     for k in results:
         if not k.modules:
@@ -138,9 +173,9 @@ def junit(results: Sequence[KernelResult]) -> str:
         tests = failures = skipped = 0
         if not k.modules:
             tests, failures = 1, 1
-            text = k.error or "no module was verified"
+            text = failure_text(k)
             cases.append('    <testcase classname=%s name="%s">\n      <failure message=%s type="exit %d">%s</failure>\n'
-                         '    </testcase>' % (quoteattr(clean(k.kernel) + ".(build)"), BUILD, quoteattr(_line(text)),
+                         '    </testcase>' % (quoteattr(clean(k.kernel) + ".(build)"), BUILD, quoteattr(_line(k.error or "no module was verified")),
                                               k.exit_code, escape(clean(text))))
         for m, name in zip(k.modules, names(k)):
             head = _line(headline(m.report))
@@ -244,7 +279,8 @@ def sarif(results: Sequence[KernelResult], base: str) -> str:
     for k, m, c in _cells(results):
         if m is None or c is None:
             found.append({"ruleId": rule_id(BUILD), "ruleIndex": index[rule_id(BUILD)], "level": "error",
-                          "message": {"text": "kernel %s: %s" % (_line(k.kernel), _line(k.error or "no module was verified"))},
+                          "message": {"text": "kernel %s: %s" % (_line(k.kernel), _line(failure_text(k)))},
+                          "locations": [build_location(k, base)],
                           "properties": {"kernel": clean(k.kernel), "exit_code": k.exit_code}})
             continue
         if c.ok and c.effect is Effect.OK:
@@ -291,10 +327,11 @@ def markdown(results: Sequence[KernelResult]) -> str:
         return "| " + " | ".join(cells) + " |"
     lines = ["## kbuildguard: %d kernel(s)" % len(results), "",
              row(["kernel", "module", "result"] + [md(str(g)) for g in gates]), row(["---"] * (3 + len(gates)))]
-    problems = []
+    problems: List[str] = []
     for k in results:
         if not k.modules:
             lines.append(row([md(k.kernel), "-", "**%s**" % md(k.error or "no module was verified")] + ["-"] * len(gates)))
+            problems.extend("- %s: %s" % (md(k.kernel), md(e)) for e in k.compiler_errors[:5])
             continue
         for m in k.modules:
             rep = m.report

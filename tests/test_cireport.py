@@ -398,3 +398,65 @@ def test_make_refused_before_building_is_a_failed_build_row(machine):  # noqa: F
     case = _junit_schema()(junit.read_text()).find("testsuite/testcase")
     assert case.get("name") == "build" and case.find("failure").get("type") == "exit 6"
     assert "compiler refused" in case.find("failure").get("message")
+
+
+# -- issue 19 item 3: every SARIF result has a location; a failed build names the compiler's errors --
+
+def test_every_sarif_result_has_a_location_and_a_failed_build_without_compiler_lines_is_at_the_makefile(tmp_path):
+    """GitHub's upload-sarif rejects a whole file for one result without a location ("expected at
+    least one location"): the build result had none."""
+    folder = tmp_path / "mod"
+    folder.mkdir()
+    (folder / "Makefile").write_text("obj-m := kdemo.o\n")
+    results = _results()
+    results[1] = results[1]._replace(folder=str(folder))
+    data = _sarif_validate(cireport.sarif(results, str(tmp_path)))
+    for r in data["runs"][0]["results"]:
+        assert r["locations"], r
+    build = [r for r in data["runs"][0]["results"] if r["ruleId"] == "kbuildguard/build"][0]
+    assert build["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "mod/Makefile"
+    # Kbuild first where there is one (what kbuild reads in M=), the toml where neither exists
+    (folder / "Kbuild").write_text("obj-m := kdemo.o\n")
+    build = [r for r in json.loads(cireport.sarif(results, str(tmp_path)))["runs"][0]["results"] if r["ruleId"] == "kbuildguard/build"][0]
+    assert build["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "mod/Kbuild"
+
+
+def test_a_failed_build_is_located_at_the_compilers_first_error_in_the_folder(tmp_path):
+    k = KernelResult(kernel="6.1.0-57-amd64", modules=(), error="build failed: make exited with status 2", exit_code=7,
+                     folder=str(tmp_path / "mod"),
+                     compiler_errors=("/usr/src/linux-headers-6.1/include/linux/x.h:3:1: error: in a header",
+                                      "src/kdemo.c:12:11: error: 'foo' undeclared (first use in this function)",
+                                      "src/kdemo.c:14: error: no column here"))
+    data = _sarif_validate(cireport.sarif([k], str(tmp_path)))
+    loc = data["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
+    assert loc["artifactLocation"]["uri"] == "mod/src/kdemo.c"
+    assert loc["region"] == {"startLine": 12, "startColumn": 11}
+    # JUnit's failure text and the Markdown list carry the first error lines, relative to the folder
+    doc = _junit_schema()(cireport.junit([k]))
+    text = doc.find("testsuite/testcase/failure").text
+    assert "src/kdemo.c:12:11: error: 'foo' undeclared" in text and text.startswith("build failed: make exited")
+    assert "src/kdemo.c:12:11: error: 'foo' undeclared" in cireport.markdown([k]).replace("\\_", "_")
+
+
+def test_make_locates_a_compile_error_in_the_module_folder_not_the_stage(machine):  # noqa: F811
+    """The whole path: the compiler's line names the staged copy (M=STAGE); the reports name the
+    module folder's file."""
+    reports = machine["tmp"] / "reports"
+    reports.mkdir()
+    holder = []
+
+    def fail(stage):
+        holder[0].console.child_output(("  CC [M]  %s/kdemo.o\n%s/kdemo.c:12:11: error: 'foo' undeclared\n"
+                                        % (stage, stage)).encode())
+    runner = KbuildRunner(machine["outputs"], returncode=2, on_make=fail)
+    holder.append(runner)
+    code, _, err, _ = run_make(machine, "make", "--kernel-dir", machine["tree"], "--junit", str(reports / "j.xml"),
+                               "--sarif", str(reports / "s.sarif"), runner=runner)
+    assert code == 7, err
+    data = _sarif_validate((reports / "s.sarif").read_text())
+    loc = data["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
+    assert loc["artifactLocation"]["uri"].endswith("kdemo.c") and loc["region"]["startLine"] == 12, loc
+    # relative to where make ran (the module folder here), a file that exists there
+    assert loc["artifactLocation"]["uri"] == "kdemo.c" and os.path.isfile(os.path.join(machine["repo"], "kdemo.c"))
+    text = _junit_schema()((reports / "j.xml").read_text()).find("testsuite/testcase/failure").text
+    assert "\nkdemo.c:12:11: error: 'foo' undeclared" in text and ".cache" not in text.split("compiler errors")[1]
