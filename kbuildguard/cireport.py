@@ -257,8 +257,9 @@ def _rules() -> List[Dict[str, Any]]:
 
 def artifact_uri(path: str, base: str) -> Dict[str, str]:
     """A path under ``base`` (the checkout CI scans) as a relative URI code scanning can place;
-    anything else as an absolute file: URI."""
-    path = clean(path)
+    anything else as an absolute file: URI. The name's real bytes are percent-encoded (a \x01 in a
+    file name is %01, an undecodable byte its own %NN), not its escaped display text: the URI must
+    name the file that exists."""
     rel = os.path.relpath(path, base) if os.path.isabs(path) else path
     if not rel.startswith(".." + os.sep) and rel != "..":
         return {"uri": _uri_escape(rel)}
@@ -266,7 +267,8 @@ def artifact_uri(path: str, base: str) -> Dict[str, str]:
 
 
 def _uri_escape(path: str) -> str:
-    return quote(path.replace(os.sep, "/"), safe="/-._~")
+    # os.fsencode: the file system's bytes, an undecodable byte (a surrogateescape) as itself
+    return quote(os.fsencode(path.replace(os.sep, "/")), safe="/-._~")
 
 
 def sarif(results: Sequence[KernelResult], base: str) -> str:
@@ -305,9 +307,16 @@ def sarif(results: Sequence[KernelResult], base: str) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
+# Shown as a table cell, beyond what XML forbids: DEL and the C1 controls (a terminal or a renderer may
+# act on them) and the bidirectional embeddings, overrides and isolates (U+202A-U+202E,
+# U+2066-U+2069: a name that reads as another, "Trojan Source", CVE-2021-42574).
+_NOT_SHOWN = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
 def md(text: str) -> str:
     """A Markdown table cell: | splits cells, a newline ends the table, <, > and & would be HTML."""
-    text = _line(text)
+    text = _NOT_SHOWN.sub(lambda m: "\\x%02x" % ord(m.group()) if ord(m.group()) < 0x100 else "\\u%04x" % ord(m.group()),
+                          _line(text))
     for a, b in (("\\", "\\\\"), ("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|"), ("`", "\\`"),
                  ("*", "\\*"), ("_", "\\_"), ("[", "\\["), ("]", "\\]")):
         text = text.replace(a, b)
@@ -333,17 +342,20 @@ def markdown(results: Sequence[KernelResult]) -> str:
             lines.append(row([md(k.kernel), "-", "**%s**" % md(k.error or "no module was verified")] + ["-"] * len(gates)))
             problems.extend("- %s: %s" % (md(k.kernel), md(e)) for e in k.compiler_errors[:5])
             continue
-        for m in k.modules:
+        for m, module in zip(k.modules, names(k)):
             rep = m.report
             by_gate = {c.name: c for c in rep.checks}
             marks = []
             for g in gates:
                 c = by_gate.get(g)
                 marks.append("-" if c is None else "**REFUSED**" if not c.ok else _MARK[c.effect])
-            result = "ok" if rep.verdict is Verdict.OK and rep.effect is Effect.OK else md(str(rep.effect))
+            # a refused module says its verdict, not the effect of its last gate (which may be
+            # not-checked): mismatch, or error for a file that could not be read
             if rep.verdict is not Verdict.OK:
-                result = "**%s**" % result
-            name = md(module_name(m.report.path))
+                result = "**%s**" % md(str(rep.verdict))
+            else:
+                result = "ok" if rep.effect is Effect.OK else md(str(rep.effect))
+            name = md(module)  # kdemo~2 for a second kdemo, as in JUnit
             lines.append(row([md(k.kernel), name, result] + marks))
             for c in rep.checks:
                 if _failed(c):

@@ -460,3 +460,37 @@ def test_make_locates_a_compile_error_in_the_module_folder_not_the_stage(machine
     assert loc["artifactLocation"]["uri"] == "kdemo.c" and os.path.isfile(os.path.join(machine["repo"], "kdemo.c"))
     text = _junit_schema()((reports / "j.xml").read_text()).find("testsuite/testcase/failure").text
     assert "\nkdemo.c:12:11: error: 'foo' undeclared" in text and ".cache" not in text.split("compiler errors")[1]
+
+
+# -- issue 19 item 5: the Markdown matrix and SARIF URIs --------------------------------------------
+
+def test_markdown_result_of_a_refused_module_is_its_verdict_not_its_last_effect():
+    rep = ModuleReport(path="/w/kdemo.ko", verdict=Verdict.MISMATCH, checks=_checks(
+        vermagic=(False, Effect.REJECTED, "vermagic differs"), btf=(True, Effect.NOT_CHECKED, "no BTF")), info=None)
+    rep = rep._replace(checks=tuple(c for c in rep.checks if c.name is not Gate.UNLOAD))
+    row = [line for line in cireport.markdown([KernelResult(kernel="6.1", modules=(ModuleResult(rep.path, rep),))]).splitlines()
+           if line.startswith("| 6.1 |")][0]
+    assert row.split(" | ")[2] == "**mismatch**" and "not-checked" not in row.split(" | ")[2]
+
+
+def test_markdown_names_two_modules_of_one_name_apart():
+    rep = _results()[0].modules[0].report
+    k = KernelResult(kernel="6.1", modules=(ModuleResult("/a/kdemo.ko", rep), ModuleResult("/b/kdemo.ko", rep._replace(path="/b/kdemo.ko"))))
+    rows = [line.split(" | ")[1] for line in cireport.markdown([k]).splitlines() if line.startswith("| 6.1 |")]
+    assert rows == ["kdemo", "kdemo~2"]
+
+
+def test_markdown_escapes_del_c1_and_bidi_controls():
+    name = "/w/a\x7fb\x85c\u202ed\u2066e\u2069f.ko"
+    rep = _results()[0].modules[0].report._replace(path=name)
+    text = cireport.markdown([KernelResult(kernel="6.1\u202e", modules=(ModuleResult(name, rep),))])
+    for ch in ("\x7f", "\x85", "\u202a", "\u202e", "\u2066", "\u2069"):
+        assert ch not in text
+    assert "\\\\x7f" in text and "\\\\u202e" in text and "\\\\u2066" in text
+
+
+def test_sarif_uri_percent_encodes_the_real_bytes_of_a_name(tmp_path):
+    assert cireport.artifact_uri(str(tmp_path / "out" / "k\x01\x1bd.ko"), str(tmp_path)) == {"uri": "out/k%01%1Bd.ko"}
+    # an undecodable byte of the name (surrogateescape) is that byte
+    assert cireport.artifact_uri(str(tmp_path / "k\udcff.ko"), str(tmp_path)) == {"uri": "k%FF.ko"}
+    assert cireport.artifact_uri("/elsewhere/k\x01.ko", str(tmp_path)) == {"uri": "file:///elsewhere/k%01.ko"}
