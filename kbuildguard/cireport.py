@@ -393,7 +393,27 @@ def check_paths(paths: ReportPaths, cwd: str) -> ReportPaths:
             raise CannotWrite("%s %s: the folder %s does not exist" % (flag, _line(p), _line(folder)))
         if not os.access(folder, os.W_OK | os.X_OK):
             raise CannotWrite("%s %s: the folder %s is not writable" % (flag, _line(p), _line(folder)))
+        if path == "/proc" or path.startswith(("/proc/", "/sys/")):
+            # /proc/version, or a process substitution: <(echo) is /dev/fd/63, a link to a pipe that
+            # realpath resolves under /proc/PID/fd -- no file can be renamed there
+            raise CannotWrite("%s %s: resolves to %s, under /proc or /sys (a process substitution, a kernel file); "
+                              "name a regular file" % (flag, _line(p), _line(path)))
+        _probe(flag, p, folder)
     return ReportPaths(*absolute)
+
+
+def _probe(flag: str, given: str, folder: str) -> None:
+    """Create (and remove) the temporary file write_atomic will make, now: a folder that takes no new
+    file (a read-only or special file system) is refused before the build, not after it."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".kbuildguard-", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise CannotWrite("%s %s: cannot create a file in %s: %s" % (flag, _line(given), _line(folder), exc.strerror or exc))
+    os.close(fd)
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
 
 
 def write_atomic(path: str, text: str) -> None:

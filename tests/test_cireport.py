@@ -494,3 +494,47 @@ def test_sarif_uri_percent_encodes_the_real_bytes_of_a_name(tmp_path):
     # an undecodable byte of the name (surrogateescape) is that byte
     assert cireport.artifact_uri(str(tmp_path / "k\udcff.ko"), str(tmp_path)) == {"uri": "k%FF.ko"}
     assert cireport.artifact_uri("/elsewhere/k\x01.ko", str(tmp_path)) == {"uri": "file:///elsewhere/k%01.ko"}
+
+
+# -- issue 19 item 7: /proc, process substitutions, a folder that takes no file ----------------------
+
+def _refused(capsys, tmp_path, monkeypatch, *argv):
+    monkeypatch.chdir(str(tmp_path))
+    tree = make_tree(tmp_path / "tree")
+    (tmp_path / "good.ko").write_bytes(build_module())
+    return _cli(capsys, "check", str(tmp_path / "good.ko"), "--kernel-dir", tree, *argv)
+
+
+def test_a_report_under_proc_is_refused_before_any_work(capsys, tmp_path, monkeypatch):
+    code, out, err = _refused(capsys, tmp_path, monkeypatch, "--junit", "/proc/version")
+    assert code == 14 and "under /proc" in err and out == ""
+
+
+def test_a_process_substitution_is_refused_before_any_work(capsys, tmp_path, monkeypatch):
+    """<(echo) is /dev/fd/N, a link to a pipe: the report could never be renamed onto it."""
+    r, w = os.pipe()
+    try:
+        code, out, err = _refused(capsys, tmp_path, monkeypatch, "--sarif", "/dev/fd/%d" % r)
+    finally:
+        os.close(r)
+        os.close(w)
+    assert code == 14 and "under /proc" in err and out == ""
+
+
+def test_a_folder_that_takes_no_new_file_is_refused_up_front(capsys, tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    code, out, err = _refused(capsys, tmp_path, monkeypatch, "--junit", "j.xml")
+    assert code == 14 and "cannot create a file in" in err and "Read-only file system" in err and out == ""
+    assert not (tmp_path / "j.xml").exists()
+
+
+def test_the_up_front_probe_leaves_no_file(capsys, tmp_path, monkeypatch):
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    cireport.check_paths(cireport.ReportPaths(junit=str(reports / "j.xml")), str(tmp_path))
+    assert os.listdir(str(reports)) == []
