@@ -17,6 +17,7 @@ from urllib.parse import quote
 from xml.sax.saxutils import escape, quoteattr
 
 from kbuildguard import __version__
+from kbuildguard.console import COMPILER_ERROR
 from kbuildguard.errors import CannotWrite, UsageError
 from kbuildguard.formats.module import MODULE_SUFFIXES
 from kbuildguard.gates.model import Check, Effect, Gate
@@ -49,6 +50,9 @@ class KernelResult(NamedTuple):
     modules: Tuple[ModuleResult, ...]
     error: str = ""  # "build failed: make exited with 2": the run ended before verification
     exit_code: int = 0
+    folder: str = ""  # the module folder built (a failed build is located there)
+    # the compiler's first error lines, paths relative to the folder ("kdemo.c:12:11: error: ...")
+    compiler_errors: Tuple[str, ...] = ()
 
 
 class ReportPaths(NamedTuple):
@@ -116,6 +120,37 @@ def names(k: KernelResult) -> List[str]:
     return out
 
 
+def failure_text(k: KernelResult) -> str:
+    """A kernel with no verified module: why, and the compiler's first error lines."""
+    text = k.error or "no module was verified"
+    if k.compiler_errors:
+        text += "\ncompiler errors (paths in the module folder):\n" + "\n".join(k.compiler_errors[:5])
+    return text
+
+
+# What a result with no module is located at, when the compiler named no file of the module folder:
+# the file that tells kbuild what to build, else the declaration.
+FOLDER_FILES = ("Kbuild", "Makefile", "kbuildguard.toml")
+
+
+def build_location(k: KernelResult, base: str) -> Dict[str, Any]:
+    """Every SARIF result needs a location (GitHub's upload-sarif rejects the whole file for one
+    without): the compiler's first error in the module folder, with its line and column; else the
+    folder's Kbuild, Makefile or kbuildguard.toml."""
+    folder = k.folder or base
+    for line in k.compiler_errors:
+        m = COMPILER_ERROR.match(line)
+        if m is None or os.path.isabs(m.group("path")) or m.group("path").startswith(".." + os.sep):
+            continue  # a kernel header's error: not a file of the repository CI scans
+        region: Dict[str, int] = {"startLine": max(1, int(m.group("line")))}
+        if m.group("column"):
+            region["startColumn"] = max(1, int(m.group("column")))
+        return {"physicalLocation": {"artifactLocation": artifact_uri(os.path.join(folder, m.group("path")), base),
+                                     "region": region}}
+    name = next((f for f in FOLDER_FILES if os.path.isfile(os.path.join(folder, f))), FOLDER_FILES[1])
+    return {"physicalLocation": {"artifactLocation": artifact_uri(os.path.join(folder, name), base)}}
+
+
 def _cells(results: Sequence[KernelResult]) -> Iterator[Tuple[KernelResult, Optional[ModuleResult], Optional[Check]]]:
     for k in results:
         if not k.modules:
@@ -138,9 +173,9 @@ def junit(results: Sequence[KernelResult]) -> str:
         tests = failures = skipped = 0
         if not k.modules:
             tests, failures = 1, 1
-            text = k.error or "no module was verified"
+            text = failure_text(k)
             cases.append('    <testcase classname=%s name="%s">\n      <failure message=%s type="exit %d">%s</failure>\n'
-                         '    </testcase>' % (quoteattr(clean(k.kernel) + ".(build)"), BUILD, quoteattr(_line(text)),
+                         '    </testcase>' % (quoteattr(clean(k.kernel) + ".(build)"), BUILD, quoteattr(_line(k.error or "no module was verified")),
                                               k.exit_code, escape(clean(text))))
         for m, name in zip(k.modules, names(k)):
             head = _line(headline(m.report))
@@ -222,8 +257,9 @@ def _rules() -> List[Dict[str, Any]]:
 
 def artifact_uri(path: str, base: str) -> Dict[str, str]:
     """A path under ``base`` (the checkout CI scans) as a relative URI code scanning can place;
-    anything else as an absolute file: URI."""
-    path = clean(path)
+    anything else as an absolute file: URI. The name's real bytes are percent-encoded (a \x01 in a
+    file name is %01, an undecodable byte its own %NN), not its escaped display text: the URI must
+    name the file that exists."""
     rel = os.path.relpath(path, base) if os.path.isabs(path) else path
     if not rel.startswith(".." + os.sep) and rel != "..":
         return {"uri": _uri_escape(rel)}
@@ -231,7 +267,8 @@ def artifact_uri(path: str, base: str) -> Dict[str, str]:
 
 
 def _uri_escape(path: str) -> str:
-    return quote(path.replace(os.sep, "/"), safe="/-._~")
+    # os.fsencode: the file system's bytes, an undecodable byte (a surrogateescape) as itself
+    return quote(os.fsencode(path.replace(os.sep, "/")), safe="/-._~")
 
 
 def sarif(results: Sequence[KernelResult], base: str) -> str:
@@ -244,7 +281,8 @@ def sarif(results: Sequence[KernelResult], base: str) -> str:
     for k, m, c in _cells(results):
         if m is None or c is None:
             found.append({"ruleId": rule_id(BUILD), "ruleIndex": index[rule_id(BUILD)], "level": "error",
-                          "message": {"text": "kernel %s: %s" % (_line(k.kernel), _line(k.error or "no module was verified"))},
+                          "message": {"text": "kernel %s: %s" % (_line(k.kernel), _line(failure_text(k)))},
+                          "locations": [build_location(k, base)],
                           "properties": {"kernel": clean(k.kernel), "exit_code": k.exit_code}})
             continue
         if c.ok and c.effect is Effect.OK:
@@ -269,9 +307,16 @@ def sarif(results: Sequence[KernelResult], base: str) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
+# Shown as a table cell, beyond what XML forbids: DEL and the C1 controls (a terminal or a renderer may
+# act on them) and the bidirectional embeddings, overrides and isolates (U+202A-U+202E,
+# U+2066-U+2069: a name that reads as another, "Trojan Source", CVE-2021-42574).
+_NOT_SHOWN = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
 def md(text: str) -> str:
     """A Markdown table cell: | splits cells, a newline ends the table, <, > and & would be HTML."""
-    text = _line(text)
+    text = _NOT_SHOWN.sub(lambda m: "\\x%02x" % ord(m.group()) if ord(m.group()) < 0x100 else "\\u%04x" % ord(m.group()),
+                          _line(text))
     for a, b in (("\\", "\\\\"), ("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|"), ("`", "\\`"),
                  ("*", "\\*"), ("_", "\\_"), ("[", "\\["), ("]", "\\]")):
         text = text.replace(a, b)
@@ -291,22 +336,26 @@ def markdown(results: Sequence[KernelResult]) -> str:
         return "| " + " | ".join(cells) + " |"
     lines = ["## kbuildguard: %d kernel(s)" % len(results), "",
              row(["kernel", "module", "result"] + [md(str(g)) for g in gates]), row(["---"] * (3 + len(gates)))]
-    problems = []
+    problems: List[str] = []
     for k in results:
         if not k.modules:
             lines.append(row([md(k.kernel), "-", "**%s**" % md(k.error or "no module was verified")] + ["-"] * len(gates)))
+            problems.extend("- %s: %s" % (md(k.kernel), md(e)) for e in k.compiler_errors[:5])
             continue
-        for m in k.modules:
+        for m, module in zip(k.modules, names(k)):
             rep = m.report
             by_gate = {c.name: c for c in rep.checks}
             marks = []
             for g in gates:
                 c = by_gate.get(g)
                 marks.append("-" if c is None else "**REFUSED**" if not c.ok else _MARK[c.effect])
-            result = "ok" if rep.verdict is Verdict.OK and rep.effect is Effect.OK else md(str(rep.effect))
+            # a refused module says its verdict, not the effect of its last gate (which may be
+            # not-checked): mismatch, or error for a file that could not be read
             if rep.verdict is not Verdict.OK:
-                result = "**%s**" % result
-            name = md(module_name(m.report.path))
+                result = "**%s**" % md(str(rep.verdict))
+            else:
+                result = "ok" if rep.effect is Effect.OK else md(str(rep.effect))
+            name = md(module)  # kdemo~2 for a second kdemo, as in JUnit
             lines.append(row([md(k.kernel), name, result] + marks))
             for c in rep.checks:
                 if _failed(c):
@@ -344,7 +393,27 @@ def check_paths(paths: ReportPaths, cwd: str) -> ReportPaths:
             raise CannotWrite("%s %s: the folder %s does not exist" % (flag, _line(p), _line(folder)))
         if not os.access(folder, os.W_OK | os.X_OK):
             raise CannotWrite("%s %s: the folder %s is not writable" % (flag, _line(p), _line(folder)))
+        if path == "/proc" or path.startswith(("/proc/", "/sys/")):
+            # /proc/version, or a process substitution: <(echo) is /dev/fd/63, a link to a pipe that
+            # realpath resolves under /proc/PID/fd -- no file can be renamed there
+            raise CannotWrite("%s %s: resolves to %s, under /proc or /sys (a process substitution, a kernel file); "
+                              "name a regular file" % (flag, _line(p), _line(path)))
+        _probe(flag, p, folder)
     return ReportPaths(*absolute)
+
+
+def _probe(flag: str, given: str, folder: str) -> None:
+    """Create (and remove) the temporary file write_atomic will make, now: a folder that takes no new
+    file (a read-only or special file system) is refused before the build, not after it."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".kbuildguard-", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise CannotWrite("%s %s: cannot create a file in %s: %s" % (flag, _line(given), _line(folder), exc.strerror or exc))
+    os.close(fd)
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
 
 
 def write_atomic(path: str, text: str) -> None:

@@ -109,6 +109,7 @@ FILES = (
     ("/usr/lib/rpm/macros.d/macros.kbuildguard",
      "the RPM macros (%kbuildguard_make, %kbuildguard_check, the kmod hooks); also printed by kbuildguard rpm-macros"),
     ("/usr/lib/rpm/macros.d/macros.zz-kbuildguard-kmodtool", "the check chained after RPM Fusion's kmodtool signing and compression"),
+    ("/etc/rpm/macros.zz-kbuildguard", "the kmod hooks chained again after a build system's /etc/rpm/macros.* (AlmaLinux's macros.modsign)"),
     ("/usr/lib/kbuildguard/dkms-post-build", "the check after a DKMS build (dkms.conf POST_BUILD)"),
     ("DIR/RELEASE/env, DIR/build_environment", "a kernel's toolchain lock for DKMS, written by detect --toolchain-lock DIR"),
     ("/etc/kernel/postinst.d/zz-kbuildguard, /etc/kernel/install.d/95-kbuildguard.install",

@@ -13,6 +13,9 @@ from kbuildguard import bounded
 from kbuildguard.errors import BadInput, UsageError
 
 LOG_HEADER = "# kbuildguard log"
+# gcc's and clang's diagnostic line, "FILE:LINE:COLUMN: error: TEXT" (gcc's diagnostic-format "text",
+# the column absent with -fno-show-column); "fatal error:" for a missing header
+COMPILER_ERROR = re.compile(r"^(?P<path>[^\s:][^:]*):(?P<line>\d+):(?:(?P<column>\d+):)? (?:fatal )?error: (?P<text>.*)$")
 
 
 def is_log_or_absent(path: str) -> bool:
@@ -92,6 +95,9 @@ class Console:
         self.color = color
         self.log_path: Optional[str] = None
         self._tail: Deque[str] = collections.deque(maxlen=30)
+        # the compiler's error lines ("kdemo.c:12:11: error: ..."), kept at every verbosity: the CI
+        # reports name the first ones and locate a failed build at the first (cireport.py)
+        self._errors: Deque[str] = collections.deque()
         self._log: Optional[IO[str]] = None
         if log_path:
             self.open_log(log_path)
@@ -119,8 +125,13 @@ class Console:
         if self._log is not None:
             self._log.write(chunk.decode("utf-8", errors="replace"))
             self._log.flush()
+        text = chunk.decode("utf-8", errors="replace")
+        if "error:" in text:
+            for line in text.splitlines():
+                if len(self._errors) < 10 and COMPILER_ERROR.match(line):
+                    self._errors.append(line)
         if self.verbosity < 0:
-            self._tail.extend(chunk.decode("utf-8", errors="replace").splitlines())
+            self._tail.extend(text.splitlines())
             return
         buffer = getattr(self.stream, "buffer", None)
         if buffer is not None:
@@ -134,6 +145,12 @@ class Console:
         """The last lines of a child's output that -q kept off the terminal (for a failure's message)."""
         lines = list(self._tail)
         self._tail.clear()
+        return lines
+
+    def compiler_errors(self) -> List[str]:
+        """The first error lines the compiler printed since the last call (at most 10)."""
+        lines = list(self._errors)
+        self._errors.clear()
         return lines
 
     def close(self) -> None:

@@ -55,6 +55,9 @@ class ForcedCompilerMismatch(KbgError):
 class BuildFailed(KbgError):
     exit_code = 7
     title = "build failed"
+    # the compiler's first error lines, paths relative to the module folder (the CI reports' text and
+    # location; set by kbuild.run_make)
+    compiler_errors: Tuple[str, ...] = ()
 
 
 class ModuleRejected(KbgError):

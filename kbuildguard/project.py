@@ -7,6 +7,7 @@ How its ``[kbuildguard]`` table ranks against the command line and the environme
 Unknown keys are errors, never ignored.
 """
 
+import importlib
 import os
 import re
 from typing import Any, Dict, NamedTuple, Optional, Tuple
@@ -17,10 +18,22 @@ from kbuildguard.settings import FILE_FORBIDDEN, MATCH_LEVELS, FileSettings
 
 CONFIG_NAME = "kbuildguard.toml"
 
-try:  # Python 3.11+
-    import tomllib as _toml  # type: ignore
-except ImportError:  # pragma: no cover - depends on the interpreter
-    import tomli as _toml  # type: ignore
+# The TOML parsers, in the order tried, imported only when a kbuildguard.toml is read (a command that
+# reads none -- detect, check -- must not need one): Python 3.11's tomllib; tomli (python3-tomli, EL9's
+# and Debian 12's); toml (Debian 11's python3-toml 0.10, whose loads() also raises a ValueError);
+# pip's vendored tomli (pip >= 21.2), where a distribution packages none.
+TOML_PARSERS = ("tomllib", "tomli", "toml", "pip._vendor.tomli")
+
+
+def _toml_loads(path: str) -> Any:
+    """The first TOML parser's loads() that imports, or a one-line ConfigError naming what to install."""
+    for name in TOML_PARSERS:
+        try:
+            return importlib.import_module(name).loads
+        except ImportError:
+            continue
+    raise ConfigError("%s: no TOML parser to read it: this Python (before 3.11) has no tomllib; install tomli "
+                      "(python3-tomli, or pip install tomli) or Debian 11's python3-toml" % path)
 
 
 class ModuleSpec(NamedTuple):
@@ -197,9 +210,10 @@ def _parse_module(mod: Any, where: str) -> ModuleSpec:
 
 
 def parse_config(text: str, path: str) -> Tuple[Tuple[ModuleSpec, ...], FileSettings]:
+    loads = _toml_loads(path)
     try:
-        data = _toml.loads(text)
-    except Exception as exc:  # tomllib.TOMLDecodeError, tomli's: both subclass ValueError
+        data = loads(text)
+    except Exception as exc:  # tomllib.TOMLDecodeError, tomli's, toml's TomlDecodeError: all subclass ValueError
         raise ConfigError("%s: invalid TOML: %s" % (path, exc))
     unknown = set(data) - {"module", "kbuildguard", "sign"}
     if unknown:

@@ -398,3 +398,143 @@ def test_make_refused_before_building_is_a_failed_build_row(machine):  # noqa: F
     case = _junit_schema()(junit.read_text()).find("testsuite/testcase")
     assert case.get("name") == "build" and case.find("failure").get("type") == "exit 6"
     assert "compiler refused" in case.find("failure").get("message")
+
+
+# -- issue 19 item 3: every SARIF result has a location; a failed build names the compiler's errors --
+
+def test_every_sarif_result_has_a_location_and_a_failed_build_without_compiler_lines_is_at_the_makefile(tmp_path):
+    """GitHub's upload-sarif rejects a whole file for one result without a location ("expected at
+    least one location"): the build result had none."""
+    folder = tmp_path / "mod"
+    folder.mkdir()
+    (folder / "Makefile").write_text("obj-m := kdemo.o\n")
+    results = _results()
+    results[1] = results[1]._replace(folder=str(folder))
+    data = _sarif_validate(cireport.sarif(results, str(tmp_path)))
+    for r in data["runs"][0]["results"]:
+        assert r["locations"], r
+    build = [r for r in data["runs"][0]["results"] if r["ruleId"] == "kbuildguard/build"][0]
+    assert build["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "mod/Makefile"
+    # Kbuild first where there is one (what kbuild reads in M=), the toml where neither exists
+    (folder / "Kbuild").write_text("obj-m := kdemo.o\n")
+    build = [r for r in json.loads(cireport.sarif(results, str(tmp_path)))["runs"][0]["results"] if r["ruleId"] == "kbuildguard/build"][0]
+    assert build["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "mod/Kbuild"
+
+
+def test_a_failed_build_is_located_at_the_compilers_first_error_in_the_folder(tmp_path):
+    k = KernelResult(kernel="6.1.0-57-amd64", modules=(), error="build failed: make exited with status 2", exit_code=7,
+                     folder=str(tmp_path / "mod"),
+                     compiler_errors=("/usr/src/linux-headers-6.1/include/linux/x.h:3:1: error: in a header",
+                                      "src/kdemo.c:12:11: error: 'foo' undeclared (first use in this function)",
+                                      "src/kdemo.c:14: error: no column here"))
+    data = _sarif_validate(cireport.sarif([k], str(tmp_path)))
+    loc = data["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
+    assert loc["artifactLocation"]["uri"] == "mod/src/kdemo.c"
+    assert loc["region"] == {"startLine": 12, "startColumn": 11}
+    # JUnit's failure text and the Markdown list carry the first error lines, relative to the folder
+    doc = _junit_schema()(cireport.junit([k]))
+    text = doc.find("testsuite/testcase/failure").text
+    assert "src/kdemo.c:12:11: error: 'foo' undeclared" in text and text.startswith("build failed: make exited")
+    assert "src/kdemo.c:12:11: error: 'foo' undeclared" in cireport.markdown([k]).replace("\\_", "_")
+
+
+def test_make_locates_a_compile_error_in_the_module_folder_not_the_stage(machine):  # noqa: F811
+    """The whole path: the compiler's line names the staged copy (M=STAGE); the reports name the
+    module folder's file."""
+    reports = machine["tmp"] / "reports"
+    reports.mkdir()
+    holder = []
+
+    def fail(stage):
+        holder[0].console.child_output(("  CC [M]  %s/kdemo.o\n%s/kdemo.c:12:11: error: 'foo' undeclared\n"
+                                        % (stage, stage)).encode())
+    runner = KbuildRunner(machine["outputs"], returncode=2, on_make=fail)
+    holder.append(runner)
+    code, _, err, _ = run_make(machine, "make", "--kernel-dir", machine["tree"], "--junit", str(reports / "j.xml"),
+                               "--sarif", str(reports / "s.sarif"), runner=runner)
+    assert code == 7, err
+    data = _sarif_validate((reports / "s.sarif").read_text())
+    loc = data["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
+    assert loc["artifactLocation"]["uri"].endswith("kdemo.c") and loc["region"]["startLine"] == 12, loc
+    # relative to where make ran (the module folder here), a file that exists there
+    assert loc["artifactLocation"]["uri"] == "kdemo.c" and os.path.isfile(os.path.join(machine["repo"], "kdemo.c"))
+    text = _junit_schema()((reports / "j.xml").read_text()).find("testsuite/testcase/failure").text
+    assert "\nkdemo.c:12:11: error: 'foo' undeclared" in text and ".cache" not in text.split("compiler errors")[1]
+
+
+# -- issue 19 item 5: the Markdown matrix and SARIF URIs --------------------------------------------
+
+def test_markdown_result_of_a_refused_module_is_its_verdict_not_its_last_effect():
+    rep = ModuleReport(path="/w/kdemo.ko", verdict=Verdict.MISMATCH, checks=_checks(
+        vermagic=(False, Effect.REJECTED, "vermagic differs"), btf=(True, Effect.NOT_CHECKED, "no BTF")), info=None)
+    rep = rep._replace(checks=tuple(c for c in rep.checks if c.name is not Gate.UNLOAD))
+    row = [line for line in cireport.markdown([KernelResult(kernel="6.1", modules=(ModuleResult(rep.path, rep),))]).splitlines()
+           if line.startswith("| 6.1 |")][0]
+    assert row.split(" | ")[2] == "**mismatch**" and "not-checked" not in row.split(" | ")[2]
+
+
+def test_markdown_names_two_modules_of_one_name_apart():
+    rep = _results()[0].modules[0].report
+    k = KernelResult(kernel="6.1", modules=(ModuleResult("/a/kdemo.ko", rep), ModuleResult("/b/kdemo.ko", rep._replace(path="/b/kdemo.ko"))))
+    rows = [line.split(" | ")[1] for line in cireport.markdown([k]).splitlines() if line.startswith("| 6.1 |")]
+    assert rows == ["kdemo", "kdemo~2"]
+
+
+def test_markdown_escapes_del_c1_and_bidi_controls():
+    name = "/w/a\x7fb\x85c\u202ed\u2066e\u2069f.ko"
+    rep = _results()[0].modules[0].report._replace(path=name)
+    text = cireport.markdown([KernelResult(kernel="6.1\u202e", modules=(ModuleResult(name, rep),))])
+    for ch in ("\x7f", "\x85", "\u202a", "\u202e", "\u2066", "\u2069"):
+        assert ch not in text
+    assert "\\\\x7f" in text and "\\\\u202e" in text and "\\\\u2066" in text
+
+
+def test_sarif_uri_percent_encodes_the_real_bytes_of_a_name(tmp_path):
+    assert cireport.artifact_uri(str(tmp_path / "out" / "k\x01\x1bd.ko"), str(tmp_path)) == {"uri": "out/k%01%1Bd.ko"}
+    # an undecodable byte of the name (surrogateescape) is that byte
+    assert cireport.artifact_uri(str(tmp_path / "k\udcff.ko"), str(tmp_path)) == {"uri": "k%FF.ko"}
+    assert cireport.artifact_uri("/elsewhere/k\x01.ko", str(tmp_path)) == {"uri": "file:///elsewhere/k%01.ko"}
+
+
+# -- issue 19 item 7: /proc, process substitutions, a folder that takes no file ----------------------
+
+def _refused(capsys, tmp_path, monkeypatch, *argv):
+    monkeypatch.chdir(str(tmp_path))
+    tree = make_tree(tmp_path / "tree")
+    (tmp_path / "good.ko").write_bytes(build_module())
+    return _cli(capsys, "check", str(tmp_path / "good.ko"), "--kernel-dir", tree, *argv)
+
+
+def test_a_report_under_proc_is_refused_before_any_work(capsys, tmp_path, monkeypatch):
+    code, out, err = _refused(capsys, tmp_path, monkeypatch, "--junit", "/proc/version")
+    assert code == 14 and "under /proc" in err and out == ""
+
+
+def test_a_process_substitution_is_refused_before_any_work(capsys, tmp_path, monkeypatch):
+    """<(echo) is /dev/fd/N, a link to a pipe: the report could never be renamed onto it."""
+    r, w = os.pipe()
+    try:
+        code, out, err = _refused(capsys, tmp_path, monkeypatch, "--sarif", "/dev/fd/%d" % r)
+    finally:
+        os.close(r)
+        os.close(w)
+    assert code == 14 and "under /proc" in err and out == ""
+
+
+def test_a_folder_that_takes_no_new_file_is_refused_up_front(capsys, tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    code, out, err = _refused(capsys, tmp_path, monkeypatch, "--junit", "j.xml")
+    assert code == 14 and "cannot create a file in" in err and "Read-only file system" in err and out == ""
+    assert not (tmp_path / "j.xml").exists()
+
+
+def test_the_up_front_probe_leaves_no_file(capsys, tmp_path, monkeypatch):
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    cireport.check_paths(cireport.ReportPaths(junit=str(reports / "j.xml")), str(tmp_path))
+    assert os.listdir(str(reports)) == []

@@ -124,3 +124,51 @@ def test_a_lock_folder_another_user_owns_is_refused(tmp_path):
     lock = toolchainlock.plan(_target(), GCC, {"PATH": ""})
     with pytest.raises(BadInput, match="belongs to uid 4242"):
         toolchainlock.write(lock, str(theirs))
+
+
+# -- issue 19 item 6: the parents of the lock folder; no temporary folder left behind --------------
+
+def test_a_parent_others_can_write_is_refused_up_to_the_root(tmp_path):
+    """As sudo's secure path: whoever may rename a parent can put their own lock (and code) there."""
+    lock = toolchainlock.plan(_target(), GCC, {"PATH": ""})
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(BadInput, match="parent folder %s is writable by group or others" % shared):
+        toolchainlock.write(lock, str(shared / "a" / "lock"))
+    # two levels up too, and group-writable counts
+    shared.chmod(0o775)
+    (shared / "a").chmod(0o755)
+    with pytest.raises(BadInput, match="parent folder %s is writable" % shared):
+        toolchainlock.write(lock, str(shared / "a" / "lock"))
+    # a sticky folder (as /tmp) is safe: others cannot rename what is not theirs
+    shared.chmod(0o1777)
+    toolchainlock.write(lock, str(shared / "a" / "lock"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_a_parent_another_user_owns_is_refused(tmp_path):
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o755)
+    os.chown(str(theirs), 4242, -1)
+    lock = toolchainlock.plan(_target(), GCC, {"PATH": ""})
+    with pytest.raises(BadInput, match="parent folder %s belongs to uid 4242" % theirs):
+        toolchainlock.write(lock, str(theirs / "lock"))
+
+
+def test_a_failure_midway_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    lock = toolchainlock.plan(_target(), GCC, {"PATH": ""})
+    root = tmp_path / "lock"
+    toolchainlock.write(lock, str(root))  # a previous lock, replaced below
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+    for where in ("_write_text", "rename"):
+        with monkeypatch.context() as m:
+            if where == "rename":
+                m.setattr(toolchainlock.os, "rename", full)
+            else:
+                m.setattr(toolchainlock, "_write_text", full)
+            with pytest.raises(CannotWrite, match="No space left on device"):
+                toolchainlock.write(lock, str(root))
+        assert sorted(os.listdir(str(root))) == ["6.1.0-57-amd64", "build_environment"], where

@@ -153,10 +153,20 @@ def run_make(runner: Runner, command: MakeCommand, log_hint: str = "", pass_fds:
         runner.action(command.argv, cwd=command.cwd, env=command.env, pass_fds=pass_fds)
     except CommandFailed as exc:
         tail = runner.console.tail()  # -q kept make's output off the terminal: its last lines, here
-        raise BuildFailed("make exited with status %d (command: %s, in %s)" % (exc.returncode, quote(command.argv), command.cwd),
+        failed = BuildFailed("make exited with status %d (command: %s, in %s)" % (exc.returncode, quote(command.argv), command.cwd),
                           hint="make's and the compiler's errors are %s%s; kbuildguard chose %s" % (
                               "the last lines above" if tail else "above", log_hint, command.compiler.describe()),
                           details=tail)
+        failed.compiler_errors = tuple(relative_to_stage(line, command.cwd) for line in runner.console.compiler_errors())
+        raise failed
+    runner.console.compiler_errors()  # a warning's "error:" text of a build that passed is no one's
+
+
+def relative_to_stage(line: str, stage_dir: str) -> str:
+    """A compiler line's path in the staged copy (M=STAGE) made relative to it: the same path in the
+    module folder, which is what a CI reader can show (the stage cache is gone after the build)."""
+    prefix = stage_dir.rstrip(os.sep) + os.sep
+    return line[len(prefix):] if prefix != os.sep and line.startswith(prefix) else line
 
 
 # A variable assignment on make's command line, in every form GNU make takes there: NAME=V, NAME = V,

@@ -660,11 +660,13 @@ def _summary(ctx: Context, req: Request, outcomes: List[Outcome]) -> None:
                                          printable(o.message) + (" (%s)" % printable(where) if where else "")))
 
 
-def _failed_kernel(sink: Optional[List[KernelResult]], before: int, kernel: str, exc: KbgError) -> None:
-    """A kernel that ended before its modules were verified is a failed row of the CI reports."""
+def _failed_kernel(sink: Optional[List[KernelResult]], before: int, kernel: str, exc: KbgError, folder: str) -> None:
+    """A kernel that ended before its modules were verified is a failed row of the CI reports,
+    located in the module folder (at the compiler's first error when make failed)."""
     if sink is not None and len(sink) == before:
         sink.append(KernelResult(kernel=kernel, modules=(), error="%s: %s" % (exc.title, exc.message),
-                                 exit_code=exc.exit_code))
+                                 exit_code=exc.exit_code, folder=folder,
+                                 compiler_errors=exc.compiler_errors if isinstance(exc, BuildFailed) else ()))
 
 
 def build_many(ctx: Context, proj: Project, req: Request, selectors: Sequence[Selector], lock_fd: int,
@@ -679,7 +681,7 @@ def build_many(ctx: Context, proj: Project, req: Request, selectors: Sequence[Se
         except Interrupted:
             raise
         except KbgError as exc:
-            _failed_kernel(sink, before, selector.kernel or "?", exc)
+            _failed_kernel(sink, before, selector.kernel or "?", exc, req.module_dir)
             ctx.console.fail(exc.title, printable(exc.message), [printable(d) for d in exc.details],
                              printable(exc.hint) if exc.hint else None)
             outcomes.append(Outcome(selector.kernel or "?", "", (), exc.exit_code, "%s: %s" % (exc.title, exc.message)))
@@ -709,7 +711,7 @@ def run(ctx: Context, proj: Project, req: Request, selectors: Sequence[Selector]
                 return build_one(ctx, proj, req, selectors[0], lock.fileno(), sink=sink).exit_code
             except KbgError as exc:
                 if not isinstance(exc, Interrupted):
-                    _failed_kernel(sink, 0, selectors[0].kernel or "(target kernel)", exc)
+                    _failed_kernel(sink, 0, selectors[0].kernel or "(target kernel)", exc, req.module_dir)
                 if not isinstance(exc, ModuleRejected):  # a rejection wrote its full report already
                     _failure_report(req, exc)
                 raise

@@ -24,6 +24,7 @@ import os
 import re
 import shlex
 import shutil
+import stat
 import tempfile
 from typing import List, Mapping, NamedTuple, Tuple
 
@@ -144,27 +145,57 @@ def write(lock: ToolchainLock, root: str) -> List[str]:
             # root's DKMS sources what is in it: a folder others may write is their code run as root
             raise BadInput("--toolchain-lock %s: the folder is writable by group or others (mode %o): whatever sources "
                            "the lock would run their code" % (root, mode & 0o777))
-        staging = tempfile.mkdtemp(prefix=".%s." % lock.release, dir=root)
+        _check_parents(root)
         final = os.path.join(root, lock.release)
         bindir = os.path.join(final, "bin")
-        os.mkdir(os.path.join(staging, "bin"))
-        for tool in lock.tools:
-            os.symlink(tool.path, os.path.join(staging, "bin", tool.name))
-        _write_text(os.path.join(staging, "env"), render_env(lock, bindir))
-        os.chmod(staging, 0o755)
-        if os.path.isdir(final) and not os.path.islink(final):
-            old = tempfile.mkdtemp(prefix=".old.", dir=root)
-            os.rename(final, os.path.join(old, "lock"))
-            os.rename(staging, final)
-            shutil.rmtree(old)
-        else:
-            os.rename(staging, final)
+        staging = tempfile.mkdtemp(prefix=".%s." % lock.release, dir=root)
+        try:
+            os.mkdir(os.path.join(staging, "bin"))
+            for tool in lock.tools:
+                os.symlink(tool.path, os.path.join(staging, "bin", tool.name))
+            _write_text(os.path.join(staging, "env"), render_env(lock, bindir))
+            os.chmod(staging, 0o755)
+            if os.path.isdir(final) and not os.path.islink(final):
+                old = tempfile.mkdtemp(prefix=".old.", dir=root)
+                try:
+                    os.rename(final, os.path.join(old, "lock"))
+                    os.rename(staging, final)
+                finally:
+                    shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(staging, final)
+        finally:
+            # every failure (a full disk, a signal) leaves no temporary folder; after the rename
+            # the staging name is gone and there is nothing to remove
+            shutil.rmtree(staging, ignore_errors=True)
         dispatcher = os.path.join(root, "build_environment")
         _write_text(dispatcher, render_dispatcher(root))
     except OSError as exc:
         raise CannotWrite("%s: cannot write the toolchain lock: %s" % (root, exc.strerror or exc),
                           hint="choose a folder you can write (--toolchain-lock DIR), e.g. as root /var/lib/kbuildguard/toolchain")
     return [os.path.join(final, "env"), bindir, dispatcher]
+
+
+def _check_parents(root: str) -> None:
+    """Every folder above the lock up to / must be as safe as the lock folder itself, as sudo's
+    secure-path check holds its paths (lib/util/secure_path.c): owned by root or by you, and not
+    writable by group or others -- whoever may rename a parent can put another folder, and so their
+    code, where root's DKMS sources the lock. A sticky folder (/tmp, mode 1777) is the exception: no
+    one but an entry's owner (or the folder's) can rename or remove that entry (the kernel's
+    may_delete(), check_sticky())."""
+    parent = os.path.dirname(root)
+    while True:
+        info = os.stat(parent)
+        if info.st_uid not in (0, os.geteuid()):
+            raise BadInput("--toolchain-lock %s: its parent folder %s belongs to uid %d, not to you or root: they could "
+                           "replace the lock, and whatever sources it would run their code" % (root, parent, info.st_uid))
+        if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+            raise BadInput("--toolchain-lock %s: its parent folder %s is writable by group or others (mode %o): they "
+                           "could replace the lock, and whatever sources it would run their code" % (
+                               root, parent, info.st_mode & 0o7777))
+        if parent == os.path.dirname(parent):  # / : the walk stops here
+            return
+        parent = os.path.dirname(parent)
 
 
 def _write_text(path: str, text: str) -> None:

@@ -55,8 +55,8 @@ def host(tmp_path):
     return tmp_path
 
 
-def _dkms(host, release, action, lock=None):
-    common = ["-m", "kdemo", "-v", "1.0", "--sourcetree", str(host / "src"), "--dkmstree", str(host / "tree")]
+def _dkms(host, release, action, lock=None, extra=()):
+    common = ["-m", "kdemo", "-v", "1.0", "--sourcetree", str(host / "src"), "--dkmstree", str(host / "tree")] + list(extra)
     env = dict(os.environ, PATH=os.pathsep.join([str(host / "shim"), os.path.dirname(sys.executable), os.environ["PATH"]]))
     # DKMS 3.3's build_environment, by the same shell logic: sourced with $kernelver set
     prefix = "kernelver=%s; . %s/build_environment; " % (release, lock) if lock else ""
@@ -116,3 +116,54 @@ def test_the_hook_refuses_bad_arguments_and_a_missing_kbuildguard(tmp_path):
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.returncode == 11 and b"kbuildguard is not on PATH=/nonexistent: not checked" in proc.stdout
     assert not (tmp_path / "6.1.0-57-amd64" / "x86_64").exists()
+
+
+# -- DKMS 3.0.10: what fails closed (issue 19's tester) --------------------------------------------
+
+def _make_conf(host):
+    """The one line for DKMS 3.0.x: kbuildguard builds, so a refusal is make's failure."""
+    (host / "src" / "kdemo-1.0" / "dkms.conf").write_text(
+        'PACKAGE_NAME="kdemo"\nPACKAGE_VERSION="1.0"\nMAKE[0]="kbuildguard make --kernel ${kernelver}"\n'
+        'BUILT_MODULE_NAME[0]="kdemo"\nDEST_MODULE_LOCATION[0]="/updates/dkms"\n')
+
+
+def test_dkms_3_0_make_line_fails_the_build_and_a_later_install_then_recovers(host, debian_release, compilers):
+    """Debian 12's dkms 3.0.10 exports CC from the headers' .kernelvariables (gcc-12), which PATH
+    resolves to the wrong gcc: kbuildguard refuses it (exit 6), make fails, `dkms build` exits
+    non-zero; `dkms install` after it fails too and records nothing; with PATH fixed, `dkms build`
+    builds with the kernel's compiler, no --force needed."""
+    require(shutil.which("kbuildguard", path=os.path.dirname(sys.executable)) is not None,
+            "kbuildguard beside the test's Python (the installed wheel)")
+    _make_conf(host)
+    assert _dkms(host, debian_release, "add")[0] == 0
+    code, out = _dkms(host, debian_release, "build")
+    assert code != 0 and "Bad return status for module build" in out, out[-3000:]
+    assert _built(host, debian_release) == []
+    code, out = _dkms(host, debian_release, "install")
+    assert code != 0 and "Bad return status for module build" in out, out[-3000:]
+    status = _dkms(host, debian_release, "status")[1]
+    assert "installed" not in status and "built" not in status and "kdemo/1.0: added" in status, status
+    shutil.rmtree(str(host / "shim"))
+    (host / "shim").mkdir()
+    code, out = _dkms(host, debian_release, "build")
+    assert code == 0, out[-3000:]
+    built = _built(host, debian_release)
+    assert len(built) == 1 and {c.describe() for c in read_module(built[0]).compilers} == {"gcc 12.2.0 (Debian 12.2.0-14+deb12u1)"}
+
+
+def test_dkms_3_0_post_build_refusal_then_install_is_pinned(host, debian_release, compilers):
+    """Why the docs give DKMS 3.0.x the MAKE[0] line: POST_BUILD's status is ignored, and after the
+    hook's refusal `dkms install` (into a private install tree, no depmod) still exits 0 having
+    installed nothing (pinned: the tester's `cp: cannot stat ''`)."""
+    assert _dkms(host, debian_release, "add")[0] == 0
+    code, out = _dkms(host, debian_release, "build")
+    assert code == 0 and "REFUSED" in out, out[-3000:]
+    assert 'DKMS before 3.2 ignores this exit status' in out and 'MAKE[0]="kbuildguard make --kernel ${kernelver}"' in out
+    assert _built(host, debian_release) == []
+    inst = host / "inst"
+    (inst / debian_release).mkdir(parents=True)
+    code, out = _dkms(host, debian_release, "install", extra=["--installtree", str(inst), "--no-depmod", "--no-initrd"])
+    # install builds again (nothing is built), the hook refuses again, and dkms 3.0.10 goes on: cp
+    # of an empty name, exit 0 -- nothing installed, but no failure either
+    assert code == 0 and "REFUSED" in out and "cp: cannot stat ''" in out, out[-3000:]
+    assert [f for _, _, fs in os.walk(str(inst)) for f in fs] == []

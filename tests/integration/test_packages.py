@@ -73,6 +73,8 @@ def test_rpm_requires_only_distribution_packages(dist):
                  "/usr/share/doc/kbuildguard-%s/examples/rpm/kmod-kdemo.spec" % __version__,
                  "/usr/share/doc/kbuildguard-%s/examples/debian-module/debian/rules" % __version__):
         assert path in files, path
+    # the chain again after a build system's /etc/rpm/macros.* (AlmaLinux's macros.modsign): %config
+    assert "/etc/rpm/macros.zz-kbuildguard" in _out(["rpm", "-qcp", rpm]).splitlines()
     assert not [f for f in files if f.endswith(".o_shipped")]
     # EL9's layout only: nothing in Debian's dist-packages, no byte code of the build host's Python
     assert not [f for f in files if "dist-packages" in f or "cpython-311" in f]
@@ -139,8 +141,11 @@ def test_deb_depends_only_on_debian_packages(dist):
     for path in ("./usr/bin/kbuildguard", "./usr/lib/rpm/macros.d/macros.kbuildguard", "./usr/share/man/man1/kbuildguard.1.gz",
                  "./usr/lib/rpm/macros.d/macros.zz-kbuildguard-kmodtool", "./usr/lib/kbuildguard/dkms-post-build",
                  "./usr/share/bash-completion/completions/kbuildguard", "./usr/lib/python3/dist-packages/kbuildguard/cli.py",
-                 "./usr/share/doc/kbuildguard/examples/debian-module/debian/rules"):
+                 "./usr/share/doc/kbuildguard/examples/debian-module/debian/rules", "./etc/rpm/macros.zz-kbuildguard",
+                 # docs/ kept a folder: the README's links (docs/packagers.md) resolve beside it
+                 "./usr/share/doc/kbuildguard/docs/packagers.md"):
         assert path in files, path
+    assert "/etc/rpm/macros.zz-kbuildguard" in _out(["dpkg-deb", "--info", deb, "conffiles"]).splitlines()
 
 
 # -- as sbuild does: a clean Debian 12 chroot, no network -------------------------------------------

@@ -221,3 +221,106 @@ def test_kmodtool_mismatched_module_fails_and_without_our_second_file_it_would_p
     other.mkdir()
     code, out, rpms = _kmodtool_build(other, _prebuilt(other, debian_release, "gcc-11"), debian_release, theirs, ours_kmodtool=False)
     assert code == 0 and len(rpms) == 1 and "kbuildguard check" not in out, out[-3000:]
+
+
+# -- AlmaLinux's build node: /etc/rpm/macros.modsign, loaded after macros.d ----------------------
+
+ETC_MACROS = os.path.join(os.path.dirname(EXAMPLES), "kbuildguard", "data", "macros.zz-kbuildguard")
+
+
+def _alma_modsign(sign_file, key_pair):
+    """A macros.modsign in the shape AlmaLinux's build node writes into the mock chroot: its own
+    signer (a stand-in: the tree's sign-file), its own post-sign step and its own %__spec_install_post
+    expanding the kmod hooks."""
+    return ("%%__brp_kmod_sign echo ALMA-SIGNS; find %%{buildroot}/lib/modules -name '*.ko' "
+            "-exec %s sha256 %s %s {} \\\\;\n"
+            "%%__brp_kmod_post_sign_process echo ALMA-POST-SIGN\n"
+            "%%__spec_install_post \\\n    %%{?__debug_package:%%{__debug_install_post}} \\\n    %%{__arch_install_post} \\\n"
+            "    %%{__os_install_post} \\\n    %%{?__brp_kmod_pre_sign_process} \\\n    %%{?__brp_kmod_sign} \\\n"
+            "    %%{?__brp_kmod_post_sign_process} \\\n%%{nil}\n") % (sign_file, key_pair[0], key_pair[1])
+
+
+def _spec_without_install_post(tmp_path):
+    """The kmp-shape spec less its own %__spec_install_post and compression: the build node's
+    %__spec_install_post (macros.modsign) is the one in effect, and the payload is the signed .ko."""
+    text = open(SPEC).read()
+    start = text.index("%define __spec_install_post")
+    end = text.index("%global debug_package")
+    spec = tmp_path / "kmod-kdemo-alma.spec"
+    spec.write_text(text[:start] + text[end:].replace("kdemo.ko.xz", "kdemo.ko"))
+    return str(spec)
+
+
+def _etc_build(tmp_path, top, release, modsign, ours_etc=True, extra=()):
+    """rpmbuild with rpm's own macro path, a private macros.d and a private etc/ holding the
+    build node's macros.modsign (and our macros.zz-kbuildguard), the etc glob AFTER macros.d as in
+    `rpm --showrc`."""
+    require(shutil.which("rpmbuild") is not None and shutil.which("xz") is not None, "rpmbuild, xz")
+    macros_d = tmp_path / "macros.d"
+    macros_d.mkdir()
+    (macros_d / "macros.kbuildguard").write_text(kbuildguard("rpm-macros").out)
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    if modsign is not None:
+        (etc / "macros.modsign").write_text(modsign)
+    if ours_etc:
+        shutil.copy(ETC_MACROS, str(etc))
+    path = ":".join(["/usr/lib/rpm/macros", "/usr/lib/rpm/macros.d/macros.*", str(macros_d / "macros.*"),
+                     "/usr/lib/rpm/platform/%{_target}/macros", "/usr/lib/rpm/fileattrs/*.attr", "/usr/lib/rpm/debian/macros",
+                     str(etc / "macros.*")])
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    proc = subprocess.run(["rpmbuild", "-bb", "--nodeps", "--macros", path, "--define", "_topdir %s" % top,
+                           "--define", "kversion %s" % release] + list(extra) + [_spec_without_install_post(tmp_path)],
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return proc.returncode, proc.stdout.decode(errors="replace"), glob.glob(str(top / "RPMS" / "*" / "*.rpm"))
+
+
+def test_almalinux_modsign_in_etc_signs_and_the_check_still_refuses(debian_release, compilers, key, tmp_path):  # noqa: F811
+    sign_file = "/usr/src/linux-headers-%s/scripts/sign-file" % debian_release
+    require(os.access(sign_file, os.X_OK), "Debian's scripts/sign-file")
+    modsign = _alma_modsign(sign_file, key)
+    code, out, rpms = _etc_build(tmp_path, _prebuilt(tmp_path, debian_release, "gcc-11"), debian_release, modsign)
+    assert code != 0 and rpms == [], out[-3000:]
+    # their signer still signs, their post-sign step runs, then ours refuses
+    assert out.index("ALMA-SIGNS") < out.index("ALMA-POST-SIGN") < out.index("BAD  compiler [cannot-unload]: built (at least in part) by gcc 11")
+    # pinned: without /etc/rpm/macros.zz-kbuildguard the build node's definition hides ours and
+    # the gcc-11 module is signed and packaged unchecked (the tester's finding)
+    other = tmp_path / "alone"
+    other.mkdir()
+    code, out, rpms = _etc_build(other, _prebuilt(other, debian_release, "gcc-11"), debian_release, modsign, ours_etc=False)
+    assert code == 0 and len(rpms) == 1 and "ALMA-SIGNS" in out and "kbuildguard check" not in out, out[-3000:]
+
+
+def test_almalinux_modsign_good_module_builds_signed_and_checked_once_per_hook(debian_release, compilers, key, tmp_path):  # noqa: F811
+    sign_file = "/usr/src/linux-headers-%s/scripts/sign-file" % debian_release
+    require(os.access(sign_file, os.X_OK), "Debian's scripts/sign-file")
+    code, out, rpms = _etc_build(tmp_path, _prebuilt(tmp_path, debian_release, "gcc-12"), debian_release, _alma_modsign(sign_file, key),
+                                 extra=["--define", "kbuildguard_check_flags --trusted-cert %s" % key[1]])
+    assert code == 0 and len(rpms) == 1, out[-3000:]
+    checks = [line for line in out.splitlines() if line.startswith("+ kbuildguard check --kernel %s" % debian_release)]
+    assert len(checks) == 1, out[-3000:]
+    assert out.index("ALMA-SIGNS") < out.index("ALMA-POST-SIGN") < out.index("kdemo.ko: ")
+    ko = _payload(tmp_path, rpms[0], debian_release)[:-len(".xz")]
+    assert read_module(ko).signature is not None
+    res = kbuildguard("check", "--kernel", debian_release, "--trusted-cert", key[1], ko)
+    assert res.code == 0, res
+
+
+def test_both_copies_of_the_chain_without_a_build_system_check_once(tmp_path):
+    """macros.d's chain and /etc's chain, nothing else defining the hook: the check runs once per
+    expansion, not twice (the guard in %kbuildguard_chain)."""
+    require(shutil.which("rpm") is not None, "rpm")
+    macros = tmp_path / "macros.kbuildguard"
+    macros.write_text(kbuildguard("rpm-macros").out)
+    hook = "%{?__brp_kmod_post_sign_process}"
+    for mid in ([], ["%__brp_kmod_post_sign_process echo THEIRS\n"]):
+        loads = ["--load", str(macros)]
+        if mid:
+            theirs = tmp_path / "macros.theirs"
+            theirs.write_text(mid[0])
+            loads += ["--load", str(theirs)]
+        loads += ["--load", ETC_MACROS]
+        out = subprocess.run(["rpm"] + loads + ["--define", "buildroot /BR"] + ["--eval", hook] * 2,
+                             stdout=subprocess.PIPE, check=True).stdout.decode()
+        assert out.count("kbuildguard check --kernel") == 2, out
+        assert out.count("echo THEIRS") == (2 if mid else 0), out
