@@ -188,6 +188,12 @@ def _check_target(kernel: Value, kernel_dir: Value) -> None:
         if value.value is not None and (not value.value.strip() or "\n" in value.value):
             raise ConfigError("%s: empty or multi-line value" % value.origin)
     release = kernel.value
+    if release is not None and "," in release and not all(r.strip() for r in release.split(",")):
+        # issue 22: `--kernel ,` or `--kernel "$A,$B"` with B unset had meant no kernel at all and an
+        # empty table with exit 0 (a check that checked nothing)
+        error = UsageError if kernel.layer is Layer.COMMAND_LINE else ConfigError
+        raise error("%s: the kernel list %r has an empty item (an unset shell variable?)" % (kernel.origin, release),
+                    hint="name each kernel: R1,R2")
     if release is not None and release != "all" and ("/" in release or release in (".", "..")):
         raise ConfigError("%s: %r is not a kernel release (a build tree is named with --kernel-dir)" % (kernel.origin, release))
 
