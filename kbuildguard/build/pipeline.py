@@ -181,7 +181,7 @@ def kernel_config(target: KernelTarget, req: Request) -> Optional[kconfig.Kernel
 
 def check_drift(ctx: Context, target: KernelTarget, req: Request, config: Optional[kconfig.KernelConfig]) -> Optional[Drift]:
     if req.kernel_config:
-        kconfig.read_named(req.kernel_config, target.arch)  # another architecture's: refused (issue 22)
+        kconfig.read_named(req.kernel_config, target.arch, target.release)  # another architecture's: refused (issue 22)
     found = compare(config, target.tree_config)
     if found is not None and found.abi:
         message = "the build tree %s is configured differently from kernel %s in options that change struct module: %s" % (
