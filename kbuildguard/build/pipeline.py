@@ -225,6 +225,8 @@ def choose_compiler(ctx: Context, target: KernelTarget, req: Request) -> Selecti
     with ctx.console.step("select compiler for %s" % target.compiler.describe()):
         selection = toolchain.select(ctx.runner, target, req.level, ctx.env, forced=req.forced, opt_root=req.scl_root,
                                      first_match=True)
+    for reason in toolchain.unanswered(selection):
+        ctx.console.warn("compiler not considered: %s" % reason)
     if selection.selected is not None:
         return selection
     if req.forced is None:
