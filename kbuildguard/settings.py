@@ -164,10 +164,29 @@ def _first(*layers: Optional[Value]) -> Optional[Value]:
 
 
 def make_arg_cc(make_args: Sequence[str]) -> Optional[str]:
-    for arg in make_args:
-        if arg.startswith("CC="):
-            return arg[3:]
-    return None
+    """The compiler a ``CC=`` after ``--`` names; UsageError when it cannot be taken as it stands.
+
+    GNU make applies command-line variable assignments in order, so the last CC= wins (read.c
+    handles each as an override): taking the first would say one compiler and build with another.
+    kbuild calls $(CC) for every object and checks that compiler (scripts/Kconfig.include,
+    scripts/cc-version.sh): a command with arguments ("ccache gcc-12") is not one compiler whose
+    identity can be matched against the kernel's."""
+    given = [arg[3:] for arg in make_args if arg.startswith("CC=")]
+    if len(given) > 1:
+        raise UsageError("CC= is given %d times after -- (%s): GNU make would use the last; give one"
+                         % (len(given), ", ".join("CC=" + g for g in given)))
+    if not given:
+        return None
+    value = given[0]
+    if not value.strip():
+        raise UsageError("CC= after -- was given an empty value (an unset shell variable?)",
+                         hint="give it a value, or leave it out")
+    if len(value.split()) > 1:
+        raise UsageError("CC=%s after -- is a command with arguments, not a compiler: kbuildguard must match "
+                         "the compiler itself against the kernel's" % value,
+                         hint="give the compiler (CC=%s), or a wrapper script that runs the command and "
+                              "name that script" % value.split()[-1])
+    return value.strip()  # GNU make drops the blanks around a variable's value
 
 
 def _target(cli: CommandLine, env: Mapping[str, str], file: FileSettings) -> List[Value]:
