@@ -217,8 +217,9 @@ def _check_target(kernel: Value, kernel_dir: Value) -> None:
         raise ConfigError("%s: %r is not a kernel release (a build tree is named with --kernel-dir)" % (kernel.origin, release))
 
 
-def resolve(cli: CommandLine, env: Mapping[str, str], file: FileSettings = FileSettings()) -> Settings:
-    """Every setting, once, for every command."""
+def check_environment(env: Mapping[str, str]) -> None:
+    """The KBUILDGUARD_* variables, checked the same way for every command (cli.main_inner calls it
+    before dispatching; resolve() again): an unknown name or an empty value is ConfigError."""
     stray = sorted(k for k in env if k.startswith("KBUILDGUARD_") and k not in ENVIRONMENT)
     if stray:
         raise ConfigError("unknown environment setting(s) %s (known: %s)" % (", ".join(stray), ", ".join(ENVIRONMENT)),
@@ -228,6 +229,11 @@ def resolve(cli: CommandLine, env: Mapping[str, str], file: FileSettings = FileS
         # issue 22: an empty value would silently mean the default (the running kernel, any compiler)
         raise ConfigError("%s is set but empty (an unset shell variable?)" % ", ".join(empty),
                           hint="give it a value, or unset it")
+
+
+def resolve(cli: CommandLine, env: Mapping[str, str], file: FileSettings = FileSettings()) -> Settings:
+    """Every setting, once, for every command."""
+    check_environment(env)
     for option, given in (("--kernel", cli.kernel), ("--kernel-dir", cli.kernel_dir), ("--sysroot", cli.sysroot),
                           ("--cc", cli.cc), ("--match", cli.match), ("--log-file", cli.log_file),
                           ("--sign-key", cli.sign_key), ("--sign-cert", cli.sign_cert)):
