@@ -18,7 +18,7 @@ from kbuildguard.context import Context
 from kbuildguard.errors import HANDLED_SIGNALS, KbgError, Stopped, UsageError, exit_code_table
 from kbuildguard.probecache import ProbeCache
 from kbuildguard.run import Runner
-from kbuildguard.settings import CommandLine, Common
+from kbuildguard.settings import CommandLine, Common, check_environment
 
 if TYPE_CHECKING:  # the commands are imported when dispatched, not at start
     from kbuildguard.cireport import ReportPaths
@@ -366,7 +366,10 @@ COMMANDS: Dict[str, Callable[[Context, argparse.Namespace, Common], int]] = {
 
 
 def main_inner(ctx: Context, args: argparse.Namespace, make_args: Sequence[str]) -> int:
-    """Dispatch: every command's logic is in kbuildguard/commands/<command>.py."""
+    """Dispatch: every command's logic is in kbuildguard/commands/<command>.py. The environment's
+    KBUILDGUARD_* settings are checked here, by one rule for every command (issue 22: `fetch` and
+    `rpm-macros` resolve no settings and had taken an empty or misspelt one without a word)."""
+    check_environment(ctx.env)
     return COMMANDS[args.command](ctx, args, _common(args, make_args))
 
 

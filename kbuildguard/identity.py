@@ -224,6 +224,14 @@ def _proc_compiler(rest: str) -> Tuple[Optional[CompilerId], str]:
     """The compiler named in what follows the release of a /proc/version line, and the builder."""
     builder = ""
     groups = _parens(rest)
+    # init/version.c: linux_banner is "Linux version " UTS_RELEASE " (" LINUX_COMPILE_BY "@"
+    # LINUX_COMPILE_HOST ") (" LINUX_COMPILER ") " UTS_VERSION. The first balanced group holds the
+    # "@" and is the builder, whatever it holds (KBUILD_BUILD_USER is free text: "gcc version 4.8.5
+    # (Red Hat 4.8.5-44)@host" is a user name); the compiler is looked for only after it. A line whose
+    # only compiler name is inside the builder group then names none and is refused.
+    if groups and "@" in groups[0] and rest.lstrip().startswith("("):
+        builder = groups[0]
+        groups = groups[1:]
     for group in groups:
         candidate = parse_compiler(group) if re.search(r"gcc|clang|GCC", group) else None
         if candidate is not None:

@@ -164,10 +164,29 @@ def _first(*layers: Optional[Value]) -> Optional[Value]:
 
 
 def make_arg_cc(make_args: Sequence[str]) -> Optional[str]:
-    for arg in make_args:
-        if arg.startswith("CC="):
-            return arg[3:]
-    return None
+    """The compiler a ``CC=`` after ``--`` names; UsageError when it cannot be taken as it stands.
+
+    GNU make applies command-line variable assignments in order, so the last CC= wins (read.c
+    handles each as an override): taking the first would say one compiler and build with another.
+    kbuild calls $(CC) for every object and checks that compiler (scripts/Kconfig.include,
+    scripts/cc-version.sh): a command with arguments ("ccache gcc-12") is not one compiler whose
+    identity can be matched against the kernel's."""
+    given = [arg[3:] for arg in make_args if arg.startswith("CC=")]
+    if len(given) > 1:
+        raise UsageError("CC= is given %d times after -- (%s): GNU make would use the last; give one"
+                         % (len(given), ", ".join("CC=" + g for g in given)))
+    if not given:
+        return None
+    value = given[0]
+    if not value.strip():
+        raise UsageError("CC= after -- was given an empty value (an unset shell variable?)",
+                         hint="give it a value, or leave it out")
+    if len(value.split()) > 1:
+        raise UsageError("CC=%s after -- is a command with arguments, not a compiler: kbuildguard must match "
+                         "the compiler itself against the kernel's" % value,
+                         hint="give the compiler (CC=%s), or a wrapper script that runs the command and "
+                              "name that script" % value.split()[-1])
+    return value.strip()  # GNU make drops the blanks around a variable's value
 
 
 def _target(cli: CommandLine, env: Mapping[str, str], file: FileSettings) -> List[Value]:
@@ -188,12 +207,19 @@ def _check_target(kernel: Value, kernel_dir: Value) -> None:
         if value.value is not None and (not value.value.strip() or "\n" in value.value):
             raise ConfigError("%s: empty or multi-line value" % value.origin)
     release = kernel.value
+    if release is not None and "," in release and not all(r.strip() for r in release.split(",")):
+        # issue 22: `--kernel ,` or `--kernel "$A,$B"` with B unset had meant no kernel at all and an
+        # empty table with exit 0 (a check that checked nothing)
+        error = UsageError if kernel.layer is Layer.COMMAND_LINE else ConfigError
+        raise error("%s: the kernel list %r has an empty item (an unset shell variable?)" % (kernel.origin, release),
+                    hint="name each kernel: R1,R2")
     if release is not None and release != "all" and ("/" in release or release in (".", "..")):
         raise ConfigError("%s: %r is not a kernel release (a build tree is named with --kernel-dir)" % (kernel.origin, release))
 
 
-def resolve(cli: CommandLine, env: Mapping[str, str], file: FileSettings = FileSettings()) -> Settings:
-    """Every setting, once, for every command."""
+def check_environment(env: Mapping[str, str]) -> None:
+    """The KBUILDGUARD_* variables, checked the same way for every command (cli.main_inner calls it
+    before dispatching; resolve() again): an unknown name or an empty value is ConfigError."""
     stray = sorted(k for k in env if k.startswith("KBUILDGUARD_") and k not in ENVIRONMENT)
     if stray:
         raise ConfigError("unknown environment setting(s) %s (known: %s)" % (", ".join(stray), ", ".join(ENVIRONMENT)),
@@ -203,6 +229,11 @@ def resolve(cli: CommandLine, env: Mapping[str, str], file: FileSettings = FileS
         # issue 22: an empty value would silently mean the default (the running kernel, any compiler)
         raise ConfigError("%s is set but empty (an unset shell variable?)" % ", ".join(empty),
                           hint="give it a value, or unset it")
+
+
+def resolve(cli: CommandLine, env: Mapping[str, str], file: FileSettings = FileSettings()) -> Settings:
+    """Every setting, once, for every command."""
+    check_environment(env)
     for option, given in (("--kernel", cli.kernel), ("--kernel-dir", cli.kernel_dir), ("--sysroot", cli.sysroot),
                           ("--cc", cli.cc), ("--match", cli.match), ("--log-file", cli.log_file),
                           ("--sign-key", cli.sign_key), ("--sign-cert", cli.sign_cert)):

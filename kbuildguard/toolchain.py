@@ -272,32 +272,16 @@ def machine_reason(target: KernelTarget, compiler: Compiler, host: Optional[Arch
     return "targets %s, the kernel is %s (%s)" % (compiler.arch, target.arch, fix)
 
 
-def _hinted_match(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping[str, str],
-                  prefer: str, host: Optional[Arch]) -> Optional[Selection]:
-    """make's short way: the program the kernel's tree names (gcc-12), when it is on PATH and is the
-    kernel's very compiler (vendor release too). Saves walking every PATH folder for gcc-N and clang-N."""
-    try:
-        path = runner.which(prefer, env)
-        compiler = identify(runner, path, env)
-    except (ToolNotFound, BadInput):
-        return None
-    if mismatch_reason(target.compiler, compiler.identity, level) is not None or compiler.vendor != target.compiler.vendor \
-            or machine_reason(target, compiler, host) is not None:
-        return None
-    return Selection(compiler, (Candidate(path, "PATH", compiler, Verdict.MATCH, "matches %s" % target.compiler.describe()),), level)
-
-
 def select(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping[str, str],
            forced: Optional[Forced] = None, opt_root: str = "/opt/rh", first_match: bool = False,
            host: Optional[Arch] = None) -> Selection:
     """Choose the local compiler that matches the kernel's; explain every candidate.
 
     ``forced`` is set when the user named a compiler: then it is the only
-    candidate, and the caller refuses a mismatch before anything is built. ``first_match`` (make)
-    probes the compiler the kernel's tree names first and stops at the first match of the kernel's
-    own vendor release: each probe is two process starts, and `detect` is where every candidate gets
-    explained. (A toolset's gcc 12.2.0 "Red Hat 12.2.1-7" beats the distribution's plain 12.2.0
-    even when the tree's Makefile names "gcc".)
+    candidate, and the caller refuses a mismatch before anything is built. ``first_match`` (make,
+    doctor) adds the program the kernel's tree names (where PATH has it) to the candidates and ranks
+    it first; every candidate is probed at once, within one bound. (A toolset's gcc 12.2.0 "Red Hat
+    12.2.1-7" beats the distribution's plain 12.2.0 even when the tree's Makefile names "gcc".)
     ``host`` is this machine (uname -m when None): for a kernel of another machine the target's
     cross compilers (aarch64-linux-gnu-gcc-12) are candidates too (cross_prefix).
     """
@@ -314,10 +298,14 @@ def select(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping
             raise ToolNotFound("the compiler %s (%s) is not on PATH" % (name, origin))
         pairs = [(path, origin)]
     else:
-        quick = _hinted_match(runner, target, level, env, prefer, host) if first_match and prefer else None
-        if quick is not None:
-            return quick
         pairs = discover(env, opt_root, cross)
+        if first_match and prefer:
+            # the program the kernel's tree names, where PATH has it, is probed with the rest (never
+            # alone first: a hung one would cost its own timeout before the others start, issue 22)
+            try:
+                pairs.insert(0, (runner.which(prefer, env), "PATH"))
+            except ToolNotFound:
+                pass
     # One probe per real binary: /usr/bin/gcc, cc and gcc-12 are often the same file. Keep the
     # name the kernel's build used (gcc-12) when it is among them.
     groups: Dict[str, List[Tuple[str, str]]] = {}
@@ -337,12 +325,10 @@ def select(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping
                            next((m for m in members if os.path.basename(m[0]) == native), members[0])))
     candidates: List[Candidate] = []
     matches: List[Tuple[Tuple[int, int, int], Compiler]] = []
-    # make (first_match) probes the tree's own program first and stops at a match of the kernel's
-    # vendor release; every other candidate -- or all of them for detect -- is probed at once
-    batches = [chosen[:1], chosen[1:]] if first_match else [chosen]
-    for batch in batches:
-        if first_match and any(rank[0] == 0 for rank, _ in matches):
-            break  # a match with the kernel's own vendor release: nothing later can beat it
+    # Every candidate of one selection is probed at once, within one bound in all (identify_all): make
+    # had probed the tree's own program alone first, so each hung wrapper cost PROBE_SECONDS in turn
+    # and nothing named it (issue 22). The probes are remembered (probecache): a second run is quick.
+    for batch in [chosen]:
         found = identify_all(runner, [path for path, _ in batch], env)
         for path, origin in batch:
             index = chosen.index((path, origin))
@@ -362,6 +348,13 @@ def select(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping
                 candidates.append(Candidate(path, origin, compiler, Verdict.MISMATCH, reason))
     selected = min(matches, key=lambda m: m[0])[1] if matches else None
     return Selection(selected, tuple(candidates), level)
+
+
+def unanswered(selection: Selection) -> List[str]:
+    """Why each candidate that did not answer its probes in time was left out: said even when another
+    compiler was selected, so a hung wrapper on PATH is named rather than silently skipped."""
+    return [c.reason for c in selection.candidates
+            if c.verdict is Verdict.ERROR and ("did not answer" in c.reason)]
 
 
 # Kernels that take LLVM=-N (a suffix) and LLVM=DIR/ (a prefix): Makefile since 5.18

@@ -385,7 +385,7 @@ def test_reboot_check_writes_the_new_kernels_rows(capsys, tmp_path):
     failed = {(c.get("classname"), c.get("name")) for c in doc.iter("testcase") if c.find("failure") is not None}
     assert (release + ".old", "vermagic") in failed and not any(c == release + ".good" for c, _ in failed)
     empty = tmp_path / "empty"
-    empty.mkdir()
+    (empty / "lib" / "modules" / release).mkdir(parents=True)  # installed, with no out-of-tree module
     code, _, err = _cli(capsys, "reboot-check", release, "--root", str(empty), "--junit", str(junit))
     assert code == 0 and _junit_schema()(junit.read_text()).get("tests") == "0"
 

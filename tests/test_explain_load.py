@@ -303,3 +303,42 @@ def test_without_a_target_kernel_the_log_is_still_explained(tmp_path):
     assert "taints: loading out-of-tree" not in out  # expected of every out-of-tree module: evidence, not a failure
     assert "line 1 [-]: kdemo: loading out-of-tree module taints kernel." in out
     assert "could not see: the file's own check: no target kernel" in out
+
+
+def _root(tmp_path, tree=True, log=True):
+    root = tmp_path / "R"
+    (root / "proc/sys/kernel").mkdir(parents=True)
+    (root / "proc/sys/kernel/osrelease").write_text(RELEASE + "\n")
+    (root / "boot").mkdir()
+    (root / ("boot/config-%s" % RELEASE)).write_text("CONFIG_X86_64=y\nCONFIG_MODULES=y\nCONFIG_MODULE_SIG=y\n"
+                                                   "CONFIG_MODVERSIONS=y\nCONFIG_MODULE_UNLOAD=y\n")
+    if tree:
+        make_tree(root / "lib/modules" / RELEASE / "build", release=RELEASE)
+    if log:
+        (root / "var/log").mkdir(parents=True)
+        (root / "var/log/dmesg").write_text(DMESG)
+    return str(root)
+
+
+def test_with_root_the_roots_log_and_kernel_are_read_never_the_hosts(tmp_path):
+    """issue 22 (tester): `explain MODULE.ko --root R` read the host's dmesg and kernel."""
+    _, ko, _ = setup_files(tmp_path, "", versions=(("module_layout", 0x9060323F), ("_printk", 0x12345678)))
+    root = _root(tmp_path)
+    fake = FakeRunner({("dmesg",): "[ 1.0] kdemo: Unknown symbol host_only (err -2)\n"})
+    code, out, err = run(tmp_path, ["explain", "kdemo.ko", "--root", root], runner=fake)
+    assert code == 0, err
+    assert fake.calls == []  # the host's dmesg is never run
+    assert "host_only" not in out
+    assert "line 5, 6, 9, 10 [symbol_versions]: kdemo: disagrees about version of symbol _printk" in out
+    assert "the file: confirmed: disagrees about version of symbol _printk" in out  # R's tree's Module.symvers
+
+
+def test_with_root_what_the_root_lacks_is_said(tmp_path):
+    _, ko, _ = setup_files(tmp_path, "")
+    root = _root(tmp_path, tree=False, log=False)
+    fake = FakeRunner({})
+    code, out, err = run(tmp_path, ["explain", "kdemo.ko", "--root", root], runner=fake)
+    assert code == 0, err
+    assert fake.calls == []
+    assert "a kernel log: %s has none of sos_commands/kernel/dmesg, var/log/dmesg, var/log/kern.log" % root in out
+    assert "its configuration says CONFIG_MODULE_SIG=y, CONFIG_MODULE_SIG_FORCE=n, CONFIG_MODVERSIONS=y" in out

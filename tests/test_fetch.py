@@ -486,10 +486,32 @@ def test_check_forecast_over_installed_kernels_with_all(tmp_path):
 
 
 def test_reboot_check_without_out_of_tree_modules_says_so(tmp_path):
+    (tmp_path / "lib" / "modules" / "6.1.0-57-amd64" / "kernel").mkdir(parents=True)
     err, out = io.StringIO(), io.StringIO()
     code = cli.main(["reboot-check", "6.1.0-57-amd64", "--root", str(tmp_path)], env={"HOME": str(tmp_path)},
                     stdout=out, stderr=err, runner=lambda c: FakeRunner(), euid=0, cwd=str(tmp_path))
     assert code == 0 and "nothing to check" in err.getvalue()
+
+
+def test_reboot_check_of_a_release_not_installed_is_an_error(tmp_path):
+    """issue 22: `reboot-check --blocking 9.9.9-typo` had said "nothing to check" and exited 0."""
+    (tmp_path / "lib" / "modules" / "6.1.0-57-amd64").mkdir(parents=True)
+    err = io.StringIO()
+    code = cli.main(["reboot-check", "--blocking", "9.9.9-typo", "--root", str(tmp_path)], env={"HOME": str(tmp_path)},
+                    stdout=io.StringIO(), stderr=err, runner=lambda c: FakeRunner(), euid=0, cwd=str(tmp_path))
+    assert code == 4 and "kernel 9.9.9-typo is not installed" in err.getvalue(), err.getvalue()
+    assert "nothing to check" not in err.getvalue()
+
+
+@pytest.mark.parametrize("value", [",", ", ", " , 6.1.0-57-amd64", "6.1.0-57-amd64,"])
+def test_an_empty_item_in_a_kernel_list_is_an_error(tmp_path, value):
+    """issue 22: `check X.ko --kernel ,` had exited 0 with an empty table; KBUILDGUARD_KERNEL=, too."""
+    for argv, env, want in ((["--kernel", value], {}, 2), ([], {"KBUILDGUARD_KERNEL": value}, 12)):
+        err = io.StringIO()
+        code = cli.main(["check", str(tmp_path / "x.ko")] + argv, env=dict(env, HOME=str(tmp_path)),
+                        stdout=io.StringIO(), stderr=err, runner=lambda c: FakeRunner(), euid=1000, cwd=str(tmp_path))
+        assert code == want and "has an empty item" in err.getvalue(), (value, env, err.getvalue())
+        assert len(err.getvalue().strip().splitlines()) <= 2, err.getvalue()
 
 
 @pytest.mark.parametrize("hook,first", [("postinst", "run-parts --exit-on-error"), ("kernel-install", "40-dkms.install")])

@@ -75,3 +75,20 @@ def test_detect_selection_lists_the_hung_one_and_still_selects(tmp_path, monkeyp
     assert sel.selected is not None and sel.selected.path == paths[1]
     verdicts = {c.path: c for c in sel.candidates}
     assert verdicts[paths[0]].verdict is Verdict.ERROR and "did not answer" in verdicts[paths[0]].reason
+
+
+def test_make_probes_the_trees_own_compiler_with_the_rest_in_one_bound(tmp_path, monkeypatch):
+    """issue 22 (tester): make probed the tree's gcc-12 alone first (a hung one cost 30 s, twice) and
+    then the rest; now all at once within one bound, and the hung one is named."""
+    from kbuildguard import toolchain
+
+    outputs, paths = _compilers(tmp_path, ["gcc-12", "gcc-11"])
+    monkeypatch.setattr(toolchain.identify_all, "__defaults__", (None, 0.5))
+    runner = SlowRunner(outputs, {paths[0]: 1.5})
+    target = resolve(Selector(kernel_dir=make_tree(tmp_path / "tree")))
+    started = time.monotonic()
+    sel = select(runner, target, MatchLevel.VERSION, {"PATH": str(tmp_path / "bin")}, first_match=True)
+    assert time.monotonic() - started < 1.4, "probed one after another"
+    assert runner.most == 2
+    assert toolchain.unanswered(sel) == ["%s did not answer within 0.5 s (a wrapper that hangs?): not waited for any "
+                                         "longer" % paths[0]]

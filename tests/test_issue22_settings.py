@@ -115,3 +115,13 @@ def test_an_empty_environment_setting_is_an_error(capsys, name):
     code, _, err = run(capsys, "detect", env={"PATH": "/nonexistent", name: ""})
     assert code == 12, err
     assert "%s is set but empty" % name in err and len(err.strip().splitlines()) <= 2  # the line and its hint
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("env,message", [({"KBUILDGUARD_KERNEL": ""}, "KBUILDGUARD_KERNEL is set but empty"),
+                                         ({"KBUILDGUARD_KERNLE": "6.1"}, "unknown environment setting(s) KBUILDGUARD_KERNLE")])
+def test_every_command_checks_the_environment_by_one_rule(capsys, tmp_path, command, env, message):
+    """issue 22 (tester): `fetch` and `rpm-macros` took an empty or misspelt KBUILDGUARD_* silently."""
+    argv = [command] + _positionals(command, str(tmp_path / "x.ko"))
+    code, _, err = run(capsys, *argv, env=dict(env, HOME=str(tmp_path), PATH="/nonexistent"), cwd=str(tmp_path))
+    assert code == 12 and message in err, (command, code, err)

@@ -191,6 +191,27 @@ def test_el8_kernel_line_is_planned_for_el8_unverified(tmp_path, capsys):
     assert "CloudLinux" in data["packages"][1]["elsewhere"]
 
 
+@pytest.mark.parametrize("host,distro,first", [
+    ("aarch64-01.bsys.centos.org", "CentOS 7", ["yum", "install", "-y", "centos-release-scl"]),
+    ("x86-vm-26.build.eng.bos.redhat.com", "Enterprise Linux 7", None),
+])
+def test_an_el7_kernel_built_on_centos_org_is_planned_as_centos(tmp_path, capsys, host, distro, first):
+    """issue 22 (tester): a pasted CentOS 7 AltArch banner got RHEL's SCL plan (yum-config-manager
+    --enable rhel-server-rhscl-7-rpms); CentOS builds on *.centos.org: centos-release-scl and the
+    AltArch vault path, as the --sysroot path plans."""
+    line = tmp_path / "v.txt"
+    line.write_text("Linux version 4.18.0-348.20.1.el7.aarch64 (mockbuild@%s) (gcc version 8.3.1 20190311 "
+                    "(Red Hat 8.3.1-3) (GCC)) #1 SMP Wed Apr 13 20:57:50 UTC 2022\n" % host)
+    code, data, err = _setup_json(capsys, "--proc-version-file", str(line))
+    assert code == 0, err
+    assert data["distribution"]["name"].startswith(distro), data["distribution"]
+    if first is not None:
+        assert data["commands"][0] == first
+        assert "https://vault.centos.org/altarch/7.9.2009/sclo/aarch64/rh/" in json.dumps(data["notes"])
+    else:
+        assert "rhscl" in json.dumps(data["commands"]) and "centos-release-scl" not in json.dumps(data)
+
+
 @pytest.mark.parametrize("name, layout, release, compiler, commands", [
     ("sosreport-db01-rhel8", sysroots.Layout.SOSREPORT, "4.18.0-513.11.1.el8_9.x86_64", "gcc 8.5.0 (Red Hat 8.5.0-20)",
      [["dnf", "install", "-y", "gcc", "kernel-devel-4.18.0-513.11.1.el8_9.x86_64"]]),

@@ -2,7 +2,7 @@
 
 import pytest
 
-from kbuildguard.errors import ConfigError
+from kbuildguard.errors import ConfigError, UsageError
 from kbuildguard.project import parse_config
 from kbuildguard.settings import ENVIRONMENT, CommandLine, FileSettings, Layer, resolve
 
@@ -67,3 +67,17 @@ def test_as_json_names_every_origin():
     assert data["kernel"] == {"value": "R", "origin": "--kernel"}
     assert data["log"] == {"value": "/tmp/l", "origin": "KBUILDGUARD_LOG"}
     assert data["scl_root"] == {"value": "/opt/rh", "origin": "default"}
+
+
+@pytest.mark.parametrize("make_args,message", [
+    (("CC=gcc-12", "CC=gcc-11"), "CC= is given 2 times after -- (CC=gcc-12, CC=gcc-11): GNU make would use the last"),
+    (("CC=",), "CC= after -- was given an empty value"),
+    (("CC= ",), "CC= after -- was given an empty value"),
+    (("CC=ccache gcc-12",), "CC=ccache gcc-12 after -- is a command with arguments, not a compiler"),
+])
+def test_a_cc_after_the_dashes_that_cannot_be_taken_is_refused(make_args, message):
+    """issue 22 (tester): `make -- CC=gcc-12 CC=gcc-11` said gcc-11 and built with gcc-12 (make takes the
+    last); an empty CC= and 'CC=ccache gcc-12' were taken as they stood."""
+    with pytest.raises(UsageError) as exc:
+        resolve(CommandLine(make_args=make_args), {})
+    assert message in exc.value.message and exc.value.exit_code == 2

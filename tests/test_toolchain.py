@@ -158,13 +158,14 @@ def test_clang_kernel_builds_with_llvm_suffix_and_the_matching_lld(tmp_path):
     assert make_command(target, plain, "/s", "modules", [], {"PATH": "/usr/bin"}).argv[4] == "LLVM=1"
 
 
-def test_make_stops_at_the_kernels_own_compiler(tmp_path):
+def test_make_takes_the_kernels_own_compiler_probing_all_at_once(tmp_path):
+    """make ranks the tree's own program first but probes every candidate in the same bound (issue 22:
+    probing it alone first made each hung wrapper cost its own timeout)."""
     bindir, runner, target = _machine(tmp_path)
     target = target._replace(program_hint="gcc-12")
     sel = select(runner, target, MatchLevel.VERSION, {"PATH": bindir}, opt_root=str(tmp_path / "opt"), first_match=True)
     assert sel.selected.path == os.path.join(bindir, "gcc-12")
-    assert [c.path for c in sel.candidates] == [os.path.join(bindir, "gcc-12")]
-    assert len(runner.calls) == 2
+    assert sel.candidates[0].path == os.path.join(bindir, "gcc-12") and len(sel.candidates) > 1
 
 
 def test_make_keeps_looking_for_the_kernels_vendor_release(tmp_path):

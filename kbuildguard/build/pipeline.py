@@ -181,7 +181,7 @@ def kernel_config(target: KernelTarget, req: Request) -> Optional[kconfig.Kernel
 
 def check_drift(ctx: Context, target: KernelTarget, req: Request, config: Optional[kconfig.KernelConfig]) -> Optional[Drift]:
     if req.kernel_config:
-        kconfig.read_named(req.kernel_config, target.arch)  # another architecture's: refused (issue 22)
+        kconfig.read_named(req.kernel_config, target.arch, target.release)  # another architecture's: refused (issue 22)
     found = compare(config, target.tree_config)
     if found is not None and found.abi:
         message = "the build tree %s is configured differently from kernel %s in options that change struct module: %s" % (
@@ -225,6 +225,8 @@ def choose_compiler(ctx: Context, target: KernelTarget, req: Request) -> Selecti
     with ctx.console.step("select compiler for %s" % target.compiler.describe()):
         selection = toolchain.select(ctx.runner, target, req.level, ctx.env, forced=req.forced, opt_root=req.scl_root,
                                      first_match=True)
+    for reason in toolchain.unanswered(selection):
+        ctx.console.warn("compiler not considered: %s" % reason)
     if selection.selected is not None:
         return selection
     if req.forced is None:

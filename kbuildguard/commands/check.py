@@ -41,7 +41,7 @@ class CheckOptions(NamedTuple):
 def expectation(ctx: Context, target: KernelTarget, level: MatchLevel, opts: CheckOptions) -> Expectation:
     config_file = ctx.path(opts.kernel_config) if opts.kernel_config else None
     if config_file:
-        kconfig.read_named(config_file, target.arch)  # refused here: the reads below fall back to the tree's quietly
+        kconfig.read_named(config_file, target.arch, target.release)  # refused here: the reads below fall back to the tree's quietly
     try:
         config = kconfig.read_kernel(target.release, target.sysroot, target.running, config_file)
     except BadInput:  # the loader's gates read it again and say what they could not see

@@ -48,6 +48,8 @@ def run(ctx: Context, opts: DoctorOptions) -> int:
     forced = forced_of(settings)
     selection = toolchain.select(ctx.runner, target, level, ctx.env, forced=forced,
                                  opt_root=settings.scl_root.value or "/opt/rh", first_match=True)
+    for reason in toolchain.unanswered(selection):
+        ctx.console.warn("compiler not considered: %s" % reason)
     if selection.selected is None:
         raise refuse_forced(target, selection) if forced is not None else no_match_error(target, selection)
     result = preflight.run(ctx, target, selection.selected, btf=opts.btf,

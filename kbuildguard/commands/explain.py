@@ -105,9 +105,28 @@ def run_load(ctx: Context, opts: ExplainOptions) -> int:
         ko, name = None, opts.module
     if ko is not None and not os.path.isfile(ko):
         raise BadInput("%s: no such file" % ko, hint="give the module's .ko (plain, .xz, .gz, .zst or .bz2)")
-    text, source = read_log(ctx, opts.dmesg)
-    expect, why_not = target_expectation(ctx, settings, opts) if ko is not None else (None, "")
-    found = load.gather_load(text, source, name, ko, expect, [why_not] if why_not else [])
+    root = ctx.path(opts.root)
+    if os.path.realpath(root) != "/":
+        # --root R: R's kernel, never the host's (its dmesg, its /boot, its running kernel): the help
+        # says "read proc/, sys/, lib/modules and boot/ under DIR" (issue 22)
+        unseen = []
+        if opts.dmesg is not None:
+            text, source = read_log(ctx, opts.dmesg)
+        else:
+            text, source = unload.root_log(root)
+            if not source:
+                source = "no kernel log"
+                unseen.append("a kernel log: %s has none of %s (give --dmesg FILE)" % (
+                    root.rstrip("/"), ", ".join(unload.ROOT_LOGS)))
+        expect = None
+        if ko is not None:
+            expect, lacks = unload.root_expectation(root, settings.kernel.value, level_of(settings), ctx.env)
+            unseen.extend(lacks)
+        found = load.gather_load(text, source, name, ko, expect, unseen)
+    else:
+        text, source = read_log(ctx, opts.dmesg)
+        expect, why_not = target_expectation(ctx, settings, opts) if ko is not None else (None, "")
+        found = load.gather_load(text, source, name, ko, expect, [why_not] if why_not else [])
     if ctx.json:
         ctx.out_json(dict(report.load_explanation_json(found), settings=settings.as_json()))
         return 0

@@ -29,7 +29,7 @@ from kbuildguard.commands.check import CheckOptions, checked, ci_result, print_f
 from kbuildguard.commands.common import level_of, selector_for, settings_for
 from kbuildguard.console import printable
 from kbuildguard.context import Context
-from kbuildguard.errors import BadInput, ModuleRejected, UsageError
+from kbuildguard.errors import BadInput, KernelNotFound, ModuleRejected, UsageError
 from kbuildguard.formats.module import find_modules
 from kbuildguard.gates.model import Effect
 from kbuildguard.gates.verify import Verdict
@@ -108,6 +108,13 @@ def run(ctx: Context, common: Common, release: str, root: Optional[str], blockin
     settings = settings_for(ctx, common.cli, "reboot-check")
     selector = selector_for(settings, kernel=release)._replace(sysroot=sysroot, kernel_dir=None,
                                                                sysroot_named_by="--root %s" % root if sysroot else "")
+    if not os.path.isdir(in_root(sysroot or "/", "/lib/modules/%s" % release)):
+        # issue 22: the hook got a release that is not installed (a typo, a removed kernel): saying
+        # "nothing to check" with exit 0 would pass a kernel nobody looked at. The kernel's package
+        # installs /lib/modules/R before its postinst.d hooks run.
+        raise KernelNotFound("reboot-check: kernel %s is not installed: there is no %s/lib/modules/%s"
+                             % (printable(release), sysroot or "", printable(release)),
+                             hint="give the release of an installed kernel (ls /lib/modules)")
     found = module_paths(sysroot or "/", release)
     where = "%s/lib/modules/%s/{%s}" % (sysroot or "", release, ",".join(OUT_OF_TREE))
     for name in found.dangling:

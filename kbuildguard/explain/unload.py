@@ -19,7 +19,7 @@ from kbuildguard.errors import BadInput, KbgError, UsageError
 from kbuildguard.gates import loader
 from kbuildguard.gates.expectation import expect
 from kbuildguard.gates.model import Check
-from kbuildguard.gates.verify import STRUCT_MODULE_GATES, verify_path
+from kbuildguard.gates.verify import STRUCT_MODULE_GATES, Expectation, verify_path
 from kbuildguard.target import kconfig, kernel
 from kbuildguard.target.kernel import KernelTarget
 from kbuildguard.toolchain import MatchLevel
@@ -162,15 +162,67 @@ def _kernel(root: str, release: str, unseen: List[str]) -> Tuple[Optional[Kernel
         target = kernel.resolve(kernel.Selector(kernel=release, sysroot=root if root != "/" else None))
     except KbgError as exc:
         unseen.append("the kernel's build records (%s)" % exc.message)
-    if target is not None:
-        try:
+    # Without build records, ROOT's boot/config-R is still the kernel's configuration (issue 22):
+    # read it for the facts it gives (CONFIG_MODULE_UNLOAD, CONFIG_MODULE_SIG ...).
+    try:
+        if target is not None:
             found = kconfig.read_kernel(target.release, target.sysroot, target.running)
-            config = dict(found.values) if found is not None else None
-        except BadInput as exc:
-            unseen.append(exc.message)
+        else:
+            found = kconfig.read_kernel(release, root, root == "/")
+        config = dict(found.values) if found is not None else None
+    except BadInput as exc:
+        unseen.append(exc.message)
     if config is None:
         unseen.append("the kernel's configuration (/boot/config-%s, /proc/config.gz)" % release)
     return target, config
+
+
+# The options of init/Kconfig and kernel/module/Kconfig that decide whether a module loads without
+# its own check: signatures (MODULE_SIG, MODULE_SIG_FORCE), CRCs (MODVERSIONS), unloading.
+CONFIG_FACTS = ("CONFIG_MODULE_SIG", "CONFIG_MODULE_SIG_FORCE", "CONFIG_MODVERSIONS", "CONFIG_MODULE_UNLOAD",
+                "CONFIG_MODULE_FORCE_LOAD")
+
+
+# Where a captured or mounted root keeps a kernel log of its own (sos report, the boot's
+# /var/log/dmesg that RHEL's and Debian's init write, rsyslog's kern.log): never the host's `dmesg`.
+ROOT_LOGS = ("sos_commands/kernel/dmesg", "var/log/dmesg", "var/log/kern.log")
+
+
+def root_log(root: str) -> Tuple[str, str]:
+    """(text, path) of ROOT's own kernel log, or ("", "") when ROOT keeps none."""
+    for rel in ROOT_LOGS:
+        path = os.path.join(root, rel)
+        if os.path.isfile(path):
+            try:
+                data = bounded.read_file(path, bounded.KERNEL_LOG.size, bounded.KERNEL_LOG.what)
+            except OSError:
+                continue
+            return data.decode("utf-8", errors="replace"), path
+    return "", ""
+
+
+def root_expectation(root: str, release: Optional[str], level: MatchLevel,
+                     env: Optional[Mapping[str, str]] = None) -> Tuple[Optional[Expectation], List[str]]:
+    """What a .ko is held to for the kernel of ROOT (explain MODULE.ko --root ROOT), read from ROOT
+    only: its osrelease, its build records and boot/config-R, its sys/kernel/btf/vmlinux for the
+    layout -- never the host's kernel. With what ROOT lacks, said (issue 22)."""
+    unseen: List[str] = []
+    try:
+        release = loaded_release(root, release)
+    except BadInput as exc:
+        return None, [exc.message]
+    target, config = _kernel(root, release, unseen)
+    if target is None:
+        if config is not None:
+            said = ", ".join("%s=%s" % (k, config.get(k, "n")) for k in CONFIG_FACTS)
+            unseen.append("the file's own check (no build records of kernel %s under %s); its configuration says %s"
+                          % (release, root.rstrip("/"), said))
+        return None, unseen
+    btf = os.path.join(root, "sys/kernel/btf/vmlinux")
+    if not os.path.isfile(btf):
+        unseen.append("%s (the kernel's own BTF, for the layout)" % btf)
+    facts = loader.gather(target, read=config, env=env) if config else None
+    return expect(target, level, facts, vmlinux=btf if os.path.isfile(btf) else None), unseen
 
 
 def _ko_evidence(ko: str, target: KernelTarget, level: MatchLevel, root: str = "/",

@@ -54,7 +54,14 @@ def system_for(target: KernelTarget, sysroot: Optional[str], proc_version_file: 
         kind = Kind.CAPTURED if layout.captured else Kind.BUILD_ROOT
         return System(kind, target.sysroot, detect_distro(target.sysroot, arch), "the %s %s" % (layout, sysroot))
     if proc_version_file:
-        distro = distro_of_kernel(target)
+        from kbuildguard.errors import BadInput
+        from kbuildguard.target.kernel import read_proc_version
+
+        try:  # the builder (user@host) is not kept in the target: read again, bounded, already parsed once
+            builder = read_proc_version(proc_version_file).builder
+        except BadInput:
+            builder = ""
+        distro = distro_of_kernel(target, builder)
         if distro is None:
             raise NoMatchingCompiler(
                 "cannot tell which distribution built kernel %s (%s): no plan for it" % (target.release, proc_version_file),
@@ -63,11 +70,19 @@ def system_for(target: KernelTarget, sysroot: Optional[str], proc_version_file: 
     return System(Kind.MACHINE, "/", detect_distro("/", arch), "this machine")
 
 
-def distro_of_kernel(target: KernelTarget) -> Optional[Distro]:
-    """The distribution a kernel line names by its release suffix or its compiler's vendor."""
+def distro_of_kernel(target: KernelTarget, builder: str = "") -> Optional[Distro]:
+    """The distribution a kernel line names by its release suffix or its compiler's vendor, and for an
+    Enterprise Linux kernel, its builder: CentOS builds its kernels on *.centos.org hosts
+    (mockbuild@kbuilder.bsys.centos.org, mockbuild@aarch64-01.bsys.centos.org for AltArch), and CentOS
+    plans differently from RHEL (centos-release-scl, the vault) -- RHEL's repository names do not
+    exist there (issue 22)."""
     release, vendor, arch = target.release, target.compiler.vendor, str(target.arch or "")
     guessed = "(guessed from kernel %s)" % release
     m = re.search(r"\.el(\d+)", release)
+    host = builder.rpartition("@")[2].strip().lower()
+    if m and (host == "centos.org" or host.endswith(".centos.org")):
+        return Distro("centos", ("rhel", "fedora"), m.group(1), "CentOS %s (guessed from kernel %s, built on %s)" % (
+            m.group(1), release, host), arch)
     if m:
         return Distro("rhel", ("rhel", "fedora"), m.group(1), "Enterprise Linux %s %s" % (m.group(1), guessed), arch)
     m = re.search(r"\.amzn(2023|2)\b", release)

@@ -9,7 +9,7 @@ import gzip
 import os
 import re
 import zlib
-from typing import Dict, Mapping, NamedTuple, Optional, Sequence
+from typing import Dict, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard import arch, bounded
 from kbuildguard.errors import BadInput
@@ -75,7 +75,48 @@ def compiler_header(path: str) -> Optional[str]:
     return None
 
 
-def read_named(path: str, target_arch: Optional[arch.Arch] = None) -> Dict[str, str]:
+# scripts/kconfig/confdata.c conf_write() puts the root menu's prompt on the fourth line; Kconfig's
+# `mainmenu "Linux/$(ARCH) $(KERNELVERSION) Kernel Configuration"` makes it "Linux/x86 6.1.192 ...".
+_HEADER = re.compile(r"^# Linux/(?P<arch>\S+) (?P<version>\d+\.\d+)(?:\.\S*)? Kernel Configuration\s*$")
+_RELEASE_VERSION = re.compile(r"^(\d+\.\d+)(?:\.|-|\+|$)")
+# arch/x86/um/Kconfig defines X86_32/X86_64 for User-mode Linux on x86: those two may stand beside UML.
+_BESIDE_UML = ("CONFIG_X86_32", "CONFIG_X86_64")
+
+
+def config_header(path: str) -> Optional[Tuple[str, str]]:
+    """The ARCH and MAJOR.MINOR of the ``# Linux/ARCH VERSION Kernel Configuration`` header, or None."""
+    try:
+        lines = _text(path).splitlines()[:10]
+    except BadInput:
+        return None
+    for line in lines:
+        m = _HEADER.match(line)
+        if m:
+            return m.group("arch"), m.group("version")
+    return None
+
+
+def _refuse_foreign_release(path: str, values: Mapping[str, str], release: str) -> None:
+    """A configuration whose header or CONFIG_LOCALVERSION names another kernel than ``release``.
+
+    KERNELRELEASE is KERNELVERSION, then the localversion* files, CONFIG_LOCALVERSION and LOCALVERSION
+    (scripts/setlocalversion), so the release starts with the header's MAJOR.MINOR and holds a
+    non-empty CONFIG_LOCALVERSION. Debian's 6.1.0-57-amd64 says "6.1.192" in its header: only
+    MAJOR.MINOR is compared."""
+    want = _RELEASE_VERSION.match(release)
+    header = config_header(path)
+    if want is not None and header is not None and header[1] != want.group(1):
+        raise BadInput("%s is the configuration of Linux %s (its header: Linux/%s %s), the target kernel is %s" % (
+            path, header[1], header[0], header[1], release),
+            hint="give the target kernel's own configuration (/boot/config-%s)" % release)
+    local = values.get("CONFIG_LOCALVERSION", "")
+    if local and local not in release:
+        raise BadInput("%s is the configuration of another kernel: CONFIG_LOCALVERSION=%r is not part of the "
+                       "target release %s" % (path, local, release),
+                       hint="give the target kernel's own configuration (/boot/config-%s)" % release)
+
+
+def read_named(path: str, target_arch: Optional[arch.Arch] = None, release: Optional[str] = None) -> Dict[str, str]:
     """A kernel configuration the user named (--kernel-config): read, and refused when it is not one,
     or is one of another architecture than the target's (when that is known).
 
@@ -93,6 +134,12 @@ def read_named(path: str, target_arch: Optional[arch.Arch] = None) -> Dict[str, 
     if not symbols:
         missing.append("architecture symbol (CONFIG_X86_64, CONFIG_ARM64, CONFIG_PPC32, CONFIG_SPARC64 ... as "
                        "arch/*/Kconfig names them)")
+    many = [sym for sym in symbols if not ("CONFIG_UML" in symbols and sym in _BESIDE_UML)]
+    if len(many) > 1:
+        # One arch/ folder is built at a time: two of its `config ARCH` symbols are never both set.
+        raise BadInput("%s sets more than one architecture: %s: not one kernel's configuration" % (
+            path, ", ".join("%s=y (%s)" % (sym, arch.KCONFIG_ARCHES[sym]) for sym in many)),
+            hint="give the kernel's own configuration: /boot/config-RELEASE, or /proc/config.gz of the running kernel")
     if missing:
         raise BadInput("%s is not a kernel configuration that loads modules: it has no %s (%d CONFIG_ line(s) read)" % (
             path, " and no ".join(missing), len(values)),
@@ -105,6 +152,8 @@ def read_named(path: str, target_arch: Optional[arch.Arch] = None) -> Dict[str, 
             raise BadInput("%s is the configuration of another architecture: it sets %s, the target kernel is %s%s" % (
                 path, named, target_arch, " (%s)" % modelled if modelled is not None and own in symbols else ""),
                 hint="give the target kernel's own configuration (/boot/config-RELEASE of that machine)")
+    if release:
+        _refuse_foreign_release(path, values, release)
     return values
 
 

@@ -166,6 +166,25 @@ def _search(text: str) -> Tuple[Optional[Found], Optional[BadInput]]:
     for i, raw in enumerate(lines):
         if "Linux version" not in raw:
             continue
+        anchors = list(_ANCHOR.finditer(raw))
+        if len(anchors) > 1:
+            # Several banners run together on one line: a log whose line breaks were lost (a paste
+            # into a web form, `echo $(dmesg)`). Each banner is one boot (init/main.c start_kernel()
+            # prints linux_banner once), so the last is the most recent, as between lines below; it
+            # is read only when it is whole (its build part ends as a banner ends), never guessed.
+            last = raw[anchors[-1].start():].rstrip()
+            complete = _complete_banner(last, "")
+            if complete is None:
+                refused = BadInput("line %d holds %d 'Linux version' banners run together and the last is not "
+                                   "a whole banner: %s" % (i + 1, len(anchors), _shown(last)),
+                                   hint="give the line /proc/version prints, whole (cat /proc/version)")
+                continue
+            candidate, parsed, _trailer, cleanups = complete
+            repairs = ["line %d holds %d kernel banners run together (line breaks lost); used the last, "
+                       "%s (the most recent boot)" % (i + 1, len(anchors), parsed.release)]
+            repairs.extend(r for r in cleanups if r not in repairs)
+            found.append((Found(candidate, tuple(repairs), i + 1), parsed))
+            continue
         start = _kernel_line_start(raw)
         if start is None:
             try:
