@@ -9,6 +9,7 @@ import io
 import json
 import os
 import signal
+import time
 
 import pytest
 
@@ -463,3 +464,36 @@ def test_install_mod_strip_in_any_assignment_form_is_seen(arg):
     assert assigns(arg, "INSTALL_MOD_STRIP")
     assert make_variable("INSTALL_MOD_STRIP", ["INSTALL_MOD_STRIP?=1"], {"INSTALL_MOD_STRIP": "2"}) == "2"
     assert make_variable("INSTALL_MOD_PATH", [arg], {}) is None
+
+
+# -- issue 20's wrapper row: the Expectation is gathered beside make, and is still a gate ------------
+
+def test_the_expectation_is_gathered_while_make_runs(machine, monkeypatch):
+    """make starts before the kernel's facts are read (a thread reads them meanwhile), and the module
+    is verified against them once both are done."""
+    from kbuildguard.build import pipeline
+
+    events = []
+    real = pipeline.expectation
+
+    def slow(*args, **kwargs):
+        events.append("gather starts")
+        time.sleep(0.1)  # make (the fake's) is started and done meanwhile
+        events.append("gather done")
+        return real(*args, **kwargs)
+    monkeypatch.setattr(pipeline, "expectation", slow)
+    runner = KbuildRunner(machine["outputs"], on_make=lambda stage: events.append("make"))
+    code, out, err, _ = run(machine, "make", "--kernel-dir", machine["tree"], runner=runner)
+    assert code == 0, err
+    assert events.index("make") < events.index("gather done")
+    assert "kdemo.ko" in listing(machine["repo"])
+
+
+def test_a_kernel_fact_that_fails_beside_make_places_nothing(machine):
+    """A Module.symvers kbuildguard cannot read (it is read beside make now): the build runs, the
+    error is the run's (exit 3, one line), and no module is placed."""
+    with open(os.path.join(machine["tree"], "Module.symvers"), "w") as f:
+        f.write("this is not a Module.symvers line\n")
+    code, out, err, runner = run(machine, "make", "--kernel-dir", machine["tree"])
+    assert code == 3 and "not a Module.symvers line" in err, err
+    assert runner.makes and not [f for f in listing(machine["repo"]) if f.endswith(".ko")]

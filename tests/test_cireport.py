@@ -538,3 +538,14 @@ def test_the_up_front_probe_leaves_no_file(capsys, tmp_path, monkeypatch):
     reports.mkdir()
     cireport.check_paths(cireport.ReportPaths(junit=str(reports / "j.xml")), str(tmp_path))
     assert os.listdir(str(reports)) == []
+
+
+@pytest.mark.parametrize("value", ["plain", "a&b<c>d", "say \"hi\" and 'bye'", "tab\there\nnew line\rcr", "&amp; already", "ü ✓"])
+def test_own_xml_escapes_round_trip_through_a_parser(value):
+    """cireport escapes XML itself (xml.sax.saxutils imports urllib.request, http, email and ssl):
+    whatever it writes, an XML parser reads back as the same value (attributes keep tabs and line
+    breaks; character data keeps all but CR, which XML normalizes)."""
+    import xml.etree.ElementTree as ET  # noqa: PLC0415
+
+    doc = ET.fromstring("<a b=%s>%s</a>" % (cireport.quoteattr(value), cireport.escape(value.replace("\r", ""))))
+    assert doc.attrib["b"] == value and (doc.text or "") == value.replace("\r", "")

@@ -15,6 +15,7 @@ stop the others, a signal does; a summary table closes the run.
 import datetime
 import os
 import re
+import threading
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard import __version__, report, toolchain
@@ -252,7 +253,8 @@ def choose_compiler(ctx: Context, target: KernelTarget, req: Request) -> Selecti
 
 def expectation(ctx: Context, target: KernelTarget, req: Request, drift: Optional[Drift],
                 config: Optional[kconfig.KernelConfig]) -> Expectation:
-    """What the modules will be held to; says plainly when the layout cannot be compared."""
+    """What the modules will be held to. Says nothing: it may run beside make (build_one); the caller
+    warns when the layout cannot be compared (warn_not_compared)."""
     facts = loader.gather(target, exports.extra_from_make_args(req.make_args, ctx.env), sig_enforce=req.sig_enforce,
                           trusted_certs=req.trusted_certs, config_file=req.kernel_config,
                           read=config.values if config is not None else None, env=ctx.env)
@@ -260,14 +262,26 @@ def expectation(ctx: Context, target: KernelTarget, req: Request, drift: Optiona
         facts = facts._replace(btf=facts.btf._replace(same_base=True))
     # sign_later: unsigned modules pass this first verification; with --sign the signed copies are
     # held to the signature gate afterwards (_sign)
-    expect = build_expectation(target, req.level, facts, vmlinux=req.vmlinux, cache_dir=cache_home(ctx.env),
-                               drift=drift, sign_later=True)
+    return build_expectation(target, req.level, facts, vmlinux=req.vmlinux, cache_dir=cache_home(ctx.env),
+                             drift=drift, sign_later=True)
+
+
+def warn_not_compared(ctx: Context, expect: Expectation) -> Expectation:
     if expect.reference is None:
         ctx.console.warn("layout not compared: %s" % expect.not_compared)
     return expect
 
 
-def prepare(ctx: Context, req: Request, selector: Selector) -> Prepared:
+class Started(NamedTuple):
+    """What prepare() knows before the Expectation: enough to plan and run make."""
+    target: KernelTarget
+    drift: Optional[Drift]
+    selection: Selection
+    checked: Optional[preflight.Preflight]
+    config: Optional[kconfig.KernelConfig]
+
+
+def start(ctx: Context, req: Request, selector: Selector) -> Started:
     target = resolve_target(ctx, selector)
     config = kernel_config(target, req)
     drift = check_drift(ctx, target, req, config)
@@ -283,12 +297,48 @@ def prepare(ctx: Context, req: Request, selector: Selector) -> Prepared:
         preflight.say(ctx, checked)
         preflight.enforce(checked)
     # -- end of issue 14
-    return Prepared(target, drift, selection, expectation(ctx, target, req, drift, config), checked)
+    return Started(target, drift, selection, checked, config)
+
+
+def finish(started: Started, expect: Expectation) -> Prepared:
+    return Prepared(started.target, started.drift, started.selection, expect, started.checked)
+
+
+def prepare(ctx: Context, req: Request, selector: Selector) -> Prepared:
+    started = start(ctx, req, selector)
+    return finish(started, warn_not_compared(ctx, expectation(ctx, started.target, req, started.drift, started.config)))
+
+
+class Beside:
+    """The Expectation gathered on a thread while make runs (issue 20's wrapper row: reading the
+    kernel's Module.symvers, configuration, vermagic and layout is a fifth of kbuildguard's own time
+    on a small module, and make leaves a core idle: kbuild's modules goal runs one job unless -j).
+    Its result, or its exception, is taken in the calling thread after make; a daemon thread, so a
+    signal that ends kbuildguard never waits for it. Nothing is placed before result() returned."""
+
+    def __init__(self, ctx: Context, req: Request, started: Started):
+        self._value: List[Expectation] = []
+        self._failure: List[BaseException] = []
+
+        def work() -> None:
+            try:
+                self._value.append(expectation(ctx, started.target, req, started.drift, started.config))
+            except BaseException as exc:  # handed to the calling thread by result()
+                self._failure.append(exc)
+
+        self._thread = threading.Thread(target=work, daemon=True)
+        self._thread.start()
+
+    def result(self) -> Expectation:
+        self._thread.join()
+        if self._failure:
+            raise self._failure[0]
+        return self._value[0]
 
 
 # -- plan -------------------------------------------------------------------------------------
 
-def plan(ctx: Context, proj: Project, req: Request, prepared: Prepared) -> Plan:
+def plan(ctx: Context, proj: Project, req: Request, prepared: Started) -> Plan:
     files = render.render(proj)
     missing = render.missing_sources(proj)
     if missing:
@@ -517,20 +567,30 @@ def build_one(ctx: Context, proj: Project, req: Request, selector: Selector, loc
               sink: Optional[List[KernelResult]] = None) -> Outcome:
     """One kernel. Raises KbgError on failure (build_many catches it per kernel). ``sink`` receives
     the kernel's verified modules for the CI reports (--junit, --sarif, --markdown)."""
-    prepared = prepare(ctx, req, selector)
-    target, compiler = prepared.target, prepared.selection.selected
+    started = start(ctx, req, selector)
+    target, compiler = started.target, started.selection.selected
     assert compiler is not None
-    p = plan(ctx, proj, req, prepared)
-    signer = _signer(ctx, req, prepared)
-    if req.dry_run:
-        print_plan(ctx, req, prepared, p, signer)
-        return Outcome(target.release, compiler.describe(), (), 0, "dry run")
-    _generate(ctx, p)
-    outputs.mirror(req.module_dir, p.stage)
-    if req.goal == "clean":
-        kbuild.run_make(ctx.runner, p.command, _log_hint(ctx), pass_fds=(lock_fd,))
-        return Outcome(target.release, compiler.describe(), (), 0, "cleaned")
-    _make_modules(ctx, req, p, compiler.describe(), lock_fd)
+    if req.dry_run or req.goal == "clean" or req.sign:  # the Expectation is needed before make
+        prepared = finish(started, warn_not_compared(ctx, expectation(ctx, target, req, started.drift, started.config)))
+        p = plan(ctx, proj, req, started)
+        signer = _signer(ctx, req, prepared)
+        if req.dry_run:
+            print_plan(ctx, req, prepared, p, signer)
+            return Outcome(target.release, compiler.describe(), (), 0, "dry run")
+        _generate(ctx, p)
+        outputs.mirror(req.module_dir, p.stage)
+        if req.goal == "clean":
+            kbuild.run_make(ctx.runner, p.command, _log_hint(ctx), pass_fds=(lock_fd,))
+            return Outcome(target.release, compiler.describe(), (), 0, "cleaned")
+        _make_modules(ctx, req, p, compiler.describe(), lock_fd)
+    else:
+        beside = Beside(ctx, req, started)
+        p = plan(ctx, proj, req, started)
+        signer = None
+        _generate(ctx, p)
+        outputs.mirror(req.module_dir, p.stage)
+        _make_modules(ctx, req, p, compiler.describe(), lock_fd)
+        prepared = finish(started, warn_not_compared(ctx, beside.result()))
     reports = _verify(ctx, p, prepared.expect)
     if signer is not None:
         reports = _sign(ctx, signer, prepared.expect, reports)
