@@ -32,14 +32,15 @@ def _compare_segment(xa: Optional[str], xb: Optional[str]) -> int:
         # Debian: a tilde sorts before anything, even the end
         return 0 if xa == xb else -1 if xa == "~" else 1
     if xa == "^" or xb == "^":
-        # rpm 4.15: a caret sorts after the end of the other version (rpmio/rpmvercmp.c)
+        # rpm 4.15 (rpmio/rpmvercmp.c, rpmvercmp): a caret sorts after the end of the other version and
+        # before anything else: 1.0 < 1.0^git1 < 1.0.1 (`rpm --eval '%{lua: print(rpm.vercmp(...))}'`)
         if xa == xb:
             return 0
         if xa is None:
             return -1
         if xb is None:
             return 1
-        return 1 if xa == "^" else -1
+        return -1 if xa == "^" else 1
     if xa is None:
         return -1
     if xb is None:
