@@ -181,11 +181,11 @@ def parse_compiler(text: str) -> Optional[CompilerId]:
         elif groups and not groups[0].strip().startswith(("http", "git@", "/")):
             vendor_parts.append(groups[0].strip())
         program = ""
-        return CompilerId(Family.CLANG, m.group("version"), " ".join(vendor_parts), "", program, raw, linker)
+        return CompilerId(family=Family.CLANG, version=m.group("version"), vendor=" ".join(vendor_parts), date="", program=program, text=raw, linker=linker)
     m = _GCC_OLD.search(body)
     if m:
         date, vendor = _vendor_from_post(m.group("post"))
-        return CompilerId(Family.GCC, m.group("version"), vendor, date, "", raw, linker)
+        return CompilerId(family=Family.GCC, version=m.group("version"), vendor=vendor, date=date, program="", text=raw, linker=linker)
     m = _GCC_NEW.match(body)
     if m:
         program = (m.group("program") or "").rstrip(":")
@@ -197,11 +197,11 @@ def parse_compiler(text: str) -> Optional[CompilerId]:
             vendor = paren
         if program.upper() == "GCC":
             program = ""
-        return CompilerId(Family.GCC, m.group("version"), vendor, date, program, raw, linker)
+        return CompilerId(family=Family.GCC, version=m.group("version"), vendor=vendor, date=date, program=program, text=raw, linker=linker)
     m = _GCC_BARE.match(body)
     if m:
         date, vendor = _vendor_from_post(m.group("post"))
-        return CompilerId(Family.GCC, m.group("version"), vendor, date, m.group("program"), raw, linker)
+        return CompilerId(family=Family.GCC, version=m.group("version"), vendor=vendor, date=date, program=m.group("program"), text=raw, linker=linker)
     return None
 
 
@@ -217,7 +217,7 @@ def _short_compiler(group: str) -> Optional[CompilerId]:
     m = _SHORT.match(body)
     if not m:
         return None
-    return CompilerId(Family(m.group("family").lower()), m.group("major"), "", "", "", group.strip(), linker)
+    return CompilerId(family=Family(m.group("family").lower()), version=m.group("major"), vendor="", date="", program="", text=group.strip(), linker=linker)
 
 
 def _proc_compiler(rest: str) -> Tuple[Optional[CompilerId], str]:
@@ -277,7 +277,7 @@ def parse_proc_version(text: str) -> ProcVersion:
     if compiler is None:
         raise BadInput("the /proc/version line names no compiler we recognise: %.80s" % line)
     build = rest[rest.find("#"):] if "#" in rest else ""
-    return ProcVersion(m.group("release"), builder, compiler, build.strip(), line)
+    return ProcVersion(release=m.group("release"), builder=builder, compiler=compiler, build=build.strip(), text=line)
 
 
 def parse_comment(data: bytes) -> Tuple[List[CompilerId], List[Linker], List[str]]:

@@ -63,7 +63,7 @@ class Compiler(NamedTuple):
 
     @property
     def identity(self) -> CompilerId:
-        return CompilerId(self.family, self.version, self.vendor, "", self.program, self.banner)
+        return CompilerId(family=self.family, version=self.version, vendor=self.vendor, date="", program=self.program, text=self.banner)
 
     def describe(self) -> str:
         return "%s (%s)" % (self.path, self.identity.describe())
@@ -209,7 +209,8 @@ def identify(runner: Runner, path: str, env: Optional[Mapping[str, str]] = None)
     if parsed is not None and parsed.family is family and parsed.version_tuple[:2] == tuple(
             int(p) for p in version.split(".")[:2]):
         vendor = parsed.vendor
-    return Compiler(path, family, version, vendor, banner, arch, os.path.basename(path), _toolset_of(path))
+    return Compiler(path=path, family=family, version=version, vendor=vendor, banner=banner, arch=arch, program=os.path.basename(path),
+                    toolset=_toolset_of(path))
 
 
 # Candidates are probed at once, one thread each around the one subprocess door (run.py): a hung

@@ -451,7 +451,7 @@ def test_reference_names_the_fields_of_unload_doctor_and_sign_json():
 
     unload = named(reference_section("`explain` for unload failures"))
     assert set(LoadedModule._fields) | set(Finding._fields) | set(Explanation._fields) <= unload
-    sample = Explanation(LoadedModule("m", 1, 0, (), False, "Live", "", ""), None, (), None, ())
+    sample = Explanation(LoadedModule(name="m", size=1, refcnt=0, users=(), permanent=False, state="Live", initstate="", taint=""), None, (), None, ())
     assert set(explanation_json(sample)) <= unload
     doctor = named(reference_section("`doctor --json`"))
     assert {"ok", "kernel", "compiler", "settings", "llvm", "btf_base", "checks", "check", "subject", "status",

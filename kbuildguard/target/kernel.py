@@ -137,11 +137,11 @@ def tool_records(config: Mapping[str, str]) -> ToolRecords:
     if p > 0:
         pahole = (p // 100, p % 100)
     return ToolRecords(
-        linker, source, assembler, pahole,
-        config.get("CONFIG_RUSTC_VERSION_TEXT", "") if config.get("CONFIG_RUST") == "y" else "",
-        config.get("CONFIG_OBJTOOL") == "y" or config.get("CONFIG_STACK_VALIDATION") == "y",
-        config.get("CONFIG_GCC_PLUGINS") == "y",
-        config.get("CONFIG_DEBUG_INFO_BTF_MODULES") == "y")
+        linker=linker, linker_source=source, assembler=assembler, pahole=pahole,
+        rustc_text=config.get("CONFIG_RUSTC_VERSION_TEXT", "") if config.get("CONFIG_RUST") == "y" else "",
+        objtool=config.get("CONFIG_OBJTOOL") == "y" or config.get("CONFIG_STACK_VALIDATION") == "y",
+        gcc_plugins=config.get("CONFIG_GCC_PLUGINS") == "y",
+        module_btf=config.get("CONFIG_DEBUG_INFO_BTF_MODULES") == "y")
 
 
 class TreeRecords(NamedTuple):
@@ -223,7 +223,7 @@ def tree_version_facts(autoconf: Mapping[str, str]) -> List[Fact]:
         version = parse_version_integer(autoconf.get(key, ""), family)
         if version:
             facts.append(Fact("include/config/auto.conf: %s (version only)" % key,
-                              CompilerId(family, version, text="%s=%s" % (key, autoconf[key]))))
+                              CompilerId(family=family, version=version, text="%s=%s" % (key, autoconf[key]))))
     return facts
 
 
