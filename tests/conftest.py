@@ -58,7 +58,9 @@ def scrubbed_env(monkeypatch, tmp_root):
     for key in list(os.environ):
         if key.startswith("KBUILDGUARD_") or key in SCRUB:
             monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("HOME", str(_fresh_folder(tmp_root, "home")))
+    # a HOME of its own for each test, made by whatever writes there first (os.makedirs, as the
+    # caches do): the three tests in four that never write there cost no folder
+    monkeypatch.setenv("HOME", str(tmp_root / ("home-%d" % next(_SERIAL))))
     # messages in the C locale: argparse asks gettext for a catalogue for each of its strings, and
     # gettext.find() stops looking at once for C (Lib/gettext.py: find), a tenth of the suite's time
     # on 3.6 in the ~1,000 parsers the tests build; it changes no message (the package has no catalogue)
