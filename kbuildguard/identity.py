@@ -90,13 +90,17 @@ _PROC_START = re.compile(r"^Linux version:?\s+(?P<release>\S+)\s+(?P<rest>.*)$")
 _NO_VENDOR = {"GCC", "GNU", ""}
 
 
+_PAREN = re.compile(r"[()]")
+
+
 def _scan_parens(text: str) -> Tuple[List[str], int]:
     """Top-level balanced parenthesised groups of text (without the outer parentheses), and where the
     first top-level "(" that is never closed starts its content (-1 when every one is closed)."""
     groups = []
     depth = 0
     start = 0
-    for i, ch in enumerate(text):
+    for m in _PAREN.finditer(text):  # only the parentheses: a banner is mostly other characters
+        i, ch = m.start(), m.group()
         if ch == "(":
             if depth == 0:
                 start = i + 1
@@ -220,6 +224,9 @@ def _short_compiler(group: str) -> Optional[CompilerId]:
     return CompilerId(family=Family(m.group("family").lower()), version=m.group("major"), vendor="", date="", program="", text=group.strip(), linker=linker)
 
 
+# A pure answer: kbuildguard.target.pasted reads each way of rejoining a wrapped line, and asks the
+# same texts again and again (nine in ten of its calls, in its sweeps)
+@functools.lru_cache(maxsize=4096)
 def _proc_compiler(rest: str) -> Tuple[Optional[CompilerId], str]:
     """The compiler named in what follows the release of a /proc/version line, and the builder."""
     builder = ""
