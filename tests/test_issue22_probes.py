@@ -44,12 +44,12 @@ def _compilers(tmp_path, names):
 
 def test_candidates_are_probed_at_once(tmp_path):
     outputs, paths = _compilers(tmp_path, ["gcc-9", "gcc-10", "gcc-11", "gcc-12"])
-    runner = SlowRunner(outputs, {p: 0.4 for p in paths})
+    runner = SlowRunner(outputs, {p: 0.2 for p in paths})
     started = time.monotonic()
     found = identify_all(runner, paths, {})
     took = time.monotonic() - started
     assert all(c is not None for c, _ in found.values())
-    assert runner.most == 4 and took < 4 * 2 * 0.4 / 2, took  # one after another would take 3.2 s
+    assert runner.most == 4 and took < 4 * 2 * 0.2 / 2, took  # one after another would take 1.6 s
 
 
 def test_a_hung_wrapper_is_named_and_not_waited_for(tmp_path):
@@ -57,9 +57,9 @@ def test_a_hung_wrapper_is_named_and_not_waited_for(tmp_path):
     hung = paths[0]
     runner = SlowRunner(outputs, {hung: 3})
     started = time.monotonic()
-    found = identify_all(runner, paths, {}, total=0.5)
+    found = identify_all(runner, paths, {}, total=0.25)
     assert time.monotonic() - started < 2
-    assert found[hung][0] is None and "%s did not answer within 0.5 s (a wrapper that hangs?)" % hung in found[hung][1]
+    assert found[hung][0] is None and "%s did not answer within 0.25 s (a wrapper that hangs?)" % hung in found[hung][1]
     assert found[paths[1]][0] is not None
 
 
@@ -67,8 +67,8 @@ def test_detect_selection_lists_the_hung_one_and_still_selects(tmp_path, monkeyp
     from kbuildguard import toolchain
 
     outputs, paths = _compilers(tmp_path, ["gcc-11", "gcc-12"])
-    monkeypatch.setattr(toolchain, "PROBE_TOTAL_SECONDS", 0.5)
-    monkeypatch.setattr(toolchain.identify_all, "__defaults__", (None, 0.5))
+    monkeypatch.setattr(toolchain, "PROBE_TOTAL_SECONDS", 0.25)
+    monkeypatch.setattr(toolchain.identify_all, "__defaults__", (None, 0.25))
     runner = SlowRunner(outputs, {paths[0]: 3})
     target = resolve(Selector(kernel_dir=make_tree(tmp_path / "tree")))
     sel = select(runner, target, MatchLevel.VERSION, {"PATH": str(tmp_path / "bin")})
@@ -83,12 +83,12 @@ def test_make_probes_the_trees_own_compiler_with_the_rest_in_one_bound(tmp_path,
     from kbuildguard import toolchain
 
     outputs, paths = _compilers(tmp_path, ["gcc-12", "gcc-11"])
-    monkeypatch.setattr(toolchain.identify_all, "__defaults__", (None, 0.5))
+    monkeypatch.setattr(toolchain.identify_all, "__defaults__", (None, 0.25))
     runner = SlowRunner(outputs, {paths[0]: 1.5})
     target = resolve(Selector(kernel_dir=make_tree(tmp_path / "tree")))
     started = time.monotonic()
     sel = select(runner, target, MatchLevel.VERSION, {"PATH": str(tmp_path / "bin")}, first_match=True)
     assert time.monotonic() - started < 1.4, "probed one after another"
     assert runner.most == 2
-    assert toolchain.unanswered(sel) == ["%s did not answer within 0.5 s (a wrapper that hangs?): not waited for any "
+    assert toolchain.unanswered(sel) == ["%s did not answer within 0.25 s (a wrapper that hangs?): not waited for any "
                                          "longer" % paths[0]]
