@@ -238,7 +238,16 @@ def _absolute(rel, node):
 def _imports(sources=None):
     """(importer, imported module, names) for every kbuildguard import, module-level or inside
     functions; relative imports are resolved to the absolute module they name."""
-    for rel, text in (sources if sources is not None else _sources()):
+    return _tree_imports() if sources is None else list(_read_imports(sources))
+
+
+@functools.lru_cache(maxsize=None)
+def _tree_imports():
+    return list(_read_imports(_sources()))
+
+
+def _read_imports(sources):
+    for rel, text in sources:
         me = _module_name(rel)
         for node in _nodes(text):
             if isinstance(node, ast.ImportFrom):
@@ -722,12 +731,17 @@ def positional_records(sources=None):
     return offenders
 
 
+@functools.lru_cache(maxsize=None)
+def _tree_positional_records():
+    return positional_records()
+
+
 def test_wide_records_are_built_with_keywords():
-    assert [o for o in positional_records() if o.split(":")[0] not in POSITIONAL_ALLOWED] == []
+    assert [o for o in _tree_positional_records() if o.split(":")[0] not in POSITIONAL_ALLOWED] == []
 
 
 def test_positional_allow_list_is_not_stale():
-    assert sorted(set(POSITIONAL_ALLOWED) - {o.split(":")[0] for o in positional_records()}) == []
+    assert sorted(set(POSITIONAL_ALLOWED) - {o.split(":")[0] for o in _tree_positional_records()}) == []
 
 
 def test_the_keyword_rule_sees_every_wide_record():
