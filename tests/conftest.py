@@ -54,16 +54,22 @@ def tmp_path(request, tmp_root):
 
 
 @pytest.fixture(autouse=True)
-def scrubbed_env(monkeypatch, tmp_root):
+def scrubbed_env(request, monkeypatch, tmp_root):
     for key in list(os.environ):
         if key.startswith("KBUILDGUARD_") or key in SCRUB:
             monkeypatch.delenv(key, raising=False)
     # a HOME of its own for each test, made by whatever writes there first (os.makedirs, as the
-    # caches do): the three tests in four that never write there cost no folder
-    monkeypatch.setenv("HOME", str(tmp_root / ("home-%d" % next(_SERIAL))))
+    # caches do): the three tests in four that never write there cost no folder. An integration test
+    # gets it made: the real programs it runs (rpmbuild, dkms, apt) may expect it to exist.
+    home = tmp_root / ("home-%d" % next(_SERIAL))
+    monkeypatch.setenv("HOME", str(home))
+    if request.node.get_closest_marker("integration"):
+        home.mkdir()
+        return
     # messages in the C locale: argparse asks gettext for a catalogue for each of its strings, and
     # gettext.find() stops looking at once for C (Lib/gettext.py: find), a tenth of the suite's time
-    # on 3.6 in the ~1,000 parsers the tests build; it changes no message (the package has no catalogue)
+    # on 3.6 in the ~1,000 parsers the tests build; it changes no message (the package has no
+    # catalogue). Unit tests only: an integration test's programs keep the environment they had.
     monkeypatch.setenv("LANGUAGE", "C")
 
 
