@@ -224,11 +224,19 @@ def _short_compiler(group: str) -> Optional[CompilerId]:
     return CompilerId(family=Family(m.group("family").lower()), version=m.group("major"), vendor="", date="", program="", text=group.strip(), linker=linker)
 
 
-# A pure answer: kbuildguard.target.pasted reads each way of rejoining a wrapped line, and asks the
-# same texts again and again (nine in ten of its calls, in its sweeps)
-@functools.lru_cache(maxsize=4096)
+# A banner's rest is a few hundred characters (init/version.c: linux_banner); longer text is read
+# every time, never kept (a hostile paste must not fill memory through the cache below).
+_REMEMBERED_REST = 1024
+
+
 def _proc_compiler(rest: str) -> Tuple[Optional[CompilerId], str]:
     """The compiler named in what follows the release of a /proc/version line, and the builder."""
+    if len(rest) > _REMEMBERED_REST:
+        return _read_proc_compiler(rest)
+    return _remembered_proc_compiler(rest)
+
+
+def _read_proc_compiler(rest: str) -> Tuple[Optional[CompilerId], str]:
     builder = ""
     groups = _parens(rest)
     # init/version.c: linux_banner is "Linux version " UTS_RELEASE " (" LINUX_COMPILE_BY "@"
@@ -260,6 +268,11 @@ def _proc_compiler(rest: str) -> Tuple[Optional[CompilerId], str]:
         if candidate is not None:
             return candidate, builder
     return None, builder
+
+
+# A pure answer: kbuildguard.target.pasted reads each way of rejoining a wrapped line, and asks the
+# same texts again and again (nine in ten of its calls, in its sweeps): at most 4096 x 1 KiB kept.
+_remembered_proc_compiler = functools.lru_cache(maxsize=4096)(_read_proc_compiler)
 
 
 def parse_proc_version(text: str) -> ProcVersion:
