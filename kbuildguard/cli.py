@@ -280,19 +280,21 @@ def _make(ctx: Context, args: argparse.Namespace, common: Common) -> int:
     from kbuildguard.commands import make
     from kbuildguard.commands.make import MakeOptions
 
-    return make.run(ctx, MakeOptions(common, args.directory, tuple(args.targets), args.install, args.yes,
-                                     args.dry_run, args.allow_mismatch, args.vmlinux, args.kernel_config, args.btf,
-                                     tuple(args.symvers), args.sign, _sig_enforce(args), tuple(args.trusted_cert), _fetch(args),
-                                     _reports(args)))
+    return make.run(ctx, MakeOptions(common=common, directory=args.directory, targets=tuple(args.targets), install=args.install,
+                                     yes=args.yes, dry_run=args.dry_run, allow_mismatch=args.allow_mismatch, vmlinux=args.vmlinux,
+                                     kernel_config=args.kernel_config, btf=args.btf, symvers=tuple(args.symvers), sign=args.sign,
+                                     sig_enforce=_sig_enforce(args), trusted_certs=tuple(args.trusted_cert), fetch=_fetch(args),
+                                     reports=_reports(args)))
 
 
 def _check(ctx: Context, args: argparse.Namespace, common: Common) -> int:
     from kbuildguard.commands import check
     from kbuildguard.commands.check import CheckOptions
 
-    return check.run(ctx, CheckOptions(common, tuple(args.paths), args.vmlinux, args.kernel_config, tuple(args.symvers),
-                                       tuple(args.trusted_cert), _sig_enforce(args), tuple(args.mokutil), _fetch(args),
-                                       _reports(args), no_cache=args.no_cache))
+    return check.run(ctx, CheckOptions(common=common, paths=tuple(args.paths), vmlinux=args.vmlinux, kernel_config=args.kernel_config,
+                                       symvers=tuple(args.symvers),
+                                       trusted_certs=tuple(args.trusted_cert), sig_enforce=_sig_enforce(args), mokutil=tuple(args.mokutil), fetch=_fetch(args),
+                                       reports=_reports(args), no_cache=args.no_cache))
 
 
 def _sign(ctx: Context, args: argparse.Namespace, common: Common) -> int:

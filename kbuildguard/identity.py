@@ -90,13 +90,17 @@ _PROC_START = re.compile(r"^Linux version:?\s+(?P<release>\S+)\s+(?P<rest>.*)$")
 _NO_VENDOR = {"GCC", "GNU", ""}
 
 
+_PAREN = re.compile(r"[()]")
+
+
 def _scan_parens(text: str) -> Tuple[List[str], int]:
     """Top-level balanced parenthesised groups of text (without the outer parentheses), and where the
     first top-level "(" that is never closed starts its content (-1 when every one is closed)."""
     groups = []
     depth = 0
     start = 0
-    for i, ch in enumerate(text):
+    for m in _PAREN.finditer(text):  # only the parentheses: a banner is mostly other characters
+        i, ch = m.start(), m.group()
         if ch == "(":
             if depth == 0:
                 start = i + 1
@@ -181,11 +185,11 @@ def parse_compiler(text: str) -> Optional[CompilerId]:
         elif groups and not groups[0].strip().startswith(("http", "git@", "/")):
             vendor_parts.append(groups[0].strip())
         program = ""
-        return CompilerId(Family.CLANG, m.group("version"), " ".join(vendor_parts), "", program, raw, linker)
+        return CompilerId(family=Family.CLANG, version=m.group("version"), vendor=" ".join(vendor_parts), date="", program=program, text=raw, linker=linker)
     m = _GCC_OLD.search(body)
     if m:
         date, vendor = _vendor_from_post(m.group("post"))
-        return CompilerId(Family.GCC, m.group("version"), vendor, date, "", raw, linker)
+        return CompilerId(family=Family.GCC, version=m.group("version"), vendor=vendor, date=date, program="", text=raw, linker=linker)
     m = _GCC_NEW.match(body)
     if m:
         program = (m.group("program") or "").rstrip(":")
@@ -197,11 +201,11 @@ def parse_compiler(text: str) -> Optional[CompilerId]:
             vendor = paren
         if program.upper() == "GCC":
             program = ""
-        return CompilerId(Family.GCC, m.group("version"), vendor, date, program, raw, linker)
+        return CompilerId(family=Family.GCC, version=m.group("version"), vendor=vendor, date=date, program=program, text=raw, linker=linker)
     m = _GCC_BARE.match(body)
     if m:
         date, vendor = _vendor_from_post(m.group("post"))
-        return CompilerId(Family.GCC, m.group("version"), vendor, date, m.group("program"), raw, linker)
+        return CompilerId(family=Family.GCC, version=m.group("version"), vendor=vendor, date=date, program=m.group("program"), text=raw, linker=linker)
     return None
 
 
@@ -217,11 +221,22 @@ def _short_compiler(group: str) -> Optional[CompilerId]:
     m = _SHORT.match(body)
     if not m:
         return None
-    return CompilerId(Family(m.group("family").lower()), m.group("major"), "", "", "", group.strip(), linker)
+    return CompilerId(family=Family(m.group("family").lower()), version=m.group("major"), vendor="", date="", program="", text=group.strip(), linker=linker)
+
+
+# A banner's rest is a few hundred characters (init/version.c: linux_banner); longer text is read
+# every time, never kept (a hostile paste must not fill memory through the cache below).
+_REMEMBERED_REST = 1024
 
 
 def _proc_compiler(rest: str) -> Tuple[Optional[CompilerId], str]:
     """The compiler named in what follows the release of a /proc/version line, and the builder."""
+    if len(rest) > _REMEMBERED_REST:
+        return _read_proc_compiler(rest)
+    return _remembered_proc_compiler(rest)
+
+
+def _read_proc_compiler(rest: str) -> Tuple[Optional[CompilerId], str]:
     builder = ""
     groups = _parens(rest)
     # init/version.c: linux_banner is "Linux version " UTS_RELEASE " (" LINUX_COMPILE_BY "@"
@@ -255,6 +270,11 @@ def _proc_compiler(rest: str) -> Tuple[Optional[CompilerId], str]:
     return None, builder
 
 
+# A pure answer: kbuildguard.target.pasted reads each way of rejoining a wrapped line, and asks the
+# same texts again and again (nine in ten of its calls, in its sweeps): at most 4096 x 1 KiB kept.
+_remembered_proc_compiler = functools.lru_cache(maxsize=4096)(_read_proc_compiler)
+
+
 def parse_proc_version(text: str) -> ProcVersion:
     """Parse a /proc/version line; raises BadInput when it is not one or names no compiler.
 
@@ -277,7 +297,7 @@ def parse_proc_version(text: str) -> ProcVersion:
     if compiler is None:
         raise BadInput("the /proc/version line names no compiler we recognise: %.80s" % line)
     build = rest[rest.find("#"):] if "#" in rest else ""
-    return ProcVersion(m.group("release"), builder, compiler, build.strip(), line)
+    return ProcVersion(release=m.group("release"), builder=builder, compiler=compiler, build=build.strip(), text=line)
 
 
 def parse_comment(data: bytes) -> Tuple[List[CompilerId], List[Linker], List[str]]:

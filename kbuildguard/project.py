@@ -211,10 +211,10 @@ def _parse_module(mod: Any, where: str) -> ModuleSpec:
         raise ConfigError("%s: name %r: %s" % (where, name, module_name_problem(name)))
     sources, objects = _sources_and_objects(mod, name, where)
     return ModuleSpec(
-        name, sources,
-        tuple(_relative(d, where) for d in _str_list(mod.get("include_dirs", []), where + " include_dirs")),
-        tuple(_ccflag(f, where) for f in _str_list(mod.get("ccflags", []), where + " ccflags")),
-        _defines(mod.get("defines", {}), where), objects)
+        name=name, sources=sources,
+        include_dirs=tuple(_relative(d, where) for d in _str_list(mod.get("include_dirs", []), where + " include_dirs")),
+        ccflags=tuple(_ccflag(f, where) for f in _str_list(mod.get("ccflags", []), where + " ccflags")),
+        defines=_defines(mod.get("defines", {}), where), objects=objects)
 
 
 def parse_config(text: str, path: str) -> Tuple[Tuple[ModuleSpec, ...], FileSettings]:

@@ -286,19 +286,23 @@ def forecast_row(kernel: str, rep: ModuleReport, info: Optional[ModuleInfo], sym
     weak = Gate.SYMBOLS in passed and Gate.SYMBOL_VERSIONS in passed and rep.verdict is not Verdict.ERROR
     across = across_abi(kernel, info, diffs, compared)
     if c is None:
-        return ForecastRow(kernel, rep.path, rep.verdict, rep.effect, None, "loads: every gate passes" + across, weak, diffs,
-                           compared, "")
+        return ForecastRow(kernel=kernel, module=rep.path, verdict=rep.verdict, effect=rep.effect, gate=None, reason="loads: every gate passes" + across,
+                           weak_modules=weak, crc_differences=diffs,
+                           crcs_compared=compared, kernel_prints="")
     if c.ok and c.effect is Effect.NOT_CHECKED:  # not "loads": a gate that was not checked may refuse it
-        return ForecastRow(kernel, rep.path, rep.verdict, rep.effect, c.name, "not fully checked: %s%s" % (c.message, across),
-                           weak, diffs, compared, "")
+        return ForecastRow(kernel=kernel, module=rep.path, verdict=rep.verdict, effect=rep.effect, gate=c.name,
+                           reason="not fully checked: %s%s" % (c.message, across),
+                           weak_modules=weak, crc_differences=diffs, crcs_compared=compared, kernel_prints="")
     if c.ok:
-        return ForecastRow(kernel, rep.path, rep.verdict, rep.effect, c.name, "loads; %s%s" % (c.message, across), weak, diffs,
-                           compared, "")
+        return ForecastRow(kernel=kernel, module=rep.path, verdict=rep.verdict, effect=rep.effect, gate=c.name, reason="loads; %s%s" % (c.message, across),
+                           weak_modules=weak, crc_differences=diffs,
+                           crcs_compared=compared, kernel_prints="")
     reason, prints = rebuild_reason(c, diffs, compared, kernel_6_4)
     if weak:
         reason += ("; weak-modules (depmod -e -E: every symbol resolves, every CRC equal) would link it into this "
                    "kernel, which refuses it")
-    return ForecastRow(kernel, rep.path, rep.verdict, rep.effect, c.name, reason, weak, diffs, compared, prints)
+    return ForecastRow(kernel=kernel, module=rep.path, verdict=rep.verdict, effect=rep.effect, gate=c.name, reason=reason, weak_modules=weak,
+                       crc_differences=diffs, crcs_compared=compared, kernel_prints=prints)
 
 
 def forecast_json(rows: Sequence[ForecastRow]) -> List[Dict[str, Any]]:

@@ -261,7 +261,8 @@ def resolve(cli: CommandLine, env: Mapping[str, str], file: FileSettings = FileS
         Value(os.path.join(os.path.abspath(sysroot.value), DEFAULT_SCL_ROOT.lstrip("/")), sysroot.origin, sysroot.layer)
         if sysroot.value else _default(DEFAULT_SCL_ROOT))
     sign_key, sign_cert = _signing_key(cli, env, file)
-    return Settings(match, cc, kernel, kernel_dir, sysroot, log, scl_root, sign_key, sign_cert)
+    return Settings(match=match, cc=cc, kernel=kernel, kernel_dir=kernel_dir, sysroot=sysroot, log=log, scl_root=scl_root, sign_key=sign_key,
+                    sign_cert=sign_cert)
 
 
 def _signing_key(cli: CommandLine, env: Mapping[str, str], file: FileSettings) -> List[Value]:

@@ -63,7 +63,7 @@ class Compiler(NamedTuple):
 
     @property
     def identity(self) -> CompilerId:
-        return CompilerId(self.family, self.version, self.vendor, "", self.program, self.banner)
+        return CompilerId(family=self.family, version=self.version, vendor=self.vendor, date="", program=self.program, text=self.banner)
 
     def describe(self) -> str:
         return "%s (%s)" % (self.path, self.identity.describe())
@@ -209,7 +209,8 @@ def identify(runner: Runner, path: str, env: Optional[Mapping[str, str]] = None)
     if parsed is not None and parsed.family is family and parsed.version_tuple[:2] == tuple(
             int(p) for p in version.split(".")[:2]):
         vendor = parsed.vendor
-    return Compiler(path, family, version, vendor, banner, arch, os.path.basename(path), _toolset_of(path))
+    return Compiler(path=path, family=family, version=version, vendor=vendor, banner=banner, arch=arch, program=os.path.basename(path),
+                    toolset=_toolset_of(path))
 
 
 # Candidates are probed at once, one thread each around the one subprocess door (run.py): a hung
@@ -287,16 +288,9 @@ def select(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping
     """
     host = host if host is not None else host_arch()
     cross = cross_prefix(target, env, host)
-    prefer = native = target.program_hint or target.compiler.program
-    if cross and os.sep not in cross and prefer and not prefer.startswith((cross, "clang")):
-        prefer = cross + prefer  # Debian's arm64 headers name $(CROSS_COMPILE)gcc-12: aarch64-linux-gnu-gcc-12 here
+    prefer, native = _preferred_programs(target, cross)
     if forced is not None:
-        name, origin = forced
-        try:
-            path = name if os.sep in name else runner.which(name, env)
-        except ToolNotFound:
-            raise ToolNotFound("the compiler %s (%s) is not on PATH" % (name, origin))
-        pairs = [(path, origin)]
+        pairs = [_forced_pair(runner, forced, env)]
     else:
         pairs = discover(env, opt_root, cross)
         if first_match and prefer:
@@ -306,8 +300,47 @@ def select(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping
                 pairs.insert(0, (runner.which(prefer, env), "PATH"))
             except ToolNotFound:
                 pass
-    # One probe per real binary: /usr/bin/gcc, cc and gcc-12 are often the same file. Keep the
-    # name the kernel's build used (gcc-12) when it is among them.
+    chosen = _one_per_binary(pairs, prefer, native, first_match)
+    # Every candidate of one selection is probed at once, within one bound in all (identify_all): make
+    # had probed the tree's own program alone first, so each hung wrapper cost PROBE_SECONDS in turn
+    # and nothing named it (issue 22). The probes are remembered (probecache): a second run is quick.
+    found = identify_all(runner, [path for path, _ in chosen], env)
+    candidates: List[Candidate] = []
+    matches: List[Tuple[Tuple[int, int, int], Compiler]] = []
+    for index, (path, origin) in enumerate(chosen):
+        compiler, error = found[path]
+        candidate = _judge(target, level, host, path, origin, compiler, error)
+        candidates.append(candidate)
+        if candidate.verdict is Verdict.MATCH and compiler is not None:
+            rank = (0 if compiler.vendor == target.compiler.vendor else 1, 0 if compiler.program == prefer else 1, index)
+            matches.append((rank, compiler))
+    selected = min(matches, key=lambda m: m[0])[1] if matches else None
+    return Selection(selected, tuple(candidates), level)
+
+
+def _preferred_programs(target: KernelTarget, cross: str) -> Tuple[str, str]:
+    """(the program name to prefer, the kernel's own program name): the tree's program, with the cross
+    prefix when the tree names a bare gcc-12 for a cross build."""
+    prefer = native = target.program_hint or target.compiler.program
+    if cross and os.sep not in cross and prefer and not prefer.startswith((cross, "clang")):
+        prefer = cross + prefer  # Debian's arm64 headers name $(CROSS_COMPILE)gcc-12: aarch64-linux-gnu-gcc-12 here
+    return prefer, native
+
+
+def _forced_pair(runner: Runner, forced: Forced, env: Mapping[str, str]) -> Tuple[str, str]:
+    """(path, origin) of the compiler the user named: the only candidate."""
+    name, origin = forced
+    try:
+        path = name if os.sep in name else runner.which(name, env)
+    except ToolNotFound:
+        raise ToolNotFound("the compiler %s (%s) is not on PATH" % (name, origin))
+    return path, origin
+
+
+def _one_per_binary(pairs: List[Tuple[str, str]], prefer: str, native: str, first_match: bool) -> List[Tuple[str, str]]:
+    """One (path, origin) per real binary: /usr/bin/gcc, cc and gcc-12 are often the same file. Keep
+    the name the kernel's build used (gcc-12) when it is among them; with ``first_match`` the binary
+    that has the preferred name comes first."""
     groups: Dict[str, List[Tuple[str, str]]] = {}
     order: List[str] = []
     for path, origin in pairs:
@@ -323,31 +356,20 @@ def select(runner: Runner, target: KernelTarget, level: MatchLevel, env: Mapping
         members = groups[real]
         chosen.append(next((m for m in members if os.path.basename(m[0]) == prefer),
                            next((m for m in members if os.path.basename(m[0]) == native), members[0])))
-    candidates: List[Candidate] = []
-    matches: List[Tuple[Tuple[int, int, int], Compiler]] = []
-    # Every candidate of one selection is probed at once, within one bound in all (identify_all): make
-    # had probed the tree's own program alone first, so each hung wrapper cost PROBE_SECONDS in turn
-    # and nothing named it (issue 22). The probes are remembered (probecache): a second run is quick.
-    for batch in [chosen]:
-        found = identify_all(runner, [path for path, _ in batch], env)
-        for path, origin in batch:
-            index = chosen.index((path, origin))
-            compiler, error = found[path]
-            if compiler is None:
-                candidates.append(Candidate(path, origin, None, Verdict.ERROR, error))
-                continue
-            reason = mismatch_reason(target.compiler, compiler.identity, level)
-            if reason is None:
-                reason = machine_reason(target, compiler, host)
-            if reason is None:
-                candidates.append(Candidate(path, origin, compiler, Verdict.MATCH, "matches %s" % target.compiler.describe()))
-                rank = (0 if compiler.vendor == target.compiler.vendor else 1,
-                        0 if compiler.program == prefer else 1, index)
-                matches.append((rank, compiler))
-            else:
-                candidates.append(Candidate(path, origin, compiler, Verdict.MISMATCH, reason))
-    selected = min(matches, key=lambda m: m[0])[1] if matches else None
-    return Selection(selected, tuple(candidates), level)
+    return chosen
+
+
+def _judge(target: KernelTarget, level: MatchLevel, host: Optional[Arch], path: str, origin: str,
+           compiler: Optional[Compiler], error: str) -> Candidate:
+    """One probed candidate's verdict: no answer, a mismatch (version, vendor or machine), or a match."""
+    if compiler is None:
+        return Candidate(path, origin, None, Verdict.ERROR, error)
+    reason = mismatch_reason(target.compiler, compiler.identity, level)
+    if reason is None:
+        reason = machine_reason(target, compiler, host)
+    if reason is None:
+        return Candidate(path, origin, compiler, Verdict.MATCH, "matches %s" % target.compiler.describe())
+    return Candidate(path, origin, compiler, Verdict.MISMATCH, reason)
 
 
 def unanswered(selection: Selection) -> List[str]:

@@ -6,7 +6,7 @@ with Debian's ``~`` (sorts before anything, even the end) added; tests pin it to
 """
 
 import re
-from typing import Tuple
+from typing import Optional, Tuple
 
 from packaging.version import InvalidVersion, Version
 
@@ -19,36 +19,44 @@ def compare(a: str, b: str) -> int:
         return 0
     sa = _SEGMENT.findall(a)
     sb = _SEGMENT.findall(b)
-    i = 0
-    while True:
-        xa = sa[i] if i < len(sa) else None
-        xb = sb[i] if i < len(sb) else None
-        if xa is None and xb is None:
+    for i in range(max(len(sa), len(sb))):
+        order = _compare_segment(sa[i] if i < len(sa) else None, sb[i] if i < len(sb) else None)
+        if order:
+            return order
+    return 0
+
+
+def _compare_segment(xa: Optional[str], xb: Optional[str]) -> int:
+    """-1, 0 or 1 for one pair of segments (None: that version has ended)."""
+    if xa == "~" or xb == "~":
+        # Debian: a tilde sorts before anything, even the end
+        return 0 if xa == xb else -1 if xa == "~" else 1
+    if xa == "^" or xb == "^":
+        # rpm 4.15 (rpmio/rpmvercmp.c, rpmvercmp): a caret sorts after the end of the other version and
+        # before anything else: 1.0 < 1.0^git1 < 1.0.1 (`rpm --eval '%{lua: print(rpm.vercmp(...))}'`)
+        if xa == xb:
             return 0
-        if xa == "~" or xb == "~":
-            if xa != xb:
-                return -1 if xa == "~" else 1
-        elif xa == "^" or xb == "^":
-            if xa != xb:
-                if xa is None:
-                    return -1
-                if xb is None:
-                    return 1
-                return 1 if xa == "^" else -1
-        elif xa is None:
+        if xa is None:
             return -1
-        elif xb is None:
+        if xb is None:
             return 1
-        elif xa.isdigit() and xb.isdigit():
-            na, nb = int(xa), int(xb)
-            if na != nb:
-                return -1 if na < nb else 1
-        elif xa.isdigit() != xb.isdigit():
-            # rpmvercmp: a numeric segment is newer than an alphabetic one
-            return 1 if xa.isdigit() else -1
-        elif xa != xb:
-            return -1 if xa < xb else 1
-        i += 1
+        return -1 if xa == "^" else 1
+    if xa is None:
+        return -1
+    if xb is None:
+        return 1
+    return _compare_word(xa, xb)
+
+
+def _compare_word(xa: str, xb: str) -> int:
+    """-1, 0 or 1 for two numeric or alphabetic segments."""
+    if xa.isdigit() and xb.isdigit():
+        na, nb = int(xa), int(xb)
+        return 0 if na == nb else -1 if na < nb else 1
+    if xa.isdigit() != xb.isdigit():
+        # rpmvercmp: a numeric segment is newer than an alphabetic one
+        return 1 if xa.isdigit() else -1
+    return 0 if xa == xb else -1 if xa < xb else 1
 
 
 def release_tuple(version: str) -> Tuple[int, ...]:

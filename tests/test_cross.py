@@ -113,8 +113,8 @@ def test_clang_kernel_of_another_machine_takes_the_host_clang(tmp_path):
 
 
 def _cross_gcc():
-    return Compiler("/usr/bin/aarch64-linux-gnu-gcc-12", Family.GCC, "12.2.0", "Debian 12.2.0-14", ARM64_BANNER,
-                    Arch.AARCH64, "aarch64-linux-gnu-gcc-12", "")
+    return Compiler(path="/usr/bin/aarch64-linux-gnu-gcc-12", family=Family.GCC, version="12.2.0", vendor="Debian 12.2.0-14", banner=ARM64_BANNER,
+                    arch=Arch.AARCH64, program="aarch64-linux-gnu-gcc-12", toolset="")
 
 
 def test_make_gets_arch_and_cross_compile_with_a_note(tmp_path, monkeypatch):
@@ -128,7 +128,7 @@ def test_make_gets_arch_and_cross_compile_with_a_note(tmp_path, monkeypatch):
     assert linker_program(_cross_gcc(), llvm_settings(target, _cross_gcc(), ""), {}) == "aarch64-linux-gnu-ld"
     # a native build gets neither
     native = resolve(Selector(kernel_dir=make_tree(tmp_path / "native")))
-    gcc = Compiler("/usr/bin/gcc-12", Family.GCC, "12.2.0", "Debian 12.2.0-14", "", Arch.X86_64, "gcc-12", "")
+    gcc = Compiler(path="/usr/bin/gcc-12", family=Family.GCC, version="12.2.0", vendor="Debian 12.2.0-14", banner="", arch=Arch.X86_64, program="gcc-12", toolset="")
     argv = make_command(native, gcc, "/s", "modules", [], {}).argv
     assert not [a for a in argv if a.startswith(("ARCH=", "CROSS_COMPILE="))]
 
@@ -158,7 +158,7 @@ def test_a_contradicting_arch_is_refused(tmp_path, args, env):
         cross_settings(target, _cross_gcc(), args, env, HOST)
     # the same check for a native kernel: ARCH=arm64 for an amd64 kernel on amd64
     native = resolve(Selector(kernel_dir=make_tree(tmp_path / "native")))
-    gcc = Compiler("/usr/bin/gcc-12", Family.GCC, "12.2.0", "", "", Arch.X86_64, "gcc-12", "")
+    gcc = Compiler(path="/usr/bin/gcc-12", family=Family.GCC, version="12.2.0", vendor="", banner="", arch=Arch.X86_64, program="gcc-12", toolset="")
     with pytest.raises(UsageError, match="ARCH=arm64"):
         cross_settings(native, gcc, ["ARCH=arm64"], {}, HOST)
     assert cross_settings(native, gcc, ["ARCH=x86_64"], {}, HOST).make_vars == ()

@@ -16,7 +16,7 @@ from typing import Dict, Iterator, List, Set, Tuple
 
 import pytest
 
-from kbuildguard.cli import build_parser
+from kbuildguard import cli
 from kbuildguard.errors import EXIT_CODES
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -184,7 +184,7 @@ def _own(tokens: List[str]) -> List[str]:
 
 def verbs() -> List[str]:
     """Every subcommand, from the parser (fetch and reboot-check included)."""
-    sub = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)][0]
+    sub = [a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)][0]
     return sorted(sub.choices)
 
 
@@ -231,7 +231,7 @@ def shown_commands(text: str) -> Iterator[Tuple[str, List[str]]]:
 def option_strings(verb: str) -> Set[str]:
     """The options the parser accepts: the verb's subparser's, or the global parser's for verb "".
     Looked up in the parser, not in --help's text, whose epilog mentions other verbs' flags."""
-    parser = build_parser()
+    parser = cli.build_parser()
     if not verb:
         return set(parser._option_string_actions)
     sub = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)][0]
@@ -243,7 +243,7 @@ def option_strings(verb: str) -> Set[str]:
 def help_text(verb: str) -> str:
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()), pytest.raises(SystemExit):
-        build_parser().parse_args([verb, "--help"])
+        cli.build_parser().parse_args([verb, "--help"])
     return out.getvalue()
 
 
@@ -295,7 +295,7 @@ def bad_values(argv: List[str]) -> str:
     err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            build_parser().parse_args(argv)
+            cli.build_parser().parse_args(argv)
     except SystemExit:
         said = err.getvalue().strip().splitlines()
         return said[-1] if said and re.search(r"invalid (choice|\w+ value)", said[-1]) else ""
@@ -451,7 +451,7 @@ def test_reference_names_the_fields_of_unload_doctor_and_sign_json():
 
     unload = named(reference_section("`explain` for unload failures"))
     assert set(LoadedModule._fields) | set(Finding._fields) | set(Explanation._fields) <= unload
-    sample = Explanation(LoadedModule("m", 1, 0, (), False, "Live", "", ""), None, (), None, ())
+    sample = Explanation(LoadedModule(name="m", size=1, refcnt=0, users=(), permanent=False, state="Live", initstate="", taint=""), None, (), None, ())
     assert set(explanation_json(sample)) <= unload
     doctor = named(reference_section("`doctor --json`"))
     assert {"ok", "kernel", "compiler", "settings", "llvm", "btf_base", "checks", "check", "subject", "status",

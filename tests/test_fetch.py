@@ -175,7 +175,7 @@ def test_lock_is_waited_for_within_a_bound_and_said(tmp_path):
     with open(os.path.join(cache, ".lock"), "a") as held:
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
         with pytest.raises(FetchFailed) as err:
-            fetch.fetch(runner, "6.1.0-56-amd64", Source(Family.DEBIAN), cache, wait=0.5)
+            fetch.fetch(runner, "6.1.0-56-amd64", Source(Family.DEBIAN), cache, wait=0.1)
     assert "another kbuildguard still holds" in err.value.message
     assert runner.calls == []
 
@@ -192,7 +192,7 @@ def test_a_private_apt_state_is_locked(tmp_path, monkeypatch):
     with open(str(folder / "lock"), "a") as held:
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
         with pytest.raises(FetchFailed) as err:
-            fetch.available(runner, "5.10.0-*-amd64", Source(Family.DEBIAN, suite="bullseye"), cache, wait=0.5)
+            fetch.available(runner, "5.10.0-*-amd64", Source(Family.DEBIAN, suite="bullseye"), cache, wait=0.1)
     assert "apt state for bullseye: another kbuildguard still holds" in err.value.message
     assert runner.calls == []
 

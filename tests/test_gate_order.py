@@ -63,7 +63,7 @@ def test_file_verdict_words_are_the_json_words():
 
 
 def _finding(kind, gate, effect):
-    return LoadFinding(kind, gate, effect, "", "", "", "", (1,), "", True, (), None, FileSays.NO_FILE, "")
+    return LoadFinding(kind=kind, gate=gate, effect=effect, summary="", cause="", fix="", source="", lines=(1,), text="", names_module=True, context=(), symbol=None, file=FileSays.NO_FILE, file_says="")
 
 
 def _layout_refused():

@@ -123,3 +123,19 @@ def test_bad_proc_version(text, message):
     with pytest.raises(BadInput) as exc:
         parse_proc_version(text)
     assert message in exc.value.message
+
+
+def test_only_a_banner_sized_line_is_remembered():
+    """The parsed compiler of a /proc/version line is remembered (pasted asks the same texts again and
+    again), but only for a banner-sized line: a hostile paste cannot fill memory through the cache."""
+    from kbuildguard import identity
+
+    compiler = "(gcc-12 (Debian 12.2.0-14) 12.2.0, GNU ld (GNU Binutils for Debian) 2.40) #1 SMP PREEMPT_DYNAMIC"
+    remembered = identity._remembered_proc_compiler
+    remembered.cache_clear()
+    short = "Linux version 6.1.0-13-amd64 (debian-kernel@lists.debian.org) " + compiler
+    assert parse_proc_version(short).compiler.version == "12.2.0"
+    assert remembered.cache_info().currsize == 1
+    long = "Linux version 6.1.0-13-amd64 (%s@host) " % ("x" * 2000) + compiler
+    assert parse_proc_version(long).compiler.version == "12.2.0"
+    assert remembered.cache_info().currsize == 1

@@ -17,7 +17,7 @@ from kbuildguard.toolchain import PASSED_TOOL_VARIABLES, Compiler
 
 def _gcc_target(tmp_path):
     target = resolve(Selector(kernel_dir=make_tree(tmp_path / "tree")))
-    gcc = Compiler("/usr/bin/gcc-12", Family.GCC, "12.2.0", "Debian 12.2.0-14", "", Arch.X86_64, "gcc-12", "")
+    gcc = Compiler(path="/usr/bin/gcc-12", family=Family.GCC, version="12.2.0", vendor="Debian 12.2.0-14", banner="", arch=Arch.X86_64, program="gcc-12", toolset="")
     return target, gcc
 
 
@@ -25,8 +25,8 @@ def _clang_target(tmp_path):
     make_exe(tmp_path / "usr/lib/llvm-16/bin/clang")
     tree = make_tree(tmp_path / "tree", cc_text="Debian clang version 16.0.6 (15~deb12u1)", gcc_version=None)
     target = resolve(Selector(kernel_dir=tree))
-    clang = Compiler(str(tmp_path / "usr/lib/llvm-16/bin/clang"), Family.CLANG, "16.0.6", "Debian 15~deb12u1", "",
-                     Arch.X86_64, "clang-16", "")
+    clang = Compiler(path=str(tmp_path / "usr/lib/llvm-16/bin/clang"), family=Family.CLANG, version="16.0.6", vendor="Debian 15~deb12u1", banner="",
+                     arch=Arch.X86_64, program="clang-16", toolset="")
     return target, clang
 
 

@@ -10,10 +10,10 @@ import pytest
 from test_first_impressions import _module, run
 
 from conftest import make_tree
-from kbuildguard import settings
-from kbuildguard.cli import build_parser, command_parsers
+from kbuildguard import cli, settings
+from kbuildguard.cli import command_parsers
 
-COMMANDS = sorted(command_parsers(build_parser()))
+COMMANDS = sorted(command_parsers(cli.build_parser()))
 READERS = {"make", "init", "setup"}  # the commands that work *on* a module repository
 
 
@@ -29,7 +29,7 @@ def test_only_repository_commands_read_the_project_file(command):
 def _positionals(command, ko):
     """The least each command takes: its required arguments, a module file for each."""
     values = []
-    for action in command_parsers(build_parser())[command]._actions:
+    for action in command_parsers(cli.build_parser())[command]._actions:
         if not action.option_strings and action.nargs in (None, "+"):
             values.append(ko)
     return values
@@ -42,9 +42,9 @@ def test_a_broken_or_loosening_project_file_changes_no_other_command(capsys, tmp
     repo = tmp_path / "cloned"
     repo.mkdir()
     argv = [command] + _positionals(command, ko)
-    if "--kernel-dir" in command_parsers(build_parser())[command]._option_string_actions:
+    if "--kernel-dir" in command_parsers(cli.build_parser())[command]._option_string_actions:
         argv += ["--kernel-dir", tree]
-    if "--dmesg" in command_parsers(build_parser())[command]._option_string_actions:
+    if "--dmesg" in command_parsers(cli.build_parser())[command]._option_string_actions:
         (tmp_path / "dmesg.txt").write_text("")
         argv += ["--dmesg", str(tmp_path / "dmesg.txt")]  # a log given: no dmesg run (unit tests start no process)
     (repo / "kbuildguard.toml").write_text("[kbuildguard\nmatch = \n")  # broken
@@ -81,7 +81,7 @@ def test_explain_does_not_read_the_current_folders_file(capsys, tmp_path):
 # --- empty values: every option and argument of every command, every KBUILDGUARD_* --------------------
 
 def _valued_options():
-    for command, parser in sorted(command_parsers(build_parser()).items()):
+    for command, parser in sorted(command_parsers(cli.build_parser()).items()):
         for action in parser._actions:
             if action.option_strings and action.nargs != 0 and action.choices is None and action.dest != "help":
                 yield command, action.option_strings[-1]

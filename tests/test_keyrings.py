@@ -178,7 +178,7 @@ def test_a_module_signed_by_an_enrolled_mok_key_verifies_with_mokutils_text(tmp_
 # -- which keyrings count ---------------------------------------------------------------------
 
 def target(release="6.1.0-57-amd64", vendor="Debian 12.2.0-14+deb12u1", sysroot="/", build_dir=None):
-    return KernelTarget(release=release, build_dir=build_dir, arch=None, compiler=CompilerId(Family.GCC, "12.2.0", vendor), compiler_source="test", linker=None, facts=(), notes=(), config_path=None,
+    return KernelTarget(release=release, build_dir=build_dir, arch=None, compiler=CompilerId(family=Family.GCC, version="12.2.0", vendor=vendor), compiler_source="test", linker=None, facts=(), notes=(), config_path=None,
                         modules_dir=None, sysroot=sysroot, running=False, program_hint="", tree_config={})
 
 

@@ -17,8 +17,8 @@ from kbuildguard.target.kernel import Selector, config_linker, decode_ld_version
 from kbuildguard.toolchain import Compiler
 
 RELEASE = "6.1.0-57-amd64"
-GCC12 = Compiler("/usr/bin/gcc-12", Family.GCC, "12.2.0", "Debian 12.2.0-14+deb12u1", "", Arch.X86_64, "gcc-12", "")
-CLANG16 = Compiler("/usr/bin/clang-16", Family.CLANG, "16.0.6", "Debian 15~deb12u1", "", Arch.X86_64, "clang-16", "")
+GCC12 = Compiler(path="/usr/bin/gcc-12", family=Family.GCC, version="12.2.0", vendor="Debian 12.2.0-14+deb12u1", banner="", arch=Arch.X86_64, program="gcc-12", toolset="")
+CLANG16 = Compiler(path="/usr/bin/clang-16", family=Family.CLANG, version="16.0.6", vendor="Debian 15~deb12u1", banner="", arch=Arch.X86_64, program="clang-16", toolset="")
 GNU_LD = "GNU ld (GNU Binutils for Debian) 2.40\nCopyright (C) 2023 Free Software Foundation, Inc.\n"
 LLD16 = "Debian LLD 16.0.6 (compatible with GNU linkers)\n"
 LLVM16_TOOL = "llvm-objcopy, compatible with GNU objcopy\nDebian LLVM version 16.0.6\n  Optimized build.\n"

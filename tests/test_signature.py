@@ -249,7 +249,7 @@ def test_unsupported_digest_is_enopkg():
 
 
 def test_malformed_signature_is_rejected_even_unenforced():
-    c = signature.check(ModuleSignature(10, 2, b"\x30\x03\x02\x01"), facts(False))
+    c = signature.check(ModuleSignature(signed_length=10, id_type=2, blob=b"\x30\x03\x02\x01"), facts(False))
     assert not c.ok and c.effect is Effect.REJECTED
 
 

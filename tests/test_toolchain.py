@@ -120,14 +120,14 @@ def test_cross_compile_prefix_is_searched(tmp_path):
 def test_toolset_env_without_scl_enable():
     from kbuildguard.toolchain import Compiler
 
-    c = Compiler("/opt/rh/devtoolset-8/root/usr/bin/gcc", Family.GCC, "8.3.1", "Red Hat 8.3.1-3", "", Arch.AARCH64, "gcc", "devtoolset-8")
+    c = Compiler(path="/opt/rh/devtoolset-8/root/usr/bin/gcc", family=Family.GCC, version="8.3.1", vendor="Red Hat 8.3.1-3", banner="", arch=Arch.AARCH64, program="gcc", toolset="devtoolset-8")
     env = toolset_env(c, {"PATH": "/usr/bin:/bin"})
     assert env["PATH"].split(":")[0] == "/opt/rh/devtoolset-8/root/usr/bin"
     assert env["LD_LIBRARY_PATH"].startswith("/opt/rh/devtoolset-8/root/usr/lib64")
 
 
 def test_identity_describe():
-    assert CompilerId(Family.GCC, "8.3.1", "Red Hat 8.3.1-3").describe() == "gcc 8.3.1 (Red Hat 8.3.1-3)"
+    assert CompilerId(family=Family.GCC, version="8.3.1", vendor="Red Hat 8.3.1-3").describe() == "gcc 8.3.1 (Red Hat 8.3.1-3)"
 
 
 def test_clang_kernel_builds_with_llvm_suffix_and_the_matching_lld(tmp_path):
@@ -141,7 +141,7 @@ def test_clang_kernel_builds_with_llvm_suffix_and_the_matching_lld(tmp_path):
     os.symlink(str(llvm / "clang"), str(tmp_path / "usr/bin/clang-16"))
     tree = make_tree(tmp_path / "tree", cc_text="Debian clang version 16.0.6 (15~deb12u1)", gcc_version=None)
     target = resolve(Selector(kernel_dir=tree))
-    c = Compiler(str(tmp_path / "usr/bin/clang-16"), Family.CLANG, "16.0.6", "Debian 15~deb12u1", "", Arch.X86_64, "clang-16", "")
+    c = Compiler(path=str(tmp_path / "usr/bin/clang-16"), family=Family.CLANG, version="16.0.6", vendor="Debian 15~deb12u1", banner="", arch=Arch.X86_64, program="clang-16", toolset="")
     cmd = make_command(target, c, "/stage/mod", "modules", ["-j4", "CC=gcc", "LLVM=1"], {"PATH": "/usr/bin:/bin"})
     # 6.1 knows LLVM=-N (5.18+): kbuild calls ld.lld-16, llvm-objcopy-16 ... by name
     assert cmd.argv == ["make", "-C", tree, "M=/stage/mod", "LLVM=-16", "CC=" + c.path, "-j4", "modules"]

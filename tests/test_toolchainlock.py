@@ -16,7 +16,7 @@ from kbuildguard.toolchain import Compiler
 
 def _target(release="6.1.0-57-amd64", family=Family.GCC, config=None):
     return KernelTarget(release=release, build_dir="/lib/modules/%s/build" % release, arch=None,
-                        compiler=CompilerId(family, "12.2.0", "Debian 12.2.0-14+deb12u1"), compiler_source="test", linker=None,
+                        compiler=CompilerId(family=family, version="12.2.0", vendor="Debian 12.2.0-14+deb12u1"), compiler_source="test", linker=None,
                         facts=(), notes=(), config_path=None, modules_dir=None, sysroot="/", running=False, program_hint="",
                         tree_config=config or {})
 
@@ -30,7 +30,7 @@ def _bin(tmp_path, *names):
     return d
 
 
-GCC = Compiler("/usr/bin/gcc-12", Family.GCC, "12.2.0", "Debian 12.2.0-14+deb12u1", "", Arch.X86_64, "gcc-12", "")
+GCC = Compiler(path="/usr/bin/gcc-12", family=Family.GCC, version="12.2.0", vendor="Debian 12.2.0-14+deb12u1", banner="", arch=Arch.X86_64, program="gcc-12", toolset="")
 
 
 def test_a_gcc_lock_names_the_compiler_under_every_name_kbuild_calls_and_the_tools_path_finds(tmp_path):
@@ -44,7 +44,7 @@ def test_a_gcc_lock_names_the_compiler_under_every_name_kbuild_calls_and_the_too
 
 def test_a_clang_lock_exports_llvm_and_the_kernels_assembler(tmp_path):
     d = _bin(tmp_path, "clang-16", "ld.lld-16")
-    clang = Compiler(str(d / "clang-16"), Family.CLANG, "16.0.6", "Debian 15~deb12u1", "", Arch.X86_64, "clang-16", "")
+    clang = Compiler(path=str(d / "clang-16"), family=Family.CLANG, version="16.0.6", vendor="Debian 15~deb12u1", banner="", arch=Arch.X86_64, program="clang-16", toolset="")
     lock = toolchainlock.plan(_target(family=Family.CLANG, config={"CONFIG_AS_IS_LLVM": "y"}), clang, {"PATH": str(d)})
     assert lock.make_vars == ("LLVM=-16", "LLVM_IAS=1")
     assert ("ld.lld-16", str(d / "ld.lld-16"), "linker") in [(t.name, t.path, t.role) for t in lock.tools]
@@ -84,8 +84,8 @@ def test_a_release_that_is_not_a_folder_name_is_refused(release):
 
 
 def test_a_toolsets_bin_and_libraries_follow_the_locks_bin(tmp_path):
-    gts = Compiler("/opt/rh/gcc-toolset-13/root/usr/bin/gcc", Family.GCC, "13.2.1", "Red Hat 13.2.1-1", "", Arch.X86_64, "gcc",
-                   "gcc-toolset-13")
+    gts = Compiler(path="/opt/rh/gcc-toolset-13/root/usr/bin/gcc", family=Family.GCC, version="13.2.1", vendor="Red Hat 13.2.1-1", banner="", arch=Arch.X86_64, program="gcc",
+                   toolset="gcc-toolset-13")
     lock = toolchainlock.plan(_target(), gts, {"PATH": "/usr/bin:/bin"})
     assert lock.path_prefix == ("/opt/rh/gcc-toolset-13/root/usr/bin",)
     env = toolchainlock.render_env(lock, "/L/R/bin")

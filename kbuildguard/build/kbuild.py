@@ -57,8 +57,8 @@ def make_command(target: KernelTarget, compiler: Compiler, stage_dir: str, goal:
     build_env = toolset_env(compiler, env)
     build_env["PWD"] = stage_dir  # $(PWD) in a hand-written Makefile means the folder kbuild builds in
     scrubbed = scrub_make_env(build_env)
-    return MakeCommand(argv, build_env, stage_dir, compiler, btf_base, objtree, target.build_dir, scrubbed,
-                       cross.notes + given.notes)
+    return MakeCommand(argv=argv, env=build_env, cwd=stage_dir, compiler=compiler, btf_base=btf_base, objtree=objtree, tree=target.build_dir, scrubbed=scrubbed,
+                       notes=cross.notes + given.notes)
 
 
 # The environment reaches make too, and every variable in it becomes a make variable: an outer

@@ -375,7 +375,7 @@ def run(ctx: Context, target: KernelTarget, compiler: Compiler, btf: bool = Fals
     findings += check_pahole(ctx.runner, target, records, base, env)
     findings += check_rustc(ctx.runner, target, records, env, _has_rust(module_dir))
     findings += module_btf_note(target, records, base)
-    return Preflight(target, compiler, records, llvm, base, tuple(findings))
+    return Preflight(target=target, compiler=compiler, records=records, llvm=llvm, btf_base=base, findings=tuple(findings))
 
 
 def enforce(result: Preflight) -> None:

@@ -4,6 +4,7 @@ A file is (re)written only if it does not exist or carries our marker on its fir
 hand-written Makefile or Kbuild is never touched: such a repository is built as it is.
 """
 
+import functools
 import hashlib
 import os
 import pkgutil
@@ -25,6 +26,7 @@ class RenderedFile(NamedTuple):
     action: str  # "create", "update", "unchanged", "kept (hand-written)"
 
 
+@functools.lru_cache(maxsize=8)  # a pure answer: the package's own template, compiled once per process
 def _template(name: str):
     # Imported here: Jinja2 is a fifth of kbuildguard's start-up, and most builds find their
     # generated files current (see digest) and never render.

@@ -79,7 +79,7 @@ def plan(target: KernelTarget, compiler: Compiler, env: Mapping[str, str]) -> To
     before = env.get("PATH", os.defpath).split(os.pathsep)
     prefix = tuple(d for d in path.split(os.pathsep) if d and d not in before)
     libs = build_env.get("LD_LIBRARY_PATH", "") if compiler.toolset else ""
-    return ToolchainLock(target.release, compiler, llvm.make_vars, tuple(tools), prefix, libs)
+    return ToolchainLock(release=target.release, compiler=compiler, make_vars=llvm.make_vars, tools=tuple(tools), path_prefix=prefix, ld_library_path=libs)
 
 
 def _unique(names: List[str]) -> List[str]:

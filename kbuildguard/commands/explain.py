@@ -88,7 +88,7 @@ def target_expectation(ctx: Context, settings: Settings, opts: ExplainOptions) -
     running kernel); None and why when that kernel's build records cannot be found."""
     try:
         target = kernel.resolve(selector_for(settings))
-        return expectation(ctx, target, level_of(settings), CheckOptions(opts.common, ())), ""
+        return expectation(ctx, target, level_of(settings), CheckOptions(common=opts.common, paths=())), ""
     except KbgError as exc:
         return None, "the file's own check: no target kernel (%s); give --kernel, --kernel-dir or --sysroot" % exc.message
 

@@ -28,7 +28,7 @@ def run(ctx: Context, opts: SignOptions) -> int:
     settings, target, paths = target_and_modules(ctx, opts.common, opts.paths, "sign")
     root = target.sysroot.rstrip("/") if target.sysroot not in ("", "/") else ""
     signer = modsign.prepare(target, target.tree_config, settings, root, ctx.cwd)
-    opts_check = check.CheckOptions(opts.common, opts.paths, trusted_certs=opts.trusted_certs, sig_enforce=opts.sig_enforce)
+    opts_check = check.CheckOptions(common=opts.common, paths=opts.paths, trusted_certs=opts.trusted_certs, sig_enforce=opts.sig_enforce)
     expect = check.expectation(ctx, target, level_of(settings), opts_check)
     # only what passes every other gate is signed (make --sign's rule): a module the kernel would
     # refuse anyway must not leave here carrying a good signature

@@ -161,9 +161,9 @@ def _finding(hit: Hit, numbers: List[int], hits: Sequence[Hit], checks: Optional
     fix = hit.fill(msg.fix)
     if confirming is not None and confirming.fix:
         fix = confirming.fix  # the check's own fix names the release, the symvers file, the GPL-only symbols
-    return LoadFinding(msg.kind, hit.gate, loadlog.effect_of(hit, hits), hit.fill(msg.summary), hit.fill(msg.cause), fix,
-                       msg.source, tuple(numbers), hit.text, hit.module is not None, hit.context,
-                       hit.value("sym") or None, verdict, says)
+    return LoadFinding(kind=msg.kind, gate=hit.gate, effect=loadlog.effect_of(hit, hits), summary=hit.fill(msg.summary), cause=hit.fill(msg.cause), fix=fix,
+                       source=msg.source, lines=tuple(numbers), text=hit.text, names_module=hit.module is not None, context=hit.context,
+                       symbol=hit.value("sym") or None, file=verdict, file_says=says)
 
 
 def predicted_not_logged(findings: Sequence[LoadFinding], checks: Sequence[Check], size_check: bool) -> List[Predicted]:
@@ -218,5 +218,5 @@ def gather_load(text: str, source: str, module: str, ko: Optional[str], expect: 
             if release != expect.target.release:
                 unseen.append("the log is from kernel %s, the file was checked against %s (give --kernel %s)" % (
                     release, expect.target.release, release))
-    return LoadExplanation(loadlog.module_name(module), ko, source, len(text.splitlines()), tuple(repairs),
-                           tuple(findings), checks, tuple(predicted), tuple(unseen))
+    return LoadExplanation(module=loadlog.module_name(module), ko=ko, log_source=source, log_lines=len(text.splitlines()), repairs=tuple(repairs),
+                           findings=tuple(findings), checks=checks, predicted=tuple(predicted), not_seen=tuple(unseen))

@@ -88,7 +88,7 @@ class Message(NamedTuple):
 
 def _m(kind: Kind, pattern: str, gate: Optional[Gate], effect: Effect, summary: str, cause: str, fix: str,
        source: str) -> Message:
-    return Message(kind, re.compile(pattern), gate, effect, summary, cause, fix, source)
+    return Message(kind=kind, pattern=re.compile(pattern), gate=gate, effect=effect, summary=summary, cause=cause, fix=fix, source=source)
 
 
 MESSAGES: Tuple[Message, ...] = (
@@ -360,7 +360,7 @@ def match(line: Line) -> Optional[Hit]:
         mod = groups.get("mod") or (module_name(groups["file"]) if groups.get("file") else None)
         if mod:
             mod = mod.replace("-", "_")
-        return Hit(line.number, line.text, message, mod, tuple(sorted(groups.items())), ())
+        return Hit(number=line.number, text=line.text, message=message, module=mod, values=tuple(sorted(groups.items())), context=())
     return None
 
 

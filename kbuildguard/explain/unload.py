@@ -58,10 +58,10 @@ def read_loaded(root: str, name: str) -> Optional[LoadedModule]:
         sysdir = os.path.join(root, "sys/module", name)
         refcnt = _attr(sysdir, "refcnt")
         holders = tuple(sorted(os.listdir(os.path.join(sysdir, "holders")))) if os.path.isdir(os.path.join(sysdir, "holders")) else ()
-        return LoadedModule(name, _number(fields[1]) or 0,
-                            _number(refcnt, signed=True) if _number(refcnt, signed=True) is not None else _number(fields[2]),
-                            tuple(sorted(set(users) | set(holders))), "[permanent]" in deps, fields[4],
-                            _attr(sysdir, "initstate"), _attr(sysdir, "taint"))
+        return LoadedModule(name=name, size=_number(fields[1]) or 0,
+                            refcnt=_number(refcnt, signed=True) if _number(refcnt, signed=True) is not None else _number(fields[2]),
+                            users=tuple(sorted(set(users) | set(holders))), permanent="[permanent]" in deps, state=fields[4],
+                            initstate=_attr(sysdir, "initstate"), taint=_attr(sysdir, "taint"))
     return None
 
 

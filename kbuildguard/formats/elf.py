@@ -199,7 +199,8 @@ class Elf:
         if index >= len(self._raw):
             raise BadInput("%s: corrupt ELF: section index %d of %d" % (self.path, index, len(self._raw)))
         name_off, typ, flags, _addr, offset, size, link, info, _align, entsize = self._raw[index]
-        return Section(index, _cstring(self._names, name_off), typ, flags, offset, size, link, info, entsize)
+        return Section(number=index, name=_cstring(self._names, name_off), type=typ, flags=flags, offset=offset, size=size, link=link, info=info,
+                       entsize=entsize)
 
     def _raw_header(self, shoff: int, index: int, shentsize: int) -> Tuple[int, ...]:
         start = shoff + index * shentsize
@@ -824,7 +825,7 @@ class Elf:
             name = self.symbol_name(symtab, index) if index else ""
             if not name and kind is SymbolKind.DEFINED and shndx < len(self._raw):
                 name = self.section_at(shndx).name  # a section symbol: the assembler's .rodata.str1.1+N
-            out.append(TypedRelocation(target.name, r_offset, name, kind, value, addend))
+            out.append(TypedRelocation(section=target.name, offset=r_offset, symbol=name, kind=kind, value=value, addend=addend))
         return out
 
     def symbol_name(self, symtab_index: int, symbol: int) -> str:
@@ -919,10 +920,12 @@ class ElfShape(NamedTuple):
     names: bytes  # the section name table (b"" when empty or outside the file)
 
     def section(self, index: int) -> RawSection:
-        return RawSection(index, *self.table[index][:8])
+        name_offset, kind, flags, addr, offset, size, link, info = self.table[index][:8]
+        return RawSection(number=index, name_offset=name_offset, type=kind, flags=flags, addr=addr, offset=offset, size=size,
+                          link=link, info=info)
 
     def sections(self) -> List[RawSection]:
-        return [RawSection(i, *entry[:8]) for i, entry in enumerate(self.table)]
+        return [self.section(i) for i in range(len(self.table))]
 
     def name(self, section: RawSection) -> str:
         """Its name; "" when sh_name lies outside the name table."""
@@ -957,7 +960,8 @@ def read_shape(data, length: int) -> ElfShape:
     ehdr_size = 16 + struct.calcsize(header)
     magic = length >= 4 and bytes(data[:4]) == b"\x7fELF"
     if length < ehdr_size:
-        return ElfShape(length, False, magic, elf_class, 0, 0, 0, 0, 0, 0, False, (), b"")
+        return ElfShape(length=length, header_complete=False, magic=magic, elf_class=elf_class, e_type=0, machine=0, shentsize=0, shoff=0, shnum=0,
+                        shstrndx=0, table_inside=False, table=(), names=b"")
     (e_type, machine, _, _, _, shoff, _, _, _, _, shentsize, shnum, shstrndx) = struct.unpack_from(header, data, 16)
     shdr = e + ("IIQQQQIIQQ" if bits64 else "IIIIIIIIII")
     step = struct.calcsize(shdr)
@@ -970,5 +974,6 @@ def read_shape(data, length: int) -> ElfShape:
             _, _, _, _, n_off, n_size, _, _, _, _ = raw[shstrndx]
             if n_off + n_size <= length:
                 names = bytes(data[n_off:n_off + n_size])
-    return ElfShape(length, True, magic, elf_class, e_type, machine, shentsize, shoff, shnum, shstrndx, inside,
-                    raw, names)
+    return ElfShape(length=length, header_complete=True, magic=magic, elf_class=elf_class, e_type=e_type, machine=machine, shentsize=shentsize, shoff=shoff,
+                    shnum=shnum, shstrndx=shstrndx, table_inside=inside,
+                    table=raw, names=names)

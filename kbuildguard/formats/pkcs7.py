@@ -142,15 +142,15 @@ def read_signature(data) -> Optional[ModuleSignature]:
     algo, hash_, id_type, signer_len, key_id_len, sig_len = TRAILER.unpack_from(data, end - TRAILER.size)
     # mod_check_sig(): the length must leave room in the file, and a PKCS#7 trailer names nothing else
     if sig_len >= end - TRAILER.size:
-        return ModuleSignature(0, id_type, b"", "its length field (%d bytes) is longer than the module" % sig_len)
+        return ModuleSignature(signed_length=0, id_type=id_type, blob=b"", malformed="its length field (%d bytes) is longer than the module" % sig_len)
     if id_type == PKEY_ID_PKCS7 and (algo or hash_ or signer_len or key_id_len or bytes(data[end - 7:end - 4]) != b"\0\0\0"):
-        return ModuleSignature(end - TRAILER.size - sig_len, id_type, b"",
-                               "its trailer has unexpected non-zero fields (\"PKCS#7 signature info has unexpected "
+        return ModuleSignature(signed_length=end - TRAILER.size - sig_len, id_type=id_type, blob=b"",
+                               malformed="its trailer has unexpected non-zero fields (\"PKCS#7 signature info has unexpected "
                                "non-zero params\")")
     start = end - TRAILER.size - sig_len
     blob = bytes(data[start:end - TRAILER.size])
     digests = content_digests(blob, data, start)
-    return ModuleSignature(start, id_type, blob, "", digests[0][1] if digests else b"", digests)
+    return ModuleSignature(signed_length=start, id_type=id_type, blob=blob, malformed="", digest=digests[0][1] if digests else b"", digests=digests)
 
 
 def content_digest(blob: bytes, data, length: int) -> bytes:
@@ -350,9 +350,9 @@ def _signer_info(node: der.Node, version: bytes, certificates: Tuple[bytes, ...]
         raise BadInput("malformed SignerInfo: no signature")
     sig_algorithm = der.oid(der.child(der.expect(info[at], der.SEQUENCE, "signatureAlgorithm"), 0, "signatureAlgorithm"))
     value = der.expect(info[at + 1], der.OCTET_STRING, "signature value").content
-    return Message(Signer(DIGESTS.get(digest_oid, digest_oid), signer_id),
-                   SIGNATURE_ALGORITHMS.get(sig_algorithm, sig_algorithm), value, signed_attrs, message_digest,
-                   certificates, has_content)
+    return Message(signer=Signer(DIGESTS.get(digest_oid, digest_oid), signer_id),
+                   algorithm=SIGNATURE_ALGORITHMS.get(sig_algorithm, sig_algorithm), signature=value, signed_attrs=signed_attrs, message_digest=message_digest,
+                   certificates=certificates, has_content=has_content)
 
 
 def _parse_message(blob: bytes) -> Message:
@@ -424,7 +424,8 @@ def parse_certificate(data: bytes, source: str) -> Certificate:
             if parts and der.oid(parts[0]) == OID_SKI:
                 value = der.expect(parts[-1], der.OCTET_STRING, "extension value")
                 skid = der.expect(der.read(value.content), der.OCTET_STRING, "subjectKeyIdentifier").content
-    return Certificate(_name_cn(subject), _name_cn(issuer), issuer.raw, serial, skid, top.raw, source, key_algorithm, key)
+    return Certificate(subject_cn=_name_cn(subject), issuer_cn=_name_cn(issuer), issuer=issuer.raw, serial=serial, skid=skid, der=top.raw, source=source,
+                       key_algorithm=key_algorithm, key=key)
 
 
 def read_certificates(data: bytes, source: str) -> List[Certificate]:

@@ -249,13 +249,13 @@ def _rule(obj: Any, where: str) -> CompilerRule:
     setup = _field(obj, "repo_setup", dict, where, {})
     legacy = obj.get("legacy")
     return CompilerRule(
-        (bounds[0], bounds[1]) if bounds else None,
-        _templates(_field(obj, "packages", list, where), where + ".packages", COMPILER_FIELDS),
-        _template(_field(obj, "path", str, where), COMPILER_FIELDS, where + ".path"),
-        tuple((ident, tuple(_strings(c, "%s.repo_setup.%s" % (where, ident)) for c in _field(setup, ident, list, where)))
+        range=(bounds[0], bounds[1]) if bounds else None,
+        packages=_templates(_field(obj, "packages", list, where), where + ".packages", COMPILER_FIELDS),
+        path=_template(_field(obj, "path", str, where), COMPILER_FIELDS, where + ".path"),
+        repo_setup=tuple((ident, tuple(_strings(c, "%s.repo_setup.%s" % (where, ident)) for c in _field(setup, ident, list, where)))
               for ident in setup),
-        _texts(_field(obj, "notes", dict, where, {}), where + ".notes", NOTE_FIELDS),
-        None if legacy is None else Legacy(_field(legacy, "below", int, where + ".legacy"),
+        notes=_texts(_field(obj, "notes", dict, where, {}), where + ".notes", NOTE_FIELDS),
+        legacy=None if legacy is None else Legacy(_field(legacy, "below", int, where + ".legacy"),
                                            _templates(_field(legacy, "packages", list, where + ".legacy"),
                                                       where + ".legacy.packages", COMPILER_FIELDS),
                                            _template(_field(legacy, "path", str, where + ".legacy"),
@@ -269,22 +269,22 @@ def _distribution(obj: Any, where: str) -> Distribution:
     name = _field(obj, "name", str, where)
     where = "%s (%s)" % (where, name)
     return Distribution(
-        name,
-        _strings(_field(match, "ids", list, where + ".match"), where + ".match.ids"),
-        _strings(_field(match, "versions", list, where + ".match"), where + ".match.versions"),
-        _field(obj, "manager", str, where),
-        None if system is None else SystemGcc(_field(system, "major", int, where + ".system_gcc"),
+        name=name,
+        ids=_strings(_field(match, "ids", list, where + ".match"), where + ".match.ids"),
+        versions=_strings(_field(match, "versions", list, where + ".match"), where + ".match.versions"),
+        manager=_field(obj, "manager", str, where),
+        system_gcc=None if system is None else SystemGcc(_field(system, "major", int, where + ".system_gcc"),
                                               _strings(_field(system, "packages", list, where + ".system_gcc"),
                                                        where + ".system_gcc.packages"),
                                               _field(system, "path", str, where + ".system_gcc")),
-        _rule(_field(obj, "gcc", dict, where), where + ".gcc"),
-        _rule(_field(obj, "clang", dict, where), where + ".clang"),
-        _templates(_field(obj, "tree", list, where), where + ".tree", TREE_FIELDS),
-        _templates(_field(obj, "tree_uek", list, where, []), where + ".tree_uek", TREE_FIELDS),
-        tuple((role, _texts(_field(elsewhere, str(role), dict, where + ".elsewhere", {}),
+        gcc=_rule(_field(obj, "gcc", dict, where), where + ".gcc"),
+        clang=_rule(_field(obj, "clang", dict, where), where + ".clang"),
+        tree=_templates(_field(obj, "tree", list, where), where + ".tree", TREE_FIELDS),
+        tree_uek=_templates(_field(obj, "tree_uek", list, where, []), where + ".tree_uek", TREE_FIELDS),
+        elsewhere=tuple((role, _texts(_field(elsewhere, str(role), dict, where + ".elsewhere", {}),
                             "%s.elsewhere.%s" % (where, role), ELSEWHERE_FIELDS))
               for role in Role),
-        _scl_vault(obj.get("scl_vault"), where + ".scl_vault"))
+        scl_vault=_scl_vault(obj.get("scl_vault"), where + ".scl_vault"))
 
 
 def _scl_vault(obj: Any, where: str) -> Optional[SclVault]:
@@ -517,7 +517,7 @@ def plan(target: KernelTarget, distro: Distro, need_compiler: bool = True, need_
                           release=target.release))
     packages = choice.packages + tree
     if not packages:
-        return InstallPlan(distro, entry.manager, (), (), choice.notes, choice.path)
+        return InstallPlan(distro=distro, manager=entry.manager, packages=(), commands=(), notes=choice.notes, compiler_path=choice.path)
     major = kernel.version_tuple[0] if kernel.version_tuple else 0
     checked = tuple(Package(name, role, None, elsewhere(entry, distro, role, package=name, release=target.release, N=major,
                                                         scl_vault=vault, basearch=basearch,
@@ -525,7 +525,8 @@ def plan(target: KernelTarget, distro: Distro, need_compiler: bool = True, need_
                     for role, names in ((Role.COMPILER, choice.packages), (Role.TREE, tree)) for name in names)
     argv = catalogue.manager(entry.manager)
     commands = ((argv.update,) if argv.update else ()) + choice.setup + (argv.install + packages,)
-    return InstallPlan(distro, entry.manager, packages, commands, choice.notes, choice.path, checked)
+    return InstallPlan(distro=distro, manager=entry.manager, packages=packages, commands=commands, notes=choice.notes, compiler_path=choice.path,
+                       checked=checked)
 
 
 def install_hint(target: KernelTarget, distro: Optional[Distro] = None) -> str:

@@ -764,7 +764,7 @@ def fetch_debian(runner: Runner, release: str, source: Source, cache: str, refre
     done = os.path.join(folder, "root")
     ok, note = usable(folder)
     if ok:
-        return Fetched(release, done, source, tuple(packages), True)
+        return Fetched(release=release, root=done, source=source, packages=tuple(packages), cached=True)
     staging = folder + ".partial"
     debs = os.path.join(cache, "debs")
     download_debian(apt, packages, debs)
@@ -778,7 +778,7 @@ def fetch_debian(runner: Runner, release: str, source: Source, cache: str, refre
             os.unlink(os.path.join(debs, p.deb))
         except OSError:
             pass
-    return Fetched(release, done, source, tuple(packages), False, note)
+    return Fetched(release=release, root=done, source=source, packages=tuple(packages), cached=False, note=note)
 
 
 def rpm_options(source: Source) -> List[str]:
@@ -834,12 +834,12 @@ def fetch_rpm(runner: Runner, release: str, source: Source, cache: str) -> Fetch
     ok, note = usable(folder)
     if ok:
         shutil.rmtree(staging, ignore_errors=True)
-        return Fetched(release, os.path.join(folder, "root"), source, tuple(packages), True)
+        return Fetched(release=release, root=os.path.join(folder, "root"), source=source, packages=tuple(packages), cached=True)
     os.makedirs(os.path.join(staging, "root"))
     unpack(runner, files, os.path.join(staging, "root"), source.family)
     shutil.rmtree(rpms)
     finish(staging, folder, release, source.family, packages, source)
-    return Fetched(release, os.path.join(folder, "root"), source, tuple(packages), False, note)
+    return Fetched(release=release, root=os.path.join(folder, "root"), source=source, packages=tuple(packages), cached=False, note=note)
 
 
 def download_url(url: str, dest: str, hint: str, limit: int = 2 << 30) -> None:

@@ -137,11 +137,11 @@ def tool_records(config: Mapping[str, str]) -> ToolRecords:
     if p > 0:
         pahole = (p // 100, p % 100)
     return ToolRecords(
-        linker, source, assembler, pahole,
-        config.get("CONFIG_RUSTC_VERSION_TEXT", "") if config.get("CONFIG_RUST") == "y" else "",
-        config.get("CONFIG_OBJTOOL") == "y" or config.get("CONFIG_STACK_VALIDATION") == "y",
-        config.get("CONFIG_GCC_PLUGINS") == "y",
-        config.get("CONFIG_DEBUG_INFO_BTF_MODULES") == "y")
+        linker=linker, linker_source=source, assembler=assembler, pahole=pahole,
+        rustc_text=config.get("CONFIG_RUSTC_VERSION_TEXT", "") if config.get("CONFIG_RUST") == "y" else "",
+        objtool=config.get("CONFIG_OBJTOOL") == "y" or config.get("CONFIG_STACK_VALIDATION") == "y",
+        gcc_plugins=config.get("CONFIG_GCC_PLUGINS") == "y",
+        module_btf=config.get("CONFIG_DEBUG_INFO_BTF_MODULES") == "y")
 
 
 class TreeRecords(NamedTuple):
@@ -223,7 +223,7 @@ def tree_version_facts(autoconf: Mapping[str, str]) -> List[Fact]:
         version = parse_version_integer(autoconf.get(key, ""), family)
         if version:
             facts.append(Fact("include/config/auto.conf: %s (version only)" % key,
-                              CompilerId(family, version, text="%s=%s" % (key, autoconf[key]))))
+                              CompilerId(family=family, version=version, text="%s=%s" % (key, autoconf[key]))))
     return facts
 
 
@@ -477,10 +477,33 @@ def choose(facts: List[Fact], notes: List[str]) -> Fact:
     return chosen
 
 
-def resolve(selector: Selector) -> KernelTarget:
+def _sysroot(selector: Selector) -> str:
+    """The absolute --sysroot, or "/"; BadInput when it is not a folder."""
     sysroot = os.path.abspath(selector.sysroot) if selector.sysroot else "/"
     if selector.sysroot and not os.path.isdir(sysroot):
         raise BadInput("%s: not a directory" % selector.named("sysroot"))
+    return sysroot
+
+
+def _modules_dir(sysroot: str, release: str) -> Optional[str]:
+    """/lib/modules/RELEASE under the sysroot, when it is a folder."""
+    modules_dir: Optional[str] = _in_root(sysroot, "/lib/modules/%s" % release)
+    return modules_dir if modules_dir and os.path.isdir(modules_dir) else None
+
+
+def _no_facts(release: str, build_dir: Optional[str], sysroot: str, running: bool) -> KernelNotFound:
+    """Why no record of the kernel's compiler was found: no tree at all, or a tree that records none."""
+    if build_dir is None:
+        return missing_tree_error(release, sysroot, running)
+    return KernelNotFound(
+        "no record of the compiler that built kernel %s: %s has no CONFIG_CC_VERSION_TEXT, compile.h or "
+        "in-tree modules" % (release, build_dir),
+        hint="give the kernel's /proc/version line with --proc-version-file, or install the kernel package "
+             "whose modules record it")
+
+
+def resolve(selector: Selector) -> KernelTarget:
+    sysroot = _sysroot(selector)
     notes: List[str] = []
     proc, proc_source = _proc_version(selector, sysroot)
     if proc is not None and proc.repairs:
@@ -493,19 +516,11 @@ def resolve(selector: Selector) -> KernelTarget:
             proc, proc_source = read_proc_version("/proc/version"), "/proc/version"
         except BadInput as exc:
             notes.append("could not use /proc/version: %s" % exc.message)
-    modules_dir: Optional[str] = _in_root(sysroot, "/lib/modules/%s" % release)
-    if modules_dir and not os.path.isdir(modules_dir):
-        modules_dir = None
+    modules_dir = _modules_dir(sysroot, release)
     records = read_records(build_dir) if build_dir else TreeRecords({}, None, (), "")
     facts = gather_facts(records, modules_dir, proc, proc_source, release, notes)
-    if not facts and build_dir is None:
-        raise missing_tree_error(release, sysroot, running)
     if not facts:
-        raise KernelNotFound(
-            "no record of the compiler that built kernel %s: %s has no CONFIG_CC_VERSION_TEXT, compile.h or "
-            "in-tree modules" % (release, build_dir),
-            hint="give the kernel's /proc/version line with --proc-version-file, or install the kernel package "
-                 "whose modules record it")
+        raise _no_facts(release, build_dir, sysroot, running)
     chosen = choose(facts, notes)
     # compile.h names the linker with its vendor text; Kconfig's LD_VERSION/LLD_VERSION (5.8+) otherwise
     linker = next((f.compiler.linker for f in facts if f.compiler.linker), None) or config_linker(records.config)[0]

@@ -287,7 +287,8 @@ def live_firmware(efi: str = EFI) -> Firmware:
     (drivers/firmware/efi/mokvar-table.c: ``mok-variables/``, where shim leaves MokListRT and
     MokListTrustedRT)."""
     if not os.path.isdir(efi):
-        return Firmware(False, "no %s: not booted by UEFI" % efi, (), None, (), None, False, False)
+        return Firmware(secure_boot=False, secure_boot_source="no %s: not booted by UEFI" % efi, mok=(), mok_listed=None, db=(), db_listed=None, efi=False,
+                        mok_trusted=False)
     value = _efivar(efi, "SecureBoot", GLOBAL_GUID)
     secure_boot = bool(value[0]) if value else None
     mok: Optional[Tuple[Certificate, ...]] = None
@@ -304,9 +305,9 @@ def live_firmware(efi: str = EFI) -> Firmware:
         db = certlist.efi_signature_lists(raw, "UEFI db") if raw is not None else None
     except BadInput:
         pass
-    return Firmware(secure_boot, "%s/efivars/SecureBoot-%s" % (efi, GLOBAL_GUID) if value else
-                    "SecureBoot variable not readable", mok, None, db, None, True,
-                    os.path.exists(os.path.join(efi, "mok-variables", "MokListTrustedRT")))
+    return Firmware(secure_boot=secure_boot, secure_boot_source="%s/efivars/SecureBoot-%s" % (efi, GLOBAL_GUID) if value else
+                    "SecureBoot variable not readable", mok=mok, mok_listed=None, db=db, db_listed=None, efi=True,
+                    mok_trusted=os.path.exists(os.path.join(efi, "mok-variables", "MokListTrustedRT")))
 
 
 def captured_firmware(root: str, files: Sequence[str] = ()) -> Firmware:
@@ -360,8 +361,8 @@ def firmware_from_texts(texts: Sequence[Tuple[str, str]]) -> Firmware:
             else:
                 mok = (mok or []) + keys
             efi = True if efi is None else efi
-    return Firmware(secure_boot, state_source, None, tuple(mok) if mok is not None else None, None,
-                    tuple(db) if db is not None else None, efi, None, tuple(tested["mok"]), tuple(tested["db"]))
+    return Firmware(secure_boot=secure_boot, secure_boot_source=state_source, mok=None, mok_listed=tuple(mok) if mok is not None else None, db=None,
+                    db_listed=tuple(db) if db is not None else None, efi=efi, mok_trusted=None, tested_mok=tuple(tested["mok"]), tested_db=tuple(tested["db"]))
 
 
 # -- all together -----------------------------------------------------------------------------
@@ -389,7 +390,7 @@ def gather(target: KernelTarget, config: Mapping[str, str], live: bool, image: O
         break
     root = target.sysroot.rstrip("/") if target.sysroot not in ("", "/") else ""
     firmware = live_firmware() if live and not mokutil else captured_firmware(root, mokutil) if root or mokutil else \
-        Firmware(None, "not visible here", None, None, None, None, None)
+        Firmware(secure_boot=None, secure_boot_source="not visible here", mok=None, mok_listed=None, db=None, db_listed=None, efi=None)
     listed: List[ListedKey] = []
     unseen: List[str] = []
     if dist is Distribution.VENDOR:
@@ -424,5 +425,6 @@ def gather(target: KernelTarget, config: Mapping[str, str], live: bool, image: O
             certificates.extend(firmware.tested_db)
             sources.extend("UEFI db key %s" % c.describe() for c in firmware.tested_db)
             unseen.append(".platform (UEFI db keys)")
-    return Keys(dist, counted, tuple(certificates), tuple(listed), builtin_missing, tuple(unseen), tuple(sources))
+    return Keys(distribution=dist, counted=counted, certificates=tuple(certificates), listed=tuple(listed), builtin_missing=builtin_missing,
+                unseen=tuple(unseen), sources=tuple(sources))
 

@@ -499,21 +499,43 @@ def _resolve_wrap(first: str, pieces: List[str], accept: Callable[[str], Optiona
     pasted lines (``raws``) do show: a line that starts, or ends, with more blanks than the others was
     cut at a space. Anything still ambiguous is refused: a wrong compiler is worse than none.
     """
-    # A line that starts with more blanks than the others (after its quote markers), or ends with more
-    # than the others (format=flowed puts one at the end of each), was cut at a space.
+    loose = _loose_breaks(first, pieces, raws)
+    if len(loose) > most:
+        if not required:
+            return None, ""
+        raise BadInput("%d wrapped lines could each be broken inside a word: too many to rejoin safely" % len(loose))
+    readings = _readings(first, pieces, loose, accept)
+    if not readings:
+        if required:
+            raise BadInput("the %d lines wrapped by a mailer join into no whole kernel line" % (len(pieces) + 1))
+        return None, ""
+    readings = _consistent(readings)
+    # Same identity every way: prefer a whole build date ("UTC 2023", not "UTC 20 23"), then fewest joins.
+    text, _, glued = min(readings, key=lambda r: (not _COMPLETE.search(r[0]), r[2]))
+    if not glued:
+        return text, ""
+    return text, "rejoined %d word%s the mailer broke inside" % (glued, "" if glued == 1 else "s")
+
+
+def _loose_breaks(first: str, pieces: List[str], raws: List[str]) -> List[int]:
+    """The indexes of the pieces whose break before them may have been inside a word. A line that starts
+    with more blanks than the others (after its quote markers), or ends with more than the others
+    (format=flowed puts one at the end of each), was cut at a space."""
     group = raws[:len(pieces) + 1]
     indents = [_indent(raw) for raw in group]
     trails = [len(raw.rstrip("\r\n")) - len(raw.rstrip()) for raw in group[:-1]]
     least_indent = min(indents) if indents else 0
     least_trail = min(trails) if trails else 0
-    loose = [i for i, piece in enumerate(pieces)
-             if _gluable(first if i == 0 else pieces[i - 1], piece)
-             and (i + 1 >= len(indents) or indents[i + 1] <= least_indent)
-             and (i >= len(trails) or len(trails) < 2 or trails[i] <= least_trail)]
-    if len(loose) > most:
-        if not required:
-            return None, ""
-        raise BadInput("%d wrapped lines could each be broken inside a word: too many to rejoin safely" % len(loose))
+    return [i for i, piece in enumerate(pieces)
+            if _gluable(first if i == 0 else pieces[i - 1], piece)
+            and (i + 1 >= len(indents) or indents[i + 1] <= least_indent)
+            and (i >= len(trails) or len(trails) < 2 or trails[i] <= least_trail)]
+
+
+def _readings(first: str, pieces: List[str], loose: List[int],
+              accept: Callable[[str], Optional[ProcVersion]]) -> List[Tuple[str, ProcVersion, int]]:
+    """(text, parsed, words rejoined) of every way of joining the pieces (each loose break glued or
+    not) that parses and has no visibly broken token."""
     readings: List[Tuple[str, ProcVersion, int]] = []
     for choice in itertools.product((False, True), repeat=len(loose)):
         glue = {i for i, g in zip(loose, choice) if g}
@@ -523,26 +545,24 @@ def _resolve_wrap(first: str, pieces: List[str], accept: Callable[[str], Optiona
         parsed = accept(text)
         if parsed is not None and not _visibly_broken(parsed):
             readings.append((text, parsed, len(glue)))
-    if not readings:
-        if required:
-            raise BadInput("the %d lines wrapped by a mailer join into no whole kernel line" % (len(pieces) + 1))
-        return None, ""
-    if len({_identity(p) for _, p, _ in readings}) > 1:
-        with_linker = any(p.compiler.linker is not None for _, p, _ in readings)
-        with_date = any(p.compiler.date for _, p, _ in readings)
-        # Each rule in turn keeps the readings that pass it, unless none does (then it tells nothing).
-        consistent = readings
-        for rule in _CONSISTENT:
-            consistent = [r for r in consistent if rule(r[1], with_linker, with_date)] or consistent
-        if len({_identity(p) for _, p, _ in consistent}) != 1:
-            raise BadInput("a word broken across the wrapped lines reads two ways (%s); refused rather than guessed"
-                           % _ambiguity(consistent))
-        readings = consistent
-    # Same identity every way: prefer a whole build date ("UTC 2023", not "UTC 20 23"), then fewest joins.
-    text, _, glued = min(readings, key=lambda r: (not _COMPLETE.search(r[0]), r[2]))
-    if not glued:
-        return text, ""
-    return text, "rejoined %d word%s the mailer broke inside" % (glued, "" if glued == 1 else "s")
+    return readings
+
+
+def _consistent(readings: List[Tuple[str, ProcVersion, int]]) -> List[Tuple[str, ProcVersion, int]]:
+    """The readings when they all read one identity; else the consistent ones (_CONSISTENT, each rule in
+    turn) when those read one identity; BadInput otherwise."""
+    if len({_identity(p) for _, p, _ in readings}) <= 1:
+        return readings
+    with_linker = any(p.compiler.linker is not None for _, p, _ in readings)
+    with_date = any(p.compiler.date for _, p, _ in readings)
+    # Each rule in turn keeps the readings that pass it, unless none does (then it tells nothing).
+    consistent = readings
+    for rule in _CONSISTENT:
+        consistent = [r for r in consistent if rule(r[1], with_linker, with_date)] or consistent
+    if len({_identity(p) for _, p, _ in consistent}) != 1:
+        raise BadInput("a word broken across the wrapped lines reads two ways (%s); refused rather than guessed"
+                       % _ambiguity(consistent))
+    return consistent
 
 
 def _parses_whole(text: str) -> Optional[ProcVersion]:
