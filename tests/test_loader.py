@@ -255,6 +255,27 @@ def test_x86_relocation_onto_a_field_the_loader_already_set_is_rejected(tmp_path
     assert c.effect is Effect.CANNOT_UNLOAD and "static_call_sites" in c.message
 
 
+def test_a_struct_module_of_another_size_alone_is_not_checked_before_6_4(tmp_path):
+    """6.1 never compares .gnu.linkonce.this_module's size (6.4's elf_validity_check() does): with init
+    and exit where the kernel has them, Debian's 6.1 loaded all 31 such variants of the differential
+    run (docs/differential.md) -- not-checked, not rejected; 6.4 and later refuse it."""
+    from kbuildguard.formats.module import Layout
+    from kbuildguard.gates.layout import check_layout
+    from kbuildguard.gates.reference import ReferenceLayout
+
+    target = _target(tmp_path)
+    ref = ReferenceLayout(Layout(0x380, 0x138, 0x350), "BTF", members=(("init", 0x138), ("exit", 0x350)))
+    compiler_ok = verify_info(_info(tmp_path), Expectation(target=target, level=MatchLevel.VERSION, reference=None, not_compared="")).checks[-1]
+    for size in (0x340, 0x378, 0x3c0):
+        c = check_layout(_info(tmp_path, "s%x.ko" % size, this_module_size=size), target, ref, "", compiler_ok)
+        assert c.effect is Effect.NOT_CHECKED and "does not check the size" in c.message, c
+    moved = check_layout(_info(tmp_path, "m.ko", this_module_size=0x378, exit_offset=0x348), target, ref, "", compiler_ok)
+    assert moved.effect is not Effect.NOT_CHECKED and not moved.ok
+    newer = resolve(Selector(kernel_dir=make_tree(tmp_path / "new", release="6.12.57+deb13-amd64")))
+    c = check_layout(_info(tmp_path, "n.ko", this_module_size=0x378), newer, ref, "", compiler_ok)
+    assert c.effect is Effect.REJECTED and "6.4" in c.message
+
+
 def test_a_crc_mismatch_of_a_module_built_for_another_release_says_so(tmp_path):
     c, _ = _check(tmp_path, Gate.SYMBOL_VERSIONS, vermagic="6.1.0-57-cloud-amd64 SMP preempt mod_unload modversions ",
                   versions=[("module_layout", 0xA351F379)])
