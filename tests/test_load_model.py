@@ -171,6 +171,24 @@ def test_what_apply_relocate_add_does_not_check_is_not_checked(tmp_path):
     assert c.effect is Effect.NOT_CHECKED and "not a whole number of 24-byte entries" in c.message, c
 
 
+def test_a_relocation_running_past_its_section_is_not_checked(tmp_path):
+    """__write_relocate_add() compares the bytes in the module's memory with zero: past the section's
+    end those are padding or the next section's, not the file's (seed 18's v00718 and v01872 loaded)."""
+    data = build_module(text_relocations=[(1, "_printk", 0, 8)])
+    mutated = _set(data, _index(data, ".text"), "size", 12)
+    c = _gate(_report(tmp_path, mutated), Gate.RELOCATIONS)
+    assert c.effect is Effect.NOT_CHECKED and "runs past the section's end" in c.message, c
+
+
+def test_a_section_name_past_the_table_but_inside_the_file_is_not_checked(tmp_path):
+    """load_module() reads names from its copy of the whole file: a name just past .shstrtab is other
+    bytes of the file, no oops (seed 18's v00546, v00653, v01895 loaded in Debian's 6.1)."""
+    data = build_module()
+    past = _get(data, _index(data, ".shstrtab"), "size") + 1
+    c = _gate(_report(tmp_path, _set(data, _index(data, ".comment"), "name", past)), Gate.ELF)
+    assert c.effect is Effect.NOT_CHECKED and "other bytes of the file" in c.message, c
+
+
 def test_an_old_kernel_checks_truncation_but_maybe_not_the_rest(tmp_path):
     old = _target(tmp_path / "old", release="4.18.0-553.el8_10.x86_64")
     data = build_module()
