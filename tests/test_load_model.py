@@ -189,6 +189,15 @@ def test_a_section_name_past_the_table_but_inside_the_file_is_not_checked(tmp_pa
     assert c.effect is Effect.NOT_CHECKED and "other bytes of the file" in c.message, c
 
 
+def test_versions_of_type_nobits_are_read_where_the_kernel_reads_them(tmp_path):
+    """rewrite_section_headers() (6.1) points every section at its offset in the copy of the file,
+    whatever its type: __versions made SHT_NOBITS keeps its entries (seed 18's v01535 loaded)."""
+    data = build_module()
+    path = tmp_path / "nobits.ko"
+    path.write_bytes(_set(data, _index(data, "__versions"), "type", 8))
+    assert read_module(str(path)).version_names == ("module_layout", "_printk")
+
+
 def test_an_old_kernel_checks_truncation_but_maybe_not_the_rest(tmp_path):
     old = _target(tmp_path / "old", release="4.18.0-553.el8_10.x86_64")
     data = build_module()

@@ -159,7 +159,15 @@ def _loader_section(elf: Elf, name: str) -> Optional[bytes]:
     """A section as kernel/module/main.c find_sec() finds it (6.1): the first *allocated* one of that
     name; the loader ignores a .modinfo or __versions without SHF_ALLOC."""
     index = elf.find_alloc(name)
-    return elf.section_data(elf.section_at(index)) if index else None
+    if not index:
+        return None
+    sec = elf.section_at(index)
+    if sec.type == 8 and sec.offset + sec.size <= len(elf.data):
+        # SHT_NOBITS: the kernel reads these two where rewrite_section_headers() (6.1 main.c 1890-1898)
+        # pointed every section, its file offset in the copy of the file, whatever the type says (seed
+        # 18's v01535: __versions made SHT_NOBITS still held its entries, and loaded)
+        return bytes(elf.data[sec.offset:sec.offset + sec.size])
+    return elf.section_data(sec)
 
 
 def _layout(elf: Elf) -> Optional[Layout]:
