@@ -103,7 +103,7 @@ def test_fixed_entries_of_a_32_bit_kernel():
     import struct
 
     data = struct.pack(">I60s", 0xDEADBEEF, b"_printk") + struct.pack(">I60s", 0x1, b"module_layout")
-    sec = SimpleNamespace(size=len(data))
+    sec = SimpleNamespace(size=len(data), type=1, offset=0)  # SHT_PROGBITS
     fake = SimpleNamespace(bits=32, big_endian=True, section=lambda n: None,
                            find_alloc=lambda n: 7 if n == "__versions" else 0, section_at=lambda i: sec,
                            section_data=lambda s: data)
