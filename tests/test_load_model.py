@@ -198,6 +198,18 @@ def test_versions_of_type_nobits_are_read_where_the_kernel_reads_them(tmp_path):
     assert read_module(str(path)).version_names == ("module_layout", "_printk")
 
 
+def test_struct_module_relocations_use_the_loaders_symbol_table(tmp_path):
+    """The loader relocates against its one symbol table (info->index.sym), not sh_link: a changed
+    sh_link leaves init and exit where they were (seed 18's v00129 and v00271 loaded); a symbol index
+    past the table is the relocations gate's not-checked, not an unreadable file."""
+    data = build_module()
+    rela = _index(data, ".rela.gnu.linkonce.this_module")
+    path = tmp_path / "link.ko"
+    path.write_bytes(_set(data, rela, "link", 0))
+    layout = read_module(str(path)).layout
+    assert layout is not None and (layout.init_offset, layout.exit_offset) == (0x138, 0x350)
+
+
 def test_an_old_kernel_checks_truncation_but_maybe_not_the_rest(tmp_path):
     old = _target(tmp_path / "old", release="4.18.0-553.el8_10.x86_64")
     data = build_module()

@@ -842,6 +842,14 @@ class Elf:
             out.append(TypedRelocation(target.name, r_offset, name, kind, value, addend))
         return out
 
+    def loader_symtab(self) -> int:
+        """The symbol table the loader uses (setup_load_info(): the first SHT_SYMTAB, info->index.sym),
+        whatever a relocation section's sh_link says; 0 if there is none."""
+        return next((k for k in range(1, len(self._raw)) if self._raw[k][1] == SHT_SYMTAB), 0)
+
+    def symbol_count(self, symtab_index: int) -> int:
+        return self._raw[symtab_index][5] // (24 if self.bits == 64 else 16) if 0 < symtab_index < len(self._raw) else 0
+
     def symbol_name(self, symtab_index: int, symbol: int) -> str:
         """The name of symbol number ``symbol`` in the symbol table at section ``symtab_index``."""
         if symtab_index >= len(self._raw):
