@@ -210,6 +210,35 @@ def test_struct_module_relocations_use_the_loaders_symbol_table(tmp_path):
     assert layout is not None and (layout.init_offset, layout.exit_offset) == (0x138, 0x350)
 
 
+def test_a_common_symbol_is_refused(tmp_path):
+    """simplify_symbols() (6.1): SHN_COMMON other than __gnu_lto* is "please compile with
+    -fno-common", -ENOEXEC -- a nameless one too (seed 23's v00581: a section symbol made common)."""
+    data = bytearray(build_module())
+    sym = Elf(bytes(data), "m.ko").section(".symtab")
+    struct.pack_into("<I", data, sym.offset + 24, 0)  # symbol 1's st_name: none
+    struct.pack_into("<H", data, sym.offset + 24 + 6, 0xFFF2)  # its st_shndx: SHN_COMMON
+    c = _gate(_report(tmp_path, bytes(data)), Gate.SYMBOLS)
+    assert c.effect is Effect.REJECTED and "please compile with -fno-common" in c.message, c
+
+
+def test_relocations_the_linker_never_writes_are_not_checked(tmp_path):
+    """A relocation section flagged SHF_RELA_LIVEPATCH goes to livepatch (seed 23's v00606: "section
+    .rela.data has an incorrectly formatted name"); an emptied one leaves its section unrelocated
+    (v00274: an oops in apply_returns()); a .return_sites entry outside its function's section sends
+    apply_returns() elsewhere (v00306)."""
+    data = build_module(text_relocations=[(2, "_printk")])
+    rela = _index(data, ".rela.text")
+    live = _gate(_report(tmp_path / "a", _set(data, rela, "flags", 0x40 | 0x00100000)), Gate.RELOCATIONS)
+    assert live.effect is Effect.NOT_CHECKED and "SHF_RELA_LIVEPATCH" in live.message, live
+    empty = _gate(_report(tmp_path / "b", _set(data, rela, "size", 0)), Gate.RELOCATIONS)
+    assert empty.effect is Effect.NOT_CHECKED and "is empty" in empty.message, empty
+    far = build_module(text_relocations=[(2, "init_module", 0x100000)], text_name=".return_sites")
+    c = _gate(_report(tmp_path / "c", far), Gate.RELOCATIONS)
+    assert c.effect is Effect.NOT_CHECKED and "points an entry at 0x100000" in c.message, c
+    near = build_module(text_relocations=[(2, "init_module", 8)], text_name=".return_sites")
+    assert "points an entry" not in _gate(_report(tmp_path / "d", near), Gate.RELOCATIONS).message
+
+
 def test_an_old_kernel_checks_truncation_but_maybe_not_the_rest(tmp_path):
     old = _target(tmp_path / "old", release="4.18.0-553.el8_10.x86_64")
     data = build_module()

@@ -277,10 +277,12 @@ class Elf:
                     name_off = struct.unpack_from(self._e + "I", data, start)[0]
                     end = strings.find("\x00", name_off)
                     name = strings[name_off:end if end >= 0 else len(strings)]
-                    if name:
-                        if is_common:
-                            common.append(name)
-                        elif data[start + info_at] >> 4 == 2:  # STB_WEAK
+                    if is_common:
+                        # simplify_symbols() (6.1: kernel/module/main.c 1301-1314) spares only names
+                        # starting "__gnu_lto"; a nameless one is refused too (seed 23's v00581)
+                        common.append(name or "(symbol %d, no name)" % at)
+                    elif name:
+                        if data[start + info_at] >> 4 == 2:  # STB_WEAK
                             weak.append(name)
                         else:
                             strong.append(name)
@@ -327,6 +329,14 @@ class Elf:
         missing = ""
         for i in range(1, count):
             typ, flags, offset, size, target = raw[i][1], raw[i][2], raw[i][4], raw[i][5], raw[i][7]
+            if flags & SHF_RELA_LIVEPATCH and target < count and raw[target][2] & SHF_ALLOC and not missing:
+                # apply_relocations() (6.1: kernel/module/main.c 1383-1388) hands any section with this
+                # flag to klp_apply_section_relocs(), whatever its type: with CONFIG_LIVEPATCH a name other
+                # than ".klp.rela.OBJ.SECTION" is "section %s has an incorrectly formatted name"
+                # (-EINVAL; seed 23's v00606), a well-formed one is resolved against OBJ and applied
+                missing = "%s carries SHF_RELA_LIVEPATCH: the loader hands it to livepatch, which refuses it (a name " \
+                          "not .klp.rela.OBJ.SECTION, with CONFIG_LIVEPATCH) or applies it to another object" % (
+                              self.section_at(i).name)
             if typ in (SHT_REL, SHT_RELA) and target >= count and not missing:
                 # apply_relocations() skips it ("infosec >= e_shnum"): code it should have patched runs
                 # unrelocated (the tester's oops in apply_returns())
@@ -568,7 +578,9 @@ class Elf:
         raw = self._raw
         size, target = raw[i][5], raw[i][7]
         if not size:
-            return ""
+            # the linker writes no empty .rela section: one emptied leaves its section unrelocated (seed
+            # 23's v00274: .init.text's return thunks stayed "e9 00 00 00 00", an oops in apply_returns())
+            return "%s is empty: %s runs unrelocated" % (_text(self._keys[i]), _text(self._keys[target]))
         entries = self._rela_entries(i)
         words = array.array("I", entries.tobytes())
         types, syms, offsets = words[2::6], words[3::6], entries[0::3]
@@ -583,6 +595,10 @@ class Elf:
         if target_name in _SELF_RELATIVE and not _X86_64_PC_TYPES.issuperset(kinds):
             return ("%s puts absolute relocation types into %s, whose entries the kernel reads as offsets from "
                     "themselves" % (name, _text(target_name)))
+        if target_name in _SELF_RELATIVE:
+            doubt = self._self_relative_range(name, entries, syms)
+            if doubt:
+                return doubt
         if target_name == b".gnu.linkonce.this_module":
             addends = entries[2::3]
             if kinds != {1} or addends.count(0) != len(addends):
@@ -600,6 +616,28 @@ class Elf:
         if 1 in kinds or 24 in kinds:
             spans[1].extend(itertools.compress(offsets, map(_X86_64_WIDE.__contains__, types)))
         used.extend(syms)
+        return ""
+
+    def _self_relative_range(self, name: str, entries: "array.array[int]", syms: "array.array[int]") -> str:
+        """An entry of a table the kernel reads as offsets to patch (.return_sites, .orc_unwind_ip,
+        __jump_table, ...) that points outside the section of its symbol: the compiler writes
+        offsets inside a function's section; alternatives, ORC or static keys then read or patch
+        other memory (seed 23's v00306, a .return_sites addend moved by 900 KiB: an oops in
+        apply_returns(), inside load_module())."""
+        sec = self.section(".symtab")
+        if sec is None or sec.type != SHT_SYMTAB:
+            return ""
+        table = self.section_data(sec)
+        raw = self._raw
+        addends = array.array("q", entries.tobytes())[2::3]
+        for sym, addend in zip(syms, addends):
+            begin = sym * 24
+            if begin + 24 > len(table):
+                continue
+            home, value = struct.unpack_from(self._e + "HQ", table, begin + 6)
+            if 0 < home < len(raw) and not 0 <= value + addend <= raw[home][5]:
+                return "%s points an entry at 0x%x of section %d, which is 0x%x bytes" % (
+                    name, value + addend, home, raw[home][5])
         return ""
 
     def _overlapping_writes(self, writes: Dict[int, List["array.array[int]"]]) -> str:
