@@ -255,6 +255,28 @@ def test_x86_relocation_onto_a_field_the_loader_already_set_is_rejected(tmp_path
     assert c.effect is Effect.CANNOT_UNLOAD and "static_call_sites" in c.message
 
 
+def test_a_relocation_onto_a_member_set_from_the_modules_own_sections_is_rejected(tmp_path):
+    """find_module_sections() sets members from the module's sections before apply_relocations():
+    btf_data when it has .BTF (seed 23's v00108 and v00519: init on using_gplonly_symbols, sig_ok,
+    num_exentries, refused "existing value is nonzero"); without the section the member stays zero."""
+    from kbuildguard.formats.module import Layout
+    from kbuildguard.gates.layout import check_layout
+    from kbuildguard.gates.reference import ReferenceLayout
+
+    target = _target(tmp_path)
+    members = (("init", 0x138), ("btf_data_size", 0x2a8), ("btf_data", 0x2b0), ("jump_entries", 0x2b8),
+               ("using_gplonly_symbols", 0x328), ("sig_ok", 0x329), ("exit", 0x350))
+    ref = ReferenceLayout(Layout(0x380, 0x138, 0x350), "BTF", members=members)
+    compiler_ok = verify_info(_info(tmp_path), Expectation(target=target, level=MatchLevel.VERSION, reference=None, not_compared="")).checks[-1]
+    plain = check_layout(_info(tmp_path, "p.ko", exit_offset=0x2b0), target, ref, "", compiler_ok)
+    assert plain.effect is Effect.CANNOT_UNLOAD, plain
+    with_btf = check_layout(_info(tmp_path, "b.ko", exit_offset=0x2b0, btf=b"\x9f\xeb\x01\x00" + b"\x00" * 20), target, ref, "",
+                            compiler_ok)
+    assert with_btf.effect is Effect.REJECTED and "btf_data" in with_btf.message, with_btf
+    maybe = check_layout(_info(tmp_path, "g.ko", exit_offset=0x328), target, ref, "", compiler_ok)
+    assert maybe.effect is Effect.REJECTED and "using_gplonly_symbols" in maybe.message, maybe
+
+
 def test_a_struct_module_of_another_size_alone_is_not_checked_before_6_4(tmp_path):
     """6.1 never compares .gnu.linkonce.this_module's size (6.4's elf_validity_check() does): with init
     and exit where the kernel has them, Debian's 6.1 loaded all 31 such variants of the differential

@@ -5,9 +5,9 @@ unload, and its compiler against the kernel's (kernel/module/main.c, cited at ea
 from typing import List, Mapping, Optional, Sequence, Tuple
 
 from kbuildguard.arch import same_machine
-from kbuildguard.formats.module import ModuleInfo
+from kbuildguard.formats.module import Layout, ModuleInfo
 from kbuildguard.gates.model import Check, Effect, Gate
-from kbuildguard.gates.reference import GENERIC_CAUSE, WRITTEN_BEFORE_RELOCATION, ReferenceLayout
+from kbuildguard.gates.reference import GENERIC_CAUSE, MAYBE_WRITTEN_BEFORE_RELOCATION, SET_FROM_SECTION, WRITTEN_BEFORE_RELOCATION, ReferenceLayout
 from kbuildguard.identity import CompilerId
 from kbuildguard.target.kernel import KernelTarget
 from kbuildguard.toolchain import MatchLevel, mismatch_reason
@@ -18,16 +18,19 @@ def _hex(value: Optional[int]) -> str:
     return "absent" if value is None else "0x%x" % value
 
 
-def layout_effect(target: KernelTarget, size_differs: bool, landed: Sequence[str] = ()) -> Tuple[Effect, str]:
+def layout_effect(target: KernelTarget, size_differs: bool, landed: Sequence[str] = (),
+                  also_written: Sequence[str] = ()) -> Tuple[Effect, str]:
     """What the target kernel will do with a module whose struct module layout differs; ``landed``:
-    the kernel's members where the module's init/exit relocations land (from BTF), when known."""
+    the kernel's members where the module's init/exit relocations land (from BTF), when known;
+    ``also_written``: members under those writes the loader has (or may have) set for this module."""
     release = release_tuple(target.release.split("-")[0])
     if size_differs and release >= (6, 4):
         return Effect.REJECTED, "this kernel (>= 6.4) rejects it at load: its .gnu.linkonce.this_module size differs"
     written = [m for m in landed if m in WRITTEN_BEFORE_RELOCATION]
+    written += [m for m in also_written if m not in written]
     if target.arch == "x86_64" and written:
         return Effect.REJECTED, ("on x86_64 it is rejected at load: a relocation lands on %s, which the loader has "
-                                 "already set (\"Skipping invalid relocation target, existing value is nonzero\", "
+                                 "(or may have) already set (\"Skipping invalid relocation target, existing value is nonzero\", "
                                  "insmod: Invalid module format)" % ", ".join(written))
     if target.arch == "x86_64" and landed:
         return Effect.CANNOT_UNLOAD, ("it loads (its init/exit land on %s, still zero when relocated), and then "
@@ -110,9 +113,29 @@ def check_layout(info: ModuleInfo, target: KernelTarget, reference: Optional[Ref
                "package, or a tree made from /boot/config-%s)" % (target.release, target.release))
     landed = [reference.member_at(off) for off in (got.init_offset, got.exit_offset)
               if off is not None and reference.members and off not in (ref.init_offset, ref.exit_offset)]
-    effect, what = layout_effect(target, got.size != ref.size, [m for m in landed if m])
+    effect, what = layout_effect(target, got.size != ref.size, [m for m in landed if m], _set_before(info, reference, ref))
     return Check(name=Gate.LAYOUT, ok=False, expected=expected, found=found, message="struct module layout differs (%s): %s; %s" % (
         "; ".join(differences), what, cause), fix=fix, effect=effect)
+
+
+def _set_before(info: ModuleInfo, reference: ReferenceLayout, ref: Layout) -> List[str]:
+    """The kernel's members under the module's misplaced init/exit writes (8 bytes each) that the loader
+    sets before apply_relocations() for this module: from a section it has (SET_FROM_SECTION), or
+    depending on what kbuildguard does not read (MAYBE_WRITTEN_BEFORE_RELOCATION, judged set)."""
+    got = info.layout
+    if got is None or not reference.members:
+        return []
+    shape = info.shape
+    out = []
+    for off in (got.init_offset, got.exit_offset):
+        if off is None or off in (ref.init_offset, ref.exit_offset):
+            continue
+        for member in reference.members_under(off):
+            section = SET_FROM_SECTION.get(member)
+            if member in MAYBE_WRITTEN_BEFORE_RELOCATION or (
+                    section and (shape is None or shape.numbers_named(section, allocated=section != ".BTF"))):
+                out.append(member)
+    return out
 
 
 def _size_alone(target: KernelTarget, differences: List[str], compiler: Check, expected: str, found: str) -> Optional[Check]:
