@@ -239,6 +239,16 @@ def test_relocations_the_linker_never_writes_are_not_checked(tmp_path):
     assert "points an entry" not in _gate(_report(tmp_path / "d", near), Gate.RELOCATIONS).message
 
 
+def test_names_are_read_where_the_loader_reads_them_not_within_strtabs_size(tmp_path):
+    """info->strtab is the string table's file offset; st_name is added unbounded (seed 23's v00675,
+    .strtab's sh_size made 0, loaded in Debian's 6.1): the names are still there."""
+    data = build_module()
+    path = tmp_path / "strtab.ko"
+    path.write_bytes(_set(data, _index(data, ".strtab"), "size", 0))
+    info = read_module(str(path))
+    assert info.needed.strong == ("_printk",) and info.layout is not None and info.layout.init_offset == 0x138
+
+
 def test_an_old_kernel_checks_truncation_but_maybe_not_the_rest(tmp_path):
     old = _target(tmp_path / "old", release="4.18.0-553.el8_10.x86_64")
     data = build_module()

@@ -260,7 +260,10 @@ class Elf:
         data = self.section_data(sec)
         if sec.link >= len(self._raw):
             raise BadInput("%s: corrupt ELF: string table index %d" % (self.path, sec.link))
-        strings = self.section_data(self.section_at(sec.link)).decode("latin-1")
+        # names as the loader reads them: from the string table's file offset on, whatever its size
+        strtab = self.section_at(sec.link)
+        strings = bytes(self.data[strtab.offset:max(strtab.offset + strtab.size, len(self.data))]).decode("latin-1") \
+            if strtab.type != SHT_NOBITS else ""
         step, shndx_at, info_at = (24, 6, 4) if self.bits == 64 else (16, 14, 12)
         usable = len(data) - len(data) % step
         first, second = data[shndx_at:usable:step], data[shndx_at + 1:usable:step]
@@ -745,10 +748,10 @@ class Elf:
         # the string table: a name outside it is garbage, or an oops where the read leaves mapped memory
         names = words[0::6]
         undefined = [n for n, s in zip(names, shndx) if s == 0] if halves.count(0) else []
-        if undefined and max(undefined) >= max(strtab, 1):
-            return "an undefined symbol's name lies at 0x%x of a 0x%x-byte string table: the loader looks up garbage" % (
-                max(undefined), strtab)
         strtab_at = self._raw[sec.link][4] if sec.link < len(self._raw) else 0
+        if undefined and strtab_at + max(undefined) >= len(self.data):
+            return "an undefined symbol's name lies at 0x%x of a 0x%x-byte string table, past the end of the module: " \
+                   "the loader looks up garbage" % (max(undefined), strtab)
         if names and strtab_at + max(names) >= len(self.data):
             return "a symbol's name lies at 0x%x of a 0x%x-byte string table, past the end of the module: " \
                    "add_kallsyms() reads it out of bounds" % (max(names), strtab)
@@ -902,10 +905,14 @@ class Elf:
         if symtab.link >= len(self._raw):
             raise BadInput("%s: corrupt ELF: string table index %d" % (self.path, symtab.link))
         strtab = self.section_at(symtab.link)
-        if name_off >= strtab.size:
+        # the loader reads names at the string table's file offset plus st_name, unbounded by its size
+        # (setup_load_info(): info->strtab; seed 23's v00675, .strtab's sh_size 0, loaded): past the
+        # file's end is past the loader's copy of it
+        at = strtab.offset + name_off
+        if at >= len(self.data):
             raise BadInput("%s: corrupt ELF: symbol name offset %d" % (self.path, name_off))
         # read up to 256 bytes of the name rather than the whole string table
-        chunk = self._slice(strtab.offset + name_off, min(256, strtab.size - name_off), "a symbol name")
+        chunk = self._slice(at, min(256, len(self.data) - at), "a symbol name")
         return _cstring(chunk, 0)
 
 
