@@ -249,6 +249,19 @@ def test_names_are_read_where_the_loader_reads_them_not_within_strtabs_size(tmp_
     assert info.needed.strong == ("_printk",) and info.layout is not None and info.layout.init_offset == 0x138
 
 
+def test_an_undefined_name_just_past_strtab_is_the_empty_name_the_loader_reads(tmp_path):
+    """Seed 18's sym.st_name variants: st_name = .strtab's size reads the next byte of the file, a NUL:
+    simplify_symbols() looks up "", "Unknown symbol  (err -2)"."""
+    data = bytearray(build_module())
+    elf = Elf(bytes(data), "m.ko")
+    sym, strtab = elf.section(".symtab"), elf.section(".strtab")
+    k = next(i for i in range(1, sym.size // 24) if struct.unpack_from("<H", data, sym.offset + 24 * i + 6)[0] == 0)
+    struct.pack_into("<I", data, sym.offset + 24 * k, strtab.size)
+    data[strtab.offset + strtab.size] = 0
+    c = _gate(_report(tmp_path, bytes(data)), Gate.SYMBOLS)
+    assert c.effect is Effect.REJECTED and "empty name" in c.message, c
+
+
 def test_an_old_kernel_checks_truncation_but_maybe_not_the_rest(tmp_path):
     old = _target(tmp_path / "old", release="4.18.0-553.el8_10.x86_64")
     data = build_module()

@@ -772,9 +772,11 @@ class Elf:
         raw = self._raw
         if not shndx.count(0) or link >= len(raw):
             return ""
-        at, size = raw[link][4], raw[link][5]
+        at = raw[link][4]
+        # the name is read at the string table's offset plus st_name, past its size too (other bytes of
+        # the file: seed 18's sym.st_name variants pointing just past .strtab met a NUL and were refused)
         for k in itertools.compress(range(len(shndx)), map(operator.not_, shndx)):
-            if k and data[k * 24 + 4] >> 4 != STB_WEAK and names[k] < size and at + names[k] < len(self.data) \
+            if k and data[k * 24 + 4] >> 4 != STB_WEAK and at + names[k] < len(self.data) \
                     and self.data[at + names[k]] == 0:
                 return "undefined symbol %d has an empty name: the loader looks up \"\" (\"Unknown symbol\")" % k
         return ""
