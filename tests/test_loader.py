@@ -275,6 +275,10 @@ def test_a_relocation_onto_a_member_set_from_the_modules_own_sections_is_rejecte
     assert with_btf.effect is Effect.REJECTED and "btf_data" in with_btf.message, with_btf
     maybe = check_layout(_info(tmp_path, "g.ko", exit_offset=0x328), target, ref, "", compiler_ok)
     assert maybe.effect is Effect.REJECTED and "using_gplonly_symbols" in maybe.message, maybe
+    # init alone misplaced onto a member still zero: mod->init stays NULL, exit is there -- it loads and
+    # unloads (seed 18's v01403, v01894; seed 23's v00988), its init never runs: not cannot-unload
+    init_only = check_layout(_info(tmp_path, "i.ko", init_offset=0x2b0), target, ref, "", compiler_ok)
+    assert init_only.effect is Effect.NOT_CHECKED and "init never called" in init_only.message, init_only
 
 
 def test_a_struct_module_of_another_size_alone_is_not_checked_before_6_4(tmp_path):
