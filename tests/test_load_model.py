@@ -151,12 +151,126 @@ def test_a_writable_and_executable_section_is_refused(tmp_path):
     assert c.effect is Effect.REJECTED and "invalid WRITE|EXEC flags" in c.message
 
 
-def test_a_relocation_section_for_a_section_that_does_not_exist_is_refused(tmp_path):
-    """apply_relocations() skips it; what it should have patched runs unrelocated (the tester's oops)."""
+def test_a_relocation_section_for_a_section_that_does_not_exist_is_not_checked(tmp_path):
+    """apply_relocations() skips it; what it should have patched runs unrelocated: the tester's oops,
+    and in Debian's 6.1 (docs/differential.md, seed 18) ten such variants that loaded -- the loader does
+    not refuse it, so never ok, and not "rejected" either."""
     data = build_module(text_relocations=[(2, "_printk")])
     mutated = _set(data, _index(data, ".rela.text"), "info", 500)
     c = _gate(_report(tmp_path, mutated), Gate.RELOCATIONS)
-    assert c.effect is Effect.REJECTED and "does not exist" in c.message
+    assert c.effect is Effect.NOT_CHECKED and "does not exist" in c.message
+
+
+def test_what_apply_relocate_add_does_not_check_is_not_checked(tmp_path):
+    """arch/x86/kernel/module.c __apply_relocate_add() (6.1) loops sh_size / sizeof(Elf64_Rela) times
+    and trusts r_offset and the symbol index: a partial entry is dropped, nothing is refused. Debian's
+    6.1 loaded 33 such variants of the differential run and oopsed on others: never ok, not rejected."""
+    data = build_module(text_relocations=[(2, "_printk")])
+    mutated = _set(data, _index(data, ".rela.text"), "size", 23)
+    c = _gate(_report(tmp_path, mutated), Gate.RELOCATIONS)
+    assert c.effect is Effect.NOT_CHECKED and "not a whole number of 24-byte entries" in c.message, c
+
+
+def test_a_relocation_running_past_its_section_is_not_checked(tmp_path):
+    """__write_relocate_add() compares the bytes in the module's memory with zero: past the section's
+    end those are padding or the next section's, not the file's (seed 18's v00718 and v01872 loaded)."""
+    data = build_module(text_relocations=[(1, "_printk", 0, 8)])
+    mutated = _set(data, _index(data, ".text"), "size", 12)
+    c = _gate(_report(tmp_path, mutated), Gate.RELOCATIONS)
+    assert c.effect is Effect.NOT_CHECKED and "runs past the section's end" in c.message, c
+
+
+def test_a_section_name_past_the_table_but_inside_the_file_is_not_checked(tmp_path):
+    """load_module() reads names from its copy of the whole file: a name just past .shstrtab is other
+    bytes of the file, no oops (seed 18's v00546, v00653, v01895 loaded in Debian's 6.1)."""
+    data = build_module()
+    past = _get(data, _index(data, ".shstrtab"), "size") + 1
+    c = _gate(_report(tmp_path, _set(data, _index(data, ".comment"), "name", past)), Gate.ELF)
+    assert c.effect is Effect.NOT_CHECKED and "other bytes of the file" in c.message, c
+
+
+def test_versions_of_type_nobits_are_read_where_the_kernel_reads_them(tmp_path):
+    """rewrite_section_headers() (6.1) points every section at its offset in the copy of the file,
+    whatever its type: __versions made SHT_NOBITS keeps its entries (seed 18's v01535 loaded)."""
+    data = build_module()
+    path = tmp_path / "nobits.ko"
+    path.write_bytes(_set(data, _index(data, "__versions"), "type", 8))
+    assert read_module(str(path)).version_names == ("module_layout", "_printk")
+
+
+def test_struct_module_relocations_use_the_loaders_symbol_table(tmp_path):
+    """The loader relocates against its one symbol table (info->index.sym), not sh_link: a changed
+    sh_link leaves init and exit where they were (seed 18's v00129 and v00271 loaded); a symbol index
+    past the table is the relocations gate's not-checked, not an unreadable file."""
+    data = build_module()
+    rela = _index(data, ".rela.gnu.linkonce.this_module")
+    path = tmp_path / "link.ko"
+    path.write_bytes(_set(data, rela, "link", 0))
+    layout = read_module(str(path)).layout
+    assert layout is not None and (layout.init_offset, layout.exit_offset) == (0x138, 0x350)
+
+
+def test_a_common_symbol_is_refused(tmp_path):
+    """simplify_symbols() (6.1): SHN_COMMON other than __gnu_lto* is "please compile with
+    -fno-common", -ENOEXEC -- a nameless one too (seed 23's v00581: a section symbol made common)."""
+    data = bytearray(build_module())
+    sym = Elf(bytes(data), "m.ko").section(".symtab")
+    struct.pack_into("<I", data, sym.offset + 24, 0)  # symbol 1's st_name: none
+    struct.pack_into("<H", data, sym.offset + 24 + 6, 0xFFF2)  # its st_shndx: SHN_COMMON
+    c = _gate(_report(tmp_path, bytes(data)), Gate.SYMBOLS)
+    assert c.effect is Effect.REJECTED and "please compile with -fno-common" in c.message, c
+
+
+def test_relocations_the_linker_never_writes_are_not_checked(tmp_path):
+    """A relocation section flagged SHF_RELA_LIVEPATCH goes to livepatch (seed 23's v00606: "section
+    .rela.data has an incorrectly formatted name"); an emptied one leaves its section unrelocated
+    (v00274: an oops in apply_returns()); a .return_sites entry outside its function's section sends
+    apply_returns() elsewhere (v00306)."""
+    data = build_module(text_relocations=[(2, "_printk")])
+    rela = _index(data, ".rela.text")
+    live = _gate(_report(tmp_path / "a", _set(data, rela, "flags", 0x40 | 0x00100000)), Gate.RELOCATIONS)
+    assert live.effect is Effect.NOT_CHECKED and "SHF_RELA_LIVEPATCH" in live.message, live
+    empty = _gate(_report(tmp_path / "b", _set(data, rela, "size", 0)), Gate.RELOCATIONS)
+    assert empty.effect is Effect.NOT_CHECKED and "is empty" in empty.message, empty
+    far = build_module(text_relocations=[(2, "init_module", 0x100000)], text_name=".return_sites")
+    c = _gate(_report(tmp_path / "c", far), Gate.RELOCATIONS)
+    assert c.effect is Effect.NOT_CHECKED and "points an entry at 0x100000" in c.message, c
+    near = build_module(text_relocations=[(2, "init_module", 8)], text_name=".return_sites")
+    assert "points an entry" not in _gate(_report(tmp_path / "d", near), Gate.RELOCATIONS).message
+
+
+def test_names_are_read_where_the_loader_reads_them_not_within_strtabs_size(tmp_path):
+    """info->strtab is the string table's file offset; st_name is added unbounded (seed 23's v00675,
+    .strtab's sh_size made 0, loaded in Debian's 6.1): the names are still there."""
+    data = build_module()
+    path = tmp_path / "strtab.ko"
+    path.write_bytes(_set(data, _index(data, ".strtab"), "size", 0))
+    info = read_module(str(path))
+    assert info.needed.strong == ("_printk",) and info.layout is not None and info.layout.init_offset == 0x138
+
+
+def test_an_undefined_name_just_past_strtab_is_the_empty_name_the_loader_reads(tmp_path):
+    """Seed 18's sym.st_name variants: st_name = .strtab's size reads the next byte of the file, a NUL:
+    simplify_symbols() looks up "", "Unknown symbol  (err -2)"."""
+    data = bytearray(build_module())
+    elf = Elf(bytes(data), "m.ko")
+    sym, strtab = elf.section(".symtab"), elf.section(".strtab")
+    k = next(i for i in range(1, sym.size // 24) if struct.unpack_from("<H", data, sym.offset + 24 * i + 6)[0] == 0)
+    struct.pack_into("<I", data, sym.offset + 24 * k, strtab.size)
+    data[strtab.offset + strtab.size] = 0
+    c = _gate(_report(tmp_path, bytes(data)), Gate.SYMBOLS)
+    assert c.effect is Effect.REJECTED and "empty name" in c.message, c
+
+
+@pytest.mark.parametrize("addend,effect", [(-4, Effect.NOT_CHECKED), (0, Effect.OK), (8, Effect.OK)])
+def test_a_data_pointer_before_an_undefined_symbol_is_not_checked(tmp_path, addend, effect):
+    """Seed 18's v01965: a __param ops pointer's addend 0 -> -4, loaded, then rmmod called through it
+    (an oops). No compiler writes a pointer in data before an undefined symbol (none of Debian 6.1's
+    4,023 modules does); a member's offset after one is common."""
+    data = build_module(text_relocations=[(1, "_printk", addend)], text_name=".data")
+    data = _set(data, _index(data, ".data"), "flags", 0x3)  # SHF_WRITE | SHF_ALLOC: data, not code
+    c = _gate(_report(tmp_path, data), Gate.RELOCATIONS)
+    assert c.effect is effect, c
 
 
 def test_an_old_kernel_checks_truncation_but_maybe_not_the_rest(tmp_path):

@@ -103,7 +103,7 @@ def test_fixed_entries_of_a_32_bit_kernel():
     import struct
 
     data = struct.pack(">I60s", 0xDEADBEEF, b"_printk") + struct.pack(">I60s", 0x1, b"module_layout")
-    sec = SimpleNamespace(size=len(data))
+    sec = SimpleNamespace(size=len(data), type=1, offset=0)  # SHT_PROGBITS
     fake = SimpleNamespace(bits=32, big_endian=True, section=lambda n: None,
                            find_alloc=lambda n: 7 if n == "__versions" else 0, section_at=lambda i: sec,
                            section_data=lambda s: data)
@@ -253,6 +253,53 @@ def test_x86_relocation_onto_a_field_the_loader_already_set_is_rejected(tmp_path
     onto_zero = _info(tmp_path, "b.ko", exit_offset=0x338)
     c = check_layout(onto_zero, target, ref, "", compiler_ok)
     assert c.effect is Effect.CANNOT_UNLOAD and "static_call_sites" in c.message
+
+
+def test_a_relocation_onto_a_member_set_from_the_modules_own_sections_is_rejected(tmp_path):
+    """find_module_sections() sets members from the module's sections before apply_relocations():
+    btf_data when it has .BTF (seed 23's v00108 and v00519: init on using_gplonly_symbols, sig_ok,
+    num_exentries, refused "existing value is nonzero"); without the section the member stays zero."""
+    from kbuildguard.formats.module import Layout
+    from kbuildguard.gates.layout import check_layout
+    from kbuildguard.gates.reference import ReferenceLayout
+
+    target = _target(tmp_path)
+    members = (("init", 0x138), ("btf_data_size", 0x2a8), ("btf_data", 0x2b0), ("jump_entries", 0x2b8),
+               ("using_gplonly_symbols", 0x328), ("sig_ok", 0x329), ("exit", 0x350))
+    ref = ReferenceLayout(Layout(0x380, 0x138, 0x350), "BTF", members=members)
+    compiler_ok = verify_info(_info(tmp_path), Expectation(target=target, level=MatchLevel.VERSION, reference=None, not_compared="")).checks[-1]
+    plain = check_layout(_info(tmp_path, "p.ko", exit_offset=0x2b0), target, ref, "", compiler_ok)
+    assert plain.effect is Effect.CANNOT_UNLOAD, plain
+    with_btf = check_layout(_info(tmp_path, "b.ko", exit_offset=0x2b0, btf=b"\x9f\xeb\x01\x00" + b"\x00" * 20), target, ref, "",
+                            compiler_ok)
+    assert with_btf.effect is Effect.REJECTED and "btf_data" in with_btf.message, with_btf
+    maybe = check_layout(_info(tmp_path, "g.ko", exit_offset=0x328), target, ref, "", compiler_ok)
+    assert maybe.effect is Effect.REJECTED and "using_gplonly_symbols" in maybe.message, maybe
+    # init alone misplaced onto a member still zero: mod->init stays NULL, exit is there -- it loads and
+    # unloads (seed 18's v01403, v01894; seed 23's v00988), its init never runs: not cannot-unload
+    init_only = check_layout(_info(tmp_path, "i.ko", init_offset=0x2b0), target, ref, "", compiler_ok)
+    assert init_only.effect is Effect.NOT_CHECKED and "init never called" in init_only.message, init_only
+
+
+def test_a_struct_module_of_another_size_alone_is_not_checked_before_6_4(tmp_path):
+    """6.1 never compares .gnu.linkonce.this_module's size (6.4's elf_validity_check() does): with init
+    and exit where the kernel has them, Debian's 6.1 loaded all 31 such variants of the differential
+    run (docs/differential.md) -- not-checked, not rejected; 6.4 and later refuse it."""
+    from kbuildguard.formats.module import Layout
+    from kbuildguard.gates.layout import check_layout
+    from kbuildguard.gates.reference import ReferenceLayout
+
+    target = _target(tmp_path)
+    ref = ReferenceLayout(Layout(0x380, 0x138, 0x350), "BTF", members=(("init", 0x138), ("exit", 0x350)))
+    compiler_ok = verify_info(_info(tmp_path), Expectation(target=target, level=MatchLevel.VERSION, reference=None, not_compared="")).checks[-1]
+    for size in (0x340, 0x378, 0x3c0):
+        c = check_layout(_info(tmp_path, "s%x.ko" % size, this_module_size=size), target, ref, "", compiler_ok)
+        assert c.effect is Effect.NOT_CHECKED and "does not check the size" in c.message, c
+    moved = check_layout(_info(tmp_path, "m.ko", this_module_size=0x378, exit_offset=0x348), target, ref, "", compiler_ok)
+    assert moved.effect is not Effect.NOT_CHECKED and not moved.ok
+    newer = resolve(Selector(kernel_dir=make_tree(tmp_path / "new", release="6.12.57+deb13-amd64")))
+    c = check_layout(_info(tmp_path, "n.ko", this_module_size=0x378), newer, ref, "", compiler_ok)
+    assert c.effect is Effect.REJECTED and "6.4" in c.message
 
 
 def test_a_crc_mismatch_of_a_module_built_for_another_release_says_so(tmp_path):

@@ -159,7 +159,15 @@ def _loader_section(elf: Elf, name: str) -> Optional[bytes]:
     """A section as kernel/module/main.c find_sec() finds it (6.1): the first *allocated* one of that
     name; the loader ignores a .modinfo or __versions without SHF_ALLOC."""
     index = elf.find_alloc(name)
-    return elf.section_data(elf.section_at(index)) if index else None
+    if not index:
+        return None
+    sec = elf.section_at(index)
+    if sec.type == 8 and sec.offset + sec.size <= len(elf.data):
+        # SHT_NOBITS: the kernel reads these two where rewrite_section_headers() (6.1 main.c 1890-1898)
+        # pointed every section, its file offset in the copy of the file, whatever the type says (seed
+        # 18's v01535: __versions made SHT_NOBITS still held its entries, and loaded)
+        return bytes(elf.data[sec.offset:sec.offset + sec.size])
+    return elf.section_data(sec)
 
 
 def _layout(elf: Elf) -> Optional[Layout]:
@@ -169,14 +177,20 @@ def _layout(elf: Elf) -> Optional[Layout]:
     if sec.type != 8 and sec.offset + sec.size > len(elf.data):
         raise BadInput("%s: .gnu.linkonce.this_module claims %d bytes, more than the file" % (elf.path, sec.size))
     init = exit_ = None
+    # the loader relocates against its one symbol table whatever sh_link says (seed 18's v00129 and
+    # v00271, sh_link changed, loaded); a symbol index past it is the relocations gate's to judge
+    symtab = elf.loader_symtab()
+    count = elf.symbol_count(symtab)
     for name in (".rela.gnu.linkonce.this_module", ".rel.gnu.linkonce.this_module"):
         rel = elf.section(name)
         if rel is None:
             continue
         for reloc in elf.relocations(rel):
+            if reloc.symbol >= count:
+                continue
             # The kernel's module_init()/module_exit() macros alias the functions to init_module and
             # cleanup_module; the loader finds them through these relocations into struct module.
-            symbol = elf.symbol_name(rel.link, reloc.symbol)
+            symbol = elf.symbol_name(symtab, reloc.symbol)
             if symbol == "init_module":
                 init = reloc.offset
             elif symbol == "cleanup_module":

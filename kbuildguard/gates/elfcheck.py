@@ -137,6 +137,11 @@ def _section_refusal(shape: ElfShape) -> Optional[Finding]:
     return None
 
 
+# The longest section name 6.1's loader looks up with find_sec()/find_any_sec() is
+# ".gnu.linkonce.this_module" (25 bytes and its NUL); a strcmp() against it reads no further than that.
+_LONGEST_NAME_READ = 64
+
+
 def _later_refusals(shape: ElfShape) -> List[Finding]:
     """6.1, later in load_module(): find_any_sec() (main.c 213, for ".BTF" and others) strcmp()s every
     section's name, so a name outside the table is read out of bounds -- the tester saw an oops in
@@ -144,12 +149,21 @@ def _later_refusals(shape: ElfShape) -> List[Finding]:
     module_enforce_rwx_sections() (strict_rwx.c: CONFIG_STRICT_MODULE_RWX, which x86_64 and arm64
     cannot turn off) refuses any section both writable and executable, allocated or not."""
     out: List[Finding] = []
-    table, names_size = shape.table, shape.section(shape.shstrndx).size
+    strhdr = shape.section(shape.shstrndx)
+    table, names_size = shape.table, strhdr.size
     for i in range(1, len(table)):
         name_off, typ = table[i][:2]
         if typ != SHT_NULL and name_off >= names_size:
-            out.append(("section %d's name lies outside the section name table: find_any_sec() reads it out of "
-                        "bounds (an oops)" % i, "6.1"))
+            if strhdr.offset + name_off + _LONGEST_NAME_READ <= shape.length:
+                # load_module() works on its copy of the whole file (info->hdr, info->len), so a name
+                # that starts inside the file is read from other bytes of it: strcmp() stops within
+                # the longest name it compares -- no oops. Debian's 6.1 loaded three such variants of
+                # seed 18 (docs/differential.md); what such a name matches is not modelled
+                out.append(("section %d's name lies outside the section name table, on other bytes of the file "
+                            "the loader reads as its name" % i, "doubt"))
+            else:
+                out.append(("section %d's name lies outside the section name table: find_any_sec() reads it out of "
+                            "bounds (an oops)" % i, "6.1"))
             break
     for i in range(1, len(table)):
         if table[i][2] & (SHF_WRITE | SHF_EXECINSTR) == SHF_WRITE | SHF_EXECINSTR:

@@ -5,7 +5,7 @@ own in-tree modules. Reading a vmlinuz takes ~0.5 s, so the answer is remembered
 import hashlib
 import json
 import os
-from typing import NamedTuple, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 from kbuildguard import bounded
 from kbuildguard.errors import BadInput
@@ -19,6 +19,12 @@ class ReferenceLayout(NamedTuple):
     source: str
     cause: str = ""  # what a differing module most likely went through (drift between tree and kernel)
     members: Tuple[Tuple[str, int], ...] = ()  # the kernel's struct module members and byte offsets (BTF only)
+
+    def members_under(self, offset: int, width: int = 8) -> List[str]:
+        """The kernel's members whose bytes a ``width``-byte write at ``offset`` covers (an init or
+        exit relocation is an 8-byte R_X86_64_64 / R_AARCH64_ABS64)."""
+        first = self.member_at(offset)
+        return ([first] if first else []) + [name for name, start in self.members if offset < start < offset + width]
 
     def member_at(self, offset: int) -> str:
         """The kernel's member that holds byte ``offset`` ("" when unknown)."""
@@ -38,6 +44,35 @@ class ReferenceLayout(NamedTuple):
 # 6.1: exit on target_list is refused, exit on static_call_sites loads and never unloads.
 WRITTEN_BEFORE_RELOCATION = frozenset({"state", "list", "source_list", "target_list", "refcnt", "param_lock",
                                        "core_layout", "init_layout", "mem", "name"})
+# Members find_module_sections() (6.1: kernel/module/main.c 2019-2130) and percpu_modalloc() set before
+# apply_relocations() from a section of the module, when the module has it (section_objs(): find_sec(),
+# an allocated section of that name; .BTF: any_section_objs(), any section). Seed 23's v00108 and v00519
+# (init moved onto num_exentries, set from __ex_table) were refused "existing value is nonzero".
+SET_FROM_SECTION = {
+    "kp": "__param", "num_kp": "__param", "syms": "__ksymtab", "num_syms": "__ksymtab", "crcs": "__kcrctab",
+    "gpl_syms": "__ksymtab_gpl", "num_gpl_syms": "__ksymtab_gpl", "gpl_crcs": "__kcrctab_gpl",
+    "ctors": ".ctors", "num_ctors": ".ctors", "noinstr_text_start": ".noinstr.text", "noinstr_text_size": ".noinstr.text",
+    "tracepoints_ptrs": "__tracepoints_ptrs", "num_tracepoints": "__tracepoints_ptrs",
+    "srcu_struct_ptrs": "___srcu_struct_ptrs", "num_srcu_structs": "___srcu_struct_ptrs",
+    "bpf_raw_events": "__bpf_raw_tp_map", "num_bpf_raw_events": "__bpf_raw_tp_map",
+    "btf_data": ".BTF", "btf_data_size": ".BTF", "jump_entries": "__jump_table", "num_jump_entries": "__jump_table",
+    "trace_events": "_ftrace_events", "num_trace_events": "_ftrace_events",
+    "trace_evals": "_ftrace_eval_map", "num_trace_evals": "_ftrace_eval_map",
+    "trace_bprintk_fmt_start": "__trace_printk_fmt", "num_trace_bprintk_fmt": "__trace_printk_fmt",
+    "ftrace_callsites": "__mcount_loc", "num_ftrace_callsites": "__mcount_loc",
+    "ei_funcs": "_error_injection_whitelist", "num_ei_funcs": "_error_injection_whitelist",
+    "kprobes_text_start": ".kprobes.text", "kprobes_text_size": ".kprobes.text",
+    "kprobe_blacklist": "_kprobe_blacklist", "num_kprobe_blacklist": "_kprobe_blacklist",
+    "printk_index_start": ".printk_index", "printk_index_size": ".printk_index",
+    "static_call_sites": ".static_call_sites", "num_static_call_sites": ".static_call_sites",
+    "kunit_suites": ".kunit_test_suites", "num_kunit_suites": ".kunit_test_suites",
+    "extable": "__ex_table", "num_exentries": "__ex_table", "percpu": ".data..percpu", "percpu_size": ".data..percpu",
+}
+# Members set before apply_relocations() depending on what kbuildguard does not read there: sig_ok and
+# taints (module_sig_check(), add_taint_module(): every unsigned module), version and srcversion
+# (setup_modinfo()), using_gplonly_symbols (simplify_symbols(): a GPL-only export used), klp
+# (check_modinfo_livepatch()). A relocation onto one is judged refused, the worse outcome.
+MAYBE_WRITTEN_BEFORE_RELOCATION = frozenset({"sig_ok", "taints", "version", "srcversion", "using_gplonly_symbols", "klp"})
 
 
 def _cache_file(path: str, cache_dir: Optional[str]) -> Optional[str]:

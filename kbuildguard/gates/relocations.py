@@ -53,7 +53,7 @@ def check(info: ModuleInfo, arch: Optional[Arch]) -> Optional[Check]:
     found = "types %s" % (", ".join(str(t) for t in facts.types) or "none")
     if facts.problem:
         return Check(name=Gate.RELOCATIONS, ok=False, expected=expected, found=found,
-                     message="%s; the kernel refuses it or crashes applying it (-ENOEXEC, or an oops)" % facts.problem,
+                     message="%s (-ENOEXEC)" % facts.problem,
                      fix=OTHER_FIX, effect=Effect.REJECTED)
     if facts.rel_sections:
         return Check(name=Gate.RELOCATIONS, ok=False, expected=expected, found="SHT_REL section %s" % facts.rel_sections[0],

@@ -1351,6 +1351,50 @@ def _save_cache(path: str, entries: Dict[str, List]) -> None:
 LOADS = ("ok", "taints", "cannot-unload")
 REFUSES = ("rejected-at-load", "unreadable")
 
+# Where an oops happened, read from the lines the guest recorded after it (the oops's "Comm:" task and
+# the first lines of its call trace; kernel/module/main.c of Debian's 6.1 unless said):
+# - load_module() ends with "return do_init_module(mod)" after every check, the relocations, the
+#   alternatives and the COMING notifiers: an oops under do_init_module() (do_one_initcall() calls the
+#   module's init) happened after the loader accepted the module, in the module's own code or what it
+#   called.
+# - "Comm: rmmod": insmod had returned 0 and the module sat in /proc/modules (the guest removes only
+#   modules listed there): the loader accepted it; its exit or the removal of what init registered oopsed.
+# - "Comm: cryptomgr_test": the self-test thread crypto_register_alg() starts for an algorithm
+#   (crypto/algapi.c, crypto/algboss.c cryptomgr_schedule_test()); only the module's init registers
+#   one, so init was running.
+# Anything else -- an oops in apply_relocate_add(), module_finalize()'s alternatives, the static-call
+# or sysfs setup, a hang or soft lockup without a trace, a trace cut off before its loader frames --
+# stays "crash" and counts as a refusal: the guest records 25 lines of the log, and without a frame
+# that proves init ran, the loader may have been the one that died.
+AFTER_LOAD_FRAMES = ("do_init_module", "do_one_initcall")
+AFTER_LOAD_TASKS = ("rmmod", "cryptomgr_test")
+MODULE_CRASH = "module-crash"  # the loader accepted it; init, exit or what they registered oopsed
+
+
+def crash_stage(seen: Seen) -> str:
+    """For a crash: "init" (the loader had accepted the module and its init ran), "exit" (loaded,
+    removing it oopsed) or "unknown" (the loader's own work, a hang, or a trace that does not say)."""
+    if seen.effect != "crash":
+        return ""
+    task = ""
+    for line in seen.dmesg:
+        m = re.search(r"\bComm: (\S+)", line)
+        if m:
+            task = m.group(1)
+            break
+    if task == "rmmod":
+        return "exit"
+    if task == "cryptomgr_test" or any(re.search(r"\b(%s)\+0x" % "|".join(AFTER_LOAD_FRAMES), line) for line in seen.dmesg):
+        return "init"
+    return "unknown"
+
+
+def observed(seen: Seen) -> str:
+    """What the kernel did, as the verdict counts it: a crash after the loader accepted the module is
+    MODULE_CRASH -- the module's own (relocated) code failed, which no static check of the file decides
+    -- not a refusal."""
+    return MODULE_CRASH if crash_stage(seen) in ("init", "exit") else seen.effect
+
 
 class Outcome(NamedTuple):
     variant: Variant
@@ -1358,15 +1402,20 @@ class Outcome(NamedTuple):
     predicted: str
     why: str
     seen: Seen
-    verdict: str  # agree, false-ok, false-alarm, wrong-effect, not-checked, kbuildguard-crash
+    verdict: str  # agree, false-ok, false-alarm, wrong-effect, module-crash, not-checked, kbuildguard-crash
 
 
 def judge(predicted: str, seen: Seen) -> str:
-    did = seen.effect
+    did = observed(seen)
     if predicted in ("kbuildguard-crash", "missing"):
         return "kbuildguard-crash"
     if predicted == "not-checked":
         return "not-checked"
+    if did == MODULE_CRASH:
+        # neither a refusal nor a load that works, whatever was predicted: the loader accepted the
+        # module (predicted refused: the rule was stricter than the loader) and its own code then
+        # crashed (predicted to load: the file was what the loader wants, the code was not)
+        return MODULE_CRASH
     if predicted in REFUSES:
         return "agree" if did in ("rejected-at-load", "crash") else "false-alarm"
     if did in ("rejected-at-load", "crash"):
@@ -1374,7 +1423,7 @@ def judge(predicted: str, seen: Seen) -> str:
     return "agree" if predicted == did else "wrong-effect"
 
 
-COLUMNS = ("agree", "false-ok", "false-alarm", "wrong-effect", "not-checked", "kbuildguard-crash")
+COLUMNS = ("agree", "false-ok", "false-alarm", "wrong-effect", MODULE_CRASH, "not-checked", "kbuildguard-crash")
 
 
 def table(outcomes: List[Outcome], by: Callable[[Outcome], str]) -> str:
@@ -1399,8 +1448,11 @@ def describe(o: Outcome) -> str:
     v = o.variant
     kernel = o.seen.insmod or o.seen.effect
     lines = [x for x in o.seen.dmesg if x][:3]
+    stage = crash_stage(o.seen)
     return "%s %s [%s] %s %s (base %s): kbuildguard %s; kernel %s%s: %s%s" % (
-        o.guest, v.vid, v.group, v.kind, v.detail, v.base, o.predicted, o.seen.effect,
+        o.guest, v.vid, v.group, v.kind, v.detail, v.base, o.predicted,
+        o.seen.effect + (" (%s)" % {"init": "loaded, in init", "exit": "loaded, at removal"}.get(stage, "stage unknown")
+                         if stage else ""),
         " taint " + o.seen.taint if o.seen.taint else "", kernel, (" | " + " | ".join(lines)) if lines else "")
 
 
@@ -1441,7 +1493,7 @@ def run(release: str, image: str, seed: int, count: int, work: str, guests=GUEST
             seen[guest].update(found)
     outcomes = [o for o in compare_guests(variants, predicted, seen, guests)]
     with open(os.path.join(work, "outcomes.json"), "w") as f:
-        json.dump([dict(o.variant._asdict(), guest=o.guest, predicted=o.predicted, why=o.why, seen=o.seen._asdict(),
+        json.dump([dict(o.variant._asdict(), guest=o.guest, predicted=o.predicted, why=o.why, seen=dict(o.seen._asdict(), stage=crash_stage(o.seen)),
                         verdict=o.verdict) for o in outcomes], f, indent=1)
     return outcomes
 
@@ -1482,7 +1534,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print("By mutation kind:")
     print(table(outcomes, lambda o: "%s/%s" % (o.variant.group, o.variant.kind)))
     print()
-    for verdict in ("false-ok", "kbuildguard-crash", "false-alarm", "wrong-effect", "not-checked"):
+    for verdict in ("false-ok", "kbuildguard-crash", "false-alarm", "wrong-effect", MODULE_CRASH, "not-checked"):
         found = [o for o in outcomes if o.verdict == verdict]
         print("%s: %d" % (verdict, len(found)))
         for o in found:

@@ -6,7 +6,8 @@ predicted by `kbuildguard check --json` (the image as --sysroot, Debian's real h
 insmod-ed in Debian's kernel in qemu: a normal guest and one booted with module.sig_enforce=1.
 
 The promise under test is "`ok` means this kernel will load it": no variant may be predicted to load
-(ok, taints, cannot-unload) that the kernel refuses or crashes on. The false alarms (predicted
+(ok, taints, cannot-unload) that the kernel refuses or crashes on -- a crash after the loader accepted
+the module (in its init or exit: difftest.crash_stage()) is counted apart, as module-crash. The false alarms (predicted
 refused, the kernel loads it) are counted, printed and bounded. The full corpus (2,000 variants) runs
 from `scripts/difftest`; this is its first COUNT variants with the same seed (the kernel's answers
 are cached by variant bytes under /var/cache/kbuildguard-ci/difftest, so the two share them).
