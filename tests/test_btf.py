@@ -94,6 +94,7 @@ def _split(base_len=len(BASE_STRINGS), extra=b"", own=("mymod", "u"), member="ne
 def test_btf_base_counts_void():
     base = btf_base(BASE)
     assert (base.nr_types, base.strings, base.kinds) == (3, BASE_STRINGS, b"\x00\x01\x04")
+    assert base.names == {0: False, 1: True, 5: True, 12: True}
 
 
 def test_split_btf_against_its_own_base_parses():

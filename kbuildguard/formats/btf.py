@@ -150,6 +150,7 @@ class BtfBase(NamedTuple):
     nr_types: int  # btf->nr_types: its types plus void (id 0)
     strings: bytes  # its string section (hdr.str_len bytes: start_str_off of every module's)
     kinds: bytes  # the kind of each type id (0 for void)
+    names: Dict[int, bool]  # name_table() of its strings
 
 
 class SplitCheck(NamedTuple):
@@ -199,15 +200,16 @@ def btf_base(data: bytes, source: str = "BTF") -> BtfBase:
         if kind == 0 or kind > KIND_MAX or _pos + length > start + type_len:
             raise BadInput("%s: malformed vmlinux BTF at type %d" % (source, len(kinds)))
         kinds.append(kind)
-    return BtfBase(order, len(kinds), data[hdr_len + str_off:hdr_len + str_off + str_len], bytes(kinds))
+    strings = data[hdr_len + str_off:hdr_len + str_off + str_len]
+    return BtfBase(order, len(kinds), strings, bytes(kinds), name_table(strings))
 
 
 class _Split(NamedTuple):
     base: BtfBase
     strings: bytes  # the module's own
     order: str
-    memo: Dict[int, bool]  # base string offset -> names an identifier
-    own: Dict[int, bool]  # the same for the module's own strings
+    memo: Dict[int, bool]  # string offset inside a string -> names an identifier
+    own: Dict[int, bool]  # name_table() of the module's own strings
     base_len: int  # len(base.strings): btf->start_str_off
 
 
@@ -234,15 +236,30 @@ def _offset_ok(split: _Split, off: int) -> bool:
 _IDENTIFIER = re.compile(b"[A-Za-z_.\xc0-\xd6\xd8-\xf6\xf8-\xff][A-Za-z0-9_.\xc0-\xd6\xd8-\xf6\xf8-\xff]*\\Z")
 
 
+def name_table(strings: bytes, first: int = 0) -> Dict[int, bool]:
+    """For each string that starts in ``strings``: its offset (plus ``first``, btf->start_str_off) ->
+    whether it is an identifier. One pass where the kernel reads each name where it is used."""
+    table: Dict[int, bool] = {}
+    words = strings.split(b"\x00")
+    if strings.endswith(b"\x00"):
+        words.pop()  # the piece after the last NUL is no string
+    pos = first
+    for word in words:
+        table[pos] = len(word) < KSYM_NAME_LEN and _IDENTIFIER.match(word) is not None
+        pos += len(word) + 1
+    return table
+
+
 def _identifier(split: _Split, off: int) -> bool:
-    """__btf_name_valid() (``off`` already valid): an identifier shorter than KSYM_NAME_LEN. A kernel's
-    modules name the same base strings again and again: the answer for a base offset is remembered in
-    ``split.memo`` (one per base), for the module's own offsets in ``split.own``."""
-    memo = split.memo if off < split.base_len else split.own
-    known = memo.get(off)
+    """__btf_name_valid() (``off`` already valid): an identifier shorter than KSYM_NAME_LEN. Offsets at
+    a string's start are in the tables; one inside a string (split against another base) is read
+    here and remembered in ``split.memo`` (one per base)."""
+    known = (split.base.names if off < split.base_len else split.own).get(off)
+    if known is None:
+        known = split.memo.get(off)
     if known is None:
         name = _string(split, off) or b""
-        known = memo[off] = len(name) < KSYM_NAME_LEN and _IDENTIFIER.match(name) is not None
+        known = split.memo[off] = len(name) < KSYM_NAME_LEN and _IDENTIFIER.match(name) is not None
     return known
 
 
@@ -474,7 +491,8 @@ def check_split(data: bytes, base: BtfBase, memo: Optional[Dict[int, bool]] = No
     if error:
         return SplitCheck(error, words, 0)
     start, end, strings = fields
-    split = _Split(base, strings, base.order, {} if memo is None else memo, {}, len(base.strings))
+    split = _Split(base, strings, base.order, {} if memo is None else memo, name_table(strings, len(base.strings)),
+                   len(base.strings))
     own_kinds: List[int] = []
     own_refs: List[int] = []
     foreign = 0
