@@ -81,6 +81,21 @@ def test_an_unreadable_vmlinuz_is_said_not_a_crash(tmp_path):
     assert code == 0 and "its BTF cannot be read" in err, err
 
 
+@pytest.mark.parametrize("make", ["missing", "fifo", "directory"])
+def test_a_vmlinuz_that_is_no_file_is_said(tmp_path, make):
+    import os
+
+    root = _root(tmp_path, VALIDATES, {"bad.ko": OTHER_BUILD})
+    vmlinuz = root / "boot" / ("vmlinuz-" + R)
+    vmlinuz.unlink()
+    if make == "fifo":
+        os.mkfifo(str(vmlinuz))
+    elif make == "directory":
+        vmlinuz.mkdir()
+    code, _out, err = _run(root, "--blocking")
+    assert code == 0 and "no /boot/vmlinuz-%s: its BTF is not at hand" % R in err, err
+
+
 def test_the_vmlinuz_is_the_roots_never_the_hosts(tmp_path):
     # an absolute symlink in ROOT names ROOT's file (in_root): /boot/vmlinuz-R -> /boot/real
     root = _root(tmp_path, VALIDATES, {"bad.ko": OTHER_BUILD})

@@ -135,6 +135,8 @@ def own_modules_btf(root: str, release: str, clock: Callable[[], float]) -> OwnB
     if config.get("CONFIG_DEBUG_INFO_BTF_MODULES") != "y":
         return OwnBtf(0, [], False, "it does not read module BTF (no CONFIG_DEBUG_INFO_BTF_MODULES)", 0.0)
     image = in_root(root, "/boot/vmlinuz-%s" % release)
+    if not os.path.isfile(image):  # a FIFO or device would block the read
+        return OwnBtf(0, [], False, "no /boot/vmlinuz-%s: its BTF is not at hand" % release, 0.0)
     try:
         base = btf.btf_base(btf.raw_btf(image), image)
     except BadInput as exc:

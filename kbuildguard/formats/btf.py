@@ -6,9 +6,11 @@ file carries it in its .BTF section, and a compressed vmlinuz holds such a vmlin
 layout is the reference a module's .gnu.linkonce.this_module must agree with.
 """
 
+import array
 import re
 import struct
-from typing import Callable, Dict, List, NamedTuple, Optional
+import sys
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
 
 from kbuildguard import bounded
 from kbuildguard.errors import BadInput
@@ -138,9 +140,23 @@ KSYM_NAME_LEN = 512  # include/linux/kallsyms.h (6.1)
 KIND_MAX = 19  # BTF_KIND_ENUM64
 MODIFIERS = frozenset({8, 9, 10, 11, 18})  # btf_type_is_modifier(): TYPEDEF VOLATILE CONST RESTRICT TYPE_TAG
 KIND_TYPE_TAG = 18
-# one module's .BTF is at most this: the kernel copies it whole (kvmalloc); the largest of Debian
-# 6.1's modules carry ~2 MiB
-MAX_MODULE_BTF_BYTES = 64 << 20
+
+
+# the same sizes in 32-bit words: a type section is read as an array of words (btf_type and every
+# record after it are made of u32s)
+_FIXED_WORDS = {k: v // 4 for k, v in _FIXED.items()}
+_PER_VLEN_WORDS = {k: v // 4 for k, v in _PER_VLEN.items()}
+Words = Sequence[int]
+
+
+def _words(section: bytes, order: str) -> Words:
+    """The u32 words of a type section in ``order`` (a trailing partial word is left out: no type fits it)."""
+    words = array.array("I")
+    assert words.itemsize == 4  # every platform Python runs on has a 4-byte unsigned int
+    words.frombytes(section[:len(section) - len(section) % 4])
+    if (order == "<") != (sys.byteorder == "little"):
+        words.byteswap()
+    return words
 
 
 class BtfBase(NamedTuple):
@@ -279,7 +295,7 @@ def _value(split: _Split, off: int) -> str:
     return "" if _string(split, off) else "Invalid name"
 
 
-def _ref(split: _Split, data: bytes, pos: int, name_off: int, info: int, size: int) -> str:
+def _ref(split: _Split, words: Words, at: int, name_off: int, info: int, size: int) -> str:
     """btf_ref_type_check_meta(): PTR, TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG."""
     if info & 0xFFFF or info >> 31:
         return "vlen != 0" if info & 0xFFFF else "Invalid btf_info kind_flag"
@@ -289,23 +305,23 @@ def _ref(split: _Split, data: bytes, pos: int, name_off: int, info: int, size: i
     return (_name_required if kind == 8 else _value if kind == KIND_TYPE_TAG else _no_name)(split, name_off)
 
 
-def _int(split: _Split, data: bytes, pos: int, name_off: int, info: int, size: int) -> str:
+def _int(split: _Split, words: Words, at: int, name_off: int, info: int, size: int) -> str:
     """btf_int_check_meta()."""
     if info & 0xFFFF or info >> 31:
         return "vlen != 0" if info & 0xFFFF else "Invalid btf_info kind_flag"
-    bits = struct.unpack_from(split.order + "I", data, pos + 12)[0]
+    bits = words[at + 3]
     nr_bits = (bits & 0xFF) + ((bits >> 16) & 0xFF)
     if bits & ~BTF_INT_MASK or nr_bits > 128 or (nr_bits + 7) // 8 > size:
         return "Invalid int_data:%x" % bits
     return "Unsupported encoding" if (bits >> 24) & 0xF not in (0, 1, 2, 4) else ""
 
 
-def _struct(split: _Split, data: bytes, pos: int, name_off: int, info: int, size: int) -> str:
+def _struct(split: _Split, words: Words, at: int, name_off: int, info: int, size: int) -> str:
     """btf_struct_check_meta(): STRUCT, UNION."""
     problem = _name_optional(split, name_off)
     last = 0
     for i in range(info & 0xFFFF if not problem else 0):
-        m_name, m_type, m_offset = struct.unpack_from(split.order + "III", data, pos + 12 + 12 * i)
+        m_name, m_type, m_offset = words[at + 3 + 3 * i:at + 6 + 3 * i]
         if not _offset_ok(split, m_name):
             return "Invalid member name_offset:%d" % m_name
         if m_name and not _identifier(split, m_name):
@@ -319,14 +335,14 @@ def _struct(split: _Split, data: bytes, pos: int, name_off: int, info: int, size
     return problem
 
 
-def _enum(split: _Split, data: bytes, pos: int, name_off: int, info: int, size: int) -> str:
+def _enum(split: _Split, words: Words, at: int, name_off: int, info: int, size: int) -> str:
     """btf_enum_check_meta(), btf_enum64_check_meta(): every value named."""
     if size > 8 or not size or size & (size - 1):
         return "Unexpected size"
     problem = _name_optional(split, name_off)
-    stride = 8 if (info >> 24) & 0x1F == 6 else 12
+    stride = 2 if (info >> 24) & 0x1F == 6 else 3
     for i in range(info & 0xFFFF if not problem else 0):
-        off = struct.unpack_from(split.order + "I", data, pos + 12 + stride * i)[0]
+        off = words[at + 3 + stride * i]
         if not _offset_ok(split, off):
             return "Invalid name_offset:%d" % off
         if not off or not _identifier(split, off):
@@ -334,34 +350,34 @@ def _enum(split: _Split, data: bytes, pos: int, name_off: int, info: int, size: 
     return problem
 
 
-def _fwd(split: _Split, data: bytes, pos: int, name_off: int, info: int, size: int) -> str:
+def _fwd(split: _Split, words: Words, at: int, name_off: int, info: int, size: int) -> str:
     """btf_fwd_check_meta()."""
     return "vlen != 0" if info & 0xFFFF else "type != 0" if size else _name_required(split, name_off)
 
 
-def _array(split: _Split, data: bytes, pos: int, name_off: int, info: int, size: int) -> str:
+def _array(split: _Split, words: Words, at: int, name_off: int, info: int, size: int) -> str:
     """btf_array_check_meta()."""
-    elem, index = struct.unpack_from(split.order + "II", data, pos + 12)
+    elem, index = words[at + 3], words[at + 4]
     if name_off or info & 0xFFFF or info >> 31 or size:
         return "Invalid name" if name_off else "vlen != 0" if info & 0xFFFF else "size != 0"
     return "" if 0 < elem <= BTF_MAX_TYPE and 0 < index <= BTF_MAX_TYPE else "Invalid elem"
 
 
-def _func_proto(split: _Split, data: bytes, pos: int, name_off: int, info: int, size: int) -> str:
+def _func_proto(split: _Split, words: Words, at: int, name_off: int, info: int, size: int) -> str:
     """btf_func_proto_check_meta() (the parameters are checked by btf_func_proto_check(), which
     btf_parse_module() does not run)."""
     return _no_name(split, name_off) or ("Invalid btf_info kind_flag" if info >> 31 else "")
 
 
-def _func(split: _Split, data: bytes, pos: int, name_off: int, info: int, size: int) -> str:
+def _func(split: _Split, words: Words, at: int, name_off: int, info: int, size: int) -> str:
     """btf_func_check_meta()."""
     problem = _name_required(split, name_off)
     return problem or ("Invalid func linkage" if info & 0xFFFF > 2 else "Invalid btf_info kind_flag" if info >> 31 else "")
 
 
-def _var(split: _Split, data: bytes, pos: int, name_off: int, info: int, size: int) -> str:
+def _var(split: _Split, words: Words, at: int, name_off: int, info: int, size: int) -> str:
     """btf_var_check_meta()."""
-    linkage = struct.unpack_from(split.order + "I", data, pos + 12)[0]
+    linkage = words[at + 3]
     if info & 0xFFFF or info >> 31:
         return "vlen != 0" if info & 0xFFFF else "Invalid btf_info kind_flag"
     problem = _name_required(split, name_off)
@@ -370,14 +386,14 @@ def _var(split: _Split, data: bytes, pos: int, name_off: int, info: int, size: i
     return "" if linkage in (0, 1) else "Linkage not supported"
 
 
-def _datasec(split: _Split, data: bytes, pos: int, name_off: int, info: int, size: int) -> str:
+def _datasec(split: _Split, words: Words, at: int, name_off: int, info: int, size: int) -> str:
     """btf_datasec_check_meta()."""
     if not size or info >> 31:
         return "size == 0" if not size else "Invalid btf_info kind_flag"
     problem = _name_required(split, name_off)
     last = total = 0
     for i in range(info & 0xFFFF if not problem else 0):
-        v_type, v_offset, v_size = struct.unpack_from(split.order + "III", data, pos + 12 + 12 * i)
+        v_type, v_offset, v_size = words[at + 3 + 3 * i:at + 6 + 3 * i]
         if not 0 < v_type <= BTF_MAX_TYPE:
             return "Invalid type_id"
         if v_offset < last or v_offset >= size or not 0 < v_size <= size or v_offset + v_size > size:
@@ -387,16 +403,16 @@ def _datasec(split: _Split, data: bytes, pos: int, name_off: int, info: int, siz
     return problem or ("Invalid btf_info size" if size < total else "")
 
 
-def _float(split: _Split, data: bytes, pos: int, name_off: int, info: int, size: int) -> str:
+def _float(split: _Split, words: Words, at: int, name_off: int, info: int, size: int) -> str:
     """btf_float_check_meta()."""
     if info & 0xFFFF or info >> 31:
         return "vlen != 0" if info & 0xFFFF else "Invalid btf_info kind_flag"
     return "" if size in (2, 4, 8, 12, 16) else "Invalid type_size"
 
 
-def _decl_tag(split: _Split, data: bytes, pos: int, name_off: int, info: int, size: int) -> str:
+def _decl_tag(split: _Split, words: Words, at: int, name_off: int, info: int, size: int) -> str:
     """btf_decl_tag_check_meta()."""
-    component = struct.unpack_from(split.order + "i", data, pos + 12)[0]
+    component = words[at + 3] - (1 << 32 if words[at + 3] >> 31 else 0)  # an s32
     problem = "Invalid value" if _value(split, name_off) else ""
     if problem or info & 0xFFFF or info >> 31:
         return problem or ("vlen != 0" if info & 0xFFFF else "Invalid btf_info kind_flag")
@@ -404,12 +420,12 @@ def _decl_tag(split: _Split, data: bytes, pos: int, name_off: int, info: int, si
 
 
 # kernel/bpf/btf.c kind_ops[]: each kind's check_meta
-_KIND_RULES: Dict[int, Callable[[_Split, bytes, int, int, int, int], str]] = {
+_KIND_RULES: Dict[int, Callable[[_Split, Words, int, int, int, int], str]] = {
     1: _int, 2: _ref, 3: _array, 4: _struct, 5: _struct, 6: _enum, 7: _fwd, 8: _ref, 9: _ref, 10: _ref, 11: _ref,
     12: _func, 13: _func_proto, 14: _var, 15: _datasec, 16: _float, 17: _decl_tag, 18: _ref, 19: _enum}
 
 
-def _check_type(split: _Split, data: bytes, pos: int, name_off: int, info: int, size: int) -> str:
+def _check_type(split: _Split, words: Words, at: int, name_off: int, info: int, size: int) -> str:
     """btf_check_meta(): the rules every type meets, then its kind's."""
     if info & ~BTF_INFO_MASK:
         return "Invalid btf_info:%x" % info
@@ -418,7 +434,7 @@ def _check_type(split: _Split, data: bytes, pos: int, name_off: int, info: int, 
         return "Invalid kind:%d" % kind
     if not _offset_ok(split, name_off):
         return "Invalid name_offset:%d" % name_off
-    return _KIND_RULES[kind](split, data, pos, name_off, info, size)
+    return _KIND_RULES[kind](split, words, at, name_off, info, size)
 
 
 def _check_header(data: bytes, order: str):
@@ -483,29 +499,38 @@ def _type_tags(split: _Split, own_kinds: List[int], own_refs: List[int]) -> Spli
 
 def check_split(data: bytes, base: BtfBase, memo: Optional[Dict[int, bool]] = None) -> SplitCheck:
     """What btf_parse_module() (kernel/bpf/btf.c, 6.1) says of a module's .BTF ``data`` with ``base``
-    as the kernel's own: a pure function of the bytes, never an exception (hostile input is a verdict).
+    as the kernel's own: a pure function of the bytes, never an exception (hostile input is a verdict);
+    linear in their size (the module reader bounds them).
     ``memo``: a dict kept across the modules held to one base (it only remembers what the base says)."""
-    if len(data) > MAX_MODULE_BTF_BYTES:
-        return SplitCheck(EINVAL, "larger than %d bytes" % MAX_MODULE_BTF_BYTES, 0)
     error, words, fields = _check_header(data, base.order)
     if error:
         return SplitCheck(error, words, 0)
     start, end, strings = fields
     split = _Split(base, strings, base.order, {} if memo is None else memo, name_table(strings, len(base.strings)),
                    len(base.strings))
+    words = _words(data[start:end], base.order)
     own_kinds: List[int] = []
     own_refs: List[int] = []
     foreign = 0
-    for pos, name_off, info, size, length in _walk(data, base.order, start, end):
+    at, count = 0, len(words)
+    left = end - start  # meta_left, in bytes
+    while left > 0:
         tid = base.nr_types + len(own_kinds)
-        if pos + length > end:
-            return SplitCheck(EINVAL, "[%d] meta_left:%d meta_needed:%d" % (tid, end - pos, length), 0)
-        problem = _check_type(split, data, pos, name_off, info, size)
+        if left < 12:
+            return SplitCheck(EINVAL, "[%d] meta_left:%d meta_needed:12" % (tid, left), 0)
+        name_off, info, size = words[at], words[at + 1], words[at + 2]
+        kind = (info >> 24) & 0x1F
+        length = 3 + _FIXED_WORDS.get(kind, 0) + _PER_VLEN_WORDS.get(kind, 0) * (info & 0xFFFF)
+        if 4 * length > left or at + length > count:
+            return SplitCheck(EINVAL, "[%d] meta_left:%d meta_needed:%d" % (tid, left, 4 * length), 0)
+        problem = _check_type(split, words, at, name_off, info, size)
         if problem:
             return SplitCheck(ENOTSUPP if problem.startswith("Unsupported") else EINVAL, "[%d] %s" % (tid, problem), 0)
-        if 0 < name_off < len(base.strings) and base.strings[name_off - 1]:
+        if 0 < name_off < split.base_len and base.strings[name_off - 1]:
             foreign += 1
-        own_kinds.append((info >> 24) & 0x1F)
+        own_kinds.append(kind)
         own_refs.append(size)
+        at += length
+        left -= 4 * length
     tags = _type_tags(split, own_kinds, own_refs)
     return tags._replace(foreign_names=foreign) if not tags.error else tags
