@@ -209,7 +209,7 @@ def _btf_facts(tmp_path, base, allow=False, module_btf=b"", name="m.ko", in_tree
     own.write_bytes(base)
     target = _target(tmp_path, VALIDATES)
     facts = loader.gather(target)
-    facts = facts._replace(btf=loader.BtfFacts(True, allow, str(own), None, loader.VmlinuxBtf(str(own), "the test's")),
+    facts = facts._replace(btf=loader.BtfFacts(True, allow, str(own), None, loader._vmlinux(str(own), "the test's")),
                            in_tree=in_tree)
     info = _info(tmp_path, name=name, btf=module_btf)
     return loader.check_btf(info, facts)
@@ -258,6 +258,33 @@ def test_btf_that_parses_by_chance_loads_and_says_so(tmp_path):
 def test_btf_an_unreadable_kernel_btf_leaves_the_old_rules(tmp_path):
     c = _btf_facts(tmp_path, b"not BTF at all, not an image either", module_btf=_split_btf())
     assert c.effect is Effect.NOT_CHECKED and "not at hand" in c.message
+
+
+def test_answers_are_keyed_by_the_kernels_own_btf_file(tmp_path):
+    """A remembered answer of the btf gate depends on the vmlinuz: another file, another book; and
+    facts whose BTF was read already give no book at all rather than a wrong one."""
+    import os
+
+    from kbuildguard.gates import answers
+
+    target = _target(tmp_path, VALIDATES)
+    image = tmp_path / "vmlinuz"
+    image.write_bytes(b"one")
+
+    def digest():
+        facts = loader.gather(target, image=str(image))
+        return facts, answers.facts_digest(Expectation(target=target, level=MatchLevel.VERSION, reference=None,
+                                                       not_compared="", loader=facts))
+
+    facts, first = digest()
+    assert first is not None and facts.btf.vmlinux.stamp and digest()[1] == first
+    image.write_bytes(b"two!")
+    os.utime(str(image), ns=(1, 1))
+    assert digest()[1] not in (None, first)
+    facts, _ = digest()
+    facts.btf.vmlinux.read()
+    assert answers.facts_digest(Expectation(target=target, level=MatchLevel.VERSION, reference=None, not_compared="",
+                                            loader=facts)) is None
 
 
 def test_the_kernels_own_btf_is_found_in_its_sysroot(tmp_path):

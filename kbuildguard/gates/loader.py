@@ -50,25 +50,44 @@ IGNORED_UNDEFINED: Mapping[Arch, FrozenSet[str]] = {
 ARCH_VERMAGIC = {"x86_64": "", "aarch64": "aarch64"}
 
 
-class VmlinuxBtf:
-    """The kernel's own BTF, read from its file the first time a module's BTF is held to it: a vmlinuz
-    takes ~2 s to decompress, and most runs hold no module with .BTF (Debian's headers have no vmlinux,
-    so out-of-tree modules get none). One per run (in LoaderFacts), never shared between runs."""
+class _Read:
+    """What VmlinuxBtf read (a plain object: answers.facts_digest() has no canonical form for it, so
+    facts read before a digest give no answers rather than a key that names the contents)."""
 
-    def __init__(self, path: str, what: str) -> None:
-        self.path = path
-        self.what = what  # "the kernel image's", "the running kernel's"
-        self._read: Optional[Tuple[Optional[btf.BtfBase], str]] = None
+    def __init__(self, base: Optional[btf.BtfBase], why: str) -> None:
+        self.base = base
+        self.why = why
         self.memo: Dict[int, bool] = {}  # btf.check_split()'s memo: what the base's strings are
 
-    def base(self) -> Tuple[Optional[btf.BtfBase], str]:
-        """(the base, "") or (None, why it could not be read)."""
-        if self._read is None:
+
+class VmlinuxBtf(NamedTuple):
+    """The kernel's own BTF, read from its file the first time a module's BTF is held to it: a vmlinuz
+    takes ~2 s to decompress, and most runs hold no module with .BTF (Debian's headers have no vmlinux,
+    so out-of-tree modules get none). One per run (in LoaderFacts), never shared between runs. The
+    remembered answers (gates/answers.py) are keyed by ``stamp``, as a module file is: another
+    vmlinuz, another book."""
+
+    path: str
+    what: str  # "the kernel image's", "the running kernel's"
+    stamp: Tuple[int, ...]  # (st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns) when found
+    cell: List[_Read]  # empty until read
+
+    def read(self) -> _Read:
+        if not self.cell:
             try:
-                self._read = (btf.btf_base(btf.raw_btf(self.path), self.path), "")
+                self.cell.append(_Read(btf.btf_base(btf.raw_btf(self.path), self.path), ""))
             except BadInput as exc:
-                self._read = (None, str(exc))
-        return self._read
+                self.cell.append(_Read(None, str(exc)))
+        return self.cell[0]
+
+
+def _vmlinux(path: str, what: str) -> VmlinuxBtf:
+    try:
+        st = os.stat(path)
+        stamp: Tuple[int, ...] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    except OSError:
+        stamp = ()
+    return VmlinuxBtf(path, what, stamp, [])
 
 
 class BtfFacts(NamedTuple):
@@ -83,14 +102,14 @@ def vmlinux_btf(target: KernelTarget, image: Optional[str] = None) -> Optional[V
     """Where the kernel's own BTF is (first wins): --vmlinux, the running kernel's /sys/kernel/btf/vmlinux,
     the target's /boot/vmlinuz-R or vmlinux-R (under its sysroot: a fetched kernel's, reboot-check's ROOT)."""
     if image:
-        return VmlinuxBtf(image, "the given kernel image's")
+        return _vmlinux(image, "the given kernel image's")
     root = target.sysroot.rstrip("/") if target.sysroot not in ("", "/") else ""
     if target.running and not root and os.path.isfile("/sys/kernel/btf/vmlinux"):
-        return VmlinuxBtf("/sys/kernel/btf/vmlinux", "the running kernel's")
+        return _vmlinux("/sys/kernel/btf/vmlinux", "the running kernel's")
     for name in ("vmlinuz-%s", "vmlinux-%s"):
         path = "%s/boot/%s" % (root, name % target.release)
         if os.path.isfile(path):
-            return VmlinuxBtf(path, "the kernel image's")
+            return _vmlinux(path, "the kernel image's")
     return None
 
 
@@ -555,14 +574,15 @@ def _split_check(info: ModuleInfo, own_btf: BtfFacts, found: str) -> Optional[Ch
     """The module's BTF parsed as btf_parse_module() does against the kernel's own BTF; None when that
     BTF cannot be read (the rules without it decide)."""
     assert own_btf.vmlinux is not None
-    base, _why = own_btf.vmlinux.base()
+    read = own_btf.vmlinux.read()
+    base = read.base
     if base is None:
         return None
     try:
         data = read_btf(info.path)
     except BadInput:
         return None
-    result = btf.check_split(data, base, own_btf.vmlinux.memo)
+    result = btf.check_split(data, base, read.memo)
     against = "%s BTF (%s)" % (own_btf.vmlinux.what, own_btf.vmlinux.path)
     if result.error:
         # what the kernel prints: the verifier's line ("BPF: [100825] FUNC ... BPF: Invalid name"), then this
