@@ -282,7 +282,7 @@ def test_answers_are_keyed_by_the_kernels_own_btf_file(tmp_path):
     os.utime(str(image), ns=(1, 1))
     assert digest()[1] not in (None, first)
     facts, _ = digest()
-    facts.btf.vmlinux.read()
+    facts.btf.vmlinux.load()
     assert answers.facts_digest(Expectation(target=target, level=MatchLevel.VERSION, reference=None, not_compared="",
                                             loader=facts)) is None
 

@@ -72,7 +72,7 @@ class VmlinuxBtf(NamedTuple):
     stamp: Tuple[int, ...]  # (st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns) when found
     cell: List[_Read]  # empty until read
 
-    def read(self) -> _Read:
+    def load(self) -> _Read:
         if not self.cell:
             try:
                 self.cell.append(_Read(btf.btf_base(btf.raw_btf(self.path), self.path), ""))
@@ -574,7 +574,7 @@ def _split_check(info: ModuleInfo, own_btf: BtfFacts, found: str) -> Optional[Ch
     """The module's BTF parsed as btf_parse_module() does against the kernel's own BTF; None when that
     BTF cannot be read (the rules without it decide)."""
     assert own_btf.vmlinux is not None
-    read = own_btf.vmlinux.read()
+    read = own_btf.vmlinux.load()
     base = read.base
     if base is None:
         return None

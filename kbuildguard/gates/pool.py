@@ -123,7 +123,7 @@ def _verify_all(paths: Sequence[str], expect: Expectation, workers: Optional[int
     if own_btf is not None and own_btf.validates and own_btf.vmlinux is not None:
         # the kernel's own BTF read once here (a vmlinuz: ~2 s), not once per forked worker; after
         # answers.open() made its digest (a read VmlinuxBtf has none)
-        own_btf.vmlinux.read()
+        own_btf.vmlinux.load()
     _INHERITED[:] = [expect]
     try:
         if sys.version_info >= (3, 7):
