@@ -4,6 +4,10 @@ BTF is the kernel's own description of its types (Documentation/bpf/btf.rst): a 
 section and a string section. The running kernel exposes it at /sys/kernel/btf/vmlinux; a vmlinux
 file carries it in its .BTF section, and a compressed vmlinuz holds such a vmlinux. The kernel's
 layout is the reference a module's .gnu.linkonce.this_module must agree with.
+
+check_split(): a module's .BTF is split BTF, its types and strings numbered after the kernel's own;
+the kernel parses it against its own BTF when the module loads (btf_module_notify()). That parse,
+over hostile bytes, as a verdict.
 """
 
 import array
