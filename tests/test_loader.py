@@ -295,6 +295,8 @@ def test_the_kernels_own_btf_is_found_in_its_sysroot(tmp_path):
     found = loader.vmlinux_btf(target._replace(sysroot=str(tmp_path), running=False))
     assert found is not None and found.path == str(tmp_path / "boot" / ("vmlinuz-" + target.release))
     assert loader.vmlinux_btf(target, image="/given").path == "/given"
+    (tmp_path / "tree" / "vmlinux").write_bytes(b"x")  # a tree the kernel was built in: last
+    assert loader.vmlinux_btf(target._replace(running=False)).path == str(tmp_path / "tree" / "vmlinux")
 
 
 def test_module_symvers_in_its_three_layouts(tmp_path):

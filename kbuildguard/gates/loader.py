@@ -100,7 +100,8 @@ class BtfFacts(NamedTuple):
 
 def vmlinux_btf(target: KernelTarget, image: Optional[str] = None) -> Optional[VmlinuxBtf]:
     """Where the kernel's own BTF is (first wins): --vmlinux, the running kernel's /sys/kernel/btf/vmlinux,
-    the target's /boot/vmlinuz-R or vmlinux-R (under its sysroot: a fetched kernel's, reboot-check's ROOT)."""
+    the target's /boot/vmlinuz-R or vmlinux-R (under its sysroot: a fetched kernel's, reboot-check's
+    ROOT), the vmlinux of the tree it was built in."""
     if image:
         return _vmlinux(image, "the given kernel image's")
     root = target.sysroot.rstrip("/") if target.sysroot not in ("", "/") else ""
@@ -110,6 +111,10 @@ def vmlinux_btf(target: KernelTarget, image: Optional[str] = None) -> Optional[V
         path = "%s/boot/%s" % (root, name % target.release)
         if os.path.isfile(path):
             return _vmlinux(path, "the kernel image's")
+    # a tree the kernel was built in (not a headers package) holds the kernel itself, as
+    # gates/reference.py reads it for struct module
+    if target.build_dir and os.path.isfile(os.path.join(target.build_dir, "vmlinux")):
+        return _vmlinux(os.path.join(target.build_dir, "vmlinux"), "the build tree's vmlinux")
     return None
 
 
