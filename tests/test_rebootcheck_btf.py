@@ -105,3 +105,15 @@ def test_the_vmlinuz_is_the_roots_never_the_hosts(tmp_path):
     vmlinuz.symlink_to("/boot/real")
     code, _out, err = _run(root, "--blocking")
     assert code == 8 and "1 of its own modules will not load" in err, err
+
+
+def test_an_own_module_symlink_names_the_roots_file(tmp_path):
+    # kernel/drivers/link.ko -> /elsewhere/bad.ko: ROOT's /elsewhere, never the host's
+    root = _root(tmp_path, VALIDATES, {})
+    (root / "elsewhere").mkdir()
+    (root / "elsewhere" / "bad.ko").write_bytes(build_module(btf=OTHER_BUILD))
+    (root / "lib" / "modules" / R / "kernel" / "drivers" / "link.ko").symlink_to("/elsewhere/bad.ko")
+    (root / "lib" / "modules" / R / "kernel" / "drivers" / "gone.ko").symlink_to("/nowhere/x.ko")
+    code, out, err = _run(root, "--json")
+    own = json.loads(out)["own_modules"]
+    assert code == 0 and own["checked"] == 1 and [r["module"] for r in own["forecast"]] == ["kernel/drivers/link.ko"], own

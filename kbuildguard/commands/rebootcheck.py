@@ -146,7 +146,12 @@ def own_modules_btf(root: str, release: str, clock: Callable[[], float]) -> OwnB
     memo: Dict[int, bool] = {}
     rows: List[report.ForecastRow] = []
     checked = 0
-    for path in find_modules([folder]) if os.path.isdir(folder) else []:
+    for listed in find_modules([folder]) if os.path.isdir(folder) else []:
+        name = "kernel/" + os.path.relpath(listed, folder)
+        # a symlink names a file of ROOT, never the host's (as module_paths() resolves them)
+        path = in_root(root, "/lib/modules/%s/%s" % (release, name)) if os.path.islink(listed) else listed
+        if not os.path.isfile(path):
+            continue
         try:
             data = read_btf(path)
         except BadInput:
@@ -156,7 +161,7 @@ def own_modules_btf(root: str, release: str, clock: Callable[[], float]) -> OwnB
         checked += 1
         result = btf.check_split(data, base, memo)
         if result.error:
-            rows.append(_own_row(release, "kernel/" + os.path.relpath(path, folder), result, allow))
+            rows.append(_own_row(release, name, result, allow))
     return OwnBtf(checked, rows, not allow, "", clock() - started)
 
 
