@@ -15,7 +15,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from fuzzbudget import examples  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from test_btf import _btf  # noqa: E402
+from test_btf import BASE, _btf, _split, _t  # noqa: E402
 
 from elfbuild import EM_AARCH64, build_module  # noqa: E402
 from kbuildguard.errors import BadInput, ConfigError  # noqa: E402
@@ -171,6 +171,37 @@ def test_btf_reader(seed, flips, cut):
             btf.struct_layout(data, name, "fuzz")
         except BadInput:
             pass
+
+
+# issue 20: a module's split BTF against a kernel's own (btf.check_split()): hostile bytes are a
+# verdict (an errno and the verifier's words), never an exception; the base is parsed once.
+SPLIT_SEEDS = [_split(), _split(extra=_t(0, 9, size=6) + _t(0, 10, size=5)), _split(base_len=3)]
+FUZZ_BASE = btf.btf_base(BASE)
+
+
+@FUZZ
+@given(st.sampled_from(SPLIT_SEEDS), st.lists(st.tuples(st.integers(0, 120), st.integers(0, 255)), max_size=12),
+       st.integers(0, 120))
+def test_split_btf_check(seed, flips, cut):
+    data = bytearray(seed)
+    for pos, value in flips:
+        if pos < len(data):
+            data[pos] = value
+    result = btf.check_split(bytes(data[:cut] if cut < len(data) and cut % 2 == 0 else data), FUZZ_BASE)
+    assert result.error in (0, btf.EINVAL, btf.ENOTSUPP, btf.E2BIG, btf.ELOOP) and (result.reason == "") == (result.error == 0)
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.integers(0, 80), st.integers(0, 255)), max_size=12))
+def test_vmlinux_btf_base(flips):
+    data = bytearray(BASE)
+    for pos, value in flips:
+        if pos < len(data):
+            data[pos] = value
+    try:
+        btf.btf_base(bytes(data))
+    except BadInput:
+        pass
 
 
 SYMVERS_PARTS = ["0x12345678", "0x", "0xzz", "\t", "\n", "_printk", "vmlinux", "drivers/x/y", "EXPORT_SYMBOL",

@@ -201,6 +201,104 @@ def test_btf_the_kernel_cannot_parse_is_refused(tmp_path, btf, why):
     assert c.effect is Effect.REJECTED and not c.ok and why in c.message and "failed to validate module" in c.message
 
 
+# issue 20: module BTF against the kernel's own BTF (kernel/bpf/btf.c btf_parse_module()), where it is at hand
+def _btf_facts(tmp_path, base, allow=False, module_btf=b"", name="m.ko", in_tree=""):
+    from test_btf import _split  # noqa: F401 - the builder of split BTF
+
+    own = tmp_path / "vmlinux.btf"
+    own.write_bytes(base)
+    target = _target(tmp_path, VALIDATES)
+    facts = loader.gather(target)
+    facts = facts._replace(btf=loader.BtfFacts(True, allow, str(own), None, loader._vmlinux(str(own), "the test's")),
+                           in_tree=in_tree)
+    info = _info(tmp_path, name=name, btf=module_btf)
+    return loader.check_btf(info, facts)
+
+
+def _split_btf(**kw):
+    from test_btf import _split
+
+    return _split(**kw)
+
+
+def test_btf_split_against_this_kernels_validates(tmp_path):
+    from test_btf import BASE
+
+    c = _btf_facts(tmp_path, BASE, module_btf=_split_btf())
+    assert c.ok and c.effect is Effect.OK and "split against this kernel's BTF: validates" in c.message
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_btf_split_against_another_kernels_is_what_the_kernel_says(tmp_path, allow):
+    from test_btf import BASE, BASE_STRINGS
+
+    c = _btf_facts(tmp_path, BASE, allow, module_btf=_split_btf(base_len=len(BASE_STRINGS) + 40))
+    assert 'failed to validate module [kdemo] BTF: -22' in c.message and "Invalid name_offset" in c.message
+    assert (c.ok, c.effect) == ((True, Effect.OK) if allow else (False, Effect.REJECTED))
+
+
+def test_btf_the_kernels_own_module_from_another_build_is_refused(tmp_path):
+    # pop-os/pop#3961: a kernel package whose modules and vmlinuz come from different builds
+    from test_btf import BASE, BASE_STRINGS
+
+    (tmp_path / "kernel").mkdir()
+    c = _btf_facts(tmp_path, BASE, module_btf=_split_btf(base_len=len(BASE_STRINGS) + 40), name="kernel/m.ko",
+                   in_tree=str(tmp_path))
+    assert c.effect is Effect.REJECTED and not c.ok
+
+
+def test_btf_that_parses_by_chance_loads_and_says_so(tmp_path):
+    # measured in qemu (tests/integration/test_qemu_btf.py): the kernel registers such BTF
+    from test_btf import BASE, BASE_OFF, _t
+
+    c = _btf_facts(tmp_path, BASE, module_btf=_split_btf(extra=_t(BASE_OFF["int"] + 1, 7)))
+    assert c.effect is Effect.OK and c.ok and "split against another kernel's BTF (1 of its names" in c.message
+
+
+def test_btf_an_unreadable_kernel_btf_leaves_the_old_rules(tmp_path):
+    c = _btf_facts(tmp_path, b"not BTF at all, not an image either", module_btf=_split_btf())
+    assert c.effect is Effect.NOT_CHECKED and "not at hand" in c.message
+
+
+def test_answers_are_keyed_by_the_kernels_own_btf_file(tmp_path):
+    """A remembered answer of the btf gate depends on the vmlinuz: another file, another book; and
+    facts whose BTF was read already give no book at all rather than a wrong one."""
+    import os
+
+    from kbuildguard.gates import answers
+
+    target = _target(tmp_path, VALIDATES)
+    image = tmp_path / "vmlinuz"
+    image.write_bytes(b"one")
+
+    def digest():
+        facts = loader.gather(target, image=str(image))
+        return facts, answers.facts_digest(Expectation(target=target, level=MatchLevel.VERSION, reference=None,
+                                                       not_compared="", loader=facts))
+
+    facts, first = digest()
+    assert first is not None and facts.btf.vmlinux.stamp and digest()[1] == first
+    image.write_bytes(b"two!")
+    os.utime(str(image), ns=(1, 1))
+    assert digest()[1] not in (None, first)
+    facts, _ = digest()
+    facts.btf.vmlinux.load()
+    assert answers.facts_digest(Expectation(target=target, level=MatchLevel.VERSION, reference=None, not_compared="",
+                                            loader=facts)) is None
+
+
+def test_the_kernels_own_btf_is_found_in_its_sysroot(tmp_path):
+    target = _target(tmp_path, VALIDATES)
+    assert loader.vmlinux_btf(target._replace(sysroot=str(tmp_path), running=False)) is None
+    (tmp_path / "boot").mkdir()
+    (tmp_path / "boot" / ("vmlinuz-" + target.release)).write_bytes(b"x")
+    found = loader.vmlinux_btf(target._replace(sysroot=str(tmp_path), running=False))
+    assert found is not None and found.path == str(tmp_path / "boot" / ("vmlinuz-" + target.release))
+    assert loader.vmlinux_btf(target, image="/given").path == "/given"
+    (tmp_path / "tree" / "vmlinux").write_bytes(b"x")  # a tree the kernel was built in: last
+    assert loader.vmlinux_btf(target._replace(running=False)).path == str(tmp_path / "tree" / "vmlinux")
+
+
 def test_module_symvers_in_its_three_layouts(tmp_path):
     old = symvers.parse("0x1\ta\tvmlinux\tEXPORT_SYMBOL\n", "old")
     mid = symvers.parse("0x2\tb\tNS\tdrivers/x\tEXPORT_SYMBOL_GPL\n", "5.4")

@@ -320,3 +320,11 @@ def find_modules(paths: Sequence[str], skip_dirs: Sequence[str] = (".kbuildguard
         else:
             raise BadInput("%s: no such file or directory" % path)
     return found
+
+
+def read_btf(path: str) -> bytes:
+    """A module's .BTF section (b"" when it has none): what btf_module_notify() hands btf_parse_module()."""
+    data, _compressed = _image(path)
+    elf = Elf(data, path)
+    sec = elf.section(".BTF")
+    return elf.section_data(sec) if sec is not None else b""

@@ -21,12 +21,13 @@ Read from kernel/module/main.c, version.c (6.1, and 6.13 for extended modversion
 """
 
 import os
-from typing import AbstractSet, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import AbstractSet, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard import bounded
 from kbuildguard.arch import Arch
 from kbuildguard.errors import BadInput
-from kbuildguard.formats.module import ModuleInfo, VersionsFormat, is_module_path, read_module
+from kbuildguard.formats import btf
+from kbuildguard.formats.module import ModuleInfo, VersionsFormat, is_module_path, read_btf, read_module
 from kbuildguard.formats.symvers import Exports
 from kbuildguard.gates import builtin, signature, trust
 from kbuildguard.gates.model import Check, Effect, Gate
@@ -49,11 +50,72 @@ IGNORED_UNDEFINED: Mapping[Arch, FrozenSet[str]] = {
 ARCH_VERMAGIC = {"x86_64": "", "aarch64": "aarch64"}
 
 
+class _Read:
+    """What VmlinuxBtf read (a plain object: answers.facts_digest() has no canonical form for it, so
+    facts read before a digest give no answers rather than a key that names the contents)."""
+
+    def __init__(self, base: Optional[btf.BtfBase], why: str) -> None:
+        self.base = base
+        self.why = why
+        self.memo: Dict[int, bool] = {}  # btf.check_split()'s memo: what the base's strings are
+
+
+class VmlinuxBtf(NamedTuple):
+    """The kernel's own BTF, read from its file the first time a module's BTF is held to it: a vmlinuz
+    takes ~2 s to decompress, and most runs hold no module with .BTF (Debian's headers have no vmlinux,
+    so out-of-tree modules get none). One per run (in LoaderFacts), never shared between runs. The
+    remembered answers (gates/answers.py) are keyed by ``stamp``, as a module file is: another
+    vmlinuz, another book."""
+
+    path: str
+    what: str  # "the kernel image's", "the running kernel's"
+    stamp: Tuple[int, ...]  # (st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns) when found
+    cell: List[_Read]  # empty until read
+
+    def load(self) -> _Read:
+        if not self.cell:
+            try:
+                self.cell.append(_Read(btf.btf_base(btf.raw_btf(self.path), self.path), ""))
+            except BadInput as exc:
+                self.cell.append(_Read(None, str(exc)))
+        return self.cell[0]
+
+
+def _vmlinux(path: str, what: str) -> VmlinuxBtf:
+    try:
+        st = os.stat(path)
+        stamp: Tuple[int, ...] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    except OSError:
+        stamp = ()
+    return VmlinuxBtf(path, what, stamp, [])
+
+
 class BtfFacts(NamedTuple):
     validates: Optional[bool]  # CONFIG_DEBUG_INFO_BTF_MODULES
     allow_mismatch: bool  # CONFIG_MODULE_ALLOW_BTF_MISMATCH
     base: Optional[str]  # the file holding the kernel's own BTF, when at hand
     same_base: Optional[bool]  # the build tree's vmlinux BTF is the kernel's own (None: unknown)
+    vmlinux: Optional[VmlinuxBtf] = None  # that BTF, read when a module's BTF needs it
+
+
+def vmlinux_btf(target: KernelTarget, image: Optional[str] = None) -> Optional[VmlinuxBtf]:
+    """Where the kernel's own BTF is (first wins): --vmlinux, the running kernel's /sys/kernel/btf/vmlinux,
+    the target's /boot/vmlinuz-R or vmlinux-R (under its sysroot: a fetched kernel's, reboot-check's
+    ROOT), the vmlinux of the tree it was built in."""
+    if image:
+        return _vmlinux(image, "the given kernel image's")
+    root = target.sysroot.rstrip("/") if target.sysroot not in ("", "/") else ""
+    if target.running and not root and os.path.isfile("/sys/kernel/btf/vmlinux"):
+        return _vmlinux("/sys/kernel/btf/vmlinux", "the running kernel's")
+    for name in ("vmlinuz-%s", "vmlinux-%s"):
+        path = "%s/boot/%s" % (root, name % target.release)
+        if os.path.isfile(path):
+            return _vmlinux(path, "the kernel image's")
+    # a tree the kernel was built in (not a headers package) holds the kernel itself, as
+    # gates/reference.py reads it for struct module
+    if target.build_dir and os.path.isfile(os.path.join(target.build_dir, "vmlinux")):
+        return _vmlinux(os.path.join(target.build_dir, "vmlinux"), "the build tree's vmlinux")
+    return None
 
 
 class LoaderFacts(NamedTuple):
@@ -190,9 +252,11 @@ def gather(target: KernelTarget, extra_symvers: Sequence[str] = (), sig_enforce:
     vermagic, vermagic_source = target_vermagic(target, config)
     exports, missing = kernel_exports.gather(target, extra_symvers)
     validates = None if not config else config.get("CONFIG_DEBUG_INFO_BTF_MODULES") == "y"
-    btf = BtfFacts(validates, config.get("CONFIG_MODULE_ALLOW_BTF_MISMATCH") == "y", None, None)
+    own = vmlinux_btf(target, image) if validates else None
+    btf_facts = BtfFacts(validates, config.get("CONFIG_MODULE_ALLOW_BTF_MISMATCH") == "y", own.path if own else None,
+                         None, own)
     return LoaderFacts(config, vermagic, vermagic_source, exports, missing, signing_facts(target, config, sig_enforce,
-                                                                                          trusted_certs, image, mokutil, env), btf,
+                                                                                          trusted_certs, image, mokutil, env), btf_facts,
                        target.modules_dir or "", debian_kernel(target), kmods.gather(target), builtin.gather(target))
 
 
@@ -479,18 +543,24 @@ def check_license(info: ModuleInfo, facts: LoaderFacts) -> Check:
                  fix="MODULE_LICENSE(\"GPL\") (or a dual licence) if the code allows", effect=Effect.TAINTS)
 
 
+BTF_WANTED = "BTF split against the kernel's own"
+
+
 def check_btf(info: ModuleInfo, facts: LoaderFacts) -> Check:
-    btf = facts.btf
+    """kernel/bpf/btf.c btf_module_notify() (6.1): a module's .BTF goes through btf_parse_module() with
+    the kernel's own BTF as base; a failure is "failed to validate module [M] BTF: -E", fatal unless
+    CONFIG_MODULE_ALLOW_BTF_MISMATCH=y (then the BTF is dropped and the module loads)."""
+    own_btf = facts.btf
     found = "%d bytes of .BTF" % info.btf_size if info.btf_size else "no .BTF"
     if not info.btf_size:
         return Check(name=Gate.BTF, ok=True, expected="any", found=found, message="no module BTF: nothing for the kernel to validate")
-    if btf.validates is None:
-        return Check(name=Gate.BTF, ok=True, expected="BTF split against the kernel's own", found=found,
+    if own_btf.validates is None:
+        return Check(name=Gate.BTF, ok=True, expected=BTF_WANTED, found=found,
                      message="not checked: the kernel's configuration is unknown", fix="", effect=Effect.NOT_CHECKED)
-    if not btf.validates:
+    if not own_btf.validates:
         return Check(name=Gate.BTF, ok=True, expected="any", found=found, message="the kernel does not read module BTF (no CONFIG_DEBUG_INFO_BTF_MODULES)")
     if info.btf_problem:
-        if btf.allow_mismatch:
+        if own_btf.allow_mismatch:
             return Check(name=Gate.BTF, ok=True, expected="BTF the kernel can parse", found=found,
                          message="its .BTF is malformed (%s): the kernel drops it with a warning and loads the module "
                          "(CONFIG_MODULE_ALLOW_BTF_MISMATCH=y)" % info.btf_problem)
@@ -499,16 +569,65 @@ def check_btf(info: ModuleInfo, facts: LoaderFacts) -> Check:
                          info.btf_problem, info.name),
                      fix="rebuild it (kbuild's pahole writes module BTF; kbuildguard make --btf splits it against the "
                      "kernel's own)", effect=Effect.REJECTED)
+    split = _split_check(info, own_btf, found) if own_btf.vmlinux is not None else None
+    if split is not None:
+        return split
+    return _unsplit_check(info, facts, found)
+
+
+def _split_check(info: ModuleInfo, own_btf: BtfFacts, found: str) -> Optional[Check]:
+    """The module's BTF parsed as btf_parse_module() does against the kernel's own BTF; None when that
+    BTF cannot be read (the rules without it decide)."""
+    assert own_btf.vmlinux is not None
+    read = own_btf.vmlinux.load()
+    base = read.base
+    if base is None:
+        return None
+    try:
+        data = read_btf(info.path)
+    except BadInput:
+        return None
+    result = btf.check_split(data, base, read.memo)
+    against = "%s BTF (%s)" % (own_btf.vmlinux.what, own_btf.vmlinux.path)
+    if result.error:
+        # what the kernel prints: the verifier's line ("BPF: [100825] FUNC ... BPF: Invalid name"), then this
+        words = "failed to validate module [%s] BTF: -%d" % (info.name, result.error)
+        if own_btf.allow_mismatch:
+            return Check(name=Gate.BTF, ok=True, expected=BTF_WANTED, found=found,
+                         message="split against another kernel's BTF: with %s as its base the kernel says \"%s\" (%s), drops the module's "
+                         "BTF and loads it (CONFIG_MODULE_ALLOW_BTF_MISMATCH=y)" % (against, words, result.reason))
+        return Check(name=Gate.BTF, ok=False, expected=BTF_WANTED, found=found,
+                     message="split against another kernel's BTF: with %s as its base the kernel says \"%s\" (%s), refused" % (
+                         against, words, result.reason),
+                     fix="rebuild it against this kernel (kbuildguard make --btf splits module BTF against its own); for a "
+                     "kernel's own module, its package's modules and vmlinuz come from different builds",
+                     effect=Effect.REJECTED)
+    if result.foreign_names:
+        # it parses, but names point inside this kernel's strings, not at their start: split against
+        # another kernel's BTF, and parsed by chance. btf_parse_module() accepts it all the same
+        # (measured in qemu: Debian 6.1.0-56's nls_cp1255 on -57 gets /sys/kernel/btf/nls_cp1255)
+        return Check(name=Gate.BTF, ok=True, expected=BTF_WANTED, found=found,
+                     message="split against another kernel's BTF (%d of its names point inside the strings of %s), but "
+                     "it parses against it: the kernel loads it and registers BTF that describes other types"
+                     % (result.foreign_names, against), fix="rebuild it against this kernel for BTF that describes it")
+    return Check(name=Gate.BTF, ok=True, expected=BTF_WANTED, found=found,
+                 message="split against this kernel's BTF: validates against %s" % against)
+
+
+def _unsplit_check(info: ModuleInfo, facts: LoaderFacts, found: str) -> Check:
+    """Without the kernel's own BTF at hand."""
+    own_btf = facts.btf
     if facts.in_tree and info.path.startswith(facts.in_tree.rstrip("/") + "/"):
-        return Check(name=Gate.BTF, ok=True, expected="BTF split against the kernel's own", found=found, message="the kernel's own module")
-    if btf.same_base is True:
-        return Check(name=Gate.BTF, ok=True, expected="BTF split against the kernel's own", found=found, message="generated against the kernel's own BTF")
-    if btf.allow_mismatch:
-        return Check(name=Gate.BTF, ok=True, expected="BTF split against the kernel's own", found=found,
+        return Check(name=Gate.BTF, ok=True, expected=BTF_WANTED, found=found, message="the kernel's own module")
+    if own_btf.same_base is True:
+        return Check(name=Gate.BTF, ok=True, expected=BTF_WANTED, found=found, message="generated against the kernel's own BTF")
+    if own_btf.allow_mismatch:
+        return Check(name=Gate.BTF, ok=True, expected=BTF_WANTED, found=found,
                      message="a mismatched .BTF would be dropped with a warning (CONFIG_MODULE_ALLOW_BTF_MISMATCH=y): it loads")
-    if btf.same_base is False:
-        return Check(name=Gate.BTF, ok=False, expected="BTF split against the kernel's own", found=found,
+    if own_btf.same_base is False:
+        return Check(name=Gate.BTF, ok=False, expected=BTF_WANTED, found=found,
                      message="generated against another kernel's BTF: \"failed to validate module BTF\", refused",
                      fix="rebuild with kbuildguard make --btf (the target's own BTF as base)", effect=Effect.REJECTED)
-    return Check(name=Gate.BTF, ok=True, expected="BTF split against the kernel's own", found=found,
-                 message="not checked: the file does not say which kernel BTF it was split against", fix="", effect=Effect.NOT_CHECKED)
+    return Check(name=Gate.BTF, ok=True, expected=BTF_WANTED, found=found,
+                 message="not checked: the kernel's own BTF is not at hand (the running kernel's /sys/kernel/btf/vmlinux, "
+                 "/boot/vmlinuz-R, or --vmlinux)", fix="", effect=Effect.NOT_CHECKED)

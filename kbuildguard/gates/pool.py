@@ -119,6 +119,11 @@ def _verify_all(paths: Sequence[str], expect: Expectation, workers: Optional[int
     # holds the task queue's lock) hangs Pool.map for ever, where the executor says BrokenProcessPool.
     # fork: the workers need nothing but these records (Python 3.14 defaults to forkserver); the
     # executor takes a context and an initializer from Python 3.7 (3.6 forks by default on Linux).
+    own_btf = expect.loader.btf if expect.loader is not None else None
+    if own_btf is not None and own_btf.validates and own_btf.vmlinux is not None:
+        # the kernel's own BTF read once here (a vmlinuz: ~2 s), not once per forked worker; after
+        # answers.open() made its digest (a read VmlinuxBtf has none)
+        own_btf.vmlinux.load()
     _INHERITED[:] = [expect]
     try:
         if sys.version_info >= (3, 7):
