@@ -3,9 +3,13 @@ tests/integration/test_rpm_hooks.py and test_dkms_lock.py)."""
 
 import os
 
+import pytest
 from test_first_impressions import run
+from test_toolchainlock import GCC, _target
 
+from kbuildguard.build import outputs, toolchainlock
 from kbuildguard.cli import build_parser, command_parsers
+from kbuildguard.errors import BadInput
 
 DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "kbuildguard", "data")
 
@@ -59,3 +63,63 @@ def test_rpm_macros_help_has_no_doubled_percent_and_no_check_exit_table():
     text = command_parsers(build_parser())["rpm-macros"].format_help()
     assert "%%" not in text and "%kbuildguard_make" in text
     assert "a module does not match the kernel" not in text and "14  --install" in text
+
+
+# --- 4: the shared staging folder under the temporary folder ------------------------------------
+
+def _tmpdir(tmp_path):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    tmp.chmod(0o1777)  # as /tmp
+    return tmp
+
+
+def _no_home(tmp_path):
+    """A HOME no one can make a cache in, root included (sbuild's /sbuild-nonexistent; root could mkdir that)."""
+    home = tmp_path / "home-is-a-file"
+    home.write_text("")
+    return str(home)
+
+
+def test_the_stage_fallback_is_private_and_made_0700(tmp_path):
+    tmp = _tmpdir(tmp_path)
+    env = {"HOME": _no_home(tmp_path), "TMPDIR": str(tmp)}
+    root = outputs.stage_root(env, os.geteuid())
+    assert root == str(tmp / ("kbuildguard-%d" % os.geteuid()) / "stage")
+    for folder in (root, os.path.dirname(root)):
+        assert os.stat(folder).st_mode & 0o777 == 0o700
+    assert outputs.stage_root(env, os.geteuid()) == root  # again: ours
+
+
+def test_a_stage_fallback_others_may_write_is_refused(tmp_path):
+    """The tester: another user's 0777 /tmp/kbuildguard-UID/stage was built in (exit 0)."""
+    tmp = _tmpdir(tmp_path)
+    planted = tmp / ("kbuildguard-%d" % os.geteuid())
+    (planted / "stage").mkdir(parents=True)
+    for folder in (planted, planted / "stage"):
+        folder.chmod(0o777)
+        with pytest.raises(BadInput, match="is writable by group or others"):
+            outputs.stage_root({"HOME": _no_home(tmp_path), "TMPDIR": str(tmp)}, os.geteuid())
+        folder.chmod(0o700)
+    outputs.stage_root({"HOME": _no_home(tmp_path), "TMPDIR": str(tmp)}, os.geteuid())
+
+
+def test_a_stage_fallback_another_user_owns_is_refused(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("chown to another user needs root")
+    tmp = _tmpdir(tmp_path)
+    uid = 65534
+    planted = tmp / ("kbuildguard-%d" % uid)
+    planted.mkdir(mode=0o755)
+    os.chown(str(planted), 1, 1)  # daemon's, made before nobody's first build
+    with pytest.raises(BadInput, match="belongs to uid 1, not to you or root"):
+        outputs.stage_root({"HOME": _no_home(tmp_path), "TMPDIR": str(tmp)}, uid)
+
+
+# --- 5: a toolchain lock path with ':' -------------------------------------------------------
+
+def test_a_toolchain_lock_path_with_a_colon_is_refused(tmp_path):
+    lock = toolchainlock.plan(_target(), GCC, {"PATH": ""})
+    with pytest.raises(BadInput, match="contains ':', which splits PATH"):
+        toolchainlock.write(lock, str(tmp_path / "co:lon" / "lock"))
+    assert not (tmp_path / "co:lon").exists()
