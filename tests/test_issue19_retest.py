@@ -4,6 +4,7 @@ tests/integration/test_rpm_hooks.py and test_dkms_lock.py)."""
 import os
 
 import pytest
+from test_build import machine  # noqa: F401 - the fixture
 from test_first_impressions import run
 from test_toolchainlock import GCC, _target
 
@@ -123,3 +124,30 @@ def test_a_toolchain_lock_path_with_a_colon_is_refused(tmp_path):
     with pytest.raises(BadInput, match="contains ':', which splits PATH"):
         toolchainlock.write(lock, str(tmp_path / "co:lon" / "lock"))
     assert not (tmp_path / "co:lon").exists()
+
+
+# --- 7: make clean whatever the compiler; a control character in KBUILDGUARD_CC --------------
+
+def test_make_clean_runs_with_a_compiler_a_build_would_refuse(machine):  # noqa: F811
+    """DKMS's MAKE[0]="kbuildguard make ..." runs clean around every build with CC=gcc-12 exported;
+    a wrong gcc-12 on PATH made it print "Cleaning build area...(bad exit status: 6)"."""
+    from test_build import run as build_run
+
+    code, _, err, runner = build_run(machine, "make", "--kernel-dir", machine["tree"], "clean",
+                                     env={"KBUILDGUARD_CC": os.path.join(machine["bindir"], "gcc-11")})
+    assert code == 0, err
+    assert runner.makes[0][-1] == "clean" and "note: clean compiles nothing" in err, err
+    # a build with it is still refused before building
+    code, _, err, runner = build_run(machine, "make", "--kernel-dir", machine["tree"],
+                                     env={"KBUILDGUARD_CC": os.path.join(machine["bindir"], "gcc-11")})
+    assert code == 6 and runner.makes == [], err
+
+
+@pytest.mark.parametrize("argv,env,code", [(["detect"], {"KBUILDGUARD_CC": "gcc-12\n"}, 12),
+                                           (["detect"], {"CC": "gcc-12\x1b[2J"}, 12),
+                                           (["detect", "--cc", "gcc-12\n"], {}, 2)])
+def test_a_compiler_name_with_a_control_character_is_one_escaped_line(capsys, tmp_path, argv, env, code):
+    got, _, err = run(capsys, *argv, env=dict(env, HOME=str(tmp_path), PATH="/nonexistent"), cwd=str(tmp_path))
+    assert got == code and "contains control characters: not a compiler name" in err, err
+    first = err.splitlines()[0]
+    assert "\x1b" not in err and first.endswith("not a compiler name"), err
