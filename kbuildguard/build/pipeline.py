@@ -738,7 +738,8 @@ def _failed_kernel(sink: Optional[List[KernelResult]], before: int, kernel: str,
     if sink is not None and len(sink) == before:
         sink.append(KernelResult(kernel=kernel, modules=(), error="%s: %s" % (exc.title, exc.message),
                                  exit_code=exc.exit_code, folder=folder,
-                                 compiler_errors=exc.compiler_errors if isinstance(exc, BuildFailed) else ()))
+                                 compiler_errors=exc.compiler_errors if isinstance(exc, BuildFailed) else (),
+                                 generated=tuple(n for n in render.GENERATED if render.is_generated(os.path.join(folder, n)))))
 
 
 def build_many(ctx: Context, proj: Project, req: Request, selectors: Sequence[Selector], lock_fd: int,
