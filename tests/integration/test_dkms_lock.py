@@ -235,3 +235,17 @@ def test_a_refused_rebuild_of_an_installed_module_and_the_documented_recovery(ho
     # and DKMS can remove it again: nothing dangling
     code, out = _run_dkms(binary, host, debian_release, "remove", wrong=False)
     assert code == 0 and _installed(host, debian_release) == [], out[-3000:]
+
+
+def test_examples_dkms_conf_cleans_whatever_the_compiler_and_still_refuses_the_build(host, debian_release, compilers):
+    """issue 19's re-test, finding 7: with a wrong gcc-12 first on PATH, DKMS printed "Cleaning build
+    area...(bad exit status: 6)" -- CLEAN is `kbuildguard make clean`, which compiles nothing."""
+    require(shutil.which("kbuildguard", path=os.path.dirname(sys.executable)) is not None,
+            "kbuildguard beside the test's Python (the installed wheel)")
+    shutil.copy(os.path.join(EXAMPLES, "dkms", "dkms.conf"), str(host / "src" / "kdemo-1.0" / "dkms.conf"))
+    shutil.copy(os.path.join(EXAMPLES, "kdemo", "kbuildguard.toml"), str(host / "src" / "kdemo-1.0"))
+    (host / "src" / "kdemo-1.0" / "Kbuild").unlink()  # kbuildguard generates it from kbuildguard.toml
+    assert _dkms(host, debian_release, "add")[0] == 0
+    code, out = _dkms(host, debian_release, "build")
+    assert code != 0 and "Bad return status for module build" in out, out[-3000:]
+    assert "Cleaning build area..." in out and "Cleaning build area...(bad exit status" not in out, out[-3000:]
