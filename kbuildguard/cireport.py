@@ -52,6 +52,9 @@ class KernelResult(NamedTuple):
     folder: str = ""  # the module folder built (a failed build is located there)
     # the compiler's first error lines, paths relative to the folder ("kdemo.c:12:11: error: ...")
     compiler_errors: Tuple[str, ...] = ()
+    # the folder's files kbuildguard generated from kbuildguard.toml ("Kbuild", "Makefile"): a failed
+    # build is not located there (a CI reader would be shown a file the repository does not hold)
+    generated: Tuple[str, ...] = ()
 
 
 class ReportPaths(NamedTuple):
@@ -123,7 +126,7 @@ def failure_text(k: KernelResult) -> str:
     """A kernel with no verified module: why, and the compiler's first error lines."""
     text = k.error or "no module was verified"
     if k.compiler_errors:
-        text += "\ncompiler errors (paths in the module folder):\n" + "\n".join(k.compiler_errors[:5])
+        text += "\ncompiler errors (and modpost's; paths in the module folder):\n" + "\n".join(k.compiler_errors[:5])
     return text
 
 
@@ -146,7 +149,8 @@ def build_location(k: KernelResult, base: str) -> Dict[str, Any]:
             region["startColumn"] = max(1, int(m.group("column")))
         return {"physicalLocation": {"artifactLocation": artifact_uri(os.path.join(folder, m.group("path")), base),
                                      "region": region}}
-    name = next((f for f in FOLDER_FILES if os.path.isfile(os.path.join(folder, f))), FOLDER_FILES[1])
+    # a Kbuild or Makefile kbuildguard generated is not the repository's: kbuildguard.toml, its source
+    name = next((f for f in FOLDER_FILES if f not in k.generated and os.path.isfile(os.path.join(folder, f))), FOLDER_FILES[1])
     return {"physicalLocation": {"artifactLocation": artifact_uri(os.path.join(folder, name), base)}}
 
 
@@ -292,7 +296,7 @@ def sarif(results: Sequence[KernelResult], base: str) -> str:
     for k, m, c in _cells(results):
         if m is None or c is None:
             found.append({"ruleId": rule_id(BUILD), "ruleIndex": index[rule_id(BUILD)], "level": "error",
-                          "message": {"text": "kernel %s: %s" % (_line(k.kernel), _line(failure_text(k)))},
+                          "message": {"text": "kernel %s: %s" % (_line(k.kernel), clean(failure_text(k)))},
                           "locations": [build_location(k, base)],
                           "properties": {"kernel": clean(k.kernel), "exit_code": k.exit_code}})
             continue

@@ -25,6 +25,17 @@ if TYPE_CHECKING:  # the commands are imported when dispatched, not at start
     from kbuildguard.commands.common import FetchOptions
 
 EPILOG_EXIT = "exit codes:\n" + exit_code_table()
+# rpm-macros runs no check: its own codes, not the table of check/make
+RPM_MACROS_EPILOG = """examples:
+  kbuildguard rpm-macros --install                 all three files, where rpm reads them (as root)
+  kbuildguard rpm-macros --install --root /srv/buildroot
+  kbuildguard rpm-macros --file etc > /etc/rpm/macros.zz-kbuildguard
+
+exit codes:
+    0  printed, or written
+    2  usage error: bad command line
+   12  invalid KBUILDGUARD_* setting
+   14  --install: a file there is not kbuildguard's (not overwritten), or cannot be written"""
 
 EXAMPLES = {
     "detect": """examples:
@@ -121,9 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[common], help=help_text, description=help_text,
-                              epilog=EXAMPLES.get(name, "") + "\n\n" + EPILOG_EXIT,
+    def add(name: str, help_text: str, epilog: Optional[str] = None) -> argparse.ArgumentParser:
+        # help= is %-formatted by argparse (the command list), description= is printed as is
+        return sub.add_parser(name, parents=[common], help=help_text, description=help_text.replace("%%", "%"),
+                              epilog=epilog if epilog is not None else EXAMPLES.get(name, "") + "\n\n" + EPILOG_EXIT,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
     p = add("detect", "show the kernel's compiler, where each fact came from, and the local compiler that matches")
@@ -231,7 +243,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sysroot", metavar="DIR", help="load-failure mode: a root whose kernel the .ko is checked against")
     p.add_argument("--match", choices=["exact", "version", "minor", "major"], help=argparse.SUPPRESS)
 
-    add("rpm-macros", "print the RPM macros (%%kbuildguard_make) for /usr/lib/rpm/macros.d/macros.kbuildguard")
+    p = add("rpm-macros", "print the RPM macros (%%kbuildguard_make, the kmod hooks) that kbuildguard's packages install; "
+                          "without a package, all three files are needed (--install)",
+            epilog=RPM_MACROS_EPILOG)
+    p.add_argument("--file", choices=["macros", "kmodtool", "etc"],
+                   help="which file to print (default: macros): macros = /usr/lib/rpm/macros.d/macros.kbuildguard, "
+                        "kmodtool = /usr/lib/rpm/macros.d/macros.zz-kbuildguard-kmodtool, etc = /etc/rpm/macros.zz-kbuildguard")
+    p.add_argument("--install", action="store_true",
+                   help="write all three files where rpm reads them; a file there that is not kbuildguard's is not "
+                        "overwritten (exit 14, nothing written)")
+    p.add_argument("--root", metavar="DIR", help="with --install: write under DIR (a build root, an image; default /)")
 
     p = add("setup", "install the target kernel's build tree and matching compiler (asks first)")
     _add_kernel_options(p, proc_version=True)
@@ -351,12 +372,9 @@ def _init(ctx: Context, args: argparse.Namespace, common: Common) -> int:
 
 
 def _rpm_macros(ctx: Context, args: argparse.Namespace, common: Common) -> int:
-    import pkgutil
+    from kbuildguard.commands import rpmmacros
 
-    data = pkgutil.get_data("kbuildguard", "data/macros.kbuildguard")
-    assert data is not None
-    ctx.stdout.write(data.decode("utf-8"))
-    return 0
+    return rpmmacros.run(ctx, args.file, args.install, args.root)
 
 
 # Commands are imported when dispatched: `kbuildguard --version` imports none of them, and

@@ -16,6 +16,10 @@ LOG_HEADER = "# kbuildguard log"
 # gcc's and clang's diagnostic line, "FILE:LINE:COLUMN: error: TEXT" (gcc's diagnostic-format "text",
 # the column absent with -fno-show-column); "fatal error:" for a missing header
 COMPILER_ERROR = re.compile(r"^(?P<path>[^\s:][^:]*):(?P<line>\d+):(?:(?P<column>\d+):)? (?:fatal )?error: (?P<text>.*)$")
+# modpost's error line (scripts/mod/modpost.c: error() prints "ERROR: modpost: " and the message, as
+# 'ERROR: modpost: "no_such_fn" [/stage/kdemo.ko] undefined!'): a failed link of the module, which the
+# CI reports carry as they carry the compiler's errors
+MODPOST_ERROR = re.compile(r"^ERROR: modpost: (?P<text>.*)$")
 
 
 def is_log_or_absent(path: str) -> bool:
@@ -126,9 +130,9 @@ class Console:
             self._log.write(chunk.decode("utf-8", errors="replace"))
             self._log.flush()
         text = chunk.decode("utf-8", errors="replace")
-        if "error:" in text:
+        if "error:" in text or "ERROR: modpost:" in text:
             for line in text.splitlines():
-                if len(self._errors) < 10 and COMPILER_ERROR.match(line):
+                if len(self._errors) < 10 and (COMPILER_ERROR.match(line) or MODPOST_ERROR.match(line)):
                     self._errors.append(line)
         if self.verbosity < 0:
             self._tail.extend(text.splitlines())

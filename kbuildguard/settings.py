@@ -252,6 +252,13 @@ def resolve(cli: CommandLine, env: Mapping[str, str], file: FileSettings = FileS
                 _env(env, "KBUILDGUARD_CC"), _env(env, "CC")) or _default()
     if cc.layer is Layer.ENVIRONMENT and cc.origin == "CC":
         cc = cc._replace(origin="CC environment variable")
+    if cc.value and any(ord(ch) < 32 or ord(ch) == 127 for ch in cc.value):
+        # KBUILDGUARD_CC=$'gcc-12\n' (a shell's $(...) keeps no newline, a file read into it may):
+        # no program name holds a control character, and the raw one split the error in two
+        error = ConfigError if cc.layer is Layer.ENVIRONMENT else UsageError
+        # %r escapes them (console.one_line is of this layer, and layers import only lower ones)
+        raise error("%s: %r contains control characters: not a compiler name" % (cc.origin, cc.value),
+                    hint="give the compiler's name or path alone (e.g. gcc-12, /usr/bin/gcc-12)")
     kernel, kernel_dir = _target(cli, env, file)
     _check_target(kernel, kernel_dir)
     sysroot = _first(_cli(cli.sysroot, "--sysroot"), _env(env, "KBUILDGUARD_SYSROOT")) or _default()

@@ -549,3 +549,50 @@ def test_own_xml_escapes_round_trip_through_a_parser(value):
 
     doc = ET.fromstring("<a b=%s>%s</a>" % (cireport.quoteattr(value), cireport.escape(value.replace("\r", ""))))
     assert doc.attrib["b"] == value and (doc.text or "") == value.replace("\r", "")
+
+
+# -- issue 19's re-test, finding 6: modpost's error, the generated Kbuild, SARIF's newlines ----------
+
+def test_modposts_error_is_carried_and_located_at_kbuildguard_toml_not_the_generated_kbuild(machine):  # noqa: F811
+    """kdemo.c calls an undefined function: the compile passes, modpost fails. The three reports
+    carried only "make exited with status 2"; SARIF located it at the Kbuild kbuildguard generated."""
+    reports = machine["tmp"] / "reports"
+    reports.mkdir()
+    holder = []
+
+    def fail(stage):
+        holder[0].console.child_output(('  MODPOST %s/Module.symvers\nERROR: modpost: "no_such_fn" [%s/kdemo.ko] undefined!\n'
+                                        % (stage, stage)).encode())
+    runner = KbuildRunner(machine["outputs"], returncode=2, on_make=fail)
+    holder.append(runner)
+    code, _, err, _ = run_make(machine, "make", "--kernel-dir", machine["tree"], "--junit", str(reports / "j.xml"),
+                               "--sarif", str(reports / "s.sarif"), "--markdown", str(reports / "m.md"), runner=runner)
+    assert code == 7, err
+    assert os.path.isfile(os.path.join(machine["repo"], "Kbuild"))  # generated from kbuildguard.toml
+    line = 'ERROR: modpost: "no_such_fn" [kdemo.ko] undefined!'
+    data = _sarif_validate((reports / "s.sarif").read_text())
+    result = data["runs"][0]["results"][0]
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "kbuildguard.toml", result
+    text = result["message"]["text"]
+    assert line in text and "\\n" not in text and "\n" + line in text, repr(text)  # a real newline, not backslash-n
+    junit = _junit_schema()((reports / "j.xml").read_text()).find("testsuite/testcase/failure").text
+    assert "\n" + line in junit
+    assert md_line(line) in (reports / "m.md").read_text()
+
+
+def md_line(line):
+    return cireport.md(line)
+
+
+def test_sarif_message_of_a_compile_error_has_real_newlines(machine):  # noqa: F811
+    reports = machine["tmp"] / "reports"
+    reports.mkdir()
+    holder = []
+
+    def fail(stage):
+        holder[0].console.child_output(("%s/kdemo.c:12:11: error: 'foo' undeclared\n" % stage).encode())
+    runner = KbuildRunner(machine["outputs"], returncode=2, on_make=fail)
+    holder.append(runner)
+    assert run_make(machine, "make", "--kernel-dir", machine["tree"], "--sarif", str(reports / "s.sarif"), runner=runner)[0] == 7
+    text = json.loads((reports / "s.sarif").read_text())["runs"][0]["results"][0]["message"]["text"]
+    assert "\nkdemo.c:12:11: error: 'foo' undeclared" in text and "\\n" not in text, repr(text)

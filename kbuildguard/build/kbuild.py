@@ -10,6 +10,7 @@ from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard import bounded
 from kbuildguard.build.modbtf import BtfBase, materialize, objtree_for
+from kbuildguard.console import MODPOST_ERROR
 from kbuildguard.errors import BadInput, BuildFailed
 from kbuildguard.formats.module import read_module
 from kbuildguard.run import CommandFailed, Runner, quote
@@ -166,6 +167,8 @@ def relative_to_stage(line: str, stage_dir: str) -> str:
     """A compiler line's path in the staged copy (M=STAGE) made relative to it: the same path in the
     module folder, which is what a CI reader can show (the stage cache is gone after the build)."""
     prefix = stage_dir.rstrip(os.sep) + os.sep
+    if prefix != os.sep and MODPOST_ERROR.match(line):  # modpost names the module inside: "[STAGE/kdemo.ko]"
+        return line.replace(prefix, "")
     return line[len(prefix):] if prefix != os.sep and line.startswith(prefix) else line
 
 

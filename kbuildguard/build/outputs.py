@@ -31,6 +31,7 @@ import shutil
 from typing import IO, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from kbuildguard import bounded
+from kbuildguard.build import toolchainlock
 from kbuildguard.console import Console, for_json, printable
 from kbuildguard.errors import BadInput, CannotWrite
 from kbuildguard.formats.module import is_module_path
@@ -87,14 +88,39 @@ def stage_root(env: Mapping[str, str], uid: int) -> str:
                  "/tmp/kbuildguard-%d/stage" % uid):
         if not _MAKE_SAFE.match(base):
             continue
+        shared = not base.startswith(os.path.join(cache_home(env), ""))
+        try:
+            # each level 0700 (makedirs gives the levels above the leaf the umask's mode)
+            os.makedirs(os.path.dirname(base), mode=0o700, exist_ok=True)
+        except OSError:
+            continue
+        if shared:  # before anything is made inside it: another user's folder is refused, not skipped
+            _check_shared_stage(os.path.dirname(base), uid)
         try:
             os.makedirs(base, mode=0o700, exist_ok=True)
         except OSError:
             continue
+        if shared:
+            _check_shared_stage(base, uid)
         if os.access(base, os.W_OK | os.X_OK):
             return base
     raise CannotWrite("no writable staging folder: tried $XDG_CACHE_HOME or ~/.cache, $TMPDIR and /tmp",
                       hint="set XDG_CACHE_HOME to a writable folder whose path has no spaces")
+
+
+def _check_shared_stage(folder: str, uid: int) -> None:
+    """The fallback under the temporary folder (HOME not writable: sbuild's HOME=/sbuild-nonexistent)
+    has a name anyone can create first: another user's folder, or one others may write, would let
+    them change what make builds and what is placed. Refused by the toolchain lock's rule (one owner
+    of it: build/toolchainlock.py), the folder itself and every parent up to / (sticky /tmp passes)."""
+    why = toolchainlock.unsafe_folder(folder, uid, sticky_ok=False)
+    if why is None:
+        found = toolchainlock.unsafe_parent(folder, uid)
+        if found is not None:
+            folder, why = found
+    if why is not None:
+        raise BadInput("staging folder %s %s: another user could change what make builds" % (printable(folder), why),
+                       hint="remove it, or set XDG_CACHE_HOME (or HOME) to a folder of yours")
 
 
 def stage_dir(root: str, module_dir: str, release: str, build_dir: str) -> str:

@@ -230,6 +230,16 @@ def choose_compiler(ctx: Context, target: KernelTarget, req: Request) -> Selecti
         ctx.console.warn("compiler not considered: %s" % reason)
     if selection.selected is not None:
         return selection
+    if req.goal == "clean":
+        # `make clean` compiles nothing (kbuild's clean reads scripts/Makefile.clean; the top
+        # Makefile sets need-compiler only for build goals), so it runs whatever the compiler:
+        # DKMS runs MAKE[0]'s clean before and after every build ("Cleaning build area...") and
+        # would otherwise report a failed clean for a compiler a build would refuse
+        found = [c.compiler for c in selection.candidates if c.compiler is not None]
+        if found:
+            ctx.console.info("note: clean compiles nothing: run with %s, which does not match the kernel's %s (a build would "
+                             "be refused)" % (found[0].describe(), target.compiler.describe()))
+            return selection._replace(selected=found[0])
     if req.forced is None:
         if req.install:
             from kbuildguard.provision import install_and_reselect  # only when installing
@@ -728,7 +738,8 @@ def _failed_kernel(sink: Optional[List[KernelResult]], before: int, kernel: str,
     if sink is not None and len(sink) == before:
         sink.append(KernelResult(kernel=kernel, modules=(), error="%s: %s" % (exc.title, exc.message),
                                  exit_code=exc.exit_code, folder=folder,
-                                 compiler_errors=exc.compiler_errors if isinstance(exc, BuildFailed) else ()))
+                                 compiler_errors=exc.compiler_errors if isinstance(exc, BuildFailed) else (),
+                                 generated=tuple(n for n in render.GENERATED if render.is_generated(os.path.join(folder, n)))))
 
 
 def build_many(ctx: Context, proj: Project, req: Request, selectors: Sequence[Selector], lock_fd: int,

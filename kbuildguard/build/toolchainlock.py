@@ -26,8 +26,9 @@ import shlex
 import shutil
 import stat
 import tempfile
-from typing import List, Mapping, NamedTuple, Tuple
+from typing import List, Mapping, NamedTuple, Optional, Tuple
 
+from kbuildguard.console import printable
 from kbuildguard.errors import BadInput, CannotWrite
 from kbuildguard.identity import Family
 from kbuildguard.target.kernel import KernelTarget, tool_records
@@ -134,6 +135,11 @@ def write(lock: ToolchainLock, root: str) -> List[str]:
         # the folder is written into shell (a comment, a quoted word): one line, no control characters
         raise BadInput("--toolchain-lock %r: not a usable folder name (empty, or control characters)" % root)
     root = os.path.abspath(root)
+    if os.pathsep in root:
+        # the lock's bin goes into PATH, which splits at ':' (POSIX, "Environment Variables"):
+        # /tmp/co:lon/lock would put /tmp/co and a relative lon/lock/... on PATH instead
+        raise BadInput("--toolchain-lock %s: the path contains '%s', which splits PATH: the lock's bin would not be "
+                       "on it (choose a folder without '%s')" % (printable(root), os.pathsep, os.pathsep))
     try:
         os.makedirs(root, mode=0o755, exist_ok=True)  # not group-writable under a umask of 002
         info = os.stat(root)
@@ -176,26 +182,39 @@ def write(lock: ToolchainLock, root: str) -> List[str]:
     return [os.path.join(final, "env"), bindir, dispatcher]
 
 
-def _check_parents(root: str) -> None:
-    """Every folder above the lock up to / must be as safe as the lock folder itself, as sudo's
-    secure-path check holds its paths (lib/util/secure_path.c): owned by root or by you, and not
-    writable by group or others -- whoever may rename a parent can put another folder, and so their
-    code, where root's DKMS sources the lock. A sticky folder (/tmp, mode 1777) is the exception: no
-    one but an entry's owner (or the folder's) can rename or remove that entry (the kernel's
-    may_delete(), check_sticky())."""
-    parent = os.path.dirname(root)
+def unsafe_folder(path: str, uid: int, sticky_ok: bool = True) -> Optional[str]:
+    """Why PATH may not hold what root sources or what make builds, or None: the one rule for the
+    toolchain lock's parents and the shared staging folder (issue 19). As sudo's secure-path check
+    (lib/util/secure_path.c): owned by root or by UID, and not writable by group or others. A sticky
+    folder (/tmp, mode 1777) passes when STICKY_OK: no one but an entry's owner (or the folder's)
+    can rename or remove that entry (the kernel's may_delete(), check_sticky())."""
+    info = os.stat(path)
+    if info.st_uid not in (0, uid):
+        return "belongs to uid %d, not to you or root" % info.st_uid
+    if info.st_mode & 0o022 and not (sticky_ok and info.st_mode & stat.S_ISVTX):
+        return "is writable by group or others (mode %o)" % (info.st_mode & 0o7777)
+    return None
+
+
+def unsafe_parent(path: str, uid: int) -> Optional[Tuple[str, str]]:
+    """The first folder above PATH, up to /, that unsafe_folder() refuses, with why; or None."""
+    parent = os.path.dirname(path)
     while True:
-        info = os.stat(parent)
-        if info.st_uid not in (0, os.geteuid()):
-            raise BadInput("--toolchain-lock %s: its parent folder %s belongs to uid %d, not to you or root: they could "
-                           "replace the lock, and whatever sources it would run their code" % (root, parent, info.st_uid))
-        if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
-            raise BadInput("--toolchain-lock %s: its parent folder %s is writable by group or others (mode %o): they "
-                           "could replace the lock, and whatever sources it would run their code" % (
-                               root, parent, info.st_mode & 0o7777))
+        why = unsafe_folder(parent, uid)
+        if why is not None:
+            return parent, why
         if parent == os.path.dirname(parent):  # / : the walk stops here
-            return
+            return None
         parent = os.path.dirname(parent)
+
+
+def _check_parents(root: str) -> None:
+    """Every folder above the lock up to / must be as safe as the lock folder itself: whoever may
+    rename a parent can put another folder, and so their code, where root's DKMS sources the lock."""
+    found = unsafe_parent(root, os.geteuid())
+    if found is not None:
+        raise BadInput("--toolchain-lock %s: its parent folder %s %s: they could replace the lock, and whatever sources "
+                       "it would run their code" % (root, found[0], found[1]))
 
 
 def _write_text(path: str, text: str) -> None:

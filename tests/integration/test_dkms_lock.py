@@ -167,3 +167,85 @@ def test_dkms_3_0_post_build_refusal_then_install_is_pinned(host, debian_release
     # of an empty name, exit 0 -- nothing installed, but no failure either
     assert code == 0 and "REFUSED" in out and "cp: cannot stat ''" in out, out[-3000:]
     assert [f for _, _, fs in os.walk(str(inst)) for f in fs] == []
+
+
+# -- issue 19's re-test: a refused *rebuild* of an installed module, DKMS 3.0.10 and 3.2 ------------
+
+def _dkms_binaries():
+    found = [("3.0", "/usr/sbin/dkms")]
+    trixie = os.environ.get("KBG_TEST_DKMS_TRIXIE", "/var/cache/kbuildguard-ci/dkms-trixie/root/usr/sbin/dkms")
+    found.append(("3.2", trixie))
+    return found
+
+
+def _run_dkms(binary, host, release, action, wrong=True, extra=()):
+    inst = host / "inst"
+    common = ["-m", "kdemo", "-v", "1.0", "--sourcetree", str(host / "src"), "--dkmstree", str(host / "tree"),
+              "--installtree", str(inst), "--no-depmod", "--no-initrd"] + list(extra)
+    path = ([str(host / "shim")] if wrong else []) + [os.path.dirname(sys.executable), os.environ["PATH"]]
+    proc = subprocess.run(["bash", binary, action] + common + ["-k", release], env=dict(os.environ, PATH=os.pathsep.join(path)),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return proc.returncode, proc.stdout.decode(errors="replace")
+
+
+def _installed(host, release):
+    return [f for f in glob.glob(str(host / "inst" / release / "updates" / "dkms" / "kdemo.ko*")) if os.path.isfile(f)]
+
+
+@pytest.mark.parametrize("version,binary", _dkms_binaries())
+def test_a_refused_rebuild_of_an_installed_module_and_the_documented_recovery(host, debian_release, compilers, version, binary):
+    """Install a good module; rebuild it (--force) with the wrong compiler: refused, nothing of it
+    installable, the installed module untouched, and the state docs/packagers.md names; then the
+    recovery it gives (`dkms build`, `dkms install --force`, with the compiler right) installs a
+    module built by the kernel's compiler and DKMS's record is whole again."""
+    require(os.access(binary, os.X_OK), "dkms %s (scripts/test unpacks Debian 13's into /var/cache/kbuildguard-ci)" % version)
+    (host / "inst" / debian_release).mkdir(parents=True)
+    # dkms 3.2 finds the headers through the install tree (INSTALLTREE/R/build), as /lib/modules/R/build
+    os.symlink(os.path.realpath("/lib/modules/%s/build" % debian_release), str(host / "inst" / debian_release / "build"))
+    code, out = _run_dkms(binary, host, debian_release, "install", wrong=False)
+    assert code == 0, out[-3000:]
+    good = _installed(host, debian_release)
+    assert len(good) == 1, out[-3000:]
+    before = open(good[0], "rb").read()
+    code, out = _run_dkms(binary, host, debian_release, "build", extra=["--force"])
+    if version == "3.2":  # 3.2 runs POST_BUILD with its output into make.log, and names that file
+        log = str(host / "tree" / "kdemo" / "1.0" / "build" / "make.log")
+        assert "Running the post_build script...(bad exit status: 8)" in out and "Consult %s" % log in out, out[-3000:]
+        out = open(log, errors="replace").read()
+    assert "kbuildguard: REFUSED the module(s) DKMS built for kernel %s" % debian_release in out, out[-3000:]
+    assert code == (0 if version == "3.0" else 8), out[-3000:]
+    # what the hook says: DKMS's install record stays, pointing at no build, until a good build
+    assert "DKMS still records kdemo/1.0 as installed for kernel %s" % debian_release in out, out[-3000:]
+    assert _built(host, debian_release) == []
+    assert open(good[0], "rb").read() == before  # the installed module is the one installed before
+    status = _run_dkms(binary, host, debian_release, "status")[1]
+    assert "installed" not in status and "built" not in status, status
+    # closed: with the wrong compiler still first, an install installs nothing new
+    code, out = _run_dkms(binary, host, debian_release, "install", extra=["--force"])
+    assert open(good[0], "rb").read() == before, out[-3000:]
+    # the recovery, with the compiler right
+    code, out = _run_dkms(binary, host, debian_release, "build", wrong=False)
+    assert code == 0 and "REFUSED" not in out, out[-3000:]
+    code, out = _run_dkms(binary, host, debian_release, "install", wrong=False, extra=["--force"])
+    assert code == 0, out[-3000:]
+    status = _run_dkms(binary, host, debian_release, "status")[1]
+    assert "installed" in status, status
+    now = _installed(host, debian_release)
+    assert len(now) == 1 and {c.describe() for c in read_module(now[0]).compilers} == {"gcc 12.2.0 (Debian 12.2.0-14+deb12u1)"}
+    # and DKMS can remove it again: nothing dangling
+    code, out = _run_dkms(binary, host, debian_release, "remove", wrong=False)
+    assert code == 0 and _installed(host, debian_release) == [], out[-3000:]
+
+
+def test_examples_dkms_conf_cleans_whatever_the_compiler_and_still_refuses_the_build(host, debian_release, compilers):
+    """issue 19's re-test, finding 7: with a wrong gcc-12 first on PATH, DKMS printed "Cleaning build
+    area...(bad exit status: 6)" -- CLEAN is `kbuildguard make clean`, which compiles nothing."""
+    require(shutil.which("kbuildguard", path=os.path.dirname(sys.executable)) is not None,
+            "kbuildguard beside the test's Python (the installed wheel)")
+    shutil.copy(os.path.join(EXAMPLES, "dkms", "dkms.conf"), str(host / "src" / "kdemo-1.0" / "dkms.conf"))
+    shutil.copy(os.path.join(EXAMPLES, "kdemo", "kbuildguard.toml"), str(host / "src" / "kdemo-1.0"))
+    (host / "src" / "kdemo-1.0" / "Kbuild").unlink()  # kbuildguard generates it from kbuildguard.toml
+    assert _dkms(host, debian_release, "add")[0] == 0
+    code, out = _dkms(host, debian_release, "build")
+    assert code != 0 and "Bad return status for module build" in out, out[-3000:]
+    assert "Cleaning build area..." in out and "Cleaning build area...(bad exit status" not in out, out[-3000:]

@@ -324,3 +324,82 @@ def test_both_copies_of_the_chain_without_a_build_system_check_once(tmp_path):
                              stdout=subprocess.PIPE, check=True).stdout.decode()
         assert out.count("kbuildguard check --kernel") == 2, out
         assert out.count("echo THEIRS") == (2 if mid else 0), out
+
+
+# -- issue 19's re-test: the documented install without the package, AlmaLinux's real text --------
+
+ALMA_MODSIGN = os.path.join(os.path.dirname(EXAMPLES), "tests", "data", "rpm", "almalinux-macros.modsign")
+
+
+def _alma_signer(tmp_path, sign_file, key_pair):
+    """A stand-in for AlmaLinux's /usr/local/bin/modsign OS FILE; sign_file None: signs nothing (/bin/true's part)."""
+    signer = tmp_path / "modsign"
+    body = 'exec %s sha256 %s %s "$2"\n' % (sign_file, key_pair[0], key_pair[1]) if sign_file else "exit 0\n"
+    signer.write_text('#!/bin/sh\necho "ALMA-MODSIGN $2" >&2\n' + body)
+    signer.chmod(0o755)
+    return str(signer)
+
+
+def _documented_install_build(tmp_path, top, release, signer, extra=(), install=("rpm-macros", "--install", "--root")):
+    """As docs/packagers.md says, without the package: `kbuildguard rpm-macros --install --root R`,
+    then AlmaLinux's macros.modsign in R/etc/rpm, and rpm's own macro path (4.18's order) over R."""
+    require(shutil.which("rpmbuild") is not None, "rpmbuild")
+    root = tmp_path / "sysroot"
+    res = kbuildguard(*(list(install) + [str(root)]))
+    assert res.code == 0, res
+    (root / "etc" / "rpm" / "macros.modsign").write_text(open(ALMA_MODSIGN).read().replace("@MODSIGN@", signer))
+    path = ":".join(["/usr/lib/rpm/macros", "/usr/lib/rpm/macros.d/macros.*", str(root / "usr/lib/rpm/macros.d/macros.*"),
+                     "/usr/lib/rpm/platform/%{_target}/macros", "/usr/lib/rpm/fileattrs/*.attr", "/usr/lib/rpm/debian/macros",
+                     str(root / "etc/rpm/macros.*")])
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    proc = subprocess.run(["rpmbuild", "-bb", "--nodeps", "--macros", path, "--define", "_topdir %s" % top,
+                           "--define", "kversion %s" % release, "--define", "modsign_os almalinux"] + list(extra)
+                          + [_spec_without_install_post(tmp_path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return proc.returncode, proc.stdout.decode(errors="replace"), glob.glob(str(top / "RPMS" / "*" / "*.rpm"))
+
+
+def test_documented_install_without_the_package_keeps_almalinux_from_hiding_the_check(debian_release, compilers, key, tmp_path):  # noqa: F811
+    """The tester's HIGH finding: `rpm-macros > macros.d/macros.kbuildguard` alone let AlmaLinux's
+    macros.modsign sign and package a gcc-11 module with no check. `rpm-macros --install` writes
+    the /etc/rpm file too."""
+    sign_file = "/usr/src/linux-headers-%s/scripts/sign-file" % debian_release
+    require(os.access(sign_file, os.X_OK), "Debian's scripts/sign-file")
+    signer = _alma_signer(tmp_path, sign_file, key)
+    code, out, rpms = _documented_install_build(tmp_path, _prebuilt(tmp_path, debian_release, "gcc-11"), debian_release, signer)
+    assert code != 0 and rpms == [], out[-3000:]
+    assert out.index("ALMA-MODSIGN") < out.index("BAD  compiler [cannot-unload]: built (at least in part) by gcc 11"), out[-3000:]
+    # the good module: signed by their signer, checked once (signature enforced: it is signed), packaged
+    good = tmp_path / "good"
+    good.mkdir()
+    code, out, rpms = _documented_install_build(good, _prebuilt(good, debian_release, "gcc-12"), debian_release, signer,
+                                                extra=["--define", "kbuildguard_check_flags --trusted-cert %s" % key[1]])
+    assert code == 0 and len(rpms) == 1, out[-3000:]
+    assert len([line for line in out.splitlines() if line.startswith("+ kbuildguard check --kernel")]) == 1, out[-3000:]
+    assert "--sig-enforce yes" in out
+
+
+def test_documented_per_file_install_matches_install(debian_release, compilers, key, tmp_path):  # noqa: F811
+    """The three `rpm-macros --file NAME > PATH` lines of docs/packagers.md give the same set."""
+    res = kbuildguard("rpm-macros", "--install", "--root", str(tmp_path / "a"))
+    assert res.code == 0, res
+    for word, rel in (("macros", "usr/lib/rpm/macros.d/macros.kbuildguard"),
+                      ("kmodtool", "usr/lib/rpm/macros.d/macros.zz-kbuildguard-kmodtool"),
+                      ("etc", "etc/rpm/macros.zz-kbuildguard")):
+        assert kbuildguard("rpm-macros", "--file", word).out == (tmp_path / "a" / rel).read_text()
+
+
+def test_after_a_signing_step_an_unsigned_module_is_refused(debian_release, compilers, key, tmp_path):  # noqa: F811
+    """The tester's second finding: a signer that signs nothing (/bin/true) and --trusted-cert in the
+    flags packaged an unsigned module. After a signing step the check enforces signatures; the way
+    out is documented and works."""
+    signer = _alma_signer(tmp_path, None, key)
+    flags = ["--define", "kbuildguard_check_flags --trusted-cert %s" % key[1]]
+    code, out, rpms = _documented_install_build(tmp_path, _prebuilt(tmp_path, debian_release, "gcc-12"), debian_release, signer,
+                                                extra=flags)
+    assert code != 0 and rpms == [], out[-3000:]
+    assert "ALMA-MODSIGN" in out and "--sig-enforce yes" in out and "signature" in out, out[-3000:]
+    way_out = tmp_path / "way-out"
+    way_out.mkdir()
+    code, out, rpms = _documented_install_build(way_out, _prebuilt(way_out, debian_release, "gcc-12"), debian_release, signer,
+                                                extra=flags + ["--define", "kbuildguard_signed_check_flags %{nil}"])
+    assert code == 0 and len(rpms) == 1, out[-3000:]
