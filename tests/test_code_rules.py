@@ -677,14 +677,7 @@ WIDE_RECORD = 6
 # and these, whatever their width (issue 21's first list; ModuleReport has four fields)
 KEYWORD_ONLY = ("Check", "ModuleInfo", "KernelTarget", "ModuleReport", "Expectation")
 # Files that may still build a wide record by position, and why (each must still do so: not stale)
-POSITIONAL_ALLOWED = {
-    "tests/integration/difftest.py": "h18's branch rewrites it (Variant, Outcome): convert after that merge",
-    "kbuildguard/commands/rebootcheck.py": "h20's branch rewrites it (CheckOptions): convert after that merge",
-    # h18's branch rewrites gates/: LoaderFacts, Certificate and Trust are converted after that merge
-    "kbuildguard/gates/loader.py": "h18 (LoaderFacts)",
-    "kbuildguard/gates/signature.py": "h18 (Certificate)",
-    "kbuildguard/gates/trust.py": "h18 (Trust)",
-}
+POSITIONAL_ALLOWED: dict = {}  # none left: every wide record is built with keywords
 
 
 def _all_sources():
@@ -788,10 +781,7 @@ def test_the_builder_rule_sees_attribute_calls():
 COMPLEXITY_FOLDERS = ("gates", "formats", "build")
 MAX_COMPLEXITY = 20  # radon's rank C ends at 20 (radon.complexity.cc_rank: D from 21)
 MAX_COMPLEXITY_ELSEWHERE = 30  # rank D ends at 30 (E from 31)
-COMPLEXITY_ALLOWED = {
-    # E 32: h20's branch rewrites commands/rebootcheck.py; split it after that merge
-    "commands/rebootcheck.py:run": "E",
-}
+COMPLEXITY_ALLOWED: dict = {}  # none left (rebootcheck.run was split: E32 -> B10)
 
 
 def _radon():

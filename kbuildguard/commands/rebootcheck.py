@@ -168,13 +168,28 @@ def own_modules_btf(root: str, release: str, clock: Callable[[], float]) -> OwnB
 def _own_row(release: str, name: str, result: btf.SplitCheck, allow: bool) -> report.ForecastRow:
     prints = "failed to validate module [%s] BTF: -%d" % (_kbuild_name(name), result.error)
     if allow:
-        return report.ForecastRow(release, name, Verdict.OK, Effect.OK, Gate.BTF,
-                                  "loads without its BTF: \"%s\" (%s) against the vmlinuz's BTF; "
+        return report.ForecastRow(kernel=release,
+                                  module=name,
+                                  verdict=Verdict.OK,
+                                  effect=Effect.OK,
+                                  gate=Gate.BTF,
+                                  reason="loads without its BTF: \"%s\" (%s) against the vmlinuz's BTF; "
                                   "CONFIG_MODULE_ALLOW_BTF_MISMATCH=y drops it" % (prints, result.reason),
-                                  False, (), 0, prints)
-    return report.ForecastRow(release, name, Verdict.MISMATCH, Effect.REJECTED, Gate.BTF,
-                              "its BTF was split against another build's vmlinux: \"%s\" (%s); the kernel package's "
-                              "modules and vmlinuz come from different builds" % (prints, result.reason), False, (), 0, prints)
+                                  weak_modules=False,
+                                  crc_differences=(),
+                                  crcs_compared=0,
+                                  kernel_prints=prints)
+    return report.ForecastRow(kernel=release,
+                              module=name,
+                              verdict=Verdict.MISMATCH,
+                              effect=Effect.REJECTED,
+                              gate=Gate.BTF,
+                              reason="its BTF was split against another build's vmlinux: \"%s\" (%s); the kernel package's "
+                              "modules and vmlinuz come from different builds" % (prints, result.reason),
+                              weak_modules=False,
+                              crc_differences=(),
+                              crcs_compared=0,
+                              kernel_prints=prints)
 
 
 def _own_json(own: OwnBtf) -> Dict[str, object]:
@@ -235,7 +250,8 @@ def _forecast(ctx: Context, common: Common, release: str, found: Found, settings
     """Every gate of the new kernel for each out-of-tree module."""
     paths = found.paths
     target = kernel.resolve(selector)
-    expect, reports = checked(ctx, target, level_of(settings), CheckOptions(common, tuple(paths)), paths)
+    expect, reports = checked(ctx, target, level_of(settings), CheckOptions(common=common,
+                                                                            paths=tuple(paths)), paths)
     assert expect.loader is not None
     exports = expect.loader.exports
     infos = read_infos(paths)

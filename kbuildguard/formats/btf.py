@@ -510,8 +510,12 @@ def check_split(data: bytes, base: BtfBase, memo: Optional[Dict[int, bool]] = No
     if error:
         return SplitCheck(error, words, 0)
     start, end, strings = fields
-    split = _Split(base, strings, base.order, {} if memo is None else memo, name_table(strings, len(base.strings)),
-                   len(base.strings))
+    split = _Split(base=base,
+                   strings=strings,
+                   order=base.order,
+                   memo={} if memo is None else memo,
+                   own=name_table(strings, len(base.strings)),
+                   base_len=len(base.strings))
     words = _words(data[start:end], base.order)
     own_kinds: List[int] = []
     own_refs: List[int] = []

@@ -255,9 +255,17 @@ def gather(target: KernelTarget, extra_symvers: Sequence[str] = (), sig_enforce:
     own = vmlinux_btf(target, image) if validates else None
     btf_facts = BtfFacts(validates, config.get("CONFIG_MODULE_ALLOW_BTF_MISMATCH") == "y", own.path if own else None,
                          None, own)
-    return LoaderFacts(config, vermagic, vermagic_source, exports, missing, signing_facts(target, config, sig_enforce,
-                                                                                          trusted_certs, image, mokutil, env), btf_facts,
-                       target.modules_dir or "", debian_kernel(target), kmods.gather(target), builtin.gather(target))
+    return LoaderFacts(config=config,
+                       vermagic=vermagic,
+                       vermagic_source=vermagic_source,
+                       exports=exports,
+                       exports_missing=missing,
+                       signing=signing_facts(target, config, sig_enforce, trusted_certs, image, mokutil, env),
+                       btf=btf_facts,
+                       in_tree=target.modules_dir or "",
+                       refuses_missing_versions=debian_kernel(target),
+                       kmod=kmods.gather(target),
+                       builtin_names=builtin.gather(target))
 
 
 def debian_kernel(target: KernelTarget) -> bool:
@@ -280,8 +288,15 @@ def bare(target: KernelTarget) -> LoaderFacts:
     module to a kernel without a full run (a test, an explain of a foreign tree)."""
     config = target.tree_config
     vermagic, source = kernel_vermagic(target, config)
-    return LoaderFacts(config, vermagic, source, None, "the kernel's exports were not read", signature.gather(config),
-                       BtfFacts(None, False, None, None), target.modules_dir or "", debian_kernel(target))
+    return LoaderFacts(config=config,
+                       vermagic=vermagic,
+                       vermagic_source=source,
+                       exports=None,
+                       exports_missing="the kernel's exports were not read",
+                       signing=signature.gather(config),
+                       btf=BtfFacts(None, False, None, None),
+                       in_tree=target.modules_dir or "",
+                       refuses_missing_versions=debian_kernel(target))
 
 
 def check_vermagic(info: ModuleInfo, facts: LoaderFacts, release: str) -> Check:

@@ -391,8 +391,15 @@ def _trusted(sig: ModuleSignature, message: Message, key: Found, facts: SigningF
              found: str) -> Check:
     cert = key.cert
     if cert is None and key.listed is not None and key.listed.key is not None:
-        cert = Certificate("", key.listed.issuer_cn, b"", key.listed.serial, key.listed.skid, b"", key.listed.source,
-                           "rsa", key.listed.key)
+        cert = Certificate(subject_cn="",
+                           issuer_cn=key.listed.issuer_cn,
+                           issuer=b"",
+                           serial=key.listed.serial,
+                           skid=key.listed.skid,
+                           der=b"",
+                           source=key.listed.source,
+                           key_algorithm="rsa",
+                           key=key.listed.key)
     if cert is None:
         return Check(name=Gate.SIGNATURE, ok=True, expected=expected, found=found,
                      message="%s, trusted (%s), but its certificate is not at hand, so the signature was not verified: a module "

@@ -112,8 +112,17 @@ def gather(target: KernelTarget, config: Mapping[str, str], live: bool, cert_pat
         sources.append("%d asymmetric key(s) in %s" % (len(keyring), keys_path))
     elif live:
         sources.append("%s shows no keys to this user" % keys_path)
-    return Trust(certs, in_tree, keyring or (), keyring is not None, (), tuple(sources), keys.certificates, keys.listed,
-                 keys.builtin_missing, keys.unseen, keys.distribution is keyrings.Distribution.DEBIAN)
+    return Trust(certs=certs,
+                 in_tree=in_tree,
+                 keyring=keyring or (),
+                 keyring_read=keyring is not None,
+                 known=(),
+                 sources=tuple(sources),
+                 kernel_keys=keys.certificates,
+                 listed=keys.listed,
+                 builtin_missing=keys.builtin_missing,
+                 unseen=keys.unseen,
+                 keyring_counts=keys.distribution is keyrings.Distribution.DEBIAN)
 
 
 def confirm(runner: Runner, info: ModuleInfo, found: Check, trust: Trust, env: Optional[Mapping[str, str]] = None) -> Check:

@@ -753,7 +753,14 @@ def _write(folder: str, vid: str, name: str, base: str, group: str, m: Mutant) -
     fname = vid + m.suffix
     with open(os.path.join(folder, fname), "wb") as f:
         f.write(m.data)
-    return Variant(vid, name, base, group, m.kind, m.detail, fname, _sha(m.data))
+    return Variant(vid=vid,
+                   name=name,
+                   base=base,
+                   group=group,
+                   kind=m.kind,
+                   detail=m.detail,
+                   file=fname,
+                   sha256=_sha(m.data))
 
 
 # The numbered cases, fixed (not drawn): each a Variant with a stable id.
@@ -1504,7 +1511,12 @@ def compare_guests(variants, predicted, seen, guests) -> List[Outcome]:
         for v in variants:
             p, why = predicted[guest][v.vid]
             s = seen[guest][v.vid]
-            out.append(Outcome(v, guest, p, why, s, judge(p, s)))
+            out.append(Outcome(variant=v,
+                               guest=guest,
+                               predicted=p,
+                               why=why,
+                               seen=s,
+                               verdict=judge(p, s)))
     return out
 
 
