@@ -163,12 +163,12 @@ def test_a_failure_midway_leaves_no_temporary_folder(tmp_path, monkeypatch):
 
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device")
-    for where in ("_write_text", "rename"):
+    for where in ("write_text", "rename"):
         with monkeypatch.context() as m:
             if where == "rename":
                 m.setattr(toolchainlock.os, "rename", full)
             else:
-                m.setattr(toolchainlock, "_write_text", full)
+                m.setattr(toolchainlock, "write_text", full)
             with pytest.raises(CannotWrite, match="No space left on device"):
                 toolchainlock.write(lock, str(root))
         assert sorted(os.listdir(str(root))) == ["6.1.0-57-amd64", "build_environment"], where

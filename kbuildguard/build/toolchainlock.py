@@ -159,7 +159,7 @@ def write(lock: ToolchainLock, root: str) -> List[str]:
             os.mkdir(os.path.join(staging, "bin"))
             for tool in lock.tools:
                 os.symlink(tool.path, os.path.join(staging, "bin", tool.name))
-            _write_text(os.path.join(staging, "env"), render_env(lock, bindir))
+            write_text(os.path.join(staging, "env"), render_env(lock, bindir))
             os.chmod(staging, 0o755)
             if os.path.isdir(final) and not os.path.islink(final):
                 old = tempfile.mkdtemp(prefix=".old.", dir=root)
@@ -175,7 +175,7 @@ def write(lock: ToolchainLock, root: str) -> List[str]:
             # the staging name is gone and there is nothing to remove
             shutil.rmtree(staging, ignore_errors=True)
         dispatcher = os.path.join(root, "build_environment")
-        _write_text(dispatcher, render_dispatcher(root))
+        write_text(dispatcher, render_dispatcher(root))
     except OSError as exc:
         raise CannotWrite("%s: cannot write the toolchain lock: %s" % (root, exc.strerror or exc),
                           hint="choose a folder you can write (--toolchain-lock DIR), e.g. as root /var/lib/kbuildguard/toolchain")
@@ -217,7 +217,7 @@ def _check_parents(root: str) -> None:
                        "it would run their code" % (root, found[0], found[1]))
 
 
-def _write_text(path: str, text: str) -> None:
+def write_text(path: str, text: str) -> None:
     """A new file renamed over PATH: never written through a name someone else may have planted."""
     fd, tmp = tempfile.mkstemp(prefix=".tmp.", dir=os.path.dirname(path))
     try:

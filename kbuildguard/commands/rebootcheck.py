@@ -168,28 +168,15 @@ def own_modules_btf(root: str, release: str, clock: Callable[[], float]) -> OwnB
 def _own_row(release: str, name: str, result: btf.SplitCheck, allow: bool) -> report.ForecastRow:
     prints = "failed to validate module [%s] BTF: -%d" % (_kbuild_name(name), result.error)
     if allow:
-        return report.ForecastRow(kernel=release,
-                                  module=name,
-                                  verdict=Verdict.OK,
-                                  effect=Effect.OK,
-                                  gate=Gate.BTF,
-                                  reason="loads without its BTF: \"%s\" (%s) against the vmlinuz's BTF; "
-                                  "CONFIG_MODULE_ALLOW_BTF_MISMATCH=y drops it" % (prints, result.reason),
-                                  weak_modules=False,
-                                  crc_differences=(),
-                                  crcs_compared=0,
-                                  kernel_prints=prints)
-    return report.ForecastRow(kernel=release,
-                              module=name,
-                              verdict=Verdict.MISMATCH,
-                              effect=Effect.REJECTED,
-                              gate=Gate.BTF,
-                              reason="its BTF was split against another build's vmlinux: \"%s\" (%s); the kernel package's "
-                              "modules and vmlinuz come from different builds" % (prints, result.reason),
-                              weak_modules=False,
-                              crc_differences=(),
-                              crcs_compared=0,
-                              kernel_prints=prints)
+        verdict, effect, reason = Verdict.OK, Effect.OK, (
+            "loads without its BTF: \"%s\" (%s) against the vmlinuz's BTF; CONFIG_MODULE_ALLOW_BTF_MISMATCH=y drops it"
+            % (prints, result.reason))
+    else:
+        verdict, effect, reason = Verdict.MISMATCH, Effect.REJECTED, (
+            "its BTF was split against another build's vmlinux: \"%s\" (%s); the kernel package's modules and vmlinuz "
+            "come from different builds" % (prints, result.reason))
+    return report.ForecastRow(kernel=release, module=name, verdict=verdict, effect=effect, gate=Gate.BTF, reason=reason,
+                              weak_modules=False, crc_differences=(), crcs_compared=0, kernel_prints=prints)
 
 
 def _own_json(own: OwnBtf) -> Dict[str, object]:

@@ -9,10 +9,10 @@ macros.kmodtool, both loaded after it, and a mismatched module is signed and pac
 
 import os
 import pkgutil
-import tempfile
 from typing import List, NamedTuple, Optional
 
 from kbuildguard.bounded import read_head
+from kbuildguard.build import toolchainlock
 from kbuildguard.console import printable
 from kbuildguard.context import Context
 from kbuildguard.errors import CannotWrite, UsageError
@@ -56,17 +56,9 @@ def _ours(path: str) -> bool:
 
 
 def _write(path: str, content: str) -> None:
-    """A new file renamed over PATH (never written through a name that is there)."""
+    """A new file renamed over PATH (never written through a name that is there): the lock's writer."""
     os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".kbuildguard.", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(content)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    toolchainlock.write_text(path, content)
 
 
 def install(ctx: Context, root: str) -> List[str]:
