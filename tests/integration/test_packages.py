@@ -59,7 +59,8 @@ def test_rpm_requires_only_distribution_packages(dist):
     ours = [r for r in requires if not r.startswith("rpmlib(") and r not in generated]
     # /bin/sh: the reboot hooks (kbuildguard/data/hooks: kernel's postinst.d, kernel-install) are shell
     # scripts; every distribution's base system provides it. python3-tomli: EL9's Python 3.9 has no tomllib.
-    assert ours == ["/bin/sh", "/usr/bin/python3", "make", "python(abi) = 3.9", "python3-distro >= 1.4.0",
+    # config(kbuildguard): rpm's own requirement for a package with a %config file (/etc/rpm/macros.zz-kbuildguard)
+    assert ours == ["/bin/sh", "/usr/bin/python3", "config(kbuildguard) = %s-1.el9" % __version__, "make", "python(abi) = 3.9", "python3-distro >= 1.4.0",
                     "python3-jinja2 >= 2.10.1", "python3-packaging >= 16.8", "python3-tomli"]
     provides = _out(["rpm", "-qp", "--provides", rpm]).splitlines()
     assert "kbuildguard = %s-1.el9" % __version__ in provides
@@ -235,7 +236,7 @@ def test_el7_rpm_built_by_python_3_6(dist, debian_release, tmp_path):
     rpm = _one(dist, EL7_RPM)
     requires = _out(["rpm", "-qp", "--requires", rpm]).splitlines()
     ours = sorted(r for r in requires if not r.startswith("rpmlib("))
-    assert ours == ["/bin/sh", "/usr/bin/python3.6", "make", "python(abi) = 3.6", "python36-distro >= 1.4.0",
+    assert ours == ["/bin/sh", "/usr/bin/python3.6", "config(kbuildguard) = %s-1.el7" % __version__, "make", "python(abi) = 3.6", "python36-distro >= 1.4.0",
                     "python36-jinja2 >= 2.10.1", "python36-packaging >= 16.8", "python36-tomli"], ours
     # a rich dependency is a name in parentheses and makes rpm add rpmlib(RichDependencies) (rpm 4.13);
     # it has no flag of its own in REQUIREFLAGS: every flag here is one rpm 4.11 knows (< 1 << 28)
