@@ -220,8 +220,6 @@ def _search(text: str) -> Tuple[Optional[Found], Optional[BadInput]]:
                                hint="give the line /proc/version prints, whole (cat /proc/version)")
             continue
         repairs.extend(r for r in cleanups if r not in repairs)
-        if not parsed.build and _unbalanced(candidate):
-            repairs.append("read a line cut off after the compiler (its build date is missing)")
         found.append((Found(candidate, tuple(repairs), i + 1), parsed))
     if found:
         chosen, parsed = found[-1]
