@@ -222,16 +222,39 @@ def _search(text: str) -> Tuple[Optional[Found], Optional[BadInput]]:
         repairs.extend(r for r in cleanups if r not in repairs)
         found.append((Found(candidate, tuple(repairs), i + 1), parsed))
     if found:
-        chosen, parsed = found[-1]
-        others = sorted({p.release for _, p in found if p.release != parsed.release})
-        if others:
-            chosen = chosen._replace(repairs=chosen.repairs + (
-                "found %d kernel lines (also %s); used the last, line %d (the most recent boot)" % (
-                    len(found), ", ".join(others), chosen.number),))
-        return chosen, None
+        return _choose(found, lines), None
     if refused is not None:
         return None, refused
     return None, _nothing_found(lines, in_prose)
+
+
+def _quote_depth(raw: str) -> int:
+    """How many mail quote markers ('>') start a pasted line: 0 for a line the writer typed."""
+    m = re.match(r"[ \t]*((?:>[ \t]?)+)", raw)
+    return m.group(1).count(">") if m else 0
+
+
+def _choose(found: List[Tuple[Found, ProcVersion]], lines: List[str]) -> Found:
+    """The kernel line to use among several, and the repair that says which and why.
+
+    A reply quotes what came before it (RFC 5322 section 3.6.4: a reply's text, and its quote of the
+    message it answers): a line quoted less deeply is newer than one quoted more, whether the reply is
+    top- or bottom-posted (issue 22: a new banner above a '> '-quoted old one). Among lines quoted
+    alike (a syslog of many boots) the last is the most recent boot: init/main.c start_kernel()
+    prints linux_banner once per boot.
+    """
+    depths = [_quote_depth(lines[f.number - 1]) for f, _ in found]
+    least = min(depths)
+    chosen, parsed = [entry for entry, depth in zip(found, depths) if depth == least][-1]
+    others = sorted({p.release for _, p in found if p.release != parsed.release})
+    if not others:
+        return chosen
+    if len(set(depths)) > 1:
+        why = "line %d, the least mail-quoted (a reply quotes older text)" % chosen.number
+    else:
+        why = "the last, line %d (the most recent boot)" % chosen.number
+    return chosen._replace(repairs=chosen.repairs + (
+        "found %d kernel lines (also %s); used %s" % (len(found), ", ".join(others), why),))
 
 
 def strip_log_prefixes(raw: str) -> Tuple[str, List[str]]:
