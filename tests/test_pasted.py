@@ -486,15 +486,18 @@ def test_random_breaks_never_read_as_another_kernel():
 # (292 lines): 97 read as another compiler or linker version ("gcc (GCC) 11.3" of 11.3.1, "GNU ld 2.4"
 # of 2.40). A line cut anywhere must read as the whole line's identity or be refused, never another.
 
-def _cuts(line, prefix):
-    """``line`` cut after each of its characters (every stride()-th under a plain pytest), behind ``prefix``."""
+def _cuts(line, prefix, suffix="", blank=" "):
+    """``line`` cut after each of its characters (every stride()-th under a plain pytest), between
+    ``prefix`` and ``suffix``, its spaces written as ``blank``."""
     for pos in range(len("Linux version ") + 1, len(line), stride()):
-        yield prefix + line[:pos] + "\n"
+        yield prefix + line[:pos].replace(" ", blank) + suffix + "\n"
 
 
-@pytest.mark.parametrize("prefix", ["", "[    0.000000] ", "# ", "> "])
-def test_sweep_cut_anywhere(prefix):
-    read, refused = _sweep([(b[0], list(_cuts(b[4], prefix))) for b in BANNERS])
+@pytest.mark.parametrize("prefix,suffix,blank", [
+    ("", "", " "), ("[    0.000000] ", "", " "), ("# ", "", " "), ("> ", "", " "), ("<td>", "</td>", " "),
+    ("(", ")", " "), ('{"MESSAGE": "', '", "_HOSTNAME": "db01"}', " "), ("", "", "\t"), ("", "", "\u00a0")])
+def test_sweep_cut_anywhere(prefix, suffix, blank):
+    read, refused = _sweep([(b[0], list(_cuts(b[4], prefix, suffix, blank))) for b in BANNERS])
     # Figures when written (stride 1, prefix "", 41 banners): 1715 read, 4839 refused, 0 read as another identity
     # (before the fix: a cut inside the compiler's parenthesis read a shorter version).
     assert refused and read >= 0
@@ -510,3 +513,16 @@ def test_tester_cuts_of_the_compiler_part():
                                   if line[i - 1].isdigit() or line[i - 1] in ".-~"]))
     read, refused = _sweep(texts)
     assert read == 0 and refused > 200, (read, refused)
+
+
+def test_serial_capture_with_nul_bytes_on_another_line():
+    """A serial console's NULs on an earlier line (U-Boot's idle line) are dropped and said (issue 22);
+    a NUL in the line that says "Linux version" is binary data (vmlinux's .rodata), refused."""
+    banner = _BY_ID["debian12"][4].encode()
+    text, decoded = decode_pasted(b"U-Boot 2023.01\x00\x00\r\n" + banner + b"\n")
+    assert decoded == ("removed NUL bytes from 1 line other than the kernel line (a serial capture)",)
+    assert find_kernel_line(text).line == banner.decode()
+    for data in (b"junk\n" + banner + b"\x00\n", b"Linux\x00 version" + banner[13:] + b"\n"):
+        with pytest.raises(BadInput) as exc:
+            decode_pasted(data)
+        assert exc.value.message == "binary data, not a /proc/version line"

@@ -87,6 +87,9 @@ _BUILD_WORDS = re.compile(
 _COMPLETE = re.compile(r"(?:\b(?:19|20)\d\d(?:\s+[+-]\d{4}|\s+[A-Z]{2,5})?|\d\d:\d\d:\d\d\s+[+-]\d{4}"
                        r"|\(\d{4}-\d\d-\d\d\)|\([0-9a-f]{7,}\)|\b(?:19|20)\d\d\s+\([^()]+\))$")
 _SGR = re.compile(r"\x1b\[[0-9;]*m")
+_ODD_BLANKS = re.compile(r"[\t\u00a0]")
+# An HTML or XML element the banner stands in ("<td>", "<kernel>", "<td class=x>"): its end tag ends it.
+_OPEN_TAG = re.compile(r"<([A-Za-z][\w:.-]*)(?:\s[^<>]*)?>\s*$")
 _QP_ESCAPE = re.compile(r"=([0-9A-F]{2})")
 _QP_SOFT_BREAK = re.compile(r"=[ \t]*\r?\n")
 _QP_SOFT_END = re.compile(r"=[ \t]*$")
@@ -128,7 +131,16 @@ def decode_pasted(raw: bytes) -> Tuple[str, Tuple[str, ...]]:
     if b"\x00" in raw and len(raw) % 2 == 0 and raw[1::2].count(0) == len(raw) // 2:
         return raw.decode("utf-16-le", errors="replace"), ("decoded UTF-16 text (a Windows redirect)",)
     if b"\x00" in raw:
-        raise BadInput("binary data, not a /proc/version line")
+        # A serial console capture holds NULs where the line idled or the board reset (U-Boot's
+        # "U-Boot 2023.01\0\0"): dropped from the lines that say no "Linux version". A NUL in a line
+        # that does is binary data (vmlinux's linux_banner is NUL-terminated in .rodata): refused.
+        lines = raw.split(b"\n")
+        if any(b"\x00" in line and b"Linux version" in line.replace(b"\x00", b"") for line in lines):
+            raise BadInput("binary data, not a /proc/version line")
+        dirty = sum(1 for line in lines if b"\x00" in line)
+        text = raw.replace(b"\x00", b"").decode("utf-8", errors="replace")
+        return text, ("removed NUL bytes from %d line%s other than the kernel line (a serial capture)"
+                      % (dirty, "" if dirty == 1 else "s"),)
     return raw.decode("utf-8", errors="replace"), ()
 
 
@@ -152,6 +164,14 @@ def find_kernel_line(text: str) -> Found:
         if found_qp is not None and (found is None or found_qp.line != found.line):
             return found_qp._replace(repairs=("decoded quoted-printable mail text ('=' line breaks, '=3D')",) + found_qp.repairs)
         error = error or error_qp
+    if found is None and _ODD_BLANKS.search(text):
+        # "Linux\tversion\t6.1.0 ..." (a spreadsheet or a terminal's copy), or every space a
+        # non-breaking one (a web page): the banner has plain spaces only (init/version.c), so each of
+        # these is read as one -- only when nothing was found as it stands.
+        found_sp, error_sp = _search(_ODD_BLANKS.sub(" ", text))
+        if found_sp is not None:
+            return found_sp._replace(repairs=("replaced tabs or non-breaking spaces with spaces",) + found_sp.repairs)
+        error = error_sp if error_sp is not None and not _ANCHOR.search(text) else error or error_sp
     if found is not None:
         return found
     assert error is not None
@@ -370,8 +390,18 @@ def _complete_banner(line: str, prefix: str) -> Optional[Tuple[str, ProcVersion,
 def _strip_trailer(line: str, prefix: str) -> Tuple[str, str]:
     """``line`` without what the layout its ``prefix`` shows puts after a banner, and what that was."""
     end = len(line)
+    tag = _OPEN_TAG.search(prefix)
     if "|" in prefix and "|" in line:  # a Markdown or text table row: a banner has no "|"
         end = line.index("|")
+    elif tag is not None and "</%s>" % tag.group(1) in line:  # <td>...</td>, <kernel>...</kernel>
+        end = line.index("</%s>" % tag.group(1))
+    elif prefix.rstrip().endswith("(") and _closing_paren(line) >= 0:  # "(Linux version ...)"
+        end = _closing_paren(line)
+    elif prefix.rstrip().endswith('"') and '"' in line:
+        # A JSON or shell string ("MESSAGE": "Linux version ...", "_HOSTNAME": ...): a banner has no
+        # '"' (init/version.c), so the string ends at the first one; printk's newline may precede it.
+        end = line.index('"')
+        end = len(re.sub(r"(?:\\n)+$", "", line[:end]))
     else:
         m = re.search(r"(?:\\n)*[\"']?[,;]?\s*$", line) if ('"' in prefix or "'" in prefix) else None
         if m is not None:
@@ -380,6 +410,20 @@ def _strip_trailer(line: str, prefix: str) -> Tuple[str, str]:
             end = len(line.rstrip()) - 2
     kept = line[:end].rstrip()
     return kept, line[len(kept):].strip()
+
+
+def _closing_paren(line: str) -> int:
+    """Where the ")" that closes a parenthesis opened before ``line`` is, or -1 (a banner's own
+    parentheses are balanced: init/version.c)."""
+    depth = 0
+    for i, ch in enumerate(line):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            if depth == 0:
+                return i
+            depth -= 1
+    return -1
 
 
 def _shown(text: str) -> str:
