@@ -194,14 +194,20 @@ def _search(text: str) -> Tuple[Optional[Found], Optional[BadInput]]:
             # is read only when it is whole (its build part ends as a banner ends), never guessed.
             last = raw[anchors[-1].start():].rstrip()
             complete = _complete_banner(last, "")
+            # "Linux version: Linux version 6.1.0-18 ..." (a form's label, then the line): an anchor
+            # followed by another is a label, not a banner.
+            labels = [a for a in anchors[:-1] if _ANCHOR.match(raw, len(raw) - len(raw[a.end():].lstrip()))]
             if complete is None:
                 refused = BadInput("line %d holds %d 'Linux version' banners run together and the last is not "
-                                   "a whole banner: %s" % (i + 1, len(anchors), _shown(last)),
+                                   "a whole banner: %s" % (i + 1, len(anchors) - len(labels), _shown(last)),
                                    hint="give the line /proc/version prints, whole (cat /proc/version)")
                 continue
             candidate, parsed, _trailer, cleanups = complete
-            repairs = ["line %d holds %d kernel banners run together (line breaks lost); used the last, "
-                       "%s (the most recent boot)" % (i + 1, len(anchors), parsed.release)]
+            if len(labels) == len(anchors) - 1:
+                repairs = ["removed the label before the kernel line (%s)" % _shown(raw[:anchors[-1].start()])]
+            else:
+                repairs = ["line %d holds %d kernel banners run together (line breaks lost); used the last, "
+                           "%s (the most recent boot)" % (i + 1, len(anchors) - len(labels), parsed.release)]
             repairs.extend(r for r in cleanups if r not in repairs)
             found.append((Found(candidate, tuple(repairs), i + 1), parsed))
             continue
