@@ -82,6 +82,8 @@ class Common(NamedTuple):
 
     cli: CommandLine
     proc_version_file: Optional[str] = None
+    # "--proc-version-file -": stdin, read once by cli.main_inner (a stream cannot be read twice)
+    proc_version_data: Optional[bytes] = None
 
 
 class FileSettings(NamedTuple):

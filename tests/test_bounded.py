@@ -3,6 +3,7 @@ they are read end in one line and exit 3, never in a MemoryError, a hang or a SI
 
 import errno
 import io
+import json
 import os
 import threading
 import time
@@ -284,3 +285,15 @@ def test_an_anonymous_pipe_is_not_timed_out(tmp_path, monkeypatch):
     finally:
         os.close(rfd)
     thread.join(timeout=10)
+
+
+def test_proc_version_file_dash_reads_stdin(tmp_path):
+    """Issue 22: `--proc-version-file -` reads stdin, as `explain --dmesg -` does, named "stdin"."""
+    line = ("Linux version 6.1.0-18-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14) 12.2.0, "
+            "GNU ld (GNU Binutils for Debian) 2.40) #1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1 (2024-02-01)\n")
+    code, out, err = run(tmp_path, "detect", "--proc-version-file", "-", "--json", stdin="[    0.000000] " + line)
+    assert json.loads(out)["kernel"]["release"] == "6.1.0-18-amd64", err
+    code, out, err = run(tmp_path, "setup", "--proc-version-file", "-", "--dry-run", stdin=line)
+    assert "plan for the machine of stdin: Debian" in out, (out, err)
+    code, _, err = run(tmp_path, "detect", "--proc-version-file", "-", stdin="")
+    assert code == 3 and "bad input: stdin: no kernel line: the text is empty" in err
