@@ -11,7 +11,7 @@ before the OOM killer, in issue 18). So:
   waiting for more (``/dev/kmsg``, a terminal), and none of the files kbuildguard reads is one.
 
 Every open() for reading in the package is here (a code rule, tests/test_code_rules.py): a file is
-opened with O_NONBLOCK (a FIFO excepted), so a device whose open() waits (a serial line) cannot
+opened with O_NONBLOCK (a FIFO then waits for its writer, bounded), so a device whose open() waits (a serial line) cannot
 hang the open() itself, then checked with fstat before a byte is read.
 
 The limit is part of the message: ``FILE: larger than 64 MiB, not a kernel log`` (BadInput, exit 3).
@@ -24,6 +24,7 @@ import fcntl
 import hashlib
 import io
 import os
+import select
 import stat
 from typing import IO, Iterator, List, NamedTuple
 
@@ -31,6 +32,8 @@ from kbuildguard.errors import BadInput
 
 MIB = 1024 * 1024
 _CHUNK = 1 * MIB
+# How long a named FIFO may wait for its writer (``mkfifo log; dmesg > log &`` starts it at once).
+FIFO_WRITER_WAIT = 30.0
 
 
 class Limit(NamedTuple):
@@ -99,17 +102,19 @@ def _device(source: str, what: str) -> BadInput:
 @contextlib.contextmanager
 def open_file(path: str, what: str) -> Iterator[IO[bytes]]:
     """PATH open for reading in binary; a character or block device refused at once (BadInput).
-    Anything but a FIFO is opened with O_NONBLOCK (open(2): a device's open, a serial line's,
-    does not wait for a carrier), cleared before reading. A named FIFO is opened as open() does,
-    waiting for its writer (``mkfifo log; dmesg > log &``): with O_NONBLOCK it would read as empty
-    when the writer comes second. OSError is left to the caller; a directory is
+    Everything is opened with O_NONBLOCK (open(2): a device's open, a serial line's, does not
+    wait for a carrier), cleared before reading. A named FIFO then waits for its writer
+    (``mkfifo log; dmesg > log &``), FIFO_WRITER_WAIT seconds at most: reading at once would read
+    it as empty when the writer comes second. OSError is left to the caller; a directory is
     IsADirectoryError, as open() says it."""
     try:
         fifo = stat.S_ISFIFO(os.stat(path).st_mode)
     except OSError:
         fifo = False  # os.open says why
-    fd = os.open(path, os.O_RDONLY | (0 if fifo else os.O_NONBLOCK) | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
+        if fifo and not _anonymous_pipe(path):
+            _wait_for_writer(fd, path, what)
         st = os.fstat(fd)
         if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
             raise _device(path, what)
@@ -122,6 +127,27 @@ def open_file(path: str, what: str) -> Iterator[IO[bytes]]:
         raise
     with f:
         yield f
+
+
+def _anonymous_pipe(path: str) -> bool:
+    """``<(dmesg)``'s /dev/fd/63: a pipe its writer already holds, which may be slow to write (a long
+    journal): never timed out. Its link reads "pipe:[INODE]" (fs/pipe.c pipefs_dname())."""
+    try:
+        return os.readlink(path).startswith("pipe:")
+    except OSError:
+        return False
+
+
+def _wait_for_writer(fd: int, path: str, what: str) -> None:
+    """A named FIFO opened without waiting: wait, at most FIFO_WRITER_WAIT seconds, until a writer
+    has opened it (data or its end to read), so that a FIFO nobody writes to (issue 22:
+    ``mkfifo f; --proc-version-file f``) is one line, not a wait for ever. Linux's pipe_poll()
+    (fs/pipe.c) reports no POLLHUP to a reader until a writer has come, so the writer may come second."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLHUP)
+    if not poller.poll(int(FIFO_WRITER_WAIT * 1000)):
+        raise BadInput("%s: a FIFO nobody wrote to in %g s, not %s (write to it first, or give a file)"
+                       % (path, FIFO_WRITER_WAIT, what))
 
 
 def read_file(path: str, limit: int, what: str) -> bytes:

@@ -79,7 +79,7 @@ def _add_kernel_options(p: argparse.ArgumentParser, proc_version: bool = False, 
     g.add_argument("--kernel-dir", metavar="DIR", help="a kernel build tree")
     g.add_argument("--sysroot", metavar="DIR", help="a chroot, image or build root whose kernel is the target (never trusts this machine's /proc/version)")
     if proc_version:
-        g.add_argument("--proc-version-file", metavar="FILE", help="a file holding the target's /proc/version line")
+        g.add_argument("--proc-version-file", metavar="FILE", help="a file holding the target's /proc/version line ('-': stdin)")
     if layout:
         g.add_argument("--vmlinux", metavar="FILE", help="the kernel's BTF, vmlinux or vmlinuz: the struct module layout to compare with")
         g.add_argument("--kernel-config", metavar="FILE", help="the kernel's own .config (default: /boot/config-R, /proc/config.gz)")
@@ -390,7 +390,20 @@ def main_inner(ctx: Context, args: argparse.Namespace, make_args: Sequence[str])
     KBUILDGUARD_* settings are checked here, by one rule for every command (issue 22: `fetch` and
     `rpm-macros` resolve no settings and had taken an empty or misspelt one without a word)."""
     check_environment(ctx.env)
-    return COMMANDS[args.command](ctx, args, _common(args, make_args))
+    common = _common(args, make_args)
+    if common.proc_version_file == "-":  # as `explain --dmesg -` does (issue 22)
+        common = common._replace(proc_version_data=_stdin_bytes(ctx))
+    return COMMANDS[args.command](ctx, args, common)
+
+
+def _stdin_bytes(ctx: Context) -> bytes:
+    """stdin, bounded as a kernel log is; its bytes when it has them (UTF-16 from a Windows pipe is told apart)."""
+    from kbuildguard import bounded
+
+    binary = getattr(ctx.stdin, "buffer", None)
+    if binary is not None:
+        return bounded.read_stream(binary, "stdin", bounded.KERNEL_LOG.size, bounded.KERNEL_LOG.what, terminal=True)
+    return bounded.read_text_stream(ctx.stdin, "stdin", bounded.KERNEL_LOG).encode("utf-8")
 
 
 def _raise_stopped(signum: int, frame: object) -> None:

@@ -209,12 +209,6 @@ def parse_compiler(text: str) -> Optional[CompilerId]:
     return None
 
 
-def _open_tail(text: str) -> str:
-    """What follows the first top-level "(" that is never closed: the cut-off end of a line, or ""."""
-    start = _scan_parens(text)[1]
-    return text[start:] if start >= 0 else ""
-
-
 def _short_compiler(group: str) -> Optional[CompilerId]:
     """``gcc 14`` (optionally ``, GNU ld 2.43``): the family and the major version only."""
     body, linker = split_linker(group)
@@ -253,16 +247,10 @@ def _read_proc_compiler(rest: str) -> Tuple[Optional[CompilerId], str]:
             return candidate, builder
         if not builder and "@" in group:
             builder = group
-    # Refused before, so no line parsed today is read differently by what follows: a line cut off
-    # after the compiler ("(gcc (Ubuntu 11.4.0-1ubuntu1~22.04.3) 11.4.0, ...") and the short
-    # "(gcc 14)".
-    tail = _open_tail(rest).rstrip(" \t,.\u2026")
-    if tail and re.search(r"gcc|clang|GCC", tail):
-        candidate = parse_compiler(tail) or _short_compiler(tail)
-        if candidate is not None:
-            if candidate.linker is not None and not candidate.linker.version:
-                candidate = candidate._replace(linker=None)  # cut inside the linker's name
-            return candidate, builder
+    # A compiler in a parenthesis that is never closed is not read (issue 22): the line was cut off
+    # inside LINUX_COMPILER, and a version cut there reads as a shorter one ("gcc (GCC) 11.3" of
+    # 11.3.1, "GNU ld 2.4" of 2.40, "gcc version 12" of 12.2.0). Nothing in the text says where the
+    # version ended, so the line is refused: a wrong compiler is worse than none.
     for group in groups:
         candidate = _short_compiler(group)
         if candidate is not None:
@@ -278,7 +266,8 @@ _remembered_proc_compiler = functools.lru_cache(maxsize=4096)(_read_proc_compile
 def parse_proc_version(text: str) -> ProcVersion:
     """Parse a /proc/version line; raises BadInput when it is not one or names no compiler.
 
-    Also accepts ``Linux version: R ...`` and a line cut off after its compiler. Finding the line in
+    Also accepts ``Linux version: R ...`` and a line cut off after its compiler's closing parenthesis
+    (never inside it: issue 22). Finding the line in
     dmesg, journal or mail text is kbuildguard.target.pasted's job.
     """
     line = text.strip()
@@ -295,9 +284,23 @@ def parse_proc_version(text: str) -> ProcVersion:
     rest = m.group("rest")
     compiler, builder = _proc_compiler(rest)
     if compiler is None:
+        if _scan_parens(rest)[1] >= 0 and re.search(r"gcc|clang|GCC", rest):
+            raise BadInput("the /proc/version line is cut off inside its compiler's parentheses (no ')' closes "
+                           "them), so the compiler's version may be cut short too: %.80s" % line)
         raise BadInput("the /proc/version line names no compiler we recognise: %.80s" % line)
+    _check_vendor_agrees(compiler, line)
     build = rest[rest.find("#"):] if "#" in rest else ""
     return ProcVersion(release=m.group("release"), builder=builder, compiler=compiler, build=build.strip(), text=line)
+
+
+def _check_vendor_agrees(compiler: CompilerId, line: str) -> None:
+    """BadInput when the vendor's parenthesis names a longer version than the compiler's ("(Debian
+    12.2.0-14) 12.2", "(Red Hat 11.3.1-4)" with 11.3): the compiler's version was cut short (issue 22).
+    The vendor's may be shorter (Linaro's "7.5.0 (Linaro GCC 7.5-2019.12)"), never longer."""
+    inner = re.search(r"(?:^|\s)(\d+(?:\.\d+)+)", compiler.vendor)
+    if inner and inner.group(1) != compiler.version and inner.group(1).startswith(compiler.version + "."):
+        raise BadInput("the /proc/version line's compiler version %s is shorter than its vendor's (%s): it was "
+                       "cut short: %.80s" % (compiler.version, compiler.vendor, line))
 
 
 def parse_comment(data: bytes) -> Tuple[List[CompilerId], List[Linker], List[str]]:

@@ -31,6 +31,7 @@ string (``KBUILDGUARD_KERNEL="$KVER"`` with KVER unset must not mean the running
 """
 
 import os
+import re
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence
 
 from kbuildguard.errors import ConfigError, UsageError
@@ -81,6 +82,8 @@ class Common(NamedTuple):
 
     cli: CommandLine
     proc_version_file: Optional[str] = None
+    # "--proc-version-file -": stdin, read once by cli.main_inner (a stream cannot be read twice)
+    proc_version_data: Optional[bytes] = None
 
 
 class FileSettings(NamedTuple):
@@ -213,6 +216,13 @@ def _check_target(kernel: Value, kernel_dir: Value) -> None:
         error = UsageError if kernel.layer is Layer.COMMAND_LINE else ConfigError
         raise error("%s: the kernel list %r has an empty item (an unset shell variable?)" % (kernel.origin, release),
                     hint="name each kernel: R1,R2")
+    if release is not None and (("," not in release and release != release.strip())
+                                or any(re.search(r"\s", r.strip()) for r in release.split(","))):
+        # issue 22: `--kernel '6.1.0-57-amd64 '` searched /lib/modules/6.1.0-57-amd64 /build. A release has
+        # no blank (scripts/setlocalversion; uname -r); a list may space its items ("R1, R2").
+        error = UsageError if kernel.layer is Layer.COMMAND_LINE else ConfigError
+        raise error("%s: %r has a blank in it; a kernel release has none (a stray space in a shell variable?)"
+                    % (kernel.origin, release), hint="give the release as uname -r prints it")
     if release is not None and release != "all" and ("/" in release or release in (".", "..")):
         raise ConfigError("%s: %r is not a kernel release (a build tree is named with --kernel-dir)" % (kernel.origin, release))
 

@@ -3,8 +3,10 @@ they are read end in one line and exit 3, never in a MemoryError, a hang or a SI
 
 import errno
 import io
+import json
 import os
 import threading
+import time
 
 import pytest
 
@@ -238,3 +240,60 @@ def test_a_log_file_that_is_not_a_regular_file_is_written_to_never_read(tmp_path
     (tmp_path / "notes").write_text("my notes\n")
     assert not is_log_or_absent(str(tmp_path / "notes"))
     assert is_log_or_absent(str(tmp_path / "absent"))
+
+
+def test_a_fifo_nobody_writes_to_is_refused_not_waited_for(tmp_path, monkeypatch):
+    """Issue 22: `--proc-version-file FIFO` with no writer waited for ever."""
+    path = str(tmp_path / "fifo")
+    os.mkfifo(path)
+    monkeypatch.setattr(bounded, "FIFO_WRITER_WAIT", 0.2)
+    with pytest.raises(BadInput) as exc:
+        bounded.read_file(path, bounded.MIB, "a /proc/version line")
+    assert exc.value.message == "%s: a FIFO nobody wrote to in 0.2 s, not a /proc/version line (write to it first, " \
+        "or give a file)" % path
+
+
+def test_a_fifo_whose_writer_comes_second_is_read(tmp_path):
+    path = str(tmp_path / "fifo")
+    os.mkfifo(path)
+
+    def write():
+        time.sleep(0.3)
+        with open(path, "wb") as f:
+            f.write(b"Linux version 6.1.0-57-amd64\n")
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    assert bounded.read_file(path, bounded.MIB, "x") == b"Linux version 6.1.0-57-amd64\n"
+    thread.join(timeout=10)
+
+
+def test_an_anonymous_pipe_is_not_timed_out(tmp_path, monkeypatch):
+    """`--dmesg <(journalctl -k)`: /dev/fd/N of a pipe whose writer is slow to start is waited for."""
+    monkeypatch.setattr(bounded, "FIFO_WRITER_WAIT", 0.01)
+    rfd, wfd = os.pipe()
+
+    def write():
+        time.sleep(0.3)
+        os.write(wfd, b"slow\n")
+        os.close(wfd)
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    try:
+        assert bounded.read_file("/dev/fd/%d" % rfd, bounded.MIB, "x") == b"slow\n"
+    finally:
+        os.close(rfd)
+    thread.join(timeout=10)
+
+
+def test_proc_version_file_dash_reads_stdin(tmp_path):
+    """Issue 22: `--proc-version-file -` reads stdin, as `explain --dmesg -` does, named "stdin"."""
+    line = ("Linux version 6.1.0-18-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14) 12.2.0, "
+            "GNU ld (GNU Binutils for Debian) 2.40) #1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1 (2024-02-01)\n")
+    code, out, err = run(tmp_path, "detect", "--proc-version-file", "-", "--json", stdin="[    0.000000] " + line)
+    assert json.loads(out)["kernel"]["release"] == "6.1.0-18-amd64", err
+    code, out, err = run(tmp_path, "setup", "--proc-version-file", "-", "--dry-run", stdin=line)
+    assert "plan for the machine of stdin: Debian" in out, (out, err)
+    code, _, err = run(tmp_path, "detect", "--proc-version-file", "-", stdin="")
+    assert code == 3 and "bad input: stdin: no kernel line: the text is empty" in err

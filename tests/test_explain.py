@@ -70,6 +70,9 @@ def test_unloadable_module_and_what_was_not_seen(tmp_path):
     assert code == 0
     assert "rmmod kdemo should work" in out
     assert "could not see: the kernel's configuration" in out  # release read from ROOT/proc/version
+    # the places looked in are ROOT's, not this machine's (issue 22)
+    line = next(ln for ln in out.splitlines() if "could not see: the kernel's configuration" in ln)
+    assert "(%s/boot/config-" % root in line and "/proc/config.gz" not in line, line
 
 
 def test_not_loaded_is_a_usage_error(tmp_path):

@@ -762,3 +762,15 @@ def test_untar_keeps_every_member_inside_the_root(tmp_path):
     assert (root / "usr/src/x/Makefile").read_bytes() == b"x\n\n"
     assert os.readlink(str(root / "lib/modules/R/build")) == "/usr/src/x"
     assert not os.path.lexists(str(root / "hl"))
+
+
+@pytest.mark.parametrize("value", ["6.1.0-57-amd64 ", " 6.1.0-57-amd64", "6.1.0-57-amd64\t", "6.1.0 -57-amd64",
+                                   "6.1.0-57-amd64, 6.1.0 -56-amd64"])
+def test_a_blank_in_a_kernel_release_is_an_error(tmp_path, value):
+    """issue 22: `--kernel '6.1.0-57-amd64 '` had looked in /lib/modules/6.1.0-57-amd64 /build."""
+    for argv, env, want in ((["--kernel", value], {}, 2), ([], {"KBUILDGUARD_KERNEL": value}, 12)):
+        err = io.StringIO()
+        code = cli.main(["check", str(tmp_path / "x.ko")] + argv, env=dict(env, HOME=str(tmp_path)),
+                        stdout=io.StringIO(), stderr=err, runner=lambda c: FakeRunner(), euid=1000, cwd=str(tmp_path))
+        assert code == want and "has a blank in it; a kernel release has none" in err.getvalue(), (value, err.getvalue())
+        assert len(err.getvalue().strip().splitlines()) <= 2, err.getvalue()

@@ -50,3 +50,40 @@ def test_a_localversion_the_release_lacks_is_refused(tmp_path):
     assert kconfig.read_named(path, Arch.AARCH64, "6.1.21-v8+")
     with pytest.raises(BadInput, match="CONFIG_LOCALVERSION='-v8' is not part of the target release 6.1.21-rt"):
         kconfig.read_named(path, Arch.AARCH64, "6.1.21-rt")
+
+
+WHOLE = (HEADER % ("x86", "6.1.192") + "CONFIG_X86_64=y\n\n#\n# General setup\n#\nCONFIG_MODULES=y\n"
+         "# end of General setup\n\n#\n# Kernel hacking\n#\n# CONFIG_DEBUG_KERNEL is not set\n# end of Kernel hacking\n")
+
+
+def test_a_whole_configuration_passes(tmp_path):
+    path = tmp_path / "config"
+    path.write_text(WHOLE)
+    assert kconfig.read_named(str(path), Arch.X86_64, "6.1.0-57-amd64")["CONFIG_MODULES"] == "y"
+
+
+def test_a_configuration_cut_off_is_refused(tmp_path):
+    """Debian's config cut at line 897 (issue 22's re-test): CONFIG_MODULES is there, MODULE_SIG* are not,
+    and the gates gave a false 'rejected'. conf_write() closes "Kernel hacking" last (v5.1+)."""
+    path = tmp_path / "config"
+    path.write_text(WHOLE[:WHOLE.index("\n#\n# Kernel hacking")] + "\n")
+    with pytest.raises(BadInput) as exc:
+        kconfig.read_named(str(path), Arch.X86_64)
+    assert exc.value.message == ("%s is cut off: it has no '# end of Kernel hacking', the last menu every kernel's "
+                                 ".config closes (12 lines; the last: # end of General setup)" % path)
+
+
+def test_a_configuration_without_menu_comments_is_not_judged_cut(tmp_path):
+    # auto.conf, and .config before v5.1, have no "# end of" lines
+    path = tmp_path / "auto.conf"
+    path.write_text(HEADER % ("x86", "6.1.192") + "CONFIG_X86_64=y\nCONFIG_MODULES=y\n")
+    assert kconfig.read_named(str(path), Arch.X86_64)
+
+
+def test_a_second_header_is_refused_naming_both(tmp_path):
+    path = tmp_path / "config"
+    path.write_text(WHOLE + "# Linux/arm64 6.1.0 Kernel Configuration\n")
+    with pytest.raises(BadInput) as exc:
+        kconfig.read_named(str(path), Arch.X86_64)
+    assert "holds 2 configuration headers (line 3: Linux/x86 6.1, line 18: Linux/arm64 6.1): two configurations " \
+        "joined" in exc.value.message

@@ -478,3 +478,51 @@ def test_random_breaks_never_read_as_another_kernel():
                                   + quote + parts[-1] + "\n" + quote.rstrip() + "\n"]))
     read, refused = _sweep(texts)
     assert read >= 0.95 * (read + refused), (read, refused)
+
+
+# --- a banner cut off anywhere (issue 22's re-test) -------------------------------------------------
+#
+# The tester cut 10 real banners after every digit, dot, dash and tilde of the compiler and linker part
+# (292 lines): 97 read as another compiler or linker version ("gcc (GCC) 11.3" of 11.3.1, "GNU ld 2.4"
+# of 2.40). A line cut anywhere must read as the whole line's identity or be refused, never another.
+
+def _cuts(line, prefix, suffix="", blank=" "):
+    """``line`` cut after each of its characters (every stride()-th under a plain pytest), between
+    ``prefix`` and ``suffix``, its spaces written as ``blank``."""
+    for pos in range(len("Linux version ") + 1, len(line), stride()):
+        yield prefix + line[:pos].replace(" ", blank) + suffix + "\n"
+
+
+@pytest.mark.parametrize("prefix,suffix,blank", [
+    ("", "", " "), ("[    0.000000] ", "", " "), ("# ", "", " "), ("> ", "", " "), ("<td>", "</td>", " "),
+    ("(", ")", " "), ('{"MESSAGE": "', '", "_HOSTNAME": "db01"}', " "), ("", "", "\t"), ("", "", "\u00a0")])
+def test_sweep_cut_anywhere(prefix, suffix, blank):
+    read, refused = _sweep([(b[0], list(_cuts(b[4], prefix, suffix, blank))) for b in BANNERS])
+    # Figures when written (stride 1, prefix "", 35 banners): 1715 read, 4839 refused, 0 read as another identity
+    # (before the fix: a cut inside the compiler's parenthesis read a shorter version).
+    assert refused and read >= 0
+
+
+def test_tester_cuts_of_the_compiler_part():
+    """The tester's exact sweep: cut after each digit, '.', '-' or '~' of the compiler part."""
+    texts = []
+    for banner in BANNERS:
+        line = banner[4]
+        start, end = line.index(") (") + 3, line.index(" #")
+        texts.append((banner[0], [line[:i] + "\n" for i in range(start, end + 1)
+                                  if line[i - 1].isdigit() or line[i - 1] in ".-~"]))
+    read, refused = _sweep(texts)
+    assert read == 0 and refused > 200, (read, refused)
+
+
+def test_serial_capture_with_nul_bytes_on_another_line():
+    """A serial console's NULs on an earlier line (U-Boot's idle line) are dropped and said (issue 22);
+    a NUL in the line that says "Linux version" is binary data (vmlinux's .rodata), refused."""
+    banner = _BY_ID["debian12"][4].encode()
+    text, decoded = decode_pasted(b"U-Boot 2023.01\x00\x00\r\n" + banner + b"\n")
+    assert decoded == ("removed NUL bytes from 1 line other than the kernel line (a serial capture)",)
+    assert find_kernel_line(text).line == banner.decode()
+    for data in (b"junk\n" + banner + b"\x00\n", b"Linux\x00 version" + banner[13:] + b"\n"):
+        with pytest.raises(BadInput) as exc:
+            decode_pasted(data)
+        assert exc.value.message == "binary data, not a /proc/version line"

@@ -160,9 +160,6 @@ def test_centos7_altarch_scl_vault_path(capsys):
     ("x86_64", "baseurl=https://vault.centos.org/7.9.2009/sclo/x86_64/rh/"),
     ("aarch64", "baseurl=https://vault.centos.org/altarch/7.9.2009/sclo/aarch64/rh/"),
     ("ppc64le", "baseurl=https://vault.centos.org/altarch/7.9.2009/sclo/ppc64le/rh/"),
-    ("ppc64", "AltArch ppc64 has no Software Collections"),
-    ("i686", "AltArch i386 has no Software Collections"),
-    ("armv7l", "AltArch armhfp has no Software Collections"),
 ])
 def test_centos7_scl_vault_per_arch(tmp_path, arch, expected):
     target = _target(tmp_path, "gcc (GCC) 8.3.1 20190311 (Red Hat 8.3.1-3)")
@@ -171,6 +168,26 @@ def test_centos7_scl_vault_per_arch(tmp_path, arch, expected):
     assert expected in notes
     # the package's "elsewhere" (said when the repositories do not offer it) names the same place
     assert expected in p.checked[0].elsewhere
+
+
+@pytest.mark.parametrize("arch,basearch", [("ppc64", "ppc64"), ("i686", "i386"), ("armv7l", "armhfp")])
+def test_centos7_altarch_without_scl_gets_no_devtoolset_plan(tmp_path, arch, basearch):
+    """Issue 22: setup --dry-run planned devtoolset-8 where its own note said there is none (exit 15)."""
+    from kbuildguard.errors import PackageUnavailable
+
+    target = _target(tmp_path, "gcc (GCC) 8.3.1 20190311 (Red Hat 8.3.1-3)")
+    with pytest.raises(PackageUnavailable) as exc:
+        plan(target, Distro("centos", ("rhel",), "7", "CentOS 7", arch))
+    assert exc.value.message == ("devtoolset-8-gcc: no such package for RHEL/CentOS 7 on %s: it is a Software "
+                                 "Collection, and that architecture has none" % basearch)
+    assert "AltArch %s has no Software Collections" % basearch in exc.value.hint
+    assert PackageUnavailable.exit_code == 15
+
+
+def test_centos7_system_gcc_is_still_planned_without_scl(tmp_path):
+    """gcc 4.8.5 (CentOS 7's own) needs no Software Collection: planned on armhfp too."""
+    target = _target(tmp_path, "gcc version 4.8.5 20150623 (Red Hat 4.8.5-44) (GCC)")
+    assert "gcc" in plan(target, Distro("centos", ("rhel",), "7", "CentOS 7", "armv7l")).packages
 
 
 def test_centos7_tree_vault_per_arch(tmp_path):

@@ -50,10 +50,11 @@ def say_file_settings(ctx: Context, settings: Settings, path: Optional[str]) -> 
         ctx.console.info("settings from %s: %s" % (printable(path), ", ".join(from_file)))
 
 
-def selector_for(settings: Settings, proc_version_file: Optional[str] = None, kernel: Optional[str] = None) -> Selector:
+def selector_for(settings: Settings, proc_version_file: Optional[str] = None, kernel: Optional[str] = None,
+                 proc_version_data: Optional[bytes] = None) -> Selector:
     return Selector(kernel=kernel if kernel is not None else settings.kernel.value,
                     kernel_dir=settings.kernel_dir.value, sysroot=settings.sysroot.value,
-                    proc_version_file=proc_version_file, kernel_named_by=settings.kernel.describe(),
+                    proc_version_file=proc_version_file, proc_version_data=proc_version_data, kernel_named_by=settings.kernel.describe(),
                     kernel_dir_named_by=settings.kernel_dir.describe(), sysroot_named_by=settings.sysroot.describe())
 
 
@@ -198,7 +199,8 @@ def fetched_selector(settings: Settings, got: "fetch.Fetched") -> Selector:
 
 
 def kernel_selectors(ctx: Context, settings: Settings, opts: FetchOptions, verb: str, many: bool,
-                     proc_version_file: Optional[str] = None) -> Tuple[List[Selector], bool]:
+                     proc_version_file: Optional[str] = None,
+                     proc_version_data: Optional[bytes] = None) -> Tuple[List[Selector], bool]:
     """The target kernel(s) of a command, and whether the user named several (a list, `all`, available:)."""
     value = settings.kernel.value or ""
     if opts.enabled:
@@ -208,7 +210,7 @@ def kernel_selectors(ctx: Context, settings: Settings, opts: FetchOptions, verb:
         raise UsageError("%s: kernels that are not installed are fetched: add --fetch" % settings.kernel.describe())
     if not many:
         single_kernel(settings, verb)
-        return [selector_for(settings, proc_version_file)], False
+        return [selector_for(settings, proc_version_file, proc_version_data=proc_version_data)], False
     if value == "all" or "," in value:
         if settings.kernel_dir.value:
             raise ConfigError("%s and %s name the target twice: give one" % (settings.kernel.describe(), settings.kernel_dir.describe()))
@@ -219,4 +221,4 @@ def kernel_selectors(ctx: Context, settings: Settings, opts: FetchOptions, verb:
         else:
             releases = [r.strip() for r in value.split(",") if r.strip()]
         return [selector_for(settings, kernel=r) for r in releases], True
-    return [selector_for(settings, proc_version_file)], False
+    return [selector_for(settings, proc_version_file, proc_version_data=proc_version_data)], False

@@ -41,7 +41,8 @@ def describe_selection(ctx: Context, selection: Selection) -> None:
 
 def run(ctx: Context, common: Common, fetch: FetchOptions = FetchOptions(), lock_dir: Optional[str] = None) -> int:
     settings = settings_for(ctx, common.cli, "detect")
-    selectors, _ = kernel_selectors(ctx, settings, fetch, "detect", many=False, proc_version_file=common.proc_version_file)
+    selectors, _ = kernel_selectors(ctx, settings, fetch, "detect", many=False, proc_version_file=common.proc_version_file,
+                                    proc_version_data=common.proc_version_data)
     target = kernel.resolve(selectors[0])
     if target.build_dir is None and not (common.proc_version_file or settings.sysroot.value):
         raise kernel.missing_tree_error(target.release, target.sysroot, target.running,
@@ -89,5 +90,6 @@ def with_setup_hint(ctx: Context, target: KernelTarget, selection: Selection, se
             return error
     from kbuildguard.provision import setup_hint  # the catalogue is read only on this error path
 
-    error.hint = setup_hint(ctx.runner, target, settings.sysroot.value, common.proc_version_file, ctx.env, scl)
+    error.hint = setup_hint(ctx.runner, target, settings.sysroot.value, common.proc_version_file, ctx.env, scl,
+                            proc_version_data=common.proc_version_data)
     return error

@@ -33,7 +33,8 @@ MARKS = {preflight.Status.OK: "ok  ", preflight.Status.FAIL: "FAIL", preflight.S
 def run(ctx: Context, opts: DoctorOptions) -> int:
     settings = settings_for(ctx, opts.common.cli, "doctor")
     selectors, _ = kernel_selectors(ctx, settings, opts.fetch, "doctor", many=False,
-                                    proc_version_file=opts.common.proc_version_file)
+                                    proc_version_file=opts.common.proc_version_file,
+                                    proc_version_data=opts.common.proc_version_data)
     try:
         target = kernel.resolve(selectors[0])
         if target.build_dir is None:

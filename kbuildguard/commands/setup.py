@@ -24,11 +24,11 @@ from kbuildguard.target.kernel import KernelTarget
 def run(ctx: Context, common: Common, yes: bool, dry_run: bool) -> int:
     settings = settings_for(ctx, common.cli, "setup")
     single_kernel(settings, "setup")
-    selector = selector_for(settings, common.proc_version_file)
+    selector = selector_for(settings, common.proc_version_file, proc_version_data=common.proc_version_data)
     target = kernel.resolve(selector)
     level = level_of(settings)
     scl = settings.scl_root.value or "/opt/rh"
-    system = system_for(target, settings.sysroot.value, common.proc_version_file)
+    system = system_for(target, settings.sysroot.value, common.proc_version_file, common.proc_version_data)
     # Only this machine's compilers can be run from here; a build root's are checked after installing.
     selection = toolchain.select(ctx.runner, target, level, ctx.env, opt_root=scl) if system.kind is Kind.MACHINE else None
     need_compiler = selection is None or selection.selected is None

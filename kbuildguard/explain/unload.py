@@ -173,7 +173,11 @@ def _kernel(root: str, release: str, unseen: List[str]) -> Tuple[Optional[Kernel
     except BadInput as exc:
         unseen.append(exc.message)
     if config is None:
-        unseen.append("the kernel's configuration (/boot/config-%s, /proc/config.gz)" % release)
+        # The places read_kernel looked, under ROOT (issue 22: "/boot/config-R" said of another root).
+        places = [os.path.join(root, "boot/config-%s" % release)]
+        if root == "/":
+            places.append("/proc/config.gz")
+        unseen.append("the kernel's configuration (%s)" % ", ".join(places))
     return target, config
 
 

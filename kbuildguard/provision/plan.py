@@ -12,7 +12,7 @@ import string
 import tempfile
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
-from kbuildguard.errors import BadInput, NoMatchingCompiler
+from kbuildguard.errors import BadInput, NoMatchingCompiler, PackageUnavailable
 from kbuildguard.identity import CompilerId, Family
 from kbuildguard.run import quote
 from kbuildguard.strenum import StrEnum
@@ -456,9 +456,11 @@ def _no_package(entry: Distribution, rule: CompilerRule, kernel: CompilerId, maj
         hint=" ".join(notes) or "build on a machine of the distribution that built the kernel", details=notes)
 
 
-def choose_compiler(entry: Distribution, distro: Distro, kernel: CompilerId, scl_root: str, vault: str = "") -> CompilerChoice:
+def choose_compiler(entry: Distribution, distro: Distro, kernel: CompilerId, scl_root: str, vault: str = "",
+                    no_scl: bool = False) -> CompilerChoice:
     """Which of the four cases the kernel's compiler is, on ``entry``; NoMatchingCompiler for the fourth.
-    ``vault``: the SCL vault's sentence for the machine's architecture (scl_vault())."""
+    ``vault``: the SCL vault's sentence for the machine's architecture (scl_vault()); ``no_scl``: that
+    architecture has no Software Collections, so a toolset under /opt/rh is no plan (issue 22)."""
     major = kernel.version_tuple[0] if kernel.version_tuple else 0
     minor = kernel.version_tuple[1] if len(kernel.version_tuple) > 1 else 0
     gcc = kernel.family is Family.GCC
@@ -467,6 +469,12 @@ def choose_compiler(entry: Distribution, distro: Distro, kernel: CompilerId, scl
         choice = _system_compiler(entry.system_gcc)
     elif rule.range is not None and rule.range[0] <= major <= rule.range[1]:
         choice = _versioned_compiler(rule, distro, major, minor, scl_root)
+        if no_scl and rule.path.startswith("/opt/rh"):
+            notes = [text.format(N=major, scl_vault=vault) for key, text in rule.notes if key == distro.id or key in distro.like]
+            raise PackageUnavailable(
+                "%s: no such package for %s on %s: it is a Software Collection, and that architecture has none"
+                % (", ".join(choice.packages), entry.name, _BASEARCH.get(distro.arch, distro.arch)),
+                hint=" ".join(notes) or "build on a machine of the distribution that built the kernel")
     elif rule.packages and rule.range is None and not gcc:
         choice = _single_clang(entry, rule, kernel)
     else:
@@ -510,7 +518,10 @@ def plan(target: KernelTarget, distro: Distro, need_compiler: bool = True, need_
     kernel = target.compiler
     basearch = _BASEARCH.get(distro.arch or str(target.arch or ""), distro.arch or str(target.arch or "") or "x86_64")
     vault = scl_vault(entry, basearch)
-    choice = choose_compiler(entry, distro, kernel, scl_root, vault) if need_compiler else CompilerChoice((), "")
+    # CentOS 7 armhfp, i386, ppc64: no SCL content on the mirrors or the vault (SclVault.urls lists the
+    # architectures that have it), so no devtoolset plan: one cannot install what does not exist.
+    no_scl = entry.scl_vault is not None and basearch not in dict(entry.scl_vault.urls)
+    choice = choose_compiler(entry, distro, kernel, scl_root, vault, no_scl) if need_compiler else CompilerChoice((), "")
     tree: Tuple[str, ...] = ()
     if need_tree:
         tree = tuple(_fmt(entry.tree_uek if "uek" in target.release and entry.tree_uek else entry.tree,

@@ -47,26 +47,28 @@ class System(NamedTuple):
         return self.kind in (Kind.MACHINE, Kind.BUILD_ROOT)
 
 
-def system_for(target: KernelTarget, sysroot: Optional[str], proc_version_file: Optional[str]) -> System:
+def system_for(target: KernelTarget, sysroot: Optional[str], proc_version_file: Optional[str],
+               proc_version_data: Optional[bytes] = None) -> System:
     arch = str(target.arch or "")
     if sysroot:
         layout = sysroots.layout_of(target.sysroot)
         kind = Kind.CAPTURED if layout.captured else Kind.BUILD_ROOT
         return System(kind, target.sysroot, detect_distro(target.sysroot, arch), "the %s %s" % (layout, sysroot))
     if proc_version_file:
+        source = "stdin" if proc_version_data is not None else proc_version_file
         from kbuildguard.errors import BadInput
         from kbuildguard.target.kernel import read_proc_version
 
         try:  # the builder (user@host) is not kept in the target: read again, bounded, already parsed once
-            builder = read_proc_version(proc_version_file).builder
+            builder = read_proc_version(proc_version_file, proc_version_data).builder
         except BadInput:
             builder = ""
         distro = distro_of_kernel(target, builder)
         if distro is None:
             raise NoMatchingCompiler(
-                "cannot tell which distribution built kernel %s (%s): no plan for it" % (target.release, proc_version_file),
+                "cannot tell which distribution built kernel %s (%s): no plan for it" % (target.release, source),
                 hint="plan from a captured system instead: --sysroot SOSREPORT or SUPPORTCONFIG (its os-release says)")
-        return System(Kind.KERNEL_LINE, "", distro, "the machine of %s" % proc_version_file)
+        return System(Kind.KERNEL_LINE, "", distro, "the machine of %s" % source)
     return System(Kind.MACHINE, "/", detect_distro("/", arch), "this machine")
 
 
@@ -125,12 +127,12 @@ def check(runner: Runner, p: InstallPlan, system: System, env: Mapping[str, str]
 
 
 def setup_hint(runner: Runner, target: KernelTarget, sysroot: Optional[str], proc_version_file: Optional[str],
-               env: Mapping[str, str], scl_root: str = "/opt/rh") -> str:
+               env: Mapping[str, str], scl_root: str = "/opt/rh", proc_version_data: Optional[bytes] = None) -> str:
     """What ``kbuildguard setup`` with the same inputs would do, as a hint for "no matching compiler":
     the same system, the same plan, checked the same way (issue 22: detect of an EL8 kernel line on
     Debian hinted `apt-get install gcc-8`, which Debian 12 does not have, while setup planned dnf)."""
     try:
-        system = system_for(target, sysroot, proc_version_file)
+        system = system_for(target, sysroot, proc_version_file, proc_version_data)
     except NoMatchingCompiler as exc:
         return exc.message + ("; " + exc.hint if exc.hint else "")
     # a tree of another machine (or a build root of one) is built from here with a cross compiler: the

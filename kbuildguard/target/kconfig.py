@@ -37,8 +37,12 @@ def _text(path: str) -> str:
 
 def read(path: str) -> Dict[str, str]:
     """CONFIG_ values of a kernel configuration file."""
+    return _values(_text(path))
+
+
+def _values(text: str) -> Dict[str, str]:
     values: Dict[str, str] = {}
-    for line in _text(path).splitlines():
+    for line in text.splitlines():
         if line.startswith("CONFIG_") and "=" in line:
             key, _, value = line.partition("=")
             if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
@@ -116,6 +120,31 @@ def _refuse_foreign_release(path: str, values: Mapping[str, str], release: str) 
                        hint="give the target kernel's own configuration (/boot/config-%s)" % release)
 
 
+def _refuse_cut_or_joined(path: str, text: str) -> None:
+    """BadInput for a .config cut short or two joined (issue 22): each would decide the gates on what it
+    lacks or on the other file's values.
+
+    scripts/kconfig/confdata.c conf_write() writes every visible symbol ("# CONFIG_X is not set" too),
+    menu by menu, and since v5.1 closes each menu with "# end of PROMPT" (commit 8e2442a5f86e, "kconfig:
+    add 'end of menu' comments"). Since 4.18 the top Kconfig sources lib/Kconfig.debug, whose menu
+    "Kernel hacking" every architecture shows: a file with "# end of" lines and no "# end of Kernel
+    hacking" was cut off. (auto.conf and older files carry no such comment: not judged here.) Its
+    header "# Linux/ARCH VERSION Kernel Configuration" is written once, on top: a second one is
+    another file appended."""
+    lines = text.splitlines()
+    headers = [(n, m) for n, m in ((n, _HEADER.match(line)) for n, line in enumerate(lines, start=1)) if m]
+    if len(headers) > 1:
+        raise BadInput("%s holds %d configuration headers (%s): two configurations joined, not one kernel's" % (
+            path, len(headers), ", ".join("line %d: Linux/%s %s" % (n, m.group("arch"), m.group("version"))
+                                          for n, m in headers[:3])),
+            hint="give the kernel's own configuration: /boot/config-RELEASE, or /proc/config.gz of the running kernel")
+    if any(line.startswith("# end of ") for line in lines) and "# end of Kernel hacking" not in lines:
+        last = next((line for line in reversed(lines) if line.strip()), "")
+        raise BadInput("%s is cut off: it has no '# end of Kernel hacking', the last menu every kernel's .config "
+                       "closes (%d lines; the last: %.60s)" % (path, len(lines), last),
+                       hint="give the whole file: /boot/config-RELEASE, or /proc/config.gz of the running kernel")
+
+
 def read_named(path: str, target_arch: Optional[arch.Arch] = None, release: Optional[str] = None) -> Dict[str, str]:
     """A kernel configuration the user named (--kernel-config): read, and refused when it is not one,
     or is one of another architecture than the target's (when that is known).
@@ -125,7 +154,9 @@ def read_named(path: str, target_arch: Optional[arch.Arch] = None, release: Opti
     (arch.KCONFIG_ARCHES: the `config ARCH` of each arch/*/Kconfig of 6.1, PPC32, SPARC64 ...), and
     one that loads modules has CONFIG_MODULES=y (init/Kconfig "menuconfig MODULES").
     """
-    values = read(path)
+    text = _text(path)
+    _refuse_cut_or_joined(path, text)
+    values = _values(text)
     missing = []
     if values.get("CONFIG_MODULES") != "y":
         missing.append("CONFIG_MODULES=y (%s)" % ("set to %s" % values["CONFIG_MODULES"] if "CONFIG_MODULES" in values

@@ -55,6 +55,7 @@ class Selector(NamedTuple):
     kernel_dir: Optional[str] = None
     sysroot: Optional[str] = None
     proc_version_file: Optional[str] = None
+    proc_version_data: Optional[bytes] = None  # stdin's bytes when proc_version_file is "-"
     # How each was named, for messages ("KBUILDGUARD_KERNEL_DIR=/x"); "" means the option itself.
     kernel_named_by: str = ""
     kernel_dir_named_by: str = ""
@@ -304,12 +305,16 @@ def running_release() -> str:
     return os.uname().release  # not platform.release(): on 3.6 it runs `uname -p`
 
 
-def read_proc_version(path: str) -> ProcVersion:
-    """The /proc/version line in a file: /proc/version itself, or whatever a user pasted (pasted.py)."""
-    try:
-        raw = bounded.read_file(path, bounded.KERNEL_LOG.size, "a /proc/version line or a kernel log")  # pasted.py finds the line
-    except OSError as exc:
-        raise BadInput("%s: cannot read: %s" % (path, exc.strerror or exc))
+def read_proc_version(path: str, data: Optional[bytes] = None) -> ProcVersion:
+    """The /proc/version line in a file: /proc/version itself, or whatever a user pasted (pasted.py);
+    ``data``: what was read from stdin for the path "-"."""
+    if data is not None:
+        raw, path = data, "stdin"
+    else:
+        try:
+            raw = bounded.read_file(path, bounded.KERNEL_LOG.size, "a /proc/version line or a kernel log")  # pasted.py finds the line
+        except OSError as exc:
+            raise BadInput("%s: cannot read: %s" % (path, exc.strerror or exc))
     try:
         from kbuildguard.target.pasted import decode_pasted, find_kernel_line  # compiled only where a line is read
 
@@ -344,7 +349,8 @@ def missing_tree_hint(release: str, sysroot: str) -> str:
 def _proc_version(selector: Selector, sysroot: str) -> Tuple[Optional[ProcVersion], str]:
     """The target's /proc/version line when the user gave one, or the sysroot has one."""
     if selector.proc_version_file:
-        return read_proc_version(selector.proc_version_file), selector.proc_version_file
+        source = "stdin" if selector.proc_version_data is not None else selector.proc_version_file
+        return read_proc_version(selector.proc_version_file, selector.proc_version_data), source
     if not selector.sysroot:
         return None, ""
     from kbuildguard.target.pasted import find_kernel_line

@@ -87,6 +87,9 @@ _BUILD_WORDS = re.compile(
 _COMPLETE = re.compile(r"(?:\b(?:19|20)\d\d(?:\s+[+-]\d{4}|\s+[A-Z]{2,5})?|\d\d:\d\d:\d\d\s+[+-]\d{4}"
                        r"|\(\d{4}-\d\d-\d\d\)|\([0-9a-f]{7,}\)|\b(?:19|20)\d\d\s+\([^()]+\))$")
 _SGR = re.compile(r"\x1b\[[0-9;]*m")
+_ODD_BLANKS = re.compile(r"[\t\u00a0]")
+# An HTML or XML element the banner stands in ("<td>", "<kernel>", "<td class=x>"): its end tag ends it.
+_OPEN_TAG = re.compile(r"<([A-Za-z][\w:.-]*)(?:\s[^<>]*)?>\s*$")
 _QP_ESCAPE = re.compile(r"=([0-9A-F]{2})")
 _QP_SOFT_BREAK = re.compile(r"=[ \t]*\r?\n")
 _QP_SOFT_END = re.compile(r"=[ \t]*$")
@@ -128,7 +131,16 @@ def decode_pasted(raw: bytes) -> Tuple[str, Tuple[str, ...]]:
     if b"\x00" in raw and len(raw) % 2 == 0 and raw[1::2].count(0) == len(raw) // 2:
         return raw.decode("utf-16-le", errors="replace"), ("decoded UTF-16 text (a Windows redirect)",)
     if b"\x00" in raw:
-        raise BadInput("binary data, not a /proc/version line")
+        # A serial console capture holds NULs where the line idled or the board reset (U-Boot's
+        # "U-Boot 2023.01\0\0"): dropped from the lines that say no "Linux version". A NUL in a line
+        # that does is binary data (vmlinux's linux_banner is NUL-terminated in .rodata): refused.
+        lines = raw.split(b"\n")
+        if any(b"\x00" in line and b"Linux version" in line.replace(b"\x00", b"") for line in lines):
+            raise BadInput("binary data, not a /proc/version line")
+        dirty = sum(1 for line in lines if b"\x00" in line)
+        text = raw.replace(b"\x00", b"").decode("utf-8", errors="replace")
+        return text, ("removed NUL bytes from %d line%s other than the kernel line (a serial capture)"
+                      % (dirty, "" if dirty == 1 else "s"),)
     return raw.decode("utf-8", errors="replace"), ()
 
 
@@ -152,6 +164,14 @@ def find_kernel_line(text: str) -> Found:
         if found_qp is not None and (found is None or found_qp.line != found.line):
             return found_qp._replace(repairs=("decoded quoted-printable mail text ('=' line breaks, '=3D')",) + found_qp.repairs)
         error = error or error_qp
+    if found is None and _ODD_BLANKS.search(text):
+        # "Linux\tversion\t6.1.0 ..." (a spreadsheet or a terminal's copy), or every space a
+        # non-breaking one (a web page): the banner has plain spaces only (init/version.c), so each of
+        # these is read as one -- only when nothing was found as it stands.
+        found_sp, error_sp = _search(_ODD_BLANKS.sub(" ", text))
+        if found_sp is not None:
+            return found_sp._replace(repairs=("replaced tabs or non-breaking spaces with spaces",) + found_sp.repairs)
+        error = error_sp if error_sp is not None and not _ANCHOR.search(text) else error or error_sp
     if found is not None:
         return found
     assert error is not None
@@ -174,14 +194,20 @@ def _search(text: str) -> Tuple[Optional[Found], Optional[BadInput]]:
             # is read only when it is whole (its build part ends as a banner ends), never guessed.
             last = raw[anchors[-1].start():].rstrip()
             complete = _complete_banner(last, "")
+            # "Linux version: Linux version 6.1.0-18 ..." (a form's label, then the line): an anchor
+            # followed by another is a label, not a banner.
+            labels = [a for a in anchors[:-1] if _ANCHOR.match(raw, len(raw) - len(raw[a.end():].lstrip()))]
             if complete is None:
                 refused = BadInput("line %d holds %d 'Linux version' banners run together and the last is not "
-                                   "a whole banner: %s" % (i + 1, len(anchors), _shown(last)),
+                                   "a whole banner: %s" % (i + 1, len(anchors) - len(labels), _shown(last)),
                                    hint="give the line /proc/version prints, whole (cat /proc/version)")
                 continue
             candidate, parsed, _trailer, cleanups = complete
-            repairs = ["line %d holds %d kernel banners run together (line breaks lost); used the last, "
-                       "%s (the most recent boot)" % (i + 1, len(anchors), parsed.release)]
+            if len(labels) == len(anchors) - 1:
+                repairs = ["removed the label before the kernel line (%s)" % _shown(raw[:anchors[-1].start()])]
+            else:
+                repairs = ["line %d holds %d kernel banners run together (line breaks lost); used the last, "
+                           "%s (the most recent boot)" % (i + 1, len(anchors) - len(labels), parsed.release)]
             repairs.extend(r for r in cleanups if r not in repairs)
             found.append((Found(candidate, tuple(repairs), i + 1), parsed))
             continue
@@ -220,20 +246,41 @@ def _search(text: str) -> Tuple[Optional[Found], Optional[BadInput]]:
                                hint="give the line /proc/version prints, whole (cat /proc/version)")
             continue
         repairs.extend(r for r in cleanups if r not in repairs)
-        if not parsed.build and _unbalanced(candidate):
-            repairs.append("read a line cut off after the compiler (its build date is missing)")
         found.append((Found(candidate, tuple(repairs), i + 1), parsed))
     if found:
-        chosen, parsed = found[-1]
-        others = sorted({p.release for _, p in found if p.release != parsed.release})
-        if others:
-            chosen = chosen._replace(repairs=chosen.repairs + (
-                "found %d kernel lines (also %s); used the last, line %d (the most recent boot)" % (
-                    len(found), ", ".join(others), chosen.number),))
-        return chosen, None
+        return _choose(found, lines), None
     if refused is not None:
         return None, refused
     return None, _nothing_found(lines, in_prose)
+
+
+def _quote_depth(raw: str) -> int:
+    """How many mail quote markers ('>') start a pasted line: 0 for a line the writer typed."""
+    m = re.match(r"[ \t]*((?:>[ \t]?)+)", raw)
+    return m.group(1).count(">") if m else 0
+
+
+def _choose(found: List[Tuple[Found, ProcVersion]], lines: List[str]) -> Found:
+    """The kernel line to use among several, and the repair that says which and why.
+
+    A reply quotes what came before it (RFC 5322 section 3.6.4: a reply's text, and its quote of the
+    message it answers): a line quoted less deeply is newer than one quoted more, whether the reply is
+    top- or bottom-posted (issue 22: a new banner above a '> '-quoted old one). Among lines quoted
+    alike (a syslog of many boots) the last is the most recent boot: init/main.c start_kernel()
+    prints linux_banner once per boot.
+    """
+    depths = [_quote_depth(lines[f.number - 1]) for f, _ in found]
+    least = min(depths)
+    chosen, parsed = [entry for entry, depth in zip(found, depths) if depth == least][-1]
+    others = sorted({p.release for _, p in found if p.release != parsed.release})
+    if not others:
+        return chosen
+    if len(set(depths)) > 1:
+        why = "line %d, the least mail-quoted (a reply quotes older text)" % chosen.number
+    else:
+        why = "the last, line %d (the most recent boot)" % chosen.number
+    return chosen._replace(repairs=chosen.repairs + (
+        "found %d kernel lines (also %s); used %s" % (len(found), ", ".join(others), why),))
 
 
 def strip_log_prefixes(raw: str) -> Tuple[str, List[str]]:
@@ -349,8 +396,18 @@ def _complete_banner(line: str, prefix: str) -> Optional[Tuple[str, ProcVersion,
 def _strip_trailer(line: str, prefix: str) -> Tuple[str, str]:
     """``line`` without what the layout its ``prefix`` shows puts after a banner, and what that was."""
     end = len(line)
+    tag = _OPEN_TAG.search(prefix)
     if "|" in prefix and "|" in line:  # a Markdown or text table row: a banner has no "|"
         end = line.index("|")
+    elif tag is not None and "</%s>" % tag.group(1) in line:  # <td>...</td>, <kernel>...</kernel>
+        end = line.index("</%s>" % tag.group(1))
+    elif prefix.rstrip().endswith("(") and _closing_paren(line) >= 0:  # "(Linux version ...)"
+        end = _closing_paren(line)
+    elif prefix.rstrip().endswith('"') and '"' in line:
+        # A JSON or shell string ("MESSAGE": "Linux version ...", "_HOSTNAME": ...): a banner has no
+        # '"' (init/version.c), so the string ends at the first one; printk's newline may precede it.
+        end = line.index('"')
+        end = len(re.sub(r"(?:\\n)+$", "", line[:end]))
     else:
         m = re.search(r"(?:\\n)*[\"']?[,;]?\s*$", line) if ('"' in prefix or "'" in prefix) else None
         if m is not None:
@@ -359,6 +416,20 @@ def _strip_trailer(line: str, prefix: str) -> Tuple[str, str]:
             end = len(line.rstrip()) - 2
     kept = line[:end].rstrip()
     return kept, line[len(kept):].strip()
+
+
+def _closing_paren(line: str) -> int:
+    """Where the ")" that closes a parenthesis opened before ``line`` is, or -1 (a banner's own
+    parentheses are balanced: init/version.c)."""
+    depth = 0
+    for i, ch in enumerate(line):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            if depth == 0:
+                return i
+            depth -= 1
+    return -1
 
 
 def _shown(text: str) -> str:
