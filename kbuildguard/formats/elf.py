@@ -504,10 +504,9 @@ class Elf:
         __static_call_validate(): a call, jmp, ret, Jcc, or one of two 5-byte nops), else "unexpected
         static_call insn opcode" and BUG(). The file holds those opcodes (the relocations patch the
         four bytes after them); an addend that points elsewhere meets another byte."""
-        sec = self.section(".symtab")
-        if sec is None or sec.type != SHT_SYMTAB:
+        table = self._symtab_data()
+        if table is None:
             return ""
-        table = self.section_data(sec)
         raw = self._raw
         for k in range(0, len(entries) - 2, 3):
             offset, info, addend = entries[k], entries[k + 1], entries[k + 2]
@@ -626,16 +625,21 @@ class Elf:
         used.extend(syms)
         return ""
 
+    def _symtab_data(self) -> Optional[bytes]:
+        """The bytes of the section named .symtab when it is an SHT_SYMTAB, else None: what the
+        relocation doubts read symbols from."""
+        sec = self.section(".symtab")
+        return self.section_data(sec) if sec is not None and sec.type == SHT_SYMTAB else None
+
     def _self_relative_range(self, name: str, entries: "array.array[int]", syms: "array.array[int]") -> str:
         """An entry of a table the kernel reads as offsets to patch (.return_sites, .orc_unwind_ip,
         __jump_table, ...) that points outside the section of its symbol: the compiler writes
         offsets inside a function's section; alternatives, ORC or static keys then read or patch
         other memory (seed 23's v00306, a .return_sites addend moved by 900 KiB: an oops in
         apply_returns(), inside load_module())."""
-        sec = self.section(".symtab")
-        if sec is None or sec.type != SHT_SYMTAB:
+        table = self._symtab_data()
+        if table is None:
             return ""
-        table = self.section_data(sec)
         raw = self._raw
         addends = array.array("q", entries.tobytes())[2::3]
         for sym, addend in zip(syms, addends):
@@ -655,10 +659,9 @@ class Elf:
         symbol minus something. The compiler points at an object or a member of it; none of Debian
         6.1's 4,023 modules has such a pointer in data (3 negative section addends in code). Seed 18's
         v01965 (a __param ops pointer's addend 0 -> -4) loaded and oopsed on rmmod through it."""
-        sec = self.section(".symtab")
-        if sec is None or sec.type != SHT_SYMTAB:
+        table = self._symtab_data()
+        if table is None:
             return ""
-        table = self.section_data(sec)
         raw = self._raw
         addends = array.array("q", entries.tobytes())[2::3]
         for ty, sym, addend in zip(types, syms, addends):
@@ -702,10 +705,9 @@ class Elf:
         call (``calls``) must go to code, and one from code that outlives init (``late``) not into an
         .init section, which do_init_module() frees once init returns (6.1: kernel/module/main.c).
         Column-wise over the table: a module has thousands of symbols."""
-        sec = self.section(".symtab")
-        if sec is None or sec.type != SHT_SYMTAB:
+        data = self._symtab_data()
+        if data is None:
             return ""
-        data = self.section_data(sec)
         usable = len(data) - len(data) % 24
         words = array.array("Q", bytes(data[:usable]))
         halves = array.array("H", words.tobytes())
@@ -834,10 +836,9 @@ class Elf:
         """A symbol a relocation uses whose st_value lies past the end of its section: the loader adds
         the section's address, so the module would point into someone else's memory (none of Debian
         6.1's modules has one; a symbol no relocation uses is harmless there)."""
-        sec = self.section(".symtab")
-        if sec is None or sec.type != SHT_SYMTAB:
+        data = self._symtab_data()
+        if data is None:
             return ""
-        data = self.section_data(sec)
         raw = self._raw
         count = len(raw)
         for index in used:
